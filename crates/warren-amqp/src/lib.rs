@@ -1,0 +1,3 @@
+//! Warren's AMQP 0-9-1 adapter.
+
+pub mod codec;

@@ -1,0 +1,4 @@
+//! Exchanges and their routing tables.
+
+pub mod headers;
+pub mod topic;
