@@ -4,11 +4,24 @@
 //! prefetch limits. Protocol adapters (AMQP 0-9-1 today; STOMP, MQTT and HTTP later)
 //! translate their wire formats into calls on these types.
 
+pub mod auth;
+pub mod broker;
+pub mod error;
 pub mod exchange;
+pub mod message;
 pub mod properties;
+pub mod queue;
 pub mod shortstr;
+pub mod store;
 pub mod table;
+pub mod vhost;
 
+pub use broker::{Broker, Limits};
+pub use error::{BrokerError, Result};
+pub use exchange::{Exchange, ExchangeKind, ExchangeOptions};
+pub use message::{Message, QueuedMessage};
 pub use properties::BasicProperties;
+pub use queue::{ConnectionId, Consumer, ConsumerSink, Queue, QueueOptions};
 pub use shortstr::ShortStr;
 pub use table::{FieldTable, FieldValue};
+pub use vhost::VHost;

@@ -101,7 +101,7 @@ impl BasicProperties {
     pub fn encode(&self) -> Bytes {
         let mut flags = 0u16;
         let mut body = BytesMut::with_capacity(64);
-        let mut short = |flags: &mut u16, bit: u16, v: &Option<ShortStr>, body: &mut BytesMut| {
+        let short = |flags: &mut u16, bit: u16, v: &Option<ShortStr>, body: &mut BytesMut| {
             if let Some(s) = v {
                 *flags |= bit;
                 encode_shortstr(body, s.as_bytes());

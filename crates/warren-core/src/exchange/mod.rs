@@ -1,4 +1,370 @@
-//! Exchanges and their routing tables.
+//! Exchanges: named routers from a message's routing key (or headers) to queues
+//! and other exchanges, through bindings.
 
 pub mod headers;
 pub mod topic;
+
+use crate::error::{BrokerError, Result};
+use crate::message::Message;
+use crate::queue::Queue;
+use crate::shortstr::ShortStr;
+use crate::table::FieldTable;
+use headers::headers_match;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use topic::TopicTrie;
+
+/// The routing algorithm of an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExchangeKind {
+    Direct,
+    Fanout,
+    Topic,
+    Headers,
+}
+
+impl ExchangeKind {
+    pub fn parse(s: &[u8]) -> Option<ExchangeKind> {
+        Some(match s {
+            b"direct" => ExchangeKind::Direct,
+            b"fanout" => ExchangeKind::Fanout,
+            b"topic" => ExchangeKind::Topic,
+            b"headers" => ExchangeKind::Headers,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ExchangeKind::Direct => "direct",
+            ExchangeKind::Fanout => "fanout",
+            ExchangeKind::Topic => "topic",
+            ExchangeKind::Headers => "headers",
+        }
+    }
+}
+
+/// The declared properties of an exchange; a redeclare must match them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExchangeOptions {
+    pub kind: ExchangeKind,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: FieldTable,
+}
+
+/// Where a binding leads.
+#[derive(Clone)]
+pub enum Destination {
+    Queue(Arc<Queue>),
+    Exchange(Arc<Exchange>),
+}
+
+impl Destination {
+    fn id(&self) -> DestId {
+        match self {
+            Destination::Queue(q) => DestId::Queue(q.name.clone()),
+            Destination::Exchange(e) => DestId::Exchange(e.name.clone()),
+        }
+    }
+}
+
+/// Destinations are equal when they are the same object.
+impl PartialEq for Destination {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Destination::Queue(a), Destination::Queue(b)) => Arc::ptr_eq(a, b),
+            (Destination::Exchange(a), Destination::Exchange(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Destination {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Destination::Queue(q) => write!(f, "queue {}", q.name),
+            Destination::Exchange(e) => write!(f, "exchange {}", e.name),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum DestId {
+    Queue(ShortStr),
+    Exchange(ShortStr),
+}
+
+/// A binding's identity: RabbitMQ treats the same source, destination, key and
+/// arguments as one binding (binding twice is a no-op).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct BindingKey {
+    dest: DestId,
+    routing_key: ShortStr,
+    arguments: Vec<u8>,
+}
+
+/// A binding as listed (for the management API and definitions export).
+#[derive(Debug, Clone)]
+pub struct BindingInfo {
+    pub destination: Destination,
+    pub routing_key: ShortStr,
+    pub arguments: FieldTable,
+}
+
+#[derive(Default)]
+struct Bindings {
+    all: HashMap<BindingKey, BindingInfo>,
+    direct: HashMap<ShortStr, Vec<Destination>>,
+    fanout: Vec<Destination>,
+    topic: TopicTrie<Destination>,
+    headers: Vec<(FieldTable, Destination)>,
+}
+
+pub struct Exchange {
+    pub name: ShortStr,
+    pub options: ExchangeOptions,
+    deleted: AtomicBool,
+    bindings: RwLock<Bindings>,
+}
+
+fn encode_args(args: &FieldTable) -> Vec<u8> {
+    if args.is_empty() {
+        return Vec::new();
+    }
+    let mut v = Vec::new();
+    args.encode(&mut v);
+    v
+}
+
+impl Exchange {
+    pub fn new(name: ShortStr, options: ExchangeOptions) -> Arc<Exchange> {
+        Arc::new(Exchange {
+            name,
+            options,
+            deleted: AtomicBool::new(false),
+            bindings: RwLock::new(Bindings::default()),
+        })
+    }
+
+    pub fn kind(&self) -> ExchangeKind {
+        self.options.kind
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn mark_deleted(&self) {
+        self.deleted.store(true, Ordering::Release);
+    }
+
+    /// Add a binding. Returns false if it already existed.
+    pub fn bind(&self, dest: Destination, routing_key: ShortStr, arguments: FieldTable) -> bool {
+        let key = BindingKey {
+            dest: dest.id(),
+            routing_key: routing_key.clone(),
+            arguments: encode_args(&arguments),
+        };
+        let mut b = self.bindings.write();
+        if b.all.contains_key(&key) {
+            return false;
+        }
+        match self.options.kind {
+            ExchangeKind::Direct => b.direct.entry(routing_key.clone()).or_default().push(dest.clone()),
+            ExchangeKind::Fanout => b.fanout.push(dest.clone()),
+            ExchangeKind::Topic => {
+                b.topic.bind(routing_key.as_bytes(), dest.clone());
+            }
+            ExchangeKind::Headers => b.headers.push((arguments.clone(), dest.clone())),
+        }
+        b.all.insert(
+            key,
+            BindingInfo {
+                destination: dest,
+                routing_key,
+                arguments,
+            },
+        );
+        true
+    }
+
+    /// Remove a binding. Returns false if there was no such binding.
+    pub fn unbind(&self, dest: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
+        let key = BindingKey {
+            dest: dest.id(),
+            routing_key: routing_key.clone(),
+            arguments: encode_args(arguments),
+        };
+        let mut b = self.bindings.write();
+        if b.all.remove(&key).is_none() {
+            return false;
+        }
+        match self.options.kind {
+            ExchangeKind::Direct => {
+                if let Some(v) = b.direct.get_mut(routing_key) {
+                    if let Some(pos) = v.iter().position(|d| d == dest) {
+                        v.swap_remove(pos);
+                    }
+                    if v.is_empty() {
+                        b.direct.remove(routing_key);
+                    }
+                }
+            }
+            ExchangeKind::Fanout => {
+                if let Some(pos) = b.fanout.iter().position(|d| d == dest) {
+                    b.fanout.swap_remove(pos);
+                }
+            }
+            ExchangeKind::Topic => {
+                b.topic.unbind(routing_key.as_bytes(), dest);
+            }
+            ExchangeKind::Headers => {
+                if let Some(pos) = b
+                    .headers
+                    .iter()
+                    .position(|(a, d)| d == dest && a == arguments)
+                {
+                    b.headers.remove(pos);
+                }
+            }
+        }
+        true
+    }
+
+    /// Remove every binding to `dest` (it is being deleted). Returns the count.
+    pub(crate) fn unbind_destination(&self, dest: &Destination) -> usize {
+        let id = dest.id();
+        let mut b = self.bindings.write();
+        let before = b.all.len();
+        b.all.retain(|k, _| k.dest != id);
+        let removed = before - b.all.len();
+        if removed == 0 {
+            return 0;
+        }
+        b.direct.retain(|_, v| {
+            v.retain(|d| d != dest);
+            !v.is_empty()
+        });
+        b.fanout.retain(|d| d != dest);
+        b.topic.unbind_all(dest);
+        b.headers.retain(|(_, d)| d != dest);
+        removed
+    }
+
+    pub fn binding_count(&self) -> usize {
+        self.bindings.read().all.len()
+    }
+
+    /// Whether the exchange has a binding to a destination (as source).
+    pub fn has_bindings(&self) -> bool {
+        !self.bindings.read().all.is_empty()
+    }
+
+    pub fn bindings(&self) -> Vec<BindingInfo> {
+        self.bindings.read().all.values().cloned().collect()
+    }
+
+    /// Add the queues `message` routes to (through exchange-to-exchange bindings
+    /// too) to `out`. Duplicates are removed by the caller ([`route`]).
+    fn route_into(&self, message: &Message, out: &mut Vec<Arc<Queue>>, visited: &mut Vec<*const Exchange>) {
+        visited.push(self as *const Exchange);
+        let b = self.bindings.read();
+        let push = |d: &Destination, out: &mut Vec<Arc<Queue>>, next: &mut Vec<Arc<Exchange>>| match d {
+            Destination::Queue(q) => out.push(q.clone()),
+            Destination::Exchange(e) => next.push(e.clone()),
+        };
+        let mut next: Vec<Arc<Exchange>> = Vec::new();
+        match self.options.kind {
+            ExchangeKind::Direct => {
+                if let Some(v) = b.direct.get(message.routing_key.as_bytes()) {
+                    for d in v {
+                        push(d, out, &mut next);
+                    }
+                }
+            }
+            ExchangeKind::Fanout => {
+                for d in &b.fanout {
+                    push(d, out, &mut next);
+                }
+            }
+            ExchangeKind::Topic => b.topic.route(message.routing_key.as_bytes(), |d| push(d, out, &mut next)),
+            ExchangeKind::Headers => {
+                if !b.headers.is_empty() {
+                    let props = message.decode_properties();
+                    for (args, d) in &b.headers {
+                        if headers_match(args, props.headers.as_ref()) {
+                            push(d, out, &mut next);
+                        }
+                    }
+                }
+            }
+        }
+        drop(b);
+        for e in next {
+            if !visited.contains(&Arc::as_ptr(&e)) && !e.is_deleted() {
+                e.route_into(message, out, visited);
+            }
+        }
+    }
+
+    /// Route a message: fill `out` with the distinct queues it goes to.
+    pub fn route(&self, message: &Message, out: &mut Vec<Arc<Queue>>) {
+        let mut visited = Vec::new();
+        self.route_into(message, out, &mut visited);
+        if out.len() > 1 {
+            out.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+            out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
+    }
+
+    /// Check a redeclare against the existing options (RabbitMQ's 406 text).
+    pub fn check_equivalent(&self, opts: &ExchangeOptions, vhost: &str) -> Result<()> {
+        let field = if opts.kind != self.options.kind {
+            Some("type")
+        } else if opts.durable != self.options.durable {
+            Some("durable")
+        } else if opts.auto_delete != self.options.auto_delete {
+            Some("auto_delete")
+        } else if opts.internal != self.options.internal {
+            Some("internal")
+        } else if opts.arguments != self.options.arguments {
+            Some("arguments")
+        } else {
+            None
+        };
+        match field {
+            None => Ok(()),
+            Some(f) => Err(BrokerError::precondition_failed(format!(
+                "inequivalent arg '{}' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
+                f,
+                self.name,
+                vhost,
+                describe(f, opts),
+                describe(f, &self.options)
+            ))),
+        }
+    }
+}
+
+fn describe(field: &str, o: &ExchangeOptions) -> String {
+    match field {
+        "type" => o.kind.as_str().to_string(),
+        "durable" => o.durable.to_string(),
+        "auto_delete" => o.auto_delete.to_string(),
+        "internal" => o.internal.to_string(),
+        _ => format!("{:?}", o.arguments),
+    }
+}
+
+impl std::fmt::Debug for Exchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Exchange")
+            .field("name", &self.name)
+            .field("kind", &self.options.kind)
+            .finish()
+    }
+}

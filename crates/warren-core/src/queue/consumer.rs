@@ -1,0 +1,98 @@
+//! Consumers: a subscription of a protocol-level session (an AMQP channel, a STOMP
+//! subscription, an MQTT session) to one queue.
+
+use crate::message::QueuedMessage;
+use crate::queue::Queue;
+use crate::shortstr::ShortStr;
+use crate::table::FieldTable;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+
+/// Identifies a client connection, for exclusive queues and consumer bookkeeping.
+pub type ConnectionId = u64;
+
+/// The protocol side of a consumer. The queue offers messages to it; the adapter
+/// decides (under its own lock) whether the consumer has room (prefetch, flow),
+/// records the delivery and queues it for the socket writer.
+///
+/// Lock order: the queue calls `offer` while holding its own lock, so an
+/// implementation must never call back into a queue from `offer`, and must not hold
+/// its own lock while calling into a queue.
+pub trait ConsumerSink: Send + Sync {
+    /// Offer `msg` from `queue` to `consumer`. Return true if it was taken: the
+    /// queue then removes it from its ready list.
+    fn offer(&self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, msg: &QueuedMessage) -> bool;
+
+    /// The broker cancelled the consumer (its queue was deleted). Called without the
+    /// queue lock held.
+    fn cancelled(&self, consumer: &Arc<Consumer>);
+}
+
+/// A consumer attached to a queue.
+pub struct Consumer {
+    pub tag: ShortStr,
+    /// Messages are considered acknowledged once sent.
+    pub no_ack: bool,
+    /// Only consumer of its queue (basic.consume exclusive flag).
+    pub exclusive: bool,
+    pub arguments: FieldTable,
+    pub connection: ConnectionId,
+    /// Per-consumer prefetch limit (0 = unlimited), fixed at consume time as in
+    /// RabbitMQ (basic.qos with global=false applies to later consumers).
+    pub prefetch: u32,
+    /// Deliveries not yet acknowledged. Changed only under the sink's lock.
+    unacked: AtomicU32,
+    pub sink: Arc<dyn ConsumerSink>,
+}
+
+impl Consumer {
+    pub fn new(
+        tag: ShortStr,
+        no_ack: bool,
+        exclusive: bool,
+        arguments: FieldTable,
+        connection: ConnectionId,
+        prefetch: u32,
+        sink: Arc<dyn ConsumerSink>,
+    ) -> Arc<Consumer> {
+        Arc::new(Consumer {
+            tag,
+            no_ack,
+            exclusive,
+            arguments,
+            connection,
+            prefetch,
+            unacked: AtomicU32::new(0),
+            sink,
+        })
+    }
+
+    /// Whether the per-consumer prefetch allows one more delivery.
+    pub fn has_credit(&self) -> bool {
+        self.no_ack || self.prefetch == 0 || self.unacked.load(Ordering::Relaxed) < self.prefetch
+    }
+
+    pub fn unacked(&self) -> u32 {
+        self.unacked.load(Ordering::Relaxed)
+    }
+
+    pub fn add_unacked(&self) {
+        self.unacked.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn sub_unacked(&self, n: u32) {
+        let _ = self
+            .unacked
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+    }
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("tag", &self.tag)
+            .field("no_ack", &self.no_ack)
+            .field("prefetch", &self.prefetch)
+            .finish()
+    }
+}

@@ -1,0 +1,440 @@
+//! Virtual hosts: isolated namespaces of exchanges and queues.
+//!
+//! The vhost owns the name tables and enforces RabbitMQ's rules for declaring,
+//! deleting, binding and unbinding (reserved names, equivalence, exclusivity),
+//! with RabbitMQ's reply codes and texts.
+
+use crate::error::{BrokerError, Result};
+use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
+use crate::message::Message;
+use crate::queue::{ConnectionId, Queue, QueueOptions};
+use crate::shortstr::ShortStr;
+use crate::table::FieldTable;
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+
+pub struct VHost {
+    pub name: ShortStr,
+    exchanges: RwLock<HashMap<ShortStr, Arc<Exchange>>>,
+    queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
+    me: Weak<VHost>,
+    name_counter: AtomicU64,
+}
+
+/// Exchanges every vhost has, as in RabbitMQ.
+const PREDECLARED: &[(&str, ExchangeKind)] = &[
+    ("", ExchangeKind::Direct),
+    ("amq.direct", ExchangeKind::Direct),
+    ("amq.fanout", ExchangeKind::Fanout),
+    ("amq.topic", ExchangeKind::Topic),
+    ("amq.headers", ExchangeKind::Headers),
+    ("amq.match", ExchangeKind::Headers),
+];
+
+fn default_exchange_refused() -> BrokerError {
+    BrokerError::access_refused("operation not permitted on the default exchange")
+}
+
+impl VHost {
+    pub fn new(name: impl Into<ShortStr>) -> Arc<VHost> {
+        let name = name.into();
+        let vhost = Arc::new_cyclic(|me| VHost {
+            name,
+            exchanges: RwLock::new(HashMap::new()),
+            queues: RwLock::new(HashMap::new()),
+            me: me.clone(),
+            name_counter: AtomicU64::new(seed()),
+        });
+        {
+            let mut ex = vhost.exchanges.write();
+            for (n, kind) in PREDECLARED {
+                let opts = ExchangeOptions {
+                    kind: *kind,
+                    durable: true,
+                    auto_delete: false,
+                    internal: false,
+                    arguments: FieldTable::new(),
+                };
+                ex.insert(ShortStr::from(*n), Exchange::new(ShortStr::from(*n), opts));
+            }
+        }
+        vhost
+    }
+
+    fn not_found(&self, what: &str, name: &ShortStr) -> BrokerError {
+        BrokerError::not_found(format!("no {} '{}' in vhost '{}'", what, name, self.name))
+    }
+
+    pub fn exchange(&self, name: &[u8]) -> Option<Arc<Exchange>> {
+        self.exchanges.read().get(name).cloned()
+    }
+
+    pub fn queue(&self, name: &[u8]) -> Option<Arc<Queue>> {
+        self.queues.read().get(name).cloned()
+    }
+
+    pub fn exchanges(&self) -> Vec<Arc<Exchange>> {
+        self.exchanges.read().values().cloned().collect()
+    }
+
+    pub fn queues(&self) -> Vec<Arc<Queue>> {
+        self.queues.read().values().cloned().collect()
+    }
+
+    /// Look up an exchange or fail with 404.
+    pub fn get_exchange(&self, name: &ShortStr) -> Result<Arc<Exchange>> {
+        self.exchange(name.as_bytes())
+            .ok_or_else(|| self.not_found("exchange", name))
+    }
+
+    /// Look up a queue (checking exclusive ownership) or fail with 404/405.
+    pub fn get_queue(&self, name: &ShortStr, conn: ConnectionId) -> Result<Arc<Queue>> {
+        let q = self
+            .queue(name.as_bytes())
+            .ok_or_else(|| self.not_found("queue", name))?;
+        q.check_access(conn)?;
+        Ok(q)
+    }
+
+    /// exchange.declare.
+    pub fn declare_exchange(&self, name: ShortStr, opts: ExchangeOptions, passive: bool) -> Result<Arc<Exchange>> {
+        if passive {
+            return self.get_exchange(&name);
+        }
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "exchange name '{}' contains reserved prefix 'amq.*'",
+                name
+            )));
+        }
+        let mut ex = self.exchanges.write();
+        if let Some(e) = ex.get(&name) {
+            e.check_equivalent(&opts, &self.name.to_string_lossy())?;
+            return Ok(e.clone());
+        }
+        let e = Exchange::new(name.clone(), opts);
+        ex.insert(name, e.clone());
+        Ok(e)
+    }
+
+    /// exchange.delete.
+    pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<()> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "deletion of system exchange '{}' in vhost '{}' refused",
+                name, self.name
+            )));
+        }
+        let e = {
+            let mut ex = self.exchanges.write();
+            let Some(e) = ex.get(name) else {
+                // RabbitMQ: deleting a missing exchange is not an error.
+                return Ok(());
+            };
+            if if_unused && e.has_bindings() {
+                return Err(BrokerError::precondition_failed(format!(
+                    "exchange '{}' in vhost '{}' in use",
+                    name, self.name
+                )));
+            }
+            let e = e.clone();
+            ex.remove(name);
+            e
+        };
+        self.remove_exchange_bindings(&e);
+        Ok(())
+    }
+
+    /// Forget an exchange that is gone: drop bindings to it (and cascade
+    /// auto-delete of exchanges that lose their last binding).
+    fn remove_exchange_bindings(&self, e: &Arc<Exchange>) {
+        e.mark_deleted();
+        let dest = Destination::Exchange(e.clone());
+        for src in self.exchanges() {
+            if src.unbind_destination(&dest) > 0 {
+                self.maybe_auto_delete_exchange(&src);
+            }
+        }
+    }
+
+    fn maybe_auto_delete_exchange(&self, e: &Arc<Exchange>) {
+        if e.options.auto_delete && !e.has_bindings() && !e.is_deleted() {
+            let removed = {
+                let mut ex = self.exchanges.write();
+                match ex.get(&e.name) {
+                    Some(cur) if Arc::ptr_eq(cur, e) => ex.remove(&e.name).is_some(),
+                    _ => false,
+                }
+            };
+            if removed {
+                self.remove_exchange_bindings(e);
+            }
+        }
+    }
+
+    /// A fresh server-generated queue name, `amq.gen-` plus 22 url-safe chars as
+    /// RabbitMQ makes them.
+    pub fn generate_queue_name(&self) -> ShortStr {
+        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut n = self.name_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        let mut s = String::with_capacity(30);
+        s.push_str("amq.gen-");
+        for _ in 0..22 {
+            n = splitmix(n);
+            s.push(ALPHABET[(n >> 58) as usize] as char);
+        }
+        ShortStr::from(s)
+    }
+
+    /// queue.declare. Returns the queue and whether it was newly created.
+    pub fn declare_queue(
+        &self,
+        name: ShortStr,
+        opts: QueueOptions,
+        passive: bool,
+        conn: ConnectionId,
+    ) -> Result<(Arc<Queue>, bool)> {
+        if passive {
+            return Ok((self.get_queue(&name, conn)?, false));
+        }
+        if name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "queue name '{}' contains reserved prefix 'amq.*'",
+                name
+            )));
+        }
+        let mut qs = self.queues.write();
+        if let Some(q) = qs.get(&name) {
+            q.check_access(conn)?;
+            check_queue_equivalent(q, &opts, &self.name)?;
+            return Ok((q.clone(), false));
+        }
+        let owner = opts.exclusive.then_some(conn);
+        let q = Queue::new(name.clone(), opts, owner, self.me.clone());
+        qs.insert(name, q.clone());
+        Ok((q, true))
+    }
+
+    /// queue.delete. Returns the number of messages deleted.
+    pub fn delete_queue(&self, name: &ShortStr, if_unused: bool, if_empty: bool, conn: ConnectionId) -> Result<u32> {
+        let Some(q) = self.queue(name.as_bytes()) else {
+            // RabbitMQ: deleting a missing queue is not an error.
+            return Ok(0);
+        };
+        q.check_access(conn)?;
+        if if_unused && q.consumer_count() > 0 {
+            return Err(BrokerError::precondition_failed(format!(
+                "queue '{}' in vhost '{}' in use",
+                name, self.name
+            )));
+        }
+        if if_empty && q.message_count() > 0 {
+            return Err(BrokerError::precondition_failed(format!(
+                "queue '{}' in vhost '{}' is not empty",
+                name, self.name
+            )));
+        }
+        Ok(self.remove_queue(&q))
+    }
+
+    /// Remove a queue from the vhost, its bindings and consumers. Returns the
+    /// number of ready messages it held. Idempotent.
+    pub fn remove_queue(&self, q: &Arc<Queue>) -> u32 {
+        {
+            let mut qs = self.queues.write();
+            match qs.get(&q.name) {
+                Some(cur) if Arc::ptr_eq(cur, q) => {
+                    qs.remove(&q.name);
+                }
+                _ => return 0,
+            }
+        }
+        let count = q.mark_deleted();
+        let dest = Destination::Queue(q.clone());
+        let sources = std::mem::take(&mut *q.sources.lock());
+        for src in sources.iter().filter_map(Weak::upgrade) {
+            if src.unbind_destination(&dest) > 0 {
+                self.maybe_auto_delete_exchange(&src);
+            }
+        }
+        count
+    }
+
+    /// queue.purge.
+    pub fn purge_queue(&self, name: &ShortStr, conn: ConnectionId) -> Result<u32> {
+        Ok(self.get_queue(name, conn)?.purge())
+    }
+
+    /// queue.bind.
+    pub fn bind_queue(
+        &self,
+        queue: &ShortStr,
+        exchange: &ShortStr,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+        conn: ConnectionId,
+    ) -> Result<()> {
+        if exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let q = self.get_queue(queue, conn)?;
+        let e = self.get_exchange(exchange)?;
+        if e.bind(Destination::Queue(q.clone()), routing_key, arguments) {
+            let mut sources = q.sources.lock();
+            if !sources.iter().any(|w| w.as_ptr() == Arc::as_ptr(&e)) {
+                sources.push(Arc::downgrade(&e));
+            }
+        }
+        Ok(())
+    }
+
+    /// queue.unbind. Unbinding a binding that does not exist is not an error.
+    pub fn unbind_queue(
+        &self,
+        queue: &ShortStr,
+        exchange: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+        conn: ConnectionId,
+    ) -> Result<()> {
+        if exchange.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let q = self.get_queue(queue, conn)?;
+        let e = self.get_exchange(exchange)?;
+        if e.unbind(&Destination::Queue(q), routing_key, arguments) {
+            self.maybe_auto_delete_exchange(&e);
+        }
+        Ok(())
+    }
+
+    /// exchange.bind (destination ← source).
+    pub fn bind_exchange(
+        &self,
+        destination: &ShortStr,
+        source: &ShortStr,
+        routing_key: ShortStr,
+        arguments: FieldTable,
+    ) -> Result<()> {
+        if destination.is_empty() || source.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let d = self.get_exchange(destination)?;
+        let s = self.get_exchange(source)?;
+        s.bind(Destination::Exchange(d), routing_key, arguments);
+        Ok(())
+    }
+
+    /// exchange.unbind.
+    pub fn unbind_exchange(
+        &self,
+        destination: &ShortStr,
+        source: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> Result<()> {
+        if destination.is_empty() || source.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        let d = self.get_exchange(destination)?;
+        let s = self.get_exchange(source)?;
+        if s.unbind(&Destination::Exchange(d), routing_key, arguments) {
+            self.maybe_auto_delete_exchange(&s);
+        }
+        Ok(())
+    }
+
+    /// Route a message published to `exchange` into `out` (the distinct queues it
+    /// reaches). The default exchange routes to the queue named by the routing key.
+    pub fn route(&self, exchange: &Arc<Exchange>, message: &Message, out: &mut Vec<Arc<Queue>>) {
+        if exchange.name.is_empty() {
+            if let Some(q) = self.queue(message.routing_key.as_bytes()) {
+                out.push(q);
+            }
+        } else {
+            exchange.route(message, out);
+        }
+    }
+}
+
+fn check_queue_equivalent(q: &Queue, opts: &QueueOptions, vhost: &ShortStr) -> Result<()> {
+    let cur = &q.options;
+    let (field, got, have) = if cur.durable != opts.durable {
+        ("durable", opts.durable.to_string(), cur.durable.to_string())
+    } else if cur.exclusive != opts.exclusive {
+        ("exclusive", opts.exclusive.to_string(), cur.exclusive.to_string())
+    } else if cur.auto_delete != opts.auto_delete {
+        ("auto_delete", opts.auto_delete.to_string(), cur.auto_delete.to_string())
+    } else {
+        // RabbitMQ compares only the x- arguments it knows; compare all of them,
+        // per key, so the message names the first differing argument.
+        for (k, v) in opts.arguments.iter() {
+            let current = cur.arguments.get(&k.to_string_lossy());
+            if current != Some(v) {
+                return Err(BrokerError::precondition_failed(format!(
+                    "inequivalent arg '{}' for queue '{}' in vhost '{}': received {} but current is {}",
+                    k,
+                    q.name,
+                    vhost,
+                    describe_value(Some(v)),
+                    describe_value(current)
+                )));
+            }
+        }
+        for (k, v) in cur.arguments.iter() {
+            if opts.arguments.get(&k.to_string_lossy()).is_none() {
+                return Err(BrokerError::precondition_failed(format!(
+                    "inequivalent arg '{}' for queue '{}' in vhost '{}': received none but current is {}",
+                    k,
+                    q.name,
+                    vhost,
+                    describe_value(Some(v))
+                )));
+            }
+        }
+        return Ok(());
+    };
+    Err(BrokerError::precondition_failed(format!(
+        "inequivalent arg '{}' for queue '{}' in vhost '{}': received '{}' but current is '{}'",
+        field, q.name, vhost, got, have
+    )))
+}
+
+fn describe_value(v: Option<&crate::table::FieldValue>) -> String {
+    use crate::table::FieldValue as V;
+    match v {
+        None => "none".into(),
+        Some(V::LongStr(b)) => format!("the value '{}' of type 'longstr'", String::from_utf8_lossy(b)),
+        Some(v) => match v.as_i64() {
+            Some(i) => format!("the value '{}' of type 'signedint'", i),
+            None => format!("the value '{:?}'", v),
+        },
+    }
+}
+
+fn seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u64(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0),
+    );
+    h.finish()
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
