@@ -94,7 +94,12 @@ impl Broker {
 
     /// Check a username/password login from `peer`. Errors carry 403 with
     /// RabbitMQ's texts.
-    pub fn authenticate(&self, username: &str, password: &[u8], peer: Option<IpAddr>) -> Result<User> {
+    pub fn authenticate(
+        &self,
+        username: &str,
+        password: &[u8],
+        peer: Option<IpAddr>,
+    ) -> Result<User> {
         let refused = || {
             BrokerError::access_refused(format!(
                 "Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
@@ -116,9 +121,9 @@ impl Broker {
     /// Open a vhost for a user (connection.open): 530 NOT_ALLOWED if it does not
     /// exist or the user has no access, as RabbitMQ answers.
     pub fn open_vhost(&self, user: &User, vhost: &str) -> Result<Arc<VHost>> {
-        let v = self.vhost(vhost).ok_or_else(|| {
-            BrokerError::not_allowed(format!("vhost {} not found", vhost))
-        })?;
+        let v = self
+            .vhost(vhost)
+            .ok_or_else(|| BrokerError::not_allowed(format!("vhost {} not found", vhost)))?;
         if !user.vhosts.contains(vhost) {
             return Err(BrokerError::not_allowed(format!(
                 "access to vhost '{}' refused for user '{}'",

@@ -21,7 +21,12 @@ pub struct Message {
 }
 
 impl Message {
-    pub fn new(exchange: ShortStr, routing_key: ShortStr, properties: Bytes, body: Bytes) -> Arc<Message> {
+    pub fn new(
+        exchange: ShortStr,
+        routing_key: ShortStr,
+        properties: Bytes,
+        body: Bytes,
+    ) -> Arc<Message> {
         let persistent = RawProperties::delivery_mode(&properties) == Some(2);
         Arc::new(Message {
             exchange,

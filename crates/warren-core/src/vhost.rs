@@ -99,23 +99,30 @@ impl VHost {
     }
 
     /// exchange.declare.
-    pub fn declare_exchange(&self, name: ShortStr, opts: ExchangeOptions, passive: bool) -> Result<Arc<Exchange>> {
+    pub fn declare_exchange(
+        &self,
+        name: ShortStr,
+        opts: ExchangeOptions,
+        passive: bool,
+    ) -> Result<Arc<Exchange>> {
         if passive {
             return self.get_exchange(&name);
         }
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
+        let mut ex = self.exchanges.write();
+        if let Some(e) = ex.get(&name) {
+            // Redeclaring an existing exchange (amq.* included) with the same
+            // properties is allowed.
+            e.check_equivalent(&opts, &self.name.to_string_lossy())?;
+            return Ok(e.clone());
+        }
         if name.starts_with("amq.") {
             return Err(BrokerError::access_refused(format!(
                 "exchange name '{}' contains reserved prefix 'amq.*'",
                 name
             )));
-        }
-        let mut ex = self.exchanges.write();
-        if let Some(e) = ex.get(&name) {
-            e.check_equivalent(&opts, &self.name.to_string_lossy())?;
-            return Ok(e.clone());
         }
         let e = Exchange::new(name.clone(), opts);
         ex.insert(name, e.clone());
@@ -183,8 +190,11 @@ impl VHost {
     /// A fresh server-generated queue name, `amq.gen-` plus 22 url-safe chars as
     /// RabbitMQ makes them.
     pub fn generate_queue_name(&self) -> ShortStr {
-        const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-        let mut n = self.name_counter.fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut n = self
+            .name_counter
+            .fetch_add(0x9E37_79B9_7F4A_7C15, Ordering::Relaxed);
         let mut s = String::with_capacity(30);
         s.push_str("amq.gen-");
         for _ in 0..22 {
@@ -195,25 +205,34 @@ impl VHost {
     }
 
     /// queue.declare. Returns the queue and whether it was newly created.
+    /// `name` None asks for a server-generated name.
     pub fn declare_queue(
         &self,
-        name: ShortStr,
+        name: Option<ShortStr>,
         opts: QueueOptions,
         passive: bool,
         conn: ConnectionId,
     ) -> Result<(Arc<Queue>, bool)> {
-        if passive {
-            return Ok((self.get_queue(&name, conn)?, false));
-        }
-        if name.starts_with("amq.") {
-            return Err(BrokerError::access_refused(format!(
-                "queue name '{}' contains reserved prefix 'amq.*'",
-                name
-            )));
-        }
+        let name = match name {
+            Some(n) if passive => return Ok((self.get_queue(&n, conn)?, false)),
+            Some(n) if n.starts_with("amq.") => {
+                return Err(BrokerError::access_refused(format!(
+                    "queue name '{}' contains reserved prefix 'amq.*'",
+                    n
+                )))
+            }
+            Some(n) => n,
+            None => self.generate_queue_name(),
+        };
         let mut qs = self.queues.write();
         if let Some(q) = qs.get(&name) {
-            q.check_access(conn)?;
+            // As RabbitMQ: the declaring connection must own an exclusive queue
+            // *and* declare it exclusive, else 405.
+            q.check_access(if opts.exclusive {
+                conn
+            } else {
+                ConnectionId::MAX
+            })?;
             check_queue_equivalent(q, &opts, &self.name)?;
             return Ok((q.clone(), false));
         }
@@ -224,7 +243,13 @@ impl VHost {
     }
 
     /// queue.delete. Returns the number of messages deleted.
-    pub fn delete_queue(&self, name: &ShortStr, if_unused: bool, if_empty: bool, conn: ConnectionId) -> Result<u32> {
+    pub fn delete_queue(
+        &self,
+        name: &ShortStr,
+        if_unused: bool,
+        if_empty: bool,
+        conn: ConnectionId,
+    ) -> Result<u32> {
         let Some(q) = self.queue(name.as_bytes()) else {
             // RabbitMQ: deleting a missing queue is not an error.
             return Ok(0);
@@ -238,7 +263,7 @@ impl VHost {
         }
         if if_empty && q.message_count() > 0 {
             return Err(BrokerError::precondition_failed(format!(
-                "queue '{}' in vhost '{}' is not empty",
+                "queue '{}' in vhost '{}' not empty",
                 name, self.name
             )));
         }
@@ -370,9 +395,17 @@ fn check_queue_equivalent(q: &Queue, opts: &QueueOptions, vhost: &ShortStr) -> R
     let (field, got, have) = if cur.durable != opts.durable {
         ("durable", opts.durable.to_string(), cur.durable.to_string())
     } else if cur.exclusive != opts.exclusive {
-        ("exclusive", opts.exclusive.to_string(), cur.exclusive.to_string())
+        (
+            "exclusive",
+            opts.exclusive.to_string(),
+            cur.exclusive.to_string(),
+        )
     } else if cur.auto_delete != opts.auto_delete {
-        ("auto_delete", opts.auto_delete.to_string(), cur.auto_delete.to_string())
+        (
+            "auto_delete",
+            opts.auto_delete.to_string(),
+            cur.auto_delete.to_string(),
+        )
     } else {
         // RabbitMQ compares only the x- arguments it knows; compare all of them,
         // per key, so the message names the first differing argument.
@@ -412,7 +445,10 @@ fn describe_value(v: Option<&crate::table::FieldValue>) -> String {
     use crate::table::FieldValue as V;
     match v {
         None => "none".into(),
-        Some(V::LongStr(b)) => format!("the value '{}' of type 'longstr'", String::from_utf8_lossy(b)),
+        Some(V::LongStr(b)) => format!(
+            "the value '{}' of type 'longstr'",
+            String::from_utf8_lossy(b)
+        ),
         Some(v) => match v.as_i64() {
             Some(i) => format!("the value '{}' of type 'signedint'", i),
             None => format!("the value '{:?}'", v),

@@ -1,1 +1,185 @@
-fn main() {}
+//! The `warren` command: runs the broker (`warren server`).
+
+mod config;
+
+use clap::{Parser, Subcommand};
+use config::FileConfig;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use tracing::{error, info};
+use warren_core::auth::User;
+use warren_core::{Broker, Limits};
+
+#[derive(Parser)]
+#[command(
+    name = "warren",
+    version,
+    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1)."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker. With no flags it behaves like a fresh RabbitMQ: AMQP on port
+    /// 5672 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
+    /// data in ./warren-data.
+    Server(ServerArgs),
+}
+
+#[derive(Parser)]
+struct ServerArgs {
+    /// TOML config file (listeners, limits, vhosts, users). Flags and environment
+    /// variables override it.
+    #[arg(long, env = "WARREN_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, env = "WARREN_BIND")]
+    bind: Option<String>,
+    /// AMQP 0-9-1 port.
+    #[arg(long, env = "WARREN_AMQP_PORT")]
+    amqp_port: Option<u16>,
+    /// Directory for durable state.
+    #[arg(long, env = "WARREN_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Log filter, RUST_LOG syntax (e.g. "info", "warren_amqp=debug").
+    #[arg(long, env = "RUST_LOG", default_value = "info")]
+    log: String,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Server(args) => server(args),
+    }
+}
+
+fn server(args: ServerArgs) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
+    let file = match &args.config {
+        Some(p) => match FileConfig::load(p) {
+            Ok(c) => c,
+            Err(e) => {
+                error!("{}", e);
+                return ExitCode::from(2);
+            }
+        },
+        None => FileConfig::default(),
+    };
+    let listeners = file.listeners.as_ref();
+    let bind = args
+        .bind
+        .clone()
+        .or_else(|| listeners.and_then(|l| l.bind.clone()))
+        .unwrap_or_else(|| "0.0.0.0".into());
+    let port = args
+        .amqp_port
+        .or_else(|| listeners.and_then(|l| l.amqp_port))
+        .unwrap_or(5672);
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or_else(|| file.data_dir.clone())
+        .unwrap_or_else(|| PathBuf::from("warren-data"));
+    let mut limits = Limits::default();
+    if let Some(l) = &file.limits {
+        limits.frame_max = l.frame_max.unwrap_or(limits.frame_max);
+        limits.channel_max = l.channel_max.unwrap_or(limits.channel_max);
+        limits.heartbeat = l.heartbeat.unwrap_or(limits.heartbeat);
+        limits.max_message_size = l.max_message_size.unwrap_or(limits.max_message_size);
+    }
+    let broker = match build_broker(&file, limits) {
+        Ok(b) => b,
+        Err(e) => {
+            error!("{}", e);
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+        error!("cannot create data dir {}: {}", data_dir.display(), e);
+        return ExitCode::from(2);
+    }
+    let addr: SocketAddr = match format!("{}:{}", bind, port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", bind, port).parse::<SocketAddr>())
+    {
+        Ok(a) => a,
+        Err(_) => {
+            error!("invalid bind address {}", bind);
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            error!("cannot start runtime: {}", e);
+            return ExitCode::FAILURE;
+        }
+    };
+    runtime.block_on(async move {
+        let listener = match tokio::net::TcpListener::bind(addr).await {
+            Ok(l) => l,
+            Err(e) => {
+                error!("cannot listen on {}: {}", addr, e);
+                return ExitCode::FAILURE;
+            }
+        };
+        info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
+        tokio::select! {
+            _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
+            _ = tokio::signal::ctrl_c() => {
+                info!("interrupted, shutting down");
+                ExitCode::SUCCESS
+            }
+        }
+    })
+}
+
+fn build_broker(file: &FileConfig, limits: Limits) -> Result<std::sync::Arc<Broker>, String> {
+    let broker = if file.default_user.unwrap_or(true) {
+        Broker::with_defaults(limits)
+    } else {
+        let b = Broker::new(limits);
+        b.add_vhost("/");
+        b
+    };
+    for v in &file.vhosts {
+        broker.add_vhost(&v.name);
+    }
+    let all_vhosts: Vec<String> = broker.vhosts().iter().map(|v| v.name.to_string()).collect();
+    for u in &file.users {
+        let mut user = match (&u.password, &u.password_hash) {
+            (Some(p), None) => User::new(&u.name, p),
+            (None, Some(h)) => User {
+                password_hash: h.clone(),
+                ..User::new(&u.name, "")
+            },
+            _ => {
+                return Err(format!(
+                    "user '{}': set exactly one of password, password_hash",
+                    u.name
+                ))
+            }
+        };
+        user.tags = u.tags.clone();
+        user.loopback_only = u.loopback_only;
+        let vhosts = u.vhosts.clone().unwrap_or_else(|| all_vhosts.clone());
+        for v in vhosts {
+            if broker.vhost(&v).is_none() {
+                return Err(format!("user '{}': unknown vhost '{}'", u.name, v));
+            }
+            user.vhosts.insert(v);
+        }
+        broker.add_user(user);
+    }
+    Ok(broker)
+}

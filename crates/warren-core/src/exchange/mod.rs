@@ -174,7 +174,11 @@ impl Exchange {
             return false;
         }
         match self.options.kind {
-            ExchangeKind::Direct => b.direct.entry(routing_key.clone()).or_default().push(dest.clone()),
+            ExchangeKind::Direct => b
+                .direct
+                .entry(routing_key.clone())
+                .or_default()
+                .push(dest.clone()),
             ExchangeKind::Fanout => b.fanout.push(dest.clone()),
             ExchangeKind::Topic => {
                 b.topic.bind(routing_key.as_bytes(), dest.clone());
@@ -193,7 +197,12 @@ impl Exchange {
     }
 
     /// Remove a binding. Returns false if there was no such binding.
-    pub fn unbind(&self, dest: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> bool {
+    pub fn unbind(
+        &self,
+        dest: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
         let key = BindingKey {
             dest: dest.id(),
             routing_key: routing_key.clone(),
@@ -270,13 +279,19 @@ impl Exchange {
 
     /// Add the queues `message` routes to (through exchange-to-exchange bindings
     /// too) to `out`. Duplicates are removed by the caller ([`route`]).
-    fn route_into(&self, message: &Message, out: &mut Vec<Arc<Queue>>, visited: &mut Vec<*const Exchange>) {
+    fn route_into(
+        &self,
+        message: &Message,
+        out: &mut Vec<Arc<Queue>>,
+        visited: &mut Vec<*const Exchange>,
+    ) {
         visited.push(self as *const Exchange);
         let b = self.bindings.read();
-        let push = |d: &Destination, out: &mut Vec<Arc<Queue>>, next: &mut Vec<Arc<Exchange>>| match d {
-            Destination::Queue(q) => out.push(q.clone()),
-            Destination::Exchange(e) => next.push(e.clone()),
-        };
+        let push =
+            |d: &Destination, out: &mut Vec<Arc<Queue>>, next: &mut Vec<Arc<Exchange>>| match d {
+                Destination::Queue(q) => out.push(q.clone()),
+                Destination::Exchange(e) => next.push(e.clone()),
+            };
         let mut next: Vec<Arc<Exchange>> = Vec::new();
         match self.options.kind {
             ExchangeKind::Direct => {
@@ -291,7 +306,9 @@ impl Exchange {
                     push(d, out, &mut next);
                 }
             }
-            ExchangeKind::Topic => b.topic.route(message.routing_key.as_bytes(), |d| push(d, out, &mut next)),
+            ExchangeKind::Topic => b
+                .topic
+                .route(message.routing_key.as_bytes(), |d| push(d, out, &mut next)),
             ExchangeKind::Headers => {
                 if !b.headers.is_empty() {
                     let props = message.decode_properties();

@@ -5,7 +5,7 @@ use crate::message::QueuedMessage;
 use crate::queue::Queue;
 use crate::shortstr::ShortStr;
 use crate::table::FieldTable;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::Arc;
 
 /// Identifies a client connection, for exclusive queues and consumer bookkeeping.
@@ -42,6 +42,9 @@ pub struct Consumer {
     pub prefetch: u32,
     /// Deliveries not yet acknowledged. Changed only under the sink's lock.
     unacked: AtomicU32,
+    /// Deliveries start only once the adapter has told the client the consumer
+    /// exists (AMQP: after consume-ok is queued), so no delivery overtakes it.
+    active: AtomicBool,
     pub sink: Arc<dyn ConsumerSink>,
 }
 
@@ -63,8 +66,17 @@ impl Consumer {
             connection,
             prefetch,
             unacked: AtomicU32::new(0),
+            active: AtomicBool::new(false),
             sink,
         })
+    }
+
+    pub fn activate(&self) {
+        self.active.store(true, Ordering::Release);
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.active.load(Ordering::Acquire)
     }
 
     /// Whether the per-consumer prefetch allows one more delivery.
@@ -83,7 +95,9 @@ impl Consumer {
     pub fn sub_unacked(&self, n: u32) {
         let _ = self
             .unacked
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| Some(v.saturating_sub(n)));
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |v| {
+                Some(v.saturating_sub(n))
+            });
     }
 }
 

@@ -10,8 +10,8 @@ mod consumer;
 
 pub use consumer::{ConnectionId, Consumer, ConsumerSink};
 
-use crate::exchange::Exchange;
 use crate::error::{BrokerError, Result};
+use crate::exchange::Exchange;
 use crate::message::{Message, QueuedMessage};
 use crate::shortstr::ShortStr;
 use crate::store::{MemoryStorage, QueueStorage};
@@ -212,7 +212,8 @@ impl Queue {
         self.inner.lock().storage.purge() as u32
     }
 
-    /// Attach a consumer, enforcing exclusive-consumer rules.
+    /// Attach a consumer, enforcing exclusive-consumer rules. Nothing is delivered
+    /// to it until it is activated and [`Queue::deliver`] is called.
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<()> {
         let mut inner = self.inner.lock();
         if self.is_deleted() {
@@ -232,7 +233,6 @@ impl Queue {
         }
         inner.consumers.push(consumer);
         inner.had_consumer = true;
-        self.deliver_locked(&mut inner);
         Ok(())
     }
 

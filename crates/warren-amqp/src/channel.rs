@@ -1,0 +1,816 @@
+//! One AMQP channel: the method handlers.
+//!
+//! A `Channel` is owned by its connection's reader task, so its fields need no
+//! locking; the part that queues touch concurrently lives in [`ChannelShared`].
+//! Every handler maps directly onto a broker-core call and translates the result
+//! into the reply method (or a channel/connection error).
+
+use crate::codec::*;
+use crate::delivery::{ChannelShared, ConsumerEntry, Unacked};
+use crate::error::AmqpError;
+use crate::writer::Outlet;
+use bytes::{Bytes, BytesMut};
+use std::collections::HashMap;
+use std::sync::Arc;
+use warren_core::error::code;
+use warren_core::{
+    BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions, Message, Queue,
+    QueueOptions, ShortStr, VHost,
+};
+
+/// What the connection knows that channels need.
+pub struct ConnContext {
+    pub id: ConnectionId,
+    pub vhost: Arc<VHost>,
+    pub outlet: Arc<Outlet>,
+    pub max_message_size: u64,
+    pub cancel_notify: bool,
+    /// Exclusive queues this connection declared, deleted when it closes.
+    pub exclusive_queues: Vec<Arc<Queue>>,
+    /// Set once the connection publishes (resource alarms block publishers only).
+    pub has_published: bool,
+    /// Consumer-tag generator.
+    pub ctag_counter: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Normal,
+    Confirm,
+    Tx,
+}
+
+/// A publish whose content frames are still arriving.
+struct PendingPublish {
+    method: BasicPublish,
+    exchange: Arc<Exchange>,
+    properties: Option<Bytes>,
+    body_size: u64,
+    body: Vec<Bytes>,
+    received: u64,
+}
+
+/// Acks/nacks buffered in a transaction.
+enum TxAck {
+    Ack(u64, bool),
+    Nack(u64, bool, bool),
+}
+
+pub struct Channel {
+    pub id: u16,
+    pub shared: Arc<ChannelShared>,
+    mode: Mode,
+    /// Next publish sequence number in confirm mode.
+    next_publish_seq: u64,
+    /// Highest publish seq confirmed but not yet acked to the client; flushed
+    /// once per batch of frames as one `basic.ack(multiple)`.
+    confirm_pending: Option<u64>,
+    /// The last acked seq, so a flush can tell single from multiple.
+    confirm_sent: u64,
+    pending: Option<PendingPublish>,
+    /// basic.qos global=false: prefetch for consumers created from now on.
+    consumer_prefetch: u32,
+    /// Last queue declared on this channel (an empty queue name refers to it).
+    last_queue: Option<ShortStr>,
+    tx_publishes: Vec<(Arc<Exchange>, Arc<Message>, bool)>,
+    tx_acks: Vec<TxAck>,
+    /// Reused routing result buffer (no allocation per publish).
+    route_buf: Vec<Arc<Queue>>,
+    /// Last exchange published to: skips the vhost lookup on the hot path.
+    exchange_cache: Option<Arc<Exchange>>,
+    /// The server closed this channel and waits for close-ok.
+    pub closing: bool,
+}
+
+type R = Result<(), AmqpError>;
+
+fn err(e: BrokerError, m: &Method) -> AmqpError {
+    AmqpError::channel(e, m.class_id(), m.method_id())
+}
+
+impl Channel {
+    pub fn new(id: u16, outlet: Arc<Outlet>, cancel_notify: bool) -> Channel {
+        Channel {
+            id,
+            shared: ChannelShared::new(id, outlet, cancel_notify),
+            mode: Mode::Normal,
+            next_publish_seq: 1,
+            confirm_pending: None,
+            confirm_sent: 0,
+            pending: None,
+            consumer_prefetch: 0,
+            last_queue: None,
+            tx_publishes: Vec::new(),
+            tx_acks: Vec::new(),
+            route_buf: Vec::new(),
+            exchange_cache: None,
+            closing: false,
+        }
+    }
+
+    fn send(&self, m: Method) {
+        self.shared.outlet.send_method(self.id, m);
+    }
+
+    /// Whether a publish is waiting for its content frames.
+    pub fn expecting_content(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    /// Handle one method frame for this channel.
+    pub fn handle(&mut self, ctx: &mut ConnContext, m: Method) -> R {
+        match m {
+            Method::BasicPublish(p) => self.on_publish(ctx, p),
+            Method::BasicAck(a) => self.on_ack(
+                ctx,
+                a.delivery_tag,
+                a.multiple,
+                &Method::BasicAck(a.clone()),
+            ),
+            Method::BasicNack(ref n) => {
+                let (t, mu, rq) = (n.delivery_tag, n.multiple, n.requeue);
+                self.on_nack(t, mu, rq, &m)
+            }
+            Method::BasicReject(ref r) => {
+                let (t, rq) = (r.delivery_tag, r.requeue);
+                self.on_nack(t, false, rq, &m)
+            }
+            Method::ExchangeDeclare(ref d) => self.exchange_declare(ctx, d, &m),
+            Method::ExchangeDelete(ref d) => {
+                ctx.vhost
+                    .delete_exchange(&d.exchange, d.if_unused)
+                    .map_err(|e| err(e, &m))?;
+                self.exchange_cache = None;
+                if !d.nowait {
+                    self.send(Method::ExchangeDeleteOk(ExchangeDeleteOk::default()));
+                }
+                Ok(())
+            }
+            Method::ExchangeBind(ref b) => {
+                ctx.vhost
+                    .bind_exchange(
+                        &b.destination,
+                        &b.source,
+                        b.routing_key.clone(),
+                        b.arguments.clone(),
+                    )
+                    .map_err(|e| err(e, &m))?;
+                if !b.nowait {
+                    self.send(Method::ExchangeBindOk(ExchangeBindOk::default()));
+                }
+                Ok(())
+            }
+            Method::ExchangeUnbind(ref b) => {
+                ctx.vhost
+                    .unbind_exchange(&b.destination, &b.source, &b.routing_key, &b.arguments)
+                    .map_err(|e| err(e, &m))?;
+                if !b.nowait {
+                    self.send(Method::ExchangeUnbindOk(ExchangeUnbindOk::default()));
+                }
+                Ok(())
+            }
+            Method::QueueDeclare(ref d) => self.queue_declare(ctx, d, &m),
+            Method::QueueBind(ref b) => {
+                let q = self.queue_name(&b.queue, &m)?;
+                ctx.vhost
+                    .bind_queue(
+                        &q,
+                        &b.exchange,
+                        b.routing_key.clone(),
+                        b.arguments.clone(),
+                        ctx.id,
+                    )
+                    .map_err(|e| err(e, &m))?;
+                if !b.nowait {
+                    self.send(Method::QueueBindOk(QueueBindOk::default()));
+                }
+                Ok(())
+            }
+            Method::QueueUnbind(ref b) => {
+                let q = self.queue_name(&b.queue, &m)?;
+                ctx.vhost
+                    .unbind_queue(&q, &b.exchange, &b.routing_key, &b.arguments, ctx.id)
+                    .map_err(|e| err(e, &m))?;
+                self.send(Method::QueueUnbindOk(QueueUnbindOk::default()));
+                Ok(())
+            }
+            Method::QueuePurge(ref p) => {
+                let q = self.queue_name(&p.queue, &m)?;
+                let n = ctx.vhost.purge_queue(&q, ctx.id).map_err(|e| err(e, &m))?;
+                if !p.nowait {
+                    self.send(Method::QueuePurgeOk(QueuePurgeOk { message_count: n }));
+                }
+                Ok(())
+            }
+            Method::QueueDelete(ref d) => {
+                let q = self.queue_name(&d.queue, &m)?;
+                let n = ctx
+                    .vhost
+                    .delete_queue(&q, d.if_unused, d.if_empty, ctx.id)
+                    .map_err(|e| err(e, &m))?;
+                ctx.exclusive_queues.retain(|x| !x.is_deleted());
+                if !d.nowait {
+                    self.send(Method::QueueDeleteOk(QueueDeleteOk { message_count: n }));
+                }
+                Ok(())
+            }
+            Method::BasicQos(ref q) => self.qos(q, &m),
+            Method::BasicConsume(ref c) => self.consume(ctx, c, &m),
+            Method::BasicCancel(ref c) => {
+                let entry = self.shared.state.lock().consumers.remove(&c.consumer_tag);
+                if let Some(e) = entry {
+                    e.queue.remove_consumer(&e.consumer);
+                }
+                if !c.nowait {
+                    self.send(Method::BasicCancelOk(BasicCancelOk {
+                        consumer_tag: c.consumer_tag.clone(),
+                    }));
+                }
+                Ok(())
+            }
+            Method::BasicGet(ref g) => self.get(ctx, g, &m),
+            Method::BasicRecover(ref r) => {
+                self.recover(r.requeue, &m)?;
+                self.send(Method::BasicRecoverOk(BasicRecoverOk::default()));
+                Ok(())
+            }
+            Method::BasicRecoverAsync(ref r) => self.recover(r.requeue, &m),
+            Method::ChannelFlow(f) => {
+                self.shared.state.lock().flow_active = f.active;
+                self.send(Method::ChannelFlowOk(ChannelFlowOk { active: f.active }));
+                if f.active {
+                    for q in self.shared.consumer_queues() {
+                        q.deliver();
+                    }
+                }
+                Ok(())
+            }
+            Method::ConfirmSelect(ref c) => {
+                if self.mode == Mode::Tx {
+                    return Err(err(
+                        BrokerError::precondition_failed("cannot switch from tx to confirm mode"),
+                        &m,
+                    ));
+                }
+                self.mode = Mode::Confirm;
+                if !c.nowait {
+                    self.send(Method::ConfirmSelectOk(ConfirmSelectOk::default()));
+                }
+                Ok(())
+            }
+            Method::TxSelect(_) => {
+                if self.mode == Mode::Confirm {
+                    return Err(err(
+                        BrokerError::precondition_failed("cannot switch from confirm to tx mode"),
+                        &m,
+                    ));
+                }
+                self.mode = Mode::Tx;
+                self.send(Method::TxSelectOk(TxSelectOk::default()));
+                Ok(())
+            }
+            Method::TxCommit(_) => {
+                if self.mode != Mode::Tx {
+                    return Err(err(
+                        BrokerError::precondition_failed("channel is not transactional"),
+                        &m,
+                    ));
+                }
+                self.commit(ctx, &m)?;
+                self.send(Method::TxCommitOk(TxCommitOk::default()));
+                Ok(())
+            }
+            Method::TxRollback(_) => {
+                if self.mode != Mode::Tx {
+                    return Err(err(
+                        BrokerError::precondition_failed("channel is not transactional"),
+                        &m,
+                    ));
+                }
+                self.tx_publishes.clear();
+                self.tx_acks.clear();
+                self.send(Method::TxRollbackOk(TxRollbackOk::default()));
+                Ok(())
+            }
+            Method::AccessRequest(_) => {
+                self.send(Method::AccessRequestOk(AccessRequestOk { ticket: 1 }));
+                Ok(())
+            }
+            other => Err(AmqpError::connection(
+                code::COMMAND_INVALID,
+                format!("unexpected method in channel: {}", other.name()),
+                other.class_id(),
+                other.method_id(),
+            )),
+        }
+    }
+
+    /// Resolve an empty queue name to the channel's last declared queue.
+    fn queue_name(&self, name: &ShortStr, m: &Method) -> Result<ShortStr, AmqpError> {
+        if !name.is_empty() {
+            return Ok(name.clone());
+        }
+        self.last_queue.clone().ok_or_else(|| {
+            AmqpError::connection(
+                code::NOT_ALLOWED,
+                "NOT_ALLOWED - no previously declared queue",
+                m.class_id(),
+                m.method_id(),
+            )
+        })
+    }
+
+    fn exchange_declare(&mut self, ctx: &mut ConnContext, d: &ExchangeDeclare, m: &Method) -> R {
+        let kind = match ExchangeKind::parse(d.kind.as_bytes()) {
+            Some(k) => k,
+            None if d.passive => ExchangeKind::Direct,
+            None => {
+                return Err(AmqpError::connection(
+                    code::COMMAND_INVALID,
+                    format!("invalid exchange type '{}'", d.kind),
+                    m.class_id(),
+                    m.method_id(),
+                ))
+            }
+        };
+        let opts = ExchangeOptions {
+            kind,
+            durable: d.durable,
+            auto_delete: d.auto_delete,
+            internal: d.internal,
+            arguments: d.arguments.clone(),
+        };
+        ctx.vhost
+            .declare_exchange(d.exchange.clone(), opts, d.passive)
+            .map_err(|e| err(e, m))?;
+        if !d.nowait {
+            self.send(Method::ExchangeDeclareOk(ExchangeDeclareOk::default()));
+        }
+        Ok(())
+    }
+
+    fn queue_declare(&mut self, ctx: &mut ConnContext, d: &QueueDeclare, m: &Method) -> R {
+        let name = if d.queue.is_empty() {
+            if d.passive {
+                Some(self.queue_name(&d.queue, m)?)
+            } else {
+                None
+            }
+        } else {
+            Some(d.queue.clone())
+        };
+        let opts = QueueOptions {
+            durable: d.durable,
+            exclusive: d.exclusive,
+            auto_delete: d.auto_delete,
+            arguments: d.arguments.clone(),
+        };
+        let (q, created) = ctx
+            .vhost
+            .declare_queue(name, opts, d.passive, ctx.id)
+            .map_err(|e| err(e, m))?;
+        if created && q.options.exclusive {
+            ctx.exclusive_queues.push(q.clone());
+        }
+        self.last_queue = Some(q.name.clone());
+        if !d.nowait {
+            self.send(Method::QueueDeclareOk(QueueDeclareOk {
+                queue: q.name.clone(),
+                message_count: q.message_count(),
+                consumer_count: q.consumer_count(),
+            }));
+        }
+        Ok(())
+    }
+
+    fn qos(&mut self, q: &BasicQos, m: &Method) -> R {
+        if q.prefetch_size != 0 {
+            return Err(AmqpError::connection(
+                code::NOT_IMPLEMENTED,
+                format!("prefetch_size!=0 ({})", q.prefetch_size),
+                m.class_id(),
+                m.method_id(),
+            ));
+        }
+        if q.global {
+            self.shared.state.lock().global_prefetch = q.prefetch_count as u32;
+            for queue in self.shared.consumer_queues() {
+                queue.deliver();
+            }
+        } else {
+            self.consumer_prefetch = q.prefetch_count as u32;
+        }
+        self.send(Method::BasicQosOk(BasicQosOk::default()));
+        Ok(())
+    }
+
+    fn consume(&mut self, ctx: &mut ConnContext, c: &BasicConsume, m: &Method) -> R {
+        let qname = self.queue_name(&c.queue, m)?;
+        let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
+        let tag = if c.consumer_tag.is_empty() {
+            ctx.ctag_counter += 1;
+            ShortStr::from(format!("amq.ctag-warren-{}-{}", ctx.id, ctx.ctag_counter))
+        } else {
+            c.consumer_tag.clone()
+        };
+        if self.shared.state.lock().consumers.contains_key(&tag) {
+            return Err(AmqpError::connection(
+                code::NOT_ALLOWED,
+                format!("attempt to reuse consumer tag '{}'", tag),
+                m.class_id(),
+                m.method_id(),
+            ));
+        }
+        let consumer = Consumer::new(
+            tag.clone(),
+            c.no_ack,
+            c.exclusive,
+            c.arguments.clone(),
+            ctx.id,
+            self.consumer_prefetch,
+            self.shared.clone(),
+        );
+        queue
+            .add_consumer(consumer.clone())
+            .map_err(|e| err(e, m))?;
+        self.shared.state.lock().consumers.insert(
+            tag.clone(),
+            ConsumerEntry {
+                consumer: consumer.clone(),
+                queue: queue.clone(),
+            },
+        );
+        if !c.nowait {
+            self.send(Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
+        }
+        consumer.activate();
+        queue.deliver();
+        Ok(())
+    }
+
+    fn get(&mut self, ctx: &mut ConnContext, g: &BasicGet, m: &Method) -> R {
+        let qname = self.queue_name(&g.queue, m)?;
+        let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
+        match queue.get(g.no_ack) {
+            Some((msg, remaining)) => {
+                let tag = self.shared.record_get(&queue, &msg, g.no_ack);
+                let message = msg.message.clone();
+                self.shared.outlet.send_content(
+                    self.id,
+                    Method::BasicGetOk(BasicGetOk {
+                        delivery_tag: tag,
+                        redelivered: msg.redelivered,
+                        exchange: message.exchange.clone(),
+                        routing_key: message.routing_key.clone(),
+                        message_count: remaining,
+                    }),
+                    message,
+                );
+            }
+            None => self.send(Method::BasicGetEmpty(BasicGetEmpty::default())),
+        }
+        Ok(())
+    }
+
+    fn on_ack(&mut self, _ctx: &mut ConnContext, tag: u64, multiple: bool, m: &Method) -> R {
+        if self.mode == Mode::Tx {
+            self.check_tags(tag, multiple, m)?;
+            self.tx_acks.push(TxAck::Ack(tag, multiple));
+            return Ok(());
+        }
+        let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
+        settle(&taken);
+        self.wake_queues(&taken);
+        Ok(())
+    }
+
+    fn on_nack(&mut self, tag: u64, multiple: bool, requeue: bool, m: &Method) -> R {
+        if self.mode == Mode::Tx {
+            self.check_tags(tag, multiple, m)?;
+            self.tx_acks.push(TxAck::Nack(tag, multiple, requeue));
+            return Ok(());
+        }
+        let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
+        if requeue {
+            requeue_all(taken);
+        } else {
+            settle(&taken);
+            self.wake_queues(&taken);
+        }
+        Ok(())
+    }
+
+    /// In a transaction, acks are applied at commit, but unknown tags are still an
+    /// error right away.
+    fn check_tags(&self, tag: u64, multiple: bool, m: &Method) -> R {
+        let st = self.shared.state.lock();
+        let known = if multiple {
+            tag == 0 || st.unacked.front().is_some_and(|u| u.tag <= tag)
+        } else {
+            st.unacked.iter().any(|u| u.tag == tag)
+        };
+        if known {
+            Ok(())
+        } else {
+            Err(err(
+                BrokerError::precondition_failed(format!("unknown delivery tag {}", tag)),
+                m,
+            ))
+        }
+    }
+
+    /// Consumers of this channel may have got credit back: let their queues deliver.
+    fn wake_queues(&self, taken: &[Unacked]) {
+        if taken.iter().any(|u| u.consumer.is_some()) {
+            for q in self.shared.consumer_queues() {
+                q.deliver();
+            }
+        }
+    }
+
+    fn recover(&mut self, requeue: bool, m: &Method) -> R {
+        if !requeue {
+            return Err(AmqpError::connection(
+                code::NOT_IMPLEMENTED,
+                "requeue=false",
+                m.class_id(),
+                m.method_id(),
+            ));
+        }
+        requeue_all(self.shared.take_all());
+        Ok(())
+    }
+
+    fn commit(&mut self, ctx: &mut ConnContext, m: &Method) -> R {
+        for (exchange, msg, mandatory) in std::mem::take(&mut self.tx_publishes) {
+            self.route_and_enqueue(ctx, &exchange, msg, mandatory);
+        }
+        for op in std::mem::take(&mut self.tx_acks) {
+            match op {
+                TxAck::Ack(tag, multiple) => {
+                    let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
+                    settle(&taken);
+                    self.wake_queues(&taken);
+                }
+                TxAck::Nack(tag, multiple, requeue) => {
+                    let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
+                    if requeue {
+                        requeue_all(taken);
+                    } else {
+                        settle(&taken);
+                        self.wake_queues(&taken);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    // ----- publishing -----
+
+    fn on_publish(&mut self, ctx: &mut ConnContext, p: BasicPublish) -> R {
+        let ids = (60, 40);
+        if p.immediate {
+            return Err(AmqpError::connection(
+                code::NOT_IMPLEMENTED,
+                "immediate=true",
+                ids.0,
+                ids.1,
+            ));
+        }
+        let exchange = match &self.exchange_cache {
+            Some(e) if e.name == p.exchange && !e.is_deleted() => e.clone(),
+            _ => {
+                let e = ctx
+                    .vhost
+                    .get_exchange(&p.exchange)
+                    .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
+                self.exchange_cache = Some(e.clone());
+                e
+            }
+        };
+        if exchange.options.internal {
+            return Err(AmqpError::channel(
+                BrokerError::access_refused(format!(
+                    "cannot publish to internal exchange '{}' in vhost '{}'",
+                    exchange.name, ctx.vhost.name
+                )),
+                ids.0,
+                ids.1,
+            ));
+        }
+        ctx.has_published = true;
+        self.pending = Some(PendingPublish {
+            method: p,
+            exchange,
+            properties: None,
+            body_size: 0,
+            body: Vec::new(),
+            received: 0,
+        });
+        Ok(())
+    }
+
+    /// A content header frame arrived for the pending publish.
+    pub fn on_header(&mut self, ctx: &mut ConnContext, h: ContentHeader) -> R {
+        let Some(p) = self.pending.as_mut() else {
+            return Err(AmqpError::connection(
+                code::UNEXPECTED_FRAME,
+                format!(
+                    "expected method frame, got content header on channel {}",
+                    self.id
+                ),
+                0,
+                0,
+            ));
+        };
+        if p.properties.is_some() {
+            return Err(AmqpError::connection(
+                code::UNEXPECTED_FRAME,
+                "expected content body, got content header",
+                60,
+                40,
+            ));
+        }
+        if h.class_id != 60 {
+            return Err(AmqpError::connection(
+                code::UNEXPECTED_FRAME,
+                format!(
+                    "expected content header for class 60, got one for class {}",
+                    h.class_id
+                ),
+                60,
+                40,
+            ));
+        }
+        if h.body_size > ctx.max_message_size {
+            self.pending = None;
+            return Err(AmqpError::channel(
+                BrokerError::precondition_failed(format!(
+                    "message size {} is larger than configured max size {}",
+                    h.body_size, ctx.max_message_size
+                )),
+                60,
+                40,
+            ));
+        }
+        p.properties = Some(h.properties);
+        p.body_size = h.body_size;
+        if h.body_size == 0 {
+            self.finish_publish(ctx);
+        }
+        Ok(())
+    }
+
+    /// A content body frame arrived for the pending publish.
+    pub fn on_body(&mut self, ctx: &mut ConnContext, body: Bytes) -> R {
+        let Some(p) = self.pending.as_mut().filter(|p| p.properties.is_some()) else {
+            return Err(AmqpError::connection(
+                code::UNEXPECTED_FRAME,
+                format!(
+                    "expected method frame, got content body on channel {}",
+                    self.id
+                ),
+                0,
+                0,
+            ));
+        };
+        p.received += body.len() as u64;
+        if p.received > p.body_size {
+            return Err(AmqpError::connection(
+                code::FRAME_ERROR,
+                format!("content body longer than declared size {}", p.body_size),
+                60,
+                40,
+            ));
+        }
+        p.body.push(body);
+        if p.received == p.body_size {
+            self.finish_publish(ctx);
+        }
+        Ok(())
+    }
+
+    fn finish_publish(&mut self, ctx: &mut ConnContext) {
+        let Some(p) = self.pending.take() else {
+            return;
+        };
+        let body = match p.body.len() {
+            0 => Bytes::new(),
+            1 => p.body.into_iter().next().unwrap_or_default(),
+            _ => {
+                let mut b = BytesMut::with_capacity(p.body_size as usize);
+                for part in p.body {
+                    b.extend_from_slice(&part);
+                }
+                b.freeze()
+            }
+        };
+        let msg = Message::new(
+            p.method.exchange,
+            p.method.routing_key,
+            p.properties.unwrap_or_default(),
+            body,
+        );
+        if self.mode == Mode::Tx {
+            self.tx_publishes
+                .push((p.exchange, msg, p.method.mandatory));
+            return;
+        }
+        self.route_and_enqueue(ctx, &p.exchange, msg, p.method.mandatory);
+        if self.mode == Mode::Confirm {
+            self.confirm_pending = Some(self.next_publish_seq);
+            self.next_publish_seq += 1;
+        }
+    }
+
+    fn route_and_enqueue(
+        &mut self,
+        ctx: &mut ConnContext,
+        exchange: &Arc<Exchange>,
+        msg: Arc<Message>,
+        mandatory: bool,
+    ) {
+        let mut out = std::mem::take(&mut self.route_buf);
+        ctx.vhost.route(exchange, &msg, &mut out);
+        if out.is_empty() {
+            if mandatory {
+                self.shared.outlet.send_content(
+                    self.id,
+                    Method::BasicReturn(BasicReturn {
+                        reply_code: code::NO_ROUTE,
+                        reply_text: ShortStr::from_static("NO_ROUTE"),
+                        exchange: msg.exchange.clone(),
+                        routing_key: msg.routing_key.clone(),
+                    }),
+                    msg,
+                );
+            }
+        } else {
+            for q in out.drain(..) {
+                q.publish(msg.clone());
+            }
+        }
+        self.route_buf = out;
+    }
+
+    /// Send the publisher confirms gathered since the last flush as one ack.
+    pub fn flush_confirms(&mut self) {
+        if let Some(seq) = self.confirm_pending.take() {
+            let multiple = seq > self.confirm_sent + 1;
+            self.send(Method::BasicAck(BasicAck {
+                delivery_tag: seq,
+                multiple,
+            }));
+            self.confirm_sent = seq;
+        }
+    }
+
+    /// Release everything the channel holds: cancel consumers (which may delete
+    /// auto-delete queues) and requeue unacknowledged deliveries.
+    pub fn release(&mut self) {
+        let consumers: HashMap<ShortStr, ConsumerEntry> = {
+            let mut st = self.shared.state.lock();
+            st.closed = true;
+            std::mem::take(&mut st.consumers)
+        };
+        // Requeue first so the messages are back before an auto-delete queue is
+        // removed (they go with it either way).
+        requeue_all(self.shared.take_all());
+        for e in consumers.into_values() {
+            e.queue.remove_consumer(&e.consumer);
+        }
+        self.pending = None;
+        self.tx_publishes.clear();
+        self.tx_acks.clear();
+    }
+}
+
+/// Acknowledge deliveries in their queues, one call per queue run.
+fn settle(taken: &[Unacked]) {
+    let mut i = 0;
+    let mut seqs = Vec::new();
+    while i < taken.len() {
+        let q = &taken[i].queue;
+        seqs.clear();
+        while i < taken.len() && Arc::ptr_eq(&taken[i].queue, q) {
+            seqs.push(taken[i].msg.seq);
+            i += 1;
+        }
+        q.settle(&seqs);
+    }
+}
+
+/// Return deliveries to their queues.
+fn requeue_all(taken: Vec<Unacked>) {
+    let mut by_queue: Vec<(Arc<Queue>, Vec<warren_core::QueuedMessage>)> = Vec::new();
+    for u in taken {
+        match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+            Some((_, v)) => v.push(u.msg),
+            None => by_queue.push((u.queue, vec![u.msg])),
+        }
+    }
+    for (q, msgs) in by_queue {
+        q.requeue(msgs);
+    }
+}

@@ -1,0 +1,617 @@
+//! One AMQP client connection: handshake, frame dispatch, heartbeats, close.
+//!
+//! The reader side runs here, in one task per connection; the writer runs in a
+//! second task (see [`crate::writer`]). Reads are batched: all frames already in
+//! the read buffer are handled before publisher confirms are flushed, so a burst of
+//! publishes is confirmed with one `basic.ack(multiple)`.
+
+use crate::channel::{Channel, ConnContext};
+use crate::codec::*;
+use crate::error::AmqpError;
+use crate::writer::{run_writer, Outlet};
+use bytes::Bytes;
+use futures_util::{FutureExt, StreamExt};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+use warren_core::error::code;
+use warren_core::{Broker, BrokerError, FieldTable, FieldValue, ShortStr};
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long to wait for close-ok after the server closed the connection.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// The server properties RabbitMQ clients look at (capabilities above all).
+fn server_properties() -> FieldTable {
+    let mut caps = FieldTable::new();
+    for cap in [
+        "publisher_confirms",
+        "exchange_exchange_bindings",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+        "consumer_priorities",
+        "authentication_failure_close",
+        "per_consumer_qos",
+        "direct_reply_to",
+    ] {
+        caps.insert(cap, FieldValue::Bool(true));
+    }
+    let mut t = FieldTable::new();
+    t.insert("capabilities", FieldValue::Table(caps));
+    t.insert("cluster_name", FieldValue::string("warren"));
+    t.insert("copyright", FieldValue::string("Warren contributors"));
+    t.insert(
+        "information",
+        FieldValue::string("Warren, a message broker speaking RabbitMQ's protocols"),
+    );
+    t.insert("platform", FieldValue::string("Rust"));
+    t.insert("product", FieldValue::string("Warren"));
+    t.insert("version", FieldValue::string(env!("CARGO_PKG_VERSION")));
+    t
+}
+
+/// Serve one accepted socket until it closes.
+pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, peer: SocketAddr)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let id = broker.next_connection_id();
+    let (mut rd, mut wr) = tokio::io::split(socket);
+    // Protocol header.
+    let mut header = [0u8; 8];
+    match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        _ => {
+            debug!(%peer, "connection closed before protocol header");
+            return;
+        }
+    }
+    if &header != PROTOCOL_HEADER {
+        warn!(%peer, header = ?header, "bad AMQP protocol header; replying with ours and closing");
+        let _ = wr.write_all(PROTOCOL_HEADER).await;
+        let _ = wr.shutdown().await;
+        return;
+    }
+    let limits = broker.limits.clone();
+    let (outlet, rx) = Outlet::new(limits.frame_max);
+    let mut frames = FramedRead::new(rd, FrameDecoder::new(limits.frame_max));
+
+    let handshake = tokio::time::timeout(
+        HANDSHAKE_TIMEOUT,
+        handshake(&broker, &mut frames, &mut wr, peer, &limits),
+    )
+    .await;
+    let hs = match handshake {
+        Ok(Ok(hs)) => hs,
+        Ok(Err(Some((e, class_id, method_id)))) => {
+            warn!(%peer, error = %e, "handshake refused");
+            let mut out = bytes::BytesMut::new();
+            write_method(
+                &mut out,
+                0,
+                &Method::ConnectionClose(ConnectionClose {
+                    reply_code: e.code,
+                    reply_text: ShortStr::from(e.reply_text()),
+                    class_id,
+                    method_id,
+                }),
+            );
+            let _ = wr.write_all(&out).await;
+            // Give the client a moment to read the close before the socket goes.
+            let _ = tokio::time::timeout(Duration::from_millis(200), frames.next()).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+        Ok(Err(None)) | Err(_) => {
+            debug!(%peer, "handshake aborted");
+            return;
+        }
+    };
+    frames.decoder_mut().set_max_frame_size(hs.frame_max);
+    outlet
+        .frame_max
+        .store(hs.frame_max as usize, std::sync::atomic::Ordering::Relaxed);
+    info!(%peer, conn = id, user = %hs.user, vhost = %hs.vhost.name, "connection opened");
+    let writer = tokio::spawn(run_writer(
+        wr,
+        rx,
+        outlet.clone(),
+        Duration::from_secs(hs.heartbeat as u64),
+    ));
+    outlet.send_method(0, Method::ConnectionOpenOk(ConnectionOpenOk::default()));
+    let mut conn = Connection {
+        ctx: ConnContext {
+            id,
+            vhost: hs.vhost,
+            outlet: outlet.clone(),
+            max_message_size: limits.max_message_size,
+            cancel_notify: hs.cancel_notify,
+            exclusive_queues: Vec::new(),
+            has_published: false,
+            ctag_counter: 0,
+        },
+        channels: HashMap::new(),
+        channel_max: hs.channel_max,
+        heartbeat: hs.heartbeat,
+        peer,
+    };
+    let reason = conn.run(&mut frames).await;
+    conn.cleanup();
+    match &reason {
+        Ok(()) => info!(%peer, conn = id, "connection closed"),
+        Err(e) => warn!(%peer, conn = id, "connection closed: {}", e),
+    }
+    outlet.close();
+    let _ = writer.await;
+}
+
+struct Handshake {
+    user: String,
+    vhost: Arc<warren_core::VHost>,
+    frame_max: u32,
+    channel_max: u16,
+    heartbeat: u16,
+    cancel_notify: bool,
+}
+
+type HsError = Option<(BrokerError, u16, u16)>;
+
+async fn next_method<R: AsyncRead + Unpin>(
+    frames: &mut FramedRead<R, FrameDecoder>,
+) -> Result<Method, HsError> {
+    loop {
+        match frames.next().await {
+            Some(Ok(Frame::Method(0, m))) => return Ok(m),
+            Some(Ok(Frame::Heartbeat(_))) => continue,
+            Some(Ok(_)) => {
+                return Err(Some((
+                    BrokerError::new(code::UNEXPECTED_FRAME, "unexpected frame during handshake"),
+                    0,
+                    0,
+                )))
+            }
+            Some(Err(e)) => {
+                return Err(Some((
+                    BrokerError::new(e.code, e.text),
+                    e.class_id,
+                    e.method_id,
+                )))
+            }
+            None => return Err(None),
+        }
+    }
+}
+
+fn command_invalid(expected: &str, got: &Method) -> HsError {
+    Some((
+        BrokerError::new(
+            code::COMMAND_INVALID,
+            format!("expected '{}', got '{}'", expected, got.name()),
+        ),
+        got.class_id(),
+        got.method_id(),
+    ))
+}
+
+/// Parse the SASL response: PLAIN (`\0user\0password`) or AMQPLAIN (a field
+/// table without its length prefix, with LOGIN and PASSWORD).
+fn credentials(mechanism: &[u8], response: &Bytes) -> Option<(String, Vec<u8>)> {
+    match mechanism {
+        b"PLAIN" => {
+            let mut parts = response.split(|b| *b == 0);
+            let _authzid = parts.next()?;
+            let user = parts.next()?;
+            let pass = parts.next()?;
+            Some((String::from_utf8_lossy(user).into_owned(), pass.to_vec()))
+        }
+        b"AMQPLAIN" => {
+            let mut with_len = Vec::with_capacity(response.len() + 4);
+            with_len.extend_from_slice(&(response.len() as u32).to_be_bytes());
+            with_len.extend_from_slice(response);
+            let t = FieldTable::decode(&mut Bytes::from(with_len)).ok()?;
+            let user = t.get("LOGIN")?.as_bytes()?.to_vec();
+            let pass = t.get("PASSWORD")?.as_bytes()?.to_vec();
+            Some((String::from_utf8_lossy(&user).into_owned(), pass))
+        }
+        _ => None,
+    }
+}
+
+async fn handshake<R, W>(
+    broker: &Broker,
+    frames: &mut FramedRead<R, FrameDecoder>,
+    wr: &mut W,
+    peer: SocketAddr,
+    limits: &warren_core::Limits,
+) -> Result<Handshake, HsError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut out = bytes::BytesMut::new();
+    write_method(
+        &mut out,
+        0,
+        &Method::ConnectionStart(ConnectionStart {
+            version_major: 0,
+            version_minor: 9,
+            server_properties: server_properties(),
+            mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+            locales: Bytes::from_static(b"en_US"),
+        }),
+    );
+    wr.write_all(&out).await.map_err(|_| None)?;
+    let start_ok = match next_method(frames).await? {
+        Method::ConnectionStartOk(s) => s,
+        other => return Err(command_invalid("connection.start-ok", &other)),
+    };
+    let cancel_notify = match start_ok.client_properties.get("capabilities") {
+        Some(FieldValue::Table(t)) => t
+            .get("consumer_cancel_notify")
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false),
+        _ => false,
+    };
+    let Some((username, password)) = credentials(start_ok.mechanism.as_bytes(), &start_ok.response)
+    else {
+        let e = BrokerError::access_refused(format!(
+            "Login was refused using authentication mechanism {}. For details see the broker logfile.",
+            start_ok.mechanism
+        ));
+        return Err(Some((e, 10, 11)));
+    };
+    let user = broker
+        .authenticate(&username, &password, Some(peer.ip()))
+        .map_err(|mut e| {
+            if e.text.contains("mechanism PLAIN") {
+                e.text = e
+                    .text
+                    .replace("PLAIN", &start_ok.mechanism.to_string_lossy());
+            }
+            Some((e, 10, 11))
+        })?;
+    out.clear();
+    write_method(
+        &mut out,
+        0,
+        &Method::ConnectionTune(ConnectionTune {
+            channel_max: limits.channel_max,
+            frame_max: limits.frame_max,
+            heartbeat: limits.heartbeat,
+        }),
+    );
+    wr.write_all(&out).await.map_err(|_| None)?;
+    let tune_ok = match next_method(frames).await? {
+        Method::ConnectionTuneOk(t) => t,
+        other => return Err(command_invalid("connection.tune-ok", &other)),
+    };
+    let frame_max = if tune_ok.frame_max == 0 {
+        limits.frame_max
+    } else {
+        tune_ok.frame_max
+    };
+    if frame_max > limits.frame_max {
+        return Err(Some((
+            BrokerError::not_allowed(format!(
+                "frame_max={} > {} max size",
+                frame_max, limits.frame_max
+            )),
+            10,
+            31,
+        )));
+    }
+    if frame_max < FRAME_MIN_SIZE {
+        return Err(Some((
+            BrokerError::not_allowed(format!(
+                "frame_max={} < {} min size",
+                frame_max, FRAME_MIN_SIZE
+            )),
+            10,
+            31,
+        )));
+    }
+    let channel_max = match tune_ok.channel_max {
+        0 => limits.channel_max,
+        n => n.min(limits.channel_max),
+    };
+    let open = match next_method(frames).await? {
+        Method::ConnectionOpen(o) => o,
+        other => return Err(command_invalid("connection.open", &other)),
+    };
+    let vhost_name = open.virtual_host.to_string_lossy().into_owned();
+    let vhost = broker
+        .open_vhost(&user, &vhost_name)
+        .map_err(|e| Some((e, 10, 40)))?;
+    Ok(Handshake {
+        user: user.name,
+        vhost,
+        frame_max,
+        channel_max,
+        heartbeat: tune_ok.heartbeat,
+        cancel_notify,
+    })
+}
+
+struct Connection {
+    ctx: ConnContext,
+    channels: HashMap<u16, Channel>,
+    channel_max: u16,
+    heartbeat: u16,
+    peer: SocketAddr,
+}
+
+/// Why the connection ended, for the log.
+type Ended = Result<(), String>;
+
+impl Connection {
+    async fn run<R: AsyncRead + Unpin>(
+        &mut self,
+        frames: &mut FramedRead<R, FrameDecoder>,
+    ) -> Ended {
+        let timeout = if self.heartbeat == 0 {
+            None
+        } else {
+            // Dead peer: nothing received for two heartbeat intervals.
+            Some(Duration::from_secs(self.heartbeat as u64 * 2))
+        };
+        loop {
+            let first = match timeout {
+                Some(t) => match tokio::time::timeout(t, frames.next()).await {
+                    Ok(f) => f,
+                    Err(_) => return Err("missed heartbeats from client, timeout".into()),
+                },
+                None => frames.next().await,
+            };
+            let mut next = first;
+            loop {
+                match next {
+                    None => return Err("client closed the socket".into()),
+                    Some(Err(e)) => {
+                        let e = AmqpError::connection(e.code, e.text, e.class_id, e.method_id);
+                        return self.close_with_error(e, frames).await;
+                    }
+                    Some(Ok(frame)) => match self.handle_frame(frame) {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Closed) => return Ok(()),
+                        Err(e) => return self.close_with_error(e, frames).await,
+                    },
+                }
+                // Handle every frame already buffered before flushing confirms.
+                match frames.next().now_or_never() {
+                    Some(f) => next = f,
+                    None => break,
+                }
+            }
+            for ch in self.channels.values_mut() {
+                ch.flush_confirms();
+            }
+        }
+    }
+
+    fn handle_frame(&mut self, frame: Frame) -> Result<Flow, AmqpError> {
+        match frame {
+            Frame::Heartbeat(_) => Ok(Flow::Continue),
+            Frame::Method(0, m) => self.connection_method(m),
+            Frame::Method(ch, Method::ChannelOpen(_)) => {
+                if ch > self.channel_max {
+                    return Err(AmqpError::connection(
+                        code::CHANNEL_ERROR,
+                        format!("channel {} above channel_max {}", ch, self.channel_max),
+                        20,
+                        10,
+                    ));
+                }
+                if self.channels.contains_key(&ch) {
+                    return Err(AmqpError::connection(
+                        code::CHANNEL_ERROR,
+                        "second 'channel.open' seen",
+                        20,
+                        10,
+                    ));
+                }
+                self.channels.insert(
+                    ch,
+                    Channel::new(ch, self.ctx.outlet.clone(), self.ctx.cancel_notify),
+                );
+                self.ctx
+                    .outlet
+                    .send_method(ch, Method::ChannelOpenOk(ChannelOpenOk::default()));
+                Ok(Flow::Continue)
+            }
+            Frame::Method(ch, m) => {
+                let Some(channel) = self.channels.get_mut(&ch) else {
+                    return Err(AmqpError::connection(
+                        code::CHANNEL_ERROR,
+                        format!("expected 'channel.open' for channel {}", ch),
+                        m.class_id(),
+                        m.method_id(),
+                    ));
+                };
+                if channel.closing {
+                    // After the server closed the channel, only close/close-ok count.
+                    match m {
+                        Method::ChannelCloseOk(_) => {
+                            self.channels.remove(&ch);
+                        }
+                        Method::ChannelClose(_) => {
+                            self.ctx
+                                .outlet
+                                .send_method(ch, Method::ChannelCloseOk(ChannelCloseOk::default()));
+                        }
+                        _ => {}
+                    }
+                    return Ok(Flow::Continue);
+                }
+                if channel.expecting_content() {
+                    return Err(AmqpError::connection(
+                        code::UNEXPECTED_FRAME,
+                        format!(
+                            "expected content header for class 60, got non content header frame instead ({})",
+                            m.name()
+                        ),
+                        m.class_id(),
+                        m.method_id(),
+                    ));
+                }
+                match m {
+                    Method::ChannelClose(_) => {
+                        if let Some(mut c) = self.channels.remove(&ch) {
+                            c.release();
+                        }
+                        self.ctx
+                            .outlet
+                            .send_method(ch, Method::ChannelCloseOk(ChannelCloseOk::default()));
+                        Ok(Flow::Continue)
+                    }
+                    Method::ChannelCloseOk(_) => Ok(Flow::Continue),
+                    m => {
+                        let result = channel.handle(&mut self.ctx, m);
+                        self.channel_result(ch, result)
+                    }
+                }
+            }
+            Frame::Header(ch, h) => {
+                let channel = content_channel(&mut self.channels, ch)?;
+                if channel.closing {
+                    return Ok(Flow::Continue);
+                }
+                let result = channel.on_header(&mut self.ctx, h);
+                self.channel_result(ch, result)
+            }
+            Frame::Body(ch, b) => {
+                let channel = content_channel(&mut self.channels, ch)?;
+                if channel.closing {
+                    return Ok(Flow::Continue);
+                }
+                let result = channel.on_body(&mut self.ctx, b);
+                self.channel_result(ch, result)
+            }
+        }
+    }
+
+    /// A soft error closes just the channel; a hard one goes up to close the
+    /// connection.
+    fn channel_result(
+        &mut self,
+        ch: u16,
+        result: Result<(), AmqpError>,
+    ) -> Result<Flow, AmqpError> {
+        match result {
+            Ok(()) => Ok(Flow::Continue),
+            Err(e) if e.hard => Err(e),
+            Err(e) => {
+                debug!(peer = %self.peer, channel = ch, error = %e.error, "channel error");
+                if let Some(c) = self.channels.get_mut(&ch) {
+                    c.flush_confirms();
+                    c.release();
+                    c.closing = true;
+                }
+                self.ctx.outlet.send_method(
+                    ch,
+                    Method::ChannelClose(ChannelClose {
+                        reply_code: e.error.code,
+                        reply_text: ShortStr::from(e.error.reply_text()),
+                        class_id: e.class_id,
+                        method_id: e.method_id,
+                    }),
+                );
+                Ok(Flow::Continue)
+            }
+        }
+    }
+
+    fn connection_method(&mut self, m: Method) -> Result<Flow, AmqpError> {
+        match m {
+            Method::ConnectionClose(_) => {
+                self.cleanup();
+                self.ctx
+                    .outlet
+                    .send_method(0, Method::ConnectionCloseOk(ConnectionCloseOk::default()));
+                Ok(Flow::Closed)
+            }
+            Method::ConnectionCloseOk(_) => Ok(Flow::Closed),
+            Method::ConnectionUpdateSecret(_) => {
+                self.ctx.outlet.send_method(
+                    0,
+                    Method::ConnectionUpdateSecretOk(ConnectionUpdateSecretOk::default()),
+                );
+                Ok(Flow::Continue)
+            }
+            Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(Flow::Continue),
+            other => Err(AmqpError::connection(
+                code::COMMAND_INVALID,
+                format!("unexpected method on channel 0: {}", other.name()),
+                other.class_id(),
+                other.method_id(),
+            )),
+        }
+    }
+
+    /// Send connection.close for a hard error, then wait (briefly) for close-ok.
+    async fn close_with_error<R: AsyncRead + Unpin>(
+        &mut self,
+        e: AmqpError,
+        frames: &mut FramedRead<R, FrameDecoder>,
+    ) -> Ended {
+        let text = e.error.reply_text();
+        self.cleanup();
+        self.ctx.outlet.send_method(
+            0,
+            Method::ConnectionClose(ConnectionClose {
+                reply_code: e.error.code,
+                reply_text: ShortStr::from(text.clone()),
+                class_id: e.class_id,
+                method_id: e.method_id,
+            }),
+        );
+        let deadline = Instant::now() + CLOSE_TIMEOUT;
+        while let Ok(Some(Ok(f))) = tokio::time::timeout_at(deadline.into(), frames.next()).await {
+            if matches!(f, Frame::Method(0, Method::ConnectionCloseOk(_))) {
+                break;
+            }
+        }
+        Err(format!("{} {}", e.error.code, text))
+    }
+
+    /// Release every channel and delete the connection's exclusive queues.
+    fn cleanup(&mut self) {
+        for (_, mut c) in self.channels.drain() {
+            c.release();
+        }
+        for q in std::mem::take(&mut self.ctx.exclusive_queues) {
+            self.ctx.vhost.remove_queue(&q);
+        }
+    }
+}
+
+fn content_channel(
+    channels: &mut HashMap<u16, Channel>,
+    ch: u16,
+) -> Result<&mut Channel, AmqpError> {
+    if ch == 0 {
+        return Err(AmqpError::connection(
+            code::COMMAND_INVALID,
+            "content frame on channel 0",
+            0,
+            0,
+        ));
+    }
+    channels.get_mut(&ch).ok_or_else(|| {
+        AmqpError::connection(
+            code::CHANNEL_ERROR,
+            format!("expected 'channel.open' for channel {}", ch),
+            0,
+            0,
+        )
+    })
+}
+
+enum Flow {
+    Continue,
+    Closed,
+}

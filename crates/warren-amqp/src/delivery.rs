@@ -1,0 +1,202 @@
+//! The delivery side of a channel: the part queues call into.
+//!
+//! [`ChannelShared`] implements the core's [`ConsumerSink`]. Under one lock it
+//! checks prefetch, assigns the delivery tag, records the unacknowledged delivery
+//! and queues the `basic.deliver` for the writer, so delivery tags reach the client
+//! in increasing order and an ack can never refer to a delivery not yet sent.
+
+use crate::codec::{BasicCancel, BasicDeliver, Method};
+use crate::writer::Outlet;
+use parking_lot::Mutex;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use warren_core::error::BrokerError;
+use warren_core::{Consumer, ConsumerSink, Queue, QueuedMessage, ShortStr};
+
+/// A delivery the client has not acknowledged yet.
+pub struct Unacked {
+    pub tag: u64,
+    pub queue: Arc<Queue>,
+    pub msg: QueuedMessage,
+    /// None for basic.get deliveries.
+    pub consumer: Option<Arc<Consumer>>,
+}
+
+/// A consumer registered on this channel.
+#[derive(Clone)]
+pub struct ConsumerEntry {
+    pub consumer: Arc<Consumer>,
+    pub queue: Arc<Queue>,
+}
+
+pub struct DeliveryState {
+    next_tag: u64,
+    pub unacked: VecDeque<Unacked>,
+    /// basic.qos global=true limit (0 = unlimited) and the count it applies to.
+    pub global_prefetch: u32,
+    consumer_unacked: u32,
+    /// channel.flow: false stops deliveries.
+    pub flow_active: bool,
+    pub closed: bool,
+    pub consumers: HashMap<ShortStr, ConsumerEntry>,
+}
+
+pub struct ChannelShared {
+    pub id: u16,
+    pub outlet: Arc<Outlet>,
+    /// Whether the client understands server-sent basic.cancel.
+    pub cancel_notify: bool,
+    pub state: Mutex<DeliveryState>,
+}
+
+impl ChannelShared {
+    pub fn new(id: u16, outlet: Arc<Outlet>, cancel_notify: bool) -> Arc<ChannelShared> {
+        Arc::new(ChannelShared {
+            id,
+            outlet,
+            cancel_notify,
+            state: Mutex::new(DeliveryState {
+                next_tag: 1,
+                unacked: VecDeque::new(),
+                global_prefetch: 0,
+                consumer_unacked: 0,
+                flow_active: true,
+                closed: false,
+                consumers: HashMap::new(),
+            }),
+        })
+    }
+
+    /// Record a basic.get delivery and return its tag.
+    pub fn record_get(&self, queue: &Arc<Queue>, msg: &QueuedMessage, no_ack: bool) -> u64 {
+        let mut st = self.state.lock();
+        let tag = st.next_tag;
+        st.next_tag += 1;
+        if !no_ack {
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                msg: msg.clone(),
+                consumer: None,
+            });
+        }
+        tag
+    }
+
+    /// Take the deliveries an ack/nack/reject refers to. `multiple` takes every
+    /// delivery up to and including `tag` (tag 0 with multiple: all of them).
+    pub fn take(&self, tag: u64, multiple: bool) -> Result<Vec<Unacked>, BrokerError> {
+        let mut st = self.state.lock();
+        let taken: Vec<Unacked> = if multiple {
+            let end = if tag == 0 {
+                st.unacked.len()
+            } else {
+                st.unacked.partition_point(|u| u.tag <= tag)
+            };
+            if end == 0 && tag != 0 {
+                return Err(unknown_tag(tag));
+            }
+            st.unacked.drain(..end).collect()
+        } else {
+            let pos = st.unacked.partition_point(|u| u.tag < tag);
+            match st.unacked.get(pos) {
+                Some(u) if u.tag == tag => st.unacked.remove(pos).into_iter().collect(),
+                _ => return Err(unknown_tag(tag)),
+            }
+        };
+        for u in &taken {
+            if let Some(c) = &u.consumer {
+                c.sub_unacked(1);
+                st.consumer_unacked = st.consumer_unacked.saturating_sub(1);
+            }
+        }
+        Ok(taken)
+    }
+
+    /// Take every unacknowledged delivery (channel closing, basic.recover).
+    pub fn take_all(&self) -> Vec<Unacked> {
+        let mut st = self.state.lock();
+        let all: Vec<Unacked> = st.unacked.drain(..).collect();
+        for u in &all {
+            if let Some(c) = &u.consumer {
+                c.sub_unacked(1);
+            }
+        }
+        st.consumer_unacked = 0;
+        all
+    }
+
+    /// Queues whose consumers on this channel may now have room.
+    pub fn consumer_queues(&self) -> Vec<Arc<Queue>> {
+        let st = self.state.lock();
+        let mut qs: Vec<Arc<Queue>> = Vec::with_capacity(st.consumers.len());
+        for e in st.consumers.values() {
+            if !qs.iter().any(|q| Arc::ptr_eq(q, &e.queue)) {
+                qs.push(e.queue.clone());
+            }
+        }
+        qs
+    }
+}
+
+fn unknown_tag(tag: u64) -> BrokerError {
+    BrokerError::precondition_failed(format!("unknown delivery tag {}", tag))
+}
+
+impl ConsumerSink for ChannelShared {
+    fn offer(&self, consumer: &Arc<Consumer>, queue: &Arc<Queue>, msg: &QueuedMessage) -> bool {
+        if !consumer.is_active() || !consumer.has_credit() || !self.outlet.has_room(queue) {
+            return false;
+        }
+        let mut st = self.state.lock();
+        if st.closed || !st.flow_active {
+            return false;
+        }
+        if !consumer.no_ack && st.global_prefetch > 0 && st.consumer_unacked >= st.global_prefetch {
+            return false;
+        }
+        let tag = st.next_tag;
+        st.next_tag += 1;
+        if !consumer.no_ack {
+            consumer.add_unacked();
+            st.consumer_unacked += 1;
+            st.unacked.push_back(Unacked {
+                tag,
+                queue: queue.clone(),
+                msg: msg.clone(),
+                consumer: Some(consumer.clone()),
+            });
+        }
+        let m = &msg.message;
+        self.outlet.send_content(
+            self.id,
+            Method::BasicDeliver(BasicDeliver {
+                consumer_tag: consumer.tag.clone(),
+                delivery_tag: tag,
+                redelivered: msg.redelivered,
+                exchange: m.exchange.clone(),
+                routing_key: m.routing_key.clone(),
+            }),
+            m.clone(),
+        );
+        true
+    }
+
+    fn cancelled(&self, consumer: &Arc<Consumer>) {
+        let mut st = self.state.lock();
+        let mine = matches!(st.consumers.get(&consumer.tag), Some(e) if Arc::ptr_eq(&e.consumer, consumer));
+        if !mine {
+            return;
+        }
+        st.consumers.remove(&consumer.tag);
+        if self.cancel_notify && !st.closed {
+            self.outlet.send_method(
+                self.id,
+                Method::BasicCancel(BasicCancel {
+                    consumer_tag: consumer.tag.clone(),
+                    nowait: true,
+                }),
+            );
+        }
+    }
+}

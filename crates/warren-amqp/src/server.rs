@@ -1,0 +1,28 @@
+//! The AMQP listener: accepts sockets and spawns a connection task for each.
+
+use crate::connection::serve_connection;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use warren_core::Broker;
+
+/// Accept AMQP connections forever. Each connection runs on tokio's multi-thread
+/// runtime, so connections spread over all cores.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(%addr, "AMQP 0-9-1 listener started");
+    }
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                let _ = socket.set_nodelay(true);
+                tokio::spawn(serve_connection(broker.clone(), socket, peer));
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Server configuration: embedded defaults, overridden by a TOML file, then by
+//! environment variables and command-line flags (clap handles the last two).
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+/// The TOML config file. Every field is optional; see `docs/CONFIG.md`... and the
+/// example in the README.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listeners: Option<Listeners>,
+    pub data_dir: Option<PathBuf>,
+    pub limits: Option<FileLimits>,
+    /// Create guest/guest (loopback only) as RabbitMQ does. Default true.
+    pub default_user: Option<bool>,
+    #[serde(default)]
+    pub vhosts: Vec<VhostConfig>,
+    #[serde(default)]
+    pub users: Vec<UserConfig>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listeners {
+    pub bind: Option<String>,
+    pub amqp_port: Option<u16>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileLimits {
+    pub frame_max: Option<u32>,
+    pub channel_max: Option<u16>,
+    pub heartbeat: Option<u16>,
+    pub max_message_size: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VhostConfig {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UserConfig {
+    pub name: String,
+    /// Plain password (hashed at load time)...
+    pub password: Option<String>,
+    /// ...or a RabbitMQ-format SHA-256 hash, as in RabbitMQ's definitions export.
+    pub password_hash: Option<String>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Vhosts the user may open. Default: all configured vhosts.
+    pub vhosts: Option<Vec<String>>,
+    #[serde(default)]
+    pub loopback_only: bool,
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<FileConfig, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read config {}: {}", path.display(), e))?;
+        toml::from_str(&text).map_err(|e| format!("invalid config {}: {}", path.display(), e))
+    }
+}

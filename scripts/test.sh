@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Runs Warren's whole test suite: Rust unit tests, Rust integration tests (lapin
+# against the real binary) and the Python scenario tests (pika, kombu) against a
+# freshly started broker. Installs what it needs; safe to run repeatedly.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Python client libraries used by the scenario tests.
+if ! python3 -c 'import pika, kombu, pytest, pytest_timeout' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+
+cargo build --quiet --bin warren
+export WARREN_BIN="$PWD/target/debug/warren"
+
+echo "== cargo test"
+cargo test --workspace --quiet 2>&1
+
+echo "== python scenario tests"
+data_dir=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$WARREN_BIN" server --bind 127.0.0.1 --amqp-port "$port" --data-dir "$data_dir" --log warn >"$data_dir/warren.log" 2>&1 &
+pid=$!
+trap 'kill $pid 2>/dev/null || true; rm -rf "$data_dir"' EXIT
+for _ in $(seq 1 100); do
+  (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+  sleep 0.1
+done
+status=0
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider || status=$?
+if [ $status -ne 0 ]; then
+  echo "-- broker log (last 50 lines)"; tail -50 "$data_dir/warren.log"
+fi
+exit $status
