@@ -13,14 +13,17 @@ use bytes::{Bytes, BytesMut};
 use std::collections::HashMap;
 use std::sync::Arc;
 use warren_core::error::code;
+use warren_core::properties::RawProperties;
 use warren_core::{
-    BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions, Message, Queue,
-    QueueOptions, ShortStr, VHost,
+    BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
+    Message, Queue, QueueOptions, ShortStr, VHost,
 };
 
 /// What the connection knows that channels need.
 pub struct ConnContext {
     pub id: ConnectionId,
+    /// The authenticated user (publishes may only claim this `user_id`).
+    pub user: String,
     pub vhost: Arc<VHost>,
     pub outlet: Arc<Outlet>,
     pub max_message_size: u64,
@@ -653,6 +656,23 @@ impl Channel {
                 60,
                 40,
             ));
+        }
+        if RawProperties::has_user_id(&h.properties) {
+            let claimed = BasicProperties::decode(&h.properties)
+                .ok()
+                .and_then(|p| p.user_id)
+                .unwrap_or_default();
+            if claimed.as_bytes() != ctx.user.as_bytes() {
+                self.pending = None;
+                return Err(AmqpError::channel(
+                    BrokerError::precondition_failed(format!(
+                        "user_id property set to '{}' but authenticated user was '{}'",
+                        claimed, ctx.user
+                    )),
+                    60,
+                    40,
+                ));
+            }
         }
         p.properties = Some(h.properties);
         p.body_size = h.body_size;

@@ -127,6 +127,7 @@ where
     let mut conn = Connection {
         ctx: ConnContext {
             id,
+            user: hs.user.clone(),
             vhost: hs.vhost,
             outlet: outlet.clone(),
             max_message_size: limits.max_message_size,
@@ -257,13 +258,21 @@ where
             .unwrap_or(false),
         _ => false,
     };
+    if !matches!(start_ok.mechanism.as_bytes(), b"PLAIN" | b"AMQPLAIN") {
+        let e = BrokerError::command_invalid(format!(
+            "unknown authentication mechanism '{}'",
+            start_ok.mechanism
+        ));
+        return Err(Some((e, 10, 11)));
+    }
+    // RabbitMQ sends class/method 0 with authentication failures.
     let Some((username, password)) = credentials(start_ok.mechanism.as_bytes(), &start_ok.response)
     else {
         let e = BrokerError::access_refused(format!(
             "Login was refused using authentication mechanism {}. For details see the broker logfile.",
             start_ok.mechanism
         ));
-        return Err(Some((e, 10, 11)));
+        return Err(Some((e, 0, 0)));
     };
     let user = broker
         .authenticate(&username, &password, Some(peer.ip()))
@@ -273,7 +282,7 @@ where
                     .text
                     .replace("PLAIN", &start_ok.mechanism.to_string_lossy());
             }
-            Some((e, 10, 11))
+            Some((e, 0, 0))
         })?;
     out.clear();
     write_method(
@@ -395,12 +404,18 @@ impl Connection {
 
     fn handle_frame(&mut self, frame: Frame) -> Result<Flow, AmqpError> {
         match frame {
-            Frame::Heartbeat(_) => Ok(Flow::Continue),
+            Frame::Heartbeat(0) => Ok(Flow::Continue),
+            Frame::Heartbeat(ch) => Err(AmqpError::connection(
+                code::UNEXPECTED_FRAME,
+                format!("heartbeat frame on channel {}", ch),
+                0,
+                0,
+            )),
             Frame::Method(0, m) => self.connection_method(m),
             Frame::Method(ch, Method::ChannelOpen(_)) => {
                 if ch > self.channel_max {
                     return Err(AmqpError::connection(
-                        code::CHANNEL_ERROR,
+                        code::NOT_ALLOWED,
                         format!("channel {} above channel_max {}", ch, self.channel_max),
                         20,
                         10,
@@ -544,8 +559,11 @@ impl Connection {
             }
             Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_) => Ok(Flow::Continue),
             other => Err(AmqpError::connection(
-                code::COMMAND_INVALID,
-                format!("unexpected method on channel 0: {}", other.name()),
+                code::CHANNEL_ERROR,
+                format!(
+                    "unexpected method in connection state running: {}",
+                    other.name()
+                ),
                 other.class_id(),
                 other.method_id(),
             )),
@@ -595,7 +613,7 @@ fn content_channel(
 ) -> Result<&mut Channel, AmqpError> {
     if ch == 0 {
         return Err(AmqpError::connection(
-            code::COMMAND_INVALID,
+            code::UNEXPECTED_FRAME,
             "content frame on channel 0",
             0,
             0,

@@ -333,8 +333,14 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
-        let q = self.get_queue(queue, conn)?;
-        let e = self.get_exchange(exchange)?;
+        // RabbitMQ: unbinding from a missing queue or exchange is not an error.
+        let Some(q) = self.queue(queue.as_bytes()) else {
+            return Ok(());
+        };
+        q.check_access(conn)?;
+        let Some(e) = self.exchange(exchange.as_bytes()) else {
+            return Ok(());
+        };
         if e.unbind(&Destination::Queue(q), routing_key, arguments) {
             self.maybe_auto_delete_exchange(&e);
         }
