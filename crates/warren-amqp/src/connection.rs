@@ -136,6 +136,8 @@ where
             has_published: false,
             ctag_counter: 0,
         },
+        alarm: broker.alarm(),
+        blocked_notify: hs.blocked_notify,
         channels: HashMap::new(),
         channel_max: hs.channel_max,
         heartbeat: hs.heartbeat,
@@ -158,6 +160,7 @@ struct Handshake {
     channel_max: u16,
     heartbeat: u16,
     cancel_notify: bool,
+    blocked_notify: bool,
 }
 
 type HsError = Option<(BrokerError, u16, u16)>;
@@ -251,13 +254,12 @@ where
         Method::ConnectionStartOk(s) => s,
         other => return Err(command_invalid("connection.start-ok", &other)),
     };
-    let cancel_notify = match start_ok.client_properties.get("capabilities") {
-        Some(FieldValue::Table(t)) => t
-            .get("consumer_cancel_notify")
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false),
+    let capability = |name: &str| match start_ok.client_properties.get("capabilities") {
+        Some(FieldValue::Table(t)) => t.get(name).and_then(|v| v.as_bool()).unwrap_or(false),
         _ => false,
     };
+    let cancel_notify = capability("consumer_cancel_notify");
+    let blocked_notify = capability("connection.blocked");
     if !matches!(start_ok.mechanism.as_bytes(), b"PLAIN" | b"AMQPLAIN") {
         let e = BrokerError::command_invalid(format!(
             "unknown authentication mechanism '{}'",
@@ -343,11 +345,15 @@ where
         channel_max,
         heartbeat: tune_ok.heartbeat,
         cancel_notify,
+        blocked_notify,
     })
 }
 
 struct Connection {
     ctx: ConnContext,
+    alarm: tokio::sync::watch::Receiver<Option<String>>,
+    /// The client understands connection.blocked/unblocked.
+    blocked_notify: bool,
     channels: HashMap<u16, Channel>,
     channel_max: u16,
     heartbeat: u16,
@@ -368,13 +374,51 @@ impl Connection {
             // Dead peer: nothing received for two heartbeat intervals.
             Some(Duration::from_secs(self.heartbeat as u64 * 2))
         };
+        let mut alarm = self.alarm.clone();
+        let mut blocked = false;
         loop {
-            let first = match timeout {
-                Some(t) => match tokio::time::timeout(t, frames.next()).await {
+            // A resource alarm stops reading from connections that publish, as
+            // RabbitMQ does; consumers keep draining. The heartbeat monitor pauses
+            // too, since we are the ones not reading.
+            let reason = alarm.borrow_and_update().clone();
+            match reason {
+                Some(reason) if self.ctx.has_published => {
+                    if !blocked && self.blocked_notify {
+                        self.ctx.outlet.send_method(
+                            0,
+                            Method::ConnectionBlocked(ConnectionBlocked {
+                                reason: ShortStr::from(reason),
+                            }),
+                        );
+                    }
+                    blocked = true;
+                    if alarm.changed().await.is_err() {
+                        return Err("broker shutting down".into());
+                    }
+                    continue;
+                }
+                _ if blocked => {
+                    blocked = false;
+                    if self.blocked_notify {
+                        self.ctx
+                            .outlet
+                            .send_method(0, Method::ConnectionUnblocked(ConnectionUnblocked::default()));
+                    }
+                }
+                _ => {}
+            }
+            let read = async {
+                match timeout {
+                    Some(t) => tokio::time::timeout(t, frames.next()).await,
+                    None => Ok(frames.next().await),
+                }
+            };
+            let first = tokio::select! {
+                r = read => match r {
                     Ok(f) => f,
                     Err(_) => return Err("missed heartbeats from client, timeout".into()),
                 },
-                None => frames.next().await,
+                _ = alarm.changed() => continue,
             };
             let mut next = first;
             loop {

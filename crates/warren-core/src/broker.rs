@@ -37,6 +37,9 @@ pub struct Broker {
     users: RwLock<HashMap<String, User>>,
     pub limits: Limits,
     next_connection: AtomicU64,
+    /// A raised resource alarm (memory, disk) and its reason. Publishing
+    /// connections stop being read while it is set (connection.blocked).
+    alarm: tokio::sync::watch::Sender<Option<String>>,
 }
 
 impl Broker {
@@ -47,6 +50,7 @@ impl Broker {
             users: RwLock::new(HashMap::new()),
             limits,
             next_connection: AtomicU64::new(1),
+            alarm: tokio::sync::watch::channel(None).0,
         })
     }
 
@@ -85,6 +89,20 @@ impl Broker {
 
     pub fn user(&self, name: &str) -> Option<User> {
         self.users.read().get(name).cloned()
+    }
+
+    /// Raise (Some(reason)) or clear (None) the resource alarm.
+    pub fn set_alarm(&self, reason: Option<String>) {
+        self.alarm.send_if_modified(|cur| {
+            let changed = *cur != reason;
+            *cur = reason;
+            changed
+        });
+    }
+
+    /// Watch the resource alarm.
+    pub fn alarm(&self) -> tokio::sync::watch::Receiver<Option<String>> {
+        self.alarm.subscribe()
     }
 
     /// A fresh id for a client connection.
