@@ -227,7 +227,10 @@ def gen_struct(m, w):
         w("/// " + " ".join(extra))
     w("#[derive(Debug, Clone, PartialEq, Default)]")
     if not m["fields"]:
-        w(f"pub struct {m['rust']};")
+        # A braced empty struct rather than a unit struct, so that both
+        # `TxSelectOk {}` and `TxSelectOk::default()` are idiomatic (clippy flags
+        # `default()` on unit structs) and every method is built the same way.
+        w(f"pub struct {m['rust']} {{}}")
         return
     w(f"pub struct {m['rust']} {{")
     for f in m["fields"]:
@@ -255,7 +258,7 @@ def gen_impl(m, w):
     w("    /// Does not check for trailing bytes; [`Method::decode`] does.")
     if not m["fields"]:
         w("    pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {")
-        w(f"        Ok({r})")
+        w(f"        Ok({r} {{}})")
         w("    }")
     else:
         w("    pub fn decode_args(buf: &mut Bytes) -> Result<Self, DecodeError> {")
@@ -323,7 +326,7 @@ def gen_samples(methods, w):
     w("    vec![")
     for m in methods:
         if not m["fields"]:
-            w(f"        Method::{m['rust']}({m['rust']}),")
+            w(f"        Method::{m['rust']}({m['rust']} {{}}),")
             continue
         w(f"        Method::{m['rust']}({m['rust']} {{")
         for i, f in enumerate(m["fields"]):

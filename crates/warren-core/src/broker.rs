@@ -119,9 +119,9 @@ impl Broker {
         peer: Option<IpAddr>,
     ) -> Result<User> {
         let refused = || {
-            BrokerError::access_refused(format!(
-                "Login was refused using authentication mechanism PLAIN. For details see the broker logfile."
-            ))
+            BrokerError::access_refused(
+                "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
+            )
         };
         let user = self.user(username).ok_or_else(refused)?;
         if !user.check_password(password) {

@@ -84,10 +84,10 @@ pub struct ContentHeader {
 /// reply code: 501 FRAME_ERROR, 502 SYNTAX_ERROR, 505 UNEXPECTED_FRAME, 540
 /// NOT_IMPLEMENTED, ...).
 ///
-/// `text` is the complete reply text, already prefixed with the code's name the way
-/// RabbitMQ does it ("FRAME_ERROR - ..."), so it can go into `connection.close`
-/// as is. `class_id` and `method_id` name the offending method when there is one
-/// (0 otherwise), also for `connection.close`.
+/// `text` is the detail without the code's name (e.g. "unknown frame type 5");
+/// RabbitMQ's reply text is `"{name} - {text}"`, with the name from
+/// [`reply_code::name`]. `class_id` and `method_id` name the offending method when
+/// there is one (0 otherwise), for `connection.close`.
 ///
 /// An I/O error reading the socket is also reported as a `FrameError` (that is what
 /// `FramedRead` requires); it has `code` 0, see [`FrameError::is_io`]. There is no
@@ -101,10 +101,9 @@ pub struct FrameError {
 }
 
 impl FrameError {
-    /// A `code` error about no method in particular; `detail` is prefixed with the
-    /// code's name.
-    pub fn new(code: u16, detail: impl fmt::Display) -> FrameError {
-        FrameError::for_method(code, 0, 0, detail)
+    /// A `code` error about no method in particular.
+    pub fn new(code: u16, text: impl Into<String>) -> FrameError {
+        FrameError::for_method(code, 0, 0, text)
     }
 
     /// A `code` error caused by method (`class_id`, `method_id`).
@@ -112,22 +111,18 @@ impl FrameError {
         code: u16,
         class_id: u16,
         method_id: u16,
-        detail: impl fmt::Display,
+        text: impl Into<String>,
     ) -> FrameError {
-        let text = match reply_code::name(code) {
-            Some(name) => format!("{name} - {detail}"),
-            None => detail.to_string(),
-        };
         FrameError {
             code,
-            text,
+            text: text.into(),
             class_id,
             method_id,
         }
     }
 
-    fn frame_error(detail: impl fmt::Display) -> FrameError {
-        FrameError::new(reply_code::FRAME_ERROR, detail)
+    fn framing(text: impl Into<String>) -> FrameError {
+        FrameError::new(reply_code::FRAME_ERROR, text)
     }
 
     /// Whether this is a transport failure (socket error, or the peer closed the
@@ -139,7 +134,7 @@ impl FrameError {
 
 impl From<MethodDecodeError> for FrameError {
     fn from(e: MethodDecodeError) -> FrameError {
-        FrameError::for_method(e.reply_code(), e.class_id(), e.method_id(), &e)
+        FrameError::for_method(e.reply_code(), e.class_id(), e.method_id(), e.to_string())
     }
 }
 
@@ -156,7 +151,10 @@ impl From<std::io::Error> for FrameError {
 
 impl fmt::Display for FrameError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({})", self.text, self.code)
+        match reply_code::name(self.code) {
+            Some(name) => write!(f, "{} {name} - {}", self.code, self.text),
+            None => write!(f, "{}", self.text),
+        }
     }
 }
 
@@ -220,12 +218,10 @@ impl Decoder for FrameDecoder {
             kind,
             FRAME_METHOD | FRAME_HEADER | FRAME_BODY | FRAME_HEARTBEAT
         ) {
-            return Err(FrameError::frame_error(format_args!(
-                "unknown frame type {kind}"
-            )));
+            return Err(FrameError::framing(format!("unknown frame type {kind}")));
         }
         if self.too_large(size) {
-            return Err(FrameError::frame_error(format_args!(
+            return Err(FrameError::framing(format!(
                 "type {kind}, frame payload of {size} bytes exceeds frame_max {}",
                 self.max_frame_size
             )));
@@ -233,7 +229,7 @@ impl Decoder for FrameDecoder {
         // `size` is at most u32::MAX, so this only fails on 16-bit targets; still, no
         // unchecked arithmetic on input.
         let Some(total) = (size as usize).checked_add(FRAME_HEADER_LEN + 1) else {
-            return Err(FrameError::frame_error("frame too large for this platform"));
+            return Err(FrameError::framing("frame too large for this platform"));
         };
 
         if src.len() < total {
@@ -251,7 +247,7 @@ impl Decoder for FrameDecoder {
 
         let end = src[total - 1];
         if end != FRAME_END {
-            return Err(FrameError::frame_error(format_args!(
+            return Err(FrameError::framing(format!(
                 "type {kind}, invalid frame end marker 0x{end:02x}"
             )));
         }
@@ -263,7 +259,7 @@ impl Decoder for FrameDecoder {
         let frame = match kind {
             FRAME_METHOD => {
                 if payload.len() < 4 {
-                    return Err(FrameError::frame_error(format_args!(
+                    return Err(FrameError::framing(format!(
                         "method frame payload of {} bytes is too short",
                         payload.len()
                     )));
@@ -274,7 +270,7 @@ impl Decoder for FrameDecoder {
             }
             FRAME_HEADER => {
                 if payload.len() < CONTENT_HEADER_MIN_LEN {
-                    return Err(FrameError::frame_error(format_args!(
+                    return Err(FrameError::framing(format!(
                         "content header frame payload of {} bytes is too short",
                         payload.len()
                     )));
@@ -295,7 +291,7 @@ impl Decoder for FrameDecoder {
             FRAME_BODY => Frame::Body(channel, payload),
             FRAME_HEARTBEAT => {
                 if !payload.is_empty() {
-                    return Err(FrameError::frame_error(format_args!(
+                    return Err(FrameError::framing(format!(
                         "heartbeat frame with a {}-byte payload",
                         payload.len()
                     )));
@@ -303,11 +299,7 @@ impl Decoder for FrameDecoder {
                 Frame::Heartbeat(channel)
             }
             // Filtered out above, before the payload was buffered.
-            _ => {
-                return Err(FrameError::frame_error(format_args!(
-                    "unknown frame type {kind}"
-                )))
-            }
+            _ => return Err(FrameError::framing(format!("unknown frame type {kind}"))),
         };
         Ok(Some(frame))
     }

@@ -760,16 +760,16 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             class_id: 0x1436,
             method_id: 0x1537,
         }),
-        Method::ConnectionCloseOk(ConnectionCloseOk),
+        Method::ConnectionCloseOk(ConnectionCloseOk {}),
         Method::ConnectionBlocked(ConnectionBlocked {
             reason: ShortStr::from_static("reason"),
         }),
-        Method::ConnectionUnblocked(ConnectionUnblocked),
+        Method::ConnectionUnblocked(ConnectionUnblocked {}),
         Method::ConnectionUpdateSecret(ConnectionUpdateSecret {
             new_secret: Bytes::from_static(b"new-secret\x00\xff"),
             reason: ShortStr::from_static("reason"),
         }),
-        Method::ConnectionUpdateSecretOk(ConnectionUpdateSecretOk),
+        Method::ConnectionUpdateSecretOk(ConnectionUpdateSecretOk {}),
         Method::ChannelOpen(ChannelOpen {
             out_of_band: if reserved_default {
                 Default::default()
@@ -792,7 +792,7 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             class_id: 0x1436,
             method_id: 0x1537,
         }),
-        Method::ChannelCloseOk(ChannelCloseOk),
+        Method::ChannelCloseOk(ChannelCloseOk {}),
         Method::AccessRequest(AccessRequest {
             realm: ShortStr::from_static("realm"),
             exclusive: false,
@@ -817,7 +817,7 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             nowait: false,
             arguments: sample_table("arguments"),
         }),
-        Method::ExchangeDeclareOk(ExchangeDeclareOk),
+        Method::ExchangeDeclareOk(ExchangeDeclareOk {}),
         Method::ExchangeDelete(ExchangeDelete {
             reserved_1: if reserved_default {
                 Default::default()
@@ -828,7 +828,7 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             if_unused: true,
             nowait: false,
         }),
-        Method::ExchangeDeleteOk(ExchangeDeleteOk),
+        Method::ExchangeDeleteOk(ExchangeDeleteOk {}),
         Method::ExchangeBind(ExchangeBind {
             reserved_1: if reserved_default {
                 Default::default()
@@ -841,7 +841,7 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             nowait: true,
             arguments: sample_table("arguments"),
         }),
-        Method::ExchangeBindOk(ExchangeBindOk),
+        Method::ExchangeBindOk(ExchangeBindOk {}),
         Method::ExchangeUnbind(ExchangeUnbind {
             reserved_1: if reserved_default {
                 Default::default()
@@ -854,7 +854,7 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             nowait: true,
             arguments: sample_table("arguments"),
         }),
-        Method::ExchangeUnbindOk(ExchangeUnbindOk),
+        Method::ExchangeUnbindOk(ExchangeUnbindOk {}),
         Method::QueueDeclare(QueueDeclare {
             reserved_1: if reserved_default {
                 Default::default()
@@ -886,7 +886,7 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             nowait: true,
             arguments: sample_table("arguments"),
         }),
-        Method::QueueBindOk(QueueBindOk),
+        Method::QueueBindOk(QueueBindOk {}),
         Method::QueuePurge(QueuePurge {
             reserved_1: if reserved_default {
                 Default::default()
@@ -924,13 +924,13 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
             routing_key: ShortStr::from_static("routing-key"),
             arguments: sample_table("arguments"),
         }),
-        Method::QueueUnbindOk(QueueUnbindOk),
+        Method::QueueUnbindOk(QueueUnbindOk {}),
         Method::BasicQos(BasicQos {
             prefetch_size: 0x89abcdef,
             prefetch_count: 0x1335,
             global: true,
         }),
-        Method::BasicQosOk(BasicQosOk),
+        Method::BasicQosOk(BasicQosOk {}),
         Method::BasicConsume(BasicConsume {
             reserved_1: if reserved_default {
                 Default::default()
@@ -1012,20 +1012,20 @@ pub(crate) fn sample_methods(reserved_default: bool) -> Vec<Method> {
         }),
         Method::BasicRecoverAsync(BasicRecoverAsync { requeue: true }),
         Method::BasicRecover(BasicRecover { requeue: true }),
-        Method::BasicRecoverOk(BasicRecoverOk),
+        Method::BasicRecoverOk(BasicRecoverOk {}),
         Method::BasicNack(BasicNack {
             delivery_tag: 0x0123456789abcdef,
             multiple: false,
             requeue: true,
         }),
         Method::ConfirmSelect(ConfirmSelect { nowait: true }),
-        Method::ConfirmSelectOk(ConfirmSelectOk),
-        Method::TxSelect(TxSelect),
-        Method::TxSelectOk(TxSelectOk),
-        Method::TxCommit(TxCommit),
-        Method::TxCommitOk(TxCommitOk),
-        Method::TxRollback(TxRollback),
-        Method::TxRollbackOk(TxRollbackOk),
+        Method::ConfirmSelectOk(ConfirmSelectOk {}),
+        Method::TxSelect(TxSelect {}),
+        Method::TxSelectOk(TxSelectOk {}),
+        Method::TxCommit(TxCommit {}),
+        Method::TxCommitOk(TxCommitOk {}),
+        Method::TxRollback(TxRollback {}),
+        Method::TxRollbackOk(TxRollbackOk {}),
     ]
 }
 
@@ -1397,7 +1397,7 @@ impl From<ConnectionClose> for Method {
 
 /// `connection.close-ok` (class 10, method 51). Confirms `close`; after it the socket can be closed.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConnectionCloseOk;
+pub struct ConnectionCloseOk {}
 
 impl ConnectionCloseOk {
     pub const CLASS_ID: u16 = 10;
@@ -1407,7 +1407,7 @@ impl ConnectionCloseOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ConnectionCloseOk)
+        Ok(ConnectionCloseOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -1452,7 +1452,7 @@ impl From<ConnectionBlocked> for Method {
 
 /// `connection.unblocked` (class 10, method 61). RabbitMQ extension: publishes are accepted again.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConnectionUnblocked;
+pub struct ConnectionUnblocked {}
 
 impl ConnectionUnblocked {
     pub const CLASS_ID: u16 = 10;
@@ -1462,7 +1462,7 @@ impl ConnectionUnblocked {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ConnectionUnblocked)
+        Ok(ConnectionUnblocked {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -1512,7 +1512,7 @@ impl From<ConnectionUpdateSecret> for Method {
 
 /// `connection.update-secret-ok` (class 10, method 71). RabbitMQ extension: confirms `update-secret`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConnectionUpdateSecretOk;
+pub struct ConnectionUpdateSecretOk {}
 
 impl ConnectionUpdateSecretOk {
     pub const CLASS_ID: u16 = 10;
@@ -1522,7 +1522,7 @@ impl ConnectionUpdateSecretOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ConnectionUpdateSecretOk)
+        Ok(ConnectionUpdateSecretOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -1719,7 +1719,7 @@ impl From<ChannelClose> for Method {
 
 /// `channel.close-ok` (class 20, method 41). Confirms `close`; the channel number may be reused.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ChannelCloseOk;
+pub struct ChannelCloseOk {}
 
 impl ChannelCloseOk {
     pub const CLASS_ID: u16 = 20;
@@ -1729,7 +1729,7 @@ impl ChannelCloseOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ChannelCloseOk)
+        Ok(ChannelCloseOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -1923,7 +1923,7 @@ impl From<ExchangeDeclare> for Method {
 
 /// `exchange.declare-ok` (class 40, method 11). Confirms `exchange.declare`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExchangeDeclareOk;
+pub struct ExchangeDeclareOk {}
 
 impl ExchangeDeclareOk {
     pub const CLASS_ID: u16 = 40;
@@ -1933,7 +1933,7 @@ impl ExchangeDeclareOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ExchangeDeclareOk)
+        Ok(ExchangeDeclareOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -2003,7 +2003,7 @@ impl From<ExchangeDelete> for Method {
 
 /// `exchange.delete-ok` (class 40, method 21). Confirms `exchange.delete`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExchangeDeleteOk;
+pub struct ExchangeDeleteOk {}
 
 impl ExchangeDeleteOk {
     pub const CLASS_ID: u16 = 40;
@@ -2013,7 +2013,7 @@ impl ExchangeDeleteOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ExchangeDeleteOk)
+        Ok(ExchangeDeleteOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -2090,7 +2090,7 @@ impl From<ExchangeBind> for Method {
 
 /// `exchange.bind-ok` (class 40, method 31). Confirms `exchange.bind`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExchangeBindOk;
+pub struct ExchangeBindOk {}
 
 impl ExchangeBindOk {
     pub const CLASS_ID: u16 = 40;
@@ -2100,7 +2100,7 @@ impl ExchangeBindOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ExchangeBindOk)
+        Ok(ExchangeBindOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -2177,7 +2177,7 @@ impl From<ExchangeUnbind> for Method {
 
 /// `exchange.unbind-ok` (class 40, method 51). Confirms `exchange.unbind`. Its method id is 51, not 41: a historical quirk kept for compatibility.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ExchangeUnbindOk;
+pub struct ExchangeUnbindOk {}
 
 impl ExchangeUnbindOk {
     pub const CLASS_ID: u16 = 40;
@@ -2187,7 +2187,7 @@ impl ExchangeUnbindOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ExchangeUnbindOk)
+        Ok(ExchangeUnbindOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -2383,7 +2383,7 @@ impl From<QueueBind> for Method {
 
 /// `queue.bind-ok` (class 50, method 21). Confirms `queue.bind`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct QueueBindOk;
+pub struct QueueBindOk {}
 
 impl QueueBindOk {
     pub const CLASS_ID: u16 = 50;
@@ -2393,7 +2393,7 @@ impl QueueBindOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(QueueBindOk)
+        Ok(QueueBindOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -2633,7 +2633,7 @@ impl From<QueueUnbind> for Method {
 
 /// `queue.unbind-ok` (class 50, method 51). Confirms `queue.unbind`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct QueueUnbindOk;
+pub struct QueueUnbindOk {}
 
 impl QueueUnbindOk {
     pub const CLASS_ID: u16 = 50;
@@ -2643,7 +2643,7 @@ impl QueueUnbindOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(QueueUnbindOk)
+        Ok(QueueUnbindOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -2705,7 +2705,7 @@ impl From<BasicQos> for Method {
 
 /// `basic.qos-ok` (class 60, method 11). Confirms `basic.qos`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct BasicQosOk;
+pub struct BasicQosOk {}
 
 impl BasicQosOk {
     pub const CLASS_ID: u16 = 60;
@@ -2715,7 +2715,7 @@ impl BasicQosOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(BasicQosOk)
+        Ok(BasicQosOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3361,7 +3361,7 @@ impl From<BasicRecover> for Method {
 
 /// `basic.recover-ok` (class 60, method 111). Confirms `basic.recover`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct BasicRecoverOk;
+pub struct BasicRecoverOk {}
 
 impl BasicRecoverOk {
     pub const CLASS_ID: u16 = 60;
@@ -3371,7 +3371,7 @@ impl BasicRecoverOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(BasicRecoverOk)
+        Ok(BasicRecoverOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3470,7 +3470,7 @@ impl From<ConfirmSelect> for Method {
 
 /// `confirm.select-ok` (class 85, method 11). Confirms `confirm.select`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct ConfirmSelectOk;
+pub struct ConfirmSelectOk {}
 
 impl ConfirmSelectOk {
     pub const CLASS_ID: u16 = 85;
@@ -3480,7 +3480,7 @@ impl ConfirmSelectOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(ConfirmSelectOk)
+        Ok(ConfirmSelectOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3497,7 +3497,7 @@ impl From<ConfirmSelectOk> for Method {
 ///
 /// Synchronous: the peer answers with the `-ok` method.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TxSelect;
+pub struct TxSelect {}
 
 impl TxSelect {
     pub const CLASS_ID: u16 = 90;
@@ -3507,7 +3507,7 @@ impl TxSelect {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(TxSelect)
+        Ok(TxSelect {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3522,7 +3522,7 @@ impl From<TxSelect> for Method {
 
 /// `tx.select-ok` (class 90, method 11). Confirms `tx.select`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TxSelectOk;
+pub struct TxSelectOk {}
 
 impl TxSelectOk {
     pub const CLASS_ID: u16 = 90;
@@ -3532,7 +3532,7 @@ impl TxSelectOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(TxSelectOk)
+        Ok(TxSelectOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3549,7 +3549,7 @@ impl From<TxSelectOk> for Method {
 ///
 /// Synchronous: the peer answers with the `-ok` method.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TxCommit;
+pub struct TxCommit {}
 
 impl TxCommit {
     pub const CLASS_ID: u16 = 90;
@@ -3559,7 +3559,7 @@ impl TxCommit {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(TxCommit)
+        Ok(TxCommit {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3574,7 +3574,7 @@ impl From<TxCommit> for Method {
 
 /// `tx.commit-ok` (class 90, method 21). Confirms `tx.commit`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TxCommitOk;
+pub struct TxCommitOk {}
 
 impl TxCommitOk {
     pub const CLASS_ID: u16 = 90;
@@ -3584,7 +3584,7 @@ impl TxCommitOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(TxCommitOk)
+        Ok(TxCommitOk {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3601,7 +3601,7 @@ impl From<TxCommitOk> for Method {
 ///
 /// Synchronous: the peer answers with the `-ok` method.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TxRollback;
+pub struct TxRollback {}
 
 impl TxRollback {
     pub const CLASS_ID: u16 = 90;
@@ -3611,7 +3611,7 @@ impl TxRollback {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(TxRollback)
+        Ok(TxRollback {})
     }
 
     /// Append the encoded arguments to `out`.
@@ -3626,7 +3626,7 @@ impl From<TxRollback> for Method {
 
 /// `tx.rollback-ok` (class 90, method 31). Confirms `tx.rollback`.
 #[derive(Debug, Clone, PartialEq, Default)]
-pub struct TxRollbackOk;
+pub struct TxRollbackOk {}
 
 impl TxRollbackOk {
     pub const CLASS_ID: u16 = 90;
@@ -3636,7 +3636,7 @@ impl TxRollbackOk {
     /// Decode the arguments (the payload after the class and method ids).
     /// Does not check for trailing bytes; [`Method::decode`] does.
     pub fn decode_args(_buf: &mut Bytes) -> Result<Self, DecodeError> {
-        Ok(TxRollbackOk)
+        Ok(TxRollbackOk {})
     }
 
     /// Append the encoded arguments to `out`.
