@@ -10,9 +10,10 @@ use crate::delivery::{ChannelShared, ConsumerEntry, Unacked};
 use crate::error::AmqpError;
 use crate::writer::Outlet;
 use bytes::{Bytes, BytesMut};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use warren_core::error::code;
+use warren_core::message::Stored;
 use warren_core::properties::RawProperties;
 use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
@@ -53,6 +54,15 @@ struct PendingPublish {
     received: u64,
 }
 
+/// A reply that waits for the message log.
+#[derive(Debug, Clone, Copy)]
+enum Awaiting {
+    /// basic.ack for publish `seq`, once `ticket` is durable.
+    Confirm(u64, u64),
+    /// tx.commit-ok once `ticket` is durable.
+    CommitOk(u64),
+}
+
 /// Acks/nacks buffered in a transaction.
 enum TxAck {
     Ack(u64, bool),
@@ -65,11 +75,14 @@ pub struct Channel {
     mode: Mode,
     /// Next publish sequence number in confirm mode.
     next_publish_seq: u64,
-    /// Highest publish seq confirmed but not yet acked to the client; flushed
-    /// once per batch of frames as one `basic.ack(multiple)`.
-    confirm_pending: Option<u64>,
+    /// Publishes (confirm mode) or a commit (tx mode) waiting to be answered, with
+    /// the message-log ticket each must wait for (0: nothing to wait for). Flushed
+    /// once per batch of frames, as one `basic.ack(multiple)` where possible.
+    awaiting: VecDeque<Awaiting>,
     /// The last acked seq, so a flush can tell single from multiple.
     confirm_sent: u64,
+    /// Highest log ticket of the publishes handled since the last commit.
+    tx_ticket: u64,
     pending: Option<PendingPublish>,
     /// basic.qos global=false: prefetch for consumers created from now on.
     consumer_prefetch: u32,
@@ -98,8 +111,9 @@ impl Channel {
             shared: ChannelShared::new(id, outlet, cancel_notify),
             mode: Mode::Normal,
             next_publish_seq: 1,
-            confirm_pending: None,
+            awaiting: VecDeque::new(),
             confirm_sent: 0,
+            tx_ticket: 0,
             pending: None,
             consumer_prefetch: 0,
             last_queue: None,
@@ -280,7 +294,9 @@ impl Channel {
                     ));
                 }
                 self.commit(ctx, &m)?;
-                self.send(Method::TxCommitOk(TxCommitOk::default()));
+                // commit-ok only once what the transaction published is on disk.
+                let ticket = std::mem::take(&mut self.tx_ticket);
+                self.awaiting.push_back(Awaiting::CommitOk(ticket));
                 Ok(())
             }
             Method::TxRollback(_) => {
@@ -546,7 +562,8 @@ impl Channel {
 
     fn commit(&mut self, ctx: &mut ConnContext, m: &Method) -> R {
         for (exchange, msg, mandatory) in std::mem::take(&mut self.tx_publishes) {
-            self.route_and_enqueue(ctx, &exchange, msg, mandatory);
+            let t = self.route_and_enqueue(ctx, &exchange, msg, mandatory);
+            self.tx_ticket = self.tx_ticket.max(t);
         }
         for op in std::mem::take(&mut self.tx_acks) {
             match op {
@@ -737,22 +754,49 @@ impl Channel {
                 .push((p.exchange, msg, p.method.mandatory));
             return;
         }
-        self.route_and_enqueue(ctx, &p.exchange, msg, p.method.mandatory);
+        let ticket = self.route_and_enqueue(ctx, &p.exchange, msg, p.method.mandatory);
         if self.mode == Mode::Confirm {
-            self.confirm_pending = Some(self.next_publish_seq);
+            self.awaiting
+                .push_back(Awaiting::Confirm(self.next_publish_seq, ticket));
             self.next_publish_seq += 1;
         }
     }
 
+    /// Route and enqueue a message. Returns the message-log ticket to wait for
+    /// before confirming (0 if it went to no durable queue or is transient).
     fn route_and_enqueue(
         &mut self,
         ctx: &mut ConnContext,
         exchange: &Arc<Exchange>,
         msg: Arc<Message>,
         mandatory: bool,
-    ) {
+    ) -> u64 {
         let mut out = std::mem::take(&mut self.route_buf);
         ctx.vhost.route(exchange, &msg, &mut out);
+        let mut ticket = 0;
+        if msg.persistent && out.iter().any(|q| q.durable_id != 0) {
+            // Written once for every durable queue it reaches, before any queue
+            // can deliver it (so an ack can never precede it in the log).
+            let ids: Vec<u64> = out
+                .iter()
+                .map(|q| q.durable_id)
+                .filter(|id| *id != 0)
+                .collect();
+            let log = &ctx.vhost.store().log;
+            let msg_id = log.next_msg_id();
+            let (loc, t) = log.append_publish(
+                msg_id,
+                true,
+                &ids,
+                ids.len() as u64,
+                msg.exchange.as_bytes(),
+                msg.routing_key.as_bytes(),
+                &msg.properties,
+                &msg.body,
+            );
+            let _ = msg.stored.set(Stored { msg_id, loc });
+            ticket = t;
+        }
         if out.is_empty() {
             if mandatory {
                 self.shared.outlet.send_content(
@@ -772,11 +816,27 @@ impl Channel {
             }
         }
         self.route_buf = out;
+        ticket
     }
 
-    /// Send the publisher confirms gathered since the last flush as one ack.
-    pub fn flush_confirms(&mut self) {
-        if let Some(seq) = self.confirm_pending.take() {
+    /// Answer the publishes and commits whose data is durable (`durable` is the
+    /// message log's durable ticket). Returns whether some still wait.
+    pub fn flush_confirms(&mut self, durable: u64) -> bool {
+        let mut ack_up_to = None;
+        while let Some(a) = self.awaiting.front() {
+            match *a {
+                Awaiting::Confirm(seq, ticket) if ticket <= durable => {
+                    ack_up_to = Some(seq);
+                    self.awaiting.pop_front();
+                }
+                Awaiting::CommitOk(ticket) if ticket <= durable => {
+                    self.awaiting.pop_front();
+                    self.send(Method::TxCommitOk(TxCommitOk::default()));
+                }
+                _ => break,
+            }
+        }
+        if let Some(seq) = ack_up_to {
             let multiple = seq > self.confirm_sent + 1;
             self.send(Method::BasicAck(BasicAck {
                 delivery_tag: seq,
@@ -784,6 +844,7 @@ impl Channel {
             }));
             self.confirm_sent = seq;
         }
+        !self.awaiting.is_empty()
     }
 
     /// Release everything the channel holds: cancel consumers (which may delete
@@ -809,15 +870,15 @@ impl Channel {
 /// Acknowledge deliveries in their queues, one call per queue run.
 fn settle(taken: &[Unacked]) {
     let mut i = 0;
-    let mut seqs = Vec::new();
+    let mut msgs = Vec::new();
     while i < taken.len() {
         let q = &taken[i].queue;
-        seqs.clear();
+        msgs.clear();
         while i < taken.len() && Arc::ptr_eq(&taken[i].queue, q) {
-            seqs.push(taken[i].msg.seq);
+            msgs.push(taken[i].msg.clone());
             i += 1;
         }
-        q.settle(&seqs);
+        q.settle(&msgs);
     }
 }
 

@@ -376,6 +376,8 @@ impl Connection {
         };
         let mut alarm = self.alarm.clone();
         let mut blocked = false;
+        let mut durable = self.ctx.vhost.store().log.durable();
+        let mut waiting = false;
         loop {
             // A resource alarm stops reading from connections that publish, as
             // RabbitMQ does; consumers keep draining. The heartbeat monitor pauses
@@ -400,9 +402,10 @@ impl Connection {
                 _ if blocked => {
                     blocked = false;
                     if self.blocked_notify {
-                        self.ctx
-                            .outlet
-                            .send_method(0, Method::ConnectionUnblocked(ConnectionUnblocked::default()));
+                        self.ctx.outlet.send_method(
+                            0,
+                            Method::ConnectionUnblocked(ConnectionUnblocked::default()),
+                        );
                     }
                 }
                 _ => {}
@@ -419,6 +422,11 @@ impl Connection {
                     Err(_) => return Err("missed heartbeats from client, timeout".into()),
                 },
                 _ = alarm.changed() => continue,
+                // Publishes waiting for the message log's fsync: answer them.
+                _ = durable.changed(), if waiting => {
+                    waiting = self.flush_confirms(&durable);
+                    continue;
+                }
             };
             let mut next = first;
             loop {
@@ -440,10 +448,19 @@ impl Connection {
                     None => break,
                 }
             }
-            for ch in self.channels.values_mut() {
-                ch.flush_confirms();
-            }
+            waiting = self.flush_confirms(&durable);
         }
+    }
+
+    /// Send the confirms (and commit-oks) that are durable now. Returns whether
+    /// any channel still waits for the message log.
+    fn flush_confirms(&mut self, durable: &tokio::sync::watch::Receiver<u64>) -> bool {
+        let d = *durable.borrow();
+        let mut waiting = false;
+        for ch in self.channels.values_mut() {
+            waiting |= ch.flush_confirms(d);
+        }
+        waiting
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<Flow, AmqpError> {
@@ -566,7 +583,7 @@ impl Connection {
             Err(e) => {
                 debug!(peer = %self.peer, channel = ch, error = %e.error, "channel error");
                 if let Some(c) = self.channels.get_mut(&ch) {
-                    c.flush_confirms();
+                    c.flush_confirms(self.ctx.vhost.store().log.durable_ticket());
                     c.release();
                     c.closing = true;
                 }

@@ -3,10 +3,12 @@
 use crate::auth::User;
 use crate::error::{BrokerError, Result};
 use crate::queue::ConnectionId;
+use crate::store::Store;
 use crate::vhost::VHost;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -33,6 +35,7 @@ impl Default for Limits {
 }
 
 pub struct Broker {
+    pub store: Arc<Store>,
     vhosts: RwLock<HashMap<String, Arc<VHost>>>,
     users: RwLock<HashMap<String, User>>,
     pub limits: Limits,
@@ -43,9 +46,39 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// An empty broker: no vhosts, no users.
-    pub fn new(limits: Limits) -> Arc<Broker> {
+    /// Open the broker's data directory: durable definitions and messages found
+    /// there are restored (their vhosts created). No users are added.
+    pub fn open(data_dir: &Path, limits: Limits, fsync: bool) -> std::io::Result<Arc<Broker>> {
+        let (store, mut recovered) = Store::open(data_dir, fsync)?;
+        let broker = Broker::new(limits, store);
+        let mut names: Vec<String> = recovered
+            .definitions
+            .exchanges
+            .values()
+            .map(|e| e.vhost.clone())
+            .collect();
+        names.extend(
+            recovered
+                .definitions
+                .queues
+                .values()
+                .map(|q| q.vhost.clone()),
+        );
+        names.sort();
+        names.dedup();
+        for name in names {
+            let v = broker.add_vhost(&name);
+            v.restore(&recovered.definitions, &mut recovered.messages);
+        }
+        // Messages of queues that no longer exist stay unreferenced; their
+        // segments are reclaimed.
+        Ok(broker)
+    }
+
+    /// An empty broker over `store`: no vhosts, no users.
+    pub fn new(limits: Limits, store: Arc<Store>) -> Arc<Broker> {
         Arc::new(Broker {
+            store,
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             limits,
@@ -54,24 +87,21 @@ impl Broker {
         })
     }
 
-    /// RabbitMQ's out-of-the-box setup: vhost `/` and user guest/guest that may
-    /// only connect from loopback.
-    pub fn with_defaults(limits: Limits) -> Arc<Broker> {
-        let b = Broker::new(limits);
-        b.add_vhost("/");
+    /// RabbitMQ's out-of-the-box user: guest/guest, administrator, access to
+    /// vhost `/`, allowed from loopback only.
+    pub fn add_default_user(&self) {
         let mut guest = User::new("guest", "guest");
         guest.tags.push("administrator".into());
         guest.vhosts.insert("/".into());
         guest.loopback_only = true;
-        b.add_user(guest);
-        b
+        self.add_user(guest);
     }
 
     pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| VHost::new(name))
+            .or_insert_with(|| VHost::new(name, self.store.clone()))
             .clone()
     }
 

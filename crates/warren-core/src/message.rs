@@ -2,8 +2,16 @@
 
 use crate::properties::{BasicProperties, RawProperties};
 use crate::shortstr::ShortStr;
+use crate::store::Loc;
 use bytes::Bytes;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Where a message's durable copy is in the message log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stored {
+    pub msg_id: u64,
+    pub loc: Loc,
+}
 
 /// A published message. Immutable once built and shared by reference count: a
 /// fanout to a thousand queues holds one copy of the body.
@@ -18,6 +26,8 @@ pub struct Message {
     pub body: Bytes,
     /// delivery_mode == 2, decoded once at publish time.
     pub persistent: bool,
+    /// Set once the message is written to the message log for durable queues.
+    pub stored: OnceLock<Stored>,
 }
 
 impl Message {
@@ -34,6 +44,7 @@ impl Message {
             properties,
             body,
             persistent,
+            stored: OnceLock::new(),
         })
     }
 

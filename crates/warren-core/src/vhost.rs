@@ -9,6 +9,8 @@ use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use crate::message::Message;
 use crate::queue::{ConnectionId, Queue, QueueOptions};
 use crate::shortstr::ShortStr;
+use crate::store::definitions::{table_to_hex, BindingDef};
+use crate::store::Store;
 use crate::table::FieldTable;
 use parking_lot::RwLock;
 use std::collections::HashMap;
@@ -21,6 +23,7 @@ pub struct VHost {
     queues: RwLock<HashMap<ShortStr, Arc<Queue>>>,
     me: Weak<VHost>,
     name_counter: AtomicU64,
+    store: Arc<Store>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -38,9 +41,10 @@ fn default_exchange_refused() -> BrokerError {
 }
 
 impl VHost {
-    pub fn new(name: impl Into<ShortStr>) -> Arc<VHost> {
+    pub fn new(name: impl Into<ShortStr>, store: Arc<Store>) -> Arc<VHost> {
         let name = name.into();
         let vhost = Arc::new_cyclic(|me| VHost {
+            store,
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -65,6 +69,10 @@ impl VHost {
 
     fn not_found(&self, what: &str, name: &ShortStr) -> BrokerError {
         BrokerError::not_found(format!("no {} '{}' in vhost '{}'", what, name, self.name))
+    }
+
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
     }
 
     pub fn exchange(&self, name: &[u8]) -> Option<Arc<Exchange>> {
@@ -124,6 +132,13 @@ impl VHost {
                 name
             )));
         }
+        if opts.durable {
+            self.store.definitions.save_exchange(
+                &self.name.to_string_lossy(),
+                &name.to_string_lossy(),
+                &opts,
+            );
+        }
         let e = Exchange::new(name.clone(), opts);
         ex.insert(name, e.clone());
         Ok(e)
@@ -164,6 +179,12 @@ impl VHost {
     /// auto-delete of exchanges that lose their last binding).
     fn remove_exchange_bindings(&self, e: &Arc<Exchange>) {
         e.mark_deleted();
+        if e.options.durable {
+            // The definitions drop the exchange's bindings with it.
+            self.store
+                .definitions
+                .delete_exchange(&self.name.to_string_lossy(), &e.name.to_string_lossy());
+        }
         let dest = Destination::Exchange(e.clone());
         for src in self.exchanges() {
             if src.unbind_destination(&dest) > 0 {
@@ -237,7 +258,27 @@ impl VHost {
             return Ok((q.clone(), false));
         }
         let owner = opts.exclusive.then_some(conn);
-        let q = Queue::new(name.clone(), opts, owner, self.me.clone());
+        // Exclusive queues never survive their connection, let alone a restart.
+        let durable_id = if opts.durable && !opts.exclusive {
+            let id = self.store.next_queue_id();
+            self.store.definitions.save_queue(
+                &self.name.to_string_lossy(),
+                &name.to_string_lossy(),
+                id,
+                &opts,
+            );
+            id
+        } else {
+            0
+        };
+        let q = Queue::new(
+            name.clone(),
+            opts,
+            owner,
+            self.me.clone(),
+            &self.store,
+            durable_id,
+        );
         qs.insert(name, q.clone());
         Ok((q, true))
     }
@@ -282,6 +323,11 @@ impl VHost {
                 _ => return 0,
             }
         }
+        if q.durable_id != 0 {
+            self.store
+                .definitions
+                .delete_queue(&self.name.to_string_lossy(), &q.name.to_string_lossy());
+        }
         let count = q.mark_deleted();
         let dest = Destination::Queue(q.clone());
         let sources = std::mem::take(&mut *q.sources.lock());
@@ -312,7 +358,13 @@ impl VHost {
         }
         let q = self.get_queue(queue, conn)?;
         let e = self.get_exchange(exchange)?;
+        check_binding_args(&e, &arguments)?;
+        let def = (e.options.durable && q.durable_id != 0)
+            .then(|| self.binding_def(&e.name, "queue", &q.name, &routing_key, &arguments));
         if e.bind(Destination::Queue(q.clone()), routing_key, arguments) {
+            if let Some(def) = def {
+                self.store.definitions.save_binding(def);
+            }
             let mut sources = q.sources.lock();
             if !sources.iter().any(|w| w.as_ptr() == Arc::as_ptr(&e)) {
                 sources.push(Arc::downgrade(&e));
@@ -341,7 +393,12 @@ impl VHost {
         let Some(e) = self.exchange(exchange.as_bytes()) else {
             return Ok(());
         };
+        let def = (e.options.durable && q.durable_id != 0)
+            .then(|| self.binding_def(&e.name, "queue", &q.name, routing_key, arguments));
         if e.unbind(&Destination::Queue(q), routing_key, arguments) {
+            if let Some(def) = def {
+                self.store.definitions.delete_binding(def);
+            }
             self.maybe_auto_delete_exchange(&e);
         }
         Ok(())
@@ -360,7 +417,14 @@ impl VHost {
         }
         let d = self.get_exchange(destination)?;
         let s = self.get_exchange(source)?;
-        s.bind(Destination::Exchange(d), routing_key, arguments);
+        check_binding_args(&s, &arguments)?;
+        let def = (s.options.durable && d.options.durable)
+            .then(|| self.binding_def(&s.name, "exchange", &d.name, &routing_key, &arguments));
+        if s.bind(Destination::Exchange(d), routing_key, arguments) {
+            if let Some(def) = def {
+                self.store.definitions.save_binding(def);
+            }
+        }
         Ok(())
     }
 
@@ -377,10 +441,88 @@ impl VHost {
         }
         let d = self.get_exchange(destination)?;
         let s = self.get_exchange(source)?;
+        let def = (s.options.durable && d.options.durable)
+            .then(|| self.binding_def(&s.name, "exchange", &d.name, routing_key, arguments));
         if s.unbind(&Destination::Exchange(d), routing_key, arguments) {
+            if let Some(def) = def {
+                self.store.definitions.delete_binding(def);
+            }
             self.maybe_auto_delete_exchange(&s);
         }
         Ok(())
+    }
+
+    fn binding_def(
+        &self,
+        source: &ShortStr,
+        destination_type: &str,
+        destination: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> BindingDef {
+        BindingDef {
+            vhost: self.name.to_string(),
+            source: source.to_string(),
+            destination_type: destination_type.into(),
+            destination: destination.to_string(),
+            routing_key: routing_key.to_string(),
+            arguments: table_to_hex(arguments),
+        }
+    }
+
+    /// Recreate durable definitions and messages found on disk at startup.
+    pub fn restore(
+        &self,
+        defs: &crate::store::definitions::Definitions,
+        messages: &mut std::collections::HashMap<u64, Vec<crate::store::RecoveredMessage>>,
+    ) {
+        use crate::store::definitions::{exchange_options, queue_options, table_from_hex};
+        let vname = self.name.to_string();
+        for e in defs.exchanges.values().filter(|e| e.vhost == vname) {
+            let Some(opts) = exchange_options(e) else {
+                continue;
+            };
+            let name = ShortStr::from(e.name.as_str());
+            self.exchanges
+                .write()
+                .entry(name.clone())
+                .or_insert_with(|| Exchange::new(name, opts));
+        }
+        for qd in defs.queues.values().filter(|q| q.vhost == vname) {
+            let name = ShortStr::from(qd.name.as_str());
+            let q = Queue::new(
+                name.clone(),
+                queue_options(qd),
+                None,
+                self.me.clone(),
+                &self.store,
+                qd.id,
+            );
+            if let Some(msgs) = messages.remove(&qd.id) {
+                q.recover(msgs);
+            }
+            self.queues.write().insert(name, q);
+        }
+        for b in defs.bindings.iter().filter(|b| b.vhost == vname) {
+            let Some(src) = self.exchange(b.source.as_bytes()) else {
+                continue;
+            };
+            let dest = if b.destination_type == "queue" {
+                self.queue(b.destination.as_bytes()).map(Destination::Queue)
+            } else {
+                self.exchange(b.destination.as_bytes())
+                    .map(Destination::Exchange)
+            };
+            let Some(dest) = dest else { continue };
+            if let Destination::Queue(q) = &dest {
+                q.sources.lock().push(Arc::downgrade(&src));
+            }
+            src.bind(
+                dest,
+                ShortStr::from(b.routing_key.as_str()),
+                table_from_hex(&b.arguments),
+            );
+        }
     }
 
     /// Route a message published to `exchange` into `out` (the distinct queues it
@@ -394,6 +536,15 @@ impl VHost {
             exchange.route(message, out);
         }
     }
+}
+
+/// Headers exchanges refuse bindings with a bad `x-match` (406), as RabbitMQ does.
+fn check_binding_args(e: &Exchange, arguments: &FieldTable) -> Result<()> {
+    if e.kind() == ExchangeKind::Headers {
+        crate::exchange::headers::validate_binding_args(arguments)
+            .map_err(BrokerError::precondition_failed)?;
+    }
+    Ok(())
 }
 
 fn check_queue_equivalent(q: &Queue, opts: &QueueOptions, vhost: &ShortStr) -> Result<()> {

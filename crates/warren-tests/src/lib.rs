@@ -448,26 +448,56 @@ pub fn expect_code<T: Debug>(res: lapin::Result<T>, code: u16) -> String {
     }
 }
 
-/// Assert that `ch` has been closed by the server with `code`. The close may
-/// be asynchronous (e.g. after a bad ack): a synchronous no-op is sent on
-/// the channel and must fail with that code. Returns the reply text.
-pub async fn expect_channel_closed(ch: &Channel, code: u16) -> String {
-    let res = ch.basic_qos(0, Default::default()).await;
-    let text = expect_code(res, code);
+/// Watches a connection for errors the server reports asynchronously
+/// (channel.close after a bad ack/publish). Create it *before* the operation
+/// that provokes the error: lapin only reports errors to listeners that
+/// already exist.
+pub struct ErrorWatch {
+    events: std::pin::Pin<Box<dyn futures_lite::Stream<Item = lapin::Event> + Send>>,
+}
+
+impl ErrorWatch {
+    pub fn new(conn: &Connection) -> ErrorWatch {
+        ErrorWatch {
+            events: Box::pin(conn.events_listener()),
+        }
+    }
+
+    /// Wait (5 s max) for the next AMQP error the server reported on this
+    /// connection; returns (code, text).
+    pub async fn next_error(&mut self) -> (u16, String) {
+        use futures_lite::StreamExt;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Ok(Some(lapin::Event::Error(e))) => {
+                    if let Some(code) = amqp_code(&e) {
+                        return (code, amqp_text(&e).unwrap_or_default());
+                    }
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => panic!("connection event stream ended without an AMQP error"),
+                Err(_) => panic!("the server reported no error within 5s"),
+            }
+        }
+    }
+}
+
+/// Assert that `ch` has been (or is about to be) closed by the server with
+/// `code`; `watch` must have been created before the offending operation.
+/// Returns the reply text.
+pub async fn expect_channel_closed(watch: &mut ErrorWatch, ch: &Channel, code: u16) -> String {
+    let (got, text) = watch.next_error().await;
+    assert_eq!(
+        got, code,
+        "expected channel.close {code}, got {got} ({text})"
+    );
     assert!(
         !ch.status().connected(),
         "channel should not be usable after a channel error"
     );
-    text
-}
-
-/// Assert that `conn` was closed by the server with `code` (connection
-/// error), detected through a synchronous no-op on `ch`. Returns the reply
-/// text.
-pub async fn expect_connection_closed(conn: &Connection, ch: &Channel, code: u16) -> String {
     let res = ch.basic_qos(0, Default::default()).await;
-    let text = expect_code(res, code);
-    assert_connection_closed(conn).await;
+    assert!(res.is_err(), "operations on a closed channel must fail");
     text
 }
 

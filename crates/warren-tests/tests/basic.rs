@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use futures_lite::StreamExt;
 use warren_tests::{
+    assert_connection_closed,
     codes::*,
-    exclusive_queue, expect_channel_closed, expect_code, expect_connection_closed,
-    expect_connection_usable,
+    exclusive_queue, expect_channel_closed, expect_code, expect_connection_usable,
     lapin::{
         message::Delivery,
         options::{
@@ -18,7 +18,7 @@ use warren_tests::{
         types::{AMQPValue, ByteArray, DecimalValue, FieldArray, FieldTable},
         BasicProperties, Channel, Consumer,
     },
-    publish, queue_counts, timeout, unique, Broker,
+    publish, queue_counts, timeout, unique, Broker, ErrorWatch,
 };
 
 async fn consume(ch: &Channel, queue: &str) -> Consumer {
@@ -183,6 +183,7 @@ async fn publish_with_wrong_user_id_is_precondition_failed() {
     timeout(async {
         let (conn, ch) = broker.channel().await;
         let q = exclusive_queue(&ch).await;
+        let mut watch = ErrorWatch::new(&conn);
         ch.basic_publish(
             "".into(),
             q.as_str().into(),
@@ -192,7 +193,7 @@ async fn publish_with_wrong_user_id_is_precondition_failed() {
         )
         .await
         .unwrap();
-        expect_channel_closed(&ch, PRECONDITION_FAILED).await;
+        expect_channel_closed(&mut watch, &ch, PRECONDITION_FAILED).await;
         expect_connection_usable(&conn).await;
     })
     .await
@@ -477,8 +478,9 @@ async fn ack_of_unknown_delivery_tag_is_precondition_failed() {
     let broker = Broker::start();
     timeout(async {
         let (conn, ch) = broker.channel().await;
+        let mut watch = ErrorWatch::new(&conn);
         ch.basic_ack(99, BasicAckOptions::default()).await.unwrap();
-        let text = expect_channel_closed(&ch, PRECONDITION_FAILED).await;
+        let text = expect_channel_closed(&mut watch, &ch, PRECONDITION_FAILED).await;
         assert!(text.contains("unknown delivery tag 99"), "{text}");
         expect_connection_usable(&conn).await;
     })
@@ -498,9 +500,10 @@ async fn double_ack_is_precondition_failed() {
             .unwrap()
             .expect("message");
         let tag = m.delivery.delivery_tag;
+        let mut watch = ErrorWatch::new(&conn);
         ch.basic_ack(tag, BasicAckOptions::default()).await.unwrap();
         ch.basic_ack(tag, BasicAckOptions::default()).await.unwrap();
-        let text = expect_channel_closed(&ch, PRECONDITION_FAILED).await;
+        let text = expect_channel_closed(&mut watch, &ch, PRECONDITION_FAILED).await;
         assert!(
             text.contains(&format!("unknown delivery tag {tag}")),
             "{text}"
@@ -518,13 +521,15 @@ async fn nack_and_reject_of_unknown_tag_are_precondition_failed() {
     timeout(async {
         let conn = broker.connect().await;
         let ch = conn.create_channel().await.unwrap();
+        let mut watch = ErrorWatch::new(&conn);
         ch.basic_nack(7, BasicNackOptions::default()).await.unwrap();
-        expect_channel_closed(&ch, PRECONDITION_FAILED).await;
+        expect_channel_closed(&mut watch, &ch, PRECONDITION_FAILED).await;
         let ch = conn.create_channel().await.unwrap();
+        let mut watch = ErrorWatch::new(&conn);
         ch.basic_reject(7, BasicRejectOptions::default())
             .await
             .unwrap();
-        expect_channel_closed(&ch, PRECONDITION_FAILED).await;
+        expect_channel_closed(&mut watch, &ch, PRECONDITION_FAILED).await;
         expect_connection_usable(&conn).await;
     })
     .await
@@ -694,7 +699,7 @@ async fn duplicate_consumer_tag_is_not_allowed() {
         // RabbitMQ: connection error 530 NOT_ALLOWED "attempt to reuse consumer tag 'dup'"
         let text = expect_code(res.map(|_| ()), NOT_ALLOWED);
         assert!(text.contains("reuse consumer tag"), "{text}");
-        warren_tests::assert_connection_closed(&conn).await;
+        assert_connection_closed(&conn).await;
         broker.assert_alive().await;
     })
     .await
@@ -814,10 +819,11 @@ async fn basic_recover_requeues_unacked() {
         }
         assert_eq!(seen, vec![b"r1".to_vec(), b"r2".to_vec()]);
         // the old tags are gone
+        let mut watch = ErrorWatch::new(&conn);
         gch.basic_ack(m1.delivery.delivery_tag, BasicAckOptions::default())
             .await
             .unwrap();
-        expect_channel_closed(&gch, PRECONDITION_FAILED).await;
+        expect_channel_closed(&mut watch, &gch, PRECONDITION_FAILED).await;
     })
     .await
 }
@@ -873,22 +879,25 @@ async fn mandatory_unroutable_is_returned_with_no_route() {
 async fn immediate_flag_is_not_implemented() {
     let broker = Broker::start();
     timeout(async {
-        let (conn, ch) = broker.channel().await;
+        // confirm mode so the pending confirm reports the connection error
+        let (conn, ch) = broker.confirm_channel().await;
         let q = exclusive_queue(&ch).await;
-        ch.basic_publish(
-            "".into(),
-            q.as_str().into(),
-            BasicPublishOptions {
-                immediate: true,
-                ..Default::default()
-            },
-            b"now",
-            Default::default(),
-        )
-        .await
-        .unwrap();
-        let text = expect_connection_closed(&conn, &ch, NOT_IMPLEMENTED).await;
+        let pending = ch
+            .basic_publish(
+                "".into(),
+                q.as_str().into(),
+                BasicPublishOptions {
+                    immediate: true,
+                    ..Default::default()
+                },
+                b"now",
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        let text = expect_code(pending.await, NOT_IMPLEMENTED);
         assert!(text.contains("immediate=true"), "{text}");
+        assert_connection_closed(&conn).await;
         broker.assert_alive().await;
     })
     .await

@@ -10,7 +10,7 @@ use warren_tests::{
         types::{AMQPValue, FieldTable},
         BasicProperties, ExchangeKind,
     },
-    publish, timeout, unique, Broker,
+    publish, timeout, unique, Broker, ErrorWatch,
 };
 
 fn headers(pairs: &[(&str, &str)]) -> FieldTable {
@@ -508,8 +508,9 @@ async fn publishing_to_internal_exchange_is_access_refused() {
         )
         .await
         .unwrap();
+        let mut watch = ErrorWatch::new(&conn);
         publish(&ch, &x, "", b"nope").await;
-        let text = expect_channel_closed(&ch, ACCESS_REFUSED).await;
+        let text = expect_channel_closed(&mut watch, &ch, ACCESS_REFUSED).await;
         assert!(text.starts_with("ACCESS_REFUSED"), "{text}");
         expect_connection_usable(&conn).await;
         delete_exchange(&conn, &x).await;
@@ -522,8 +523,9 @@ async fn publishing_to_missing_exchange_is_not_found() {
     let broker = Broker::start();
     timeout(async {
         let (conn, ch) = broker.channel().await;
+        let mut watch = ErrorWatch::new(&conn);
         publish(&ch, &unique("no-such-exchange"), "", b"nope").await;
-        expect_channel_closed(&ch, NOT_FOUND).await;
+        expect_channel_closed(&mut watch, &ch, NOT_FOUND).await;
         expect_connection_usable(&conn).await;
     })
     .await

@@ -18,6 +18,29 @@ pub struct FileConfig {
     pub vhosts: Vec<VhostConfig>,
     #[serde(default)]
     pub users: Vec<UserConfig>,
+    pub resources: Option<Resources>,
+    pub storage: Option<Storage>,
+}
+
+/// Resource alarms, as RabbitMQ's `vm_memory_high_watermark` and
+/// `disk_free_limit`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// Fraction of RAM (default 0.4).
+    pub memory_high_watermark: Option<f64>,
+    /// Absolute limit in bytes; wins over the fraction.
+    pub memory_high_watermark_bytes: Option<u64>,
+    /// Free disk space below which publishers are blocked (default 50 MB).
+    pub disk_free_limit_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// fsync the message log before confirming (default true). Turning it off
+    /// trades durability on power loss for speed.
+    pub fsync: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

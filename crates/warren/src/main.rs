@@ -1,6 +1,7 @@
 //! The `warren` command: runs the broker (`warren server`).
 
 mod config;
+mod resources;
 
 use clap::{Parser, Subcommand};
 use config::FileConfig;
@@ -28,6 +29,9 @@ enum Command {
     /// 5672 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
     /// data in ./warren-data.
     Server(ServerArgs),
+    /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
+    /// connection/queue footprint, backlog). See `warren perf --help`.
+    Perf(warren_perf::PerfArgs),
 }
 
 #[derive(Parser)]
@@ -54,6 +58,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Server(args) => server(args),
+        Command::Perf(args) => warren_perf::run(args),
     }
 }
 
@@ -94,17 +99,22 @@ fn server(args: ServerArgs) -> ExitCode {
         limits.heartbeat = l.heartbeat.unwrap_or(limits.heartbeat);
         limits.max_message_size = l.max_message_size.unwrap_or(limits.max_message_size);
     }
-    let broker = match build_broker(&file, limits) {
+    if let Err(e) = std::fs::create_dir_all(&data_dir) {
+        error!("cannot create data dir {}: {}", data_dir.display(), e);
+        return ExitCode::from(2);
+    }
+    let fsync = file.storage.as_ref().and_then(|s| s.fsync).unwrap_or(true);
+    if !fsync {
+        tracing::warn!("storage.fsync = false: confirmed messages can be lost in a power failure");
+    }
+    let broker = match build_broker(&file, limits, &data_dir, fsync) {
         Ok(b) => b,
         Err(e) => {
             error!("{}", e);
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = std::fs::create_dir_all(&data_dir) {
-        error!("cannot create data dir {}: {}", data_dir.display(), e);
-        return ExitCode::from(2);
-    }
+    let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
     let addr: SocketAddr = match format!("{}:{}", bind, port)
         .parse()
         .or_else(|_| format!("[{}]:{}", bind, port).parse::<SocketAddr>())
@@ -134,6 +144,7 @@ fn server(args: ServerArgs) -> ExitCode {
             }
         };
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
+        tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
         tokio::select! {
             _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
             _ = tokio::signal::ctrl_c() => {
@@ -144,14 +155,18 @@ fn server(args: ServerArgs) -> ExitCode {
     })
 }
 
-fn build_broker(file: &FileConfig, limits: Limits) -> Result<std::sync::Arc<Broker>, String> {
-    let broker = if file.default_user.unwrap_or(true) {
-        Broker::with_defaults(limits)
-    } else {
-        let b = Broker::new(limits);
-        b.add_vhost("/");
-        b
-    };
+fn build_broker(
+    file: &FileConfig,
+    limits: Limits,
+    data_dir: &std::path::Path,
+    fsync: bool,
+) -> Result<std::sync::Arc<Broker>, String> {
+    let broker = Broker::open(data_dir, limits, fsync)
+        .map_err(|e| format!("cannot open data dir {}: {}", data_dir.display(), e))?;
+    broker.add_vhost("/");
+    if file.default_user.unwrap_or(true) {
+        broker.add_default_user();
+    }
     for v in &file.vhosts {
         broker.add_vhost(&v.name);
     }

@@ -14,8 +14,8 @@
 //!
 //! Keys and patterns are split on `.`, and empty words are words: `a..b` has three
 //! words and `a.` has two. The one exception is the empty string, which has *no*
-//! words: RabbitMQ 3.10 routes the empty key to the patterns `#` and `` (empty) but
-//! not to `*` or `#.*`. The `OBSERVED` table in the tests is what RabbitMQ did for
+//! words: RabbitMQ 3.10 routes the empty key to the pattern `#` and to the empty
+//! pattern, but not to `*` or `#.*`. The `OBSERVED` table in the tests is what RabbitMQ did for
 //! 35 patterns and 21 keys.
 //!
 //! # Layout
@@ -26,7 +26,9 @@
 //! a node at 40 bytes (a leaf pays nothing for an empty child map), drops never
 //! recurse (a pattern can have thousands of words when it comes from a protocol
 //! with long topic names), and `*`/`#` children are plain fields, so the common
-//! wildcard steps cost no hashing at all.
+//! wildcard steps cost no hashing at all. Hashing the key's words is most of what
+//! a route costs, so each word is hashed once per route however many nodes it is
+//! looked up under (see `word_hash`).
 //!
 //! # Routing cost
 //!
@@ -48,7 +50,8 @@ use std::borrow::Borrow;
 use std::collections::hash_map::{Entry, RandomState};
 use std::collections::HashMap;
 use std::fmt;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::sync::OnceLock;
 
 /// Index of a node in [`TopicTrie::nodes`].
 type NodeId = u32;
@@ -103,16 +106,33 @@ struct EdgeKey {
     word: Box<[u8]>,
 }
 
-/// A view of an edge key, owned ([`EdgeKey`]) or borrowed (`(NodeId, &[u8])`).
+/// The keyed hash of a word (SipHash with a per-process random key, because
+/// clients choose both the words bound and the words published, and colliding
+/// words would otherwise degrade the map).
+///
+/// Edge keys hash as this word hash mixed with the parent id, rather than hashing
+/// (parent, word) whole, so a route hashes each word of the routing key once even
+/// when it looks that word up under several nodes (`*` siblings, each position of
+/// a `#`): SipHash is most of the cost of a route.
+fn word_hash(word: &[u8]) -> u64 {
+    static KEYS: OnceLock<RandomState> = OnceLock::new();
+    // One `write`, no length prefix: SipHash already mixes in the total length.
+    let mut h = KEYS.get_or_init(RandomState::new).build_hasher();
+    h.write(word);
+    h.finish()
+}
+
+/// A view of an edge key, owned ([`EdgeKey`]) or borrowed ([`Probe`]).
 ///
 /// The map is keyed by the owned form, but routing must look edges up by a word
 /// borrowed from the routing key without building an `EdgeKey` (that would
 /// allocate per word). `HashMap::get` accepts any `Q` the key type `Borrow`s as,
 /// so both forms are made to borrow as this trait object, whose `Hash`/`Eq` only
-/// look at the two parts.
+/// look at the parts.
 trait EdgeRef {
     fn parent(&self) -> NodeId;
     fn word(&self) -> &[u8];
+    fn word_hash(&self) -> u64;
 }
 
 impl EdgeRef for EdgeKey {
@@ -122,14 +142,39 @@ impl EdgeRef for EdgeKey {
     fn word(&self) -> &[u8] {
         &self.word
     }
+    /// Recomputed rather than stored: only inserts, removals and rehashes need it,
+    /// and storing it would cost 8 bytes per edge.
+    fn word_hash(&self) -> u64 {
+        word_hash(&self.word)
+    }
 }
 
-impl EdgeRef for (NodeId, &[u8]) {
+/// A lookup key: a word borrowed from a pattern or routing key, with its hash.
+struct Probe<'a> {
+    parent: NodeId,
+    word: &'a [u8],
+    hash: u64,
+}
+
+impl<'a> Probe<'a> {
+    fn new(parent: NodeId, word: &'a [u8]) -> Self {
+        Probe {
+            parent,
+            word,
+            hash: word_hash(word),
+        }
+    }
+}
+
+impl EdgeRef for Probe<'_> {
     fn parent(&self) -> NodeId {
-        self.0
+        self.parent
     }
     fn word(&self) -> &[u8] {
-        self.1
+        self.word
+    }
+    fn word_hash(&self) -> u64 {
+        self.hash
     }
 }
 
@@ -141,8 +186,10 @@ impl<'a> Borrow<dyn EdgeRef + 'a> for EdgeKey {
 
 impl Hash for dyn EdgeRef + '_ {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.parent().hash(state);
-        self.word().hash(state);
+        // Multiplying by an odd constant is a bijection, so one word under two
+        // parents never gets the same input.
+        let parent = u64::from(self.parent()).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        state.write_u64(self.word_hash() ^ parent);
     }
 }
 
@@ -169,6 +216,36 @@ impl PartialEq for EdgeKey {
 
 impl Eq for EdgeKey {}
 
+/// The edge map's hasher. Its input is already a keyed hash (see [`word_hash`]),
+/// so it only needs to spread the bits: the map uses both the top and bottom bits.
+#[derive(Default)]
+struct EdgeHasher(u64);
+
+impl Hasher for EdgeHasher {
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+
+    /// Not used by edge keys (they write one `u64`); FNV-style for completeness.
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    /// MurmurHash3's 64-bit finaliser.
+    fn finish(&self) -> u64 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^ (h >> 33)
+    }
+}
+
+type EdgeMap = HashMap<EdgeKey, NodeId, BuildHasherDefault<EdgeHasher>>;
+
 /// Topic bindings from patterns (`*` one word, `#` zero or more words) to
 /// destinations, stored as a trie so routing cost does not grow with the number of
 /// bindings that cannot match.
@@ -177,9 +254,8 @@ pub struct TopicTrie<D> {
     nodes: Vec<Node<D>>,
     /// Unused slots of `nodes`, reused before the arena grows.
     free: Vec<NodeId>,
-    /// Literal edges of every node. SipHash with a random key (std's default)
-    /// because clients choose both the words bound and the words published.
-    edges: HashMap<EdgeKey, NodeId, RandomState>,
+    /// Literal edges of every node.
+    edges: EdgeMap,
     /// Number of (pattern, destination) bindings.
     len: usize,
 }
@@ -323,6 +399,44 @@ impl HashEntries {
     }
 }
 
+/// Hashes of the routing key's words by position, so a word looked up under
+/// several nodes is hashed once. Direct-mapped on the byte position: a clash
+/// just means hashing again.
+struct WordHashes {
+    slots: [(usize, u64); 16],
+}
+
+impl WordHashes {
+    #[inline]
+    fn get(&mut self, pos: usize, word: &[u8]) -> u64 {
+        let slot = &mut self.slots[pos % 16];
+        if slot.0 != pos {
+            *slot = (pos, word_hash(word));
+        }
+        slot.1
+    }
+}
+
+/// One route's working memory, all on the thread's stack (see the module docs).
+struct Scratch {
+    tasks: Stack<Task, 32>,
+    hashes: HashEntries,
+    words: WordHashes,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            tasks: Stack::new(Task::Visit(ROOT, 0)),
+            hashes: HashEntries::new(),
+            // No real position is usize::MAX (positions are at most len + 1).
+            words: WordHashes {
+                slots: [(usize::MAX, 0); 16],
+            },
+        }
+    }
+}
+
 impl<D: PartialEq> TopicTrie<D> {
     pub fn new() -> Self {
         Self::default()
@@ -381,7 +495,7 @@ impl<D: PartialEq> TopicTrie<D> {
                 p.hash = NONE;
             } else {
                 p.literals -= 1;
-                self.edges.remove(&(parent, word) as &dyn EdgeRef);
+                self.edges.remove(&Probe::new(parent, word) as &dyn EdgeRef);
             }
             self.release(node);
             node = parent;
@@ -453,23 +567,21 @@ impl<D: PartialEq> TopicTrie<D> {
         }
         let end = key.len() + 1;
         let start = if key.is_empty() { end } else { 0 };
-        let mut stack: Stack<Task, 32> = Stack::new(Task::Visit(ROOT, 0));
-        let mut hashes = HashEntries::new();
-        stack.push(Task::Visit(ROOT, start));
-        while let Some(task) = stack.pop() {
+        let mut scratch = Scratch::new();
+        scratch.tasks.push(Task::Visit(ROOT, start));
+        while let Some(task) = scratch.tasks.pop() {
             match task {
                 Task::Visit(node, pos) => {
-                    self.step(node, key, pos, &mut stack, &mut f);
+                    self.step(node, key, pos, &mut scratch, &mut f);
                     let hash = self.nodes[node as usize].hash;
                     if hash != NONE {
-                        self.enter_hash(hash, pos, end, &mut stack, &mut hashes, &mut f);
+                        self.enter_hash(hash, pos, end, &mut scratch, &mut f);
                     }
                 }
                 Task::Span(node, pos, stop) => {
-                    self.step(node, key, pos, &mut stack, &mut f);
-                    if let Some((_, next)) = word_at(key, pos) {
+                    if let Some(next) = self.step(node, key, pos, &mut scratch, &mut f) {
                         if next < stop {
-                            stack.push(Task::Span(node, next, stop));
+                            scratch.tasks.push(Task::Span(node, next, stop));
                         }
                     }
                 }
@@ -535,49 +647,57 @@ impl<D: PartialEq> TopicTrie<D> {
         if self.nodes[node as usize].literals == 0 {
             return None;
         }
-        self.edges.get(&(node, word) as &dyn EdgeRef).copied()
+        self.edges
+            .get(&Probe::new(node, word) as &dyn EdgeRef)
+            .copied()
     }
 
     /// Match one key position at `node` without following its `#` child: report
     /// the node's bindings if the key is used up, otherwise queue the children the
-    /// next word leads to.
+    /// next word leads to. Returns the position after the word, if there was one.
     #[inline]
-    fn step<const N: usize>(
+    fn step(
         &self,
         node: NodeId,
         key: &[u8],
         pos: usize,
-        stack: &mut Stack<Task, N>,
+        scratch: &mut Scratch,
         f: &mut impl FnMut(&D),
-    ) {
+    ) -> Option<usize> {
         let n = &self.nodes[node as usize];
-        match word_at(key, pos) {
-            None => n.dests.iter().for_each(f),
-            Some((word, next)) => {
-                if let Some(child) = self.literal(node, word) {
-                    stack.push(Task::Visit(child, next));
-                }
-                if n.star != NONE {
-                    stack.push(Task::Visit(n.star, next));
-                }
+        let Some((word, next)) = word_at(key, pos) else {
+            n.dests.iter().for_each(f);
+            return None;
+        };
+        if n.literals > 0 {
+            let probe = Probe {
+                parent: node,
+                word,
+                hash: scratch.words.get(pos, word),
+            };
+            if let Some(child) = self.edges.get(&probe as &dyn EdgeRef) {
+                scratch.tasks.push(Task::Visit(*child, next));
             }
         }
+        if n.star != NONE {
+            scratch.tasks.push(Task::Visit(n.star, next));
+        }
+        Some(next)
     }
 
     /// Enter the `#` node `hash` (and any `#` children it has in turn, since
     /// `#.#` behaves like `#`) at key position `pos`, queueing only the positions no
     /// earlier entry covered.
-    fn enter_hash<const N: usize>(
+    fn enter_hash(
         &self,
         mut hash: NodeId,
         pos: usize,
         end: usize,
-        stack: &mut Stack<Task, N>,
-        hashes: &mut HashEntries,
+        scratch: &mut Scratch,
         f: &mut impl FnMut(&D),
     ) {
         while hash != NONE {
-            let Some(stop) = hashes.enter(hash, pos, end + 1) else {
+            let Some(stop) = scratch.hashes.enter(hash, pos, end + 1) else {
                 // Covered, and so is the `#` chain below it (entered alongside).
                 return;
             };
@@ -589,7 +709,7 @@ impl<D: PartialEq> TopicTrie<D> {
                     n.dests.iter().for_each(&mut *f);
                 }
             } else {
-                stack.push(Task::Span(hash, pos, stop));
+                scratch.tasks.push(Task::Span(hash, pos, stop));
             }
             hash = n.hash;
         }
@@ -650,8 +770,7 @@ impl<D: PartialEq> TopicTrie<D> {
         self.nodes = nodes;
         self.free = Vec::new();
         let old_edges = std::mem::take(&mut self.edges);
-        let mut edges =
-            HashMap::with_capacity_and_hasher(old_edges.len(), old_edges.hasher().clone());
+        let mut edges = EdgeMap::with_capacity_and_hasher(old_edges.len(), Default::default());
         for (mut key, child) in old_edges {
             key.parent = map(key.parent);
             edges.insert(key, map(child));

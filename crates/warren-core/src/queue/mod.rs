@@ -14,7 +14,7 @@ use crate::error::{BrokerError, Result};
 use crate::exchange::Exchange;
 use crate::message::{Message, QueuedMessage};
 use crate::shortstr::ShortStr;
-use crate::store::{MemoryStorage, QueueStorage};
+use crate::store::{PagedStorage, QueueStorage, RecoveredMessage, Store};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
 use parking_lot::Mutex;
@@ -35,6 +35,8 @@ pub struct Queue {
     pub options: QueueOptions,
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
+    /// Id of a durable queue in the message log and definitions; 0 if transient.
+    pub durable_id: u64,
     vhost: Weak<VHost>,
     deleted: AtomicBool,
     inner: Mutex<QueueInner>,
@@ -62,16 +64,19 @@ impl Queue {
         options: QueueOptions,
         owner: Option<ConnectionId>,
         vhost: Weak<VHost>,
+        store: &Store,
+        durable_id: u64,
     ) -> Arc<Queue> {
         Arc::new(Queue {
             name,
             options,
             owner,
+            durable_id,
             vhost,
             deleted: AtomicBool::new(false),
             sources: Mutex::new(Vec::new()),
             inner: Mutex::new(QueueInner {
-                storage: Box::new(MemoryStorage::new()),
+                storage: Box::new(PagedStorage::new(store.log.clone(), durable_id)),
                 next_seq: 1,
                 consumers: Vec::new(),
                 next_consumer: 0,
@@ -162,7 +167,7 @@ impl Queue {
             inner.next_consumer = (idx + 1) % n;
             if let Some(m) = inner.storage.pop_front() {
                 if no_ack {
-                    inner.storage.settle(m.seq);
+                    inner.storage.settle(std::slice::from_ref(&m));
                 } else {
                     inner.unacked += 1;
                 }
@@ -175,7 +180,7 @@ impl Queue {
         let mut inner = self.inner.lock();
         let m = inner.storage.pop_front()?;
         if no_ack {
-            inner.storage.settle(m.seq);
+            inner.storage.settle(std::slice::from_ref(&m));
         } else {
             inner.unacked += 1;
         }
@@ -184,12 +189,17 @@ impl Queue {
     }
 
     /// Acknowledged (or rejected without requeue): forget the messages.
-    pub fn settle(&self, seqs: &[u64]) {
+    pub fn settle(&self, msgs: &[QueuedMessage]) {
         let mut inner = self.inner.lock();
-        for &seq in seqs {
-            inner.storage.settle(seq);
-        }
-        inner.unacked = inner.unacked.saturating_sub(seqs.len());
+        inner.storage.settle(msgs);
+        inner.unacked = inner.unacked.saturating_sub(msgs.len());
+    }
+
+    /// Attach messages recovered from the message log at startup.
+    pub(crate) fn recover(&self, msgs: Vec<RecoveredMessage>) {
+        let mut inner = self.inner.lock();
+        let first = inner.next_seq;
+        inner.next_seq = inner.storage.recover(msgs, first);
     }
 
     /// Return delivered messages to the queue at their original positions, marked

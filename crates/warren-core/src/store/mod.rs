@@ -1,13 +1,17 @@
-//! Message storage behind an interface.
+//! Message storage.
 //!
-//! A queue keeps its ready messages in a [`QueueStorage`]. The in-memory
-//! implementation is a sorted deque; the durable one (message log on disk with a
-//! bounded in-memory window) plugs in behind the same trait, so queue logic
-//! (delivery, prefetch, requeue order) does not care where bytes live.
+//! A queue keeps its ready messages in a [`QueueStorage`]; the implementation,
+//! [`PagedStorage`], keeps a bounded window of bodies in memory and the rest in the
+//! shared [`MessageLog`]. Durable definitions (exchanges, queues, bindings) are in
+//! [`definitions`].
 
-mod memory;
+pub mod definitions;
+pub mod log;
+mod paged;
+pub mod record;
 
-pub use memory::MemoryStorage;
+pub use log::{Loc, MessageLog, RecoveredMessage};
+pub use paged::PagedStorage;
 
 use crate::message::QueuedMessage;
 
@@ -16,13 +20,13 @@ use crate::message::QueuedMessage;
 pub trait QueueStorage: Send {
     /// Append a newly published message (its seq is larger than any before).
     fn push(&mut self, msg: QueuedMessage);
-    /// The next message to deliver.
-    fn front(&self) -> Option<&QueuedMessage>;
+    /// The next message to deliver (read back from disk if it was paged out).
+    fn front(&mut self) -> Option<&QueuedMessage>;
     fn pop_front(&mut self) -> Option<QueuedMessage>;
     /// Put a delivered-but-unacked message back at its original position.
     fn requeue(&mut self, msg: QueuedMessage);
-    /// A delivered message was acknowledged (or dropped): forget it for good.
-    fn settle(&mut self, seq: u64);
+    /// Delivered messages were acknowledged (or dropped): forget them for good.
+    fn settle(&mut self, msgs: &[QueuedMessage]);
     /// Number of ready messages.
     fn len(&self) -> usize;
     fn is_empty(&self) -> bool {
@@ -32,4 +36,51 @@ pub trait QueueStorage: Send {
     fn bytes(&self) -> usize;
     /// Drop every ready message; returns how many.
     fn purge(&mut self) -> usize;
+    /// Attach messages recovered at startup, numbering them from `first_seq`;
+    /// returns the next free sequence number.
+    fn recover(&mut self, msgs: Vec<RecoveredMessage>, first_seq: u64) -> u64;
+}
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The broker's on-disk state: the message log and the definitions file, both in
+/// the data directory.
+pub struct Store {
+    pub log: Arc<MessageLog>,
+    pub definitions: definitions::DefinitionStore,
+    next_queue_id: AtomicU64,
+}
+
+/// What a restart found on disk.
+pub struct Recovered {
+    pub definitions: definitions::Definitions,
+    /// Persistent messages per durable queue id, in publish order.
+    pub messages: std::collections::HashMap<u64, Vec<RecoveredMessage>>,
+}
+
+impl Store {
+    /// Open the data directory: load definitions, replay the message log.
+    pub fn open(data_dir: &Path, fsync: bool) -> std::io::Result<(Arc<Store>, Recovered)> {
+        let (definitions, defs) = definitions::DefinitionStore::open(data_dir)?;
+        let (log, messages) = MessageLog::open(&data_dir.join("messages"), fsync)?;
+        let store = Arc::new(Store {
+            log,
+            definitions,
+            next_queue_id: AtomicU64::new(defs.max_queue_id() + 1),
+        });
+        Ok((
+            store,
+            Recovered {
+                definitions: defs,
+                messages,
+            },
+        ))
+    }
+
+    /// An id for a new durable queue.
+    pub fn next_queue_id(&self) -> u64 {
+        self.next_queue_id.fetch_add(1, Ordering::Relaxed)
+    }
 }

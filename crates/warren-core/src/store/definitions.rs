@@ -1,0 +1,268 @@
+//! Durable definitions: exchanges, queues and bindings that survive a restart.
+//!
+//! Kept as an append-only file of JSON lines (`definitions.jsonl`), one operation
+//! per line, fsynced before the declare/bind is answered. At startup the file is
+//! replayed and rewritten as a compact snapshot (write to a temporary file, fsync,
+//! rename), so it never grows past a restart. Definitions change rarely compared to
+//! messages, so one small synced append per change is cheap and far simpler than a
+//! database.
+//!
+//! Arguments tables are stored in their AMQP binary form (hex), so types survive
+//! exactly.
+
+use crate::exchange::{ExchangeKind, ExchangeOptions};
+use crate::queue::QueueOptions;
+use crate::table::FieldTable;
+use bytes::Bytes;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use tracing::warn;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExchangeDef {
+    pub vhost: String,
+    pub name: String,
+    pub kind: String,
+    pub auto_delete: bool,
+    pub internal: bool,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct QueueDef {
+    pub vhost: String,
+    pub name: String,
+    /// The id message-log records use for this queue. A queue deleted and declared
+    /// again gets a new id, so old records never leak into it.
+    pub id: u64,
+    pub auto_delete: bool,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct BindingDef {
+    pub vhost: String,
+    pub source: String,
+    /// "queue" or "exchange"
+    pub destination_type: String,
+    pub destination: String,
+    pub routing_key: String,
+    pub arguments: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Op {
+    Exchange(ExchangeDef),
+    DeleteExchange { vhost: String, name: String },
+    Queue(QueueDef),
+    DeleteQueue { vhost: String, name: String },
+    Binding(BindingDef),
+    DeleteBinding(BindingDef),
+}
+
+/// Everything durable, as loaded at startup.
+#[derive(Debug, Default, Clone)]
+pub struct Definitions {
+    pub exchanges: BTreeMap<(String, String), ExchangeDef>,
+    pub queues: BTreeMap<(String, String), QueueDef>,
+    pub bindings: std::collections::BTreeSet<BindingDef>,
+}
+
+impl Definitions {
+    fn apply(&mut self, op: Op) {
+        match op {
+            Op::Exchange(e) => {
+                self.exchanges.insert((e.vhost.clone(), e.name.clone()), e);
+            }
+            Op::DeleteExchange { vhost, name } => {
+                self.exchanges.remove(&(vhost.clone(), name.clone()));
+                self.bindings.retain(|b| {
+                    !(b.vhost == vhost
+                        && (b.source == name
+                            || (b.destination_type == "exchange" && b.destination == name)))
+                });
+            }
+            Op::Queue(q) => {
+                self.queues.insert((q.vhost.clone(), q.name.clone()), q);
+            }
+            Op::DeleteQueue { vhost, name } => {
+                self.queues.remove(&(vhost.clone(), name.clone()));
+                self.bindings.retain(|b| {
+                    !(b.vhost == vhost && b.destination_type == "queue" && b.destination == name)
+                });
+            }
+            Op::Binding(b) => {
+                self.bindings.insert(b);
+            }
+            Op::DeleteBinding(b) => {
+                self.bindings.remove(&b);
+            }
+        }
+    }
+
+    fn ops(&self) -> Vec<Op> {
+        let mut ops: Vec<Op> = self.exchanges.values().cloned().map(Op::Exchange).collect();
+        ops.extend(self.queues.values().cloned().map(Op::Queue));
+        ops.extend(self.bindings.iter().cloned().map(Op::Binding));
+        ops
+    }
+
+    pub fn max_queue_id(&self) -> u64 {
+        self.queues.values().map(|q| q.id).max().unwrap_or(0)
+    }
+}
+
+pub struct DefinitionStore {
+    path: PathBuf,
+    file: Mutex<File>,
+}
+
+impl DefinitionStore {
+    /// Load the definitions in `dir` and compact the file.
+    pub fn open(dir: &Path) -> io::Result<(DefinitionStore, Definitions)> {
+        fs::create_dir_all(dir)?;
+        let path = dir.join("definitions.jsonl");
+        let mut defs = Definitions::default();
+        if let Ok(f) = File::open(&path) {
+            for (n, line) in BufReader::new(f).lines().enumerate() {
+                let line = line?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                match serde_json::from_str::<Op>(&line) {
+                    Ok(op) => defs.apply(op),
+                    // A torn last line after a crash: that change was never acknowledged.
+                    Err(e) => {
+                        warn!(line = n + 1, error = %e, "definitions: skipping unreadable line")
+                    }
+                }
+            }
+        }
+        let tmp = dir.join("definitions.jsonl.tmp");
+        {
+            let mut f = File::create(&tmp)?;
+            for op in defs.ops() {
+                let mut line = serde_json::to_vec(&op).map_err(io::Error::other)?;
+                line.push(b'\n');
+                f.write_all(&line)?;
+            }
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &path)?;
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok((
+            DefinitionStore {
+                path,
+                file: Mutex::new(file),
+            },
+            defs,
+        ))
+    }
+
+    fn append(&self, op: Op) {
+        let mut line = match serde_json::to_vec(&op) {
+            Ok(l) => l,
+            Err(e) => {
+                warn!(error = %e, "definitions: cannot encode change");
+                return;
+            }
+        };
+        line.push(b'\n');
+        let mut f = self.file.lock();
+        if let Err(e) = f.write_all(&line).and_then(|_| f.sync_data()) {
+            tracing::error!(path = %self.path.display(), error = %e, "definitions: write failed");
+        }
+    }
+
+    pub fn save_exchange(&self, vhost: &str, name: &str, o: &ExchangeOptions) {
+        self.append(Op::Exchange(ExchangeDef {
+            vhost: vhost.into(),
+            name: name.into(),
+            kind: o.kind.as_str().into(),
+            auto_delete: o.auto_delete,
+            internal: o.internal,
+            arguments: table_to_hex(&o.arguments),
+        }));
+    }
+
+    pub fn delete_exchange(&self, vhost: &str, name: &str) {
+        self.append(Op::DeleteExchange {
+            vhost: vhost.into(),
+            name: name.into(),
+        });
+    }
+
+    pub fn save_queue(&self, vhost: &str, name: &str, id: u64, o: &QueueOptions) {
+        self.append(Op::Queue(QueueDef {
+            vhost: vhost.into(),
+            name: name.into(),
+            id,
+            auto_delete: o.auto_delete,
+            arguments: table_to_hex(&o.arguments),
+        }));
+    }
+
+    pub fn delete_queue(&self, vhost: &str, name: &str) {
+        self.append(Op::DeleteQueue {
+            vhost: vhost.into(),
+            name: name.into(),
+        });
+    }
+
+    pub fn save_binding(&self, b: BindingDef) {
+        self.append(Op::Binding(b));
+    }
+
+    pub fn delete_binding(&self, b: BindingDef) {
+        self.append(Op::DeleteBinding(b));
+    }
+}
+
+pub fn table_to_hex(t: &FieldTable) -> String {
+    if t.is_empty() {
+        return String::new();
+    }
+    let mut v = Vec::new();
+    t.encode(&mut v);
+    v.iter().map(|b| format!("{:02x}", b)).collect()
+}
+
+pub fn table_from_hex(s: &str) -> FieldTable {
+    if s.is_empty() {
+        return FieldTable::new();
+    }
+    let bytes: Option<Vec<u8>> = (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .collect();
+    bytes
+        .and_then(|b| FieldTable::decode(&mut Bytes::from(b)).ok())
+        .unwrap_or_default()
+}
+
+pub fn exchange_options(d: &ExchangeDef) -> Option<ExchangeOptions> {
+    Some(ExchangeOptions {
+        kind: ExchangeKind::parse(d.kind.as_bytes())?,
+        durable: true,
+        auto_delete: d.auto_delete,
+        internal: d.internal,
+        arguments: table_from_hex(&d.arguments),
+    })
+}
+
+pub fn queue_options(d: &QueueDef) -> QueueOptions {
+    QueueOptions {
+        durable: true,
+        exclusive: false,
+        auto_delete: d.auto_delete,
+        arguments: table_from_hex(&d.arguments),
+    }
+}

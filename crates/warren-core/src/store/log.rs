@@ -1,0 +1,500 @@
+//! The message log: append-only segment files shared by every queue of the broker.
+//!
+//! Why one shared log: a persistent message fanned out to many durable queues is
+//! written once, and one writer thread can batch the writes of every connection
+//! into one `write` + one `fdatasync` (group commit), so confirms stay fast under
+//! load while meaning "on disk".
+//!
+//! Appends happen under a short lock that assigns the record's location (segment,
+//! offset) and copies it into the pending buffer; the writer thread swaps the
+//! buffer out, writes and syncs it, then publishes the *durable ticket* — the
+//! number of appends known to be on disk. Publishers wait for their ticket before
+//! confirming.
+//!
+//! Space is reclaimed by deleting whole segments. A segment can go when no queue
+//! still references a message in it (`refs == 0`) and when the acks it holds are
+//! no longer needed: an ack in segment S for a message in an older segment T must
+//! outlive T, or recovery would resurrect that message. Each segment remembers the
+//! oldest segment its acks refer to, and is only deleted once every segment from
+//! there up to itself is gone.
+
+use super::record::{self, Record};
+use bytes::Bytes;
+use parking_lot::{Condvar, Mutex};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+/// Segments roll over at this size.
+pub const SEGMENT_SIZE: u64 = 32 * 1024 * 1024;
+
+/// Where a record lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Loc {
+    pub segment: u32,
+    pub offset: u32,
+    pub len: u32,
+}
+
+#[derive(Debug, Default)]
+struct SegmentInfo {
+    /// Live (queue, message) references into this segment.
+    refs: u64,
+    /// Oldest segment an ack stored here refers to.
+    min_ack_ref: Option<u32>,
+}
+
+struct Pending {
+    /// Buffers to write, in order, tagged with their segment.
+    bufs: Vec<(u32, Vec<u8>)>,
+    segment: u32,
+    offset: u64,
+    next_ticket: u64,
+    shutdown: bool,
+}
+
+/// Durable message recovered from the log for one queue.
+#[derive(Debug, Clone)]
+pub struct RecoveredMessage {
+    pub msg_id: u64,
+    pub loc: Loc,
+}
+
+pub struct MessageLog {
+    dir: PathBuf,
+    pending: Mutex<Pending>,
+    wake: Condvar,
+    /// (segment, offset) written to the OS so far; reads of later data wait.
+    written: Mutex<(u32, u64)>,
+    written_cv: Condvar,
+    durable: watch::Sender<u64>,
+    segments: Mutex<BTreeMap<u32, SegmentInfo>>,
+    readers: Mutex<HashMap<u32, Arc<File>>>,
+    next_msg_id: AtomicU64,
+    fsync: bool,
+}
+
+fn segment_path(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("{:08}.seg", n))
+}
+
+impl MessageLog {
+    /// Open (creating if needed) the log in `dir`, replaying it. Returns the log and,
+    /// per durable queue id, its persistent messages in publish order. Torn or
+    /// corrupted records end a segment's readable part; they are logged and dropped.
+    pub fn open(
+        dir: &Path,
+        fsync: bool,
+    ) -> io::Result<(Arc<MessageLog>, HashMap<u64, Vec<RecoveredMessage>>)> {
+        fs::create_dir_all(dir)?;
+        let mut numbers: Vec<u32> = fs::read_dir(dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name();
+                let name = name.to_str()?;
+                name.strip_suffix(".seg")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let started = std::time::Instant::now();
+        // queue -> msg_id -> loc, in msg_id order.
+        let mut live: HashMap<u64, BTreeMap<u64, Loc>> = HashMap::new();
+        let mut segments: BTreeMap<u32, SegmentInfo> = BTreeMap::new();
+        let mut max_msg_id = 0u64;
+        let mut records = 0u64;
+        let last = numbers.last().copied();
+        for &n in &numbers {
+            let path = segment_path(dir, n);
+            let data = Bytes::from(fs::read(&path)?);
+            let mut buf = data.clone();
+            let mut info = SegmentInfo::default();
+            loop {
+                let offset = data.len() - buf.len();
+                if buf.is_empty() {
+                    break;
+                }
+                match record::read_record(&mut buf) {
+                    Ok(rec) => {
+                        records += 1;
+                        let len = (data.len() - buf.len() - offset) as u32;
+                        let loc = Loc {
+                            segment: n,
+                            offset: offset as u32,
+                            len,
+                        };
+                        match rec {
+                            Record::Publish {
+                                msg_id,
+                                flags,
+                                queues,
+                                ..
+                            } => {
+                                max_msg_id = max_msg_id.max(msg_id);
+                                if flags & record::FLAG_PERSISTENT != 0 {
+                                    for q in queues {
+                                        live.entry(q).or_default().insert(msg_id, loc);
+                                    }
+                                }
+                            }
+                            Record::Ack { queue, msg_ids } => {
+                                if let Some(m) = live.get_mut(&queue) {
+                                    for id in msg_ids {
+                                        if let Some(l) = m.remove(&id) {
+                                            if l.segment != n {
+                                                info.min_ack_ref = Some(
+                                                    info.min_ack_ref
+                                                        .map_or(l.segment, |v| v.min(l.segment)),
+                                                );
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        warn!(
+                            segment = %path.display(),
+                            offset,
+                            error = ?e,
+                            "message log: unreadable record; dropping the rest of this segment"
+                        );
+                        if Some(n) == last {
+                            // Cut the torn tail so the file holds only good records.
+                            let f = OpenOptions::new().write(true).open(&path)?;
+                            f.set_len(offset as u64)?;
+                            f.sync_all()?;
+                        }
+                        break;
+                    }
+                }
+            }
+            segments.insert(n, info);
+        }
+        // New appends go to a fresh segment: never after a possibly torn tail.
+        let next_segment = last.map_or(1, |l| l + 1);
+        segments.insert(next_segment, SegmentInfo::default());
+        let mut recovered: HashMap<u64, Vec<RecoveredMessage>> = HashMap::new();
+        let mut count = 0usize;
+        for (q, msgs) in live {
+            count += msgs.len();
+            recovered.insert(
+                q,
+                msgs.into_iter()
+                    .map(|(msg_id, loc)| RecoveredMessage { msg_id, loc })
+                    .collect(),
+            );
+        }
+        if !numbers.is_empty() {
+            info!(
+                segments = numbers.len(),
+                records,
+                messages = count,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "message log recovered"
+            );
+        }
+        let (durable, _) = watch::channel(0);
+        let log = Arc::new(MessageLog {
+            dir: dir.to_path_buf(),
+            pending: Mutex::new(Pending {
+                bufs: Vec::new(),
+                segment: next_segment,
+                offset: 0,
+                next_ticket: 1,
+                shutdown: false,
+            }),
+            wake: Condvar::new(),
+            written: Mutex::new((next_segment, 0)),
+            written_cv: Condvar::new(),
+            durable,
+            segments: Mutex::new(segments),
+            readers: Mutex::new(HashMap::new()),
+            next_msg_id: AtomicU64::new(max_msg_id + 1),
+            fsync,
+        });
+        let writer = log.clone();
+        std::thread::Builder::new()
+            .name("warren-log-writer".into())
+            .spawn(move || writer.run_writer())?;
+        Ok((log, recovered))
+    }
+
+    /// A fresh message id (ids increase in publish order).
+    pub fn next_msg_id(&self) -> u64 {
+        self.next_msg_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Watch the durable ticket: every append with a ticket ≤ the value is on disk.
+    pub fn durable(&self) -> watch::Receiver<u64> {
+        self.durable.subscribe()
+    }
+
+    pub fn durable_ticket(&self) -> u64 {
+        *self.durable.borrow()
+    }
+
+    /// Append a publish record referenced by `refs` queues. Returns its location
+    /// and the ticket to wait for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_publish(
+        &self,
+        msg_id: u64,
+        persistent: bool,
+        queues: &[u64],
+        refs: u64,
+        exchange: &[u8],
+        routing_key: &[u8],
+        properties: &[u8],
+        body: &[u8],
+    ) -> (Loc, u64) {
+        let flags = if persistent {
+            record::FLAG_PERSISTENT
+        } else {
+            0
+        };
+        let (loc, ticket, new_segment) = self.append(|out| {
+            record::encode_publish(
+                out,
+                msg_id,
+                flags,
+                queues,
+                exchange,
+                routing_key,
+                properties,
+                body,
+            )
+        });
+        let mut segs = self.segments.lock();
+        if let Some(s) = new_segment {
+            segs.entry(s).or_default();
+        }
+        segs.entry(loc.segment).or_default().refs += refs;
+        (loc, ticket)
+    }
+
+    /// Record that messages of `queue` are gone for good. `oldest` is the oldest
+    /// segment holding one of them. Returns the ticket.
+    pub fn append_ack(&self, queue: u64, msg_ids: &[u64], oldest: u32) -> u64 {
+        let (loc, ticket, new_segment) = self.append(|out| record::encode_ack(out, queue, msg_ids));
+        let mut segs = self.segments.lock();
+        if let Some(s) = new_segment {
+            segs.entry(s).or_default();
+        }
+        if oldest < loc.segment {
+            let info = segs.entry(loc.segment).or_default();
+            info.min_ack_ref = Some(info.min_ack_ref.map_or(oldest, |v| v.min(oldest)));
+        }
+        ticket
+    }
+
+    fn append(&self, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> (Loc, u64, Option<u32>) {
+        let mut p = self.pending.lock();
+        let mut new_segment = None;
+        if p.offset >= SEGMENT_SIZE {
+            p.segment += 1;
+            p.offset = 0;
+            new_segment = Some(p.segment);
+        }
+        let segment = p.segment;
+        if p.bufs.last().map(|(s, _)| *s) != Some(segment) {
+            p.bufs.push((segment, Vec::with_capacity(64 * 1024)));
+        }
+        let offset = p.offset;
+        let len = match p.bufs.last_mut() {
+            Some((_, buf)) => encode(buf),
+            None => 0,
+        };
+        p.offset += len as u64;
+        let ticket = p.next_ticket;
+        p.next_ticket += 1;
+        drop(p);
+        self.wake.notify_one();
+        (
+            Loc {
+                segment,
+                offset: offset as u32,
+                len: len as u32,
+            },
+            ticket,
+            new_segment,
+        )
+    }
+
+    /// A queue dropped `n` references into `segment` (message acked, purged,
+    /// paged back in, or its queue deleted).
+    pub fn release(&self, segment: u32, n: u64) {
+        let mut segs = self.segments.lock();
+        if let Some(s) = segs.get_mut(&segment) {
+            s.refs = s.refs.saturating_sub(n);
+        }
+    }
+
+    /// A reference to `segment` was added after the fact (recovery attaching a
+    /// message to its queue).
+    pub fn add_ref(&self, segment: u32) {
+        self.segments.lock().entry(segment).or_default().refs += 1;
+    }
+
+    /// Read back a publish record.
+    pub fn read(&self, loc: Loc) -> io::Result<Record> {
+        {
+            // A record still in the pending buffer: wait for the writer (rare; only
+            // a message paged out the moment it was appended).
+            let end = loc.offset as u64 + loc.len as u64;
+            let mut w = self.written.lock();
+            while w.0 < loc.segment || (w.0 == loc.segment && w.1 < end) {
+                self.written_cv.wait(&mut w);
+            }
+        }
+        let file = {
+            let mut readers = self.readers.lock();
+            match readers.get(&loc.segment) {
+                Some(f) => f.clone(),
+                None => {
+                    let f = Arc::new(File::open(segment_path(&self.dir, loc.segment))?);
+                    readers.insert(loc.segment, f.clone());
+                    f
+                }
+            }
+        };
+        let mut buf = vec![0u8; loc.len as usize];
+        file.read_exact_at(&mut buf, loc.offset as u64)?;
+        let mut b = Bytes::from(buf);
+        record::read_record(&mut b)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e)))
+    }
+
+    /// Delete the segments nothing needs any more. Returns how many.
+    pub fn reclaim(&self) -> usize {
+        let current = self.pending.lock().segment;
+        let written_seg = self.written.lock().0;
+        let mut doomed = Vec::new();
+        {
+            let mut segs = self.segments.lock();
+            let live: Vec<u32> = segs.keys().copied().collect();
+            for &n in &live {
+                if n >= current || n >= written_seg {
+                    break;
+                }
+                let Some(info) = segs.get(&n) else { continue };
+                if info.refs > 0 {
+                    continue;
+                }
+                // Acks here must outlive every segment they refer to.
+                let blocked = match info.min_ack_ref {
+                    Some(oldest) => segs.range(oldest..n).next().is_some(),
+                    None => false,
+                };
+                if !blocked {
+                    segs.remove(&n);
+                    doomed.push(n);
+                }
+            }
+        }
+        for n in &doomed {
+            self.readers.lock().remove(n);
+            if let Err(e) = fs::remove_file(segment_path(&self.dir, *n)) {
+                warn!(segment = n, error = %e, "message log: cannot delete segment");
+            }
+        }
+        doomed.len()
+    }
+
+    /// Bytes of segment files on disk (for tests and metrics).
+    pub fn disk_usage(&self) -> u64 {
+        fs::read_dir(&self.dir)
+            .map(|rd| {
+                rd.filter_map(|e| e.ok()?.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Stop the writer thread after it wrote everything pending.
+    pub fn shutdown(&self) {
+        self.pending.lock().shutdown = true;
+        self.wake.notify_one();
+    }
+
+    fn run_writer(self: Arc<Self>) {
+        let mut file: Option<(u32, File)> = None;
+        let mut last_reclaim = std::time::Instant::now();
+        loop {
+            let (bufs, ticket, shutdown) = {
+                let mut p = self.pending.lock();
+                while p.bufs.is_empty() && !p.shutdown {
+                    let timed_out = self
+                        .wake
+                        .wait_for(&mut p, std::time::Duration::from_millis(500))
+                        .timed_out();
+                    if timed_out {
+                        break;
+                    }
+                }
+                (std::mem::take(&mut p.bufs), p.next_ticket - 1, p.shutdown)
+            };
+            if !bufs.is_empty() {
+                if let Err(e) = self.write_batch(&mut file, bufs) {
+                    // Without the log we cannot confirm anything: stop confirming
+                    // (publishers time out) and say so loudly.
+                    tracing::error!(error = %e, "message log write failed; confirms stop");
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    continue;
+                }
+                self.durable.send_replace(ticket);
+            }
+            if last_reclaim.elapsed() > std::time::Duration::from_millis(200) {
+                self.reclaim();
+                last_reclaim = std::time::Instant::now();
+            }
+            if shutdown {
+                return;
+            }
+        }
+    }
+
+    fn write_batch(
+        &self,
+        file: &mut Option<(u32, File)>,
+        bufs: Vec<(u32, Vec<u8>)>,
+    ) -> io::Result<()> {
+        for (segment, buf) in bufs {
+            if file.as_ref().map(|(s, _)| *s) != Some(segment) {
+                if let Some((_, f)) = file.take() {
+                    if self.fsync {
+                        f.sync_data()?;
+                    }
+                }
+                let f = OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(segment_path(&self.dir, segment))?;
+                *file = Some((segment, f));
+            }
+            if let Some((_, f)) = file.as_mut() {
+                f.write_all(&buf)?;
+            }
+            let mut w = self.written.lock();
+            if w.0 != segment {
+                *w = (segment, 0);
+            }
+            w.1 += buf.len() as u64;
+            drop(w);
+            self.written_cv.notify_all();
+        }
+        if self.fsync {
+            if let Some((_, f)) = file.as_ref() {
+                f.sync_data()?;
+            }
+        }
+        Ok(())
+    }
+}

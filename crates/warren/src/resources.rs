@@ -1,0 +1,93 @@
+//! Resource alarms: memory high watermark and disk free limit.
+//!
+//! Like RabbitMQ, the broker checks its memory use and the data directory's free
+//! disk space periodically; while either is over its limit, publishing connections
+//! get `connection.blocked` and are not read (consumers keep draining), which keeps
+//! a fast publisher from running the broker out of memory or disk.
+
+use crate::config::Resources;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tracing::{info, warn};
+use warren_core::Broker;
+
+pub struct AlarmConfig {
+    pub memory_limit: u64,
+    pub disk_free_limit: u64,
+}
+
+impl AlarmConfig {
+    pub fn from_file(r: Option<&Resources>) -> AlarmConfig {
+        let total = total_memory().unwrap_or(8 << 30);
+        let fraction = r.and_then(|r| r.memory_high_watermark).unwrap_or(0.4);
+        let memory_limit = r
+            .and_then(|r| r.memory_high_watermark_bytes)
+            .unwrap_or((total as f64 * fraction) as u64);
+        let disk_free_limit = r
+            .and_then(|r| r.disk_free_limit_bytes)
+            .unwrap_or(50_000_000);
+        AlarmConfig {
+            memory_limit,
+            disk_free_limit,
+        }
+    }
+}
+
+/// Resident memory of this process, from /proc.
+pub fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn total_memory() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn disk_free(path: &std::path::Path) -> Option<u64> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a properly sized out-param.
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    Some(st.f_bavail as u64 * st.f_frsize as u64)
+}
+
+/// Check every 200 ms and raise or clear the broker's alarm.
+pub async fn monitor(broker: Arc<Broker>, cfg: AlarmConfig, data_dir: PathBuf) {
+    info!(
+        memory_limit = cfg.memory_limit,
+        disk_free_limit = cfg.disk_free_limit,
+        "resource alarms armed"
+    );
+    let mut interval = tokio::time::interval(Duration::from_millis(200));
+    let mut raised: Option<String> = None;
+    loop {
+        interval.tick().await;
+        let rss = rss_bytes().unwrap_or(0);
+        let free = disk_free(&data_dir).unwrap_or(u64::MAX);
+        let reason = if rss > cfg.memory_limit {
+            Some("low on memory".to_string())
+        } else if free < cfg.disk_free_limit {
+            Some("low on disk".to_string())
+        } else {
+            None
+        };
+        if reason != raised {
+            match &reason {
+                Some(r) => warn!(rss, free, "resource alarm: {}; blocking publishers", r),
+                None => info!(rss, free, "resource alarm cleared; unblocking publishers"),
+            }
+            broker.set_alarm(reason.clone());
+            raised = reason;
+        }
+    }
+}
