@@ -474,7 +474,7 @@ impl VHost {
     pub fn restore(
         &self,
         defs: &crate::store::definitions::Definitions,
-        messages: &mut std::collections::HashMap<u64, Vec<crate::store::RecoveredMessage>>,
+        messages: &mut crate::store::log::RecoveredQueues,
     ) {
         use crate::store::definitions::{exchange_options, queue_options, table_from_hex};
         let vname = self.name.to_string();

@@ -59,6 +59,9 @@ struct Pending {
     shutdown: bool,
 }
 
+/// Per durable queue id, its recovered messages in publish order.
+pub type RecoveredQueues = HashMap<u64, Vec<RecoveredMessage>>;
+
 /// Durable message recovered from the log for one queue.
 #[derive(Debug, Clone)]
 pub struct RecoveredMessage {
@@ -88,10 +91,7 @@ impl MessageLog {
     /// Open (creating if needed) the log in `dir`, replaying it. Returns the log and,
     /// per durable queue id, its persistent messages in publish order. Torn or
     /// corrupted records end a segment's readable part; they are logged and dropped.
-    pub fn open(
-        dir: &Path,
-        fsync: bool,
-    ) -> io::Result<(Arc<MessageLog>, HashMap<u64, Vec<RecoveredMessage>>)> {
+    pub fn open(dir: &Path, fsync: bool) -> io::Result<(Arc<MessageLog>, RecoveredQueues)> {
         fs::create_dir_all(dir)?;
         let mut numbers: Vec<u32> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())

@@ -57,7 +57,7 @@ pub struct Store {
 pub struct Recovered {
     pub definitions: definitions::Definitions,
     /// Persistent messages per durable queue id, in publish order.
-    pub messages: std::collections::HashMap<u64, Vec<RecoveredMessage>>,
+    pub messages: log::RecoveredQueues,
 }
 
 impl Store {
