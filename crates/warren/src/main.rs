@@ -1,5 +1,10 @@
 //! The `warren` command: runs the broker (`warren server`).
 
+/// jemalloc: payloads are freed on other threads than the one that allocated
+/// them, and it returns freed memory to the OS, which the memory alarm relies on.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 mod config;
 mod resources;
 
@@ -147,12 +152,28 @@ fn server(args: ServerArgs) -> ExitCode {
         tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
         tokio::select! {
             _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
-            _ = tokio::signal::ctrl_c() => {
-                info!("interrupted, shutting down");
+            _ = shutdown_signal() => {
+                info!("shutting down");
                 ExitCode::SUCCESS
             }
         }
     })
+}
+
+/// SIGINT or SIGTERM: stop gracefully (everything confirmed is already on disk).
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
 }
 
 fn build_broker(

@@ -34,6 +34,15 @@ impl AlarmConfig {
     }
 }
 
+/// Memory the broker holds: bytes allocated through jemalloc (what RabbitMQ's
+/// alarm calls "used" memory). Unlike RSS it drops as soon as messages are freed,
+/// so publishers are unblocked promptly once consumers drain.
+pub fn used_bytes() -> Option<u64> {
+    tikv_jemalloc_ctl::epoch::advance().ok()?;
+    let allocated = tikv_jemalloc_ctl::stats::allocated::read().ok()? as u64;
+    Some(allocated)
+}
+
 /// Resident memory of this process, from /proc.
 pub fn rss_bytes() -> Option<u64> {
     let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
@@ -72,9 +81,9 @@ pub async fn monitor(broker: Arc<Broker>, cfg: AlarmConfig, data_dir: PathBuf) {
     let mut raised: Option<String> = None;
     loop {
         interval.tick().await;
-        let rss = rss_bytes().unwrap_or(0);
+        let used = used_bytes().or_else(rss_bytes).unwrap_or(0);
         let free = disk_free(&data_dir).unwrap_or(u64::MAX);
-        let reason = if rss > cfg.memory_limit {
+        let reason = if used > cfg.memory_limit {
             Some("low on memory".to_string())
         } else if free < cfg.disk_free_limit {
             Some("low on disk".to_string())
@@ -83,8 +92,8 @@ pub async fn monitor(broker: Arc<Broker>, cfg: AlarmConfig, data_dir: PathBuf) {
         };
         if reason != raised {
             match &reason {
-                Some(r) => warn!(rss, free, "resource alarm: {}; blocking publishers", r),
-                None => info!(rss, free, "resource alarm cleared; unblocking publishers"),
+                Some(r) => warn!(used, free, "resource alarm: {}; blocking publishers", r),
+                None => info!(used, free, "resource alarm cleared; unblocking publishers"),
             }
             broker.set_alarm(reason.clone());
             raised = reason;

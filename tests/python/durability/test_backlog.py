@@ -1,0 +1,81 @@
+"""A large backlog (CI-sized): 100k x 1 KiB transient messages in a queue with
+no consumer must not all live in RAM, must drain in order, and the disk space
+used for paging must be given back once the queue is empty."""
+
+import os
+import time
+
+import pytest
+
+from warren_harness import MiB, TRANSIENT, RssSampler, dir_size
+
+COUNT = 100_000
+SIZE = 1024
+RSS_LIMIT = 150 * MiB
+DISK_AFTER_DRAIN = 10 * MiB
+QUEUE = "backlog.q"
+
+
+def body(n: int) -> bytes:
+    return f"{n:08d}".encode().ljust(SIZE, b".")
+
+
+@pytest.mark.timeout(150)
+def test_backlog_pages_out_and_drains_in_order(broker):
+    """Publish 100k x 1 KiB transient messages (no confirms, one connection) to
+    a queue without consumers.  Broker RSS stays under 150 MiB the whole time
+    (~100 MiB of payload queued); a consumer (prefetch 1000, multiple acks)
+    then receives all of them in publish order; within 10 s of the last ack the
+    ``messages`` directory is under 10 MiB again."""
+    sampler = RssSampler(broker)
+    sampler.start()
+    conn = broker.connect()
+    ch = conn.channel()
+    ch.queue_declare(QUEUE)
+    t0 = time.monotonic()
+    for n in range(COUNT):
+        ch.basic_publish("", QUEUE, body(n), TRANSIENT)
+    # Same channel, so the broker has routed every publish before answering.
+    queued = ch.queue_declare(QUEUE, passive=True).method.message_count
+    t1 = time.monotonic()
+    rss_full = broker.rss_bytes()
+    disk_full = dir_size(broker.messages_dir)
+    print(f"published {COUNT} in {t1 - t0:.1f}s; queued={queued} RSS={rss_full / MiB:.1f} MiB "
+          f"(max so far {sampler.max_rss / MiB:.1f}) messages dir={disk_full / MiB:.1f} MiB")
+    assert queued == COUNT
+    assert rss_full < RSS_LIMIT, f"RSS {rss_full / MiB:.1f} MiB with the backlog queued"
+
+    ch.basic_qos(prefetch_count=1000)
+    expected = 0
+    last_tag = 0
+    for method, _props, b in ch.consume(QUEUE, auto_ack=False, inactivity_timeout=10):
+        assert method is not None, f"consumer stalled after {expected} messages"
+        assert b == body(expected), f"message #{expected} out of order: {b[:8]!r}"
+        expected += 1
+        last_tag = method.delivery_tag
+        if expected % 500 == 0:
+            ch.basic_ack(last_tag, multiple=True)
+        if expected == COUNT:
+            break
+    if expected % 500:
+        ch.basic_ack(last_tag, multiple=True)
+    ch.cancel()
+    assert ch.queue_declare(QUEUE, passive=True).method.message_count == 0
+    t2 = time.monotonic()
+    max_rss = sampler.stop()
+    print(f"drained {expected} in {t2 - t1:.1f}s; max RSS {max_rss / MiB:.1f} MiB "
+          f"over {sampler.samples} samples")
+    assert max_rss < RSS_LIMIT, f"RSS peaked at {max_rss / MiB:.1f} MiB"
+
+    deadline = time.monotonic() + 10
+    while True:
+        size = dir_size(broker.messages_dir)
+        if size < DISK_AFTER_DRAIN:
+            break
+        assert time.monotonic() < deadline, (
+            f"messages dir still {size / MiB:.1f} MiB 10 s after draining "
+            f"(files: {sorted(os.listdir(broker.messages_dir))})")
+        time.sleep(0.1)
+    print(f"messages dir {size / MiB:.1f} MiB after {time.monotonic() - t2:.1f}s")
+    conn.close()
+    assert broker.alive()
