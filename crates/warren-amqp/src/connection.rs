@@ -449,6 +449,15 @@ impl Connection {
                 }
             }
             waiting = self.flush_confirms(&durable);
+            // The message log is behind the publishers: stop reading until the
+            // disk catches up (deliveries and confirms keep flowing meanwhile).
+            if self.ctx.has_published {
+                let log = self.ctx.vhost.store().log.clone();
+                if log.is_backlogged() {
+                    log.wait_for_room().await;
+                    waiting = self.flush_confirms(&durable);
+                }
+            }
         }
     }
 

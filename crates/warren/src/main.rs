@@ -5,6 +5,12 @@
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
+/// Return freed memory to the OS within about a second (jemalloc's default is 10 s),
+/// so RSS follows the broker's real use after a backlog drains.
+#[allow(non_upper_case_globals)]
+#[export_name = "_rjem_malloc_conf"]
+pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
+
 mod config;
 mod resources;
 

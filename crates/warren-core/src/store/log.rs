@@ -34,6 +34,10 @@ use tracing::{info, warn};
 /// Segments roll over at this size.
 pub const SEGMENT_SIZE: u64 = 32 * 1024 * 1024;
 
+/// Above this many bytes appended but not yet written, publishers are paused
+/// (see [`MessageLog::wait_for_room`]): the disk sets the pace, not the heap.
+const MAX_PENDING: usize = 32 * 1024 * 1024;
+
 /// Where a record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Loc {
@@ -81,6 +85,10 @@ pub struct MessageLog {
     readers: Mutex<HashMap<u32, Arc<File>>>,
     next_msg_id: AtomicU64,
     fsync: bool,
+    /// Bytes appended and not yet written.
+    pending_bytes: std::sync::atomic::AtomicUsize,
+    /// Woken after every write batch.
+    room: tokio::sync::Notify,
 }
 
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
@@ -218,6 +226,8 @@ impl MessageLog {
             readers: Mutex::new(HashMap::new()),
             next_msg_id: AtomicU64::new(max_msg_id + 1),
             fsync,
+            pending_bytes: std::sync::atomic::AtomicUsize::new(0),
+            room: tokio::sync::Notify::new(),
         });
         let writer = log.clone();
         std::thread::Builder::new()
@@ -312,6 +322,7 @@ impl MessageLog {
             None => 0,
         };
         p.offset += len as u64;
+        self.pending_bytes.fetch_add(len, Ordering::Relaxed);
         let ticket = p.next_ticket;
         p.next_ticket += 1;
         drop(p);
@@ -325,6 +336,24 @@ impl MessageLog {
             ticket,
             new_segment,
         )
+    }
+
+    /// Whether appends are outrunning the disk.
+    pub fn is_backlogged(&self) -> bool {
+        self.pending_bytes.load(Ordering::Relaxed) > MAX_PENDING
+    }
+
+    /// Wait until the writer has caught up below the pending limit. Publishing
+    /// connections call this between batches of frames, which turns a slow disk
+    /// into TCP backpressure on publishers instead of unbounded memory.
+    pub async fn wait_for_room(&self) {
+        while self.is_backlogged() {
+            let notified = self.room.notified();
+            if !self.is_backlogged() {
+                break;
+            }
+            notified.await;
+        }
     }
 
     /// A queue dropped `n` references into `segment` (message acked, purged,
@@ -450,6 +479,7 @@ impl MessageLog {
                     continue;
                 }
                 self.durable.send_replace(ticket);
+                self.room.notify_waiters();
             }
             if last_reclaim.elapsed() > std::time::Duration::from_millis(200) {
                 self.reclaim();
@@ -482,6 +512,7 @@ impl MessageLog {
             if let Some((_, f)) = file.as_mut() {
                 f.write_all(&buf)?;
             }
+            self.pending_bytes.fetch_sub(buf.len(), Ordering::Relaxed);
             let mut w = self.written.lock();
             if w.0 != segment {
                 *w = (segment, 0);
