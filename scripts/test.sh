@@ -27,7 +27,12 @@ for _ in $(seq 1 100); do
   sleep 0.1
 done
 status=0
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider || status=$?
+# Scenario tests against the broker started above (these same files run against
+# RabbitMQ), then the durability tests, which start and kill their own brokers.
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider \
+  --ignore=tests/python/durability --ignore=tests/python/features || status=$?
+echo "== durability tests (kill -9, torn tails, alarms, backlog)"
+python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
 if [ $status -ne 0 ]; then
   echo "-- broker log (last 50 lines)"; tail -50 "$data_dir/warren.log"
 fi

@@ -13,8 +13,8 @@ use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use warren_core::error::code;
-use warren_core::message::Stored;
 use warren_core::properties::RawProperties;
+use warren_core::vhost::Published;
 use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
     Message, Queue, QueueOptions, ShortStr, VHost,
@@ -61,6 +61,8 @@ enum Awaiting {
     Confirm(u64, u64),
     /// tx.commit-ok once `ticket` is durable.
     CommitOk(u64),
+    /// basic.nack for publish `seq` (rejected by a full queue).
+    Nack(u64),
 }
 
 /// Acks/nacks buffered in a transaction.
@@ -562,8 +564,8 @@ impl Channel {
 
     fn commit(&mut self, ctx: &mut ConnContext, m: &Method) -> R {
         for (exchange, msg, mandatory) in std::mem::take(&mut self.tx_publishes) {
-            let t = self.route_and_enqueue(ctx, &exchange, msg, mandatory);
-            self.tx_ticket = self.tx_ticket.max(t);
+            let r = self.route_and_enqueue(ctx, &exchange, msg, mandatory);
+            self.tx_ticket = self.tx_ticket.max(r.ticket);
         }
         for op in std::mem::take(&mut self.tx_acks) {
             match op {
@@ -754,69 +756,44 @@ impl Channel {
                 .push((p.exchange, msg, p.method.mandatory));
             return;
         }
-        let ticket = self.route_and_enqueue(ctx, &p.exchange, msg, p.method.mandatory);
+        let r = self.route_and_enqueue(ctx, &p.exchange, msg, p.method.mandatory);
         if self.mode == Mode::Confirm {
-            self.awaiting
-                .push_back(Awaiting::Confirm(self.next_publish_seq, ticket));
+            let seq = self.next_publish_seq;
             self.next_publish_seq += 1;
+            if r.rejected {
+                // A full queue with x-overflow=reject-publish refused it.
+                self.awaiting.push_back(Awaiting::Nack(seq));
+            } else {
+                self.awaiting.push_back(Awaiting::Confirm(seq, r.ticket));
+            }
         }
     }
 
-    /// Route and enqueue a message. Returns the message-log ticket to wait for
-    /// before confirming (0 if it went to no durable queue or is transient).
+    /// Route and enqueue a message; send basic.return if it was mandatory and
+    /// unroutable.
     fn route_and_enqueue(
         &mut self,
         ctx: &mut ConnContext,
         exchange: &Arc<Exchange>,
         msg: Arc<Message>,
         mandatory: bool,
-    ) -> u64 {
+    ) -> Published {
         let mut out = std::mem::take(&mut self.route_buf);
-        ctx.vhost.route(exchange, &msg, &mut out);
-        let mut ticket = 0;
-        if msg.persistent && out.iter().any(|q| q.durable_id != 0) {
-            // Written once for every durable queue it reaches, before any queue
-            // can deliver it (so an ack can never precede it in the log).
-            let ids: Vec<u64> = out
-                .iter()
-                .map(|q| q.durable_id)
-                .filter(|id| *id != 0)
-                .collect();
-            let log = &ctx.vhost.store().log;
-            let msg_id = log.next_msg_id();
-            let (loc, t) = log.append_publish(
-                msg_id,
-                true,
-                &ids,
-                ids.len() as u64,
-                msg.exchange.as_bytes(),
-                msg.routing_key.as_bytes(),
-                &msg.properties,
-                &msg.body,
-            );
-            let _ = msg.stored.set(Stored { msg_id, loc });
-            ticket = t;
-        }
-        if out.is_empty() {
-            if mandatory {
-                self.shared.outlet.send_content(
-                    self.id,
-                    Method::BasicReturn(BasicReturn {
-                        reply_code: code::NO_ROUTE,
-                        reply_text: ShortStr::from_static("NO_ROUTE"),
-                        exchange: msg.exchange.clone(),
-                        routing_key: msg.routing_key.clone(),
-                    }),
-                    msg,
-                );
-            }
-        } else {
-            for q in out.drain(..) {
-                q.publish(msg.clone());
-            }
-        }
+        let result = ctx.vhost.publish(exchange, msg.clone(), &mut out);
         self.route_buf = out;
-        ticket
+        if !result.routed && mandatory {
+            self.shared.outlet.send_content(
+                self.id,
+                Method::BasicReturn(BasicReturn {
+                    reply_code: code::NO_ROUTE,
+                    reply_text: ShortStr::from_static("NO_ROUTE"),
+                    exchange: msg.exchange.clone(),
+                    routing_key: msg.routing_key.clone(),
+                }),
+                msg,
+            );
+        }
+        result
     }
 
     /// Answer the publishes and commits whose data is durable (`durable` is the
@@ -833,10 +810,26 @@ impl Channel {
                     self.awaiting.pop_front();
                     self.send(Method::TxCommitOk(TxCommitOk::default()));
                 }
+                Awaiting::Nack(seq) => {
+                    // Acks before it go first (as one multiple ack), then the nack.
+                    self.send_ack(ack_up_to.take());
+                    self.awaiting.pop_front();
+                    self.send(Method::BasicNack(BasicNack {
+                        delivery_tag: seq,
+                        multiple: false,
+                        requeue: false,
+                    }));
+                    self.confirm_sent = seq;
+                }
                 _ => break,
             }
         }
-        if let Some(seq) = ack_up_to {
+        self.send_ack(ack_up_to);
+        !self.awaiting.is_empty()
+    }
+
+    fn send_ack(&mut self, up_to: Option<u64>) {
+        if let Some(seq) = up_to {
             let multiple = seq > self.confirm_sent + 1;
             self.send(Method::BasicAck(BasicAck {
                 delivery_tag: seq,
@@ -844,7 +837,6 @@ impl Channel {
             }));
             self.confirm_sent = seq;
         }
-        !self.awaiting.is_empty()
     }
 
     /// Release everything the channel holds: cancel consumers (which may delete

@@ -6,7 +6,7 @@
 
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
-use crate::message::Message;
+use crate::message::{Message, Stored};
 use crate::queue::{ConnectionId, Queue, QueueOptions};
 use crate::shortstr::ShortStr;
 use crate::store::definitions::{table_to_hex, BindingDef};
@@ -525,6 +525,51 @@ impl VHost {
         }
     }
 
+    /// Publish a message: route it, write it to the message log once if it is
+    /// persistent and reaches durable queues (before any queue can deliver it, so an
+    /// ack can never precede it in the log), then enqueue it. `out` is a reusable
+    /// buffer. This is the one publish path every protocol adapter uses.
+    pub fn publish(
+        &self,
+        exchange: &Arc<Exchange>,
+        msg: Arc<Message>,
+        out: &mut Vec<Arc<Queue>>,
+    ) -> Published {
+        out.clear();
+        self.route(exchange, &msg, out);
+        let mut result = Published {
+            routed: !out.is_empty(),
+            ..Published::default()
+        };
+        if msg.persistent && out.iter().any(|q| q.durable_id != 0) {
+            let ids: Vec<u64> = out
+                .iter()
+                .map(|q| q.durable_id)
+                .filter(|id| *id != 0)
+                .collect();
+            let log = &self.store.log;
+            let msg_id = log.next_msg_id();
+            let (loc, ticket) = log.append_publish(
+                msg_id,
+                true,
+                &ids,
+                ids.len() as u64,
+                msg.exchange.as_bytes(),
+                msg.routing_key.as_bytes(),
+                &msg.properties,
+                &msg.body,
+            );
+            let _ = msg.stored.set(Stored { msg_id, loc });
+            result.ticket = ticket;
+        }
+        for q in out.drain(..) {
+            if !q.publish(msg.clone()) {
+                result.rejected = true;
+            }
+        }
+        result
+    }
+
     /// Route a message published to `exchange` into `out` (the distinct queues it
     /// reaches). The default exchange routes to the queue named by the routing key.
     pub fn route(&self, exchange: &Arc<Exchange>, message: &Message, out: &mut Vec<Arc<Queue>>) {
@@ -545,6 +590,17 @@ fn check_binding_args(e: &Exchange, arguments: &FieldTable) -> Result<()> {
             .map_err(BrokerError::precondition_failed)?;
     }
     Ok(())
+}
+
+/// The outcome of [`VHost::publish`].
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Published {
+    /// At least one queue matched.
+    pub routed: bool,
+    /// A queue refused it (x-overflow = reject-publish): nack the publisher.
+    pub rejected: bool,
+    /// Message-log ticket to wait for before confirming (0: nothing to wait for).
+    pub ticket: u64,
 }
 
 fn check_queue_equivalent(q: &Queue, opts: &QueueOptions, vhost: &ShortStr) -> Result<()> {

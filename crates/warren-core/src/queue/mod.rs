@@ -125,7 +125,8 @@ impl Queue {
     }
 
     /// Enqueue a message and deliver whatever can be delivered.
-    pub fn publish(self: &Arc<Self>, message: Arc<Message>) {
+    /// Returns false if the queue refused the message (full, reject-publish).
+    pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
         let mut inner = self.inner.lock();
         let seq = inner.next_seq;
         inner.next_seq += 1;
@@ -135,6 +136,7 @@ impl Queue {
             redelivered: false,
         });
         self.deliver_locked(&mut inner);
+        true
     }
 
     /// Try to deliver ready messages, e.g. after a consumer got prefetch credit back.

@@ -1,0 +1,131 @@
+//! Queue arguments (`x-message-ttl`, `x-max-length`, `x-dead-letter-exchange`, …)
+//! parsed once at declare time, with RabbitMQ's validation.
+
+use crate::error::{BrokerError, Result};
+use crate::shortstr::ShortStr;
+use crate::table::{FieldTable, FieldValue};
+
+/// What a queue does when it is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Overflow {
+    /// Drop (or dead-letter) the oldest messages.
+    #[default]
+    DropHead,
+    /// Refuse new messages (publishers in confirm mode get basic.nack).
+    RejectPublish,
+    /// Refuse new messages and dead-letter them.
+    RejectPublishDlx,
+}
+
+/// The behaviour-changing arguments of a queue.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct QueueArgs {
+    /// Per-queue message TTL, ms.
+    pub message_ttl: Option<u64>,
+    /// Delete the queue after this many ms without use.
+    pub expires: Option<u64>,
+    pub max_length: Option<u64>,
+    pub max_length_bytes: Option<u64>,
+    pub overflow: Overflow,
+    pub dead_letter_exchange: Option<ShortStr>,
+    pub dead_letter_routing_key: Option<ShortStr>,
+    /// Priority levels 0..=max (priority queue) if set.
+    pub max_priority: Option<u8>,
+    pub single_active_consumer: bool,
+}
+
+impl QueueArgs {
+    /// Parse and validate declare arguments. Unknown arguments are ignored, as in
+    /// RabbitMQ.
+    pub fn parse(args: &FieldTable, queue: &ShortStr, vhost: &str) -> Result<QueueArgs> {
+        let invalid = |key: &str, why: String| {
+            BrokerError::precondition_failed(format!(
+                "invalid arg '{}' for queue '{}' in vhost '{}': {}",
+                key, queue, vhost, why
+            ))
+        };
+        let int = |key: &str, min: i64| -> Result<Option<u64>> {
+            match args.get(key) {
+                None => Ok(None),
+                Some(v) => match v.as_i64() {
+                    Some(n) if n >= min => Ok(Some(n as u64)),
+                    Some(n) if n < 0 => Err(invalid(key, format!("{{value_negative,{}}}", n))),
+                    Some(n) => Err(invalid(key, format!("{{value_zero,{}}}", n))),
+                    None => Err(invalid(key, format!("{{unacceptable_type,{}}}", type_name(v)))),
+                },
+            }
+        };
+        let string = |key: &str| -> Result<Option<ShortStr>> {
+            match args.get(key) {
+                None => Ok(None),
+                Some(FieldValue::LongStr(b)) => Ok(Some(ShortStr(b.clone()))),
+                Some(v) => Err(invalid(key, format!("{{unacceptable_type,{}}}", type_name(v)))),
+            }
+        };
+        let mut a = QueueArgs {
+            message_ttl: int("x-message-ttl", 0)?,
+            expires: int("x-expires", 1)?,
+            max_length: int("x-max-length", 0)?,
+            max_length_bytes: int("x-max-length-bytes", 0)?,
+            dead_letter_exchange: string("x-dead-letter-exchange")?,
+            dead_letter_routing_key: string("x-dead-letter-routing-key")?,
+            ..QueueArgs::default()
+        };
+        if let Some(o) = string("x-overflow")? {
+            a.overflow = match o.as_bytes() {
+                b"drop-head" => Overflow::DropHead,
+                b"reject-publish" => Overflow::RejectPublish,
+                b"reject-publish-dlx" => Overflow::RejectPublishDlx,
+                _ => return Err(invalid("x-overflow", format!("{{unknown_overflow_type,<<\"{}\">>}}", o))),
+            };
+        }
+        if let Some(p) = int("x-max-priority", 0)? {
+            if p > 255 {
+                return Err(invalid("x-max-priority", format!("{{value_out_of_range,{}}}", p)));
+            }
+            a.max_priority = Some(p as u8);
+        }
+        match args.get("x-single-active-consumer") {
+            None => {}
+            Some(FieldValue::Bool(b)) => a.single_active_consumer = *b,
+            Some(v) => {
+                return Err(invalid(
+                    "x-single-active-consumer",
+                    format!("{{unacceptable_type,{}}}", type_name(v)),
+                ))
+            }
+        }
+        if a.dead_letter_routing_key.is_some() && a.dead_letter_exchange.is_none() {
+            return Err(invalid(
+                "x-dead-letter-routing-key",
+                "Key x-dead-letter-exchange should be present".into(),
+            ));
+        }
+        Ok(a)
+    }
+
+    /// Whether the queue has a length limit at all.
+    pub fn is_limited(&self) -> bool {
+        self.max_length.is_some() || self.max_length_bytes.is_some()
+    }
+}
+
+/// RabbitMQ's names for field types, used in its error texts.
+fn type_name(v: &FieldValue) -> &'static str {
+    match v {
+        FieldValue::Bool(_) => "bool",
+        FieldValue::I8(_) | FieldValue::U8(_) => "byte",
+        FieldValue::I16(_) | FieldValue::U16(_) => "short",
+        FieldValue::I32(_) | FieldValue::U32(_) => "signedint",
+        FieldValue::I64(_) => "long",
+        FieldValue::F32(_) => "float",
+        FieldValue::F64(_) => "double",
+        FieldValue::Decimal(..) => "decimal",
+        FieldValue::LongStr(_) => "longstr",
+        FieldValue::Bytes(_) => "binary",
+        FieldValue::Array(_) => "array",
+        FieldValue::Timestamp(_) => "timestamp",
+        FieldValue::Table(_) => "table",
+        FieldValue::Void => "void",
+    }
+}
