@@ -515,8 +515,8 @@ impl Channel {
         if requeue {
             requeue_all(taken);
         } else {
-            settle(&taken);
             self.wake_queues(&taken);
+            reject_all(taken);
         }
         Ok(())
     }
@@ -579,8 +579,8 @@ impl Channel {
                     if requeue {
                         requeue_all(taken);
                     } else {
-                        settle(&taken);
                         self.wake_queues(&taken);
+                        reject_all(taken);
                     }
                 }
             }
@@ -874,16 +874,29 @@ fn settle(taken: &[Unacked]) {
     }
 }
 
-/// Return deliveries to their queues.
-fn requeue_all(taken: Vec<Unacked>) {
-    let mut by_queue: Vec<(Arc<Queue>, Vec<warren_core::QueuedMessage>)> = Vec::new();
+/// Rejected without requeue: drop them in their queues (dead-lettering them if
+/// the queue has a dead-letter exchange).
+fn reject_all(taken: Vec<Unacked>) {
+    for (q, msgs) in by_queue(taken) {
+        q.reject(msgs);
+    }
+}
+
+/// Group deliveries by queue, keeping their order.
+fn by_queue(taken: Vec<Unacked>) -> Vec<(Arc<Queue>, Vec<warren_core::QueuedMessage>)> {
+    let mut out: Vec<(Arc<Queue>, Vec<warren_core::QueuedMessage>)> = Vec::new();
     for u in taken {
-        match by_queue.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
+        match out.iter_mut().find(|(q, _)| Arc::ptr_eq(q, &u.queue)) {
             Some((_, v)) => v.push(u.msg),
-            None => by_queue.push((u.queue, vec![u.msg])),
+            None => out.push((u.queue, vec![u.msg])),
         }
     }
-    for (q, msgs) in by_queue {
+    out
+}
+
+/// Return deliveries to their queues.
+fn requeue_all(taken: Vec<Unacked>) {
+    for (q, msgs) in by_queue(taken) {
         q.requeue(msgs);
     }
 }

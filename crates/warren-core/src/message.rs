@@ -28,7 +28,14 @@ pub struct Message {
     pub persistent: bool,
     /// Set once the message is written to the message log for durable queues.
     pub stored: OnceLock<Stored>,
+    /// The `expiration` property in ms, if present and valid.
+    expiration: Option<u64>,
+    /// The `priority` property (0 if absent).
+    priority: u8,
 }
+
+/// "Never expires".
+pub const NEVER: u64 = u64::MAX;
 
 impl Message {
     pub fn new(
@@ -38,7 +45,22 @@ impl Message {
         body: Bytes,
     ) -> Arc<Message> {
         let persistent = RawProperties::delivery_mode(&properties) == Some(2);
+        // Only messages that carry these properties pay for decoding them.
+        let (expiration, priority) = if RawProperties::has_expiration(&properties)
+            || RawProperties::has_priority(&properties)
+        {
+            let p = BasicProperties::decode(&properties).unwrap_or_default();
+            (
+                p.expiration
+                    .and_then(|e| parse_expiration(e.as_bytes()).ok()),
+                p.priority.unwrap_or(0),
+            )
+        } else {
+            (None, 0)
+        };
         Arc::new(Message {
+            expiration,
+            priority,
             exchange,
             routing_key,
             properties,
@@ -51,6 +73,15 @@ impl Message {
     /// Decoded properties. Costs a decode: call only where a feature needs them.
     pub fn decode_properties(&self) -> BasicProperties {
         BasicProperties::decode(&self.properties).unwrap_or_default()
+    }
+
+    /// Per-message TTL from the `expiration` property, ms.
+    pub fn expiration_ms(&self) -> Option<u64> {
+        self.expiration
+    }
+
+    pub fn priority(&self) -> u8 {
+        self.priority
     }
 
     /// Size counted against memory and length limits.
@@ -66,4 +97,18 @@ pub struct QueuedMessage {
     pub seq: u64,
     pub message: Arc<Message>,
     pub redelivered: bool,
+    /// When it expires in this queue (ms since the epoch; [`NEVER`]).
+    pub expires_at: u64,
+    /// Priority level in this queue (0 unless it is a priority queue).
+    pub priority: u8,
+}
+
+/// Parse an `expiration` property: a non-negative integer of milliseconds, as
+/// text. RabbitMQ refuses anything else.
+pub fn parse_expiration(s: &[u8]) -> Result<u64, ()> {
+    let s = std::str::from_utf8(s).map_err(|_| ())?;
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(());
+    }
+    s.parse().map_err(|_| ())
 }

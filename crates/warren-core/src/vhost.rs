@@ -7,7 +7,7 @@
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use crate::message::{Message, Stored};
-use crate::queue::{ConnectionId, Queue, QueueOptions};
+use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
 use crate::store::definitions::{table_to_hex, BindingDef};
 use crate::store::Store;
@@ -255,8 +255,10 @@ impl VHost {
                 ConnectionId::MAX
             })?;
             check_queue_equivalent(q, &opts, &self.name)?;
+            q.touch();
             return Ok((q.clone(), false));
         }
+        let args = QueueArgs::parse(&opts.arguments, &name, &self.name.to_string_lossy())?;
         let owner = opts.exclusive.then_some(conn);
         // Exclusive queues never survive their connection, let alone a restart.
         let durable_id = if opts.durable && !opts.exclusive {
@@ -274,6 +276,7 @@ impl VHost {
         let q = Queue::new(
             name.clone(),
             opts,
+            args,
             owner,
             self.me.clone(),
             &self.store,
@@ -490,9 +493,12 @@ impl VHost {
         }
         for qd in defs.queues.values().filter(|q| q.vhost == vname) {
             let name = ShortStr::from(qd.name.as_str());
+            let opts = queue_options(qd);
+            let args = QueueArgs::parse(&opts.arguments, &name, &vname).unwrap_or_default();
             let q = Queue::new(
                 name.clone(),
-                queue_options(qd),
+                opts,
+                args,
                 None,
                 self.me.clone(),
                 &self.store,

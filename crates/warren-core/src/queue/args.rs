@@ -51,7 +51,10 @@ impl QueueArgs {
                     Some(n) if n >= min => Ok(Some(n as u64)),
                     Some(n) if n < 0 => Err(invalid(key, format!("{{value_negative,{}}}", n))),
                     Some(n) => Err(invalid(key, format!("{{value_zero,{}}}", n))),
-                    None => Err(invalid(key, format!("{{unacceptable_type,{}}}", type_name(v)))),
+                    None => Err(invalid(
+                        key,
+                        format!("{{unacceptable_type,{}}}", type_name(v)),
+                    )),
                 },
             }
         };
@@ -59,7 +62,10 @@ impl QueueArgs {
             match args.get(key) {
                 None => Ok(None),
                 Some(FieldValue::LongStr(b)) => Ok(Some(ShortStr(b.clone()))),
-                Some(v) => Err(invalid(key, format!("{{unacceptable_type,{}}}", type_name(v)))),
+                Some(v) => Err(invalid(
+                    key,
+                    format!("{{unacceptable_type,{}}}", type_name(v)),
+                )),
             }
         };
         let mut a = QueueArgs {
@@ -76,12 +82,20 @@ impl QueueArgs {
                 b"drop-head" => Overflow::DropHead,
                 b"reject-publish" => Overflow::RejectPublish,
                 b"reject-publish-dlx" => Overflow::RejectPublishDlx,
-                _ => return Err(invalid("x-overflow", format!("{{unknown_overflow_type,<<\"{}\">>}}", o))),
+                _ => {
+                    return Err(invalid(
+                        "x-overflow",
+                        format!("{{unknown_overflow_type,<<\"{}\">>}}", o),
+                    ))
+                }
             };
         }
         if let Some(p) = int("x-max-priority", 0)? {
             if p > 255 {
-                return Err(invalid("x-max-priority", format!("{{value_out_of_range,{}}}", p)));
+                return Err(invalid(
+                    "x-max-priority",
+                    format!("{{value_out_of_range,{}}}", p),
+                ));
             }
             a.max_priority = Some(p as u8);
         }

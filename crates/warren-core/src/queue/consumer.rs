@@ -36,6 +36,8 @@ pub struct Consumer {
     /// Only consumer of its queue (basic.consume exclusive flag).
     pub exclusive: bool,
     pub arguments: FieldTable,
+    /// `x-priority`: higher-priority consumers get messages first.
+    pub priority: i64,
     pub connection: ConnectionId,
     /// Per-consumer prefetch limit (0 = unlimited), fixed at consume time as in
     /// RabbitMQ (basic.qos with global=false applies to later consumers).
@@ -58,7 +60,12 @@ impl Consumer {
         prefetch: u32,
         sink: Arc<dyn ConsumerSink>,
     ) -> Arc<Consumer> {
+        let priority = arguments
+            .get("x-priority")
+            .and_then(|v| v.as_i64())
+            .unwrap_or(0);
         Arc::new(Consumer {
+            priority,
             tag,
             no_ack,
             exclusive,

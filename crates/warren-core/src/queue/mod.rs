@@ -5,20 +5,28 @@
 //! publisher's or consumer's connection task) under that lock, so a message goes
 //! from the publisher's socket to the consumer's outbound buffer with no extra task
 //! hop.
+//!
+//! Expiry (message TTL, queue expiry) costs one timer per queue, never one per
+//! message: only the head of a queue can expire next, so the queue arms a single
+//! timer for the head's deadline, as RabbitMQ does.
 
+mod args;
 mod consumer;
+mod dead_letter;
 
+pub use args::{Overflow, QueueArgs};
 pub use consumer::{ConnectionId, Consumer, ConsumerSink};
+pub use dead_letter::Reason;
 
 use crate::error::{BrokerError, Result};
 use crate::exchange::Exchange;
-use crate::message::{Message, QueuedMessage};
+use crate::message::{Message, QueuedMessage, NEVER};
 use crate::shortstr::ShortStr;
-use crate::store::{PagedStorage, QueueStorage, RecoveredMessage, Store};
+use crate::store::{PagedStorage, PriorityStorage, QueueStorage, RecoveredMessage, Store};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
-use parking_lot::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use parking_lot::{Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 
 /// The declared properties of a queue; a redeclare must match them.
@@ -33,6 +41,8 @@ pub struct QueueOptions {
 pub struct Queue {
     pub name: ShortStr,
     pub options: QueueOptions,
+    /// Parsed `x-` arguments.
+    pub args: QueueArgs,
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
     /// Id of a durable queue in the message log and definitions; 0 if transient.
@@ -43,11 +53,15 @@ pub struct Queue {
     /// Exchanges this queue has been bound from, so deleting the queue removes its
     /// bindings without scanning every exchange of the vhost.
     pub(crate) sources: Mutex<Vec<Weak<Exchange>>>,
+    /// Last time (ms) the queue was used, for `x-expires`.
+    last_used: AtomicU64,
 }
 
 struct QueueInner {
     storage: Box<dyn QueueStorage>,
     next_seq: u64,
+    /// Consumers, highest `x-priority` first (stable: equal priorities keep their
+    /// arrival order).
     consumers: Vec<Arc<Consumer>>,
     /// Round-robin position among consumers.
     next_consumer: usize,
@@ -56,34 +70,59 @@ struct QueueInner {
     /// An auto-delete queue is deleted when its last consumer goes, but only once
     /// it has had one.
     had_consumer: bool,
+    /// Deadline of the armed expiry timer (NEVER: none armed).
+    timer_due: u64,
+    /// Messages removed under the lock that go to the dead-letter exchange once
+    /// the lock is released.
+    dead: Vec<(QueuedMessage, Reason)>,
+}
+
+/// Milliseconds since the epoch.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Queue {
+    /// A new queue. `args` must already be validated ([`QueueArgs::parse`]).
     pub(crate) fn new(
         name: ShortStr,
         options: QueueOptions,
+        args: QueueArgs,
         owner: Option<ConnectionId>,
         vhost: Weak<VHost>,
         store: &Store,
         durable_id: u64,
     ) -> Arc<Queue> {
-        Arc::new(Queue {
+        let storage: Box<dyn QueueStorage> = match args.max_priority {
+            Some(max) => Box::new(PriorityStorage::new(store.log.clone(), durable_id, max)),
+            None => Box::new(PagedStorage::new(store.log.clone(), durable_id)),
+        };
+        let q = Arc::new(Queue {
             name,
             options,
+            args,
             owner,
             durable_id,
             vhost,
             deleted: AtomicBool::new(false),
             sources: Mutex::new(Vec::new()),
+            last_used: AtomicU64::new(now_ms()),
             inner: Mutex::new(QueueInner {
-                storage: Box::new(PagedStorage::new(store.log.clone(), durable_id)),
+                storage,
                 next_seq: 1,
                 consumers: Vec::new(),
                 next_consumer: 0,
                 unacked: 0,
                 had_consumer: false,
+                timer_due: NEVER,
+                dead: Vec::new(),
             }),
-        })
+        });
+        q.arm_queue_expiry();
+        q
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -111,6 +150,11 @@ impl Queue {
             .unwrap_or_default()
     }
 
+    /// Mark the queue as used (declare, consume, get): resets `x-expires`.
+    pub fn touch(&self) {
+        self.last_used.store(now_ms(), Ordering::Relaxed);
+    }
+
     /// Number of ready messages (what queue.declare-ok reports).
     pub fn message_count(&self) -> u32 {
         self.inner.lock().storage.len() as u32
@@ -124,29 +168,106 @@ impl Queue {
         self.inner.lock().unacked
     }
 
+    /// Release the lock, then dead-letter what was removed under it. Every public
+    /// operation ends here, so dead letters (which may route back into this very
+    /// queue) are never published while the lock is held.
+    fn finish(self: &Arc<Self>, mut inner: MutexGuard<'_, QueueInner>) {
+        self.arm_expiry(&mut inner);
+        let dead = std::mem::take(&mut inner.dead);
+        drop(inner);
+        if !dead.is_empty() {
+            dead_letter::dead_letter(self, dead);
+        }
+    }
+
+    /// When the message expires: the lower of the queue's TTL and the message's
+    /// `expiration`.
+    fn expiry_for(&self, message: &Message, now: u64) -> u64 {
+        let mut ttl = self.args.message_ttl;
+        if let Some(e) = message.expiration_ms() {
+            ttl = Some(ttl.map_or(e, |t| t.min(e)));
+        }
+        ttl.map_or(NEVER, |t| now.saturating_add(t))
+    }
+
+    fn over_limit(&self, inner: &QueueInner, extra_count: usize, extra_bytes: usize) -> bool {
+        let a = &self.args;
+        a.max_length
+            .is_some_and(|m| (inner.storage.len() + extra_count) as u64 > m)
+            || a.max_length_bytes
+                .is_some_and(|m| (inner.storage.bytes() + extra_bytes) as u64 > m)
+    }
+
     /// Enqueue a message and deliver whatever can be delivered.
     /// Returns false if the queue refused the message (full, reject-publish).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        let now = now_ms();
         let mut inner = self.inner.lock();
-        let seq = inner.next_seq;
-        inner.next_seq += 1;
-        inner.storage.push(QueuedMessage {
-            seq,
+        if self.is_deleted() {
+            return true;
+        }
+        let size = message.size();
+        let expires_at = self.expiry_for(&message, now);
+        let priority = match self.args.max_priority {
+            Some(max) => message.priority().min(max),
+            None => 0,
+        };
+        let qm = QueuedMessage {
+            seq: inner.next_seq,
             message,
             redelivered: false,
-        });
-        self.deliver_locked(&mut inner);
+            expires_at,
+            priority,
+        };
+        if self.args.overflow != Overflow::DropHead && self.over_limit(&inner, 1, size) {
+            inner.storage.settle(std::slice::from_ref(&qm));
+            if self.args.overflow == Overflow::RejectPublishDlx {
+                inner.dead.push((qm, Reason::Maxlen));
+            }
+            self.finish(inner);
+            return false;
+        }
+        inner.next_seq += 1;
+        inner.storage.push(qm);
+        if self.args.is_limited() {
+            // drop-head: the oldest messages make room.
+            while self.over_limit(&inner, 0, 0) {
+                let Some(old) = inner.storage.pop_front() else {
+                    break;
+                };
+                inner.storage.settle(std::slice::from_ref(&old));
+                inner.dead.push((old, Reason::Maxlen));
+            }
+        }
+        self.deliver_locked(&mut inner, now);
+        self.finish(inner);
         true
     }
 
     /// Try to deliver ready messages, e.g. after a consumer got prefetch credit back.
     pub fn deliver(self: &Arc<Self>) {
         let mut inner = self.inner.lock();
-        self.deliver_locked(&mut inner);
+        self.deliver_locked(&mut inner, now_ms());
+        self.finish(inner);
     }
 
-    fn deliver_locked(self: &Arc<Self>, inner: &mut QueueInner) {
+    /// Drop expired messages at the head (dead-lettering them).
+    fn expire_head(&self, inner: &mut QueueInner, now: u64) {
         loop {
+            match inner.storage.front() {
+                Some(m) if m.expires_at <= now => {}
+                _ => return,
+            }
+            if let Some(m) = inner.storage.pop_front() {
+                inner.storage.settle(std::slice::from_ref(&m));
+                inner.dead.push((m, Reason::Expired));
+            }
+        }
+    }
+
+    fn deliver_locked(self: &Arc<Self>, inner: &mut QueueInner, now: u64) {
+        loop {
+            self.expire_head(inner, now);
             let n = inner.consumers.len();
             if n == 0 {
                 return;
@@ -154,19 +275,37 @@ impl Queue {
             let Some(front) = inner.storage.front() else {
                 return;
             };
+            // Single active consumer: only the first may receive. Otherwise the
+            // highest-priority consumers with room get it, round-robin among equals.
+            let candidates = if self.args.single_active_consumer {
+                1
+            } else {
+                n
+            };
             let mut taken = None;
-            for i in 0..n {
-                let idx = (inner.next_consumer + i) % n;
-                let c = &inner.consumers[idx];
-                if c.sink.offer(c, self, front) {
-                    taken = Some((idx, c.no_ack));
-                    break;
+            let mut group_start = 0;
+            while group_start < candidates && taken.is_none() {
+                let prio = inner.consumers[group_start].priority;
+                let group_end = inner.consumers[group_start..candidates]
+                    .iter()
+                    .position(|c| c.priority != prio)
+                    .map_or(candidates, |p| group_start + p);
+                let len = group_end - group_start;
+                let start = inner.next_consumer.clamp(group_start, group_end - 1) - group_start;
+                for i in 0..len {
+                    let idx = group_start + (start + i) % len;
+                    let c = &inner.consumers[idx];
+                    if c.sink.offer(c, self, front) {
+                        taken = Some((idx, c.no_ack, group_start, group_end));
+                        break;
+                    }
                 }
+                group_start = group_end;
             }
-            let Some((idx, no_ack)) = taken else {
+            let Some((idx, no_ack, gs, ge)) = taken else {
                 return;
             };
-            inner.next_consumer = (idx + 1) % n;
+            inner.next_consumer = if idx + 1 >= ge { gs } else { idx + 1 };
             if let Some(m) = inner.storage.pop_front() {
                 if no_ack {
                     inner.storage.settle(std::slice::from_ref(&m));
@@ -179,22 +318,38 @@ impl Queue {
 
     /// basic.get: take the next message. Returns it and the number still ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
+        self.touch();
         let mut inner = self.inner.lock();
-        let m = inner.storage.pop_front()?;
-        if no_ack {
-            inner.storage.settle(std::slice::from_ref(&m));
-        } else {
-            inner.unacked += 1;
-        }
-        let remaining = inner.storage.len() as u32;
-        Some((m, remaining))
+        self.expire_head(&mut inner, now_ms());
+        let got = inner.storage.pop_front().map(|m| {
+            if no_ack {
+                inner.storage.settle(std::slice::from_ref(&m));
+            } else {
+                inner.unacked += 1;
+            }
+            let remaining = inner.storage.len() as u32;
+            (m, remaining)
+        });
+        self.finish(inner);
+        got
     }
 
-    /// Acknowledged (or rejected without requeue): forget the messages.
+    /// Acknowledged: forget the messages.
     pub fn settle(&self, msgs: &[QueuedMessage]) {
         let mut inner = self.inner.lock();
         inner.storage.settle(msgs);
         inner.unacked = inner.unacked.saturating_sub(msgs.len());
+    }
+
+    /// Rejected without requeue: forget them, dead-lettering if configured.
+    pub fn reject(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
+        let mut inner = self.inner.lock();
+        inner.storage.settle(&msgs);
+        inner.unacked = inner.unacked.saturating_sub(msgs.len());
+        inner
+            .dead
+            .extend(msgs.into_iter().map(|m| (m, Reason::Rejected)));
+        self.finish(inner);
     }
 
     /// Attach messages recovered from the message log at startup.
@@ -216,7 +371,8 @@ impl Queue {
             inner.unacked = inner.unacked.saturating_sub(1);
             inner.storage.requeue(m);
         }
-        self.deliver_locked(&mut inner);
+        self.deliver_locked(&mut inner, now_ms());
+        self.finish(inner);
     }
 
     /// queue.purge: drop ready messages, returning how many.
@@ -227,6 +383,7 @@ impl Queue {
     /// Attach a consumer, enforcing exclusive-consumer rules. Nothing is delivered
     /// to it until it is activated and [`Queue::deliver`] is called.
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<()> {
+        self.touch();
         let mut inner = self.inner.lock();
         if self.is_deleted() {
             return Err(BrokerError::not_found(format!(
@@ -243,13 +400,17 @@ impl Queue {
                 self.vhost_name()
             )));
         }
-        inner.consumers.push(consumer);
+        let pos = inner
+            .consumers
+            .partition_point(|c| c.priority >= consumer.priority);
+        inner.consumers.insert(pos, consumer);
         inner.had_consumer = true;
         Ok(())
     }
 
     /// Detach a consumer. Deletes an auto-delete queue that lost its last one.
     pub fn remove_consumer(self: &Arc<Self>, consumer: &Arc<Consumer>) {
+        self.touch();
         let now_empty = {
             let mut inner = self.inner.lock();
             let before = inner.consumers.len();
@@ -257,7 +418,14 @@ impl Queue {
             if inner.next_consumer >= inner.consumers.len() {
                 inner.next_consumer = 0;
             }
-            before != inner.consumers.len() && inner.consumers.is_empty() && inner.had_consumer
+            let empty =
+                before != inner.consumers.len() && inner.consumers.is_empty() && inner.had_consumer;
+            // Single active consumer: the next one takes over.
+            if !empty {
+                self.deliver_locked(&mut inner, now_ms());
+            }
+            self.finish(inner);
+            empty
         };
         if now_empty && self.options.auto_delete {
             if let Some(vhost) = self.vhost.upgrade() {
@@ -279,6 +447,77 @@ impl Queue {
             c.sink.cancelled(&c);
         }
         count
+    }
+
+    /// Arm the expiry timer for the head message if it expires before the timer
+    /// already armed (one timer per queue, whatever the number of messages).
+    fn arm_expiry(self: &Arc<Self>, inner: &mut QueueInner) {
+        if self.args.message_ttl.is_none() && inner.storage.is_empty() {
+            return;
+        }
+        let due = match inner.storage.front() {
+            Some(m) if m.expires_at != NEVER => m.expires_at,
+            _ => return,
+        };
+        if due >= inner.timer_due {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        inner.timer_due = due;
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            let wait = due.saturating_sub(now_ms());
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+            if let Some(q) = weak.upgrade() {
+                let mut inner = q.inner.lock();
+                if inner.timer_due == due {
+                    inner.timer_due = NEVER;
+                }
+                q.deliver_locked(&mut inner, now_ms());
+                q.finish(inner);
+            }
+        });
+    }
+
+    /// `x-expires`: delete the queue once unused (no consumers, no get, no
+    /// redeclare) for that long.
+    fn arm_queue_expiry(self: &Arc<Self>) {
+        let Some(expires) = self.args.expires else {
+            return;
+        };
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let weak = Arc::downgrade(self);
+        rt.spawn(async move {
+            loop {
+                let last = match weak.upgrade() {
+                    Some(q) if !q.is_deleted() => q.last_used.load(Ordering::Relaxed),
+                    _ => return,
+                };
+                let due = last.saturating_add(expires);
+                let now = now_ms();
+                if now < due {
+                    tokio::time::sleep(std::time::Duration::from_millis(due - now)).await;
+                    continue;
+                }
+                let Some(q) = weak.upgrade() else { return };
+                if q.consumer_count() > 0 {
+                    q.touch();
+                    continue;
+                }
+                if let Some(v) = q.vhost.upgrade() {
+                    v.remove_queue(&q);
+                }
+                return;
+            }
+        });
+    }
+
+    pub(crate) fn vhost(&self) -> Option<Arc<VHost>> {
+        self.vhost.upgrade()
     }
 }
 

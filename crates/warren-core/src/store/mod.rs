@@ -8,10 +8,12 @@
 pub mod definitions;
 pub mod log;
 mod paged;
+mod priority;
 pub mod record;
 
 pub use log::{Loc, MessageLog, RecoveredMessage};
 pub use paged::PagedStorage;
+pub use priority::PriorityStorage;
 
 use crate::message::QueuedMessage;
 

@@ -12,7 +12,7 @@
 use super::log::{Loc, MessageLog, RecoveredMessage};
 use super::record::Record;
 use super::QueueStorage;
-use crate::message::{Message, QueuedMessage, Stored};
+use crate::message::{Message, QueuedMessage, Stored, NEVER};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::error;
@@ -26,6 +26,8 @@ enum Entry {
     Ram(QueuedMessage),
     Disk {
         seq: u64,
+        expires_at: u64,
+        priority: u8,
         loc: Loc,
         /// This queue wrote the record (a transient page-out) and holds its own
         /// reference, rather than sharing the publisher's durable record.
@@ -105,6 +107,8 @@ impl PagedStorage {
         };
         Entry::Disk {
             seq: qm.seq,
+            expires_at: qm.expires_at,
+            priority: qm.priority,
             loc,
             own,
             redelivered: qm.redelivered,
@@ -116,6 +120,8 @@ impl PagedStorage {
     fn load_front(&mut self) {
         let Some(Entry::Disk {
             seq,
+            expires_at,
+            priority,
             loc,
             own,
             redelivered,
@@ -124,7 +130,8 @@ impl PagedStorage {
         else {
             return;
         };
-        let (seq, loc, own, redelivered) = (*seq, *loc, *own, *redelivered);
+        let (seq, expires_at, priority, loc, own, redelivered) =
+            (*seq, *expires_at, *priority, *loc, *own, *redelivered);
         match self.log.read(loc) {
             Ok(Record::Publish {
                 msg_id,
@@ -148,6 +155,8 @@ impl PagedStorage {
                         seq,
                         message,
                         redelivered,
+                        expires_at,
+                        priority,
                     });
                 }
             }
@@ -204,6 +213,8 @@ impl QueueStorage for PagedStorage {
             self.bytes += m.loc.len as usize;
             self.ready.push_back(Entry::Disk {
                 seq,
+                expires_at: NEVER,
+                priority: 0,
                 loc: m.loc,
                 own: false,
                 redelivered: true,

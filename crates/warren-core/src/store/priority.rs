@@ -1,0 +1,74 @@
+//! Priority queues (`x-max-priority`): one paged sub-queue per priority level.
+//!
+//! The head is the head of the highest non-empty level, so higher priorities
+//! overtake lower ones and each level stays FIFO, as in RabbitMQ.
+
+use super::log::{MessageLog, RecoveredMessage};
+use super::{PagedStorage, QueueStorage};
+use crate::message::QueuedMessage;
+use std::sync::Arc;
+
+pub struct PriorityStorage {
+    /// Index = priority.
+    levels: Vec<PagedStorage>,
+}
+
+impl PriorityStorage {
+    pub fn new(log: Arc<MessageLog>, queue_id: u64, max: u8) -> Self {
+        PriorityStorage {
+            levels: (0..=max)
+                .map(|_| PagedStorage::new(log.clone(), queue_id))
+                .collect(),
+        }
+    }
+
+    fn top(&mut self) -> Option<&mut PagedStorage> {
+        self.levels.iter_mut().rev().find(|l| !l.is_empty())
+    }
+
+    fn level(&mut self, priority: u8) -> &mut PagedStorage {
+        let i = (priority as usize).min(self.levels.len() - 1);
+        &mut self.levels[i]
+    }
+}
+
+impl QueueStorage for PriorityStorage {
+    fn push(&mut self, msg: QueuedMessage) {
+        self.level(msg.priority).push(msg);
+    }
+
+    fn front(&mut self) -> Option<&QueuedMessage> {
+        self.top()?.front()
+    }
+
+    fn pop_front(&mut self) -> Option<QueuedMessage> {
+        self.top()?.pop_front()
+    }
+
+    fn requeue(&mut self, msg: QueuedMessage) {
+        self.level(msg.priority).requeue(msg);
+    }
+
+    fn settle(&mut self, msgs: &[QueuedMessage]) {
+        // Settling only touches the log, which every level shares.
+        self.levels[0].settle(msgs);
+    }
+
+    fn len(&self) -> usize {
+        self.levels.iter().map(|l| l.len()).sum()
+    }
+
+    fn bytes(&self) -> usize {
+        self.levels.iter().map(|l| l.bytes()).sum()
+    }
+
+    fn purge(&mut self) -> usize {
+        self.levels.iter_mut().map(|l| l.purge()).sum()
+    }
+
+    fn recover(&mut self, msgs: Vec<RecoveredMessage>, first_seq: u64) -> u64 {
+        // The priority of a recovered message is not known without reading it;
+        // recovered messages go to the lowest level, in publish order.
+        self.levels[0].recover(msgs, first_seq)
+    }
+}
