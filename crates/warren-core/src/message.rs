@@ -52,7 +52,7 @@ impl Message {
             let p = BasicProperties::decode(&properties).unwrap_or_default();
             (
                 p.expiration
-                    .and_then(|e| parse_expiration(e.as_bytes()).ok()),
+                    .and_then(|e| parse_expiration(e.as_bytes())),
                 p.priority.unwrap_or(0),
             )
         } else {
@@ -105,10 +105,10 @@ pub struct QueuedMessage {
 
 /// Parse an `expiration` property: a non-negative integer of milliseconds, as
 /// text. RabbitMQ refuses anything else.
-pub fn parse_expiration(s: &[u8]) -> Result<u64, ()> {
-    let s = std::str::from_utf8(s).map_err(|_| ())?;
+pub fn parse_expiration(s: &[u8]) -> Option<u64> {
+    let s = std::str::from_utf8(s).ok()?;
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(());
+        return None;
     }
-    s.parse().map_err(|_| ())
+    s.parse().ok()
 }
