@@ -98,7 +98,12 @@ pub struct Channel {
     exchange_cache: Option<Arc<Exchange>>,
     /// The server closed this channel and waits for close-ok.
     pub closing: bool,
+    /// The private queue behind this channel's direct reply-to consumer.
+    reply_queue: Option<ShortStr>,
 }
+
+/// The direct reply-to pseudo-queue.
+const REPLY_TO: &str = "amq.rabbitmq.reply-to";
 
 type R = Result<(), AmqpError>;
 
@@ -124,6 +129,7 @@ impl Channel {
             route_buf: Vec::new(),
             exchange_cache: None,
             closing: false,
+            reply_queue: None,
         }
     }
 
@@ -426,8 +432,23 @@ impl Channel {
     }
 
     fn consume(&mut self, ctx: &mut ConnContext, c: &BasicConsume, m: &Method) -> R {
-        let qname = self.queue_name(&c.queue, m)?;
-        let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
+        let queue = if c.queue.as_bytes() == REPLY_TO.as_bytes() {
+            // Direct reply-to: consume (no-ack only) from a private queue whose
+            // name this channel's requests will carry in `reply_to`.
+            if !c.no_ack {
+                return Err(err(
+                    BrokerError::precondition_failed("reply consumer cannot acknowledge"),
+                    m,
+                ));
+            }
+            let q = ctx.vhost.declare_reply_queue(ctx.id);
+            ctx.exclusive_queues.push(q.clone());
+            self.reply_queue = Some(q.name.clone());
+            q
+        } else {
+            let qname = self.queue_name(&c.queue, m)?;
+            ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?
+        };
         let tag = if c.consumer_tag.is_empty() {
             ctx.ctag_counter += 1;
             ShortStr::from(format!("amq.ctag-warren-{}-{}", ctx.id, ctx.ctag_counter))
@@ -693,7 +714,28 @@ impl Channel {
                 ));
             }
         }
-        p.properties = Some(h.properties);
+        let mut properties = h.properties;
+        if RawProperties::has_reply_to(&properties) {
+            let mut props = BasicProperties::decode(&properties).unwrap_or_default();
+            if props
+                .reply_to
+                .as_ref()
+                .is_some_and(|r| r.as_bytes() == REPLY_TO.as_bytes())
+            {
+                // Direct reply-to: point the reply at this channel's private queue.
+                let Some(q) = self.reply_queue.clone() else {
+                    self.pending = None;
+                    return Err(AmqpError::channel(
+                        BrokerError::precondition_failed("fast reply consumer does not exist"),
+                        60,
+                        40,
+                    ));
+                };
+                props.reply_to = Some(q);
+                properties = props.encode();
+            }
+        }
+        p.properties = Some(properties);
         p.body_size = h.body_size;
         if h.body_size == 0 {
             self.finish_publish(ctx);

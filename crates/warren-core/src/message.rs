@@ -51,8 +51,7 @@ impl Message {
         {
             let p = BasicProperties::decode(&properties).unwrap_or_default();
             (
-                p.expiration
-                    .and_then(|e| parse_expiration(e.as_bytes())),
+                p.expiration.and_then(|e| parse_expiration(e.as_bytes())),
                 p.priority.unwrap_or(0),
             )
         } else {

@@ -190,6 +190,10 @@ impl RawProperties {
         Self::flags(raw) & PRIORITY != 0
     }
 
+    pub fn has_reply_to(raw: &[u8]) -> bool {
+        Self::flags(raw) & REPLY_TO != 0
+    }
+
     pub fn has_user_id(raw: &[u8]) -> bool {
         Self::flags(raw) & USER_ID != 0
     }

@@ -286,6 +286,34 @@ impl VHost {
         Ok((q, true))
     }
 
+    /// The private queue behind direct reply-to (`amq.rabbitmq.reply-to`): an
+    /// exclusive, auto-delete queue with an unguessable name the requester's
+    /// replies are routed to through the default exchange.
+    pub fn declare_reply_queue(&self, conn: ConnectionId) -> Arc<Queue> {
+        let suffix = self.generate_queue_name();
+        let name = ShortStr::from(format!(
+            "amq.rabbitmq.reply-to.{}",
+            suffix.to_string_lossy().trim_start_matches("amq.gen-")
+        ));
+        let opts = QueueOptions {
+            durable: false,
+            exclusive: true,
+            auto_delete: true,
+            arguments: FieldTable::new(),
+        };
+        let q = Queue::new(
+            name.clone(),
+            opts,
+            QueueArgs::default(),
+            Some(conn),
+            self.me.clone(),
+            &self.store,
+            0,
+        );
+        self.queues.write().insert(name, q.clone());
+        q
+    }
+
     /// queue.delete. Returns the number of messages deleted.
     pub fn delete_queue(
         &self,
@@ -585,6 +613,26 @@ impl VHost {
             }
         } else {
             exchange.route(message, out);
+            // Unroutable: try the alternate exchange chain (cycles stop).
+            let mut current = exchange.clone();
+            let mut seen: Vec<*const Exchange> = vec![Arc::as_ptr(exchange)];
+            while out.is_empty() {
+                let Some(ae) = current
+                    .options
+                    .arguments
+                    .get("alternate-exchange")
+                    .and_then(|v| v.as_bytes())
+                else {
+                    break;
+                };
+                let Some(next) = self.exchange(ae) else { break };
+                if seen.contains(&Arc::as_ptr(&next)) {
+                    break;
+                }
+                seen.push(Arc::as_ptr(&next));
+                next.route(message, out);
+                current = next;
+            }
         }
     }
 }

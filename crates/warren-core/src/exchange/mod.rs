@@ -1,6 +1,7 @@
 //! Exchanges: named routers from a message's routing key (or headers) to queues
 //! and other exchanges, through bindings.
 
+pub mod consistent_hash;
 pub mod headers;
 pub mod topic;
 
@@ -23,6 +24,8 @@ pub enum ExchangeKind {
     Fanout,
     Topic,
     Headers,
+    /// `x-consistent-hash`
+    ConsistentHash,
 }
 
 impl ExchangeKind {
@@ -32,6 +35,7 @@ impl ExchangeKind {
             b"fanout" => ExchangeKind::Fanout,
             b"topic" => ExchangeKind::Topic,
             b"headers" => ExchangeKind::Headers,
+            b"x-consistent-hash" => ExchangeKind::ConsistentHash,
             _ => return None,
         })
     }
@@ -42,6 +46,7 @@ impl ExchangeKind {
             ExchangeKind::Fanout => "fanout",
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
+            ExchangeKind::ConsistentHash => "x-consistent-hash",
         }
     }
 }
@@ -122,6 +127,7 @@ struct Bindings {
     fanout: Vec<Destination>,
     topic: TopicTrie<Destination>,
     headers: Vec<(FieldTable, Destination)>,
+    ring: consistent_hash::HashRing<Destination>,
 }
 
 pub struct Exchange {
@@ -184,6 +190,19 @@ impl Exchange {
                 b.topic.bind(routing_key.as_bytes(), dest.clone());
             }
             ExchangeKind::Headers => b.headers.push((arguments.clone(), dest.clone())),
+            ExchangeKind::ConsistentHash => {
+                // The binding key is the weight; non-numbers count as 0 points.
+                let weight = std::str::from_utf8(routing_key.as_bytes())
+                    .ok()
+                    .and_then(|w| w.trim().parse::<u32>().ok())
+                    .unwrap_or(0)
+                    .min(10_000);
+                let id = match &dest {
+                    Destination::Queue(q) => q.name.clone(),
+                    Destination::Exchange(e) => e.name.clone(),
+                };
+                b.ring.bind(dest.clone(), weight, id.as_bytes());
+            }
         }
         b.all.insert(
             key,
@@ -240,6 +259,7 @@ impl Exchange {
                     b.headers.remove(pos);
                 }
             }
+            ExchangeKind::ConsistentHash => b.ring.unbind(dest),
         }
         true
     }
@@ -261,6 +281,9 @@ impl Exchange {
         b.fanout.retain(|d| d != dest);
         b.topic.unbind_all(dest);
         b.headers.retain(|(_, d)| d != dest);
+        for _ in 0..removed {
+            b.ring.unbind(dest);
+        }
         removed
     }
 
@@ -319,6 +342,11 @@ impl Exchange {
                     }
                 }
             }
+            ExchangeKind::ConsistentHash => {
+                if let Some(d) = self.hash_key(message).and_then(|k| b.ring.route(&k)) {
+                    push(d, out, &mut next);
+                }
+            }
         }
         drop(b);
         for e in next {
@@ -326,6 +354,34 @@ impl Exchange {
                 e.route_into(message, out, visited);
             }
         }
+    }
+
+    /// What a consistent-hash exchange hashes: the routing key, or the header or
+    /// property named by its `hash-header` / `hash-property` argument.
+    fn hash_key(&self, message: &Message) -> Option<Vec<u8>> {
+        let args = &self.options.arguments;
+        if let Some(h) = args.get("hash-header").and_then(|v| v.as_bytes()) {
+            let props = message.decode_properties();
+            let name = String::from_utf8_lossy(h);
+            let v = props.headers.as_ref()?.get(&name)?.clone();
+            return Some(match v {
+                crate::table::FieldValue::LongStr(b) | crate::table::FieldValue::Bytes(b) => {
+                    b.to_vec()
+                }
+                other => format!("{:?}", other).into_bytes(),
+            });
+        }
+        if let Some(p) = args.get("hash-property").and_then(|v| v.as_bytes()) {
+            let props = message.decode_properties();
+            let v = match p {
+                b"message_id" => props.message_id,
+                b"correlation_id" => props.correlation_id,
+                b"timestamp" => props.timestamp.map(|t| t.to_string().into()),
+                _ => None,
+            };
+            return v.map(|s| s.as_bytes().to_vec());
+        }
+        Some(message.routing_key.as_bytes().to_vec())
     }
 
     /// Route a message: fill `out` with the distinct queues it goes to.

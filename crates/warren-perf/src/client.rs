@@ -1,0 +1,417 @@
+//! A minimal AMQP 0-9-1 client on Warren's own codec, built for measuring.
+//!
+//! General-purpose clients (lapin, pika) spend more per message than a fast
+//! broker does, so with them a benchmark measures the client. This one does only
+//! what the load generator needs: PLAIN login, channels, a handful of synchronous
+//! methods, and direct access to the socket halves so the producer and consumer
+//! loops can batch. Everything outbound is appended to one buffer ([`out`]) and
+//! written with one syscall; inbound frames come from a `FramedRead` over
+//! [`FrameDecoder`], which hands out bodies as slices of the read buffer.
+//!
+//! Heartbeats are switched off at tune time (`heartbeat = 0` in tune-ok, which
+//! both RabbitMQ and Warren honour): runs are short and an idle-connection
+//! measurement should not include heartbeat traffic.
+//!
+//! [`out`]: Connection::out
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
+use std::fmt;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio_util::codec::FramedRead;
+use warren_amqp::codec::{
+    write_method, BasicConsume, BasicQos, ChannelCloseOk, ChannelOpen, ConnectionClose,
+    ConnectionCloseOk, ConnectionOpen, ConnectionStartOk, ConnectionTuneOk, ExchangeDeclare,
+    ExchangeDelete, Frame, FrameDecoder, FrameError, Method, QueueBind, QueueDeclare, QueueDelete,
+    FRAME_MIN_SIZE, PROTOCOL_HEADER,
+};
+use warren_core::{FieldTable, FieldValue, ShortStr};
+
+use crate::uri::AmqpUri;
+
+/// Largest frame we accept and propose; the broker may lower it.
+const CLIENT_FRAME_MAX: u32 = 131_072;
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Why a client operation failed.
+#[derive(Debug)]
+pub enum Error {
+    Io(std::io::Error),
+    /// The broker closed the connection (connection.close), or a channel
+    /// (channel.close), with this code and text.
+    Closed {
+        what: &'static str,
+        code: u16,
+        text: String,
+    },
+    /// Something else went wrong (unexpected frame, timeout, bad configuration).
+    Other(String),
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(e) => write!(f, "I/O error: {e}"),
+            Error::Closed { what, code, text } => {
+                write!(f, "broker closed the {what}: {code} {text}")
+            }
+            Error::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        Error::Io(e)
+    }
+}
+
+impl From<FrameError> for Error {
+    fn from(e: FrameError) -> Self {
+        if e.is_io() {
+            Error::Other(format!("connection lost: {}", e.text))
+        } else {
+            Error::Other(format!("bad frame from broker: {e}"))
+        }
+    }
+}
+
+impl From<String> for Error {
+    fn from(s: String) -> Self {
+        Error::Other(s)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One client connection. The fields are public within the crate so the hot
+/// loops can borrow the reader, writer and buffer separately (e.g. a `select!`
+/// over reading confirms and writing publishes).
+pub struct Connection {
+    pub(crate) reader: FramedRead<OwnedReadHalf, FrameDecoder>,
+    pub(crate) writer: OwnedWriteHalf,
+    /// Frames waiting to be written.
+    pub(crate) out: BytesMut,
+    /// Negotiated frame size limit (framing included).
+    pub frame_max: u32,
+    pub channel_max: u16,
+}
+
+impl Connection {
+    /// Connect, log in with PLAIN and open the URI's vhost.
+    pub async fn open(uri: &AmqpUri) -> Result<Connection> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, Self::open_inner(uri)).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Other(format!(
+                "connecting to {uri}: no answer within {HANDSHAKE_TIMEOUT:?}"
+            ))),
+        }
+    }
+
+    async fn open_inner(uri: &AmqpUri) -> Result<Connection> {
+        let socket = TcpStream::connect((uri.host.as_str(), uri.port))
+            .await
+            .map_err(|e| Error::Other(format!("connecting to {uri}: {e}")))?;
+        // Latency is the point of many runs: never let Nagle hold back a small
+        // publish or ack.
+        socket.set_nodelay(true)?;
+        let (rd, wr) = socket.into_split();
+        let mut conn = Connection {
+            reader: FramedRead::with_capacity(rd, FrameDecoder::new(FRAME_MIN_SIZE), 64 * 1024),
+            writer: wr,
+            out: BytesMut::with_capacity(64 * 1024),
+            frame_max: FRAME_MIN_SIZE,
+            channel_max: 0,
+        };
+        conn.writer.write_all(PROTOCOL_HEADER).await?;
+
+        let start = match conn.expect_method(0).await? {
+            Method::ConnectionStart(s) => s,
+            other => return Err(unexpected("connection.start", &other)),
+        };
+        if !String::from_utf8_lossy(&start.mechanisms)
+            .split(' ')
+            .any(|m| m == "PLAIN")
+        {
+            return Err(Error::Other(format!(
+                "broker does not offer PLAIN authentication (offers {:?})",
+                String::from_utf8_lossy(&start.mechanisms)
+            )));
+        }
+        let mut response = Vec::with_capacity(2 + uri.user.len() + uri.password.len());
+        response.push(0);
+        response.extend_from_slice(uri.user.as_bytes());
+        response.push(0);
+        response.extend_from_slice(uri.password.as_bytes());
+        conn.send(
+            0,
+            &Method::ConnectionStartOk(ConnectionStartOk {
+                client_properties: client_properties(),
+                mechanism: ShortStr::from_static("PLAIN"),
+                response: Bytes::from(response),
+                locale: ShortStr::from_static("en_US"),
+            }),
+        );
+        conn.flush().await?;
+
+        let tune = match conn.expect_method(0).await? {
+            Method::ConnectionTune(t) => t,
+            other => return Err(unexpected("connection.tune", &other)),
+        };
+        let frame_max = match tune.frame_max {
+            0 => CLIENT_FRAME_MAX,
+            n => n.min(CLIENT_FRAME_MAX),
+        };
+        let channel_max = match tune.channel_max {
+            0 => 2047,
+            n => n,
+        };
+        conn.send(
+            0,
+            &Method::ConnectionTuneOk(ConnectionTuneOk {
+                channel_max,
+                frame_max,
+                heartbeat: 0,
+            }),
+        );
+        conn.frame_max = frame_max;
+        conn.channel_max = channel_max;
+        conn.reader.decoder_mut().set_max_frame_size(frame_max);
+        conn.send(
+            0,
+            &Method::ConnectionOpen(ConnectionOpen {
+                virtual_host: ShortStr::from(uri.vhost.as_str()),
+                ..Default::default()
+            }),
+        );
+        conn.flush().await?;
+        match conn.expect_method(0).await? {
+            Method::ConnectionOpenOk(_) => Ok(conn),
+            other => Err(unexpected("connection.open-ok", &other)),
+        }
+    }
+
+    /// Append a method frame to the output buffer (not written until
+    /// [`flush`](Self::flush)).
+    pub fn send(&mut self, channel: u16, method: &Method) {
+        write_method(&mut self.out, channel, method);
+    }
+
+    /// Write everything buffered.
+    pub async fn flush(&mut self) -> Result<()> {
+        if !self.out.is_empty() {
+            self.writer.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// The next frame, skipping heartbeats. A connection.close from the broker is
+    /// answered and returned as [`Error::Closed`]; a channel.close is answered
+    /// and returned as [`Error::Closed`] too, since no run survives losing a
+    /// channel.
+    pub async fn recv(&mut self) -> Result<Frame> {
+        loop {
+            let frame = match self.reader.next().await {
+                Some(f) => f?,
+                None => return Err(Error::Other("broker closed the socket".into())),
+            };
+            if let Some(f) = self.filter(frame).await? {
+                return Ok(f);
+            }
+        }
+    }
+
+    /// A frame if one can be had without waiting. Used to drain what already
+    /// arrived before deciding whether to write (batching).
+    pub fn try_recv(&mut self) -> Option<Result<Frame>> {
+        match self.reader.next().now_or_never()? {
+            None => Some(Err(Error::Other("broker closed the socket".into()))),
+            Some(Err(e)) => Some(Err(e.into())),
+            Some(Ok(f)) => Some(Ok(f)),
+        }
+    }
+
+    /// Handle connection-level frames (heartbeats, blocked/unblocked, closes);
+    /// returns the frame if the caller should see it. The hot loops pass what
+    /// they read through this too, so a close is never mistaken for data.
+    pub(crate) async fn filter(&mut self, frame: Frame) -> Result<Option<Frame>> {
+        match frame {
+            Frame::Heartbeat(_) => Ok(None),
+            Frame::Method(_, Method::ConnectionBlocked(_) | Method::ConnectionUnblocked(_)) => {
+                Ok(None)
+            }
+            Frame::Method(0, Method::ConnectionClose(c)) => {
+                self.send(0, &Method::ConnectionCloseOk(ConnectionCloseOk {}));
+                let _ = self.flush().await;
+                Err(Error::Closed {
+                    what: "connection",
+                    code: c.reply_code,
+                    text: c.reply_text.to_string(),
+                })
+            }
+            Frame::Method(ch, Method::ChannelClose(c)) => {
+                self.send(ch, &Method::ChannelCloseOk(ChannelCloseOk {}));
+                let _ = self.flush().await;
+                Err(Error::Closed {
+                    what: "channel",
+                    code: c.reply_code,
+                    text: c.reply_text.to_string(),
+                })
+            }
+            f => Ok(Some(f)),
+        }
+    }
+
+    /// The next frame must be a method on `channel` (nothing in this crate
+    /// interleaves deliveries or confirms with synchronous methods).
+    async fn expect_method(&mut self, channel: u16) -> Result<Method> {
+        match self.recv().await? {
+            Frame::Method(ch, m) if ch == channel => Ok(m),
+            Frame::Method(0, m) => Err(unexpected("a reply", &m)),
+            other => Err(Error::Other(format!(
+                "unexpected frame while waiting for a reply on channel {channel}: {other:?}"
+            ))),
+        }
+    }
+
+    /// Send a synchronous method and wait for its reply on the same channel.
+    pub async fn rpc(&mut self, channel: u16, method: Method) -> Result<Method> {
+        self.send(channel, &method);
+        self.flush().await?;
+        self.expect_method(channel).await
+    }
+
+    pub async fn open_channel(&mut self, channel: u16) -> Result<()> {
+        match self
+            .rpc(channel, Method::ChannelOpen(ChannelOpen::default()))
+            .await?
+        {
+            Method::ChannelOpenOk(_) => Ok(()),
+            other => Err(unexpected("channel.open-ok", &other)),
+        }
+    }
+
+    /// Close politely: connection.close, then wait (briefly) for close-ok so the
+    /// broker has released the connection before the next measurement starts.
+    pub async fn close(mut self) -> Result<()> {
+        self.send(
+            0,
+            &Method::ConnectionClose(ConnectionClose {
+                reply_code: 200,
+                reply_text: ShortStr::from_static("bye"),
+                class_id: 0,
+                method_id: 0,
+            }),
+        );
+        self.flush().await?;
+        let wait = async {
+            loop {
+                match self.reader.next().await {
+                    Some(Ok(Frame::Method(0, Method::ConnectionCloseOk(_)))) | None => break,
+                    Some(Err(_)) => break,
+                    Some(Ok(_)) => continue,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+        Ok(())
+    }
+}
+
+fn unexpected(wanted: &str, got: &Method) -> Error {
+    Error::Other(format!("expected {wanted}, got {got:?}"))
+}
+
+fn client_properties() -> FieldTable {
+    let mut caps = FieldTable::new();
+    for c in [
+        "publisher_confirms",
+        "basic.nack",
+        "consumer_cancel_notify",
+        "connection.blocked",
+    ] {
+        caps.insert(c, FieldValue::Bool(true));
+    }
+    let mut t = FieldTable::new();
+    t.insert("product", FieldValue::string("warren-perf"));
+    t.insert("version", FieldValue::string(env!("CARGO_PKG_VERSION")));
+    t.insert("platform", FieldValue::string("Rust"));
+    t.insert("capabilities", FieldValue::Table(caps));
+    t
+}
+
+/// Queue declaration with the flags the scenarios use.
+pub fn queue_declare(name: &str, durable: bool, exclusive: bool, auto_delete: bool) -> Method {
+    Method::QueueDeclare(QueueDeclare {
+        queue: ShortStr::from(name),
+        durable,
+        exclusive,
+        auto_delete,
+        ..Default::default()
+    })
+}
+
+/// Passive declare: does the queue exist, and how many messages are ready.
+pub fn queue_declare_passive(name: &str) -> Method {
+    Method::QueueDeclare(QueueDeclare {
+        queue: ShortStr::from(name),
+        passive: true,
+        ..Default::default()
+    })
+}
+
+pub fn exchange_declare(name: &str, kind: &str, durable: bool, auto_delete: bool) -> Method {
+    Method::ExchangeDeclare(ExchangeDeclare {
+        exchange: ShortStr::from(name),
+        kind: ShortStr::from(kind),
+        durable,
+        auto_delete,
+        ..Default::default()
+    })
+}
+
+pub fn queue_bind(queue: &str, exchange: &str, key: &str) -> Method {
+    Method::QueueBind(QueueBind {
+        queue: ShortStr::from(queue),
+        exchange: ShortStr::from(exchange),
+        routing_key: ShortStr::from(key),
+        ..Default::default()
+    })
+}
+
+pub fn queue_delete(name: &str) -> Method {
+    Method::QueueDelete(QueueDelete {
+        queue: ShortStr::from(name),
+        ..Default::default()
+    })
+}
+
+pub fn exchange_delete(name: &str) -> Method {
+    Method::ExchangeDelete(ExchangeDelete {
+        exchange: ShortStr::from(name),
+        ..Default::default()
+    })
+}
+
+pub fn basic_qos(prefetch: u16) -> Method {
+    Method::BasicQos(BasicQos {
+        prefetch_count: prefetch,
+        ..Default::default()
+    })
+}
+
+pub fn basic_consume(queue: &str, tag: &str, no_ack: bool) -> Method {
+    Method::BasicConsume(BasicConsume {
+        queue: ShortStr::from(queue),
+        consumer_tag: ShortStr::from(tag),
+        no_ack,
+        ..Default::default()
+    })
+}

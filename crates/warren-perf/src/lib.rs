@@ -1,0 +1,345 @@
+//! `warren perf`: a load generator for any AMQP 0-9-1 broker, in the spirit of
+//! RabbitMQ's PerfTest, plus the footprint scenarios Warren's targets are
+//! stated in.
+//!
+//! Scenarios:
+//! * `throughput` (default): producers publish to queues through an exchange,
+//!   consumers consume; progress every second, then a summary with rates,
+//!   end-to-end latency percentiles and an integrity check.
+//! * `fanout`: N queues with a consumer each on one fanout exchange; how long
+//!   until every queue's consumer has one message (median and max over repeats).
+//! * `connections`: N idle connections; the broker's RSS per connection.
+//! * `queues`: declare N queues; declare rate and the broker's RSS per queue.
+//! * `backlog`: publish N messages with no consumer, then drain them; rates both
+//!   ways and the broker's peak RSS.
+//!
+//! Every message carries a stamp (send time, producer, sequence number; see
+//! [`seq`]), so latency is measured end to end and every message is accounted
+//! for: lost, duplicated and reordered messages are counted and reported, and
+//! make the command exit with status 1.
+//!
+//! The client is our own ([`client`]) on Warren's codec: general-purpose
+//! clients cost more per message than a fast broker, and a load generator must
+//! not be the bottleneck it measures.
+
+pub mod backlog;
+pub mod client;
+pub mod fanout;
+pub mod fmt;
+pub mod footprint;
+pub mod histogram;
+pub mod load;
+pub mod report;
+pub mod rss;
+pub mod seq;
+pub mod throughput;
+pub mod uri;
+
+use clap::{Parser, ValueEnum};
+use serde::Serialize;
+use std::process::ExitCode;
+use std::time::Duration;
+
+pub use report::Report;
+
+/// What to measure.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scenario {
+    /// Producers -> exchange -> queues -> consumers; rates and latency.
+    Throughput,
+    /// One message to N queues through a fanout exchange; time until all have it.
+    Fanout,
+    /// N idle connections; broker RSS per connection (needs --broker-pid).
+    Connections,
+    /// Declare N queues; declare rate and broker RSS per queue.
+    Queues,
+    /// Publish N messages with no consumer, then drain; rates and peak RSS.
+    Backlog,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ExchangeType {
+    Direct,
+    Fanout,
+    Topic,
+}
+
+impl ExchangeType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExchangeType::Direct => "direct",
+            ExchangeType::Fanout => "fanout",
+            ExchangeType::Topic => "topic",
+        }
+    }
+}
+
+/// `warren perf`: load generator for any AMQP 0-9-1 broker.
+///
+/// Exit status: 0 when every message was accounted for, 1 if messages were
+/// lost, duplicated or reordered, 2 on errors (connection refused, channel
+/// closed by the broker, ...).
+#[derive(Parser, Debug, Clone)]
+#[command(
+    about = "Load generator for any AMQP 0-9-1 broker: throughput, latency, fanout, footprint",
+    after_help = "Examples:\n  \
+        warren perf --uri amqp://guest:guest@localhost:5672/%2F -x 1 -y 1 -s 16 --auto-ack -z 10\n  \
+        warren perf -x 4 -y 4 --queues 4 --confirm 100 --prefetch 200 --multi-ack-every 50\n  \
+        warren perf --rate 10000 --auto-ack            # latency at a fixed load\n  \
+        warren perf fanout --queues 1000 --repeats 20\n  \
+        warren perf connections --connections 1000 --broker-pid 1234\n  \
+        warren perf queues --queues 10000 --broker-pid 1234\n  \
+        warren perf backlog --messages 1000000 --broker-pid 1234"
+)]
+pub struct PerfArgs {
+    /// Scenario to run.
+    #[arg(value_enum, default_value_t = Scenario::Throughput)]
+    pub scenario: Scenario,
+
+    /// Broker to connect to (amqp://user:pass@host:port/vhost; vhost "/" is %2F).
+    #[arg(
+        long,
+        env = "WARREN_PERF_URI",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2F"
+    )]
+    pub uri: String,
+
+    /// Producers, one connection each.
+    #[arg(short = 'x', long, default_value_t = 1)]
+    pub producers: u16,
+
+    /// Consumers, one connection each (throughput: consumer i reads queue i mod
+    /// --queues; backlog: all read the one queue).
+    #[arg(short = 'y', long, default_value_t = 1)]
+    pub consumers: usize,
+
+    /// Queues. Defaults: 1 (throughput, backlog), 1000 (fanout), 10000 (queues).
+    #[arg(long)]
+    pub queues: Option<usize>,
+
+    /// Exchange type (throughput).
+    #[arg(short = 't', long, value_enum, default_value_t = ExchangeType::Direct)]
+    pub exchange_type: ExchangeType,
+
+    /// Exchange name (throughput). Default: one created for the run and deleted
+    /// after; "" publishes through the default exchange.
+    #[arg(short = 'e', long)]
+    pub exchange: Option<String>,
+
+    /// Routing key (throughput). Given: every queue is bound with it and every
+    /// producer publishes with it, so each queue gets every message. Not given:
+    /// producer i publishes to queue i mod --queues.
+    #[arg(short = 'k', long)]
+    pub routing_key: Option<String>,
+
+    /// Message body size in bytes (at least 16: the stamp).
+    #[arg(short = 's', long, default_value_t = 16)]
+    pub size: usize,
+
+    /// Persistent messages (delivery_mode 2) on durable queues.
+    #[arg(short = 'f', long)]
+    pub persistent: bool,
+
+    /// Publisher confirms with at most N unconfirmed messages per producer
+    /// (0 = no confirms).
+    #[arg(short = 'c', long, default_value_t = 0)]
+    pub confirm: u32,
+
+    /// Consumers use no-ack mode (the broker considers a message acknowledged
+    /// once sent).
+    #[arg(short = 'a', long)]
+    pub auto_ack: bool,
+
+    /// basic.qos prefetch count for manual-ack consumers (0 = unlimited).
+    #[arg(short = 'q', long, default_value_t = 0)]
+    pub prefetch: u16,
+
+    /// Manual ack: acknowledge with multiple=true every N messages (capped at
+    /// the prefetch count).
+    #[arg(short = 'A', long, default_value_t = 1)]
+    pub multi_ack_every: u32,
+
+    /// Publish rate per producer in messages/s (default: as fast as possible).
+    /// Use it to measure latency at a given load.
+    #[arg(short = 'r', long)]
+    pub rate: Option<f64>,
+
+    /// How long producers publish, in seconds (throughput).
+    #[arg(
+        short = 'z',
+        long = "time-limit",
+        visible_alias = "duration",
+        default_value_t = 10.0
+    )]
+    pub time_limit: f64,
+
+    /// Stop each producer after N messages (throughput).
+    #[arg(short = 'C', long)]
+    pub pmessages: Option<u64>,
+
+    /// After producers stop, how long (seconds) to wait without progress for
+    /// the messages still in flight before declaring them lost.
+    #[arg(long, default_value_t = 5.0)]
+    pub drain_timeout: f64,
+
+    /// Fanout: measured rounds (after 3 warm-up rounds).
+    #[arg(long, default_value_t = 20)]
+    pub repeats: usize,
+
+    /// Fanout: spread the N consumers (one channel each) over this many connections.
+    #[arg(long, default_value_t = 4)]
+    pub consumer_connections: usize,
+
+    /// Connections scenario: how many idle connections to open (each with one
+    /// open channel, as a typical client keeps).
+    #[arg(long, default_value_t = 1000)]
+    pub connections: usize,
+
+    /// Backlog: messages to publish before draining.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub messages: u64,
+
+    /// The broker's process id, to read its RSS from /proc (broker on this
+    /// machine only). Without it the footprint numbers are left out.
+    #[arg(long)]
+    pub broker_pid: Option<u32>,
+
+    /// Print the final report as JSON on stdout (progress lines still go to
+    /// stderr unless --quiet).
+    #[arg(long)]
+    pub json: bool,
+
+    /// No progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl PerfArgs {
+    pub fn time_limit(&self) -> Duration {
+        Duration::from_secs_f64(self.time_limit.max(0.0))
+    }
+
+    pub fn drain_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.drain_timeout.max(0.0))
+    }
+}
+
+/// Names of what a run creates on the broker: unique per run, so that runs
+/// never see each other's (or a crashed run's) messages.
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub prefix: String,
+}
+
+impl Names {
+    pub fn new() -> Names {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        let id = (nanos ^ ((std::process::id() as u64) << 40)) & 0xff_ffff_ffff;
+        Names {
+            prefix: format!("warren-perf-{id:010x}"),
+        }
+    }
+}
+
+impl Default for Names {
+    fn default() -> Self {
+        Names::new()
+    }
+}
+
+/// Run the scenario the arguments ask for.
+pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
+    let uri: uri::AmqpUri = args.uri.parse().map_err(client::Error::Other)?;
+    let names = Names::new();
+    Ok(match args.scenario {
+        Scenario::Throughput => Report::Throughput(throughput::run(args, &uri, &names).await?),
+        Scenario::Fanout => Report::Fanout(fanout::run(args, &uri, &names).await?),
+        Scenario::Connections => Report::Connections(footprint::connections(args, &uri).await?),
+        Scenario::Queues => Report::Queues(footprint::queues(args, &uri, &names).await?),
+        Scenario::Backlog => Report::Backlog(backlog::run(args, &uri, &names).await?),
+    })
+}
+
+/// Entry point of `warren perf`: runs the scenario on its own runtime, prints
+/// the report and turns the integrity verdict into the exit status.
+pub fn run(args: PerfArgs) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warren perf: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result = runtime.block_on(execute(&args));
+    // Don't wait for stray tasks (a hung close) once the report is in.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    match result {
+        Ok(report) => {
+            if args.json {
+                match serde_json::to_string_pretty(&report) {
+                    Ok(s) => println!("{s}"),
+                    Err(e) => {
+                        eprintln!("warren perf: cannot encode report: {e}");
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                print!("{}", report.human());
+            }
+            if report.integrity_ok() {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("warren perf: messages were lost, duplicated or reordered (see report)");
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("warren perf: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        PerfArgs::command().debug_assert();
+    }
+
+    #[test]
+    fn parses_perftest_style_flags() {
+        let a = PerfArgs::try_parse_from([
+            "perf",
+            "-x",
+            "4",
+            "-y",
+            "4",
+            "--queues",
+            "4",
+            "-s",
+            "16",
+            "-a",
+            "--duration",
+            "3",
+        ])
+        .unwrap();
+        assert_eq!(a.scenario, Scenario::Throughput);
+        assert_eq!((a.producers, a.consumers, a.queues), (4, 4, Some(4)));
+        assert!(a.auto_ack);
+        assert_eq!(a.time_limit, 3.0);
+        let a = PerfArgs::try_parse_from(["perf", "fanout", "--repeats", "5"]).unwrap();
+        assert_eq!((a.scenario, a.repeats), (Scenario::Fanout, 5));
+    }
+}

@@ -1,0 +1,81 @@
+//! Reading a broker's resident memory from /proc, for the footprint scenarios.
+//!
+//! RSS is what the operating system charges the process, whatever its allocator
+//! or runtime does internally, so it compares a Rust broker and an Erlang VM on
+//! equal terms. It only works when the broker runs on this machine (`--broker-pid`).
+
+use std::time::Duration;
+
+/// VmRSS of `pid` in KiB, or None if it cannot be read (no such process, not
+/// Linux).
+pub fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_vm_rss(&status)
+}
+
+fn parse_vm_rss(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().strip_suffix("kB"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// RSS after letting the broker settle: freshly freed or allocated memory (an
+/// Erlang VM's garbage collection, a Rust allocator returning pages) takes a
+/// moment to show. Samples for `settle` and returns the last reading.
+pub async fn settled_rss_kib(pid: u32, settle: Duration) -> Option<u64> {
+    tokio::time::sleep(settle).await;
+    rss_kib(pid)
+}
+
+/// Samples RSS every 50 ms in the background and remembers the peak, for phases
+/// where the interesting number is the maximum (a backlog building up).
+pub struct PeakSampler {
+    peak: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl PeakSampler {
+    pub fn start(pid: u32) -> PeakSampler {
+        use std::sync::atomic::Ordering;
+        let peak =
+            std::sync::Arc::new(std::sync::atomic::AtomicU64::new(rss_kib(pid).unwrap_or(0)));
+        let p = peak.clone();
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(50));
+            loop {
+                tick.tick().await;
+                if let Some(kib) = rss_kib(pid) {
+                    p.fetch_max(kib, Ordering::Relaxed);
+                }
+            }
+        });
+        PeakSampler { peak, task }
+    }
+
+    /// Stop sampling and return the peak seen (KiB).
+    pub fn finish(self) -> u64 {
+        self.task.abort();
+        self.peak.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_status() {
+        let s = "Name:\tbeam.smp\nVmPeak:\t 100 kB\nVmRSS:\t   123456 kB\nThreads:\t2\n";
+        assert_eq!(parse_vm_rss(s), Some(123456));
+        assert_eq!(parse_vm_rss("Name: x\n"), None);
+    }
+
+    #[test]
+    fn reads_own_rss() {
+        if cfg!(target_os = "linux") {
+            assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! `amqp://user:pass@host:port/vhost` URIs, as RabbitMQ's URI spec describes them.
+//!
+//! Only what a load generator needs: no TLS (`amqps`) and no query parameters
+//! (they are accepted and ignored, so URIs copied from other tools still work).
+
+use std::fmt;
+use std::str::FromStr;
+
+/// Where and as whom to connect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmqpUri {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    pub vhost: String,
+}
+
+impl Default for AmqpUri {
+    fn default() -> Self {
+        AmqpUri {
+            host: "127.0.0.1".into(),
+            port: 5672,
+            user: "guest".into(),
+            password: "guest".into(),
+            vhost: "/".into(),
+        }
+    }
+}
+
+impl fmt::Display for AmqpUri {
+    /// The URI without the password, for reports and logs.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let host = if self.host.contains(':') {
+            format!("[{}]", self.host)
+        } else {
+            self.host.clone()
+        };
+        write!(
+            f,
+            "amqp://{}@{}:{}/{}",
+            self.user,
+            host,
+            self.port,
+            percent_encode(&self.vhost)
+        )
+    }
+}
+
+fn percent_encode(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent escape in {s:?}"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| format!("{s:?} is not UTF-8 once decoded"))
+}
+
+impl FromStr for AmqpUri {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (scheme, rest) = s
+            .split_once("://")
+            .ok_or_else(|| format!("{s:?}: expected amqp://user:pass@host:port/vhost"))?;
+        if scheme.eq_ignore_ascii_case("amqps") {
+            return Err("amqps:// (TLS) is not supported by warren perf".into());
+        }
+        if !scheme.eq_ignore_ascii_case("amqp") {
+            return Err(format!("{s:?}: unknown scheme {scheme:?}, expected amqp"));
+        }
+        let rest = rest.split(['?', '#']).next().unwrap_or("");
+        let (authority, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], Some(&rest[i + 1..])),
+            None => (rest, None),
+        };
+        let mut uri = AmqpUri::default();
+        let hostport = match authority.rsplit_once('@') {
+            Some((userinfo, hostport)) => {
+                let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                uri.user = percent_decode(user)?;
+                uri.password = percent_decode(pass)?;
+                hostport
+            }
+            None => authority,
+        };
+        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
+            let (host, after) = v6
+                .split_once(']')
+                .ok_or_else(|| format!("{s:?}: unterminated IPv6 address"))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match hostport.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (hostport, None),
+            }
+        };
+        if !host.is_empty() {
+            uri.host = percent_decode(host)?;
+        }
+        if let Some(p) = port.filter(|p| !p.is_empty()) {
+            uri.port = p.parse().map_err(|_| format!("{s:?}: bad port {p:?}"))?;
+        }
+        // The spec makes `amqp://host/` name the vhost "", which no broker has;
+        // every client library treats it as the default vhost, and so do we.
+        if let Some(path) = path {
+            let vhost = percent_decode(path)?;
+            if !vhost.is_empty() {
+                uri.vhost = vhost;
+            }
+        }
+        Ok(uri)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn full_uri() {
+        let u: AmqpUri = "amqp://bob:s%40cret@example.com:5673/prod%2Fa"
+            .parse()
+            .unwrap();
+        assert_eq!(u.user, "bob");
+        assert_eq!(u.password, "s@cret");
+        assert_eq!(u.host, "example.com");
+        assert_eq!(u.port, 5673);
+        assert_eq!(u.vhost, "prod/a");
+    }
+
+    #[test]
+    fn defaults_and_default_vhost() {
+        let u: AmqpUri = "amqp://localhost".parse().unwrap();
+        assert_eq!(
+            (u.port, u.user.as_str(), u.vhost.as_str()),
+            (5672, "guest", "/")
+        );
+        let u: AmqpUri = "amqp://guest:guest@127.0.0.1:5672/%2F".parse().unwrap();
+        assert_eq!(u.vhost, "/");
+        let u: AmqpUri = "amqp://[::1]:5700/v?heartbeat=10".parse().unwrap();
+        assert_eq!(
+            (u.host.as_str(), u.port, u.vhost.as_str()),
+            ("::1", 5700, "v")
+        );
+        assert!("amqps://x".parse::<AmqpUri>().is_err());
+        assert!("amqp://x:notaport".parse::<AmqpUri>().is_err());
+    }
+}
