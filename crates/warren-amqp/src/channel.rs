@@ -14,6 +14,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use warren_core::error::code;
 use warren_core::properties::RawProperties;
+use warren_core::queue::{check_consumer_args, check_expiration};
 use warren_core::vhost::Published;
 use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
@@ -449,6 +450,8 @@ impl Channel {
             let qname = self.queue_name(&c.queue, m)?;
             ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?
         };
+        check_consumer_args(&c.arguments, &queue.name, &ctx.vhost.name.to_string_lossy())
+            .map_err(|e| err(e, m))?;
         let tag = if c.consumer_tag.is_empty() {
             ctx.ctag_counter += 1;
             ShortStr::from(format!("amq.ctag-warren-{}-{}", ctx.id, ctx.ctag_counter))
@@ -715,6 +718,23 @@ impl Channel {
             }
         }
         let mut properties = h.properties;
+        if RawProperties::has_expiration(&properties) {
+            let e = BasicProperties::decode(&properties)
+                .ok()
+                .and_then(|p| p.expiration)
+                .unwrap_or_default();
+            if let Err(detail) = check_expiration(e.as_bytes()) {
+                self.pending = None;
+                return Err(AmqpError::channel(
+                    BrokerError::precondition_failed(format!(
+                        "invalid expiration '{}': {}",
+                        e, detail
+                    )),
+                    60,
+                    40,
+                ));
+            }
+        }
         if RawProperties::has_reply_to(&properties) {
             let mut props = BasicProperties::decode(&properties).unwrap_or_default();
             if props

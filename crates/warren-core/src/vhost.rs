@@ -119,6 +119,14 @@ impl VHost {
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
+        if opts.kind == ExchangeKind::ConsistentHash
+            && opts.arguments.get("hash-header").is_some()
+            && opts.arguments.get("hash-property").is_some()
+        {
+            return Err(BrokerError::precondition_failed(
+                "hash-header and hash-property are mutually exclusive",
+            ));
+        }
         let mut ex = self.exchanges.write();
         if let Some(e) = ex.get(&name) {
             // Redeclaring an existing exchange (amq.* included) with the same
@@ -235,7 +243,11 @@ impl VHost {
         conn: ConnectionId,
     ) -> Result<(Arc<Queue>, bool)> {
         let name = match name {
-            Some(n) if passive => return Ok((self.get_queue(&n, conn)?, false)),
+            Some(n) if passive => {
+                let q = self.get_queue(&n, conn)?;
+                q.touch();
+                return Ok((q, false));
+            }
             Some(n) if n.starts_with("amq.") => {
                 return Err(BrokerError::access_refused(format!(
                     "queue name '{}' contains reserved prefix 'amq.*'",
@@ -389,7 +401,7 @@ impl VHost {
         }
         let q = self.get_queue(queue, conn)?;
         let e = self.get_exchange(exchange)?;
-        check_binding_args(&e, &arguments)?;
+        check_binding_args(&e, &routing_key, &arguments)?;
         let def = (e.options.durable && q.durable_id != 0)
             .then(|| self.binding_def(&e.name, "queue", &q.name, &routing_key, &arguments));
         if e.bind(Destination::Queue(q.clone()), routing_key, arguments) {
@@ -448,7 +460,7 @@ impl VHost {
         }
         let d = self.get_exchange(destination)?;
         let s = self.get_exchange(source)?;
-        check_binding_args(&s, &arguments)?;
+        check_binding_args(&s, &routing_key, &arguments)?;
         let def = (s.options.durable && d.options.durable)
             .then(|| self.binding_def(&s.name, "exchange", &d.name, &routing_key, &arguments));
         if s.bind(Destination::Exchange(d), routing_key, arguments) {
@@ -637,13 +649,31 @@ impl VHost {
     }
 }
 
-/// Headers exchanges refuse bindings with a bad `x-match` (406), as RabbitMQ does.
-fn check_binding_args(e: &Exchange, arguments: &FieldTable) -> Result<()> {
-    if e.kind() == ExchangeKind::Headers {
-        crate::exchange::headers::validate_binding_args(arguments)
-            .map_err(BrokerError::precondition_failed)?;
+/// Bindings RabbitMQ refuses with 406: a bad `x-match` on a headers exchange, a
+/// binding key that is not a positive weight on a consistent-hash exchange.
+fn check_binding_args(e: &Exchange, routing_key: &ShortStr, arguments: &FieldTable) -> Result<()> {
+    match e.kind() {
+        ExchangeKind::Headers => crate::exchange::headers::validate_binding_args(arguments)
+            .map_err(BrokerError::precondition_failed),
+        ExchangeKind::ConsistentHash => {
+            let key = routing_key.to_string_lossy();
+            match key.trim().parse::<i64>() {
+                Ok(w) if w > 0 => Ok(()),
+                Ok(_) => Err(BrokerError::precondition_failed(
+                    "The binding key must be greater than 0",
+                )),
+                Err(_) => Err(BrokerError::precondition_failed(format!(
+                    "The binding key must be an integer: <<{}>>",
+                    if key.is_empty() {
+                        String::new()
+                    } else {
+                        format!("\"{}\"", key)
+                    }
+                ))),
+            }
+        }
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// The outcome of [`VHost::publish`].

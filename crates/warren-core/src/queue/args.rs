@@ -53,7 +53,7 @@ impl QueueArgs {
                     Some(n) => Err(invalid(key, format!("{{value_zero,{}}}", n))),
                     None => Err(invalid(
                         key,
-                        format!("{{unacceptable_type,{}}}", type_name(v)),
+                        format!("\"expected integer, got {}\"", type_name(v)),
                     )),
                 },
             }
@@ -82,19 +82,14 @@ impl QueueArgs {
                 b"drop-head" => Overflow::DropHead,
                 b"reject-publish" => Overflow::RejectPublish,
                 b"reject-publish-dlx" => Overflow::RejectPublishDlx,
-                _ => {
-                    return Err(invalid(
-                        "x-overflow",
-                        format!("{{unknown_overflow_type,<<\"{}\">>}}", o),
-                    ))
-                }
+                _ => return Err(invalid("x-overflow", "invalid_overflow".to_string())),
             };
         }
         if let Some(p) = int("x-max-priority", 0)? {
             if p > 255 {
                 return Err(invalid(
                     "x-max-priority",
-                    format!("{{value_out_of_range,{}}}", p),
+                    format!("{{max_value_exceeded,{}}}", p),
                 ));
             }
             a.max_priority = Some(p as u8);
@@ -112,7 +107,7 @@ impl QueueArgs {
         if a.dead_letter_routing_key.is_some() && a.dead_letter_exchange.is_none() {
             return Err(invalid(
                 "x-dead-letter-routing-key",
-                "Key x-dead-letter-exchange should be present".into(),
+                "routing_key_but_no_dlx_defined".into(),
             ));
         }
         Ok(a)
@@ -122,6 +117,43 @@ impl QueueArgs {
     pub fn is_limited(&self) -> bool {
         self.max_length.is_some() || self.max_length_bytes.is_some()
     }
+}
+
+/// Validate the `x-priority` argument of basic.consume.
+pub fn check_consumer_args(args: &FieldTable, queue: &ShortStr, vhost: &str) -> Result<()> {
+    match args.get("x-priority") {
+        Some(v) if v.as_i64().is_none() => Err(BrokerError::precondition_failed(format!(
+            "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
+            queue,
+            vhost,
+            type_name(v)
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// Check an `expiration` property the way RabbitMQ does (Erlang's
+/// `string:to_integer`), returning its error detail.
+pub fn check_expiration(e: &[u8]) -> std::result::Result<u64, String> {
+    let s = String::from_utf8_lossy(e);
+    let bytes = s.as_bytes();
+    let sign_len = usize::from(matches!(bytes.first(), Some(b'+') | Some(b'-')));
+    let digits = bytes[sign_len..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    if digits == 0 {
+        return Err("no_integer".into());
+    }
+    let end = sign_len + digits;
+    let n: i128 = s[..end].parse().map_err(|_| "no_integer".to_string())?;
+    if end < bytes.len() {
+        return Err(format!("{{leftover_string,\"{}\"}}", &s[end..]));
+    }
+    if n < 0 {
+        return Err(format!("{{value_negative,{}}}", n));
+    }
+    Ok(n.min(u64::MAX as i128) as u64)
 }
 
 /// RabbitMQ's names for field types, used in its error texts.

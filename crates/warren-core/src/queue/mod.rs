@@ -14,7 +14,7 @@ mod args;
 mod consumer;
 mod dead_letter;
 
-pub use args::{Overflow, QueueArgs};
+pub use args::{check_consumer_args, check_expiration, Overflow, QueueArgs};
 pub use consumer::{ConnectionId, Consumer, ConsumerSink};
 pub use dead_letter::Reason;
 
@@ -255,7 +255,9 @@ impl Queue {
     fn expire_head(&self, inner: &mut QueueInner, now: u64) {
         loop {
             match inner.storage.front() {
-                Some(m) if m.expires_at <= now => {}
+                // Strictly past: a TTL-0 message can still go to a consumer that is
+                // ready at the moment it arrives, as in RabbitMQ.
+                Some(m) if m.expires_at < now => {}
                 _ => return,
             }
             if let Some(m) = inner.storage.pop_front() {
@@ -468,7 +470,8 @@ impl Queue {
         inner.timer_due = due;
         let weak = Arc::downgrade(self);
         rt.spawn(async move {
-            let wait = due.saturating_sub(now_ms());
+            // One past the deadline: a message expires once its time has passed.
+            let wait = (due + 1).saturating_sub(now_ms());
             tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
             if let Some(q) = weak.upgrade() {
                 let mut inner = q.inner.lock();
