@@ -378,6 +378,17 @@ impl Channel {
     }
 
     fn queue_declare(&mut self, ctx: &mut ConnContext, d: &QueueDeclare, m: &Method) -> R {
+        if d.passive && d.queue.as_bytes() == REPLY_TO.as_bytes() {
+            // The pseudo-queue always "exists" (RabbitMQ answers 0 messages, 1 consumer).
+            if !d.nowait {
+                self.send(Method::QueueDeclareOk(QueueDeclareOk {
+                    queue: d.queue.clone(),
+                    message_count: 0,
+                    consumer_count: 1,
+                }));
+            }
+            return Ok(());
+        }
         let name = if d.queue.is_empty() {
             if d.passive {
                 Some(self.queue_name(&d.queue, m)?)
@@ -442,7 +453,13 @@ impl Channel {
                     m,
                 ));
             }
-            let q = ctx.vhost.declare_reply_queue(ctx.id);
+            if self.reply_queue.is_some() {
+                return Err(err(
+                    BrokerError::precondition_failed("reply consumer already set"),
+                    m,
+                ));
+            }
+            let q = ctx.vhost.declare_reply_queue();
             ctx.exclusive_queues.push(q.clone());
             self.reply_queue = Some(q.name.clone());
             q

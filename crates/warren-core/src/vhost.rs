@@ -7,6 +7,7 @@
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use crate::message::{Message, Stored};
+use crate::properties::RawProperties;
 use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
 use crate::store::definitions::{table_to_hex, BindingDef};
@@ -301,7 +302,7 @@ impl VHost {
     /// The private queue behind direct reply-to (`amq.rabbitmq.reply-to`): an
     /// exclusive, auto-delete queue with an unguessable name the requester's
     /// replies are routed to through the default exchange.
-    pub fn declare_reply_queue(&self, conn: ConnectionId) -> Arc<Queue> {
+    pub fn declare_reply_queue(&self) -> Arc<Queue> {
         let suffix = self.generate_queue_name();
         let name = ShortStr::from(format!(
             "amq.rabbitmq.reply-to.{}",
@@ -317,7 +318,9 @@ impl VHost {
             name.clone(),
             opts,
             QueueArgs::default(),
-            Some(conn),
+            // Not owner-locked: other connections reply to it (and may passively
+            // declare it); the owning connection still deletes it when it closes.
+            None,
             self.me.clone(),
             &self.store,
             0,
@@ -582,7 +585,28 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) -> Published {
         out.clear();
+        // Sender-selected distribution: CC and BCC headers add routing keys; BCC
+        // is removed before anyone sees the message. Only messages with headers
+        // pay for the check.
+        let (msg, extra_keys) = if RawProperties::has_headers(&msg.properties) {
+            sender_selected(msg)
+        } else {
+            (msg, Vec::new())
+        };
         self.route(exchange, &msg, out);
+        for key in &extra_keys {
+            if exchange.name.is_empty() {
+                if let Some(q) = self.queue(key) {
+                    out.push(q);
+                }
+            } else {
+                exchange.route_key(&msg, key, out);
+            }
+        }
+        if !extra_keys.is_empty() && out.len() > 1 {
+            out.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
+            out.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        }
         let mut result = Published {
             routed: !out.is_empty(),
             ..Published::default()
@@ -674,6 +698,36 @@ fn check_binding_args(e: &Exchange, routing_key: &ShortStr, arguments: &FieldTab
         }
         _ => Ok(()),
     }
+}
+
+/// The CC/BCC routing keys of a message, and the message without its BCC header.
+fn sender_selected(msg: Arc<Message>) -> (Arc<Message>, Vec<Vec<u8>>) {
+    let mut props = msg.decode_properties();
+    let Some(headers) = props.headers.as_mut() else {
+        return (msg, Vec::new());
+    };
+    let keys_of = |v: Option<&crate::table::FieldValue>| -> Vec<Vec<u8>> {
+        match v {
+            Some(crate::table::FieldValue::Array(a)) => a
+                .iter()
+                .filter_map(|k| k.as_bytes().map(|b| b.to_vec()))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut keys = keys_of(headers.get("CC"));
+    if headers.get("BCC").is_none() {
+        return (msg, keys);
+    }
+    keys.extend(keys_of(headers.get("BCC")));
+    headers.remove("BCC");
+    let stripped = Message::new(
+        msg.exchange.clone(),
+        msg.routing_key.clone(),
+        props.encode(),
+        msg.body.clone(),
+    );
+    (stripped, keys)
 }
 
 /// The outcome of [`VHost::publish`].

@@ -305,6 +305,7 @@ impl Exchange {
     fn route_into(
         &self,
         message: &Message,
+        key: &[u8],
         out: &mut Vec<Arc<Queue>>,
         visited: &mut Vec<*const Exchange>,
     ) {
@@ -318,7 +319,7 @@ impl Exchange {
         let mut next: Vec<Arc<Exchange>> = Vec::new();
         match self.options.kind {
             ExchangeKind::Direct => {
-                if let Some(v) = b.direct.get(message.routing_key.as_bytes()) {
+                if let Some(v) = b.direct.get(key) {
                     for d in v {
                         push(d, out, &mut next);
                     }
@@ -329,9 +330,7 @@ impl Exchange {
                     push(d, out, &mut next);
                 }
             }
-            ExchangeKind::Topic => b
-                .topic
-                .route(message.routing_key.as_bytes(), |d| push(d, out, &mut next)),
+            ExchangeKind::Topic => b.topic.route(key, |d| push(d, out, &mut next)),
             ExchangeKind::Headers => {
                 if !b.headers.is_empty() {
                     let props = message.decode_properties();
@@ -343,7 +342,7 @@ impl Exchange {
                 }
             }
             ExchangeKind::ConsistentHash => {
-                if let Some(d) = self.hash_key(message).and_then(|k| b.ring.route(&k)) {
+                if let Some(d) = self.hash_key(message, key).and_then(|k| b.ring.route(&k)) {
                     push(d, out, &mut next);
                 }
             }
@@ -351,14 +350,14 @@ impl Exchange {
         drop(b);
         for e in next {
             if !visited.contains(&Arc::as_ptr(&e)) && !e.is_deleted() {
-                e.route_into(message, out, visited);
+                e.route_into(message, key, out, visited);
             }
         }
     }
 
     /// What a consistent-hash exchange hashes: the routing key, or the header or
     /// property named by its `hash-header` / `hash-property` argument.
-    fn hash_key(&self, message: &Message) -> Option<Vec<u8>> {
+    fn hash_key(&self, message: &Message, key: &[u8]) -> Option<Vec<u8>> {
         let args = &self.options.arguments;
         if let Some(h) = args.get("hash-header").and_then(|v| v.as_bytes()) {
             let props = message.decode_properties();
@@ -381,13 +380,20 @@ impl Exchange {
             };
             return v.map(|s| s.as_bytes().to_vec());
         }
-        Some(message.routing_key.as_bytes().to_vec())
+        Some(key.to_vec())
     }
 
-    /// Route a message: fill `out` with the distinct queues it goes to.
+    /// Route a message by its routing key: fill `out` with the distinct queues
+    /// it goes to.
     pub fn route(&self, message: &Message, out: &mut Vec<Arc<Queue>>) {
+        self.route_key(message, message.routing_key.as_bytes(), out);
+    }
+
+    /// Route a message as if its routing key were `key` (sender-selected
+    /// distribution: CC/BCC keys), adding to `out` and deduplicating.
+    pub fn route_key(&self, message: &Message, key: &[u8], out: &mut Vec<Arc<Queue>>) {
         let mut visited = Vec::new();
-        self.route_into(message, out, &mut visited);
+        self.route_into(message, key, out, &mut visited);
         if out.len() > 1 {
             out.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
             out.dedup_by(|a, b| Arc::ptr_eq(a, b));

@@ -80,9 +80,10 @@ fn dead_lettered(
     }
     // Routing keys the message was published with (its key plus CC/BCC headers).
     let mut keys = vec![FieldValue::LongStr(m.routing_key.0.clone())];
-    if let Some(FieldValue::Array(cc)) = headers.get("CC") {
-        keys.extend(cc.iter().cloned());
+    if let Some(FieldValue::Array(cc)) = headers.remove("CC") {
+        keys.extend(cc);
     }
+    headers.remove("BCC");
     let existing = deaths.iter().position(|d| match d {
         FieldValue::Table(t) => {
             text(t, "queue").as_deref() == Some(&qname[..])
@@ -93,8 +94,8 @@ fn dead_lettered(
     let entry = match existing.map(|i| deaths.remove(i)) {
         Some(FieldValue::Table(mut t)) => {
             let count = t.get("count").and_then(|v| v.as_i64()).unwrap_or(0);
+            // RabbitMQ keeps the time of the first such death.
             t.insert("count", FieldValue::I64(count + 1));
-            t.insert("time", FieldValue::Timestamp(now_ms() / 1000));
             t
         }
         _ => {
