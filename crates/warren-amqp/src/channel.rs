@@ -12,6 +12,7 @@ use crate::writer::Outlet;
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
+use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_consumer_args, check_expiration};
@@ -26,6 +27,9 @@ pub struct ConnContext {
     pub id: ConnectionId,
     /// The authenticated user (publishes may only claim this `user_id`).
     pub user: String,
+    /// The user's tags (administrator, …): who may run control commands.
+    pub tags: Vec<String>,
+    pub broker: Arc<warren_core::Broker>,
     pub vhost: Arc<VHost>,
     pub outlet: Arc<Outlet>,
     pub max_message_size: u64,
@@ -48,6 +52,8 @@ enum Mode {
 /// A publish whose content frames are still arriving.
 struct PendingPublish {
     method: BasicPublish,
+    /// Published to the control pseudo-exchange: a management command.
+    control: bool,
     exchange: Arc<Exchange>,
     properties: Option<Bytes>,
     body_size: u64,
@@ -355,7 +361,7 @@ impl Channel {
             None => {
                 return Err(AmqpError::connection(
                     code::COMMAND_INVALID,
-                    format!("invalid exchange type '{}'", d.kind),
+                    format!("unknown exchange type '{}'", d.kind),
                     m.class_id(),
                     m.method_id(),
                 ))
@@ -641,6 +647,22 @@ impl Channel {
                 ids.1,
             ));
         }
+        if p.exchange.as_bytes() == CONTROL_EXCHANGE.as_bytes() {
+            let exchange = ctx
+                .vhost
+                .get_exchange(&ShortStr::empty())
+                .map_err(|e| AmqpError::channel(e, 60, 40))?;
+            self.pending = Some(PendingPublish {
+                method: p,
+                control: true,
+                exchange,
+                properties: None,
+                body_size: 0,
+                body: Vec::new(),
+                received: 0,
+            });
+            return Ok(());
+        }
         let exchange = match &self.exchange_cache {
             Some(e) if e.name == p.exchange && !e.is_deleted() => e.clone(),
             _ => {
@@ -665,6 +687,7 @@ impl Channel {
         ctx.has_published = true;
         self.pending = Some(PendingPublish {
             method: p,
+            control: false,
             exchange,
             properties: None,
             body_size: 0,
@@ -824,6 +847,10 @@ impl Channel {
                 b.freeze()
             }
         };
+        if p.control {
+            self.control(ctx, p.properties.unwrap_or_default(), body);
+            return;
+        }
         let msg = Message::new(
             p.method.exchange,
             p.method.routing_key,
@@ -845,6 +872,36 @@ impl Channel {
             } else {
                 self.awaiting.push_back(Awaiting::Confirm(seq, r.ticket));
             }
+        }
+    }
+
+    /// Run a management command (see `warren_core::control`) and publish the
+    /// answer to the request's `reply_to`, with its `correlation_id`.
+    fn control(&mut self, ctx: &mut ConnContext, properties: Bytes, body: Bytes) {
+        let answer = warren_core::control::execute(&ctx.broker, &ctx.tags, &body);
+        let req = BasicProperties::decode(&properties).unwrap_or_default();
+        if let Some(reply_to) = req.reply_to {
+            let props = BasicProperties {
+                content_type: Some(ShortStr::from_static("application/json")),
+                correlation_id: req.correlation_id,
+                ..Default::default()
+            };
+            let msg = Message::new(
+                ShortStr::empty(),
+                reply_to,
+                props.encode(),
+                Bytes::from(answer.to_string()),
+            );
+            if let Ok(default) = ctx.vhost.get_exchange(&ShortStr::empty()) {
+                let mut out = std::mem::take(&mut self.route_buf);
+                ctx.vhost.publish(&default, msg, &mut out);
+                self.route_buf = out;
+            }
+        }
+        if self.mode == Mode::Confirm {
+            self.awaiting
+                .push_back(Awaiting::Confirm(self.next_publish_seq, 0));
+            self.next_publish_seq += 1;
         }
     }
 

@@ -128,6 +128,8 @@ where
         ctx: ConnContext {
             id,
             user: hs.user.clone(),
+            tags: hs.tags.clone(),
+            broker: broker.clone(),
             vhost: hs.vhost,
             outlet: outlet.clone(),
             max_message_size: limits.max_message_size,
@@ -155,6 +157,7 @@ where
 
 struct Handshake {
     user: String,
+    tags: Vec<String>,
     vhost: Arc<warren_core::VHost>,
     frame_max: u32,
     channel_max: u16,
@@ -339,6 +342,7 @@ where
         .open_vhost(&user, &vhost_name)
         .map_err(|e| Some((e, 10, 40)))?;
     Ok(Handshake {
+        tags: user.tags.clone(),
         user: user.name,
         vhost,
         frame_max,

@@ -64,6 +64,13 @@ impl Broker {
                 .values()
                 .map(|q| q.vhost.clone()),
         );
+        names.extend(
+            recovered
+                .definitions
+                .policies
+                .values()
+                .map(|p| p.vhost.clone()),
+        );
         names.sort();
         names.dedup();
         for name in names {

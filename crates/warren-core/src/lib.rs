@@ -6,9 +6,11 @@
 
 pub mod auth;
 pub mod broker;
+pub mod control;
 pub mod error;
 pub mod exchange;
 pub mod message;
+pub mod policy;
 pub mod properties;
 pub mod queue;
 pub mod shortstr;

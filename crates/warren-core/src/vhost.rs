@@ -7,6 +7,7 @@
 use crate::error::{BrokerError, Result};
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use crate::message::{Message, Stored};
+use crate::policy::{pick_for_queue, Policy, PolicyDef};
 use crate::properties::RawProperties;
 use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
@@ -25,6 +26,9 @@ pub struct VHost {
     me: Weak<VHost>,
     name_counter: AtomicU64,
     store: Arc<Store>,
+    policies: RwLock<Vec<Policy>>,
+    /// Firehose tracing (`amq.rabbitmq.trace`) is on.
+    tracing: std::sync::atomic::AtomicBool,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -46,6 +50,8 @@ impl VHost {
         let name = name.into();
         let vhost = Arc::new_cyclic(|me| VHost {
             store,
+            policies: RwLock::new(Vec::new()),
+            tracing: std::sync::atomic::AtomicBool::new(false),
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -271,7 +277,11 @@ impl VHost {
             q.touch();
             return Ok((q.clone(), false));
         }
-        let args = QueueArgs::parse(&opts.arguments, &name, &self.name.to_string_lossy())?;
+        let args = QueueArgs::parse(
+            &self.effective_args(&name, &opts.arguments),
+            &name,
+            &self.name.to_string_lossy(),
+        )?;
         let owner = opts.exclusive.then_some(conn);
         // Exclusive queues never survive their connection, let alone a restart.
         let durable_id = if opts.durable && !opts.exclusive {
@@ -516,6 +526,75 @@ impl VHost {
         }
     }
 
+    pub fn set_tracing(&self, on: bool) {
+        self.tracing.store(on, Ordering::Relaxed);
+    }
+
+    pub fn is_tracing(&self) -> bool {
+        self.tracing.load(Ordering::Relaxed)
+    }
+
+    /// A queue's declared arguments merged with the policy that applies to it.
+    pub fn effective_args(&self, queue: &ShortStr, declared: &FieldTable) -> FieldTable {
+        let policies = self.policies.read();
+        match pick_for_queue(&policies, &queue.to_string_lossy()) {
+            Some(p) => p.merge_queue_args(declared),
+            None => declared.clone(),
+        }
+    }
+
+    /// Set (add or replace) a policy and apply it to matching queues now.
+    pub fn set_policy(&self, def: PolicyDef, persist: bool) -> Result<()> {
+        let policy = Policy::new(def.clone()).map_err(BrokerError::precondition_failed)?;
+        {
+            let mut ps = self.policies.write();
+            ps.retain(|p| p.def.name != def.name);
+            ps.push(policy);
+        }
+        if persist {
+            self.store.definitions.save_policy(&def);
+        }
+        self.reapply_policies();
+        Ok(())
+    }
+
+    /// Remove a policy (404 if there is none by that name).
+    pub fn clear_policy(&self, name: &str) -> Result<()> {
+        let removed = {
+            let mut ps = self.policies.write();
+            let before = ps.len();
+            ps.retain(|p| p.def.name != name);
+            before != ps.len()
+        };
+        if !removed {
+            return Err(BrokerError::not_found(format!(
+                "no policy '{}' in vhost '{}'",
+                name, self.name
+            )));
+        }
+        self.store
+            .definitions
+            .delete_policy(&self.name.to_string_lossy(), name);
+        self.reapply_policies();
+        Ok(())
+    }
+
+    pub fn policies(&self) -> Vec<PolicyDef> {
+        self.policies.read().iter().map(|p| p.def.clone()).collect()
+    }
+
+    fn reapply_policies(&self) {
+        let vname = self.name.to_string_lossy().into_owned();
+        for q in self.queues() {
+            let merged = self.effective_args(&q.name, &q.options.arguments);
+            if let Ok(args) = QueueArgs::parse(&merged, &q.name, &vname) {
+                if *q.args() != args {
+                    q.set_args(args);
+                }
+            }
+        }
+    }
+
     /// Recreate durable definitions and messages found on disk at startup.
     pub fn restore(
         &self,
@@ -524,6 +603,11 @@ impl VHost {
     ) {
         use crate::store::definitions::{exchange_options, queue_options, table_from_hex};
         let vname = self.name.to_string();
+        for p in defs.policies.values().filter(|p| p.vhost == vname) {
+            if let Ok(policy) = Policy::new(p.clone()) {
+                self.policies.write().push(policy);
+            }
+        }
         for e in defs.exchanges.values().filter(|e| e.vhost == vname) {
             let Some(opts) = exchange_options(e) else {
                 continue;
@@ -537,7 +621,9 @@ impl VHost {
         for qd in defs.queues.values().filter(|q| q.vhost == vname) {
             let name = ShortStr::from(qd.name.as_str());
             let opts = queue_options(qd);
-            let args = QueueArgs::parse(&opts.arguments, &name, &vname).unwrap_or_default();
+            let args =
+                QueueArgs::parse(&self.effective_args(&name, &opts.arguments), &name, &vname)
+                    .unwrap_or_default();
             let q = Queue::new(
                 name.clone(),
                 opts,

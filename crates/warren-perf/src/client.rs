@@ -203,6 +203,19 @@ impl Connection {
         write_method(&mut self.out, channel, method);
     }
 
+    /// Append a method with content (basic.publish + header + body frames).
+    pub fn send_content(&mut self, channel: u16, method: &Method, properties: &[u8], body: &[u8]) {
+        write_method(&mut self.out, channel, method);
+        warren_amqp::codec::write_content(
+            &mut self.out,
+            channel,
+            60,
+            properties,
+            body,
+            self.frame_max,
+        );
+    }
+
     /// Write everything buffered.
     pub async fn flush(&mut self) -> Result<()> {
         if !self.out.is_empty() {

@@ -12,6 +12,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
 
 mod config;
+mod ctl;
 mod resources;
 
 use clap::{Parser, Subcommand};
@@ -43,6 +44,8 @@ enum Command {
     /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
     /// connection/queue footprint, backlog). See `warren perf --help`.
     Perf(warren_perf::PerfArgs),
+    /// Manage a running broker: policies, firehose tracing, queue listing.
+    Ctl(ctl::CtlArgs),
 }
 
 #[derive(Parser)]
@@ -70,6 +73,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Server(args) => server(args),
         Command::Perf(args) => warren_perf::run(args),
+        Command::Ctl(args) => ctl::run(args),
     }
 }
 

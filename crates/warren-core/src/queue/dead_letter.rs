@@ -30,7 +30,7 @@ impl Reason {
 /// Publish dead letters of `queue` to its dead-letter exchange. A missing
 /// exchange drops them, as in RabbitMQ.
 pub(super) fn dead_letter(queue: &Arc<Queue>, dead: Vec<(QueuedMessage, Reason)>) {
-    let Some(dlx) = queue.args.dead_letter_exchange.clone() else {
+    let Some(dlx) = queue.args().dead_letter_exchange.clone() else {
         return;
     };
     let Some(vhost) = queue.vhost() else { return };
@@ -129,7 +129,7 @@ fn dead_lettered(
     props.expiration = None;
     props.headers = Some(headers);
     let routing_key = queue
-        .args
+        .args()
         .dead_letter_routing_key
         .clone()
         .unwrap_or_else(|| m.routing_key.clone());

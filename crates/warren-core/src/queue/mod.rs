@@ -41,8 +41,11 @@ pub struct QueueOptions {
 pub struct Queue {
     pub name: ShortStr,
     pub options: QueueOptions,
-    /// Parsed `x-` arguments.
-    pub args: QueueArgs,
+    /// Effective `x-` arguments: the declared ones merged with the matching
+    /// policy. Replaced (not mutated) when policies change.
+    args: parking_lot::RwLock<Arc<QueueArgs>>,
+    /// The `x-expires` timer is running.
+    expiry_armed: AtomicBool,
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
     /// Id of a durable queue in the message log and definitions; 0 if transient.
@@ -103,7 +106,8 @@ impl Queue {
         let q = Arc::new(Queue {
             name,
             options,
-            args,
+            args: parking_lot::RwLock::new(Arc::new(args)),
+            expiry_armed: AtomicBool::new(false),
             owner,
             durable_id,
             vhost,
@@ -123,6 +127,32 @@ impl Queue {
         });
         q.arm_queue_expiry();
         q
+    }
+
+    /// The effective queue arguments.
+    pub fn args(&self) -> Arc<QueueArgs> {
+        self.args.read().clone()
+    }
+
+    /// Apply new effective arguments (a policy changed). `x-max-priority` only
+    /// takes effect at declare time, as in RabbitMQ.
+    pub(crate) fn set_args(self: &Arc<Self>, mut args: QueueArgs) {
+        args.max_priority = self.args().max_priority;
+        *self.args.write() = Arc::new(args);
+        self.arm_queue_expiry();
+        // New limits or TTLs apply to what is queued now.
+        let mut inner = self.inner.lock();
+        if self.args().is_limited() {
+            while self.over_limit(&inner, 0, 0) {
+                let Some(old) = inner.storage.pop_front() else {
+                    break;
+                };
+                inner.storage.settle(std::slice::from_ref(&old));
+                inner.dead.push((old, Reason::Maxlen));
+            }
+        }
+        self.deliver_locked(&mut inner, now_ms());
+        self.finish(inner);
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -183,7 +213,7 @@ impl Queue {
     /// When the message expires: the lower of the queue's TTL and the message's
     /// `expiration`.
     fn expiry_for(&self, message: &Message, now: u64) -> u64 {
-        let mut ttl = self.args.message_ttl;
+        let mut ttl = self.args().message_ttl;
         if let Some(e) = message.expiration_ms() {
             ttl = Some(ttl.map_or(e, |t| t.min(e)));
         }
@@ -191,7 +221,7 @@ impl Queue {
     }
 
     fn over_limit(&self, inner: &QueueInner, extra_count: usize, extra_bytes: usize) -> bool {
-        let a = &self.args;
+        let a = self.args();
         a.max_length
             .is_some_and(|m| (inner.storage.len() + extra_count) as u64 > m)
             || a.max_length_bytes
@@ -208,7 +238,7 @@ impl Queue {
         }
         let size = message.size();
         let expires_at = self.expiry_for(&message, now);
-        let priority = match self.args.max_priority {
+        let priority = match self.args().max_priority {
             Some(max) => message.priority().min(max),
             None => 0,
         };
@@ -219,9 +249,9 @@ impl Queue {
             expires_at,
             priority,
         };
-        if self.args.overflow != Overflow::DropHead && self.over_limit(&inner, 1, size) {
+        if self.args().overflow != Overflow::DropHead && self.over_limit(&inner, 1, size) {
             inner.storage.settle(std::slice::from_ref(&qm));
-            if self.args.overflow == Overflow::RejectPublishDlx {
+            if self.args().overflow == Overflow::RejectPublishDlx {
                 inner.dead.push((qm, Reason::Maxlen));
             }
             self.finish(inner);
@@ -229,7 +259,7 @@ impl Queue {
         }
         inner.next_seq += 1;
         inner.storage.push(qm);
-        if self.args.is_limited() {
+        if self.args().is_limited() {
             // drop-head: the oldest messages make room.
             while self.over_limit(&inner, 0, 0) {
                 let Some(old) = inner.storage.pop_front() else {
@@ -279,7 +309,7 @@ impl Queue {
             };
             // Single active consumer: only the first may receive. Otherwise the
             // highest-priority consumers with room get it, round-robin among equals.
-            let candidates = if self.args.single_active_consumer {
+            let candidates = if self.args().single_active_consumer {
                 1
             } else {
                 n
@@ -454,7 +484,7 @@ impl Queue {
     /// Arm the expiry timer for the head message if it expires before the timer
     /// already armed (one timer per queue, whatever the number of messages).
     fn arm_expiry(self: &Arc<Self>, inner: &mut QueueInner) {
-        if self.args.message_ttl.is_none() && inner.storage.is_empty() {
+        if self.args().message_ttl.is_none() && inner.storage.is_empty() {
             return;
         }
         let due = match inner.storage.front() {
@@ -487,17 +517,25 @@ impl Queue {
     /// `x-expires`: delete the queue once unused (no consumers, no get, no
     /// redeclare) for that long.
     fn arm_queue_expiry(self: &Arc<Self>) {
-        let Some(expires) = self.args.expires else {
+        if self.args().expires.is_none() || self.expiry_armed.swap(true, Ordering::AcqRel) {
             return;
-        };
+        }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            self.expiry_armed.store(false, Ordering::Release);
             return;
         };
         let weak = Arc::downgrade(self);
         rt.spawn(async move {
             loop {
-                let last = match weak.upgrade() {
-                    Some(q) if !q.is_deleted() => q.last_used.load(Ordering::Relaxed),
+                let (last, expires) = match weak.upgrade() {
+                    Some(q) if !q.is_deleted() => match q.args().expires {
+                        Some(e) => (q.last_used.load(Ordering::Relaxed), e),
+                        None => {
+                            // A policy removed x-expires.
+                            q.expiry_armed.store(false, Ordering::Release);
+                            return;
+                        }
+                    },
                     _ => return,
                 };
                 let due = last.saturating_add(expires);

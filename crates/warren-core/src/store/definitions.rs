@@ -11,6 +11,7 @@
 //! exactly.
 
 use crate::exchange::{ExchangeKind, ExchangeOptions};
+use crate::policy::PolicyDef;
 use crate::queue::QueueOptions;
 use crate::table::FieldTable;
 use bytes::Bytes;
@@ -63,6 +64,8 @@ enum Op {
     DeleteQueue { vhost: String, name: String },
     Binding(BindingDef),
     DeleteBinding(BindingDef),
+    Policy(PolicyDef),
+    DeletePolicy { vhost: String, name: String },
 }
 
 /// Everything durable, as loaded at startup.
@@ -71,6 +74,7 @@ pub struct Definitions {
     pub exchanges: BTreeMap<(String, String), ExchangeDef>,
     pub queues: BTreeMap<(String, String), QueueDef>,
     pub bindings: std::collections::BTreeSet<BindingDef>,
+    pub policies: BTreeMap<(String, String), PolicyDef>,
 }
 
 impl Definitions {
@@ -102,6 +106,12 @@ impl Definitions {
             Op::DeleteBinding(b) => {
                 self.bindings.remove(&b);
             }
+            Op::Policy(p) => {
+                self.policies.insert((p.vhost.clone(), p.name.clone()), p);
+            }
+            Op::DeletePolicy { vhost, name } => {
+                self.policies.remove(&(vhost, name));
+            }
         }
     }
 
@@ -109,6 +119,7 @@ impl Definitions {
         let mut ops: Vec<Op> = self.exchanges.values().cloned().map(Op::Exchange).collect();
         ops.extend(self.queues.values().cloned().map(Op::Queue));
         ops.extend(self.bindings.iter().cloned().map(Op::Binding));
+        ops.extend(self.policies.values().cloned().map(Op::Policy));
         ops
     }
 
@@ -223,6 +234,17 @@ impl DefinitionStore {
 
     pub fn delete_binding(&self, b: BindingDef) {
         self.append(Op::DeleteBinding(b));
+    }
+
+    pub fn save_policy(&self, p: &PolicyDef) {
+        self.append(Op::Policy(p.clone()));
+    }
+
+    pub fn delete_policy(&self, vhost: &str, name: &str) {
+        self.append(Op::DeletePolicy {
+            vhost: vhost.into(),
+            name: name.into(),
+        });
     }
 }
 

@@ -1,0 +1,117 @@
+//! Policies: named patterns that set queue behaviour (TTL, length limits,
+//! dead-lettering, expiry) on matching queues without changing application code,
+//! as RabbitMQ's `rabbitmqctl set_policy` does.
+//!
+//! The highest-priority policy whose pattern matches a queue's name applies. A
+//! queue's own `x-` arguments win over the policy, except for the numeric limits
+//! (`message-ttl`, `max-length`, `max-length-bytes`, `expires`), where the lower
+//! value wins — RabbitMQ's rule.
+
+use crate::table::{FieldTable, FieldValue};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+/// A policy as given by the user (and stored in the definitions file).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PolicyDef {
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    /// "queues", "exchanges" or "all".
+    #[serde(default = "all")]
+    pub apply_to: String,
+    #[serde(default)]
+    pub priority: i64,
+    /// Keys as in RabbitMQ: "message-ttl", "max-length", "dead-letter-exchange", …
+    pub definition: serde_json::Map<String, serde_json::Value>,
+}
+
+fn all() -> String {
+    "all".into()
+}
+
+/// A policy ready to match.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    pub def: PolicyDef,
+    regex: Regex,
+}
+
+/// Policy keys that map onto queue arguments, and whether the lower of policy and
+/// argument wins (true) or the argument wins (false).
+const QUEUE_KEYS: &[(&str, &str, bool)] = &[
+    ("message-ttl", "x-message-ttl", true),
+    ("expires", "x-expires", true),
+    ("max-length", "x-max-length", true),
+    ("max-length-bytes", "x-max-length-bytes", true),
+    ("overflow", "x-overflow", false),
+    ("dead-letter-exchange", "x-dead-letter-exchange", false),
+    (
+        "dead-letter-routing-key",
+        "x-dead-letter-routing-key",
+        false,
+    ),
+];
+
+impl Policy {
+    pub fn new(def: PolicyDef) -> Result<Policy, String> {
+        let regex = Regex::new(&def.pattern).map_err(|e| format!("invalid pattern: {}", e))?;
+        if !matches!(def.apply_to.as_str(), "queues" | "exchanges" | "all") {
+            return Err(format!("invalid apply-to '{}'", def.apply_to));
+        }
+        for key in def.definition.keys() {
+            let known = QUEUE_KEYS.iter().any(|(k, _, _)| k == key) || key == "alternate-exchange";
+            if !known {
+                return Err(format!("unrecognised policy key '{}'", key));
+            }
+        }
+        Ok(Policy { def, regex })
+    }
+
+    pub fn applies_to_queue(&self, name: &str) -> bool {
+        self.def.apply_to != "exchanges" && self.regex.is_match(name)
+    }
+
+    pub fn applies_to_exchange(&self, name: &str) -> bool {
+        self.def.apply_to != "queues" && self.regex.is_match(name)
+    }
+
+    /// A queue's effective arguments: its own, merged with this policy.
+    pub fn merge_queue_args(&self, declared: &FieldTable) -> FieldTable {
+        let mut out = declared.clone();
+        for (key, arg, lower_wins) in QUEUE_KEYS {
+            let Some(v) = self.def.definition.get(*key).and_then(json_to_field) else {
+                continue;
+            };
+            match declared.get(arg) {
+                None => out.insert(arg, v),
+                Some(existing) if *lower_wins => {
+                    if let (Some(a), Some(b)) = (existing.as_i64(), v.as_i64()) {
+                        if b < a {
+                            out.insert(arg, v);
+                        }
+                    }
+                }
+                Some(_) => {}
+            }
+        }
+        out
+    }
+}
+
+fn json_to_field(v: &serde_json::Value) -> Option<FieldValue> {
+    match v {
+        serde_json::Value::Number(n) => n.as_i64().map(FieldValue::I64),
+        serde_json::Value::String(s) => Some(FieldValue::string(s)),
+        serde_json::Value::Bool(b) => Some(FieldValue::Bool(*b)),
+        _ => None,
+    }
+}
+
+/// The policy that applies to a queue: the highest priority match.
+pub fn pick_for_queue<'a>(policies: &'a [Policy], name: &str) -> Option<&'a Policy> {
+    policies
+        .iter()
+        .filter(|p| p.applies_to_queue(name))
+        .max_by_key(|p| p.def.priority)
+}
