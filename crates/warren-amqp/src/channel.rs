@@ -443,7 +443,24 @@ impl Channel {
                 queue.deliver();
             }
         } else {
+            // RabbitMQ applies this to consumers created afterwards. Clients that
+            // follow the AMQP spec (kombu/Celery against a broker whose product is
+            // not "RabbitMQ") expect it to change the channel's existing consumers
+            // too, and RabbitMQ clients set qos before consuming, so doing both
+            // serves everyone.
             self.consumer_prefetch = q.prefetch_count as u32;
+            let entries: Vec<ConsumerEntry> = self
+                .shared
+                .state
+                .lock()
+                .consumers
+                .values()
+                .cloned()
+                .collect();
+            for e in entries {
+                e.consumer.set_prefetch(self.consumer_prefetch);
+                e.queue.deliver();
+            }
         }
         self.send(Method::BasicQosOk(BasicQosOk::default()));
         Ok(())

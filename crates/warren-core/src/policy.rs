@@ -59,10 +59,20 @@ impl Policy {
         if !matches!(def.apply_to.as_str(), "queues" | "exchanges" | "all") {
             return Err(format!("invalid apply-to '{}'", def.apply_to));
         }
-        for key in def.definition.keys() {
-            let known = QUEUE_KEYS.iter().any(|(k, _, _)| k == key) || key == "alternate-exchange";
-            if !known {
-                return Err(format!("unrecognised policy key '{}'", key));
+        for (key, value) in &def.definition {
+            let Some((_, _, numeric)) = QUEUE_KEYS.iter().find(|(k, _, _)| k == key) else {
+                if key == "alternate-exchange" && value.is_string() {
+                    continue;
+                }
+                return Err(format!("not recognised policy settings: '{}'", key));
+            };
+            let ok = if *numeric {
+                value.as_i64().is_some_and(|n| n >= 0)
+            } else {
+                value.is_string()
+            };
+            if !ok {
+                return Err(format!("invalid value for policy key '{}': {}", key, value));
             }
         }
         Ok(Policy { def, regex })

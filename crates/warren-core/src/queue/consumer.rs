@@ -41,7 +41,7 @@ pub struct Consumer {
     pub connection: ConnectionId,
     /// Per-consumer prefetch limit (0 = unlimited), fixed at consume time as in
     /// RabbitMQ (basic.qos with global=false applies to later consumers).
-    pub prefetch: u32,
+    prefetch: AtomicU32,
     /// Deliveries not yet acknowledged. Changed only under the sink's lock.
     unacked: AtomicU32,
     /// Deliveries start only once the adapter has told the client the consumer
@@ -71,7 +71,7 @@ impl Consumer {
             exclusive,
             arguments,
             connection,
-            prefetch,
+            prefetch: AtomicU32::new(prefetch),
             unacked: AtomicU32::new(0),
             active: AtomicBool::new(false),
             sink,
@@ -86,9 +86,15 @@ impl Consumer {
         self.active.load(Ordering::Acquire)
     }
 
+    /// Change the per-consumer prefetch limit (0 = unlimited).
+    pub fn set_prefetch(&self, n: u32) {
+        self.prefetch.store(n, Ordering::Relaxed);
+    }
+
     /// Whether the per-consumer prefetch allows one more delivery.
     pub fn has_credit(&self) -> bool {
-        self.no_ack || self.prefetch == 0 || self.unacked.load(Ordering::Relaxed) < self.prefetch
+        let prefetch = self.prefetch.load(Ordering::Relaxed);
+        self.no_ack || prefetch == 0 || self.unacked.load(Ordering::Relaxed) < prefetch
     }
 
     pub fn unacked(&self) -> u32 {
@@ -113,7 +119,7 @@ impl std::fmt::Debug for Consumer {
         f.debug_struct("Consumer")
             .field("tag", &self.tag)
             .field("no_ack", &self.no_ack)
-            .field("prefetch", &self.prefetch)
+            .field("prefetch", &self.prefetch.load(Ordering::Relaxed))
             .finish()
     }
 }
