@@ -21,6 +21,7 @@ use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
     Message, Queue, QueueOptions, ShortStr, VHost,
 };
+use warren_core::{FieldTable, FieldValue};
 
 /// What the connection knows that channels need.
 pub struct ConnContext {
@@ -252,6 +253,19 @@ impl Channel {
                 let entry = self.shared.state.lock().consumers.remove(&c.consumer_tag);
                 if let Some(e) = entry {
                     e.queue.remove_consumer(&e.consumer);
+                    if warren_core::events::watched(&ctx.vhost) {
+                        let mut h = FieldTable::new();
+                        h.insert(
+                            "channel",
+                            FieldValue::string(format!("<warren.{}.{}>", ctx.id, self.id)),
+                        );
+                        h.insert(
+                            "consumer_tag",
+                            FieldValue::LongStr(c.consumer_tag.0.clone()),
+                        );
+                        h.insert("queue", FieldValue::LongStr(e.queue.name.0.clone()));
+                        warren_core::events::emit(&ctx.vhost, "consumer.deleted", h);
+                    }
                 }
                 if !c.nowait {
                     self.send(Method::BasicCancelOk(BasicCancelOk {
@@ -525,6 +539,26 @@ impl Channel {
                 queue: queue.clone(),
             },
         );
+        if warren_core::events::watched(&ctx.vhost) {
+            let mut h = FieldTable::new();
+            h.insert("ack_required", FieldValue::Bool(!c.no_ack));
+            h.insert(
+                "arguments",
+                warren_core::events::erlang_args(&c.arguments, false),
+            );
+            h.insert(
+                "channel",
+                FieldValue::string(format!("<warren.{}.{}>", ctx.id, self.id)),
+            );
+            h.insert("consumer_tag", FieldValue::LongStr(tag.0.clone()));
+            h.insert("exclusive", FieldValue::Bool(c.exclusive));
+            h.insert(
+                "prefetch_count",
+                FieldValue::I64(self.consumer_prefetch as i64),
+            );
+            h.insert("queue", FieldValue::LongStr(queue.name.0.clone()));
+            warren_core::events::emit(&ctx.vhost, "consumer.created", h);
+        }
         if !c.nowait {
             self.send(Method::BasicConsumeOk(BasicConsumeOk { consumer_tag: tag }));
         }

@@ -440,7 +440,13 @@ impl Connection {
                         let e = AmqpError::connection(e.code, e.text, e.class_id, e.method_id);
                         return self.close_with_error(e, frames).await;
                     }
-                    Some(Ok(frame)) => match self.handle_frame(frame) {
+                    Some(Ok(frame)) => match {
+                        // Events name the user who acted; frame handling never awaits.
+                        warren_core::events::set_actor(Some(&self.ctx.user));
+                        let r = self.handle_frame(frame);
+                        warren_core::events::set_actor(None);
+                        r
+                    } {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Closed) => return Ok(()),
                         Err(e) => return self.close_with_error(e, frames).await,
@@ -672,6 +678,8 @@ impl Connection {
 
     /// Release every channel and delete the connection's exclusive queues.
     fn cleanup(&mut self) {
+        // What follows is the broker's doing, not the user's (events say so).
+        warren_core::events::set_actor(None);
         for (_, mut c) in self.channels.drain() {
             c.release();
         }

@@ -8,6 +8,7 @@ pub mod auth;
 pub mod broker;
 pub mod control;
 pub mod error;
+pub mod events;
 pub mod exchange;
 pub mod message;
 pub mod policy;

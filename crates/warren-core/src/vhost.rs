@@ -5,6 +5,7 @@
 //! with RabbitMQ's reply codes and texts.
 
 use crate::error::{BrokerError, Result};
+use crate::events;
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
 use crate::message::{Message, Stored};
 use crate::policy::{pick_for_queue, Policy, PolicyDef};
@@ -14,6 +15,7 @@ use crate::shortstr::ShortStr;
 use crate::store::definitions::{table_to_hex, BindingDef};
 use crate::store::Store;
 use crate::table::FieldTable;
+use crate::table::FieldValue;
 use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -39,6 +41,8 @@ const PREDECLARED: &[(&str, ExchangeKind)] = &[
     ("amq.topic", ExchangeKind::Topic),
     ("amq.headers", ExchangeKind::Headers),
     ("amq.match", ExchangeKind::Headers),
+    ("amq.rabbitmq.event", ExchangeKind::Topic),
+    ("amq.rabbitmq.trace", ExchangeKind::Topic),
 ];
 
 fn default_exchange_refused() -> BrokerError {
@@ -65,7 +69,7 @@ impl VHost {
                     kind: *kind,
                     durable: true,
                     auto_delete: false,
-                    internal: false,
+                    internal: n.starts_with("amq.rabbitmq."),
                     arguments: FieldTable::new(),
                 };
                 ex.insert(ShortStr::from(*n), Exchange::new(ShortStr::from(*n), opts));
@@ -156,6 +160,19 @@ impl VHost {
         }
         let e = Exchange::new(name.clone(), opts);
         ex.insert(name, e.clone());
+        drop(ex);
+        if events::watched(self) {
+            let o = &e.options;
+            let mut h = FieldTable::new();
+            h.insert("name", FieldValue::LongStr(e.name.0.clone()));
+            h.insert("type", events::s(o.kind.as_str()));
+            h.insert("durable", FieldValue::Bool(o.durable));
+            h.insert("auto_delete", FieldValue::Bool(o.auto_delete));
+            h.insert("internal", FieldValue::Bool(o.internal));
+            h.insert("policy", events::s(""));
+            h.insert("arguments", events::erlang_args(&o.arguments, false));
+            events::emit(self, "exchange.created", h);
+        }
         Ok(e)
     }
 
@@ -194,6 +211,7 @@ impl VHost {
     /// auto-delete of exchanges that lose their last binding).
     fn remove_exchange_bindings(&self, e: &Arc<Exchange>) {
         e.mark_deleted();
+        self.named_event("exchange.deleted", &e.name);
         if e.options.durable {
             // The definitions drop the exchange's bindings with it.
             self.store
@@ -306,7 +324,61 @@ impl VHost {
             durable_id,
         );
         qs.insert(name, q.clone());
+        drop(qs);
+        self.queue_created_event(&q);
         Ok((q, true))
+    }
+
+    fn queue_created_event(&self, q: &Queue) {
+        if !events::watched(self) {
+            return;
+        }
+        let mut h = FieldTable::new();
+        h.insert(
+            "arguments",
+            events::erlang_args(&q.options.arguments, false),
+        );
+        h.insert("auto_delete", FieldValue::Bool(q.options.auto_delete));
+        h.insert("durable", FieldValue::Bool(q.options.durable));
+        h.insert("exclusive", FieldValue::Bool(q.options.exclusive));
+        h.insert("name", FieldValue::LongStr(q.name.0.clone()));
+        let owner = q
+            .owner
+            .map(|c| format!("<warren.{}.0>", c))
+            .unwrap_or_default();
+        h.insert("owner_pid", events::s(owner));
+        events::emit(self, "queue.created", h);
+    }
+
+    fn binding_event(
+        &self,
+        key: &str,
+        source: &ShortStr,
+        dest_kind: &str,
+        dest: &ShortStr,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) {
+        if !events::watched(self) {
+            return;
+        }
+        let mut h = FieldTable::new();
+        h.insert("source_name", FieldValue::LongStr(source.0.clone()));
+        h.insert("source_kind", events::s("exchange"));
+        h.insert("destination_name", FieldValue::LongStr(dest.0.clone()));
+        h.insert("destination_kind", events::s(dest_kind));
+        h.insert("routing_key", FieldValue::LongStr(routing_key.0.clone()));
+        h.insert("arguments", events::erlang_args(arguments, true));
+        events::emit(self, key, h);
+    }
+
+    fn named_event(&self, key: &str, name: &ShortStr) {
+        if !events::watched(self) {
+            return;
+        }
+        let mut h = FieldTable::new();
+        h.insert("name", FieldValue::LongStr(name.0.clone()));
+        events::emit(self, key, h);
     }
 
     /// The private queue behind direct reply-to (`amq.rabbitmq.reply-to`): an
@@ -387,11 +459,28 @@ impl VHost {
         let count = q.mark_deleted();
         let dest = Destination::Queue(q.clone());
         let sources = std::mem::take(&mut *q.sources.lock());
+        if events::watched(self) {
+            for src in sources.iter().filter_map(Weak::upgrade) {
+                for b in src.bindings() {
+                    if b.destination == dest {
+                        self.binding_event(
+                            "binding.deleted",
+                            &src.name,
+                            "queue",
+                            &q.name,
+                            &b.routing_key,
+                            &b.arguments,
+                        );
+                    }
+                }
+            }
+        }
         for src in sources.iter().filter_map(Weak::upgrade) {
             if src.unbind_destination(&dest) > 0 {
                 self.maybe_auto_delete_exchange(&src);
             }
         }
+        self.named_event("queue.deleted", &q.name);
         count
     }
 
@@ -417,9 +506,13 @@ impl VHost {
         check_binding_args(&e, &routing_key, &arguments)?;
         let def = (e.options.durable && q.durable_id != 0)
             .then(|| self.binding_def(&e.name, "queue", &q.name, &routing_key, &arguments));
+        let event = events::watched(self).then(|| (routing_key.clone(), arguments.clone()));
         if e.bind(Destination::Queue(q.clone()), routing_key, arguments) {
             if let Some(def) = def {
                 self.store.definitions.save_binding(def);
+            }
+            if let Some((rk, args)) = &event {
+                self.binding_event("binding.created", &e.name, "queue", &q.name, rk, args);
             }
             let mut sources = q.sources.lock();
             if !sources.iter().any(|w| w.as_ptr() == Arc::as_ptr(&e)) {
@@ -451,10 +544,18 @@ impl VHost {
         };
         let def = (e.options.durable && q.durable_id != 0)
             .then(|| self.binding_def(&e.name, "queue", &q.name, routing_key, arguments));
-        if e.unbind(&Destination::Queue(q), routing_key, arguments) {
+        if e.unbind(&Destination::Queue(q.clone()), routing_key, arguments) {
             if let Some(def) = def {
                 self.store.definitions.delete_binding(def);
             }
+            self.binding_event(
+                "binding.deleted",
+                &e.name,
+                "queue",
+                &q.name,
+                routing_key,
+                arguments,
+            );
             self.maybe_auto_delete_exchange(&e);
         }
         Ok(())
@@ -476,9 +577,13 @@ impl VHost {
         check_binding_args(&s, &routing_key, &arguments)?;
         let def = (s.options.durable && d.options.durable)
             .then(|| self.binding_def(&s.name, "exchange", &d.name, &routing_key, &arguments));
-        if s.bind(Destination::Exchange(d), routing_key, arguments) {
+        let event = events::watched(self).then(|| (routing_key.clone(), arguments.clone()));
+        if s.bind(Destination::Exchange(d.clone()), routing_key, arguments) {
             if let Some(def) = def {
                 self.store.definitions.save_binding(def);
+            }
+            if let Some((rk, args)) = &event {
+                self.binding_event("binding.created", &s.name, "exchange", &d.name, rk, args);
             }
         }
         Ok(())
@@ -499,10 +604,18 @@ impl VHost {
         let s = self.get_exchange(source)?;
         let def = (s.options.durable && d.options.durable)
             .then(|| self.binding_def(&s.name, "exchange", &d.name, routing_key, arguments));
-        if s.unbind(&Destination::Exchange(d), routing_key, arguments) {
+        if s.unbind(&Destination::Exchange(d.clone()), routing_key, arguments) {
             if let Some(def) = def {
                 self.store.definitions.delete_binding(def);
             }
+            self.binding_event(
+                "binding.deleted",
+                &s.name,
+                "exchange",
+                &d.name,
+                routing_key,
+                arguments,
+            );
             self.maybe_auto_delete_exchange(&s);
         }
         Ok(())
