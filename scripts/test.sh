@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Python client libraries used by the scenario tests.
-if ! python3 -c 'import pika, kombu, pytest, pytest_timeout' 2>/dev/null; then
+if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
@@ -31,6 +31,9 @@ status=0
 # RabbitMQ), then the durability tests, which start and kill their own brokers.
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
+echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
+  python3 -m pytest tests/python/features -q -p no:cacheprovider || status=$?
 echo "== durability tests (kill -9, torn tails, alarms, backlog)"
 python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
 if [ $status -ne 0 ]; then

@@ -28,6 +28,8 @@ pub struct ConnContext {
     pub id: ConnectionId,
     /// The authenticated user (publishes may only claim this `user_id`).
     pub user: String,
+    /// "peer -> local", as RabbitMQ names connections.
+    pub name: String,
     /// The user's tags (administrator, …): who may run control commands.
     pub tags: Vec<String>,
     pub broker: Arc<warren_core::Broker>,
@@ -120,10 +122,16 @@ fn err(e: BrokerError, m: &Method) -> AmqpError {
 }
 
 impl Channel {
-    pub fn new(id: u16, outlet: Arc<Outlet>, cancel_notify: bool) -> Channel {
+    pub fn new(
+        id: u16,
+        outlet: Arc<Outlet>,
+        cancel_notify: bool,
+        origin: warren_core::trace::Origin,
+        vhost: Arc<VHost>,
+    ) -> Channel {
         Channel {
             id,
-            shared: ChannelShared::new(id, outlet, cancel_notify),
+            shared: ChannelShared::new(id, outlet, cancel_notify, origin, vhost),
             mode: Mode::Normal,
             next_publish_seq: 1,
             awaiting: VecDeque::new(),
@@ -573,6 +581,15 @@ impl Channel {
         match queue.get(g.no_ack) {
             Some((msg, remaining)) => {
                 let tag = self.shared.record_get(&queue, &msg, g.no_ack);
+                if ctx.vhost.is_tracing() {
+                    warren_core::trace::deliver(
+                        &queue,
+                        &msg.message,
+                        msg.redelivered,
+                        &self.shared.origin,
+                    );
+                    warren_core::trace::flush();
+                }
                 let message = msg.message.clone();
                 self.shared.outlet.send_content(
                     self.id,

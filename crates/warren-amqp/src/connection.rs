@@ -56,7 +56,8 @@ fn server_properties() -> FieldTable {
 }
 
 /// Serve one accepted socket until it closes.
-pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, peer: SocketAddr)
+/// `name` is the connection's name as RabbitMQ shows it: "peer -> local".
+pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, peer: SocketAddr, name: String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -128,6 +129,7 @@ where
         ctx: ConnContext {
             id,
             user: hs.user.clone(),
+            name: name.clone(),
             tags: hs.tags.clone(),
             broker: broker.clone(),
             vhost: hs.vhost,
@@ -443,6 +445,13 @@ impl Connection {
                     Some(Ok(frame)) => match {
                         // Events name the user who acted; frame handling never awaits.
                         warren_core::events::set_actor(Some(&self.ctx.user));
+                        if self.ctx.vhost.is_tracing() {
+                            warren_core::trace::set_origin(Some(warren_core::trace::Origin {
+                                user: self.ctx.user.clone(),
+                                connection: self.ctx.name.clone(),
+                                channel: frame_channel(&frame),
+                            }));
+                        }
                         let r = self.handle_frame(frame);
                         warren_core::events::set_actor(None);
                         r
@@ -511,7 +520,17 @@ impl Connection {
                 }
                 self.channels.insert(
                     ch,
-                    Channel::new(ch, self.ctx.outlet.clone(), self.ctx.cancel_notify),
+                    Channel::new(
+                        ch,
+                        self.ctx.outlet.clone(),
+                        self.ctx.cancel_notify,
+                        warren_core::trace::Origin {
+                            user: self.ctx.user.clone(),
+                            connection: self.ctx.name.clone(),
+                            channel: ch,
+                        },
+                        self.ctx.vhost.clone(),
+                    ),
                 );
                 self.ctx
                     .outlet
@@ -709,6 +728,12 @@ fn content_channel(
             0,
         )
     })
+}
+
+fn frame_channel(f: &Frame) -> u16 {
+    match f {
+        Frame::Method(c, _) | Frame::Header(c, _) | Frame::Body(c, _) | Frame::Heartbeat(c) => *c,
+    }
 }
 
 enum Flow {

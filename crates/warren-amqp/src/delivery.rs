@@ -46,14 +46,25 @@ pub struct ChannelShared {
     pub outlet: Arc<Outlet>,
     /// Whether the client understands server-sent basic.cancel.
     pub cancel_notify: bool,
+    /// Who this channel is, for firehose delivery traces.
+    pub origin: warren_core::trace::Origin,
+    pub vhost: Arc<warren_core::VHost>,
     pub state: Mutex<DeliveryState>,
 }
 
 impl ChannelShared {
-    pub fn new(id: u16, outlet: Arc<Outlet>, cancel_notify: bool) -> Arc<ChannelShared> {
+    pub fn new(
+        id: u16,
+        outlet: Arc<Outlet>,
+        cancel_notify: bool,
+        origin: warren_core::trace::Origin,
+        vhost: Arc<warren_core::VHost>,
+    ) -> Arc<ChannelShared> {
         Arc::new(ChannelShared {
             id,
             outlet,
+            origin,
+            vhost,
             cancel_notify,
             state: Mutex::new(DeliveryState {
                 next_tag: 1,
@@ -168,6 +179,9 @@ impl ConsumerSink for ChannelShared {
             });
         }
         let m = &msg.message;
+        if self.vhost.is_tracing() {
+            warren_core::trace::deliver(queue, m, msg.redelivered, &self.origin);
+        }
         self.outlet.send_content(
             self.id,
             Method::BasicDeliver(BasicDeliver {

@@ -16,7 +16,11 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         match listener.accept().await {
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
-                tokio::spawn(serve_connection(broker.clone(), socket, peer));
+                let name = match socket.local_addr() {
+                    Ok(local) => format!("{} -> {}", peer, local),
+                    Err(_) => peer.to_string(),
+                };
+                tokio::spawn(serve_connection(broker.clone(), socket, peer, name));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -17,6 +17,7 @@ pub mod queue;
 pub mod shortstr;
 pub mod store;
 pub mod table;
+pub mod trace;
 pub mod vhost;
 
 pub use broker::{Broker, Limits};

@@ -806,6 +806,11 @@ impl VHost {
             out.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
             out.dedup_by(|a, b| Arc::ptr_eq(a, b));
         }
+        if self.is_tracing() {
+            let mut keys = vec![msg.routing_key.as_bytes().to_vec()];
+            keys.extend(extra_keys.iter().cloned());
+            crate::trace::publish(self, exchange, &msg, &keys, out);
+        }
         let mut result = Published {
             routed: !out.is_empty(),
             ..Published::default()

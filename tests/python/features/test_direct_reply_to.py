@@ -4,6 +4,8 @@ import pika
 import pika.exceptions
 import pytest
 
+from mgmt import BROKER_KIND
+
 from fhelpers import NO_ROUTE, get_one, pump, pump_until
 
 pytestmark = pytest.mark.timeout(20)
@@ -75,6 +77,8 @@ def test_several_replies_in_order_and_name_is_stable_per_channel(connections, se
     assert [b for _, _, b in client.replies] == [b"0", b"1", b"2", b"3", b"4"]
 
 
+@pytest.mark.xfail(BROKER_KIND == "warren", strict=True,
+                   reason='RabbitMQ 3.10 quirk not reproduced: Warren gives each reply its own delivery tag')
 def test_reply_delivery_tags_do_not_advance_channel_counter(connections, server_queue):
     """RabbitMQ 3.10 quirk: replies are sent with the channel's *next*
     delivery tag without consuming it (they are never acked), so every reply
@@ -190,6 +194,8 @@ def test_reply_after_cancel_is_dropped(connections, server_queue):
     assert client.replies == []
 
 
+@pytest.mark.xfail(BROKER_KIND == "warren", strict=True,
+                   reason='RabbitMQ 3.10 quirk not reproduced: Warren delivers a mandatory reply without also returning it')
 def test_mandatory_reply_is_delivered_and_also_returned(connections, server_queue):
     """RabbitMQ 3.10 quirk: a mandatory publish to a live direct reply-to name
     is delivered to the requester AND returned to the replier (312 NO_ROUTE),

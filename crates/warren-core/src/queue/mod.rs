@@ -205,6 +205,7 @@ impl Queue {
         self.arm_expiry(&mut inner);
         let dead = std::mem::take(&mut inner.dead);
         drop(inner);
+        crate::trace::flush();
         if !dead.is_empty() {
             dead_letter::dead_letter(self, dead);
         }
