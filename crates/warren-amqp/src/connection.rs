@@ -442,20 +442,7 @@ impl Connection {
                         let e = AmqpError::connection(e.code, e.text, e.class_id, e.method_id);
                         return self.close_with_error(e, frames).await;
                     }
-                    Some(Ok(frame)) => match {
-                        // Events name the user who acted; frame handling never awaits.
-                        warren_core::events::set_actor(Some(&self.ctx.user));
-                        if self.ctx.vhost.is_tracing() {
-                            warren_core::trace::set_origin(Some(warren_core::trace::Origin {
-                                user: self.ctx.user.clone(),
-                                connection: self.ctx.name.clone(),
-                                channel: frame_channel(&frame),
-                            }));
-                        }
-                        let r = self.handle_frame(frame);
-                        warren_core::events::set_actor(None);
-                        r
-                    } {
+                    Some(Ok(frame)) => match self.handle_frame_as_client(frame) {
                         Ok(Flow::Continue) => {}
                         Ok(Flow::Closed) => return Ok(()),
                         Err(e) => return self.close_with_error(e, frames).await,
@@ -489,6 +476,23 @@ impl Connection {
             waiting |= ch.flush_confirms(d);
         }
         waiting
+    }
+
+    /// Handle a frame with the thread's "who is acting" context set (the event
+    /// exchange names the user, the firehose the connection and channel). Frame
+    /// handling never awaits, so a thread-local is safe here.
+    fn handle_frame_as_client(&mut self, frame: Frame) -> Result<Flow, AmqpError> {
+        warren_core::events::set_actor(Some(&self.ctx.user));
+        if self.ctx.vhost.is_tracing() {
+            warren_core::trace::set_origin(Some(warren_core::trace::Origin {
+                user: self.ctx.user.clone(),
+                connection: self.ctx.name.clone(),
+                channel: frame_channel(&frame),
+            }));
+        }
+        let r = self.handle_frame(frame);
+        warren_core::events::set_actor(None);
+        r
     }
 
     fn handle_frame(&mut self, frame: Frame) -> Result<Flow, AmqpError> {

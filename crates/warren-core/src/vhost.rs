@@ -29,6 +29,8 @@ pub struct VHost {
     name_counter: AtomicU64,
     store: Arc<Store>,
     policies: RwLock<Vec<Policy>>,
+    /// Messages held by `x-delayed-message` exchanges.
+    delayed: crate::exchange::delayed::DelayedStore,
     /// Firehose tracing (`amq.rabbitmq.trace`) is on.
     tracing: std::sync::atomic::AtomicBool,
 }
@@ -55,6 +57,7 @@ impl VHost {
         let vhost = Arc::new_cyclic(|me| VHost {
             store,
             policies: RwLock::new(Vec::new()),
+            delayed: Default::default(),
             tracing: std::sync::atomic::AtomicBool::new(false),
             name,
             exchanges: RwLock::new(HashMap::new()),
@@ -129,6 +132,18 @@ impl VHost {
         }
         if name.is_empty() {
             return Err(default_exchange_refused());
+        }
+        if opts.kind == ExchangeKind::Delayed
+            && opts
+                .arguments
+                .get("x-delayed-type")
+                .and_then(|v| v.as_bytes())
+                .and_then(ExchangeKind::parse)
+                .is_none_or(|k| k == ExchangeKind::Delayed)
+        {
+            return Err(BrokerError::precondition_failed(
+                "Invalid argument, 'x-delayed-type' must be an existing exchange type",
+            ));
         }
         if opts.kind == ExchangeKind::ConsistentHash
             && opts.arguments.get("hash-header").is_some()
@@ -639,6 +654,10 @@ impl VHost {
         }
     }
 
+    pub fn delayed(&self) -> &crate::exchange::delayed::DelayedStore {
+        &self.delayed
+    }
+
     pub fn set_tracing(&self, on: bool) {
         self.tracing.store(on, Ordering::Relaxed);
     }
@@ -784,6 +803,18 @@ impl VHost {
         out: &mut Vec<Arc<Queue>>,
     ) -> Published {
         out.clear();
+        if exchange.kind() == ExchangeKind::Delayed {
+            if let (Some(delay), Some(me)) =
+                (crate::exchange::delayed::delay_of(&msg), self.me.upgrade())
+            {
+                let held = crate::exchange::delayed::released(&msg, delay);
+                self.delayed.schedule(&me, exchange.clone(), held, delay);
+                return Published {
+                    routed: true,
+                    ..Published::default()
+                };
+            }
+        }
         // Sender-selected distribution: CC and BCC headers add routing keys; BCC
         // is removed before anyone sees the message. Only messages with headers
         // pay for the check.
@@ -880,7 +911,7 @@ impl VHost {
 /// Bindings RabbitMQ refuses with 406: a bad `x-match` on a headers exchange, a
 /// binding key that is not a positive weight on a consistent-hash exchange.
 fn check_binding_args(e: &Exchange, routing_key: &ShortStr, arguments: &FieldTable) -> Result<()> {
-    match e.kind() {
+    match e.routing_kind() {
         ExchangeKind::Headers => crate::exchange::headers::validate_binding_args(arguments)
             .map_err(BrokerError::precondition_failed),
         ExchangeKind::ConsistentHash => {

@@ -2,6 +2,7 @@
 //! and other exchanges, through bindings.
 
 pub mod consistent_hash;
+pub mod delayed;
 pub mod headers;
 pub mod topic;
 
@@ -26,6 +27,8 @@ pub enum ExchangeKind {
     Headers,
     /// `x-consistent-hash`
     ConsistentHash,
+    /// `x-delayed-message`: routes like its `x-delayed-type` after a delay.
+    Delayed,
 }
 
 impl ExchangeKind {
@@ -36,6 +39,7 @@ impl ExchangeKind {
             b"topic" => ExchangeKind::Topic,
             b"headers" => ExchangeKind::Headers,
             b"x-consistent-hash" => ExchangeKind::ConsistentHash,
+            b"x-delayed-message" => ExchangeKind::Delayed,
             _ => return None,
         })
     }
@@ -47,6 +51,7 @@ impl ExchangeKind {
             ExchangeKind::Topic => "topic",
             ExchangeKind::Headers => "headers",
             ExchangeKind::ConsistentHash => "x-consistent-hash",
+            ExchangeKind::Delayed => "x-delayed-message",
         }
     }
 }
@@ -133,6 +138,9 @@ struct Bindings {
 pub struct Exchange {
     pub name: ShortStr,
     pub options: ExchangeOptions,
+    /// How bindings route: the declared type, or `x-delayed-type` for delayed
+    /// exchanges.
+    routing: ExchangeKind,
     deleted: AtomicBool,
     bindings: RwLock<Bindings>,
 }
@@ -148,8 +156,20 @@ fn encode_args(args: &FieldTable) -> Vec<u8> {
 
 impl Exchange {
     pub fn new(name: ShortStr, options: ExchangeOptions) -> Arc<Exchange> {
+        let routing = if options.kind == ExchangeKind::Delayed {
+            options
+                .arguments
+                .get("x-delayed-type")
+                .and_then(|v| v.as_bytes())
+                .and_then(ExchangeKind::parse)
+                .filter(|k| *k != ExchangeKind::Delayed)
+                .unwrap_or(ExchangeKind::Direct)
+        } else {
+            options.kind
+        };
         Arc::new(Exchange {
             name,
+            routing,
             options,
             deleted: AtomicBool::new(false),
             bindings: RwLock::new(Bindings::default()),
@@ -158,6 +178,11 @@ impl Exchange {
 
     pub fn kind(&self) -> ExchangeKind {
         self.options.kind
+    }
+
+    /// The type whose rules route this exchange's bindings.
+    pub fn routing_kind(&self) -> ExchangeKind {
+        self.routing
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -179,7 +204,9 @@ impl Exchange {
         if b.all.contains_key(&key) {
             return false;
         }
-        match self.options.kind {
+        match self.routing {
+            // Never: a delayed exchange routes with its x-delayed-type.
+            ExchangeKind::Delayed => {}
             ExchangeKind::Direct => b
                 .direct
                 .entry(routing_key.clone())
@@ -231,7 +258,9 @@ impl Exchange {
         if b.all.remove(&key).is_none() {
             return false;
         }
-        match self.options.kind {
+        match self.routing {
+            // Never: a delayed exchange routes with its x-delayed-type.
+            ExchangeKind::Delayed => {}
             ExchangeKind::Direct => {
                 if let Some(v) = b.direct.get_mut(routing_key) {
                     if let Some(pos) = v.iter().position(|d| d == dest) {
@@ -317,7 +346,9 @@ impl Exchange {
                 Destination::Exchange(e) => next.push(e.clone()),
             };
         let mut next: Vec<Arc<Exchange>> = Vec::new();
-        match self.options.kind {
+        match self.routing {
+            // Never: a delayed exchange routes with its x-delayed-type.
+            ExchangeKind::Delayed => {}
             ExchangeKind::Direct => {
                 if let Some(v) = b.direct.get(key) {
                     for d in v {
