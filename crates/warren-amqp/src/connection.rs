@@ -132,7 +132,7 @@ where
             name: name.clone(),
             tags: hs.tags.clone(),
             broker: broker.clone(),
-            vhost: hs.vhost,
+            vhost: hs.vhost.clone(),
             outlet: outlet.clone(),
             max_message_size: limits.max_message_size,
             cancel_notify: hs.cancel_notify,
@@ -147,8 +147,30 @@ where
         heartbeat: hs.heartbeat,
         peer,
     };
+    let connected_at = warren_core::queue::now_ms();
+    let info = |c: &Connection| crate::events::ConnInfo {
+        id,
+        name: &name,
+        user: &hs.user,
+        mechanism: &hs.mechanism,
+        client_properties: &hs.client_properties,
+        peer,
+        local_port: name
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(0),
+        channel_max: c.channel_max,
+        frame_max: hs.frame_max,
+        heartbeat: c.heartbeat,
+        connected_at,
+    };
+    warren_core::events::set_actor(Some(&hs.user));
+    crate::events::connection_created(&conn.ctx.vhost, &info(&conn));
+    warren_core::events::set_actor(None);
     let reason = conn.run(&mut frames).await;
     conn.cleanup();
+    crate::events::connection_closed(&conn.ctx.vhost, &info(&conn));
     match &reason {
         Ok(()) => info!(%peer, conn = id, "connection closed"),
         Err(e) => warn!(%peer, conn = id, "connection closed: {}", e),
@@ -159,6 +181,8 @@ where
 
 struct Handshake {
     user: String,
+    mechanism: String,
+    client_properties: FieldTable,
     tags: Vec<String>,
     vhost: Arc<warren_core::VHost>,
     frame_max: u32,
@@ -352,6 +376,8 @@ where
         heartbeat: tune_ok.heartbeat,
         cancel_notify,
         blocked_notify,
+        mechanism: start_ok.mechanism.to_string(),
+        client_properties: start_ok.client_properties.clone(),
     })
 }
 
@@ -539,6 +565,13 @@ impl Connection {
                 self.ctx
                     .outlet
                     .send_method(ch, Method::ChannelOpenOk(ChannelOpenOk::default()));
+                crate::events::channel_created(
+                    &self.ctx.vhost,
+                    self.ctx.id,
+                    &self.ctx.name,
+                    &self.ctx.user,
+                    ch,
+                );
                 Ok(Flow::Continue)
             }
             Frame::Method(ch, m) => {
@@ -580,6 +613,7 @@ impl Connection {
                     Method::ChannelClose(_) => {
                         if let Some(mut c) = self.channels.remove(&ch) {
                             c.release();
+                            crate::events::channel_closed(&self.ctx.vhost, self.ctx.id, ch);
                         }
                         self.ctx
                             .outlet

@@ -6,6 +6,7 @@ pub mod codec;
 pub mod connection;
 pub mod delivery;
 pub mod error;
+pub mod events;
 pub mod server;
 pub mod writer;
 

@@ -42,8 +42,20 @@ pub fn watched(vhost: &VHost) -> bool {
         .is_some_and(|e| e.has_bindings())
 }
 
-/// Publish event `key` with `headers` (the common fields are added here).
-pub fn emit(vhost: &VHost, key: &str, mut headers: FieldTable) {
+/// Publish event `key` with `headers`; `vhost` and `user_who_performed_action`
+/// are added (RabbitMQ leaves them out of a few events: see [`emit_with`]).
+pub fn emit(vhost: &VHost, key: &str, headers: FieldTable) {
+    emit_with(vhost, key, headers, true, true);
+}
+
+/// [`emit`], choosing whether the vhost and acting user are added.
+pub fn emit_with(
+    vhost: &VHost,
+    key: &str,
+    mut headers: FieldTable,
+    add_vhost: bool,
+    add_actor: bool,
+) {
     let Some(exchange) = vhost.exchange(EVENT_EXCHANGE.as_bytes()) else {
         return;
     };
@@ -51,10 +63,12 @@ pub fn emit(vhost: &VHost, key: &str, mut headers: FieldTable) {
         return;
     }
     let now = now_ms();
-    if headers.get("vhost").is_none() {
+    if add_vhost && headers.get("vhost").is_none() {
         headers.insert("vhost", FieldValue::LongStr(vhost.name.0.clone()));
     }
-    headers.insert("user_who_performed_action", FieldValue::string(actor()));
+    if add_actor {
+        headers.insert("user_who_performed_action", FieldValue::string(actor()));
+    }
     headers.insert("timestamp_in_ms", FieldValue::I64(now as i64));
     let props = BasicProperties {
         delivery_mode: Some(2),

@@ -10,7 +10,6 @@ import pika.compat
 import pika.exceptions
 import pytest
 
-from mgmt import BROKER_KIND
 
 from fhelpers import get_all
 from helpers import params, unique, username, vhost
@@ -233,8 +232,6 @@ def test_consumer_created_and_deleted(conn, ch, names, events):
                           "timestamp_in_ms": dp.headers["timestamp_in_ms"]}
 
 
-@pytest.mark.xfail(BROKER_KIND == "warren", strict=True,
-                   reason='connection.* and channel.* events are not implemented yet')
 def test_connection_and_channel_events(events):
     p = params()
     marker = f"ev-conn-{time.monotonic_ns()}"
