@@ -386,7 +386,18 @@ impl Queue {
     }
 
     /// Attach messages recovered from the message log at startup.
-    pub(crate) fn recover(&self, msgs: Vec<RecoveredMessage>) {
+    pub(crate) fn recover(&self, mut msgs: Vec<RecoveredMessage>) {
+        // TTLs count from the original publish, as if there had been no restart.
+        let ttl = self.args().message_ttl;
+        let max = self.args().max_priority;
+        for m in &mut msgs {
+            let t = match (ttl, m.expiration) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            m.expires_at = t.map_or(NEVER, |t| m.published_at.saturating_add(t));
+            m.priority = max.map_or(0, |max| m.priority.min(max));
+        }
         let mut inner = self.inner.lock();
         let first = inner.next_seq;
         inner.next_seq = inner.storage.recover(msgs, first);

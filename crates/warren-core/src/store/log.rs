@@ -71,6 +71,14 @@ pub type RecoveredQueues = HashMap<u64, Vec<RecoveredMessage>>;
 pub struct RecoveredMessage {
     pub msg_id: u64,
     pub loc: Loc,
+    /// Publish time (ms since the epoch), for TTLs.
+    pub published_at: u64,
+    /// The message's `priority` property (0 if none).
+    pub priority: u8,
+    /// The message's `expiration` property in ms, if any.
+    pub expiration: Option<u64>,
+    /// When it expires in its queue (set by the queue; `NEVER` otherwise).
+    pub expires_at: u64,
 }
 
 pub struct MessageLog {
@@ -89,6 +97,20 @@ pub struct MessageLog {
     pending_bytes: std::sync::atomic::AtomicUsize,
     /// Woken after every write batch.
     room: tokio::sync::Notify,
+}
+
+/// Priority and per-message TTL of a recovered message (decoded only if present).
+fn recovered_props(properties: &Bytes) -> (u8, Option<u64>) {
+    use crate::properties::{BasicProperties, RawProperties};
+    if !RawProperties::has_priority(properties) && !RawProperties::has_expiration(properties) {
+        return (0, None);
+    }
+    let p = BasicProperties::decode(properties).unwrap_or_default();
+    (
+        p.priority.unwrap_or(0),
+        p.expiration
+            .and_then(|e| crate::message::parse_expiration(e.as_bytes())),
+    )
 }
 
 fn segment_path(dir: &Path, n: u32) -> PathBuf {
@@ -112,7 +134,7 @@ impl MessageLog {
         numbers.sort_unstable();
         let started = std::time::Instant::now();
         // queue -> msg_id -> loc, in msg_id order.
-        let mut live: HashMap<u64, BTreeMap<u64, Loc>> = HashMap::new();
+        let mut live: HashMap<u64, BTreeMap<u64, RecoveredMessage>> = HashMap::new();
         let mut segments: BTreeMap<u32, SegmentInfo> = BTreeMap::new();
         let mut max_msg_id = 0u64;
         let mut records = 0u64;
@@ -141,19 +163,33 @@ impl MessageLog {
                                 msg_id,
                                 flags,
                                 queues,
+                                published_at,
+                                properties,
                                 ..
                             } => {
                                 max_msg_id = max_msg_id.max(msg_id);
                                 if flags & record::FLAG_PERSISTENT != 0 {
+                                    let (priority, expiration) = recovered_props(&properties);
                                     for q in queues {
-                                        live.entry(q).or_default().insert(msg_id, loc);
+                                        live.entry(q).or_default().insert(
+                                            msg_id,
+                                            RecoveredMessage {
+                                                msg_id,
+                                                loc,
+                                                published_at,
+                                                priority,
+                                                expiration,
+                                                expires_at: crate::message::NEVER,
+                                            },
+                                        );
                                     }
                                 }
                             }
                             Record::Ack { queue, msg_ids } => {
                                 if let Some(m) = live.get_mut(&queue) {
                                     for id in msg_ids {
-                                        if let Some(l) = m.remove(&id) {
+                                        if let Some(r) = m.remove(&id) {
+                                            let l = r.loc;
                                             if l.segment != n {
                                                 info.min_ack_ref = Some(
                                                     info.min_ack_ref
@@ -192,12 +228,7 @@ impl MessageLog {
         let mut count = 0usize;
         for (q, msgs) in live {
             count += msgs.len();
-            recovered.insert(
-                q,
-                msgs.into_iter()
-                    .map(|(msg_id, loc)| RecoveredMessage { msg_id, loc })
-                    .collect(),
-            );
+            recovered.insert(q, msgs.into_iter().map(|(_, m)| m).collect());
         }
         if !numbers.is_empty() {
             info!(
@@ -274,6 +305,7 @@ impl MessageLog {
                 out,
                 msg_id,
                 flags,
+                crate::queue::now_ms(),
                 queues,
                 exchange,
                 routing_key,

@@ -12,7 +12,7 @@
 use super::log::{Loc, MessageLog, RecoveredMessage};
 use super::record::Record;
 use super::QueueStorage;
-use crate::message::{Message, QueuedMessage, Stored, NEVER};
+use crate::message::{Message, QueuedMessage, Stored};
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::error;
@@ -213,8 +213,8 @@ impl QueueStorage for PagedStorage {
             self.bytes += m.loc.len as usize;
             self.ready.push_back(Entry::Disk {
                 seq,
-                expires_at: NEVER,
-                priority: 0,
+                expires_at: m.expires_at,
+                priority: m.priority,
                 loc: m.loc,
                 own: false,
                 redelivered: true,

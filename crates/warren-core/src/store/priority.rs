@@ -67,8 +67,12 @@ impl QueueStorage for PriorityStorage {
     }
 
     fn recover(&mut self, msgs: Vec<RecoveredMessage>, first_seq: u64) -> u64 {
-        // The priority of a recovered message is not known without reading it;
-        // recovered messages go to the lowest level, in publish order.
-        self.levels[0].recover(msgs, first_seq)
+        // Each level keeps publish order; sequence numbers stay unique.
+        let mut seq = first_seq;
+        for m in msgs {
+            let i = (m.priority as usize).min(self.levels.len() - 1);
+            seq = self.levels[i].recover(vec![m], seq);
+        }
+        seq
     }
 }

@@ -25,6 +25,8 @@ pub enum Record {
     Publish {
         msg_id: u64,
         flags: u8,
+        /// When it was published (ms since the epoch): TTLs count from here.
+        published_at: u64,
         queues: Vec<u64>,
         exchange: ShortStr,
         routing_key: ShortStr,
@@ -43,6 +45,7 @@ pub fn encode_publish(
     out: &mut Vec<u8>,
     msg_id: u64,
     flags: u8,
+    published_at: u64,
     queues: &[u64],
     exchange: &[u8],
     routing_key: &[u8],
@@ -53,6 +56,7 @@ pub fn encode_publish(
     out.put_u8(PUBLISH);
     out.put_u64_le(msg_id);
     out.put_u8(flags);
+    out.put_u64_le(published_at);
     out.put_u16_le(queues.len() as u16);
     for q in queues {
         out.put_u64_le(*q);
@@ -133,6 +137,7 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
         PUBLISH => {
             let msg_id = take_u64(p)?;
             let flags = take_u8(p)?;
+            let published_at = take_u64(p)?;
             let n = take_u16(p)? as usize;
             let mut queues = Vec::with_capacity(n);
             for _ in 0..n {
@@ -149,6 +154,7 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
             Some(Record::Publish {
                 msg_id,
                 flags,
+                published_at,
                 queues,
                 exchange,
                 routing_key,
@@ -196,6 +202,7 @@ mod tests {
             &mut out,
             7,
             FLAG_PERSISTENT,
+            1234,
             &[1, 2],
             b"ex",
             b"rk",
