@@ -666,6 +666,28 @@ impl VHost {
         self.tracing.load(Ordering::Relaxed)
     }
 
+    /// The alternate exchange of `e`: its `alternate-exchange` argument, else the
+    /// one a policy gives it.
+    fn alternate_exchange(&self, e: &Exchange) -> Option<Vec<u8>> {
+        if let Some(ae) = e
+            .options
+            .arguments
+            .get("alternate-exchange")
+            .and_then(|v| v.as_bytes())
+        {
+            return Some(ae.to_vec());
+        }
+        let policies = self.policies.read();
+        let name = e.name.to_string_lossy();
+        policies
+            .iter()
+            .filter(|p| p.applies_to_exchange(&name))
+            .max_by_key(|p| p.def.priority)
+            .and_then(|p| p.def.definition.get("alternate-exchange"))
+            .and_then(|v| v.as_str())
+            .map(|s| s.as_bytes().to_vec())
+    }
+
     /// A queue's declared arguments merged with the policy that applies to it.
     pub fn effective_args(&self, queue: &ShortStr, declared: &FieldTable) -> FieldTable {
         let policies = self.policies.read();
@@ -888,15 +910,12 @@ impl VHost {
             let mut current = exchange.clone();
             let mut seen: Vec<*const Exchange> = vec![Arc::as_ptr(exchange)];
             while out.is_empty() {
-                let Some(ae) = current
-                    .options
-                    .arguments
-                    .get("alternate-exchange")
-                    .and_then(|v| v.as_bytes())
-                else {
+                let Some(ae) = self.alternate_exchange(&current) else {
                     break;
                 };
-                let Some(next) = self.exchange(ae) else { break };
+                let Some(next) = self.exchange(&ae) else {
+                    break;
+                };
                 if seen.contains(&Arc::as_ptr(&next)) {
                     break;
                 }
