@@ -20,6 +20,33 @@ pub struct FileConfig {
     pub users: Vec<UserConfig>,
     pub resources: Option<Resources>,
     pub storage: Option<Storage>,
+    /// Policies applied at startup (and changeable at runtime with `warren ctl`).
+    #[serde(default)]
+    pub policies: Vec<PolicyConfig>,
+}
+
+/// A policy, as `rabbitmqctl set_policy` takes it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    pub name: String,
+    pub pattern: String,
+    #[serde(default = "default_apply_to")]
+    pub apply_to: String,
+    #[serde(default)]
+    pub priority: i64,
+    /// e.g. { message-ttl = 60000, dead-letter-exchange = "dlx" }
+    pub definition: toml::Table,
+}
+
+fn default_vhost() -> String {
+    "/".into()
+}
+
+fn default_apply_to() -> String {
+    "all".into()
 }
 
 /// Resource alarms, as RabbitMQ's `vm_memory_high_watermark` and

@@ -225,7 +225,27 @@ fn build_broker(
             }
             user.vhosts.insert(v);
         }
-        broker.add_user(user);
+                broker.add_user(user);
+    }
+    for p in &file.policies {
+        let vhost = broker
+            .vhost(&p.vhost)
+            .ok_or_else(|| format!("policy '{}': unknown vhost '{}'", p.name, p.vhost))?;
+        let definition = serde_json::to_value(&p.definition)
+            .ok()
+            .and_then(|v| v.as_object().cloned())
+            .unwrap_or_default();
+        let def = warren_core::policy::PolicyDef {
+            vhost: p.vhost.clone(),
+            name: p.name.clone(),
+            pattern: p.pattern.clone(),
+            apply_to: p.apply_to.clone(),
+            priority: p.priority,
+            definition,
+        };
+        vhost
+            .set_policy(def, false)
+            .map_err(|e| format!("policy '{}': {}", p.name, e.text))?;
     }
     Ok(broker)
 }
