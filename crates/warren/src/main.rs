@@ -225,7 +225,7 @@ fn build_broker(
             }
             user.vhosts.insert(v);
         }
-                broker.add_user(user);
+        broker.add_user(user);
     }
     for p in &file.policies {
         let vhost = broker

@@ -142,8 +142,9 @@ impl Queue {
         self.arm_queue_expiry();
         // New limits or TTLs apply to what is queued now.
         let mut inner = self.inner.lock();
-        if self.args().is_limited() {
-            while self.over_limit(&inner, 0, 0) {
+        let args = self.args();
+        if args.is_limited() {
+            while Self::over_limit(&args, &inner, 0, 0) {
                 let Some(old) = inner.storage.pop_front() else {
                     break;
                 };
@@ -213,16 +214,20 @@ impl Queue {
 
     /// When the message expires: the lower of the queue's TTL and the message's
     /// `expiration`.
-    fn expiry_for(&self, message: &Message, now: u64) -> u64 {
-        let mut ttl = self.args().message_ttl;
+    fn expiry_for(args: &QueueArgs, message: &Message, now: u64) -> u64 {
+        let mut ttl = args.message_ttl;
         if let Some(e) = message.expiration_ms() {
             ttl = Some(ttl.map_or(e, |t| t.min(e)));
         }
         ttl.map_or(NEVER, |t| now.saturating_add(t))
     }
 
-    fn over_limit(&self, inner: &QueueInner, extra_count: usize, extra_bytes: usize) -> bool {
-        let a = self.args();
+    fn over_limit(
+        a: &QueueArgs,
+        inner: &QueueInner,
+        extra_count: usize,
+        extra_bytes: usize,
+    ) -> bool {
         a.max_length
             .is_some_and(|m| (inner.storage.len() + extra_count) as u64 > m)
             || a.max_length_bytes
@@ -237,9 +242,11 @@ impl Queue {
         if self.is_deleted() {
             return true;
         }
+        // One read of the (policy-dependent) arguments per publish.
+        let args = self.args();
         let size = message.size();
-        let expires_at = self.expiry_for(&message, now);
-        let priority = match self.args().max_priority {
+        let expires_at = Self::expiry_for(&args, &message, now);
+        let priority = match args.max_priority {
             Some(max) => message.priority().min(max),
             None => 0,
         };
@@ -250,9 +257,9 @@ impl Queue {
             expires_at,
             priority,
         };
-        if self.args().overflow != Overflow::DropHead && self.over_limit(&inner, 1, size) {
+        if args.overflow != Overflow::DropHead && Self::over_limit(&args, &inner, 1, size) {
             inner.storage.settle(std::slice::from_ref(&qm));
-            if self.args().overflow == Overflow::RejectPublishDlx {
+            if args.overflow == Overflow::RejectPublishDlx {
                 inner.dead.push((qm, Reason::Maxlen));
             }
             self.finish(inner);
@@ -260,9 +267,9 @@ impl Queue {
         }
         inner.next_seq += 1;
         inner.storage.push(qm);
-        if self.args().is_limited() {
+        if args.is_limited() {
             // drop-head: the oldest messages make room.
-            while self.over_limit(&inner, 0, 0) {
+            while Self::over_limit(&args, &inner, 0, 0) {
                 let Some(old) = inner.storage.pop_front() else {
                     break;
                 };
@@ -299,6 +306,7 @@ impl Queue {
     }
 
     fn deliver_locked(self: &Arc<Self>, inner: &mut QueueInner, now: u64) {
+        let single_active = self.args().single_active_consumer;
         loop {
             self.expire_head(inner, now);
             let n = inner.consumers.len();
@@ -310,11 +318,7 @@ impl Queue {
             };
             // Single active consumer: only the first may receive. Otherwise the
             // highest-priority consumers with room get it, round-robin among equals.
-            let candidates = if self.args().single_active_consumer {
-                1
-            } else {
-                n
-            };
+            let candidates = if single_active { 1 } else { n };
             let mut taken = None;
             let mut group_start = 0;
             while group_start < candidates && taken.is_none() {
