@@ -76,6 +76,30 @@ impl FieldValue {
         })
     }
 
+    /// RabbitMQ's (Erlang) name for the value's type, as its error texts and
+    /// event headers show it.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            FieldValue::Bool(_) => "bool",
+            FieldValue::I8(_) => "byte",
+            FieldValue::U8(_) => "unsignedbyte",
+            FieldValue::I16(_) => "short",
+            FieldValue::U16(_) => "unsignedshort",
+            FieldValue::I32(_) => "signedint",
+            FieldValue::U32(_) => "unsignedint",
+            FieldValue::I64(_) => "long",
+            FieldValue::F32(_) => "float",
+            FieldValue::F64(_) => "double",
+            FieldValue::Decimal(..) => "decimal",
+            FieldValue::LongStr(_) => "longstr",
+            FieldValue::Bytes(_) => "binary",
+            FieldValue::Array(_) => "array",
+            FieldValue::Timestamp(_) => "timestamp",
+            FieldValue::Table(_) => "table",
+            FieldValue::Void => "void",
+        }
+    }
+
     /// The value as bytes, if it is a string.
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {

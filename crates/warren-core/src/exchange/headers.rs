@@ -114,7 +114,7 @@ pub fn validate_binding_args(args: &FieldTable) -> Result<(), String> {
         )),
         Some(other) => Err(format!(
             "Invalid x-match field type {} (value {}); expected longstr",
-            erlang_type(other),
+            other.type_name(),
             erlang_term(other)
         )),
     }
@@ -179,29 +179,6 @@ fn erlang_eq(a: &FieldValue, b: &FieldValue) -> bool {
         (Array(x), Table(y)) | (Table(y), Array(x)) => x.is_empty() && y.is_empty(),
         (Void, Void) => true,
         _ => false,
-    }
-}
-
-/// RabbitMQ's name for a field's type, as it appears in error texts.
-fn erlang_type(v: &FieldValue) -> &'static str {
-    match v {
-        FieldValue::Bool(_) => "bool",
-        FieldValue::I8(_) => "byte",
-        FieldValue::U8(_) => "unsignedbyte",
-        FieldValue::I16(_) => "short",
-        FieldValue::U16(_) => "unsignedshort",
-        FieldValue::I32(_) => "signedint",
-        FieldValue::U32(_) => "unsignedint",
-        FieldValue::I64(_) => "long",
-        FieldValue::F32(_) => "float",
-        FieldValue::F64(_) => "double",
-        FieldValue::Decimal(..) => "decimal",
-        FieldValue::LongStr(_) => "longstr",
-        FieldValue::Bytes(_) => "binary",
-        FieldValue::Array(_) => "array",
-        FieldValue::Timestamp(_) => "timestamp",
-        FieldValue::Table(_) => "table",
-        FieldValue::Void => "void",
     }
 }
 

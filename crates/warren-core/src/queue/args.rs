@@ -53,7 +53,7 @@ impl QueueArgs {
                     Some(n) => Err(invalid(key, format!("{{value_zero,{}}}", n))),
                     None => Err(invalid(
                         key,
-                        format!("\"expected integer, got {}\"", type_name(v)),
+                        format!("\"expected integer, got {}\"", v.type_name()),
                     )),
                 },
             }
@@ -64,7 +64,7 @@ impl QueueArgs {
                 Some(FieldValue::LongStr(b)) => Ok(Some(ShortStr(b.clone()))),
                 Some(v) => Err(invalid(
                     key,
-                    format!("{{unacceptable_type,{}}}", type_name(v)),
+                    format!("{{unacceptable_type,{}}}", v.type_name()),
                 )),
             }
         };
@@ -100,7 +100,7 @@ impl QueueArgs {
             Some(v) => {
                 return Err(invalid(
                     "x-single-active-consumer",
-                    format!("{{unacceptable_type,{}}}", type_name(v)),
+                    format!("{{unacceptable_type,{}}}", v.type_name()),
                 ))
             }
         }
@@ -126,7 +126,7 @@ pub fn check_consumer_args(args: &FieldTable, queue: &ShortStr, vhost: &str) -> 
             "invalid arg 'x-priority' for queue '{}' in vhost '{}': \"expected integer, got {}\"",
             queue,
             vhost,
-            type_name(v)
+            v.type_name()
         ))),
         _ => Ok(()),
     }
@@ -154,24 +154,4 @@ pub fn check_expiration(e: &[u8]) -> std::result::Result<u64, String> {
         return Err(format!("{{value_negative,{}}}", n));
     }
     Ok(n.min(u64::MAX as i128) as u64)
-}
-
-/// RabbitMQ's names for field types, used in its error texts.
-fn type_name(v: &FieldValue) -> &'static str {
-    match v {
-        FieldValue::Bool(_) => "bool",
-        FieldValue::I8(_) | FieldValue::U8(_) => "byte",
-        FieldValue::I16(_) | FieldValue::U16(_) => "short",
-        FieldValue::I32(_) | FieldValue::U32(_) => "signedint",
-        FieldValue::I64(_) => "long",
-        FieldValue::F32(_) => "float",
-        FieldValue::F64(_) => "double",
-        FieldValue::Decimal(..) => "decimal",
-        FieldValue::LongStr(_) => "longstr",
-        FieldValue::Bytes(_) => "binary",
-        FieldValue::Array(_) => "array",
-        FieldValue::Timestamp(_) => "timestamp",
-        FieldValue::Table(_) => "table",
-        FieldValue::Void => "void",
-    }
 }

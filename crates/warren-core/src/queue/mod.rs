@@ -142,16 +142,7 @@ impl Queue {
         self.arm_queue_expiry();
         // New limits or TTLs apply to what is queued now.
         let mut inner = self.inner.lock();
-        let args = self.args();
-        if args.is_limited() {
-            while Self::over_limit(&args, &inner, 0, 0) {
-                let Some(old) = inner.storage.pop_front() else {
-                    break;
-                };
-                inner.storage.settle(std::slice::from_ref(&old));
-                inner.dead.push((old, Reason::Maxlen));
-            }
-        }
+        Self::drop_head(&self.args(), &mut inner);
         self.deliver_locked(&mut inner, now_ms());
         self.finish(inner);
     }
@@ -234,6 +225,21 @@ impl Queue {
                 .is_some_and(|m| (inner.storage.bytes() + extra_bytes) as u64 > m)
     }
 
+    /// drop-head: while over a length limit, the oldest messages make room (and
+    /// are dead-lettered with reason `maxlen`).
+    fn drop_head(args: &QueueArgs, inner: &mut QueueInner) {
+        if !args.is_limited() {
+            return;
+        }
+        while Self::over_limit(args, inner, 0, 0) {
+            let Some(old) = inner.storage.pop_front() else {
+                break;
+            };
+            inner.storage.settle(std::slice::from_ref(&old));
+            inner.dead.push((old, Reason::Maxlen));
+        }
+    }
+
     /// Enqueue a message and deliver whatever can be delivered.
     /// Returns false if the queue refused the message (full, reject-publish).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
@@ -267,16 +273,7 @@ impl Queue {
         }
         inner.next_seq += 1;
         inner.storage.push(qm);
-        if args.is_limited() {
-            // drop-head: the oldest messages make room.
-            while Self::over_limit(&args, &inner, 0, 0) {
-                let Some(old) = inner.storage.pop_front() else {
-                    break;
-                };
-                inner.storage.settle(std::slice::from_ref(&old));
-                inner.dead.push((old, Reason::Maxlen));
-            }
-        }
+        Self::drop_head(&args, &mut inner);
         self.deliver_locked(&mut inner, now);
         self.finish(inner);
         true
