@@ -228,7 +228,7 @@ impl MessageLog {
         let mut count = 0usize;
         for (q, msgs) in live {
             count += msgs.len();
-            recovered.insert(q, msgs.into_iter().map(|(_, m)| m).collect());
+            recovered.insert(q, msgs.into_values().collect());
         }
         if !numbers.is_empty() {
             info!(
