@@ -11,12 +11,12 @@
 //! number of appends known to be on disk. Publishers wait for their ticket before
 //! confirming.
 //!
-//! Space is reclaimed by deleting whole segments. A segment can go when no queue
-//! still references a message in it (`refs == 0`) and when the acks it holds are
-//! no longer needed: an ack in segment S for a message in an older segment T must
-//! outlive T, or recovery would resurrect that message. Each segment remembers the
-//! oldest segment its acks refer to, and is only deleted once every segment from
-//! there up to itself is gone.
+//! Space is reclaimed by deleting whole segments. Acks are not written into the
+//! segment being appended to but into a side file of the segment that holds the
+//! acked message (`NNNNNNNN.acks` next to `NNNNNNNN.seg`): an ack is only needed as
+//! long as its message's segment exists, so a segment and its acks go together as
+//! soon as no queue references a message in it any more, and one long-unacked
+//! message pins only its own segment.
 
 use super::record::{self, Record};
 use bytes::Bytes;
@@ -50,13 +50,13 @@ pub struct Loc {
 struct SegmentInfo {
     /// Live (queue, message) references into this segment.
     refs: u64,
-    /// Oldest segment an ack stored here refers to.
-    min_ack_ref: Option<u32>,
 }
 
 struct Pending {
     /// Buffers to write, in order, tagged with their segment.
     bufs: Vec<(u32, Vec<u8>)>,
+    /// Ack records to append to each segment's ack file.
+    acks: Vec<(u32, Vec<u8>)>,
     segment: u32,
     offset: u64,
     next_ticket: u64,
@@ -117,6 +117,60 @@ fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("{:08}.seg", n))
 }
 
+fn acks_path(dir: &Path, n: u32) -> PathBuf {
+    dir.join(format!("{:08}.acks", n))
+}
+
+/// Read a file of records, calling `f` for each good one with its location;
+/// a torn or corrupt record ends it (logged, and cut off if `truncate`).
+fn read_records(
+    path: &Path,
+    n: u32,
+    truncate: bool,
+    mut f: impl FnMut(Record, Loc),
+) -> io::Result<u64> {
+    let data = match fs::read(path) {
+        Ok(d) => Bytes::from(d),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => return Err(e),
+    };
+    let mut buf = data.clone();
+    let mut count = 0;
+    while !buf.is_empty() {
+        let offset = data.len() - buf.len();
+        match record::read_record(&mut buf) {
+            Ok(rec) => {
+                count += 1;
+                let len = (data.len() - buf.len() - offset) as u32;
+                f(
+                    rec,
+                    Loc {
+                        segment: n,
+                        offset: offset as u32,
+                        len,
+                    },
+                );
+            }
+            Err(e) => {
+                warn!(
+                    file = %path.display(),
+                    offset,
+                    error = ?e,
+                    "message log: unreadable record; dropping the rest of this file"
+                );
+                if truncate {
+                    // Cut the torn tail so the file holds only good records.
+                    let file = OpenOptions::new().write(true).open(path)?;
+                    file.set_len(offset as u64)?;
+                    file.sync_all()?;
+                }
+                break;
+            }
+        }
+    }
+    Ok(count)
+}
+
 impl MessageLog {
     /// Open (creating if needed) the log in `dir`, replaying it. Returns the log and,
     /// per durable queue id, its persistent messages in publish order. Torn or
@@ -140,86 +194,61 @@ impl MessageLog {
         let mut records = 0u64;
         let last = numbers.last().copied();
         for &n in &numbers {
-            let path = segment_path(dir, n);
-            let data = Bytes::from(fs::read(&path)?);
-            let mut buf = data.clone();
-            let mut info = SegmentInfo::default();
-            loop {
-                let offset = data.len() - buf.len();
-                if buf.is_empty() {
-                    break;
-                }
-                match record::read_record(&mut buf) {
-                    Ok(rec) => {
-                        records += 1;
-                        let len = (data.len() - buf.len() - offset) as u32;
-                        let loc = Loc {
-                            segment: n,
-                            offset: offset as u32,
-                            len,
-                        };
-                        match rec {
-                            Record::Publish {
+            let is_last = Some(n) == last;
+            records += read_records(&segment_path(dir, n), n, is_last, |rec, loc| {
+                if let Record::Publish {
+                    msg_id,
+                    flags,
+                    queues,
+                    published_at,
+                    properties,
+                    ..
+                } = rec
+                {
+                    max_msg_id = max_msg_id.max(msg_id);
+                    if flags & record::FLAG_PERSISTENT != 0 {
+                        let (priority, expiration) = recovered_props(&properties);
+                        for q in queues {
+                            live.entry(q).or_default().insert(
                                 msg_id,
-                                flags,
-                                queues,
-                                published_at,
-                                properties,
-                                ..
-                            } => {
-                                max_msg_id = max_msg_id.max(msg_id);
-                                if flags & record::FLAG_PERSISTENT != 0 {
-                                    let (priority, expiration) = recovered_props(&properties);
-                                    for q in queues {
-                                        live.entry(q).or_default().insert(
-                                            msg_id,
-                                            RecoveredMessage {
-                                                msg_id,
-                                                loc,
-                                                published_at,
-                                                priority,
-                                                expiration,
-                                                expires_at: crate::message::NEVER,
-                                            },
-                                        );
-                                    }
-                                }
-                            }
-                            Record::Ack { queue, msg_ids } => {
-                                if let Some(m) = live.get_mut(&queue) {
-                                    for id in msg_ids {
-                                        if let Some(r) = m.remove(&id) {
-                                            let l = r.loc;
-                                            if l.segment != n {
-                                                info.min_ack_ref = Some(
-                                                    info.min_ack_ref
-                                                        .map_or(l.segment, |v| v.min(l.segment)),
-                                                );
-                                            }
-                                        }
-                                    }
-                                }
-                            }
+                                RecoveredMessage {
+                                    msg_id,
+                                    loc,
+                                    published_at,
+                                    priority,
+                                    expiration,
+                                    expires_at: crate::message::NEVER,
+                                },
+                            );
                         }
-                    }
-                    Err(e) => {
-                        warn!(
-                            segment = %path.display(),
-                            offset,
-                            error = ?e,
-                            "message log: unreadable record; dropping the rest of this segment"
-                        );
-                        if Some(n) == last {
-                            // Cut the torn tail so the file holds only good records.
-                            let f = OpenOptions::new().write(true).open(&path)?;
-                            f.set_len(offset as u64)?;
-                            f.sync_all()?;
-                        }
-                        break;
                     }
                 }
+            })?;
+            // This segment's acks refer only to messages in it.
+            records += read_records(&acks_path(dir, n), n, true, |rec, _| {
+                if let Record::Ack { queue, msg_ids } = rec {
+                    if let Some(m) = live.get_mut(&queue) {
+                        for id in msg_ids {
+                            m.remove(&id);
+                        }
+                    }
+                }
+            })?;
+            segments.insert(n, SegmentInfo::default());
+        }
+        // Ack files whose segment is gone are leftovers of a deletion.
+        for e in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
+            let name = e.file_name();
+            let Some(n) = name
+                .to_str()
+                .and_then(|s| s.strip_suffix(".acks"))
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if !numbers.contains(&n) {
+                let _ = fs::remove_file(e.path());
             }
-            segments.insert(n, info);
         }
         // New appends go to a fresh segment: never after a possibly torn tail.
         let next_segment = last.map_or(1, |l| l + 1);
@@ -244,6 +273,7 @@ impl MessageLog {
             dir: dir.to_path_buf(),
             pending: Mutex::new(Pending {
                 bufs: Vec::new(),
+                acks: Vec::new(),
                 segment: next_segment,
                 offset: 0,
                 next_ticket: 1,
@@ -321,19 +351,30 @@ impl MessageLog {
         (loc, ticket)
     }
 
-    /// Record that messages of `queue` are gone for good. `oldest` is the oldest
-    /// segment holding one of them. Returns the ticket.
-    pub fn append_ack(&self, queue: u64, msg_ids: &[u64], oldest: u32) -> u64 {
-        let (loc, ticket, new_segment) = self.append(|out| record::encode_ack(out, queue, msg_ids));
-        let mut segs = self.segments.lock();
-        if let Some(s) = new_segment {
-            segs.entry(s).or_default();
+    /// Record that messages of `queue` are gone for good: `(message id, segment
+    /// holding it)`. Each ack goes to its message's segment's ack file. Acks are
+    /// not waited for: one lost in a crash only means a redelivery.
+    pub fn append_ack(&self, queue: u64, acked: &[(u64, u32)]) {
+        let mut by_segment: Vec<(u32, Vec<u64>)> = Vec::new();
+        for &(id, seg) in acked {
+            match by_segment.iter_mut().find(|(s, _)| *s == seg) {
+                Some((_, ids)) => ids.push(id),
+                None => by_segment.push((seg, vec![id])),
+            }
         }
-        if oldest < loc.segment {
-            let info = segs.entry(loc.segment).or_default();
-            info.min_ack_ref = Some(info.min_ack_ref.map_or(oldest, |v| v.min(oldest)));
+        let mut p = self.pending.lock();
+        for (seg, ids) in by_segment {
+            let pos = match p.acks.iter().position(|(s, _)| *s == seg) {
+                Some(i) => i,
+                None => {
+                    p.acks.push((seg, Vec::new()));
+                    p.acks.len() - 1
+                }
+            };
+            record::encode_ack(&mut p.acks[pos].1, queue, &ids);
         }
-        ticket
+        drop(p);
+        self.wake.notify_one();
     }
 
     fn append(&self, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> (Loc, u64, Option<u32>) {
@@ -448,15 +489,8 @@ impl MessageLog {
                 if info.refs > 0 {
                     continue;
                 }
-                // Acks here must outlive every segment they refer to.
-                let blocked = match info.min_ack_ref {
-                    Some(oldest) => segs.range(oldest..n).next().is_some(),
-                    None => false,
-                };
-                if !blocked {
-                    segs.remove(&n);
-                    doomed.push(n);
-                }
+                segs.remove(&n);
+                doomed.push(n);
             }
         }
         for n in &doomed {
@@ -464,6 +498,7 @@ impl MessageLog {
             if let Err(e) = fs::remove_file(segment_path(&self.dir, *n)) {
                 warn!(segment = n, error = %e, "message log: cannot delete segment");
             }
+            let _ = fs::remove_file(acks_path(&self.dir, *n));
         }
         doomed.len()
     }
@@ -489,9 +524,9 @@ impl MessageLog {
         let mut file: Option<(u32, File)> = None;
         let mut last_reclaim = std::time::Instant::now();
         loop {
-            let (bufs, ticket, shutdown) = {
+            let (bufs, acks, ticket, shutdown) = {
                 let mut p = self.pending.lock();
-                while p.bufs.is_empty() && !p.shutdown {
+                while p.bufs.is_empty() && p.acks.is_empty() && !p.shutdown {
                     let timed_out = self
                         .wake
                         .wait_for(&mut p, std::time::Duration::from_millis(500))
@@ -500,7 +535,12 @@ impl MessageLog {
                         break;
                     }
                 }
-                (std::mem::take(&mut p.bufs), p.next_ticket - 1, p.shutdown)
+                (
+                    std::mem::take(&mut p.bufs),
+                    std::mem::take(&mut p.acks),
+                    p.next_ticket - 1,
+                    p.shutdown,
+                )
             };
             if !bufs.is_empty() {
                 if let Err(e) = self.write_batch(&mut file, bufs) {
@@ -513,6 +553,11 @@ impl MessageLog {
                 self.durable.send_replace(ticket);
                 self.room.notify_waiters();
             }
+            // After the publishes of the same batch; not synced (a lost ack is a
+            // redelivery, and the OS keeps them through a process crash).
+            if let Err(e) = self.write_acks(acks) {
+                tracing::error!(error = %e, "message log: cannot write acks");
+            }
             if last_reclaim.elapsed() > std::time::Duration::from_millis(200) {
                 self.reclaim();
                 last_reclaim = std::time::Instant::now();
@@ -521,6 +566,21 @@ impl MessageLog {
                 return;
             }
         }
+    }
+
+    fn write_acks(&self, acks: Vec<(u32, Vec<u8>)>) -> io::Result<()> {
+        for (segment, buf) in acks {
+            // A segment deleted meanwhile needs no acks.
+            if !self.segments.lock().contains_key(&segment) {
+                continue;
+            }
+            OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(acks_path(&self.dir, segment))?
+                .write_all(&buf)?;
+        }
+        Ok(())
     }
 
     fn write_batch(

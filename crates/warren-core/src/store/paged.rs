@@ -176,13 +176,11 @@ impl PagedStorage {
     /// Forget entries for good: ack durable ones in the log, release references.
     fn drop_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
         let mut acked = Vec::new();
-        let mut oldest = u32::MAX;
         for e in entries {
             match e {
                 Entry::Ram(qm) => {
                     if let Some(s) = self.durable_for(&qm.message) {
-                        acked.push(s.msg_id);
-                        oldest = oldest.min(s.loc.segment);
+                        acked.push((s.msg_id, s.loc.segment));
                         self.log.release(s.loc.segment, 1);
                     }
                 }
@@ -192,15 +190,14 @@ impl PagedStorage {
                 } => {
                     // Recovered or paged durable message: its id is in the record.
                     if let Ok(Record::Publish { msg_id, .. }) = self.log.read(loc) {
-                        acked.push(msg_id);
-                        oldest = oldest.min(loc.segment);
+                        acked.push((msg_id, loc.segment));
                     }
                     self.log.release(loc.segment, 1);
                 }
             }
         }
         if !acked.is_empty() {
-            self.log.append_ack(self.queue_id, &acked, oldest);
+            self.log.append_ack(self.queue_id, &acked);
         }
     }
 }
@@ -276,16 +273,14 @@ impl QueueStorage for PagedStorage {
 
     fn settle(&mut self, msgs: &[QueuedMessage]) {
         let mut acked = Vec::new();
-        let mut oldest = u32::MAX;
         for qm in msgs {
             if let Some(s) = self.durable_for(&qm.message) {
-                acked.push(s.msg_id);
-                oldest = oldest.min(s.loc.segment);
+                acked.push((s.msg_id, s.loc.segment));
                 self.log.release(s.loc.segment, 1);
             }
         }
         if !acked.is_empty() {
-            self.log.append_ack(self.queue_id, &acked, oldest);
+            self.log.append_ack(self.queue_id, &acked);
         }
     }
 
