@@ -142,6 +142,16 @@ impl Broker {
         self.alarm.subscribe()
     }
 
+    /// Start the broker's background timers (delayed messages recovered from
+    /// disk); call once inside the runtime.
+    pub fn start_background(&self) {
+        for v in self.vhosts() {
+            if !v.delayed().is_empty() {
+                v.delayed().start(&v);
+            }
+        }
+    }
+
     /// A fresh id for a client connection.
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection.fetch_add(1, Ordering::Relaxed)

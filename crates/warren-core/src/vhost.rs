@@ -166,14 +166,20 @@ impl VHost {
                 name
             )));
         }
+        let delay_id = if opts.durable && opts.kind == ExchangeKind::Delayed {
+            self.store.next_queue_id()
+        } else {
+            0
+        };
         if opts.durable {
             self.store.definitions.save_exchange(
                 &self.name.to_string_lossy(),
                 &name.to_string_lossy(),
                 &opts,
+                delay_id,
             );
         }
-        let e = Exchange::new(name.clone(), opts);
+        let e = Exchange::with_delay_id(name.clone(), opts, delay_id);
         ex.insert(name, e.clone());
         drop(ex);
         if events::watched(self) {
@@ -767,10 +773,17 @@ impl VHost {
                 continue;
             };
             let name = ShortStr::from(e.name.as_str());
-            self.exchanges
+            let exchange = self
+                .exchanges
                 .write()
                 .entry(name.clone())
-                .or_insert_with(|| Exchange::new(name, opts));
+                .or_insert_with(|| Exchange::with_delay_id(name, opts, e.delay_id))
+                .clone();
+            if e.delay_id != 0 {
+                if let Some(held) = messages.remove(&e.delay_id) {
+                    self.delayed.recover(&self.store.log, &exchange, held);
+                }
+            }
         }
         for qd in defs.queues.values().filter(|q| q.vhost == vname) {
             let name = ShortStr::from(qd.name.as_str());
@@ -830,9 +843,31 @@ impl VHost {
                 (crate::exchange::delayed::delay_of(&msg), self.me.upgrade())
             {
                 let held = crate::exchange::delayed::released(&msg, delay);
-                self.delayed.schedule(&me, exchange.clone(), held, delay);
+                // Persistent messages held by a durable delayed exchange are
+                // logged, so they survive a restart.
+                let mut ticket = 0;
+                let mut stored = None;
+                if exchange.delay_id != 0 && held.persistent {
+                    let log = &self.store.log;
+                    let msg_id = log.next_msg_id();
+                    let (loc, t) = log.append_publish(
+                        msg_id,
+                        true,
+                        &[exchange.delay_id],
+                        1,
+                        held.exchange.as_bytes(),
+                        held.routing_key.as_bytes(),
+                        &held.properties,
+                        &held.body,
+                    );
+                    stored = Some(Stored { msg_id, loc });
+                    ticket = t;
+                }
+                self.delayed
+                    .schedule(&me, exchange.clone(), held, stored, now_ms_plus(delay));
                 return Published {
                     routed: true,
+                    ticket,
                     ..Published::default()
                 };
             }
@@ -952,6 +987,10 @@ fn check_binding_args(e: &Exchange, routing_key: &ShortStr, arguments: &FieldTab
         }
         _ => Ok(()),
     }
+}
+
+fn now_ms_plus(delay: u64) -> u64 {
+    crate::queue::now_ms().saturating_add(delay)
 }
 
 /// The CC/BCC routing keys of a message, and the message without its BCC header.

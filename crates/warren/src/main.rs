@@ -160,6 +160,7 @@ fn server(args: ServerArgs) -> ExitCode {
         };
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
         tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
+        broker.start_background();
         tokio::select! {
             _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
             _ = shutdown_signal() => {

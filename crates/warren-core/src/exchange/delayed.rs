@@ -5,11 +5,14 @@
 //!
 //! One scheduler per vhost: a time-ordered map and a single task that sleeps until
 //! the earliest deadline, so a million waiting messages cost memory, not CPU.
-//! Known gap: delayed messages are held in memory and do not survive a restart.
+//! Persistent messages held by a durable delayed exchange are also written to the
+//! message log under the exchange's `delay_id`; after a restart they are
+//! rescheduled for their original deadline (publish time + delay).
 
 use crate::exchange::Exchange;
-use crate::message::Message;
+use crate::message::{Message, Stored};
 use crate::queue::now_ms;
+use crate::store::{MessageLog, RecoveredMessage};
 use crate::table::FieldValue;
 use crate::vhost::VHost;
 use parking_lot::Mutex;
@@ -19,8 +22,8 @@ use std::sync::{Arc, Weak};
 
 /// (deadline ms, tie-breaking sequence number)
 type Due = (u64, u64);
-/// A held message and the exchange it was published to.
-type Held = (Arc<Exchange>, Arc<Message>);
+/// A held message, the exchange it was published to, and its log record.
+type Held = (Arc<Exchange>, Arc<Message>, Option<Stored>);
 
 #[derive(Default)]
 pub struct DelayedStore {
@@ -59,32 +62,73 @@ pub fn released(m: &Message, delay: u64) -> Arc<Message> {
 }
 
 impl DelayedStore {
-    /// Hold `msg` for `delay` ms, then publish it to `exchange` in `vhost`.
+    /// Hold `msg` until `due_ms`, then publish it to `exchange` in `vhost`.
     pub fn schedule(
         &self,
         vhost: &Arc<VHost>,
         exchange: Arc<Exchange>,
         msg: Arc<Message>,
-        delay: u64,
+        stored: Option<Stored>,
+        due_ms: u64,
     ) {
-        let due = (
-            now_ms().saturating_add(delay),
-            self.seq.fetch_add(1, Ordering::Relaxed),
-        );
+        let due = (due_ms, self.seq.fetch_add(1, Ordering::Relaxed));
         let earliest = {
             let mut w = self.waiting.lock();
-            w.insert(due, (exchange, msg));
+            w.insert(due, (exchange, msg, stored));
             w.keys().next() == Some(&due)
         };
-        if !self.started.swap(true, Ordering::AcqRel) {
-            if let Ok(rt) = tokio::runtime::Handle::try_current() {
-                rt.spawn(run(Arc::downgrade(vhost)));
-            } else {
-                self.started.store(false, Ordering::Release);
-            }
-        }
+        self.start(vhost);
         if earliest {
             self.wake.notify_one();
+        }
+    }
+
+    /// Start the scheduler task (once, and only inside the runtime).
+    pub fn start(&self, vhost: &Arc<VHost>) {
+        if self.started.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            if !self.started.swap(true, Ordering::AcqRel) {
+                rt.spawn(run(Arc::downgrade(vhost)));
+            }
+        }
+    }
+
+    /// Reschedule held messages found in the message log at startup (before the
+    /// runtime runs: [`DelayedStore::start`] is called once it does).
+    pub fn recover(&self, log: &MessageLog, exchange: &Arc<Exchange>, held: Vec<RecoveredMessage>) {
+        use crate::store::record::Record;
+        for r in held {
+            let Ok(Record::Publish {
+                exchange: ex,
+                routing_key,
+                properties,
+                body,
+                ..
+            }) = log.read(r.loc)
+            else {
+                continue;
+            };
+            log.add_ref(r.loc.segment);
+            let msg = Message::new(ex, routing_key, properties, body);
+            // The held copy carries x-delay = -delay.
+            let delay = msg
+                .decode_properties()
+                .headers
+                .and_then(|h| h.get("x-delay").and_then(|v| v.as_i64()))
+                .map_or(0, |d| d.unsigned_abs());
+            let due = (
+                r.published_at.saturating_add(delay),
+                self.seq.fetch_add(1, Ordering::Relaxed),
+            );
+            let stored = Stored {
+                msg_id: r.msg_id,
+                loc: r.loc,
+            };
+            self.waiting
+                .lock()
+                .insert(due, (exchange.clone(), msg, Some(stored)));
         }
     }
 
@@ -115,10 +159,17 @@ async fn run(vhost: Weak<VHost>) {
             }
             w.keys().next().map(|d| d.0)
         };
-        for (exchange, msg) in ready {
+        for (exchange, msg, stored) in ready {
             if !exchange.is_deleted() {
                 let mut out = Vec::new();
                 v.publish(&exchange, msg, &mut out);
+            }
+            // Routed (into durable queues' own records if persistent): the held
+            // copy is done with.
+            if let Some(s) = stored {
+                let log = &v.store().log;
+                log.append_ack(exchange.delay_id, &[(s.msg_id, s.loc.segment)]);
+                log.release(s.loc.segment, 1);
             }
         }
         let wait = next.map_or(3_600_000, |d| d.saturating_sub(now_ms()));

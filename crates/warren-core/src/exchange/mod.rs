@@ -141,6 +141,8 @@ pub struct Exchange {
     /// How bindings route: the declared type, or `x-delayed-type` for delayed
     /// exchanges.
     routing: ExchangeKind,
+    /// Log id of a durable delayed exchange's held messages (0: none).
+    pub delay_id: u64,
     deleted: AtomicBool,
     bindings: RwLock<Bindings>,
 }
@@ -156,6 +158,12 @@ fn encode_args(args: &FieldTable) -> Vec<u8> {
 
 impl Exchange {
     pub fn new(name: ShortStr, options: ExchangeOptions) -> Arc<Exchange> {
+        Self::with_delay_id(name, options, 0)
+    }
+
+    /// An exchange whose held (delayed) persistent messages are logged under
+    /// `delay_id`.
+    pub fn with_delay_id(name: ShortStr, options: ExchangeOptions, delay_id: u64) -> Arc<Exchange> {
         let routing = if options.kind == ExchangeKind::Delayed {
             options
                 .arguments
@@ -170,6 +178,7 @@ impl Exchange {
         Arc::new(Exchange {
             name,
             routing,
+            delay_id,
             options,
             deleted: AtomicBool::new(false),
             bindings: RwLock::new(Bindings::default()),

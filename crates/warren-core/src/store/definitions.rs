@@ -31,6 +31,10 @@ pub struct ExchangeDef {
     pub auto_delete: bool,
     pub internal: bool,
     pub arguments: String,
+    /// For a durable `x-delayed-message` exchange: the log id under which its
+    /// held persistent messages are stored (0 otherwise).
+    #[serde(default)]
+    pub delay_id: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -124,7 +128,11 @@ impl Definitions {
     }
 
     pub fn max_queue_id(&self) -> u64 {
-        self.queues.values().map(|q| q.id).max().unwrap_or(0)
+        let queues = self.queues.values().map(|q| q.id);
+        queues
+            .chain(self.exchanges.values().map(|e| e.delay_id))
+            .max()
+            .unwrap_or(0)
     }
 }
 
@@ -193,7 +201,7 @@ impl DefinitionStore {
         }
     }
 
-    pub fn save_exchange(&self, vhost: &str, name: &str, o: &ExchangeOptions) {
+    pub fn save_exchange(&self, vhost: &str, name: &str, o: &ExchangeOptions, delay_id: u64) {
         self.append(Op::Exchange(ExchangeDef {
             vhost: vhost.into(),
             name: name.into(),
@@ -201,6 +209,7 @@ impl DefinitionStore {
             auto_delete: o.auto_delete,
             internal: o.internal,
             arguments: table_to_hex(&o.arguments),
+            delay_id,
         }));
     }
 
