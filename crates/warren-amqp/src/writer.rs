@@ -73,6 +73,9 @@ pub struct OutletReceiver(());
 /// made it larger than this many items; then it is freed, so a connection does
 /// not hold on to a burst's worth of memory.
 const KEEP_BATCH_CAPACITY: usize = 4096;
+/// Buffers at most this large are freed when the connection goes idle.
+const IDLE_FREE_ITEMS: usize = 16;
+const IDLE_FREE_BYTES: usize = 8 * 1024;
 
 impl Outlet {
     pub fn new(frame_max: u32) -> (Arc<Outlet>, OutletReceiver) {
@@ -245,8 +248,17 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
             }
             outlet.wrote(accounted);
         }
-        if batch.capacity() > KEEP_BATCH_CAPACITY {
+        // Keep buffers sized for the traffic, but give back what an idle
+        // connection would otherwise hold forever: when nothing more is queued
+        // after a small batch, free the batch deque and the output buffer (they
+        // are reallocated, cheaply, when traffic resumes). Under load batches
+        // are large and nothing is freed.
+        let idle = outlet.fifo.lock().items.is_empty();
+        if batch.capacity() > KEEP_BATCH_CAPACITY || (idle && batch.capacity() <= IDLE_FREE_ITEMS) {
             batch = VecDeque::new();
+        }
+        if idle && buf.capacity() <= IDLE_FREE_BYTES {
+            buf = BytesMut::new();
         }
         if closing {
             let _ = socket.flush().await;

@@ -1,0 +1,257 @@
+#!/usr/bin/env bash
+# Side-by-side benchmark: the same `warren perf` scenarios against RabbitMQ and
+# against Warren, on this machine, one broker at a time.
+#
+#   bench/compare.sh [--update-docs] [--only NAME[,NAME...]] [--reuse-rabbitmq]
+#
+# * Installs RabbitMQ from Debian's packages if it is missing.
+# * By default starts a private RabbitMQ node for the benchmark
+#   (warrenbench@localhost on port 5673, data in a temporary directory), and
+#   restarts it before every scenario, exactly as it does Warren: every number
+#   of both brokers comes from a fresh process. A node that has already served
+#   work keeps the memory its VM grabbed, which would make RSS deltas
+#   meaningless, and restarting the shared node on 5672 would disturb whoever
+#   else uses it. --reuse-rabbitmq (or RABBIT_URI=...) measures a running
+#   broker instead (default the one on localhost:5672, started if down).
+# * Builds Warren in release mode; a fresh Warren (temporary data directory,
+#   free port) is started for each scenario.
+# * Runs each scenario against RabbitMQ, then against Warren, never both at
+#   once (the machine has few cores), with a pause in between.
+# * Writes every report (JSON) and log to bench/results/<UTC time>/, then a
+#   Markdown table (table.md) with the ratio Warren/RabbitMQ and the targets;
+#   --update-docs also splices it into docs/BENCHMARKS.md.
+#
+# Environment: DURATION (seconds per throughput scenario, default 10),
+# RABBIT_URI (implies --reuse-rabbitmq), CARGO_TARGET_DIR, OUT (results dir).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+
+update_docs=0
+only=""
+reuse_rabbit=0
+[ -n "${RABBIT_URI:-}" ] && reuse_rabbit=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --update-docs) update_docs=1 ;;
+    --only) only="$2"; shift ;;
+    --reuse-rabbitmq) reuse_rabbit=1 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+duration=${DURATION:-10}
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+out=${OUT:-$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$out"
+
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+# --- RabbitMQ -----------------------------------------------------------------
+if ! command -v rabbitmq-server >/dev/null 2>&1; then
+  echo "== installing RabbitMQ (Debian package)"
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
+fi
+
+bench_node=warrenbench@localhost
+bench_port=5673
+rabbit_dir=""
+rabbit_pid=""
+rabbit_uri=""
+rabbitmqctl_node() { sudo_if_needed rabbitmqctl -n "$1" "${@:2}"; }
+node_pid() { rabbitmqctl_node "$1" eval 'list_to_integer(os:getpid()).' 2>/dev/null | tr -dc '0-9'; }
+
+stop_rabbit() {
+  if [ $reuse_rabbit = 0 ] && [ -n "$rabbit_dir" ]; then
+    rabbitmqctl_node "$bench_node" stop >/dev/null 2>&1 || true
+    # `stop` returns once the node is down; make sure the VM is gone too.
+    if [ -n "$rabbit_pid" ]; then
+      for _ in $(seq 1 100); do kill -0 "$rabbit_pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    rm -rf "$rabbit_dir"
+    rabbit_dir=""
+    rabbit_pid=""
+  fi
+}
+
+start_rabbit() {
+  if [ $reuse_rabbit = 1 ]; then
+    if [ -z "$rabbit_uri" ]; then
+      rabbit_uri=${RABBIT_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
+      if [ -z "${RABBIT_URI:-}" ] && ! sudo_if_needed rabbitmqctl status >/dev/null 2>&1; then
+        echo "== starting RabbitMQ"
+        sudo_if_needed rabbitmq-server -detached
+        sudo_if_needed rabbitmqctl await_startup --timeout 120 >/dev/null
+      fi
+      rabbit_pid=${RABBIT_PID:-$(node_pid "rabbit@$(hostname -s)")}
+      [ -n "$rabbit_pid" ] || rabbit_pid=$(pgrep -f 'beam.smp.*rabbit' | head -1)
+    fi
+    return
+  fi
+  stop_rabbit
+  rabbit_dir=$(mktemp -d /tmp/rabbitmq-bench.XXXXXX)
+  chmod 777 "$rabbit_dir"
+  # Start the node as the rabbitmq user without going through su/PAM (which is
+  # what Debian's rabbitmq-server wrapper does, and which resets the open-file
+  # limit to 1024: too few for the 1000-connection scenario). The node
+  # inherits this script's raised limit instead.
+  local nofile
+  nofile=$(ulimit -Hn)
+  [ "$nofile" = unlimited ] && nofile=65536
+  [ "$nofile" -gt 65536 ] && nofile=65536
+  (
+    ulimit -n "$nofile" 2>/dev/null || true
+    cd /var/lib/rabbitmq
+    sudo_if_needed env HOME=/var/lib/rabbitmq RABBITMQ_NODENAME="$bench_node" \
+      RABBITMQ_NODE_PORT="$bench_port" RABBITMQ_DIST_PORT=$((bench_port + 20000)) \
+      RABBITMQ_MNESIA_BASE="$rabbit_dir/mnesia" RABBITMQ_LOG_BASE="$rabbit_dir/log" \
+      RABBITMQ_PID_FILE="$rabbit_dir/pid" \
+      setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
+      /usr/lib/rabbitmq/bin/rabbitmq-server -detached >/dev/null 2>&1
+  )
+  # -detached returns before the node has registered; wait for it to answer.
+  local ok=0
+  for _ in $(seq 1 120); do
+    if rabbitmqctl_node "$bench_node" await_startup --timeout 5 >/dev/null 2>&1; then ok=1; break; fi
+    sleep 1
+  done
+  if [ $ok = 0 ]; then
+    echo "RabbitMQ node $bench_node did not start; logs in $rabbit_dir/log" >&2
+    exit 1
+  fi
+  rabbit_pid=$(node_pid "$bench_node")
+  rabbit_uri="amqp://guest:guest@127.0.0.1:$bench_port/%2F"
+}
+
+start_rabbit
+if [ $reuse_rabbit = 1 ]; then ctl_node="rabbit@$(hostname -s)"; else ctl_node=$bench_node; fi
+rabbit_version=$(rabbitmqctl_node "$ctl_node" version 2>/dev/null | tail -1)
+erlang_version=$(rabbitmqctl_node "$ctl_node" eval 'erlang:system_info(otp_release).' 2>/dev/null | tr -d '"')
+rabbit_mode=$([ $reuse_rabbit = 1 ] && echo "running broker $rabbit_uri (not restarted)" || echo "private node, fresh for every scenario")
+stop_rabbit
+
+# --- Warren -------------------------------------------------------------------
+echo "== building Warren (release)"
+cargo build --release -p warren --quiet
+warren="$target_dir/release/warren"
+# The commit: from git, or from a COMMIT file when run from an exported tree.
+if commit=$(git rev-parse --short HEAD 2>/dev/null); then
+  git diff --quiet HEAD 2>/dev/null || commit="$commit+local changes"
+else
+  commit=$(cut -c1-7 COMMIT 2>/dev/null || echo unknown)
+fi
+warren_version="$("$warren" --version) ($commit)"
+
+# A thousand idle connections need a thousand file descriptors on each side.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+warren_pid=""
+warren_dir=""
+warren_uri=""
+stop_warren() {
+  if [ -n "$warren_pid" ]; then
+    kill "$warren_pid" 2>/dev/null || true
+    wait "$warren_pid" 2>/dev/null || true
+    warren_pid=""
+  fi
+  if [ -n "$warren_dir" ]; then rm -rf "$warren_dir"; warren_dir=""; fi
+}
+trap 'stop_warren; stop_rabbit' EXIT
+start_warren() {
+  stop_warren
+  warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
+  local port
+  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --data-dir "$warren_dir/data" --log warn \
+    >"$warren_dir/warren.log" 2>&1 &
+  warren_pid=$!
+  for _ in $(seq 1 100); do
+    (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+    sleep 0.1
+  done
+  warren_uri="amqp://guest:guest@127.0.0.1:$port/%2F"
+}
+
+# --- machine ------------------------------------------------------------------
+{
+  echo "date_utc=$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+  echo "nproc=$(nproc)"
+  echo "cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+  echo "ram_gib=$(awk '/MemTotal/ {printf "%.1f", $2/1048576}' /proc/meminfo)"
+  echo "kernel=$(uname -r)"
+  echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
+  echo "rabbitmq=$rabbit_version"
+  echo "rabbitmq_mode=$rabbit_mode"
+  echo "erlang=$erlang_version"
+  echo "warren=$warren_version"
+  echo "rustc=$(rustc --version)"
+  echo "duration_s=$duration"
+} >"$out/machine.txt"
+cat "$out/machine.txt"
+
+# --- scenarios ----------------------------------------------------------------
+# name | perf arguments ("PID" is replaced by the broker's pid)
+scenarios=(
+  "tp-1p1c|-x 1 -y 1 --queues 1 -s 16 -a -z $duration"
+  "tp-4p4c|-x 4 -y 4 --queues 4 -s 16 -a -z $duration"
+  "latency-10k|-x 1 -y 1 --queues 1 -s 16 -a -r 10000 -z $duration"
+  "tp-1p1c-safe|-x 1 -y 1 --queues 1 -s 16 -f -c 1000 -q 1000 -A 100 -z $duration"
+  "fanout-1000|fanout --queues 1000 --repeats 20"
+  "connections-1000|connections --connections 1000 --broker-pid PID"
+  "queues-4000|queues --queues 4000 --broker-pid PID"
+  "backlog-500k|backlog --messages 500000 -s 16 -a --broker-pid PID"
+)
+
+run_one() { # name broker uri pid args...
+  local name=$1 broker=$2 uri=$3 pid=$4
+  shift 4
+  local args="${*//PID/$pid}"
+  local base="$out/$name.$broker"
+  echo "-- $name on $broker: warren perf $args  (loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
+  {
+    echo "command: warren perf --uri '$uri' --json $args"
+    echo "loadavg before: $(cat /proc/loadavg)"
+  } >"$base.log"
+  local status=0
+  # shellcheck disable=SC2086
+  "$warren" perf --uri "$uri" --json $args >"$base.json" 2>>"$base.log" || status=$?
+  echo "exit status: $status" >>"$base.log"
+  if [ $status -ne 0 ]; then
+    echo "   exit status $status (see $base.log)"
+  fi
+}
+
+for entry in "${scenarios[@]}"; do
+  name=${entry%%|*}
+  args=${entry#*|}
+  if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
+  start_rabbit
+  run_one "$name" rabbitmq "$rabbit_uri" "$rabbit_pid" $args
+  stop_rabbit
+  sleep 3
+  start_warren
+  run_one "$name" warren "$warren_uri" "$warren_pid" $args
+  stop_warren
+  sleep 3
+done
+
+python3 "$root/bench/table.py" "$out" >"$out/table.md"
+echo
+cat "$out/table.md"
+echo
+echo "results in $out"
+
+if [ $update_docs = 1 ]; then
+  python3 - "$root/docs/BENCHMARKS.md" "$out/table.md" <<'EOF'
+import sys
+doc, table = sys.argv[1], open(sys.argv[2]).read()
+begin, end = "<!-- results:begin -->", "<!-- results:end -->"
+text = open(doc).read()
+i, j = text.index(begin) + len(begin), text.index(end)
+open(doc, "w").write(text[:i] + "\n" + table.rstrip() + "\n" + text[j:])
+EOF
+  echo "updated docs/BENCHMARKS.md"
+fi
