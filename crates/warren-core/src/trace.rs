@@ -176,6 +176,10 @@ pub fn deliver(queue: &Queue, m: &Message, redelivered: bool, origin: &Origin) {
 
 /// Publish the delivery traces collected on this thread.
 pub fn flush() {
+    // Called after every queue operation: nearly always nothing to do.
+    if DEFERRED.with(|d| d.borrow().is_empty()) {
+        return;
+    }
     let pending = DEFERRED.with(|d| std::mem::take(&mut *d.borrow_mut()));
     for (vhost, msg) in pending {
         if let Some(x) = vhost.exchange(TRACE_EXCHANGE.as_bytes()) {
