@@ -36,7 +36,15 @@ fn fixture(name: &str) -> Fixture {
         std::env::temp_dir().join(format!("warren-bench-queue-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    let broker = Broker::open(&dir, Limits::default(), false).expect("open broker");
+    let broker = Broker::open(
+        &dir,
+        Limits::default(),
+        &warren_core::store::LogOptions {
+            fsync: false,
+            ..Default::default()
+        },
+    )
+    .expect("open broker");
     let vhost = broker.add_vhost("/");
     let (queue, _) = vhost
         .declare_queue(

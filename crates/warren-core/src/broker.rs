@@ -48,8 +48,12 @@ pub struct Broker {
 impl Broker {
     /// Open the broker's data directory: durable definitions and messages found
     /// there are restored (their vhosts created). No users are added.
-    pub fn open(data_dir: &Path, limits: Limits, fsync: bool) -> std::io::Result<Arc<Broker>> {
-        let (store, mut recovered) = Store::open(data_dir, fsync)?;
+    pub fn open(
+        data_dir: &Path,
+        limits: Limits,
+        storage: &crate::store::LogOptions,
+    ) -> std::io::Result<Arc<Broker>> {
+        let (store, mut recovered) = Store::open(data_dir, storage)?;
         let broker = Broker::new(limits, store);
         let mut names: Vec<String> = recovered
             .definitions
@@ -148,6 +152,9 @@ impl Broker {
         for v in self.vhosts() {
             if !v.delayed().is_empty() {
                 v.delayed().start(&v);
+            }
+            for q in v.queues() {
+                q.start_timers();
             }
         }
     }

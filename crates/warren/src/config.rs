@@ -68,6 +68,9 @@ pub struct Storage {
     /// fsync the message log before confirming (default true). Turning it off
     /// trades durability on power loss for speed.
     pub fsync: Option<bool>,
+    /// Message log segment size in bytes (default 32 MiB). Space is reclaimed a
+    /// segment at a time; smaller segments free it sooner but mean more files.
+    pub segment_size_bytes: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -118,11 +118,15 @@ fn server(args: ServerArgs) -> ExitCode {
         error!("cannot create data dir {}: {}", data_dir.display(), e);
         return ExitCode::from(2);
     }
-    let fsync = file.storage.as_ref().and_then(|s| s.fsync).unwrap_or(true);
-    if !fsync {
+    let mut storage = warren_core::store::LogOptions::default();
+    if let Some(s) = &file.storage {
+        storage.fsync = s.fsync.unwrap_or(storage.fsync);
+        storage.segment_size = s.segment_size_bytes.unwrap_or(storage.segment_size);
+    }
+    if !storage.fsync {
         tracing::warn!("storage.fsync = false: confirmed messages can be lost in a power failure");
     }
-    let broker = match build_broker(&file, limits, &data_dir, fsync) {
+    let broker = match build_broker(&file, limits, &data_dir, &storage) {
         Ok(b) => b,
         Err(e) => {
             error!("{}", e);
@@ -191,9 +195,9 @@ fn build_broker(
     file: &FileConfig,
     limits: Limits,
     data_dir: &std::path::Path,
-    fsync: bool,
+    storage: &warren_core::store::LogOptions,
 ) -> Result<std::sync::Arc<Broker>, String> {
-    let broker = Broker::open(data_dir, limits, fsync)
+    let broker = Broker::open(data_dir, limits, storage)
         .map_err(|e| format!("cannot open data dir {}: {}", data_dir.display(), e))?;
     broker.add_vhost("/");
     if file.default_user.unwrap_or(true) {

@@ -404,6 +404,16 @@ impl Queue {
         inner.next_seq = inner.storage.recover(msgs, first);
     }
 
+    /// Start the timers of a queue restored at startup (its head message's TTL and
+    /// its `x-expires` lease), which otherwise would only be armed at first use.
+    /// Call inside the runtime.
+    pub(crate) fn start_timers(self: &Arc<Self>) {
+        let mut inner = self.inner.lock();
+        self.deliver_locked(&mut inner, now_ms());
+        self.finish(inner);
+        self.arm_queue_expiry();
+    }
+
     /// Return delivered messages to the queue at their original positions, marked
     /// redelivered, and deliver again.
     pub fn requeue(self: &Arc<Self>, msgs: impl IntoIterator<Item = QueuedMessage>) {

@@ -17,6 +17,12 @@
 //! long as its message's segment exists, so a segment and its acks go together as
 //! soon as no queue references a message in it any more, and one long-unacked
 //! message pins only its own segment.
+//!
+//! A segment that is mostly acked but still holds a few live messages (a
+//! straggler nobody acks for hours) is *compacted*: rewritten with only its live
+//! records, see [`super::compact`]. Records keep their message ids, so recovery
+//! and acks are unaffected; in-memory locations handed out before the rewrite
+//! are translated through a per-segment offset map.
 
 use super::record::{self, Record};
 use bytes::Bytes;
@@ -31,8 +37,27 @@ use std::sync::Arc;
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-/// Segments roll over at this size.
+/// Segments roll over at this size by default.
 pub const SEGMENT_SIZE: u64 = 32 * 1024 * 1024;
+
+/// How the message log behaves (the `[storage]` section of the config).
+#[derive(Debug, Clone)]
+pub struct LogOptions {
+    /// fsync before publishing the durable ticket (confirms). Off trades
+    /// durability against power loss for speed.
+    pub fsync: bool,
+    /// Size at which segments roll over.
+    pub segment_size: u64,
+}
+
+impl Default for LogOptions {
+    fn default() -> Self {
+        LogOptions {
+            fsync: true,
+            segment_size: SEGMENT_SIZE,
+        }
+    }
+}
 
 /// Above this many bytes appended but not yet written, publishers are paused
 /// (see [`MessageLog::wait_for_room`]): the disk sets the pace, not the heap.
@@ -47,9 +72,25 @@ pub struct Loc {
 }
 
 #[derive(Debug, Default)]
-struct SegmentInfo {
+pub(super) struct SegmentInfo {
     /// Live (queue, message) references into this segment.
-    refs: u64,
+    pub(super) refs: u64,
+    /// References it held in all (since it was written or last compacted):
+    /// `refs / total_refs` is the live fraction that triggers compaction.
+    pub(super) total_refs: u64,
+    /// Being compacted: not to be deleted meanwhile (it is, right after).
+    pub(super) compacting: bool,
+    /// Since when it has been sparse (see [`super::compact::is_sparse`]).
+    pub(super) sparse_since: Option<std::time::Instant>,
+}
+
+/// An open segment file for reads, and for a compacted segment the translation
+/// of the offsets handed out before the rewrite.
+#[derive(Clone)]
+pub(super) struct SegmentReader {
+    pub(super) file: Arc<File>,
+    /// (original offset, current offset), sorted by original offset.
+    pub(super) remap: Option<Arc<Vec<(u32, u32)>>>,
 }
 
 struct Pending {
@@ -82,17 +123,22 @@ pub struct RecoveredMessage {
 }
 
 pub struct MessageLog {
-    dir: PathBuf,
+    pub(super) dir: PathBuf,
     pending: Mutex<Pending>,
     wake: Condvar,
     /// (segment, offset) written to the OS so far; reads of later data wait.
     written: Mutex<(u32, u64)>,
     written_cv: Condvar,
     durable: watch::Sender<u64>,
-    segments: Mutex<BTreeMap<u32, SegmentInfo>>,
-    readers: Mutex<HashMap<u32, Arc<File>>>,
+    pub(super) segments: Mutex<BTreeMap<u32, SegmentInfo>>,
+    pub(super) readers: Mutex<HashMap<u32, SegmentReader>>,
     next_msg_id: AtomicU64,
-    fsync: bool,
+    pub(super) fsync: bool,
+    segment_size: u64,
+    /// Held while an ack file is appended to or rewritten by compaction.
+    pub(super) acks_io: Mutex<()>,
+    /// A compaction thread is running.
+    pub(super) compacting: std::sync::atomic::AtomicBool,
     /// Bytes appended and not yet written.
     pending_bytes: std::sync::atomic::AtomicUsize,
     /// Woken after every write batch.
@@ -113,17 +159,17 @@ fn recovered_props(properties: &Bytes) -> (u8, Option<u64>) {
     )
 }
 
-fn segment_path(dir: &Path, n: u32) -> PathBuf {
+pub(super) fn segment_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("{:08}.seg", n))
 }
 
-fn acks_path(dir: &Path, n: u32) -> PathBuf {
+pub(super) fn acks_path(dir: &Path, n: u32) -> PathBuf {
     dir.join(format!("{:08}.acks", n))
 }
 
 /// Read a file of records, calling `f` for each good one with its location;
 /// a torn or corrupt record ends it (logged, and cut off if `truncate`).
-fn read_records(
+pub(super) fn read_records(
     path: &Path,
     n: u32,
     truncate: bool,
@@ -175,8 +221,12 @@ impl MessageLog {
     /// Open (creating if needed) the log in `dir`, replaying it. Returns the log and,
     /// per durable queue id, its persistent messages in publish order. Torn or
     /// corrupted records end a segment's readable part; they are logged and dropped.
-    pub fn open(dir: &Path, fsync: bool) -> io::Result<(Arc<MessageLog>, RecoveredQueues)> {
+    pub fn open(
+        dir: &Path,
+        options: &LogOptions,
+    ) -> io::Result<(Arc<MessageLog>, RecoveredQueues)> {
         fs::create_dir_all(dir)?;
+        super::compact::remove_leftovers(dir);
         let mut numbers: Vec<u32> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -195,6 +245,7 @@ impl MessageLog {
         let last = numbers.last().copied();
         for &n in &numbers {
             let is_last = Some(n) == last;
+            let mut total_refs = 0u64;
             records += read_records(&segment_path(dir, n), n, is_last, |rec, loc| {
                 if let Record::Publish {
                     msg_id,
@@ -206,6 +257,7 @@ impl MessageLog {
                 } = rec
                 {
                     max_msg_id = max_msg_id.max(msg_id);
+                    total_refs += queues.len().max(1) as u64;
                     if flags & record::FLAG_PERSISTENT != 0 {
                         let (priority, expiration) = recovered_props(&properties);
                         for q in queues {
@@ -234,7 +286,13 @@ impl MessageLog {
                     }
                 }
             })?;
-            segments.insert(n, SegmentInfo::default());
+            segments.insert(
+                n,
+                SegmentInfo {
+                    total_refs,
+                    ..SegmentInfo::default()
+                },
+            );
         }
         // Ack files whose segment is gone are leftovers of a deletion.
         for e in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
@@ -286,7 +344,10 @@ impl MessageLog {
             segments: Mutex::new(segments),
             readers: Mutex::new(HashMap::new()),
             next_msg_id: AtomicU64::new(max_msg_id + 1),
-            fsync,
+            fsync: options.fsync,
+            segment_size: options.segment_size.max(4096),
+            acks_io: Mutex::new(()),
+            compacting: std::sync::atomic::AtomicBool::new(false),
             pending_bytes: std::sync::atomic::AtomicUsize::new(0),
             room: tokio::sync::Notify::new(),
         });
@@ -347,7 +408,9 @@ impl MessageLog {
         if let Some(s) = new_segment {
             segs.entry(s).or_default();
         }
-        segs.entry(loc.segment).or_default().refs += refs;
+        let info = segs.entry(loc.segment).or_default();
+        info.refs += refs;
+        info.total_refs += refs.max(1);
         (loc, ticket)
     }
 
@@ -377,10 +440,26 @@ impl MessageLog {
         self.wake.notify_one();
     }
 
+    /// A queue is done with its own transient copy of a message (paged back in
+    /// or dropped): release it, and record that under queue id 0 in the
+    /// segment's ack file so that compaction knows the record is dead.
+    pub fn release_transient(&self, msg_id: u64, segment: u32) {
+        self.release(segment, 1);
+        let mut p = self.pending.lock();
+        let pos = match p.acks.iter().position(|(s, _)| *s == segment) {
+            Some(i) => i,
+            None => {
+                p.acks.push((segment, Vec::new()));
+                p.acks.len() - 1
+            }
+        };
+        record::encode_ack(&mut p.acks[pos].1, 0, &[msg_id]);
+    }
+
     fn append(&self, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> (Loc, u64, Option<u32>) {
         let mut p = self.pending.lock();
         let mut new_segment = None;
-        if p.offset >= SEGMENT_SIZE {
+        if p.offset >= self.segment_size {
             p.segment += 1;
             p.offset = 0;
             new_segment = Some(p.segment);
@@ -455,43 +534,79 @@ impl MessageLog {
                 self.written_cv.wait(&mut w);
             }
         }
-        let file = {
+        let reader = {
             let mut readers = self.readers.lock();
             match readers.get(&loc.segment) {
-                Some(f) => f.clone(),
+                Some(r) => r.clone(),
                 None => {
-                    let f = Arc::new(File::open(segment_path(&self.dir, loc.segment))?);
-                    readers.insert(loc.segment, f.clone());
-                    f
+                    let r = SegmentReader {
+                        file: Arc::new(File::open(segment_path(&self.dir, loc.segment))?),
+                        remap: None,
+                    };
+                    readers.insert(loc.segment, r.clone());
+                    r
                 }
             }
         };
+        let offset = match &reader.remap {
+            None => loc.offset,
+            Some(map) => match map.binary_search_by_key(&loc.offset, |&(orig, _)| orig) {
+                Ok(i) => map[i].1,
+                Err(_) => {
+                    return Err(io::Error::new(
+                        io::ErrorKind::NotFound,
+                        format!("record {:?} is not in the compacted segment", loc),
+                    ))
+                }
+            },
+        };
         let mut buf = vec![0u8; loc.len as usize];
-        file.read_exact_at(&mut buf, loc.offset as u64)?;
+        reader.file.read_exact_at(&mut buf, offset as u64)?;
         let mut b = Bytes::from(buf);
         record::read_record(&mut b)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e)))
     }
 
-    /// Delete the segments nothing needs any more. Returns how many.
-    pub fn reclaim(&self) -> usize {
+    /// Delete the segments nothing needs any more and start compacting the
+    /// sparse ones. Returns how many were deleted. Runs on the writer thread.
+    fn reclaim(self: &Arc<Self>) -> usize {
+        self.roll_idle_segment();
         let current = self.pending.lock().segment;
         let written_seg = self.written.lock().0;
         let mut doomed = Vec::new();
+        let mut sparse = Vec::new();
         {
             let mut segs = self.segments.lock();
             let live: Vec<u32> = segs.keys().copied().collect();
+            let now = std::time::Instant::now();
             for &n in &live {
                 if n >= current || n >= written_seg {
                     break;
                 }
-                let Some(info) = segs.get(&n) else { continue };
+                let Some(info) = segs.get_mut(&n) else {
+                    continue;
+                };
+                if info.compacting {
+                    continue;
+                }
                 if info.refs > 0 {
+                    if !super::compact::is_sparse(info.refs, info.total_refs) {
+                        info.sparse_since = None;
+                    } else if let Some(since) = info.sparse_since {
+                        if now.duration_since(since) >= super::compact::SPARSE_FOR {
+                            sparse.push(n);
+                        }
+                    } else {
+                        info.sparse_since = Some(now);
+                    }
                     continue;
                 }
                 segs.remove(&n);
                 doomed.push(n);
             }
+        }
+        if !sparse.is_empty() {
+            super::compact::start(self, sparse);
         }
         for n in &doomed {
             self.readers.lock().remove(n);
@@ -516,6 +631,30 @@ impl MessageLog {
                 });
         }
         doomed.len()
+    }
+
+    /// Close the segment being appended to when nothing is pending and few or
+    /// none of its messages are live, so that a drained log can be deleted or
+    /// compacted rather than wait for the segment to fill up. Only segments of
+    /// at least 1/32 of the segment size roll, so light traffic does not create
+    /// a file per pass. Runs on the writer thread: with nothing pending,
+    /// everything appended has been written.
+    fn roll_idle_segment(&self) {
+        let mut p = self.pending.lock();
+        if !p.bufs.is_empty() || p.shutdown || p.offset < self.segment_size / 32 {
+            return;
+        }
+        let mut segs = self.segments.lock();
+        let idle = segs
+            .get(&p.segment)
+            .is_none_or(|s| super::compact::is_sparse(s.refs, s.total_refs));
+        if !idle {
+            return;
+        }
+        p.segment += 1;
+        p.offset = 0;
+        segs.entry(p.segment).or_default();
+        *self.written.lock() = (p.segment, 0);
     }
 
     /// Bytes of segment files on disk (for tests and metrics).
@@ -584,6 +723,10 @@ impl MessageLog {
     }
 
     fn write_acks(&self, acks: Vec<(u32, Vec<u8>)>) -> io::Result<()> {
+        if acks.is_empty() {
+            return Ok(());
+        }
+        let _io = self.acks_io.lock();
         for (segment, buf) in acks {
             // A segment deleted meanwhile needs no acks.
             if !self.segments.lock().contains_key(&segment) {

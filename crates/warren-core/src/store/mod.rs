@@ -5,13 +5,14 @@
 //! shared [`MessageLog`]. Durable definitions (exchanges, queues, bindings) are in
 //! [`definitions`].
 
+mod compact;
 pub mod definitions;
 pub mod log;
 mod paged;
 mod priority;
 pub mod record;
 
-pub use log::{Loc, MessageLog, RecoveredMessage};
+pub use log::{Loc, LogOptions, MessageLog, RecoveredMessage};
 pub use paged::PagedStorage;
 pub use priority::PriorityStorage;
 
@@ -64,9 +65,9 @@ pub struct Recovered {
 
 impl Store {
     /// Open the data directory: load definitions, replay the message log.
-    pub fn open(data_dir: &Path, fsync: bool) -> std::io::Result<(Arc<Store>, Recovered)> {
+    pub fn open(data_dir: &Path, options: &LogOptions) -> std::io::Result<(Arc<Store>, Recovered)> {
         let (definitions, defs) = definitions::DefinitionStore::open(data_dir)?;
-        let (log, messages) = MessageLog::open(&data_dir.join("messages"), fsync)?;
+        let (log, messages) = MessageLog::open(&data_dir.join("messages"), options)?;
         let store = Arc::new(Store {
             log,
             definitions,

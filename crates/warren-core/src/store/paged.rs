@@ -144,7 +144,7 @@ impl PagedStorage {
                 let message = Message::new(exchange, routing_key, properties, body);
                 if own {
                     // Back in memory: this queue's transient copy on disk is done with.
-                    self.log.release(loc.segment, 1);
+                    self.log.release_transient(msg_id, loc.segment);
                 } else {
                     let _ = message.stored.set(Stored { msg_id, loc });
                 }
@@ -184,7 +184,12 @@ impl PagedStorage {
                         self.log.release(s.loc.segment, 1);
                     }
                 }
-                Entry::Disk { loc, own: true, .. } => self.log.release(loc.segment, 1),
+                Entry::Disk { loc, own: true, .. } => match self.log.read(loc) {
+                    Ok(Record::Publish { msg_id, .. }) => {
+                        self.log.release_transient(msg_id, loc.segment)
+                    }
+                    _ => self.log.release(loc.segment, 1),
+                },
                 Entry::Disk {
                     loc, own: false, ..
                 } => {
