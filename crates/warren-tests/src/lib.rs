@@ -105,6 +105,12 @@ impl Broker {
     /// Always spawn a private broker process (for tests that kill/restart
     /// it).
     pub fn spawn_own() -> Broker {
+        Broker::spawn_with_config("")
+    }
+
+    /// Spawn a private broker with `config` as its TOML config file (empty:
+    /// none).
+    pub fn spawn_with_config(config: &str) -> Broker {
         let bin = broker_binary();
         assert!(
             bin.exists(),
@@ -115,6 +121,9 @@ impl Broker {
             .prefix("warren-test-")
             .tempdir()
             .expect("tempdir");
+        if !config.is_empty() {
+            std::fs::write(dir.path().join("warren.toml"), config).expect("write config");
+        }
         let port = free_port();
         let uri = AMQPUri::from_str(&format!("amqp://guest:guest@127.0.0.1:{port}/%2F")).unwrap();
         let mut broker = Broker {
@@ -146,8 +155,18 @@ impl Broker {
         let data_dir = self.data_dir();
         std::fs::create_dir_all(&data_dir).expect("create data dir");
         let bin = self.bin.clone().expect("own broker");
-        let child = Command::new(&bin)
-            .arg("server")
+        let mut cmd = Command::new(&bin);
+        cmd.arg("server");
+        let config = self
+            .dir
+            .as_ref()
+            .expect("own broker")
+            .path()
+            .join("warren.toml");
+        if config.exists() {
+            cmd.arg("--config").arg(&config);
+        }
+        let child = cmd
             .arg("--bind")
             .arg("127.0.0.1")
             .arg("--amqp-port")
