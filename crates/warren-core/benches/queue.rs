@@ -37,7 +37,7 @@ fn fixture(name: &str) -> Fixture {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
     let broker = Broker::open(&dir, Limits::default(), false).expect("open broker");
-    let vhost = broker.add_vhost("/");
+    let vhost = broker.ensure_vhost("/");
     let (queue, _) = vhost
         .declare_queue(
             Some(ShortStr::from(name)),
