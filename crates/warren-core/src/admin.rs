@@ -326,3 +326,99 @@ impl Broker {
         self.bump_auth_generation();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::broker::Limits;
+    use std::path::PathBuf;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!(
+            "warren-admin-{}-{}-{}",
+            name,
+            std::process::id(),
+            crate::queue::now_ms()
+        ));
+        let _ = std::fs::remove_dir_all(&d);
+        d
+    }
+
+    fn perm(user: &str, vhost: &str) -> PermissionDef {
+        PermissionDef {
+            user: user.into(),
+            vhost: vhost.into(),
+            configure: "^feed\\.".into(),
+            write: "^feed\\.".into(),
+            read: ".*".into(),
+        }
+    }
+
+    #[test]
+    fn runtime_changes_survive_reopen_and_deletions_stick() {
+        let dir = temp_dir("reopen");
+        {
+            let b = Broker::open(&dir, Limits::default(), false).expect("open");
+            b.create_defaults_once(true);
+            b.add_vhost("v").expect("add vhost");
+            assert!(b.add_vhost("v").is_ok(), "adding an existing vhost is fine");
+            b.add_user("u", "p").expect("add user");
+            assert_eq!(
+                b.add_user("u", "p").expect_err("exists").text,
+                "User \"u\" already exists"
+            );
+            b.set_permissions(perm("u", "v")).expect("set");
+            b.set_user_tags("u", &["monitoring".into()]).expect("tags");
+            b.add_user("gone", "p").expect("add");
+            b.set_permissions(perm("gone", "v")).expect("set");
+            b.delete_user("gone").expect("delete");
+            b.add_vhost("w").expect("add");
+            b.delete_vhost("w").expect("delete");
+            b.delete_user("guest").expect("delete guest");
+        }
+        let b = Broker::open(&dir, Limits::default(), false).expect("reopen");
+        b.create_defaults_once(true);
+        assert_eq!(b.list_vhosts(), vec!["/".to_string(), "v".to_string()]);
+        let users = b.list_users();
+        assert_eq!(users.len(), 1, "guest stays deleted: {:?}", users);
+        assert_eq!(users[0].tags, vec!["monitoring".to_string()]);
+        let u = b.user("u").expect("u");
+        assert!(u.check_password(b"p"));
+        let p = b.permission("u", "v").expect("permission");
+        assert_eq!(p.def, perm("u", "v"));
+        assert!(b.permission("gone", "v").is_none());
+        assert_eq!(
+            b.delete_vhost("w").expect_err("gone").text,
+            "Virtual host 'w' does not exist"
+        );
+        assert_eq!(
+            b.list_user_permissions("gone").expect_err("gone").text,
+            "User \"gone\" does not exist"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn deleting_a_vhost_deletes_its_durable_queues() {
+        let dir = temp_dir("delvhost");
+        {
+            let b = Broker::open(&dir, Limits::default(), false).expect("open");
+            b.add_vhost("v").expect("add");
+            let v = b.vhost("v").expect("v");
+            let opts = crate::QueueOptions {
+                durable: true,
+                exclusive: false,
+                auto_delete: false,
+                arguments: crate::FieldTable::new(),
+            };
+            v.declare_queue(Some("q".into()), opts, false, 1)
+                .expect("declare");
+            b.delete_vhost("v").expect("delete");
+            assert!(v.is_deleted());
+            assert!(v.queue(b"q").is_none());
+        }
+        let b = Broker::open(&dir, Limits::default(), false).expect("reopen");
+        assert!(b.vhost("v").is_none(), "deleted vhost came back");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
