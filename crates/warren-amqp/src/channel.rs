@@ -5,6 +5,7 @@
 //! Every handler maps directly onto a broker-core call and translates the result
 //! into the reply method (or a channel/connection error).
 
+use crate::access::AccessCache;
 use crate::codec::*;
 use crate::delivery::{ChannelShared, ConsumerEntry, Unacked};
 use crate::error::AmqpError;
@@ -14,6 +15,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
+use warren_core::permissions::Access;
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_consumer_args, check_expiration};
 use warren_core::vhost::Published;
@@ -30,8 +32,6 @@ pub struct ConnContext {
     pub user: String,
     /// "peer -> local", as RabbitMQ names connections.
     pub name: String,
-    /// The user's tags (administrator, …): who may run control commands.
-    pub tags: Vec<String>,
     pub broker: Arc<warren_core::Broker>,
     pub vhost: Arc<VHost>,
     pub outlet: Arc<Outlet>,
@@ -43,6 +43,8 @@ pub struct ConnContext {
     pub has_published: bool,
     /// Consumer-tag generator.
     pub ctag_counter: u64,
+    /// The user's permission on the vhost (see `access.rs`).
+    pub access: AccessCache,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,8 +106,10 @@ pub struct Channel {
     tx_acks: Vec<TxAck>,
     /// Reused routing result buffer (no allocation per publish).
     route_buf: Vec<Arc<Queue>>,
-    /// Last exchange published to: skips the vhost lookup on the hot path.
-    exchange_cache: Option<Arc<Exchange>>,
+    /// Last exchange published to, and the broker's auth generation at which
+    /// write access to it was checked: skips the vhost lookup and the
+    /// permission check on the hot path.
+    exchange_cache: Option<(Arc<Exchange>, u64)>,
     /// The server closed this channel and waits for close-ok.
     pub closing: bool,
     /// The private queue behind this channel's direct reply-to consumer.
@@ -178,6 +182,8 @@ impl Channel {
             }
             Method::ExchangeDeclare(ref d) => self.exchange_declare(ctx, d, &m),
             Method::ExchangeDelete(ref d) => {
+                ctx.check_exchange(Access::Configure, d.exchange.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .delete_exchange(&d.exchange, d.if_unused)
                     .map_err(|e| err(e, &m))?;
@@ -188,6 +194,10 @@ impl Channel {
                 Ok(())
             }
             Method::ExchangeBind(ref b) => {
+                ctx.check_exchange(Access::Write, b.destination.as_bytes())
+                    .map_err(|e| err(e, &m))?;
+                ctx.check_exchange(Access::Read, b.source.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .bind_exchange(
                         &b.destination,
@@ -202,6 +212,10 @@ impl Channel {
                 Ok(())
             }
             Method::ExchangeUnbind(ref b) => {
+                ctx.check_exchange(Access::Write, b.destination.as_bytes())
+                    .map_err(|e| err(e, &m))?;
+                ctx.check_exchange(Access::Read, b.source.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .unbind_exchange(&b.destination, &b.source, &b.routing_key, &b.arguments)
                     .map_err(|e| err(e, &m))?;
@@ -213,6 +227,10 @@ impl Channel {
             Method::QueueDeclare(ref d) => self.queue_declare(ctx, d, &m),
             Method::QueueBind(ref b) => {
                 let q = self.queue_name(&b.queue, &m)?;
+                ctx.check_queue(Access::Write, q.as_bytes())
+                    .map_err(|e| err(e, &m))?;
+                ctx.check_exchange(Access::Read, b.exchange.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .bind_queue(
                         &q,
@@ -229,6 +247,10 @@ impl Channel {
             }
             Method::QueueUnbind(ref b) => {
                 let q = self.queue_name(&b.queue, &m)?;
+                ctx.check_queue(Access::Write, q.as_bytes())
+                    .map_err(|e| err(e, &m))?;
+                ctx.check_exchange(Access::Read, b.exchange.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .unbind_queue(&q, &b.exchange, &b.routing_key, &b.arguments, ctx.id)
                     .map_err(|e| err(e, &m))?;
@@ -237,6 +259,8 @@ impl Channel {
             }
             Method::QueuePurge(ref p) => {
                 let q = self.queue_name(&p.queue, &m)?;
+                ctx.check_queue(Access::Read, q.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 let n = ctx.vhost.purge_queue(&q, ctx.id).map_err(|e| err(e, &m))?;
                 if !p.nowait {
                     self.send(Method::QueuePurgeOk(QueuePurgeOk { message_count: n }));
@@ -245,6 +269,8 @@ impl Channel {
             }
             Method::QueueDelete(ref d) => {
                 let q = self.queue_name(&d.queue, &m)?;
+                ctx.check_queue(Access::Configure, q.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 let n = ctx
                     .vhost
                     .delete_queue(&q, d.if_unused, d.if_empty, ctx.id)
@@ -396,6 +422,10 @@ impl Channel {
             internal: d.internal,
             arguments: d.arguments.clone(),
         };
+        if !d.passive {
+            ctx.check_exchange(Access::Configure, d.exchange.as_bytes())
+                .map_err(|e| err(e, m))?;
+        }
         ctx.vhost
             .declare_exchange(d.exchange.clone(), opts, d.passive)
             .map_err(|e| err(e, m))?;
@@ -432,10 +462,24 @@ impl Channel {
             auto_delete: d.auto_delete,
             arguments: d.arguments.clone(),
         };
-        let (q, created) = ctx
-            .vhost
-            .declare_queue(name, opts, d.passive, ctx.id)
-            .map_err(|e| err(e, m))?;
+        // A passive declare needs no permission (as in RabbitMQ); an active one
+        // needs configure on the queue, server-named ones included.
+        let declared = match name {
+            None => {
+                let generated = ctx.vhost.generate_queue_name();
+                ctx.check_queue(Access::Configure, generated.as_bytes())
+                    .map_err(|e| err(e, m))?;
+                ctx.vhost.declare_generated_queue(generated, opts, ctx.id)
+            }
+            Some(n) => {
+                if !d.passive {
+                    ctx.check_queue(Access::Configure, n.as_bytes())
+                        .map_err(|e| err(e, m))?;
+                }
+                ctx.vhost.declare_queue(Some(n), opts, d.passive, ctx.id)
+            }
+        };
+        let (q, created) = declared.map_err(|e| err(e, m))?;
         if created && q.options.exclusive {
             ctx.exclusive_queues.push(q.clone());
         }
@@ -510,6 +554,8 @@ impl Channel {
             q
         } else {
             let qname = self.queue_name(&c.queue, m)?;
+            ctx.check_queue(Access::Read, qname.as_bytes())
+                .map_err(|e| err(e, m))?;
             ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?
         };
         check_consumer_args(&c.arguments, &queue.name, &ctx.vhost.name.to_string_lossy())
@@ -577,6 +623,8 @@ impl Channel {
 
     fn get(&mut self, ctx: &mut ConnContext, g: &BasicGet, m: &Method) -> R {
         let qname = self.queue_name(&g.queue, m)?;
+        ctx.check_queue(Access::Read, qname.as_bytes())
+            .map_err(|e| err(e, m))?;
         let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
         match queue.get(g.no_ack) {
             Some((msg, remaining)) => {
@@ -731,14 +779,22 @@ impl Channel {
             });
             return Ok(());
         }
+        // Hot path: same exchange as last time, permissions unchanged since its
+        // write access was checked: no lookup, no regex.
+        let generation = ctx.broker.auth_generation();
         let exchange = match &self.exchange_cache {
-            Some(e) if e.name == p.exchange && !e.is_deleted() => e.clone(),
+            Some((e, g)) if e.name == p.exchange && !e.is_deleted() && *g == generation => {
+                e.clone()
+            }
             _ => {
+                self.exchange_cache = None;
+                ctx.check_exchange(Access::Write, p.exchange.as_bytes())
+                    .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
                 let e = ctx
                     .vhost
                     .get_exchange(&p.exchange)
                     .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
-                self.exchange_cache = Some(e.clone());
+                self.exchange_cache = Some((e.clone(), generation));
                 e
             }
         };
@@ -946,7 +1002,13 @@ impl Channel {
     /// Run a management command (see `warren_core::control`) and publish the
     /// answer to the request's `reply_to`, with its `correlation_id`.
     fn control(&mut self, ctx: &mut ConnContext, properties: Bytes, body: Bytes) {
-        let answer = warren_core::control::execute(&ctx.broker, &ctx.tags, &body);
+        // The user's current tags: a tag removed at runtime takes effect at once.
+        let tags = ctx
+            .broker
+            .user(&ctx.user)
+            .map(|u| u.tags)
+            .unwrap_or_default();
+        let answer = warren_core::control::execute(&ctx.broker, &tags, &body);
         let req = BasicProperties::decode(&properties).unwrap_or_default();
         if let Some(reply_to) = req.reply_to {
             let props = BasicProperties {

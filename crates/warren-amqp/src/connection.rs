@@ -125,12 +125,15 @@ where
         Duration::from_secs(hs.heartbeat as u64),
     ));
     outlet.send_method(0, Method::ConnectionOpenOk(ConnectionOpenOk::default()));
+    // Registered so that deleting the vhost or the user closes us.
+    let registration = broker
+        .connections
+        .register(id, &hs.user, &hs.vhost.name.to_string_lossy());
     let mut conn = Connection {
         ctx: ConnContext {
             id,
             user: hs.user.clone(),
             name: name.clone(),
-            tags: hs.tags.clone(),
             broker: broker.clone(),
             vhost: hs.vhost.clone(),
             outlet: outlet.clone(),
@@ -139,8 +142,10 @@ where
             exclusive_queues: Vec::new(),
             has_published: false,
             ctag_counter: 0,
+            access: crate::access::AccessCache::new(),
         },
         alarm: broker.alarm(),
+        forced: registration.closed.clone(),
         blocked_notify: hs.blocked_notify,
         channels: HashMap::new(),
         channel_max: hs.channel_max,
@@ -175,6 +180,7 @@ where
         Ok(()) => info!(%peer, conn = id, "connection closed"),
         Err(e) => warn!(%peer, conn = id, "connection closed: {}", e),
     }
+    drop(registration);
     outlet.close();
     let _ = writer.await;
 }
@@ -183,7 +189,6 @@ struct Handshake {
     user: String,
     mechanism: String,
     client_properties: FieldTable,
-    tags: Vec<String>,
     vhost: Arc<warren_core::VHost>,
     frame_max: u32,
     channel_max: u16,
@@ -368,7 +373,6 @@ where
         .open_vhost(&user, &vhost_name)
         .map_err(|e| Some((e, 10, 40)))?;
     Ok(Handshake {
-        tags: user.tags.clone(),
         user: user.name,
         vhost,
         frame_max,
@@ -384,6 +388,9 @@ where
 struct Connection {
     ctx: ConnContext,
     alarm: tokio::sync::watch::Receiver<Option<String>>,
+    /// Becomes Some(error) when the broker closes this connection (its vhost or
+    /// user was deleted): 320 CONNECTION_FORCED.
+    forced: tokio::sync::watch::Receiver<Option<BrokerError>>,
     /// The client understands connection.blocked/unblocked.
     blocked_notify: bool,
     channels: HashMap<u16, Channel>,
@@ -407,6 +414,7 @@ impl Connection {
             Some(Duration::from_secs(self.heartbeat as u64 * 2))
         };
         let mut alarm = self.alarm.clone();
+        let mut forced = self.forced.clone();
         let mut blocked = false;
         let mut durable = self.ctx.vhost.store().log.durable();
         let mut waiting = false;
@@ -426,8 +434,16 @@ impl Connection {
                         );
                     }
                     blocked = true;
-                    if alarm.changed().await.is_err() {
-                        return Err("broker shutting down".into());
+                    tokio::select! {
+                        r = alarm.changed() => if r.is_err() {
+                            return Err("broker shutting down".into());
+                        },
+                        _ = forced.changed() => {
+                            let e = forced.borrow_and_update().clone();
+                            if let Some(e) = e {
+                                return self.close_forced(e, frames).await;
+                            }
+                        }
                     }
                     continue;
                 }
@@ -454,6 +470,13 @@ impl Connection {
                     Err(_) => return Err("missed heartbeats from client, timeout".into()),
                 },
                 _ = alarm.changed() => continue,
+                _ = forced.changed() => {
+                    let e = forced.borrow_and_update().clone();
+                            if let Some(e) = e {
+                        return self.close_forced(e, frames).await;
+                    }
+                    continue;
+                }
                 // Publishes waiting for the message log's fsync: answer them.
                 _ = durable.changed(), if waiting => {
                     waiting = self.flush_confirms(&durable);
@@ -705,6 +728,16 @@ impl Connection {
                 other.method_id(),
             )),
         }
+    }
+
+    /// The broker closes the connection (320 CONNECTION_FORCED).
+    async fn close_forced<R: AsyncRead + Unpin>(
+        &mut self,
+        e: BrokerError,
+        frames: &mut FramedRead<R, FrameDecoder>,
+    ) -> Ended {
+        self.close_with_error(AmqpError::connection(e.code, e.text, 0, 0), frames)
+            .await
     }
 
     /// Send connection.close for a hard error, then wait (briefly) for close-ok.

@@ -1,6 +1,7 @@
 //! Warren's AMQP 0-9-1 adapter: the wire codec, and the connection and channel
 //! state machines that turn AMQP methods into broker-core calls.
 
+pub mod access;
 pub mod channel;
 pub mod codec;
 pub mod connection;

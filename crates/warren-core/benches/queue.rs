@@ -45,7 +45,7 @@ fn fixture(name: &str) -> Fixture {
         },
     )
     .expect("open broker");
-    let vhost = broker.add_vhost("/");
+    let vhost = broker.ensure_vhost("/");
     let (queue, _) = vhost
         .declare_queue(
             Some(ShortStr::from(name)),

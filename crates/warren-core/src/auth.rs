@@ -1,24 +1,25 @@
-//! Users, passwords and vhost access.
+//! Users and passwords. Which vhosts a user may open, and what it may do there,
+//! is in [`crate::permissions`].
 //!
 //! Passwords are stored as RabbitMQ stores them (`rabbit_password_hashing_sha256`):
 //! base64(salt ‖ SHA-256(salt ‖ password)) with a 4-byte salt, so hashes exported
 //! from RabbitMQ's definitions work here unchanged.
 
 use base64::Engine;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use std::collections::HashSet;
 
-/// A broker user.
-#[derive(Debug, Clone)]
+/// A broker user, as stored in the definitions file (which is why it is
+/// serializable: the password is only ever kept as its hash).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
     pub name: String,
     /// RabbitMQ-format SHA-256 password hash (base64).
     pub password_hash: String,
+    #[serde(default)]
     pub tags: Vec<String>,
-    /// Vhosts this user may open. RabbitMQ's per-resource regex permissions are
-    /// not implemented yet: access to a vhost grants configure/write/read on it.
-    pub vhosts: HashSet<String>,
     /// May only connect from a loopback address (RabbitMQ's `loopback_users`).
+    #[serde(default)]
     pub loopback_only: bool,
 }
 
@@ -28,9 +29,17 @@ impl User {
             name: name.to_string(),
             password_hash: hash_password(password, salt()),
             tags: Vec::new(),
-            vhosts: HashSet::new(),
             loopback_only: false,
         }
+    }
+
+    /// Replace the password (a new salt each time, as RabbitMQ does).
+    pub fn set_password(&mut self, password: &str) {
+        self.password_hash = hash_password(password, salt());
+    }
+
+    pub fn is_administrator(&self) -> bool {
+        self.tags.iter().any(|t| t == "administrator")
     }
 
     pub fn check_password(&self, password: &[u8]) -> bool {

@@ -1,7 +1,12 @@
 //! The broker: the set of vhosts and users one server process serves.
+//!
+//! Management of vhosts, users and permissions (what `rabbitmqctl` does) is in
+//! [`crate::admin`]; this file holds the state and what connections need.
 
 use crate::auth::User;
+use crate::connections::Connections;
 use crate::error::{BrokerError, Result};
+use crate::permissions::Permission;
 use crate::queue::ConnectionId;
 use crate::store::Store;
 use crate::vhost::VHost;
@@ -36,8 +41,22 @@ impl Default for Limits {
 
 pub struct Broker {
     pub store: Arc<Store>,
-    vhosts: RwLock<HashMap<String, Arc<VHost>>>,
-    users: RwLock<HashMap<String, User>>,
+    pub(crate) vhosts: RwLock<HashMap<String, Arc<VHost>>>,
+    pub(crate) users: RwLock<HashMap<String, User>>,
+    /// user → vhost → compiled permission. Having an entry is what lets the
+    /// user open the vhost.
+    pub(crate) permissions: RwLock<HashMap<String, HashMap<String, Arc<Permission>>>>,
+    /// Bumped on every change of users or permissions: connections cache their
+    /// permission (and what they already checked against it) and compare this
+    /// one atomic to know the cache is still good.
+    auth_generation: AtomicU64,
+    /// Open client connections (so deleting a vhost or user can close them).
+    pub connections: Arc<Connections>,
+    /// Whether the first boot's defaults (vhost "/", guest) were created.
+    pub(crate) initialized: std::sync::atomic::AtomicBool,
+    /// Serializes management changes, so memory and the definitions file agree
+    /// on their order.
+    pub(crate) admin_lock: parking_lot::Mutex<()>,
     pub limits: Limits,
     next_connection: AtomicU64,
     /// A raised resource alarm (memory, disk) and its reason. Publishing
@@ -46,8 +65,11 @@ pub struct Broker {
 }
 
 impl Broker {
-    /// Open the broker's data directory: durable definitions and messages found
-    /// there are restored (their vhosts created). No users are added.
+    /// Open the broker's data directory: vhosts, users and permissions stored
+    /// there are restored, then durable definitions and messages. A vhost that
+    /// only appears in older definitions (from before vhosts were stored) is
+    /// recorded as a vhost now. The default user is not added here (see
+    /// [`Broker::create_defaults_once`]).
     pub fn open(
         data_dir: &Path,
         limits: Limits,
@@ -55,6 +77,7 @@ impl Broker {
     ) -> std::io::Result<Arc<Broker>> {
         let (store, mut recovered) = Store::open(data_dir, storage)?;
         let broker = Broker::new(limits, store);
+        broker.restore_access(&recovered.definitions);
         let mut names: Vec<String> = recovered
             .definitions
             .exchanges
@@ -77,8 +100,16 @@ impl Broker {
         );
         names.sort();
         names.dedup();
+        for name in &names {
+            if !recovered.definitions.vhosts.contains(name) {
+                broker.store.definitions.save_vhost(name);
+            }
+        }
+        names.extend(recovered.definitions.vhosts.iter().cloned());
+        names.sort();
+        names.dedup();
         for name in names {
-            let v = broker.add_vhost(&name);
+            let v = broker.ensure_vhost(&name);
             v.restore(&recovered.definitions, &mut recovered.messages);
         }
         // Messages of queues that no longer exist stay unreferenced; their
@@ -92,23 +123,20 @@ impl Broker {
             store,
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
+            permissions: RwLock::new(HashMap::new()),
+            auth_generation: AtomicU64::new(1),
+            connections: Arc::new(Connections::default()),
+            initialized: std::sync::atomic::AtomicBool::new(false),
+            admin_lock: parking_lot::Mutex::new(()),
             limits,
             next_connection: AtomicU64::new(1),
             alarm: tokio::sync::watch::channel(None).0,
         })
     }
 
-    /// RabbitMQ's out-of-the-box user: guest/guest, administrator, access to
-    /// vhost `/`, allowed from loopback only.
-    pub fn add_default_user(&self) {
-        let mut guest = User::new("guest", "guest");
-        guest.tags.push("administrator".into());
-        guest.vhosts.insert("/".into());
-        guest.loopback_only = true;
-        self.add_user(guest);
-    }
-
-    pub fn add_vhost(&self, name: &str) -> Arc<VHost> {
+    /// The vhost called `name`, created in memory if missing (not stored: for
+    /// restoring, embedding and tests; management uses [`Broker::add_vhost`]).
+    pub fn ensure_vhost(&self, name: &str) -> Arc<VHost> {
         self.vhosts
             .write()
             .entry(name.to_string())
@@ -124,12 +152,40 @@ impl Broker {
         self.vhosts.read().values().cloned().collect()
     }
 
-    pub fn add_user(&self, user: User) {
+    /// Add or replace a user in memory only (config-file users, which are
+    /// re-applied at every start; management uses [`Broker::add_user`]).
+    pub fn put_user(&self, user: User) {
         self.users.write().insert(user.name.clone(), user);
+        self.bump_auth_generation();
+    }
+
+    /// Give `user` permission on `vhost` in memory only (config-file users).
+    pub fn put_permission(&self, p: Permission) {
+        let p = Arc::new(p);
+        self.permissions
+            .write()
+            .entry(p.def.user.clone())
+            .or_default()
+            .insert(p.def.vhost.clone(), p);
+        self.bump_auth_generation();
     }
 
     pub fn user(&self, name: &str) -> Option<User> {
         self.users.read().get(name).cloned()
+    }
+
+    /// The permission of `user` on `vhost` (None: no access).
+    pub fn permission(&self, user: &str, vhost: &str) -> Option<Arc<Permission>> {
+        self.permissions.read().get(user)?.get(vhost).cloned()
+    }
+
+    /// Changes whenever users or permissions change (see the field).
+    pub fn auth_generation(&self) -> u64 {
+        self.auth_generation.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn bump_auth_generation(&self) {
+        self.auth_generation.fetch_add(1, Ordering::AcqRel);
     }
 
     /// Raise (Some(reason)) or clear (None) the resource alarm.
@@ -196,7 +252,7 @@ impl Broker {
         let v = self
             .vhost(vhost)
             .ok_or_else(|| BrokerError::not_allowed(format!("vhost {} not found", vhost)))?;
-        if !user.vhosts.contains(vhost) {
+        if self.permission(&user.name, vhost).is_none() {
             return Err(BrokerError::not_allowed(format!(
                 "access to vhost '{}' refused for user '{}'",
                 vhost, user.name

@@ -1,29 +1,56 @@
 //! Management commands over the broker itself (the control bus): `warren ctl`
 //! publishes a JSON command to the `amq.warren.control` pseudo-exchange with a
 //! `reply_to`, and gets a JSON answer back. This needs no extra port or
-//! protocol and uses AMQP's own authentication: only users tagged
-//! `administrator` or `policymaker` may run commands.
+//! protocol and uses AMQP's own authentication: users, vhosts and permissions
+//! are managed by users tagged `administrator` only; policies, tracing and
+//! queue listing also by `policymaker`.
 
 use crate::broker::Broker;
+use crate::permissions::PermissionDef;
 use crate::policy::PolicyDef;
 use serde_json::{json, Value};
 
 /// The exchange name commands are published to.
 pub const CONTROL_EXCHANGE: &str = "amq.warren.control";
 
-/// Run one command; the answer is `{"ok": true, ...}` or `{"ok": false, "error": ...}`.
+/// Commands that manage users, vhosts and permissions (administrator only).
+const ADMIN_COMMANDS: &[&str] = &[
+    "add_vhost",
+    "delete_vhost",
+    "list_vhosts",
+    "add_user",
+    "delete_user",
+    "change_password",
+    "set_user_tags",
+    "list_users",
+    "set_permissions",
+    "clear_permissions",
+    "list_permissions",
+    "list_user_permissions",
+];
+
+/// Run one command for a user with `tags` (its current tags); the answer is
+/// `{"ok": true, ...}` or `{"ok": false, "error": ...}`.
 pub fn execute(broker: &Broker, tags: &[String], body: &[u8]) -> Value {
-    if !tags
-        .iter()
-        .any(|t| t == "administrator" || t == "policymaker")
-    {
+    let has = |tag: &str| tags.iter().any(|t| t == tag);
+    if !has("administrator") && !has("policymaker") {
         return json!({"ok": false, "error": "access refused: administrator or policymaker tag required"});
     }
     let cmd: Value = match serde_json::from_slice(body) {
         Ok(v) => v,
         Err(e) => return json!({"ok": false, "error": format!("invalid JSON: {}", e)}),
     };
-    match run(broker, &cmd) {
+    let name = cmd.get("command").and_then(|v| v.as_str()).unwrap_or("");
+    let result = if ADMIN_COMMANDS.contains(&name) {
+        if has("administrator") {
+            run_admin(broker, name, &cmd)
+        } else {
+            Err("access refused: administrator tag required".into())
+        }
+    } else {
+        run(broker, &cmd)
+    };
+    match result {
         Ok(mut v) => {
             if let Some(o) = v.as_object_mut() {
                 o.insert("ok".into(), Value::Bool(true));
@@ -31,6 +58,56 @@ pub fn execute(broker: &Broker, tags: &[String], body: &[u8]) -> Value {
             v
         }
         Err(e) => json!({"ok": false, "error": e}),
+    }
+}
+
+/// User, vhost and permission management (see [`crate::admin`]).
+fn run_admin(broker: &Broker, command: &str, cmd: &Value) -> Result<Value, String> {
+    let field = |k: &str| {
+        cmd.get(k)
+            .and_then(|v| v.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| format!("missing {}", k))
+    };
+    let vhost = || cmd.get("vhost").and_then(|v| v.as_str()).unwrap_or("/");
+    let done = |r: crate::Result<()>| r.map(|()| json!({})).map_err(|e| e.text);
+    match command {
+        "add_vhost" => done(broker.add_vhost(&field("name")?)),
+        "delete_vhost" => done(broker.delete_vhost(&field("name")?)),
+        "list_vhosts" => Ok(json!({"vhosts": broker.list_vhosts()})),
+        "add_user" => done(broker.add_user(&field("name")?, &field("password")?)),
+        "delete_user" => done(broker.delete_user(&field("name")?)),
+        "change_password" => done(broker.change_password(&field("name")?, &field("password")?)),
+        "set_user_tags" => {
+            let tags: Vec<String> = cmd
+                .get("tags")
+                .and_then(|v| v.as_array())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|t| t.as_str().map(str::to_string))
+                        .collect()
+                })
+                .unwrap_or_default();
+            done(broker.set_user_tags(&field("name")?, &tags))
+        }
+        "list_users" => Ok(json!({"users": broker.list_users()})),
+        "set_permissions" => done(broker.set_permissions(PermissionDef {
+            user: field("user")?,
+            vhost: vhost().to_string(),
+            configure: field("configure")?,
+            write: field("write")?,
+            read: field("read")?,
+        })),
+        "clear_permissions" => done(broker.clear_permissions(&field("user")?, vhost())),
+        "list_permissions" => broker
+            .list_permissions(vhost())
+            .map(|p| json!({"permissions": p}))
+            .map_err(|e| e.text),
+        "list_user_permissions" => broker
+            .list_user_permissions(&field("user")?)
+            .map(|p| json!({"permissions": p}))
+            .map_err(|e| e.text),
+        other => Err(format!("unknown command '{}'", other)),
     }
 }
 

@@ -4,13 +4,16 @@
 //! prefetch limits. Protocol adapters (AMQP 0-9-1 today; STOMP, MQTT and HTTP later)
 //! translate their wire formats into calls on these types.
 
+pub mod admin;
 pub mod auth;
 pub mod broker;
+pub mod connections;
 pub mod control;
 pub mod error;
 pub mod events;
 pub mod exchange;
 pub mod message;
+pub mod permissions;
 pub mod policy;
 pub mod properties;
 pub mod queue;

@@ -33,6 +33,9 @@ pub struct VHost {
     delayed: crate::exchange::delayed::DelayedStore,
     /// Firehose tracing (`amq.rabbitmq.trace`) is on.
     tracing: std::sync::atomic::AtomicBool,
+    /// The vhost was deleted: nothing can be declared in it any more (its
+    /// connections are being closed).
+    deleted: std::sync::atomic::AtomicBool,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -59,6 +62,7 @@ impl VHost {
             policies: RwLock::new(Vec::new()),
             delayed: Default::default(),
             tracing: std::sync::atomic::AtomicBool::new(false),
+            deleted: std::sync::atomic::AtomicBool::new(false),
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -79,6 +83,46 @@ impl VHost {
             }
         }
         vhost
+    }
+
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(Ordering::Acquire)
+    }
+
+    fn deleted_error(&self) -> BrokerError {
+        BrokerError::not_found(format!("vhost '{}' is deleted", self.name))
+    }
+
+    fn check_not_deleted(&self) -> Result<()> {
+        if self.is_deleted() {
+            return Err(self.deleted_error());
+        }
+        Ok(())
+    }
+
+    /// The vhost is being deleted: delete its queues (with their messages),
+    /// exchanges and policies, durable ones from the definitions too, through
+    /// the same paths as queue.delete / exchange.delete. Declares fail from now on.
+    pub fn delete_contents(&self) {
+        self.deleted.store(true, Ordering::Release);
+        for q in self.queues() {
+            self.remove_queue(&q);
+        }
+        let names: Vec<ShortStr> = self.exchanges.read().keys().cloned().collect();
+        for name in names {
+            let Some(e) = self.exchanges.write().remove(&name) else {
+                continue;
+            };
+            if name.is_empty() || name.starts_with("amq.") {
+                // Predeclared: never stored, nothing bound to them persists alone.
+                e.mark_deleted();
+            } else {
+                self.remove_exchange_bindings(&e);
+            }
+        }
+        for p in self.policies() {
+            let _ = self.clear_policy(&p.name);
+        }
     }
 
     fn not_found(&self, what: &str, name: &ShortStr) -> BrokerError {
@@ -130,6 +174,7 @@ impl VHost {
         if passive {
             return self.get_exchange(&name);
         }
+        self.check_not_deleted()?;
         if name.is_empty() {
             return Err(default_exchange_refused());
         }
@@ -294,6 +339,7 @@ impl VHost {
                 q.touch();
                 return Ok((q, false));
             }
+            _ if self.is_deleted() => return Err(self.deleted_error()),
             Some(n) if n.starts_with("amq.") => {
                 return Err(BrokerError::access_refused(format!(
                     "queue name '{}' contains reserved prefix 'amq.*'",
@@ -303,6 +349,28 @@ impl VHost {
             Some(n) => n,
             None => self.generate_queue_name(),
         };
+        self.declare_named_queue(name, opts, conn)
+    }
+
+    /// queue.declare of a server-named queue whose name the caller generated
+    /// with [`VHost::generate_queue_name`] (so it could check permissions on it
+    /// first, as RabbitMQ does).
+    pub fn declare_generated_queue(
+        &self,
+        name: ShortStr,
+        opts: QueueOptions,
+        conn: ConnectionId,
+    ) -> Result<(Arc<Queue>, bool)> {
+        self.check_not_deleted()?;
+        self.declare_named_queue(name, opts, conn)
+    }
+
+    fn declare_named_queue(
+        &self,
+        name: ShortStr,
+        opts: QueueOptions,
+        conn: ConnectionId,
+    ) -> Result<(Arc<Queue>, bool)> {
         let mut qs = self.queues.write();
         if let Some(q) = qs.get(&name) {
             // As RabbitMQ: the declaring connection must own an exclusive queue
@@ -705,6 +773,7 @@ impl VHost {
 
     /// Set (add or replace) a policy and apply it to matching queues now.
     pub fn set_policy(&self, def: PolicyDef, persist: bool) -> Result<()> {
+        self.check_not_deleted()?;
         let policy = Policy::new(def.clone()).map_err(BrokerError::precondition_failed)?;
         {
             let mut ps = self.policies.write();

@@ -12,10 +12,18 @@ pub struct FileConfig {
     pub listeners: Option<Listeners>,
     pub data_dir: Option<PathBuf>,
     pub limits: Option<FileLimits>,
-    /// Create guest/guest (loopback only) as RabbitMQ does. Default true.
+    /// Create guest/guest (loopback only, full access to "/") on the first start
+    /// with an empty data dir, as RabbitMQ does. Default true. Once created,
+    /// guest is an ordinary stored user: deleting it (`warren ctl delete-user
+    /// guest`) is permanent.
     pub default_user: Option<bool>,
+    /// Vhosts created at every start if missing (and then stored like vhosts
+    /// added with `warren ctl add-vhost`; removing one from this list does not
+    /// delete it).
     #[serde(default)]
     pub vhosts: Vec<VhostConfig>,
+    /// Users (re)applied in memory at every start; they win over a stored user
+    /// of the same name and are not written to the data dir.
     #[serde(default)]
     pub users: Vec<UserConfig>,
     pub resources: Option<Resources>,
@@ -105,10 +113,28 @@ pub struct UserConfig {
     pub password_hash: Option<String>,
     #[serde(default)]
     pub tags: Vec<String>,
-    /// Vhosts the user may open. Default: all configured vhosts.
+    /// Vhosts on which the user gets full permissions (configure, write and read
+    /// ".*"). Default: every vhost existing at startup, unless `permissions` is
+    /// given (then none).
     pub vhosts: Option<Vec<String>>,
+    /// RabbitMQ-style permissions, e.g.
+    /// `permissions = [{ vhost = "/", configure = "^feed\\.", write = "^feed\\.", read = ".*" }]`.
+    #[serde(default)]
+    pub permissions: Vec<PermissionConfig>,
     #[serde(default)]
     pub loopback_only: bool,
+}
+
+/// One (vhost, configure, write, read) permission of a config user, as
+/// `rabbitmqctl set_permissions -p VHOST USER CONF WRITE READ`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PermissionConfig {
+    #[serde(default = "default_vhost")]
+    pub vhost: String,
+    pub configure: String,
+    pub write: String,
+    pub read: String,
 }
 
 impl FileConfig {

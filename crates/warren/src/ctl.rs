@@ -2,8 +2,10 @@
 //!
 //! Each command is a JSON request published to the `amq.warren.control`
 //! pseudo-exchange with a direct reply-to address; the broker answers with JSON.
-//! Authentication is the AMQP login of `--amqp-url` (the user needs the
-//! `administrator` or `policymaker` tag), so no extra port is involved.
+//! Authentication is the AMQP login of `--amqp-url`, so no extra port is
+//! involved: user, vhost and permission commands need the `administrator` tag,
+//! the others `administrator` or `policymaker`. Command names mirror
+//! `rabbitmqctl` (`add_user` → `add-user`, `-p VHOST` as there).
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -21,8 +23,8 @@ pub struct CtlArgs {
         default_value = "amqp://guest:guest@127.0.0.1:5672/%2F"
     )]
     amqp_url: String,
-    /// Virtual host the command applies to.
-    #[arg(long, global = true, default_value = "/")]
+    /// Virtual host the command applies to (`-p` as in rabbitmqctl).
+    #[arg(long, short = 'p', global = true, default_value = "/")]
     vhost: String,
     #[command(subcommand)]
     command: CtlCommand,
@@ -52,6 +54,39 @@ enum CtlCommand {
     TraceOff,
     /// List queues with their message and consumer counts.
     ListQueues,
+    /// Create a vhost (nothing happens if it exists, as in rabbitmqctl).
+    AddVhost { name: String },
+    /// Delete a vhost with everything in it; its connections are closed.
+    DeleteVhost { name: String },
+    /// List vhosts.
+    ListVhosts,
+    /// Create a user (no tags, no permissions).
+    AddUser { name: String, password: String },
+    /// Delete a user and its permissions; its connections are closed.
+    DeleteUser { name: String },
+    /// Change a user's password.
+    ChangePassword { name: String, password: String },
+    /// Replace a user's tags (e.g. administrator, policymaker); none clears them.
+    SetUserTags { name: String, tags: Vec<String> },
+    /// List users and their tags.
+    ListUsers,
+    /// Set a user's permissions on the vhost (-p): configure, write and read
+    /// regular expressions, e.g. '^feed\..*' '^feed\..*' '.*'.
+    SetPermissions {
+        user: String,
+        #[arg(allow_hyphen_values = true)]
+        configure: String,
+        #[arg(allow_hyphen_values = true)]
+        write: String,
+        #[arg(allow_hyphen_values = true)]
+        read: String,
+    },
+    /// Remove a user's permissions on the vhost (-p).
+    ClearPermissions { user: String },
+    /// List the permissions on the vhost (-p).
+    ListPermissions,
+    /// List a user's permissions on every vhost.
+    ListUserPermissions { user: String },
 }
 
 pub fn run(args: CtlArgs) -> ExitCode {
@@ -78,6 +113,34 @@ pub fn run(args: CtlArgs) -> ExitCode {
         CtlCommand::TraceOn => json!({"command": "trace_on"}),
         CtlCommand::TraceOff => json!({"command": "trace_off"}),
         CtlCommand::ListQueues => json!({"command": "list_queues"}),
+        CtlCommand::AddVhost { name } => json!({"command": "add_vhost", "name": name}),
+        CtlCommand::DeleteVhost { name } => json!({"command": "delete_vhost", "name": name}),
+        CtlCommand::ListVhosts => json!({"command": "list_vhosts"}),
+        CtlCommand::AddUser { name, password } => {
+            json!({"command": "add_user", "name": name, "password": password})
+        }
+        CtlCommand::DeleteUser { name } => json!({"command": "delete_user", "name": name}),
+        CtlCommand::ChangePassword { name, password } => {
+            json!({"command": "change_password", "name": name, "password": password})
+        }
+        CtlCommand::SetUserTags { name, tags } => {
+            json!({"command": "set_user_tags", "name": name, "tags": tags})
+        }
+        CtlCommand::ListUsers => json!({"command": "list_users"}),
+        CtlCommand::SetPermissions {
+            user,
+            configure,
+            write,
+            read,
+        } => json!({"command": "set_permissions", "user": user, "configure": configure,
+                    "write": write, "read": read}),
+        CtlCommand::ClearPermissions { user } => {
+            json!({"command": "clear_permissions", "user": user})
+        }
+        CtlCommand::ListPermissions => json!({"command": "list_permissions"}),
+        CtlCommand::ListUserPermissions { user } => {
+            json!({"command": "list_user_permissions", "user": user})
+        }
     };
     let mut request = request;
     if let Some(o) = request.as_object_mut() {

@@ -22,6 +22,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use tracing::{error, info};
 use warren_core::auth::User;
+use warren_core::permissions::{Permission, PermissionDef};
 use warren_core::{Broker, Limits};
 
 #[derive(Parser)]
@@ -44,7 +45,8 @@ enum Command {
     /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
     /// connection/queue footprint, backlog). See `warren perf --help`.
     Perf(warren_perf::PerfArgs),
-    /// Manage a running broker: policies, firehose tracing, queue listing.
+    /// Manage a running broker: vhosts, users, permissions, policies, firehose
+    /// tracing, queue listing.
     Ctl(ctl::CtlArgs),
 }
 
@@ -199,14 +201,14 @@ fn build_broker(
 ) -> Result<std::sync::Arc<Broker>, String> {
     let broker = Broker::open(data_dir, limits, storage)
         .map_err(|e| format!("cannot open data dir {}: {}", data_dir.display(), e))?;
-    broker.add_vhost("/");
-    if file.default_user.unwrap_or(true) {
-        broker.add_default_user();
-    }
+    // First start with this data dir: vhost "/" and guest, as RabbitMQ does.
+    broker.create_defaults_once(file.default_user.unwrap_or(true));
     for v in &file.vhosts {
-        broker.add_vhost(&v.name);
+        broker
+            .add_vhost(&v.name)
+            .map_err(|e| format!("vhost '{}': {}", v.name, e.text))?;
     }
-    let all_vhosts: Vec<String> = broker.vhosts().iter().map(|v| v.name.to_string()).collect();
+    let all_vhosts = broker.list_vhosts();
     for u in &file.users {
         let mut user = match (&u.password, &u.password_hash) {
             (Some(p), None) => User::new(&u.name, p),
@@ -223,15 +225,36 @@ fn build_broker(
         };
         user.tags = u.tags.clone();
         user.loopback_only = u.loopback_only;
-        let vhosts = u.vhosts.clone().unwrap_or_else(|| all_vhosts.clone());
-        for v in vhosts {
+        broker.put_user(user);
+        let full_access = u.vhosts.clone().unwrap_or_else(|| {
+            if u.permissions.is_empty() {
+                all_vhosts.clone()
+            } else {
+                Vec::new()
+            }
+        });
+        for v in full_access {
             if broker.vhost(&v).is_none() {
                 return Err(format!("user '{}': unknown vhost '{}'", u.name, v));
             }
-            user.vhosts.insert(v);
+            broker.put_permission(Permission::full(&u.name, &v));
         }
-        broker.add_user(user);
+        for p in &u.permissions {
+            if broker.vhost(&p.vhost).is_none() {
+                return Err(format!("user '{}': unknown vhost '{}'", u.name, p.vhost));
+            }
+            let perm = Permission::new(PermissionDef {
+                user: u.name.clone(),
+                vhost: p.vhost.clone(),
+                configure: p.configure.clone(),
+                write: p.write.clone(),
+                read: p.read.clone(),
+            })
+            .map_err(|e| format!("user '{}': {}", u.name, e.text))?;
+            broker.put_permission(perm);
+        }
     }
+    broker.prune_orphan_permissions();
     for p in &file.policies {
         let vhost = broker
             .vhost(&p.vhost)

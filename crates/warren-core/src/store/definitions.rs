@@ -1,4 +1,5 @@
-//! Durable definitions: exchanges, queues and bindings that survive a restart.
+//! Durable definitions: vhosts, users, permissions, exchanges, queues, bindings
+//! and policies that survive a restart.
 //!
 //! Kept as an append-only file of JSON lines (`definitions.jsonl`), one operation
 //! per line, fsynced before the declare/bind is answered. At startup the file is
@@ -10,14 +11,16 @@
 //! Arguments tables are stored in their AMQP binary form (hex), so types survive
 //! exactly.
 
+use crate::auth::User;
 use crate::exchange::{ExchangeKind, ExchangeOptions};
+use crate::permissions::PermissionDef;
 use crate::policy::PolicyDef;
 use crate::queue::QueueOptions;
 use crate::table::FieldTable;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -63,13 +66,43 @@ pub struct BindingDef {
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Op {
     Exchange(ExchangeDef),
-    DeleteExchange { vhost: String, name: String },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
     Queue(QueueDef),
-    DeleteQueue { vhost: String, name: String },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+    },
     Binding(BindingDef),
     DeleteBinding(BindingDef),
     Policy(PolicyDef),
-    DeletePolicy { vhost: String, name: String },
+    DeletePolicy {
+        vhost: String,
+        name: String,
+    },
+    Vhost {
+        name: String,
+    },
+    /// Drops the vhost and everything in it (exchanges, queues, bindings,
+    /// policies, permissions).
+    DeleteVhost {
+        name: String,
+    },
+    User(User),
+    /// Drops the user and its permissions.
+    DeleteUser {
+        name: String,
+    },
+    Permission(PermissionDef),
+    DeletePermission {
+        user: String,
+        vhost: String,
+    },
+    /// The default vhost and user were created once (RabbitMQ's first boot):
+    /// they are not recreated after an administrator deleted them.
+    Initialized,
 }
 
 /// Everything durable, as loaded at startup.
@@ -77,8 +110,16 @@ enum Op {
 pub struct Definitions {
     pub exchanges: BTreeMap<(String, String), ExchangeDef>,
     pub queues: BTreeMap<(String, String), QueueDef>,
-    pub bindings: std::collections::BTreeSet<BindingDef>,
+    pub bindings: BTreeSet<BindingDef>,
     pub policies: BTreeMap<(String, String), PolicyDef>,
+    /// Vhosts created at runtime (or by a config file).
+    pub vhosts: BTreeSet<String>,
+    /// Users created or changed at runtime, by name.
+    pub users: BTreeMap<String, User>,
+    /// Permissions set at runtime, by (user, vhost).
+    pub permissions: BTreeMap<(String, String), PermissionDef>,
+    /// The first boot's defaults (vhost "/", guest) were created.
+    pub initialized: bool,
 }
 
 impl Definitions {
@@ -116,11 +157,48 @@ impl Definitions {
             Op::DeletePolicy { vhost, name } => {
                 self.policies.remove(&(vhost, name));
             }
+            Op::Vhost { name } => {
+                self.vhosts.insert(name);
+            }
+            Op::DeleteVhost { name } => {
+                self.vhosts.remove(&name);
+                self.exchanges.retain(|(v, _), _| *v != name);
+                self.queues.retain(|(v, _), _| *v != name);
+                self.bindings.retain(|b| b.vhost != name);
+                self.policies.retain(|(v, _), _| *v != name);
+                self.permissions.retain(|(_, v), _| *v != name);
+            }
+            Op::User(u) => {
+                self.users.insert(u.name.clone(), u);
+            }
+            Op::DeleteUser { name } => {
+                self.users.remove(&name);
+                self.permissions.retain(|(u, _), _| *u != name);
+            }
+            Op::Permission(p) => {
+                self.permissions
+                    .insert((p.user.clone(), p.vhost.clone()), p);
+            }
+            Op::DeletePermission { user, vhost } => {
+                self.permissions.remove(&(user, vhost));
+            }
+            Op::Initialized => self.initialized = true,
         }
     }
 
     fn ops(&self) -> Vec<Op> {
-        let mut ops: Vec<Op> = self.exchanges.values().cloned().map(Op::Exchange).collect();
+        let mut ops: Vec<Op> = Vec::new();
+        if self.initialized {
+            ops.push(Op::Initialized);
+        }
+        ops.extend(
+            self.vhosts
+                .iter()
+                .map(|name| Op::Vhost { name: name.clone() }),
+        );
+        ops.extend(self.users.values().cloned().map(Op::User));
+        ops.extend(self.permissions.values().cloned().map(Op::Permission));
+        ops.extend(self.exchanges.values().cloned().map(Op::Exchange));
         ops.extend(self.queues.values().cloned().map(Op::Queue));
         ops.extend(self.bindings.iter().cloned().map(Op::Binding));
         ops.extend(self.policies.values().cloned().map(Op::Policy));
@@ -254,6 +332,39 @@ impl DefinitionStore {
             vhost: vhost.into(),
             name: name.into(),
         });
+    }
+}
+
+impl DefinitionStore {
+    pub fn save_vhost(&self, name: &str) {
+        self.append(Op::Vhost { name: name.into() });
+    }
+
+    pub fn delete_vhost(&self, name: &str) {
+        self.append(Op::DeleteVhost { name: name.into() });
+    }
+
+    pub fn save_user(&self, user: &User) {
+        self.append(Op::User(user.clone()));
+    }
+
+    pub fn delete_user(&self, name: &str) {
+        self.append(Op::DeleteUser { name: name.into() });
+    }
+
+    pub fn save_permission(&self, p: &PermissionDef) {
+        self.append(Op::Permission(p.clone()));
+    }
+
+    pub fn delete_permission(&self, user: &str, vhost: &str) {
+        self.append(Op::DeletePermission {
+            user: user.into(),
+            vhost: vhost.into(),
+        });
+    }
+
+    pub fn mark_initialized(&self) {
+        self.append(Op::Initialized);
     }
 }
 
