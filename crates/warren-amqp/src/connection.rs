@@ -21,6 +21,8 @@ use tracing::{debug, info, warn};
 use warren_core::error::code;
 use warren_core::{Broker, BrokerError, FieldTable, FieldValue, ShortStr};
 
+/// Read buffer of a connection that carries traffic (tokio-util's default).
+const READ_BUFFER: usize = 8 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long to wait for close-ok after the server closed the connection.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -80,7 +82,10 @@ where
     }
     let limits = broker.limits.clone();
     let (outlet, rx) = Outlet::new(limits.frame_max);
-    let mut frames = FramedRead::new(rd, FrameDecoder::new(limits.frame_max));
+    // A small first read buffer: a busy connection gets a full one (see
+    // `Connection::run`), while the many idle ones (feeds, RPC clients) keep
+    // 1 KiB instead of 8.
+    let mut frames = FramedRead::with_capacity(rd, FrameDecoder::new(limits.frame_max), 1024);
 
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
@@ -416,6 +421,8 @@ impl Connection {
         let mut alarm = self.alarm.clone();
         let mut forced = self.forced.clone();
         let mut blocked = false;
+        // The read buffer has been grown to full size.
+        let mut busy = false;
         let mut durable = self.ctx.vhost.store().log.durable();
         let mut waiting = false;
         loop {
@@ -484,7 +491,9 @@ impl Connection {
                 }
             };
             let mut next = first;
+            let mut batch = 0u32;
             loop {
+                batch += 1;
                 match next {
                     None => return Err("client closed the socket".into()),
                     Some(Err(e)) => {
@@ -502,6 +511,19 @@ impl Connection {
                     Some(f) => next = f,
                     None => break,
                 }
+            }
+            // Several frames in one read, or a frame larger than the buffer: a
+            // busy connection gets the full-size read buffer (it starts small,
+            // see `serve_connection`).
+            if !busy && (batch >= 2 || !frames.read_buffer().is_empty()) {
+                // A new buffer, not `reserve`: `BytesMut` sizes the buffers it
+                // allocates later (once frames split off it are still shared by
+                // queued bodies) from its *original* capacity.
+                let pending = frames.read_buffer_mut();
+                let mut full = bytes::BytesMut::with_capacity(READ_BUFFER.max(pending.len()));
+                full.extend_from_slice(pending);
+                *pending = full;
+                busy = true;
             }
             waiting = self.flush_confirms(&durable);
             // The message log is behind the publishers: stop reading until the
