@@ -112,8 +112,13 @@ impl Broker {
             let v = broker.ensure_vhost(&name);
             v.restore(&recovered.definitions, &mut recovered.messages);
         }
-        // Messages of queues that no longer exist stay unreferenced; their
-        // segments are reclaimed.
+        // Messages of queues that no longer exist (deleted, with the acks of
+        // the deletion lost in a crash) are acked now, so that compaction
+        // drops them; unreferenced, their segments are reclaimed.
+        for (queue, msgs) in recovered.messages {
+            let acked: Vec<(u64, u32)> = msgs.iter().map(|m| (m.msg_id, m.loc.segment)).collect();
+            broker.store.log.append_ack(queue, &acked);
+        }
         Ok(broker)
     }
 

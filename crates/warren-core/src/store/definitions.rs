@@ -205,6 +205,25 @@ impl Definitions {
         ops
     }
 
+    /// Drop definitions of vhosts that are not (or no longer) recorded. A
+    /// declare racing the deletion of its vhost can append one after the
+    /// deletion; without this the vhost would come back at the next start.
+    /// Only for data dirs that record their vhosts (`initialized`).
+    fn drop_orphans(&mut self) -> usize {
+        if !self.initialized {
+            return 0;
+        }
+        let before =
+            self.exchanges.len() + self.queues.len() + self.bindings.len() + self.policies.len();
+        let vhosts = &self.vhosts;
+        self.exchanges.retain(|(v, _), _| vhosts.contains(v));
+        self.queues.retain(|(v, _), _| vhosts.contains(v));
+        self.bindings.retain(|b| vhosts.contains(&b.vhost));
+        self.policies.retain(|(v, _), _| vhosts.contains(v));
+        before
+            - (self.exchanges.len() + self.queues.len() + self.bindings.len() + self.policies.len())
+    }
+
     pub fn max_queue_id(&self) -> u64 {
         let queues = self.queues.values().map(|q| q.id);
         queues
@@ -239,6 +258,13 @@ impl DefinitionStore {
                     }
                 }
             }
+        }
+        let orphans = defs.drop_orphans();
+        if orphans > 0 {
+            warn!(
+                orphans,
+                "definitions: dropped definitions of deleted vhosts"
+            );
         }
         let tmp = dir.join("definitions.jsonl.tmp");
         {
@@ -406,5 +432,34 @@ pub fn queue_options(d: &QueueDef) -> QueueOptions {
         exclusive: false,
         auto_delete: d.auto_delete,
         arguments: table_from_hex(&d.arguments),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_declare_after_its_vhost_was_deleted_does_not_bring_it_back() {
+        let dir = std::env::temp_dir().join(format!("warren-defs-orphans-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        {
+            let (store, _) = DefinitionStore::open(&dir).expect("open");
+            store.mark_initialized();
+            store.save_vhost("v");
+            store.delete_vhost("v");
+            // A declare that raced the deletion lands after it.
+            let options = QueueOptions {
+                durable: true,
+                exclusive: false,
+                auto_delete: false,
+                arguments: Default::default(),
+            };
+            store.save_queue("v", "late", 7, &options);
+        }
+        let (_, defs) = DefinitionStore::open(&dir).expect("reopen");
+        assert!(!defs.vhosts.contains("v"));
+        assert!(defs.queues.is_empty());
+        let _ = fs::remove_dir_all(&dir);
     }
 }

@@ -71,7 +71,14 @@ impl Store {
         let store = Arc::new(Store {
             log,
             definitions,
-            next_queue_id: AtomicU64::new(defs.max_queue_id() + 1),
+            // Never reuse the id of a queue that still has live records in the
+            // log (a deleted queue whose acks a crash lost): a new queue with
+            // that id would inherit its messages at the next start.
+            next_queue_id: AtomicU64::new(
+                defs.max_queue_id()
+                    .max(messages.keys().copied().max().unwrap_or(0))
+                    + 1,
+            ),
         });
         Ok((
             store,
