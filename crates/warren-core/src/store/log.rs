@@ -386,15 +386,54 @@ impl MessageLog {
         properties: &[u8],
         body: &[u8],
     ) -> (Loc, u64) {
+        self.append_record(
+            Some(msg_id),
+            persistent,
+            queues,
+            refs,
+            exchange,
+            routing_key,
+            properties,
+            body,
+        )
+    }
+
+    /// Append a queue's own transient copy of a message it pages out (one
+    /// reference, not recovered after a restart). Its message id is its offset
+    /// in the segment, which the queue's in-memory location keeps (compaction
+    /// moves records, not locations): releasing it needs no read back.
+    pub fn append_page_out(
+        &self,
+        exchange: &[u8],
+        routing_key: &[u8],
+        properties: &[u8],
+        body: &[u8],
+    ) -> Loc {
+        self.append_record(None, false, &[], 1, exchange, routing_key, properties, body)
+            .0
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_record(
+        &self,
+        msg_id: Option<u64>,
+        persistent: bool,
+        queues: &[u64],
+        refs: u64,
+        exchange: &[u8],
+        routing_key: &[u8],
+        properties: &[u8],
+        body: &[u8],
+    ) -> (Loc, u64) {
         let flags = if persistent {
             record::FLAG_PERSISTENT
         } else {
             0
         };
-        let (loc, ticket, new_segment) = self.append(|out| {
+        let (loc, ticket, new_segment) = self.append(|out, offset| {
             record::encode_publish(
                 out,
-                msg_id,
+                msg_id.unwrap_or(offset),
                 flags,
                 crate::queue::now_ms(),
                 queues,
@@ -441,9 +480,11 @@ impl MessageLog {
     }
 
     /// A queue is done with its own transient copy of a message (paged back in
-    /// or dropped): release it, and record that under queue id 0 in the
-    /// segment's ack file so that compaction knows the record is dead.
-    pub fn release_transient(&self, msg_id: u64, segment: u32) {
+    /// or dropped; `loc` as [`MessageLog::append_page_out`] returned it):
+    /// release it, and record that under queue id 0 in the segment's ack file
+    /// so that compaction knows the record is dead.
+    pub fn release_page_out(&self, loc: Loc) {
+        let (segment, msg_id) = (loc.segment, loc.offset as u64);
         self.release(segment, 1);
         let mut p = self.pending.lock();
         let pos = match p.acks.iter().position(|(s, _)| *s == segment) {
@@ -456,7 +497,7 @@ impl MessageLog {
         record::encode_ack(&mut p.acks[pos].1, 0, &[msg_id]);
     }
 
-    fn append(&self, encode: impl FnOnce(&mut Vec<u8>) -> usize) -> (Loc, u64, Option<u32>) {
+    fn append(&self, encode: impl FnOnce(&mut Vec<u8>, u64) -> usize) -> (Loc, u64, Option<u32>) {
         let mut p = self.pending.lock();
         let mut new_segment = None;
         if p.offset >= self.segment_size {
@@ -470,7 +511,7 @@ impl MessageLog {
         }
         let offset = p.offset;
         let len = match p.bufs.last_mut() {
-            Some((_, buf)) => encode(buf),
+            Some((_, buf)) => encode(buf, offset),
             None => 0,
         };
         p.offset += len as u64;

@@ -92,11 +92,7 @@ impl PagedStorage {
         let (loc, own) = match self.durable_for(m) {
             Some(stored) => (stored.loc, false),
             None => {
-                let (loc, _) = self.log.append_publish(
-                    self.log.next_msg_id(),
-                    false,
-                    &[],
-                    1,
+                let loc = self.log.append_page_out(
                     m.exchange.as_bytes(),
                     m.routing_key.as_bytes(),
                     &m.properties,
@@ -144,7 +140,7 @@ impl PagedStorage {
                 let message = Message::new(exchange, routing_key, properties, body);
                 if own {
                     // Back in memory: this queue's transient copy on disk is done with.
-                    self.log.release_transient(msg_id, loc.segment);
+                    self.log.release_page_out(loc);
                 } else {
                     let _ = message.stored.set(Stored { msg_id, loc });
                 }
@@ -166,7 +162,7 @@ impl PagedStorage {
                 if let Some(e) = self.ready.pop_front() {
                     self.bytes -= e.size();
                     if own {
-                        self.log.release(loc.segment, 1);
+                        self.log.release_page_out(loc);
                     }
                 }
             }
@@ -184,12 +180,7 @@ impl PagedStorage {
                         self.log.release(s.loc.segment, 1);
                     }
                 }
-                Entry::Disk { loc, own: true, .. } => match self.log.read(loc) {
-                    Ok(Record::Publish { msg_id, .. }) => {
-                        self.log.release_transient(msg_id, loc.segment)
-                    }
-                    _ => self.log.release(loc.segment, 1),
-                },
+                Entry::Disk { loc, own: true, .. } => self.log.release_page_out(loc),
                 Entry::Disk {
                     loc, own: false, ..
                 } => {
