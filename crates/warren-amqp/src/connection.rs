@@ -623,7 +623,7 @@ impl Connection {
                 let Some(channel) = self.channels.get_mut(&ch) else {
                     return Err(AmqpError::connection(
                         code::CHANNEL_ERROR,
-                        format!("expected 'channel.open' for channel {}", ch),
+                        "expected 'channel.open'".to_string(),
                         m.class_id(),
                         m.method_id(),
                     ));
@@ -816,7 +816,7 @@ fn content_channel(
     channels.get_mut(&ch).ok_or_else(|| {
         AmqpError::connection(
             code::CHANNEL_ERROR,
-            format!("expected 'channel.open' for channel {}", ch),
+            "expected 'channel.open'".to_string(),
             0,
             0,
         )

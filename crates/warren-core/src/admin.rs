@@ -96,7 +96,7 @@ impl Broker {
         Ok(())
     }
 
-    /// `delete_vhost`: close its connections (320 "vhost 'x' is deleted"),
+    /// `delete_vhost`: close its connections (320 "vhost 'x' is down"),
     /// delete its queues (and their messages), exchanges, policies and
     /// permissions, durable ones included.
     pub fn delete_vhost(&self, name: &str) -> Result<()> {
@@ -115,10 +115,7 @@ impl Broker {
         self.bump_auth_generation();
         let closed = self.connections.close_vhost(
             name,
-            &BrokerError::new(
-                code::CONNECTION_FORCED,
-                format!("vhost '{}' is deleted", name),
-            ),
+            &BrokerError::new(code::CONNECTION_FORCED, format!("vhost '{}' is down", name)),
         );
         vhost.delete_contents();
         // After the per-queue/exchange deletions: replaying this line drops

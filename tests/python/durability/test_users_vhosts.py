@@ -174,7 +174,7 @@ def test_delete_user_and_vhost(broker):
         guest.process_data_events(time_limit=2)
         guest.channel()
     assert e.value.reply_code == CONNECTION_FORCED
-    assert "vhost 'feeds' is deleted" in e.value.reply_text
+    assert "vhost 'feeds' is down" in e.value.reply_text
     rc, out = ctl(broker, "delete-vhost", VHOST, check=False)
     assert rc != 0 and "Virtual host 'feeds' does not exist" in out
 

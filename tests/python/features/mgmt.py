@@ -1,5 +1,6 @@
-"""Out-of-band broker management for the feature tests: firehose tracing and
-policies, which RabbitMQ does not expose over AMQP.
+"""Out-of-band broker management for the feature tests: firehose tracing,
+policies, vhosts, users and permissions, which RabbitMQ does not expose over
+AMQP.
 
 ``make_mgmt()`` picks the implementation from ``BROKER_KIND``:
 
@@ -9,6 +10,13 @@ policies, which RabbitMQ does not expose over AMQP.
 * ``warren``: ``$WARREN_BIN ctl --amqp-url $AMQP_URL trace-on|trace-off --vhost V``,
   ``... set-policy NAME PATTERN JSON --apply-to queues --priority N --vhost V``,
   ``... clear-policy NAME --vhost V`` (planned CLI).
+
+Vhosts, users and permissions (``rabbitmqctl`` name / ``warren ctl`` name):
+``add_vhost``/``add-vhost NAME``, ``delete_vhost``/``delete-vhost NAME``,
+``add_user``/``add-user NAME PASSWORD`` (+ ``set_user_tags``/``set-user-tags``
+when tags are given), ``delete_user``/``delete-user NAME``,
+``set_permissions -p V USER CONF WRITE READ``/``set-permissions -p V ...``,
+``clear_permissions -p V USER``/``clear-permissions -p V USER``.
 
 Any non-zero exit raises :class:`MgmtError` (e.g. an invalid policy definition).
 """
@@ -65,6 +73,25 @@ class Mgmt:
     def clear_policy(self, name):
         raise NotImplementedError
 
+    def add_vhost(self, name):
+        raise NotImplementedError
+
+    def delete_vhost(self, name):
+        raise NotImplementedError
+
+    def add_user(self, name, password, tags=()):
+        raise NotImplementedError
+
+    def delete_user(self, name):
+        raise NotImplementedError
+
+    def set_permissions(self, user, configure, write, read, vhost=None):
+        """``vhost`` defaults to this adapter's vhost."""
+        raise NotImplementedError
+
+    def clear_permissions(self, user, vhost=None):
+        raise NotImplementedError
+
 
 class RabbitMQCtl(Mgmt):
     def trace_on(self):
@@ -80,13 +107,34 @@ class RabbitMQCtl(Mgmt):
     def clear_policy(self, name):
         self._run(["rabbitmqctl", "clear_policy", "-p", self.vhost, name])
 
+    def add_vhost(self, name):
+        self._run(["rabbitmqctl", "add_vhost", name])
+
+    def delete_vhost(self, name):
+        self._run(["rabbitmqctl", "delete_vhost", name])
+
+    def add_user(self, name, password, tags=()):
+        self._run(["rabbitmqctl", "add_user", name, password])
+        if tags:
+            self._run(["rabbitmqctl", "set_user_tags", name, *tags])
+
+    def delete_user(self, name):
+        self._run(["rabbitmqctl", "delete_user", name])
+
+    def set_permissions(self, user, configure, write, read, vhost=None):
+        self._run(["rabbitmqctl", "set_permissions", "-p", vhost or self.vhost,
+                   user, configure, write, read])
+
+    def clear_permissions(self, user, vhost=None):
+        self._run(["rabbitmqctl", "clear_permissions", "-p", vhost or self.vhost, user])
+
 
 class WarrenCtl(Mgmt):
     """Planned CLI: ``warren ctl --amqp-url URL <command> ... --vhost V``."""
 
-    def _ctl(self, *args):
+    def _ctl(self, *args, vhost=None):
         return self._run([WARREN_BIN, "ctl", "--amqp-url", AMQP_URL, *args,
-                          "--vhost", self.vhost])
+                          "--vhost", vhost or self.vhost])
 
     def trace_on(self):
         self._ctl("trace-on")
@@ -100,6 +148,28 @@ class WarrenCtl(Mgmt):
 
     def clear_policy(self, name):
         self._ctl("clear-policy", name)
+
+    def add_vhost(self, name):
+        self._ctl("add-vhost", name)
+
+    def delete_vhost(self, name):
+        self._ctl("delete-vhost", name)
+
+    def add_user(self, name, password, tags=()):
+        self._ctl("add-user", name, password)
+        if tags:
+            self._ctl("set-user-tags", name, *tags)
+
+    def delete_user(self, name):
+        self._ctl("delete-user", name)
+
+    def set_permissions(self, user, configure, write, read, vhost=None):
+        # "--" so that a pattern starting with "-" is not taken for an option.
+        self._run([WARREN_BIN, "ctl", "--amqp-url", AMQP_URL, "set-permissions",
+                   "--vhost", vhost or self.vhost, "--", user, configure, write, read])
+
+    def clear_permissions(self, user, vhost=None):
+        self._ctl("clear-permissions", user, vhost=vhost)
 
 
 class Policies:
