@@ -93,6 +93,20 @@ pub(super) struct SegmentReader {
     pub(super) remap: Option<Arc<Vec<(u32, u32)>>>,
 }
 
+impl SegmentReader {
+    /// Where the record handed out at `offset` is in the file now (`None`: a
+    /// compaction found it dead).
+    fn offset_of(&self, offset: u32) -> Option<u32> {
+        match &self.remap {
+            None => Some(offset),
+            Some(map) => map
+                .binary_search_by_key(&offset, |&(orig, _)| orig)
+                .ok()
+                .map(|i| map[i].1),
+        }
+    }
+}
+
 struct Pending {
     /// Buffers to write, in order, tagged with their segment.
     bufs: Vec<(u32, Vec<u8>)>,
@@ -566,46 +580,91 @@ impl MessageLog {
 
     /// Read back a publish record.
     pub fn read(&self, loc: Loc) -> io::Result<Record> {
-        {
-            // A record still in the pending buffer: wait for the writer (rare; only
-            // a message paged out the moment it was appended).
-            let end = loc.offset as u64 + loc.len as u64;
-            let mut w = self.written.lock();
-            while w.0 < loc.segment || (w.0 == loc.segment && w.1 < end) {
-                self.written_cv.wait(&mut w);
-            }
-        }
-        let reader = {
-            let mut readers = self.readers.lock();
-            match readers.get(&loc.segment) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = SegmentReader {
-                        file: Arc::new(File::open(segment_path(&self.dir, loc.segment))?),
-                        remap: None,
-                    };
-                    readers.insert(loc.segment, r.clone());
-                    r
-                }
-            }
-        };
-        let offset = match &reader.remap {
-            None => loc.offset,
-            Some(map) => match map.binary_search_by_key(&loc.offset, |&(orig, _)| orig) {
-                Ok(i) => map[i].1,
-                Err(_) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::NotFound,
-                        format!("record {:?} is not in the compacted segment", loc),
-                    ))
-                }
-            },
-        };
+        self.wait_written(loc.segment, loc.offset as u64 + loc.len as u64);
+        let reader = self.reader(loc.segment)?;
+        let offset = reader.offset_of(loc.offset).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::NotFound,
+                format!("record {:?} is not in the compacted segment", loc),
+            )
+        })?;
         let mut buf = vec![0u8; loc.len as usize];
         reader.file.read_exact_at(&mut buf, offset as u64)?;
         let mut b = Bytes::from(buf);
         record::read_record(&mut b)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e)))
+    }
+
+    /// The message ids of the publish records at `locs` (`None` where not
+    /// readable). Purging or deleting a queue with a paged durable backlog needs
+    /// them for its acks; reading them a window of a segment at a time instead
+    /// of one `pread` per record takes a 2-million-message purge from seconds
+    /// to a fraction of one.
+    pub fn read_msg_ids(&self, locs: &[Loc]) -> Vec<Option<u64>> {
+        const WINDOW: u64 = 4 * 1024 * 1024;
+        let mut ids = vec![None; locs.len()];
+        let mut order: Vec<usize> = (0..locs.len()).collect();
+        order.sort_unstable_by_key(|&i| (locs[i].segment, locs[i].offset));
+        for group in order.chunk_by(|&a, &b| locs[a].segment == locs[b].segment) {
+            let segment = locs[group[0]].segment;
+            let end = group
+                .iter()
+                .map(|&i| locs[i].offset as u64 + locs[i].len as u64)
+                .max()
+                .unwrap_or(0);
+            self.wait_written(segment, end);
+            let Ok(reader) = self.reader(segment) else {
+                continue;
+            };
+            // (index into locs, offset in the file as it is now)
+            let mut at: Vec<(usize, u64)> = group
+                .iter()
+                .filter_map(|&i| reader.offset_of(locs[i].offset).map(|o| (i, o as u64)))
+                .collect();
+            at.sort_unstable_by_key(|&(_, o)| o);
+            let mut buf = Vec::new();
+            let mut k = 0;
+            while k < at.len() {
+                let start = at[k].1;
+                let last = at[k..]
+                    .iter()
+                    .take_while(|&&(_, o)| o + record::PUBLISH_ID_END as u64 <= start + WINDOW)
+                    .count();
+                let len = at[k + last - 1].1 + record::PUBLISH_ID_END as u64 - start;
+                buf.resize(len as usize, 0);
+                if reader.file.read_exact_at(&mut buf, start).is_ok() {
+                    for &(i, o) in &at[k..k + last] {
+                        ids[i] = record::peek_publish_id(&buf[(o - start) as usize..]);
+                    }
+                }
+                k += last;
+            }
+        }
+        ids
+    }
+
+    /// Wait until the writer has written `segment` up to `end` (a record still
+    /// in the pending buffer: rare, only a message paged out the moment it was
+    /// appended).
+    fn wait_written(&self, segment: u32, end: u64) {
+        let mut w = self.written.lock();
+        while w.0 < segment || (w.0 == segment && w.1 < end) {
+            self.written_cv.wait(&mut w);
+        }
+    }
+
+    /// The (cached) reader of a segment.
+    fn reader(&self, segment: u32) -> io::Result<SegmentReader> {
+        let mut readers = self.readers.lock();
+        if let Some(r) = readers.get(&segment) {
+            return Ok(r.clone());
+        }
+        let r = SegmentReader {
+            file: Arc::new(File::open(segment_path(&self.dir, segment))?),
+            remap: None,
+        };
+        readers.insert(segment, r.clone());
+        Ok(r)
     }
 
     /// Delete the segments nothing needs any more and start compacting the

@@ -172,6 +172,8 @@ impl PagedStorage {
     /// Forget entries for good: ack durable ones in the log, release references.
     fn drop_entries(&mut self, entries: impl IntoIterator<Item = Entry>) {
         let mut acked = Vec::new();
+        // Paged durable messages: their ids are in their records, read in bulk.
+        let mut paged = Vec::new();
         for e in entries {
             match e {
                 Entry::Ram(qm) => {
@@ -183,14 +185,14 @@ impl PagedStorage {
                 Entry::Disk { loc, own: true, .. } => self.log.release_page_out(loc),
                 Entry::Disk {
                     loc, own: false, ..
-                } => {
-                    // Recovered or paged durable message: its id is in the record.
-                    if let Ok(Record::Publish { msg_id, .. }) = self.log.read(loc) {
-                        acked.push((msg_id, loc.segment));
-                    }
-                    self.log.release(loc.segment, 1);
-                }
+                } => paged.push(loc),
             }
+        }
+        for (loc, id) in paged.iter().zip(self.log.read_msg_ids(&paged)) {
+            if let Some(id) = id {
+                acked.push((id, loc.segment));
+            }
+            self.log.release(loc.segment, 1);
         }
         if !acked.is_empty() {
             self.log.append_ack(self.queue_id, &acked);
