@@ -425,6 +425,17 @@ impl Channel {
         if !d.passive {
             ctx.check_exchange(Access::Configure, d.exchange.as_bytes())
                 .map_err(|e| err(e, m))?;
+            // Naming an alternate exchange routes into it: RabbitMQ also wants
+            // read on this exchange and write on the alternate one.
+            if let Some(ae) = d
+                .arguments
+                .get("alternate-exchange")
+                .and_then(|v| v.as_bytes())
+            {
+                ctx.check_exchange(Access::Read, d.exchange.as_bytes())
+                    .and_then(|_| ctx.check_exchange(Access::Write, ae))
+                    .map_err(|e| err(e, m))?;
+            }
         }
         ctx.vhost
             .declare_exchange(d.exchange.clone(), opts, d.passive)
@@ -463,18 +474,29 @@ impl Channel {
             arguments: d.arguments.clone(),
         };
         // A passive declare needs no permission (as in RabbitMQ); an active one
-        // needs configure on the queue, server-named ones included.
+        // needs configure on the queue, server-named ones included, and with a
+        // dead-letter exchange read on the queue and write on that exchange.
+        let check = |ctx: &mut ConnContext, queue: &[u8]| -> Result<(), BrokerError> {
+            ctx.check_queue(Access::Configure, queue)?;
+            if let Some(dlx) = d
+                .arguments
+                .get("x-dead-letter-exchange")
+                .and_then(|v| v.as_bytes())
+            {
+                ctx.check_queue(Access::Read, queue)?;
+                ctx.check_exchange(Access::Write, dlx)?;
+            }
+            Ok(())
+        };
         let declared = match name {
             None => {
                 let generated = ctx.vhost.generate_queue_name();
-                ctx.check_queue(Access::Configure, generated.as_bytes())
-                    .map_err(|e| err(e, m))?;
+                check(ctx, generated.as_bytes()).map_err(|e| err(e, m))?;
                 ctx.vhost.declare_generated_queue(generated, opts, ctx.id)
             }
             Some(n) => {
                 if !d.passive {
-                    ctx.check_queue(Access::Configure, n.as_bytes())
-                        .map_err(|e| err(e, m))?;
+                    check(ctx, n.as_bytes()).map_err(|e| err(e, m))?;
                 }
                 ctx.vhost.declare_queue(Some(n), opts, d.passive, ctx.id)
             }

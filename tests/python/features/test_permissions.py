@@ -421,3 +421,37 @@ def test_deleting_vhost_closes_its_connections(acl):
     assert (e.reply_code, e.reply_text) == (
         CONNECTION_FORCED, f"CONNECTION_FORCED - vhost '{acl.vhost}' is down")
     expect_open_refused(acl, u, acl.vhost, f"NOT_ALLOWED - vhost {acl.vhost} not found")
+
+
+def test_dead_letter_exchange_needs_write_on_it_and_read_on_the_queue(acl):
+    """queue.declare with x-dead-letter-exchange also needs read on the queue
+    and write on the dead-letter exchange (RabbitMQ's check_dlx)."""
+    u = acl.user("dlx", configure=".*", write="^(feed\\.|dlx\\.ok)", read="^feed\\.")
+    conn = acl.connect(u)
+    ch = conn.channel()
+    ch.exchange_declare("dlx.ok", "fanout")
+    ch.exchange_declare("dlx.no", "fanout")
+    ch.queue_declare("feed.q1", arguments={"x-dead-letter-exchange": "dlx.ok"})
+    expect_channel_refused(
+        lambda: ch.queue_declare("feed.q2", arguments={"x-dead-letter-exchange": "dlx.no"}),
+        refused("exchange", "dlx.no", acl.vhost, u))
+    ch = conn.channel()
+    expect_channel_refused(
+        lambda: ch.queue_declare("other.q", arguments={"x-dead-letter-exchange": "dlx.ok"}),
+        refused("queue", "other.q", acl.vhost, u))
+
+
+def test_alternate_exchange_needs_write_on_it_and_read_on_the_exchange(acl):
+    """exchange.declare with alternate-exchange also needs read on the exchange
+    and write on the alternate exchange."""
+    u = acl.user("ae", configure=".*", write="^(feed\\.|ae\\.ok)", read="^feed\\.")
+    conn = acl.connect(u)
+    ch = conn.channel()
+    ch.exchange_declare("feed.x1", "direct", arguments={"alternate-exchange": "ae.ok"})
+    expect_channel_refused(
+        lambda: ch.exchange_declare("feed.x2", "direct", arguments={"alternate-exchange": "ae.no"}),
+        refused("exchange", "ae.no", acl.vhost, u))
+    ch = conn.channel()
+    expect_channel_refused(
+        lambda: ch.exchange_declare("other.x", "direct", arguments={"alternate-exchange": "ae.ok"}),
+        refused("exchange", "other.x", acl.vhost, u))
