@@ -118,6 +118,20 @@ struct Pending {
     shutdown: bool,
 }
 
+impl Pending {
+    /// The pending ack records bound for `segment`'s ack file.
+    fn acks_for(&mut self, segment: u32) -> &mut Vec<u8> {
+        let i = match self.acks.iter().position(|(s, _)| *s == segment) {
+            Some(i) => i,
+            None => {
+                self.acks.push((segment, Vec::new()));
+                self.acks.len() - 1
+            }
+        };
+        &mut self.acks[i].1
+    }
+}
+
 /// Per durable queue id, its recovered messages in publish order.
 pub type RecoveredQueues = HashMap<u64, Vec<RecoveredMessage>>;
 
@@ -480,14 +494,7 @@ impl MessageLog {
         }
         let mut p = self.pending.lock();
         for (seg, ids) in by_segment {
-            let pos = match p.acks.iter().position(|(s, _)| *s == seg) {
-                Some(i) => i,
-                None => {
-                    p.acks.push((seg, Vec::new()));
-                    p.acks.len() - 1
-                }
-            };
-            record::encode_ack(&mut p.acks[pos].1, queue, &ids);
+            record::encode_ack(p.acks_for(seg), queue, &ids);
         }
         drop(p);
         self.wake.notify_one();
@@ -500,15 +507,7 @@ impl MessageLog {
     pub fn release_page_out(&self, loc: Loc) {
         let (segment, msg_id) = (loc.segment, loc.offset as u64);
         self.release(segment, 1);
-        let mut p = self.pending.lock();
-        let pos = match p.acks.iter().position(|(s, _)| *s == segment) {
-            Some(i) => i,
-            None => {
-                p.acks.push((segment, Vec::new()));
-                p.acks.len() - 1
-            }
-        };
-        record::encode_ack(&mut p.acks[pos].1, 0, &[msg_id]);
+        record::encode_ack(self.pending.lock().acks_for(segment), 0, &[msg_id]);
     }
 
     fn append(&self, encode: impl FnOnce(&mut Vec<u8>, u64) -> usize) -> (Loc, u64, Option<u32>) {
