@@ -920,8 +920,7 @@ impl VHost {
                     let log = &self.store.log;
                     let msg_id = log.next_msg_id();
                     let (loc, t) = log.append_publish(
-                        msg_id,
-                        true,
+                        Some(msg_id),
                         &[exchange.delay_id],
                         1,
                         held.exchange.as_bytes(),
@@ -981,8 +980,7 @@ impl VHost {
             let log = &self.store.log;
             let msg_id = log.next_msg_id();
             let (loc, ticket) = log.append_publish(
-                msg_id,
-                true,
+                Some(msg_id),
                 &ids,
                 ids.len() as u64,
                 msg.exchange.as_bytes(),

@@ -402,50 +402,17 @@ impl MessageLog {
 
     /// Append a publish record referenced by `refs` queues. Returns its location
     /// and the ticket to wait for.
+    ///
+    /// With `Some(msg_id)` it is a persistent message's record, recovered after
+    /// a restart for the durable `queues` listed. With `None` it is a queue's own
+    /// transient copy of a message it pages out (one reference, not recovered):
+    /// its message id is its offset in the segment, which the queue's in-memory
+    /// location keeps (compaction moves records, not locations), so releasing it
+    /// needs no read back (see [`MessageLog::release_page_out`]).
     #[allow(clippy::too_many_arguments)]
     pub fn append_publish(
         &self,
-        msg_id: u64,
-        persistent: bool,
-        queues: &[u64],
-        refs: u64,
-        exchange: &[u8],
-        routing_key: &[u8],
-        properties: &[u8],
-        body: &[u8],
-    ) -> (Loc, u64) {
-        self.append_record(
-            Some(msg_id),
-            persistent,
-            queues,
-            refs,
-            exchange,
-            routing_key,
-            properties,
-            body,
-        )
-    }
-
-    /// Append a queue's own transient copy of a message it pages out (one
-    /// reference, not recovered after a restart). Its message id is its offset
-    /// in the segment, which the queue's in-memory location keeps (compaction
-    /// moves records, not locations): releasing it needs no read back.
-    pub fn append_page_out(
-        &self,
-        exchange: &[u8],
-        routing_key: &[u8],
-        properties: &[u8],
-        body: &[u8],
-    ) -> Loc {
-        self.append_record(None, false, &[], 1, exchange, routing_key, properties, body)
-            .0
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn append_record(
-        &self,
         msg_id: Option<u64>,
-        persistent: bool,
         queues: &[u64],
         refs: u64,
         exchange: &[u8],
@@ -453,7 +420,7 @@ impl MessageLog {
         properties: &[u8],
         body: &[u8],
     ) -> (Loc, u64) {
-        let flags = if persistent {
+        let flags = if msg_id.is_some() {
             record::FLAG_PERSISTENT
         } else {
             0
@@ -501,7 +468,7 @@ impl MessageLog {
     }
 
     /// A queue is done with its own transient copy of a message (paged back in
-    /// or dropped; `loc` as [`MessageLog::append_page_out`] returned it):
+    /// or dropped; `loc` as [`MessageLog::append_publish`] returned it for `None`):
     /// release it, and record that under queue id 0 in the segment's ack file
     /// so that compaction knows the record is dead.
     pub fn release_page_out(&self, loc: Loc) {

@@ -92,7 +92,10 @@ impl PagedStorage {
         let (loc, own) = match self.durable_for(m) {
             Some(stored) => (stored.loc, false),
             None => {
-                let loc = self.log.append_page_out(
+                let (loc, _) = self.log.append_publish(
+                    None,
+                    &[],
+                    1,
                     m.exchange.as_bytes(),
                     m.routing_key.as_bytes(),
                     &m.properties,
