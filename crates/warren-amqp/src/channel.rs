@@ -125,6 +125,14 @@ fn err(e: BrokerError, m: &Method) -> AmqpError {
     AmqpError::channel(e, m.class_id(), m.method_id())
 }
 
+/// Declaring, binding or unbinding the default exchange is refused (403).
+fn not_default(exchange: &ShortStr, m: &Method) -> R {
+    if exchange.is_empty() {
+        return Err(err(warren_core::vhost::default_exchange_refused(), m));
+    }
+    Ok(())
+}
+
 impl Channel {
     pub fn new(
         id: u16,
@@ -182,6 +190,9 @@ impl Channel {
             }
             Method::ExchangeDeclare(ref d) => self.exchange_declare(ctx, d, &m),
             Method::ExchangeDelete(ref d) => {
+                ctx.vhost
+                    .check_exchange_deletable(&d.exchange)
+                    .map_err(|e| err(e, &m))?;
                 ctx.check_exchange(Access::Configure, d.exchange.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
@@ -196,6 +207,8 @@ impl Channel {
             Method::ExchangeBind(ref b) => {
                 ctx.check_exchange(Access::Write, b.destination.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                not_default(&b.destination, &m)?;
+                not_default(&b.source, &m)?;
                 ctx.check_exchange(Access::Read, b.source.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
@@ -214,6 +227,8 @@ impl Channel {
             Method::ExchangeUnbind(ref b) => {
                 ctx.check_exchange(Access::Write, b.destination.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                not_default(&b.destination, &m)?;
+                not_default(&b.source, &m)?;
                 ctx.check_exchange(Access::Read, b.source.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
@@ -227,18 +242,14 @@ impl Channel {
             Method::QueueDeclare(ref d) => self.queue_declare(ctx, d, &m),
             Method::QueueBind(ref b) => {
                 let q = self.queue_name(&b.queue, &m)?;
+                let key = self.binding_key(&b.queue, &b.routing_key, &m)?;
                 ctx.check_queue(Access::Write, q.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                not_default(&b.exchange, &m)?;
                 ctx.check_exchange(Access::Read, b.exchange.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
-                    .bind_queue(
-                        &q,
-                        &b.exchange,
-                        b.routing_key.clone(),
-                        b.arguments.clone(),
-                        ctx.id,
-                    )
+                    .bind_queue(&q, &b.exchange, key, b.arguments.clone(), ctx.id)
                     .map_err(|e| err(e, &m))?;
                 if !b.nowait {
                     self.send(Method::QueueBindOk(QueueBindOk::default()));
@@ -247,12 +258,14 @@ impl Channel {
             }
             Method::QueueUnbind(ref b) => {
                 let q = self.queue_name(&b.queue, &m)?;
+                let key = self.binding_key(&b.queue, &b.routing_key, &m)?;
                 ctx.check_queue(Access::Write, q.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                not_default(&b.exchange, &m)?;
                 ctx.check_exchange(Access::Read, b.exchange.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
-                    .unbind_queue(&q, &b.exchange, &b.routing_key, &b.arguments, ctx.id)
+                    .unbind_queue(&q, &b.exchange, &key, &b.arguments, ctx.id)
                     .map_err(|e| err(e, &m))?;
                 self.send(Method::QueueUnbindOk(QueueUnbindOk::default()));
                 Ok(())
@@ -271,15 +284,18 @@ impl Channel {
                 let q = self.queue_name(&d.queue, &m)?;
                 ctx.check_queue(Access::Configure, q.as_bytes())
                     .map_err(|e| err(e, &m))?;
-                let n = ctx
-                    .vhost
-                    .delete_queue(&q, d.if_unused, d.if_empty, ctx.id)
-                    .map_err(|e| err(e, &m))?;
-                ctx.exclusive_queues.retain(|x| !x.is_deleted());
-                if !d.nowait {
-                    self.send(Method::QueueDeleteOk(QueueDeleteOk { message_count: n }));
+                // This channel's own consumers of the queue hear of it after
+                // delete-ok (RabbitMQ's order; py-amqp relies on it).
+                self.shared.defer_cancels();
+                let deleted = ctx.vhost.delete_queue(&q, d.if_unused, d.if_empty, ctx.id);
+                if let Ok(n) = deleted {
+                    ctx.exclusive_queues.retain(|x| !x.is_deleted());
+                    if !d.nowait {
+                        self.send(Method::QueueDeleteOk(QueueDeleteOk { message_count: n }));
+                    }
                 }
-                Ok(())
+                self.shared.send_deferred_cancels();
+                deleted.map(|_| ()).map_err(|e| err(e, &m))
             }
             Method::BasicQos(ref q) => self.qos(q, &m),
             Method::BasicConsume(ref c) => self.consume(ctx, c, &m),
@@ -387,19 +403,30 @@ impl Channel {
         }
     }
 
-    /// Resolve an empty queue name to the channel's last declared queue.
+    /// Resolve an empty queue name to the channel's last declared queue. Without
+    /// one, RabbitMQ closes the channel (404), not the connection.
     fn queue_name(&self, name: &ShortStr, m: &Method) -> Result<ShortStr, AmqpError> {
         if !name.is_empty() {
             return Ok(name.clone());
         }
-        self.last_queue.clone().ok_or_else(|| {
-            AmqpError::connection(
-                code::NOT_ALLOWED,
-                "NOT_ALLOWED - no previously declared queue",
-                m.class_id(),
-                m.method_id(),
-            )
-        })
+        self.last_queue
+            .clone()
+            .ok_or_else(|| err(BrokerError::not_found("no previously declared queue"), m))
+    }
+
+    /// queue.bind/unbind: with both the queue and the routing key empty, the key
+    /// is the last declared queue's name too (AMQP spec, and RabbitMQ).
+    fn binding_key(
+        &self,
+        queue: &ShortStr,
+        routing_key: &ShortStr,
+        m: &Method,
+    ) -> Result<ShortStr, AmqpError> {
+        if queue.is_empty() && routing_key.is_empty() {
+            self.queue_name(queue, m)
+        } else {
+            Ok(routing_key.clone())
+        }
     }
 
     fn exchange_declare(&mut self, ctx: &mut ConnContext, d: &ExchangeDeclare, m: &Method) -> R {
@@ -415,6 +442,8 @@ impl Channel {
                 ))
             }
         };
+        // Even a passive declare: RabbitMQ refuses the default exchange first.
+        not_default(&d.exchange, m)?;
         let opts = ExchangeOptions {
             kind,
             durable: d.durable,
@@ -458,12 +487,11 @@ impl Channel {
             }
             return Ok(());
         }
-        let name = if d.queue.is_empty() {
-            if d.passive {
-                Some(self.queue_name(&d.queue, m)?)
-            } else {
-                None
-            }
+        // A passive declare of "" looks for a queue named "" (RabbitMQ applies the
+        // last-declared-queue shortcut to get/consume/bind/purge/delete only);
+        // an active one asks for a server-named queue.
+        let name = if d.queue.is_empty() && !d.passive {
+            None
         } else {
             Some(d.queue.clone())
         };

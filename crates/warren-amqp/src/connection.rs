@@ -24,8 +24,6 @@ use warren_core::{Broker, BrokerError, FieldTable, FieldValue, ShortStr};
 /// Read buffer of a connection that carries traffic (tokio-util's default).
 const READ_BUFFER: usize = 8 * 1024;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long to wait for close-ok after the server closed the connection.
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The server properties RabbitMQ clients look at (capabilities above all).
 fn server_properties() -> FieldTable {
@@ -156,6 +154,7 @@ where
         channel_max: hs.channel_max,
         heartbeat: hs.heartbeat,
         peer,
+        closed_by_client: false,
     };
     let connected_at = warren_core::queue::now_ms();
     let info = |c: &Connection| crate::events::ConnInfo {
@@ -186,6 +185,13 @@ where
         Err(e) => warn!(%peer, conn = id, "connection closed: {}", e),
     }
     drop(registration);
+    if conn.closed_by_client {
+        // close-ok is queued; the client may still be flushing frames it wrote
+        // before it saw it. Closing now would reset the socket under it (see
+        // `warren_core::net`), so read and drop until it closes its side.
+        let timeout = warren_core::net::closing_timeout(conn.heartbeat as u64);
+        warren_core::net::discard_until_eof(frames.get_mut(), timeout).await;
+    }
     outlet.close();
     let _ = writer.await;
 }
@@ -402,6 +408,8 @@ struct Connection {
     channel_max: u16,
     heartbeat: u16,
     peer: SocketAddr,
+    /// The client asked to close and was sent close-ok.
+    closed_by_client: bool,
 }
 
 /// Why the connection ended, for the log.
@@ -577,20 +585,26 @@ impl Connection {
             )),
             Frame::Method(0, m) => self.connection_method(m),
             Frame::Method(ch, Method::ChannelOpen(_)) => {
-                if ch > self.channel_max {
-                    return Err(AmqpError::connection(
-                        code::NOT_ALLOWED,
-                        format!("channel {} above channel_max {}", ch, self.channel_max),
-                        20,
-                        10,
-                    ));
-                }
                 if self.channels.contains_key(&ch) {
                     return Err(AmqpError::connection(
                         code::CHANNEL_ERROR,
                         "second 'channel.open' seen",
                         20,
                         10,
+                    ));
+                }
+                // RabbitMQ limits how many channels are open, not their ids
+                // (channels the server is closing still count).
+                if self.channel_max != 0 && self.channels.len() >= self.channel_max as usize {
+                    return Err(AmqpError::connection(
+                        code::NOT_ALLOWED,
+                        format!(
+                            "number of channels opened ({}) has reached the negotiated channel_max ({})",
+                            self.channels.len(),
+                            self.channel_max
+                        ),
+                        0,
+                        0,
                     ));
                 }
                 self.channels.insert(
@@ -729,6 +743,7 @@ impl Connection {
                 self.ctx
                     .outlet
                     .send_method(0, Method::ConnectionCloseOk(ConnectionCloseOk::default()));
+                self.closed_by_client = true;
                 Ok(Flow::Closed)
             }
             Method::ConnectionCloseOk(_) => Ok(Flow::Closed),
@@ -779,10 +794,27 @@ impl Connection {
                 method_id: e.method_id,
             }),
         );
-        let deadline = Instant::now() + CLOSE_TIMEOUT;
-        while let Ok(Some(Ok(f))) = tokio::time::timeout_at(deadline.into(), frames.next()).await {
-            if matches!(f, Frame::Method(0, Method::ConnectionCloseOk(_))) {
-                break;
+        // As RabbitMQ: wait for close-ok, at most the closing timeout, dropping
+        // every other frame; a close crossing ours is answered with close-ok.
+        // Once the frames stop making sense, drop raw bytes until the client
+        // closes (closing with unread input would reset the socket).
+        let deadline = Instant::now() + warren_core::net::closing_timeout(self.heartbeat as u64);
+        loop {
+            match tokio::time::timeout_at(deadline.into(), frames.next()).await {
+                Ok(Some(Ok(Frame::Method(0, Method::ConnectionCloseOk(_))))) | Err(_) => break,
+                Ok(Some(Ok(Frame::Method(0, Method::ConnectionClose(_))))) => {
+                    self.ctx
+                        .outlet
+                        .send_method(0, Method::ConnectionCloseOk(ConnectionCloseOk::default()));
+                }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(_))) | Ok(None) => {
+                    let left = deadline
+                        .saturating_duration_since(Instant::now())
+                        .min(warren_core::net::SILENT_CLOSE_DELAY);
+                    warren_core::net::discard_until_eof(frames.get_mut(), left).await;
+                    break;
+                }
             }
         }
         Err(format!("{} {}", e.error.code, text))

@@ -39,6 +39,9 @@ pub struct DeliveryState {
     pub flow_active: bool,
     pub closed: bool,
     pub consumers: HashMap<ShortStr, ConsumerEntry>,
+    /// While Some, server-sent basic.cancels wait here: set around a queue.delete
+    /// on this channel so that, as with RabbitMQ, delete-ok goes out first.
+    deferred_cancels: Option<Vec<ShortStr>>,
 }
 
 pub struct ChannelShared {
@@ -74,6 +77,7 @@ impl ChannelShared {
                 flow_active: true,
                 closed: false,
                 consumers: HashMap::new(),
+                deferred_cancels: None,
             }),
         })
     }
@@ -135,6 +139,38 @@ impl ChannelShared {
         }
         st.consumer_unacked = 0;
         all
+    }
+
+    /// Hold back server-sent basic.cancels until [`Self::send_deferred_cancels`].
+    pub fn defer_cancels(&self) {
+        self.state
+            .lock()
+            .deferred_cancels
+            .get_or_insert_with(Vec::new);
+    }
+
+    /// Send the basic.cancels held back since [`Self::defer_cancels`].
+    pub fn send_deferred_cancels(&self) {
+        let mut st = self.state.lock();
+        let Some(tags) = st.deferred_cancels.take() else {
+            return;
+        };
+        if st.closed {
+            return;
+        }
+        for tag in tags {
+            self.send_cancel(tag);
+        }
+    }
+
+    fn send_cancel(&self, consumer_tag: ShortStr) {
+        self.outlet.send_method(
+            self.id,
+            Method::BasicCancel(BasicCancel {
+                consumer_tag,
+                nowait: true,
+            }),
+        );
     }
 
     /// Queues whose consumers on this channel may now have room.
@@ -203,14 +239,12 @@ impl ConsumerSink for ChannelShared {
             return;
         }
         st.consumers.remove(&consumer.tag);
-        if self.cancel_notify && !st.closed {
-            self.outlet.send_method(
-                self.id,
-                Method::BasicCancel(BasicCancel {
-                    consumer_tag: consumer.tag.clone(),
-                    nowait: true,
-                }),
-            );
+        if !self.cancel_notify || st.closed {
+            return;
+        }
+        match st.deferred_cancels.as_mut() {
+            Some(tags) => tags.push(consumer.tag.clone()),
+            None => self.send_cancel(consumer.tag.clone()),
         }
     }
 }

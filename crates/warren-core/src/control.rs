@@ -151,7 +151,7 @@ fn run(broker: &Broker, cmd: &Value) -> Result<Value, String> {
         }
         Some("list_queues") => {
             let queues: Vec<Value> = vhost
-                .queues()
+                .listed_queues()
                 .iter()
                 .map(|q| {
                     json!({

@@ -13,6 +13,7 @@ pub mod error;
 pub mod events;
 pub mod exchange;
 pub mod message;
+pub mod net;
 pub mod permissions;
 pub mod policy;
 pub mod properties;

@@ -50,7 +50,11 @@ const PREDECLARED: &[(&str, ExchangeKind)] = &[
     ("amq.rabbitmq.trace", ExchangeKind::Topic),
 ];
 
-fn default_exchange_refused() -> BrokerError {
+/// Name prefix of the private queues behind direct reply-to consumers.
+pub const REPLY_QUEUE_PREFIX: &str = "amq.rabbitmq.reply-to.";
+
+/// Declaring, deleting or binding the default exchange: RabbitMQ's 403.
+pub fn default_exchange_refused() -> BrokerError {
     BrokerError::access_refused("operation not permitted on the default exchange")
 }
 
@@ -149,6 +153,17 @@ impl VHost {
         self.queues.read().values().cloned().collect()
     }
 
+    /// The queues a management listing shows: RabbitMQ never lists the private
+    /// queues behind direct reply-to consumers.
+    pub fn listed_queues(&self) -> Vec<Arc<Queue>> {
+        self.queues
+            .read()
+            .values()
+            .filter(|q| !q.name.starts_with(REPLY_QUEUE_PREFIX))
+            .cloned()
+            .collect()
+    }
+
     /// Look up an exchange or fail with 404.
     pub fn get_exchange(&self, name: &ShortStr) -> Result<Arc<Exchange>> {
         self.exchange(name.as_bytes())
@@ -171,13 +186,14 @@ impl VHost {
         opts: ExchangeOptions,
         passive: bool,
     ) -> Result<Arc<Exchange>> {
+        // Even a passive declare of the default exchange is refused (RabbitMQ).
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
         if passive {
             return self.get_exchange(&name);
         }
         self.check_not_deleted()?;
-        if name.is_empty() {
-            return Err(default_exchange_refused());
-        }
         if opts.kind == ExchangeKind::Delayed
             && opts
                 .arguments
@@ -244,15 +260,7 @@ impl VHost {
 
     /// exchange.delete.
     pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<()> {
-        if name.is_empty() {
-            return Err(default_exchange_refused());
-        }
-        if name.starts_with("amq.") {
-            return Err(BrokerError::access_refused(format!(
-                "deletion of system exchange '{}' in vhost '{}' refused",
-                name, self.name
-            )));
-        }
+        self.check_exchange_deletable(name)?;
         let e = {
             let mut ex = self.exchanges.write();
             let Some(e) = ex.get(name) else {
@@ -270,6 +278,21 @@ impl VHost {
             e
         };
         self.remove_exchange_bindings(&e);
+        Ok(())
+    }
+
+    /// The default and `amq.*` exchanges cannot be deleted. Checked before
+    /// permissions, as RabbitMQ does.
+    pub fn check_exchange_deletable(&self, name: &ShortStr) -> Result<()> {
+        if name.is_empty() {
+            return Err(default_exchange_refused());
+        }
+        if name.starts_with("amq.") {
+            return Err(BrokerError::access_refused(format!(
+                "deletion of system exchange '{}' in vhost '{}' not allowed",
+                name, self.name
+            )));
+        }
         Ok(())
     }
 
@@ -476,7 +499,8 @@ impl VHost {
     pub fn declare_reply_queue(&self) -> Arc<Queue> {
         let suffix = self.generate_queue_name();
         let name = ShortStr::from(format!(
-            "amq.rabbitmq.reply-to.{}",
+            "{}{}",
+            REPLY_QUEUE_PREFIX,
             suffix.to_string_lossy().trim_start_matches("amq.gen-")
         ));
         let opts = QueueOptions {
@@ -623,17 +647,23 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
-        // RabbitMQ: unbinding from a missing queue or exchange is not an error.
+        // RabbitMQ: unbinding from a missing queue or exchange, or a binding
+        // that does not exist, is not an error; another connection's exclusive
+        // queue is refused only when there is a binding to remove.
         let Some(q) = self.queue(queue.as_bytes()) else {
             return Ok(());
         };
-        q.check_access(conn)?;
         let Some(e) = self.exchange(exchange.as_bytes()) else {
             return Ok(());
         };
+        let dest = Destination::Queue(q.clone());
+        if !e.has_binding(&dest, routing_key, arguments) {
+            return Ok(());
+        }
+        q.check_access(conn)?;
         let def = (e.options.durable && q.durable_id != 0)
             .then(|| self.binding_def(&e.name, "queue", &q.name, routing_key, arguments));
-        if e.unbind(&Destination::Queue(q.clone()), routing_key, arguments) {
+        if e.unbind(&dest, routing_key, arguments) {
             if let Some(def) = def {
                 self.store.definitions.delete_binding(def);
             }
@@ -689,8 +719,14 @@ impl VHost {
         if destination.is_empty() || source.is_empty() {
             return Err(default_exchange_refused());
         }
-        let d = self.get_exchange(destination)?;
-        let s = self.get_exchange(source)?;
+        // RabbitMQ: unbinding when either exchange is already gone (say an
+        // auto-delete one) is not an error.
+        let (Some(d), Some(s)) = (
+            self.exchange(destination.as_bytes()),
+            self.exchange(source.as_bytes()),
+        ) else {
+            return Ok(());
+        };
         let def = (s.options.durable && d.options.durable)
             .then(|| self.binding_def(&s.name, "exchange", &d.name, routing_key, arguments));
         if s.unbind(&Destination::Exchange(d.clone()), routing_key, arguments) {

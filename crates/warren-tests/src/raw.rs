@@ -90,7 +90,7 @@ pub struct Close {
 }
 
 impl Close {
-    fn parse(frame: &Frame) -> Close {
+    pub fn parse(frame: &Frame) -> Close {
         let mut r = frame.args();
         Close {
             code: r.u16(),
@@ -599,6 +599,57 @@ impl RawConn {
         );
         self.send_method(channel, m::CHANNEL_CLOSE_OK, vec![]).await;
         close
+    }
+
+    /// Close our sending side (TCP FIN), as a client does once it has its
+    /// close-ok; we can still read.
+    pub async fn shutdown_write(&mut self) {
+        let _ = self.stream.shutdown().await;
+    }
+
+    /// Read until the server closes the socket, within `secs`, collecting the
+    /// frames it sends. A reset (ECONNRESET) instead of a clean close is an
+    /// error: it means the server dropped the socket with our bytes unread.
+    pub async fn frames_until_eof(&mut self, secs: u64) -> std::io::Result<Vec<Frame>> {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+        loop {
+            self.buf.reserve(65536);
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("server did not close the socket within {secs}s"),
+                    ))
+                }
+                Ok(Err(e)) => return Err(e),
+                Ok(Ok(0)) => break,
+                Ok(Ok(_)) => {}
+            }
+        }
+        let mut frames = Vec::new();
+        while let Read::Frame(f) = self.read_frame(1).await {
+            frames.push(f);
+        }
+        Ok(frames)
+    }
+
+    /// Whether the server keeps the socket open (sends nothing but heartbeats
+    /// and does not close it) for `millis`.
+    pub async fn stays_open(&mut self, millis: u64) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
+        let mut scratch = [0u8; 1024];
+        loop {
+            match tokio::time::timeout_at(deadline, self.stream.read(&mut scratch)).await {
+                Err(_) => return true,
+                Ok(Ok(0)) | Ok(Err(_)) => return false,
+                Ok(Ok(n)) => self.buf.extend_from_slice(&scratch[..n]),
+            }
+        }
+    }
+
+    /// Write `bytes`, returning the error instead of panicking.
+    pub async fn try_send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(bytes).await
     }
 
     /// The server must close the socket within `secs` (frames before that

@@ -306,13 +306,40 @@ async fn channel_max_is_enforced() {
             ..t
         })
         .await;
+        // RabbitMQ limits how many channels are open, not their numbers:
+        // channel 65535 is fine with channel_max 2.
         c.open_channel(1).await;
-        c.open_channel(2).await;
+        c.open_channel(65535).await;
         c.send_method(3, m::CHANNEL_OPEN, Args::new().shortstr("").build())
             .await;
         let close = c.expect_connection_close(NOT_ALLOWED).await;
-        assert!(close.text.starts_with("NOT_ALLOWED"), "{close:?}");
+        assert_eq!(
+            close.text,
+            "NOT_ALLOWED - number of channels opened (2) has reached the negotiated channel_max (2)"
+        );
+        assert_eq!((close.class_id, close.method_id), (0, 0));
         broker.assert_alive().await;
+    })
+    .await
+}
+
+/// A closed channel frees its place under channel_max.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_channels_free_their_place_under_channel_max() {
+    let broker = Broker::start();
+    timeout(async {
+        let mut c = RawConn::handshake_with(&broker, |t| Tune {
+            channel_max: 1,
+            heartbeat: 0,
+            ..t
+        })
+        .await;
+        for ch in [7u16, 65535, 7] {
+            c.open_channel(ch).await;
+            let args = Args::new().u16(200).shortstr("").u16(0).u16(0).build();
+            c.send_method(ch, m::CHANNEL_CLOSE, args).await;
+            c.expect_method(ch, m::CHANNEL_CLOSE_OK).await;
+        }
     })
     .await
 }
@@ -392,6 +419,120 @@ async fn client_close_gets_close_ok() {
         let args = Args::new().u16(200).shortstr("bye").u16(0).u16(0).build();
         c.send_method(0, m::CONNECTION_CLOSE, args).await;
         c.expect_method(0, m::CONNECTION_CLOSE_OK).await;
+    })
+    .await
+}
+
+/// A publish on channel `ch` with a 10-byte body: method, header and body frames.
+fn publish_bytes(ch: u16, n: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.extend(RawConn::publish_frame(ch, "nowhere"));
+        out.extend(warren_tests::raw::header_frame(ch, 10));
+        out.extend(warren_tests::raw::frame(FRAME_BODY, ch, b"0123456789"));
+    }
+    out
+}
+
+/// A client that asks to close and keeps writing (amqplib flushes queued
+/// publishes after its connection.close): as with RabbitMQ, the server sends
+/// close-ok, keeps reading and dropping what follows, and closes only after the
+/// client closed its side, so the client never sees EPIPE or a reset and gets
+/// its close-ok.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_close_then_more_writes_gets_close_ok_and_no_reset() {
+    let broker = Broker::start();
+    timeout(async {
+        let mut c = RawConn::handshake(&broker).await;
+        c.open_channel(1).await;
+        let args = Args::new().u16(200).shortstr("bye").u16(0).u16(0).build();
+        c.send_method(0, m::CONNECTION_CLOSE, args).await;
+        let burst = publish_bytes(1, 2000);
+        for chunk in burst.chunks(4096) {
+            c.try_send(chunk)
+                .await
+                .expect("writes after connection.close must not fail");
+        }
+        // Heartbeats are off: RabbitMQ waits up to 30 s for the client.
+        assert!(
+            c.stays_open(1000).await,
+            "server closed the socket before the client did"
+        );
+        c.try_send(&publish_bytes(1, 10)).await.expect("late write");
+        c.shutdown_write().await;
+        let frames = c
+            .frames_until_eof(10)
+            .await
+            .expect("the server must close cleanly, without a reset");
+        assert!(
+            frames.iter().any(|f| f.is(m::CONNECTION_CLOSE_OK)),
+            "no close-ok among {frames:?}"
+        );
+        broker.assert_alive().await;
+    })
+    .await
+}
+
+/// With a heartbeat negotiated, a closed connection waits at most that long
+/// for the client to close its side (RabbitMQ's rule).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closed_connection_gives_up_after_the_heartbeat_interval() {
+    let broker = Broker::start();
+    timeout(async {
+        let mut c = RawConn::handshake_with(&broker, |t| Tune { heartbeat: 2, ..t }).await;
+        let args = Args::new().u16(200).shortstr("bye").u16(0).u16(0).build();
+        c.send_method(0, m::CONNECTION_CLOSE, args).await;
+        let started = std::time::Instant::now();
+        let frames = c.frames_until_eof(20).await.expect("clean close");
+        assert!(frames.iter().any(|f| f.is(m::CONNECTION_CLOSE_OK)));
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(1500),
+            "closed after {took:?}, before the client could"
+        );
+    })
+    .await
+}
+
+/// A hard error while the client keeps writing: the server sends
+/// connection.close, drops the frames that follow, and closes the socket once
+/// it has close-ok, without resetting it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_close_while_client_writes_waits_for_close_ok() {
+    let broker = Broker::start();
+    timeout(async {
+        let mut c = RawConn::handshake(&broker).await;
+        c.open_channel(1).await;
+        // A method on a channel that was never opened: 504, a hard error.
+        let get = Args::new().u16(0).shortstr("q").bits(&[true]).build();
+        c.send_method(9, m::BASIC_GET, get).await;
+        for chunk in publish_bytes(1, 2000).chunks(4096) {
+            c.try_send(chunk)
+                .await
+                .expect("writes before close-ok must not fail");
+        }
+        let close = loop {
+            match c.read_frame(10).await {
+                Read::Frame(f) if f.is(m::CONNECTION_CLOSE) => {
+                    break warren_tests::raw::Close::parse(&f)
+                }
+                Read::Frame(_) => continue,
+                other => panic!("expected connection.close, got {other:?}"),
+            }
+        };
+        assert_eq!(close.code, CHANNEL_ERROR);
+        assert!(c.stays_open(500).await, "server closed before close-ok");
+        c.try_send(&warren_tests::raw::method_frame(
+            0,
+            m::CONNECTION_CLOSE_OK,
+            &[],
+        ))
+        .await
+        .expect("close-ok");
+        c.frames_until_eof(10)
+            .await
+            .expect("the server must close cleanly once it has close-ok");
+        broker.assert_alive().await;
     })
     .await
 }

@@ -204,11 +204,7 @@ impl Exchange {
 
     /// Add a binding. Returns false if it already existed.
     pub fn bind(&self, dest: Destination, routing_key: ShortStr, arguments: FieldTable) -> bool {
-        let key = BindingKey {
-            dest: dest.id(),
-            routing_key: routing_key.clone(),
-            arguments: encode_args(&arguments),
-        };
+        let key = binding_key(&dest, &routing_key, &arguments);
         let mut b = self.bindings.write();
         if b.all.contains_key(&key) {
             return false;
@@ -252,17 +248,24 @@ impl Exchange {
     }
 
     /// Remove a binding. Returns false if there was no such binding.
+    /// Whether this exact binding exists.
+    pub fn has_binding(
+        &self,
+        dest: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) -> bool {
+        let key = binding_key(dest, routing_key, arguments);
+        self.bindings.read().all.contains_key(&key)
+    }
+
     pub fn unbind(
         &self,
         dest: &Destination,
         routing_key: &ShortStr,
         arguments: &FieldTable,
     ) -> bool {
-        let key = BindingKey {
-            dest: dest.id(),
-            routing_key: routing_key.clone(),
-            arguments: encode_args(arguments),
-        };
+        let key = binding_key(dest, routing_key, arguments);
         let mut b = self.bindings.write();
         if b.all.remove(&key).is_none() {
             return false;
@@ -485,5 +488,13 @@ impl std::fmt::Debug for Exchange {
             .field("name", &self.name)
             .field("kind", &self.options.kind)
             .finish()
+    }
+}
+
+fn binding_key(dest: &Destination, routing_key: &ShortStr, arguments: &FieldTable) -> BindingKey {
+    BindingKey {
+        dest: dest.id(),
+        routing_key: routing_key.clone(),
+        arguments: encode_args(arguments),
     }
 }

@@ -1,0 +1,85 @@
+//! Socket conventions every protocol adapter shares.
+//!
+//! Closing a TCP socket that still has unread bytes in its receive buffer makes
+//! the kernel answer with a reset (RST) instead of a FIN, and a reset can destroy
+//! what the peer has not read yet: the close-ok we just sent included. A client
+//! that queued a burst of writes and then asked to close would see EPIPE or
+//! ECONNRESET instead of its close confirmation (RabbitMQ's Node client then
+//! never fires its close callback). So, like RabbitMQ, after the closing
+//! handshake a connection keeps reading and throwing away whatever the client
+//! still sends, until the client closes its side or a timeout passes.
+
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// RabbitMQ's upper bound on how long a closed connection waits for the client
+/// (rabbit_reader's `CLOSING_TIMEOUT`).
+pub const CLOSING_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// After a framing error the input can no longer be parsed, so the client's
+/// close-ok cannot be recognised: the connection then drops what arrives for at
+/// most this long and closes (RabbitMQ's `SILENT_CLOSE_DELAY`).
+pub const SILENT_CLOSE_DELAY: Duration = Duration::from_secs(3);
+
+/// How long a closing connection waits for its client: the heartbeat interval
+/// when one was negotiated and it is shorter, [`CLOSING_TIMEOUT`] otherwise
+/// (RabbitMQ's rule).
+pub fn closing_timeout(heartbeat_secs: u64) -> Duration {
+    if heartbeat_secs > 0 && Duration::from_secs(heartbeat_secs) < CLOSING_TIMEOUT {
+        Duration::from_secs(heartbeat_secs)
+    } else {
+        CLOSING_TIMEOUT
+    }
+}
+
+/// Read and discard until the peer closes its side (EOF or an error) or
+/// `timeout` passes. Returns the number of bytes discarded.
+pub async fn discard_until_eof<R: AsyncRead + Unpin>(reader: &mut R, timeout: Duration) -> u64 {
+    let mut scratch = [0u8; 4096];
+    let mut discarded = 0u64;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, reader.read(&mut scratch)).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return discarded,
+            Ok(Ok(n)) => discarded += n as u64,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    #[test]
+    fn closing_timeout_follows_rabbitmq() {
+        assert_eq!(closing_timeout(0), CLOSING_TIMEOUT);
+        assert_eq!(closing_timeout(5), Duration::from_secs(5));
+        assert_eq!(closing_timeout(60), CLOSING_TIMEOUT);
+    }
+
+    #[tokio::test]
+    async fn discards_until_the_peer_closes() {
+        let (mut a, mut b) = tokio::io::duplex(64);
+        let writer = tokio::spawn(async move {
+            for _ in 0..100 {
+                b.write_all(&[7u8; 100]).await.unwrap();
+            }
+            // Dropping b is the peer closing its side.
+        });
+        let n = discard_until_eof(&mut a, Duration::from_secs(10)).await;
+        writer.await.unwrap();
+        assert_eq!(n, 10_000);
+    }
+
+    #[tokio::test]
+    async fn gives_up_after_the_timeout() {
+        let (mut a, _b) = tokio::io::duplex(64);
+        let started = std::time::Instant::now();
+        assert_eq!(
+            discard_until_eof(&mut a, Duration::from_millis(50)).await,
+            0
+        );
+        assert!(started.elapsed() >= Duration::from_millis(50));
+    }
+}
