@@ -106,8 +106,15 @@ where
                 }),
             );
             let _ = wr.write_all(&out).await;
-            // Give the client a moment to read the close before the socket goes.
-            let _ = tokio::time::timeout(Duration::from_millis(200), frames.next()).await;
+            // Wait (briefly: nothing was negotiated) for close-ok, dropping
+            // anything else, so the client reads the close before the socket
+            // goes and is not reset (see `warren_core::net`).
+            let deadline = tokio::time::Instant::now() + warren_core::net::SILENT_CLOSE_DELAY;
+            while let Ok(Some(Ok(f))) = tokio::time::timeout_at(deadline, frames.next()).await {
+                if matches!(f, Frame::Method(0, Method::ConnectionCloseOk(_))) {
+                    break;
+                }
+            }
             let _ = wr.shutdown().await;
             return;
         }
