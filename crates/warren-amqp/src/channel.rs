@@ -5,7 +5,6 @@
 //! Every handler maps directly onto a broker-core call and translates the result
 //! into the reply method (or a channel/connection error).
 
-use crate::access::AccessCache;
 use crate::codec::*;
 use crate::delivery::{ChannelShared, ConsumerEntry, Unacked};
 use crate::error::AmqpError;
@@ -16,6 +15,7 @@ use std::sync::Arc;
 use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
 use warren_core::permissions::Access;
+use warren_core::permissions::AccessCache;
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_consumer_args, check_expiration};
 use warren_core::vhost::Published;

@@ -152,7 +152,7 @@ where
             exclusive_queues: Vec::new(),
             has_published: false,
             ctag_counter: 0,
-            access: crate::access::AccessCache::new(),
+            access: warren_core::permissions::AccessCache::new(),
         },
         alarm: broker.alarm(),
         forced: registration.closed.clone(),

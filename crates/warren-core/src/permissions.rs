@@ -156,6 +156,58 @@ pub fn check(
     }
 }
 
+/// A connection's permission on its vhost, cached with the broker's auth
+/// generation it was read at: one atomic load tells whether it is still
+/// current (users and permissions change rarely, operations are frequent).
+/// Every protocol adapter checks access through one of these.
+pub struct AccessCache {
+    generation: u64,
+    permission: Option<std::sync::Arc<Permission>>,
+}
+
+impl AccessCache {
+    pub fn new() -> AccessCache {
+        AccessCache {
+            // Generations start at 1: the first check always loads.
+            generation: 0,
+            permission: None,
+        }
+    }
+
+    /// Check `user`'s `access` to the queue or exchange `name` in `vhost` (403
+    /// with RabbitMQ's text if refused).
+    pub fn check(
+        &mut self,
+        broker: &crate::Broker,
+        user: &str,
+        vhost: &crate::VHost,
+        access: Access,
+        kind: Resource,
+        name: &[u8],
+    ) -> Result<(), BrokerError> {
+        let generation = broker.auth_generation();
+        let vhost_name = vhost.name.to_string_lossy();
+        if self.generation != generation {
+            self.permission = broker.permission(user, &vhost_name);
+            self.generation = generation;
+        }
+        check(
+            self.permission.as_deref(),
+            access,
+            kind,
+            name,
+            &vhost_name,
+            user,
+        )
+    }
+}
+
+impl Default for AccessCache {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
