@@ -52,6 +52,36 @@ def longstr(b: bytes) -> bytes:
     return struct.pack(">I", len(b)) + b
 
 
+def bits(*flags: bool) -> bytes:
+    """Packed bits, first flag in the lowest bit."""
+    out = b""
+    for i in range(0, max(len(flags), 1), 8):
+        v = 0
+        for j, f in enumerate(flags[i:i + 8]):
+            if f:
+                v |= 1 << j
+        out += bytes([v])
+    return out
+
+
+def table(d: Optional[dict] = None) -> bytes:
+    """A field table of str (longstr), bool, int (signed 32/64) and dict values."""
+    body = b""
+    for k, v in (d or {}).items():
+        body += shortstr(k)
+        if isinstance(v, bool):
+            body += b"t" + bytes([1 if v else 0])
+        elif isinstance(v, int):
+            body += b"l" + struct.pack(">q", v)
+        elif isinstance(v, (str, bytes)):
+            body += b"S" + longstr(v.encode() if isinstance(v, str) else v)
+        elif isinstance(v, dict):
+            body += b"F" + table(v)
+        else:
+            raise TypeError(v)
+    return longstr(body)
+
+
 def frame(typ: int, channel: int, payload: bytes) -> bytes:
     return struct.pack(">BHI", typ, channel, len(payload)) + payload + bytes([FRAME_END])
 
@@ -76,6 +106,85 @@ def publish_frames(channel: int, exchange: str, routing_key: str, body: bytes) -
     if body:
         out += frame(FRAME_BODY, channel, body)
     return out
+
+
+# -- methods (arguments as in the AMQP 0-9-1 spec; ticket fields are 0) ----------
+
+T = struct.pack(">H", 0)  # the deprecated ticket field
+
+
+def queue_declare(ch, queue="", passive=False, durable=False, exclusive=False,
+                  auto_delete=False, args=None):
+    return method_frame(ch, (50, 10), T + shortstr(queue)
+                        + bits(passive, durable, exclusive, auto_delete, False) + table(args))
+
+
+def queue_bind(ch, queue, exchange, routing_key="", args=None):
+    return method_frame(ch, (50, 20), T + shortstr(queue) + shortstr(exchange)
+                        + shortstr(routing_key) + bits(False) + table(args))
+
+
+def queue_unbind(ch, queue, exchange, routing_key="", args=None):
+    return method_frame(ch, (50, 50), T + shortstr(queue) + shortstr(exchange)
+                        + shortstr(routing_key) + table(args))
+
+
+def queue_purge(ch, queue):
+    return method_frame(ch, (50, 30), T + shortstr(queue) + bits(False))
+
+
+def queue_delete(ch, queue, if_unused=False, if_empty=False):
+    return method_frame(ch, (50, 40), T + shortstr(queue) + bits(if_unused, if_empty, False))
+
+
+def exchange_declare(ch, exchange, kind="direct", passive=False, durable=False,
+                     auto_delete=False, internal=False, args=None):
+    return method_frame(ch, (40, 10), T + shortstr(exchange) + shortstr(kind)
+                        + bits(passive, durable, auto_delete, internal, False) + table(args))
+
+
+def exchange_delete(ch, exchange, if_unused=False):
+    return method_frame(ch, (40, 20), T + shortstr(exchange) + bits(if_unused, False))
+
+
+def exchange_bind(ch, destination, source, routing_key="", args=None):
+    return method_frame(ch, (40, 30), T + shortstr(destination) + shortstr(source)
+                        + shortstr(routing_key) + bits(False) + table(args))
+
+
+def exchange_unbind(ch, destination, source, routing_key="", args=None):
+    return method_frame(ch, (40, 40), T + shortstr(destination) + shortstr(source)
+                        + shortstr(routing_key) + bits(False) + table(args))
+
+
+def basic_qos(ch, prefetch_size=0, prefetch_count=0, global_=False):
+    return method_frame(ch, (60, 10), struct.pack(">IH", prefetch_size, prefetch_count)
+                        + bits(global_))
+
+
+def basic_consume(ch, queue, tag="", no_ack=False, exclusive=False, args=None):
+    return method_frame(ch, (60, 20), T + shortstr(queue) + shortstr(tag)
+                        + bits(False, no_ack, exclusive, False) + table(args))
+
+
+def basic_cancel(ch, tag):
+    return method_frame(ch, (60, 30), shortstr(tag) + bits(False))
+
+
+def basic_get(ch, queue, no_ack=False):
+    return method_frame(ch, (60, 70), T + shortstr(queue) + bits(no_ack))
+
+
+def basic_ack(ch, tag, multiple=False):
+    return method_frame(ch, (60, 80), struct.pack(">Q", tag) + bits(multiple))
+
+
+def basic_reject(ch, tag, requeue=True):
+    return method_frame(ch, (60, 90), struct.pack(">Q", tag) + bits(requeue))
+
+
+def basic_nack(ch, tag, multiple=False, requeue=True):
+    return method_frame(ch, (60, 120), struct.pack(">Q", tag) + bits(multiple, requeue))
 
 
 # -- decoding ------------------------------------------------------------------
@@ -115,6 +224,12 @@ class Close:
         text = a[3:3 + n].decode()
         class_id, method_id = struct.unpack(">HH", a[3 + n:7 + n])
         return Close(code, text, class_id, method_id)
+
+
+def declared_queue(f: Frame) -> str:
+    """The queue name in a queue.declare-ok."""
+    assert f.is_(QUEUE_DECLARE_OK), f
+    return f.args[1:1 + f.args[0]].decode()
 
 
 def amqp_target():
@@ -169,6 +284,14 @@ class RawConnection:
                                f"{Close.parse(f) if f.method in (CONNECTION_CLOSE, CHANNEL_CLOSE) else f}"
             return f
 
+    def next_method(self, timeout: float = 5.0) -> Frame:
+        """The next method frame (heartbeats and content frames skipped)."""
+        while True:
+            f = self.recv_frame(timeout)
+            assert f is not None, "connection closed while waiting for a method"
+            if f.typ == FRAME_METHOD:
+                return f
+
     def frames_until_eof(self, timeout: float = 5.0) -> List[Frame]:
         out = []
         while True:
@@ -180,16 +303,18 @@ class RawConnection:
     # -- protocol --------------------------------------------------------------
     @classmethod
     def open(cls, channel_max: Optional[int] = None, frame_max: Optional[int] = None,
-             heartbeat: int = 0, timeout: float = 5.0) -> "RawConnection":
+             heartbeat: int = 0, timeout: float = 5.0,
+             client_properties: Optional[dict] = None) -> "RawConnection":
         """Handshake; ``channel_max``/``frame_max`` default to the server's
-        proposal (RabbitMQ refuses channel_max 0 = "no limit")."""
+        proposal (RabbitMQ refuses channel_max 0 = "no limit"). Without
+        ``client_properties`` the client announces no capabilities (so no
+        basic.cancel notifications, for one)."""
         host, port, user, password, vhost = amqp_target()
         sock = socket.create_connection((host, port), timeout=timeout)
         c = cls(sock)
         c.send(b"AMQP\x00\x00\x09\x01")
         c.expect(CONNECTION_START)
-        client_props = b""  # empty table
-        c.send(method_frame(0, CONNECTION_START_OK, longstr(client_props) + shortstr("PLAIN")
+        c.send(method_frame(0, CONNECTION_START_OK, table(client_properties) + shortstr("PLAIN")
                             + longstr(b"\0" + user.encode() + b"\0" + password.encode())
                             + shortstr("en_US")))
         tune = c.expect(CONNECTION_TUNE)
