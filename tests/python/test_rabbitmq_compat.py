@@ -550,3 +550,111 @@ def test_delete_of_system_exchange_text(conn):
         f"ACCESS_REFUSED - deletion of system exchange 'amq.direct' in vhost '{vhost()}' "
         f"not allowed")
     assert conn.is_open
+
+
+# -- survey: redeclare equivalence ------------------------------------------------
+
+def _inequivalent(kind, name, arg, received, current):
+    return (f"PRECONDITION_FAILED - inequivalent arg '{arg}' for {kind} '{name}' in vhost "
+            f"'{vhost()}': received {received} but current is {current}")
+
+
+def test_queue_redeclare_ignores_arguments_rabbitmq_does_not_know(conn, names):
+    """Only the queue type's own x- arguments must be equivalent; others (and
+    an explicit x-queue-type=classic) do not matter on a redeclare."""
+    q = names.queue("args")
+    conn.channel().queue_declare(q, arguments={"x-foo": "bar", "x-message-ttl": 1000})
+    conn.channel().queue_declare(q, arguments={"x-foo": "baz", "x-message-ttl": 1000})
+    conn.channel().queue_declare(q, arguments={"x-message-ttl": 1000, "x-other": 1})
+    conn.channel().queue_declare(q, arguments={"x-message-ttl": 1000,
+                                               "x-queue-type": "classic"})
+    q2 = names.queue("args")
+    conn.channel().queue_declare(q2, arguments={"x-queue-type": "classic"})
+    conn.channel().queue_declare(q2)
+
+
+def test_queue_redeclare_inequivalent_argument_texts(conn, names):
+    q = names.queue("args")
+    conn.channel().queue_declare(q, arguments={"x-message-ttl": 1000,
+                                               "x-dead-letter-exchange": "dlx"})
+    cases = [
+        ({"x-message-ttl": 2000, "x-dead-letter-exchange": "dlx"},
+         ("x-message-ttl", "'2000'", "'1000'")),
+        ({"x-dead-letter-exchange": "dlx"},
+         ("x-message-ttl", "none", "the value '1000' of type 'signedint'")),
+        ({"x-message-ttl": 1000, "x-dead-letter-exchange": "dlx2"},
+         ("x-dead-letter-exchange", "'dlx2'", "'dlx'")),
+        ({"x-message-ttl": 1000, "x-dead-letter-exchange": "dlx", "x-max-length": 5},
+         ("x-max-length", "the value '5' of type 'signedint'", "none")),
+    ]
+    for args, (arg, received, current) in cases:
+        with pytest.raises(ChannelClosed) as e:
+            conn.channel().queue_declare(q, arguments=args)
+        assert (e.value.reply_code, e.value.reply_text) == \
+            (406, _inequivalent("queue", q, arg, received, current))
+
+
+def test_redeclare_non_exclusive_queue_as_exclusive_is_locked(conn, names):
+    q = names.queue("not-exclusive")
+    conn.channel().queue_declare(q)
+    with pytest.raises(ChannelClosed) as e:
+        conn.channel().queue_declare(q, exclusive=True)
+    assert (e.value.reply_code, e.value.reply_text) == (
+        405,
+        f"RESOURCE_LOCKED - cannot obtain exclusive access to locked queue '{q}' in vhost "
+        f"'{vhost()}'. It could be originally declared on another connection or the "
+        f"exclusive property value does not match that of the original declaration.")
+
+
+def test_exchange_redeclare_compares_only_alternate_exchange(conn, names):
+    x = names.exchange("args")
+    conn.channel().exchange_declare(x, "direct", arguments={"x-foo": "bar"})
+    conn.channel().exchange_declare(x, "direct", arguments={"x-foo": "baz", "x-n": 1})
+    conn.channel().exchange_declare(x, "direct")
+    with pytest.raises(ChannelClosed) as e:
+        conn.channel().exchange_declare(x, "direct", arguments={"alternate-exchange": "ae1"})
+    assert (e.value.reply_code, e.value.reply_text) == (406, _inequivalent(
+        "exchange", x, "alternate-exchange", "the value 'ae1' of type 'longstr'", "none"))
+
+    y = names.exchange("args")
+    conn.channel().exchange_declare(y, "direct", arguments={"alternate-exchange": "ae1"})
+    conn.channel().exchange_declare(y, "direct", arguments={"alternate-exchange": "ae1",
+                                                            "x-n": 1})
+    with pytest.raises(ChannelClosed) as e:
+        conn.channel().exchange_declare(y, "direct", arguments={"alternate-exchange": "ae2"})
+    assert (e.value.reply_code, e.value.reply_text) == \
+        (406, _inequivalent("exchange", y, "alternate-exchange", "'ae2'", "'ae1'"))
+    with pytest.raises(ChannelClosed) as e:
+        conn.channel().exchange_declare(y, "direct")
+    assert (e.value.reply_code, e.value.reply_text) == (406, _inequivalent(
+        "exchange", y, "alternate-exchange", "none", "the value 'ae1' of type 'longstr'"))
+
+
+# -- survey: basic.ack(multiple) needs the tag itself to be outstanding ------------
+
+@pytest.mark.parametrize("case", ["beyond", "already-acked"])
+def test_ack_multiple_with_unknown_tag_closes_channel(conn, case):
+    ch = conn.channel()
+    q = ch.queue_declare("", exclusive=True).method.queue
+    for i in range(3):
+        ch.basic_publish("", q, str(i).encode())
+    tags = [ch.basic_get(q)[0].delivery_tag for _ in range(3)]
+    assert tags == [1, 2, 3]
+    if case == "beyond":
+        bad, ready = 100, 3
+    else:
+        ch.basic_ack(2)
+        bad, ready = 2, 2
+    with pytest.raises(ChannelClosed) as e:
+        ch.basic_ack(bad, multiple=True)
+        ch.queue_declare(q, passive=True)  # surfaces the asynchronous close
+    assert (e.value.reply_code, e.value.reply_text) == \
+        (406, f"PRECONDITION_FAILED - unknown delivery tag {bad}")
+    # Nothing was acked by the bad ack: the unacked messages are back.
+    deadline = time.monotonic() + 2
+    while True:
+        n = conn.channel().queue_declare(q, passive=True).method.message_count
+        if n == ready or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
+    assert n == ready
