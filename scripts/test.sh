@@ -31,6 +31,8 @@ status=0
 # RabbitMQ), then the durability tests, which start and kill their own brokers.
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
+echo "== node scenario tests (amqplib)"
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
 echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
   python3 -m pytest tests/python/features -q -p no:cacheprovider || status=$?

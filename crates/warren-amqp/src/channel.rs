@@ -476,8 +476,16 @@ impl Channel {
     }
 
     fn queue_declare(&mut self, ctx: &mut ConnContext, d: &QueueDeclare, m: &Method) -> R {
-        if d.passive && d.queue.as_bytes() == REPLY_TO.as_bytes() {
-            // The pseudo-queue always "exists" (RabbitMQ answers 0 messages, 1 consumer).
+        if d.queue.starts_with(REPLY_TO) {
+            // Every declare of a direct reply-to name is passive (RabbitMQ): the
+            // pseudo-queue always "exists", a reply queue while its requester
+            // consumes; either has 0 messages and 1 consumer.
+            if d.queue.as_bytes() != REPLY_TO.as_bytes() {
+                ctx.vhost
+                    .declare_reply_to(&d.queue)
+                    .map_err(|e| err(e, m))?;
+            }
+            self.last_queue = Some(d.queue.clone());
             if !d.nowait {
                 self.send(Method::QueueDeclareOk(QueueDeclareOk {
                     queue: d.queue.clone(),
@@ -738,11 +746,8 @@ impl Channel {
     /// error right away.
     fn check_tags(&self, tag: u64, multiple: bool, m: &Method) -> R {
         let st = self.shared.state.lock();
-        let known = if multiple {
-            tag == 0 || st.unacked.front().is_some_and(|u| u.tag <= tag)
-        } else {
-            st.unacked.iter().any(|u| u.tag == tag)
-        };
+        // The tag itself must be outstanding, with `multiple` too (0 = all).
+        let known = (multiple && tag == 0) || st.unacked.iter().any(|u| u.tag == tag);
         if known {
             Ok(())
         } else {

@@ -108,7 +108,9 @@ impl ChannelShared {
             } else {
                 st.unacked.partition_point(|u| u.tag <= tag)
             };
-            if end == 0 && tag != 0 {
+            // As RabbitMQ: the tag itself must be outstanding, even with
+            // `multiple` (else 406 and nothing is acked).
+            if tag != 0 && (end == 0 || st.unacked[end - 1].tag != tag) {
                 return Err(unknown_tag(tag));
             }
             st.unacked.drain(..end).collect()

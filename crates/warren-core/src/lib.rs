@@ -9,6 +9,7 @@ pub mod auth;
 pub mod broker;
 pub mod connections;
 pub mod control;
+pub mod equivalence;
 pub mod error;
 pub mod events;
 pub mod exchange;

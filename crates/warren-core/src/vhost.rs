@@ -159,7 +159,7 @@ impl VHost {
         self.queues
             .read()
             .values()
-            .filter(|q| !q.name.starts_with(REPLY_QUEUE_PREFIX))
+            .filter(|q| !q.is_reply_to())
             .cloned()
             .collect()
     }
@@ -170,13 +170,31 @@ impl VHost {
             .ok_or_else(|| self.not_found("exchange", name))
     }
 
+    /// A queue clients can address by name (get, consume, bind, purge,
+    /// delete). The private queues behind direct reply-to are not: as in
+    /// RabbitMQ, where they are no queues at all, only the default exchange
+    /// reaches them, so nobody can read, purge or delete someone's replies.
+    pub fn named_queue(&self, name: &[u8]) -> Option<Arc<Queue>> {
+        self.queue(name).filter(|q| !q.is_reply_to())
+    }
+
     /// Look up a queue (checking exclusive ownership) or fail with 404/405.
     pub fn get_queue(&self, name: &ShortStr, conn: ConnectionId) -> Result<Arc<Queue>> {
         let q = self
-            .queue(name.as_bytes())
+            .named_queue(name.as_bytes())
             .ok_or_else(|| self.not_found("queue", name))?;
         q.check_access(conn)?;
         Ok(q)
+    }
+
+    /// A declare of a direct reply-to name: RabbitMQ treats every such declare
+    /// as passive; it succeeds (0 messages, 1 consumer) while the requester's
+    /// reply consumer exists, else 404.
+    pub fn declare_reply_to(&self, name: &ShortStr) -> Result<()> {
+        match self.queue(name.as_bytes()) {
+            Some(q) if q.is_reply_to() => Ok(()),
+            _ => Err(self.not_found("queue", name)),
+        }
     }
 
     /// exchange.declare.
@@ -396,13 +414,9 @@ impl VHost {
     ) -> Result<(Arc<Queue>, bool)> {
         let mut qs = self.queues.write();
         if let Some(q) = qs.get(&name) {
-            // As RabbitMQ: the declaring connection must own an exclusive queue
-            // *and* declare it exclusive, else 405.
-            q.check_access(if opts.exclusive {
-                conn
-            } else {
-                ConnectionId::MAX
-            })?;
+            // As RabbitMQ (strictly): an exclusive declare must find a queue this
+            // connection owns, a non-exclusive one a queue nobody owns, else 405.
+            q.check_owner(opts.exclusive.then_some(conn))?;
             check_queue_equivalent(q, &opts, &self.name)?;
             q.touch();
             return Ok((q.clone(), false));
@@ -532,7 +546,7 @@ impl VHost {
         if_empty: bool,
         conn: ConnectionId,
     ) -> Result<u32> {
-        let Some(q) = self.queue(name.as_bytes()) else {
+        let Some(q) = self.named_queue(name.as_bytes()) else {
             // RabbitMQ: deleting a missing queue is not an error.
             return Ok(0);
         };
@@ -650,7 +664,7 @@ impl VHost {
         // RabbitMQ: unbinding from a missing queue or exchange, or a binding
         // that does not exist, is not an error; another connection's exclusive
         // queue is refused only when there is a binding to remove.
-        let Some(q) = self.queue(queue.as_bytes()) else {
+        let Some(q) = self.named_queue(queue.as_bytes()) else {
             return Ok(());
         };
         let Some(e) = self.exchange(exchange.as_bytes()) else {
@@ -1137,70 +1151,30 @@ pub struct Published {
     pub ticket: u64,
 }
 
+/// A redeclaration must match the queue's durable and auto-delete flags and
+/// the arguments RabbitMQ compares (see [`crate::equivalence`]). Exclusivity is
+/// checked before this, as ownership (405).
 fn check_queue_equivalent(q: &Queue, opts: &QueueOptions, vhost: &ShortStr) -> Result<()> {
+    use crate::equivalence::{check_arguments, inequivalent, quoted, QUEUE_ARGUMENTS};
     let cur = &q.options;
-    let (field, got, have) = if cur.durable != opts.durable {
-        ("durable", opts.durable.to_string(), cur.durable.to_string())
-    } else if cur.exclusive != opts.exclusive {
-        (
-            "exclusive",
-            opts.exclusive.to_string(),
-            cur.exclusive.to_string(),
-        )
-    } else if cur.auto_delete != opts.auto_delete {
-        (
-            "auto_delete",
-            opts.auto_delete.to_string(),
-            cur.auto_delete.to_string(),
-        )
-    } else {
-        // RabbitMQ compares only the x- arguments it knows; compare all of them,
-        // per key, so the message names the first differing argument.
-        for (k, v) in opts.arguments.iter() {
-            let current = cur.arguments.get(&k.to_string_lossy());
-            if current != Some(v) {
-                return Err(BrokerError::precondition_failed(format!(
-                    "inequivalent arg '{}' for queue '{}' in vhost '{}': received {} but current is {}",
-                    k,
-                    q.name,
-                    vhost,
-                    describe_value(Some(v)),
-                    describe_value(current)
-                )));
-            }
-        }
-        for (k, v) in cur.arguments.iter() {
-            if opts.arguments.get(&k.to_string_lossy()).is_none() {
-                return Err(BrokerError::precondition_failed(format!(
-                    "inequivalent arg '{}' for queue '{}' in vhost '{}': received none but current is {}",
-                    k,
-                    q.name,
-                    vhost,
-                    describe_value(Some(v))
-                )));
-            }
-        }
-        return Ok(());
-    };
-    Err(BrokerError::precondition_failed(format!(
-        "inequivalent arg '{}' for queue '{}' in vhost '{}': received '{}' but current is '{}'",
-        field, q.name, vhost, got, have
-    )))
-}
-
-fn describe_value(v: Option<&crate::table::FieldValue>) -> String {
-    use crate::table::FieldValue as V;
-    match v {
-        None => "none".into(),
-        Some(V::LongStr(b)) => format!(
-            "the value '{}' of type 'longstr'",
-            String::from_utf8_lossy(b)
-        ),
-        Some(v) => match v.as_i64() {
-            Some(i) => format!("the value '{}' of type 'signedint'", i),
-            None => format!("the value '{:?}'", v),
-        },
+    let resource = format!("queue '{}' in vhost '{}'", q.name, vhost);
+    if cur.durable != opts.durable {
+        return Err(inequivalent(
+            "durable",
+            &resource,
+            &quoted(opts.durable),
+            &quoted(cur.durable),
+        ));
     }
+    if cur.auto_delete != opts.auto_delete {
+        return Err(inequivalent(
+            "auto_delete",
+            &resource,
+            &quoted(opts.auto_delete),
+            &quoted(cur.auto_delete),
+        ));
+    }
+    check_arguments(&cur.arguments, &opts.arguments, QUEUE_ARGUMENTS, &resource)
 }
 
 fn seed() -> u64 {

@@ -6,7 +6,7 @@ pub mod delayed;
 pub mod headers;
 pub mod topic;
 
-use crate::error::{BrokerError, Result};
+use crate::error::Result;
 use crate::message::Message;
 use crate::queue::Queue;
 use crate::shortstr::ShortStr;
@@ -445,40 +445,32 @@ impl Exchange {
 
     /// Check a redeclare against the existing options (RabbitMQ's 406 text).
     pub fn check_equivalent(&self, opts: &ExchangeOptions, vhost: &str) -> Result<()> {
-        let field = if opts.kind != self.options.kind {
-            Some("type")
-        } else if opts.durable != self.options.durable {
-            Some("durable")
-        } else if opts.auto_delete != self.options.auto_delete {
-            Some("auto_delete")
-        } else if opts.internal != self.options.internal {
-            Some("internal")
-        } else if opts.arguments != self.options.arguments {
-            Some("arguments")
-        } else {
-            None
-        };
-        match field {
-            None => Ok(()),
-            Some(f) => Err(BrokerError::precondition_failed(format!(
-                "inequivalent arg '{}' for exchange '{}' in vhost '{}': received '{}' but current is '{}'",
-                f,
-                self.name,
-                vhost,
-                describe(f, opts),
-                describe(f, &self.options)
-            ))),
+        use crate::equivalence::{check_arguments, inequivalent, quoted, EXCHANGE_ARGUMENTS};
+        let cur = &self.options;
+        let resource = format!("exchange '{}' in vhost '{}'", self.name, vhost);
+        let flags = [
+            (
+                "type",
+                quoted(opts.kind.as_str()),
+                quoted(cur.kind.as_str()),
+            ),
+            ("durable", quoted(opts.durable), quoted(cur.durable)),
+            (
+                "auto_delete",
+                quoted(opts.auto_delete),
+                quoted(cur.auto_delete),
+            ),
+            ("internal", quoted(opts.internal), quoted(cur.internal)),
+        ];
+        if let Some((field, got, have)) = flags.iter().find(|(_, got, have)| got != have) {
+            return Err(inequivalent(field, &resource, got, have));
         }
-    }
-}
-
-fn describe(field: &str, o: &ExchangeOptions) -> String {
-    match field {
-        "type" => o.kind.as_str().to_string(),
-        "durable" => o.durable.to_string(),
-        "auto_delete" => o.auto_delete.to_string(),
-        "internal" => o.internal.to_string(),
-        _ => format!("{:?}", o.arguments),
+        check_arguments(
+            &cur.arguments,
+            &opts.arguments,
+            EXCHANGE_ARGUMENTS,
+            &resource,
+        )
     }
 }
 

@@ -154,15 +154,36 @@ impl Queue {
     /// RabbitMQ's check for exclusive queues: only the owning connection may use it.
     pub fn check_access(&self, conn: ConnectionId) -> Result<()> {
         match self.owner {
-            Some(owner) if owner != conn => Err(BrokerError::resource_locked(format!(
-                "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
-                 originally declared on another connection or the exclusive property value does \
-                 not match that of the original declaration.",
-                self.name,
-                self.vhost_name()
-            ))),
+            Some(owner) if owner != conn => Err(self.locked()),
             _ => Ok(()),
         }
+    }
+
+    /// The private queue behind a direct reply-to consumer (only
+    /// `VHost::declare_reply_queue` makes names with this prefix: declaring
+    /// `amq.*` names is refused).
+    pub fn is_reply_to(&self) -> bool {
+        self.name.starts_with(crate::vhost::REPLY_QUEUE_PREFIX)
+    }
+
+    /// Redeclaring: the queue's owner must be exactly `owner` (the declaring
+    /// connection for an exclusive declare, nobody otherwise).
+    pub fn check_owner(&self, owner: Option<ConnectionId>) -> Result<()> {
+        if self.owner == owner {
+            Ok(())
+        } else {
+            Err(self.locked())
+        }
+    }
+
+    fn locked(&self) -> BrokerError {
+        BrokerError::resource_locked(format!(
+            "cannot obtain exclusive access to locked queue '{}' in vhost '{}'. It could be \
+             originally declared on another connection or the exclusive property value does \
+             not match that of the original declaration.",
+            self.name,
+            self.vhost_name()
+        ))
     }
 
     pub fn vhost_name(&self) -> String {
