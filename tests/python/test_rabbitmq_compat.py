@@ -15,7 +15,7 @@ behaviour depends on the order of frames).
   queue for both (8);
 * direct reply-to pseudo-queues: not listed, not reachable by other
   connections, "declared" passively (9 and the survey in
-  notes/channel-vs-connection-errors.md);
+  docs/amqp-error-survey.md);
 * exact texts of errors found by that survey.
 """
 

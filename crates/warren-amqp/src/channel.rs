@@ -165,9 +165,13 @@ impl Channel {
         self.shared.outlet.send_method(self.id, m);
     }
 
-    /// Whether a publish is waiting for its content frames.
-    pub fn expecting_content(&self) -> bool {
-        self.pending.is_some()
+    /// The content frame a pending publish waits for ("header" or "body"),
+    /// if any.
+    pub fn expecting_content(&self) -> Option<&'static str> {
+        self.pending.as_ref().map(|p| match p.properties {
+            None => "header",
+            Some(_) => "body",
+        })
     }
 
     /// Handle one method frame for this channel.

@@ -664,15 +664,19 @@ impl Connection {
                     }
                     return Ok(Flow::Continue);
                 }
-                if channel.expecting_content() {
+                if let Some(part) = channel.expecting_content() {
+                    // RabbitMQ's text, with the ids of the publish whose content
+                    // was expected.
+                    let what = if part == "header" {
+                        "content header for class 60"
+                    } else {
+                        "content body"
+                    };
                     return Err(AmqpError::connection(
                         code::UNEXPECTED_FRAME,
-                        format!(
-                            "expected content header for class 60, got non content header frame instead ({})",
-                            m.name()
-                        ),
-                        m.class_id(),
-                        m.method_id(),
+                        format!("expected {}, got non content {} frame instead", what, part),
+                        60,
+                        40,
                     ));
                 }
                 match m {

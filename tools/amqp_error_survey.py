@@ -5,12 +5,12 @@ opens channel 1, sends the frames and records every method the broker sends
 back until the first channel.close / connection.close (level, code, text,
 class/method ids). Generated names are normalised, so two runs can be diffed:
 
-    AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F python3 notes/error_survey.py > rabbit.txt
-    AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F python3 notes/error_survey.py > warren.txt
+    AMQP_URL=amqp://guest:guest@127.0.0.1:5672/%2F python3 tools/amqp_error_survey.py > rabbit.txt
+    AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F python3 tools/amqp_error_survey.py > warren.txt
     diff rabbit.txt warren.txt
 
 Optional arguments: substrings of scenario names to run only those.
-See notes/channel-vs-connection-errors.md for the findings.
+See docs/amqp-error-survey.md for the findings.
 """
 
 import os
