@@ -95,7 +95,17 @@ struct Head {
 }
 
 impl Head {
-    fn new() -> Head {
+    /// Most frames have a handful of headers: one allocation covers them.
+    fn for_frame() -> Head {
+        Head {
+            entries: Vec::with_capacity(8),
+            ..Head::default()
+        }
+    }
+}
+
+impl Default for Head {
+    fn default() -> Head {
         Head {
             pos: 0,
             line: Line::Command,
@@ -203,16 +213,14 @@ impl StompDecoder {
             if buf.is_empty() || buf[..] == [b'\r'] {
                 return Ok(skipped.then_some(Item::Heartbeat));
             }
-            self.state = State::Head(Head::new());
+            self.state = State::Head(Head::for_frame());
         }
         if let State::Head(head) = &mut self.state {
-            match scan_head(head, buf, self.dialect, self.version, &self.limits)? {
-                Some(len) => {
-                    let head = std::mem::replace(head, Head::new());
-                    self.state = State::Body(self.finish_head(head, buf.split_to(len))?);
-                }
-                None => return Ok(skipped.then_some(Item::Heartbeat)),
-            }
+            let Some(len) = scan_head(head, buf, self.dialect, self.version, &self.limits)? else {
+                return Ok(skipped.then_some(Item::Heartbeat));
+            };
+            let head = std::mem::take(head);
+            self.state = State::Body(self.finish_head(head, buf.split_to(len))?);
         }
         let State::Body(body) = &mut self.state else {
             return Ok(skipped.then_some(Item::Heartbeat));
@@ -220,20 +228,18 @@ impl StompDecoder {
         let Some(len) = body_len(body, buf, self.limits.max_body)? else {
             return Ok(skipped.then_some(Item::Heartbeat));
         };
-        let body_bytes = buf.split_to(len).freeze();
+        let frame = Frame::new(
+            std::mem::replace(&mut body.command, Command::Send),
+            std::mem::take(&mut body.headers),
+            buf.split_to(len).freeze(),
+        );
         buf.advance(1); // the NUL
-        let State::Body(body) = std::mem::replace(&mut self.state, State::BetweenFrames) else {
-            unreachable!("state checked above");
-        };
+        self.state = State::BetweenFrames;
         // EOLs right behind a frame are usually the sender's frame terminator
         // (RabbitMQ itself writes NUL LF): eat what is already here, so that they do
         // not come out as a separate heart-beat.
         let _ = skip_noise(buf, false);
-        Ok(Some(Item::Frame(Frame::new(
-            body.command,
-            body.headers,
-            body_bytes,
-        ))))
+        Ok(Some(Item::Frame(frame)))
     }
 
     /// Turns a complete header section into the command and headers, and works out
@@ -439,8 +445,9 @@ fn body_len(body: &mut Body, buf: &mut BytesMut, max: usize) -> Result<Option<us
         BodyLen::UntilNul { scanned } => {
             // A body of `max` octets is fine; its NUL may be at index `max`.
             let window = buf.len().min(max.saturating_add(1));
-            if let Some(p) = memchr::memchr(0, &buf[*scanned..window]) {
-                return Ok(Some(*scanned + p));
+            let from = (*scanned).min(window);
+            if let Some(p) = memchr::memchr(0, &buf[from..window]) {
+                return Ok(Some(from + p));
             }
             if buf.len() > max {
                 return Err(DecodeError::BodyTooLarge {
