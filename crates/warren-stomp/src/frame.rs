@@ -58,6 +58,28 @@ impl Frame {
         Frame::new(Command::Error, h.build(), detail.into())
     }
 
+    /// A CONNECTED frame shaped like RabbitMQ's (`rabbit_stomp_processor:do_login/7`):
+    /// `server` (left out when RabbitMQ's `hide_server_info` is set), `session`,
+    /// `heart-beat:<send>,<receive>` (milliseconds) and `version`, in that order.
+    pub fn connected(
+        server: Option<&[u8]>,
+        session: &[u8],
+        heart_beat: (u64, u64),
+        version: crate::Version,
+    ) -> Frame {
+        let mut h = HeadersBuilder::with_capacity(4, 96 + session.len());
+        if let Some(server) = server {
+            h.push(names::SERVER, server);
+        }
+        h.push(names::SESSION, session)
+            .push(
+                names::HEART_BEAT,
+                format!("{},{}", heart_beat.0, heart_beat.1),
+            )
+            .push(names::VERSION, version.as_str());
+        Frame::new(Command::Connected, h.build(), Bytes::new())
+    }
+
     /// A RECEIPT frame for `receipt_id` (`rabbit_stomp_processor:do_receipt/3`).
     pub fn receipt(receipt_id: &[u8]) -> Frame {
         let mut h = HeadersBuilder::with_capacity(1, 10 + receipt_id.len());

@@ -130,9 +130,14 @@ impl Headers {
     }
 
     /// Drops leading spaces from every value: what RabbitMQ does to every frame of a
-    /// STOMP 1.0 connection after CONNECT (`rabbit_stomp_util:trim_headers/1`, the
-    /// 1.0 "frame transformer"; only `' '`, not tabs, and only on the left). The
-    /// adapter calls this; the codec does not, because CONNECT itself is not trimmed.
+    /// connection that negotiated STOMP 1.0 (`rabbit_stomp_util:trim_headers/1`, the
+    /// 1.0 "frame transformer"; only `' '`, not tabs, and only on the left).
+    ///
+    /// It is the adapter's call, not the decoder's, because of CONNECT: RabbitMQ
+    /// negotiates the version from the *untrimmed* `accept-version`, then trims the
+    /// CONNECT frame with the negotiated version's transformer before reading
+    /// `login`, `passcode`, `host` and `heart-beat`; every later frame of a 1.0
+    /// connection is trimmed before it is handled.
     pub fn trim_leading_spaces(&mut self) {
         for e in &mut self.entries {
             while e.value.0 < e.value.1 && self.raw[e.value.0] == b' ' {

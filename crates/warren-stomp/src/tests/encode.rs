@@ -121,3 +121,24 @@ fn encoder_trait_impls_and_heartbeat() {
         b"\nRECEIPT\nreceipt-id:r\n\n\0\nRECEIPT\nreceipt-id:s\n\n\0\n"
     );
 }
+
+#[test]
+fn connected_frame_like_rabbitmq() {
+    // parsing.py's connect decorator expects exactly this shape.
+    let enc = StompEncoder::new(Dialect::RabbitMq, true);
+    let f = Frame::connected(
+        Some(b"RabbitMQ/3.10.8"),
+        b"session-abc",
+        (0, 0),
+        Version::V1_0,
+    );
+    assert_eq!(
+        encode(&enc, &f),
+        &b"CONNECTED\nserver:RabbitMQ/3.10.8\nsession:session-abc\nheart-beat:0,0\nversion:1.0\n\n\0\n"[..]
+    );
+    let f = Frame::connected(None, b"s", (10000, 5000), Version::V1_2);
+    assert_eq!(
+        encode(&enc, &f),
+        &b"CONNECTED\nsession:s\nheart-beat:10000,5000\nversion:1.2\n\n\0\n"[..]
+    );
+}
