@@ -46,6 +46,13 @@ fn water_marks() -> (usize, usize) {
                 let (h, l) = (h.trim().parse().ok()?, l.trim().parse().ok()?);
                 (l < h).then_some((h, l))
             })
+            .inspect(|(h, l)| {
+                tracing::warn!(
+                    high = h,
+                    low = l,
+                    "WARREN_TEST_OUTLET_WATERMARKS (test knob)"
+                )
+            })
             .unwrap_or((HIGH_WATER, LOW_WATER))
     })
 }
