@@ -329,12 +329,8 @@ impl Channel {
                 Ok(())
             }
             Method::BasicGet(ref g) => self.get(ctx, g, &m),
-            Method::BasicRecover(ref r) => {
-                self.recover(r.requeue, &m)?;
-                self.send(Method::BasicRecoverOk(BasicRecoverOk::default()));
-                Ok(())
-            }
-            Method::BasicRecoverAsync(ref r) => self.recover(r.requeue, &m),
+            Method::BasicRecover(ref r) => self.recover(r.requeue, true, &m),
+            Method::BasicRecoverAsync(ref r) => self.recover(r.requeue, false, &m),
             Method::ChannelFlow(f) => {
                 self.shared.state.lock().flow_active = f.active;
                 self.send(Method::ChannelFlowOk(ChannelFlowOk { active: f.active }));
@@ -738,7 +734,7 @@ impl Channel {
         }
         let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
         if requeue {
-            requeue_all(taken);
+            self.requeue_and_wake(taken);
         } else {
             self.wake_queues(&taken);
             reject_all(taken);
@@ -771,7 +767,23 @@ impl Channel {
         }
     }
 
-    fn recover(&mut self, requeue: bool, m: &Method) -> R {
+    /// Requeue deliveries (nack/reject with requeue, basic.recover), then wake
+    /// this channel's consumer queues like an ack does. Why both: requeueing
+    /// only lets the queues the messages go back to deliver, but the credit they
+    /// held may be the channel's (basic.qos global) and another queue consumed on
+    /// this channel may be waiting for exactly that; if the requeued messages go
+    /// to consumers on other channels, nothing else would wake it (issue 9).
+    fn requeue_and_wake(&self, taken: Vec<Unacked>) {
+        let credit = taken.iter().any(|u| u.consumer.is_some());
+        requeue_all(taken);
+        if credit {
+            for q in self.shared.consumer_queues() {
+                q.deliver();
+            }
+        }
+    }
+
+    fn recover(&mut self, requeue: bool, reply: bool, m: &Method) -> R {
         if !requeue {
             return Err(AmqpError::connection(
                 code::NOT_IMPLEMENTED,
@@ -780,7 +792,16 @@ impl Channel {
                 m.method_id(),
             ));
         }
-        requeue_all(self.shared.take_all());
+        // recover-ok before the redeliveries (and whatever else the returned
+        // credit lets through): clients such as lapin drop every delivery they
+        // have buffered for the channel when recover-ok arrives, so a delivery
+        // queued ahead of it would be lost to the consumer while the broker
+        // counts it as unacked: a stall (issue 9).
+        if reply {
+            self.send(Method::BasicRecoverOk(BasicRecoverOk::default()));
+        }
+        let taken = self.shared.take_all();
+        self.requeue_and_wake(taken);
         Ok(())
     }
 
@@ -799,7 +820,7 @@ impl Channel {
                 TxAck::Nack(tag, multiple, requeue) => {
                     let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
                     if requeue {
-                        requeue_all(taken);
+                        self.requeue_and_wake(taken);
                     } else {
                         self.wake_queues(&taken);
                         reject_all(taken);

@@ -30,6 +30,32 @@ use warren_core::{Message, Queue};
 /// consumers, auto-ack ones included).
 const HIGH_WATER: usize = 4 * 1024 * 1024;
 const LOW_WATER: usize = 1024 * 1024;
+
+/// Hidden test knob: `WARREN_TEST_OUTLET_WATERMARKS=<high>,<low>` (bytes) replaces
+/// the water marks above, so that stress tests (`warren-tests/tests/stall.rs`)
+/// drive the park / wake-on-drain path thousands of times with small messages.
+/// Read once per process (not per connection, never on the delivery path);
+/// anything unparsable keeps the defaults. Not a configuration option.
+fn water_marks() -> (usize, usize) {
+    static MARKS: std::sync::OnceLock<(usize, usize)> = std::sync::OnceLock::new();
+    *MARKS.get_or_init(|| {
+        std::env::var("WARREN_TEST_OUTLET_WATERMARKS")
+            .ok()
+            .and_then(|v| {
+                let (h, l) = v.split_once(',')?;
+                let (h, l) = (h.trim().parse().ok()?, l.trim().parse().ok()?);
+                (l < h).then_some((h, l))
+            })
+            .inspect(|(h, l)| {
+                tracing::warn!(
+                    high = h,
+                    low = l,
+                    "WARREN_TEST_OUTLET_WATERMARKS (test knob)"
+                )
+            })
+            .unwrap_or((HIGH_WATER, LOW_WATER))
+    })
+}
 /// Largest chunk gathered into one write.
 const MAX_BATCH: usize = 512 * 1024;
 
@@ -61,7 +87,12 @@ pub struct Outlet {
     /// Queues that found this connection over its high-water mark and wait to be
     /// told it has room again.
     parked: Mutex<Vec<Weak<Queue>>>,
+    /// `parked` is not empty. Set (SeqCst) after a queue is added, read (SeqCst)
+    /// by the writer after lowering `pending`: see [`Outlet::has_room`].
     has_parked: AtomicBool,
+    /// Water marks ([`HIGH_WATER`], [`LOW_WATER`] unless a test changed them).
+    high_water: usize,
+    low_water: usize,
     pub frame_max: AtomicUsize,
 }
 
@@ -86,6 +117,8 @@ impl Outlet {
                 pending: AtomicUsize::new(0),
                 parked: Mutex::new(Vec::new()),
                 has_parked: AtomicBool::new(false),
+                high_water: water_marks().0,
+                low_water: water_marks().1,
                 frame_max: AtomicUsize::new(frame_max as usize),
             }),
             OutletReceiver(()),
@@ -125,23 +158,35 @@ impl Outlet {
     /// Whether consumers on this connection may take more deliveries. If not, the
     /// queue is remembered and woken when the writer drains.
     pub fn has_room(&self, queue: &Arc<Queue>) -> bool {
-        if self.pending.load(Ordering::Relaxed) < HIGH_WATER {
+        if self.pending.load(Ordering::Relaxed) < self.high_water {
             return true;
         }
         let mut parked = self.parked.lock();
         if !parked.iter().any(|w| w.as_ptr() == Arc::as_ptr(queue)) {
             parked.push(Arc::downgrade(queue));
         }
-        self.has_parked.store(true, Ordering::Release);
-        false
+        self.has_parked.store(true, Ordering::SeqCst);
+        drop(parked);
+        // Why look again: the writer may have drained the backlog between the
+        // load above and the registration, and checked `has_parked` before we set
+        // it; it would then never wake this queue (and if it was the last batch,
+        // nothing would: the issue-9 stall shape when no ack comes back to this
+        // queue, e.g. auto-ack consumers, or a queue whose consumers have nothing
+        // unacked while another queue fills the connection). Registering first and
+        // re-reading second (both SeqCst, against the writer's SeqCst
+        // `fetch_sub` then `has_parked` load) means that either this load sees the
+        // drained backlog, or the writer sees `has_parked` and wakes us. A stale
+        // registration left behind when we return true only costs a spurious
+        // `deliver()` later.
+        self.pending.load(Ordering::SeqCst) < self.high_water
     }
 
     fn wrote(&self, n: usize) {
-        let before = self.pending.fetch_sub(n, Ordering::Relaxed);
-        if before.saturating_sub(n) < LOW_WATER && self.has_parked.load(Ordering::Acquire) {
+        let before = self.pending.fetch_sub(n, Ordering::SeqCst);
+        if before.saturating_sub(n) < self.low_water && self.has_parked.load(Ordering::SeqCst) {
             let queues = {
                 let mut parked = self.parked.lock();
-                self.has_parked.store(false, Ordering::Release);
+                self.has_parked.store(false, Ordering::SeqCst);
                 std::mem::take(&mut *parked)
             };
             for q in queues.iter().filter_map(Weak::upgrade) {
@@ -267,4 +312,176 @@ pub async fn run_writer<W: AsyncWrite + Unpin>(
         }
     }
     outlet.shut();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+    use std::path::PathBuf;
+    use std::sync::atomic::AtomicU64;
+    use warren_core::{
+        Broker, Consumer, ConsumerSink, FieldTable, Limits, QueueOptions, QueuedMessage, ShortStr,
+    };
+
+    /// A consumer that takes a message only when the outlet has room (what the
+    /// AMQP sink does, minus the protocol).
+    struct Sink {
+        outlet: Arc<Outlet>,
+        taken: AtomicUsize,
+    }
+
+    impl ConsumerSink for Sink {
+        fn offer(&self, _c: &Arc<Consumer>, queue: &Arc<Queue>, _m: &QueuedMessage) -> bool {
+            if !self.outlet.has_room(queue) {
+                return false;
+            }
+            self.taken.fetch_add(1, Ordering::Relaxed);
+            true
+        }
+        fn cancelled(&self, _c: &Arc<Consumer>) {}
+    }
+
+    struct Fixture {
+        _broker: Arc<Broker>,
+        queue: Arc<Queue>,
+        outlet: Arc<Outlet>,
+        sink: Arc<Sink>,
+        dir: PathBuf,
+    }
+
+    impl Drop for Fixture {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    fn fixture(name: &str) -> Fixture {
+        let dir =
+            std::env::temp_dir().join(format!("warren-writer-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let broker = Broker::open(
+            &dir,
+            Limits::default(),
+            &warren_core::store::LogOptions {
+                fsync: false,
+                ..Default::default()
+            },
+        )
+        .expect("open broker");
+        let vhost = broker.ensure_vhost("/");
+        let (queue, _) = vhost
+            .declare_queue(
+                Some(ShortStr::from(name)),
+                QueueOptions {
+                    durable: false,
+                    exclusive: false,
+                    auto_delete: false,
+                    arguments: FieldTable::new(),
+                },
+                false,
+                1,
+            )
+            .expect("declare queue");
+        let (outlet, _rx) = Outlet::new(131_072);
+        let sink = Arc::new(Sink {
+            outlet: outlet.clone(),
+            taken: AtomicUsize::new(0),
+        });
+        let consumer = Consumer::new(
+            ShortStr::from("c"),
+            true,
+            false,
+            FieldTable::new(),
+            1,
+            0,
+            sink.clone(),
+        );
+        consumer.activate();
+        queue.add_consumer(consumer).expect("add consumer");
+        Fixture {
+            _broker: broker,
+            queue,
+            outlet,
+            sink,
+            dir,
+        }
+    }
+
+    fn message() -> Arc<Message> {
+        Message::new(
+            ShortStr::from(""),
+            ShortStr::from("k"),
+            Bytes::new(),
+            Bytes::from_static(b"x"),
+        )
+    }
+
+    #[test]
+    fn a_parked_queue_is_woken_when_the_backlog_drains() {
+        let f = fixture("park-wake");
+        let high = f.outlet.high_water;
+        f.outlet.pending.store(high, Ordering::Relaxed);
+        f.queue.publish(message());
+        assert_eq!(f.sink.taken.load(Ordering::Relaxed), 0, "over high water");
+        assert_eq!(f.queue.message_count(), 1);
+        // Draining to just above low water wakes nobody yet...
+        f.outlet.wrote(high - f.outlet.low_water);
+        assert_eq!(f.queue.message_count(), 1);
+        // ...below it, the queue delivers again.
+        f.outlet.wrote(1);
+        assert_eq!(f.sink.taken.load(Ordering::Relaxed), 1);
+        assert_eq!(f.queue.message_count(), 0);
+    }
+
+    /// The lost wake-up of issue 9: a queue checking `has_room` while the writer
+    /// drains the last of the backlog must either see the room or be woken. Each
+    /// round races a queue's offer against the writer's final `wrote`, with the
+    /// writer's start staggered so the race window is swept.
+    #[test]
+    fn no_lost_wake_up_when_the_writer_drains_during_has_room() {
+        let f = Arc::new(fixture("race"));
+        let high = f.outlet.high_water;
+        let rounds: u64 = 6_000;
+        let go = Arc::new(AtomicU64::new(0));
+        let done = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (f, go, done) = (f.clone(), go.clone(), done.clone());
+            std::thread::spawn(move || {
+                for round in 1..=rounds {
+                    while go.load(Ordering::Acquire) < round {
+                        std::hint::spin_loop();
+                    }
+                    for _ in 0..(round * 7919) % 400 {
+                        std::hint::spin_loop();
+                    }
+                    f.outlet.wrote(high);
+                    done.store(round, Ordering::Release);
+                }
+            })
+        };
+        for round in 1..=rounds {
+            // A ready message the queue could not deliver, and a full outlet
+            // that nobody is registered with yet.
+            f.outlet.pending.store(high, Ordering::SeqCst);
+            f.queue.publish(message());
+            f.outlet.parked.lock().clear();
+            f.outlet.has_parked.store(false, Ordering::SeqCst);
+            go.store(round, Ordering::Release);
+            f.queue.deliver();
+            while done.load(Ordering::Acquire) < round {
+                std::hint::spin_loop();
+            }
+            // The writer is idle now with nothing pending: if the message is
+            // still there, nothing will ever deliver it.
+            assert_eq!(
+                f.queue.message_count(),
+                0,
+                "round {round}: message stranded (lost wake-up)"
+            );
+        }
+        writer.join().expect("writer thread");
+        assert_eq!(f.sink.taken.load(Ordering::Relaxed), rounds as usize);
+    }
 }

@@ -71,6 +71,8 @@ pub struct Broker {
     dir: Option<tempfile::TempDir>,
     bin: Option<PathBuf>,
     starts: u32,
+    /// Extra environment variables for the broker process (test knobs).
+    env: Vec<(String, String)>,
 }
 
 impl Broker {
@@ -99,6 +101,7 @@ impl Broker {
             dir: None,
             bin: None,
             starts: 0,
+            env: Vec::new(),
         }
     }
 
@@ -111,6 +114,12 @@ impl Broker {
     /// Spawn a private broker with `config` as its TOML config file (empty:
     /// none).
     pub fn spawn_with_config(config: &str) -> Broker {
+        Broker::spawn_with_env(config, &[])
+    }
+
+    /// Spawn a private broker with `config` (empty: none) and extra environment
+    /// variables (the hidden `WARREN_TEST_*` knobs).
+    pub fn spawn_with_env(config: &str, env: &[(&str, &str)]) -> Broker {
         let bin = broker_binary();
         assert!(
             bin.exists(),
@@ -132,6 +141,10 @@ impl Broker {
             dir: Some(dir),
             bin: Some(bin),
             starts: 0,
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         broker.launch();
         broker
@@ -157,6 +170,7 @@ impl Broker {
         let bin = self.bin.clone().expect("own broker");
         let mut cmd = Command::new(&bin);
         cmd.arg("server");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let config = self
             .dir
             .as_ref()

@@ -20,7 +20,7 @@ use config::FileConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use warren_core::auth::User;
 use warren_core::permissions::{Permission, PermissionDef};
 use warren_core::{Broker, Limits};
@@ -157,7 +157,7 @@ fn server(args: ServerArgs) -> ExitCode {
         }
     };
     runtime.block_on(async move {
-        let listener = match tokio::net::TcpListener::bind(addr).await {
+        let listener = match listen(addr).await {
             Ok(l) => l,
             Err(e) => {
                 error!("cannot listen on {}: {}", addr, e);
@@ -175,6 +175,36 @@ fn server(args: ServerArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// Bind the AMQP listener.
+///
+/// Hidden test knob: `WARREN_TEST_SOCKET_BUFFER=<bytes>` sets SO_SNDBUF and
+/// SO_RCVBUF on the listening socket, which accepted sockets inherit (Linux), so
+/// that stress tests (`warren-tests/tests/stall.rs`) see the connection writer's
+/// socket fill up after a few KiB instead of the megabytes loopback autotuning
+/// allows. Read once at startup; not a configuration option.
+async fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let size = std::env::var("WARREN_TEST_SOCKET_BUFFER")
+        .ok()
+        .and_then(|v| v.trim().parse::<u32>().ok());
+    let Some(size) = size else {
+        return tokio::net::TcpListener::bind(addr).await;
+    };
+    warn!(
+        bytes = size,
+        "WARREN_TEST_SOCKET_BUFFER: small socket buffers (test knob)"
+    );
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.set_send_buffer_size(size)?;
+    socket.set_recv_buffer_size(size)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// SIGINT or SIGTERM: stop gracefully (everything confirmed is already on disk).

@@ -115,8 +115,21 @@ impl PagedStorage {
         }
     }
 
-    /// Make sure the head entry's body is in memory.
+    /// Make sure the head entry's body is in memory (or the queue is empty).
+    ///
+    /// Why a loop: an unreadable record is dropped, and the entry behind it may be
+    /// on disk too. Loading only one would leave a paged entry at the head, which
+    /// `front()` reports as `None` while `len() > 0`: the queue would stop
+    /// offering with messages ready and nothing would call `deliver()` again
+    /// (and `pop_front()` would drop that next entry unread).
     fn load_front(&mut self) {
+        while matches!(self.ready.front(), Some(Entry::Disk { .. })) {
+            self.load_one();
+        }
+    }
+
+    /// Read the head entry back from the log, or drop it if it cannot be read.
+    fn load_one(&mut self) {
         let Some(Entry::Disk {
             seq,
             expires_at,
@@ -262,7 +275,8 @@ impl QueueStorage for PagedStorage {
                 Some(m)
             }
             disk => {
-                // load_front failed and already dropped it; put nothing back.
+                // Unreachable: load_front leaves a Ram entry (or nothing) at the
+                // head. Keep the accounting right anyway.
                 self.bytes -= disk.size();
                 None
             }
@@ -307,5 +321,121 @@ impl QueueStorage for PagedStorage {
         self.ram_bytes = 0;
         self.bytes = 0;
         n
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::log::{segment_path, LogOptions};
+    use super::super::PriorityStorage;
+    use super::*;
+    use crate::message::NEVER;
+    use crate::shortstr::ShortStr;
+    use bytes::Bytes;
+    use std::os::unix::fs::FileExt;
+    use std::path::PathBuf;
+
+    struct TempDir(PathBuf);
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn open_log(name: &str) -> (TempDir, Arc<MessageLog>) {
+        let dir =
+            std::env::temp_dir().join(format!("warren-paged-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (log, _) = MessageLog::open(
+            &dir,
+            &LogOptions {
+                fsync: false,
+                ..Default::default()
+            },
+        )
+        .expect("open log");
+        (TempDir(dir), log)
+    }
+
+    /// A 3 MiB message whose body starts with `tag`: two fit in the RAM window,
+    /// the third and later are paged out.
+    fn big(seq: u64, tag: u8, priority: u8) -> QueuedMessage {
+        let mut body = vec![0u8; 3 << 20];
+        body[0] = tag;
+        QueuedMessage {
+            seq,
+            message: Message::new(
+                ShortStr::from(""),
+                ShortStr::from("k"),
+                Bytes::new(),
+                Bytes::from(body),
+            ),
+            redelivered: false,
+            expires_at: NEVER,
+            priority,
+        }
+    }
+
+    /// Wait until the log writer has put `bytes` in segment 1, then flip a byte
+    /// in the body of its first record, so that record fails its CRC.
+    fn corrupt_first_record(dir: &std::path::Path, bytes: u64) {
+        let path = segment_path(dir, 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) < bytes {
+            assert!(std::time::Instant::now() < deadline, "log writer too slow");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .expect("open segment");
+        f.write_at(&[0xff], 4096).expect("corrupt");
+    }
+
+    #[test]
+    fn an_unreadable_paged_head_does_not_hide_the_messages_behind_it() {
+        let (dir, log) = open_log("unreadable-head");
+        let mut s = PagedStorage::new(log, 0);
+        for (seq, tag) in [(1, b'a'), (2, b'b'), (3, b'c'), (4, b'd')] {
+            s.push(big(seq, tag, 0));
+        }
+        assert!(matches!(s.ready[2], Entry::Disk { .. }), "c is paged out");
+        assert!(matches!(s.ready[3], Entry::Disk { .. }), "d is paged out");
+        assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'a'));
+        assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'b'));
+        corrupt_first_record(&dir.0, 6 << 20);
+        // c is lost (logged), but d must be the head now: a `None` here with a
+        // message still ready is a queue that stops delivering.
+        assert_eq!(s.front().map(|m| m.message.body[0]), Some(b'd'));
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'd'));
+        assert_eq!(s.len(), 0);
+        assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn an_unreadable_top_priority_level_falls_through_to_the_next() {
+        let (dir, log) = open_log("unreadable-priority");
+        let mut s = PriorityStorage::new(log, 0, 5);
+        // Priority 5: a, b in RAM, c paged out (and made unreadable).
+        for (seq, tag) in [(1, b'a'), (2, b'b'), (3, b'c')] {
+            s.push(big(seq, tag, 5));
+        }
+        // Priority 1: one small message in RAM.
+        let mut low = big(4, b'l', 1);
+        low.message = Message::new(
+            ShortStr::from(""),
+            ShortStr::from("k"),
+            Bytes::new(),
+            Bytes::from_static(b"l"),
+        );
+        s.push(low);
+        assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'a'));
+        assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'b'));
+        corrupt_first_record(&dir.0, 3 << 20);
+        assert_eq!(s.front().map(|m| m.message.body[0]), Some(b'l'));
+        assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'l'));
+        assert!(s.is_empty());
     }
 }

@@ -22,10 +22,6 @@ impl PriorityStorage {
         }
     }
 
-    fn top(&mut self) -> Option<&mut PagedStorage> {
-        self.levels.iter_mut().rev().find(|l| !l.is_empty())
-    }
-
     fn level(&mut self, priority: u8) -> &mut PagedStorage {
         let i = (priority as usize).min(self.levels.len() - 1);
         &mut self.levels[i]
@@ -38,11 +34,17 @@ impl QueueStorage for PriorityStorage {
     }
 
     fn front(&mut self) -> Option<&QueuedMessage> {
-        self.top()?.front()
+        // Why not just `top()?.front()`: reading the head back from disk may drop
+        // unreadable entries and empty the top level; the head is then in a lower
+        // level, and answering `None` while messages are ready would stop the
+        // queue from offering with nothing to wake it.
+        let i = self.levels.iter_mut().rposition(|l| l.front().is_some())?;
+        self.levels[i].front()
     }
 
     fn pop_front(&mut self) -> Option<QueuedMessage> {
-        self.top()?.pop_front()
+        // Same as `front`: the first level whose head can be read.
+        self.levels.iter_mut().rev().find_map(|l| l.pop_front())
     }
 
     fn requeue(&mut self, msg: QueuedMessage) {
