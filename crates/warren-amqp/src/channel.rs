@@ -8,7 +8,7 @@
 use crate::codec::*;
 use crate::delivery::{ChannelShared, ConsumerEntry, Unacked};
 use crate::error::AmqpError;
-use crate::writer::Outlet;
+use crate::writer::{Outlet, SendFrames};
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -8,7 +8,7 @@
 use crate::channel::{Channel, ConnContext};
 use crate::codec::*;
 use crate::error::AmqpError;
-use crate::writer::{run_writer, Outlet};
+use crate::writer::{run_writer, AmqpEncoder, Outlet, SendFrames};
 use bytes::Bytes;
 use futures_util::{FutureExt, StreamExt};
 use std::collections::HashMap;
@@ -79,7 +79,7 @@ where
         return;
     }
     let limits = broker.limits.clone();
-    let (outlet, rx) = Outlet::new(limits.frame_max);
+    let (outlet, rx) = Outlet::new();
     // A small first read buffer: a busy connection gets a full one (see
     // `Connection::run`), while the many idle ones (feeds, RPC clients) keep
     // 1 KiB instead of 8.
@@ -124,15 +124,15 @@ where
         }
     };
     frames.decoder_mut().set_max_frame_size(hs.frame_max);
-    outlet
-        .frame_max
-        .store(hs.frame_max as usize, std::sync::atomic::Ordering::Relaxed);
     info!(%peer, conn = id, user = %hs.user, vhost = %hs.vhost.name, "connection opened");
     let writer = tokio::spawn(run_writer(
         wr,
         rx,
         outlet.clone(),
         Duration::from_secs(hs.heartbeat as u64),
+        AmqpEncoder {
+            frame_max: hs.frame_max,
+        },
     ));
     outlet.send_method(0, Method::ConnectionOpenOk(ConnectionOpenOk::default()));
     // Registered so that deleting the vhost or the user closes us.

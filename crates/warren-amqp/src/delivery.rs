@@ -6,7 +6,7 @@
 //! in increasing order and an ack can never refer to a delivery not yet sent.
 
 use crate::codec::{BasicCancel, BasicDeliver, Method};
-use crate::writer::Outlet;
+use crate::writer::{Outlet, SendFrames};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -15,6 +15,7 @@ pub mod events;
 pub mod exchange;
 pub mod message;
 pub mod net;
+pub mod outlet;
 pub mod permissions;
 pub mod policy;
 pub mod properties;

@@ -1052,7 +1052,7 @@ fn delivery_never_stalls() {
                         }
                         Err(e) => failures.push(format!("iteration panicked: {e}")),
                     }
-                    if finished % 50 == 0 {
+                    if finished.is_multiple_of(50) {
                         eprintln!(
                             "stall: {finished} iterations, {:?} elapsed",
                             started.elapsed()
