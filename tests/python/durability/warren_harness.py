@@ -383,14 +383,26 @@ def segment_files(messages_dir: str) -> List[str]:
 
 
 def dir_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(dirpath, f))
-            except FileNotFoundError:
-                pass
-    return total
+    """Total size of the files under ``path``, from one consistent scan.
+
+    The broker renames and deletes files while we look (compaction writes
+    ``X.compact`` and renames it over ``X``; drained segments are deleted), so
+    a file listed may be gone when we stat it.  Skipping it would undercount (its
+    replacement may have been listed under its old name or not at all), so such
+    a scan is thrown away and repeated."""
+    for _attempt in range(1000):
+        total = 0
+        vanished = False
+        for dirpath, _dirs, files in os.walk(path):
+            for f in files:
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, f))
+                except FileNotFoundError:
+                    vanished = True
+        if not vanished:
+            return total
+        time.sleep(0.01)
+    raise AssertionError(f"files under {path} kept vanishing while being measured")
 
 
 def records(path: str) -> Iterator[Tuple[int, int]]:
