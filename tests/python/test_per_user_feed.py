@@ -23,7 +23,7 @@ def wait_all_gone(conn, queues, message):
     def check():
         remaining[:] = [q for q in remaining if queue_exists(conn, q)]
         return not remaining
-    wait_until(check, timeout=10, message=message)
+    wait_until(check, message=message)
 
 
 def exchange_has_no_bindings(conn, exchange):
