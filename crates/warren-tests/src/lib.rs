@@ -532,11 +532,11 @@ impl ErrorWatch {
         }
     }
 
-    /// Wait (5 s max) for the next AMQP error the server reported on this
+    /// Wait (15 s max) for the next AMQP error the server reported on this
     /// connection; returns (code, text).
     pub async fn next_error(&mut self) -> (u16, String) {
         use futures_lite::StreamExt;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             match tokio::time::timeout_at(deadline, self.events.next()).await {
                 Ok(Some(lapin::Event::Error(e))) => {
@@ -546,7 +546,7 @@ impl ErrorWatch {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("connection event stream ended without an AMQP error"),
-                Err(_) => panic!("the server reported no error within 5s"),
+                Err(_) => panic!("the server reported no error within 15s"),
             }
         }
     }
@@ -570,9 +570,9 @@ pub async fn expect_channel_closed(watch: &mut ErrorWatch, ch: &Channel, code: u
     text
 }
 
-/// Assert that `conn` is (or within 5 s becomes) closed and unusable.
+/// Assert that `conn` is (or within 15 s becomes) closed and unusable.
 pub async fn assert_connection_closed(conn: &Connection) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while conn.status().connected() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -774,10 +774,10 @@ pub async fn delete_queue(conn: &Connection, name: &str) {
     }
 }
 
-/// basic.get (no-ack) polled every 20 ms until a message arrives (5 s max).
+/// basic.get (no-ack) polled every 20 ms until a message arrives (15 s max).
 /// For messages that come back asynchronously (requeue on close/recover).
 pub async fn get_eventually(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(m) = ch
             .basic_get(
@@ -789,7 +789,10 @@ pub async fn get_eventually(ch: &Channel, queue: &str) -> lapin::message::BasicG
         {
             return m;
         }
-        assert!(Instant::now() < deadline, "no message in {queue} within 5s");
+        assert!(
+            Instant::now() < deadline,
+            "no message in {queue} within 15s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

@@ -961,7 +961,7 @@ async fn unacked_messages_are_requeued_when_connection_closes() {
             c2.close(200, "bye".into()).await.unwrap();
         }
         assert!(
-            warren_tests::eventually(5, || async {
+            warren_tests::eventually(15, || async {
                 queue_counts(&conn, &q).await == Some((1, 0))
             })
             .await
