@@ -13,7 +13,10 @@ import pytest
 
 from warren_harness import MiB, dir_size, drain, passive_queue, toml_config
 
-pytestmark = pytest.mark.timeout(180)
+# A test takes 5-15 s on an idle machine, but each of its thousands of
+# confirmed publishes is a round trip, and on a heavily loaded one a test took
+# 177 s: the limit only catches a hang.
+pytestmark = pytest.mark.timeout(600)
 
 PERSISTENT = pika.BasicProperties(delivery_mode=2)
 SMALL_SEGMENTS = toml_config({"storage": {"segment_size_bytes": MiB}})
