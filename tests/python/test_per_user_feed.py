@@ -75,7 +75,7 @@ class FeedOwner(threading.Thread):
 
             if self.mode == "auto_delete":
                 wait_until(lambda: sum(map(len, self.received.values())) >= PER_OWNER,
-                           timeout=10, conn=conn, message="feed deliveries")
+                           conn=conn, message="feed deliveries")
                 assert {tags[t] for t in self.received} == set(self.queues)
                 # Cancelling the only consumer deletes an auto-delete queue.
                 for tag in list(tags)[: PER_OWNER // 2]:
