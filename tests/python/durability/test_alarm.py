@@ -136,7 +136,7 @@ def wait_for(pred, timeout, what):
         time.sleep(0.02)
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(240)
 def test_memory_alarm_blocks_and_unblocks_publisher(broker_factory):
     """With ``memory_high_watermark_bytes`` = idle RSS + 24 MiB, a publisher
     flooding 64 KiB transient messages into 16 consumer-less queues must get
@@ -172,7 +172,7 @@ def test_memory_alarm_blocks_and_unblocks_publisher(broker_factory):
     pub = AlarmPublisher(b.params())
     pub.start()
     try:
-        assert pub.ready.wait(10) and pub.error is None, f"publisher failed: {pub.error!r}"
+        assert pub.ready.wait(30) and pub.error is None, f"publisher failed: {pub.error!r}"
         deadline = time.monotonic() + 60
         while not pub.blocked.is_set():
             assert b.alive(), "broker died under memory pressure"
@@ -219,13 +219,13 @@ def test_memory_alarm_blocks_and_unblocks_publisher(broker_factory):
         for q in QUEUES:
             cch.queue_purge(q)
 
-        assert pub.unblocked.wait(30), (
-            f"no connection.unblocked within 30 s after purging "
+        assert pub.unblocked.wait(60), (
+            f"no connection.unblocked within 60 s after purging "
             f"(RSS {b.rss_bytes() / MiB:.1f} MiB, watermark {limit / MiB:.1f} MiB)")
         print(f"unblocked; RSS {b.rss_bytes() / MiB:.1f} MiB")
         # Publishing works again: everything in flight plus the new ones is confirmed.
         wait_for(lambda: pub.published_after_unblock == pub.after_unblock and pub.in_flight == 0,
-                 15, f"confirms after unblock (in flight {pub.in_flight})")
+                 30, f"confirms after unblock (in flight {pub.in_flight})")
         assert pub.nacked == 0
         for q in QUEUES:
             cch.queue_purge(q)
