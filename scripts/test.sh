@@ -18,14 +18,23 @@ cargo test --workspace --quiet 2>&1
 
 echo "== python scenario tests"
 data_dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$WARREN_BIN" server --bind 127.0.0.1 --amqp-port "$port" --data-dir "$data_dir" --log warn >"$data_dir/warren.log" 2>&1 &
+# Port 0: the broker binds a free port and logs it (a port picked here could be
+# taken by someone else before the broker binds it). Only that line is logged
+# at info level.
+NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --data-dir "$data_dir" \
+  --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data_dir"' EXIT
-for _ in $(seq 1 100); do
-  (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+port=
+for _ in $(seq 1 600); do
+  port=$(sed -n 's/.*listener started.*addr=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$data_dir/warren.log" | head -1)
+  [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+  kill -0 $pid 2>/dev/null || break
   sleep 0.1
 done
+if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
+  echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1
+fi
 status=0
 # Scenario tests against the broker started above (these same files run against
 # RabbitMQ), then the durability tests, which start and kill their own brokers.

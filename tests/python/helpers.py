@@ -26,6 +26,11 @@ NOT_FOUND = 404
 RESOURCE_LOCKED = 405
 PRECONDITION_FAILED = 406
 
+# How long to wait for something that normally happens at once (a delivery, a
+# queue deletion, a consumer starting).  Generous so that a slow or loaded
+# machine does not fail tests; it only costs time when a test fails anyway.
+WAIT_TIMEOUT = 15.0
+
 
 def params() -> pika.URLParameters:
     p = pika.URLParameters(AMQP_URL)
@@ -54,7 +59,7 @@ def unique(prefix: str) -> str:
     return f"{prefix}.wt-{uuid.uuid4().hex[:12]}"
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0,
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_TIMEOUT,
                interval: float = 0.01, conn: Optional[pika.BlockingConnection] = None,
                message: str = "condition") -> None:
     """Poll ``predicate`` until true or fail after ``timeout`` seconds.
@@ -189,7 +194,7 @@ class ConsumerThread(threading.Thread):
             ch.basic_ack(method.delivery_tag)
 
     # -- control from the test thread ---------------------------------------
-    def start_and_wait(self, timeout: float = 5.0) -> "ConsumerThread":
+    def start_and_wait(self, timeout: float = WAIT_TIMEOUT) -> "ConsumerThread":
         self.start()
         if not self.ready.wait(timeout):
             raise AssertionError(f"{self.name} did not start consuming")
@@ -209,7 +214,7 @@ class ConsumerThread(threading.Thread):
     def request_stop(self) -> None:
         self._stop_evt.set()
 
-    def stop(self, timeout: float = 5.0) -> None:
+    def stop(self, timeout: float = WAIT_TIMEOUT) -> None:
         """Stop consuming and close the connection (gracefully)."""
         self._stop_evt.set()
         self.join(timeout)

@@ -37,7 +37,7 @@ class RpcClient:
             pending[corr] = n
             self.ch.basic_publish("", rpc_queue, str(n).encode(), properties=pika.BasicProperties(
                 reply_to=self.reply_queue, correlation_id=corr))
-        wait_until(lambda: len(self.replies) >= len(pending), timeout=10, conn=self.conn,
+        wait_until(lambda: len(self.replies) >= len(pending), conn=self.conn,
                    message="all RPC replies")
         return pending
 

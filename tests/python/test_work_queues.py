@@ -26,10 +26,12 @@ def test_fair_dispatch_fast_consumer_does_more(conn, names, consumers):
     bodies = publish_tasks(conn, q, n)
     assert message_count(conn, q) == n
 
-    slow = consumers(q, prefetch=1, delay=0.25, label="slow").start_and_wait()
+    # The slow worker takes 1 s per task: the fast one has a few seconds to
+    # connect and do the rest, even on a loaded machine.
+    slow = consumers(q, prefetch=1, delay=1.0, label="slow").start_and_wait()
     fast = consumers(q, prefetch=1, label="fast").start_and_wait()
     try:
-        wait_until(lambda: slow.count + fast.count >= n, timeout=10, message="all tasks processed")
+        wait_until(lambda: slow.count + fast.count >= n, message="all tasks processed")
     finally:
         slow.stop()
         fast.stop()
@@ -69,8 +71,10 @@ def test_prefetch_one_equal_speed_shares_work(conn, names, consumers):
     q = names.queue("task_queue")
     conn.channel().queue_declare(q, durable=True)
     n = 20
-    a = consumers(q, prefetch=1, delay=0.01, label="a").start_and_wait()
-    b = consumers(q, prefetch=1, delay=0.01, label="b").start_and_wait()
+    # 50 ms of "work" per task: a consumer thread that the loaded machine
+    # does not schedule for a moment does not lose its share.
+    a = consumers(q, prefetch=1, delay=0.05, label="a").start_and_wait()
+    b = consumers(q, prefetch=1, delay=0.05, label="b").start_and_wait()
     try:
         bodies = publish_tasks(conn, q, n)
         wait_until(lambda: a.count + b.count >= n, message="all tasks processed")

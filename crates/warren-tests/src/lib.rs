@@ -9,7 +9,10 @@
 //!   is validated against RabbitMQ).
 //! * otherwise each test starts its own broker process:
 //!   `$WARREN_BIN` or `<workspace>/target/debug/warren`, run as
-//!   `warren server --bind 127.0.0.1 --amqp-port <free port> --data-dir <tempdir>`.
+//!   `warren server --bind 127.0.0.1 --amqp-port 0 --data-dir <tempdir>`: the
+//!   kernel picks a free port, which is read from the broker's log (choosing a
+//!   free port here and passing it on would race with every other process on
+//!   the machine, and the test could end up talking to someone else's broker).
 //!   The process is killed when the [`Broker`] is dropped; its stderr goes to
 //!   a file in the temp dir and is printed if the test panicked.
 //!
@@ -20,7 +23,7 @@ use std::{
     fmt::Debug,
     fs::File,
     future::Future,
-    net::{TcpListener, TcpStream},
+    net::TcpStream,
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     str::FromStr,
@@ -133,8 +136,8 @@ impl Broker {
         if !config.is_empty() {
             std::fs::write(dir.path().join("warren.toml"), config).expect("write config");
         }
-        let port = free_port();
-        let uri = AMQPUri::from_str(&format!("amqp://guest:guest@127.0.0.1:{port}/%2F")).unwrap();
+        // Port 0 until the broker has bound one (see `wait_ready`).
+        let uri = AMQPUri::from_str("amqp://guest:guest@127.0.0.1:0/%2F").unwrap();
         let mut broker = Broker {
             uri,
             child: None,
@@ -162,7 +165,18 @@ impl Broker {
             .join(format!("broker-{n}.stderr"))
     }
 
+    /// Start a broker process on `self.port()` (0 = any free port) and wait
+    /// until it accepts connections. A restart asks for the port of the
+    /// previous run; if something else took it meanwhile, it gets a new one.
     fn launch(&mut self) {
+        if !self.spawn_and_wait() {
+            self.uri.authority.port = 0;
+            assert!(self.spawn_and_wait(), "broker could not listen on any port");
+        }
+    }
+
+    /// Returns false if the broker exited because its port was taken.
+    fn spawn_and_wait(&mut self) -> bool {
         self.starts += 1;
         let log = File::create(self.log_path(self.starts)).expect("create broker log");
         let data_dir = self.data_dir();
@@ -187,24 +201,43 @@ impl Broker {
             .arg(self.port().to_string())
             .arg("--data-dir")
             .arg(&data_dir)
+            // `wait_ready` reads the bound port from the info-level log.
+            .arg("--log")
+            .arg("info")
+            .env("NO_COLOR", "1")
+            .env_remove("WARREN_CONFIG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {}: {e}", bin.display()));
         self.child = Some(child);
-        self.wait_ready();
+        self.wait_ready()
     }
 
-    fn wait_ready(&mut self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        let addr = self.addr();
+    /// Wait until this run of the broker logged the port it listens on (so
+    /// it is our process that listens there) and accepts TCP connections.
+    /// Returns false if it exited because the port it was asked for is taken.
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut port = None;
         loop {
-            if TcpStream::connect(&addr).is_ok() {
-                return;
+            let log = std::fs::read_to_string(self.log_path(self.starts)).unwrap_or_default();
+            if port.is_none() {
+                port = listening_port(&log);
+                if let Some(p) = port {
+                    self.uri.authority.port = p;
+                }
+            }
+            if port.is_some() && TcpStream::connect(self.addr()).is_ok() {
+                return true;
             }
             if let Some(child) = self.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    if self.port() != 0 && log.contains("cannot listen") {
+                        return false;
+                    }
                     panic!(
                         "broker exited during startup with {status}\n{}",
                         self.logs()
@@ -213,7 +246,7 @@ impl Broker {
             }
             if Instant::now() > deadline {
                 panic!(
-                    "broker did not accept connections on {addr} within 10s\n{}",
+                    "broker did not accept connections within 60s\n{}",
                     self.logs()
                 );
             }
@@ -425,9 +458,26 @@ fn broker_binary() -> PathBuf {
     root.join("target").join("debug").join("warren")
 }
 
-fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind ephemeral port");
-    l.local_addr().unwrap().port()
+/// The port in the broker's "listener started addr=HOST:PORT" log line
+/// (colour codes, should there be any despite NO_COLOR, are skipped).
+fn listening_port(log: &str) -> Option<u16> {
+    let mut plain = String::with_capacity(log.len());
+    let mut in_escape = false;
+    for c in log.chars() {
+        match (in_escape, c) {
+            (false, '\x1b') => in_escape = true,
+            (false, c) => plain.push(c),
+            (true, 'm') => in_escape = false,
+            (true, _) => {}
+        }
+    }
+    plain
+        .lines()
+        .filter(|l| l.contains("listener started"))
+        .find_map(|l| {
+            let addr = l.split("addr=").nth(1)?.split_whitespace().next()?;
+            addr.rsplit(':').next()?.parse().ok()
+        })
 }
 
 /// A name nobody else uses: `<prefix>-<uuid>`.
@@ -496,11 +546,11 @@ impl ErrorWatch {
         }
     }
 
-    /// Wait (5 s max) for the next AMQP error the server reported on this
+    /// Wait (15 s max) for the next AMQP error the server reported on this
     /// connection; returns (code, text).
     pub async fn next_error(&mut self) -> (u16, String) {
         use futures_lite::StreamExt;
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
         loop {
             match tokio::time::timeout_at(deadline, self.events.next()).await {
                 Ok(Some(lapin::Event::Error(e))) => {
@@ -510,7 +560,7 @@ impl ErrorWatch {
                 }
                 Ok(Some(_)) => {}
                 Ok(None) => panic!("connection event stream ended without an AMQP error"),
-                Err(_) => panic!("the server reported no error within 5s"),
+                Err(_) => panic!("the server reported no error within 15s"),
             }
         }
     }
@@ -534,9 +584,9 @@ pub async fn expect_channel_closed(watch: &mut ErrorWatch, ch: &Channel, code: u
     text
 }
 
-/// Assert that `conn` is (or within 5 s becomes) closed and unusable.
+/// Assert that `conn` is (or within 15 s becomes) closed and unusable.
 pub async fn assert_connection_closed(conn: &Connection) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     while conn.status().connected() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -738,10 +788,10 @@ pub async fn delete_queue(conn: &Connection, name: &str) {
     }
 }
 
-/// basic.get (no-ack) polled every 20 ms until a message arrives (5 s max).
+/// basic.get (no-ack) polled every 20 ms until a message arrives (15 s max).
 /// For messages that come back asynchronously (requeue on close/recover).
 pub async fn get_eventually(ch: &Channel, queue: &str) -> lapin::message::BasicGetMessage {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(m) = ch
             .basic_get(
@@ -753,7 +803,10 @@ pub async fn get_eventually(ch: &Channel, queue: &str) -> lapin::message::BasicG
         {
             return m;
         }
-        assert!(Instant::now() < deadline, "no message in {queue} within 5s");
+        assert!(
+            Instant::now() < deadline,
+            "no message in {queue} within 15s"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }

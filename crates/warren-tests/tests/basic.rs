@@ -32,13 +32,13 @@ async fn consume(ch: &Channel, queue: &str) -> Consumer {
     .expect("basic.consume")
 }
 
-/// Next delivery within 5 s (panics otherwise).
+/// Next delivery within 15 s (panics otherwise).
 async fn next(consumer: &mut Consumer) -> Delivery {
-    match tokio::time::timeout(Duration::from_secs(5), consumer.next()).await {
+    match tokio::time::timeout(Duration::from_secs(15), consumer.next()).await {
         Ok(Some(Ok(d))) => d,
         Ok(Some(Err(e))) => panic!("consumer error: {e}"),
         Ok(None) => panic!("consumer was cancelled"),
-        Err(_) => panic!("no delivery within 5s"),
+        Err(_) => panic!("no delivery within 15s"),
     }
 }
 
@@ -599,13 +599,20 @@ async fn per_consumer_and_global_qos() {
             .unwrap();
         let mut ca = consume(&c2, &qa).await;
         let mut cb = consume(&c2, &qb).await;
+        // Wait for the 3 deliveries the limit allows (as long as a loaded
+        // machine needs), then make sure no 4th follows within 500 ms.
         let mut got = 0;
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(1500);
-        while tokio::time::Instant::now() < deadline {
+        let wait_for_3 = tokio::time::Instant::now() + Duration::from_secs(20);
+        let mut settle = None;
+        loop {
+            let until = settle.unwrap_or(wait_for_3);
             tokio::select! {
                 Some(Ok(_)) = ca.next() => got += 1,
                 Some(Ok(_)) = cb.next() => got += 1,
-                _ = tokio::time::sleep_until(deadline) => break,
+                _ = tokio::time::sleep_until(until) => break,
+            }
+            if got == 3 && settle.is_none() {
+                settle = Some(tokio::time::Instant::now() + Duration::from_millis(500));
             }
         }
         assert_eq!(
@@ -954,7 +961,7 @@ async fn unacked_messages_are_requeued_when_connection_closes() {
             c2.close(200, "bye".into()).await.unwrap();
         }
         assert!(
-            warren_tests::eventually(5, || async {
+            warren_tests::eventually(15, || async {
                 queue_counts(&conn, &q).await == Some((1, 0))
             })
             .await

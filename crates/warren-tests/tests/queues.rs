@@ -118,7 +118,7 @@ async fn declare_ok_reports_message_and_consumer_counts() {
         let first = consumer.next().await.unwrap().unwrap();
         assert_eq!(first.data, vec![0]);
         assert!(
-            eventually(5, || async {
+            eventually(15, || async {
                 queue_counts(&conn, &q).await == Some((2, 1))
             })
             .await,
@@ -214,7 +214,7 @@ async fn exclusive_queue_is_deleted_when_connection_closes() {
             owner.close(200, "bye".into()).await.unwrap();
         }
         assert!(
-            eventually(5, || async { queue_counts(&observer, &q).await.is_none() }).await,
+            eventually(15, || async { queue_counts(&observer, &q).await.is_none() }).await,
             "exclusive queue must be deleted when its connection closes"
         );
     })
@@ -264,7 +264,7 @@ async fn auto_delete_queue_is_deleted_when_last_consumer_cancels() {
         );
         ch.basic_cancel(c2.tag(), Default::default()).await.unwrap();
         assert!(
-            eventually(5, || async { queue_counts(&conn, &q).await.is_none() }).await,
+            eventually(15, || async { queue_counts(&conn, &q).await.is_none() }).await,
             "auto-delete queue must go when its last consumer cancels"
         );
     })

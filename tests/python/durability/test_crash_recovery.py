@@ -82,6 +82,13 @@ def test_confirmed_messages_survive_sigkill(broker, seed):
         assert p.ready.wait(10), f"{p.name} did not connect"
         assert p.error is None, f"{p.name} failed before the kill: {p.error!r}"
     go.set()
+    # The kill comes 0.3-1.5 s into the publishing, counted from the first
+    # confirm (on a loaded machine the first round trips can take that long).
+    deadline = time.monotonic() + 30
+    while sum(p.confirmed for p in pubs) == 0:
+        assert all(p.error is None for p in pubs), [repr(p.error) for p in pubs]
+        assert time.monotonic() < deadline, "no publish confirmed within 30 s"
+        time.sleep(0.01)
     time.sleep(kill_after)
     broker.kill()
     for p in pubs:

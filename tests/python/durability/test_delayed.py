@@ -10,6 +10,10 @@ from warren_harness import passive_queue
 
 pytestmark = pytest.mark.timeout(60)
 
+# Long enough that the kill and restart are over well before it elapses, even
+# on a loaded machine (the test checks that the message is still held then).
+DELAY_MS = 5000
+
 
 def test_delayed_persistent_survives_kill(broker):
     conn = broker.connect()
@@ -21,14 +25,17 @@ def test_delayed_persistent_survives_kill(broker):
     ch.queue_bind("dq", "dly", "k")
     t0 = time.time()
     ch.basic_publish("dly", "k", b"persistent",
-                     pika.BasicProperties(delivery_mode=2, headers={"x-delay": 1500}))
-    ch.basic_publish("dly", "k", b"transient", pika.BasicProperties(headers={"x-delay": 1500}))
+                     pika.BasicProperties(delivery_mode=2, headers={"x-delay": DELAY_MS}))
+    ch.basic_publish("dly", "k", b"transient", pika.BasicProperties(headers={"x-delay": DELAY_MS}))
     broker.kill()
     broker.restart()
     conn = broker.connect()
     ch = conn.channel()
-    assert passive_queue(conn, "dq") == 0          # still held
-    deadline = time.time() + 10
+    held = passive_queue(conn, "dq")
+    checked_at = time.time() - t0
+    assert checked_at < DELAY_MS / 1000, f"restart took {checked_at:.1f}s: cannot check the hold"
+    assert held == 0          # still held
+    deadline = time.time() + DELAY_MS / 1000 + 10
     got = None
     while got is None and time.time() < deadline:
         method, props, body = ch.basic_get("dq", auto_ack=True)
@@ -39,7 +46,7 @@ def test_delayed_persistent_survives_kill(broker):
     assert got is not None, "held message never delivered"
     body, headers, elapsed = got
     assert body == b"persistent"
-    assert headers["x-delay"] == -1500
-    assert elapsed >= 1.45
+    assert headers["x-delay"] == -DELAY_MS
+    assert elapsed >= DELAY_MS / 1000 - 0.05
     time.sleep(0.3)
     assert ch.basic_get("dq", auto_ack=True)[0] is None   # the transient one is gone

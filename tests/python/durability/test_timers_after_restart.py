@@ -4,6 +4,8 @@ an unused queue, as if there had been no restart."""
 
 import time
 
+import pika
+import pika.exceptions
 import pytest
 
 from warren_harness import PERSISTENT, passive_queue
@@ -31,7 +33,18 @@ def test_ttl_and_queue_expiry_run_after_restart(broker):
     while passive_queue(conn, "dead") != 1:
         assert time.monotonic() < deadline, "the recovered message never expired"
         time.sleep(0.2)
-    time.sleep(2.5)
+    # Poll with mandatory publishes: unlike a passive declare (which counts as a
+    # use and restarts the x-expires timer), publishing does not touch the timer.
+    probe = conn.channel()
+    probe.confirm_delivery()
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            probe.basic_publish("", "unused", b"probe", pika.BasicProperties(), mandatory=True)
+        except pika.exceptions.UnroutableError:
+            break
+        assert time.monotonic() < deadline, "x-expires did not delete the queue"
+        time.sleep(0.2)
     assert passive_queue(conn, "unused") is None, "x-expires did not delete the queue"
     ch = conn.channel()
     method, _props, body = ch.basic_get("dead", auto_ack=True)

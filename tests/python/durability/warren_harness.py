@@ -29,11 +29,15 @@ NOT_FOUND = 404
 RESOURCE_LOCKED = 405
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# The line the broker logs once it has bound its AMQP port.
+_LISTENING = re.compile(r"listener started\s+addr=\S*:(\d+)")
 
 MiB = 1024 * 1024
 
 
 def free_port() -> int:
+    """A port that was free a moment ago.  Racy (anyone may take it before it
+    is used): brokers started by :class:`Broker` bind port 0 instead."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -57,7 +61,7 @@ def toml_config(sections: Dict[str, Dict[str, object]]) -> str:
 class Broker:
     """One broker "installation": a data dir that outlives broker processes.
 
-    ``start()`` launches a process (new free port each time), ``kill()`` sends
+    ``start()`` launches a process (new port each time), ``kill()`` sends
     SIGKILL, ``stop()`` a graceful signal, ``restart()`` is kill+start.
     Every process's stderr goes to its own log file under ``self.root``.
     """
@@ -93,28 +97,28 @@ class Broker:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, timeout: float = 30.0) -> "Broker":
+    def start(self, timeout: float = 60.0) -> "Broker":
+        """Start a broker process and wait until it serves AMQP.
+
+        The broker binds port 0 (the kernel picks a free port) and the port is
+        read from its log: picking a free port here and handing it over would
+        race with every other process on the machine (a port that is free when
+        picked can be taken before the broker binds it, and then the test might
+        even talk to someone else's broker listening there)."""
         assert not self.alive(), "broker already running"
-        last_err = None
-        for _attempt in range(3):
-            self.port = free_port()
-            log_path = os.path.join(self.root, f"broker-{len(self.logs) + 1}.log")
-            self.logs.append(log_path)
-            cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", str(self.port),
-                   "--data-dir", self.data_dir, "--log", "info"]
-            if self.config_path:
-                cmd += ["--config", self.config_path]
-            env = dict(os.environ, NO_COLOR="1")
-            for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_DATA_DIR", "RUST_LOG"):
-                env.pop(k, None)
-            self.proc = _spawn(cmd, log_path, env)
-            try:
-                self._wait_ready(timeout)
-                return self
-            except _PortTaken as e:  # someone grabbed the port between pick and bind
-                last_err = e
-                continue
-        raise AssertionError(f"broker failed to start: {last_err}")
+        self.port = None
+        log_path = os.path.join(self.root, f"broker-{len(self.logs) + 1}.log")
+        self.logs.append(log_path)
+        cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
+               "--data-dir", self.data_dir, "--log", "info"]
+        if self.config_path:
+            cmd += ["--config", self.config_path]
+        env = dict(os.environ, NO_COLOR="1")
+        for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_DATA_DIR", "RUST_LOG"):
+            env.pop(k, None)
+        self.proc = _spawn(cmd, log_path, env)
+        self._wait_ready(timeout)
+        return self
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -123,17 +127,19 @@ class Broker:
             if rc is not None:
                 self.exit_codes.append(rc)
                 self.proc = None
-                log = self.log_text(-1)
-                if "cannot listen" in log or "Address already in use" in log:
-                    raise _PortTaken(log)
                 raise AssertionError(
-                    f"broker exited during startup with code {rc}; log:\n{tail(log)}")
-            try:
-                c = pika.BlockingConnection(self.params(socket_timeout=2, stack_timeout=5))
-                c.close()
-                return
-            except (pika.exceptions.AMQPError, OSError):
-                pass
+                    f"broker exited during startup with code {rc}; log:\n{tail(self.log_text(-1))}")
+            if self.port is None:
+                m = _LISTENING.search(self.log_text(-1))
+                if m:
+                    self.port = int(m.group(1))
+            if self.port is not None:
+                try:
+                    c = pika.BlockingConnection(self.params(socket_timeout=2, stack_timeout=5))
+                    c.close()
+                    return
+                except (pika.exceptions.AMQPError, OSError):
+                    pass
             if time.monotonic() >= deadline:
                 raise AssertionError(
                     f"broker not accepting AMQP connections after {timeout}s; log:\n"
@@ -216,10 +222,6 @@ class Broker:
 
     def connect(self, **overrides) -> pika.BlockingConnection:
         return pika.BlockingConnection(self.params(**overrides))
-
-
-class _PortTaken(Exception):
-    pass
 
 
 def _spawn(cmd, log_path, env, patience: float = 60.0) -> subprocess.Popen:
@@ -383,14 +385,26 @@ def segment_files(messages_dir: str) -> List[str]:
 
 
 def dir_size(path: str) -> int:
-    total = 0
-    for dirpath, _dirs, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.path.getsize(os.path.join(dirpath, f))
-            except FileNotFoundError:
-                pass
-    return total
+    """Total size of the files under ``path``, from one consistent scan.
+
+    The broker renames and deletes files while we look (compaction writes
+    ``X.compact`` and renames it over ``X``; drained segments are deleted), so
+    a file listed may be gone when we stat it.  Skipping it would undercount (its
+    replacement may have been listed under its old name or not at all), so such
+    a scan is thrown away and repeated."""
+    for _attempt in range(1000):
+        total = 0
+        vanished = False
+        for dirpath, _dirs, files in os.walk(path):
+            for f in files:
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, f))
+                except FileNotFoundError:
+                    vanished = True
+        if not vanished:
+            return total
+        time.sleep(0.01)
+    raise AssertionError(f"files under {path} kept vanishing while being measured")
 
 
 def records(path: str) -> Iterator[Tuple[int, int]]:

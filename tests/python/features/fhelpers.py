@@ -6,12 +6,12 @@ from typing import List, Optional, Tuple
 import pika
 import pika.exceptions
 
-from helpers import wait_until
+from helpers import WAIT_TIMEOUT, wait_until
 
 NO_ROUTE = 312
 
 
-def get_one(ch, queue: str, timeout: float = 5.0, auto_ack: bool = True):
+def get_one(ch, queue: str, timeout: float = WAIT_TIMEOUT, auto_ack: bool = True):
     """basic.get until a message arrives (polling); returns (method, props, body)."""
     deadline = time.monotonic() + timeout
     while True:
@@ -45,7 +45,7 @@ def count(ch, queue: str) -> int:
     return ch.queue_declare(queue, passive=True).method.message_count
 
 
-def wait_count(ch, queue: str, n: int, timeout: float = 5.0) -> None:
+def wait_count(ch, queue: str, n: int, timeout: float = WAIT_TIMEOUT) -> None:
     wait_until(lambda: count(ch, queue) == n, timeout=timeout,
                message=f"{queue} to hold {n} messages")
 
@@ -73,7 +73,8 @@ def pump(conn, seconds: float) -> None:
         conn.process_data_events(time_limit=min(left, 0.05))
 
 
-def pump_until(conn, predicate, timeout: float = 5.0, message: str = "condition") -> None:
+def pump_until(conn, predicate, timeout: float = WAIT_TIMEOUT,
+               message: str = "condition") -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() >= deadline:

@@ -12,7 +12,8 @@ import pytest
 from fhelpers import count, get_all, publish_confirmed, wait_count
 from helpers import connect, unique
 
-pytestmark = pytest.mark.timeout(20)
+# 3000 publishes and as many basic.gets: a few seconds, more on a loaded machine.
+pytestmark = pytest.mark.timeout(60)
 
 CH_TYPE = "x-consistent-hash"
 

@@ -12,7 +12,7 @@ import pytest
 
 
 from fhelpers import get_all
-from helpers import params, unique, username, vhost
+from helpers import WAIT_TIMEOUT, params, unique, username, vhost
 from wiretypes import wire_types
 
 pytestmark = pytest.mark.timeout(20)
@@ -40,7 +40,7 @@ class Events:
         self.q = q
         self.seen = []
 
-    def wait(self, predicate, n=1, timeout=5.0):
+    def wait(self, predicate, n=1, timeout=WAIT_TIMEOUT):
         """Events (method, props) matching predicate(routing_key, headers),
         once at least ``n`` have arrived."""
         deadline = time.monotonic() + timeout
@@ -54,7 +54,7 @@ class Events:
                                      f"{[(m.routing_key, p.headers) for m, p in self.seen]}")
             time.sleep(0.01)
 
-    def about(self, key, value, n=1, timeout=5.0):
+    def about(self, key, value, n=1, timeout=WAIT_TIMEOUT):
         return self.wait(lambda rk, h: (h or {}).get(key) == value, n, timeout)
 
 

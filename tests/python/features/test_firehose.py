@@ -8,7 +8,7 @@ import pika
 import pytest
 
 from fhelpers import get_all, get_one, pump, pump_until
-from helpers import unique, username, vhost
+from helpers import WAIT_TIMEOUT, unique, username, vhost
 from wiretypes import wire_types
 
 pytestmark = pytest.mark.timeout(30)
@@ -49,7 +49,7 @@ def trace_queue(ch):
     return q
 
 
-def _traces_for(ch, trace_q, marker, n, timeout=5.0):
+def _traces_for(ch, trace_q, marker, n, timeout=WAIT_TIMEOUT):
     """Wait for ``n`` trace messages whose body is ``marker`` (other brokers
     users may be active); returns them in arrival order."""
     found = []

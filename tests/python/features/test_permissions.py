@@ -307,7 +307,7 @@ def test_wrong_password_is_refused(acl):
 
 
 # 6 ---------------------------------------------------------------------------
-def pump_until_closed(conn, seconds=5.0):
+def pump_until_closed(conn, seconds=15.0):
     """Pump I/O until the broker closes ``conn``; returns the exception."""
     for _ in range(int(seconds / 0.1)):
         try:

@@ -16,7 +16,7 @@ import pytest
 
 from mgmt import MgmtError, Policies
 from fhelpers import count, get_all, get_one, publish_confirmed
-from helpers import connect
+from helpers import connect, wait_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -34,17 +34,22 @@ def pattern(kind):
 DLX = f"pol-dlx.{UID}"
 DLX2 = f"pol-dlx2.{UID}"
 
+# The policies' message-ttl and expires (ms).  The arguments they are compared
+# with are 20 / 50 ms and 60 s: the gaps leave a loaded machine plenty of slack.
+POLICY_TTL = 1000
+POLICY_EXPIRES = 1000
+
 
 @pytest.fixture(scope="module")
 def policies(mgmt):
     p = Policies(mgmt)
     try:
         p.set(
-            (f"wt-ttl-{UID}", pattern("ttl"), {"message-ttl": 250}),
+            (f"wt-ttl-{UID}", pattern("ttl"), {"message-ttl": POLICY_TTL}),
             (f"wt-len-{UID}", pattern("len"),
              {"max-length": 2, "overflow": "reject-publish", "dead-letter-exchange": DLX}),
             (f"wt-bytes-{UID}", pattern("bytes"), {"max-length-bytes": 10}),
-            (f"wt-exp-{UID}", pattern("exp"), {"expires": 200}),
+            (f"wt-exp-{UID}", pattern("exp"), {"expires": POLICY_EXPIRES}),
             (f"wt-dlx-{UID}", pattern("dlx"),
              {"dead-letter-exchange": DLX, "dead-letter-routing-key": "pol-rk"}),
             (f"wt-prio-lo-{UID}", pattern("prio"), {"max-length": 1}, 1),
@@ -96,12 +101,16 @@ def test_message_ttl_policy_and_lower_value_wins(ch, names, policies):
     ch.queue_declare(arg_short, arguments={"x-message-ttl": 20})
     ch.queue_declare(arg_long, arguments={"x-message-ttl": 60000})
     ch.queue_declare(other)
-    for q in (plain, arg_short, arg_long, other):
+    queues = (plain, arg_short, arg_long, other)
+    ch.confirm_delivery()
+    for q in queues:
         ch.basic_publish("", q, b"m")
-    time.sleep(0.12)     # > 20 ms, < 250 ms
-    assert [count(ch, q) for q in (plain, arg_short, arg_long, other)] == [1, 0, 1, 1]
-    time.sleep(0.25)     # > 250 ms
-    assert [count(ch, q) for q in (plain, arg_short, arg_long, other)] == [0, 0, 0, 1]
+    # The 20 ms argument wins over the policy; the policy's TTL has not passed.
+    wait_until(lambda: count(ch, arg_short) == 0, message="20 ms TTL to expire the message")
+    assert [count(ch, q) for q in queues] == [1, 0, 1, 1]
+    # Then the policy's TTL expires plain's message, and arg_long's (60 s).
+    wait_until(lambda: [count(ch, q) for q in queues] == [0, 0, 0, 1],
+               message=f"the {POLICY_TTL} ms policy TTL to expire the messages")
 
 
 def test_max_length_overflow_dlx_policy(conn, ch, names, policies, dlx_queues):
@@ -161,7 +170,7 @@ def test_max_length_bytes_policy(conn, ch, names, policies):
     assert [b for _, _, b in get_all(ch, q_arg)] == [b"123"]
 
 
-def _deletion_times(ch, queues, timeout=3.0):
+def _deletion_times(ch, queues, timeout=15.0):
     """Seconds until each queue is deleted, probing by publishing with
     mandatory (which, unlike a declare or get, does not count as use)."""
     t0 = time.monotonic()
@@ -185,9 +194,9 @@ def test_expires_policy_lower_value_wins(conn, names, policies):
     ch.queue_declare(plain)
     ch.queue_declare(long_arg, arguments={"x-expires": 60000})
     gone = _deletion_times(ch, [short_arg, plain, long_arg])
-    assert gone[short_arg] < 0.15                 # argument 50 < policy 200
-    assert 0.12 < gone[plain] < 1.0               # policy 200
-    assert 0.12 < gone[long_arg] < 1.0            # policy 200 < argument 60000
+    assert gone[short_arg] < 0.5                  # argument 50 < policy 1000
+    assert 0.5 < gone[plain] < 10                 # policy 1000
+    assert 0.5 < gone[long_arg] < 10              # policy 1000 < argument 60000
 
 
 def test_dead_letter_routing_key_policy_and_argument_wins(ch, names, policies, dlx_queues):
@@ -232,7 +241,7 @@ def test_policy_applies_to_existing_queue_and_clearing_removes_it(conn, ch, name
     name = f"wt-late-{UID}"
     try:
         p.set((name, pattern("late"), {"max-length": 1, "overflow": "reject-publish"}))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while True:      # applied asynchronously to existing queues
             ch.queue_purge(q)
             if _pub(conn, q, 2) == ["ack", "nack"]:
@@ -240,7 +249,7 @@ def test_policy_applies_to_existing_queue_and_clearing_removes_it(conn, ch, name
             assert time.monotonic() < deadline, "policy never applied"
             time.sleep(0.02)
         p.clear(name)
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 15
         while True:
             ch.queue_purge(q)
             if _pub(conn, q, 2) == ["ack", "ack"]:

@@ -13,11 +13,14 @@ pytestmark = pytest.mark.timeout(20)
 
 TTL = 0.1           # seconds; the short TTL used throughout
 PAST_TTL = 0.25     # how long to wait for a TTL of 100 ms to have elapsed
+# Publishes before such a wait are confirmed: the broker has enqueued the
+# message (its TTL clock runs) before the wait starts, however slow the machine.
 
 
 def test_queue_ttl_expired_messages_are_never_delivered(conn, ch, names):
     q = names.queue("ttl")
     ch.queue_declare(q, arguments={"x-message-ttl": 100})
+    ch.confirm_delivery()
     for i in range(3):
         ch.basic_publish("", q, b"old-%d" % i)
     time.sleep(PAST_TTL)
@@ -47,6 +50,7 @@ def test_queue_ttl_waiting_consumer_without_credit_gets_nothing_expired(connecti
     got = []
     ch.basic_consume(q, lambda c, m, p, b: got.append((m.delivery_tag, b)), auto_ack=False)
     pub = connections().channel()
+    pub.confirm_delivery()
     pub.basic_publish("", q, b"first")
     pump_until(conn, lambda: len(got) == 1, message="first delivery")
     pub.basic_publish("", q, b"second")
@@ -69,6 +73,7 @@ def test_queue_ttl_does_not_add_expiration_property(ch, names):
 def test_per_message_expiration(ch, names):
     q = names.queue("exp")
     ch.queue_declare(q)
+    ch.confirm_delivery()
     ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="100"))
     ch.basic_publish("", q, b"long", pika.BasicProperties(expiration="60000"))
     time.sleep(PAST_TTL)
@@ -82,6 +87,7 @@ def test_per_message_expiration_behind_a_longer_lived_head(ch, names):
     """An expired message that is not at the head is still never delivered."""
     q = names.queue("exp-mid")
     ch.queue_declare(q)
+    ch.confirm_delivery()
     ch.basic_publish("", q, b"long", pika.BasicProperties(expiration="60000"))
     ch.basic_publish("", q, b"short", pika.BasicProperties(expiration="100"))
     ch.basic_publish("", q, b"none")
@@ -94,6 +100,7 @@ def test_lower_of_queue_and_message_ttl_wins(ch, names):
     q_long = names.queue("ttl-q-long")
     ch.queue_declare(q_short, arguments={"x-message-ttl": 100})
     ch.queue_declare(q_long, arguments={"x-message-ttl": 60000})
+    ch.confirm_delivery()
     ch.basic_publish("", q_short, b"msg-long", pika.BasicProperties(expiration="60000"))
     ch.basic_publish("", q_long, b"msg-short", pika.BasicProperties(expiration="100"))
     ch.basic_publish("", q_long, b"msg-none")
@@ -140,6 +147,7 @@ def test_queue_ttl_zero_delivers_only_to_consumers_with_room(connections, names)
     got = []
     ch.basic_consume(q, lambda c, m, p, b: got.append((m.delivery_tag, b)), auto_ack=False)
     pub = connections().channel()
+    pub.confirm_delivery()              # "b" is enqueued before the ack below
     pub.basic_publish("", q, b"a")
     pump_until(conn, lambda: len(got) == 1, message="first delivery")
     pub.basic_publish("", q, b"b")      # no room: expires immediately
@@ -192,7 +200,7 @@ def test_zero_message_ttl_and_tiny_expires_are_valid(ch, names):
     ch.queue_declare(names.queue("exp-ok"), arguments={"x-expires": 60000})
 
 
-def _wait_gone(ch, q, timeout=3.0):
+def _wait_gone(ch, q, timeout=10.0):
     """Poll by publishing with mandatory on a confirm channel: publishing does
     NOT count as use of the queue (a passive declare or basic.get would reset
     the x-expires timer).  Returns seconds waited."""
@@ -222,20 +230,21 @@ def test_x_expires_deletes_unused_queue(conn, names):
 
 
 def test_x_expires_held_off_by_consumer_and_by_redeclare(connections, names):
+    # x-expires of 1 s, uses every 0.3 s: a loaded machine has 0.7 s of slack.
     conn = connections()
     ch = conn.channel()
     q = names.queue("expires-used")
-    ch.queue_declare(q, arguments={"x-expires": 200})
+    ch.queue_declare(q, arguments={"x-expires": 1000})
     # a consumer keeps the queue alive
     tag = ch.basic_consume(q, lambda *a: None, auto_ack=True)
-    pump(conn, 0.35)
+    pump(conn, 1.5)
     ch.queue_declare(q, passive=True)        # still there (and: re-declare = use)
     ch.basic_cancel(tag)
     # repeated passive declares keep resetting the timer
     for _ in range(4):
-        time.sleep(0.1)
+        time.sleep(0.3)
         ch.queue_declare(q, passive=True)
-    # left alone it goes away ~200 ms after the last use
+    # left alone it goes away ~1 s after the last use
     pch = connections().channel()
     pch.confirm_delivery()
     waited = _wait_gone(pch, q)
