@@ -1156,6 +1156,7 @@ fn delivery_never_stalls() {
         let mut failures = Vec::new();
         let mut launched = 0usize;
         let mut finished = 0usize;
+        let mut next_report = 50usize;
         let mut total_time = Duration::ZERO;
         loop {
             let out_of_time = budget.is_some_and(|b| started.elapsed() >= b);
@@ -1197,7 +1198,8 @@ fn delivery_never_stalls() {
                         }
                         Err(e) => failures.push(format!("iteration panicked: {e}")),
                     }
-                    if finished % 50 == 0 {
+                    if finished >= next_report {
+                        next_report += 50;
                         eprintln!(
                             "stall: {finished} iterations, {:?} elapsed",
                             started.elapsed()
