@@ -170,15 +170,16 @@ impl<T> Outlet<T> {
         drop(parked);
         // Why look again: the writer may have drained the backlog between the
         // load above and the registration, and checked `has_parked` before we set
-        // it; it would then never wake this queue (and if it was the last batch,
-        // nothing would: the issue-9 stall shape when no ack comes back to this
-        // queue, e.g. auto-ack consumers, or a queue whose consumers have nothing
-        // unacked while another queue fills the connection). Registering first and
-        // re-reading second (both SeqCst, against the writer's SeqCst
-        // `fetch_sub` then `has_parked` load) means that either this load sees the
-        // drained backlog, or the writer sees `has_parked` and wakes us. A stale
-        // registration left behind when we return true only costs a spurious
-        // `deliver()` later.
+        // it; it would then never wake this queue. That is the issue-9 stall: a
+        // client can read and ack a delivery before the writer task is back from
+        // its write to lower `pending`, so the ack's `deliver()` sees the backlog
+        // still over the mark and parks just as the writer drains it; if that
+        // was the last ack (or the last publish), nothing ever calls `deliver()`
+        // again. Registering first and re-reading second (both SeqCst, against
+        // the writer's SeqCst `fetch_sub` then `has_parked` load) means that
+        // either this load sees the drained backlog, or the writer sees
+        // `has_parked` and wakes us. A stale registration left behind when we
+        // return true only costs a spurious `deliver()` later.
         self.pending.load(Ordering::SeqCst) < self.high_water
     }
 

@@ -266,6 +266,11 @@ impl Broker {
         out
     }
 
+    /// The process id of a private broker (for diagnostics such as a stack dump).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// Whether this broker is a private child process (kill/restart work).
     pub fn is_own(&self) -> bool {
         self.bin.is_some()

@@ -8,9 +8,14 @@
 //! prefetch, acks inline / from other tasks / from a plain OS thread / batched
 //! with `multiple`, occasional nack-requeue, auto-ack consumers, two queues
 //! sharing a connection, durable and transient queues, a backlog published
-//! before consuming (paged out, read back at the head), and clients behind a
-//! relay with small socket buffers that reads the broker's side in small,
-//! sometimes paused chunks. One broker runs with the hidden test knobs
+//! before consuming (paged out, read back at the head), clients behind a relay
+//! with small socket buffers that reads the broker's side in small, sometimes
+//! paused chunks, "park storms" (a backlog drained by consumers that do not
+//! ack, so only the connection writer wakes the queue) and "last publish"
+//! shapes (the publisher alone on its connection, so only its publishes and
+//! the writer wake the queue) and "ack races" (prefetch 1 and messages larger
+//! than the high-water mark, so each ack meets a connection that still counts
+//! the previous delivery as unwritten). One broker runs with the hidden test knobs
 //! `WARREN_TEST_OUTLET_WATERMARKS` / `WARREN_TEST_SOCKET_BUFFER` (tiny outbound
 //! water marks and socket buffers, so queues park on a full connection and are
 //! woken by the writer thousands of times per iteration), one with defaults.
@@ -18,15 +23,20 @@
 //! The check: every message is delivered and acknowledged. The test fails only
 //! when nothing at all moves (no delivery, no ack, no publish) for
 //! [`STALL_SECS`] while the iteration is unfinished; it then prints what the
-//! broker still holds (passive declare) and what every consumer got, and says
-//! whether messages were ready while consumers had credit. No deadline on total
-//! time, so a slow or loaded machine only makes it slower, never red.
+//! broker still holds (passive declare), what every consumer got, whether
+//! messages were ready while consumers had credit, the broker's sockets (`ss`:
+//! bytes left unread on either side) and a dump of its thread stacks (gdb, if
+//! installed). No deadline on total time, so a slow or loaded machine only
+//! makes it slower, never red.
 //!
-//! Size: by default a CI-sized run. For a hunt:
+//! Size: by default a CI-sized run (~100 iterations, 10-20 s here). For a hunt:
 //! `WARREN_STALL_SECS=1800 WARREN_STALL_PARALLEL=6 WARREN_STALL_BURNERS=2
 //!  cargo test -p warren-tests --test stall -- --nocapture`
 //! (`WARREN_STALL_ITERATIONS`, `WARREN_STALL_SEED`, `WARREN_STALL_MESSAGES`
-//! also apply; `WARREN_STALL_SECS` runs iterations until that much time passed).
+//! also apply; `WARREN_STALL_SECS` runs iterations until that much time passed;
+//! `WARREN_STALL_VERBOSE=1` prints every iteration; `WARREN_STALL_HOLD=<s>`
+//! keeps a stuck iteration's connections and broker alive that long for a look;
+//! `WARREN_BIN` picks the broker binary, e.g. an experimental build).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -52,8 +62,8 @@ use warren_tests::{
 /// No progress at all for this long while an iteration is unfinished = stuck.
 const STALL_SECS: u64 = 20;
 /// CI size: iterations and how many run at once.
-const CI_ITERATIONS: usize = 24;
-const CI_PARALLEL: usize = 3;
+const CI_ITERATIONS: usize = 100;
+const CI_PARALLEL: usize = 4;
 
 fn env_num(name: &str) -> Option<u64> {
     std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
@@ -117,8 +127,10 @@ struct Relay {
 
 #[derive(Debug, Clone)]
 struct Shape {
-    /// Connections; the publisher uses the first, consumers are spread over all.
+    /// Connections; the publisher uses the first, consumers are spread over all
+    /// (over the others if `publisher_alone`).
     conns: usize,
+    publisher_alone: bool,
     consumers: usize,
     /// Queues (2: consumers and messages alternate between them, so one queue
     /// can fill a connection the other's consumers share).
@@ -147,6 +159,7 @@ impl Shape {
     fn issue(messages: usize) -> Shape {
         Shape {
             conns: 1,
+            publisher_alone: false,
             consumers: 4,
             queues: 1,
             prefetch: 0,
@@ -170,6 +183,7 @@ impl Shape {
     fn park_storm(rng: &mut Rng, messages: usize) -> Shape {
         Shape {
             conns: rng.pick(&[1, 1, 2]),
+            publisher_alone: false,
             consumers: rng.pick(&[1, 2, 4]),
             queues: 1,
             prefetch: 0,
@@ -194,9 +208,76 @@ impl Shape {
         }
     }
 
+    /// The publisher alone on its connection, one consumer connection that never
+    /// acks (so only publishes and the writer wake the queue) behind a slow
+    /// relay: every publish meets a full connection, and the last one is where
+    /// a lost wake-up (the writer drains everything between the queue's backlog
+    /// check and its registration) strands the rest for good.
+    fn last_publish(rng: &mut Rng, messages: usize) -> Shape {
+        Shape {
+            conns: 2,
+            publisher_alone: true,
+            consumers: rng.pick(&[1, 2]),
+            queues: 1,
+            prefetch: 0,
+            global: 0,
+            ack: Ack::Auto,
+            nack_one_in: 0,
+            delay_one_in: 0,
+            durable: false,
+            confirms: false,
+            messages: messages.min(400),
+            size: (1024, 4096),
+            backlog: false,
+            relay: Some(Relay {
+                chunk: 4096,
+                pause_one_in: rng.pick(&[5, 20]),
+                buffer: 4096,
+            }),
+        }
+    }
+
+    /// One delivery at a time (prefetch 1), each larger than the tiny high-water
+    /// mark: every ack arrives while the connection still counts the previous
+    /// delivery as unwritten (the client can read and ack it before the writer
+    /// task gets back from its write), so the queue parks on nearly every
+    /// message, just as the writer drains. The shape that stalled with the old
+    /// `has_room` once its race window was widened.
+    fn ack_race(rng: &mut Rng, messages: usize) -> Shape {
+        Shape {
+            conns: 1,
+            publisher_alone: false,
+            consumers: rng.pick(&[1, 1, 2]),
+            queues: 1,
+            prefetch: 1,
+            global: 0,
+            ack: rng.pick(&[Ack::Inline, Ack::Multiple, Ack::Task]),
+            nack_one_in: 0,
+            delay_one_in: 0,
+            durable: rng.chance(2),
+            confirms: false,
+            messages: (messages / 2).max(50),
+            size: (16384, 40000),
+            backlog: rng.chance(2),
+            relay: None,
+        }
+    }
+
+    /// Which connection consumer `i` uses.
+    fn conn_of(&self, i: usize) -> usize {
+        if self.publisher_alone && self.conns > 1 {
+            1 + i % (self.conns - 1)
+        } else {
+            i % self.conns
+        }
+    }
+
     fn random(rng: &mut Rng, messages: usize) -> Shape {
-        if rng.chance(4) {
-            return Shape::park_storm(rng, messages);
+        match rng.below(10) {
+            0 | 1 => return Shape::park_storm(rng, messages),
+            2 => return Shape::last_publish(rng, messages),
+            3 | 4 => return Shape::ack_race(rng, messages),
+            _ => {}
         }
         let ack = rng.pick(&[
             Ack::Inline,
@@ -207,6 +288,7 @@ impl Shape {
         ]);
         let mut s = Shape {
             conns: rng.pick(&[1, 1, 2, 3]),
+            publisher_alone: false,
             consumers: rng.pick(&[1, 2, 4, 4, 6, 8]),
             queues: rng.pick(&[1, 1, 2]),
             prefetch: rng.pick(&[0, 0, 1, 3, 10, 50]),
@@ -267,6 +349,8 @@ struct Tracker {
 struct ConsumerStats {
     queue: usize,
     conn: usize,
+    /// 0 not started, 1 qos sent, 2 consuming, 3 stream ended.
+    stage: AtomicUsize,
     delivered: AtomicU64,
     acked: AtomicU64,
     redelivered: AtomicU64,
@@ -481,6 +565,7 @@ async fn consume(
     started: tokio::sync::oneshot::Sender<()>,
 ) {
     let mut rng = Rng::new(seed);
+    t.consumers[index].stage.store(1, Ordering::Relaxed);
     if shape.global > 0 {
         if let Err(e) = ch
             .basic_qos(shape.global, BasicQosOptions { global: true })
@@ -517,6 +602,7 @@ async fn consume(
             return;
         }
     };
+    t.consumers[index].stage.store(2, Ordering::Relaxed);
     let _ = started.send(());
     // Multiple: one task acks batches, in delivery-tag order.
     let batcher = if shape.ack == Ack::Multiple {
@@ -639,6 +725,10 @@ async fn consume(
             }
         }
     }
+    stats.stage.store(3, Ordering::Relaxed);
+    if !t.done() {
+        t.fail(format!("consumer {index}: the delivery stream ended"));
+    }
     if let Some((tx, h)) = batcher {
         drop(tx);
         let _ = h.await;
@@ -709,7 +799,8 @@ async fn iteration(
         consumers: (0..shape.consumers)
             .map(|i| ConsumerStats {
                 queue: i % shape.queues,
-                conn: i % shape.conns,
+                conn: shape.conn_of(i),
+                stage: AtomicUsize::new(0),
                 delivered: AtomicU64::new(0),
                 acked: AtomicU64::new(0),
                 redelivered: AtomicU64::new(0),
@@ -748,7 +839,7 @@ async fn iteration(
     let mut chans = Vec::new();
     for i in 0..shape.consumers {
         chans.push(
-            conns[i % shape.conns]
+            conns[shape.conn_of(i)]
                 .create_channel()
                 .await
                 .expect("consumer channel"),
@@ -820,9 +911,25 @@ async fn iteration(
                 )))
             }
         }
-        Err(why) => Err(Stuck(
-            diagnose(&broker, &shape, &queues, &tracker, &label, &why).await,
-        )),
+        Err(why) => {
+            let mut d = diagnose(&broker, &shape, &queues, &tracker, &label, &why).await;
+            for (i, c) in conns.iter().enumerate() {
+                let st = c.status();
+                d.push_str(&format!(
+                    "connection {i}: connected {} blocked {} closed {} errored {}\n",
+                    st.connected(),
+                    st.blocked(),
+                    st.closed(),
+                    st.errored()
+                ));
+            }
+            d.push_str(&system_state(&broker));
+            if let Some(hold) = env_num("WARREN_STALL_HOLD") {
+                eprintln!("{d}\nholding for {hold} s (WARREN_STALL_HOLD)");
+                tokio::time::sleep(Duration::from_secs(hold)).await;
+            }
+            Err(Stuck(d))
+        }
     };
 
     // Tear down.
@@ -838,18 +945,21 @@ async fn iteration(
     }
     let _ = thread_tx.send(ThreadAck::Stop);
     drop(thread_tx);
-    let _ = tokio::task::spawn_blocking(move || acker.join()).await;
-    if result.is_ok() || !queues.is_empty() {
-        let direct = broker.connect().await;
-        if let Ok(ch) = direct.create_channel().await {
-            for q in &queues {
-                let _ = ch
-                    .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
-                    .await;
-            }
+    // (Bounded: a thread stuck in an ack on a dead connection is left behind.)
+    let _ = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || acker.join()),
+    )
+    .await;
+    let direct = broker.connect().await;
+    if let Ok(ch) = direct.create_channel().await {
+        for q in &queues {
+            let _ = ch
+                .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+                .await;
         }
-        let _ = direct.close(200, "ok".into()).await;
     }
+    let _ = direct.close(200, "ok".into()).await;
     result
 }
 
@@ -890,9 +1000,10 @@ async fn diagnose(
             starved = true;
         }
         out.push_str(&format!(
-            "consumer {i} (queue {}, conn {}): delivered {delivered} (redelivered {}), acked {acked}, nacked {nacked}, unacked {outstanding}, has credit: {credit}\n",
+            "consumer {i} (queue {}, conn {}, stage {}): delivered {delivered} (redelivered {}), acked {acked}, nacked {nacked}, unacked {outstanding}, has credit: {credit}\n",
             c.queue,
             c.conn,
+            c.stage.load(Ordering::Relaxed),
             c.redelivered.load(Ordering::Relaxed),
         ));
     }
@@ -909,6 +1020,40 @@ async fn diagnose(
     out.push_str(&format!("first unacked ids: {missing:?}\n"));
     if starved {
         out.push_str("=> DELIVERY STALL: messages are ready and a consumer has credit\n");
+    }
+    out
+}
+
+/// The broker's sockets (`ss`: are bytes waiting unread on either side?) and
+/// its threads' stacks (gdb, if installed), for a stuck iteration.
+fn system_state(broker: &Broker) -> String {
+    let mut out = String::new();
+    let port = broker.port();
+    if let Ok(o) = std::process::Command::new("ss")
+        .args(["-tn", &format!("( sport = :{port} or dport = :{port} )")])
+        .output()
+    {
+        out.push_str(&format!(
+            "sockets of port {port} (Recv-Q/Send-Q):\n{}",
+            String::from_utf8_lossy(&o.stdout)
+        ));
+    }
+    if let Some(pid) = broker.pid() {
+        let path = std::env::temp_dir().join(format!("warren-stall-stacks-{pid}.txt"));
+        if let Ok(o) = std::process::Command::new("gdb")
+            .args([
+                "-p",
+                &pid.to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt",
+            ])
+            .stdin(std::process::Stdio::null())
+            .output()
+        {
+            let _ = std::fs::write(&path, &o.stdout);
+            out.push_str(&format!("broker thread stacks: {}\n", path.display()));
+        }
     }
     out
 }
@@ -1011,6 +1156,7 @@ fn delivery_never_stalls() {
         let mut failures = Vec::new();
         let mut launched = 0usize;
         let mut finished = 0usize;
+        let mut next_report = 50usize;
         let mut total_time = Duration::ZERO;
         loop {
             let out_of_time = budget.is_some_and(|b| started.elapsed() >= b);
@@ -1052,7 +1198,8 @@ fn delivery_never_stalls() {
                         }
                         Err(e) => failures.push(format!("iteration panicked: {e}")),
                     }
-                    if finished.is_multiple_of(50) {
+                    if finished >= next_report {
+                        next_report += 50;
                         eprintln!(
                             "stall: {finished} iterations, {:?} elapsed",
                             started.elapsed()
