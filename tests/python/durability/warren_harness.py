@@ -295,7 +295,7 @@ class Got:
 
 
 def drain(conn: pika.BlockingConnection, queue: str, *, prefetch: int = 1000,
-          ack_every: int = 250, idle_timeout: float = 3.0,
+          ack_every: int = 250, idle_timeout: float = 15.0,
           expected: Optional[int] = None) -> List[Got]:
     """Consume (manual acks, ``multiple=True`` every ``ack_every``) every message
     of ``queue`` in delivery order, then check with ``basic_get`` that it is empty.
