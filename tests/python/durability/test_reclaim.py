@@ -11,7 +11,8 @@ import time
 import pika
 import pytest
 
-from warren_harness import MiB, dir_size, drain, passive_queue, toml_config
+from warren_harness import (BARRIER_QUEUE, MiB, dir_size, drain, log_barrier, passive_queue,
+                            toml_config)
 
 # A test takes 5-15 s on an idle machine, but each of its thousands of
 # confirmed publishes is a round trip, and on a heavily loaded one a test took
@@ -111,7 +112,9 @@ def test_stragglers_are_compacted_and_survive_a_crash(broker_factory):
     # Stragglers still readable while the broker runs.
     got = take(conn, "straggler", 4, ack=False)
     assert got == [f"ready-{i}".encode() for i in range(4)]
-    # After a crash: every straggler comes back, in order, nothing acked does.
+    # After a crash: every straggler comes back, in order, nothing acked does
+    # (once the acks are in the log: they are written asynchronously).
+    log_barrier(conn)
     broker.kill()
     broker.restart()
     conn = broker.connect()
@@ -120,6 +123,7 @@ def test_stragglers_are_compacted_and_survive_a_crash(broker_factory):
     assert take(conn, "straggler", 4) == [f"ready-{i}".encode() for i in range(4)]
     assert take(conn, "unacked", 4) == [f"held-{i}".encode() for i in range(4)]
     assert take(conn, "fan-b", 4) == [f"fan-{i}".encode() for i in range(4)]
+    assert len(take(conn, BARRIER_QUEUE, 2)) == 2
     # Everything acked now: the log empties.
     left = wait_until_small(broker, 64 * 1024)
     assert left <= 64 * 1024, f"{left} bytes left in {os.listdir(broker.messages_dir)}"
@@ -155,10 +159,12 @@ def test_compaction_twice_and_transient_page_outs(broker_factory):
     wait_for_log(broker, "compacted segment segment=1 ", count=2)
     assert take(conn, "paged", 10) == [
         b"%05d" % i + b"p" * 1000 for i in range(5990, 6000)]
+    log_barrier(conn)     # the bulk acks are in the log: no redelivery pins it
     broker.kill()
     broker.restart()
     conn = broker.connect()
     assert take(conn, "keep", 2) == [b"k18", b"k19"]
+    assert len(take(conn, BARRIER_QUEUE, 2)) == 2
     left = wait_until_small(broker, 64 * 1024)
     assert left <= 64 * 1024, f"{left} bytes left in {os.listdir(broker.messages_dir)}"
 
@@ -252,11 +258,13 @@ def test_purged_and_deleted_paged_backlogs_stay_gone_after_a_crash(broker_factor
     ch.basic_publish("", "kept", b"kept", PERSISTENT)
     assert ch.queue_purge("purged").method.message_count == 6000
     assert ch.queue_delete("deleted").method.message_count == 6000
+    log_barrier(conn)     # the purge's acks are written asynchronously
     broker.kill()
     broker.restart()
     conn = broker.connect()
     assert passive_queue(conn, "purged") == 0
     assert passive_queue(conn, "deleted") is None
     assert take(conn, "kept", 1) == [b"kept"]
+    assert len(take(conn, BARRIER_QUEUE, 2)) == 2
     left = wait_until_small(broker, 64 * 1024)
     assert left <= 64 * 1024, f"{left} bytes left in {os.listdir(broker.messages_dir)}"
