@@ -43,12 +43,21 @@ use crate::writer::{send, Outbound, Outlet, StompWire};
 /// How long a client has to log in (RabbitMQ's `stomp.login_timeout`).
 const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Header escaping and `content-length` rules: the STOMP specification's, per
-/// negotiated version (1.0: no escapes; 1.1: `\n` `\c` `\\`; 1.2: also `\r`).
-/// RabbitMQ applies the 1.2 escapes whatever the version; no client in the
-/// scenario tests (stomp.py 1.0, 1.1, 1.2) sees a difference, and the spec's
-/// rule lets 1.0 clients send backslashes literally. See docs/ARCHITECTURE.md.
-pub const DIALECT: Dialect = Dialect::Spec;
+/// How incoming frames are read: the STOMP specification's rules per
+/// negotiated version (1.0: no escapes, so a 1.0 client's literal backslash
+/// stays one; 1.1: `\n` `\c` `\\`; 1.2: also `\r`; CONNECT never unescaped;
+/// `content-length` on every frame). RabbitMQ applies the 1.2 escapes to every
+/// frame of every version, which closes a 1.0 connection whose header holds
+/// `C:\path` (a bad escape): a difference only in Warren's favour.
+pub const DECODE_DIALECT: Dialect = Dialect::Spec;
+
+/// How outgoing frames are written: RabbitMQ's rule, the four escapes in every
+/// version. The specification's (no escaping for 1.0) cannot carry an EOL in a
+/// 1.0 header at all, and stomp.py, which unescapes whatever the version, shows
+/// RabbitMQ's escaped values intact; the scenario test
+/// `test_headers_with_special_characters_reach_stomp_subscribers[1.0]` fails
+/// with the specification's rule and passes with RabbitMQ's.
+pub const ENCODE_DIALECT: Dialect = Dialect::RabbitMq;
 
 /// LF after every frame's NUL, as RabbitMQ (its `stomp.trailing_lf`).
 const TRAILING_LF: bool = true;
@@ -60,7 +69,7 @@ fn server_header() -> String {
 
 fn codec_config() -> Config {
     Config {
-        dialect: DIALECT,
+        dialect: DECODE_DIALECT,
         limits: Limits::DEFAULT,
         trailing_lf: TRAILING_LF,
     }
@@ -99,7 +108,7 @@ where
     frames.decoder_mut().set_version(login.version);
     let (outlet, rx) = Outlet::new();
     let wire = StompWire::new(
-        DIALECT,
+        ENCODE_DIALECT,
         login.version,
         Bytes::from(session_id.clone().into_bytes()),
         TRAILING_LF,
@@ -334,7 +343,7 @@ where
     W: AsyncWrite + Unpin,
 {
     let deadline = Instant::now() + LOGIN_TIMEOUT;
-    let encoder = StompEncoder::new(DIALECT, TRAILING_LF);
+    let encoder = StompEncoder::new(ENCODE_DIALECT, TRAILING_LF);
     let mut out = BytesMut::new();
     loop {
         let frame = match tokio::time::timeout_at(deadline, frames.next()).await {

@@ -18,7 +18,7 @@ use warren_core::{BasicProperties, Message};
 
 use crate::command::Command;
 use crate::destination;
-use crate::encode::{FrameWriter, StompEncoder};
+use crate::encode::StompEncoder;
 use crate::frame::Frame;
 use crate::mapping;
 use crate::version::{Dialect, Version};
@@ -71,7 +71,6 @@ pub fn send(outlet: &Outlet, item: Outbound) {
 /// Encodes frames for one connection.
 pub struct StompWire {
     encoder: StompEncoder,
-    version: Version,
     /// The session id, the middle part of every `message-id`.
     session: Bytes,
     /// Reused buffers: `message-id`, `destination`, formatted values.
@@ -86,7 +85,6 @@ impl StompWire {
         encoder.set_version(version);
         StompWire {
             encoder,
-            version,
             session,
             id_buf: Vec::new(),
             dest_buf: Vec::new(),
@@ -111,39 +109,25 @@ impl StompWire {
         );
         let hint = 200 + self.id_buf.len() * 2 + m.properties.len() + m.body.len();
         let mut w = self.encoder.writer(out, &Command::Message, hint);
-        // STOMP 1.0 has no header escaping: a value with an EOL cannot be sent.
-        let raw = self.version == Version::V1_0;
         if let Some(s) = &d.sub.subscription {
-            put(&mut w, raw, b"subscription", s);
+            w.header(b"subscription", s);
         }
-        put(&mut w, raw, b"destination", &self.dest_buf);
-        put(&mut w, raw, b"message-id", &self.id_buf);
+        w.header(b"destination", &self.dest_buf);
+        w.header(b"message-id", &self.id_buf);
         let redelivered: &[u8] = if d.redelivered { b"true" } else { b"false" };
-        put(&mut w, raw, b"redelivered", redelivered);
+        w.header(b"redelivered", redelivered);
         if d.sub.ack_header {
-            put(&mut w, raw, b"ack", &self.id_buf);
+            w.header(b"ack", &self.id_buf);
         }
         // Only messages that carry properties pay for decoding them.
         if RawProperties::flags(&m.properties) != 0 {
             let props = BasicProperties::decode(&m.properties).unwrap_or_default();
             mapping::message_headers(&props, &mut self.scratch, |n, v| {
-                put(&mut w, raw, n, v)
+                w.header(n, v);
             });
         }
         w.finish(&m.body);
     }
-}
-
-/// Appends a header, unless the connection speaks STOMP 1.0 and the header
-/// cannot be written without escaping (an EOL in it, or a colon in its name).
-fn put(w: &mut FrameWriter<'_>, raw: bool, name: &[u8], value: &[u8]) {
-    if raw
-        && (name.iter().any(|&b| matches!(b, b'\n' | b'\r' | b':'))
-            || value.iter().any(|&b| matches!(b, b'\n' | b'\r')))
-    {
-        return;
-    }
-    w.header(name, value);
 }
 
 impl WireEncoder<Outbound> for StompWire {
