@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Python client libraries used by the scenario tests.
-if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout' 2>/dev/null; then
+# Python client libraries used by the scenario tests (stomp.py for STOMP).
+if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
@@ -18,18 +18,25 @@ cargo test --workspace --quiet 2>&1
 
 echo "== python scenario tests"
 data_dir=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-"$WARREN_BIN" server --bind 127.0.0.1 --amqp-port "$port" --data-dir "$data_dir" --log warn >"$data_dir/warren.log" 2>&1 &
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+port=$(free_port)
+stomp_port=$(free_port)
+"$WARREN_BIN" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" \
+  --data-dir "$data_dir" --log warn >"$data_dir/warren.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data_dir"' EXIT
-for _ in $(seq 1 100); do
-  (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
-  sleep 0.1
+for p in "$port" "$stomp_port"; do
+  for _ in $(seq 1 100); do
+    (echo >/dev/tcp/127.0.0.1/"$p") 2>/dev/null && break
+    sleep 0.1
+  done
 done
 status=0
 # Scenario tests against the broker started above (these same files run against
-# RabbitMQ), then the durability tests, which start and kill their own brokers.
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider \
+# RabbitMQ; tests/python/stomp are the STOMP ones, with stomp.py and pika), then
+# the durability tests, which start and kill their own brokers.
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" \
+  python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
