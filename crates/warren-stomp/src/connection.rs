@@ -164,7 +164,10 @@ where
         }
         End::Closed => Some(SILENT_CLOSE_DELAY),
         End::Forced(e) => {
-            send(&outlet, Outbound::Frame(Failure::Fatal(e.clone()).frame_or_none()));
+            send(
+                &outlet,
+                Outbound::Frame(Failure::Fatal(e.clone()).frame_or_none()),
+            );
             Some(SILENT_CLOSE_DELAY)
         }
         End::Decode(e) => {
@@ -177,7 +180,9 @@ where
         End::Eof | End::Disconnect(_) => info!(%peer, conn = id, "STOMP connection closed"),
         End::Closed => info!(%peer, conn = id, "STOMP connection closed after an error"),
         End::Forced(e) => info!(%peer, conn = id, "STOMP connection closed: {}", e),
-        End::Decode(e) => warn!(%peer, conn = id, "STOMP connection closed: unparsable input: {}", e),
+        End::Decode(e) => {
+            warn!(%peer, conn = id, "STOMP connection closed: unparsable input: {}", e)
+        }
         End::HeartbeatTimeout => warn!(%peer, conn = id,
             "STOMP connection closed: missed heart-beats from client, timeout"),
     }
@@ -369,7 +374,7 @@ where
         let reply = match frame.command {
             Command::Connect | Command::Stomp => match login(broker, frame, peer) {
                 Ok(l) => return Some(l),
-                Err(reply) => reply,
+                Err(reply) => *reply,
             },
             _ => Frame::error(
                 b"Illegal command",
@@ -387,9 +392,13 @@ where
 
 /// CONNECT: version negotiation, credentials, vhost, heart-beats, with
 /// RabbitMQ's ERROR frames when refused.
-fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Frame> {
+fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Box<Frame>> {
     let bad = |message: &str, detail: String| {
-        Frame::error(message.as_bytes(), &[], Bytes::from(detail.into_bytes()))
+        Box::new(Frame::error(
+            message.as_bytes(),
+            &[],
+            Bytes::from(detail.into_bytes()),
+        ))
     };
     // Negotiated from the untrimmed header; no accept-version means 1.0.
     let accept = frame.headers.accept_version().unwrap_or(b"1.0");
@@ -444,7 +453,10 @@ fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Frame
 /// The highest version both sides support (`accept-version` is a
 /// comma-separated list, compared exactly).
 fn negotiate(accept: &[u8]) -> Option<Version> {
-    accept.split(|&b| b == b',').filter_map(Version::parse).max()
+    accept
+        .split(|&b| b == b',')
+        .filter_map(Version::parse)
+        .max()
 }
 
 #[cfg(test)]

@@ -32,7 +32,10 @@ pub enum Destination {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ParseError {
     /// A known type with a malformed rest: `'CONTENT' is not a valid KIND destination`.
-    Invalid { kind: &'static str, content: Vec<u8> },
+    Invalid {
+        kind: &'static str,
+        content: Vec<u8>,
+    },
     /// No known prefix.
     Unknown,
 }

@@ -24,11 +24,17 @@ use crate::frame::Frame;
 #[derive(Debug)]
 pub enum Failure {
     /// ERROR frame, connection stays open.
-    Error { message: &'static str, detail: String },
+    Error {
+        message: &'static str,
+        detail: String,
+    },
     /// ERROR frame for a broker error, then close.
     Fatal(BrokerError),
     /// ERROR frame with this message and detail, then close.
-    FatalMessage { message: &'static str, detail: String },
+    FatalMessage {
+        message: &'static str,
+        detail: String,
+    },
     /// Close without a word.
     Silent,
 }

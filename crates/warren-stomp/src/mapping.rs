@@ -197,7 +197,10 @@ mod tests {
         let p = message_properties(&h, None).expect("valid");
         assert_eq!(p.delivery_mode, Some(2));
         assert_eq!(p.priority, Some(3));
-        assert_eq!(p.content_type.as_ref().map(|s| s.as_bytes()), Some(&b"text/plain"[..]));
+        assert_eq!(
+            p.content_type.as_ref().map(|s| s.as_bytes()),
+            Some(&b"text/plain"[..])
+        );
         let table = p.headers.as_ref().expect("headers");
         let keys: Vec<_> = table.iter().map(|(k, _)| k.to_string()).collect();
         assert_eq!(keys, ["receipt", "foo"]);
@@ -206,7 +209,14 @@ mod tests {
         let names: Vec<_> = rendered(&p).into_iter().map(|(n, _)| n).collect();
         assert_eq!(
             names,
-            ["receipt", "foo", "reply-to", "priority", "persistent", "content-type"]
+            [
+                "receipt",
+                "foo",
+                "reply-to",
+                "priority",
+                "persistent",
+                "content-type"
+            ]
         );
     }
 

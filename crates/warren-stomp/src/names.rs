@@ -59,8 +59,7 @@ fn erlang_string(s: &[u8], out: &mut Vec<u8>) {
 
 /// Base64 with `-` and `_`, without padding (`rabbit_misc:base64url/1`).
 fn base64url(data: &[u8], out: &mut String) {
-    const ALPHABET: &[u8; 64] =
-        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     for chunk in data.chunks(3) {
         let b = [
             chunk[0],

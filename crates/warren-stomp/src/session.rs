@@ -23,8 +23,8 @@ use warren_core::properties::RawProperties;
 use warren_core::queue::check_expiration;
 use warren_core::trace::Origin;
 use warren_core::{
-    BasicProperties, Broker, BrokerError, ConnectionId, Consumer, Exchange, FieldTable,
-    FieldValue, Message, Queue, QueueOptions, ShortStr, VHost,
+    BasicProperties, Broker, BrokerError, ConnectionId, Consumer, Exchange, FieldTable, FieldValue,
+    Message, Queue, QueueOptions, ShortStr, VHost,
 };
 
 use crate::command::Command;
@@ -254,10 +254,17 @@ impl Session {
 
     /// Publish through the core's one publish path; a receipt waits for the
     /// message-log ticket (the fsync of a persistent message on a durable queue).
-    fn publish(&mut self, exchange: &[u8], message: Arc<Message>, receipt: Option<Bytes>) -> Handled {
+    fn publish(
+        &mut self,
+        exchange: &[u8],
+        message: Arc<Message>,
+        receipt: Option<Bytes>,
+    ) -> Handled {
         let generation = self.broker.auth_generation();
         let x = match &self.exchange_cache {
-            Some((x, g)) if x.name.as_bytes() == exchange && *g == generation && !x.is_deleted() => {
+            Some((x, g))
+                if x.name.as_bytes() == exchange && *g == generation && !x.is_deleted() =>
+            {
                 x.clone()
             }
             _ => {
@@ -390,7 +397,13 @@ impl Session {
             tag,
             ack_header: false,
         });
-        self.consume(queue, info, AckMode::Auto, name.0.clone(), "undefined".into())?;
+        self.consume(
+            queue,
+            info,
+            AckMode::Auto,
+            name.0.clone(),
+            "undefined".into(),
+        )?;
         self.reply_queues.insert(id, name.clone());
         Ok(Some(name))
     }
@@ -453,9 +466,7 @@ impl Session {
         self.check(Access::Read, Resource::Queue, queue_name.as_bytes())?;
         let queue = self.vhost.get_queue(queue_name, self.id)?;
         let info = Arc::new(SubInfo {
-            subscription: tag
-                .starts_with(ID_TAG)
-                .then(|| tag.slice(ID_TAG.len()..)),
+            subscription: tag.starts_with(ID_TAG).then(|| tag.slice(ID_TAG.len()..)),
             tag,
             ack_header: ack != AckMode::Auto && self.version == Version::V1_2,
         });
@@ -541,7 +552,8 @@ impl Session {
         // Unsubscribing with `durable`/`persistent` ends a durable topic
         // subscription: its queue goes.
         let durable = h.boolean("durable") == Some(true) || h.boolean("persistent") == Some(true);
-        if let (Ok(Destination::Topic(name)), true) = (destination::parse(&sub.destination), durable)
+        if let (Ok(Destination::Topic(name)), true) =
+            (destination::parse(&sub.destination), durable)
         {
             let Some(id) = h.id() else {
                 return Err(Failure::processing());
@@ -662,10 +674,14 @@ impl Session {
         let multiple = mode.multiple();
         match h.transaction() {
             Some(tx) => {
-                if self
-                    .transactions
-                    .extend(tx, Action::Ack { tag, multiple, nack })
-                {
+                if self.transactions.extend(
+                    tx,
+                    Action::Ack {
+                        tag,
+                        multiple,
+                        nack,
+                    },
+                ) {
                     Ok(())
                 } else {
                     Err(bad_transaction(tx))
@@ -697,7 +713,10 @@ impl Session {
         let Some(tx) = frame.headers.transaction() else {
             return Err(Failure::error(
                 "Missing transaction",
-                format!("\"{}\" must include a 'transaction' header\n", frame.command),
+                format!(
+                    "\"{}\" must include a 'transaction' header\n",
+                    frame.command
+                ),
             ));
         };
         match frame.command {
@@ -991,7 +1010,10 @@ mod tests {
         assert!(o.durable && !o.exclusive && !o.auto_delete);
         assert!(queue_options(&headers(&[("durable", "yes")]), Defaults::QUEUE).is_err());
         let o = queue_options(
-            &headers(&[("x-max-length", " 10 "), ("x-dead-letter-exchange", " dlx ")]),
+            &headers(&[
+                ("x-max-length", " 10 "),
+                ("x-dead-letter-exchange", " dlx "),
+            ]),
             Defaults::QUEUE,
         )
         .expect("ok");
