@@ -97,6 +97,16 @@ mod tests {
     }
 
     #[test]
+    fn subscription_name_is_rabbitmqs() {
+        // What RabbitMQ 3.10.8 declared for SUBSCRIBE destination:/topic/foo.bar
+        // id:sub-1 durable:true.
+        assert_eq!(
+            subscription_queue(b"foo.bar", b"sub-1"),
+            "stomp-subscription-Wq6NeTRu2s01tfnwddRiXg"
+        );
+    }
+
+    #[test]
     fn subscription_names_have_rabbitmq_shape() {
         let n = subscription_queue(b"foo", b"1");
         assert!(n.starts_with(SUBSCRIPTION_PREFIX));
