@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Python client libraries used by the scenario tests.
-if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout' 2>/dev/null; then
+# Python client libraries used by the scenario tests (stomp.py for STOMP).
+if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
@@ -18,17 +18,20 @@ cargo test --workspace --quiet 2>&1
 
 echo "== python scenario tests"
 data_dir=$(mktemp -d)
-# Port 0: the broker binds a free port and logs it (a port picked here could be
-# taken by someone else before the broker binds it). Only that line is logged
-# at info level.
-NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --data-dir "$data_dir" \
-  --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
+# AMQP port 0: the broker binds a free port and logs it (a port picked here
+# could be taken by someone else before the broker binds it). STOMP's port 0
+# switches STOMP off, so its port is picked here. Only the AMQP listener line
+# is logged at info level.
+stomp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
+  --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
 pid=$!
 trap 'kill $pid 2>/dev/null || true; rm -rf "$data_dir"' EXIT
 port=
 for _ in $(seq 1 600); do
   port=$(sed -n 's/.*listener started.*addr=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$data_dir/warren.log" | head -1)
-  [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+  [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null \
+    && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null && break
   kill -0 $pid 2>/dev/null || break
   sleep 0.1
 done
@@ -37,8 +40,10 @@ if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
 fi
 status=0
 # Scenario tests against the broker started above (these same files run against
-# RabbitMQ), then the durability tests, which start and kill their own brokers.
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" python3 -m pytest tests/python -q -p no:cacheprovider \
+# RabbitMQ; tests/python/stomp are the STOMP ones, with stomp.py and pika), then
+# the durability tests, which start and kill their own brokers.
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" \
+  python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?

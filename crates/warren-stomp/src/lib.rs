@@ -51,6 +51,19 @@ pub mod frame;
 pub mod headers;
 pub mod version;
 
+// The adapter: from a socket to broker-core calls and back.
+pub mod connection;
+pub mod destination;
+pub mod failure;
+pub mod heartbeat;
+pub mod mapping;
+pub mod names;
+pub mod server;
+pub mod session;
+pub mod subscription;
+pub mod transaction;
+pub mod writer;
+
 pub use codec::{Config, StompCodec};
 pub use command::Command;
 pub use decode::{Limits, StompDecoder};
@@ -58,6 +71,7 @@ pub use encode::{FrameWriter, StompEncoder};
 pub use error::{bad_command_error, DecodeError, Part};
 pub use frame::{Frame, Item, SUPPORTED_VERSIONS};
 pub use headers::{parse_integer, Headers, HeadersBuilder, IntegerError};
+pub use server::serve;
 pub use version::{Dialect, Escaping, Version};
 
 #[cfg(test)]

@@ -184,6 +184,9 @@ impl Broker {
         let bin = self.bin.clone().expect("own broker");
         let mut cmd = Command::new(&bin);
         cmd.arg("server");
+        // Tests run many brokers at once: no STOMP listener on the fixed
+        // default port unless a test asks for one (WARREN_STOMP_PORT in its env).
+        cmd.env("WARREN_STOMP_PORT", "0");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let config = self
             .dir

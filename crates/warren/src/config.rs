@@ -86,6 +86,8 @@ pub struct Storage {
 pub struct Listeners {
     pub bind: Option<String>,
     pub amqp_port: Option<u16>,
+    /// STOMP port (default 61613, as RabbitMQ's plugin); 0 disables STOMP.
+    pub stomp_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]

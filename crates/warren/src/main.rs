@@ -29,7 +29,7 @@ use warren_core::{Broker, Limits};
 #[command(
     name = "warren",
     version,
-    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1)."
+    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1, STOMP)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker. With no flags it behaves like a fresh RabbitMQ: AMQP on port
-    /// 5672 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
+    /// 5672 and STOMP on 61613 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
     /// data in ./warren-data.
     Server(ServerArgs),
     /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
@@ -62,6 +62,9 @@ struct ServerArgs {
     /// AMQP 0-9-1 port.
     #[arg(long, env = "WARREN_AMQP_PORT")]
     amqp_port: Option<u16>,
+    /// STOMP 1.0/1.1/1.2 port (default 61613); 0 disables STOMP.
+    #[arg(long, env = "WARREN_STOMP_PORT")]
+    stomp_port: Option<u16>,
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -104,6 +107,10 @@ fn server(args: ServerArgs) -> ExitCode {
         .amqp_port
         .or_else(|| listeners.and_then(|l| l.amqp_port))
         .unwrap_or(5672);
+    let stomp_port = args
+        .stomp_port
+        .or_else(|| listeners.and_then(|l| l.stomp_port))
+        .unwrap_or(61613);
     let data_dir = args
         .data_dir
         .clone()
@@ -136,12 +143,9 @@ fn server(args: ServerArgs) -> ExitCode {
         }
     };
     let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
-    let addr: SocketAddr = match format!("{}:{}", bind, port)
-        .parse()
-        .or_else(|_| format!("[{}]:{}", bind, port).parse::<SocketAddr>())
-    {
-        Ok(a) => a,
-        Err(_) => {
+    let (addr, stomp_addr) = match (socket_addr(&bind, port), socket_addr(&bind, stomp_port)) {
+        (Some(a), Some(s)) => (a, (stomp_port != 0).then_some(s)),
+        _ => {
             error!("invalid bind address {}", bind);
             return ExitCode::from(2);
         }
@@ -164,9 +168,23 @@ fn server(args: ServerArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        // STOMP shares the bind address, users, vhosts and permissions.
+        let stomp = match stomp_addr {
+            Some(a) => match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    error!("cannot listen on {} (STOMP): {}", a, e);
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
         tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
         broker.start_background();
+        if let Some(l) = stomp {
+            tokio::spawn(warren_stomp::serve(l, broker.clone()));
+        }
         tokio::select! {
             _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
             _ = shutdown_signal() => {
@@ -175,6 +193,14 @@ fn server(args: ServerArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// `bind:port` as a socket address (IPv6 literals with or without brackets).
+fn socket_addr(bind: &str, port: u16) -> Option<SocketAddr> {
+    format!("{}:{}", bind, port)
+        .parse()
+        .or_else(|_| format!("[{}]:{}", bind, port).parse::<SocketAddr>())
+        .ok()
 }
 
 /// Bind the AMQP listener.

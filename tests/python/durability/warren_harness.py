@@ -2,7 +2,8 @@
 process on a private port and data dir, plus small AMQP and on-disk helpers.
 
 Only the contract from GitHub issue 4 is assumed:
-- ``warren server --bind 127.0.0.1 --amqp-port P --data-dir D [--config F] --log info``
+- ``warren server --bind 127.0.0.1 --amqp-port P --stomp-port S --data-dir D [--config F] --log info``
+  (``S`` is 0, no STOMP listener, unless the broker was made with ``stomp=True``)
 - message log segments ``D/messages/NNNNNNNN.seg``, each record framed as
   ``[len u32 LE][crc32c(payload) u32 LE][payload]``.
 """
@@ -30,7 +31,7 @@ RESOURCE_LOCKED = 405
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The line the broker logs once it has bound its AMQP port.
-_LISTENING = re.compile(r"listener started\s+addr=\S*:(\d+)")
+_LISTENING = re.compile(r"AMQP 0-9-1 listener started\s+addr=\S*:(\d+)")
 
 MiB = 1024 * 1024
 
@@ -66,8 +67,11 @@ class Broker:
     Every process's stderr goes to its own log file under ``self.root``.
     """
 
-    def __init__(self, root: str, config: Optional[str] = None, label: str = "warren"):
+    def __init__(self, root: str, config: Optional[str] = None, label: str = "warren",
+                 stomp: bool = False):
         self.root = root
+        self.stomp = stomp
+        self.stomp_port: int = 0
         self.label = label
         self.data_dir = os.path.join(root, "data")
         os.makedirs(self.data_dir, exist_ok=True)
@@ -109,12 +113,18 @@ class Broker:
         self.port = None
         log_path = os.path.join(self.root, f"broker-{len(self.logs) + 1}.log")
         self.logs.append(log_path)
+        # STOMP port 0 switches STOMP off, so a broker that needs it gets a port
+        # picked here (racy, unlike AMQP's port 0, but only the few STOMP
+        # durability tests use it).
+        self.stomp_port = free_port() if self.stomp else 0
         cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
-               "--data-dir", self.data_dir, "--log", "info"]
+               "--stomp-port", str(self.stomp_port), "--data-dir", self.data_dir,
+               "--log", "info"]
         if self.config_path:
             cmd += ["--config", self.config_path]
         env = dict(os.environ, NO_COLOR="1")
-        for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_DATA_DIR", "RUST_LOG"):
+        for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_STOMP_PORT",
+                  "WARREN_DATA_DIR", "RUST_LOG"):
             env.pop(k, None)
         self.proc = _spawn(cmd, log_path, env)
         self._wait_ready(timeout)
