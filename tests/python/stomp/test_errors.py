@@ -164,3 +164,23 @@ def test_inequivalent_queue_closes_the_connection(names, ch):
         assert raw.wait_closed()
     finally:
         raw.close()
+
+
+def test_deleted_queue_cancels_the_subscription(names, ch):
+    q = names.track_queue(unique("del"))
+    conn, c = connect("1.2")
+    try:
+        conn.subscribe(f"/queue/{q}", "gone", receipt="s")
+        c.wait_receipt("s")
+        ch.queue_delete(q)
+        e = c.wait_error()
+        assert e.headers["message"] == "Server cancelled subscription"
+        assert e.headers["subscription"] == "gone"
+        assert e.body == ("The server has canceled a subscription.\n"
+                          "No more messages will be delivered for \"id='gone'\".\n")
+        # The connection stays, and the subscription is gone.
+        conn.unsubscribe("gone")
+        assert c.wait_for(lambda: len(c.errors) == 2)
+        assert c.errors[1].headers["message"] == "No subscription found"
+    finally:
+        close(conn)
