@@ -1040,8 +1040,11 @@ fn system_state(broker: &Broker) -> String {
     }
     if let Some(pid) = broker.pid() {
         let path = std::env::temp_dir().join(format!("warren-stall-stacks-{pid}.txt"));
-        if let Ok(o) = std::process::Command::new("gdb")
+        // (`timeout`: a gdb that cannot attach must not hang the test.)
+        if let Ok(o) = std::process::Command::new("timeout")
             .args([
+                "60",
+                "gdb",
                 "-p",
                 &pid.to_string(),
                 "-batch",
