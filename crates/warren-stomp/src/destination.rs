@@ -12,7 +12,7 @@
 //!
 //! Names are unescaped (`%2F` → `/`) after splitting on `/`, so `/topic/a%2Fb`
 //! has key `a/b`. The reverse, for the `destination` header of a MESSAGE, is
-//! [`format`].
+//! [`format()`].
 
 use bytes::Bytes;
 
