@@ -12,7 +12,7 @@
 //!
 //! Names are unescaped (`%2F` → `/`) after splitting on `/`, so `/topic/a%2Fb`
 //! has key `a/b`. The reverse, for the `destination` header of a MESSAGE, is
-//! [`format`].
+//! [`format()`].
 
 use bytes::Bytes;
 
@@ -76,8 +76,10 @@ impl Kind {
     }
 }
 
-/// Parses a destination header value.
-pub fn parse(dest: &[u8]) -> Result<Destination, ParseError> {
+/// Parses a destination header value. Names are slices of `dest` unless they
+/// needed unescaping.
+pub fn parse(dest: &Bytes) -> Result<Destination, ParseError> {
+    let unescape = |s: &[u8]| unescape(dest, s);
     // `re:split(Dest, "/")`: every part, empty ones included.
     let parts: Vec<&[u8]> = dest.split(|&b| b == b'/').collect();
     match parts.as_slice() {
@@ -88,20 +90,21 @@ pub fn parse(dest: &[u8]) -> Result<Destination, ParseError> {
                 b"queue" => Kind::Queue,
                 _ => Kind::Topic,
             };
-            parse_rest(kind, rest)
+            parse_rest(dest, kind, rest)
         }
-        [b"", b"temp-queue", rest @ ..] => parse_rest(Kind::TempQueue, rest),
-        [b"", b"amq", b"queue", rest @ ..] => parse_rest(Kind::AmqQueue, rest),
+        [b"", b"temp-queue", rest @ ..] => parse_rest(dest, Kind::TempQueue, rest),
+        [b"", b"amq", b"queue", rest @ ..] => parse_rest(dest, Kind::AmqQueue, rest),
         [b"", b"reply-queue", _, ..] => {
             // Everything after the prefix is the name, slashes included.
             let name = &dest[b"/reply-queue/".len()..];
-            parse_rest(Kind::ReplyQueue, &[name])
+            parse_rest(dest, Kind::ReplyQueue, &[name])
         }
         _ => Err(ParseError::Unknown),
     }
 }
 
-fn parse_rest(kind: Kind, rest: &[&[u8]]) -> Result<Destination, ParseError> {
+fn parse_rest(dest: &Bytes, kind: Kind, rest: &[&[u8]]) -> Result<Destination, ParseError> {
+    let unescape = |s: &[u8]| unescape(dest, s);
     let invalid = || ParseError::Invalid {
         kind: kind.name(),
         content: to_url(rest),
@@ -138,10 +141,11 @@ fn to_url(rest: &[&[u8]]) -> Vec<u8> {
     out
 }
 
-/// `%2F` → `/` (only that escape, only upper case, as RabbitMQ).
-fn unescape(s: &[u8]) -> Bytes {
+/// `%2F` → `/` (only that escape, only upper case, as RabbitMQ). `s` is a part
+/// of `whole`, returned as a slice of it when there is nothing to unescape.
+fn unescape(whole: &Bytes, s: &[u8]) -> Bytes {
     if !s.windows(3).any(|w| w == b"%2F") {
-        return Bytes::copy_from_slice(s);
+        return whole.slice_ref(s);
     }
     let mut out = Vec::with_capacity(s.len());
     let mut i = 0;
@@ -158,6 +162,18 @@ fn unescape(s: &[u8]) -> Bytes {
 }
 
 impl Destination {
+    /// [`Destination::routing`] as shared bytes (no copy).
+    pub fn routing_bytes(&self) -> (Bytes, Bytes) {
+        match self {
+            Destination::Queue(n)
+            | Destination::AmqQueue(n)
+            | Destination::ReplyQueue(n)
+            | Destination::TempQueue(n) => (Bytes::new(), n.clone()),
+            Destination::Topic(k) => (Bytes::from_static(b"amq.topic"), k.clone()),
+            Destination::Exchange(x, k) => (x.clone(), k.clone().unwrap_or_default()),
+        }
+    }
+
     /// The exchange and routing key a SEND to this destination publishes with
     /// (`rabbit_routing_util:parse_routing/1`).
     pub fn routing(&self) -> (&[u8], &[u8]) {
@@ -250,6 +266,10 @@ mod tests {
             kind,
             content: content.as_bytes().to_vec(),
         })
+    }
+
+    fn parse(s: &[u8]) -> Result<Destination, ParseError> {
+        super::parse(&Bytes::copy_from_slice(s))
     }
 
     #[test]

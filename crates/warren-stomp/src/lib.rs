@@ -1,7 +1,12 @@
-//! STOMP 1.0/1.1/1.2 frame layer, behaving like RabbitMQ 3.10's STOMP plugin.
+//! STOMP 1.0/1.1/1.2 for Warren, behaving like RabbitMQ 3.10's STOMP plugin: the
+//! frame layer (codec), and on top of it the adapter that turns frames into
+//! broker-core calls ([`server`], [`connection`], [`session`], [`subscription`],
+//! [`destination`], [`mapping`], [`transaction`], [`heartbeat`], [`writer`],
+//! [`failure`], [`names`]; docs/ARCHITECTURE.md, "The STOMP adapter", tells the
+//! whole story).
 //!
-//! This crate only turns bytes into frames and frames into bytes; it knows nothing
-//! of sessions, subscriptions or the broker. The connection adapter sits on top:
+//! The frame layer only turns bytes into frames and frames into bytes; it knows
+//! nothing of sessions, subscriptions or the broker:
 //!
 //! ```text
 //! socket ─ FramedRead<_, StompCodec> ─ Item::{Frame, Heartbeat} ─▶ adapter
@@ -38,7 +43,8 @@
 //! 3. On CONNECT/STOMP, negotiate, then call `set_version` on the decoder (and on
 //!    the encoder the writer uses) before polling for the next frame.
 //! 4. On `Err(e)`: close the socket; RabbitMQ sends no ERROR frame for a parse
-//!    error (`e.error_frame()` is `None`).
+//!    error (`e.error_frame()` is `None`). Warren's adapter sends one first
+//!    (`Invalid frame`, as issue 10 asks), then closes.
 //! 5. On `Command::Other`: send [`bad_command_error`] and go on.
 
 pub mod codec;

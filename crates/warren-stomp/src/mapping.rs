@@ -21,7 +21,6 @@
 //! number); a `reply-to` that is not a destination shows as
 //! `/reply-queue/VALUE`, so a STOMP client can SEND its answer to it.
 
-use bytes::Bytes;
 use warren_core::{BasicProperties, FieldTable, FieldValue, ShortStr};
 
 use crate::destination;
@@ -50,7 +49,7 @@ const NOT_USER_HEADERS: [&[u8]; 13] = [
 /// temp-queue rewritten to its real queue).
 pub fn message_properties(
     headers: &Headers,
-    reply_to: Option<&[u8]>,
+    reply_to: Option<&ShortStr>,
 ) -> Result<BasicProperties, Failure> {
     let short = |name: &str| headers.get_bytes(name).map(ShortStr);
     let persistent = headers.boolean("persistent") == Some(true);
@@ -68,17 +67,16 @@ pub fn message_properties(
             _ => return Err(Failure::processing()),
         },
     };
-    // RabbitMQ's parser keeps headers newest-first; its table lists them so.
-    let mut user: Vec<(ShortStr, FieldValue)> = headers
-        .first_occurrences()
-        .filter(|(n, _)| !NOT_USER_HEADERS.contains(n))
-        .map(|(n, v)| {
-            (
-                ShortStr(Bytes::copy_from_slice(n)),
-                FieldValue::LongStr(Bytes::copy_from_slice(v)),
-            )
-        })
-        .collect();
+    // Names and values are slices of the frame's header buffer (no copy). The
+    // first occurrence of a name wins; RabbitMQ's parser keeps headers
+    // newest-first, and its table lists them so.
+    let mut user: Vec<(ShortStr, FieldValue)> = Vec::with_capacity(headers.len());
+    for (n, v) in headers.iter_bytes() {
+        if NOT_USER_HEADERS.contains(&&n[..]) || user.iter().any(|(k, _)| k.0 == n) {
+            continue;
+        }
+        user.push((ShortStr(n), FieldValue::LongStr(v)));
+    }
     user.reverse();
     Ok(BasicProperties {
         content_type: short("content-type"),
@@ -88,7 +86,7 @@ pub fn message_properties(
         priority,
         correlation_id: short("correlation-id"),
         reply_to: match reply_to {
-            Some(r) => Some(ShortStr(Bytes::copy_from_slice(r))),
+            Some(r) => Some(r.clone()),
             None => short("reply-to"),
         },
         expiration: short("expiration"),

@@ -225,16 +225,15 @@ impl Session {
         let dest = destination_of(frame, "SEND")?;
         self.ensure_endpoint(&dest, frame, false)?;
         let reply_to = self.ensure_reply_to(h)?;
-        let props = mapping::message_properties(h, reply_to.as_ref().map(|r| r.as_bytes()))?;
-        let (exchange, key) = dest.routing();
+        let props = mapping::message_properties(h, reply_to.as_ref())?;
+        let (exchange, key) = dest.routing_bytes();
         let message = Message::new(
-            ShortStr(Bytes::copy_from_slice(exchange)),
-            ShortStr(Bytes::copy_from_slice(key)),
+            ShortStr(exchange.clone()),
+            ShortStr(key),
             props.encode(),
             frame.body.clone(),
         );
         let receipt = h.get_bytes("receipt");
-        let exchange = Bytes::copy_from_slice(exchange);
         match h.transaction() {
             Some(tx) => {
                 let action = Action::Send {
@@ -363,11 +362,11 @@ impl Session {
     /// created (and subscribed to) on first use; the header is rewritten to its
     /// name. Other values pass unchanged.
     fn ensure_reply_to(&mut self, h: &Headers) -> Result<Option<ShortStr>, Failure> {
-        let Some(value) = h.get("reply-to") else {
+        let Some(value) = h.get_bytes("reply-to") else {
             return Ok(None);
         };
         // RabbitMQ's processor crashes on a reply-to it cannot parse.
-        let id = match destination::parse(value) {
+        let id = match destination::parse(&value) {
             Ok(Destination::TempQueue(id)) => id,
             Ok(_) => return Ok(None),
             Err(_) => return Err(Failure::processing()),
@@ -789,14 +788,14 @@ fn has_durable_header(h: &Headers) -> bool {
 
 /// The parsed `destination` of a frame, or the ERROR RabbitMQ sends.
 fn destination_of(frame: &Frame, command: &str) -> Result<Destination, Failure> {
-    let Some(d) = frame.headers.destination() else {
+    let Some(d) = frame.headers.get_bytes("destination") else {
         return Err(Failure::error(
             "Missing destination",
             format!("\"{command}\" must include a 'destination' header\n"),
         ));
     };
-    destination::parse(d).map_err(|e| {
-        let (message, detail) = destination::parse_error_text(d, &e);
+    destination::parse(&d).map_err(|e| {
+        let (message, detail) = destination::parse_error_text(&d, &e);
         Failure::error(message, detail)
     })
 }
