@@ -384,8 +384,11 @@ where
         };
         out.clear();
         encoder.encode_frame(&reply, &mut out);
-        if wr.write_all(&out).await.is_err() {
-            return None;
+        // Bounded by the login deadline too: a client that sends without
+        // reading must not hold the task once its socket buffer is full.
+        match tokio::time::timeout_at(deadline, wr.write_all(&out)).await {
+            Ok(Ok(())) => {}
+            _ => return None,
         }
     }
 }

@@ -74,12 +74,14 @@ def test_committed_ack(version, names, ch):
     assert ch.queue_declare(q, passive=True).method.message_count == 0
 
 
-def test_transaction_errors():
+def test_transaction_errors(names):
+    # The SEND's queue is declared even though its transaction is unknown.
+    q = names.track_queue(unique("whatever"))
     conn, c = connect("1.2")
     try:
         conn.send_frame("COMMIT", {"transaction": "nope"})
         conn.send_frame("BEGIN", {})
-        conn.send("/queue/whatever-" + unique(), "x", transaction="nope")
+        conn.send(f"/queue/{q}", "x", transaction="nope")
         assert c.wait_for(lambda: len(c.errors) == 3)
         assert [(e.headers["message"], e.body) for e in c.errors] == [
             ("Bad transaction", 'Invalid transaction identifier: "nope"\n'),
