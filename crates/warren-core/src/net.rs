@@ -9,8 +9,10 @@
 //! handshake a connection keeps reading and throwing away whatever the client
 //! still sends, until the client closes its side or a timeout passes.
 
+use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::net::{TcpListener, TcpStream};
 
 /// RabbitMQ's upper bound on how long a closed connection waits for the client
 /// (rabbit_reader's `CLOSING_TIMEOUT`).
@@ -42,6 +44,32 @@ pub async fn discard_until_eof<R: AsyncRead + Unpin>(reader: &mut R, timeout: Du
         match tokio::time::timeout_at(deadline, reader.read(&mut scratch)).await {
             Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return discarded,
             Ok(Ok(n)) => discarded += n as u64,
+        }
+    }
+}
+
+/// Accept connections forever, handing each socket (with Nagle off), its peer
+/// and its name as RabbitMQ shows it ("peer -> local") to `serve`, which
+/// spawns the connection's task (so connections spread over all cores).
+pub async fn accept_loop<F>(listener: TcpListener, mut serve: F)
+where
+    F: FnMut(TcpStream, SocketAddr, String),
+{
+    loop {
+        match listener.accept().await {
+            Ok((socket, peer)) => {
+                let _ = socket.set_nodelay(true);
+                let name = match socket.local_addr() {
+                    Ok(local) => format!("{} -> {}", peer, local),
+                    Err(_) => peer.to_string(),
+                };
+                serve(socket, peer, name);
+            }
+            Err(e) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }
