@@ -18,22 +18,30 @@ cargo test --workspace --quiet 2>&1
 
 echo "== python scenario tests"
 data_dir=$(mktemp -d)
+pid=
+trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data_dir"' EXIT
 # AMQP port 0: the broker binds a free port and logs it (a port picked here
 # could be taken by someone else before the broker binds it). STOMP's port 0
-# switches STOMP off, so its port is picked here. Only the AMQP listener line
-# is logged at info level.
-stomp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
-  --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; rm -rf "$data_dir"' EXIT
-port=
-for _ in $(seq 1 600); do
-  port=$(sed -n 's/.*listener started.*addr=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$data_dir/warren.log" | head -1)
-  [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null \
-    && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null && break
-  kill -0 $pid 2>/dev/null || break
-  sleep 0.1
+# switches STOMP off, so its port is picked here, and if someone takes it first
+# (the broker exits: "cannot listen ... (STOMP)") we start again with another.
+# Only the AMQP listener line is logged at info level.
+for attempt in 1 2 3 4 5; do
+  stomp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
+    --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
+  pid=$!
+  port=
+  for _ in $(seq 1 600); do
+    port=$(sed -n 's/.*AMQP 0-9-1 listener started.*addr=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$data_dir/warren.log" | head -1)
+    [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null \
+      && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null && break
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 $pid 2>/dev/null || ! grep -q "(STOMP)" "$data_dir/warren.log"; then
+    break
+  fi
+  echo "STOMP port $stomp_port was taken; starting the broker again"
 done
 if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
   echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1

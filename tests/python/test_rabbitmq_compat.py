@@ -30,7 +30,8 @@ import pika
 import pika.exceptions
 import pytest
 
-from helpers import AMQP_URL, NOT_FOUND, ACCESS_REFUSED, connect, drain, params, unique, vhost
+from helpers import (AMQP_URL, NOT_FOUND, ACCESS_REFUSED, WAIT_TIMEOUT, connect, drain, params,
+                     unique, vhost)
 from rawamqp import (CHANNEL_CLOSE, CHANNEL_CLOSE_OK, CHANNEL_OPEN, CHANNEL_OPEN_OK,
                      CONNECTION_CLOSE, CONNECTION_CLOSE_OK, QUEUE_DECLARE_OK, Close,
                      RawConnection, basic_consume, basic_get, declared_queue, exchange_bind,
@@ -376,7 +377,7 @@ def test_delete_queue_with_consumer_py_amqp(names, exclusive):
         tag = ch.basic_consume(q, callback=lambda m: None)
         assert ch.queue_delete(q) >= 0
         with pytest.raises(amqp.exceptions.ConsumerCancelled):
-            c.drain_events(timeout=2)
+            c.drain_events(timeout=WAIT_TIMEOUT)
         assert ch.is_open
         assert tag
     finally:
@@ -391,7 +392,7 @@ def test_delete_queue_with_consumer_pika(conn, names):
     ch.queue_declare(q)
     tag = ch.basic_consume(q, lambda *a: None)
     events.append(("delete-ok", ch.queue_delete(q).method.message_count))
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + WAIT_TIMEOUT
     while len(events) < 2 and time.monotonic() < deadline:
         conn.process_data_events(time_limit=0.05)
     assert events == [("delete-ok", 0), ("cancel", tag)]
@@ -469,7 +470,7 @@ class ReplyClient:
         server_q = names.queue("rt-server")
         self.ch.queue_declare(server_q)
         self.ch.basic_publish("", server_q, b"req", pika.BasicProperties(reply_to=REPLY_TO))
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + WAIT_TIMEOUT
         while True:
             _m, props, _b = self.ch.basic_get(server_q, auto_ack=True)
             if props is not None:
@@ -479,7 +480,7 @@ class ReplyClient:
             time.sleep(0.01)
         assert self.reply_to.startswith(REPLY_TO + ".")
 
-    def wait_reply(self, timeout=5.0):
+    def wait_reply(self, timeout=WAIT_TIMEOUT):
         deadline = time.monotonic() + timeout
         while not self.replies and time.monotonic() < deadline:
             self.conn.process_data_events(time_limit=0.05)
@@ -651,7 +652,7 @@ def test_ack_multiple_with_unknown_tag_closes_channel(conn, case):
     assert (e.value.reply_code, e.value.reply_text) == \
         (406, f"PRECONDITION_FAILED - unknown delivery tag {bad}")
     # Nothing was acked by the bad ack: the unacked messages are back.
-    deadline = time.monotonic() + 2
+    deadline = time.monotonic() + WAIT_TIMEOUT
     while True:
         n = conn.channel().queue_declare(q, passive=True).method.message_count
         if n == ready or time.monotonic() > deadline:

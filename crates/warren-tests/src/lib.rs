@@ -466,8 +466,9 @@ fn broker_binary() -> PathBuf {
     root.join("target").join("debug").join("warren")
 }
 
-/// The port in the broker's "listener started addr=HOST:PORT" log line
-/// (colour codes, should there be any despite NO_COLOR, are skipped).
+/// The port in the broker's "AMQP 0-9-1 listener started addr=HOST:PORT" log
+/// line, not the STOMP listener's (a test may ask for one too). Colour codes,
+/// should there be any despite NO_COLOR, are skipped.
 fn listening_port(log: &str) -> Option<u16> {
     let mut plain = String::with_capacity(log.len());
     let mut in_escape = false;
@@ -481,7 +482,7 @@ fn listening_port(log: &str) -> Option<u16> {
     }
     plain
         .lines()
-        .filter(|l| l.contains("listener started"))
+        .filter(|l| l.contains("AMQP 0-9-1 listener started"))
         .find_map(|l| {
             let addr = l.split("addr=").nth(1)?.split_whitespace().next()?;
             addr.rsplit(':').next()?.parse().ok()

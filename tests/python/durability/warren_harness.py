@@ -32,6 +32,8 @@ RESOURCE_LOCKED = 405
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The line the broker logs once it has bound its AMQP port.
 _LISTENING = re.compile(r"AMQP 0-9-1 listener started\s+addr=\S*:(\d+)")
+# What the broker logs (then exits) when the STOMP port it was given is taken.
+_STOMP_TAKEN = re.compile(r"cannot listen on \S+ \(STOMP\)")
 
 MiB = 1024 * 1024
 
@@ -110,25 +112,32 @@ class Broker:
         picked can be taken before the broker binds it, and then the test might
         even talk to someone else's broker listening there)."""
         assert not self.alive(), "broker already running"
-        self.port = None
-        log_path = os.path.join(self.root, f"broker-{len(self.logs) + 1}.log")
-        self.logs.append(log_path)
-        # STOMP port 0 switches STOMP off, so a broker that needs it gets a port
-        # picked here (racy, unlike AMQP's port 0, but only the few STOMP
-        # durability tests use it).
-        self.stomp_port = free_port() if self.stomp else 0
-        cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
-               "--stomp-port", str(self.stomp_port), "--data-dir", self.data_dir,
-               "--log", "info"]
-        if self.config_path:
-            cmd += ["--config", self.config_path]
-        env = dict(os.environ, NO_COLOR="1")
-        for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_STOMP_PORT",
-                  "WARREN_DATA_DIR", "RUST_LOG"):
-            env.pop(k, None)
-        self.proc = _spawn(cmd, log_path, env)
-        self._wait_ready(timeout)
-        return self
+        for attempt in range(5):
+            self.port = None
+            log_path = os.path.join(self.root, f"broker-{len(self.logs) + 1}.log")
+            self.logs.append(log_path)
+            # STOMP port 0 switches STOMP off, so a broker that needs it gets a
+            # port picked here: racy, so a start that finds it taken (the
+            # broker exits) is retried with another one.
+            self.stomp_port = free_port() if self.stomp else 0
+            cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
+                   "--stomp-port", str(self.stomp_port), "--data-dir", self.data_dir,
+                   "--log", "info"]
+            if self.config_path:
+                cmd += ["--config", self.config_path]
+            env = dict(os.environ, NO_COLOR="1")
+            for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_STOMP_PORT",
+                      "WARREN_DATA_DIR", "RUST_LOG"):
+                env.pop(k, None)
+            self.proc = _spawn(cmd, log_path, env)
+            try:
+                self._wait_ready(timeout)
+                return self
+            except _StompPortTaken:
+                if attempt == 4:
+                    raise AssertionError(
+                        f"no free STOMP port in 5 attempts; log:\n{tail(self.log_text(-1))}")
+        raise AssertionError("unreachable")
 
     def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -137,6 +146,8 @@ class Broker:
             if rc is not None:
                 self.exit_codes.append(rc)
                 self.proc = None
+                if self.stomp and _STOMP_TAKEN.search(self.log_text(-1)):
+                    raise _StompPortTaken()
                 raise AssertionError(
                     f"broker exited during startup with code {rc}; log:\n{tail(self.log_text(-1))}")
             if self.port is None:
@@ -232,6 +243,10 @@ class Broker:
 
     def connect(self, **overrides) -> pika.BlockingConnection:
         return pika.BlockingConnection(self.params(**overrides))
+
+
+class _StompPortTaken(Exception):
+    pass
 
 
 def _spawn(cmd, log_path, env, patience: float = 60.0) -> subprocess.Popen:
