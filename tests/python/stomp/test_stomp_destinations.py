@@ -4,6 +4,7 @@ import pika
 import pika.exceptions
 import pytest
 
+from helpers import wait_until
 from stomp_helpers import subscription_queue, unique
 
 
@@ -41,7 +42,10 @@ def test_queue_is_declared_durable_and_shared(stomp_clients, version, names, ch)
     assert ok.method.consumer_count == 2
     for i in range(10):
         a.send(f"/queue/{q}", str(i))
-    assert ca.wait_for(lambda: len(ca.messages) + len(cb.messages) == 10)
+    # Poll both collectors (waiting on ca's condition alone would not wake up
+    # for a message that arrives at cb).
+    wait_until(lambda: len(ca.messages) + len(cb.messages) == 10,
+               message="10 messages over both subscribers")
     # Round-robin: both subscribers got some.
     assert ca.messages and cb.messages
     with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
