@@ -165,7 +165,7 @@ start_warren() {
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
   local port
   port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port 0 --data-dir "$warren_dir/data" --log warn \
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port 0 --web-stomp-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do

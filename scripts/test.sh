@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Python client libraries used by the scenario tests (stomp.py for STOMP).
-if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp' 2>/dev/null; then
+if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp, websocket, requests' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
@@ -27,21 +27,24 @@ trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data_di
 # Only the AMQP listener line is logged at info level.
 for attempt in 1 2 3 4 5; do
   stomp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
+    --web-stomp-port "$web_port" \
     --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
   pid=$!
   port=
   for _ in $(seq 1 600); do
     port=$(sed -n 's/.*AMQP 0-9-1 listener started.*addr=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$data_dir/warren.log" | head -1)
     [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null \
-      && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null && break
+      && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null \
+      && (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
-  if kill -0 $pid 2>/dev/null || ! grep -q "(STOMP)" "$data_dir/warren.log"; then
+  if kill -0 $pid 2>/dev/null || ! grep -q -- "STOMP)" "$data_dir/warren.log"; then
     break
   fi
-  echo "STOMP port $stomp_port was taken; starting the broker again"
+  echo "STOMP port $stomp_port or $web_port was taken; starting the broker again"
 done
 if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
   echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1
@@ -50,11 +53,14 @@ status=0
 # Scenario tests against the broker started above (these same files run against
 # RabbitMQ; tests/python/stomp are the STOMP ones, with stomp.py and pika), then
 # the durability tests, which start and kill their own brokers.
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" \
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_STOMP_PORT="$web_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
+echo "== browser test (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws)"
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" \
+  BROWSER_ARTIFACTS="${BROWSER_ARTIFACTS:-$data_dir/browser}" bash tests/browser/run.sh || status=$?
 echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
   python3 -m pytest tests/python/features -q -p no:cacheprovider || status=$?

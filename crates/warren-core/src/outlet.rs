@@ -64,6 +64,15 @@ pub trait WireEncoder<T>: Send {
     /// Append a heartbeat (sent when nothing else was written for half the
     /// heartbeat interval).
     fn heartbeat(&mut self, out: &mut BytesMut);
+    /// Whether each item must reach the socket as a write of its own, followed
+    /// by a flush per batch. A byte stream (TCP) wants `false`: a batch is one
+    /// write. A message transport (WebSocket: one STOMP frame per WebSocket
+    /// message, as RabbitMQ's Web-STOMP sends them) wants `true`: its writer
+    /// turns each write into one message, and its sink buffers messages until
+    /// flushed, so a batch still leaves in few syscalls.
+    fn item_per_write(&self) -> bool {
+        false
+    }
 }
 
 /// One queued item, with the byte count it was accounted as.
@@ -241,6 +250,7 @@ pub async fn run_writer<W, T, E>(
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wrote_since_tick = false;
+    let per_item = encoder.item_per_write();
     'run: loop {
         tokio::select! {
             _ = outlet.ready.notified() => {}
@@ -248,6 +258,9 @@ pub async fn run_writer<W, T, E>(
                 if !heartbeat.is_zero() && !wrote_since_tick {
                     encoder.heartbeat(&mut buf);
                     if socket.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                    if per_item && socket.flush().await.is_err() {
                         break;
                     }
                     buf.clear();
@@ -266,12 +279,22 @@ pub async fn run_writer<W, T, E>(
                     Some(Queued::Item(item, size)) => {
                         encoder.encode(&mut buf, &item);
                         accounted += size;
+                        if per_item {
+                            if socket.write_all(&buf).await.is_err() {
+                                break 'run;
+                            }
+                            buf.clear();
+                            wrote_since_tick = true;
+                        }
                     }
                     Some(Queued::Close) => {
                         closing = true;
                         break;
                     }
                 }
+            }
+            if per_item && accounted > 0 && socket.flush().await.is_err() {
+                break 'run;
             }
             if !buf.is_empty() {
                 if socket.write_all(&buf).await.is_err() {

@@ -53,7 +53,14 @@ fn start_broker() -> Option<Broker> {
         .arg(port.to_string())
         .arg("--data-dir")
         .arg(dir.join("data"))
-        .args(["--log", "warn", "--stomp-port", "0"])
+        .args([
+            "--log",
+            "warn",
+            "--stomp-port",
+            "0",
+            "--web-stomp-port",
+            "0",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()

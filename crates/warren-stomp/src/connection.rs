@@ -93,12 +93,48 @@ struct Login {
     heartbeat: Heartbeat,
 }
 
+/// What carries the frames of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Transport {
+    /// For logs: "STOMP" or "Web-STOMP".
+    pub name: &'static str,
+    /// Every frame is a write of its own: the writer of a message transport
+    /// (WebSocket) makes each write one message.
+    pub frame_per_write: bool,
+}
+
+impl Transport {
+    /// A TCP socket: a byte stream, frames batched into writes.
+    pub const TCP: Transport = Transport {
+        name: "STOMP",
+        frame_per_write: false,
+    };
+}
+
 /// Serve one accepted socket until it closes. `name` is "peer -> local".
 pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, peer: SocketAddr, name: String)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let (rd, mut wr) = tokio::io::split(socket);
+    let (rd, wr) = tokio::io::split(socket);
+    serve_transport(broker, rd, wr, peer, name, Transport::TCP).await
+}
+
+/// Serve a connection given as its two halves: bytes from the client (`rd`)
+/// and to it (`wr`). A WebSocket adapter passes the messages it receives as
+/// `rd` (frames may span messages, and a message may hold several frames) and
+/// a writer that makes each write one message as `wr`.
+pub async fn serve_transport<R, W>(
+    broker: Arc<Broker>,
+    rd: R,
+    mut wr: W,
+    peer: SocketAddr,
+    name: String,
+    transport: Transport,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
     let mut frames = FramedRead::with_capacity(rd, StompCodec::new(codec_config()), 4096);
     let Some(login) = handshake(&broker, &mut frames, &mut wr, peer).await else {
         return;
@@ -112,7 +148,8 @@ where
         login.version,
         Bytes::from(session_id.clone().into_bytes()),
         TRAILING_LF,
-    );
+    )
+    .frame_per_write(transport.frame_per_write);
     let writer = tokio::spawn(run_writer(
         wr,
         rx,
@@ -136,7 +173,7 @@ where
             .connections
             .register(id, &login.user, &login.vhost.name.to_string_lossy());
     info!(%peer, conn = id, user = %login.user, vhost = %login.vhost.name,
-        version = %login.version, "STOMP connection opened");
+        version = %login.version, via = transport.name, "STOMP connection opened");
     let mut session = Session::new(
         id,
         login.user,
@@ -177,13 +214,19 @@ where
         End::Eof | End::HeartbeatTimeout => None,
     };
     match &end {
-        End::Eof | End::Disconnect(_) => info!(%peer, conn = id, "STOMP connection closed"),
-        End::Closed => info!(%peer, conn = id, "STOMP connection closed after an error"),
-        End::Forced(e) => info!(%peer, conn = id, "STOMP connection closed: {}", e),
-        End::Decode(e) => {
-            warn!(%peer, conn = id, "STOMP connection closed: unparsable input: {}", e)
+        End::Eof | End::Disconnect(_) => {
+            info!(%peer, conn = id, via = transport.name, "STOMP connection closed")
         }
-        End::HeartbeatTimeout => warn!(%peer, conn = id,
+        End::Closed => {
+            info!(%peer, conn = id, via = transport.name, "STOMP connection closed after an error")
+        }
+        End::Forced(e) => {
+            info!(%peer, conn = id, via = transport.name, "STOMP connection closed: {}", e)
+        }
+        End::Decode(e) => {
+            warn!(%peer, conn = id, via = transport.name, "STOMP connection closed: unparsable input: {}", e)
+        }
+        End::HeartbeatTimeout => warn!(%peer, conn = id, via = transport.name,
             "STOMP connection closed: missed heart-beats from client, timeout"),
     }
     // The writer sends what is queued, then shuts our half of the socket down.
@@ -364,6 +407,7 @@ where
                 out.clear();
                 encoder.encode_frame(&invalid_frame(&e), &mut out);
                 let _ = wr.write_all(&out).await;
+                let _ = wr.flush().await;
                 let _ = wr.shutdown().await;
                 discard_until_eof(frames.get_mut(), SILENT_CLOSE_DELAY).await;
                 return None;
@@ -386,7 +430,12 @@ where
         encoder.encode_frame(&reply, &mut out);
         // Bounded by the login deadline too: a client that sends without
         // reading must not hold the task once its socket buffer is full.
-        match tokio::time::timeout_at(deadline, wr.write_all(&out)).await {
+        // (The flush is for message transports, which send on flush.)
+        let write = async {
+            wr.write_all(&out).await?;
+            wr.flush().await
+        };
+        match tokio::time::timeout_at(deadline, write).await {
             Ok(Ok(())) => {}
             _ => return None,
         }

@@ -60,6 +60,29 @@ impl Failure {
         !matches!(self, Failure::Error { .. })
     }
 
+    /// The HTTP status for this failure where a request, not a frame, asked
+    /// (Server-Sent Events): a refused permission is 403, a missing queue or
+    /// exchange 404, anything else (a bad destination, a bad header) 400.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Failure::Fatal(e) if e.code == code::ACCESS_REFUSED => 403,
+            Failure::Fatal(e) if e.code == code::NOT_FOUND => 404,
+            _ => 400,
+        }
+    }
+
+    /// A one-line text for an HTTP error body: the ERROR frame's `message`
+    /// and detail.
+    pub fn text(&self) -> String {
+        match self {
+            Failure::Error { message, detail } | Failure::FatalMessage { message, detail } => {
+                format!("{}: {}", message, detail.trim_end())
+            }
+            Failure::Fatal(e) => e.reply_text(),
+            Failure::Silent => "refused".into(),
+        }
+    }
+
     /// The ERROR frame to send, if any.
     pub fn frame(&self) -> Option<Frame> {
         match self {

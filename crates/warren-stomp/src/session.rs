@@ -203,6 +203,19 @@ impl Session {
         }
     }
 
+    /// SUBSCRIBE for a feed that is not a STOMP connection (Server-Sent
+    /// Events): the same destinations, permissions and queue declarations as
+    /// a SUBSCRIBE frame, but a refusal is returned, not sent as an ERROR.
+    /// Nothing is subscribed when it fails.
+    pub fn subscribe_feed(&mut self, frame: Frame) -> Handled {
+        let result = check_durable_id(&frame.headers).and_then(|_| self.on_subscribe(&frame));
+        for (consumer, queue) in std::mem::take(&mut self.to_activate) {
+            consumer.activate();
+            queue.deliver();
+        }
+        result
+    }
+
     fn send_frame(&self, frame: Frame) {
         send(&self.outlet, Outbound::Frame(frame));
     }

@@ -77,6 +77,8 @@ pub struct StompWire {
     id_buf: Vec<u8>,
     dest_buf: Vec<u8>,
     scratch: Vec<u8>,
+    /// One write per frame (WebSocket: one frame per message).
+    frame_per_write: bool,
 }
 
 impl StompWire {
@@ -89,7 +91,15 @@ impl StompWire {
             id_buf: Vec::new(),
             dest_buf: Vec::new(),
             scratch: Vec::new(),
+            frame_per_write: false,
         }
+    }
+
+    /// Write every frame (and heart-beat) on its own, for transports where a
+    /// write is a message (STOMP over WebSocket).
+    pub fn frame_per_write(mut self, yes: bool) -> StompWire {
+        self.frame_per_write = yes;
+        self
     }
 
     fn write_message(&mut self, out: &mut BytesMut, d: &Delivery) {
@@ -140,5 +150,9 @@ impl WireEncoder<Outbound> for StompWire {
 
     fn heartbeat(&mut self, out: &mut BytesMut) {
         StompEncoder::encode_heartbeat(out);
+    }
+
+    fn item_per_write(&self) -> bool {
+        self.frame_per_write
     }
 }

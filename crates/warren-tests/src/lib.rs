@@ -185,8 +185,10 @@ impl Broker {
         let mut cmd = Command::new(&bin);
         cmd.arg("server");
         // Tests run many brokers at once: no STOMP listener on the fixed
-        // default port unless a test asks for one (WARREN_STOMP_PORT in its env).
+        // default port unless a test asks for one (WARREN_STOMP_PORT in its env);
+        // likewise Web-STOMP/SSE.
         cmd.env("WARREN_STOMP_PORT", "0");
+        cmd.env("WARREN_WEB_STOMP_PORT", "0");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let config = self
             .dir

@@ -88,6 +88,9 @@ pub struct Listeners {
     pub amqp_port: Option<u16>,
     /// STOMP port (default 61613, as RabbitMQ's plugin); 0 disables STOMP.
     pub stomp_port: Option<u16>,
+    /// STOMP over WebSocket (`/ws`) and Server-Sent Events (`/sse`) port
+    /// (default 15674, as RabbitMQ's Web-STOMP plugin); 0 disables it.
+    pub web_stomp_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]

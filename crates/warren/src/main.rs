@@ -29,7 +29,7 @@ use warren_core::{Broker, Limits};
 #[command(
     name = "warren",
     version,
-    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1, STOMP)."
+    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1, STOMP, STOMP over WebSocket, Server-Sent Events)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker. With no flags it behaves like a fresh RabbitMQ: AMQP on port
-    /// 5672 and STOMP on 61613 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
+    /// 5672, STOMP on 61613 and Web-STOMP/SSE on 15674 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
     /// data in ./warren-data.
     Server(ServerArgs),
     /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
@@ -65,6 +65,10 @@ struct ServerArgs {
     /// STOMP 1.0/1.1/1.2 port (default 61613); 0 disables STOMP.
     #[arg(long, env = "WARREN_STOMP_PORT")]
     stomp_port: Option<u16>,
+    /// STOMP over WebSocket (ws://HOST:PORT/ws) and Server-Sent Events
+    /// (/sse?destination=...) port (default 15674); 0 disables both.
+    #[arg(long, env = "WARREN_WEB_STOMP_PORT")]
+    web_stomp_port: Option<u16>,
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -111,6 +115,10 @@ fn server(args: ServerArgs) -> ExitCode {
         .stomp_port
         .or_else(|| listeners.and_then(|l| l.stomp_port))
         .unwrap_or(61613);
+    let web_stomp_port = args
+        .web_stomp_port
+        .or_else(|| listeners.and_then(|l| l.web_stomp_port))
+        .unwrap_or(15674);
     let data_dir = args
         .data_dir
         .clone()
@@ -143,13 +151,20 @@ fn server(args: ServerArgs) -> ExitCode {
         }
     };
     let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
-    let (addr, stomp_addr) = match (socket_addr(&bind, port), socket_addr(&bind, stomp_port)) {
-        (Some(a), Some(s)) => (a, (stomp_port != 0).then_some(s)),
-        _ => {
-            error!("invalid bind address {}", bind);
-            return ExitCode::from(2);
-        }
+    let Some(addr) = socket_addr(&bind, port) else {
+        error!("invalid bind address {}", bind);
+        return ExitCode::from(2);
     };
+    // The other protocols share the bind address, users, vhosts and
+    // permissions; port 0 switches one off.
+    let adapters: Vec<(Adapter, SocketAddr)> = [
+        (Adapter::Stomp, stomp_port),
+        (Adapter::WebStomp, web_stomp_port),
+    ]
+    .into_iter()
+    .filter(|(_, p)| *p != 0)
+    .filter_map(|(a, p)| Some((a, socket_addr(&bind, p)?)))
+    .collect();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -168,22 +183,24 @@ fn server(args: ServerArgs) -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
-        // STOMP shares the bind address, users, vhosts and permissions.
-        let stomp = match stomp_addr {
-            Some(a) => match tokio::net::TcpListener::bind(a).await {
-                Ok(l) => Some(l),
+        let mut bound = Vec::new();
+        for (adapter, a) in adapters {
+            match tokio::net::TcpListener::bind(a).await {
+                Ok(l) => bound.push((adapter, l)),
                 Err(e) => {
-                    error!("cannot listen on {} (STOMP): {}", a, e);
+                    error!("cannot listen on {} ({}): {}", a, adapter.name(), e);
                     return ExitCode::FAILURE;
                 }
-            },
-            None => None,
-        };
+            }
+        }
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
         tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
         broker.start_background();
-        if let Some(l) = stomp {
-            tokio::spawn(warren_stomp::serve(l, broker.clone()));
+        for (adapter, l) in bound {
+            match adapter {
+                Adapter::Stomp => tokio::spawn(warren_stomp::serve(l, broker.clone())),
+                Adapter::WebStomp => tokio::spawn(warren_web_stomp::serve(l, broker.clone())),
+            };
         }
         tokio::select! {
             _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
@@ -193,6 +210,22 @@ fn server(args: ServerArgs) -> ExitCode {
             }
         }
     })
+}
+
+/// A protocol listener besides AMQP's.
+#[derive(Clone, Copy)]
+enum Adapter {
+    Stomp,
+    WebStomp,
+}
+
+impl Adapter {
+    fn name(self) -> &'static str {
+        match self {
+            Adapter::Stomp => "STOMP",
+            Adapter::WebStomp => "Web-STOMP",
+        }
+    }
 }
 
 /// `bind:port` as a socket address (IPv6 literals with or without brackets).

@@ -1,0 +1,157 @@
+//! Deliveries as Server-Sent Events (`text/event-stream`).
+//!
+//! One message is one event:
+//!
+//! ```text
+//! id: 7                  a number per feed connection, from 1
+//! event: user.42         the routing key (left out when empty: a "message" event)
+//! data: first line       one `data:` line per body line
+//! data: second line
+//!                        a blank line ends the event
+//! ```
+//!
+//! The body's line breaks (CRLF, CR or LF, all line ends to an EventSource) become
+//! `data:` lines, which the browser joins with LF again. A heart-beat is a comment
+//! line (`:`), which keeps proxies from closing an idle feed and lets the broker
+//! notice a browser that went away.
+
+use bytes::{BufMut, BytesMut};
+use warren_core::outlet::WireEncoder;
+use warren_stomp::writer::Outbound;
+
+/// Whether events are named after the routing key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventNames {
+    /// `event: <routing key>` (the default): a page listens with
+    /// `addEventListener(key, ...)`, or `onmessage` for an empty key.
+    RoutingKey,
+    /// No `event:` line: every message is a "message" event (`onmessage`).
+    Message,
+}
+
+/// The encoder of one feed.
+pub struct EventWire {
+    next_id: u64,
+    names: EventNames,
+    itoa: Vec<u8>,
+}
+
+impl EventWire {
+    pub fn new(names: EventNames) -> EventWire {
+        EventWire {
+            next_id: 1,
+            names,
+            itoa: Vec::new(),
+        }
+    }
+
+    fn event(&mut self, out: &mut BytesMut, name: &[u8], body: &[u8]) {
+        out.reserve(32 + name.len() + body.len() + body.len() / 16);
+        out.put_slice(b"id: ");
+        self.itoa.clear();
+        write_u64(&mut self.itoa, self.next_id);
+        out.put_slice(&self.itoa);
+        out.put_u8(b'\n');
+        self.next_id += 1;
+        if self.names == EventNames::RoutingKey && !name.is_empty() {
+            out.put_slice(b"event: ");
+            // A routing key is a short string: it can hold any byte, but a line
+            // break would end the field early.
+            for &b in name {
+                out.put_u8(if b == b'\n' || b == b'\r' { b' ' } else { b });
+            }
+            out.put_u8(b'\n');
+        }
+        data_lines(out, body);
+        out.put_u8(b'\n');
+    }
+}
+
+/// `data: <line>\n` for every line of `body` (one empty `data:` line for an
+/// empty body, so the event still fires).
+fn data_lines(out: &mut BytesMut, body: &[u8]) {
+    let mut rest = body;
+    loop {
+        let end = line_end(rest);
+        out.put_slice(b"data: ");
+        out.put_slice(&rest[..end]);
+        out.put_u8(b'\n');
+        if end == rest.len() {
+            return;
+        }
+        // CRLF is one line end.
+        let skip = if rest[end] == b'\r' && rest.get(end + 1) == Some(&b'\n') {
+            2
+        } else {
+            1
+        };
+        rest = &rest[end + skip..];
+    }
+}
+
+fn line_end(b: &[u8]) -> usize {
+    b.iter()
+        .position(|&c| c == b'\n' || c == b'\r')
+        .unwrap_or(b.len())
+}
+
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+impl WireEncoder<Outbound> for EventWire {
+    fn encode(&mut self, out: &mut BytesMut, item: &Outbound) {
+        match item {
+            Outbound::Message(d) => {
+                let m = &d.message;
+                self.event(out, m.routing_key.as_bytes(), &m.body);
+            }
+            // A feed has no frames to show: its SUBSCRIBE was answered over
+            // HTTP, and an ERROR (the broker closing it) ends the stream.
+            Outbound::Frame(_) => {}
+        }
+    }
+
+    fn heartbeat(&mut self, out: &mut BytesMut) {
+        out.put_slice(b":\n\n");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(names: EventNames, key: &[u8], body: &[u8]) -> String {
+        let mut w = EventWire::new(names);
+        let mut out = BytesMut::new();
+        w.event(&mut out, key, body);
+        w.event(&mut out, b"", b"x");
+        String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn one_event_per_message() {
+        assert_eq!(
+            event(EventNames::RoutingKey, b"user.42", b"hello"),
+            "id: 1\nevent: user.42\ndata: hello\n\nid: 2\ndata: x\n\n"
+        );
+        assert_eq!(
+            event(EventNames::Message, b"user.42", b"a\nb\r\nc\rd\n"),
+            "id: 1\ndata: a\ndata: b\ndata: c\ndata: d\ndata: \n\nid: 2\ndata: x\n\n"
+        );
+        assert_eq!(
+            event(EventNames::RoutingKey, b"k\nx", b""),
+            "id: 1\nevent: k x\ndata: \n\nid: 2\ndata: x\n\n"
+        );
+    }
+}

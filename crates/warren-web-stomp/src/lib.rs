@@ -1,0 +1,74 @@
+//! Warren's web listener (RabbitMQ's Web-STOMP port, 15674): how browsers reach
+//! the broker with no gateway in between.
+//!
+//! * [`ws`]: `GET /ws`, STOMP over WebSocket, as RabbitMQ's Web-STOMP plugin
+//!   (subprotocols `v10.stomp`, `v11.stomp`, `v12.stomp`). The WebSocket is
+//!   turned into a byte stream in and one message per frame out, and handed
+//!   to the STOMP adapter's connection loop unchanged: same login, frames,
+//!   subscriptions and errors as a STOMP client on 61613.
+//! * [`sse`]: `GET /sse?destination=...`, Server-Sent Events (Warren only). A
+//!   feed is a STOMP session with one auto-ack SUBSCRIBE, whose deliveries are
+//!   written as `text/event-stream` events by [`event::EventWire`] instead of
+//!   STOMP frames: same destinations, permissions and queues.
+//! * [`page`]: `GET /`, a small page that shows a feed (`?destination=`), the
+//!   README's EventSource example made runnable.
+//!
+//! HTTP is axum's (hyper underneath); everything about messages is
+//! warren-stomp's and the core's.
+
+pub mod auth;
+pub mod event;
+pub mod page;
+pub mod sse;
+pub mod ws;
+
+use axum::routing::{any, get};
+use axum::serve::ListenerExt;
+use axum::Router;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use warren_core::Broker;
+
+/// What every handler shares.
+pub struct Web {
+    pub broker: Arc<Broker>,
+    /// The listener's address, for connection names ("peer -> local").
+    pub local: SocketAddr,
+}
+
+pub type State = axum::extract::State<Arc<Web>>;
+
+/// The routes of the web listener.
+pub fn router(web: Arc<Web>) -> Router {
+    Router::new()
+        .route("/ws", any(ws::upgrade))
+        .route("/sse", get(sse::feed))
+        .route("/", get(page::index))
+        .with_state(web)
+}
+
+/// Serve Web-STOMP and SSE on `listener` forever.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "Web-STOMP listener has no address");
+            return;
+        }
+    };
+    info!(addr = %local, "Web-STOMP listener started");
+    let app = router(Arc::new(Web { broker, local }));
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    if let Err(e) = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    {
+        warn!(error = %e, "Web-STOMP listener stopped");
+    }
+}

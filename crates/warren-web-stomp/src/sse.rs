@@ -1,0 +1,215 @@
+//! `GET /sse?destination=...`: a Server-Sent Events feed of any STOMP
+//! destination, for browsers with no client library (`EventSource`).
+//!
+//! A feed is a STOMP session that makes one auto-ack SUBSCRIBE and never
+//! sends: the destination is resolved, declared, bound and permission-checked
+//! exactly as the same SUBSCRIBE frame would be (a `/topic/` feed gets its own
+//! auto-delete queue, a `/queue/` feed competes with the queue's other
+//! consumers, `durable`/`id`/`x-` parameters work as the STOMP headers do).
+//! What differs is the answer: HTTP statuses instead of ERROR frames, and
+//! deliveries written as events by [`EventWire`] through the same outlet and
+//! writer task as a STOMP connection, so a slow browser gets the same
+//! backpressure (its queue stops offering when the outlet is full).
+//!
+//! Query parameters: `destination` (required), `vhost` (default `/`),
+//! `events=message` to leave out the `event:` line; every other parameter is a
+//! SUBSCRIBE header (`id`, `durable`, `auto-delete`, `x-queue-name`, ...).
+//!
+//! Status codes: 401 (with `WWW-Authenticate`) without valid credentials, 403
+//! when the user may not use the vhost or the destination, 404 when an
+//! `/amq/queue/` or `/exchange/` does not exist, 400 for anything else wrong
+//! with the request; the body is one line of text.
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Query};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio_util::io::ReaderStream;
+use tracing::{debug, info};
+use warren_core::outlet::run_writer;
+use warren_stomp::headers::HeadersBuilder;
+use warren_stomp::session::Session;
+use warren_stomp::writer::Outlet;
+use warren_stomp::{Command, Frame, Version};
+
+use crate::auth::{basic_credentials, CHALLENGE};
+use crate::event::{EventNames, EventWire};
+use crate::State;
+
+/// A comment line goes out whenever nothing was sent for half of this, so the
+/// feed is never silent for longer than 15 s.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// Bytes in flight between the writer task and the HTTP body.
+const PIPE: usize = 64 * 1024;
+
+/// The subscription id of a feed that names none (its consumer tag is
+/// `T_sse`, as RabbitMQ would tag a STOMP subscription with that id).
+const DEFAULT_ID: &str = "sse";
+
+/// Parameters that are not SUBSCRIBE headers.
+const VHOST: &str = "vhost";
+const EVENTS: &str = "events";
+
+pub async fn feed(
+    state: State,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(params): Query<Vec<(String, String)>>,
+) -> Response {
+    let web = state.0;
+    let broker = &web.broker;
+    let Some((username, password)) = basic_credentials(&headers) else {
+        return unauthorized("credentials required");
+    };
+    let user = match broker.authenticate(&username, &password, Some(peer.ip())) {
+        Ok(u) => u,
+        Err(e) => {
+            info!(%peer, user = %username, "SSE login failed: {}", e.text);
+            return unauthorized("bad credentials");
+        }
+    };
+    let param = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let vhost_name = param(VHOST).unwrap_or("/");
+    let vhost = match broker.open_vhost(&user, vhost_name) {
+        Ok(v) => v,
+        Err(e) => {
+            info!(%peer, user = %username, "SSE refused: {}", e.text);
+            return text(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "access to vhost '{}' refused for user '{}'",
+                    vhost_name, username
+                ),
+            );
+        }
+    };
+    if param("destination").is_none() {
+        return text(StatusCode::BAD_REQUEST, "missing destination".into());
+    }
+    let names = match param(EVENTS) {
+        None | Some("routing-key") => EventNames::RoutingKey,
+        Some("message") => EventNames::Message,
+        Some(other) => {
+            return text(
+                StatusCode::BAD_REQUEST,
+                format!("events must be routing-key or message, not '{}'", other),
+            )
+        }
+    };
+    let subscribe = subscribe_frame(&params);
+
+    let id = broker.next_connection_id();
+    let name = format!("{} -> {}", peer, web.local);
+    let (outlet, rx) = Outlet::new();
+    let mut session = Session::new(
+        id,
+        user.name.clone(),
+        name,
+        broker.clone(),
+        vhost.clone(),
+        Version::V1_2,
+        outlet.clone(),
+    );
+    if let Err(f) = session.subscribe_feed(subscribe) {
+        session.close();
+        debug!(%peer, user = %username, "SSE subscribe refused: {}", f.text());
+        let status = StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+        return text(status, f.text());
+    }
+    // Registered so that deleting the vhost or the user ends the feed.
+    let registration = broker
+        .connections
+        .register(id, &user.name, &vhost.name.to_string_lossy());
+    info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
+
+    let (to_body, from_writer) = tokio::io::duplex(PIPE);
+    tokio::spawn(async move {
+        let writer = run_writer(
+            to_body,
+            rx,
+            outlet.clone(),
+            HEARTBEAT,
+            EventWire::new(names),
+        );
+        tokio::pin!(writer);
+        let mut forced = registration.closed.clone();
+        loop {
+            tokio::select! {
+                _ = &mut writer => break,
+                changed = forced.changed() => {
+                    if changed.is_err() || forced.borrow_and_update().is_some() {
+                        // Send what is queued, then end the stream.
+                        outlet.close();
+                        (&mut writer).await;
+                        break;
+                    }
+                }
+            }
+        }
+        // The browser went away (a write failed) or the broker closed the feed.
+        session.close();
+        drop(registration);
+        info!(%peer, conn = id, "SSE feed closed");
+    });
+
+    let mut response = Response::new(Body::from_stream(ReaderStream::new(from_writer)));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    // Tells nginx not to buffer the stream.
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    response
+}
+
+/// The SUBSCRIBE a feed makes: every parameter but ours as a header, `ack`
+/// always `auto` (a browser cannot acknowledge), `id` defaulted.
+fn subscribe_frame(params: &[(String, String)]) -> Frame {
+    let mut h = HeadersBuilder::new();
+    let mut has_id = false;
+    for (k, v) in params {
+        match k.as_str() {
+            VHOST | EVENTS | "ack" => {}
+            _ => {
+                has_id |= k == "id";
+                h.push(k.as_bytes(), v.as_bytes());
+            }
+        }
+    }
+    h.push("ack", "auto");
+    if !has_id {
+        h.push("id", DEFAULT_ID);
+    }
+    Frame::new(Command::Subscribe, h.build(), Bytes::new())
+}
+
+fn text(status: StatusCode, body: String) -> Response {
+    let mut body = body;
+    body.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+fn unauthorized(why: &str) -> Response {
+    let mut r = text(StatusCode::UNAUTHORIZED, why.into());
+    r.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(CHALLENGE),
+    );
+    r
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The browser test: headless Chromium (Debian's package) opens the broker's feed
+# page, which follows a destination with EventSource (/sse); the test injects
+# the vendored @stomp/stompjs bundle and follows the same destination over
+# WebSocket (/ws); a pika publisher sends, the test reads the DOM.
+#
+#   AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F WEB_STOMP_PORT=P tests/browser/run.sh
+#
+# Installs what it needs (chromium, chromium-driver, selenium, the locked npm
+# packages) when missing; nothing is downloaded when everything is there.
+set -euo pipefail
+cd "$(dirname "$0")"
+sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  sudo_if_needed apt-get update -qq
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if ! python3 -c 'import selenium' 2>/dev/null; then
+  python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt
+fi
+if ! node -e '
+  const want = require("./package-lock.json").packages["node_modules/@stomp/stompjs"].version;
+  process.exit(require("./node_modules/@stomp/stompjs/package.json").version === want ? 0 : 1);
+' 2>/dev/null; then
+  npm ci --no-audit --no-fund --silent
+fi
+exec python3 -m pytest -q -p no:cacheprovider test_browser_feed.py "$@"
