@@ -73,10 +73,7 @@ fn broker_error(frame: &Frame) -> Error {
 }
 
 fn unexpected(what: &str, frame: &Frame) -> Error {
-    Error::Other(format!(
-        "unexpected STOMP {} frame {what}",
-        frame.command
-    ))
+    Error::Other(format!("unexpected STOMP {} frame {what}", frame.command))
 }
 
 /// One STOMP 1.2 client connection. As in [`crate::client::Connection`], the
@@ -146,7 +143,11 @@ impl StompConnection {
 
     /// Append a frame without body to the output buffer.
     pub fn frame(&mut self, command: &Command, headers: &[(&[u8], &[u8])]) {
-        let hint = 16 + headers.iter().map(|(n, v)| n.len() + v.len() + 2).sum::<usize>();
+        let hint = 16
+            + headers
+                .iter()
+                .map(|(n, v)| n.len() + v.len() + 2)
+                .sum::<usize>();
         let mut w = self.encoder.writer(&mut self.out, command, hint);
         for (n, v) in headers {
             w.header(n, v);

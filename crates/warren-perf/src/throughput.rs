@@ -8,8 +8,7 @@
 
 use crate::client::{self, Connection, Error, Result};
 use crate::load::{
-    Consumer, ConsumerCfg, ConsumerOutcome, Latency, Producer, ProducerCfg, ProducerOutcome,
-    Shared,
+    Consumer, ConsumerCfg, ConsumerOutcome, Latency, Producer, ProducerCfg, ProducerOutcome, Shared,
 };
 use crate::report::{Integrity, LatencySummary};
 use crate::uri::{AmqpUri, Protocol};
@@ -36,8 +35,10 @@ pub(crate) type ProducerTask = Box<
 >;
 
 /// A connected consumer of either protocol, ready to run until the token.
-pub(crate) type ConsumerTask =
-    Box<dyn FnOnce(Arc<Shared>, CancellationToken) -> BoxFuture<'static, Result<ConsumerOutcome>> + Send>;
+pub(crate) type ConsumerTask = Box<
+    dyn FnOnce(Arc<Shared>, CancellationToken) -> BoxFuture<'static, Result<ConsumerOutcome>>
+        + Send,
+>;
 
 /// How queues, bindings and producers' routing keys fit together.
 #[derive(Debug, Clone, PartialEq)]
@@ -191,15 +192,18 @@ impl ThroughputReport {
                 c.multi_ack_every, c.prefetch
             ),
         };
-        let mut s =
-            format!(
+        let mut s = format!(
             "throughput: {} -> {} -> {} -> {}; {} B {}, {}, {}, {}; {:.1} s against {}\n",
             plural(c.producers as usize, "producer"),
             route,
             plural(c.queues, "queue"),
             plural(c.consumers, "consumer"),
             c.size,
-            if c.persistent { "persistent" } else { "transient" },
+            if c.persistent {
+                "persistent"
+            } else {
+                "transient"
+            },
             acks,
             match (c.confirm, stomp) {
                 (0, _) => "no confirms".to_string(),
@@ -424,9 +428,7 @@ async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<Throughp
     .await?
     .into_iter()
     .map(|p| -> ProducerTask {
-        Box::new(move |shared, start, deadline, stop| {
-            p.run(shared, start, deadline, stop).boxed()
-        })
+        Box::new(move |shared, start, deadline, stop| p.run(shared, start, deadline, stop).boxed())
     })
     .collect();
     drive(args, uri, plan, consumers, producers).await
