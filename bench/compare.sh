@@ -13,6 +13,11 @@
 #   meaningless, and restarting the shared node on 5672 would disturb whoever
 #   else uses it. --reuse-rabbitmq (or RABBIT_URI=...) measures a running
 #   broker instead (default the one on localhost:5672, started if down).
+# * The private node gets its own enabled-plugins file: none, except for
+#   STOMP scenarios (stomp-*), which enable rabbitmq_stomp on port 61614 (the
+#   shared node may use 61613, 5672 and 25672). Warren gets a free STOMP port
+#   for those. With --reuse-rabbitmq, STOMP scenarios use RABBIT_STOMP_URI
+#   (default stomp://guest:guest@127.0.0.1:61613/).
 # * Builds Warren in release mode; a fresh Warren (temporary data directory,
 #   free port) is started for each scenario.
 # * Runs each scenario against RabbitMQ, then against Warren, never both at
@@ -22,7 +27,8 @@
 #   --update-docs also splices it into docs/BENCHMARKS.md.
 #
 # Environment: DURATION (seconds per throughput scenario, default 10),
-# RABBIT_URI (implies --reuse-rabbitmq), CARGO_TARGET_DIR, OUT (results dir).
+# RABBIT_URI (implies --reuse-rabbitmq), RABBIT_STOMP_URI, CARGO_TARGET_DIR,
+# OUT (results dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -36,7 +42,7 @@ while [ $# -gt 0 ]; do
     --update-docs) update_docs=1 ;;
     --only) only="$2"; shift ;;
     --reuse-rabbitmq) reuse_rabbit=1 ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -58,9 +64,12 @@ fi
 
 bench_node=warrenbench@localhost
 bench_port=5673
+# STOMP listener of the private node; never 61613 (the shared node's).
+bench_stomp_port=61614
 rabbit_dir=""
 rabbit_pid=""
 rabbit_uri=""
+rabbit_stomp_uri=""
 rabbitmqctl_node() { sudo_if_needed rabbitmqctl -n "$1" "${@:2}"; }
 node_pid() { rabbitmqctl_node "$1" eval 'list_to_integer(os:getpid()).' 2>/dev/null | tr -dc '0-9'; }
 
@@ -77,10 +86,12 @@ stop_rabbit() {
   fi
 }
 
-start_rabbit() {
+start_rabbit() { # [stomp]: also enable rabbitmq_stomp (private node only)
+  local stomp=${1:-}
   if [ $reuse_rabbit = 1 ]; then
     if [ -z "$rabbit_uri" ]; then
       rabbit_uri=${RABBIT_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
+      rabbit_stomp_uri=${RABBIT_STOMP_URI:-stomp://guest:guest@127.0.0.1:61613/}
       if [ -z "${RABBIT_URI:-}" ] && ! sudo_if_needed rabbitmqctl status >/dev/null 2>&1; then
         echo "== starting RabbitMQ"
         sudo_if_needed rabbitmq-server -detached
@@ -94,6 +105,17 @@ start_rabbit() {
   stop_rabbit
   rabbit_dir=$(mktemp -d /tmp/rabbitmq-bench.XXXXXX)
   chmod 777 "$rabbit_dir"
+  # Its own plugins file and config: /etc/rabbitmq/enabled_plugins belongs to
+  # the shared node (and may enable STOMP on 61613, which this node must not
+  # try to bind).
+  if [ "$stomp" = stomp ]; then
+    echo '[rabbitmq_stomp].' >"$rabbit_dir/enabled_plugins"
+    echo "stomp.listeners.tcp.1 = 127.0.0.1:$bench_stomp_port" >"$rabbit_dir/rabbitmq.conf"
+  else
+    echo '[].' >"$rabbit_dir/enabled_plugins"
+    : >"$rabbit_dir/rabbitmq.conf"
+  fi
+  chmod 644 "$rabbit_dir/enabled_plugins" "$rabbit_dir/rabbitmq.conf"
   # Start the node as the rabbitmq user without going through su/PAM (which is
   # what Debian's rabbitmq-server wrapper does, and which resets the open-file
   # limit to 1024: too few for the 1000-connection scenario). The node
@@ -109,6 +131,8 @@ start_rabbit() {
       RABBITMQ_NODE_PORT="$bench_port" RABBITMQ_DIST_PORT=$((bench_port + 20000)) \
       RABBITMQ_MNESIA_BASE="$rabbit_dir/mnesia" RABBITMQ_LOG_BASE="$rabbit_dir/log" \
       RABBITMQ_PID_FILE="$rabbit_dir/pid" \
+      RABBITMQ_ENABLED_PLUGINS_FILE="$rabbit_dir/enabled_plugins" \
+      RABBITMQ_CONFIG_FILE="$rabbit_dir/rabbitmq.conf" \
       setpriv --reuid=rabbitmq --regid=rabbitmq --init-groups \
       /usr/lib/rabbitmq/bin/rabbitmq-server -detached >/dev/null 2>&1
   )
@@ -124,6 +148,14 @@ start_rabbit() {
   fi
   rabbit_pid=$(node_pid "$bench_node")
   rabbit_uri="amqp://guest:guest@127.0.0.1:$bench_port/%2F"
+  rabbit_stomp_uri="stomp://guest:guest@127.0.0.1:$bench_stomp_port/"
+  if [ "$stomp" = stomp ]; then
+    # The plugin's listener comes up after await_startup; wait for it.
+    for _ in $(seq 1 100); do
+      (echo >/dev/tcp/127.0.0.1/"$bench_stomp_port") 2>/dev/null && break
+      sleep 0.1
+    done
+  fi
 }
 
 start_rabbit
@@ -151,6 +183,7 @@ ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 warren_pid=""
 warren_dir=""
 warren_uri=""
+warren_stomp_uri=""
 stop_warren() {
   if [ -n "$warren_pid" ]; then
     kill "$warren_pid" 2>/dev/null || true
@@ -160,19 +193,23 @@ stop_warren() {
   if [ -n "$warren_dir" ]; then rm -rf "$warren_dir"; warren_dir=""; fi
 }
 trap 'stop_warren; stop_rabbit' EXIT
-start_warren() {
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+start_warren() { # [stomp]: also listen for STOMP, on a free port
   stop_warren
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port 0 --web-stomp-port 0 --data-dir "$warren_dir/data" --log warn \
+  local port stomp_port=0
+  port=$(free_port)
+  [ "${1:-}" = stomp ] && stomp_port=$(free_port)
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do
-    (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null && break
+    (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null &&
+      { [ "$stomp_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null; } && break
     sleep 0.1
   done
   warren_uri="amqp://guest:guest@127.0.0.1:$port/%2F"
+  warren_stomp_uri="stomp://guest:guest@127.0.0.1:$stomp_port/"
 }
 
 # --- machine ------------------------------------------------------------------
@@ -203,6 +240,10 @@ scenarios=(
   "connections-1000|connections --connections 1000 --broker-pid PID"
   "queues-4000|queues --queues 4000 --broker-pid PID"
   "backlog-500k|backlog --messages 500000 -s 16 -a --broker-pid PID"
+  # STOMP (RabbitMQ's rabbitmq_stomp plugin vs Warren's adapter): SEND to
+  # /queue, SUBSCRIBE with ack:client, prefetch-count 1000, a cumulative ACK
+  # every 100 messages (the consumer settings of tp-1p1c-safe).
+  "stomp-1p1c|--protocol stomp -x 1 -y 1 --queues 1 -s 16 --stomp-ack client -q 1000 -A 100 -z $duration"
 )
 
 run_one() { # name broker uri pid args...
@@ -228,12 +269,16 @@ for entry in "${scenarios[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
   if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
-  start_rabbit
-  run_one "$name" rabbitmq "$rabbit_uri" "$rabbit_pid" $args
+  proto=""
+  [[ " $args " == *" --protocol stomp "* ]] && proto=stomp
+  start_rabbit $proto
+  if [ "$proto" = stomp ]; then uri=$rabbit_stomp_uri; else uri=$rabbit_uri; fi
+  run_one "$name" rabbitmq "$uri" "$rabbit_pid" $args
   stop_rabbit
   sleep 3
-  start_warren
-  run_one "$name" warren "$warren_uri" "$warren_pid" $args
+  start_warren $proto
+  if [ "$proto" = stomp ]; then uri=$warren_stomp_uri; else uri=$warren_uri; fi
+  run_one "$name" warren "$uri" "$warren_pid" $args
   stop_warren
   sleep 3
 done
@@ -244,7 +289,10 @@ cat "$out/table.md"
 echo
 echo "results in $out"
 
-if [ $update_docs = 1 ]; then
+if [ $update_docs = 1 ] && [ -n "$only" ]; then
+  echo "not updating docs/BENCHMARKS.md: --only ran a subset, and the table there is the full run's" >&2
+  echo "(add the rows from $out/table.md by hand)" >&2
+elif [ $update_docs = 1 ]; then
   python3 - "$root/docs/BENCHMARKS.md" "$out/table.md" <<'EOF'
 import sys
 doc, table = sys.argv[1], open(sys.argv[2]).read()

@@ -21,6 +21,11 @@
 //! The client is our own ([`client`]) on Warren's codec: general-purpose
 //! clients cost more per message than a fast broker, and a load generator must
 //! not be the bottleneck it measures.
+//!
+//! `--protocol stomp` (or a `stomp://` URI) runs the throughput scenario over
+//! STOMP 1.2 instead ([`stomp`]): producers SEND to `/queue/NAME`, consumers
+//! SUBSCRIBE with `prefetch-count` and ACK, with the same stamps, report and
+//! integrity check.
 
 pub mod backlog;
 pub mod client;
@@ -32,6 +37,7 @@ pub mod load;
 pub mod report;
 pub mod rss;
 pub mod seq;
+pub mod stomp;
 pub mod throughput;
 pub mod uri;
 
@@ -41,6 +47,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 pub use report::Report;
+pub use uri::Protocol;
 
 /// What to measure.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -66,6 +73,28 @@ pub enum ExchangeType {
     Topic,
 }
 
+/// How STOMP consumers acknowledge (the SUBSCRIBE `ack` header).
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StompAck {
+    /// The broker considers a message acknowledged once sent.
+    Auto,
+    /// Cumulative: an ACK acknowledges its message and every earlier one.
+    Client,
+    /// Every message is acknowledged on its own.
+    ClientIndividual,
+}
+
+impl StompAck {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StompAck::Auto => "auto",
+            StompAck::Client => "client",
+            StompAck::ClientIndividual => "client-individual",
+        }
+    }
+}
+
 impl ExchangeType {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -76,14 +105,14 @@ impl ExchangeType {
     }
 }
 
-/// `warren perf`: load generator for any AMQP 0-9-1 broker.
+/// `warren perf`: load generator for any AMQP 0-9-1 (or STOMP) broker.
 ///
 /// Exit status: 0 when every message was accounted for, 1 if messages were
 /// lost, duplicated or reordered, 2 on errors (connection refused, channel
 /// closed by the broker, ...).
 #[derive(Parser, Debug, Clone)]
 #[command(
-    about = "Load generator for any AMQP 0-9-1 broker: throughput, latency, fanout, footprint",
+    about = "Load generator for any AMQP 0-9-1 broker: throughput, latency, fanout, footprint; throughput over STOMP too",
     after_help = "Examples:\n  \
         warren perf --uri amqp://guest:guest@localhost:5672/%2F -x 1 -y 1 -s 16 --auto-ack -z 10\n  \
         warren perf -x 4 -y 4 --queues 4 --confirm 100 --prefetch 200 --multi-ack-every 50\n  \
@@ -91,20 +120,34 @@ impl ExchangeType {
         warren perf fanout --queues 1000 --repeats 20\n  \
         warren perf connections --connections 1000 --broker-pid 1234\n  \
         warren perf queues --queues 10000 --broker-pid 1234\n  \
-        warren perf backlog --messages 1000000 --broker-pid 1234"
+        warren perf backlog --messages 1000000 --broker-pid 1234\n  \
+        warren perf --protocol stomp -q 1000 -A 100 -z 10   # STOMP, stomp://guest:guest@127.0.0.1:61613/\n  \
+        warren perf --uri stomp://guest:guest@127.0.0.1:61614/ --stomp-ack client-individual -q 100"
 )]
 pub struct PerfArgs {
     /// Scenario to run.
     #[arg(value_enum, default_value_t = Scenario::Throughput)]
     pub scenario: Scenario,
 
-    /// Broker to connect to (amqp://user:pass@host:port/vhost; vhost "/" is %2F).
-    #[arg(
-        long,
-        env = "WARREN_PERF_URI",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    )]
-    pub uri: String,
+    /// Broker to connect to (amqp://user:pass@host:port/vhost; vhost "/" is %2F;
+    /// or stomp://user:pass@host:port/vhost). Default:
+    /// amqp://guest:guest@127.0.0.1:5672/%2F, or
+    /// stomp://guest:guest@127.0.0.1:61613/ with --protocol stomp.
+    #[arg(long, env = "WARREN_PERF_URI")]
+    pub uri: Option<String>,
+
+    /// Wire protocol (default: the URI's scheme, else amqp). STOMP supports the
+    /// throughput scenario: producers SEND to /queue/NAME, consumers SUBSCRIBE
+    /// with prefetch-count = --prefetch; --confirm N asks a receipt for every
+    /// SEND with at most N outstanding.
+    #[arg(long, value_enum)]
+    pub protocol: Option<Protocol>,
+
+    /// STOMP ack mode of consumers (default: client, or auto with --auto-ack).
+    /// client acks cumulatively every --multi-ack-every messages;
+    /// client-individual acks every message.
+    #[arg(long, value_enum)]
+    pub stomp_ack: Option<StompAck>,
 
     /// Producers, one connection each.
     #[arg(short = 'x', long, default_value_t = 1)]
@@ -224,6 +267,33 @@ impl PerfArgs {
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.drain_timeout.max(0.0))
     }
+
+    /// The broker URI, its protocol reconciled with --protocol.
+    pub fn broker_uri(&self) -> Result<uri::AmqpUri, String> {
+        let default = match self.protocol {
+            Some(Protocol::Stomp) => "stomp://guest:guest@127.0.0.1:61613/",
+            _ => "amqp://guest:guest@127.0.0.1:5672/%2F",
+        };
+        let uri: uri::AmqpUri = self.uri.as_deref().unwrap_or(default).parse()?;
+        match self.protocol {
+            Some(p) if p != uri.protocol => Err(format!(
+                "--protocol {} needs a {}:// URI, got {uri}",
+                p.scheme(),
+                p.scheme()
+            )),
+            _ => Ok(uri),
+        }
+    }
+
+    /// The STOMP ack mode: --stomp-ack, else auto with --auto-ack, else client.
+    pub fn stomp_ack(&self) -> Result<StompAck, String> {
+        match (self.stomp_ack, self.auto_ack) {
+            (None, true) | (Some(StompAck::Auto), _) => Ok(StompAck::Auto),
+            (None, false) => Ok(StompAck::Client),
+            (Some(_), true) => Err("--auto-ack contradicts --stomp-ack client[-individual]".into()),
+            (Some(m), false) => Ok(m),
+        }
+    }
 }
 
 /// Names of what a run creates on the broker: unique per run, so that runs
@@ -254,8 +324,18 @@ impl Default for Names {
 
 /// Run the scenario the arguments ask for.
 pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
-    let uri: uri::AmqpUri = args.uri.parse().map_err(client::Error::Other)?;
+    let uri = args.broker_uri().map_err(client::Error::Other)?;
     let names = Names::new();
+    if uri.protocol == Protocol::Stomp {
+        return match args.scenario {
+            Scenario::Throughput => Ok(Report::Throughput(
+                stomp::throughput(args, &uri, &names).await?,
+            )),
+            other => Err(client::Error::Other(format!(
+                "the {other:?} scenario speaks AMQP only; over STOMP there is the throughput scenario"
+            ))),
+        };
+    }
     Ok(match args.scenario {
         Scenario::Throughput => Report::Throughput(throughput::run(args, &uri, &names).await?),
         Scenario::Fanout => Report::Fanout(fanout::run(args, &uri, &names).await?),
@@ -341,5 +421,29 @@ mod tests {
         assert_eq!(a.time_limit, 3.0);
         let a = PerfArgs::try_parse_from(["perf", "fanout", "--repeats", "5"]).unwrap();
         assert_eq!((a.scenario, a.repeats), (Scenario::Fanout, 5));
+    }
+
+    #[test]
+    fn protocol_from_flag_or_scheme() {
+        let parse = |v: &[&str]| {
+            let mut all = vec!["perf"];
+            all.extend_from_slice(v);
+            PerfArgs::try_parse_from(all).unwrap()
+        };
+        let a = parse(&["--protocol", "stomp"]);
+        let u = a.broker_uri().unwrap();
+        assert_eq!((u.protocol, u.port), (Protocol::Stomp, 61613));
+        assert_eq!(a.stomp_ack().unwrap(), StompAck::Client);
+        let a = parse(&["--uri", "stomp://guest:guest@127.0.0.1:61614/", "-a"]);
+        let u = a.broker_uri().unwrap();
+        assert_eq!((u.protocol, u.port), (Protocol::Stomp, 61614));
+        assert_eq!(a.stomp_ack().unwrap(), StompAck::Auto);
+        let a = parse(&["--protocol", "stomp", "--uri", "amqp://localhost"]);
+        assert!(a.broker_uri().is_err());
+        let a = parse(&["--stomp-ack", "client-individual", "-a"]);
+        assert!(a.stomp_ack().is_err());
+        let a = parse(&["--stomp-ack", "client-individual"]);
+        assert_eq!(a.stomp_ack().unwrap(), StompAck::ClientIndividual);
+        assert_eq!(parse(&[]).broker_uri().unwrap().protocol, Protocol::Amqp);
     }
 }

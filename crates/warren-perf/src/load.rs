@@ -29,14 +29,14 @@ use warren_core::{BasicProperties, ShortStr};
 
 /// Publishes encoded per loop iteration at most; bounds the time between two
 /// looks at incoming confirms.
-const PUBLISH_BATCH: u64 = 128;
+pub(crate) const PUBLISH_BATCH: u64 = 128;
 /// Stop encoding while this much is still waiting to be written: the socket is
 /// the bottleneck then, and stamps should be taken close to the write.
-const OUT_HIGH_WATER: usize = 64 * 1024;
+pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
 /// Frames a consumer handles before it writes its acks and records statistics.
-const CONSUME_BATCH: usize = 4096;
+pub(crate) const CONSUME_BATCH: usize = 4096;
 /// How long a producer waits for its last confirms after it stopped publishing.
-const CONFIRM_DRAIN: Duration = Duration::from_secs(30);
+pub(crate) const CONFIRM_DRAIN: Duration = Duration::from_secs(30);
 
 /// Latency of the current reporting interval; the reporter folds it into the
 /// run's total once a second.
@@ -95,7 +95,7 @@ impl Shared {
         })
     }
 
-    fn now_ns(&self) -> u64 {
+    pub(crate) fn now_ns(&self) -> u64 {
         self.epoch.elapsed().as_nanos() as u64
     }
 }
@@ -346,7 +346,7 @@ impl Producer {
     }
 }
 
-async fn sleep_until_opt(at: Option<Instant>) {
+pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
     match at {
         Some(at) => tokio::time::sleep_until(at.into()).await,
         None => std::future::pending().await,
@@ -506,6 +506,81 @@ struct Sample {
     latency_ns: u64,
 }
 
+/// A consumer's deliveries since its last [`commit`](Recorder::commit): their
+/// stamps and latencies, checked and counted in one go per batch so the shared
+/// locks are taken once per batch, not per message.
+pub(crate) struct Recorder {
+    samples: Vec<Sample>,
+    redelivered: u64,
+    order: OrderCheck,
+}
+
+impl Recorder {
+    pub(crate) fn new() -> Recorder {
+        Recorder {
+            samples: Vec::with_capacity(CONSUME_BATCH),
+            redelivered: 0,
+            order: OrderCheck::new(),
+        }
+    }
+
+    /// One delivery, timed now.
+    #[inline]
+    pub(crate) fn record(&mut self, stamp: Option<Stamp>, redelivered: bool, shared: &Shared) {
+        let latency_ns = stamp.map_or(0, |s| shared.now_ns().saturating_sub(s.sent_ns));
+        self.samples.push(Sample { stamp, latency_ns });
+        if redelivered {
+            self.redelivered += 1;
+        }
+    }
+
+    /// Check and time the batch's messages; returns how many there were.
+    pub(crate) fn commit(&mut self, shared: &Shared, queue_idx: usize) -> u64 {
+        if self.samples.is_empty() {
+            return 0;
+        }
+        let order = &mut self.order;
+        let n = self.samples.len() as u64;
+        let mut distinct = 0u64;
+        let reordered_before = order.reordered();
+        {
+            let mut q = shared.queues[queue_idx].lock();
+            for s in &self.samples {
+                let Some(stamp) = s.stamp else {
+                    q.unexpected += 1;
+                    continue;
+                };
+                let Some(tracker) = q.trackers.get_mut(stamp.producer as usize) else {
+                    q.unexpected += 1;
+                    continue;
+                };
+                if tracker.record(stamp.seq) != Seen::Duplicate {
+                    distinct += 1;
+                    order.record(stamp.producer, stamp.seq);
+                }
+            }
+        }
+        {
+            let mut lat = shared.latency.lock();
+            for s in self.samples.iter().filter(|s| s.stamp.is_some()) {
+                lat.interval.record(s.latency_ns);
+            }
+        }
+        shared.consumed.fetch_add(n, Ordering::Relaxed);
+        shared.distinct.fetch_add(distinct, Ordering::Relaxed);
+        shared
+            .reordered
+            .fetch_add(order.reordered() - reordered_before, Ordering::Relaxed);
+        if self.redelivered > 0 {
+            shared
+                .redelivered
+                .fetch_add(std::mem::take(&mut self.redelivered), Ordering::Relaxed);
+        }
+        self.samples.clear();
+        n
+    }
+}
+
 /// A connected consumer whose basic.consume has been confirmed.
 pub struct Consumer {
     conn: Connection,
@@ -546,14 +621,12 @@ impl Consumer {
         };
         let mut st = ConsumeState {
             assembler: Assembler::default(),
-            samples: Vec::with_capacity(CONSUME_BATCH),
+            recorder: Recorder::new(),
             unacked: 0,
             last_tag: 0,
             ack_every,
             auto_ack: self.cfg.auto_ack,
-            redelivered: 0,
         };
-        let mut order = OrderCheck::new();
         let mut received = 0u64;
         let conn = &mut self.conn;
         loop {
@@ -571,10 +644,10 @@ impl Consumer {
                 }
                 n += 1;
             }
-            received += st.commit(&shared, self.cfg.queue_idx, &mut order);
+            received += st.recorder.commit(&shared, self.cfg.queue_idx);
             conn.flush().await?;
         }
-        received += st.commit(&shared, self.cfg.queue_idx, &mut order);
+        received += st.recorder.commit(&shared, self.cfg.queue_idx);
         let _ = self.conn.close().await;
         Ok(ConsumerOutcome { received })
     }
@@ -582,12 +655,11 @@ impl Consumer {
 
 struct ConsumeState {
     assembler: Assembler,
-    samples: Vec<Sample>,
+    recorder: Recorder,
     unacked: u32,
     last_tag: u64,
     ack_every: u32,
     auto_ack: bool,
-    redelivered: u64,
 }
 
 impl ConsumeState {
@@ -614,11 +686,7 @@ impl ConsumeState {
         stamp: Option<Stamp>,
         shared: &Shared,
     ) {
-        let latency_ns = stamp.map_or(0, |s| shared.now_ns().saturating_sub(s.sent_ns));
-        self.samples.push(Sample { stamp, latency_ns });
-        if redelivered {
-            self.redelivered += 1;
-        }
+        self.recorder.record(stamp, redelivered, shared);
         if !self.auto_ack {
             self.unacked += 1;
             self.last_tag = tag;
@@ -634,50 +702,5 @@ impl ConsumeState {
                 self.unacked = 0;
             }
         }
-    }
-
-    /// Check and time the batch's messages; returns how many there were.
-    fn commit(&mut self, shared: &Shared, queue_idx: usize, order: &mut OrderCheck) -> u64 {
-        if self.samples.is_empty() {
-            return 0;
-        }
-        let n = self.samples.len() as u64;
-        let mut distinct = 0u64;
-        let reordered_before = order.reordered();
-        {
-            let mut q = shared.queues[queue_idx].lock();
-            for s in &self.samples {
-                let Some(stamp) = s.stamp else {
-                    q.unexpected += 1;
-                    continue;
-                };
-                let Some(tracker) = q.trackers.get_mut(stamp.producer as usize) else {
-                    q.unexpected += 1;
-                    continue;
-                };
-                if tracker.record(stamp.seq) != Seen::Duplicate {
-                    distinct += 1;
-                    order.record(stamp.producer, stamp.seq);
-                }
-            }
-        }
-        {
-            let mut lat = shared.latency.lock();
-            for s in self.samples.iter().filter(|s| s.stamp.is_some()) {
-                lat.interval.record(s.latency_ns);
-            }
-        }
-        shared.consumed.fetch_add(n, Ordering::Relaxed);
-        shared.distinct.fetch_add(distinct, Ordering::Relaxed);
-        shared
-            .reordered
-            .fetch_add(order.reordered() - reordered_before, Ordering::Relaxed);
-        if self.redelivered > 0 {
-            shared
-                .redelivered
-                .fetch_add(std::mem::take(&mut self.redelivered), Ordering::Relaxed);
-        }
-        self.samples.clear();
-        n
     }
 }

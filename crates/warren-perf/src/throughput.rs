@@ -7,15 +7,38 @@
 //! what is still in flight, so that nothing in flight is mistaken for lost.
 
 use crate::client::{self, Connection, Error, Result};
-use crate::load::{Consumer, ConsumerCfg, Latency, Producer, ProducerCfg, ProducerOutcome, Shared};
+use crate::load::{
+    Consumer, ConsumerCfg, ConsumerOutcome, Latency, Producer, ProducerCfg, ProducerOutcome, Shared,
+};
 use crate::report::{Integrity, LatencySummary};
-use crate::uri::AmqpUri;
-use crate::{fmt, ExchangeType, Names, PerfArgs};
+use crate::uri::{AmqpUri, Protocol};
+use crate::{fmt, ExchangeType, Names, PerfArgs, StompAck};
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
 use serde::Serialize;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// A connected producer of either protocol, ready to run: publish from the
+/// start instant until the deadline (or its message limit, or the token).
+pub(crate) type ProducerTask = Box<
+    dyn FnOnce(
+            Arc<Shared>,
+            Instant,
+            Option<Instant>,
+            CancellationToken,
+        ) -> BoxFuture<'static, Result<ProducerOutcome>>
+        + Send,
+>;
+
+/// A connected consumer of either protocol, ready to run until the token.
+pub(crate) type ConsumerTask = Box<
+    dyn FnOnce(Arc<Shared>, CancellationToken) -> BoxFuture<'static, Result<ConsumerOutcome>>
+        + Send,
+>;
 
 /// How queues, bindings and producers' routing keys fit together.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +132,9 @@ pub struct Config {
     pub rate_per_producer: Option<f64>,
     pub time_limit_s: f64,
     pub pmessages: Option<u64>,
+    /// STOMP runs only: the consumers' ack mode.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stomp_ack: Option<StompAck>,
 }
 
 /// One progress line.
@@ -124,6 +150,7 @@ pub struct Tick {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ThroughputReport {
+    pub protocol: Protocol,
     pub uri: String,
     pub config: Config,
     /// The publishing window the rates are computed over.
@@ -145,24 +172,43 @@ impl ThroughputReport {
     pub fn human(&self) -> String {
         let c = &self.config;
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
-        let mut s =
-            format!(
-            "throughput: {} -> {} exchange -> {} -> {}; {} B {}, {}, {}, {}; {:.1} s against {}\n",
+        let stomp = self.protocol == Protocol::Stomp;
+        let route = if stomp {
+            "STOMP SEND /queue".to_string()
+        } else {
+            format!("{} exchange", c.exchange_type.as_str())
+        };
+        let acks = match (c.stomp_ack, c.auto_ack) {
+            (Some(StompAck::ClientIndividual), _) => {
+                format!("ack client-individual (prefetch {})", c.prefetch)
+            }
+            (Some(StompAck::Client), _) => format!(
+                "ack client every {} (prefetch {})",
+                c.multi_ack_every, c.prefetch
+            ),
+            (_, true) => "auto-ack".to_string(),
+            (_, false) => format!(
+                "manual ack every {} (prefetch {})",
+                c.multi_ack_every, c.prefetch
+            ),
+        };
+        let mut s = format!(
+            "throughput: {} -> {} -> {} -> {}; {} B {}, {}, {}, {}; {:.1} s against {}\n",
             plural(c.producers as usize, "producer"),
-            c.exchange_type.as_str(),
+            route,
             plural(c.queues, "queue"),
             plural(c.consumers, "consumer"),
             c.size,
-            if c.persistent { "persistent" } else { "transient" },
-            if c.auto_ack {
-                "auto-ack".to_string()
+            if c.persistent {
+                "persistent"
             } else {
-                format!("manual ack every {} (prefetch {})", c.multi_ack_every, c.prefetch)
+                "transient"
             },
-            if c.confirm > 0 {
-                format!("confirms (window {})", c.confirm)
-            } else {
-                "no confirms".to_string()
+            acks,
+            match (c.confirm, stomp) {
+                (0, _) => "no confirms".to_string(),
+                (n, true) => format!("receipts (window {n})"),
+                (n, false) => format!("confirms (window {n})"),
             },
             match c.rate_per_producer {
                 Some(r) => format!("{} msg/s per producer", fmt::rate(r)),
@@ -261,6 +307,20 @@ impl Progress {
 
 pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<ThroughputReport> {
     let plan = plan(args, names)?;
+    validate(args, &plan)?;
+    let mut admin = Connection::open(uri).await?;
+    admin.open_channel(1).await?;
+    let result = match setup(&mut admin, &plan, args.persistent).await {
+        Ok(()) => measure(args, uri, &plan).await,
+        Err(e) => Err(e),
+    };
+    cleanup(&mut admin, &plan).await;
+    let _ = admin.close().await;
+    result
+}
+
+/// Checks of the run's shape that do not depend on the protocol.
+pub(crate) fn validate(args: &PerfArgs, plan: &Plan) -> Result<()> {
     if args.producers == 0 && args.consumers == 0 {
         return Err(Error::Other(
             "nothing to do: no producers and no consumers".into(),
@@ -273,15 +333,7 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<Throug
             args.consumers
         )));
     }
-    let mut admin = Connection::open(uri).await?;
-    admin.open_channel(1).await?;
-    let result = match setup(&mut admin, &plan, args.persistent).await {
-        Ok(()) => measure(args, uri, &plan).await,
-        Err(e) => Err(e),
-    };
-    cleanup(&mut admin, &plan).await;
-    let _ = admin.close().await;
-    result
+    Ok(())
 }
 
 async fn setup(admin: &mut Connection, plan: &Plan, durable: bool) -> Result<()> {
@@ -337,8 +389,6 @@ fn consumer_ended(
 
 async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<ThroughputReport> {
     let np = args.producers as usize;
-    let shared = Shared::new(plan.queues.len(), np);
-
     let consumer_cfgs: Vec<ConsumerCfg> = (0..args.consumers)
         .map(|i| ConsumerCfg {
             queue: plan.queues[i % plan.queues.len()].clone(),
@@ -349,12 +399,15 @@ async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<Throughp
             multi_ack_every: args.multi_ack_every,
         })
         .collect();
-    let consumers = futures_util::future::try_join_all(
+    let consumers: Vec<ConsumerTask> = futures_util::future::try_join_all(
         consumer_cfgs
             .into_iter()
             .map(|cfg| Consumer::connect(uri, cfg)),
     )
-    .await?;
+    .await?
+    .into_iter()
+    .map(|c| -> ConsumerTask { Box::new(move |shared, stop| c.run(shared, stop).boxed()) })
+    .collect();
     let producer_cfgs: Vec<ProducerCfg> = (0..np)
         .map(|i| ProducerCfg {
             id: i as u16,
@@ -367,25 +420,43 @@ async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<Throughp
             limit: args.pmessages.unwrap_or(u64::MAX),
         })
         .collect();
-    let producers = futures_util::future::try_join_all(
+    let producers: Vec<ProducerTask> = futures_util::future::try_join_all(
         producer_cfgs
             .into_iter()
             .map(|cfg| Producer::connect(uri, cfg)),
     )
-    .await?;
+    .await?
+    .into_iter()
+    .map(|p| -> ProducerTask {
+        Box::new(move |shared, start, deadline, stop| p.run(shared, start, deadline, stop).boxed())
+    })
+    .collect();
+    drive(args, uri, plan, consumers, producers).await
+}
 
+/// Run connected producers and consumers through the publishing window and the
+/// drain, then check and report. Protocol-independent.
+pub(crate) async fn drive(
+    args: &PerfArgs,
+    uri: &AmqpUri,
+    plan: &Plan,
+    consumers: Vec<ConsumerTask>,
+    producers: Vec<ProducerTask>,
+) -> Result<ThroughputReport> {
+    let np = producers.len();
+    let shared = Shared::new(plan.queues.len(), np);
     let stop_producers = CancellationToken::new();
     let stop_consumers = CancellationToken::new();
     let start = Instant::now();
     let deadline = start + args.time_limit();
     let mut cset = JoinSet::new();
     for c in consumers {
-        cset.spawn(c.run(shared.clone(), stop_consumers.clone()));
+        cset.spawn(c(shared.clone(), stop_consumers.clone()));
     }
     let mut pset = JoinSet::new();
     for (i, p) in producers.into_iter().enumerate() {
         let (shared, stop) = (shared.clone(), stop_producers.clone());
-        pset.spawn(async move { (i, p.run(shared, start, Some(deadline), stop).await) });
+        pset.spawn(async move { (i, p(shared, start, Some(deadline), stop).await) });
     }
 
     let mut progress = Progress {
@@ -482,7 +553,12 @@ async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<Throughp
         integrity.lost = 0;
     }
     let window = window_end.at.duration_since(start).as_secs_f64().max(1e-9);
+    let stomp_ack = match uri.protocol {
+        Protocol::Stomp => Some(args.stomp_ack()?),
+        Protocol::Amqp => None,
+    };
     Ok(ThroughputReport {
+        protocol: uri.protocol,
         uri: uri.to_string(),
         config: Config {
             producers: args.producers,
@@ -493,12 +569,13 @@ async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<Throughp
             size: args.size.max(crate::seq::STAMP_LEN),
             persistent: args.persistent,
             confirm: args.confirm,
-            auto_ack: args.auto_ack,
+            auto_ack: stomp_ack.map_or(args.auto_ack, |a| a == StompAck::Auto),
             prefetch: args.prefetch,
             multi_ack_every: args.multi_ack_every,
             rate_per_producer: args.rate,
             time_limit_s: args.time_limit,
             pmessages: args.pmessages,
+            stomp_ack,
         },
         duration_s: window,
         published: shared.published.load(Ordering::Relaxed),

@@ -1,14 +1,45 @@
-//! `amqp://user:pass@host:port/vhost` URIs, as RabbitMQ's URI spec describes them.
+//! `amqp://user:pass@host:port/vhost` URIs, as RabbitMQ's URI spec describes them,
+//! and their STOMP twin `stomp://user:pass@host:port/vhost` (default port 61613;
+//! the vhost goes into CONNECT's `host` header, as RabbitMQ's STOMP plugin reads it).
 //!
 //! Only what a load generator needs: no TLS (`amqps`) and no query parameters
 //! (they are accepted and ignored, so URIs copied from other tools still work).
 
+use clap::ValueEnum;
+use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
+
+/// The wire protocol a run speaks.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    #[default]
+    Amqp,
+    Stomp,
+}
+
+impl Protocol {
+    pub fn scheme(self) -> &'static str {
+        match self {
+            Protocol::Amqp => "amqp",
+            Protocol::Stomp => "stomp",
+        }
+    }
+
+    pub fn default_port(self) -> u16 {
+        match self {
+            Protocol::Amqp => 5672,
+            Protocol::Stomp => 61613,
+        }
+    }
+}
 
 /// Where and as whom to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmqpUri {
+    /// From the scheme: `amqp://` or `stomp://`.
+    pub protocol: Protocol,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -19,6 +50,7 @@ pub struct AmqpUri {
 impl Default for AmqpUri {
     fn default() -> Self {
         AmqpUri {
+            protocol: Protocol::Amqp,
             host: "127.0.0.1".into(),
             port: 5672,
             user: "guest".into(),
@@ -38,7 +70,8 @@ impl fmt::Display for AmqpUri {
         };
         write!(
             f,
-            "amqp://{}@{}:{}/{}",
+            "{}://{}@{}:{}/{}",
+            self.protocol.scheme(),
             self.user,
             host,
             self.port,
@@ -90,15 +123,25 @@ impl FromStr for AmqpUri {
         if scheme.eq_ignore_ascii_case("amqps") {
             return Err("amqps:// (TLS) is not supported by warren perf".into());
         }
-        if !scheme.eq_ignore_ascii_case("amqp") {
-            return Err(format!("{s:?}: unknown scheme {scheme:?}, expected amqp"));
-        }
+        let protocol = if scheme.eq_ignore_ascii_case("amqp") {
+            Protocol::Amqp
+        } else if scheme.eq_ignore_ascii_case("stomp") {
+            Protocol::Stomp
+        } else {
+            return Err(format!(
+                "{s:?}: unknown scheme {scheme:?}, expected amqp or stomp"
+            ));
+        };
         let rest = rest.split(['?', '#']).next().unwrap_or("");
         let (authority, path) = match rest.find('/') {
             Some(i) => (&rest[..i], Some(&rest[i + 1..])),
             None => (rest, None),
         };
-        let mut uri = AmqpUri::default();
+        let mut uri = AmqpUri {
+            protocol,
+            port: protocol.default_port(),
+            ..AmqpUri::default()
+        };
         let hostport = match authority.rsplit_once('@') {
             Some((userinfo, hostport)) => {
                 let (user, pass) = userinfo.split_once(':').unwrap_or((userinfo, ""));
@@ -169,5 +212,18 @@ mod tests {
         );
         assert!("amqps://x".parse::<AmqpUri>().is_err());
         assert!("amqp://x:notaport".parse::<AmqpUri>().is_err());
+        assert!("http://x".parse::<AmqpUri>().is_err());
+    }
+
+    #[test]
+    fn stomp_uris() {
+        let u: AmqpUri = "stomp://guest:guest@127.0.0.1:61614/".parse().unwrap();
+        assert_eq!(
+            (u.protocol, u.port, u.vhost.as_str()),
+            (Protocol::Stomp, 61614, "/")
+        );
+        let u: AmqpUri = "stomp://localhost".parse().unwrap();
+        assert_eq!((u.protocol, u.port), (Protocol::Stomp, 61613));
+        assert_eq!(u.to_string(), "stomp://guest@localhost:61613/%2F");
     }
 }

@@ -16,6 +16,7 @@ struct Broker {
     child: Child,
     dir: PathBuf,
     uri: String,
+    stomp_uri: String,
 }
 
 impl Drop for Broker {
@@ -33,7 +34,22 @@ fn broker_binary() -> PathBuf {
     }
 }
 
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
 fn start_broker() -> Option<Broker> {
+    start_broker_with(false)
+}
+
+/// Start the broker on a free AMQP port and, with `stomp`, a free STOMP port
+/// (`Broker::stomp_uri`); else STOMP is off. A port found free can be taken
+/// by someone else before the broker binds it: then the broker exits and we
+/// try again with new ports.
+fn start_broker_with(stomp: bool) -> Option<Broker> {
     let bin = broker_binary();
     if !bin.exists() {
         eprintln!(
@@ -42,40 +58,46 @@ fn start_broker() -> Option<Broker> {
         );
         return None;
     }
-    let port = TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let dir = std::env::temp_dir().join(format!("warren-perf-test-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let child = Command::new(&bin)
-        .args(["server", "--bind", "127.0.0.1", "--amqp-port"])
-        .arg(port.to_string())
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .args([
-            "--log",
-            "warn",
-            "--stomp-port",
-            "0",
-            "--web-stomp-port",
-            "0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start broker");
-    let broker = Broker {
-        child,
-        dir,
-        uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2F"),
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "broker did not start listening");
-        std::thread::sleep(Duration::from_millis(50));
+    for attempt in 0..5 {
+        let port = free_port();
+        let stomp_port = if stomp { free_port() } else { 0 };
+        let dir = std::env::temp_dir().join(format!(
+            "warren-perf-test-{}-{port}-{attempt}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let child = Command::new(&bin)
+            .args(["server", "--bind", "127.0.0.1", "--amqp-port"])
+            .arg(port.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(["--log", "warn", "--web-stomp-port", "0", "--stomp-port"])
+            .arg(stomp_port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start broker");
+        let mut broker = Broker {
+            child,
+            dir,
+            uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2F"),
+            stomp_uri: format!("stomp://guest:guest@127.0.0.1:{stomp_port}/"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let ready = |p: u16| p == 0 || TcpStream::connect(("127.0.0.1", p)).is_ok();
+        loop {
+            if ready(port) && ready(stomp_port) {
+                return Some(broker);
+            }
+            if let Ok(Some(status)) = broker.child.try_wait() {
+                eprintln!("broker exited ({status}), probably a port race; retrying");
+                break;
+            }
+            assert!(Instant::now() < deadline, "broker did not start listening");
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
-    Some(broker)
+    panic!("broker did not start in 5 attempts");
 }
 
 fn args(uri: &str, extra: &[&str]) -> PerfArgs {
@@ -153,4 +175,76 @@ async fn one_second_runs_lose_nothing() {
     assert!(f.integrity.ok(), "{:?}", f.integrity);
     assert_eq!(f.samples_us.len(), 3);
     assert_eq!(f.integrity.messages, 20 * 6);
+}
+
+/// `warren perf --protocol stomp` against Warren's STOMP adapter: about two
+/// seconds of SEND / SUBSCRIBE / cumulative ACK with receipts, then a short
+/// client-individual run; every message must be accounted for.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stomp_runs_lose_nothing() {
+    let Some(broker) = start_broker_with(true) else {
+        return;
+    };
+    let report = execute(&args(
+        &broker.stomp_uri,
+        &[
+            "--protocol",
+            "stomp",
+            "-x",
+            "2",
+            "-y",
+            "2",
+            "--queues",
+            "2",
+            "-z",
+            "2",
+            "--confirm",
+            "100",
+            "--prefetch",
+            "100",
+            "--multi-ack-every",
+            "10",
+        ],
+    ))
+    .await
+    .expect("STOMP perf run");
+    let Report::Throughput(r) = report else {
+        panic!("wrong report kind")
+    };
+    assert_eq!(r.protocol, warren_perf::Protocol::Stomp);
+    let i = &r.integrity;
+    assert!(i.checked);
+    assert!(r.published > 0, "nothing published");
+    assert_eq!(
+        (i.lost, i.duplicated, i.reordered, i.unexpected),
+        (0, 0, 0, 0),
+        "{i:?}"
+    );
+    assert_eq!(i.messages, r.published, "every published message checked");
+    assert_eq!(r.confirmed, r.published, "every SEND receipted");
+
+    // Every message acked on its own, bodies larger than the stamp.
+    let report = execute(&args(
+        &broker.stomp_uri,
+        &[
+            "--stomp-ack",
+            "client-individual",
+            "-q",
+            "50",
+            "-z",
+            "0.5",
+            "-s",
+            "1000",
+            "--rate",
+            "5000",
+        ],
+    ))
+    .await
+    .expect("client-individual run");
+    let Report::Throughput(r) = report else {
+        panic!("wrong report kind")
+    };
+    assert!(r.integrity.ok(), "{:?}", r.integrity);
+    assert!(r.published > 0);
+    assert_eq!(r.integrity.messages, r.published);
 }

@@ -28,6 +28,20 @@ impl Default for Config {
     }
 }
 
+impl Config {
+    /// The client side of a connection (the load generator, tests): by-the-book
+    /// escaping and `content-length` on every incoming frame (MESSAGE bodies may
+    /// hold NULs), no LF after outgoing frames. Call `set_version` on both halves
+    /// once CONNECTED has named the version.
+    pub fn client() -> Config {
+        Config {
+            dialect: Dialect::Spec,
+            limits: Limits::DEFAULT,
+            trailing_lf: false,
+        }
+    }
+}
+
 /// A STOMP `Decoder` + `Encoder`. For a split connection (a reader task and a writer
 /// task), use [`StompCodec::into_parts`] and set the version on both halves.
 #[derive(Debug)]

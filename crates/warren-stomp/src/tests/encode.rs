@@ -142,3 +142,37 @@ fn connected_frame_like_rabbitmq() {
         &b"CONNECTED\nsession:s\nheart-beat:10000,5000\nversion:1.2\n\n\0\n"[..]
     );
 }
+
+/// `Config::client()`: a client's SEND reaches the server codec intact, and a
+/// server MESSAGE whose body holds NULs reaches the client whole (the client
+/// honours `content-length` on every frame; no LF after its own frames).
+#[test]
+fn client_config_talks_to_the_server_codec() {
+    let (mut client_dec, mut client_enc) = StompCodec::new(Config::client()).into_parts();
+    client_dec.set_version(Version::V1_2);
+    client_enc.set_version(Version::V1_2);
+    let mut server = StompCodec::default();
+    server.set_version(Version::V1_2);
+
+    let mut wire = BytesMut::new();
+    let mut w = client_enc.writer(&mut wire, &Command::Send, 64);
+    w.header(b"destination", b"/queue/a:b");
+    w.finish(b"x\0y");
+    assert_eq!(wire.last(), Some(&0), "no trailing LF from a client");
+    let f = one_frame(&wire);
+    assert_eq!(f.header("destination"), Some(&b"/queue/a:b"[..]));
+    assert_eq!(&f.body[..], b"x\0y");
+
+    let msg = Frame::new(
+        Command::Message,
+        Headers::from_pairs([("destination", "/queue/q"), ("ack", "T_1@@s@@7")]),
+        Bytes::from_static(b"\0\0stamp\0"),
+    );
+    let mut wire = BytesMut::new();
+    server.encode(&msg, &mut wire).unwrap();
+    let Some(Item::Frame(got)) = client_dec.decode(&mut wire).unwrap() else {
+        panic!("no MESSAGE decoded")
+    };
+    assert_eq!(&got.body[..], b"\0\0stamp\0");
+    assert_eq!(got.header("ack"), Some(&b"T_1@@s@@7"[..]));
+}
