@@ -169,7 +169,8 @@ impl FrameWriter<'_> {
     }
 }
 
-fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+/// `n` in decimal, written at the end of `buf` (no allocation).
+pub fn format_decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
     let mut i = buf.len();
     loop {
         i -= 1;

@@ -17,6 +17,7 @@
 
 use bytes::{BufMut, BytesMut};
 use warren_core::outlet::WireEncoder;
+use warren_stomp::encode::format_decimal;
 use warren_stomp::writer::Outbound;
 
 /// Whether events are named after the routing key.
@@ -33,24 +34,17 @@ pub enum EventNames {
 pub struct EventWire {
     next_id: u64,
     names: EventNames,
-    itoa: Vec<u8>,
 }
 
 impl EventWire {
     pub fn new(names: EventNames) -> EventWire {
-        EventWire {
-            next_id: 1,
-            names,
-            itoa: Vec::new(),
-        }
+        EventWire { next_id: 1, names }
     }
 
     fn event(&mut self, out: &mut BytesMut, name: &[u8], body: &[u8]) {
         out.reserve(32 + name.len() + body.len() + body.len() / 16);
         out.put_slice(b"id: ");
-        self.itoa.clear();
-        write_u64(&mut self.itoa, self.next_id);
-        out.put_slice(&self.itoa);
+        out.put_slice(format_decimal(self.next_id, &mut [0u8; 20]));
         out.put_u8(b'\n');
         self.next_id += 1;
         if self.names == EventNames::RoutingKey && !name.is_empty() {
@@ -93,20 +87,6 @@ fn line_end(b: &[u8]) -> usize {
     b.iter()
         .position(|&c| c == b'\n' || c == b'\r')
         .unwrap_or(b.len())
-}
-
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
 }
 
 impl WireEncoder<Outbound> for EventWire {
