@@ -23,7 +23,7 @@ import pika.exceptions
 import pytest
 import requests
 
-from helpers import AMQP_URL, ConsumerThread, unique, wait_until
+from helpers import ConsumerThread, unique, wait_until
 
 if "WEB_STOMP_PORT" not in os.environ:
     pytest.skip("WEB_STOMP_PORT is not set (SSE feeds are Warren's only)",
