@@ -25,8 +25,10 @@ use axum::extract::{ConnectInfo, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use futures_util::StreamExt;
 use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::sync::oneshot;
 use tokio_util::io::ReaderStream;
 use tracing::{debug, info};
 use warren_core::outlet::run_writer;
@@ -132,6 +134,12 @@ pub async fn feed(
     info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
 
     let (to_body, from_writer) = tokio::io::duplex(PIPE);
+    // Dropped with the response body, which hyper drops as soon as it sees the
+    // browser close the connection. Without it the feed would only notice at
+    // its next write (the next event, or the comment line up to 15 s later),
+    // and a `/queue/` feed would go on taking, and losing, its share of the
+    // queue's messages until then.
+    let (body_alive, mut body_gone) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let writer = run_writer(
             to_body,
@@ -145,6 +153,7 @@ pub async fn feed(
         loop {
             tokio::select! {
                 _ = &mut writer => break,
+                _ = &mut body_gone => break,
                 changed = forced.changed() => {
                     if changed.is_err() || forced.borrow_and_update().is_some() {
                         // Send what is queued, then end the stream.
@@ -155,13 +164,18 @@ pub async fn feed(
                 }
             }
         }
-        // The browser went away (a write failed) or the broker closed the feed.
+        // The browser went away (the body was dropped, or a write failed) or
+        // the broker closed the feed.
         session.close();
         drop(registration);
         info!(%peer, conn = id, "SSE feed closed");
     });
 
-    let mut response = Response::new(Body::from_stream(ReaderStream::new(from_writer)));
+    let body = ReaderStream::new(from_writer).map(move |chunk| {
+        let _alive = &body_alive;
+        chunk
+    });
+    let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

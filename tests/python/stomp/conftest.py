@@ -6,7 +6,8 @@ RabbitMQ 3.10 with its STOMP plugin, from the same files:
 
 ``STOMP_HOST`` (default 127.0.0.1) and ``STOMP_PORT`` (default 61613) name the
 STOMP listener; ``AMQP_URL`` the same broker's AMQP listener (pika, for
-cross-protocol checks and cleanup). A deliberate difference between Warren and
+cross-protocol checks and cleanup); ``WEB_STOMP_PORT`` (default 15674) its
+Web-STOMP listener (test_web_stomp.py, skipped when nothing listens there). A deliberate difference between Warren and
 RabbitMQ is tested per broker (``warren`` fixture) with the reason given.
 """
 

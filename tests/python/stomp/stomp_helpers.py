@@ -4,7 +4,8 @@ subscription queue naming.
 
 The same files run against Warren and RabbitMQ (with ``rabbitmq_stomp``):
 ``STOMP_HOST``/``STOMP_PORT`` name the STOMP listener, ``AMQP_URL`` the AMQP one
-of the same broker (cross-protocol tests use pika).
+of the same broker (cross-protocol tests use pika), ``WEB_STOMP_PORT`` its
+Web-STOMP listener (STOMP over WebSocket at ``/ws``, ``rabbitmq_web_stomp``).
 """
 
 import base64
@@ -19,6 +20,7 @@ import stomp
 
 STOMP_HOST = os.environ.get("STOMP_HOST", "127.0.0.1")
 STOMP_PORT = int(os.environ.get("STOMP_PORT", "61613"))
+WEB_STOMP_PORT = int(os.environ.get("WEB_STOMP_PORT", "15674"))
 VERSIONS = ["1.0", "1.1", "1.2"]
 # How long to wait for what should come at once (a message, a receipt, an
 # ERROR): generous, so that a loaded machine does not fail tests; it only costs
@@ -253,30 +255,10 @@ class RawClient:
                     return None
 
     def _parse(self):
-        b = self.buf.lstrip(b"\r\n")
-        end = b.find(b"\n\n")
-        if end < 0:
-            return None
-        head = b[:end].replace(b"\r\n", b"\n").split(b"\n")
-        command = head[0].decode()
-        headers = {}
-        for line in head[1:]:
-            k, _, v = line.partition(b":")
-            k, v = _unescape(k).decode(), _unescape(v).decode("utf-8", "replace")
-            headers.setdefault(k, v)
-        rest = b[end + 2:]
-        if "content-length" in headers:
-            n = int(headers["content-length"])
-            if len(rest) < n + 1:
-                return None
-            body, rest = rest[:n], rest[n + 1:]
-        else:
-            nul = rest.find(b"\x00")
-            if nul < 0:
-                return None
-            body, rest = rest[:nul], rest[nul + 1:]
-        self.buf = rest
-        return RawFrame(command, headers, body)
+        f, rest = parse_frame(self.buf)
+        if f is not None:
+            self.buf = rest
+        return f
 
     def heartbeats_received(self):
         """EOLs buffered between frames so far (drains the socket briefly)."""
@@ -295,6 +277,146 @@ class RawClient:
             self.sock.close()
         except OSError:
             pass
+
+
+# -- WebSocket (Web-STOMP) -----------------------------------------------------
+
+WS_TEXT, WS_BINARY, WS_CLOSE = 0x1, 0x2, 0x8
+
+
+class WsClient:
+    """A STOMP client over one WebSocket (websocket-client) to ``/ws`` on
+    ``WEB_STOMP_PORT``: sends messages as given, and reads the broker's
+    messages one at a time (RabbitMQ's Web-STOMP sends one frame, or one
+    heart-beat EOL, per message)."""
+
+    def __init__(self, subprotocols=("v12.stomp",), port=None, timeout=TIMEOUT):
+        import websocket
+        self._ws_mod = websocket
+        self.ws = websocket.create_connection(
+            f"ws://{STOMP_HOST}:{port or WEB_STOMP_PORT}/ws",
+            subprotocols=list(subprotocols) or None, timeout=timeout)
+        self.closed = False
+        # The payload of the close message the broker sent, if any.
+        self.close_payload = None
+        # Heart-beat messages (EOLs only) seen by frame().
+        self.heartbeats = 0
+
+    @property
+    def subprotocol(self):
+        return self.ws.getsubprotocol()
+
+    def send(self, data, binary=False):
+        if isinstance(data, str):
+            data = data.encode()
+        if binary:
+            self.ws.send_binary(data)
+        else:
+            # A text message must be UTF-8; websocket-client sends bytes as
+            # given.
+            self.ws.send(data, opcode=WS_TEXT)
+
+    def message(self, timeout=TIMEOUT):
+        """The next data message as ``(opcode, payload)``; None on a timeout or
+        once the broker closed the WebSocket (``closed`` tells which)."""
+        if self.closed:
+            return None
+        ws = self._ws_mod
+        self.ws.settimeout(timeout)
+        try:
+            while True:
+                op, data = self.ws.recv_data(control_frame=True)
+                if op == WS_CLOSE:
+                    # (websocket-client has answered with its own close.)
+                    self.close_payload = data
+                    self.closed = True
+                    return None
+                if op in (WS_TEXT, WS_BINARY):
+                    return op, data
+        except ws.WebSocketTimeoutException:
+            return None
+        except (ws.WebSocketConnectionClosedException, ConnectionError, OSError):
+            self.closed = True
+            return None
+
+    def frame(self, timeout=TIMEOUT):
+        """The next frame (heart-beat messages counted and skipped); None on a
+        timeout or close. Each message must hold exactly one frame: the frame's
+        ``opcode`` is the message's."""
+        deadline = time.monotonic() + timeout
+        while True:
+            m = self.message(max(0.01, deadline - time.monotonic()))
+            if m is None:
+                return None
+            op, data = m
+            if not data.strip(b"\r\n"):
+                self.heartbeats += 1
+                continue
+            f, rest = parse_frame(data)
+            assert f is not None, f"a message with an incomplete frame: {data[:200]!r}"
+            assert not rest.strip(b"\r\n"), f"a message with more than one frame: {data[:200]!r}"
+            f.opcode = op
+            return f
+
+    def connect(self, version="1.2", login="guest", passcode="guest", extra=b""):
+        """CONNECT (``host:/``) and return the CONNECTED frame."""
+        self.send(b"CONNECT\naccept-version:" + version.encode() + b"\nlogin:" +
+                  login.encode() + b"\npasscode:" + passcode.encode() + b"\nhost:/\n" +
+                  extra + b"\n\x00")
+        f = self.frame()
+        assert f is not None and f.command == "CONNECTED", f
+        return f
+
+    def wait_closed(self, timeout=TIMEOUT):
+        """True once the broker closed the WebSocket; data messages that come
+        first are dropped."""
+        deadline = time.monotonic() + timeout
+        while not self.closed and time.monotonic() < deadline:
+            self.message(max(0.01, deadline - time.monotonic()))
+        return self.closed
+
+    def close(self):
+        try:
+            self.ws.close(timeout=1)
+        except Exception:
+            pass
+
+
+def web_broker_is_warren():
+    """Whether the Web-STOMP listener's CONNECTED names Warren."""
+    ws = WsClient()
+    try:
+        return ws.connect().headers.get("server", "").startswith("Warren")
+    finally:
+        ws.close()
+
+
+def parse_frame(buf: bytes):
+    """The first frame in ``buf`` (heart-beat EOLs before it skipped) and the
+    bytes after it; ``(None, buf)`` while the frame is incomplete."""
+    b = buf.lstrip(b"\r\n")
+    end = b.find(b"\n\n")
+    if end < 0:
+        return None, buf
+    head = b[:end].replace(b"\r\n", b"\n").split(b"\n")
+    command = head[0].decode()
+    headers = {}
+    for line in head[1:]:
+        k, _, v = line.partition(b":")
+        k, v = _unescape(k).decode(), _unescape(v).decode("utf-8", "replace")
+        headers.setdefault(k, v)
+    rest = b[end + 2:]
+    if "content-length" in headers:
+        n = int(headers["content-length"])
+        if len(rest) < n + 1:
+            return None, buf
+        body, rest = rest[:n], rest[n + 1:]
+    else:
+        nul = rest.find(b"\x00")
+        if nul < 0:
+            return None, buf
+        body, rest = rest[:nul], rest[nul + 1:]
+    return RawFrame(command, headers, body), rest
 
 
 def _unescape(s: bytes) -> bytes:
