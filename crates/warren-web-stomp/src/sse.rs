@@ -153,7 +153,13 @@ pub async fn feed(
         loop {
             tokio::select! {
                 _ = &mut writer => break,
-                _ = &mut body_gone => break,
+                _ = &mut body_gone => {
+                    // The writer ends at once (the pipe's reader is gone) and
+                    // shuts the outlet, so nothing more is queued for it.
+                    outlet.close();
+                    (&mut writer).await;
+                    break;
+                }
                 changed = forced.changed() => {
                     if changed.is_err() || forced.borrow_and_update().is_some() {
                         // Send what is queued, then end the stream.
