@@ -108,6 +108,26 @@ impl Broker {
         Ok(())
     }
 
+    /// Create a vhost for `creator`, as RabbitMQ's management API and
+    /// definitions import do: a vhost that did not exist gives its creator
+    /// full permissions on it. Returns whether it was created.
+    pub fn add_vhost_for(&self, name: &str, creator: Option<&str>) -> Result<bool> {
+        let existed = self.vhost(name).is_some();
+        self.add_vhost(name)?;
+        if let (false, Some(user)) = (existed, creator) {
+            if self.user(user).is_some() {
+                self.set_permissions(PermissionDef {
+                    user: user.into(),
+                    vhost: name.into(),
+                    configure: ".*".into(),
+                    write: ".*".into(),
+                    read: ".*".into(),
+                })?;
+            }
+        }
+        Ok(!existed)
+    }
+
     /// `delete_vhost`: close its connections (320 "vhost 'x' is down"),
     /// delete its queues (and their messages), exchanges, policies and
     /// permissions, durable ones included.

@@ -194,7 +194,14 @@ impl Broker {
     /// imported too) or into one vhost (objects' `vhost` is ignored). Stops
     /// at the first invalid object with a 400-style error (`precondition_failed`
     /// text) or 404 for a missing vhost; what was imported before stays.
-    pub fn import_definitions(&self, defs: &Value, vhost: Option<&str>) -> Result<()> {
+    /// A vhost the import creates gives `acting_user` (the importing user)
+    /// full permissions on it first, as RabbitMQ does.
+    pub fn import_definitions(
+        &self,
+        defs: &Value,
+        vhost: Option<&str>,
+        acting_user: Option<&str>,
+    ) -> Result<()> {
         let obj = defs
             .as_object()
             .ok_or_else(|| bad("definitions must be a JSON object"))?;
@@ -228,7 +235,8 @@ impl Broker {
                 self.upsert_user(name, credential, tags)?;
             }
             for v in list("vhosts")? {
-                self.add_vhost(str_field(v, "name")?)?;
+                let name = str_field(v, "name")?;
+                self.add_vhost_for(name, acting_user)?;
             }
             for p in list("permissions")? {
                 self.set_permissions(PermissionDef {
@@ -405,7 +413,8 @@ mod tests {
             "bindings": [{"source": "x1", "vhost": "v1", "destination": "q1",
                           "destination_type": "queue", "routing_key": "a.#", "arguments": {}}]
         });
-        b.import_definitions(&defs, None).expect("import");
+        b.import_definitions(&defs, None, Some("guest"))
+            .expect("import");
         assert!(b.user("app").expect("user").check_password(b"test12"));
         let out = b.export_definitions(Some("v1")).expect("export");
         assert_eq!(
@@ -416,10 +425,12 @@ mod tests {
         assert_eq!(out["bindings"][0]["routing_key"], json!("a.#"));
         assert_eq!(out["policies"][0]["apply-to"], json!("queues"));
         let all = b.export_definitions(None).expect("export all");
-        assert_eq!(all["permissions"].as_array().map(Vec::len), Some(2));
+        assert_eq!(all["permissions"].as_array().map(Vec::len), Some(3));
         let bad = json!({"queues": [{"name": "q2", "vhost": "nope"}]});
         assert_eq!(
-            b.import_definitions(&bad, None).expect_err("no vhost").code,
+            b.import_definitions(&bad, None, None)
+                .expect_err("no vhost")
+                .code,
             404
         );
         let _ = std::fs::remove_dir_all(&dir);

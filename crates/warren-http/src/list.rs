@@ -125,7 +125,12 @@ impl ListParams {
     /// into the response body.
     pub fn apply(&self, items: Vec<Value>) -> ApiResult<Value> {
         let total = items.len();
-        let mut items: Vec<Value> = items.into_iter().filter(|i| self.matches(i)).collect();
+        // As RabbitMQ: `name=` filters paged answers only.
+        let mut items: Vec<Value> = if self.page.is_some() {
+            items.into_iter().filter(|i| self.matches(i)).collect()
+        } else {
+            items
+        };
         if let Some(sort) = &self.sort {
             items.sort_by(|a, b| compare(field(a, sort), field(b, sort)));
         }

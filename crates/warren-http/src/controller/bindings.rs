@@ -2,7 +2,7 @@
 //! list (the default exchange's implicit bindings included, as RabbitMQ),
 //! POST creates (201 with `Location: DEST/PROPS`), DELETE by properties key.
 
-use super::{no_content, ok, quote, vhost_bindings, visible_vhosts, BindingRow};
+use super::{no_content, ok, vhost_bindings, visible_vhosts, BindingRow};
 use crate::auth::Caller;
 use crate::body::{check_name, exchange_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -112,7 +112,8 @@ pub async fn create(
         v.bind_exchange(&d, &s, ShortStr::from(key.as_str()), args)?;
     }
     let mut resp = StatusCode::CREATED.into_response();
-    if let Ok(loc) = HeaderValue::from_str(&format!("{}/{}", quote(&dest), props)) {
+    if let Ok(loc) = HeaderValue::from_str(&format!("{}/{}", url_encode(&dest), url_encode(&props)))
+    {
         resp.headers_mut().insert(header::LOCATION, loc);
     }
     Ok(resp)
@@ -176,4 +177,18 @@ pub async fn delete(
         v.unbind_exchange(&d, &s, &key, &row.arguments)?;
     }
     Ok(no_content())
+}
+
+/// Percent-encode a path segment (unreserved characters stay).
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{:02X}", b)),
+        }
+    }
+    out
 }

@@ -25,7 +25,7 @@ pub async fn import(c: Caller, body: Body) -> ApiResult<Response> {
     c.require_admin()?;
     c.http
         .broker
-        .import_definitions(&Value::Object(body.0), None)
+        .import_definitions(&Value::Object(body.0), None, Some(&c.user.name))
         .map_err(import_error)?;
     Ok(no_content())
 }
@@ -41,7 +41,7 @@ pub async fn import_vhost(
     }
     c.http
         .broker
-        .import_definitions(&Value::Object(body.0), Some(&vhost))
+        .import_definitions(&Value::Object(body.0), Some(&vhost), Some(&c.user.name))
         .map_err(import_error)?;
     Ok(no_content())
 }

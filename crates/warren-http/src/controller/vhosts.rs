@@ -45,9 +45,8 @@ pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult
 pub async fn put(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
     c.require_admin()?;
     check_name("vhost", &name)?;
-    let existed = c.http.broker.vhost(&name).is_some();
-    c.http.broker.add_vhost(&name)?;
-    Ok(created(!existed))
+    let was_created = c.http.broker.add_vhost_for(&name, Some(&c.user.name))?;
+    Ok(created(was_created))
 }
 
 pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
