@@ -34,7 +34,7 @@ pub fn value_to_json(v: &FieldValue) -> Value {
         FieldValue::Array(a) => Value::Array(a.iter().map(value_to_json).collect()),
         FieldValue::Table(t) => table_to_json(t),
         FieldValue::Void => Value::Null,
-        other => other.as_i64().map_or(Value::Null, |n| Value::from(n)),
+        other => other.as_i64().map_or(Value::Null, Value::from),
     }
 }
 
