@@ -273,16 +273,19 @@ mod tests {
                    "page_size": 2, "total_count": 5,
                    "items": [{"name": "q3", "arguments": {"x": 3}}, {"name": "q2", "arguments": {"x": 2}}]})
         );
-        let out = params("name=Q[13]&use_regex=true")
+        let out = params("page=1&name=Q[13]&use_regex=true")
             .unwrap()
             .apply(items())
             .unwrap();
-        assert_eq!(out.as_array().map(Vec::len), Some(2));
-        let out = params("name=q2&sort=name&sort_reverse=true")
+        assert_eq!(out["filtered_count"], 2);
+        let out = params("page=1&name=q2&sort=name&sort_reverse=true")
             .unwrap()
             .apply(items())
             .unwrap();
-        assert_eq!(out.as_array().map(Vec::len), Some(1));
+        assert_eq!(out["items"].as_array().map(Vec::len), Some(1));
+        // Without paging, name= is ignored (RabbitMQ).
+        let out = params("name=q2").unwrap().apply(items()).unwrap();
+        assert_eq!(out.as_array().map(Vec::len), Some(5));
     }
 
     #[test]
