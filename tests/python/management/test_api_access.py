@@ -3,7 +3,7 @@
 import pika
 import pytest
 
-from conftest import Api, unique
+from mgmt_helpers import Api, unique
 from helpers import AMQP_URL
 
 
@@ -110,7 +110,7 @@ def test_tags_limit_what_users_see_and_do(api, made, user):
 def test_guest_is_loopback_only(api, warren):
     import socket
     import urllib.parse
-    from conftest import MGMT_URL
+    from mgmt_helpers import MGMT_URL
     host = urllib.parse.urlparse(MGMT_URL)
     if host.hostname not in ("127.0.0.1", "localhost"):
         pytest.skip("MGMT_URL is not a loopback address")

@@ -4,7 +4,7 @@ import urllib.parse
 
 import requests
 
-from conftest import MGMT_URL, Api
+from mgmt_helpers import MGMT_URL, Api
 from helpers import AMQP_URL
 
 

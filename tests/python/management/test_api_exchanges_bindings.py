@@ -2,7 +2,7 @@
 
 import urllib.parse
 
-from conftest import wait_for
+from mgmt_helpers import wait_for
 
 
 def test_exchange_declare_show_delete(api, made):

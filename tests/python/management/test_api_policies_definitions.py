@@ -4,7 +4,7 @@ list parameters (paging, columns, sort, name filters)."""
 import json
 import os
 
-from conftest import unique, wait_for
+from mgmt_helpers import unique, wait_for
 
 DATA = os.path.join(os.path.dirname(__file__), "data")
 

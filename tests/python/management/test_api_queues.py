@@ -5,7 +5,7 @@ import base64
 import pika
 import pytest
 
-from conftest import unique, wait_for
+from mgmt_helpers import unique, wait_for
 
 
 def queue(api, name):

@@ -9,7 +9,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import MGMT_URL, unique, wait_for
+from mgmt_helpers import MGMT_URL, unique, wait_for
 
 ADMIN = os.environ.get("RABBITMQADMIN", shutil.which("rabbitmqadmin") or "/usr/bin/rabbitmqadmin")
 
