@@ -50,7 +50,7 @@ def test_figures_follow_amqp_traffic(api, made, amqp):
     figures = lambda: (lambda q: (q.get("messages"), q.get("messages_ready"),  # noqa: E731
                                   q.get("messages_unacknowledged"), q.get("consumers")))(queue(api, name))
     assert wait_for(lambda: figures() == (5, 3, 2, 1)), figures()
-    assert {x["name"]: x for x in api.get("/api/queues").json()}[name]["consumers"] == 1
+    assert wait_for(lambda: {x["name"]: x for x in api.get("/api/queues").json()}[name].get("consumers") == 1)
 
 
 def test_get_ack_modes_and_encodings(api, made, amqp):
