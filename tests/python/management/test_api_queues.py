@@ -40,15 +40,13 @@ def test_figures_follow_amqp_traffic(api, made, amqp):
     ch = amqp().channel()
     for i in range(5):
         ch.basic_publish("", name, f"m{i}".encode())
-    assert wait_for(lambda: queue(api, name).get("messages_ready") == 5)
-    q = queue(api, name)
-    assert (q["messages"], q["messages_unacknowledged"], q["consumers"]) == (5, 0, 0)
+    figures = lambda: (lambda q: (q.get("messages"), q.get("messages_ready"),  # noqa: E731
+                                  q.get("messages_unacknowledged"), q.get("consumers")))(queue(api, name))
+    assert wait_for(lambda: figures() == (5, 5, 0, 0)), figures()
     ch.connection.process_data_events(time_limit=0)
     ch.basic_qos(prefetch_count=2)
     ch.basic_consume(name, lambda *a: None)
     ch.connection.process_data_events(time_limit=0.5)
-    figures = lambda: (lambda q: (q.get("messages"), q.get("messages_ready"),  # noqa: E731
-                                  q.get("messages_unacknowledged"), q.get("consumers")))(queue(api, name))
     assert wait_for(lambda: figures() == (5, 3, 2, 1)), figures()
     assert wait_for(lambda: {x["name"]: x for x in api.get("/api/queues").json()}[name].get("consumers") == 1)
 
