@@ -200,7 +200,7 @@ start_warren() { # [stomp]: also listen for STOMP, on a free port
   local port stomp_port=0
   port=$(free_port)
   [ "${1:-}" = stomp ] && stomp_port=$(free_port)
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port 0 --data-dir "$warren_dir/data" --log warn \
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port 0 --http-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do

@@ -28,8 +28,9 @@ trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data_di
 for attempt in 1 2 3 4 5; do
   stomp_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
-    --web-stomp-port "$web_port" \
+    --web-stomp-port "$web_port" --http-port "$http_port" \
     --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
   pid=$!
   port=
@@ -37,23 +38,26 @@ for attempt in 1 2 3 4 5; do
     port=$(sed -n 's/.*AMQP 0-9-1 listener started.*addr=[^ ]*:\([0-9][0-9]*\).*/\1/p' "$data_dir/warren.log" | head -1)
     [ -n "$port" ] && (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null \
-      && (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null && break
+      && (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null \
+      && (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
-  if kill -0 $pid 2>/dev/null || ! grep -q -- "STOMP)" "$data_dir/warren.log"; then
+  if kill -0 $pid 2>/dev/null || ! grep -q -E -- "(STOMP|HTTP API)\)" "$data_dir/warren.log"; then
     break
   fi
-  echo "STOMP port $stomp_port or $web_port was taken; starting the broker again"
+  echo "STOMP port $stomp_port, $web_port or HTTP port $http_port was taken; starting the broker again"
 done
 if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
   echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1
 fi
 status=0
 # Scenario tests against the broker started above (these same files run against
-# RabbitMQ; tests/python/stomp are the STOMP ones, with stomp.py and pika), then
-# the durability tests, which start and kill their own brokers.
+# RabbitMQ; tests/python/stomp are the STOMP ones, with stomp.py and pika;
+# tests/python/management the HTTP API's, with requests, pika and rabbitmqadmin),
+# then the durability tests, which start and kill their own brokers.
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_STOMP_PORT="$web_port" \
+  HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"

@@ -14,8 +14,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
-use warren_core::permissions::Access;
 use warren_core::permissions::AccessCache;
+use warren_core::permissions::{exchange_declare_needs, queue_declare_needs, Access};
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_consumer_args, check_expiration};
 use warren_core::vhost::Published;
@@ -452,18 +452,9 @@ impl Channel {
             arguments: d.arguments.clone(),
         };
         if !d.passive {
-            ctx.check_exchange(Access::Configure, d.exchange.as_bytes())
-                .map_err(|e| err(e, m))?;
-            // Naming an alternate exchange routes into it: RabbitMQ also wants
-            // read on this exchange and write on the alternate one.
-            if let Some(ae) = d
-                .arguments
-                .get("alternate-exchange")
-                .and_then(|v| v.as_bytes())
+            for (access, kind, name) in exchange_declare_needs(d.exchange.as_bytes(), &d.arguments)
             {
-                ctx.check_exchange(Access::Read, d.exchange.as_bytes())
-                    .and_then(|_| ctx.check_exchange(Access::Write, ae))
-                    .map_err(|e| err(e, m))?;
+                ctx.check(access, kind, name).map_err(|e| err(e, m))?;
             }
         }
         ctx.vhost
@@ -513,14 +504,8 @@ impl Channel {
         // needs configure on the queue, server-named ones included, and with a
         // dead-letter exchange read on the queue and write on that exchange.
         let check = |ctx: &mut ConnContext, queue: &[u8]| -> Result<(), BrokerError> {
-            ctx.check_queue(Access::Configure, queue)?;
-            if let Some(dlx) = d
-                .arguments
-                .get("x-dead-letter-exchange")
-                .and_then(|v| v.as_bytes())
-            {
-                ctx.check_queue(Access::Read, queue)?;
-                ctx.check_exchange(Access::Write, dlx)?;
+            for (access, kind, name) in queue_declare_needs(queue, &d.arguments) {
+                ctx.check(access, kind, name)?;
             }
             Ok(())
         };
@@ -878,16 +863,9 @@ impl Channel {
                 e
             }
         };
-        if exchange.options.internal {
-            return Err(AmqpError::channel(
-                BrokerError::access_refused(format!(
-                    "cannot publish to internal exchange '{}' in vhost '{}'",
-                    exchange.name, ctx.vhost.name
-                )),
-                ids.0,
-                ids.1,
-            ));
-        }
+        ctx.vhost
+            .check_publishable(&exchange)
+            .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
         ctx.has_published = true;
         self.pending = Some(PendingPublish {
             method: p,

@@ -20,6 +20,18 @@ use crate::store::definitions::Definitions;
 use std::sync::atomic::Ordering;
 use tracing::{info, warn};
 
+/// How [`Broker::upsert_user`] sets a user's password.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A clear-text password, hashed with a fresh salt.
+    Password(String),
+    /// A RabbitMQ `rabbit_password_hashing_sha256` hash, stored as given.
+    Hash(String),
+    /// Keep the current password (none for a new user: it cannot log in
+    /// with a password).
+    Keep,
+}
+
 /// A user as listed (no password hash).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct UserInfo {
@@ -94,6 +106,26 @@ impl Broker {
         self.ensure_vhost(name);
         info!(vhost = name, "vhost added");
         Ok(())
+    }
+
+    /// Create a vhost for `creator`, as RabbitMQ's management API and
+    /// definitions import do: a vhost that did not exist gives its creator
+    /// full permissions on it. Returns whether it was created.
+    pub fn add_vhost_for(&self, name: &str, creator: Option<&str>) -> Result<bool> {
+        let existed = self.vhost(name).is_some();
+        self.add_vhost(name)?;
+        if let (false, Some(user)) = (existed, creator) {
+            if self.user(user).is_some() {
+                self.set_permissions(PermissionDef {
+                    user: user.into(),
+                    vhost: name.into(),
+                    configure: ".*".into(),
+                    write: ".*".into(),
+                    read: ".*".into(),
+                })?;
+            }
+        }
+        Ok(!existed)
     }
 
     /// `delete_vhost`: close its connections (320 "vhost 'x' is down"),
@@ -212,6 +244,71 @@ impl Broker {
             .collect();
         v.sort_by(|a, b| a.name.cmp(&b.name));
         v
+    }
+
+    /// Create or update a user, as RabbitMQ's `PUT /api/users/NAME` and a
+    /// definitions import do: the tags are replaced; the password is set from
+    /// `credential` (a new user without one cannot log in with a password; an
+    /// existing one keeps its password). Returns whether the user was created.
+    pub fn upsert_user(
+        &self,
+        name: &str,
+        credential: Credential,
+        tags: Vec<String>,
+    ) -> Result<bool> {
+        if name.is_empty() || name.len() > 255 {
+            return Err(BrokerError::precondition_failed(
+                "user name must be 1 to 255 bytes long",
+            ));
+        }
+        if let Credential::Hash(h) = &credential {
+            if !crate::auth::is_valid_hash(h) {
+                return Err(BrokerError::precondition_failed(
+                    "password_hash is not a valid rabbit_password_hashing_sha256 hash",
+                ));
+            }
+        }
+        let _g = self.admin_lock.lock();
+        let (user, created) = {
+            let mut users = self.users.write();
+            let created = !users.contains_key(name);
+            let u = users.entry(name.to_string()).or_insert_with(|| User {
+                name: name.to_string(),
+                password_hash: String::new(),
+                tags: Vec::new(),
+                loopback_only: false,
+            });
+            match credential {
+                Credential::Password(p) => u.set_password(&p),
+                Credential::Hash(h) => u.password_hash = h,
+                Credential::Keep => {}
+            }
+            u.tags = tags;
+            (u.clone(), created)
+        };
+        self.store.definitions.save_user(&user);
+        self.bump_auth_generation();
+        info!(user = name, created, "user set");
+        Ok(created)
+    }
+
+    /// Users with no permission on any vhost, sorted by name.
+    pub fn users_without_permissions(&self) -> Vec<UserInfo> {
+        let perms = self.permissions.read();
+        self.list_users()
+            .into_iter()
+            .filter(|u| {
+                perms
+                    .get(&u.name)
+                    .is_none_or(|by_vhost| by_vhost.is_empty())
+            })
+            .collect()
+    }
+
+    /// A user's stored password hash (for administrators' listings and the
+    /// definitions export).
+    pub fn password_hash(&self, name: &str) -> Option<String> {
+        self.users.read().get(name).map(|u| u.password_hash.clone())
     }
 
     /// `set_permissions -p VHOST USER CONF WRITE READ`. Takes effect on open

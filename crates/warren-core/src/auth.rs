@@ -62,6 +62,32 @@ impl User {
     }
 }
 
+/// The user name and password of an HTTP `Authorization: Basic ...` header
+/// value, if it is well-formed (every HTTP listener logs users in this way).
+pub fn basic_credentials(value: &[u8]) -> Option<(String, Vec<u8>)> {
+    let encoded = strip_prefix_ignore_case(value, b"basic ")?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim_ascii())
+        .ok()?;
+    let colon = decoded.iter().position(|&b| b == b':')?;
+    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
+    Some((user, decoded[colon + 1..].to_vec()))
+}
+
+fn strip_prefix_ignore_case<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
+    (value.len() >= prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix))
+        .then(|| &value[prefix.len()..])
+}
+
+/// Whether `hash` has the shape of a RabbitMQ SHA-256 password hash
+/// (base64 of a 4-byte salt and a 32-byte digest), or is empty (no password).
+pub fn is_valid_hash(hash: &str) -> bool {
+    hash.is_empty()
+        || base64::engine::general_purpose::STANDARD
+            .decode(hash)
+            .is_ok_and(|raw| raw.len() == 36)
+}
+
 /// RabbitMQ's SHA-256 password hash with the given salt.
 pub fn hash_password(password: &str, salt: [u8; 4]) -> String {
     let mut h = Sha256::new();

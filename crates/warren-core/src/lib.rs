@@ -13,6 +13,8 @@ pub mod equivalence;
 pub mod error;
 pub mod events;
 pub mod exchange;
+pub mod export;
+pub mod json;
 pub mod message;
 pub mod net;
 pub mod outlet;

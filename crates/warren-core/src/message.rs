@@ -111,3 +111,29 @@ pub fn parse_expiration(s: &[u8]) -> Option<u64> {
     }
     s.parse().ok()
 }
+
+/// The checks every adapter applies to a published message's properties, with
+/// RabbitMQ's texts (406 PRECONDITION_FAILED): `user_id`, if set, must be the
+/// publishing user; `expiration` must be a valid TTL.
+pub fn check_publish_properties(
+    p: &crate::properties::BasicProperties,
+    user: &str,
+) -> crate::Result<()> {
+    if let Some(claimed) = &p.user_id {
+        if claimed.as_bytes() != user.as_bytes() {
+            return Err(crate::BrokerError::precondition_failed(format!(
+                "user_id property set to '{}' but authenticated user was '{}'",
+                claimed, user
+            )));
+        }
+    }
+    if let Some(e) = &p.expiration {
+        if let Err(detail) = crate::queue::check_expiration(e.as_bytes()) {
+            return Err(crate::BrokerError::precondition_failed(format!(
+                "invalid expiration '{}': {}",
+                e, detail
+            )));
+        }
+    }
+    Ok(())
+}

@@ -124,6 +124,40 @@ impl Permission {
     }
 }
 
+/// The permissions declaring queue `name` with `args` needs, in the order
+/// RabbitMQ checks them: configure on the queue; with `x-dead-letter-exchange`
+/// also read on the queue and write on that exchange. Every adapter (AMQP,
+/// STOMP, HTTP) checks these before declaring.
+pub fn queue_declare_needs<'a>(
+    name: &'a [u8],
+    args: &'a crate::table::FieldTable,
+) -> Vec<(Access, Resource, &'a [u8])> {
+    let mut v = vec![(Access::Configure, Resource::Queue, name)];
+    if let Some(dlx) = args
+        .get("x-dead-letter-exchange")
+        .and_then(|v| v.as_bytes())
+    {
+        v.push((Access::Read, Resource::Queue, name));
+        v.push((Access::Write, Resource::Exchange, dlx));
+    }
+    v
+}
+
+/// The permissions declaring exchange `name` with `args` needs: configure on
+/// it; naming an `alternate-exchange` routes into it, so also read on this
+/// exchange and write on the alternate one.
+pub fn exchange_declare_needs<'a>(
+    name: &'a [u8],
+    args: &'a crate::table::FieldTable,
+) -> Vec<(Access, Resource, &'a [u8])> {
+    let mut v = vec![(Access::Configure, Resource::Exchange, name)];
+    if let Some(ae) = args.get("alternate-exchange").and_then(|v| v.as_bytes()) {
+        v.push((Access::Read, Resource::Exchange, name));
+        v.push((Access::Write, Resource::Exchange, ae));
+    }
+    v
+}
+
 /// RabbitMQ's refusal: 403 "access to queue 'q' in vhost '/' refused for user 'u'".
 pub fn refused(kind: Resource, name: &[u8], vhost: &str, user: &str) -> BrokerError {
     let name = if name.is_empty() {

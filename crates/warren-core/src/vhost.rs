@@ -276,6 +276,34 @@ impl VHost {
         Ok(e)
     }
 
+    /// Whether messages may be published to `e`: internal exchanges only take
+    /// messages from other exchanges (RabbitMQ's 403).
+    pub fn check_publishable(&self, e: &Exchange) -> Result<()> {
+        if e.options.internal {
+            return Err(BrokerError::access_refused(format!(
+                "cannot publish to internal exchange '{}' in vhost '{}'",
+                e.name, self.name
+            )));
+        }
+        Ok(())
+    }
+
+    /// The policy that applies to queue `name`, if any.
+    pub fn queue_policy(&self, name: &str) -> Option<PolicyDef> {
+        let policies = self.policies.read();
+        pick_for_queue(&policies, name).map(|p| p.def.clone())
+    }
+
+    /// The policy that applies to exchange `name`, if any.
+    pub fn exchange_policy(&self, name: &str) -> Option<PolicyDef> {
+        self.policies
+            .read()
+            .iter()
+            .filter(|p| p.applies_to_exchange(name))
+            .max_by_key(|p| p.def.priority)
+            .map(|p| p.def.clone())
+    }
+
     /// exchange.delete.
     pub fn delete_exchange(&self, name: &ShortStr, if_unused: bool) -> Result<()> {
         self.check_exchange_deletable(name)?;

@@ -71,7 +71,15 @@ fn start_broker_with(stomp: bool) -> Option<Broker> {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args(["--log", "warn", "--web-stomp-port", "0", "--stomp-port"])
+            .args([
+                "--log",
+                "warn",
+                "--web-stomp-port",
+                "0",
+                "--http-port",
+                "0",
+                "--stomp-port",
+            ])
             .arg(stomp_port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())

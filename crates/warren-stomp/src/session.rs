@@ -289,13 +289,7 @@ impl Session {
                 x
             }
         };
-        if x.options.internal {
-            return Err(BrokerError::access_refused(format!(
-                "cannot publish to internal exchange '{}' in vhost '{}'",
-                x.name, self.vhost.name
-            ))
-            .into());
-        }
+        self.vhost.check_publishable(&x)?;
         let max = self.broker.limits.max_message_size;
         if message.body.len() as u64 > max {
             return Err(BrokerError::precondition_failed(format!(
@@ -631,14 +625,10 @@ impl Session {
 
     /// queue.declare with RabbitMQ's permission checks.
     fn declare(&mut self, name: ShortStr, opts: QueueOptions) -> Handled {
-        self.check(Access::Configure, Resource::Queue, name.as_bytes())?;
-        if let Some(dlx) = opts
-            .arguments
-            .get("x-dead-letter-exchange")
-            .and_then(|v| v.as_bytes())
+        for (access, kind, n) in
+            warren_core::permissions::queue_declare_needs(name.as_bytes(), &opts.arguments)
         {
-            self.check(Access::Read, Resource::Queue, name.as_bytes())?;
-            self.check(Access::Write, Resource::Exchange, dlx)?;
+            self.check(access, kind, n)?;
         }
         let (q, created) = self.vhost.declare_queue(Some(name), opts, false, self.id)?;
         if created && q.options.exclusive {

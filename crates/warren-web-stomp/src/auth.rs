@@ -2,40 +2,15 @@
 //! users, password hashes and loopback rule as AMQP and STOMP).
 
 use axum::http::{header, HeaderMap};
-use base64::Engine;
 
 /// The `WWW-Authenticate` of a 401: browsers prompt, then resend with Basic
 /// credentials (and keep sending them to this origin).
 pub const CHALLENGE: &str = "Basic realm=\"Warren\"";
 
 /// The user name and password of an `Authorization: Basic ...` header, if the
-/// request has a well-formed one.
+/// request has a well-formed one (parsed by the core, shared with the HTTP API).
 pub fn basic_credentials(headers: &HeaderMap) -> Option<(String, Vec<u8>)> {
-    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
-    let encoded = strip_prefix_ignore_case(value, b"basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(trim(encoded))
-        .ok()?;
-    let colon = decoded.iter().position(|&b| b == b':')?;
-    let user = String::from_utf8(decoded[..colon].to_vec()).ok()?;
-    Some((user, decoded[colon + 1..].to_vec()))
-}
-
-fn strip_prefix_ignore_case<'a>(value: &'a [u8], prefix: &[u8]) -> Option<&'a [u8]> {
-    (value.len() >= prefix.len() && value[..prefix.len()].eq_ignore_ascii_case(prefix))
-        .then(|| &value[prefix.len()..])
-}
-
-fn trim(b: &[u8]) -> &[u8] {
-    let start = b
-        .iter()
-        .position(|c| !c.is_ascii_whitespace())
-        .unwrap_or(b.len());
-    let end = b
-        .iter()
-        .rposition(|c| !c.is_ascii_whitespace())
-        .map_or(start, |i| i + 1);
-    &b[start..end.max(start)]
+    warren_core::auth::basic_credentials(headers.get(header::AUTHORIZATION)?.as_bytes())
 }
 
 #[cfg(test)]

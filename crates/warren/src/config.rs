@@ -91,6 +91,9 @@ pub struct Listeners {
     /// STOMP over WebSocket (`/ws`) and Server-Sent Events (`/sse`) port
     /// (default 15674, as RabbitMQ's Web-STOMP plugin); 0 disables it.
     pub web_stomp_port: Option<u16>,
+    /// Management HTTP API port (default 15672, as RabbitMQ's management
+    /// plugin); 0 disables it.
+    pub http_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]

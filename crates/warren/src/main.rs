@@ -69,6 +69,9 @@ struct ServerArgs {
     /// (/sse?destination=...) port (default 15674); 0 disables both.
     #[arg(long, env = "WARREN_WEB_STOMP_PORT")]
     web_stomp_port: Option<u16>,
+    /// Management HTTP API port, RabbitMQ's (default 15672); 0 disables it.
+    #[arg(long, env = "WARREN_HTTP_PORT")]
+    http_port: Option<u16>,
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -119,6 +122,10 @@ fn server(args: ServerArgs) -> ExitCode {
         .web_stomp_port
         .or_else(|| listeners.and_then(|l| l.web_stomp_port))
         .unwrap_or(15674);
+    let http_port = args
+        .http_port
+        .or_else(|| listeners.and_then(|l| l.http_port))
+        .unwrap_or(15672);
     let data_dir = args
         .data_dir
         .clone()
@@ -160,6 +167,7 @@ fn server(args: ServerArgs) -> ExitCode {
     let adapters: Vec<(Adapter, SocketAddr)> = [
         (Adapter::Stomp, stomp_port),
         (Adapter::WebStomp, web_stomp_port),
+        (Adapter::Http, http_port),
     ]
     .into_iter()
     .filter(|(_, p)| *p != 0)
@@ -196,10 +204,24 @@ fn server(args: ServerArgs) -> ExitCode {
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
         tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
         broker.start_background();
+        // What the management API reports in /api/overview and checks in
+        // /api/health/checks/port-listener.
+        let mut announced: Vec<warren_http::Listener> = Vec::new();
+        if let Ok(a) = listener.local_addr() {
+            announced.push(warren_http::Listener::new("amqp", a));
+        }
+        for (adapter, l) in &bound {
+            if let Ok(a) = l.local_addr() {
+                announced.push(warren_http::Listener::new(adapter.protocol(), a));
+            }
+        }
         for (adapter, l) in bound {
             match adapter {
                 Adapter::Stomp => tokio::spawn(warren_stomp::serve(l, broker.clone())),
                 Adapter::WebStomp => tokio::spawn(warren_web_stomp::serve(l, broker.clone())),
+                Adapter::Http => {
+                    tokio::spawn(warren_http::serve(l, broker.clone(), announced.clone()))
+                }
             };
         }
         tokio::select! {
@@ -217,6 +239,7 @@ fn server(args: ServerArgs) -> ExitCode {
 enum Adapter {
     Stomp,
     WebStomp,
+    Http,
 }
 
 impl Adapter {
@@ -224,6 +247,16 @@ impl Adapter {
         match self {
             Adapter::Stomp => "STOMP",
             Adapter::WebStomp => "Web-STOMP",
+            Adapter::Http => "HTTP API",
+        }
+    }
+
+    /// The protocol name RabbitMQ lists the listener under.
+    fn protocol(self) -> &'static str {
+        match self {
+            Adapter::Stomp => "stomp",
+            Adapter::WebStomp => "http/web-stomp",
+            Adapter::Http => "http",
         }
     }
 }

@@ -1,0 +1,89 @@
+//! `/api/policies[/VHOST[/NAME]]`: list and show (visible vhosts); PUT and
+//! DELETE need `policymaker` (or `administrator`) and access to the vhost.
+
+use super::{created, no_content, ok, visible_vhosts};
+use crate::auth::Caller;
+use crate::body::{check_name, Body, Names, Params};
+use crate::error::{ApiError, ApiResult};
+use axum::response::Response;
+use serde_json::Value;
+use warren_core::export::policy_json;
+use warren_core::policy::PolicyDef;
+
+fn listing(c: &Caller, only: Option<&str>, p: &Params) -> ApiResult<Response> {
+    let mut items = Vec::new();
+    for v in visible_vhosts(c, only)? {
+        let mut ps = v.policies();
+        ps.sort_by(|a, b| a.name.cmp(&b.name));
+        items.extend(ps.iter().map(|p| policy_json(p, true)));
+    }
+    Ok(ok(p.list.apply(items)?))
+}
+
+pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
+    listing(&c, None, &p)
+}
+
+pub async fn list_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> ApiResult<Response> {
+    listing(&c, Some(&vhost), &p)
+}
+
+pub async fn show(c: Caller, Names((vhost, name)): Names<(String, String)>) -> ApiResult<Response> {
+    let v = c.read_vhost(&vhost)?;
+    let p = v
+        .policies()
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(ApiError::object_not_found)?;
+    Ok(ok(policy_json(&p, true)))
+}
+
+pub async fn put(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    c.require_policymaker()?;
+    check_name("policy", &name)?;
+    let v = c.write_vhost(&vhost)?;
+    let pattern = body.required_str("pattern")?.to_string();
+    let definition = match body.get("definition") {
+        None => return Err(ApiError::key_missing("definition")),
+        Some(Value::Object(m)) => m.clone(),
+        Some(_) => return Err(ApiError::bad_request("definition must be an object")),
+    };
+    let priority = match body.get("priority") {
+        None => 0,
+        Some(Value::Number(n)) if n.is_i64() => n.as_i64().unwrap_or(0),
+        Some(Value::String(s)) => s
+            .parse()
+            .map_err(|_| ApiError::bad_request("priority must be an integer"))?,
+        Some(_) => return Err(ApiError::bad_request("priority must be an integer")),
+    };
+    let apply_to = body.str("apply-to")?.unwrap_or("all").to_string();
+    let existed = v.policies().iter().any(|p| p.name == name);
+    v.set_policy(
+        PolicyDef {
+            vhost: vhost.clone(),
+            name,
+            pattern,
+            apply_to,
+            priority,
+            definition,
+        },
+        true,
+    )
+    .map_err(|e| ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text)))?;
+    Ok(created(!existed))
+}
+
+pub async fn delete(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+) -> ApiResult<Response> {
+    c.require_policymaker()?;
+    let v = c.write_vhost(&vhost)?;
+    v.clear_policy(&name)
+        .map_err(|_| ApiError::object_not_found())?;
+    Ok(no_content())
+}

@@ -1,0 +1,225 @@
+//! `/api/queues[/VHOST[/NAME]]`: list, show, PUT (declare), DELETE
+//! (`if-empty`, `if-unused`), the queue's bindings, `POST .../get` and
+//! `DELETE .../contents` (purge). Figures are what the core has per queue
+//! today; `message_stats` come with its per-object counters.
+
+use super::{created, no_content, ok, vhost_bindings, visible_vhosts};
+use crate::auth::Caller;
+use crate::body::{check_name, Body, Names, Params};
+use crate::error::{ApiError, ApiResult};
+use axum::response::Response;
+use base64::Engine;
+use serde_json::{json, Value};
+use warren_core::permissions::{queue_declare_needs, Access, Resource};
+use warren_core::{Queue, QueueOptions, ShortStr, VHost};
+
+pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
+    let name = q.name.to_string_lossy();
+    let ready = q.message_count() as u64;
+    let unacked = q.unacked_count() as u64;
+    let mut j = json!({
+        "name": name,
+        "vhost": v.name.to_string_lossy(),
+        "durable": q.options.durable,
+        "auto_delete": q.options.auto_delete,
+        "exclusive": q.options.exclusive,
+        "arguments": warren_core::json::table_to_json(&q.options.arguments),
+        "node": node,
+        "type": "classic",
+        "state": "running",
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+        "consumers": q.consumer_count(),
+    });
+    if let Some(p) = v.queue_policy(&name) {
+        j["policy"] = json!(p.name);
+        j["effective_policy_definition"] = Value::Object(p.definition);
+    }
+    j
+}
+
+fn listing(c: &Caller, only: Option<&str>, p: &Params) -> ApiResult<Response> {
+    let mut items = Vec::new();
+    for v in visible_vhosts(c, only)? {
+        let mut qs = v.listed_queues();
+        qs.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+        items.extend(qs.iter().map(|q| queue_json(&c.http.node, &v, q)));
+    }
+    Ok(ok(p.list.apply(items)?))
+}
+
+pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
+    listing(&c, None, &p)
+}
+
+pub async fn list_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> ApiResult<Response> {
+    listing(&c, Some(&vhost), &p)
+}
+
+fn find(v: &VHost, name: &str) -> ApiResult<std::sync::Arc<Queue>> {
+    v.named_queue(name.as_bytes())
+        .ok_or_else(ApiError::object_not_found)
+}
+
+pub async fn show(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    p: Params,
+) -> ApiResult<Response> {
+    let v = c.read_vhost(&vhost)?;
+    let q = find(&v, &name)?;
+    Ok(ok(p.list.project_single(queue_json(&c.http.node, &v, &q))))
+}
+
+pub async fn put(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    check_name("queue", &name)?;
+    let v = c.write_vhost(&vhost)?;
+    let opts = QueueOptions {
+        durable: body.bool("durable", false)?,
+        exclusive: false,
+        auto_delete: body.bool("auto_delete", false)?,
+        arguments: body.arguments()?,
+    };
+    if name.is_empty() {
+        return Err(ApiError::bad_request("queue name must not be empty"));
+    }
+    for (access, res, n) in queue_declare_needs(name.as_bytes(), &opts.arguments) {
+        c.check(&vhost, access, res, n)?;
+    }
+    let conn = c.http.broker.next_connection_id();
+    let (_, was_created) =
+        v.declare_queue(Some(ShortStr::from(name.as_str())), opts, false, conn)?;
+    Ok(created(was_created))
+}
+
+pub async fn delete(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    p: Params,
+) -> ApiResult<Response> {
+    let v = c.write_vhost(&vhost)?;
+    let q = find(&v, &name)?;
+    c.check(&vhost, Access::Configure, Resource::Queue, name.as_bytes())?;
+    // Exclusive queues belong to their connection; management may delete
+    // them anyway, as RabbitMQ's can.
+    let owner = q.owner.unwrap_or(0);
+    v.delete_queue(
+        &q.name,
+        p.query.flag("if-unused"),
+        p.query.flag("if-empty"),
+        owner,
+    )?;
+    Ok(no_content())
+}
+
+pub async fn bindings(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    p: Params,
+) -> ApiResult<Response> {
+    let v = c.read_vhost(&vhost)?;
+    find(&v, &name)?;
+    let items = vhost_bindings(&v)
+        .iter()
+        .filter(|b| b.destination_type == "queue" && b.destination == name)
+        .map(|b| b.json())
+        .collect();
+    Ok(ok(p.list.apply(items)?))
+}
+
+pub async fn purge(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+) -> ApiResult<Response> {
+    let v = c.write_vhost(&vhost)?;
+    let q = find(&v, &name)?;
+    c.check(&vhost, Access::Read, Resource::Queue, name.as_bytes())?;
+    q.purge();
+    Ok(no_content())
+}
+
+/// `{"count": N, "ackmode": "ack_requeue_true"|"ack_requeue_false"|
+/// "reject_requeue_true"|"reject_requeue_false", "encoding": "auto"|"base64",
+/// "truncate": BYTES}`: take up to N messages, then requeue, ack or reject
+/// (dead-letter) them all, as RabbitMQ's basic.get loop does.
+pub async fn get_messages(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    let v = c.write_vhost(&vhost)?;
+    let count = match body.get("count") {
+        None => return Err(ApiError::key_missing("count")),
+        Some(Value::Number(n)) => n.as_u64(),
+        Some(Value::String(s)) => s.parse().ok(),
+        Some(_) => None,
+    }
+    .ok_or_else(|| ApiError::bad_request("count must be a non-negative integer"))?;
+    let ackmode = body.required_str("ackmode")?;
+    let requeue = match ackmode {
+        "ack_requeue_true" | "reject_requeue_true" => true,
+        "ack_requeue_false" | "reject_requeue_false" => false,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "invalid ackmode '{}'",
+                other
+            )))
+        }
+    };
+    let encoding = body.required_str("encoding")?;
+    if encoding != "auto" && encoding != "base64" {
+        return Err(ApiError::bad_request(format!(
+            "invalid encoding '{}'",
+            encoding
+        )));
+    }
+    let truncate = match body.get("truncate") {
+        None => None,
+        Some(Value::Number(n)) => n.as_u64().map(|n| n as usize),
+        Some(Value::String(s)) => s.parse().ok(),
+        Some(_) => None,
+    };
+    let q = find(&v, &name)?;
+    c.check(&vhost, Access::Read, Resource::Queue, name.as_bytes())?;
+    let mut taken = Vec::new();
+    let mut out = Vec::new();
+    for _ in 0..count.min(100_000) {
+        let Some((m, remaining)) = q.get(false) else {
+            break;
+        };
+        let msg = &m.message;
+        let body = &msg.body;
+        let shown = &body[..truncate.map_or(body.len(), |t| t.min(body.len()))];
+        let (payload, enc) = match (encoding, std::str::from_utf8(shown)) {
+            ("auto", Ok(s)) => (s.to_string(), "string"),
+            _ => (
+                base64::engine::general_purpose::STANDARD.encode(shown),
+                "base64",
+            ),
+        };
+        out.push(json!({
+            "payload_bytes": body.len(),
+            "redelivered": m.redelivered,
+            "exchange": msg.exchange.to_string_lossy(),
+            "routing_key": msg.routing_key.to_string_lossy(),
+            "message_count": remaining,
+            "properties": crate::props::to_json(&msg.decode_properties()),
+            "payload": payload,
+            "payload_encoding": enc,
+        }));
+        taken.push(m);
+    }
+    if requeue {
+        q.requeue(taken);
+    } else if ackmode == "reject_requeue_false" {
+        q.reject(taken);
+    } else {
+        q.settle(&taken);
+    }
+    Ok(ok(Value::Array(out)))
+}

@@ -1,0 +1,59 @@
+//! `/api/vhosts[/VHOST]`: list and show (visible vhosts), PUT creates,
+//! DELETE deletes with everything in it (administrator).
+
+use super::{created, no_content, ok, visible_vhosts};
+use crate::auth::Caller;
+use crate::body::{check_name, Names, Params};
+use crate::error::{ApiError, ApiResult};
+use axum::response::Response;
+use serde_json::{json, Value};
+use warren_core::VHost;
+
+pub fn vhost_json(c: &Caller, v: &VHost) -> Value {
+    let (mut ready, mut unacked) = (0u64, 0u64);
+    for q in v.listed_queues() {
+        ready += q.message_count() as u64;
+        unacked += q.unacked_count() as u64;
+    }
+    json!({
+        "name": v.name.to_string_lossy(),
+        "description": "",
+        "tags": [],
+        "default_queue_type": "undefined",
+        "metadata": {"description": "", "tags": []},
+        "tracing": v.is_tracing(),
+        "cluster_state": {c.http.node.clone(): "running"},
+        "messages": ready + unacked,
+        "messages_ready": ready,
+        "messages_unacknowledged": unacked,
+    })
+}
+
+pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
+    let items = visible_vhosts(&c, None)?
+        .iter()
+        .map(|v| vhost_json(&c, v))
+        .collect();
+    Ok(ok(p.list.apply(items)?))
+}
+
+pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult<Response> {
+    let v = c.read_vhost(&name)?;
+    Ok(ok(p.list.project_single(vhost_json(&c, &v))))
+}
+
+pub async fn put(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    c.require_admin()?;
+    check_name("vhost", &name)?;
+    let was_created = c.http.broker.add_vhost_for(&name, Some(&c.user.name))?;
+    Ok(created(was_created))
+}
+
+pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    c.require_admin()?;
+    if c.http.broker.vhost(&name).is_none() {
+        return Err(ApiError::object_not_found());
+    }
+    c.http.broker.delete_vhost(&name)?;
+    Ok(no_content())
+}

@@ -1,0 +1,214 @@
+//! Warren's management HTTP API: RabbitMQ's management plugin API (`/api/...`
+//! on port 15672) over the broker core, so `rabbitmqadmin`, scripts and
+//! tools written against RabbitMQ work unchanged.
+//!
+//! Laid out as LavinMQ's `http/controller/`: one controller per resource in
+//! [`controller`], each a set of axum handlers that authenticate the caller
+//! ([`auth::Caller`]), call the core (`warren_core::{admin, vhost, policy,
+//! export}`) and render RabbitMQ's JSON. No state of its own: every figure is
+//! read from the core at request time. Errors are RabbitMQ's JSON bodies
+//! ([`error`]); list endpoints page, sort, filter and project as RabbitMQ's
+//! ([`list`]).
+//!
+//! Not yet: `/api/connections`, `/api/channels`, `/api/consumers` and
+//! `message_stats` figures, which wait for the core's connection registry
+//! metadata and per-object counters (see `controller::{connections,
+//! channels, consumers}`).
+
+pub mod auth;
+pub mod body;
+pub mod controller;
+pub mod error;
+pub mod list;
+pub mod props;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::serve::ListenerExt;
+use axum::Router;
+use controller::*;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use warren_core::Broker;
+
+/// A listener the broker runs, as `/api/overview` lists it.
+#[derive(Debug, Clone)]
+pub struct Listener {
+    /// RabbitMQ's protocol name: `amqp`, `stomp`, `http/web-stomp`, `http`.
+    pub protocol: String,
+    pub addr: SocketAddr,
+}
+
+impl Listener {
+    pub fn new(protocol: &str, addr: SocketAddr) -> Listener {
+        Listener {
+            protocol: protocol.into(),
+            addr,
+        }
+    }
+}
+
+/// What every handler shares.
+pub struct Http {
+    pub broker: Arc<Broker>,
+    pub listeners: Vec<Listener>,
+    /// The node name (`warren@HOST`), as RabbitMQ's `rabbit@HOST`.
+    pub node: String,
+    pub started: Instant,
+}
+
+impl Http {
+    pub fn new(broker: Arc<Broker>, listeners: Vec<Listener>) -> Arc<Http> {
+        Arc::new(Http {
+            broker,
+            listeners,
+            node: format!("warren@{}", hostname()),
+            started: Instant::now(),
+        })
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Every route of the API.
+pub fn router(http: Arc<Http>) -> Router {
+    Router::new()
+        .route("/api/overview", get(overview::show))
+        .route("/api/whoami", get(whoami::show))
+        .route("/api/nodes", get(nodes::list))
+        .route("/api/nodes/{node}", get(nodes::show))
+        .route("/api/vhosts", get(vhosts::list))
+        .route(
+            "/api/vhosts/{vhost}",
+            get(vhosts::show).put(vhosts::put).delete(vhosts::delete),
+        )
+        .route(
+            "/api/vhosts/{vhost}/permissions",
+            get(permissions::of_vhost),
+        )
+        .route("/api/users", get(users::list))
+        .route(
+            "/api/users/without-permissions",
+            get(users::without_permissions),
+        )
+        .route("/api/users/bulk-delete", post(users::bulk_delete))
+        .route(
+            "/api/users/{user}",
+            get(users::show).put(users::put).delete(users::delete),
+        )
+        .route("/api/users/{user}/permissions", get(permissions::of_user))
+        .route("/api/permissions", get(permissions::list))
+        .route(
+            "/api/permissions/{vhost}/{user}",
+            get(permissions::show)
+                .put(permissions::put)
+                .delete(permissions::delete),
+        )
+        .route("/api/exchanges", get(exchanges::list))
+        .route("/api/exchanges/{vhost}", get(exchanges::list_vhost))
+        .route(
+            "/api/exchanges/{vhost}/{name}",
+            get(exchanges::show)
+                .put(exchanges::put)
+                .delete(exchanges::delete),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/source",
+            get(exchanges::bindings_source),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/bindings/destination",
+            get(exchanges::bindings_destination),
+        )
+        .route(
+            "/api/exchanges/{vhost}/{name}/publish",
+            post(exchanges::publish),
+        )
+        .route("/api/queues", get(queues::list))
+        .route("/api/queues/{vhost}", get(queues::list_vhost))
+        .route(
+            "/api/queues/{vhost}/{name}",
+            get(queues::show).put(queues::put).delete(queues::delete),
+        )
+        .route("/api/queues/{vhost}/{name}/bindings", get(queues::bindings))
+        .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
+        .route(
+            "/api/queues/{vhost}/{name}/contents",
+            axum::routing::delete(queues::purge),
+        )
+        .route("/api/bindings", get(bindings::list))
+        .route("/api/bindings/{vhost}", get(bindings::list_vhost))
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}",
+            get(bindings::between).post(bindings::create),
+        )
+        .route(
+            "/api/bindings/{vhost}/e/{source}/{kind}/{dest}/{props}",
+            get(bindings::show).delete(bindings::delete),
+        )
+        .route("/api/policies", get(policies::list))
+        .route("/api/policies/{vhost}", get(policies::list_vhost))
+        .route(
+            "/api/policies/{vhost}/{name}",
+            get(policies::show)
+                .put(policies::put)
+                .delete(policies::delete),
+        )
+        .route(
+            "/api/definitions",
+            get(definitions::export).post(definitions::import),
+        )
+        .route(
+            "/api/definitions/{vhost}",
+            get(definitions::export_vhost).post(definitions::import_vhost),
+        )
+        .route("/api/aliveness-test/{vhost}", get(aliveness::check))
+        .route("/api/health/checks/alarms", get(health::alarms))
+        .route("/api/health/checks/local-alarms", get(health::alarms))
+        .route(
+            "/api/health/checks/virtual-hosts",
+            get(health::virtual_hosts),
+        )
+        .route(
+            "/api/health/checks/port-listener/{port}",
+            get(health::port_listener),
+        )
+        .fallback(|| async { error::ApiError::object_not_found() })
+        .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        .with_state(http)
+}
+
+/// Serve the API on `listener` forever. `listeners` are the broker's
+/// listeners (this one included), for `/api/overview` and the port health
+/// check.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, listeners: Vec<Listener>) {
+    let local = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            warn!(error = %e, "HTTP API listener has no address");
+            return;
+        }
+    };
+    info!(addr = %local, "HTTP API listener started");
+    let app = router(Http::new(broker, listeners));
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    if let Err(e) = axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await
+    {
+        warn!(error = %e, "HTTP API listener stopped");
+    }
+}
