@@ -21,6 +21,7 @@ pub mod controller;
 pub mod error;
 pub mod list;
 pub mod props;
+pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -182,9 +183,32 @@ pub fn router(http: Arc<Http>) -> Router {
             "/api/health/checks/port-listener/{port}",
             get(health::port_listener),
         )
-        .fallback(|| async { error::ApiError::object_not_found() })
+        // Warren-only: the web UI's topology view in one request.
+        .route("/api/warren/topology/{vhost}", get(topology::show))
+        // The web UI at `/` (embedded files); RabbitMQ's JSON 404 under /api.
+        .fallback(ui::fallback)
+        .layer(axum::middleware::from_fn(no_challenge_for_scripts))
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
         .with_state(http)
+}
+
+/// The UI's requests carry `X-Requested-With: XMLHttpRequest`; a failed
+/// login then gets its 401 without `WWW-Authenticate`, so the browser shows
+/// the UI's login form rather than its own credentials dialog.
+async fn no_challenge_for_scripts(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let script = req
+        .headers()
+        .get("x-requested-with")
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"XMLHttpRequest"));
+    let mut resp = next.run(req).await;
+    if script {
+        resp.headers_mut()
+            .remove(axum::http::header::WWW_AUTHENTICATE);
+    }
+    resp
 }
 
 /// Serve the API on `listener` forever. `listeners` are the broker's

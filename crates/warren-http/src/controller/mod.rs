@@ -18,6 +18,7 @@ pub mod overview;
 pub mod permissions;
 pub mod policies;
 pub mod queues;
+pub mod topology;
 pub mod users;
 pub mod vhosts;
 pub mod whoami;

@@ -1,0 +1,230 @@
+// DOM building, number formatting, message_stats access, and the paged,
+// sortable, filterable table every listing page uses.
+import { api, ApiError } from './api.js';
+
+// h('div', {class: 'x', onclick: f}, child, 'text', [more children])
+export function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === undefined || v === null || v === false) continue;
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    else if (k === 'class') el.className = v;
+    else if (k === 'dataset') Object.assign(el.dataset, v);
+    else if (k === 'value') el.value = v;
+    else if (v === true) el.setAttribute(k, '');
+    else el.setAttribute(k, v);
+  }
+  append(el, children);
+  return el;
+}
+
+function append(el, children) {
+  for (const c of children) {
+    if (c === undefined || c === null || c === false) continue;
+    if (Array.isArray(c)) append(el, c);
+    else el.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  }
+}
+
+export function clear(el, ...children) { el.replaceChildren(); append(el, children); return el; }
+
+export function esc(s) {
+  return String(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+}
+
+export function fmtNum(n) {
+  if (n === undefined || n === null || Number.isNaN(n)) return '–';
+  return Number(n).toLocaleString('en-US');
+}
+
+export function fmtRate(r) {
+  if (r === undefined || r === null || Number.isNaN(r)) return '–';
+  if (r === 0) return '0/s';
+  if (r >= 1000) return `${(r / 1000).toFixed(r >= 10000 ? 0 : 1)}k/s`;
+  return `${r >= 100 ? r.toFixed(0) : r >= 10 ? r.toFixed(1) : r.toFixed(2)}/s`;
+}
+
+export function fmtBytes(b) {
+  if (b === undefined || b === null) return '–';
+  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+  let i = 0;
+  while (b >= 1024 && i < u.length - 1) { b /= 1024; i++; }
+  return `${i ? b.toFixed(1) : b} ${u[i]}`;
+}
+
+export function fmtTime(ms) {
+  return new Date(ms).toLocaleTimeString('en-GB', { hour12: false });
+}
+
+// message_stats.<field>_details.rate, or undefined when the broker does not report it.
+export function rate(obj, field) {
+  const d = obj && obj.message_stats && obj.message_stats[field + '_details'];
+  return d && typeof d.rate === 'number' ? d.rate : undefined;
+}
+
+export function total(obj, field) {
+  const v = obj && obj.message_stats && obj.message_stats[field];
+  return typeof v === 'number' ? v : undefined;
+}
+
+export function hasStats(obj) {
+  return !!(obj && obj.message_stats && Object.keys(obj.message_stats).length);
+}
+
+// Hash links for objects.
+export const link = {
+  queue: (v, n) => `#/queues/${encodeURIComponent(v)}/${encodeURIComponent(n)}`,
+  exchange: (v, n) => `#/exchanges/${encodeURIComponent(v)}/${encodeURIComponent(n || 'amq.default')}`,
+  topology: (v) => `#/topology/${encodeURIComponent(v)}`,
+  connection: (n) => `#/connections?name=${encodeURIComponent(n)}`,
+};
+
+export function flash(msg, kind = 'ok') {
+  let box = document.getElementById('flash');
+  if (!box) { box = h('div', { id: 'flash' }); document.body.append(box); }
+  const item = h('div', { class: `flash ${kind}` }, msg);
+  box.append(item);
+  setTimeout(() => item.remove(), kind === 'error' ? 6000 : 3000);
+}
+
+export function errText(e) {
+  if (e instanceof ApiError) return `${e.status}: ${e.message}`;
+  return String(e && e.message ? e.message : e);
+}
+
+// A form whose submit runs `action(FormData)`, reporting success/failure.
+export function form(attrs, fields, submitLabel, action) {
+  const f = h('form', { class: 'form', ...attrs }, fields, h('div', { class: 'actions' }, h('button', { type: 'submit' }, submitLabel)));
+  f.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    try { await action(new FormData(f), f); } catch (e) { flash(errText(e), 'error'); }
+  });
+  return f;
+}
+
+export function field(label, input, hint) {
+  return h('label', { class: 'field' }, h('span', {}, label), input, hint ? h('small', { class: 'muted' }, hint) : null);
+}
+
+export function section(title, ...body) {
+  return h('section', { class: 'card' }, h('h2', {}, title), ...body);
+}
+
+export function kv(pairs) {
+  return h('dl', { class: 'kv' }, pairs.filter(Boolean).map(([k, v]) => [h('dt', {}, k), h('dd', {}, v)]));
+}
+
+// Parse "k=v" lines or JSON into an arguments object (numbers and booleans typed).
+export function parseArgs(text) {
+  text = (text || '').trim();
+  if (!text) return {};
+  if (text.startsWith('{')) return JSON.parse(text);
+  const out = {};
+  for (const line of text.split(/\n|,/)) {
+    const m = line.match(/^\s*([^=]+?)\s*=\s*(.*?)\s*$/);
+    if (!m) continue;
+    let v = m[2];
+    if (/^-?\d+(\.\d+)?$/.test(v)) v = Number(v);
+    else if (v === 'true' || v === 'false') v = v === 'true';
+    out[m[1]] = v;
+  }
+  return out;
+}
+
+/* A listing backed by a paged API endpoint.
+   opts: {id, path: () => '/queues' , columns: [{label, key?, sort?, render(row), cls}],
+          rowKey(row), pageSize, empty, missing} */
+export function pagedTable(ctx, opts) {
+  const state = { page: 1, pageSize: opts.pageSize || 50, sort: opts.sort || 'name', reverse: false, name: '', regex: false };
+  const filter = h('input', { type: 'search', placeholder: 'Filter by name', class: 'filter', 'aria-label': 'Filter' });
+  const regex = h('input', { type: 'checkbox' });
+  const info = h('span', { class: 'muted pager-info' });
+  const prev = h('button', { class: 'small', onclick: () => { state.page--; load(); } }, '‹ Prev');
+  const next = h('button', { class: 'small', onclick: () => { state.page++; load(); } }, 'Next ›');
+  const sizeSel = h('select', { onchange: () => { state.pageSize = +sizeSel.value; state.page = 1; load(); } },
+    [20, 50, 100, 500].map((n) => h('option', { value: n, selected: n === state.pageSize }, `${n} per page`)));
+  const thead = h('thead');
+  const tbody = h('tbody');
+  const table = h('table', { class: 'grid', id: opts.id }, thead, tbody);
+  const message = h('div', { class: 'muted table-msg' });
+  let timer;
+  filter.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => { state.name = filter.value; state.page = 1; load(); }, 250); });
+  regex.addEventListener('change', () => { state.regex = regex.checked; state.page = 1; load(); });
+
+  function header() {
+    clear(thead, h('tr', {}, opts.columns.map((c) => {
+      const sorted = c.sort && state.sort === c.sort;
+      return h('th', {
+        class: [c.cls, c.sort ? 'sortable' : '', sorted ? (state.reverse ? 'desc' : 'asc') : ''].join(' '),
+        title: c.sort ? `Sort by ${c.label}` : undefined,
+        onclick: c.sort ? () => {
+          if (state.sort === c.sort) state.reverse = !state.reverse; else { state.sort = c.sort; state.reverse = false; }
+          state.page = 1; load();
+        } : undefined,
+      }, c.label);
+    })));
+  }
+
+  async function load() {
+    const q = new URLSearchParams({ page: state.page, page_size: state.pageSize, sort: state.sort, sort_reverse: state.reverse });
+    if (state.name) { q.set('name', state.name); if (state.regex) q.set('use_regex', 'true'); }
+    let res;
+    try {
+      res = await api(`${opts.path()}?${q}`);
+    } catch (e) {
+      if (e.status === 404 && opts.missing) { clear(tbody); message.textContent = opts.missing; return; }
+      if (e.body && e.body.error === 'page_out_of_range' && state.page > 1) { state.page = 1; return load(); }
+      message.textContent = errText(e);
+      return;
+    }
+    if (Array.isArray(res)) res = { items: res, page: 1, page_count: 1, filtered_count: res.length, total_count: res.length };
+    header();
+    clear(tbody, res.items.map((row) => h('tr', { dataset: { name: row.name ?? '' } },
+      opts.columns.map((c) => h('td', { class: c.cls }, c.render ? c.render(row) : fmtCell(row[c.key]))))));
+    message.textContent = res.items.length ? '' : (opts.empty || 'Nothing here yet.');
+    state.page = res.page || 1;
+    info.textContent = `Page ${res.page || 1} of ${Math.max(1, res.page_count || 1)} · ${fmtNum(res.filtered_count)} shown of ${fmtNum(res.total_count)}`;
+    prev.disabled = state.page <= 1;
+    next.disabled = state.page >= (res.page_count || 1);
+  }
+
+  header();
+  const el = h('div', { class: 'paged' },
+    h('div', { class: 'toolbar' }, filter, h('label', { class: 'check' }, regex, 'Regex'), h('span', { class: 'grow' }), info, prev, next, sizeSel),
+    h('div', { class: 'scroll' }, table), message);
+  ctx.every(opts.refresh || 5000, load);
+  return { el, reload: load };
+}
+
+function fmtCell(v) {
+  if (v === undefined || v === null) return '–';
+  if (typeof v === 'number') return fmtNum(v);
+  if (typeof v === 'boolean') return v ? '●' : '○';
+  if (typeof v === 'object') return JSON.stringify(v);
+  return String(v);
+}
+
+// Simple client-side table (small lists: bindings, consumers, users...).
+export function simpleTable(columns, rows, empty = 'None.') {
+  if (!rows || !rows.length) return h('p', { class: 'muted' }, empty);
+  return h('div', { class: 'scroll' }, h('table', { class: 'grid' },
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.cls }, c.label)))),
+    h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', { class: c.cls }, c.render ? c.render(r) : fmtCell(r[c.key]))))))));
+}
+
+export function features(o) {
+  const f = [];
+  if (o.durable) f.push(h('abbr', { class: 'tag', title: 'durable' }, 'D'));
+  if (o.auto_delete) f.push(h('abbr', { class: 'tag', title: 'auto-delete' }, 'AD'));
+  if (o.exclusive) f.push(h('abbr', { class: 'tag', title: 'exclusive' }, 'Excl'));
+  if (o.internal) f.push(h('abbr', { class: 'tag', title: 'internal' }, 'I'));
+  const args = o.arguments || {};
+  for (const k of Object.keys(args)) f.push(h('abbr', { class: 'tag arg', title: `${k}: ${JSON.stringify(args[k])}` }, shortArg(k)));
+  if (o.policy) f.push(h('abbr', { class: 'tag policy', title: 'policy' }, o.policy));
+  return f;
+}
+
+function shortArg(k) {
+  const m = { 'x-message-ttl': 'TTL', 'x-expires': 'Exp', 'x-max-length': 'Lim', 'x-max-length-bytes': 'Lim B', 'x-dead-letter-exchange': 'DLX', 'x-dead-letter-routing-key': 'DLK', 'x-max-priority': 'Pri', 'x-queue-type': 'Type', 'x-single-active-consumer': 'SAC', 'alternate-exchange': 'AE' };
+  return m[k] || k;
+}
