@@ -62,8 +62,9 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_S
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
-echo "== browser test (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws)"
+echo "== browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" \
+  HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" \
   BROWSER_ARTIFACTS="${BROWSER_ARTIFACTS:-$data_dir/browser}" bash tests/browser/run.sh || status=$?
 echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \

@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# The browser test: headless Chromium (Debian's package) opens the broker's feed
-# page, which follows a destination with EventSource (/sse); the test injects
-# the vendored @stomp/stompjs bundle and follows the same destination over
-# WebSocket (/ws); a pika publisher sends, the test reads the DOM.
+# The browser tests, in headless Chromium (Debian's package):
+# * test_browser_feed.py: the broker's feed page follows a destination with
+#   EventSource (/sse); the test injects the vendored @stomp/stompjs bundle and
+#   follows the same destination over WebSocket (/ws); a pika publisher sends,
+#   the test reads the DOM.
+# * test_management_ui.py: the management web UI (login, queues, publish, the
+#   live topology view), with screenshots in $BROWSER_ARTIFACTS.
 #
-#   AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F WEB_STOMP_PORT=P tests/browser/run.sh
+#   AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F WEB_STOMP_PORT=P \
+#     MGMT_URL=http://127.0.0.1:HTTP_PORT tests/browser/run.sh
 #
 # Installs what it needs (chromium, chromium-driver, selenium, the locked npm
 # packages) when missing; nothing is downloaded when everything is there.
@@ -24,4 +28,4 @@ if ! node -e '
 ' 2>/dev/null; then
   npm ci --no-audit --no-fund --silent
 fi
-exec python3 -m pytest -q -p no:cacheprovider test_browser_feed.py "$@"
+exec python3 -m pytest -q -p no:cacheprovider test_browser_feed.py test_management_ui.py "$@"

@@ -21,7 +21,7 @@ export async function render(ctx, main, vhostParam) {
   const vhost = vhostParam || app.vhost || (app.vhosts.includes('/') ? '/' : app.vhosts[0] || '/');
   const state = {
     expanded: new Set(), collapsed: new Set(), threshold: 8, filter: '', showSystem: false,
-    view: { x: PAD, y: 10, k: 1 }, fitted: false, data: null, hasRates: false,
+    view: { x: 0, y: 10, k: 1 }, fitted: false, data: null, hasRates: false,
   };
   const vhostSel = h('select', { id: 'topology-vhost', onchange: () => { location.hash = link.topology(vhostSel.value); } },
     app.vhosts.map((v) => h('option', { value: v, selected: v === vhost }, v)));
@@ -42,7 +42,7 @@ export async function render(ctx, main, vhostParam) {
       h('label', { class: 'check', title: 'Collapse groups larger than this' }, 'Group above ', threshold, ' queues'),
       h('label', { class: 'check' }, system, 'System exchanges'),
       h('span', { class: 'grow' }),
-      btn('−', 'Zoom out', () => zoom(0.8)), btn('+', 'Zoom in', () => zoom(1.25)), btn('Fit', 'Fit to window', () => { fit(); apply(); }), btn('1:1', 'Actual size', () => { state.view = { x: PAD, y: 10, k: 1 }; apply(); })),
+      btn('−', 'Zoom out', () => zoom(0.8)), btn('+', 'Zoom in', () => zoom(1.25)), btn('Fit', 'Fit to window', () => { fit(); apply(); }), btn('1:1', 'Actual size', () => { state.view = { x: 0, y: 10, k: 1 }; apply(); })),
     h('div', { class: 'topo-wrap' }, svg, h('div', { class: 'topo-legend' },
       legendItem('publisher', 'Publishers'), legendItem('exchange', 'Exchanges'), legendItem('queue', 'Queues'), legendItem('consumer', 'Consumers'),
       h('span', { class: 'muted' }, 'Edge width and labels: messages/s · drag to pan, wheel to zoom, click to open'), status)),
@@ -63,7 +63,7 @@ export async function render(ctx, main, vhostParam) {
     const r = svg.getBoundingClientRect();
     if (!size || !r.width) return;
     const k = Math.min(1.2, (r.width - 2 * PAD) / size.w, (r.height - 20) / size.h);
-    state.view = { k, x: Math.max(PAD, (r.width - size.w * k) / 2), y: 10 };
+    state.view = { k, x: Math.max(0, (r.width - size.w * k) / 2), y: 10 };
   }
 
   // Pan with drag; a press that did not move is a click.
@@ -306,17 +306,20 @@ export function layout(data, state, vhost) {
     if (r && !fed.has(exId(e.name))) edges.push({ from: null, to: exId(e.name), kind: 'inflow', rate: r, known: true, keys: [] });
   }
 
-  const cols = [pubs.length > 0, true, true, consumerNodes.length > 0];
+  // Columns left to right; the publishers' column only when there are some.
+  // Room on the left for the inflow stubs of exchanges without known publishers.
   const xOf = [];
-  let x = 0;
-  for (let i = 0; i < 4; i++) { xOf[i] = x; if (cols[i] || i === 1 || i === 2) x += NODE_W + COL_GAP; }
-  if (!pubs.length) { xOf[0] = -NODE_W - COL_GAP; for (let i = 1; i < 4; i++) xOf[i] -= NODE_W + COL_GAP; }
+  let x = 90;
+  for (let i = 0; i < 4; i++) {
+    xOf[i] = x;
+    if (i > 0 || pubs.length) x += NODE_W + COL_GAP;
+  }
   for (const n of nodes) n.x = xOf[n.col];
   const maxY = Math.max(HEAD, ...nodes.map((n) => n.y + NODE_H));
-  const width = (pubs.length ? 4 : 3) * NODE_W + (pubs.length ? 3 : 2) * COL_GAP - (consumerNodes.length ? 0 : NODE_W + COL_GAP);
+  const maxX = Math.max(...nodes.map((n) => n.x + NODE_W), xOf[2] + NODE_W);
   return {
     nodes, edges, byId, xOf, cols: { publishers: pubs.length > 0, consumers: consumerNodes.length > 0 },
-    size: { w: Math.max(width, NODE_W * 2 + COL_GAP) + 80, h: maxY + 20 },
+    size: { w: maxX + 20, h: maxY + 20 },
     counts: { exchanges: exOrder.length, queues: queues.length, groups: groupsDrawn, consumers: cons.length || queues.reduce((s, q) => s + (q.consumers || 0), 0), publishers: pubs.length },
     hasRates,
   };
