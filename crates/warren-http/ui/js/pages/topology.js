@@ -9,7 +9,7 @@
 // `threshold` queues is drawn as one node (click to expand), and past
 // MAX_QUEUE_NODES every group collapses. Zoom (wheel, buttons) and pan
 // (drag) act on the SVG's viewport; a click opens the object's page.
-import { api, enc } from '../api.js';
+import { api, enc, maybe } from '../api.js';
 import { app } from '../app.js';
 import { h, clear, esc, fmtNum, fmtRate, rate, hasStats, link, section, errText } from '../util.js';
 
@@ -32,7 +32,7 @@ export async function render(ctx, main, vhostParam) {
   const svg = document.createElementNS('http://www.w3.org/2000/svg', 'svg');
   svg.id = 'topology';
   svg.setAttribute('class', 'topology');
-  svg.innerHTML = `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#9aa0a6"/></marker></defs><g class="viewport"></g>`;
+  svg.innerHTML = `<defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="#9aa0a6"/></marker></defs><g class="viewport"></g>`;
   const viewport = svg.querySelector('.viewport');
   const btn = (label, title, fn) => h('button', { class: 'small', title, onclick: fn }, label);
   main.append(
@@ -104,16 +104,59 @@ export async function render(ctx, main, vhostParam) {
     status.textContent = `${c.exchanges} exchanges · ${c.queues} queues${c.groups ? ` (${c.groups} groups)` : ''} · ${c.consumers} consumers${c.publishers ? ` · ${c.publishers} publishers` : ''}${state.hasRates ? '' : ' · no rates reported by this broker'} · ${new Date().toLocaleTimeString('en-GB')}`;
   }
 
+  // Consumers and publishers from the standard listings when the snapshot
+  // lacks them (null: that listing is missing on this broker, stop asking).
+  const apis = { consumers: true, channels: true };
   ctx.every(1000, async () => {
+    let data;
     try {
-      state.data = await api(`/warren/topology/${enc(vhost)}`);
+      data = await api(`/warren/topology/${enc(vhost)}`);
     } catch (e) { status.textContent = errText(e); return; }
+    if (!(data.consumers || []).length && apis.consumers && data.queues.some((q) => q.consumers)) {
+      const list = await maybe(`/consumers/${enc(vhost)}`).catch(() => null);
+      if (list === null) apis.consumers = false; else data.consumers = list;
+    }
+    if (!data.publishers && apis.channels) {
+      const list = await maybe('/channels').catch(() => null);
+      if (list === null) apis.channels = false;
+      else data.publishers = publishersOf(list.items || list, vhost, data.exchanges, data.bindings || []);
+    }
+    state.data = data;
     state.hasRates = state.data.queues.some(hasStats) || state.data.exchanges.some(hasStats);
     draw();
   });
   const onResize = () => draw();
   window.addEventListener('resize', onResize);
   ctx.onLeave.push(() => window.removeEventListener('resize', onResize));
+}
+
+// Channels that publish, one node per connection. Their exchanges come from
+// RabbitMQ's per-channel `publishes` when present, else from the only
+// exchange with incoming traffic (unknown when several have some).
+function publishersOf(channels, vhost, exchanges, bindings) {
+  // Exchanges fed by other exchanges are not where publishers publish.
+  const fedByExchange = new Set(bindings.filter((b) => b.destination_type === 'exchange').map((b) => b.destination));
+  const busy = exchanges.filter((e) => (rate(e, 'publish_in') || 0) > 0 && !fedByExchange.has(e.name)).map((e) => e.name);
+  const per = new Map();
+  for (const c of channels) {
+    if (c.vhost !== undefined && c.vhost !== vhost) continue;
+    const r = rate(c, 'publish');
+    if (!(r > 0) && !(c.message_stats && c.message_stats.publish > 0)) continue;
+    const conn = c.connection_details || {};
+    const key = conn.name || c.name;
+    if (!per.has(key)) per.set(key, { name: key, connection_name: conn.name || c.name, peer_host: conn.peer_host, message_stats: { publish: 0, publish_details: { rate: 0 } }, targets: new Map() });
+    const p = per.get(key);
+    p.message_stats.publish += (c.message_stats && c.message_stats.publish) || 0;
+    p.message_stats.publish_details.rate += r || 0;
+    if (Array.isArray(c.publishes)) {
+      for (const x of c.publishes) {
+        const name = x.exchange && (x.exchange.name ?? x.exchange);
+        const xr = x.stats && x.stats.publish_details ? x.stats.publish_details.rate : undefined;
+        p.targets.set(name, (p.targets.get(name) || 0) + (xr || 0));
+      }
+    } else if (busy.length === 1) p.targets.set(busy[0], undefined);
+  }
+  return [...per.values()].map((p) => ({ ...p, exchanges: [...p.targets].map(([name, r]) => ({ name, rate: r })) }));
 }
 
 function legendItem(kind, label) {
@@ -289,7 +332,7 @@ export function layout(data, state, vhost) {
   const pubs = [];
   for (const p of data.publishers || []) {
     const id = `publisher:${p.name}`;
-    const targets = (p.exchanges || []).map((x) => (typeof x === 'string' ? { name: x } : x)).filter((x) => exVisible.has(x.name || DEFAULT) || (x.name === '' && exVisible.has(DEFAULT)));
+    const targets = (p.exchanges || []).map((x) => (typeof x === 'string' ? { name: x } : x)).filter((x) => byId.has(exId(x.name === '' ? DEFAULT : x.name)));
     const n = { id, kind: 'publisher', col: 0, name: p.name, title: p.connection_name || p.name, sub: `publish ${fmtRate(rate(p, 'publish'))}${p.peer_host ? ` · ${p.peer_host}` : ''}`, tip: p.name };
     n.want = targets.length ? mean(targets.map((x) => byId.get(exId(x.name === '' ? DEFAULT : x.name)).y)) : HEAD;
     pubs.push(n);
@@ -300,7 +343,7 @@ export function layout(data, state, vhost) {
   }
   place(pubs).forEach(add);
   // Exchanges with traffic but no known publisher: an inbound stub shows their publish rate.
-  const fed = new Set(edges.filter((e) => e.kind === 'publish').map((e) => e.to));
+  const fed = new Set(edges.filter((e) => e.kind === 'publish' || e.kind === 'e2e').map((e) => e.to));
   for (const e of exOrder) {
     const r = rate(e, 'publish_in');
     if (r && !fed.has(exId(e.name))) edges.push({ from: null, to: exId(e.name), kind: 'inflow', rate: r, known: true, keys: [] });
