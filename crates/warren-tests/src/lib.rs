@@ -171,7 +171,11 @@ impl Broker {
                 Ok(b) => {
                     let deadline = Instant::now() + Duration::from_secs(30);
                     while TcpStream::connect(("127.0.0.1", port)).is_err() {
-                        assert!(Instant::now() < deadline, "HTTP API not listening\n{}", b.logs());
+                        assert!(
+                            Instant::now() < deadline,
+                            "HTTP API not listening\n{}",
+                            b.logs()
+                        );
                         std::thread::sleep(Duration::from_millis(20));
                     }
                     return (b, port);

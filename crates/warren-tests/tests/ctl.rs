@@ -87,7 +87,10 @@ impl Ctl {
     /// `http_args` (its twin): same output, same exit code.
     fn pair(&self, amqp_args: &[&str], http_args: &[&str]) -> Value {
         let (a, h) = (self.amqp(amqp_args), self.http(http_args));
-        assert_eq!(a, h, "warren ctl {amqp_args:?} (AMQP) vs {http_args:?} (HTTP)");
+        assert_eq!(
+            a, h,
+            "warren ctl {amqp_args:?} (AMQP) vs {http_args:?} (HTTP)"
+        );
         a.json()
     }
 
@@ -118,7 +121,13 @@ fn names(list: &Value) -> Vec<String> {
     list.as_array()
         .expect("a list")
         .iter()
-        .map(|x| x.get("name").unwrap_or(x).as_str().unwrap_or("").to_string())
+        .map(|x| {
+            x.get("name")
+                .unwrap_or(x)
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
         .collect()
 }
 
@@ -146,28 +155,44 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     // vhosts
     assert_eq!(names(&ctl.both(&["list-vhosts"])["vhosts"]), vec!["/"]);
     assert_eq!(ctl.pair(&["add-vhost", &va], &["add-vhost", &vh]), ok());
-    assert_eq!(ctl.both(&["add-vhost", &va]), ok(), "adding an existing vhost");
+    assert_eq!(
+        ctl.both(&["add-vhost", &va]),
+        ok(),
+        "adding an existing vhost"
+    );
     assert!(is_error(&ctl.both(&["add-vhost", ""])));
     let vhosts = names(&ctl.both(&["list-vhosts"])["vhosts"]);
     assert!(vhosts.contains(&va) && vhosts.contains(&vh), "{vhosts:?}");
 
     // users
-    assert_eq!(ctl.pair(&["add-user", &ua, "pw1"], &["add-user", &uh, "pw1"]), ok());
+    assert_eq!(
+        ctl.pair(&["add-user", &ua, "pw1"], &["add-user", &uh, "pw1"]),
+        ok()
+    );
     assert!(is_error(&ctl.both(&["add-user", &ua, "pw1"])), "exists");
     assert!(is_error(&ctl.both(&["add-user", "", "pw1"])));
     let tags = ["set-user-tags", "policymaker", "management"];
     assert_eq!(
-        ctl.pair(&[tags[0], &ua, tags[1], tags[2]], &[tags[0], &uh, tags[1], tags[2]]),
+        ctl.pair(
+            &[tags[0], &ua, tags[1], tags[2]],
+            &[tags[0], &uh, tags[1], tags[2]]
+        ),
         ok()
     );
     assert_eq!(
-        ctl.pair(&["change-password", &ua, "pw2"], &["change-password", &uh, "pw2"]),
+        ctl.pair(
+            &["change-password", &ua, "pw2"],
+            &["change-password", &uh, "pw2"]
+        ),
         ok()
     );
     // Tags change, the password stays pw2.
     let tags = ["set-user-tags", "policymaker", "monitoring"];
     assert_eq!(
-        ctl.pair(&[tags[0], &ua, tags[1], tags[2]], &[tags[0], &uh, tags[1], tags[2]]),
+        ctl.pair(
+            &[tags[0], &ua, tags[1], tags[2]],
+            &[tags[0], &uh, tags[1], tags[2]]
+        ),
         ok()
     );
     let users = ctl.both(&["list-users"]);
@@ -228,8 +253,16 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
             let out = ctl.run(&flags, &[], &["list-policies"]);
             assert_eq!(out.code, 0, "{u} with pw2 {flags:?}: {out:?}");
         }
-        let old = ctl.run(&["--amqp-url", &ctl.amqp_url(u, "pw1")], &[], &["list-policies"]);
-        let old_http = ctl.run(&["--http-url", &ctl.http_url(u, "pw1")], &[], &["list-policies"]);
+        let old = ctl.run(
+            &["--amqp-url", &ctl.amqp_url(u, "pw1")],
+            &[],
+            &["list-policies"],
+        );
+        let old_http = ctl.run(
+            &["--http-url", &ctl.http_url(u, "pw1")],
+            &[],
+            &["list-policies"],
+        );
         assert_eq!((old.code, old.stdout.as_str()), (1, ""));
         assert_eq!(old, old_http, "a refused login: stderr only, exit 1");
     }
@@ -246,8 +279,18 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
         ok(),
         "nothing to clear"
     );
-    assert!(is_error(&ctl.both(&["clear-permissions", "-p", &va, &missing])));
-    assert!(is_error(&ctl.both(&["clear-permissions", "-p", &missing, &ua])));
+    assert!(is_error(&ctl.both(&[
+        "clear-permissions",
+        "-p",
+        &va,
+        &missing
+    ])));
+    assert!(is_error(&ctl.both(&[
+        "clear-permissions",
+        "-p",
+        &missing,
+        &ua
+    ])));
     assert_eq!(
         ctl.both(&["list-permissions", "-p", &va])["permissions"],
         json!([])
@@ -255,7 +298,18 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
 
     // policies
     let def = r#"{"message-ttl": 60000, "dead-letter-exchange": "dlx"}"#;
-    let policy = |n: &'static str| ["set-policy", n, "^jobs\\.", def, "--apply-to", "queues", "--priority", "3"];
+    let policy = |n: &'static str| {
+        [
+            "set-policy",
+            n,
+            "^jobs\\.",
+            def,
+            "--apply-to",
+            "queues",
+            "--priority",
+            "3",
+        ]
+    };
     assert_eq!(ctl.pair(&policy("pa"), &policy("ph")), ok());
     assert_eq!(ctl.both(&["set-policy", "all", ".*", "{}"]), ok());
     let listed = ctl.both(&["list-policies"]);
@@ -266,10 +320,25 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
                "priority": 3, "definition": {"message-ttl": 60000, "dead-letter-exchange": "dlx"}})
     );
     assert!(is_error(&ctl.both(&["set-policy", "bad", "(", "{}"])));
-    assert!(is_error(&ctl.both(&["set-policy", "bad", ".*", r#"{"message-ttl": "soon"}"#])));
+    assert!(is_error(&ctl.both(&[
+        "set-policy",
+        "bad",
+        ".*",
+        r#"{"message-ttl": "soon"}"#
+    ])));
     assert!(is_error(&ctl.both(&["set-policy", "bad", ".*", "[1]"])));
-    assert!(is_error(&ctl.both(&["set-policy", "-p", &missing, "x", ".*", "{}"])));
-    assert_eq!(ctl.pair(&["clear-policy", "pa"], &["clear-policy", "ph"]), ok());
+    assert!(is_error(&ctl.both(&[
+        "set-policy",
+        "-p",
+        &missing,
+        "x",
+        ".*",
+        "{}"
+    ])));
+    assert_eq!(
+        ctl.pair(&["clear-policy", "pa"], &["clear-policy", "ph"]),
+        ok()
+    );
     assert!(is_error(&ctl.both(&["clear-policy", "pa"])));
     assert!(is_error(&ctl.both(&["clear-policy", "-p", &missing, "pa"])));
     assert!(is_error(&ctl.both(&["list-policies", "-p", &missing])));
@@ -290,7 +359,10 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     assert!(is_error(&ctl.both(&["-p", &missing, "trace-on"])));
     assert!(is_error(&ctl.both(&["-p", &missing, "trace-off"])));
     let vhosts = names(&ctl.both(&["list-vhosts"])["vhosts"]);
-    assert!(!vhosts.contains(&missing), "trace-on must not create a vhost");
+    assert!(
+        !vhosts.contains(&missing),
+        "trace-on must not create a vhost"
+    );
 
     // queues: ready counts, consumers, durability
     let (q1, q2, q3) = (unique("q1"), unique("q2"), unique("q3"));
@@ -352,22 +424,24 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
         vec!["import-definitions", "/dev/null"],
     ] {
         let out = ctl.amqp(&args);
-        assert_eq!((out.code, out.stdout.as_str()), (2, ""), "{args:?} over AMQP");
+        assert_eq!(
+            (out.code, out.stdout.as_str()),
+            (2, ""),
+            "{args:?} over AMQP"
+        );
     }
     let exchanges = ctl.http(&["list-exchanges"]).json();
     assert_eq!(exchanges["ok"], json!(true));
-    assert!(exchanges["exchanges"]
-        .as_array()
-        .expect("list")
-        .contains(&json!({"name": "amq.topic", "type": "topic", "durable": true,
-                          "auto_delete": false, "internal": false, "arguments": {}})));
+    assert!(exchanges["exchanges"].as_array().expect("list").contains(
+        &json!({"name": "amq.topic", "type": "topic", "durable": true,
+                          "auto_delete": false, "internal": false, "arguments": {}})
+    ));
     bind_queue(&ch, &q1, "amq.topic", "k.#").await;
     let bindings = ctl.http(&["list-bindings"]).json();
-    assert!(bindings["bindings"]
-        .as_array()
-        .expect("list")
-        .contains(&json!({"source": "amq.topic", "destination": q1, "destination_type": "queue",
-                          "routing_key": "k.#", "arguments": {}})));
+    assert!(bindings["bindings"].as_array().expect("list").contains(
+        &json!({"source": "amq.topic", "destination": q1, "destination_type": "queue",
+                          "routing_key": "k.#", "arguments": {}})
+    ));
     assert_eq!(ctl.http(&["purge-queue", &q1]).json(), ok());
     assert!(is_error(&ctl.http(&["purge-queue", &missing]).json()));
     let out = ctl.http(&["delete-queue", &q3, "--if-empty"]);
@@ -380,7 +454,10 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     let defs: Value =
         serde_json::from_str(&std::fs::read_to_string(file).expect("read export")).expect("JSON");
     assert!(names(&defs["vhosts"]).contains(&va));
-    assert!(names(&defs["queues"]).contains(&q1), "durable queue exported");
+    assert!(
+        names(&defs["queues"]).contains(&q1),
+        "durable queue exported"
+    );
     assert_eq!(ctl.http(&["delete-queue", &q1]).json(), ok());
     assert!(is_error(&ctl.http(&["delete-queue", &q1]).json()));
     assert_eq!(ctl.http(&["import-definitions", file]).json(), ok());
@@ -415,7 +492,10 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     // deleting
     assert_eq!(ctl.pair(&["delete-user", &ua], &["delete-user", &uh]), ok());
     assert!(is_error(&ctl.both(&["delete-user", &ua])));
-    assert_eq!(ctl.pair(&["delete-vhost", &va], &["delete-vhost", &vh]), ok());
+    assert_eq!(
+        ctl.pair(&["delete-vhost", &va], &["delete-vhost", &vh]),
+        ok()
+    );
     assert!(is_error(&ctl.both(&["delete-vhost", &va])));
     assert_eq!(names(&ctl.both(&["list-vhosts"])["vhosts"]), vec!["/"]);
     ctl.both(&["list-users"]);

@@ -174,7 +174,9 @@ pub fn parse_response(raw: &[u8]) -> Result<Response, String> {
     let body = if chunked {
         dechunk(rest)?
     } else if let Some(n) = length {
-        rest.get(..n).ok_or("HTTP response body cut short")?.to_vec()
+        rest.get(..n)
+            .ok_or("HTTP response body cut short")?
+            .to_vec()
     } else {
         rest.to_vec()
     };
@@ -311,8 +313,13 @@ mod tests {
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n{}").is_err());
         assert!(parse_response(b"HTTP/1.1 200 OK\r\nContent-Len").is_err());
         assert!(parse_response(b"SMTP 200\r\n\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err());
-        assert!(parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab").is_err());
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_err()
+        );
+        assert!(
+            parse_response(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n9\r\nab")
+                .is_err()
+        );
     }
 
     /// A one-shot server: returns what it received, answers `reply`.
@@ -354,7 +361,11 @@ mod tests {
         let r = request(&url, "PUT", "/api/vhosts/%2F", Some(b"{\"tracing\":true}")).unwrap();
         assert_eq!((r.status, r.body.as_slice()), (201, &b"{\"a\":1}"[..]));
         let got = String::from_utf8(t.join().unwrap()).unwrap();
-        assert!(got.starts_with("PUT /x/api/vhosts/%2F HTTP/1.1\r\n"), "{}", got);
+        assert!(
+            got.starts_with("PUT /x/api/vhosts/%2F HTTP/1.1\r\n"),
+            "{}",
+            got
+        );
         assert!(got.contains(&format!("\r\nHost: 127.0.0.1:{}\r\n", port)));
         // "ad:min:s3cret"
         assert!(got.contains("\r\nAuthorization: Basic YWQ6bWluOnMzY3JldA==\r\n"));

@@ -329,9 +329,7 @@ pub fn execute(url: HttpUrl, request: &Value) -> Result<Value, Failure> {
             let name = field("name")?;
             match api.delete(&format!("/api/policies/{}/{}", v, encode(&name)))? {
                 Ok(_) => {}
-                Err(e) if e.not_found() && e.reason == "vhost_not_found" => {
-                    return Err(no_vhost())
-                }
+                Err(e) if e.not_found() && e.reason == "vhost_not_found" => return Err(no_vhost()),
                 Err(e) if e.not_found() => {
                     return Err(Failure::Command(format!(
                         "no policy '{}' in vhost '{}'",
