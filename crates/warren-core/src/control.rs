@@ -140,7 +140,11 @@ fn run(broker: &Broker, cmd: &Value) -> Result<Value, String> {
                 .map_err(|e| e.text)?;
             Ok(json!({}))
         }
-        Some("list_policies") => Ok(json!({"policies": vhost.policies()})),
+        Some("list_policies") => {
+            let mut policies = vhost.policies();
+            policies.sort_by(|a, b| a.name.cmp(&b.name));
+            Ok(json!({ "policies": policies }))
+        }
         Some("trace_on") => {
             vhost.set_tracing(true);
             Ok(json!({}))
@@ -150,8 +154,9 @@ fn run(broker: &Broker, cmd: &Value) -> Result<Value, String> {
             Ok(json!({}))
         }
         Some("list_queues") => {
-            let queues: Vec<Value> = vhost
-                .listed_queues()
+            let mut queues = vhost.listed_queues();
+            queues.sort_by(|a, b| a.name.as_bytes().cmp(b.name.as_bytes()));
+            let queues: Vec<Value> = queues
                 .iter()
                 .map(|q| {
                     json!({

@@ -153,6 +153,40 @@ impl Broker {
         broker
     }
 
+    /// Spawn a private broker with the management HTTP API on a free port
+    /// (returned). Port 0 switches the API off, so the port is picked here;
+    /// if another process takes it before the broker binds it, the broker
+    /// exits ("cannot listen") and another port is tried.
+    pub fn spawn_with_http_api() -> (Broker, u16) {
+        for attempt in 1..=5 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .expect("pick a free port")
+                .port();
+            let p = port.to_string();
+            let started = std::panic::catch_unwind(|| {
+                Broker::spawn_with_env("", &[("WARREN_HTTP_PORT", p.as_str())])
+            });
+            match started {
+                Ok(b) => {
+                    let deadline = Instant::now() + Duration::from_secs(30);
+                    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+                        assert!(
+                            Instant::now() < deadline,
+                            "HTTP API not listening\n{}",
+                            b.logs()
+                        );
+                        std::thread::sleep(Duration::from_millis(20));
+                    }
+                    return (b, port);
+                }
+                Err(e) if attempt == 5 => std::panic::resume_unwind(e),
+                Err(_) => eprintln!("HTTP port {port} was taken: starting the broker again"),
+            }
+        }
+        unreachable!()
+    }
+
     fn data_dir(&self) -> PathBuf {
         self.dir.as_ref().expect("own broker").path().join("data")
     }
@@ -454,7 +488,8 @@ fn percent_encode(s: &str) -> String {
     out
 }
 
-fn broker_binary() -> PathBuf {
+/// The broker binary the tests run (`$WARREN_BIN` or `target/debug/warren`).
+pub fn broker_binary() -> PathBuf {
     if let Ok(bin) = std::env::var("WARREN_BIN") {
         if !bin.is_empty() {
             return PathBuf::from(bin);

@@ -1,11 +1,22 @@
-//! `warren ctl`: management commands against a running broker, over AMQP.
+//! `warren ctl`: management commands against a running broker.
 //!
-//! Each command is a JSON request published to the `amq.warren.control`
-//! pseudo-exchange with a direct reply-to address; the broker answers with JSON.
-//! Authentication is the AMQP login of `--amqp-url`, so no extra port is
-//! involved: user, vhost and permission commands need the `administrator` tag,
-//! the others `administrator` or `policymaker`. Command names mirror
-//! `rabbitmqctl` (`add_user` → `add-user`, `-p VHOST` as there).
+//! Two ways to reach it, with the same commands and the same JSON answers:
+//!
+//! * `--http-url` (the default): the management HTTP API (RabbitMQ's `/api`),
+//!   with a small blocking HTTP client ([`client`]); [`http`] turns each
+//!   command into API calls. The API's rules apply: HTTP Basic login, tags as
+//!   in RabbitMQ's management plugin.
+//! * `--amqp-url`: each command is a JSON request published to the
+//!   `amq.warren.control` pseudo-exchange with a direct reply-to address; the
+//!   broker answers with JSON (`warren_core::control`). Authentication is the
+//!   AMQP login: user, vhost and permission commands need the `administrator`
+//!   tag, the others `administrator` or `policymaker`.
+//!
+//! Command names mirror `rabbitmqctl` (`add_user` → `add-user`, `-p VHOST` as
+//! there).
+
+mod client;
+mod http;
 
 use clap::{Parser, Subcommand};
 use serde_json::{json, Value};
@@ -14,20 +25,51 @@ use warren_amqp::codec::{BasicConsume, BasicPublish, Frame, Method};
 use warren_core::{BasicProperties, ShortStr};
 use warren_perf::client::Connection;
 
+/// The management API `warren ctl` talks to when given no URL.
+const DEFAULT_HTTP_URL: &str = "http://guest:guest@127.0.0.1:15672";
+
 #[derive(Parser)]
 pub struct CtlArgs {
-    /// Broker to manage.
-    #[arg(
-        long,
-        env = "WARREN_AMQP_URL",
-        default_value = "amqp://guest:guest@127.0.0.1:5672/%2F"
-    )]
-    amqp_url: String,
+    /// Manage the broker through its management HTTP API,
+    /// http://USER:PASSWORD@HOST:PORT (env WARREN_HTTP_URL; the default when no
+    /// URL is given: http://guest:guest@127.0.0.1:15672).
+    #[arg(long, conflicts_with = "amqp_url")]
+    http_url: Option<String>,
+    /// Manage the broker over AMQP instead (the amq.warren.control exchange),
+    /// e.g. amqp://guest:guest@127.0.0.1:5672/%2F (env WARREN_AMQP_URL, used when
+    /// WARREN_HTTP_URL is not set).
+    #[arg(long)]
+    amqp_url: Option<String>,
     /// Virtual host the command applies to (`-p` as in rabbitmqctl).
     #[arg(long, short = 'p', global = true, default_value = "/")]
     vhost: String,
     #[command(subcommand)]
     command: CtlCommand,
+}
+
+/// Where the commands go.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    Http(String),
+    Amqp(String),
+}
+
+/// `--http-url`, then `--amqp-url`, then `WARREN_HTTP_URL`, then
+/// `WARREN_AMQP_URL`, else the default HTTP API: a flag beats the
+/// environment, so scripts passing `--amqp-url` keep using AMQP.
+fn target(args: &CtlArgs, env: impl Fn(&str) -> Option<String>) -> Target {
+    let env = |k: &str| env(k).filter(|v| !v.is_empty());
+    if let Some(u) = &args.http_url {
+        Target::Http(u.clone())
+    } else if let Some(u) = &args.amqp_url {
+        Target::Amqp(u.clone())
+    } else if let Some(u) = env("WARREN_HTTP_URL") {
+        Target::Http(u)
+    } else if let Some(u) = env("WARREN_AMQP_URL") {
+        Target::Amqp(u)
+    } else {
+        Target::Http(DEFAULT_HTTP_URL.into())
+    }
 }
 
 #[derive(Subcommand)]
@@ -87,10 +129,116 @@ enum CtlCommand {
     ListPermissions,
     /// List a user's permissions on every vhost.
     ListUserPermissions { user: String },
+    /// List the vhost's exchanges (HTTP API only).
+    ListExchanges,
+    /// List the vhost's bindings, the default exchange's included (HTTP API only).
+    ListBindings,
+    /// Remove every ready message from a queue (HTTP API only).
+    PurgeQueue { name: String },
+    /// Delete a queue (HTTP API only).
+    DeleteQueue {
+        name: String,
+        /// Only if it has no messages.
+        #[arg(long)]
+        if_empty: bool,
+        /// Only if it has no consumers.
+        #[arg(long)]
+        if_unused: bool,
+    },
+    /// Write every vhost's definitions (RabbitMQ's definitions.json: users,
+    /// vhosts, permissions, policies, queues, exchanges, bindings) to FILE
+    /// ("-": standard output, instead of the JSON answer) (HTTP API only).
+    ExportDefinitions { file: String },
+    /// Load definitions from FILE ("-": standard input), as RabbitMQ's
+    /// import_definitions (HTTP API only).
+    ImportDefinitions { file: String },
 }
 
 pub fn run(args: CtlArgs) -> ExitCode {
-    let request = match &args.command {
+    let target = target(&args, |k| std::env::var(k).ok());
+    let mut request = match request(&args.command) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warren ctl: {}", e);
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(o) = request.as_object_mut() {
+        o.insert("vhost".into(), Value::String(args.vhost.clone()));
+    }
+    let name = request["command"].as_str().unwrap_or_default().to_string();
+    let answer = match &target {
+        Target::Http(url) => {
+            let url = match client::HttpUrl::parse(url) {
+                Ok(u) => u,
+                Err(e) => {
+                    eprintln!("warren ctl: bad --http-url: {}", e);
+                    return ExitCode::from(2);
+                }
+            };
+            match http::execute(url, &request) {
+                Ok(a) => Ok(a),
+                Err(http::Failure::Command(e)) => Ok(json!({"ok": false, "error": e})),
+                Err(http::Failure::Transport(e)) => Err(e),
+            }
+        }
+        Target::Amqp(_) if HTTP_ONLY.contains(&name.as_str()) => {
+            eprintln!(
+                "warren ctl: {} needs the management HTTP API (--http-url)",
+                name.replace('_', "-")
+            );
+            return ExitCode::from(2);
+        }
+        Target::Amqp(url) => amqp(url, request),
+    };
+    let mut answer = match answer {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("warren ctl: {}", e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let ok = answer.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
+    if let (true, CtlCommand::ExportDefinitions { file }) = (ok, &args.command) {
+        let defs = answer
+            .as_object_mut()
+            .and_then(|o| o.remove("definitions"))
+            .unwrap_or_default();
+        let text = serde_json::to_string_pretty(&defs).unwrap_or_default() + "\n";
+        if file == "-" {
+            print!("{}", text);
+            return ExitCode::SUCCESS;
+        }
+        if let Err(e) = std::fs::write(file, text) {
+            eprintln!("warren ctl: cannot write {}: {}", file, e);
+            return ExitCode::FAILURE;
+        }
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&answer).unwrap_or_default()
+    );
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// Commands the control bus does not have.
+const HTTP_ONLY: &[&str] = &[
+    "list_exchanges",
+    "list_bindings",
+    "purge_queue",
+    "delete_queue",
+    "export_definitions",
+    "import_definitions",
+];
+
+/// The JSON request of a command (without its vhost), as the control bus
+/// takes it.
+fn request(command: &CtlCommand) -> Result<Value, String> {
+    Ok(match command {
         CtlCommand::SetPolicy {
             name,
             pattern,
@@ -98,13 +246,8 @@ pub fn run(args: CtlArgs) -> ExitCode {
             apply_to,
             priority,
         } => {
-            let definition: Value = match serde_json::from_str(definition) {
-                Ok(v) => v,
-                Err(e) => {
-                    eprintln!("definition is not valid JSON: {}", e);
-                    return ExitCode::from(2);
-                }
-            };
+            let definition: Value = serde_json::from_str(definition)
+                .map_err(|e| format!("definition is not valid JSON: {}", e))?;
             json!({"command": "set_policy", "name": name, "pattern": pattern,
                    "definition": definition, "apply_to": apply_to, "priority": priority})
         }
@@ -141,39 +284,39 @@ pub fn run(args: CtlArgs) -> ExitCode {
         CtlCommand::ListUserPermissions { user } => {
             json!({"command": "list_user_permissions", "user": user})
         }
-    };
-    let mut request = request;
-    if let Some(o) = request.as_object_mut() {
-        o.insert("vhost".into(), Value::String(args.vhost.clone()));
-    }
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+        CtlCommand::ListExchanges => json!({"command": "list_exchanges"}),
+        CtlCommand::ListBindings => json!({"command": "list_bindings"}),
+        CtlCommand::PurgeQueue { name } => json!({"command": "purge_queue", "name": name}),
+        CtlCommand::DeleteQueue {
+            name,
+            if_empty,
+            if_unused,
+        } => json!({"command": "delete_queue", "name": name,
+                    "if_empty": if_empty, "if_unused": if_unused}),
+        CtlCommand::ExportDefinitions { .. } => json!({"command": "export_definitions"}),
+        CtlCommand::ImportDefinitions { file } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+                    .map_err(|e| format!("cannot read standard input: {}", e))?;
+                s
+            } else {
+                std::fs::read_to_string(file).map_err(|e| format!("cannot read {}: {}", file, e))?
+            };
+            let definitions: Value = serde_json::from_str(&text)
+                .map_err(|e| format!("{} is not valid JSON: {}", file, e))?;
+            json!({"command": "import_definitions", "definitions": definitions})
+        }
+    })
+}
+
+/// Run `request` over the control bus.
+fn amqp(url: &str, request: Value) -> Result<Value, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("cannot start runtime: {}", e);
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(call(&args.amqp_url, request)) {
-        Ok(answer) => {
-            let ok = answer.get("ok").and_then(|v| v.as_bool()).unwrap_or(false);
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&answer).unwrap_or_default()
-            );
-            if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::FAILURE
-            }
-        }
-        Err(e) => {
-            eprintln!("warren ctl: {}", e);
-            ExitCode::FAILURE
-        }
-    }
+        .map_err(|e| format!("cannot start runtime: {}", e))?;
+    runtime.block_on(call(url, request))
 }
 
 async fn call(url: &str, request: Value) -> Result<Value, String> {
@@ -233,4 +376,62 @@ async fn call(url: &str, request: Value) -> Result<Value, String> {
     .map_err(|_| "no answer from the broker (is it Warren?)".to_string())??;
     let _ = conn.close().await;
     serde_json::from_slice(&body).map_err(|e| format!("bad answer: {}", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(argv: &[&str]) -> CtlArgs {
+        let mut full = vec!["ctl"];
+        full.extend_from_slice(argv);
+        CtlArgs::try_parse_from(full).unwrap()
+    }
+
+    #[test]
+    fn picks_the_target() {
+        let none = |_: &str| None;
+        let both = |k: &str| Some(format!("{}-value", k));
+        let amqp_env = |k: &str| (k == "WARREN_AMQP_URL").then(|| "amqp://e".to_string());
+        let empty_http = |k: &str| match k {
+            "WARREN_HTTP_URL" => Some(String::new()),
+            _ => Some("amqp://e".to_string()),
+        };
+        let default = Target::Http(DEFAULT_HTTP_URL.into());
+        assert_eq!(target(&args(&["list-queues"]), none), default);
+        let a = args(&["--amqp-url", "amqp://x", "list-queues"]);
+        assert_eq!(target(&a, none), Target::Amqp("amqp://x".into()));
+        assert_eq!(target(&a, both), Target::Amqp("amqp://x".into()));
+        let h = args(&["--http-url", "http://x", "list-queues"]);
+        assert_eq!(target(&h, amqp_env), Target::Http("http://x".into()));
+        let plain = args(&["list-queues"]);
+        assert_eq!(
+            target(&plain, both),
+            Target::Http("WARREN_HTTP_URL-value".into())
+        );
+        assert_eq!(target(&plain, amqp_env), Target::Amqp("amqp://e".into()));
+        assert_eq!(target(&plain, empty_http), Target::Amqp("amqp://e".into()));
+        assert!(CtlArgs::try_parse_from([
+            "ctl",
+            "--http-url",
+            "http://x",
+            "--amqp-url",
+            "amqp://x",
+            "list-queues"
+        ])
+        .is_err());
+    }
+
+    #[test]
+    fn builds_requests() {
+        let a = args(&["-p", "v", "delete-queue", "q", "--if-empty"]);
+        assert_eq!(
+            request(&a.command).unwrap(),
+            json!({"command": "delete_queue", "name": "q", "if_empty": true, "if_unused": false})
+        );
+        let a = args(&["set-policy", "p", ".*", "{nope"]);
+        assert!(request(&a.command).is_err());
+        let a = args(&["import-definitions", "/nonexistent/defs.json"]);
+        assert!(request(&a.command).is_err());
+    }
 }

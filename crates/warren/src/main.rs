@@ -45,8 +45,9 @@ enum Command {
     /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
     /// connection/queue footprint, backlog). See `warren perf --help`.
     Perf(warren_perf::PerfArgs),
-    /// Manage a running broker: vhosts, users, permissions, policies, firehose
-    /// tracing, queue listing.
+    /// Manage a running broker through its management HTTP API (or --amqp-url):
+    /// vhosts, users, permissions, policies, firehose tracing, queues, exchanges,
+    /// bindings, definitions.
     Ctl(ctl::CtlArgs),
 }
 

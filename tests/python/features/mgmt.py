@@ -9,7 +9,9 @@ AMQP.
   ``rabbitmqctl clear_policy -p V NAME``;
 * ``warren``: ``$WARREN_BIN ctl --amqp-url $AMQP_URL trace-on|trace-off --vhost V``,
   ``... set-policy NAME PATTERN JSON --apply-to queues --priority N --vhost V``,
-  ``... clear-policy NAME --vhost V`` (planned CLI).
+  ``... clear-policy NAME --vhost V``; with ``WARREN_HTTP_URL`` set
+  (``http://guest:guest@127.0.0.1:PORT``), ``--http-url $WARREN_HTTP_URL``
+  instead: the same commands through the management HTTP API.
 
 Vhosts, users and permissions (``rabbitmqctl`` name / ``warren ctl`` name):
 ``add_vhost``/``add-vhost NAME``, ``delete_vhost``/``delete-vhost NAME``,
@@ -34,6 +36,10 @@ BROKER_KIND = os.environ.get("BROKER_KIND", "rabbitmq")
 _HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.abspath(os.path.join(_HERE, "..", "..", ".."))
 WARREN_BIN = os.environ.get("WARREN_BIN", os.path.join(REPO_ROOT, "target", "debug", "warren"))
+# How `warren ctl` reaches the broker: over AMQP (the control bus) unless a
+# management API URL is given.
+_CTL_URL = (["--http-url", os.environ["WARREN_HTTP_URL"]] if os.environ.get("WARREN_HTTP_URL")
+            else ["--amqp-url", AMQP_URL])
 
 
 class MgmtError(Exception):
@@ -130,10 +136,10 @@ class RabbitMQCtl(Mgmt):
 
 
 class WarrenCtl(Mgmt):
-    """Planned CLI: ``warren ctl --amqp-url URL <command> ... --vhost V``."""
+    """``warren ctl --amqp-url URL <command> ... --vhost V`` (or ``--http-url``)."""
 
     def _ctl(self, *args, vhost=None):
-        return self._run([WARREN_BIN, "ctl", "--amqp-url", AMQP_URL, *args,
+        return self._run([WARREN_BIN, "ctl", *_CTL_URL, *args,
                           "--vhost", vhost or self.vhost])
 
     def trace_on(self):
@@ -165,7 +171,7 @@ class WarrenCtl(Mgmt):
 
     def set_permissions(self, user, configure, write, read, vhost=None):
         # "--" so that a pattern starting with "-" is not taken for an option.
-        self._run([WARREN_BIN, "ctl", "--amqp-url", AMQP_URL, "set-permissions",
+        self._run([WARREN_BIN, "ctl", *_CTL_URL, "set-permissions",
                    "--vhost", vhost or self.vhost, "--", user, configure, write, read])
 
     def clear_permissions(self, user, vhost=None):

@@ -74,6 +74,22 @@ def test_vhosts_and_permissions(api, made, user):
     assert api.delete(f"/api/vhosts/{vh}").status_code == 404
 
 
+def test_vhost_put_switches_tracing(api, made):
+    """RabbitMQ's way to trace_on/trace_off over HTTP (what `warren ctl
+    trace-on --http-url` uses): PUT the vhost with {"tracing": bool}; a PUT
+    without it leaves tracing as it is."""
+    vh = unique("mvh")
+    made.track(f"/api/vhosts/{vh}")
+    assert api.put(f"/api/vhosts/{vh}").status_code == 201
+    assert api.put(f"/api/vhosts/{vh}", json={"tracing": True}).status_code == 204
+    assert api.get(f"/api/vhosts/{vh}").json()["tracing"] is True
+    assert api.put(f"/api/vhosts/{vh}", json={}).status_code == 204
+    assert api.get(f"/api/vhosts/{vh}").json()["tracing"] is True
+    assert api.put(f"/api/vhosts/{vh}", json={"tracing": False}).status_code == 204
+    assert api.get(f"/api/vhosts/{vh}").json()["tracing"] is False
+    assert api.delete(f"/api/vhosts/{vh}").status_code == 204
+
+
 def test_tags_limit_what_users_see_and_do(api, made, user):
     _, plain = user("")
     r = plain.get("/api/overview")

@@ -1,9 +1,10 @@
-//! `/api/vhosts[/VHOST]`: list and show (visible vhosts), PUT creates,
-//! DELETE deletes with everything in it (administrator).
+//! `/api/vhosts[/VHOST]`: list and show (visible vhosts), PUT creates (and
+//! switches tracing with `{"tracing": bool}`), DELETE deletes with everything
+//! in it (administrator).
 
 use super::{created, no_content, ok, visible_vhosts};
 use crate::auth::Caller;
-use crate::body::{check_name, Names, Params};
+use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use serde_json::{json, Value};
@@ -42,10 +43,19 @@ pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult
     Ok(ok(p.list.project_single(vhost_json(&c, &v))))
 }
 
-pub async fn put(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+/// Creates the vhost if missing; `{"tracing": true|false}` switches the
+/// firehose tracer on or off, as RabbitMQ's PUT does (absent: unchanged).
+pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult<Response> {
     c.require_admin()?;
     check_name("vhost", &name)?;
+    let tracing = match body.get("tracing") {
+        None => None,
+        Some(_) => Some(body.bool("tracing", false)?),
+    };
     let was_created = c.http.broker.add_vhost_for(&name, Some(&c.user.name))?;
+    if let (Some(on), Some(v)) = (tracing, c.http.broker.vhost(&name)) {
+        v.set_tracing(on);
+    }
     Ok(created(was_created))
 }
 
