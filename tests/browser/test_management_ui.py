@@ -182,6 +182,10 @@ class Publisher(threading.Thread):
 
 def test_topology_of_the_upload_fanout(browser, channel):
     exchange, queues = "new_image", ["resize", "notify", "log"]
+    # Start clean: a left-over (durable) declaration would make ours inequivalent.
+    channel.exchange_delete(exchange)
+    for q in queues:
+        channel.queue_delete(q)
     channel.exchange_declare(exchange, "fanout")
     for q in queues:
         channel.queue_declare(q)
