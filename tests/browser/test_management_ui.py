@@ -229,3 +229,33 @@ def test_topology_of_the_upload_fanout(browser, channel):
         for q in queues:
             channel.queue_delete(q)
         channel.exchange_delete(exchange)
+
+
+def test_ui_files_and_the_topology_snapshot_endpoint(channel):
+    """The listener serves the embedded UI outside /api and the Warren-only
+    topology snapshot under it (no browser needed)."""
+    import requests
+
+    index = requests.get(MGMT_URL + "/", timeout=10)
+    assert index.status_code == 200 and index.headers["content-type"].startswith("text/html")
+    assert requests.get(MGMT_URL + "/js/app.js", timeout=10).headers["content-type"].startswith("text/javascript")
+    missing = requests.get(MGMT_URL + "/api/no-such-thing", auth=("guest", "guest"), timeout=10)
+    assert missing.status_code == 404 and missing.json()["error"] == "Object Not Found"
+    # A scripted 401 has no WWW-Authenticate (no browser dialog); a plain one has.
+    bad = requests.get(MGMT_URL + "/api/whoami", auth=("guest", "nope"), timeout=10,
+                       headers={"X-Requested-With": "XMLHttpRequest"})
+    assert bad.status_code == 401 and "WWW-Authenticate" not in bad.headers
+    assert "WWW-Authenticate" in requests.get(MGMT_URL + "/api/whoami", auth=("guest", "nope"), timeout=10).headers
+
+    ex, q = f"topo-x-{uuid.uuid4().hex[:6]}", f"topo-q-{uuid.uuid4().hex[:6]}"
+    channel.exchange_declare(ex, "topic", auto_delete=True)
+    channel.queue_declare(q, exclusive=True)
+    channel.queue_bind(q, ex, "a.*.c")
+    channel.basic_publish(ex, "a.b.c", b"x")
+    snap = requests.get(f"{MGMT_URL}/api/warren/topology/%2F", auth=("guest", "guest"), timeout=10).json()
+    assert set(snap) >= {"vhost", "exchanges", "queues", "bindings", "consumers"}
+    assert {"source": ex, "destination": q, "destination_type": "queue", "routing_key": "a.*.c"} in snap["bindings"]
+    queue = next(x for x in snap["queues"] if x["name"] == q)
+    assert queue["messages"] == 1 and "arguments" not in queue
+    assert any(x["name"] == ex and x["type"] == "topic" for x in snap["exchanges"])
+    assert requests.get(f"{MGMT_URL}/api/warren/topology/no-such-vhost", auth=("guest", "guest"), timeout=10).status_code == 404
