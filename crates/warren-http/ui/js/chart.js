@@ -39,11 +39,14 @@ export class TimeChart {
     this.svg.setAttribute('width', W);
     this.svg.setAttribute('height', H);
     const now = this.points.length ? this.points[this.points.length - 1][0] : Date.now();
-    const t0 = now - this.span;
+    // A young chart spans what it has (at least 30 s), growing to `span`.
+    const first = this.points.length ? this.points[0][0] : now;
+    const span = Math.min(this.span, Math.max(30000, Math.ceil((now - first) / 30000) * 30000));
+    const t0 = now - span;
     let max = 0;
     for (const [, vs] of this.points) for (const v of vs) if (typeof v === 'number' && v > max) max = v;
     max = niceMax(max);
-    const x = (t) => L + ((t - t0) / this.span) * (W - L - R);
+    const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const y = (v) => T + (1 - v / max) * (H - T - B);
     const fmt = this.rate ? fmtRate : fmtNum;
     let out = '';
@@ -52,7 +55,8 @@ export class TimeChart {
       out += `<line class="grid" x1="${L}" x2="${W - R}" y1="${y(v)}" y2="${y(v)}"/>`;
       out += `<text class="axis" x="${L - 6}" y="${y(v) + 4}" text-anchor="end">${fmt(v)}</text>`;
     }
-    for (let s = 0; s <= this.span / 1000; s += 30) {
+    const step = span <= 30000 ? 10 : 30;
+    for (let s = 0; s <= span / 1000; s += step) {
       const tx = x(now - s * 1000);
       out += `<text class="axis" x="${tx}" y="${H - 6}" text-anchor="middle">${s ? `-${s}s` : 'now'}</text>`;
     }
