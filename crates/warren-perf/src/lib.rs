@@ -382,9 +382,11 @@ pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
         (Scenario::Throughput, Protocol::Stomp) => {
             Report::Throughput(stomp::throughput(args, &uri, &names).await?)
         }
-        (other, Protocol::Stomp) => return Err(client::Error::Other(format!(
+        (other, Protocol::Stomp) => {
+            return Err(client::Error::Other(format!(
             "the {other:?} scenario speaks AMQP only; over STOMP there is the throughput scenario"
-        ))),
+        )))
+        }
         (Scenario::Throughput, Protocol::Amqp) => {
             Report::Throughput(throughput::run(args, &uri, &names).await?)
         }
@@ -435,7 +437,14 @@ pub fn run(args: PerfArgs) -> ExitCode {
             if report.integrity_ok() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("warren perf: messages were lost, duplicated or reordered (see report)");
+                match report {
+                    Report::WebIdle(_) => eprintln!(
+                        "warren perf: the broker closed subscribers during the run (see report)"
+                    ),
+                    _ => eprintln!(
+                        "warren perf: messages were lost, duplicated or reordered (see report)"
+                    ),
+                }
                 ExitCode::from(1)
             }
         }

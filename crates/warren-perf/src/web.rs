@@ -5,8 +5,11 @@
 //! * [`WsSubscriber`]: STOMP over WebSocket, as RabbitMQ's Web-STOMP plugin
 //!   serves it (`ws://HOST:PORT/ws`, subprotocol `v12.stomp`): CONNECT, then
 //!   one SUBSCRIBE (ack `auto`) whose RECEIPT says the subscription is in place.
-//!   tokio-tungstenite (the version axum already uses) with small buffers, so
-//!   that ten thousand of them fit in the load generator.
+//!   Heart-beats `10000,10000`, the default of stomp.js (@stomp/stompjs), as a
+//!   browser page would; without them RabbitMQ's Web-STOMP closes a WebSocket
+//!   that was silent for 60 s (Cowboy's idle timeout). tokio-tungstenite (the
+//!   version axum already uses) with small buffers, so that ten thousand of
+//!   them fit in the load generator.
 //! * [`SseSubscriber`]: a Server-Sent Events feed (`GET /sse?destination=...`,
 //!   Warren only) over a plain TCP stream: the HTTP/1.1 request written by hand,
 //!   the response headers read, then the (chunked) body parsed into events.
@@ -43,6 +46,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_HEAD: usize = 16 * 1024;
 /// tungstenite's read buffer (allocated up front; its default is 128 KiB).
 const WS_READ_BUFFER: usize = 4 * 1024;
+/// CONNECT's `heart-beat`: stomp.js's default (10 s both ways).
+const WS_HEARTBEAT: &[u8] = b"10000,10000";
+const WS_HEARTBEAT_MS: u64 = 10_000;
 
 /// How a web subscriber reaches the broker.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -207,7 +213,7 @@ fn nofile_limit() -> Result<(u64, u64)> {
             std::io::Error::last_os_error()
         )));
     }
-    Ok((rl.rlim_cur as u64, rl.rlim_max as u64))
+    Ok((rl.rlim_cur, rl.rlim_max))
 }
 
 /// Percent-encode a query parameter value (`/` kept: it is legal in a query,
@@ -254,6 +260,9 @@ pub struct WsSubscriber {
     encoder: StompEncoder,
     /// Payloads received and not yet decoded into frames.
     inbuf: BytesMut,
+    /// How often we must send something (negotiated), and when next.
+    heartbeat: Option<Duration>,
+    next_heartbeat: tokio::time::Instant,
 }
 
 impl WsSubscriber {
@@ -291,6 +300,8 @@ impl WsSubscriber {
             decoder,
             encoder,
             inbuf: BytesMut::new(),
+            heartbeat: None,
+            next_heartbeat: tokio::time::Instant::now(),
         };
         sub.send(
             &Command::Connect,
@@ -299,7 +310,7 @@ impl WsSubscriber {
                 (b"host", creds.vhost.as_bytes()),
                 (b"login", creds.user.as_bytes()),
                 (b"passcode", creds.password.as_bytes()),
-                (b"heart-beat", b"0,0"),
+                (b"heart-beat", WS_HEARTBEAT),
             ],
         )
         .await?;
@@ -321,6 +332,18 @@ impl WsSubscriber {
         }
         sub.decoder.set_version(Version::V1_2);
         sub.encoder.set_version(Version::V1_2);
+        // We send every max(ours, what the server wants), as stomp.js does.
+        let wanted = frame
+            .header("heart-beat")
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| h.split(',').nth(1))
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        if wanted > 0 {
+            let every = Duration::from_millis(wanted.max(WS_HEARTBEAT_MS));
+            sub.heartbeat = Some(every);
+            sub.next_heartbeat = tokio::time::Instant::now() + every;
+        }
         sub.send(
             &Command::Subscribe,
             &[
@@ -351,7 +374,14 @@ impl WsSubscriber {
         w.finish(b"");
         let text = String::from_utf8(out.to_vec())
             .map_err(|_| Error::Other("a STOMP frame to send is not UTF-8".into()))?;
+        self.sent_something();
         self.ws.send(Message::text(text)).await.map_err(ws_error)
+    }
+
+    fn sent_something(&mut self) {
+        if let Some(every) = self.heartbeat {
+            self.next_heartbeat = tokio::time::Instant::now() + every;
+        }
     }
 
     /// The next frame (heart-beats skipped; an ERROR frame is an error). None
@@ -363,7 +393,20 @@ impl WsSubscriber {
                     return Ok(Some(f));
                 }
             }
-            match self.ws.next().await {
+            let message = match self.heartbeat {
+                None => self.ws.next().await,
+                Some(_) => {
+                    tokio::select! {
+                        m = self.ws.next() => m,
+                        _ = tokio::time::sleep_until(self.next_heartbeat) => {
+                            self.sent_something();
+                            self.ws.send(Message::text("\n")).await.map_err(ws_error)?;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match message {
                 None | Some(Ok(Message::Close(_))) => return Ok(None),
                 Some(Ok(Message::Text(t))) => self.inbuf.extend_from_slice(t.as_bytes()),
                 Some(Ok(Message::Binary(b))) => self.inbuf.extend_from_slice(&b),
@@ -391,12 +434,17 @@ impl WsSubscriber {
         }
     }
 
-    /// DISCONNECT with a receipt and wait for it: true if the connection was
-    /// still open and answered (the broker kept the subscriber all along).
+    /// UNSUBSCRIBE with a receipt and wait for it, then DISCONNECT: true if
+    /// the connection was still open and answered (the broker kept the
+    /// subscriber all along). (Not a DISCONNECT's receipt: RabbitMQ's
+    /// Web-STOMP closes the WebSocket without sending it.)
     pub async fn close(mut self) -> bool {
-        let answered = with_timeout("DISCONNECT", CLOSE_TIMEOUT, async {
-            self.send(&Command::Disconnect, &[(b"receipt", b"bye")])
-                .await?;
+        let answered = with_timeout("UNSUBSCRIBE", CLOSE_TIMEOUT, async {
+            self.send(
+                &Command::Unsubscribe,
+                &[(b"id", b"0"), (b"receipt", b"unsub-0")],
+            )
+            .await?;
             loop {
                 match self.next_frame().await? {
                     Some(f) if f.command == Command::Receipt => return Ok(()),
@@ -407,6 +455,7 @@ impl WsSubscriber {
         })
         .await
         .is_ok();
+        let _ = self.send(&Command::Disconnect, &[]).await;
         let _ = tokio::time::timeout(CLOSE_TIMEOUT, self.ws.close(None)).await;
         answered
     }

@@ -9,6 +9,8 @@
 //!
 //! Subscribers are opened a few at a time (a burst of thousands of
 //! simultaneous handshakes measures the accept queue, not the footprint).
+//! Each is then held by a task that reads what arrives (heart-beats) and, over
+//! WebSocket, sends heart-beats, as a browser page does.
 //! RSS is read before, with all of them open and after closing them, each
 //! after a settling pause. Closing also checks that the broker kept every
 //! subscriber: a WebSocket must still answer a DISCONNECT's receipt, an SSE
@@ -22,6 +24,7 @@ use crate::{fmt, Names, PerfArgs};
 use futures_util::StreamExt;
 use serde::Serialize;
 use std::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Subscribers opened concurrently.
 pub const OPEN_CONCURRENCY: usize = 16;
@@ -109,7 +112,20 @@ pub async fn run(args: &PerfArgs, creds: &AmqpUri, names: &Names) -> Result<WebI
     if !args.quiet {
         eprintln!("opened {n} subscribers in {open_s:.2} s; measuring");
     }
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    let held: Vec<_> = subs
+        .into_iter()
+        .map(|s| tokio::spawn(hold(s, stop.clone())))
+        .collect();
     let rss_with = rss(args.broker_pid).await;
+    stop.cancel();
+    let mut subs = Vec::with_capacity(n);
+    for h in held {
+        if let Ok(Some(s)) = h.await {
+            subs.push(s);
+        }
+    }
     let still_open = close_all(subs).await;
     let rss_after = rss(args.broker_pid).await;
     Ok(WebIdleReport {
@@ -169,6 +185,21 @@ pub async fn open_all(
         )));
     }
     Ok(subs)
+}
+
+/// Keep a subscriber going until `stop`: read (and drop) what arrives, send
+/// heart-beats. None if the broker closed it meanwhile.
+async fn hold(mut sub: Subscriber, stop: CancellationToken) -> Option<Subscriber> {
+    loop {
+        tokio::select! {
+            biased;
+            _ = stop.cancelled() => return Some(sub),
+            r = sub.next_body() => match r {
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => return None,
+            },
+        }
+    }
 }
 
 /// Close every subscriber, a few at a time; how many the broker still had open.

@@ -79,7 +79,7 @@ pub fn raise_nofile_limit() -> Option<(u64, u64)> {
             }
         }
     }
-    Some((rl.rlim_cur as u64, rl.rlim_max as u64))
+    Some((rl.rlim_cur, rl.rlim_max))
 }
 
 fn total_memory() -> Option<u64> {
