@@ -159,7 +159,13 @@ async fn rounds(
     let url = args.web_url()?;
     let setup_start = Instant::now();
     let destination = format!("/exchange/{exchange}");
-    let subs = open_all(args, transport, &url, uri, n, |_| destination.clone()).await?;
+    let (subs, dropped) = open_all(args, transport, &url, uri, n, |_| destination.clone()).await?;
+    if dropped > 0 {
+        close_all(subs).await;
+        return Err(Error::Other(format!(
+            "the broker closed {dropped} of {n} subscribers while they were being opened"
+        )));
+    }
     let setup_s = setup_start.elapsed().as_secs_f64();
     if !args.quiet {
         eprintln!("opened {n} subscribers in {setup_s:.2} s");

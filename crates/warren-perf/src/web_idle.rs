@@ -104,7 +104,7 @@ pub async fn run(args: &PerfArgs, creds: &AmqpUri, names: &Names) -> Result<WebI
     check_pid(args.broker_pid)?;
     let rss_before = rss(args.broker_pid).await;
     let start = Instant::now();
-    let subs = open_all(args, transport, &url, creds, n, |i| {
+    let (subs, _) = open_all(args, transport, &url, creds, n, |i| {
         format!("/topic/{}.{i}", names.prefix)
     })
     .await?;
@@ -112,6 +112,8 @@ pub async fn run(args: &PerfArgs, creds: &AmqpUri, names: &Names) -> Result<WebI
     if !args.quiet {
         eprintln!("opened {n} subscribers in {open_s:.2} s; measuring");
     }
+    // (Subscribers the broker closed while the others opened are missing from
+    // `subs`, and so from `still_open`.)
     let stop = CancellationToken::new();
     let _stop_on_exit = stop.clone().drop_guard();
     let held: Vec<_> = subs
@@ -143,8 +145,11 @@ pub async fn run(args: &PerfArgs, creds: &AmqpUri, names: &Names) -> Result<WebI
 }
 
 /// Open `n` subscribers, subscriber i to `destination(i)`, [`OPEN_CONCURRENCY`]
-/// at a time. On the first failure the ones already open are closed and the
-/// error names how far it got.
+/// at a time. Each one opened is held by a task ([`hold`]) until all are: a
+/// subscriber left alone while thousands of others open would miss its
+/// heart-beats, and RabbitMQ closes it. Returns the subscribers the broker
+/// still had open, and how many it closed meanwhile. On the first failure
+/// the ones already open are closed and the error names how far it got.
 pub async fn open_all(
     args: &PerfArgs,
     transport: WebTransport,
@@ -152,19 +157,20 @@ pub async fn open_all(
     creds: &AmqpUri,
     n: usize,
     destination: impl Fn(usize) -> String,
-) -> Result<Vec<Subscriber>> {
+) -> Result<(Vec<Subscriber>, usize)> {
     let mut opening = futures_util::stream::iter(0..n)
         .map(|i| {
             let d = destination(i);
             async move { Subscriber::open(transport, url, creds, &d).await }
         })
         .buffer_unordered(OPEN_CONCURRENCY);
-    let mut subs = Vec::with_capacity(n);
+    let stop = CancellationToken::new();
+    let mut held = Vec::with_capacity(n);
     let mut failure = None;
     let mut last_report = Instant::now();
     while let Some(r) = opening.next().await {
         match r {
-            Ok(s) => subs.push(s),
+            Ok(s) => held.push(tokio::spawn(hold(s, stop.clone()))),
             Err(e) => {
                 failure = Some(e);
                 break;
@@ -172,19 +178,27 @@ pub async fn open_all(
         }
         if !args.quiet && last_report.elapsed().as_secs() >= 2 {
             last_report = Instant::now();
-            eprintln!("  {} of {n} subscribers open", subs.len());
+            eprintln!("  {} of {n} subscribers open", held.len());
         }
     }
     drop(opening);
+    stop.cancel();
+    let opened = held.len();
+    let mut subs = Vec::with_capacity(opened);
+    for h in held {
+        if let Ok(Some(s)) = h.await {
+            subs.push(s);
+        }
+    }
     if let Some(e) = failure {
-        let opened = subs.len();
         close_all(subs).await;
         return Err(Error::Other(format!(
             "opening subscriber {} of {n}: {e}",
             opened + 1
         )));
     }
-    Ok(subs)
+    let dropped = opened - subs.len();
+    Ok((subs, dropped))
 }
 
 /// Keep a subscriber going until `stop`: read (and drop) what arrives, send
