@@ -24,16 +24,17 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::DuplexStream;
-use tokio_util::io::ReaderStream;
-use tokio_util::sync::{CancellationToken, DropGuard};
+use tokio::io::AsyncWrite;
 use tracing::{debug, info};
+use warren_core::connections::Registration;
 use warren_core::outlet::run_writer;
 use warren_stomp::headers::HeadersBuilder;
 use warren_stomp::session::Session;
@@ -48,13 +49,8 @@ use crate::State;
 /// feed is never silent for longer than 15 s.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Bytes in flight between the writer task and the HTTP body.
+/// Bytes the writer may get ahead of hyper (one body chunk at most).
 const PIPE: usize = 64 * 1024;
-
-/// The HTTP body reads the pipe this much at a time. An idle feed keeps this
-/// buffer (4 KiB, `ReaderStream`'s default, was 3 KiB more RSS per idle
-/// subscriber); a burst of events goes out in several chunks.
-const BODY_CHUNK: usize = 1024;
 
 /// The subscription id of a feed that names none (its consumer tag is
 /// `T_sse`, as RabbitMQ would tag a STOMP subscription with that id).
@@ -141,30 +137,19 @@ pub async fn feed(
         .register(id, &user.name, &vhost.name.to_string_lossy());
     info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
 
-    let (to_body, from_writer) = tokio::io::duplex(PIPE);
-    // Cancelled when hyper drops the body: the browser went away (hyper
-    // notices the EOF) or the connection failed. Without it the feed would
-    // only notice at its next write, a heart-beat up to 15 s later, and its
-    // queue would keep taking messages meanwhile.
-    let gone = CancellationToken::new();
-    let body = FeedBody {
-        bytes: ReaderStream::with_capacity(from_writer, BODY_CHUNK),
-        _gone: gone.clone().drop_guard(),
-    };
-    tokio::spawn(async move {
-        let writer = run_writer(
-            to_body,
-            rx,
-            outlet.clone(),
-            HEARTBEAT,
-            EventWire::new(names),
-        );
+    // The writer runs inside the HTTP body: hyper's connection task polls it
+    // for the next chunk, so a delivery wakes one task, not a writer task and
+    // then the connection's. When hyper drops the body (the browser went
+    // away, or the connection failed) the feed ends with it, at once.
+    let out = Arc::new(Mutex::new(BytesMut::new()));
+    let sink = BodySink { out: out.clone() };
+    let mut forced = registration.closed.clone();
+    let feed = async move {
+        let writer = run_writer(sink, rx, outlet.clone(), HEARTBEAT, EventWire::new(names));
         tokio::pin!(writer);
-        let mut forced = registration.closed.clone();
         loop {
             tokio::select! {
                 _ = &mut writer => break,
-                _ = gone.cancelled() => break,
                 changed = forced.changed() => {
                     if changed.is_err() || forced.borrow_and_update().is_some() {
                         // Send what is queued, then end the stream.
@@ -175,11 +160,15 @@ pub async fn feed(
                 }
             }
         }
-        // The browser went away (a write failed) or the broker closed the feed.
-        session.close();
-        drop(registration);
-        info!(%peer, conn = id, "SSE feed closed");
-    });
+    };
+    let body = FeedBody {
+        feed: Some(Box::pin(feed)),
+        out,
+        session,
+        _registration: registration,
+        peer,
+        id,
+    };
 
     let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
@@ -193,19 +182,90 @@ pub async fn feed(
     response
 }
 
-/// The body of a feed: the writer's bytes, and a guard that cancels the feed
-/// task's `gone` token when the HTTP side drops it.
+/// The body of a feed: polling it runs the feed's writer, which writes events
+/// into `out` through a [`BodySink`]; what it wrote is the next chunk.
+/// Dropping it (hyper does when the response ends or the connection goes)
+/// closes the STOMP session, which removes the feed's subscription.
 struct FeedBody {
-    bytes: ReaderStream<DuplexStream>,
-    _gone: DropGuard,
+    feed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    out: Arc<Mutex<BytesMut>>,
+    session: Session,
+    _registration: Registration,
+    peer: SocketAddr,
+    id: u64,
 }
 
 impl Stream for FeedBody {
     type Item = std::io::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        Pin::new(&mut self.bytes).poll_next(cx)
+        let this = &mut *self;
+        if let Some(feed) = this.feed.as_mut() {
+            if feed.as_mut().poll(cx).is_ready() {
+                this.feed = None;
+            }
+        }
+        // Take the whole buffer: an idle feed holds no allocation.
+        let chunk = std::mem::take(&mut *lock(&this.out));
+        if !chunk.is_empty() {
+            // The writer may be waiting for room (BodySink): hyper polls again
+            // once it has taken this chunk, which polls the writer again.
+            return Poll::Ready(Some(Ok(chunk.freeze())));
+        }
+        if this.feed.is_none() {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
     }
+}
+
+impl Drop for FeedBody {
+    fn drop(&mut self) {
+        // The writer first: it holds the outlet the session delivers to.
+        self.feed = None;
+        self.session.close();
+        info!(peer = %self.peer, conn = self.id, "SSE feed closed");
+    }
+}
+
+/// The feed writer's socket: bytes go to the body's next chunk. Up to
+/// [`PIPE`] bytes wait for hyper to take them; beyond that the writer waits
+/// (and its outlet fills up, and the queue stops offering), exactly as it
+/// would on a slow socket.
+struct BodySink {
+    out: Arc<Mutex<BytesMut>>,
+}
+
+impl AsyncWrite for BodySink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut out = lock(&self.out);
+        if out.len() >= PIPE {
+            // No waker needed: the writer is only ever polled by
+            // FeedBody::poll_next, which returns this full buffer as a chunk
+            // and is polled again by hyper after writing it.
+            return Poll::Pending;
+        }
+        out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn lock(m: &Mutex<BytesMut>) -> std::sync::MutexGuard<'_, BytesMut> {
+    // Nothing panics while holding it; a poisoned buffer is still a buffer.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The SUBSCRIBE a feed makes: every parameter but ours as a header, `ack`
