@@ -18,6 +18,14 @@
 #   shared node may use 61613, 5672 and 25672). Warren gets a free STOMP port
 #   for those. With --reuse-rabbitmq, STOMP scenarios use RABBIT_STOMP_URI
 #   (default stomp://guest:guest@127.0.0.1:61613/).
+# * Web scenarios (web-idle-*, sse-fanout-*) enable rabbitmq_web_stomp on
+#   port 15684 instead (never 15674, the shared node's; 15675 is Web-MQTT's
+#   default), STOMP again on 61614; Warren gets a free web port. RabbitMQ has
+#   no SSE: scenarios with --transport sse run on Warren only, and the table
+#   compares them with RabbitMQ's Web-STOMP run of the same group
+#   (web-idle-10k-sse with web-idle-10k, sse-fanout-10k with sse-fanout-10k-ws).
+#   --only takes a group name for all of its runs. With --reuse-rabbitmq, web
+#   scenarios use RABBIT_WEB_URL (default ws://127.0.0.1:15674/ws).
 # * Builds Warren in release mode; a fresh Warren (temporary data directory,
 #   free port) is started for each scenario.
 # * Runs each scenario against RabbitMQ, then against Warren, never both at
@@ -27,8 +35,8 @@
 #   --update-docs also splices it into docs/BENCHMARKS.md.
 #
 # Environment: DURATION (seconds per throughput scenario, default 10),
-# RABBIT_URI (implies --reuse-rabbitmq), RABBIT_STOMP_URI, CARGO_TARGET_DIR,
-# OUT (results dir).
+# RABBIT_URI (implies --reuse-rabbitmq), RABBIT_STOMP_URI, RABBIT_WEB_URL,
+# CARGO_TARGET_DIR, OUT (results dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
@@ -42,7 +50,7 @@ while [ $# -gt 0 ]; do
     --update-docs) update_docs=1 ;;
     --only) only="$2"; shift ;;
     --reuse-rabbitmq) reuse_rabbit=1 ;;
-    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -66,10 +74,13 @@ bench_node=warrenbench@localhost
 bench_port=5673
 # STOMP listener of the private node; never 61613 (the shared node's).
 bench_stomp_port=61614
+# Web-STOMP listener of the private node; never 15674 (the shared node's).
+bench_web_port=15684
 rabbit_dir=""
 rabbit_pid=""
 rabbit_uri=""
 rabbit_stomp_uri=""
+rabbit_web_url=""
 rabbitmqctl_node() { sudo_if_needed rabbitmqctl -n "$1" "${@:2}"; }
 node_pid() { rabbitmqctl_node "$1" eval 'list_to_integer(os:getpid()).' 2>/dev/null | tr -dc '0-9'; }
 
@@ -86,12 +97,13 @@ stop_rabbit() {
   fi
 }
 
-start_rabbit() { # [stomp]: also enable rabbitmq_stomp (private node only)
+start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp (private node only)
   local stomp=${1:-}
   if [ $reuse_rabbit = 1 ]; then
     if [ -z "$rabbit_uri" ]; then
       rabbit_uri=${RABBIT_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
       rabbit_stomp_uri=${RABBIT_STOMP_URI:-stomp://guest:guest@127.0.0.1:61613/}
+      rabbit_web_url=${RABBIT_WEB_URL:-ws://127.0.0.1:15674/ws}
       if [ -z "${RABBIT_URI:-}" ] && ! sudo_if_needed rabbitmqctl status >/dev/null 2>&1; then
         echo "== starting RabbitMQ"
         sudo_if_needed rabbitmq-server -detached
@@ -111,6 +123,14 @@ start_rabbit() { # [stomp]: also enable rabbitmq_stomp (private node only)
   if [ "$stomp" = stomp ]; then
     echo '[rabbitmq_stomp].' >"$rabbit_dir/enabled_plugins"
     echo "stomp.listeners.tcp.1 = 127.0.0.1:$bench_stomp_port" >"$rabbit_dir/rabbitmq.conf"
+  elif [ "$stomp" = web ]; then
+    # Web-STOMP pulls in rabbitmq_stomp, whose listener must not take 61613.
+    echo '[rabbitmq_web_stomp].' >"$rabbit_dir/enabled_plugins"
+    {
+      echo "stomp.listeners.tcp.1 = 127.0.0.1:$bench_stomp_port"
+      echo "web_stomp.tcp.port = $bench_web_port"
+      echo "web_stomp.tcp.ip = 127.0.0.1"
+    } >"$rabbit_dir/rabbitmq.conf"
   else
     echo '[].' >"$rabbit_dir/enabled_plugins"
     : >"$rabbit_dir/rabbitmq.conf"
@@ -149,10 +169,14 @@ start_rabbit() { # [stomp]: also enable rabbitmq_stomp (private node only)
   rabbit_pid=$(node_pid "$bench_node")
   rabbit_uri="amqp://guest:guest@127.0.0.1:$bench_port/%2F"
   rabbit_stomp_uri="stomp://guest:guest@127.0.0.1:$bench_stomp_port/"
-  if [ "$stomp" = stomp ]; then
+  rabbit_web_url="ws://127.0.0.1:$bench_web_port/ws"
+  local plugin_port=""
+  [ "$stomp" = stomp ] && plugin_port=$bench_stomp_port
+  [ "$stomp" = web ] && plugin_port=$bench_web_port
+  if [ -n "$plugin_port" ]; then
     # The plugin's listener comes up after await_startup; wait for it.
     for _ in $(seq 1 100); do
-      (echo >/dev/tcp/127.0.0.1/"$bench_stomp_port") 2>/dev/null && break
+      (echo >/dev/tcp/127.0.0.1/"$plugin_port") 2>/dev/null && break
       sleep 0.1
     done
   fi
@@ -184,6 +208,7 @@ warren_pid=""
 warren_dir=""
 warren_uri=""
 warren_stomp_uri=""
+warren_web_url=""
 stop_warren() {
   if [ -n "$warren_pid" ]; then
     kill "$warren_pid" 2>/dev/null || true
@@ -194,22 +219,25 @@ stop_warren() {
 }
 trap 'stop_warren; stop_rabbit' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_warren() { # [stomp]: also listen for STOMP, on a free port
+start_warren() { # [stomp|web]: also listen for STOMP / Web-STOMP and SSE, on a free port
   stop_warren
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
-  local port stomp_port=0
+  local port stomp_port=0 web_port=0
   port=$(free_port)
   [ "${1:-}" = stomp ] && stomp_port=$(free_port)
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port 0 --http-port 0 --data-dir "$warren_dir/data" --log warn \
+  [ "${1:-}" = web ] && web_port=$(free_port)
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do
     (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null &&
-      { [ "$stomp_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null; } && break
+      { [ "$stomp_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null; } &&
+      { [ "$web_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null; } && break
     sleep 0.1
   done
   warren_uri="amqp://guest:guest@127.0.0.1:$port/%2F"
   warren_stomp_uri="stomp://guest:guest@127.0.0.1:$stomp_port/"
+  warren_web_url="ws://127.0.0.1:$web_port/ws"
 }
 
 # --- machine ------------------------------------------------------------------
@@ -244,12 +272,21 @@ scenarios=(
   # /queue, SUBSCRIBE with ack:client, prefetch-count 1000, a cumulative ACK
   # every 100 messages (the consumer settings of tp-1p1c-safe).
   "stomp-1p1c|--protocol stomp -x 1 -y 1 --queues 1 -s 16 --stomp-ack client -q 1000 -A 100 -z $duration"
+  # Web (WEBURL is replaced by the broker's web listener): 10,000 idle
+  # subscribers, one connection and one /topic/ queue each, over Web-STOMP
+  # (both brokers) and SSE (Warren only); one message fanned out to 10,000
+  # SSE (Warren only) and Web-STOMP (both) subscribers of a fanout exchange.
+  "web-idle-10k|web-idle --web-url WEBURL --transport ws --subscribers 10000 --broker-pid PID"
+  "web-idle-10k-sse|web-idle --web-url WEBURL --transport sse --subscribers 10000 --broker-pid PID"
+  "sse-fanout-10k|sse-fanout --web-url WEBURL --transport sse --subscribers 10000 --repeats 20"
+  "sse-fanout-10k-ws|sse-fanout --web-url WEBURL --transport ws --subscribers 10000 --repeats 20"
 )
 
-run_one() { # name broker uri pid args...
-  local name=$1 broker=$2 uri=$3 pid=$4
-  shift 4
+run_one() { # name broker uri pid web_url args...
+  local name=$1 broker=$2 uri=$3 pid=$4 web_url=$5
+  shift 5
   local args="${*//PID/$pid}"
+  args="${args//WEBURL/$web_url}"
   local base="$out/$name.$broker"
   echo "-- $name on $broker: warren perf $args  (loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
   {
@@ -268,17 +305,25 @@ run_one() { # name broker uri pid args...
 for entry in "${scenarios[@]}"; do
   name=${entry%%|*}
   args=${entry#*|}
-  if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]]; then continue; fi
+  # A group is the name without a -sse/-ws suffix: --only web-idle-10k runs
+  # web-idle-10k and web-idle-10k-sse.
+  group=${name%-sse}
+  group=${group%-ws}
+  if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]] && [[ ",$only," != *",$group,"* ]]; then continue; fi
   proto=""
   [[ " $args " == *" --protocol stomp "* ]] && proto=stomp
-  start_rabbit $proto
-  if [ "$proto" = stomp ]; then uri=$rabbit_stomp_uri; else uri=$rabbit_uri; fi
-  run_one "$name" rabbitmq "$uri" "$rabbit_pid" $args
-  stop_rabbit
-  sleep 3
+  [[ " $args " == *" --web-url "* ]] && proto=web
+  # RabbitMQ has no Server-Sent Events.
+  if [[ " $args " != *" --transport sse "* ]]; then
+    start_rabbit $proto
+    if [ "$proto" = stomp ]; then uri=$rabbit_stomp_uri; else uri=$rabbit_uri; fi
+    run_one "$name" rabbitmq "$uri" "$rabbit_pid" "$rabbit_web_url" $args
+    stop_rabbit
+    sleep 3
+  fi
   start_warren $proto
   if [ "$proto" = stomp ]; then uri=$warren_stomp_uri; else uri=$warren_uri; fi
-  run_one "$name" warren "$uri" "$warren_pid" $args
+  run_one "$name" warren "$uri" "$warren_pid" "$warren_web_url" $args
   stop_warren
   sleep 3
 done

@@ -58,8 +58,10 @@ def fmt_kib(v):
     return f"{v / 1024:.1f} MiB" if abs(v) >= 1024 else f"{v:.1f} KiB"
 
 
-# (scenario, label, metric label, extractor, formatter, higher_is_better, target)
+# (scenario, label, metric label, extractor, formatter, higher_is_better, target[, reference])
 # target: ("ratio_min", 3) | ("ratio_max", 0.1) | ("warren_max_us", 1000) | None
+# reference: for a Warren-only scenario (SSE: RabbitMQ has none), the scenario
+# whose RabbitMQ run fills the RabbitMQ column (its Web-STOMP equivalent).
 ROWS = [
     ("tp-1p1c", "1 producer / 1 consumer, 16 B, transient, auto-ack", "consumed msg/s",
      lambda r: get(r, "consume_rate"), fmt_rate, True, ("ratio_min", 3)),
@@ -95,7 +97,30 @@ ROWS = [
      "consumed msg/s", lambda r: get(r, "consume_rate"), fmt_rate, True, ("ratio_min", 5)),
     ("stomp-1p1c", "", "p99 latency",
      lambda r: get(r, "latency", "p99_us"), fmt_us, False, None),
+    ("web-idle-10k", "10,000 idle Web-STOMP subscribers (WebSocket, one connection and /topic/ queue each)",
+     "broker RSS per subscriber", lambda r: get(r, "rss_per_subscriber_kib"), fmt_kib, False, ("ratio_max", 0.1)),
+    ("web-idle-10k", "", "subscribers opened/s",
+     lambda r: get(r, "open_rate"), fmt_rate, True, None),
+    ("web-idle-10k-sse", "10,000 idle SSE subscribers (Warren; RabbitMQ has no SSE: its Web-STOMP run)",
+     "broker RSS per subscriber", lambda r: get(r, "rss_per_subscriber_kib"), fmt_kib, False, ("ratio_max", 0.1),
+     "web-idle-10k"),
+    ("web-idle-10k-sse", "", "subscribers opened/s",
+     lambda r: get(r, "open_rate"), fmt_rate, True, None, "web-idle-10k"),
+    ("sse-fanout-10k", "1 message to 10,000 SSE subscribers (Warren; RabbitMQ has no SSE: its Web-STOMP run)",
+     "median time until all have it", lambda r: get(r, "median_us"), fmt_us, False, ("warren_max_us", 100_000),
+     "sse-fanout-10k-ws"),
+    ("sse-fanout-10k", "", "max", lambda r: get(r, "max_us"), fmt_us, False, None, "sse-fanout-10k-ws"),
+    ("sse-fanout-10k", "", "median subscriber",
+     lambda r: get(r, "subscriber_median_us"), fmt_us, False, None, "sse-fanout-10k-ws"),
+    ("sse-fanout-10k-ws", "1 message to 10,000 Web-STOMP subscribers",
+     "median time until all have it", lambda r: get(r, "median_us"), fmt_us, False, None),
+    ("sse-fanout-10k-ws", "", "max", lambda r: get(r, "max_us"), fmt_us, False, None),
+    ("sse-fanout-10k-ws", "", "median subscriber",
+     lambda r: get(r, "subscriber_median_us"), fmt_us, False, None),
 ]
+
+# Scenarios that run on Warren only (their RabbitMQ column comes from a reference).
+WARREN_ONLY = {row[0] for row in ROWS if len(row) > 7}
 
 
 def verdict(target, rabbit, warren):
@@ -137,10 +162,12 @@ def main():
     out.append("|---|---|---:|---:|---:|---|---|")
     ran = {n for n in {row[0] for row in ROWS}
            if any(os.path.exists(os.path.join(d, f"{n}.{b}.log")) for b in ("rabbitmq", "warren"))}
-    for name, label, metric, ex, f, higher, target in ROWS:
+    for row in ROWS:
+        name, label, metric, ex, f, higher, target = row[:7]
+        reference = row[7] if len(row) > 7 else name
         if name not in ran:
             continue
-        r, w = load(d, name, "rabbitmq"), load(d, name, "warren")
+        r, w = load(d, reference, "rabbitmq"), load(d, name, "warren")
         rv = ex(r) if r else None
         wv = ex(w) if w else None
         if rv and wv is not None:
@@ -154,10 +181,15 @@ def main():
     problems = []
     for name in sorted(ran):
         for broker in ("rabbitmq", "warren"):
+            if broker == "rabbitmq" and name in WARREN_ONLY:
+                continue
             rep = load(d, name, broker)
             if rep is None:
                 problems.append(f"{name} on {broker}: no report (run failed, see its .log)")
                 continue
+            if rep.get("still_open", rep.get("subscribers")) != rep.get("subscribers"):
+                problems.append(f"{name} on {broker}: the broker closed "
+                                f"{rep['subscribers'] - rep['still_open']} of {rep['subscribers']} subscribers")
             bad = integrity(rep)
             if bad:
                 problems.append(f"{name} on {broker}: " + ", ".join(f"{v} {k}" for k, v in bad.items()))

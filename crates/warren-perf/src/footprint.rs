@@ -91,7 +91,7 @@ impl QueuesReport {
     }
 }
 
-fn rss_lines(
+pub(crate) fn rss_lines(
     before: Option<u64>,
     with: Option<u64>,
     after: Option<u64>,
@@ -110,18 +110,18 @@ fn rss_lines(
     }
 }
 
-async fn rss(pid: Option<u32>) -> Option<u64> {
+pub(crate) async fn rss(pid: Option<u32>) -> Option<u64> {
     match pid {
         Some(p) => settled_rss_kib(p, SETTLE).await,
         None => None,
     }
 }
 
-fn per(before: Option<u64>, with: Option<u64>, n: usize) -> Option<f64> {
+pub(crate) fn per(before: Option<u64>, with: Option<u64>, n: usize) -> Option<f64> {
     Some((with? as f64 - before? as f64) / n.max(1) as f64)
 }
 
-fn check_pid(pid: Option<u32>) -> Result<()> {
+pub(crate) fn check_pid(pid: Option<u32>) -> Result<()> {
     if let Some(p) = pid {
         if crate::rss::rss_kib(p).is_none() {
             return Err(Error::Other(format!(

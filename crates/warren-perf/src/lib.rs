@@ -12,6 +12,12 @@
 //! * `queues`: declare N queues; declare rate and the broker's RSS per queue.
 //! * `backlog`: publish N messages with no consumer, then drain them; rates both
 //!   ways and the broker's peak RSS.
+//! * `web-idle`: N idle web subscribers (STOMP over WebSocket, or Server-Sent
+//!   Events), one connection and one queue each; the broker's RSS per
+//!   subscriber ([`web_idle`]).
+//! * `sse-fanout`: one message (published over AMQP) fanned out to N SSE (or
+//!   WebSocket) subscribers; how long until all of them have it
+//!   ([`web_fanout`]).
 //!
 //! Every message carries a stamp (send time, producer, sequence number; see
 //! [`seq`]), so latency is measured end to end and every message is accounted
@@ -40,6 +46,9 @@ pub mod seq;
 pub mod stomp;
 pub mod throughput;
 pub mod uri;
+pub mod web;
+pub mod web_fanout;
+pub mod web_idle;
 
 use clap::{Parser, ValueEnum};
 use serde::Serialize;
@@ -48,6 +57,7 @@ use std::time::Duration;
 
 pub use report::Report;
 pub use uri::Protocol;
+pub use web::WebTransport;
 
 /// What to measure.
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -63,6 +73,12 @@ pub enum Scenario {
     Queues,
     /// Publish N messages with no consumer, then drain; rates and peak RSS.
     Backlog,
+    /// N idle web subscribers (Web-STOMP or SSE); broker RSS per subscriber.
+    #[serde(rename = "web-idle")]
+    WebIdle,
+    /// One message to N SSE (or Web-STOMP) subscribers; time until all have it.
+    #[serde(rename = "sse-fanout")]
+    SseFanout,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -121,6 +137,9 @@ impl ExchangeType {
         warren perf connections --connections 1000 --broker-pid 1234\n  \
         warren perf queues --queues 10000 --broker-pid 1234\n  \
         warren perf backlog --messages 1000000 --broker-pid 1234\n  \
+        warren perf web-idle --web-url ws://127.0.0.1:15674/ws --subscribers 10000 --broker-pid 1234\n  \
+        warren perf web-idle --transport sse --subscribers 10000 --broker-pid 1234\n  \
+        warren perf sse-fanout --web-url http://127.0.0.1:15674 --subscribers 10000 --repeats 20\n  \
         warren perf --protocol stomp -q 1000 -A 100 -z 10   # STOMP, stomp://guest:guest@127.0.0.1:61613/\n  \
         warren perf --uri stomp://guest:guest@127.0.0.1:61614/ --stomp-ack client-individual -q 100"
 )]
@@ -240,6 +259,23 @@ pub struct PerfArgs {
     #[arg(long, default_value_t = 1000)]
     pub connections: usize,
 
+    /// Web scenarios (web-idle, sse-fanout): the web listener,
+    /// ws://HOST:PORT/ws or http://HOST:PORT (either form serves both
+    /// transports: WebSocket at the path, default /ws; SSE at /sse). Default
+    /// ws://127.0.0.1:15674/ws. User, password and vhost come from --uri.
+    #[arg(long)]
+    pub web_url: Option<String>,
+
+    /// Web scenarios: subscribers, one connection each.
+    #[arg(long, default_value_t = 1000)]
+    pub subscribers: usize,
+
+    /// Web scenarios: ws (STOMP over WebSocket, subprotocol v12.stomp, as
+    /// RabbitMQ's Web-STOMP) or sse (Server-Sent Events, Warren only).
+    /// Default: ws for web-idle, sse for sse-fanout.
+    #[arg(long, value_enum)]
+    pub transport: Option<WebTransport>,
+
     /// Backlog: messages to publish before draining.
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
@@ -285,6 +321,12 @@ impl PerfArgs {
         }
     }
 
+    /// The web listener of the web scenarios (--web-url or its default).
+    pub fn web_url(&self) -> Result<web::WebUrl, client::Error> {
+        web::WebUrl::parse(self.web_url.as_deref().unwrap_or(web::WebUrl::DEFAULT))
+            .map_err(client::Error::Other)
+    }
+
     /// The STOMP ack mode: --stomp-ack, else auto with --auto-ack, else client.
     pub fn stomp_ack(&self) -> Result<StompAck, String> {
         match (self.stomp_ack, self.auto_ack) {
@@ -326,22 +368,40 @@ impl Default for Names {
 pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
     let uri = args.broker_uri().map_err(client::Error::Other)?;
     let names = Names::new();
-    if uri.protocol == Protocol::Stomp {
-        return match args.scenario {
-            Scenario::Throughput => Ok(Report::Throughput(
-                stomp::throughput(args, &uri, &names).await?,
-            )),
-            other => Err(client::Error::Other(format!(
-                "the {other:?} scenario speaks AMQP only; over STOMP there is the throughput scenario"
-            ))),
-        };
-    }
-    Ok(match args.scenario {
-        Scenario::Throughput => Report::Throughput(throughput::run(args, &uri, &names).await?),
-        Scenario::Fanout => Report::Fanout(fanout::run(args, &uri, &names).await?),
-        Scenario::Connections => Report::Connections(footprint::connections(args, &uri).await?),
-        Scenario::Queues => Report::Queues(footprint::queues(args, &uri, &names).await?),
-        Scenario::Backlog => Report::Backlog(backlog::run(args, &uri, &names).await?),
+    Ok(match (args.scenario, uri.protocol) {
+        // Only the credentials and vhost of the URI are used.
+        (Scenario::WebIdle, _) => Report::WebIdle(web_idle::run(args, &uri, &names).await?),
+        (Scenario::SseFanout, Protocol::Amqp) => {
+            Report::SseFanout(web_fanout::run(args, &uri, &names).await?)
+        }
+        (Scenario::SseFanout, Protocol::Stomp) => {
+            return Err(client::Error::Other(
+                "sse-fanout publishes over AMQP: --uri must be an amqp:// URI".into(),
+            ))
+        }
+        (Scenario::Throughput, Protocol::Stomp) => {
+            Report::Throughput(stomp::throughput(args, &uri, &names).await?)
+        }
+        (other, Protocol::Stomp) => {
+            return Err(client::Error::Other(format!(
+            "the {other:?} scenario speaks AMQP only; over STOMP there is the throughput scenario"
+        )))
+        }
+        (Scenario::Throughput, Protocol::Amqp) => {
+            Report::Throughput(throughput::run(args, &uri, &names).await?)
+        }
+        (Scenario::Fanout, Protocol::Amqp) => {
+            Report::Fanout(fanout::run(args, &uri, &names).await?)
+        }
+        (Scenario::Connections, Protocol::Amqp) => {
+            Report::Connections(footprint::connections(args, &uri).await?)
+        }
+        (Scenario::Queues, Protocol::Amqp) => {
+            Report::Queues(footprint::queues(args, &uri, &names).await?)
+        }
+        (Scenario::Backlog, Protocol::Amqp) => {
+            Report::Backlog(backlog::run(args, &uri, &names).await?)
+        }
     })
 }
 
@@ -377,7 +437,14 @@ pub fn run(args: PerfArgs) -> ExitCode {
             if report.integrity_ok() {
                 ExitCode::SUCCESS
             } else {
-                eprintln!("warren perf: messages were lost, duplicated or reordered (see report)");
+                match report {
+                    Report::WebIdle(_) => eprintln!(
+                        "warren perf: the broker closed subscribers during the run (see report)"
+                    ),
+                    _ => eprintln!(
+                        "warren perf: messages were lost, duplicated or reordered (see report)"
+                    ),
+                }
                 ExitCode::from(1)
             }
         }

@@ -13,6 +13,10 @@ pub enum Report {
     Connections(crate::footprint::ConnectionsReport),
     Queues(crate::footprint::QueuesReport),
     Backlog(crate::backlog::BacklogReport),
+    #[serde(rename = "web-idle")]
+    WebIdle(crate::web_idle::WebIdleReport),
+    #[serde(rename = "sse-fanout")]
+    SseFanout(crate::web_fanout::WebFanoutReport),
 }
 
 impl Report {
@@ -24,6 +28,8 @@ impl Report {
             Report::Connections(r) => r.human(),
             Report::Queues(r) => r.human(),
             Report::Backlog(r) => r.human(),
+            Report::WebIdle(r) => r.human(),
+            Report::SseFanout(r) => r.human(),
         }
     }
 
@@ -33,6 +39,9 @@ impl Report {
             Report::Throughput(r) => r.integrity.ok(),
             Report::Fanout(r) => r.integrity.ok(),
             Report::Backlog(r) => r.integrity.ok(),
+            Report::SseFanout(r) => r.integrity.ok(),
+            // Subscribers the broker dropped count as a failed run.
+            Report::WebIdle(r) => r.ok(),
             Report::Connections(_) | Report::Queues(_) => true,
         }
     }

@@ -208,7 +208,7 @@ impl StompConnection {
 }
 
 /// Frames pass, heart-beats are dropped, ERROR frames become errors.
-fn check(item: Item) -> Result<Option<Frame>> {
+pub(crate) fn check(item: Item) -> Result<Option<Frame>> {
     match item {
         Item::Heartbeat => Ok(None),
         Item::Frame(f) if f.command == Command::Error => Err(broker_error(&f)),

@@ -17,6 +17,8 @@ struct Broker {
     dir: PathBuf,
     uri: String,
     stomp_uri: String,
+    /// ws://127.0.0.1:PORT/ws (port 0 when the web listener is off).
+    web_url: String,
 }
 
 impl Drop for Broker {
@@ -42,14 +44,15 @@ fn free_port() -> u16 {
 }
 
 fn start_broker() -> Option<Broker> {
-    start_broker_with(false)
+    start_broker_with(false, false)
 }
 
 /// Start the broker on a free AMQP port and, with `stomp`, a free STOMP port
-/// (`Broker::stomp_uri`); else STOMP is off. A port found free can be taken
+/// (`Broker::stomp_uri`), with `web` a free Web-STOMP/SSE port
+/// (`Broker::web_url`); else those are off. A port found free can be taken
 /// by someone else before the broker binds it: then the broker exits and we
 /// try again with new ports.
-fn start_broker_with(stomp: bool) -> Option<Broker> {
+fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
     let bin = broker_binary();
     if !bin.exists() {
         eprintln!(
@@ -61,6 +64,7 @@ fn start_broker_with(stomp: bool) -> Option<Broker> {
     for attempt in 0..5 {
         let port = free_port();
         let stomp_port = if stomp { free_port() } else { 0 };
+        let web_port = if web { free_port() } else { 0 };
         let dir = std::env::temp_dir().join(format!(
             "warren-perf-test-{}-{port}-{attempt}",
             std::process::id()
@@ -71,15 +75,9 @@ fn start_broker_with(stomp: bool) -> Option<Broker> {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args([
-                "--log",
-                "warn",
-                "--web-stomp-port",
-                "0",
-                "--http-port",
-                "0",
-                "--stomp-port",
-            ])
+            .args(["--log", "warn", "--http-port", "0", "--web-stomp-port"])
+            .arg(web_port.to_string())
+            .arg("--stomp-port")
             .arg(stomp_port.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
@@ -90,11 +88,12 @@ fn start_broker_with(stomp: bool) -> Option<Broker> {
             dir,
             uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2F"),
             stomp_uri: format!("stomp://guest:guest@127.0.0.1:{stomp_port}/"),
+            web_url: format!("ws://127.0.0.1:{web_port}/ws"),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let ready = |p: u16| p == 0 || TcpStream::connect(("127.0.0.1", p)).is_ok();
         loop {
-            if ready(port) && ready(stomp_port) {
+            if ready(port) && ready(stomp_port) && ready(web_port) {
                 return Some(broker);
             }
             if let Ok(Some(status)) = broker.child.try_wait() {
@@ -190,7 +189,7 @@ async fn one_second_runs_lose_nothing() {
 /// client-individual run; every message must be accounted for.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stomp_runs_lose_nothing() {
-    let Some(broker) = start_broker_with(true) else {
+    let Some(broker) = start_broker_with(true, false) else {
         return;
     };
     let report = execute(&args(
@@ -255,4 +254,76 @@ async fn stomp_runs_lose_nothing() {
     assert!(r.integrity.ok(), "{:?}", r.integrity);
     assert!(r.published > 0);
     assert_eq!(r.integrity.messages, r.published);
+}
+
+/// The web scenarios, small, against Warren's web listener: idle Web-STOMP
+/// and SSE subscribers (all still open at the end), then one message fanned
+/// out to SSE and to Web-STOMP subscribers (every one gets every round once,
+/// in order). Correctness only: no timing is asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn web_scenarios_reach_every_subscriber() {
+    let Some(broker) = start_broker_with(false, true) else {
+        return;
+    };
+    let pid = broker.child.id().to_string();
+    for transport in ["ws", "sse"] {
+        let report = execute(&args(
+            &broker.uri,
+            &[
+                "web-idle",
+                "--web-url",
+                &broker.web_url,
+                "--subscribers",
+                "50",
+                "--transport",
+                transport,
+                "--broker-pid",
+                &pid,
+            ],
+        ))
+        .await
+        .expect("web-idle run");
+        let Report::WebIdle(r) = report else {
+            panic!("wrong report kind")
+        };
+        assert_eq!((r.subscribers, r.still_open), (50, 50), "{transport}");
+        assert!(r.rss_per_subscriber_kib.is_some(), "{transport}");
+        assert!(r.open_rate > 0.0);
+    }
+    // The same listener given as http://: SSE goes to /sse, WebSocket to /ws.
+    let http = broker
+        .web_url
+        .replace("ws://", "http://")
+        .replace("/ws", "");
+    for (transport, url) in [("sse", &http), ("ws", &http), ("sse", &broker.web_url)] {
+        let report = execute(&args(
+            &broker.uri,
+            &[
+                "sse-fanout",
+                "--web-url",
+                url,
+                "--subscribers",
+                "50",
+                "--repeats",
+                "3",
+                "--transport",
+                transport,
+            ],
+        ))
+        .await
+        .expect("sse-fanout run");
+        let Report::SseFanout(r) = report else {
+            panic!("wrong report kind")
+        };
+        let i = &r.integrity;
+        assert_eq!(
+            (i.lost, i.duplicated, i.reordered, i.unexpected),
+            (0, 0, 0, 0),
+            "{transport}: {i:?}"
+        );
+        // 3 warm-up rounds + 3 measured, to each of the 50.
+        assert_eq!(i.messages, 50 * 6, "{transport}");
+        assert_eq!(r.samples_us.len(), 3);
+        assert!(r.subscriber_median_us <= r.max_us);
+    }
 }

@@ -101,6 +101,10 @@ pub struct Transport {
     /// Every frame is a write of its own: the writer of a message transport
     /// (WebSocket) makes each write one message.
     pub frame_per_write: bool,
+    /// The frame decoder's initial buffer (it grows for bigger frames). Idle
+    /// connections keep it: a WebSocket's input arrives as whole messages
+    /// already buffered by the WebSocket layer, so it can start small.
+    pub read_buffer: usize,
 }
 
 impl Transport {
@@ -108,6 +112,7 @@ impl Transport {
     pub const TCP: Transport = Transport {
         name: "STOMP",
         frame_per_write: false,
+        read_buffer: 4096,
     };
 }
 
@@ -135,7 +140,8 @@ pub async fn serve_transport<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let mut frames = FramedRead::with_capacity(rd, StompCodec::new(codec_config()), 4096);
+    let mut frames =
+        FramedRead::with_capacity(rd, StompCodec::new(codec_config()), transport.read_buffer);
     let Some(login) = handshake(&broker, &mut frames, &mut wr, peer).await else {
         return;
     };

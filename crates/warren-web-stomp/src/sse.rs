@@ -24,13 +24,17 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
-use futures_util::StreamExt;
+use bytes::{Bytes, BytesMut};
+use futures_util::Stream;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::sync::oneshot;
-use tokio_util::io::ReaderStream;
+use tokio::io::AsyncWrite;
 use tracing::{debug, info};
+use warren_core::connections::Registration;
 use warren_core::outlet::run_writer;
 use warren_stomp::headers::HeadersBuilder;
 use warren_stomp::session::Session;
@@ -45,7 +49,7 @@ use crate::State;
 /// feed is never silent for longer than 15 s.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
-/// Bytes in flight between the writer task and the HTTP body.
+/// Bytes the writer may get ahead of hyper (one body chunk at most).
 const PIPE: usize = 64 * 1024;
 
 /// The subscription id of a feed that names none (its consumer tag is
@@ -133,33 +137,19 @@ pub async fn feed(
         .register(id, &user.name, &vhost.name.to_string_lossy());
     info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
 
-    let (to_body, from_writer) = tokio::io::duplex(PIPE);
-    // Dropped with the response body, which hyper drops as soon as it sees the
-    // browser close the connection. Without it the feed would only notice at
-    // its next write (the next event, or the comment line up to 15 s later),
-    // and a `/queue/` feed would go on taking, and losing, its share of the
-    // queue's messages until then.
-    let (body_alive, mut body_gone) = oneshot::channel::<()>();
-    tokio::spawn(async move {
-        let writer = run_writer(
-            to_body,
-            rx,
-            outlet.clone(),
-            HEARTBEAT,
-            EventWire::new(names),
-        );
+    // The writer runs inside the HTTP body: hyper's connection task polls it
+    // for the next chunk, so a delivery wakes one task, not a writer task and
+    // then the connection's. When hyper drops the body (the browser went
+    // away, or the connection failed) the feed ends with it, at once.
+    let out = Arc::new(Mutex::new(BytesMut::new()));
+    let sink = BodySink { out: out.clone() };
+    let mut forced = registration.closed.clone();
+    let feed = async move {
+        let writer = run_writer(sink, rx, outlet.clone(), HEARTBEAT, EventWire::new(names));
         tokio::pin!(writer);
-        let mut forced = registration.closed.clone();
         loop {
             tokio::select! {
                 _ = &mut writer => break,
-                _ = &mut body_gone => {
-                    // The writer ends at once (the pipe's reader is gone) and
-                    // shuts the outlet, so nothing more is queued for it.
-                    outlet.close();
-                    (&mut writer).await;
-                    break;
-                }
                 changed = forced.changed() => {
                     if changed.is_err() || forced.borrow_and_update().is_some() {
                         // Send what is queued, then end the stream.
@@ -170,17 +160,16 @@ pub async fn feed(
                 }
             }
         }
-        // The browser went away (the body was dropped, or a write failed) or
-        // the broker closed the feed.
-        session.close();
-        drop(registration);
-        info!(%peer, conn = id, "SSE feed closed");
-    });
+    };
+    let body = FeedBody {
+        feed: Some(Box::pin(feed)),
+        out,
+        session,
+        _registration: registration,
+        peer,
+        id,
+    };
 
-    let body = ReaderStream::new(from_writer).map(move |chunk| {
-        let _alive = &body_alive;
-        chunk
-    });
     let mut response = Response::new(Body::from_stream(body));
     let h = response.headers_mut();
     h.insert(
@@ -191,6 +180,92 @@ pub async fn feed(
     // Tells nginx not to buffer the stream.
     h.insert("x-accel-buffering", HeaderValue::from_static("no"));
     response
+}
+
+/// The body of a feed: polling it runs the feed's writer, which writes events
+/// into `out` through a [`BodySink`]; what it wrote is the next chunk.
+/// Dropping it (hyper does when the response ends or the connection goes)
+/// closes the STOMP session, which removes the feed's subscription.
+struct FeedBody {
+    feed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
+    out: Arc<Mutex<BytesMut>>,
+    session: Session,
+    _registration: Registration,
+    peer: SocketAddr,
+    id: u64,
+}
+
+impl Stream for FeedBody {
+    type Item = std::io::Result<Bytes>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        if let Some(feed) = this.feed.as_mut() {
+            if feed.as_mut().poll(cx).is_ready() {
+                this.feed = None;
+            }
+        }
+        // Take the whole buffer: an idle feed holds no allocation.
+        let chunk = std::mem::take(&mut *lock(&this.out));
+        if !chunk.is_empty() {
+            // The writer may be waiting for room (BodySink): hyper polls again
+            // once it has taken this chunk, which polls the writer again.
+            return Poll::Ready(Some(Ok(chunk.freeze())));
+        }
+        if this.feed.is_none() {
+            Poll::Ready(None)
+        } else {
+            Poll::Pending
+        }
+    }
+}
+
+impl Drop for FeedBody {
+    fn drop(&mut self) {
+        // The writer first: it holds the outlet the session delivers to.
+        self.feed = None;
+        self.session.close();
+        info!(peer = %self.peer, conn = self.id, "SSE feed closed");
+    }
+}
+
+/// The feed writer's socket: bytes go to the body's next chunk. Up to
+/// [`PIPE`] bytes wait for hyper to take them; beyond that the writer waits
+/// (and its outlet fills up, and the queue stops offering), exactly as it
+/// would on a slow socket.
+struct BodySink {
+    out: Arc<Mutex<BytesMut>>,
+}
+
+impl AsyncWrite for BodySink {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut out = lock(&self.out);
+        if out.len() >= PIPE {
+            // No waker needed: the writer is only ever polled by
+            // FeedBody::poll_next, which returns this full buffer as a chunk
+            // and is polled again by hyper after writing it.
+            return Poll::Pending;
+        }
+        out.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+fn lock(m: &Mutex<BytesMut>) -> std::sync::MutexGuard<'_, BytesMut> {
+    // Nothing panics while holding it; a poisoned buffer is still a buffer.
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// The SUBSCRIBE a feed makes: every parameter but ours as a header, `ack`

@@ -34,8 +34,10 @@ pub const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
 /// The read buffer a connection starts with. tungstenite's default is 128 KiB
 /// per connection, allocated up front; browsers' STOMP frames are small and
-/// idle subscribers many, and the buffer grows when a big frame arrives.
-const READ_BUFFER: usize = 4 * 1024;
+/// idle subscribers many. It only has to hold frame headers: once a header
+/// announces a bigger payload, tungstenite reserves room for all of it.
+/// (4 KiB -> 1 KiB: 3 KiB less RSS per idle Web-STOMP subscriber.)
+const READ_BUFFER: usize = 1024;
 
 /// Messages are gathered up to this many bytes before the socket is written
 /// (and always on flush, once per batch).
@@ -48,6 +50,9 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 const WEB_STOMP: Transport = Transport {
     name: "Web-STOMP",
     frame_per_write: true,
+    // The STOMP decoder copies from whole WebSocket messages; it grows when a
+    // frame is bigger (3.5 KiB less RSS per idle subscriber than TCP's 4 KiB).
+    read_buffer: 512,
 };
 
 pub async fn upgrade(

@@ -95,6 +95,9 @@ fn server(args: ServerArgs) -> ExitCode {
         .with_env_filter(tracing_subscriber::EnvFilter::new(&args.log))
         .with_writer(std::io::stderr)
         .init();
+    if let Some((soft, hard)) = resources::raise_nofile_limit() {
+        tracing::debug!(soft, hard, "open-file limit");
+    }
     let file = match &args.config {
         Some(p) => match FileConfig::load(p) {
             Ok(c) => c,

@@ -50,6 +50,38 @@ pub fn rss_bytes() -> Option<u64> {
     Some(pages * 4096)
 }
 
+/// Raise the soft open-file limit to the hard one (every connection is a
+/// descriptor; distributions start services with a soft limit of 1024), as
+/// RabbitMQ's start scripts do. Returns the (soft, hard) limits in force.
+pub fn raise_nofile_limit() -> Option<(u64, u64)> {
+    let mut rl = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write a valid struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+            return None;
+        }
+        if rl.rlim_cur < rl.rlim_max {
+            let wanted = libc::rlimit {
+                // The kernel refuses an unlimited soft limit (fs.nr_open caps it).
+                rlim_cur: if rl.rlim_max == libc::RLIM_INFINITY {
+                    1 << 20
+                } else {
+                    rl.rlim_max
+                },
+                rlim_max: rl.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &wanted);
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut rl) != 0 {
+                return None;
+            }
+        }
+    }
+    Some((rl.rlim_cur, rl.rlim_max))
+}
+
 fn total_memory() -> Option<u64> {
     let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;

@@ -1,0 +1,375 @@
+//! `sse-fanout`: one message fanned out to N web subscribers; per round, the
+//! time until the last of them (and the median one) has it.
+//!
+//! The run declares a fanout exchange over AMQP (`--uri`) and opens N
+//! subscribers on `/exchange/<it>`, one connection each: SSE feeds by default,
+//! or Web-STOMP subscriptions with `--transport ws` (which RabbitMQ has too;
+//! it has no SSE). Each subscriber gets its own exclusive queue bound to the
+//! exchange, on RabbitMQ and Warren alike.
+//!
+//! Each round publishes one message over AMQP whose body is the usual stamp
+//! (send time, producer, round number; [`crate::seq`]) as 32 hex digits, text
+//! that survives both an SSE `data:` line and a STOMP text frame. Publisher
+//! and subscribers are the same process, so the send time is on the same
+//! monotonic clock as the arrivals. Rounds run one after the other with a
+//! short pause, so each starts from an idle broker; the first few are warm-up.
+//! Every subscriber checks it got every round once and in order.
+
+use crate::client::{self, Connection, Error, Result};
+use crate::report::{median, Integrity};
+use crate::seq::{read_stamp, write_stamp, Seen, SeqTracker, Stamp, STAMP_LEN};
+use crate::uri::AmqpUri;
+use crate::web::{raise_nofile_limit, Subscriber, WebTransport};
+use crate::web_idle::{close_all, open_all, SPARE_FDS};
+use crate::{fmt, Names, PerfArgs};
+use serde::Serialize;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use warren_amqp::codec::{BasicPublish, Method};
+use warren_core::ShortStr;
+
+const WARMUP_ROUNDS: usize = 3;
+/// A round that takes longer than this is a failure, not a slow sample.
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Quiet time between rounds.
+const ROUND_PAUSE: Duration = Duration::from_millis(50);
+
+#[derive(Debug, Clone, Serialize)]
+pub struct WebFanoutReport {
+    pub uri: String,
+    pub web_url: String,
+    pub transport: WebTransport,
+    pub subscribers: usize,
+    pub repeats: usize,
+    pub warmup_rounds: usize,
+    /// Time to open all subscribers.
+    pub setup_s: f64,
+    /// Per measured round: publish until the last subscriber had it.
+    pub samples_us: Vec<f64>,
+    pub median_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+    /// Per measured round: publish until the median subscriber had it.
+    pub subscriber_median_samples_us: Vec<f64>,
+    /// Median over the rounds of the median subscriber's time.
+    pub subscriber_median_us: f64,
+    pub integrity: Integrity,
+}
+
+impl WebFanoutReport {
+    pub fn human(&self) -> String {
+        let f = |us: f64| fmt::ns((us * 1000.0) as u64);
+        let how = match self.transport {
+            WebTransport::Sse => "SSE subscribers",
+            WebTransport::Ws => "Web-STOMP subscribers",
+        };
+        format!(
+            "sse-fanout: 1 message (published over AMQP to a fanout exchange) to {} {how}, {} rounds after {} warm-up, against {} and {}\n  \
+             setup      {:.2} s\n  \
+             all got it median {}  min {}  mean {}  max {}\n  \
+             median subscriber got it after {} (median over rounds)\n  \
+             integrity  {}\n",
+            fmt::int(self.subscribers as u64),
+            self.repeats,
+            self.warmup_rounds,
+            self.web_url,
+            self.uri,
+            self.setup_s,
+            f(self.median_us),
+            f(self.min_us),
+            f(self.mean_us),
+            f(self.max_us),
+            f(self.subscriber_median_us),
+            self.integrity.human()
+        )
+    }
+}
+
+/// The stamp as 32 lowercase hex digits.
+pub fn stamp_text(stamp: Stamp) -> String {
+    let mut raw = [0u8; STAMP_LEN];
+    write_stamp(&mut raw, stamp);
+    raw.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The stamp of a body written by [`stamp_text`].
+pub fn parse_stamp_text(body: &[u8]) -> Option<Stamp> {
+    if body.len() != 2 * STAMP_LEN {
+        return None;
+    }
+    let mut raw = [0u8; STAMP_LEN];
+    for (i, pair) in body.chunks(2).enumerate() {
+        let hex = std::str::from_utf8(pair).ok()?;
+        raw[i] = u8::from_str_radix(hex, 16).ok()?;
+    }
+    read_stamp(&raw)
+}
+
+struct Arrivals {
+    epoch: Instant,
+    arrived: AtomicU64,
+    target: AtomicU64,
+    /// Each subscriber's latency (ns) for the latest message it got.
+    latency_ns: Vec<AtomicU64>,
+    done: Notify,
+}
+
+struct Outcome {
+    sub: Subscriber,
+    tracker: SeqTracker,
+    reordered: u64,
+    unexpected: u64,
+}
+
+pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<WebFanoutReport> {
+    let n = args.subscribers;
+    if n == 0 {
+        return Err(Error::Other("--subscribers must be at least 1".into()));
+    }
+    raise_nofile_limit(n as u64 + SPARE_FDS)?;
+    let exchange = format!("{}-webfan", names.prefix);
+    let mut producer = Connection::open(uri).await?;
+    producer.open_channel(1).await?;
+    producer
+        .rpc(
+            1,
+            client::exchange_declare(&exchange, "fanout", false, false),
+        )
+        .await?;
+    let result = rounds(args, uri, &mut producer, &exchange, n).await;
+    if producer.open_channel(2).await.is_ok() {
+        let _ = producer.rpc(2, client::exchange_delete(&exchange)).await;
+    }
+    let _ = producer.close().await;
+    result
+}
+
+async fn rounds(
+    args: &PerfArgs,
+    uri: &AmqpUri,
+    producer: &mut Connection,
+    exchange: &str,
+    n: usize,
+) -> Result<WebFanoutReport> {
+    let transport = args.transport.unwrap_or(WebTransport::Sse);
+    let url = args.web_url()?;
+    let setup_start = Instant::now();
+    let destination = format!("/exchange/{exchange}");
+    let (subs, dropped) = open_all(args, transport, &url, uri, n, |_| destination.clone()).await?;
+    if dropped > 0 {
+        close_all(subs).await;
+        return Err(Error::Other(format!(
+            "the broker closed {dropped} of {n} subscribers while they were being opened"
+        )));
+    }
+    let setup_s = setup_start.elapsed().as_secs_f64();
+    if !args.quiet {
+        eprintln!("opened {n} subscribers in {setup_s:.2} s");
+    }
+
+    let arrivals = Arc::new(Arrivals {
+        epoch: Instant::now(),
+        arrived: AtomicU64::new(0),
+        target: AtomicU64::new(u64::MAX),
+        latency_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        done: Notify::new(),
+    });
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    let tasks: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| tokio::spawn(follow(i, s, arrivals.clone(), stop.clone())))
+        .collect();
+
+    let publish = |round: u64, sent_ns: u64| {
+        let body = stamp_text(Stamp {
+            sent_ns,
+            producer: 0,
+            seq: round,
+        });
+        (
+            Method::BasicPublish(BasicPublish {
+                exchange: ShortStr::from(exchange),
+                ..Default::default()
+            }),
+            body,
+        )
+    };
+    let total_rounds = WARMUP_ROUNDS + args.repeats;
+    let mut all_ns = Vec::with_capacity(args.repeats);
+    let mut median_ns = Vec::with_capacity(args.repeats);
+    let mut failure = None;
+    let mut rounds_sent = 0u64;
+    for r in 0..total_rounds {
+        let target = (n * (r + 1)) as u64;
+        arrivals.target.store(target, Ordering::SeqCst);
+        let sent_ns = arrivals.epoch.elapsed().as_nanos() as u64;
+        let (method, body) = publish(r as u64, sent_ns);
+        producer.send_content(1, &method, &[0, 0], body.as_bytes());
+        producer.flush().await?;
+        rounds_sent += 1;
+        let deadline = tokio::time::Instant::now() + ROUND_TIMEOUT;
+        let complete = loop {
+            let notified = arrivals.done.notified();
+            if arrivals.arrived.load(Ordering::SeqCst) >= target {
+                break true;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                break false;
+            }
+        };
+        if !complete {
+            failure = Some(Error::Other(format!(
+                "round {r}: only {} of {n} subscribers got the message within {ROUND_TIMEOUT:?}",
+                arrivals
+                    .arrived
+                    .load(Ordering::SeqCst)
+                    .saturating_sub((n * r) as u64)
+            )));
+            break;
+        }
+        if r >= WARMUP_ROUNDS {
+            let mut lat: Vec<u64> = arrivals
+                .latency_ns
+                .iter()
+                .map(|l| l.load(Ordering::SeqCst))
+                .collect();
+            lat.sort_unstable();
+            let all = lat.last().copied().unwrap_or(0);
+            let mid = lat[lat.len() / 2];
+            all_ns.push(all);
+            median_ns.push(mid);
+            if !args.quiet {
+                eprintln!(
+                    "round {:>3}: all {n} subscribers had it after {} (median subscriber {})",
+                    r - WARMUP_ROUNDS + 1,
+                    fmt::ns(all),
+                    fmt::ns(mid)
+                );
+            }
+        }
+        tokio::time::sleep(ROUND_PAUSE).await;
+    }
+    stop.cancel();
+    let mut integrity = Integrity {
+        checked: true,
+        ..Default::default()
+    };
+    let mut subs = Vec::with_capacity(n);
+    let mut task_error = None;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(o)) => {
+                integrity.reordered += o.reordered;
+                integrity.unexpected += o.unexpected + o.tracker.beyond(rounds_sent);
+                integrity.messages += o.tracker.distinct();
+                integrity.duplicated += o.tracker.duplicates();
+                integrity.lost += o.tracker.missing(rounds_sent);
+                subs.push(o.sub);
+            }
+            Ok(Err(e)) => {
+                task_error.get_or_insert(e);
+            }
+            Err(e) => {
+                task_error.get_or_insert(Error::Other(format!("subscriber task failed: {e}")));
+            }
+        }
+    }
+    close_all(subs).await;
+    if let Some(e) = failure.or(task_error) {
+        return Err(e);
+    }
+    let us = |v: &[u64]| -> Vec<f64> { v.iter().map(|&ns| ns as f64 / 1000.0).collect() };
+    let all_us = us(&all_ns);
+    let median_us = us(&median_ns);
+    Ok(WebFanoutReport {
+        uri: uri.to_string(),
+        web_url: url.display_for(transport),
+        transport,
+        subscribers: n,
+        repeats: args.repeats,
+        warmup_rounds: WARMUP_ROUNDS,
+        setup_s,
+        median_us: median(&all_us),
+        min_us: all_us.iter().copied().reduce(f64::min).unwrap_or(0.0),
+        max_us: all_us.iter().copied().fold(0.0, f64::max),
+        mean_us: if all_us.is_empty() {
+            0.0
+        } else {
+            all_us.iter().sum::<f64>() / all_us.len() as f64
+        },
+        samples_us: all_us,
+        subscriber_median_us: median(&median_us),
+        subscriber_median_samples_us: median_us,
+        integrity,
+    })
+}
+
+/// One subscriber's reader: records the latency of every message it gets.
+async fn follow(
+    idx: usize,
+    mut sub: Subscriber,
+    arrivals: Arc<Arrivals>,
+    stop: CancellationToken,
+) -> Result<Outcome> {
+    let mut tracker = SeqTracker::new();
+    let mut reordered = 0;
+    let mut unexpected = 0;
+    loop {
+        let body = tokio::select! {
+            biased;
+            b = sub.next_body() => b?,
+            _ = stop.cancelled() => break,
+        };
+        let Some(body) = body else {
+            return Err(Error::Other(format!(
+                "the broker ended subscriber {idx}'s stream"
+            )));
+        };
+        let now = arrivals.epoch.elapsed().as_nanos() as u64;
+        match parse_stamp_text(&body) {
+            Some(s) if s.producer == 0 => {
+                arrivals.latency_ns[idx].store(now.saturating_sub(s.sent_ns), Ordering::SeqCst);
+                if tracker.record(s.seq) == Seen::Late {
+                    reordered += 1;
+                }
+            }
+            _ => unexpected += 1,
+        }
+        let arrived = arrivals.arrived.fetch_add(1, Ordering::SeqCst) + 1;
+        if arrived >= arrivals.target.load(Ordering::SeqCst) {
+            arrivals.done.notify_one();
+        }
+    }
+    Ok(Outcome {
+        sub,
+        tracker,
+        reordered,
+        unexpected,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamp_round_trips_as_text() {
+        let s = Stamp {
+            sent_ns: 123_456_789,
+            producer: 0,
+            seq: 42,
+        };
+        let t = stamp_text(s);
+        assert_eq!(t.len(), 32);
+        assert!(t.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_eq!(parse_stamp_text(t.as_bytes()), Some(s));
+        assert_eq!(parse_stamp_text(b"xyz"), None);
+        assert_eq!(parse_stamp_text(&[b'g'; 32]), None);
+    }
+}
