@@ -11,13 +11,15 @@ use crate::error::AmqpError;
 use crate::writer::{Outlet, SendFrames};
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
 use warren_core::permissions::Access;
 use warren_core::permissions::AccessCache;
 use warren_core::properties::RawProperties;
-use warren_core::queue::{check_consumer_args, check_expiration};
+use warren_core::queue::{check_consumer_args, check_expiration, ChannelRef};
+use warren_core::stats::MessageField;
 use warren_core::vhost::Published;
 use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
@@ -311,7 +313,7 @@ impl Channel {
                         let mut h = FieldTable::new();
                         h.insert(
                             "channel",
-                            FieldValue::string(format!("<warren.{}.{}>", ctx.id, self.id)),
+                            FieldValue::string(crate::events::channel_pid(ctx.id, self.id)),
                         );
                         h.insert(
                             "consumer_tag",
@@ -349,6 +351,7 @@ impl Channel {
                     ));
                 }
                 self.mode = Mode::Confirm;
+                self.shared.listing.confirm.store(true, Relaxed);
                 if !c.nowait {
                     self.send(Method::ConfirmSelectOk(ConfirmSelectOk::default()));
                 }
@@ -362,6 +365,7 @@ impl Channel {
                     ));
                 }
                 self.mode = Mode::Tx;
+                self.shared.listing.transactional.store(true, Relaxed);
                 self.send(Method::TxSelectOk(TxSelectOk::default()));
                 Ok(())
             }
@@ -573,6 +577,10 @@ impl Channel {
             // too, and RabbitMQ clients set qos before consuming, so doing both
             // serves everyone.
             self.consumer_prefetch = q.prefetch_count as u32;
+            self.shared
+                .listing
+                .prefetch
+                .store(self.consumer_prefetch, Relaxed);
             let entries: Vec<ConsumerEntry> = self
                 .shared
                 .state
@@ -637,7 +645,10 @@ impl Channel {
             c.no_ack,
             c.exclusive,
             c.arguments.clone(),
-            ctx.id,
+            ChannelRef {
+                connection: ctx.id,
+                number: self.id,
+            },
             self.consumer_prefetch,
             self.shared.clone(),
         );
@@ -660,7 +671,7 @@ impl Channel {
             );
             h.insert(
                 "channel",
-                FieldValue::string(format!("<warren.{}.{}>", ctx.id, self.id)),
+                FieldValue::string(crate::events::channel_pid(ctx.id, self.id)),
             );
             h.insert("consumer_tag", FieldValue::LongStr(tag.0.clone()));
             h.insert("exclusive", FieldValue::Bool(c.exclusive));
@@ -722,8 +733,17 @@ impl Channel {
         }
         let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
         settle(&taken);
+        self.count_acks(&taken);
         self.wake_queues(&taken);
         Ok(())
+    }
+
+    /// The channel's `ack` count (only the reader task writes it).
+    fn count_acks(&self, taken: &[Unacked]) {
+        self.shared
+            .listing
+            .stats
+            .add_serialized(MessageField::Ack, taken.len() as u64);
     }
 
     fn on_nack(&mut self, tag: u64, multiple: bool, requeue: bool, m: &Method) -> R {
@@ -815,6 +835,7 @@ impl Channel {
                 TxAck::Ack(tag, multiple) => {
                     let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
                     settle(&taken);
+                    self.count_acks(&taken);
                     self.wake_queues(&taken);
                 }
                 TxAck::Nack(tag, multiple, requeue) => {
@@ -1127,6 +1148,11 @@ impl Channel {
         let mut out = std::mem::take(&mut self.route_buf);
         let result = ctx.vhost.publish(exchange, msg.clone(), &mut out);
         self.route_buf = out;
+        // Only the reader task writes the channel's `publish`.
+        self.shared
+            .listing
+            .stats
+            .add_serialized(MessageField::Publish, 1);
         if !result.routed && mandatory {
             self.shared.outlet.send_content(
                 self.id,
@@ -1171,6 +1197,12 @@ impl Channel {
             }
         }
         self.send_ack(ack_up_to);
+        if self.mode == Mode::Confirm {
+            self.shared
+                .listing
+                .unconfirmed
+                .store(self.awaiting.len() as u64, Relaxed);
+        }
         !self.awaiting.is_empty()
     }
 

@@ -26,10 +26,15 @@ use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::io::ReaderStream;
 use tracing::{debug, info};
+use warren_core::connections::ConnectionInfo;
+use warren_core::net::Endpoints;
 use warren_core::outlet::run_writer;
+use warren_core::stats::ConnectionStats;
+use warren_core::FieldTable;
 use warren_stomp::headers::HeadersBuilder;
 use warren_stomp::session::Session;
 use warren_stomp::writer::Outlet;
@@ -49,6 +54,10 @@ const PIPE: usize = 64 * 1024;
 /// The subscription id of a feed that names none (its consumer tag is
 /// `T_sse`, as RabbitMQ would tag a STOMP subscription with that id).
 const DEFAULT_ID: &str = "sse";
+
+/// The management API's `protocol` of a feed (Warren only; the event
+/// exchange's `protocol` header too).
+const PROTOCOL: &str = "SSE";
 
 /// Parameters that are not SUBSCRIBE headers.
 const VHOST: &str = "vhost";
@@ -108,12 +117,15 @@ pub async fn feed(
     let subscribe = subscribe_frame(&params);
 
     let id = broker.next_connection_id();
-    let name = format!("{} -> {}", peer, web.local);
+    let ends = Endpoints {
+        peer,
+        local: web.local,
+    };
     let (outlet, rx) = Outlet::new();
     let mut session = Session::new(
         id,
         user.name.clone(),
-        name,
+        ends.name(),
         broker.clone(),
         vhost.clone(),
         Version::V1_2,
@@ -125,10 +137,29 @@ pub async fn feed(
         let status = StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         return text(status, f.text());
     }
-    // Registered so that deleting the vhost or the user ends the feed.
-    let registration = broker
-        .connections
-        .register(id, &user.name, &vhost.name.to_string_lossy());
+    // Registered so that management lists the feed and deleting the vhost or
+    // the user ends it; this emits connection.created.
+    let stats = Arc::new(ConnectionStats::default());
+    let registration = broker.connections.register(ConnectionInfo {
+        id,
+        name: ends.name(),
+        protocol: PROTOCOL.into(),
+        protocol_term: PROTOCOL.into(),
+        kind: "direct",
+        user: user.name.clone(),
+        vhost: vhost.clone(),
+        peer,
+        local: ends.local,
+        connected_at: warren_core::queue::now_ms(),
+        client_properties: FieldTable::new(),
+        auth_mechanism: None,
+        heartbeat: HEARTBEAT.as_secs() as u16,
+        frame_max: 0,
+        channel_max: 1,
+        ssl: false,
+        stats: stats.clone(),
+        channels: Some(session.deliveries.clone()),
+    });
     info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
 
     let (to_body, from_writer) = tokio::io::duplex(PIPE);
@@ -139,6 +170,7 @@ pub async fn feed(
             outlet.clone(),
             HEARTBEAT,
             EventWire::new(names),
+            Some(stats),
         );
         tokio::pin!(writer);
         let mut forced = registration.closed.clone();

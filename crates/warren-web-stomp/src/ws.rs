@@ -23,6 +23,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
+use warren_core::net::Endpoints;
 use warren_stomp::connection::{serve_transport, Transport};
 
 use crate::{State, Web};
@@ -47,6 +48,7 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 const WEB_STOMP: Transport = Transport {
     name: "Web-STOMP",
+    protocol: "Web STOMP",
     frame_per_write: true,
 };
 
@@ -80,8 +82,11 @@ async fn serve_socket(web: Arc<Web>, socket: WebSocket, peer: SocketAddr) {
         .sink_map_err(io::Error::other);
     let rd = StreamReader::new(Box::pin(input));
     let wr = SinkWriter::new(CopyToBytes::new(Box::pin(output)));
-    let name = format!("{} -> {}", peer, web.local);
-    serve_transport(web.broker.clone(), rd, wr, peer, name, WEB_STOMP).await;
+    let ends = Endpoints {
+        peer,
+        local: web.local,
+    };
+    serve_transport(web.broker.clone(), rd, wr, ends, WEB_STOMP).await;
 }
 
 /// One frame as one WebSocket message.
