@@ -453,6 +453,35 @@ mod tests {
         )
     }
 
+    /// Items as raw bytes.
+    struct Raw;
+
+    impl WireEncoder<Vec<u8>> for Raw {
+        fn encode(&mut self, out: &mut BytesMut, item: &Vec<u8>) {
+            out.extend_from_slice(item);
+        }
+        fn heartbeat(&mut self, _out: &mut BytesMut) {}
+    }
+
+    #[tokio::test]
+    async fn the_writer_counts_octets_once_per_batch() {
+        use crate::stats::{ConnectionField, ConnectionStats};
+        use tokio::io::AsyncReadExt;
+        let (outlet, rx) = Outlet::<Vec<u8>>::new();
+        let (socket, mut peer) = tokio::io::duplex(1 << 16);
+        let stats = Arc::new(ConnectionStats::default());
+        // Queued before the writer runs: one batch, one write.
+        outlet.send(vec![1; 10], 10);
+        outlet.send(vec![2; 5], 5);
+        outlet.close();
+        run_writer(socket, rx, outlet, Duration::ZERO, Raw, Some(stats.clone())).await;
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got.len(), 15);
+        assert_eq!(stats.get(ConnectionField::SendOct), 15);
+        assert_eq!(stats.get(ConnectionField::SendCnt), 1);
+    }
+
     #[test]
     fn a_parked_queue_is_woken_when_the_backlog_drains() {
         let f = fixture("park-wake");

@@ -154,3 +154,6 @@ impl Connections {
         self.len() == 0
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -34,3 +34,6 @@ pub(crate) use set::add_into;
 pub use set::{Aggregate, Counters, Field, Snapshot};
 pub(crate) use vhost::vhost_messages;
 pub use vhost::VHostStats;
+
+#[cfg(test)]
+pub(crate) mod tests;
