@@ -22,23 +22,45 @@ pub mod page;
 pub mod sse;
 pub mod ws;
 
+use axum::extract::connect_info::Connected;
 use axum::routing::{any, get};
-use axum::serve::ListenerExt;
+use axum::serve::IncomingStream;
 use axum::Router;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::{info, warn};
+use warren_core::net::Endpoints;
 use warren_core::Broker;
 
 /// What every handler shares.
 pub struct Web {
     pub broker: Arc<Broker>,
-    /// The listener's address, for connection names ("peer -> local").
-    pub local: SocketAddr,
 }
 
 pub type State = axum::extract::State<Arc<Web>>;
+
+/// A web client's two ends, read from its socket when it is accepted: a
+/// connection's name ("peer -> local") shows the address the client reached,
+/// as RabbitMQ's does, not the listener's (which may be 0.0.0.0).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientEnds(pub Endpoints);
+
+impl Connected<IncomingStream<'_, TcpListener>> for ClientEnds {
+    fn connect_info(stream: IncomingStream<'_, TcpListener>) -> Self {
+        let socket = stream.io();
+        // Every accepted socket passes here once, so Nagle is turned off here
+        // too (axum's `tap_io` listener would not let this type read the
+        // local address).
+        let _ = socket.set_nodelay(true);
+        let peer = *stream.remote_addr();
+        // (An accepted socket always knows its address.)
+        let local = socket
+            .local_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        ClientEnds(Endpoints { peer, local })
+    }
+}
 
 /// The routes of the web listener.
 pub fn router(web: Arc<Web>) -> Router {
@@ -59,13 +81,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         }
     };
     info!(addr = %local, "Web-STOMP listener started");
-    let app = router(Arc::new(Web { broker, local }));
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
+    let app = router(Arc::new(Web { broker }));
     if let Err(e) = axum::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<ClientEnds>(),
     )
     .await
     {

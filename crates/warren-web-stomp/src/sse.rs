@@ -25,13 +25,11 @@ use axum::extract::{ConnectInfo, Query};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::io::ReaderStream;
 use tracing::{debug, info};
 use warren_core::connections::ConnectionInfo;
-use warren_core::net::Endpoints;
 use warren_core::outlet::run_writer;
 use warren_core::stats::ConnectionStats;
 use warren_core::FieldTable;
@@ -42,7 +40,7 @@ use warren_stomp::{Command, Frame, Version};
 
 use crate::auth::{basic_credentials, CHALLENGE};
 use crate::event::{EventNames, EventWire};
-use crate::State;
+use crate::{ClientEnds, State};
 
 /// A comment line goes out whenever nothing was sent for half of this, so the
 /// feed is never silent for longer than 15 s.
@@ -65,12 +63,13 @@ const EVENTS: &str = "events";
 
 pub async fn feed(
     state: State,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientEnds(ends)): ConnectInfo<ClientEnds>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     let web = state.0;
     let broker = &web.broker;
+    let peer = ends.peer;
     let Some((username, password)) = basic_credentials(&headers) else {
         return unauthorized("credentials required");
     };
@@ -117,10 +116,6 @@ pub async fn feed(
     let subscribe = subscribe_frame(&params);
 
     let id = broker.next_connection_id();
-    let ends = Endpoints {
-        peer,
-        local: web.local,
-    };
     let (outlet, rx) = Outlet::new();
     let mut session = Session::new(
         id,
