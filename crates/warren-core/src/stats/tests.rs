@@ -312,3 +312,24 @@ fn the_sampler_stores_rates_next_to_the_counters() {
     sampler::sample(&f.broker, Duration::from_secs(1));
     assert_eq!(f.vhost.message_stats().rate(MessageField::GetNoAck), 0.0);
 }
+
+/// What a sampling round costs with many queues (run in release:
+/// `cargo test --release -p warren-core -- --ignored sampling_cost`).
+#[test]
+#[ignore]
+fn sampling_cost_with_100k_queues() {
+    let f = fixture("sampling-cost");
+    let x = default_exchange(&f.vhost);
+    for i in 0..100_000 {
+        let name = format!("q{i}");
+        queue(&f.vhost, &name, FieldTable::new());
+        if i % 10 == 0 {
+            publish(&f.vhost, &x, &name, b"m");
+        }
+    }
+    for round in 0..3 {
+        let t = std::time::Instant::now();
+        sampler::sample(&f.broker, Duration::from_secs(5));
+        eprintln!("round {round}: {:?}", t.elapsed());
+    }
+}
