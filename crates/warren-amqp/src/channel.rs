@@ -720,7 +720,14 @@ impl Channel {
                     message,
                 );
             }
-            None => self.send(Method::BasicGetEmpty(BasicGetEmpty::default())),
+            None => {
+                // Only the reader task writes the channel's `get_empty`.
+                self.shared
+                    .listing
+                    .stats
+                    .add_serialized(MessageField::GetEmpty, 1);
+                self.send(Method::BasicGetEmpty(BasicGetEmpty::default()))
+            }
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
 use crate::stats::{
     add_into, vhost_messages, ExchangeField, ExchangeSnapshot, MessageSnapshot, VHostStats,
+    MESSAGE_FIELDS,
 };
 use crate::store::definitions::{table_to_hex, BindingDef};
 use crate::store::Store;
@@ -1072,7 +1073,7 @@ impl VHost {
     /// figures its queues' deliveries, gets, acks and redeliveries, deleted
     /// queues and exchanges included. Sums over every queue and exchange.
     pub fn message_stats(&self) -> MessageSnapshot {
-        let mut queues = [0u64; 7];
+        let mut queues = [0u64; MESSAGE_FIELDS];
         for q in self.queues() {
             add_into(&mut queues, &q.stats().values());
         }

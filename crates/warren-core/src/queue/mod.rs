@@ -402,6 +402,9 @@ impl Queue {
             let remaining = inner.storage.len() as u32;
             (m, remaining)
         });
+        if got.is_none() {
+            self.stats.add_serialized(MessageField::GetEmpty, 1);
+        }
         self.finish(inner);
         got
     }

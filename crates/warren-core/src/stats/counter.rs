@@ -48,7 +48,7 @@ impl Counter {
 /// The rate of a count that something else keeps (a sum over objects): the
 /// change per second between the last two samples.
 ///
-/// One word per rate, so a queue's seven counters cost 112 bytes, not 168:
+/// One word per rate, so a queue's eight counters cost 128 bytes, not 192:
 /// the high half holds the rate as an `f32`'s bits (0 is 0.0), the low half
 /// the low 32 bits of the total at the last sample. A count never grows by
 /// 2^31 in one interval, so the wrapping difference of low halves is exact.

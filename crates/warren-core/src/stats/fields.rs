@@ -18,6 +18,8 @@ pub enum MessageField {
     Get,
     /// basic.get answered, no acknowledgement.
     GetNoAck,
+    /// basic.get on an empty queue.
+    GetEmpty,
     /// Acknowledged by the client.
     Ack,
     /// Delivered or got again (the message had been delivered before).
@@ -31,6 +33,7 @@ impl Field for MessageField {
         MessageField::DeliverNoAck,
         MessageField::Get,
         MessageField::GetNoAck,
+        MessageField::GetEmpty,
         MessageField::Ack,
         MessageField::Redeliver,
     ];
@@ -47,16 +50,20 @@ impl Field for MessageField {
             MessageField::DeliverNoAck => "deliver_no_ack",
             MessageField::Get => "get",
             MessageField::GetNoAck => "get_no_ack",
+            MessageField::GetEmpty => "get_empty",
             MessageField::Ack => "ack",
             MessageField::Redeliver => "redeliver",
         }
     }
 }
 
+/// How many message figures there are.
+pub const MESSAGE_FIELDS: usize = 8;
+
 /// A queue's or a channel's message counters.
-pub type MessageStats = Counters<MessageField, 7>;
+pub type MessageStats = Counters<MessageField, MESSAGE_FIELDS>;
 /// Message counts and rates, as read.
-pub type MessageSnapshot = Snapshot<MessageField, 7>;
+pub type MessageSnapshot = Snapshot<MessageField, MESSAGE_FIELDS>;
 
 impl MessageStats {
     /// Count one delivery to a consumer (`get` false) or one basic.get answer
@@ -80,7 +87,7 @@ impl MessageStats {
 
 impl MessageSnapshot {
     /// RabbitMQ's derived `deliver_get`: deliver + deliver_no_ack + get +
-    /// get_no_ack.
+    /// get_no_ack (not get_empty).
     pub fn deliver_get(&self) -> u64 {
         DELIVER_GET.iter().map(|f| self.get(*f)).sum()
     }
@@ -214,6 +221,7 @@ mod tests {
         s.add(MessageField::DeliverNoAck, 2);
         s.add(MessageField::Get, 3);
         s.add(MessageField::GetNoAck, 4);
+        s.add(MessageField::GetEmpty, 9);
         s.add(MessageField::Ack, 1);
         s.sample(2.0);
         let snap = s.snapshot();
@@ -228,6 +236,7 @@ mod tests {
                 "deliver_no_ack",
                 "get",
                 "get_no_ack",
+                "get_empty",
                 "ack",
                 "redeliver"
             ]

@@ -27,7 +27,7 @@ mod vhost;
 pub use counter::{Counter, Rate};
 pub use fields::{
     ConnectionField, ConnectionSnapshot, ConnectionStats, ExchangeField, ExchangeSnapshot,
-    ExchangeStats, MessageField, MessageSnapshot, MessageStats,
+    ExchangeStats, MessageField, MessageSnapshot, MessageStats, MESSAGE_FIELDS,
 };
 pub use io::CountingReader;
 pub(crate) use set::add_into;

@@ -7,6 +7,7 @@
 //! each vhost's queue list once per round: about 100,000 queues in a few
 //! milliseconds every 5 s, off the tokio workers.
 
+use super::fields::MESSAGE_FIELDS;
 use super::set::add_into;
 use crate::broker::Broker;
 use std::collections::HashMap;
@@ -44,7 +45,7 @@ pub fn sample(broker: &Broker, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
     let vhosts = broker.vhosts();
     for v in &vhosts {
-        let mut queues = [0u64; 7];
+        let mut queues = [0u64; MESSAGE_FIELDS];
         for q in v.queues() {
             let stats = q.stats();
             stats.sample(secs);

@@ -1,7 +1,7 @@
 //! The counters as the message path leaves them, vhost and broker totals,
 //! and the sampler's rates.
 
-use super::{sampler, ExchangeField, MessageField, MessageSnapshot};
+use super::{sampler, ExchangeField, MessageField, MessageSnapshot, MESSAGE_FIELDS};
 use crate::queue::ChannelRef;
 use crate::store::LogOptions;
 use crate::{
@@ -102,8 +102,8 @@ fn consume(q: &Arc<Queue>, tag: &str, no_ack: bool, sink: Arc<Taker>) -> Arc<Con
     c
 }
 
-fn counts(s: &MessageSnapshot) -> [u64; 7] {
-    let mut out = [0; 7];
+fn counts(s: &MessageSnapshot) -> [u64; MESSAGE_FIELDS] {
+    let mut out = [0; MESSAGE_FIELDS];
     for (i, (_, v, _)) in s.iter().enumerate() {
         out[i] = v;
     }
@@ -139,6 +139,7 @@ fn a_queue_counts_what_happens_to_its_messages() {
     assert_eq!((d.messages(), d.message_bytes()), (2, 6));
     let taken = std::mem::take(&mut *sink.taken.lock());
     q.settle(&taken);
+    assert!(q.get(true).is_none());
     assert_eq!(
         q.depth(),
         crate::queue::QueueDepth {
@@ -148,8 +149,8 @@ fn a_queue_counts_what_happens_to_its_messages() {
     );
 
     let s = q.message_stats();
-    // publish, deliver, deliver_no_ack, get, get_no_ack, ack, redeliver
-    assert_eq!(counts(&s), [3, 2, 0, 1, 1, 2, 1]);
+    // publish, deliver, deliver_no_ack, get, get_no_ack, get_empty, ack, redeliver
+    assert_eq!(counts(&s), [3, 2, 0, 1, 1, 1, 2, 1]);
     assert_eq!(s.deliver_get(), 4);
     let e = x.message_stats();
     assert_eq!(

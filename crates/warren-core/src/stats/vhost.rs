@@ -1,7 +1,7 @@
 //! A vhost's totals over its queues, exchanges and connections.
 
 use super::fields::{
-    ConnectionField, ExchangeField, ExchangeSnapshot, MessageField, MessageSnapshot,
+    ConnectionField, ExchangeField, ExchangeSnapshot, MessageField, MessageSnapshot, MESSAGE_FIELDS,
 };
 use super::set::Aggregate;
 
@@ -12,7 +12,7 @@ use super::set::Aggregate;
 /// of the vhost writes.
 #[derive(Default)]
 pub struct VHostStats {
-    pub(crate) queues: Aggregate<MessageField, 7>,
+    pub(crate) queues: Aggregate<MessageField, MESSAGE_FIELDS>,
     pub(crate) exchanges: Aggregate<ExchangeField, 2>,
     pub(crate) connections: Aggregate<ConnectionField, 4>,
 }
@@ -24,8 +24,8 @@ pub(crate) fn vhost_messages(
     queues: MessageSnapshot,
     exchanges: ExchangeSnapshot,
 ) -> MessageSnapshot {
-    let mut values = [0u64; 7];
-    let mut rates = [0f64; 7];
+    let mut values = [0u64; MESSAGE_FIELDS];
+    let mut rates = [0f64; MESSAGE_FIELDS];
     for (i, (_, v, r)) in queues.iter().enumerate() {
         values[i] = v;
         rates[i] = r;
