@@ -11,13 +11,15 @@ use crate::error::AmqpError;
 use crate::writer::{Outlet, SendFrames};
 use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
 use warren_core::permissions::AccessCache;
 use warren_core::permissions::{exchange_declare_needs, queue_declare_needs, Access};
 use warren_core::properties::RawProperties;
-use warren_core::queue::{check_consumer_args, check_expiration};
+use warren_core::queue::{check_consumer_args, check_expiration, ChannelRef};
+use warren_core::stats::MessageField;
 use warren_core::vhost::Published;
 use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
@@ -311,7 +313,7 @@ impl Channel {
                         let mut h = FieldTable::new();
                         h.insert(
                             "channel",
-                            FieldValue::string(format!("<warren.{}.{}>", ctx.id, self.id)),
+                            FieldValue::string(crate::events::channel_pid(ctx.id, self.id)),
                         );
                         h.insert(
                             "consumer_tag",
@@ -349,6 +351,7 @@ impl Channel {
                     ));
                 }
                 self.mode = Mode::Confirm;
+                self.shared.listing.confirm.store(true, Relaxed);
                 if !c.nowait {
                     self.send(Method::ConfirmSelectOk(ConfirmSelectOk::default()));
                 }
@@ -362,6 +365,7 @@ impl Channel {
                     ));
                 }
                 self.mode = Mode::Tx;
+                self.shared.listing.transactional.store(true, Relaxed);
                 self.send(Method::TxSelectOk(TxSelectOk::default()));
                 Ok(())
             }
@@ -558,6 +562,10 @@ impl Channel {
             // too, and RabbitMQ clients set qos before consuming, so doing both
             // serves everyone.
             self.consumer_prefetch = q.prefetch_count as u32;
+            self.shared
+                .listing
+                .prefetch
+                .store(self.consumer_prefetch, Relaxed);
             let entries: Vec<ConsumerEntry> = self
                 .shared
                 .state
@@ -622,7 +630,10 @@ impl Channel {
             c.no_ack,
             c.exclusive,
             c.arguments.clone(),
-            ctx.id,
+            ChannelRef {
+                connection: ctx.id,
+                number: self.id,
+            },
             self.consumer_prefetch,
             self.shared.clone(),
         );
@@ -645,7 +656,7 @@ impl Channel {
             );
             h.insert(
                 "channel",
-                FieldValue::string(format!("<warren.{}.{}>", ctx.id, self.id)),
+                FieldValue::string(crate::events::channel_pid(ctx.id, self.id)),
             );
             h.insert("consumer_tag", FieldValue::LongStr(tag.0.clone()));
             h.insert("exclusive", FieldValue::Bool(c.exclusive));
@@ -694,7 +705,14 @@ impl Channel {
                     message,
                 );
             }
-            None => self.send(Method::BasicGetEmpty(BasicGetEmpty::default())),
+            None => {
+                // Only the reader task writes the channel's `get_empty`.
+                self.shared
+                    .listing
+                    .stats
+                    .add_serialized(MessageField::GetEmpty, 1);
+                self.send(Method::BasicGetEmpty(BasicGetEmpty::default()))
+            }
         }
         Ok(())
     }
@@ -707,8 +725,17 @@ impl Channel {
         }
         let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
         settle(&taken);
+        self.count_acks(&taken);
         self.wake_queues(&taken);
         Ok(())
+    }
+
+    /// The channel's `ack` count (only the reader task writes it).
+    fn count_acks(&self, taken: &[Unacked]) {
+        self.shared
+            .listing
+            .stats
+            .add_serialized(MessageField::Ack, taken.len() as u64);
     }
 
     fn on_nack(&mut self, tag: u64, multiple: bool, requeue: bool, m: &Method) -> R {
@@ -800,6 +827,7 @@ impl Channel {
                 TxAck::Ack(tag, multiple) => {
                     let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
                     settle(&taken);
+                    self.count_acks(&taken);
                     self.wake_queues(&taken);
                 }
                 TxAck::Nack(tag, multiple, requeue) => {
@@ -1105,6 +1133,11 @@ impl Channel {
         let mut out = std::mem::take(&mut self.route_buf);
         let result = ctx.vhost.publish(exchange, msg.clone(), &mut out);
         self.route_buf = out;
+        // Only the reader task writes the channel's `publish`.
+        self.shared
+            .listing
+            .stats
+            .add_serialized(MessageField::Publish, 1);
         if !result.routed && mandatory {
             self.shared.outlet.send_content(
                 self.id,
@@ -1149,6 +1182,12 @@ impl Channel {
             }
         }
         self.send_ack(ack_up_to);
+        if self.mode == Mode::Confirm {
+            self.shared
+                .listing
+                .unconfirmed
+                .store(self.awaiting.len() as u64, Relaxed);
+        }
         !self.awaiting.is_empty()
     }
 

@@ -6,6 +6,7 @@
 //! publishes is confirmed with one `basic.ack(multiple)`.
 
 use crate::channel::{Channel, ConnContext};
+use crate::channels::ChannelList;
 use crate::codec::*;
 use crate::error::AmqpError;
 use crate::writer::{run_writer, AmqpEncoder, Outlet, SendFrames};
@@ -18,7 +19,10 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
+use warren_core::connections::ConnectionInfo;
 use warren_core::error::code;
+use warren_core::net::Endpoints;
+use warren_core::stats::{ConnectionStats, CountingReader};
 use warren_core::{Broker, BrokerError, FieldTable, FieldValue, ShortStr};
 
 /// Read buffer of a connection that carries traffic (tokio-util's default).
@@ -55,14 +59,22 @@ fn server_properties() -> FieldTable {
     t
 }
 
+/// RabbitMQ's management label of AMQP connections, and the `protocol` of
+/// its connection events.
+const PROTOCOL: &str = "AMQP 0-9-1";
+const PROTOCOL_TERM: &str = "{0,9,1}";
+
 /// Serve one accepted socket until it closes.
-/// `name` is the connection's name as RabbitMQ shows it: "peer -> local".
-pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, peer: SocketAddr, name: String)
+pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, ends: Endpoints)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let id = broker.next_connection_id();
-    let (mut rd, mut wr) = tokio::io::split(socket);
+    let (peer, name) = (ends.peer, ends.name());
+    let stats = Arc::new(ConnectionStats::default());
+    let (rd, mut wr) = tokio::io::split(socket);
+    // Every octet received counts, the protocol header's too.
+    let mut rd = CountingReader::new(rd, stats.clone());
     // Protocol header.
     let mut header = [0u8; 8];
     match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header)).await {
@@ -87,7 +99,7 @@ where
 
     let handshake = tokio::time::timeout(
         HANDSHAKE_TIMEOUT,
-        handshake(&broker, &mut frames, &mut wr, peer, &limits),
+        handshake(&broker, &mut frames, &mut wr, peer, &limits, &stats),
     )
     .await;
     let hs = match handshake {
@@ -133,12 +145,32 @@ where
         AmqpEncoder {
             frame_max: hs.frame_max,
         },
+        Some(stats.clone()),
     ));
     outlet.send_method(0, Method::ConnectionOpenOk(ConnectionOpenOk::default()));
-    // Registered so that deleting the vhost or the user closes us.
-    let registration = broker
-        .connections
-        .register(id, &hs.user, &hs.vhost.name.to_string_lossy());
+    let channel_list = ChannelList::new(name.clone());
+    // Registered so that management lists us and deleting the vhost or the
+    // user closes us; this emits connection.created.
+    let registration = broker.connections.register(ConnectionInfo {
+        id,
+        name: name.clone(),
+        protocol: PROTOCOL.into(),
+        protocol_term: PROTOCOL_TERM.into(),
+        kind: "network",
+        user: hs.user.clone(),
+        vhost: hs.vhost.clone(),
+        peer,
+        local: ends.local,
+        connected_at: warren_core::queue::now_ms(),
+        client_properties: hs.client_properties.clone(),
+        auth_mechanism: Some(hs.mechanism.clone()),
+        heartbeat: hs.heartbeat,
+        frame_max: hs.frame_max,
+        channel_max: hs.channel_max,
+        ssl: false,
+        stats,
+        channels: Some(channel_list.clone()),
+    });
     let mut conn = Connection {
         ctx: ConnContext {
             id,
@@ -158,39 +190,19 @@ where
         forced: registration.closed.clone(),
         blocked_notify: hs.blocked_notify,
         channels: HashMap::new(),
+        channel_list,
         channel_max: hs.channel_max,
         heartbeat: hs.heartbeat,
         peer,
         closed_by_client: false,
     };
-    let connected_at = warren_core::queue::now_ms();
-    let info = |c: &Connection| crate::events::ConnInfo {
-        id,
-        name: &name,
-        user: &hs.user,
-        mechanism: &hs.mechanism,
-        client_properties: &hs.client_properties,
-        peer,
-        local_port: name
-            .rsplit(':')
-            .next()
-            .and_then(|p| p.parse().ok())
-            .unwrap_or(0),
-        channel_max: c.channel_max,
-        frame_max: hs.frame_max,
-        heartbeat: c.heartbeat,
-        connected_at,
-    };
-    warren_core::events::set_actor(Some(&hs.user));
-    crate::events::connection_created(&conn.ctx.vhost, &info(&conn));
-    warren_core::events::set_actor(None);
     let reason = conn.run(&mut frames).await;
     conn.cleanup();
-    crate::events::connection_closed(&conn.ctx.vhost, &info(&conn));
     match &reason {
         Ok(()) => info!(%peer, conn = id, "connection closed"),
         Err(e) => warn!(%peer, conn = id, "connection closed: {}", e),
     }
+    // Emits connection.closed, after the channels' channel.closed.
     drop(registration);
     if conn.closed_by_client {
         // close-ok is queued; the client may still be flushing frames it wrote
@@ -284,6 +296,7 @@ async fn handshake<R, W>(
     wr: &mut W,
     peer: SocketAddr,
     limits: &warren_core::Limits,
+    stats: &ConnectionStats,
 ) -> Result<Handshake, HsError>
 where
     R: AsyncRead + Unpin,
@@ -302,6 +315,7 @@ where
         }),
     );
     wr.write_all(&out).await.map_err(|_| None)?;
+    stats.sent(out.len());
     let start_ok = match next_method(frames).await? {
         Method::ConnectionStartOk(s) => s,
         other => return Err(command_invalid("connection.start-ok", &other)),
@@ -349,6 +363,7 @@ where
         }),
     );
     wr.write_all(&out).await.map_err(|_| None)?;
+    stats.sent(out.len());
     let tune_ok = match next_method(frames).await? {
         Method::ConnectionTuneOk(t) => t,
         other => return Err(command_invalid("connection.tune-ok", &other)),
@@ -412,6 +427,8 @@ struct Connection {
     /// The client understands connection.blocked/unblocked.
     blocked_notify: bool,
     channels: HashMap<u16, Channel>,
+    /// The channels' shared halves, for the management API.
+    channel_list: Arc<ChannelList>,
     channel_max: u16,
     heartbeat: u16,
     peer: SocketAddr,
@@ -614,20 +631,19 @@ impl Connection {
                         0,
                     ));
                 }
-                self.channels.insert(
+                let channel = Channel::new(
                     ch,
-                    Channel::new(
-                        ch,
-                        self.ctx.outlet.clone(),
-                        self.ctx.cancel_notify,
-                        warren_core::trace::Origin {
-                            user: self.ctx.user.clone(),
-                            connection: self.ctx.name.clone(),
-                            channel: ch,
-                        },
-                        self.ctx.vhost.clone(),
-                    ),
+                    self.ctx.outlet.clone(),
+                    self.ctx.cancel_notify,
+                    warren_core::trace::Origin {
+                        user: self.ctx.user.clone(),
+                        connection: self.ctx.name.clone(),
+                        channel: ch,
+                    },
+                    self.ctx.vhost.clone(),
                 );
+                self.channel_list.insert(channel.shared.clone());
+                self.channels.insert(ch, channel);
                 self.ctx
                     .outlet
                     .send_method(ch, Method::ChannelOpenOk(ChannelOpenOk::default()));
@@ -654,6 +670,7 @@ impl Connection {
                     match m {
                         Method::ChannelCloseOk(_) => {
                             self.channels.remove(&ch);
+                            self.channel_list.remove(ch);
                         }
                         Method::ChannelClose(_) => {
                             self.ctx
@@ -681,6 +698,7 @@ impl Connection {
                 }
                 match m {
                     Method::ChannelClose(_) => {
+                        self.channel_list.remove(ch);
                         if let Some(mut c) = self.channels.remove(&ch) {
                             c.release();
                             crate::events::channel_closed(&self.ctx.vhost, self.ctx.id, ch);
@@ -835,6 +853,7 @@ impl Connection {
     fn cleanup(&mut self) {
         // What follows is the broker's doing, not the user's (events say so).
         warren_core::events::set_actor(None);
+        self.channel_list.clear();
         for (_, mut c) in self.channels.drain() {
             c.release();
         }

@@ -9,8 +9,11 @@ use crate::codec::{BasicCancel, BasicDeliver, Method};
 use crate::writer::{Outlet, SendFrames};
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
+use warren_core::connections::ChannelInfo;
 use warren_core::error::BrokerError;
+use warren_core::stats::MessageStats;
 use warren_core::{Consumer, ConsumerSink, Queue, QueuedMessage, ShortStr};
 
 /// A delivery the client has not acknowledged yet.
@@ -53,6 +56,23 @@ pub struct ChannelShared {
     pub origin: warren_core::trace::Origin,
     pub vhost: Arc<warren_core::VHost>,
     pub state: Mutex<DeliveryState>,
+    /// What the management API shows of the channel (see [`Self::info`]).
+    pub listing: Listing,
+}
+
+/// A channel's figures for the management API. The counters are written
+/// either under the delivery lock (deliveries, gets) or by the reader task
+/// alone (publishes, acks), so each has serialized writers.
+#[derive(Default)]
+pub struct Listing {
+    pub stats: MessageStats,
+    /// The channel's `Mode`, mirrored when it changes.
+    pub confirm: AtomicBool,
+    pub transactional: AtomicBool,
+    /// basic.qos global=false prefetch, mirrored when it changes.
+    pub prefetch: AtomicU32,
+    /// Publishes awaiting their confirm, updated once per read batch.
+    pub unconfirmed: AtomicU64,
 }
 
 impl ChannelShared {
@@ -79,7 +99,27 @@ impl ChannelShared {
                 consumers: HashMap::new(),
                 deferred_cancels: None,
             }),
+            listing: Listing::default(),
         })
+    }
+
+    /// The channel as `/api/channels` lists it; `conn_name` is its
+    /// connection's name.
+    pub fn info(&self, conn_name: &str) -> ChannelInfo {
+        let l = &self.listing;
+        let st = self.state.lock();
+        ChannelInfo {
+            number: self.id,
+            name: format!("{} ({})", conn_name, self.id),
+            prefetch_count: l.prefetch.load(Relaxed),
+            global_prefetch_count: st.global_prefetch,
+            messages_unacknowledged: st.unacked.len() as u64,
+            messages_unconfirmed: l.unconfirmed.load(Relaxed),
+            consumer_count: st.consumers.len() as u32,
+            confirm: l.confirm.load(Relaxed),
+            transactional: l.transactional.load(Relaxed),
+            message_stats: l.stats.snapshot(),
+        }
     }
 
     /// Record a basic.get delivery and return its tag.
@@ -87,6 +127,9 @@ impl ChannelShared {
         let mut st = self.state.lock();
         let tag = st.next_tag;
         st.next_tag += 1;
+        self.listing
+            .stats
+            .count_delivery_serialized(true, no_ack, msg.redelivered);
         if !no_ack {
             st.unacked.push_back(Unacked {
                 tag,
@@ -206,6 +249,9 @@ impl ConsumerSink for ChannelShared {
         }
         let tag = st.next_tag;
         st.next_tag += 1;
+        self.listing
+            .stats
+            .count_delivery_serialized(false, consumer.no_ack, msg.redelivered);
         if !consumer.no_ack {
             consumer.add_unacked();
             st.consumer_unacked += 1;

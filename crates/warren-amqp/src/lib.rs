@@ -3,6 +3,7 @@
 
 pub mod access;
 pub mod channel;
+pub mod channels;
 pub mod codec;
 pub mod connection;
 pub mod delivery;

@@ -12,8 +12,8 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     if let Ok(addr) = listener.local_addr() {
         info!(%addr, "AMQP 0-9-1 listener started");
     }
-    warren_core::net::accept_loop(listener, |socket, peer, name| {
-        tokio::spawn(serve_connection(broker.clone(), socket, peer, name));
+    warren_core::net::accept_loop(listener, |socket, ends| {
+        tokio::spawn(serve_connection(broker.clone(), socket, ends));
     })
     .await
 }

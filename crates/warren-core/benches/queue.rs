@@ -124,7 +124,10 @@ fn enqueue_dequeue(c: &mut Criterion) {
         true,
         false,
         FieldTable::new(),
-        1,
+        warren_core::queue::ChannelRef {
+            connection: 1,
+            number: 1,
+        },
         0,
         Arc::new(AcceptAll),
     );

@@ -8,6 +8,7 @@ use crate::connections::Connections;
 use crate::error::{BrokerError, Result};
 use crate::permissions::Permission;
 use crate::queue::ConnectionId;
+use crate::stats::MessageSnapshot;
 use crate::store::Store;
 use crate::vhost::VHost;
 use parking_lot::RwLock;
@@ -208,8 +209,9 @@ impl Broker {
     }
 
     /// Start the broker's background timers (delayed messages recovered from
-    /// disk); call once inside the runtime.
-    pub fn start_background(&self) {
+    /// disk) and the statistics sampler (rates, every 5 s); call once inside
+    /// the runtime.
+    pub fn start_background(self: &Arc<Self>) {
         for v in self.vhosts() {
             if !v.delayed().is_empty() {
                 v.delayed().start(&v);
@@ -218,6 +220,17 @@ impl Broker {
                 q.start_timers();
             }
         }
+        crate::stats::sampler::spawn(self);
+    }
+
+    /// The broker's `message_stats` (/api/overview): every vhost's
+    /// [`VHost::message_stats`] summed.
+    pub fn message_stats(&self) -> MessageSnapshot {
+        let mut total = MessageSnapshot::default();
+        for v in self.vhosts() {
+            total.add(&v.message_stats());
+        }
+        total
     }
 
     /// A fresh id for a client connection.

@@ -117,6 +117,12 @@ impl BrokerError {
         Self::new(code::NOT_ALLOWED, text)
     }
 
+    /// 320: the broker closes the connection (management, a deleted vhost
+    /// or user).
+    pub fn connection_forced(text: impl Into<String>) -> Self {
+        Self::new(code::CONNECTION_FORCED, text)
+    }
+
     /// The text as RabbitMQ sends it: `NOT_FOUND - no queue 'q' in vhost '/'`.
     pub fn reply_text(&self) -> String {
         format!("{} - {}", code::name(self.code), self.text)

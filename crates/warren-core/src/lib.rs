@@ -23,6 +23,7 @@ pub mod policy;
 pub mod properties;
 pub mod queue;
 pub mod shortstr;
+pub mod stats;
 pub mod store;
 pub mod table;
 pub mod trace;

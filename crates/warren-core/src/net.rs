@@ -48,22 +48,39 @@ pub async fn discard_until_eof<R: AsyncRead + Unpin>(reader: &mut R, timeout: Du
     }
 }
 
-/// Accept connections forever, handing each socket (with Nagle off), its peer
-/// and its name as RabbitMQ shows it ("peer -> local") to `serve`, which
-/// spawns the connection's task (so connections spread over all cores).
+/// The two ends of a client connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoints {
+    /// The client's address.
+    pub peer: SocketAddr,
+    /// Ours.
+    pub local: SocketAddr,
+}
+
+impl Endpoints {
+    /// The connection's name as RabbitMQ shows it: "peer -> local".
+    pub fn name(&self) -> String {
+        format!("{} -> {}", self.peer, self.local)
+    }
+}
+
+/// Accept connections forever, handing each socket (with Nagle off) and its
+/// endpoints to `serve`, which spawns the connection's task (so connections
+/// spread over all cores).
 pub async fn accept_loop<F>(listener: TcpListener, mut serve: F)
 where
-    F: FnMut(TcpStream, SocketAddr, String),
+    F: FnMut(TcpStream, Endpoints),
 {
+    // Only if the socket cannot tell its own address (it always can).
+    let fallback = listener
+        .local_addr()
+        .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
-                let name = match socket.local_addr() {
-                    Ok(local) => format!("{} -> {}", peer, local),
-                    Err(_) => peer.to_string(),
-                };
-                serve(socket, peer, name);
+                let local = socket.local_addr().unwrap_or(fallback);
+                serve(socket, Endpoints { peer, local });
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

@@ -20,6 +20,7 @@
 //! high-water mark of queued bytes, queues stop offering to the connection's
 //! consumers ([`Outlet::has_room`]) and are woken when it drains.
 
+use crate::stats::ConnectionStats;
 use crate::Queue;
 use bytes::BytesMut;
 use parking_lot::Mutex;
@@ -229,13 +230,16 @@ impl<T> Outlet<T> {
 
 /// Run the writer until the connection closes. `heartbeat` is the negotiated
 /// interval: a heartbeat goes out whenever nothing else was written for half of
-/// it (as RabbitMQ does).
+/// it (as RabbitMQ does). `stats` gets the connection's `send_oct` and
+/// `send_cnt`, added once per batch (one write, or one flush of per-item
+/// writes), never per item.
 pub async fn run_writer<W, T, E>(
     mut socket: W,
     _rx: OutletReceiver,
     outlet: Arc<Outlet<T>>,
     heartbeat: Duration,
     mut encoder: E,
+    stats: Option<Arc<ConnectionStats>>,
 ) where
     W: AsyncWrite + Unpin,
     E: WireEncoder<T>,
@@ -251,6 +255,11 @@ pub async fn run_writer<W, T, E>(
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut wrote_since_tick = false;
     let per_item = encoder.item_per_write();
+    let count = |octets: usize| {
+        if let Some(s) = &stats {
+            s.sent(octets);
+        }
+    };
     'run: loop {
         tokio::select! {
             _ = outlet.ready.notified() => {}
@@ -263,6 +272,7 @@ pub async fn run_writer<W, T, E>(
                     if per_item && socket.flush().await.is_err() {
                         break;
                     }
+                    count(buf.len());
                     buf.clear();
                 }
                 wrote_since_tick = false;
@@ -273,6 +283,8 @@ pub async fn run_writer<W, T, E>(
         let mut closing = false;
         while !batch.is_empty() && !closing {
             let mut accounted = 0;
+            // Octets of this batch's per-item writes (counted at the flush).
+            let mut item_octets = 0;
             while buf.len() < MAX_BATCH {
                 match batch.pop_front() {
                     None => break,
@@ -283,6 +295,7 @@ pub async fn run_writer<W, T, E>(
                             if socket.write_all(&buf).await.is_err() {
                                 break 'run;
                             }
+                            item_octets += buf.len();
                             buf.clear();
                             wrote_since_tick = true;
                         }
@@ -296,10 +309,12 @@ pub async fn run_writer<W, T, E>(
             if per_item && accounted > 0 && socket.flush().await.is_err() {
                 break 'run;
             }
+            count(item_octets);
             if !buf.is_empty() {
                 if socket.write_all(&buf).await.is_err() {
                     break 'run;
                 }
+                count(buf.len());
                 wrote_since_tick = true;
                 if buf.capacity() > 4 * MAX_BATCH {
                     buf = BytesMut::new();
@@ -411,7 +426,10 @@ mod tests {
             true,
             false,
             FieldTable::new(),
-            1,
+            crate::queue::ChannelRef {
+                connection: 1,
+                number: 1,
+            },
             0,
             sink.clone(),
         );
@@ -433,6 +451,35 @@ mod tests {
             Bytes::new(),
             Bytes::from_static(b"x"),
         )
+    }
+
+    /// Items as raw bytes.
+    struct Raw;
+
+    impl WireEncoder<Vec<u8>> for Raw {
+        fn encode(&mut self, out: &mut BytesMut, item: &Vec<u8>) {
+            out.extend_from_slice(item);
+        }
+        fn heartbeat(&mut self, _out: &mut BytesMut) {}
+    }
+
+    #[tokio::test]
+    async fn the_writer_counts_octets_once_per_batch() {
+        use crate::stats::{ConnectionField, ConnectionStats};
+        use tokio::io::AsyncReadExt;
+        let (outlet, rx) = Outlet::<Vec<u8>>::new();
+        let (socket, mut peer) = tokio::io::duplex(1 << 16);
+        let stats = Arc::new(ConnectionStats::default());
+        // Queued before the writer runs: one batch, one write.
+        outlet.send(vec![1; 10], 10);
+        outlet.send(vec![2; 5], 5);
+        outlet.close();
+        run_writer(socket, rx, outlet, Duration::ZERO, Raw, Some(stats.clone())).await;
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got.len(), 15);
+        assert_eq!(stats.get(ConnectionField::SendOct), 15);
+        assert_eq!(stats.get(ConnectionField::SendCnt), 1);
     }
 
     #[test]

@@ -12,6 +12,10 @@ use crate::policy::{pick_for_queue, Policy, PolicyDef};
 use crate::properties::RawProperties;
 use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
+use crate::stats::{
+    add_into, vhost_messages, ExchangeField, ExchangeSnapshot, MessageSnapshot, VHostStats,
+    MESSAGE_FIELDS,
+};
 use crate::store::definitions::{table_to_hex, BindingDef};
 use crate::store::Store;
 use crate::table::FieldTable;
@@ -36,6 +40,9 @@ pub struct VHost {
     /// The vhost was deleted: nothing can be declared in it any more (its
     /// connections are being closed).
     deleted: std::sync::atomic::AtomicBool,
+    /// What deleted queues and exchanges and closed connections had counted,
+    /// and the rates of the totals (see [`crate::stats`]).
+    pub(crate) stats: VHostStats,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -67,6 +74,7 @@ impl VHost {
             delayed: Default::default(),
             tracing: std::sync::atomic::AtomicBool::new(false),
             deleted: std::sync::atomic::AtomicBool::new(false),
+            stats: VHostStats::default(),
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -346,6 +354,7 @@ impl VHost {
     /// auto-delete of exchanges that lose their last binding).
     fn remove_exchange_bindings(&self, e: &Arc<Exchange>) {
         e.mark_deleted();
+        self.stats.exchanges.retire(&e.stats.values());
         self.named_event("exchange.deleted", &e.name);
         if e.options.durable {
             // The definitions drop the exchange's bindings with it.
@@ -612,6 +621,8 @@ impl VHost {
                 .delete_queue(&self.name.to_string_lossy(), &q.name.to_string_lossy());
         }
         let count = q.mark_deleted();
+        // Late acks of its unacknowledged deliveries are not counted.
+        self.stats.queues.retire(&q.stats().values());
         let dest = Destination::Queue(q.clone());
         let sources = std::mem::take(&mut *q.sources.lock());
         if events::watched(self) {
@@ -1040,6 +1051,14 @@ impl VHost {
             out.sort_unstable_by_key(|q| Arc::as_ptr(q) as usize);
             out.dedup_by(|a, b| Arc::ptr_eq(a, b));
         }
+        // Here, not above: a delayed exchange's message is counted once, when
+        // it is released and comes back through this path.
+        exchange.stats.add(ExchangeField::PublishIn, 1);
+        if !out.is_empty() {
+            exchange
+                .stats
+                .add(ExchangeField::PublishOut, out.len() as u64);
+        }
         if self.is_tracing() {
             let mut keys = vec![msg.routing_key.as_bytes().to_vec()];
             keys.extend(extra_keys.iter().cloned());
@@ -1075,6 +1094,28 @@ impl VHost {
             }
         }
         result
+    }
+
+    /// The vhost's `message_stats` (/api/vhosts, summed for /api/overview):
+    /// `publish` counts what clients published into its exchanges, the other
+    /// figures its queues' deliveries, gets, acks and redeliveries, deleted
+    /// queues and exchanges included. Sums over every queue and exchange.
+    pub fn message_stats(&self) -> MessageSnapshot {
+        let mut queues = [0u64; MESSAGE_FIELDS];
+        for q in self.queues() {
+            add_into(&mut queues, &q.stats().values());
+        }
+        vhost_messages(self.stats.queues.with_live(&queues), self.exchange_totals())
+    }
+
+    /// `publish_in` / `publish_out` summed over the vhost's exchanges,
+    /// deleted ones included.
+    pub fn exchange_totals(&self) -> ExchangeSnapshot {
+        let mut live = [0u64; 2];
+        for e in self.exchanges() {
+            add_into(&mut live, &e.stats.values());
+        }
+        self.stats.exchanges.with_live(&live)
     }
 
     /// Route a message published to `exchange` into `out` (the distinct queues it

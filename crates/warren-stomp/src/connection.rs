@@ -23,9 +23,12 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
+use warren_core::connections::ConnectionInfo;
+use warren_core::net::Endpoints;
 use warren_core::net::{closing_timeout, discard_until_eof, SILENT_CLOSE_DELAY};
 use warren_core::outlet::run_writer;
-use warren_core::{Broker, BrokerError, VHost};
+use warren_core::stats::{ConnectionStats, CountingReader};
+use warren_core::{Broker, BrokerError, FieldTable, FieldValue, VHost};
 
 use crate::codec::{Config, StompCodec};
 use crate::command::Command;
@@ -98,6 +101,9 @@ struct Login {
 pub struct Transport {
     /// For logs: "STOMP" or "Web-STOMP".
     pub name: &'static str,
+    /// RabbitMQ's protocol name for it: management shows "NAME VERSION"
+    /// ("STOMP 1.2", "Web STOMP 1.2").
+    pub protocol: &'static str,
     /// Every frame is a write of its own: the writer of a message transport
     /// (WebSocket) makes each write one message.
     pub frame_per_write: bool,
@@ -111,18 +117,26 @@ impl Transport {
     /// A TCP socket: a byte stream, frames batched into writes.
     pub const TCP: Transport = Transport {
         name: "STOMP",
+        protocol: "STOMP",
         frame_per_write: false,
         read_buffer: 4096,
     };
 }
 
-/// Serve one accepted socket until it closes. `name` is "peer -> local".
-pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, peer: SocketAddr, name: String)
+/// Serve one accepted socket until it closes.
+pub async fn serve_connection<S>(broker: Arc<Broker>, socket: S, ends: Endpoints)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(socket);
-    serve_transport(broker, rd, wr, peer, name, Transport::TCP).await
+    serve_transport(broker, rd, wr, ends, Transport::TCP).await
+}
+
+/// The `client_properties` RabbitMQ's STOMP plugin gives its connections.
+fn client_properties() -> FieldTable {
+    let mut t = FieldTable::new();
+    t.insert("product", FieldValue::string("STOMP client"));
+    t
 }
 
 /// Serve a connection given as its two halves: bytes from the client (`rd`)
@@ -133,16 +147,18 @@ pub async fn serve_transport<R, W>(
     broker: Arc<Broker>,
     rd: R,
     mut wr: W,
-    peer: SocketAddr,
-    name: String,
+    ends: Endpoints,
     transport: Transport,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    let (peer, name) = (ends.peer, ends.name());
+    let stats = Arc::new(ConnectionStats::default());
+    let rd = CountingReader::new(rd, stats.clone());
     let mut frames =
         FramedRead::with_capacity(rd, StompCodec::new(codec_config()), transport.read_buffer);
-    let Some(login) = handshake(&broker, &mut frames, &mut wr, peer).await else {
+    let Some(login) = handshake(&broker, &mut frames, &mut wr, peer, &stats).await else {
         return;
     };
     let id = broker.next_connection_id();
@@ -162,6 +178,7 @@ pub async fn serve_transport<R, W>(
         outlet.clone(),
         login.heartbeat.send_interval(),
         wire,
+        Some(stats.clone()),
     ));
     let server = server_header();
     send(
@@ -173,22 +190,39 @@ pub async fn serve_transport<R, W>(
             login.version,
         )),
     );
-    // Registered so that deleting the vhost or the user closes us.
-    let registration =
-        broker
-            .connections
-            .register(id, &login.user, &login.vhost.name.to_string_lossy());
     info!(%peer, conn = id, user = %login.user, vhost = %login.vhost.name,
         version = %login.version, via = transport.name, "STOMP connection opened");
     let mut session = Session::new(
         id,
-        login.user,
-        name,
+        login.user.clone(),
+        name.clone(),
         broker.clone(),
-        login.vhost,
+        login.vhost.clone(),
         login.version,
         outlet.clone(),
     );
+    // Registered so that management lists us and deleting the vhost or the
+    // user closes us; this emits connection.created.
+    let registration = broker.connections.register(ConnectionInfo {
+        id,
+        name,
+        protocol: format!("{} {}", transport.protocol, login.version),
+        protocol_term: format!("{{'{}',\"{}\"}}", transport.protocol, login.version),
+        kind: "direct",
+        user: login.user,
+        vhost: login.vhost,
+        peer,
+        local: ends.local,
+        connected_at: warren_core::queue::now_ms(),
+        client_properties: client_properties(),
+        auth_mechanism: None,
+        heartbeat: u16::try_from(login.heartbeat.receive).unwrap_or(u16::MAX),
+        frame_max: 0,
+        channel_max: 1,
+        ssl: false,
+        stats,
+        channels: Some(session.deliveries.clone()),
+    });
     let mut forced = registration.closed.clone();
     let end = run(&mut session, &mut frames, &mut forced, login.heartbeat).await;
     // Answered SENDs are on disk before their RECEIPT; a DISCONNECT waits for
@@ -391,6 +425,7 @@ async fn handshake<R, W>(
     frames: &mut FramedRead<R, StompCodec>,
     wr: &mut W,
     peer: SocketAddr,
+    stats: &ConnectionStats,
 ) -> Option<Login>
 where
     R: AsyncRead + Unpin,
@@ -442,7 +477,7 @@ where
             wr.flush().await
         };
         match tokio::time::timeout_at(deadline, write).await {
-            Ok(Ok(())) => {}
+            Ok(Ok(())) => stats.sent(out.len()),
             _ => return None,
         }
     }

@@ -62,6 +62,7 @@ pub mod connection;
 pub mod destination;
 pub mod failure;
 pub mod heartbeat;
+pub mod listing;
 pub mod mapping;
 pub mod names;
 pub mod server;

@@ -17,10 +17,12 @@
 
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use warren_core::permissions::{Access, AccessCache, Resource};
 use warren_core::properties::RawProperties;
-use warren_core::queue::check_expiration;
+use warren_core::queue::{check_expiration, ChannelRef};
+use warren_core::stats::MessageField;
 use warren_core::trace::Origin;
 use warren_core::{
     BasicProperties, Broker, BrokerError, ConnectionId, Consumer, Exchange, FieldTable, FieldValue,
@@ -307,6 +309,10 @@ impl Session {
         let mut out = std::mem::take(&mut self.route_buf);
         let published = self.vhost.publish(&x, message, &mut out);
         self.route_buf = out;
+        // Only the reader task writes the channel's `publish`.
+        self.deliveries
+            .stats
+            .add_serialized(MessageField::Publish, 1);
         if let Some(r) = receipt {
             // A message a full queue refused (x-overflow reject-publish) is not
             // confirmed by RabbitMQ either: no receipt.
@@ -432,6 +438,7 @@ impl Session {
         };
         if let Some(p) = prefetch {
             self.prefetch = p;
+            self.deliveries.prefetch.store(p, Relaxed);
         }
         let generated = matches!(dest, Destination::Topic(_) | Destination::Exchange(..));
         if self.deliveries.contains(&tag) {
@@ -511,7 +518,10 @@ impl Session {
             ack == AckMode::Auto,
             false,
             FieldTable::new(),
-            self.id,
+            ChannelRef {
+                connection: self.id,
+                number: crate::listing::CHANNEL,
+            },
             self.prefetch,
             sink,
         );
@@ -698,6 +708,9 @@ impl Session {
         match nack {
             None => {
                 subscription::settle(&taken);
+                self.deliveries
+                    .stats
+                    .add_serialized(MessageField::Ack, taken.len() as u64);
                 subscription::wake(&taken);
             }
             Some(true) => subscription::requeue(taken),

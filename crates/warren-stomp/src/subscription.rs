@@ -18,7 +18,9 @@
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
+use warren_core::stats::MessageStats;
 use warren_core::trace::Origin;
 use warren_core::{BrokerError, Consumer, ConsumerSink, Queue, QueuedMessage, VHost};
 
@@ -91,6 +93,12 @@ pub struct Deliveries {
     vhost: Arc<VHost>,
     origin: Origin,
     state: Mutex<State>,
+    /// The connection's one channel's counters, for the management API (see
+    /// `listing.rs`): deliveries are counted under the state lock, SENDs and
+    /// ACKs by the reader task alone.
+    pub stats: MessageStats,
+    /// `prefetch-count` for new subscriptions, mirrored from the session.
+    pub prefetch: AtomicU32,
 }
 
 impl Deliveries {
@@ -105,7 +113,20 @@ impl Deliveries {
                 subscriptions: HashMap::new(),
                 closed: false,
             }),
+            stats: MessageStats::default(),
+            prefetch: AtomicU32::new(0),
         })
+    }
+
+    /// The connection's name ("peer -> local").
+    pub fn connection_name(&self) -> &str {
+        &self.origin.connection
+    }
+
+    /// Unacknowledged deliveries and live subscriptions.
+    pub fn counts(&self) -> (usize, usize) {
+        let st = self.state.lock();
+        (st.unacked.len(), st.subscriptions.len())
     }
 
     pub fn contains(&self, tag: &[u8]) -> bool {
@@ -192,6 +213,8 @@ impl ConsumerSink for SubscriptionSink {
         }
         let tag = st.next_tag;
         st.next_tag += 1;
+        d.stats
+            .count_delivery_serialized(false, consumer.no_ack, msg.redelivered);
         if !consumer.no_ack {
             consumer.add_unacked();
             st.unacked.push_back(Unacked {

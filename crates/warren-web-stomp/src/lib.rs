@@ -35,16 +35,20 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_service::Service;
 use tracing::{debug, info, warn};
+use warren_core::net::Endpoints;
 use warren_core::Broker;
 
 /// What every handler shares.
 pub struct Web {
     pub broker: Arc<Broker>,
-    /// The listener's address, for connection names ("peer -> local").
-    pub local: SocketAddr,
 }
 
 pub type State = axum::extract::State<Arc<Web>>;
+
+/// A web client's two ends, read from its socket when it is accepted (the
+/// handlers' `ConnectInfo`).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientEnds(pub Endpoints);
 
 /// The routes of the web listener.
 pub fn router(web: Arc<Web>) -> Router {
@@ -72,7 +76,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         }
     };
     info!(addr = %local, "Web-STOMP listener started");
-    let app = router(Arc::new(Web { broker, local }));
+    let app = router(Arc::new(Web { broker }));
     let http = Arc::new(hyper::server::conn::http1::Builder::new());
     loop {
         let (tcp, peer) = match listener.accept().await {
@@ -87,12 +91,18 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
             }
         };
         let _ = tcp.set_nodelay(true);
+        // A connection's name ("peer -> local") shows the address the client
+        // reached, as RabbitMQ's does, not the listener's (maybe 0.0.0.0).
+        let ends = ClientEnds(Endpoints {
+            peer,
+            local: tcp.local_addr().unwrap_or(local),
+        });
         let app = app.clone();
         let http = http.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
                 // What the handlers' ConnectInfo extractor reads.
-                req.extensions_mut().insert(ConnectInfo(peer));
+                req.extensions_mut().insert(ConnectInfo(ends));
                 let mut app = app.clone();
                 async move { app.call(req.map(Body::new)).await }
             });

@@ -8,23 +8,22 @@
 use axum::extract::ConnectInfo;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use std::net::SocketAddr;
 
 use crate::auth::{basic_credentials, CHALLENGE};
-use crate::State;
+use crate::{ClientEnds, State};
 
 const PAGE: &str = include_str!("page.html");
 
 pub async fn index(
     state: State,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientEnds(ends)): ConnectInfo<ClientEnds>,
     headers: HeaderMap,
 ) -> Response {
     let known = basic_credentials(&headers).is_some_and(|(user, password)| {
         state
             .0
             .broker
-            .authenticate(&user, &password, Some(peer.ip()))
+            .authenticate(&user, &password, Some(ends.peer.ip()))
             .is_ok()
     });
     if !known {

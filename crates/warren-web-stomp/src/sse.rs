@@ -34,8 +34,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 use tracing::{debug, info};
-use warren_core::connections::Registration;
+use warren_core::connections::{ConnectionInfo, Registration};
 use warren_core::outlet::run_writer;
+use warren_core::stats::ConnectionStats;
+use warren_core::FieldTable;
 use warren_stomp::headers::HeadersBuilder;
 use warren_stomp::session::Session;
 use warren_stomp::writer::Outlet;
@@ -43,7 +45,7 @@ use warren_stomp::{Command, Frame, Version};
 
 use crate::auth::{basic_credentials, CHALLENGE};
 use crate::event::{EventNames, EventWire};
-use crate::State;
+use crate::{ClientEnds, State};
 
 /// A comment line goes out whenever nothing was sent for half of this, so the
 /// feed is never silent for longer than 15 s.
@@ -56,18 +58,23 @@ const PIPE: usize = 64 * 1024;
 /// `T_sse`, as RabbitMQ would tag a STOMP subscription with that id).
 const DEFAULT_ID: &str = "sse";
 
+/// The management API's `protocol` of a feed (Warren only; the event
+/// exchange's `protocol` header too).
+const PROTOCOL: &str = "SSE";
+
 /// Parameters that are not SUBSCRIBE headers.
 const VHOST: &str = "vhost";
 const EVENTS: &str = "events";
 
 pub async fn feed(
     state: State,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientEnds(ends)): ConnectInfo<ClientEnds>,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
     let web = state.0;
     let broker = &web.broker;
+    let peer = ends.peer;
     let Some((username, password)) = basic_credentials(&headers) else {
         return unauthorized("credentials required");
     };
@@ -114,12 +121,11 @@ pub async fn feed(
     let subscribe = subscribe_frame(&params);
 
     let id = broker.next_connection_id();
-    let name = format!("{} -> {}", peer, web.local);
     let (outlet, rx) = Outlet::new();
     let mut session = Session::new(
         id,
         user.name.clone(),
-        name,
+        ends.name(),
         broker.clone(),
         vhost.clone(),
         Version::V1_2,
@@ -131,10 +137,29 @@ pub async fn feed(
         let status = StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
         return text(status, f.text());
     }
-    // Registered so that deleting the vhost or the user ends the feed.
-    let registration = broker
-        .connections
-        .register(id, &user.name, &vhost.name.to_string_lossy());
+    // Registered so that management lists the feed and deleting the vhost or
+    // the user ends it; this emits connection.created.
+    let stats = Arc::new(ConnectionStats::default());
+    let registration = broker.connections.register(ConnectionInfo {
+        id,
+        name: ends.name(),
+        protocol: PROTOCOL.into(),
+        protocol_term: PROTOCOL.into(),
+        kind: "direct",
+        user: user.name.clone(),
+        vhost: vhost.clone(),
+        peer,
+        local: ends.local,
+        connected_at: warren_core::queue::now_ms(),
+        client_properties: FieldTable::new(),
+        auth_mechanism: None,
+        heartbeat: HEARTBEAT.as_secs() as u16,
+        frame_max: 0,
+        channel_max: 1,
+        ssl: false,
+        stats: stats.clone(),
+        channels: Some(session.deliveries.clone()),
+    });
     info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
 
     // The writer runs inside the HTTP body: hyper's connection task polls it
@@ -145,7 +170,14 @@ pub async fn feed(
     let sink = BodySink { out: out.clone() };
     let mut forced = registration.closed.clone();
     let feed = async move {
-        let writer = run_writer(sink, rx, outlet.clone(), HEARTBEAT, EventWire::new(names));
+        let writer = run_writer(
+            sink,
+            rx,
+            outlet.clone(),
+            HEARTBEAT,
+            EventWire::new(names),
+            Some(stats),
+        );
         tokio::pin!(writer);
         loop {
             tokio::select! {

@@ -20,12 +20,12 @@ use axum::response::Response;
 use bytes::Bytes;
 use futures_util::{future, SinkExt, StreamExt};
 use std::io;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
+use warren_core::net::Endpoints;
 use warren_stomp::connection::{serve_transport, Transport};
 
-use crate::{State, Web};
+use crate::{ClientEnds, State, Web};
 
 /// The subprotocols of RabbitMQ's Web-STOMP, best first: a client offering
 /// several gets the newest (the STOMP version itself is negotiated by CONNECT,
@@ -49,6 +49,7 @@ const MAX_MESSAGE: usize = 16 * 1024 * 1024;
 
 const WEB_STOMP: Transport = Transport {
     name: "Web-STOMP",
+    protocol: "Web STOMP",
     frame_per_write: true,
     // The STOMP decoder copies from whole WebSocket messages; it grows when a
     // frame is bigger (3.5 KiB less RSS per idle subscriber than TCP's 4 KiB).
@@ -57,7 +58,7 @@ const WEB_STOMP: Transport = Transport {
 
 pub async fn upgrade(
     state: State,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(ClientEnds(ends)): ConnectInfo<ClientEnds>,
     ws: WebSocketUpgrade,
 ) -> Response {
     let web = state.0;
@@ -66,10 +67,10 @@ pub async fn upgrade(
         .write_buffer_size(WRITE_BUFFER)
         .max_message_size(MAX_MESSAGE)
         .max_frame_size(MAX_MESSAGE)
-        .on_upgrade(move |socket| serve_socket(web, socket, peer))
+        .on_upgrade(move |socket| serve_socket(web, socket, ends))
 }
 
-async fn serve_socket(web: Arc<Web>, socket: WebSocket, peer: SocketAddr) {
+async fn serve_socket(web: Arc<Web>, socket: WebSocket, ends: Endpoints) {
     let (sink, stream) = socket.split();
     let input = stream.filter_map(|m| {
         future::ready(match m {
@@ -85,8 +86,7 @@ async fn serve_socket(web: Arc<Web>, socket: WebSocket, peer: SocketAddr) {
         .sink_map_err(io::Error::other);
     let rd = StreamReader::new(Box::pin(input));
     let wr = SinkWriter::new(CopyToBytes::new(Box::pin(output)));
-    let name = format!("{} -> {}", peer, web.local);
-    serve_transport(web.broker.clone(), rd, wr, peer, name, WEB_STOMP).await;
+    serve_transport(web.broker.clone(), rd, wr, ends, WEB_STOMP).await;
 }
 
 /// One frame as one WebSocket message.

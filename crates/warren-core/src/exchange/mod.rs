@@ -10,6 +10,7 @@ use crate::error::Result;
 use crate::message::Message;
 use crate::queue::Queue;
 use crate::shortstr::ShortStr;
+use crate::stats::{ExchangeSnapshot, ExchangeStats};
 use crate::table::FieldTable;
 use headers::headers_match;
 use parking_lot::RwLock;
@@ -145,6 +146,8 @@ pub struct Exchange {
     pub delay_id: u64,
     deleted: AtomicBool,
     bindings: RwLock<Bindings>,
+    /// `publish_in` / `publish_out`, counted by `VHost::publish`.
+    pub(crate) stats: ExchangeStats,
 }
 
 fn encode_args(args: &FieldTable) -> Vec<u8> {
@@ -182,7 +185,13 @@ impl Exchange {
             options,
             deleted: AtomicBool::new(false),
             bindings: RwLock::new(Bindings::default()),
+            stats: ExchangeStats::default(),
         })
+    }
+
+    /// `publish_in` / `publish_out` and their rates.
+    pub fn message_stats(&self) -> ExchangeSnapshot {
+        self.stats.snapshot()
     }
 
     pub fn kind(&self) -> ExchangeKind {

@@ -11,6 +11,35 @@ use std::sync::Arc;
 /// Identifies a client connection, for exclusive queues and consumer bookkeeping.
 pub type ConnectionId = u64;
 
+/// The channel a consumer belongs to: its connection and channel number
+/// (STOMP: 1, the one channel RabbitMQ's STOMP plugin opens per connection),
+/// for the management API's `channel_details`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ChannelRef {
+    pub connection: ConnectionId,
+    pub number: u16,
+}
+
+/// A consumer as the management API lists it (`/api/consumers`, a queue's
+/// `consumer_details`).
+#[derive(Clone, Debug)]
+pub struct ConsumerInfo {
+    pub consumer_tag: ShortStr,
+    pub ack_required: bool,
+    pub exclusive: bool,
+    pub prefetch_count: u32,
+    pub arguments: FieldTable,
+    /// RabbitMQ's `active`: false only for the waiting consumers of a
+    /// single-active-consumer queue.
+    pub active: bool,
+    /// RabbitMQ's `activity_status`: "up", or "single_active" / "waiting" on a
+    /// single-active-consumer queue.
+    pub activity_status: &'static str,
+    /// Look the connection up with `Connections::get` for its name, peer and
+    /// user; the channel's name is "<connection name> (<number>)".
+    pub channel: ChannelRef,
+}
+
 /// The protocol side of a consumer. The queue offers messages to it; the adapter
 /// decides (under its own lock) whether the consumer has room (prefetch, flow),
 /// records the delivery and queues it for the socket writer.
@@ -38,7 +67,7 @@ pub struct Consumer {
     pub arguments: FieldTable,
     /// `x-priority`: higher-priority consumers get messages first.
     pub priority: i64,
-    pub connection: ConnectionId,
+    pub channel: ChannelRef,
     /// Per-consumer prefetch limit (0 = unlimited), fixed at consume time as in
     /// RabbitMQ (basic.qos with global=false applies to later consumers).
     prefetch: AtomicU32,
@@ -56,7 +85,7 @@ impl Consumer {
         no_ack: bool,
         exclusive: bool,
         arguments: FieldTable,
-        connection: ConnectionId,
+        channel: ChannelRef,
         prefetch: u32,
         sink: Arc<dyn ConsumerSink>,
     ) -> Arc<Consumer> {
@@ -70,7 +99,7 @@ impl Consumer {
             no_ack,
             exclusive,
             arguments,
-            connection,
+            channel,
             prefetch: AtomicU32::new(prefetch),
             unacked: AtomicU32::new(0),
             active: AtomicBool::new(false),
@@ -89,6 +118,11 @@ impl Consumer {
     /// Change the per-consumer prefetch limit (0 = unlimited).
     pub fn set_prefetch(&self, n: u32) {
         self.prefetch.store(n, Ordering::Relaxed);
+    }
+
+    /// The per-consumer prefetch limit (0 = unlimited).
+    pub fn prefetch(&self) -> u32 {
+        self.prefetch.load(Ordering::Relaxed)
     }
 
     /// Whether the per-consumer prefetch allows one more delivery.

@@ -13,15 +13,18 @@
 mod args;
 mod consumer;
 mod dead_letter;
+mod info;
 
 pub use args::{check_consumer_args, check_expiration, Overflow, QueueArgs};
-pub use consumer::{ConnectionId, Consumer, ConsumerSink};
+pub use consumer::{ChannelRef, ConnectionId, Consumer, ConsumerInfo, ConsumerSink};
 pub use dead_letter::Reason;
+pub use info::QueueDepth;
 
 use crate::error::{BrokerError, Result};
 use crate::exchange::Exchange;
 use crate::message::{Message, QueuedMessage, NEVER};
 use crate::shortstr::ShortStr;
+use crate::stats::{MessageField, MessageStats};
 use crate::store::{PagedStorage, PriorityStorage, QueueStorage, RecoveredMessage, Store};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
@@ -58,6 +61,9 @@ pub struct Queue {
     pub(crate) sources: Mutex<Vec<Weak<Exchange>>>,
     /// Last time (ms) the queue was used, for `x-expires`.
     last_used: AtomicU64,
+    /// Message counters for the management API. Written only under `inner`'s
+    /// lock, so with plain loads and stores ([`MessageStats::add_serialized`]).
+    stats: MessageStats,
 }
 
 struct QueueInner {
@@ -70,6 +76,8 @@ struct QueueInner {
     next_consumer: usize,
     /// Delivered to a consumer that acknowledges, not yet settled.
     unacked: usize,
+    /// Body bytes of those (the storage knows the ready ones' total).
+    unacked_bytes: usize,
     /// An auto-delete queue is deleted when its last consumer goes, but only once
     /// it has had one.
     had_consumer: bool,
@@ -114,12 +122,14 @@ impl Queue {
             deleted: AtomicBool::new(false),
             sources: Mutex::new(Vec::new()),
             last_used: AtomicU64::new(now_ms()),
+            stats: MessageStats::default(),
             inner: Mutex::new(QueueInner {
                 storage,
                 next_seq: 1,
                 consumers: Vec::new(),
                 next_consumer: 0,
                 unacked: 0,
+                unacked_bytes: 0,
                 had_consumer: false,
                 timer_due: NEVER,
                 dead: Vec::new(),
@@ -294,6 +304,7 @@ impl Queue {
         }
         inner.next_seq += 1;
         inner.storage.push(qm);
+        self.stats.add_serialized(MessageField::Publish, 1);
         Self::drop_head(&args, &mut inner);
         self.deliver_locked(&mut inner, now);
         self.finish(inner);
@@ -362,10 +373,13 @@ impl Queue {
             };
             inner.next_consumer = if idx + 1 >= ge { gs } else { idx + 1 };
             if let Some(m) = inner.storage.pop_front() {
+                self.stats
+                    .count_delivery_serialized(false, no_ack, m.redelivered);
                 if no_ack {
                     inner.storage.settle(std::slice::from_ref(&m));
                 } else {
                     inner.unacked += 1;
+                    inner.unacked_bytes += m.message.size();
                 }
             }
         }
@@ -377,14 +391,20 @@ impl Queue {
         let mut inner = self.inner.lock();
         self.expire_head(&mut inner, now_ms());
         let got = inner.storage.pop_front().map(|m| {
+            self.stats
+                .count_delivery_serialized(true, no_ack, m.redelivered);
             if no_ack {
                 inner.storage.settle(std::slice::from_ref(&m));
             } else {
                 inner.unacked += 1;
+                inner.unacked_bytes += m.message.size();
             }
             let remaining = inner.storage.len() as u32;
             (m, remaining)
         });
+        if got.is_none() {
+            self.stats.add_serialized(MessageField::GetEmpty, 1);
+        }
         self.finish(inner);
         got
     }
@@ -393,14 +413,23 @@ impl Queue {
     pub fn settle(&self, msgs: &[QueuedMessage]) {
         let mut inner = self.inner.lock();
         inner.storage.settle(msgs);
+        Self::forget_unacked(&mut inner, msgs);
+        self.stats
+            .add_serialized(MessageField::Ack, msgs.len() as u64);
+    }
+
+    /// Settled or requeued deliveries are no longer unacknowledged.
+    fn forget_unacked(inner: &mut QueueInner, msgs: &[QueuedMessage]) {
+        let bytes: usize = msgs.iter().map(|m| m.message.size()).sum();
         inner.unacked = inner.unacked.saturating_sub(msgs.len());
+        inner.unacked_bytes = inner.unacked_bytes.saturating_sub(bytes);
     }
 
     /// Rejected without requeue: forget them, dead-lettering if configured.
     pub fn reject(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
         let mut inner = self.inner.lock();
         inner.storage.settle(&msgs);
-        inner.unacked = inner.unacked.saturating_sub(msgs.len());
+        Self::forget_unacked(&mut inner, &msgs);
         inner
             .dead
             .extend(msgs.into_iter().map(|m| (m, Reason::Rejected)));
@@ -444,7 +473,7 @@ impl Queue {
         }
         for mut m in msgs {
             m.redelivered = true;
-            inner.unacked = inner.unacked.saturating_sub(1);
+            Self::forget_unacked(&mut inner, std::slice::from_ref(&m));
             inner.storage.requeue(m);
         }
         self.deliver_locked(&mut inner, now_ms());

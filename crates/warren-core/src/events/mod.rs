@@ -9,6 +9,14 @@
 //! action comes from the protocol adapter through [`set_actor`]: a thread-local
 //! set around the handling of one frame, because the core's operations don't take
 //! a user parameter and frame handling never awaits.
+//!
+//! connection.created / connection.closed are the connection registry's
+//! ([`connection`]), so every protocol's connections produce them.
+
+mod connection;
+
+pub use connection::connection_pid;
+pub(crate) use connection::{connection_closed, connection_created};
 
 use crate::message::Message;
 use crate::properties::BasicProperties;
@@ -49,12 +57,23 @@ pub fn emit(vhost: &VHost, key: &str, headers: FieldTable) {
 }
 
 /// [`emit`], choosing whether the vhost and acting user are added.
-pub fn emit_with(
+pub fn emit_with(vhost: &VHost, key: &str, headers: FieldTable, add_vhost: bool, add_actor: bool) {
+    // (Checked first: an unwatched broker does not even read the actor.)
+    if !watched(vhost) {
+        return;
+    }
+    let user = add_actor.then(actor);
+    emit_as(vhost, key, headers, add_vhost, user.as_deref());
+}
+
+/// [`emit_with`], naming the acting user (`None`: no
+/// `user_who_performed_action` header).
+pub(crate) fn emit_as(
     vhost: &VHost,
     key: &str,
     mut headers: FieldTable,
     add_vhost: bool,
-    add_actor: bool,
+    actor: Option<&str>,
 ) {
     let Some(exchange) = vhost.exchange(EVENT_EXCHANGE.as_bytes()) else {
         return;
@@ -66,8 +85,8 @@ pub fn emit_with(
     if add_vhost && headers.get("vhost").is_none() {
         headers.insert("vhost", FieldValue::LongStr(vhost.name.0.clone()));
     }
-    if add_actor {
-        headers.insert("user_who_performed_action", FieldValue::string(actor()));
+    if let Some(user) = actor {
+        headers.insert("user_who_performed_action", FieldValue::string(user));
     }
     headers.insert("timestamp_in_ms", FieldValue::I64(now as i64));
     let props = BasicProperties {

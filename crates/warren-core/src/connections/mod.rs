@@ -1,0 +1,159 @@
+//! The broker's list of open client connections, for every protocol: what
+//! the management API lists, and how management operations force some of
+//! them closed (deleting a vhost or a user, `DELETE /api/connections/NAME`:
+//! 320 CONNECTION_FORCED, as RabbitMQ does).
+//!
+//! Protocol-agnostic: an adapter registers each connection once it is open,
+//! with a [`ConnectionInfo`], and watches the returned receiver; when it turns
+//! `Some(error)`, the adapter closes the connection with that error in its own
+//! protocol. Dropping the [`Registration`] removes the entry. Registering and
+//! unregistering emit `connection.created` / `connection.closed` on the event
+//! exchange, so every protocol's connections produce them.
+
+mod info;
+
+pub use info::{ChannelInfo, ChannelSource, ConnectionInfo};
+
+use crate::error::BrokerError;
+use crate::queue::ConnectionId;
+use crate::stats::{add_into, ConnectionSnapshot};
+use crate::vhost::VHost;
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+/// RabbitMQ's reply text when management closes a connection
+/// (`DELETE /api/connections/NAME` without an `X-Reason` header).
+pub const CLOSED_VIA_MANAGEMENT: &str = "Closed via management plugin";
+
+struct Entry {
+    info: Arc<ConnectionInfo>,
+    close: watch::Sender<Option<BrokerError>>,
+}
+
+#[derive(Default)]
+pub struct Connections {
+    open: Mutex<HashMap<ConnectionId, Entry>>,
+}
+
+/// A registered connection; unregisters on drop.
+pub struct Registration {
+    registry: Arc<Connections>,
+    info: Arc<ConnectionInfo>,
+    /// Becomes `Some(error)` when the broker wants the connection closed.
+    pub closed: watch::Receiver<Option<BrokerError>>,
+}
+
+impl Registration {
+    /// What was registered.
+    pub fn info(&self) -> &Arc<ConnectionInfo> {
+        &self.info
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.registry.open.lock().remove(&self.info.id);
+        // Its traffic stays in its vhost's totals.
+        let info = &self.info;
+        info.vhost.stats.connections.retire(&info.stats.values());
+        crate::events::connection_closed(info);
+    }
+}
+
+impl Connections {
+    /// Register an open connection (and emit `connection.created`).
+    pub fn register(self: &Arc<Self>, info: ConnectionInfo) -> Registration {
+        let info = Arc::new(info);
+        let (close, closed) = watch::channel(None);
+        self.open.lock().insert(
+            info.id,
+            Entry {
+                info: info.clone(),
+                close,
+            },
+        );
+        crate::events::connection_created(&info);
+        Registration {
+            registry: self.clone(),
+            info,
+            closed,
+        }
+    }
+
+    /// Every open connection, in the order they were opened.
+    pub fn list(&self) -> Vec<Arc<ConnectionInfo>> {
+        let mut all: Vec<Arc<ConnectionInfo>> =
+            self.open.lock().values().map(|e| e.info.clone()).collect();
+        all.sort_by_key(|c| c.id);
+        all
+    }
+
+    /// The open connection with this id (consumers name theirs by id).
+    pub fn get(&self, id: ConnectionId) -> Option<Arc<ConnectionInfo>> {
+        self.open.lock().get(&id).map(|e| e.info.clone())
+    }
+
+    /// The open connection called `name` ("peer -> local").
+    pub fn get_by_name(&self, name: &str) -> Option<Arc<ConnectionInfo>> {
+        self.open
+            .lock()
+            .values()
+            .find(|e| e.info.name == name)
+            .map(|e| e.info.clone())
+    }
+
+    /// Ask the connection called `name` to close with `error` (what
+    /// `DELETE /api/connections/NAME` does, with
+    /// `BrokerError::connection_forced(CLOSED_VIA_MANAGEMENT)`). Returns
+    /// whether such a connection was open.
+    pub fn close_by_name(&self, name: &str, error: BrokerError) -> bool {
+        self.close_where(|e| e.info.name == name, &error) > 0
+    }
+
+    /// Ask every connection on `vhost` to close with `error`; returns how many.
+    pub fn close_vhost(&self, vhost: &str, error: &BrokerError) -> usize {
+        self.close_where(|e| e.info.vhost.name.as_bytes() == vhost.as_bytes(), error)
+    }
+
+    /// Ask every connection of `user` to close with `error`; returns how many.
+    pub fn close_user(&self, user: &str, error: &BrokerError) -> usize {
+        self.close_where(|e| e.info.user == user, error)
+    }
+
+    fn close_where(&self, pred: impl Fn(&Entry) -> bool, error: &BrokerError) -> usize {
+        let open = self.open.lock();
+        let mut n = 0;
+        for e in open.values().filter(|e| pred(e)) {
+            let _ = e.close.send(Some(error.clone()));
+            n += 1;
+        }
+        n
+    }
+
+    /// Traffic of `vhost`'s connections (`recv_oct`, `send_oct`... with
+    /// rates, for /api/vhosts): the open ones' counters plus what closed
+    /// ones had counted.
+    pub fn vhost_totals(&self, vhost: &VHost) -> ConnectionSnapshot {
+        let mut live = [0u64; 4];
+        for c in self.list() {
+            if std::ptr::eq(Arc::as_ptr(&c.vhost), vhost) {
+                add_into(&mut live, &c.stats.values());
+            }
+        }
+        vhost.stats.connections.with_live(&live)
+    }
+
+    /// Number of open (registered) connections.
+    pub fn len(&self) -> usize {
+        self.open.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests;
