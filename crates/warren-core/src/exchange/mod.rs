@@ -129,6 +129,11 @@ pub struct BindingInfo {
 #[derive(Default)]
 struct Bindings {
     all: HashMap<BindingKey, BindingInfo>,
+    /// The keys in `all` of each destination, so that deleting a queue removes
+    /// its bindings without scanning every binding of the exchange: deleting
+    /// N queues bound to one exchange (a fanout's subscribers leaving) stays
+    /// linear, not quadratic.
+    by_dest: HashMap<DestId, Vec<BindingKey>>,
     direct: HashMap<ShortStr, Vec<Destination>>,
     fanout: Vec<Destination>,
     topic: TopicTrie<Destination>,
@@ -245,6 +250,10 @@ impl Exchange {
                 b.ring.bind(dest.clone(), weight, id.as_bytes());
             }
         }
+        b.by_dest
+            .entry(key.dest.clone())
+            .or_default()
+            .push(key.clone());
         b.all.insert(
             key,
             BindingInfo {
@@ -279,6 +288,25 @@ impl Exchange {
         if b.all.remove(&key).is_none() {
             return false;
         }
+        if let Some(keys) = b.by_dest.get_mut(&key.dest) {
+            keys.retain(|k| k != &key);
+            if keys.is_empty() {
+                b.by_dest.remove(&key.dest);
+            }
+        }
+        self.remove_route(&mut b, dest, routing_key, arguments);
+        true
+    }
+
+    /// Take `dest`'s binding with this key out of the routing structures
+    /// (`all` and `by_dest` are the caller's).
+    fn remove_route(
+        &self,
+        b: &mut Bindings,
+        dest: &Destination,
+        routing_key: &ShortStr,
+        arguments: &FieldTable,
+    ) {
         match self.routing {
             // Never: a delayed exchange routes with its x-delayed-type.
             ExchangeKind::Delayed => {}
@@ -311,28 +339,20 @@ impl Exchange {
             }
             ExchangeKind::ConsistentHash => b.ring.unbind(dest),
         }
-        true
     }
 
     /// Remove every binding to `dest` (it is being deleted). Returns the count.
     pub(crate) fn unbind_destination(&self, dest: &Destination) -> usize {
-        let id = dest.id();
         let mut b = self.bindings.write();
-        let before = b.all.len();
-        b.all.retain(|k, _| k.dest != id);
-        let removed = before - b.all.len();
-        if removed == 0 {
+        let Some(keys) = b.by_dest.remove(&dest.id()) else {
             return 0;
-        }
-        b.direct.retain(|_, v| {
-            v.retain(|d| d != dest);
-            !v.is_empty()
-        });
-        b.fanout.retain(|d| d != dest);
-        b.topic.unbind_all(dest);
-        b.headers.retain(|(_, d)| d != dest);
-        for _ in 0..removed {
-            b.ring.unbind(dest);
+        };
+        let mut removed = 0;
+        for key in keys {
+            if let Some(info) = b.all.remove(&key) {
+                self.remove_route(&mut b, dest, &info.routing_key, &info.arguments);
+                removed += 1;
+            }
         }
         removed
     }
@@ -497,5 +517,64 @@ fn binding_key(dest: &Destination, routing_key: &ShortStr, arguments: &FieldTabl
         dest: dest.id(),
         routing_key: routing_key.clone(),
         arguments: encode_args(arguments),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::Bytes;
+
+    fn exchange(name: &str, kind: ExchangeKind) -> Arc<Exchange> {
+        Exchange::new(
+            ShortStr(Bytes::copy_from_slice(name.as_bytes())),
+            ExchangeOptions {
+                kind,
+                durable: false,
+                auto_delete: false,
+                internal: false,
+                arguments: FieldTable::new(),
+            },
+        )
+    }
+
+    fn key(k: &str) -> ShortStr {
+        ShortStr(Bytes::copy_from_slice(k.as_bytes()))
+    }
+
+    #[test]
+    fn deleting_a_destination_removes_exactly_its_bindings() {
+        for kind in [
+            ExchangeKind::Direct,
+            ExchangeKind::Topic,
+            ExchangeKind::Fanout,
+        ] {
+            let source = exchange("src", kind);
+            let dests: Vec<_> = (0..100)
+                .map(|i| Destination::Exchange(exchange(&format!("d{i}"), kind)))
+                .collect();
+            for d in &dests {
+                assert!(source.bind(d.clone(), key("a"), FieldTable::new()));
+                assert!(source.bind(d.clone(), key("b"), FieldTable::new()));
+            }
+            assert_eq!(source.binding_count(), 200);
+            assert_eq!(source.unbind_destination(&dests[7]), 2);
+            assert_eq!(source.unbind_destination(&dests[7]), 0);
+            assert_eq!(source.binding_count(), 198);
+            // A single unbind keeps the index right for a later delete.
+            assert!(source.unbind(&dests[8], &key("a"), &FieldTable::new()));
+            assert_eq!(source.unbind_destination(&dests[8]), 1);
+            assert_eq!(source.binding_count(), 196);
+            let b = source.bindings.read();
+            assert_eq!(b.by_dest.len(), 98);
+            match kind {
+                ExchangeKind::Fanout => assert_eq!(b.fanout.len(), 196),
+                ExchangeKind::Direct => {
+                    assert_eq!(b.direct.get(&key("a")).map(Vec::len), Some(98));
+                    assert_eq!(b.direct.get(&key("b")).map(Vec::len), Some(98));
+                }
+                _ => assert_eq!(b.topic.len(), 196),
+            }
+        }
     }
 }
