@@ -449,6 +449,7 @@ impl VHost {
         opts: QueueOptions,
         conn: ConnectionId,
     ) -> Result<(Arc<Queue>, bool)> {
+        self.stats.queues_declared.fetch_add(1, Ordering::Relaxed);
         let mut qs = self.queues.write();
         if let Some(q) = qs.get(&name) {
             // As RabbitMQ (strictly): an exclusive declare must find a queue this
@@ -488,6 +489,7 @@ impl VHost {
         );
         qs.insert(name, q.clone());
         drop(qs);
+        self.stats.queues_created.fetch_add(1, Ordering::Relaxed);
         self.queue_created_event(&q);
         Ok((q, true))
     }
@@ -611,6 +613,7 @@ impl VHost {
             match qs.get(&q.name) {
                 Some(cur) if Arc::ptr_eq(cur, q) => {
                     qs.remove(&q.name);
+                    self.stats.queues_deleted.fetch_add(1, Ordering::Relaxed);
                 }
                 _ => return 0,
             }
@@ -1094,6 +1097,12 @@ impl VHost {
             }
         }
         result
+    }
+
+    /// Queues declared, created and deleted in this vhost since it started
+    /// (Prometheus' `rabbitmq_queues_declared_total`...).
+    pub fn queue_churn(&self) -> crate::stats::QueueChurn {
+        self.stats.queue_churn()
     }
 
     /// The vhost's `message_stats` (/api/vhosts, summed for /api/overview):

@@ -20,6 +20,7 @@ pub mod body;
 pub mod controller;
 pub mod error;
 pub mod list;
+pub mod prometheus;
 pub mod props;
 pub mod ui;
 
@@ -66,10 +67,15 @@ impl Http {
         Arc::new(Http {
             broker,
             listeners,
-            node: format!("warren@{}", hostname()),
+            node: node_name(),
             started: Instant::now(),
         })
     }
+}
+
+/// The node name, `warren@HOST` (RabbitMQ's `rabbit@HOST`).
+pub fn node_name() -> String {
+    format!("warren@{}", hostname())
 }
 
 fn hostname() -> String {

@@ -75,7 +75,15 @@ fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args(["--log", "warn", "--http-port", "0", "--web-stomp-port"])
+            .args([
+                "--log",
+                "warn",
+                "--http-port",
+                "0",
+                "--prometheus-port",
+                "0",
+            ])
+            .arg("--web-stomp-port")
             .arg(web_port.to_string())
             .arg("--stomp-port")
             .arg(stomp_port.to_string())

@@ -220,10 +220,11 @@ impl Broker {
         cmd.arg("server");
         // Tests run many brokers at once: no STOMP listener on the fixed
         // default port unless a test asks for one (WARREN_STOMP_PORT in its env);
-        // likewise Web-STOMP/SSE and the management HTTP API.
+        // likewise Web-STOMP/SSE, the management HTTP API and Prometheus.
         cmd.env("WARREN_STOMP_PORT", "0");
         cmd.env("WARREN_WEB_STOMP_PORT", "0");
         cmd.env("WARREN_HTTP_PORT", "0");
+        cmd.env("WARREN_PROMETHEUS_PORT", "0");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         let config = self
             .dir

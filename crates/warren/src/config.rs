@@ -94,6 +94,9 @@ pub struct Listeners {
     /// Management HTTP API port (default 15672, as RabbitMQ's management
     /// plugin); 0 disables it.
     pub http_port: Option<u16>,
+    /// Prometheus metrics port (`/metrics`, default 15692, as RabbitMQ's
+    /// rabbitmq_prometheus plugin); 0 disables it.
+    pub prometheus_port: Option<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]

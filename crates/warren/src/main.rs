@@ -73,6 +73,10 @@ struct ServerArgs {
     /// Management HTTP API port, RabbitMQ's (default 15672); 0 disables it.
     #[arg(long, env = "WARREN_HTTP_PORT")]
     http_port: Option<u16>,
+    /// Prometheus metrics port (/metrics, /metrics/per-object), RabbitMQ's
+    /// (default 15692); 0 disables it.
+    #[arg(long, env = "WARREN_PROMETHEUS_PORT")]
+    prometheus_port: Option<u16>,
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -130,6 +134,10 @@ fn server(args: ServerArgs) -> ExitCode {
         .http_port
         .or_else(|| listeners.and_then(|l| l.http_port))
         .unwrap_or(15672);
+    let prometheus_port = args
+        .prometheus_port
+        .or_else(|| listeners.and_then(|l| l.prometheus_port))
+        .unwrap_or(15692);
     let data_dir = args
         .data_dir
         .clone()
@@ -162,6 +170,7 @@ fn server(args: ServerArgs) -> ExitCode {
         }
     };
     let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
+    let probe = resources::prometheus_probe(&alarms, &data_dir);
     let Some(addr) = socket_addr(&bind, port) else {
         error!("invalid bind address {}", bind);
         return ExitCode::from(2);
@@ -172,6 +181,7 @@ fn server(args: ServerArgs) -> ExitCode {
         (Adapter::Stomp, stomp_port),
         (Adapter::WebStomp, web_stomp_port),
         (Adapter::Http, http_port),
+        (Adapter::Prometheus, prometheus_port),
     ]
     .into_iter()
     .filter(|(_, p)| *p != 0)
@@ -226,6 +236,11 @@ fn server(args: ServerArgs) -> ExitCode {
                 Adapter::Http => {
                     tokio::spawn(warren_http::serve(l, broker.clone(), announced.clone()))
                 }
+                Adapter::Prometheus => tokio::spawn(warren_http::prometheus::serve(
+                    l,
+                    broker.clone(),
+                    probe.clone(),
+                )),
             };
         }
         tokio::select! {
@@ -244,6 +259,7 @@ enum Adapter {
     Stomp,
     WebStomp,
     Http,
+    Prometheus,
 }
 
 impl Adapter {
@@ -252,6 +268,7 @@ impl Adapter {
             Adapter::Stomp => "STOMP",
             Adapter::WebStomp => "Web-STOMP",
             Adapter::Http => "HTTP API",
+            Adapter::Prometheus => "Prometheus",
         }
     }
 
@@ -261,6 +278,7 @@ impl Adapter {
             Adapter::Stomp => "stomp",
             Adapter::WebStomp => "http/web-stomp",
             Adapter::Http => "http",
+            Adapter::Prometheus => "http/prometheus",
         }
     }
 }

@@ -102,6 +102,20 @@ fn disk_free(path: &std::path::Path) -> Option<u64> {
     Some(st.f_bavail as u64 * st.f_frsize as u64)
 }
 
+/// What `/metrics` reports about the node: its name, the alarm limits and
+/// the data directory's free space.
+pub fn prometheus_probe(
+    cfg: &AlarmConfig,
+    data_dir: &std::path::Path,
+) -> warren_http::prometheus::NodeProbe {
+    let dir = data_dir.to_path_buf();
+    let mut probe = warren_http::prometheus::NodeProbe::unknown(&warren_http::node_name());
+    probe.memory_limit = cfg.memory_limit;
+    probe.disk_free_limit = cfg.disk_free_limit;
+    probe.disk_free = Arc::new(move || disk_free(&dir));
+    probe
+}
+
 /// Check every 200 ms and raise or clear the broker's alarm.
 pub async fn monitor(broker: Arc<Broker>, cfg: AlarmConfig, data_dir: PathBuf) {
     info!(

@@ -131,13 +131,15 @@ class Broker:
             cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
                    "--stomp-port", str(self.stomp_port),
                    "--web-stomp-port", str(self.web_port),
-                   "--http-port", str(self.http_port), "--data-dir", self.data_dir,
+                   "--http-port", str(self.http_port), "--prometheus-port", "0",
+                   "--data-dir", self.data_dir,
                    "--log", "info"]
             if self.config_path:
                 cmd += ["--config", self.config_path]
             env = dict(os.environ, NO_COLOR="1")
             for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_STOMP_PORT",
-                      "WARREN_WEB_STOMP_PORT", "WARREN_HTTP_PORT", "WARREN_DATA_DIR", "RUST_LOG"):
+                      "WARREN_WEB_STOMP_PORT", "WARREN_HTTP_PORT", "WARREN_PROMETHEUS_PORT",
+                      "WARREN_DATA_DIR", "RUST_LOG"):
                 env.pop(k, None)
             self.proc = _spawn(cmd, log_path, env)
             try:

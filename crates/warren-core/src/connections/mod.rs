@@ -20,6 +20,7 @@ use crate::stats::{add_into, ConnectionSnapshot};
 use crate::vhost::VHost;
 use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -35,6 +36,10 @@ struct Entry {
 #[derive(Default)]
 pub struct Connections {
     open: Mutex<HashMap<ConnectionId, Entry>>,
+    /// Connections registered and unregistered since start (Prometheus'
+    /// `rabbitmq_connections_opened_total` / `_closed_total`).
+    opened: AtomicU64,
+    closed: AtomicU64,
 }
 
 /// A registered connection; unregisters on drop.
@@ -55,6 +60,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.open.lock().remove(&self.info.id);
+        self.registry.closed.fetch_add(1, Relaxed);
         // Its traffic stays in its vhost's totals.
         let info = &self.info;
         info.vhost.stats.connections.retire(&info.stats.values());
@@ -67,6 +73,7 @@ impl Connections {
     pub fn register(self: &Arc<Self>, info: ConnectionInfo) -> Registration {
         let info = Arc::new(info);
         let (close, closed) = watch::channel(None);
+        self.opened.fetch_add(1, Relaxed);
         self.open.lock().insert(
             info.id,
             Entry {
@@ -143,6 +150,11 @@ impl Connections {
             }
         }
         vhost.stats.connections.with_live(&live)
+    }
+
+    /// Connections opened and closed since start: (opened, closed).
+    pub fn churn(&self) -> (u64, u64) {
+        (self.opened.load(Relaxed), self.closed.load(Relaxed))
     }
 
     /// Number of open (registered) connections.

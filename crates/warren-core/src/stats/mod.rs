@@ -33,7 +33,7 @@ pub use io::CountingReader;
 pub(crate) use set::add_into;
 pub use set::{Aggregate, Counters, Field, Snapshot};
 pub(crate) use vhost::vhost_messages;
-pub use vhost::VHostStats;
+pub use vhost::{QueueChurn, VHostStats};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -4,6 +4,7 @@ use super::fields::{
     ConnectionField, ExchangeField, ExchangeSnapshot, MessageField, MessageSnapshot, MESSAGE_FIELDS,
 };
 use super::set::Aggregate;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// What a vhost's deleted queues, exchanges and closed connections had
 /// counted (folded in when each went), and the sampled rates of the totals.
@@ -15,6 +16,31 @@ pub struct VHostStats {
     pub(crate) queues: Aggregate<MessageField, MESSAGE_FIELDS>,
     pub(crate) exchanges: Aggregate<ExchangeField, 2>,
     pub(crate) connections: Aggregate<ConnectionField, 4>,
+    /// queue.declare calls that named or created a queue (redeclares too),
+    /// queues created, queues deleted: RabbitMQ's `rabbitmq_queues_declared_total`,
+    /// `_created_total`, `_deleted_total` (Prometheus). Off the message path.
+    pub(crate) queues_declared: AtomicU64,
+    pub(crate) queues_created: AtomicU64,
+    pub(crate) queues_deleted: AtomicU64,
+}
+
+/// A vhost's queue lifecycle counts (see [`VHostStats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueChurn {
+    pub declared: u64,
+    pub created: u64,
+    pub deleted: u64,
+}
+
+impl VHostStats {
+    /// The vhost's queue lifecycle counts.
+    pub fn queue_churn(&self) -> QueueChurn {
+        QueueChurn {
+            declared: self.queues_declared.load(Relaxed),
+            created: self.queues_created.load(Relaxed),
+            deleted: self.queues_deleted.load(Relaxed),
+        }
+    }
 }
 
 /// A vhost's `message_stats`: the queues' deliveries, gets, acks and
