@@ -102,6 +102,24 @@ pub fn router(http: Arc<Http>) -> Router {
             "/api/vhosts/{vhost}/permissions",
             get(permissions::of_vhost),
         )
+        .route(
+            "/api/vhosts/{vhost}/connections",
+            get(connections::list_vhost),
+        )
+        .route("/api/vhosts/{vhost}/channels", get(channels::list_vhost))
+        .route("/api/connections", get(connections::list))
+        .route(
+            "/api/connections/{name}",
+            get(connections::show).delete(connections::delete),
+        )
+        .route(
+            "/api/connections/{name}/channels",
+            get(connections::channels),
+        )
+        .route("/api/channels", get(channels::list))
+        .route("/api/channels/{name}", get(channels::show))
+        .route("/api/consumers", get(consumers::list))
+        .route("/api/consumers/{vhost}", get(consumers::list_vhost))
         .route("/api/users", get(users::list))
         .route(
             "/api/users/without-permissions",

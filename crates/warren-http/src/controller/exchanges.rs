@@ -3,7 +3,7 @@
 //! `POST .../publish` (answers `{"routed": bool}`). The default exchange is
 //! `amq.default` in URLs, as in RabbitMQ.
 
-use super::{created, no_content, ok, vhost_bindings, visible_vhosts};
+use super::{created, no_content, ok, put_opt, stats_object, vhost_bindings, visible_vhosts};
 use crate::auth::Caller;
 use crate::body::{check_name, exchange_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -26,6 +26,7 @@ pub fn exchange_json(v: &VHost, e: &Exchange) -> Value {
         "arguments": warren_core::json::table_to_json(&e.options.arguments),
         "user_who_performed_action": "",
     });
+    put_opt(&mut j, "message_stats", stats_object(&e.message_stats()));
     if let Some(p) = v.exchange_policy(&name) {
         j["policy"] = json!(p.name);
     }

@@ -1,9 +1,9 @@
 //! One controller per resource, as LavinMQ's `http/controller/`. Shared
 //! helpers (visible vhosts, binding rendering and `properties_key`) live here.
 //!
-//! `connections`, `channels` and `consumers` are placeholders for the second
-//! phase (they need the core's connection-registry metadata and consumer
-//! listings) and are not routed.
+//! Figures read from the core's counters (`warren_core::stats`) are printed
+//! by [`figures`], [`message_stats`] and [`rate`], as RabbitMQ prints them:
+//! `"publish": N, "publish_details": {"rate": R}`.
 
 pub mod aliveness;
 pub mod bindings;
@@ -31,7 +31,56 @@ use base64::Engine;
 use serde_json::Value;
 use std::sync::Arc;
 use warren_core::exchange::Destination;
+use warren_core::stats::{Field, MessageSnapshot, Snapshot};
 use warren_core::{FieldTable, VHost};
+
+/// A rate as RabbitMQ prints it (`{"rate": R}`), rounded to 0.01/s: the
+/// sampler keeps rates as `f32`, whose noise (0.6000000238) is not a figure.
+pub fn rate(r: f64) -> Value {
+    serde_json::json!({ "rate": (r * 100.0).round() / 100.0 })
+}
+
+/// `"name": count, "name_details": {"rate": r}` for every field of `snap`
+/// into `out`.
+pub fn figures<F: Field, const N: usize>(
+    out: &mut serde_json::Map<String, Value>,
+    snap: &Snapshot<F, N>,
+) {
+    for (name, count, r) in snap.iter() {
+        out.insert(name.into(), Value::from(count));
+        out.insert(format!("{}_details", name), rate(r));
+    }
+}
+
+/// An object's `message_stats` object, or None when nothing was ever
+/// counted (RabbitMQ leaves `message_stats` out of an object without
+/// activity). Message figures get RabbitMQ's derived `deliver_get`.
+pub fn stats_object<F: Field, const N: usize>(snap: &Snapshot<F, N>) -> Option<Value> {
+    if snap.iter().all(|(_, count, _)| count == 0) {
+        return None;
+    }
+    let mut m = serde_json::Map::new();
+    figures(&mut m, snap);
+    Some(Value::Object(m))
+}
+
+/// A queue's, channel's, vhost's or the broker's `message_stats` (with
+/// `deliver_get`), None without activity.
+pub fn message_stats(snap: &MessageSnapshot) -> Option<Value> {
+    let mut v = stats_object(snap)?;
+    if let Value::Object(m) = &mut v {
+        m.insert("deliver_get".into(), Value::from(snap.deliver_get()));
+        m.insert("deliver_get_details".into(), rate(snap.deliver_get_rate()));
+    }
+    Some(v)
+}
+
+/// Set `j[key]` to `v` when there is one.
+pub fn put_opt(j: &mut Value, key: &str, v: Option<Value>) {
+    if let (Value::Object(o), Some(v)) = (j, v) {
+        o.insert(key.into(), v);
+    }
+}
 
 /// The vhosts the caller may see, sorted by name (all of them, or only
 /// `only` with the caller's read checks).

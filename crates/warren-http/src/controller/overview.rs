@@ -1,12 +1,20 @@
 //! `GET /api/overview`: versions, node, listeners, object and message totals
-//! (over the vhosts the caller may see, as RabbitMQ's). `message_stats`
-//! rates come with the core's per-object counters (second phase).
+//! (over the vhosts the caller may see, as RabbitMQ's; connections and
+//! channels: those the caller may see, see `connections.rs`), and the
+//! visible vhosts' `message_stats` summed (left out without activity).
+//!
+//! `queue_totals.*_details.rate` are derived from the queues' sampled
+//! counter rates (Warren does not sample depths): `messages` changes by
+//! publish − ack − deliver_no_ack − get_no_ack, `messages_unacknowledged` by
+//! deliver + get − ack, `messages_ready` by the difference. Expiry, drops,
+//! purges and requeues are not in those counters, so this is an estimate.
 
-use super::{ok, visible_vhosts};
+use super::{message_stats, ok, put_opt, rate, visible_vhosts};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use axum::response::Response;
 use serde_json::{json, Value};
+use warren_core::stats::{MessageField as F, MessageSnapshot};
 
 /// The exchange types Warren implements, as RabbitMQ lists them.
 pub fn exchange_types() -> Value {
@@ -24,15 +32,23 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
     let vhosts = visible_vhosts(&c, None)?;
     let (mut ready, mut unacked, mut queues, mut exchanges, mut consumers) =
         (0u64, 0u64, 0, 0, 0u64);
+    let mut queue_stats = MessageSnapshot::default();
+    let mut stats = MessageSnapshot::default();
     for v in &vhosts {
         for q in v.listed_queues() {
-            ready += q.message_count() as u64;
-            unacked += q.unacked_count() as u64;
-            consumers += q.consumer_count() as u64;
+            let d = q.depth();
+            ready += d.messages_ready;
+            unacked += d.messages_unacknowledged;
+            consumers += d.consumers as u64;
             queues += 1;
+            queue_stats.add(&q.message_stats());
         }
         exchanges += v.exchanges().len();
+        stats.add(&v.message_stats());
     }
+    let r = |f| queue_stats.rate(f);
+    let total_rate = r(F::Publish) - r(F::Ack) - r(F::DeliverNoAck) - r(F::GetNoAck);
+    let unacked_rate = r(F::Deliver) + r(F::Get) - r(F::Ack);
     let http = &c.http;
     let listeners: Vec<Value> = http
         .listeners
@@ -51,13 +67,13 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
                    "port": l.addr.port().to_string(), "ssl_opts": []})
         })
         .collect();
-    let mut totals = json!({"consumers": consumers, "exchanges": exchanges, "queues": queues});
-    if c.is_monitor() {
-        totals["connections"] = json!(http.broker.connections.len());
-    }
-    Ok(ok(json!({
+    let conns = super::connections::visible(&c, None);
+    let channels: usize = conns.iter().map(|x| x.channel_list().len()).sum();
+    let totals = json!({"consumers": consumers, "exchanges": exchanges, "queues": queues,
+                        "connections": conns.len(), "channels": channels});
+    let mut j = json!({
         "management_version": warren_core::export::RABBIT_VERSION,
-        "rates_mode": "none",
+        "rates_mode": "basic",
         "exchange_types": exchange_types(),
         "product_version": env!("CARGO_PKG_VERSION"),
         "product_name": "Warren",
@@ -70,13 +86,18 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
         "message_stats": {},
         "queue_totals": {
             "messages": ready + unacked,
+            "messages_details": rate(total_rate),
             "messages_ready": ready,
+            "messages_ready_details": rate(total_rate - unacked_rate),
             "messages_unacknowledged": unacked,
+            "messages_unacknowledged_details": rate(unacked_rate),
         },
         "object_totals": totals,
         "statistics_db_event_queue": 0,
         "node": http.node,
         "listeners": listeners,
         "contexts": contexts,
-    })))
+    });
+    put_opt(&mut j, "message_stats", message_stats(&stats));
+    Ok(ok(j))
 }

@@ -1,9 +1,16 @@
 //! `/api/queues[/VHOST[/NAME]]`: list, show, PUT (declare), DELETE
 //! (`if-empty`, `if-unused`), the queue's bindings, `POST .../get` and
-//! `DELETE .../contents` (purge). Figures are what the core has per queue
-//! today; `message_stats` come with its per-object counters.
+//! `DELETE .../contents` (purge). Figures are read from the queue when asked
+//! (`Queue::depth`: one lock; `Queue::message_stats`: no lock); a single
+//! queue's answer also lists its `consumer_details`.
+//!
+//! `memory` is an estimate, not a measurement (Warren has no per-process
+//! heap to read as RabbitMQ does): [`QUEUE_BASE_MEMORY`] for the queue, plus
+//! [`MESSAGE_OVERHEAD`] per message (its `Arc<Message>`, headers and index
+//! entry) plus the bodies' bytes (`message_bytes`, counted in full even
+//! where a body is shared with other queues or paged out).
 
-use super::{created, no_content, ok, vhost_bindings, visible_vhosts};
+use super::{created, message_stats, no_content, ok, put_opt, vhost_bindings, visible_vhosts};
 use crate::auth::Caller;
 use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -13,10 +20,15 @@ use serde_json::{json, Value};
 use warren_core::permissions::{queue_declare_needs, Access, Resource};
 use warren_core::{Queue, QueueOptions, ShortStr, VHost};
 
+/// Estimated bytes of an empty queue (its struct, lock, storage and stats).
+pub const QUEUE_BASE_MEMORY: u64 = 2048;
+/// Estimated bytes per message besides its body.
+pub const MESSAGE_OVERHEAD: u64 = 160;
+
 pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
     let name = q.name.to_string_lossy();
-    let ready = q.message_count() as u64;
-    let unacked = q.unacked_count() as u64;
+    let d = q.depth();
+    let (ready, unacked) = (d.messages_ready, d.messages_unacknowledged);
     let mut j = json!({
         "name": name,
         "vhost": v.name.to_string_lossy(),
@@ -30,8 +42,13 @@ pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
         "messages": ready + unacked,
         "messages_ready": ready,
         "messages_unacknowledged": unacked,
-        "consumers": q.consumer_count(),
+        "consumers": d.consumers,
+        "message_bytes": d.message_bytes(),
+        "message_bytes_ready": d.message_bytes_ready,
+        "message_bytes_unacknowledged": d.message_bytes_unacknowledged,
+        "memory": QUEUE_BASE_MEMORY + d.messages() * MESSAGE_OVERHEAD + d.message_bytes(),
     });
+    put_opt(&mut j, "message_stats", message_stats(&q.message_stats()));
     if let Some(p) = v.queue_policy(&name) {
         j["policy"] = json!(p.name);
         j["effective_policy_definition"] = Value::Object(p.definition);
@@ -69,7 +86,9 @@ pub async fn show(
 ) -> ApiResult<Response> {
     let v = c.read_vhost(&vhost)?;
     let q = find(&v, &name)?;
-    Ok(ok(p.list.project_single(queue_json(&c.http.node, &v, &q))))
+    let mut j = queue_json(&c.http.node, &v, &q);
+    j["consumer_details"] = Value::Array(super::consumers::of_queue(&c, &v, &q));
+    Ok(ok(p.list.project_single(j)))
 }
 
 pub async fn put(

@@ -2,21 +2,26 @@
 //! switches tracing with `{"tracing": bool}`), DELETE deletes with everything
 //! in it (administrator).
 
-use super::{created, no_content, ok, visible_vhosts};
+use super::{created, message_stats, no_content, ok, put_opt, rate, visible_vhosts};
 use crate::auth::Caller;
 use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use serde_json::{json, Value};
+use warren_core::stats::ConnectionField;
 use warren_core::VHost;
 
+/// A vhost with its queues' totals, `message_stats` (left out without
+/// activity) and its connections' `recv_oct`/`send_oct` (open and closed
+/// ones) with rates.
 pub fn vhost_json(c: &Caller, v: &VHost) -> Value {
     let (mut ready, mut unacked) = (0u64, 0u64);
     for q in v.listed_queues() {
         ready += q.message_count() as u64;
         unacked += q.unacked_count() as u64;
     }
-    json!({
+    let io = c.http.broker.connections.vhost_totals(v);
+    let mut j = json!({
         "name": v.name.to_string_lossy(),
         "description": "",
         "tags": [],
@@ -27,7 +32,13 @@ pub fn vhost_json(c: &Caller, v: &VHost) -> Value {
         "messages": ready + unacked,
         "messages_ready": ready,
         "messages_unacknowledged": unacked,
-    })
+        "recv_oct": io.get(ConnectionField::RecvOct),
+        "recv_oct_details": rate(io.rate(ConnectionField::RecvOct)),
+        "send_oct": io.get(ConnectionField::SendOct),
+        "send_oct_details": rate(io.rate(ConnectionField::SendOct)),
+    });
+    put_opt(&mut j, "message_stats", message_stats(&v.message_stats()));
+    j
 }
 
 pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
