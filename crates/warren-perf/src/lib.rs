@@ -45,6 +45,7 @@ mod net;
 mod pace;
 mod produce;
 pub mod report;
+mod rounds;
 pub mod rss;
 pub mod seq;
 pub mod stomp;
