@@ -28,9 +28,9 @@ use warren_amqp::codec::{
 };
 use warren_core::{FieldTable, FieldValue, ShortStr};
 
-use crate::net::{self, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, IO_BUFFER};
+use crate::net::{self, HANDSHAKE_TIMEOUT, IO_BUFFER};
 use crate::uri::AmqpUri;
-use crate::wire::{self, Wire};
+use crate::wire::{self, Parts, Wire};
 
 /// Largest frame we accept and propose; the broker may lower it.
 const CLIENT_FRAME_MAX: u32 = 131_072;
@@ -301,16 +301,8 @@ impl Connection {
             }),
         );
         self.flush().await?;
-        let wait = async {
-            loop {
-                match self.reader.next().await {
-                    Some(Ok(Frame::Method(0, Method::ConnectionCloseOk(_)))) | None => break,
-                    Some(Err(_)) => break,
-                    Some(Ok(_)) => continue,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+        let acked = |f: &Frame| matches!(f, Frame::Method(0, Method::ConnectionCloseOk(_)));
+        wire::await_close(&mut self.reader, acked).await;
         Ok(())
     }
 }
@@ -318,13 +310,7 @@ impl Connection {
 impl Wire for Connection {
     type Codec = FrameDecoder;
 
-    fn wire(
-        &mut self,
-    ) -> (
-        &mut FramedRead<OwnedReadHalf, FrameDecoder>,
-        &mut OwnedWriteHalf,
-        &mut BytesMut,
-    ) {
+    fn wire(&mut self) -> Parts<'_, FrameDecoder> {
         (&mut self.reader, &mut self.writer, &mut self.out)
     }
 }

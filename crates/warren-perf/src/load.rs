@@ -14,7 +14,6 @@
 use crate::client::{self, Connection, Error, Result};
 use crate::consume::{ack_every, consume, Consume, CONSUME_BATCH};
 use crate::histogram::Histogram;
-use crate::pace::Pace;
 use crate::produce::{publish, Publish, Publishing};
 use crate::seq::STAMP_LEN;
 use crate::seq::{read_stamp, write_stamp, ConfirmWindow, OrderCheck, Seen, SeqTracker, Stamp};
@@ -234,13 +233,9 @@ impl Producer {
             id: self.cfg.id,
             limit: self.cfg.limit,
             confirm: self.cfg.confirm as u64,
-            pace: Pace {
-                start,
-                rate: self.cfg.rate,
-                deadline,
-            },
+            rate: self.cfg.rate,
         };
-        let outcome = publish(&mut self, plan, &shared, &stop).await?;
+        let outcome = publish(&mut self, plan, start, deadline, &shared, &stop).await?;
         let _ = self.conn.close().await;
         Ok(outcome)
     }

@@ -12,8 +12,6 @@ use crate::uri::AmqpUri;
 
 /// Connecting and logging in (AMQP or STOMP) must be done by then.
 pub(crate) const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-/// Waiting for the broker to acknowledge a polite close (AMQP or STOMP).
-pub(crate) const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Read capacity and output buffer of a connection: room for a batch.
 pub(crate) const IO_BUFFER: usize = 64 * 1024;
 

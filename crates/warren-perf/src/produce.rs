@@ -55,14 +55,18 @@ pub(crate) struct Publishing {
     pub limit: u64,
     /// Outstanding-confirm window; 0 = no confirms.
     pub confirm: u64,
-    pub pace: Pace,
+    /// Messages per second; None = as fast as the broker takes them.
+    pub rate: Option<f64>,
 }
 
-/// Publish until the deadline, the limit or `stop`, whichever comes first;
-/// then wait (a while) for outstanding confirms. The caller closes.
+/// Publish from `start` until `deadline`, the limit or `stop`, whichever
+/// comes first; then wait (a while) for outstanding confirms. The caller
+/// closes.
 pub(crate) async fn publish<P: Publish>(
     p: &mut P,
     plan: Publishing,
+    start: Instant,
+    deadline: Option<Instant>,
     shared: &Shared,
     stop: &CancellationToken,
 ) -> Result<ProducerOutcome> {
@@ -70,8 +74,13 @@ pub(crate) async fn publish<P: Publish>(
         id,
         limit,
         confirm,
-        pace,
+        rate,
     } = plan;
+    let pace = Pace {
+        start,
+        rate,
+        deadline,
+    };
     let limit = limit.min(MAX_SEQ);
     let mut window = ConfirmWindow::new();
     let mut seq = 0u64;

@@ -38,13 +38,12 @@ use warren_stomp::{StompEncoder, Version};
 use crate::client::{Error, Result};
 use crate::consume::{ack_every, consume, Consume};
 use crate::load::{ConsumerOutcome, ProducerOutcome, Recorder, Shared};
-use crate::net::{self, CLOSE_TIMEOUT, HANDSHAKE_TIMEOUT, IO_BUFFER};
-use crate::pace::Pace;
+use crate::net::{self, HANDSHAKE_TIMEOUT, IO_BUFFER};
 use crate::produce::{publish, Publish, Publishing};
 use crate::seq::{write_stamp, ConfirmWindow, Stamp, STAMP_LEN};
 use crate::throughput::{self, ConsumerTask, ProducerTask, ThroughputReport};
 use crate::uri::AmqpUri;
-use crate::wire::{self, Wire};
+use crate::wire::{self, Parts, Wire};
 use crate::{ExchangeType, Names, PerfArgs, StompAck};
 
 /// Receipt ids are sequence number + 1 in this many zero-padded decimal
@@ -149,16 +148,8 @@ impl StompConnection {
     pub async fn close(mut self) -> Result<()> {
         self.frame(&Command::Disconnect, &[(b"receipt", b"warren-perf-bye")]);
         self.flush().await?;
-        let wait = async {
-            loop {
-                match self.reader.next().await {
-                    Some(Ok(Item::Frame(f))) if f.command == Command::Receipt => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+        let acked = |i: &Item| matches!(i, Item::Frame(f) if f.command == Command::Receipt);
+        wire::await_close(&mut self.reader, acked).await;
         Ok(())
     }
 }
@@ -166,13 +157,7 @@ impl StompConnection {
 impl Wire for StompConnection {
     type Codec = StompDecoder;
 
-    fn wire(
-        &mut self,
-    ) -> (
-        &mut FramedRead<OwnedReadHalf, StompDecoder>,
-        &mut OwnedWriteHalf,
-        &mut BytesMut,
-    ) {
+    fn wire(&mut self) -> Parts<'_, StompDecoder> {
         (&mut self.reader, &mut self.writer, &mut self.out)
     }
 }
@@ -307,10 +292,7 @@ fn parse_receipt_id(v: &[u8]) -> Option<u64> {
 /// A connected STOMP producer.
 pub struct StompProducer {
     conn: StompConnection,
-    id: u16,
-    confirm: u64,
-    rate: Option<f64>,
-    limit: u64,
+    plan: Publishing,
     first: SendTemplate,
     template: SendTemplate,
 }
@@ -342,10 +324,12 @@ impl StompProducer {
         let (first, template) = (make(true), make(false));
         Ok(StompProducer {
             conn,
-            id,
-            confirm: confirm as u64,
-            rate,
-            limit,
+            plan: Publishing {
+                id,
+                limit,
+                confirm: confirm as u64,
+                rate,
+            },
             first,
             template,
         })
@@ -360,17 +344,8 @@ impl StompProducer {
         deadline: Option<Instant>,
         stop: CancellationToken,
     ) -> Result<ProducerOutcome> {
-        let plan = Publishing {
-            id: self.id,
-            limit: self.limit,
-            confirm: self.confirm,
-            pace: Pace {
-                start,
-                rate: self.rate,
-                deadline,
-            },
-        };
-        let outcome = publish(&mut self, plan, &shared, &stop).await?;
+        let plan = self.plan;
+        let outcome = publish(&mut self, plan, start, deadline, &shared, &stop).await?;
         let _ = self.conn.close().await;
         Ok(outcome)
     }

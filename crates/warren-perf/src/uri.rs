@@ -69,7 +69,7 @@ impl fmt::Display for AmqpUri {
             self.protocol.scheme(),
             self.user,
             authority(&self.host, self.port),
-            percent_encode(&self.vhost)
+            percent_encode(&self.vhost, b"-._~")
         )
     }
 }
@@ -97,10 +97,11 @@ pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
     }
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
+/// Percent-encode all but ASCII letters, digits and the bytes in `keep`.
+pub(crate) fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));

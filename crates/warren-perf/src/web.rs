@@ -38,7 +38,7 @@ use warren_stomp::{Command, Config, Frame, StompCodec, StompDecoder, StompEncode
 use crate::client::{Error, Result};
 use crate::net::{self, with_timeout};
 use crate::stomp::{check_version, connect_headers};
-use crate::uri::{authority, split_host_port, AmqpUri};
+use crate::uri::{authority, percent_encode, split_host_port, AmqpUri};
 
 /// Connecting, upgrading, logging in and subscribing must be done by then.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -208,15 +208,7 @@ fn nofile_limit() -> Result<(u64, u64)> {
 /// Percent-encode a query parameter value (`/` kept: it is legal in a query,
 /// and destinations are full of it).
 fn query_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    percent_encode(s, b"-._~/")
 }
 
 async fn connect(url: &WebUrl) -> Result<TcpStream> {

@@ -6,13 +6,20 @@
 
 use bytes::{Buf, BytesMut};
 use futures_util::{FutureExt, StreamExt};
+use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::client::{Error, Result};
 
+/// Waiting for the broker to acknowledge a polite close.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
+
 pub(crate) type Reader<D> = FramedRead<OwnedReadHalf, D>;
+
+/// A connection's reader, writer and output buffer, borrowed apart.
+pub(crate) type Parts<'a, D> = (&'a mut Reader<D>, &'a mut OwnedWriteHalf, &'a mut BytesMut);
 
 /// What a connection's decoder hands out.
 pub(crate) type Item<W> = <<W as Wire>::Codec as Decoder>::Item;
@@ -20,7 +27,7 @@ pub(crate) type Item<W> = <<W as Wire>::Codec as Decoder>::Item;
 pub(crate) trait Wire {
     type Codec: Decoder<Error: Into<Error>>;
 
-    fn wire(&mut self) -> (&mut Reader<Self::Codec>, &mut OwnedWriteHalf, &mut BytesMut);
+    fn wire(&mut self) -> Parts<'_, Self::Codec>;
 }
 
 /// What `reader.next()` gave, the end of the stream being an error.
@@ -44,6 +51,23 @@ pub(crate) async fn flush(writer: &mut OwnedWriteHalf, out: &mut BytesMut) -> Re
         out.clear();
     }
     Ok(())
+}
+
+/// After a close was sent: wait (briefly) until the broker acknowledges it
+/// (`acked`), or the stream ends or fails, so that the broker has released
+/// the connection before the next measurement starts. The rest is dropped.
+pub(crate) async fn await_close<D: Decoder>(
+    reader: &mut Reader<D>,
+    acked: impl Fn(&D::Item) -> bool,
+) {
+    let wait = async {
+        while let Some(Ok(item)) = reader.next().await {
+            if acked(&item) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
 }
 
 /// Write what the socket takes now. Cancel-safe like `write` (nothing is
