@@ -9,7 +9,7 @@
 use crate::client::{self, Connection, Error, Result};
 use crate::load::{Consumer, ConsumerCfg, Producer, ProducerCfg, Shared};
 use crate::report::Integrity;
-use crate::rss::{rss_kib, PeakSampler};
+use crate::rss::{kib_or_unknown, rss_kib, PeakSampler, NOT_MEASURED};
 use crate::throughput::{check, Plan};
 use crate::uri::AmqpUri;
 use crate::{fmt, ExchangeType, Names, PerfArgs};
@@ -64,13 +64,12 @@ impl BacklogReport {
                 s += &format!(
                     "  broker RSS {} before, {} with the backlog, peak {}, {} after draining\n",
                     fmt::kib(b as f64),
-                    self.rss_full_kib.map_or("?".into(), |v| fmt::kib(v as f64)),
+                    kib_or_unknown(self.rss_full_kib),
                     fmt::kib(p as f64),
-                    self.rss_after_drain_kib
-                        .map_or("?".into(), |v| fmt::kib(v as f64)),
+                    kib_or_unknown(self.rss_after_drain_kib),
                 );
             }
-            _ => s += "  broker RSS not measured (pass --broker-pid)\n",
+            _ => s += NOT_MEASURED,
         }
         s += &format!("  integrity  {}\n", self.integrity.human());
         s

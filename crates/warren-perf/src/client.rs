@@ -15,12 +15,10 @@
 //! [`out`]: Connection::out
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{FutureExt, StreamExt};
+use futures_util::StreamExt;
 use std::fmt;
-use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 use warren_amqp::codec::{
     write_method, BasicConsume, BasicQos, ChannelCloseOk, ChannelOpen, ConnectionClose,
@@ -30,12 +28,12 @@ use warren_amqp::codec::{
 };
 use warren_core::{FieldTable, FieldValue, ShortStr};
 
+use crate::net::{self, HANDSHAKE_TIMEOUT, IO_BUFFER};
 use crate::uri::AmqpUri;
+use crate::wire::{self, Parts, Wire};
 
 /// Largest frame we accept and propose; the broker may lower it.
 const CLIENT_FRAME_MAX: u32 = 131_072;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Why a client operation failed.
 #[derive(Debug)]
@@ -106,26 +104,16 @@ pub struct Connection {
 impl Connection {
     /// Connect, log in with PLAIN and open the URI's vhost.
     pub async fn open(uri: &AmqpUri) -> Result<Connection> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, Self::open_inner(uri)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Other(format!(
-                "connecting to {uri}: no answer within {HANDSHAKE_TIMEOUT:?}"
-            ))),
-        }
+        let what = format!("connecting to {uri}");
+        net::with_timeout(what, HANDSHAKE_TIMEOUT, Self::open_inner(uri)).await
     }
 
     async fn open_inner(uri: &AmqpUri) -> Result<Connection> {
-        let socket = TcpStream::connect((uri.host.as_str(), uri.port))
-            .await
-            .map_err(|e| Error::Other(format!("connecting to {uri}: {e}")))?;
-        // Latency is the point of many runs: never let Nagle hold back a small
-        // publish or ack.
-        socket.set_nodelay(true)?;
-        let (rd, wr) = socket.into_split();
+        let (rd, wr) = net::connect_split(uri).await?;
         let mut conn = Connection {
-            reader: FramedRead::with_capacity(rd, FrameDecoder::new(FRAME_MIN_SIZE), 64 * 1024),
+            reader: FramedRead::with_capacity(rd, FrameDecoder::new(FRAME_MIN_SIZE), IO_BUFFER),
             writer: wr,
-            out: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(IO_BUFFER),
             frame_max: FRAME_MIN_SIZE,
             channel_max: 0,
         };
@@ -218,11 +206,7 @@ impl Connection {
 
     /// Write everything buffered.
     pub async fn flush(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
-            self.writer.write_all(&self.out).await?;
-            self.out.clear();
-        }
-        Ok(())
+        wire::flush(&mut self.writer, &mut self.out).await
     }
 
     /// The next frame, skipping heartbeats. A connection.close from the broker is
@@ -231,10 +215,7 @@ impl Connection {
     /// channel.
     pub async fn recv(&mut self) -> Result<Frame> {
         loop {
-            let frame = match self.reader.next().await {
-                Some(f) => f?,
-                None => return Err(Error::Other("broker closed the socket".into())),
-            };
+            let frame = wire::or_closed(self.reader.next().await)?;
             if let Some(f) = self.filter(frame).await? {
                 return Ok(f);
             }
@@ -244,11 +225,7 @@ impl Connection {
     /// A frame if one can be had without waiting. Used to drain what already
     /// arrived before deciding whether to write (batching).
     pub fn try_recv(&mut self) -> Option<Result<Frame>> {
-        match self.reader.next().now_or_never()? {
-            None => Some(Err(Error::Other("broker closed the socket".into()))),
-            Some(Err(e)) => Some(Err(e.into())),
-            Some(Ok(f)) => Some(Ok(f)),
-        }
+        wire::try_next(&mut self.reader)
     }
 
     /// Handle connection-level frames (heartbeats, blocked/unblocked, closes);
@@ -324,17 +301,17 @@ impl Connection {
             }),
         );
         self.flush().await?;
-        let wait = async {
-            loop {
-                match self.reader.next().await {
-                    Some(Ok(Frame::Method(0, Method::ConnectionCloseOk(_)))) | None => break,
-                    Some(Err(_)) => break,
-                    Some(Ok(_)) => continue,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+        let acked = |f: &Frame| matches!(f, Frame::Method(0, Method::ConnectionCloseOk(_)));
+        wire::await_close(&mut self.reader, acked).await;
         Ok(())
+    }
+}
+
+impl Wire for Connection {
+    type Codec = FrameDecoder;
+
+    fn wire(&mut self) -> Parts<'_, FrameDecoder> {
+        (&mut self.reader, &mut self.writer, &mut self.out)
     }
 }
 

@@ -2,7 +2,8 @@
 //! exchange. One message is published per round; the round's time is from the
 //! publish until the last of the N consumers has it (the largest of the N
 //! end-to-end latencies). Rounds run one after the other with a short pause, so
-//! each starts from an idle broker; the first few are warm-up and not counted.
+//! each starts from an idle broker; the first few are warm-up and not counted
+//! ([`crate::rounds`]).
 //!
 //! Consumers use auto-ack and one channel each, spread over a few connections
 //! (`--consumer-connections`): that is how applications with many queues look,
@@ -11,8 +12,9 @@
 
 use crate::client::{self, Connection, Error, Result};
 use crate::load::{Assembler, PublishTemplate};
-use crate::report::{median, Integrity};
-use crate::seq::{Seen, SeqTracker, Stamp};
+use crate::report::{Integrity, Spread};
+use crate::rounds::{close_exchange, open_exchange, Arrivals, Rounds, WARMUP_ROUNDS};
+use crate::seq::{Seen, SeqTracker};
 use crate::uri::AmqpUri;
 use crate::{fmt, Names, PerfArgs};
 use futures_util::StreamExt;
@@ -20,11 +22,9 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warren_amqp::codec::{Frame, Method};
 
-const WARMUP_ROUNDS: usize = 3;
 /// A round that takes longer than this is a failure, not a slow sample.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(10);
 /// Quiet time between rounds.
@@ -40,21 +40,17 @@ pub struct FanoutReport {
     /// Time to declare, bind and consume from all queues.
     pub setup_s: f64,
     /// Per measured round: publish until the last queue's consumer had it.
-    pub samples_us: Vec<f64>,
-    pub median_us: f64,
-    pub min_us: f64,
-    pub max_us: f64,
-    pub mean_us: f64,
+    #[serde(flatten)]
+    pub all: Spread,
     pub integrity: Integrity,
 }
 
 impl FanoutReport {
     pub fn human(&self) -> String {
-        let f = |us: f64| fmt::ns((us * 1000.0) as u64);
         format!(
             "fanout: 1 message to {} queues (one consumer each, over {} connections), {} rounds after {} warm-up, against {}\n  \
              setup      {:.2} s\n  \
-             all got it median {}  min {}  mean {}  max {}\n  \
+             all got it {}\n  \
              integrity  {}\n",
             fmt::int(self.queues as u64),
             self.consumer_connections,
@@ -62,23 +58,14 @@ impl FanoutReport {
             self.warmup_rounds,
             self.uri,
             self.setup_s,
-            f(self.median_us),
-            f(self.min_us),
-            f(self.mean_us),
-            f(self.max_us),
+            self.all.human(),
             self.integrity.human()
         )
     }
 }
 
-struct Arrivals {
-    epoch: Instant,
-    arrived: AtomicU64,
-    target: AtomicU64,
-    /// Largest latency seen this round (ns).
-    round_max: AtomicU64,
-    done: Notify,
-}
+/// Largest latency seen this round (ns).
+type RoundMax = AtomicU64;
 
 /// What a consumer connection found, per queue it consumed from.
 struct ConnOutcome {
@@ -94,19 +81,9 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<Fanout
     }
     let nconn = args.consumer_connections.clamp(1, n);
     let exchange = format!("{}-fanout", names.prefix);
-    let mut producer = Connection::open(uri).await?;
-    producer.open_channel(1).await?;
-    producer
-        .rpc(
-            1,
-            client::exchange_declare(&exchange, "fanout", false, false),
-        )
-        .await?;
+    let mut producer = open_exchange(uri, &exchange).await?;
     let result = rounds(args, uri, names, &mut producer, &exchange, n, nconn).await;
-    if producer.open_channel(2).await.is_ok() {
-        let _ = producer.rpc(2, client::exchange_delete(&exchange)).await;
-    }
-    let _ = producer.close().await;
+    close_exchange(producer, &exchange).await;
     result
 }
 
@@ -132,13 +109,7 @@ async fn rounds(
     .await?;
     let setup_s = setup_start.elapsed().as_secs_f64();
 
-    let arrivals = Arc::new(Arrivals {
-        epoch: Instant::now(),
-        arrived: AtomicU64::new(0),
-        target: AtomicU64::new(u64::MAX),
-        round_max: AtomicU64::new(0),
-        done: Notify::new(),
-    });
+    let arrivals = Arrivals::new(RoundMax::new(0));
     let stop = CancellationToken::new();
     // Whatever way this function ends, the consumer tasks stop.
     let _stop_on_exit = stop.clone().drop_guard();
@@ -148,81 +119,49 @@ async fn rounds(
         .collect();
 
     let template = PublishTemplate::new(1, exchange, "", false, 16, producer.frame_max);
-    let total_rounds = WARMUP_ROUNDS + args.repeats;
     let mut samples_ns = Vec::with_capacity(args.repeats);
-    let mut failure = None;
-    let mut rounds_sent = 0u64;
-    for r in 0..total_rounds {
-        let target = (n * (r + 1)) as u64;
-        arrivals.round_max.store(0, Ordering::SeqCst);
-        arrivals.target.store(target, Ordering::SeqCst);
-        let sent_ns = arrivals.epoch.elapsed().as_nanos() as u64;
-        template.append(
-            &mut producer.out,
-            Stamp {
-                sent_ns,
-                producer: 0,
-                seq: r as u64,
-            },
-        );
-        producer.flush().await?;
-        rounds_sent += 1;
-        let deadline = tokio::time::Instant::now() + ROUND_TIMEOUT;
-        let complete = loop {
-            let notified = arrivals.done.notified();
-            if arrivals.arrived.load(Ordering::SeqCst) >= target {
-                break true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                break false;
-            }
-        };
-        if !complete {
-            failure = Some(Error::Other(format!(
-                "round {r}: only {} of {n} queues got the message within {ROUND_TIMEOUT:?}",
-                arrivals.arrived.load(Ordering::SeqCst) - (n * r) as u64
-            )));
-            break;
+    let plan = Rounds {
+        n,
+        noun: "queues",
+        repeats: args.repeats,
+        timeout: ROUND_TIMEOUT,
+        pause: ROUND_PAUSE,
+    };
+    let publish = |producer: &mut Connection, stamp| {
+        arrivals.latency.store(0, Ordering::SeqCst);
+        template.append(&mut producer.out, stamp);
+    };
+    let measured = |round| {
+        samples_ns.push(arrivals.latency.load(Ordering::SeqCst));
+        if !args.quiet {
+            eprintln!(
+                "round {round:>3}: all {n} queues had it after {}",
+                fmt::ns(*samples_ns.last().unwrap_or(&0))
+            );
         }
-        if r >= WARMUP_ROUNDS {
-            samples_ns.push(arrivals.round_max.load(Ordering::SeqCst));
-            if !args.quiet {
-                eprintln!(
-                    "round {:>3}: all {} queues had it after {}",
-                    r - WARMUP_ROUNDS + 1,
-                    n,
-                    fmt::ns(*samples_ns.last().unwrap_or(&0))
-                );
-            }
-        }
-        tokio::time::sleep(ROUND_PAUSE).await;
-    }
+    };
+    let sent = plan.run(&arrivals, producer, publish, measured).await?;
     stop.cancel();
     let mut integrity = Integrity {
         checked: true,
         ..Default::default()
     };
-    let sent = rounds_sent;
     for t in tasks {
         match t.await {
             Ok(Ok(o)) => {
                 integrity.reordered += o.reordered;
                 integrity.unexpected += o.unexpected;
                 for tr in &o.trackers {
-                    integrity.messages += tr.distinct();
-                    integrity.duplicated += tr.duplicates();
-                    integrity.lost += tr.missing(sent);
-                    integrity.unexpected += tr.beyond(sent);
+                    integrity.add_tracker(tr, sent.rounds);
                 }
             }
             Ok(Err(e)) => return Err(e),
             Err(e) => return Err(Error::Other(format!("consumer task failed: {e}"))),
         }
     }
-    if let Some(e) = failure {
+    if let Some(e) = sent.failure {
         return Err(e);
     }
-    let us: Vec<f64> = samples_ns.iter().map(|&ns| ns as f64 / 1000.0).collect();
     Ok(FanoutReport {
         uri: uri.to_string(),
         queues: n,
@@ -230,15 +169,7 @@ async fn rounds(
         repeats: args.repeats,
         warmup_rounds: WARMUP_ROUNDS,
         setup_s,
-        median_us: median(&us),
-        min_us: us.iter().copied().reduce(f64::min).unwrap_or(0.0),
-        max_us: us.iter().copied().fold(0.0, f64::max),
-        mean_us: if us.is_empty() {
-            0.0
-        } else {
-            us.iter().sum::<f64>() / us.len() as f64
-        },
-        samples_us: us,
+        all: Spread::of_ns(&samples_ns),
         integrity,
     })
 }
@@ -279,7 +210,7 @@ async fn setup_consumers(
 async fn consume(
     mut conn: Connection,
     nq: usize,
-    arrivals: Arc<Arrivals>,
+    arrivals: Arc<Arrivals<RoundMax>>,
     stop: CancellationToken,
 ) -> Result<ConnOutcome> {
     let mut assemblers: Vec<Assembler> = (0..nq).map(|_| Assembler::default()).collect();
@@ -310,11 +241,11 @@ async fn consume(
         let Some(d) = asm.feed(frame)? else {
             continue;
         };
-        let now = arrivals.epoch.elapsed().as_nanos() as u64;
+        let now = arrivals.now_ns();
         match d.stamp {
             Some(s) if s.producer == 0 => {
                 arrivals
-                    .round_max
+                    .latency
                     .fetch_max(now.saturating_sub(s.sent_ns), Ordering::SeqCst);
                 match out.trackers[idx].record(s.seq) {
                     Seen::Late => out.reordered += 1,
@@ -323,10 +254,7 @@ async fn consume(
             }
             _ => out.unexpected += 1,
         }
-        let arrived = arrivals.arrived.fetch_add(1, Ordering::SeqCst) + 1;
-        if arrived >= arrivals.target.load(Ordering::SeqCst) {
-            arrivals.done.notify_one();
-        }
+        arrivals.arrive();
     }
     let _ = conn.close().await;
     Ok(out)

@@ -5,16 +5,14 @@
 //! still report the open/declare rates.
 
 use crate::client::{self, Connection, Error, Result};
-use crate::rss::settled_rss_kib;
+use crate::rss::{check_pid, per, rss, rss_lines};
 use crate::uri::AmqpUri;
 use crate::{fmt, Names, PerfArgs};
 use futures_util::StreamExt;
 use serde::Serialize;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use warren_amqp::codec::Method;
 
-/// Pause before reading RSS, so the numbers reflect a settled broker.
-const SETTLE: Duration = Duration::from_secs(2);
 /// Connections opened concurrently (a burst of thousands of simultaneous
 /// handshakes measures the accept queue, not the footprint).
 const OPEN_CONCURRENCY: usize = 16;
@@ -89,47 +87,6 @@ impl QueuesReport {
         );
         s
     }
-}
-
-pub(crate) fn rss_lines(
-    before: Option<u64>,
-    with: Option<u64>,
-    after: Option<u64>,
-    per: Option<f64>,
-    what: &str,
-) -> String {
-    match (before, with, per) {
-        (Some(b), Some(w), Some(p)) => format!(
-            "  broker RSS {} before, {} with them, {} after; {} per {what}\n",
-            fmt::kib(b as f64),
-            fmt::kib(w as f64),
-            after.map_or("?".to_string(), |a| fmt::kib(a as f64)),
-            fmt::kib(p)
-        ),
-        _ => "  broker RSS not measured (pass --broker-pid)\n".to_string(),
-    }
-}
-
-pub(crate) async fn rss(pid: Option<u32>) -> Option<u64> {
-    match pid {
-        Some(p) => settled_rss_kib(p, SETTLE).await,
-        None => None,
-    }
-}
-
-pub(crate) fn per(before: Option<u64>, with: Option<u64>, n: usize) -> Option<f64> {
-    Some((with? as f64 - before? as f64) / n.max(1) as f64)
-}
-
-pub(crate) fn check_pid(pid: Option<u32>) -> Result<()> {
-    if let Some(p) = pid {
-        if crate::rss::rss_kib(p).is_none() {
-            return Err(Error::Other(format!(
-                "cannot read /proc/{p}/status: is --broker-pid right?"
-            )));
-        }
-    }
-    Ok(())
 }
 
 async fn open_idle(uri: &AmqpUri) -> Result<Connection> {

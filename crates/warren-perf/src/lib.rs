@@ -35,12 +35,17 @@
 
 pub mod backlog;
 pub mod client;
+mod consume;
 pub mod fanout;
 pub mod fmt;
 pub mod footprint;
 pub mod histogram;
 pub mod load;
+mod net;
+mod pace;
+mod produce;
 pub mod report;
+mod rounds;
 pub mod rss;
 pub mod seq;
 pub mod stomp;
@@ -49,6 +54,7 @@ pub mod uri;
 pub mod web;
 pub mod web_fanout;
 pub mod web_idle;
+mod wire;
 
 use clap::{Parser, ValueEnum};
 use serde::Serialize;

@@ -5,38 +5,29 @@
 //! that owns both socket halves. Producers pre-encode a publish once
 //! ([`PublishTemplate`]) and per message only copy it and patch the stamp, so a
 //! batch of 128 publishes costs a few hundred nanoseconds to build; they write
-//! with one syscall per batch while reading confirms in the same `select!`.
-//! Consumers handle every frame already read before writing their acks, so acks
-//! go out batched too. The client therefore spends far less per message than
-//! either broker, which is the precondition for measuring the broker.
+//! with one syscall per batch while reading confirms in the same `select!`
+//! ([`crate::produce`]). Consumers handle every frame already read before
+//! writing their acks, so acks go out batched too ([`crate::consume`]). The
+//! client therefore spends far less per message than either broker, which is
+//! the precondition for measuring the broker.
 
 use crate::client::{self, Connection, Error, Result};
+use crate::consume::{ack_every, consume, Consume, CONSUME_BATCH};
 use crate::histogram::Histogram;
+use crate::produce::{publish, Publish, Publishing};
+use crate::seq::STAMP_LEN;
 use crate::seq::{read_stamp, write_stamp, ConfirmWindow, OrderCheck, Seen, SeqTracker, Stamp};
-use crate::seq::{MAX_SEQ, STAMP_LEN};
-use bytes::{Buf, BytesMut};
-use futures_util::StreamExt;
+use bytes::BytesMut;
 use parking_lot::Mutex;
+use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use warren_amqp::codec::{
     write_content, write_method, BasicAck, BasicPublish, ConfirmSelect, Frame, Method,
 };
 use warren_core::{BasicProperties, ShortStr};
-
-/// Publishes encoded per loop iteration at most; bounds the time between two
-/// looks at incoming confirms.
-pub(crate) const PUBLISH_BATCH: u64 = 128;
-/// Stop encoding while this much is still waiting to be written: the socket is
-/// the bottleneck then, and stamps should be taken close to the write.
-pub(crate) const OUT_HIGH_WATER: usize = 64 * 1024;
-/// Frames a consumer handles before it writes its acks and records statistics.
-pub(crate) const CONSUME_BATCH: usize = 4096;
-/// How long a producer waits for its last confirms after it stopped publishing.
-pub(crate) const CONFIRM_DRAIN: Duration = Duration::from_secs(30);
 
 /// Latency of the current reporting interval; the reporter folds it into the
 /// run's total once a second.
@@ -238,118 +229,36 @@ impl Producer {
         deadline: Option<Instant>,
         stop: CancellationToken,
     ) -> Result<ProducerOutcome> {
-        let cfg = self.cfg.clone();
-        let limit = cfg.limit.min(MAX_SEQ);
-        let confirm = cfg.confirm as u64;
-        let mut window = ConfirmWindow::new();
-        let mut seq = 0u64;
-        let conn = &mut self.conn;
-        loop {
-            while let Some(frame) = conn.try_recv() {
-                on_producer_frame(conn, frame?, &mut window, &shared).await?;
-            }
-            let now = Instant::now();
-            let done = seq >= limit || deadline.is_some_and(|d| now >= d) || stop.is_cancelled();
-            if !done && conn.out.len() < OUT_HIGH_WATER {
-                let mut n = PUBLISH_BATCH.min(limit - seq);
-                if confirm > 0 {
-                    n = n.min(confirm.saturating_sub(window.outstanding()));
-                }
-                if let Some(rate) = cfg.rate {
-                    // Message k is due at start + k/rate.
-                    let due =
-                        (now.saturating_duration_since(start).as_secs_f64() * rate) as u64 + 1;
-                    n = n.min(due.saturating_sub(seq));
-                }
-                if n > 0 {
-                    // One timestamp per batch: the batch is encoded in well under
-                    // a microsecond and written as one piece.
-                    let sent_ns = shared.now_ns();
-                    for _ in 0..n {
-                        self.template.append(
-                            &mut conn.out,
-                            Stamp {
-                                sent_ns,
-                                producer: cfg.id,
-                                seq,
-                            },
-                        );
-                        seq += 1;
-                        if confirm > 0 {
-                            window.published();
-                        }
-                    }
-                    shared.published.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-            if !conn.out.is_empty() {
-                // Write what we can without ever blocking confirm processing:
-                // `write` is cancel-safe (nothing written if another branch wins).
-                tokio::select! {
-                    biased;
-                    frame = conn.reader.next() => {
-                        let frame = frame.ok_or_else(|| Error::Other("broker closed the socket".into()))??;
-                        on_producer_frame(conn, frame, &mut window, &shared).await?;
-                    }
-                    written = conn.writer.write(&conn.out) => {
-                        let n = written?;
-                        if n == 0 {
-                            return Err(Error::Other("socket closed while publishing".into()));
-                        }
-                        conn.out.advance(n);
-                    }
-                }
-                continue;
-            }
-            if done {
-                break;
-            }
-            // Nothing to write: wait for a confirm (window full), the next due
-            // time (rate limit), the deadline or a stop.
-            let next_due = cfg
-                .rate
-                .map(|rate| start + Duration::from_secs_f64(seq as f64 / rate));
-            let wake = match (next_due, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            tokio::select! {
-                frame = conn.reader.next() => {
-                    let frame = frame.ok_or_else(|| Error::Other("broker closed the socket".into()))??;
-                    on_producer_frame(conn, frame, &mut window, &shared).await?;
-                }
-                _ = sleep_until_opt(wake) => {}
-                _ = stop.cancelled() => {}
-            }
-        }
-        if confirm > 0 {
-            let wait = async {
-                while window.outstanding() > 0 {
-                    let frame = conn.recv().await?;
-                    on_producer_frame(conn, frame, &mut window, &shared).await?;
-                }
-                Ok::<(), Error>(())
-            };
-            // A timeout is not an error: what is left is reported as unconfirmed.
-            if let Ok(r) = tokio::time::timeout(CONFIRM_DRAIN, wait).await {
-                r?;
-            }
-        }
-        let outcome = ProducerOutcome {
-            sent: seq,
-            acked: window.acked(),
-            nacked: window.nacked(),
-            unconfirmed: window.outstanding(),
+        let plan = Publishing {
+            id: self.cfg.id,
+            limit: self.cfg.limit,
+            confirm: self.cfg.confirm as u64,
+            rate: self.cfg.rate,
         };
+        let outcome = publish(&mut self, plan, start, deadline, &shared, &stop).await?;
         let _ = self.conn.close().await;
         Ok(outcome)
     }
 }
 
-pub(crate) async fn sleep_until_opt(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at.into()).await,
-        None => std::future::pending().await,
+impl Publish for Producer {
+    type Conn = Connection;
+
+    fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    fn append(&mut self, stamp: Stamp) {
+        self.template.append(&mut self.conn.out, stamp);
+    }
+
+    fn on_item(
+        &mut self,
+        frame: Frame,
+        window: &mut ConfirmWindow,
+        shared: &Shared,
+    ) -> impl Future<Output = Result<()>> + Send {
+        on_producer_frame(&mut self.conn, frame, window, shared)
     }
 }
 
@@ -610,89 +519,58 @@ impl Consumer {
 
     /// Consume until `stop`, checking and timing every message; then close.
     pub async fn run(
-        mut self,
+        self,
         shared: Arc<Shared>,
         stop: CancellationToken,
     ) -> Result<ConsumerOutcome> {
-        let ack_every = match (self.cfg.prefetch, self.cfg.multi_ack_every.max(1)) {
-            // Never wait for more unacked messages than the prefetch lets through.
-            (0, n) => n,
-            (p, n) => n.min(p as u32),
-        };
         let mut st = ConsumeState {
+            conn: self.conn,
             assembler: Assembler::default(),
-            recorder: Recorder::new(),
             unacked: 0,
-            last_tag: 0,
-            ack_every,
+            ack_every: ack_every(self.cfg.prefetch, self.cfg.multi_ack_every),
             auto_ack: self.cfg.auto_ack,
         };
-        let mut received = 0u64;
-        let conn = &mut self.conn;
-        loop {
-            let frame = tokio::select! {
-                biased;
-                frame = conn.reader.next() => frame.ok_or_else(|| Error::Other("broker closed the socket".into()))??,
-                _ = stop.cancelled() => break,
-            };
-            st.on_frame(conn, frame, &shared).await?;
-            let mut n = 1;
-            while n < CONSUME_BATCH {
-                match conn.try_recv() {
-                    Some(frame) => st.on_frame(conn, frame?, &shared).await?,
-                    None => break,
-                }
-                n += 1;
-            }
-            received += st.recorder.commit(&shared, self.cfg.queue_idx);
-            conn.flush().await?;
-        }
-        received += st.recorder.commit(&shared, self.cfg.queue_idx);
-        let _ = self.conn.close().await;
+        let received = consume(&mut st, self.cfg.queue_idx, &shared, &stop).await?;
+        let _ = st.conn.close().await;
         Ok(ConsumerOutcome { received })
     }
 }
 
+/// A running consumer: its connection and where it is in acknowledging.
 struct ConsumeState {
+    conn: Connection,
     assembler: Assembler,
-    recorder: Recorder,
     unacked: u32,
-    last_tag: u64,
     ack_every: u32,
     auto_ack: bool,
 }
 
-impl ConsumeState {
-    async fn on_frame(
-        &mut self,
-        conn: &mut Connection,
-        frame: Frame,
-        shared: &Shared,
-    ) -> Result<()> {
-        let Some(frame) = conn.filter(frame).await? else {
+impl Consume for ConsumeState {
+    type Conn = Connection;
+
+    fn conn(&mut self) -> &mut Connection {
+        &mut self.conn
+    }
+
+    async fn on_item(&mut self, frame: Frame, rec: &mut Recorder, shared: &Shared) -> Result<()> {
+        let Some(frame) = self.conn.filter(frame).await? else {
             return Ok(());
         };
         if let Some(d) = self.assembler.feed(frame)? {
-            self.complete(conn, d.tag, d.redelivered, d.stamp, shared);
+            rec.record(d.stamp, d.redelivered, shared);
+            self.ack(d.tag);
         }
         Ok(())
     }
+}
 
-    fn complete(
-        &mut self,
-        conn: &mut Connection,
-        tag: u64,
-        redelivered: bool,
-        stamp: Option<Stamp>,
-        shared: &Shared,
-    ) {
-        self.recorder.record(stamp, redelivered, shared);
+impl ConsumeState {
+    fn ack(&mut self, tag: u64) {
         if !self.auto_ack {
             self.unacked += 1;
-            self.last_tag = tag;
             if self.unacked >= self.ack_every {
                 write_method(
-                    &mut conn.out,
+                    &mut self.conn.out,
                     1,
                     &Method::BasicAck(BasicAck {
                         delivery_tag: tag,

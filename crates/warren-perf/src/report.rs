@@ -2,6 +2,7 @@
 //! and the pieces they share.
 
 use crate::histogram::Histogram;
+use crate::seq::SeqTracker;
 use serde::Serialize;
 
 /// The result of any scenario. In JSON the scenario name is the `scenario` field.
@@ -124,6 +125,15 @@ impl Integrity {
         self.lost == 0 && self.duplicated == 0 && self.reordered == 0 && self.unexpected == 0
     }
 
+    /// Count in what a receiver's tracker saw of a sender that sent `sent`
+    /// messages (sequence numbers 0..sent).
+    pub fn add_tracker(&mut self, t: &SeqTracker, sent: u64) {
+        self.messages += t.distinct();
+        self.duplicated += t.duplicates();
+        self.lost += t.missing(sent);
+        self.unexpected += t.beyond(sent);
+    }
+
     pub fn human(&self) -> String {
         if !self.checked {
             return "not checked (no consumers)".into();
@@ -147,6 +157,45 @@ impl Integrity {
             s += &format!(", {} never confirmed", crate::fmt::int(self.unconfirmed));
         }
         s + ")"
+    }
+}
+
+/// Per-round times of the fanout scenarios, in microseconds, and their
+/// statistics. Flattened into the reports' JSON.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Spread {
+    pub samples_us: Vec<f64>,
+    pub median_us: f64,
+    pub min_us: f64,
+    pub max_us: f64,
+    pub mean_us: f64,
+}
+
+impl Spread {
+    pub fn of_ns(samples_ns: &[u64]) -> Spread {
+        let us: Vec<f64> = samples_ns.iter().map(|&ns| ns as f64 / 1000.0).collect();
+        Spread {
+            median_us: median(&us),
+            min_us: us.iter().copied().reduce(f64::min).unwrap_or(0.0),
+            max_us: us.iter().copied().fold(0.0, f64::max),
+            mean_us: if us.is_empty() {
+                0.0
+            } else {
+                us.iter().sum::<f64>() / us.len() as f64
+            },
+            samples_us: us,
+        }
+    }
+
+    pub fn human(&self) -> String {
+        let f = |us: f64| crate::fmt::ns((us * 1000.0) as u64);
+        format!(
+            "median {}  min {}  mean {}  max {}",
+            f(self.median_us),
+            f(self.min_us),
+            f(self.mean_us),
+            f(self.max_us)
+        )
     }
 }
 
@@ -174,6 +223,25 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
         assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
+    fn spread_of_samples() {
+        let s = Spread::of_ns(&[3000, 1000, 2000, 6000]);
+        assert_eq!(s.samples_us, vec![3.0, 1.0, 2.0, 6.0]);
+        assert_eq!(
+            (s.median_us, s.min_us, s.mean_us, s.max_us),
+            (2.5, 1.0, 3.0, 6.0)
+        );
+        assert_eq!(
+            s.human(),
+            "median 2.5 µs  min 1.0 µs  mean 3.0 µs  max 6.0 µs"
+        );
+        let e = Spread::of_ns(&[]);
+        assert_eq!(
+            (e.median_us, e.min_us, e.mean_us, e.max_us),
+            (0.0, 0.0, 0.0, 0.0)
+        );
     }
 
     #[test]

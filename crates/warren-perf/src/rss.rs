@@ -3,8 +3,20 @@
 //! RSS is what the operating system charges the process, whatever its allocator
 //! or runtime does internally, so it compares a Rust broker and an Erlang VM on
 //! equal terms. It only works when the broker runs on this machine (`--broker-pid`).
+//!
+//! Also the pieces of the reports' RSS lines, which every footprint scenario
+//! (connections, queues, web-idle, backlog) prints alike.
 
 use std::time::Duration;
+
+use crate::client::{Error, Result};
+use crate::fmt;
+
+/// Pause before reading RSS, so the numbers reflect a settled broker.
+const SETTLE: Duration = Duration::from_secs(2);
+
+/// A report's RSS line without `--broker-pid`.
+pub(crate) const NOT_MEASURED: &str = "  broker RSS not measured (pass --broker-pid)\n";
 
 /// VmRSS of `pid` in KiB, or None if it cannot be read (no such process, not
 /// Linux).
@@ -27,6 +39,57 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 pub async fn settled_rss_kib(pid: u32, settle: Duration) -> Option<u64> {
     tokio::time::sleep(settle).await;
     rss_kib(pid)
+}
+
+/// Fail early if `--broker-pid` names no process we can read.
+pub(crate) fn check_pid(pid: Option<u32>) -> Result<()> {
+    if let Some(p) = pid {
+        if rss_kib(p).is_none() {
+            return Err(Error::Other(format!(
+                "cannot read /proc/{p}/status: is --broker-pid right?"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The settled RSS of the broker, if there is a `--broker-pid`.
+pub(crate) async fn rss(pid: Option<u32>) -> Option<u64> {
+    match pid {
+        Some(p) => settled_rss_kib(p, SETTLE).await,
+        None => None,
+    }
+}
+
+/// RSS growth per thing held: (with - before) / n.
+pub(crate) fn per(before: Option<u64>, with: Option<u64>, n: usize) -> Option<f64> {
+    Some((with? as f64 - before? as f64) / n.max(1) as f64)
+}
+
+/// A reading for a report line; "?" if it failed.
+pub(crate) fn kib_or_unknown(kib: Option<u64>) -> String {
+    kib.map_or("?".to_string(), |v| fmt::kib(v as f64))
+}
+
+/// The RSS line of the footprint reports: before, with the `what`s, after,
+/// and the cost of one.
+pub(crate) fn rss_lines(
+    before: Option<u64>,
+    with: Option<u64>,
+    after: Option<u64>,
+    per: Option<f64>,
+    what: &str,
+) -> String {
+    match (before, with, per) {
+        (Some(b), Some(w), Some(p)) => format!(
+            "  broker RSS {} before, {} with them, {} after; {} per {what}\n",
+            fmt::kib(b as f64),
+            fmt::kib(w as f64),
+            kib_or_unknown(after),
+            fmt::kib(p)
+        ),
+        _ => NOT_MEASURED.to_string(),
+    }
 }
 
 /// Samples RSS every 50 ms in the background and remembers the peak, for phases

@@ -24,29 +24,28 @@
 //! pre-encoded template with only the stamp (and receipt id) patched, and
 //! everything written in batches with one syscall.
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use futures_util::{FutureExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
+use std::time::Instant;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::TcpStream;
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use warren_stomp::{Command, Config, DecodeError, Frame, Item, StompCodec, StompDecoder};
 use warren_stomp::{StompEncoder, Version};
 
 use crate::client::{Error, Result};
-use crate::load::{sleep_until_opt, ConsumerOutcome, ProducerOutcome, Recorder, Shared};
-use crate::load::{CONFIRM_DRAIN, CONSUME_BATCH, OUT_HIGH_WATER, PUBLISH_BATCH};
-use crate::seq::{write_stamp, ConfirmWindow, Stamp, MAX_SEQ, STAMP_LEN};
+use crate::consume::{ack_every, consume, Consume};
+use crate::load::{ConsumerOutcome, ProducerOutcome, Recorder, Shared};
+use crate::net::{self, HANDSHAKE_TIMEOUT, IO_BUFFER};
+use crate::produce::{publish, Publish, Publishing};
+use crate::seq::{write_stamp, ConfirmWindow, Stamp, STAMP_LEN};
 use crate::throughput::{self, ConsumerTask, ProducerTask, ThroughputReport};
 use crate::uri::AmqpUri;
+use crate::wire::{self, Parts, Wire};
 use crate::{ExchangeType, Names, PerfArgs, StompAck};
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(15);
-const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Receipt ids are sequence number + 1 in this many zero-padded decimal
 /// digits, so the SEND template can be patched in place (2^48 < 10^15).
 const RECEIPT_DIGITS: usize = 15;
@@ -91,51 +90,26 @@ impl StompConnection {
     /// Connect and log in (CONNECT with `accept-version:1.2`, the URI's vhost as
     /// `host`, heart-beats off).
     pub async fn open(uri: &AmqpUri) -> Result<StompConnection> {
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, Self::open_inner(uri)).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Other(format!(
-                "connecting to {uri}: no answer within {HANDSHAKE_TIMEOUT:?}"
-            ))),
-        }
+        let what = format!("connecting to {uri}");
+        net::with_timeout(what, HANDSHAKE_TIMEOUT, Self::open_inner(uri)).await
     }
 
     async fn open_inner(uri: &AmqpUri) -> Result<StompConnection> {
-        let socket = TcpStream::connect((uri.host.as_str(), uri.port))
-            .await
-            .map_err(|e| Error::Other(format!("connecting to {uri}: {e}")))?;
-        socket.set_nodelay(true)?;
-        let (rd, wr) = socket.into_split();
+        let (rd, wr) = net::connect_split(uri).await?;
         let (decoder, encoder) = StompCodec::new(Config::client()).into_parts();
         let mut conn = StompConnection {
-            reader: FramedRead::with_capacity(rd, decoder, 64 * 1024),
+            reader: FramedRead::with_capacity(rd, decoder, IO_BUFFER),
             writer: wr,
-            out: BytesMut::with_capacity(64 * 1024),
+            out: BytesMut::with_capacity(IO_BUFFER),
             encoder,
         };
-        conn.frame(
-            &Command::Connect,
-            &[
-                (b"accept-version", b"1.2"),
-                (b"host", uri.vhost.as_bytes()),
-                (b"login", uri.user.as_bytes()),
-                (b"passcode", uri.password.as_bytes()),
-                (b"heart-beat", b"0,0"),
-            ],
-        );
+        conn.frame(&Command::Connect, &connect_headers(uri, b"0,0"));
         conn.flush().await?;
         let frame = conn.recv().await?;
         if frame.command != Command::Connected {
             return Err(unexpected("instead of CONNECTED", &frame));
         }
-        match frame.header("version") {
-            Some(b"1.2") => {}
-            v => {
-                return Err(Error::Other(format!(
-                    "broker negotiated STOMP {}, warren perf needs 1.2",
-                    String::from_utf8_lossy(v.unwrap_or(b"1.0"))
-                )))
-            }
-        }
+        check_version(&frame)?;
         conn.reader.decoder_mut().set_version(Version::V1_2);
         conn.encoder.set_version(Version::V1_2);
         Ok(conn)
@@ -157,34 +131,15 @@ impl StompConnection {
 
     /// Write everything buffered.
     pub async fn flush(&mut self) -> Result<()> {
-        if !self.out.is_empty() {
-            self.writer.write_all(&self.out).await?;
-            self.out.clear();
-        }
-        Ok(())
+        wire::flush(&mut self.writer, &mut self.out).await
     }
 
     /// The next frame (heart-beats skipped); an ERROR frame is an error.
     pub async fn recv(&mut self) -> Result<Frame> {
         loop {
-            match self.reader.next().await {
-                None => return Err(Error::Other("broker closed the socket".into())),
-                Some(item) => {
-                    if let Some(f) = check(item?)? {
-                        return Ok(f);
-                    }
-                }
+            if let Some(f) = check(wire::or_closed(self.reader.next().await)?)? {
+                return Ok(f);
             }
-        }
-    }
-
-    /// A frame if one can be had without waiting (heart-beats come out as None
-    /// inside Some, so the caller keeps draining).
-    fn try_recv(&mut self) -> Option<Result<Option<Frame>>> {
-        match self.reader.next().now_or_never()? {
-            None => Some(Err(Error::Other("broker closed the socket".into()))),
-            Some(Err(e)) => Some(Err(e.into())),
-            Some(Ok(item)) => Some(check(item)),
         }
     }
 
@@ -193,17 +148,17 @@ impl StompConnection {
     pub async fn close(mut self) -> Result<()> {
         self.frame(&Command::Disconnect, &[(b"receipt", b"warren-perf-bye")]);
         self.flush().await?;
-        let wait = async {
-            loop {
-                match self.reader.next().await {
-                    Some(Ok(Item::Frame(f))) if f.command == Command::Receipt => break,
-                    Some(Ok(_)) => {}
-                    Some(Err(_)) | None => break,
-                }
-            }
-        };
-        let _ = tokio::time::timeout(CLOSE_TIMEOUT, wait).await;
+        let acked = |i: &Item| matches!(i, Item::Frame(f) if f.command == Command::Receipt);
+        wire::await_close(&mut self.reader, acked).await;
         Ok(())
+    }
+}
+
+impl Wire for StompConnection {
+    type Codec = StompDecoder;
+
+    fn wire(&mut self) -> Parts<'_, StompDecoder> {
+        (&mut self.reader, &mut self.writer, &mut self.out)
     }
 }
 
@@ -213,6 +168,32 @@ pub(crate) fn check(item: Item) -> Result<Option<Frame>> {
         Item::Heartbeat => Ok(None),
         Item::Frame(f) if f.command == Command::Error => Err(broker_error(&f)),
         Item::Frame(f) => Ok(Some(f)),
+    }
+}
+
+/// CONNECT's headers, for a STOMP 1.2 login as `creds` (its vhost as `host`)
+/// over TCP and over WebSocket alike.
+pub(crate) fn connect_headers<'a>(
+    creds: &'a AmqpUri,
+    heart_beat: &'a [u8],
+) -> [(&'static [u8], &'a [u8]); 5] {
+    [
+        (b"accept-version", b"1.2"),
+        (b"host", creds.vhost.as_bytes()),
+        (b"login", creds.user.as_bytes()),
+        (b"passcode", creds.password.as_bytes()),
+        (b"heart-beat", heart_beat),
+    ]
+}
+
+/// The CONNECTED frame must settle on STOMP 1.2 (what the codec speaks).
+pub(crate) fn check_version(connected: &Frame) -> Result<()> {
+    match connected.header("version") {
+        Some(b"1.2") => Ok(()),
+        v => Err(Error::Other(format!(
+            "broker negotiated STOMP {}, warren perf needs 1.2",
+            String::from_utf8_lossy(v.unwrap_or(b"1.0"))
+        ))),
     }
 }
 
@@ -311,10 +292,7 @@ fn parse_receipt_id(v: &[u8]) -> Option<u64> {
 /// A connected STOMP producer.
 pub struct StompProducer {
     conn: StompConnection,
-    id: u16,
-    confirm: u64,
-    rate: Option<f64>,
-    limit: u64,
+    plan: Publishing,
     first: SendTemplate,
     template: SendTemplate,
 }
@@ -346,10 +324,12 @@ impl StompProducer {
         let (first, template) = (make(true), make(false));
         Ok(StompProducer {
             conn,
-            id,
-            confirm: confirm as u64,
-            rate,
-            limit,
+            plan: Publishing {
+                id,
+                limit,
+                confirm: confirm as u64,
+                rate,
+            },
             first,
             template,
         })
@@ -364,113 +344,40 @@ impl StompProducer {
         deadline: Option<Instant>,
         stop: CancellationToken,
     ) -> Result<ProducerOutcome> {
-        let limit = self.limit.min(MAX_SEQ);
-        let confirm = self.confirm;
-        let mut window = ConfirmWindow::new();
-        let mut seq = 0u64;
-        let conn = &mut self.conn;
-        loop {
-            while let Some(frame) = conn.try_recv() {
-                if let Some(f) = frame? {
-                    on_receipt(&f, &mut window, &shared)?;
-                }
-            }
-            let now = Instant::now();
-            let done = seq >= limit || deadline.is_some_and(|d| now >= d) || stop.is_cancelled();
-            if !done && conn.out.len() < OUT_HIGH_WATER {
-                let mut n = PUBLISH_BATCH.min(limit - seq);
-                if confirm > 0 {
-                    n = n.min(confirm.saturating_sub(window.outstanding()));
-                }
-                if let Some(rate) = self.rate {
-                    let due =
-                        (now.saturating_duration_since(start).as_secs_f64() * rate) as u64 + 1;
-                    n = n.min(due.saturating_sub(seq));
-                }
-                if n > 0 {
-                    let sent_ns = shared.now_ns();
-                    for _ in 0..n {
-                        let t = if seq == 0 {
-                            &self.first
-                        } else {
-                            &self.template
-                        };
-                        t.append(
-                            &mut conn.out,
-                            Stamp {
-                                sent_ns,
-                                producer: self.id,
-                                seq,
-                            },
-                        );
-                        seq += 1;
-                        if confirm > 0 {
-                            window.published();
-                        }
-                    }
-                    shared.published.fetch_add(n, Ordering::Relaxed);
-                }
-            }
-            if !conn.out.is_empty() {
-                tokio::select! {
-                    biased;
-                    item = conn.reader.next() => {
-                        let item = item.ok_or_else(|| Error::Other("broker closed the socket".into()))??;
-                        if let Some(f) = check(item)? {
-                            on_receipt(&f, &mut window, &shared)?;
-                        }
-                    }
-                    written = conn.writer.write(&conn.out) => {
-                        let n = written?;
-                        if n == 0 {
-                            return Err(Error::Other("socket closed while publishing".into()));
-                        }
-                        conn.out.advance(n);
-                    }
-                }
-                continue;
-            }
-            if done {
-                break;
-            }
-            let next_due = self
-                .rate
-                .map(|rate| start + Duration::from_secs_f64(seq as f64 / rate));
-            let wake = match (next_due, deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            };
-            tokio::select! {
-                item = conn.reader.next() => {
-                    let item = item.ok_or_else(|| Error::Other("broker closed the socket".into()))??;
-                    if let Some(f) = check(item)? {
-                        on_receipt(&f, &mut window, &shared)?;
-                    }
-                }
-                _ = sleep_until_opt(wake) => {}
-                _ = stop.cancelled() => {}
-            }
-        }
-        if confirm > 0 {
-            let wait = async {
-                while window.outstanding() > 0 {
-                    let f = conn.recv().await?;
-                    on_receipt(&f, &mut window, &shared)?;
-                }
-                Ok::<(), Error>(())
-            };
-            if let Ok(r) = tokio::time::timeout(CONFIRM_DRAIN, wait).await {
-                r?;
-            }
-        }
-        let outcome = ProducerOutcome {
-            sent: seq,
-            acked: window.acked(),
-            nacked: window.nacked(),
-            unconfirmed: window.outstanding(),
-        };
+        let plan = self.plan;
+        let outcome = publish(&mut self, plan, start, deadline, &shared, &stop).await?;
         let _ = self.conn.close().await;
         Ok(outcome)
+    }
+}
+
+impl Publish for StompProducer {
+    type Conn = StompConnection;
+
+    fn conn(&mut self) -> &mut StompConnection {
+        &mut self.conn
+    }
+
+    fn append(&mut self, stamp: Stamp) {
+        // The first SEND declares the queue.
+        let t = if stamp.seq == 0 {
+            &self.first
+        } else {
+            &self.template
+        };
+        t.append(&mut self.conn.out, stamp);
+    }
+
+    async fn on_item(
+        &mut self,
+        item: Item,
+        window: &mut ConfirmWindow,
+        shared: &Shared,
+    ) -> Result<()> {
+        if let Some(f) = check(item)? {
+            on_receipt(&f, window, shared)?;
+        }
+        Ok(())
     }
 }
 
@@ -497,6 +404,8 @@ pub struct StompConsumer {
     queue_idx: usize,
     ack: StompAck,
     ack_every: u32,
+    /// Messages since the last ACK (ack mode client).
+    unacked: u32,
 }
 
 impl StompConsumer {
@@ -532,16 +441,12 @@ impl StompConsumer {
         {
             return Err(unexpected("instead of the SUBSCRIBE receipt", &frame));
         }
-        // Never wait for more unacked messages than the prefetch lets through.
-        let ack_every = match (prefetch, multi_ack_every.max(1)) {
-            (0, n) => n,
-            (p, n) => n.min(p as u32),
-        };
         Ok(StompConsumer {
             conn,
             queue_idx,
             ack,
-            ack_every,
+            ack_every: ack_every(prefetch, multi_ack_every),
+            unacked: 0,
         })
     }
 
@@ -551,46 +456,14 @@ impl StompConsumer {
         shared: Arc<Shared>,
         stop: CancellationToken,
     ) -> Result<ConsumerOutcome> {
-        let mut rec = Recorder::new();
-        let mut unacked = 0u32;
-        let mut received = 0u64;
-        loop {
-            let item = tokio::select! {
-                biased;
-                item = self.conn.reader.next() => item.ok_or_else(|| Error::Other("broker closed the socket".into()))??,
-                _ = stop.cancelled() => break,
-            };
-            if let Some(f) = check(item)? {
-                self.on_frame(f, &mut rec, &mut unacked, &shared)?;
-            }
-            let mut n = 1;
-            while n < CONSUME_BATCH {
-                match self.conn.try_recv() {
-                    Some(f) => {
-                        if let Some(f) = f? {
-                            self.on_frame(f, &mut rec, &mut unacked, &shared)?;
-                        }
-                    }
-                    None => break,
-                }
-                n += 1;
-            }
-            received += rec.commit(&shared, self.queue_idx);
-            self.conn.flush().await?;
-        }
-        received += rec.commit(&shared, self.queue_idx);
+        let queue_idx = self.queue_idx;
+        let received = consume(&mut self, queue_idx, &shared, &stop).await?;
         let _ = self.conn.close().await;
         Ok(ConsumerOutcome { received })
     }
 
     #[inline]
-    fn on_frame(
-        &mut self,
-        frame: Frame,
-        rec: &mut Recorder,
-        unacked: &mut u32,
-        shared: &Shared,
-    ) -> Result<()> {
+    fn on_frame(&mut self, frame: Frame, rec: &mut Recorder, shared: &Shared) -> Result<()> {
         if frame.command != Command::Message {
             return Err(unexpected("on a consumer connection", &frame));
         }
@@ -600,8 +473,8 @@ impl StompConsumer {
             StompAck::Auto => false,
             StompAck::ClientIndividual => true,
             StompAck::Client => {
-                *unacked += 1;
-                *unacked >= self.ack_every
+                self.unacked += 1;
+                self.unacked >= self.ack_every
             }
         };
         if due {
@@ -611,7 +484,22 @@ impl StompConsumer {
                 ));
             };
             self.conn.frame(&Command::Ack, &[(b"id", id)]);
-            *unacked = 0;
+            self.unacked = 0;
+        }
+        Ok(())
+    }
+}
+
+impl Consume for StompConsumer {
+    type Conn = StompConnection;
+
+    fn conn(&mut self) -> &mut StompConnection {
+        &mut self.conn
+    }
+
+    async fn on_item(&mut self, item: Item, rec: &mut Recorder, shared: &Shared) -> Result<()> {
+        if let Some(f) = check(item)? {
+            self.on_frame(f, rec, shared)?;
         }
         Ok(())
     }
@@ -689,6 +577,7 @@ pub async fn throughput(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::seq::MAX_SEQ;
     use tokio_util::codec::Decoder;
 
     #[test]

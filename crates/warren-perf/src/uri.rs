@@ -63,27 +63,45 @@ impl Default for AmqpUri {
 impl fmt::Display for AmqpUri {
     /// The URI without the password, for reports and logs.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let host = if self.host.contains(':') {
-            format!("[{}]", self.host)
-        } else {
-            self.host.clone()
-        };
         write!(
             f,
-            "{}://{}@{}:{}/{}",
+            "{}://{}@{}/{}",
             self.protocol.scheme(),
             self.user,
-            host,
-            self.port,
-            percent_encode(&self.vhost)
+            authority(&self.host, self.port),
+            percent_encode(&self.vhost, b"-._~")
         )
     }
 }
 
-fn percent_encode(s: &str) -> String {
-    let mut out = String::new();
+/// `host:port`, an IPv6 host in brackets (as in every URL this crate takes).
+pub(crate) fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// Split `host[:port]` or `[v6 host][:port]` into host and port text; None
+/// when a `[` is not closed.
+pub(crate) fn split_host_port(s: &str) -> Option<(&str, Option<&str>)> {
+    if let Some(v6) = s.strip_prefix('[') {
+        let (host, after) = v6.split_once(']')?;
+        Some((host, after.strip_prefix(':')))
+    } else {
+        Some(match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        })
+    }
+}
+
+/// Percent-encode all but ASCII letters, digits and the bytes in `keep`.
+pub(crate) fn percent_encode(s: &str, keep: &[u8]) -> String {
+    let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+        if b.is_ascii_alphanumeric() || keep.contains(&b) {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -151,17 +169,8 @@ impl FromStr for AmqpUri {
             }
             None => authority,
         };
-        let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-            let (host, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{s:?}: unterminated IPv6 address"))?;
-            (host, after.strip_prefix(':'))
-        } else {
-            match hostport.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (hostport, None),
-            }
-        };
+        let (host, port) =
+            split_host_port(hostport).ok_or_else(|| format!("{s:?}: unterminated IPv6 address"))?;
         if !host.is_empty() {
             uri.host = percent_decode(host)?;
         }

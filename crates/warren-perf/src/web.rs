@@ -36,7 +36,9 @@ use tokio_util::codec::Decoder;
 use warren_stomp::{Command, Config, Frame, StompCodec, StompDecoder, StompEncoder, Version};
 
 use crate::client::{Error, Result};
-use crate::uri::AmqpUri;
+use crate::net::{self, with_timeout};
+use crate::stomp::{check_version, connect_headers};
+use crate::uri::{authority, percent_encode, split_host_port, AmqpUri};
 
 /// Connecting, upgrading, logging in and subscribing must be done by then.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -105,17 +107,8 @@ impl WebUrl {
                 "web URL {s:?}: credentials come from --uri, not the web URL"
             ));
         }
-        let (host, port) = if let Some(h) = authority.strip_prefix('[') {
-            let (h, after) = h
-                .split_once(']')
-                .ok_or_else(|| format!("web URL {s:?}: unclosed '['"))?;
-            (h, after.strip_prefix(':'))
-        } else {
-            match authority.rsplit_once(':') {
-                Some((h, p)) => (h, Some(p)),
-                None => (authority, None),
-            }
-        };
+        let (host, port) =
+            split_host_port(authority).ok_or_else(|| format!("web URL {s:?}: unclosed '['"))?;
         if host.is_empty() {
             return Err(format!("web URL {s:?} has no host"));
         }
@@ -133,11 +126,7 @@ impl WebUrl {
     }
 
     fn authority(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
+        authority(&self.host, self.port)
     }
 
     /// The path a transport's requests go to.
@@ -219,34 +208,11 @@ fn nofile_limit() -> Result<(u64, u64)> {
 /// Percent-encode a query parameter value (`/` kept: it is legal in a query,
 /// and destinations are full of it).
 fn query_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~/".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
-
-async fn with_timeout<T>(
-    what: &str,
-    limit: Duration,
-    f: impl std::future::Future<Output = Result<T>>,
-) -> Result<T> {
-    match tokio::time::timeout(limit, f).await {
-        Ok(r) => r,
-        Err(_) => Err(Error::Other(format!("{what}: no answer within {limit:?}"))),
-    }
+    percent_encode(s, b"-._~/")
 }
 
 async fn connect(url: &WebUrl) -> Result<TcpStream> {
-    let socket = TcpStream::connect((url.host.as_str(), url.port))
-        .await
-        .map_err(|e| Error::Other(format!("connecting to {}: {e}", url.authority())))?;
-    socket.set_nodelay(true)?;
-    Ok(socket)
+    net::connect(&url.host, url.port, url.authority()).await
 }
 
 fn ws_error(e: tokio_tungstenite::tungstenite::Error) -> Error {
@@ -266,18 +232,9 @@ pub struct WsSubscriber {
 }
 
 impl WsSubscriber {
-    /// Upgrade, CONNECT as `creds` (vhost in `host`, heart-beats off) and
-    /// SUBSCRIBE to `destination` with ack `auto`, waiting for its RECEIPT.
-    pub async fn open(url: &WebUrl, creds: &AmqpUri, destination: &str) -> Result<WsSubscriber> {
-        with_timeout(
-            &format!("opening {}", url.display_for(WebTransport::Ws)),
-            OPEN_TIMEOUT,
-            Self::open_inner(url, creds, destination),
-        )
-        .await
-    }
-
-    async fn open_inner(url: &WebUrl, creds: &AmqpUri, destination: &str) -> Result<WsSubscriber> {
+    /// Upgrade, CONNECT as `creds` (vhost in `host`, stomp.js's heart-beats)
+    /// and SUBSCRIBE to `destination` with ack `auto`, waiting for its RECEIPT.
+    async fn open(url: &WebUrl, creds: &AmqpUri, destination: &str) -> Result<WsSubscriber> {
         let socket = connect(url).await?;
         let mut request = url
             .display_for(WebTransport::Ws)
@@ -303,17 +260,8 @@ impl WsSubscriber {
             heartbeat: None,
             next_heartbeat: tokio::time::Instant::now(),
         };
-        sub.send(
-            &Command::Connect,
-            &[
-                (b"accept-version", b"1.2"),
-                (b"host", creds.vhost.as_bytes()),
-                (b"login", creds.user.as_bytes()),
-                (b"passcode", creds.password.as_bytes()),
-                (b"heart-beat", WS_HEARTBEAT),
-            ],
-        )
-        .await?;
+        sub.send(&Command::Connect, &connect_headers(creds, WS_HEARTBEAT))
+            .await?;
         let frame = sub.recv().await?;
         if frame.command != Command::Connected {
             return Err(Error::Other(format!(
@@ -321,15 +269,7 @@ impl WsSubscriber {
                 frame.command
             )));
         }
-        match frame.header("version") {
-            Some(b"1.2") => {}
-            v => {
-                return Err(Error::Other(format!(
-                    "broker negotiated STOMP {}, warren perf needs 1.2",
-                    String::from_utf8_lossy(v.unwrap_or(b"1.0"))
-                )))
-            }
-        }
+        check_version(&frame)?;
         sub.decoder.set_version(Version::V1_2);
         sub.encoder.set_version(Version::V1_2);
         // We send every max(ours, what the server wants), as stomp.js does.
@@ -475,16 +415,7 @@ pub struct SseSubscriber {
 impl SseSubscriber {
     /// `GET /sse?destination=...` with Basic credentials; returns once the
     /// response headers (status 200) have arrived.
-    pub async fn open(url: &WebUrl, creds: &AmqpUri, destination: &str) -> Result<SseSubscriber> {
-        with_timeout(
-            &format!("opening {}", url.display_for(WebTransport::Sse)),
-            OPEN_TIMEOUT,
-            Self::open_inner(url, creds, destination),
-        )
-        .await
-    }
-
-    async fn open_inner(url: &WebUrl, creds: &AmqpUri, destination: &str) -> Result<SseSubscriber> {
+    async fn open(url: &WebUrl, creds: &AmqpUri, destination: &str) -> Result<SseSubscriber> {
         let mut stream = connect(url).await?;
         let mut target = format!(
             "{}?destination={}",
@@ -698,20 +629,26 @@ pub enum Subscriber {
 }
 
 impl Subscriber {
+    /// Open and subscribe (see [`WsSubscriber`], [`SseSubscriber`]), within
+    /// [`OPEN_TIMEOUT`].
     pub async fn open(
         transport: WebTransport,
         url: &WebUrl,
         creds: &AmqpUri,
         destination: &str,
     ) -> Result<Subscriber> {
-        Ok(match transport {
-            WebTransport::Ws => {
-                Subscriber::Ws(Box::new(WsSubscriber::open(url, creds, destination).await?))
-            }
-            WebTransport::Sse => {
-                Subscriber::Sse(SseSubscriber::open(url, creds, destination).await?)
-            }
-        })
+        let opening = async {
+            Ok(match transport {
+                WebTransport::Ws => {
+                    Subscriber::Ws(Box::new(WsSubscriber::open(url, creds, destination).await?))
+                }
+                WebTransport::Sse => {
+                    Subscriber::Sse(SseSubscriber::open(url, creds, destination).await?)
+                }
+            })
+        };
+        let what = format!("opening {}", url.display_for(transport));
+        with_timeout(what, OPEN_TIMEOUT, opening).await
     }
 
     /// The body of the next message; None when the broker closed the stream.

@@ -12,11 +12,13 @@
 //! that survives both an SSE `data:` line and a STOMP text frame. Publisher
 //! and subscribers are the same process, so the send time is on the same
 //! monotonic clock as the arrivals. Rounds run one after the other with a
-//! short pause, so each starts from an idle broker; the first few are warm-up.
-//! Every subscriber checks it got every round once and in order.
+//! short pause, so each starts from an idle broker; the first few are warm-up
+//! ([`crate::rounds`]). Every subscriber checks it got every round once and
+//! in order.
 
-use crate::client::{self, Connection, Error, Result};
-use crate::report::{median, Integrity};
+use crate::client::{Connection, Error, Result};
+use crate::report::{Integrity, Spread};
+use crate::rounds::{close_exchange, open_exchange, Arrivals, Rounds, WARMUP_ROUNDS};
 use crate::seq::{read_stamp, write_stamp, Seen, SeqTracker, Stamp, STAMP_LEN};
 use crate::uri::AmqpUri;
 use crate::web::{raise_nofile_limit, Subscriber, WebTransport};
@@ -26,12 +28,10 @@ use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use warren_amqp::codec::{BasicPublish, Method};
 use warren_core::ShortStr;
 
-const WARMUP_ROUNDS: usize = 3;
 /// A round that takes longer than this is a failure, not a slow sample.
 const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
 /// Quiet time between rounds.
@@ -48,11 +48,8 @@ pub struct WebFanoutReport {
     /// Time to open all subscribers.
     pub setup_s: f64,
     /// Per measured round: publish until the last subscriber had it.
-    pub samples_us: Vec<f64>,
-    pub median_us: f64,
-    pub min_us: f64,
-    pub max_us: f64,
-    pub mean_us: f64,
+    #[serde(flatten)]
+    pub all: Spread,
     /// Per measured round: publish until the median subscriber had it.
     pub subscriber_median_samples_us: Vec<f64>,
     /// Median over the rounds of the median subscriber's time.
@@ -70,7 +67,7 @@ impl WebFanoutReport {
         format!(
             "sse-fanout: 1 message (published over AMQP to a fanout exchange) to {} {how}, {} rounds after {} warm-up, against {} and {}\n  \
              setup      {:.2} s\n  \
-             all got it median {}  min {}  mean {}  max {}\n  \
+             all got it {}\n  \
              median subscriber got it after {} (median over rounds)\n  \
              integrity  {}\n",
             fmt::int(self.subscribers as u64),
@@ -79,10 +76,7 @@ impl WebFanoutReport {
             self.web_url,
             self.uri,
             self.setup_s,
-            f(self.median_us),
-            f(self.min_us),
-            f(self.mean_us),
-            f(self.max_us),
+            self.all.human(),
             f(self.subscriber_median_us),
             self.integrity.human()
         )
@@ -109,14 +103,8 @@ pub fn parse_stamp_text(body: &[u8]) -> Option<Stamp> {
     read_stamp(&raw)
 }
 
-struct Arrivals {
-    epoch: Instant,
-    arrived: AtomicU64,
-    target: AtomicU64,
-    /// Each subscriber's latency (ns) for the latest message it got.
-    latency_ns: Vec<AtomicU64>,
-    done: Notify,
-}
+/// Each subscriber's latency (ns) for the latest message it got.
+type Latest = Vec<AtomicU64>;
 
 struct Outcome {
     sub: Subscriber,
@@ -132,19 +120,9 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<WebFan
     }
     raise_nofile_limit(n as u64 + SPARE_FDS)?;
     let exchange = format!("{}-webfan", names.prefix);
-    let mut producer = Connection::open(uri).await?;
-    producer.open_channel(1).await?;
-    producer
-        .rpc(
-            1,
-            client::exchange_declare(&exchange, "fanout", false, false),
-        )
-        .await?;
+    let mut producer = open_exchange(uri, &exchange).await?;
     let result = rounds(args, uri, &mut producer, &exchange, n).await;
-    if producer.open_channel(2).await.is_ok() {
-        let _ = producer.rpc(2, client::exchange_delete(&exchange)).await;
-    }
-    let _ = producer.close().await;
+    close_exchange(producer, &exchange).await;
     result
 }
 
@@ -171,13 +149,7 @@ async fn rounds(
         eprintln!("opened {n} subscribers in {setup_s:.2} s");
     }
 
-    let arrivals = Arc::new(Arrivals {
-        epoch: Instant::now(),
-        arrived: AtomicU64::new(0),
-        target: AtomicU64::new(u64::MAX),
-        latency_ns: (0..n).map(|_| AtomicU64::new(0)).collect(),
-        done: Notify::new(),
-    });
+    let arrivals = Arrivals::new((0..n).map(|_| AtomicU64::new(0)).collect::<Latest>());
     let stop = CancellationToken::new();
     let _stop_on_exit = stop.clone().drop_guard();
     let tasks: Vec<_> = subs
@@ -186,75 +158,42 @@ async fn rounds(
         .map(|(i, s)| tokio::spawn(follow(i, s, arrivals.clone(), stop.clone())))
         .collect();
 
-    let publish = |round: u64, sent_ns: u64| {
-        let body = stamp_text(Stamp {
-            sent_ns,
-            producer: 0,
-            seq: round,
-        });
-        (
-            Method::BasicPublish(BasicPublish {
-                exchange: ShortStr::from(exchange),
-                ..Default::default()
-            }),
-            body,
-        )
-    };
-    let total_rounds = WARMUP_ROUNDS + args.repeats;
     let mut all_ns = Vec::with_capacity(args.repeats);
     let mut median_ns = Vec::with_capacity(args.repeats);
-    let mut failure = None;
-    let mut rounds_sent = 0u64;
-    for r in 0..total_rounds {
-        let target = (n * (r + 1)) as u64;
-        arrivals.target.store(target, Ordering::SeqCst);
-        let sent_ns = arrivals.epoch.elapsed().as_nanos() as u64;
-        let (method, body) = publish(r as u64, sent_ns);
-        producer.send_content(1, &method, &[0, 0], body.as_bytes());
-        producer.flush().await?;
-        rounds_sent += 1;
-        let deadline = tokio::time::Instant::now() + ROUND_TIMEOUT;
-        let complete = loop {
-            let notified = arrivals.done.notified();
-            if arrivals.arrived.load(Ordering::SeqCst) >= target {
-                break true;
-            }
-            if tokio::time::timeout_at(deadline, notified).await.is_err() {
-                break false;
-            }
-        };
-        if !complete {
-            failure = Some(Error::Other(format!(
-                "round {r}: only {} of {n} subscribers got the message within {ROUND_TIMEOUT:?}",
-                arrivals
-                    .arrived
-                    .load(Ordering::SeqCst)
-                    .saturating_sub((n * r) as u64)
-            )));
-            break;
+    let plan = Rounds {
+        n,
+        noun: "subscribers",
+        repeats: args.repeats,
+        timeout: ROUND_TIMEOUT,
+        pause: ROUND_PAUSE,
+    };
+    let publish = |producer: &mut Connection, stamp| {
+        let method = Method::BasicPublish(BasicPublish {
+            exchange: ShortStr::from(exchange),
+            ..Default::default()
+        });
+        producer.send_content(1, &method, &[0, 0], stamp_text(stamp).as_bytes());
+    };
+    let measured = |round| {
+        let mut lat: Vec<u64> = arrivals
+            .latency
+            .iter()
+            .map(|l| l.load(Ordering::SeqCst))
+            .collect();
+        lat.sort_unstable();
+        let all = lat.last().copied().unwrap_or(0);
+        let mid = lat[lat.len() / 2];
+        all_ns.push(all);
+        median_ns.push(mid);
+        if !args.quiet {
+            eprintln!(
+                "round {round:>3}: all {n} subscribers had it after {} (median subscriber {})",
+                fmt::ns(all),
+                fmt::ns(mid)
+            );
         }
-        if r >= WARMUP_ROUNDS {
-            let mut lat: Vec<u64> = arrivals
-                .latency_ns
-                .iter()
-                .map(|l| l.load(Ordering::SeqCst))
-                .collect();
-            lat.sort_unstable();
-            let all = lat.last().copied().unwrap_or(0);
-            let mid = lat[lat.len() / 2];
-            all_ns.push(all);
-            median_ns.push(mid);
-            if !args.quiet {
-                eprintln!(
-                    "round {:>3}: all {n} subscribers had it after {} (median subscriber {})",
-                    r - WARMUP_ROUNDS + 1,
-                    fmt::ns(all),
-                    fmt::ns(mid)
-                );
-            }
-        }
-        tokio::time::sleep(ROUND_PAUSE).await;
-    }
+    };
+    let sent = plan.run(&arrivals, producer, publish, measured).await?;
     stop.cancel();
     let mut integrity = Integrity {
         checked: true,
@@ -266,10 +205,8 @@ async fn rounds(
         match t.await {
             Ok(Ok(o)) => {
                 integrity.reordered += o.reordered;
-                integrity.unexpected += o.unexpected + o.tracker.beyond(rounds_sent);
-                integrity.messages += o.tracker.distinct();
-                integrity.duplicated += o.tracker.duplicates();
-                integrity.lost += o.tracker.missing(rounds_sent);
+                integrity.unexpected += o.unexpected;
+                integrity.add_tracker(&o.tracker, sent.rounds);
                 subs.push(o.sub);
             }
             Ok(Err(e)) => {
@@ -281,12 +218,10 @@ async fn rounds(
         }
     }
     close_all(subs).await;
-    if let Some(e) = failure.or(task_error) {
+    if let Some(e) = sent.failure.or(task_error) {
         return Err(e);
     }
-    let us = |v: &[u64]| -> Vec<f64> { v.iter().map(|&ns| ns as f64 / 1000.0).collect() };
-    let all_us = us(&all_ns);
-    let median_us = us(&median_ns);
+    let mid = Spread::of_ns(&median_ns);
     Ok(WebFanoutReport {
         uri: uri.to_string(),
         web_url: url.display_for(transport),
@@ -295,17 +230,9 @@ async fn rounds(
         repeats: args.repeats,
         warmup_rounds: WARMUP_ROUNDS,
         setup_s,
-        median_us: median(&all_us),
-        min_us: all_us.iter().copied().reduce(f64::min).unwrap_or(0.0),
-        max_us: all_us.iter().copied().fold(0.0, f64::max),
-        mean_us: if all_us.is_empty() {
-            0.0
-        } else {
-            all_us.iter().sum::<f64>() / all_us.len() as f64
-        },
-        samples_us: all_us,
-        subscriber_median_us: median(&median_us),
-        subscriber_median_samples_us: median_us,
+        all: Spread::of_ns(&all_ns),
+        subscriber_median_us: mid.median_us,
+        subscriber_median_samples_us: mid.samples_us,
         integrity,
     })
 }
@@ -314,7 +241,7 @@ async fn rounds(
 async fn follow(
     idx: usize,
     mut sub: Subscriber,
-    arrivals: Arc<Arrivals>,
+    arrivals: Arc<Arrivals<Latest>>,
     stop: CancellationToken,
 ) -> Result<Outcome> {
     let mut tracker = SeqTracker::new();
@@ -331,20 +258,17 @@ async fn follow(
                 "the broker ended subscriber {idx}'s stream"
             )));
         };
-        let now = arrivals.epoch.elapsed().as_nanos() as u64;
+        let now = arrivals.now_ns();
         match parse_stamp_text(&body) {
             Some(s) if s.producer == 0 => {
-                arrivals.latency_ns[idx].store(now.saturating_sub(s.sent_ns), Ordering::SeqCst);
+                arrivals.latency[idx].store(now.saturating_sub(s.sent_ns), Ordering::SeqCst);
                 if tracker.record(s.seq) == Seen::Late {
                     reordered += 1;
                 }
             }
             _ => unexpected += 1,
         }
-        let arrived = arrivals.arrived.fetch_add(1, Ordering::SeqCst) + 1;
-        if arrived >= arrivals.target.load(Ordering::SeqCst) {
-            arrivals.done.notify_one();
-        }
+        arrivals.arrive();
     }
     Ok(Outcome {
         sub,

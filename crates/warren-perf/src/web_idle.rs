@@ -17,7 +17,7 @@
 //! stream must not have ended; subscribers lost on the way make the run fail.
 
 use crate::client::{Error, Result};
-use crate::footprint::{check_pid, per, rss, rss_lines};
+use crate::rss::{check_pid, per, rss, rss_lines};
 use crate::uri::AmqpUri;
 use crate::web::{raise_nofile_limit, Subscriber, WebTransport, WebUrl};
 use crate::{fmt, Names, PerfArgs};

@@ -10,6 +10,8 @@ use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use warren_perf::report::Integrity;
+use warren_perf::throughput::ThroughputReport;
 use warren_perf::{execute, PerfArgs, Report};
 
 struct Broker {
@@ -115,10 +117,43 @@ fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
     panic!("broker did not start in 5 attempts");
 }
 
-fn args(uri: &str, extra: &[&str]) -> PerfArgs {
+/// `warren perf --uri URI --quiet EXTRA...`; the report, or a panic.
+async fn perf(uri: &str, extra: &[&str]) -> Report {
     let mut v = vec!["perf", "--uri", uri, "--quiet"];
     v.extend_from_slice(extra);
-    PerfArgs::try_parse_from(v).expect("valid arguments")
+    let args = PerfArgs::try_parse_from(v).expect("valid arguments");
+    execute(&args)
+        .await
+        .unwrap_or_else(|e| panic!("warren perf {extra:?}: {e}"))
+}
+
+/// The report of the expected scenario, e.g. `expect!(report, Fanout)`.
+macro_rules! expect {
+    ($report:expr, $scenario:ident) => {
+        match $report {
+            Report::$scenario(r) => r,
+            other => panic!("expected a {} report, got {other:?}", stringify!($scenario)),
+        }
+    };
+}
+
+/// Nothing lost, duplicated, reordered or unexpected.
+fn assert_clean(i: &Integrity, what: &str) {
+    assert_eq!(
+        (i.lost, i.duplicated, i.reordered, i.unexpected),
+        (0, 0, 0, 0),
+        "{what}: {i:?}"
+    );
+}
+
+/// Messages were published, and every one was checked and confirmed.
+fn assert_all_confirmed_and_checked(r: &ThroughputReport) {
+    let i = &r.integrity;
+    assert!(i.checked);
+    assert!(r.published > 0, "nothing published");
+    assert_clean(i, "throughput");
+    assert_eq!(i.messages, r.published, "every published message checked");
+    assert_eq!(r.confirmed, r.published, "every publish confirmed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,68 +162,23 @@ async fn one_second_runs_lose_nothing() {
         return;
     };
     // Manual acks, confirms, two producers on two queues.
-    let report = execute(&args(
-        &broker.uri,
-        &[
-            "-x",
-            "2",
-            "-y",
-            "2",
-            "--queues",
-            "2",
-            "-z",
-            "1",
-            "--confirm",
-            "64",
-            "--prefetch",
-            "100",
-            "--multi-ack-every",
-            "10",
-        ],
-    ))
-    .await
-    .expect("perf run");
-    let Report::Throughput(r) = report else {
-        panic!("wrong report kind")
-    };
-    let i = &r.integrity;
-    assert!(i.checked);
-    assert!(r.published > 0, "nothing published");
-    assert_eq!(
-        (i.lost, i.duplicated, i.reordered, i.unexpected),
-        (0, 0, 0, 0),
-        "{i:?}"
-    );
-    assert_eq!(i.messages, r.published, "every published message checked");
-    assert_eq!(r.confirmed, r.published, "every publish confirmed");
+    let flags = "-x 2 -y 2 --queues 2 -z 1 --confirm 64 --prefetch 100 --multi-ack-every 10";
+    let flags: Vec<&str> = flags.split(' ').collect();
+    let r = expect!(perf(&broker.uri, &flags).await, Throughput);
+    assert_all_confirmed_and_checked(&r);
 
     // Auto-ack through a fanout exchange: each queue gets every message.
-    let report = execute(&args(
-        &broker.uri,
-        &[
-            "-x", "1", "-y", "3", "--queues", "3", "-t", "fanout", "-a", "-z", "1", "-s", "1000",
-        ],
-    ))
-    .await
-    .expect("fanout-exchange run");
-    let Report::Throughput(r) = report else {
-        panic!("wrong report kind")
-    };
+    let flags = "-x 1 -y 3 --queues 3 -t fanout -a -z 1 -s 1000";
+    let flags: Vec<&str> = flags.split(' ').collect();
+    let r = expect!(perf(&broker.uri, &flags).await, Throughput);
     assert!(r.integrity.ok(), "{:?}", r.integrity);
     assert_eq!(r.integrity.messages, 3 * r.published);
 
     // The fanout scenario, small.
-    let report = execute(&args(
-        &broker.uri,
-        &["fanout", "--queues", "20", "--repeats", "3"],
-    ))
-    .await
-    .expect("fanout scenario");
-    let Report::Fanout(f) = report else {
-        panic!("wrong report kind")
-    };
+    let flags = ["fanout", "--queues", "20", "--repeats", "3"];
+    let f = expect!(perf(&broker.uri, &flags).await, Fanout);
     assert!(f.integrity.ok(), "{:?}", f.integrity);
-    assert_eq!(f.samples_us.len(), 3);
+    assert_eq!(f.all.samples_us.len(), 3);
     assert_eq!(f.integrity.messages, 20 * 6);
 }
 
@@ -200,65 +190,16 @@ async fn stomp_runs_lose_nothing() {
     let Some(broker) = start_broker_with(true, false) else {
         return;
     };
-    let report = execute(&args(
-        &broker.stomp_uri,
-        &[
-            "--protocol",
-            "stomp",
-            "-x",
-            "2",
-            "-y",
-            "2",
-            "--queues",
-            "2",
-            "-z",
-            "2",
-            "--confirm",
-            "100",
-            "--prefetch",
-            "100",
-            "--multi-ack-every",
-            "10",
-        ],
-    ))
-    .await
-    .expect("STOMP perf run");
-    let Report::Throughput(r) = report else {
-        panic!("wrong report kind")
-    };
+    let flags = "--protocol stomp -x 2 -y 2 --queues 2 -z 2 --confirm 100 --prefetch 100 --multi-ack-every 10";
+    let flags: Vec<&str> = flags.split(' ').collect();
+    let r = expect!(perf(&broker.stomp_uri, &flags).await, Throughput);
     assert_eq!(r.protocol, warren_perf::Protocol::Stomp);
-    let i = &r.integrity;
-    assert!(i.checked);
-    assert!(r.published > 0, "nothing published");
-    assert_eq!(
-        (i.lost, i.duplicated, i.reordered, i.unexpected),
-        (0, 0, 0, 0),
-        "{i:?}"
-    );
-    assert_eq!(i.messages, r.published, "every published message checked");
-    assert_eq!(r.confirmed, r.published, "every SEND receipted");
+    assert_all_confirmed_and_checked(&r);
 
     // Every message acked on its own, bodies larger than the stamp.
-    let report = execute(&args(
-        &broker.stomp_uri,
-        &[
-            "--stomp-ack",
-            "client-individual",
-            "-q",
-            "50",
-            "-z",
-            "0.5",
-            "-s",
-            "1000",
-            "--rate",
-            "5000",
-        ],
-    ))
-    .await
-    .expect("client-individual run");
-    let Report::Throughput(r) = report else {
-        panic!("wrong report kind")
-    };
+    let flags = "--stomp-ack client-individual -q 50 -z 0.5 -s 1000 --rate 5000";
+    let flags: Vec<&str> = flags.split(' ').collect();
+    let r = expect!(perf(&broker.stomp_uri, &flags).await, Throughput);
     assert!(r.integrity.ok(), "{:?}", r.integrity);
     assert!(r.published > 0);
     assert_eq!(r.integrity.messages, r.published);
@@ -275,25 +216,18 @@ async fn web_scenarios_reach_every_subscriber() {
     };
     let pid = broker.child.id().to_string();
     for transport in ["ws", "sse"] {
-        let report = execute(&args(
-            &broker.uri,
-            &[
-                "web-idle",
-                "--web-url",
-                &broker.web_url,
-                "--subscribers",
-                "50",
-                "--transport",
-                transport,
-                "--broker-pid",
-                &pid,
-            ],
-        ))
-        .await
-        .expect("web-idle run");
-        let Report::WebIdle(r) = report else {
-            panic!("wrong report kind")
-        };
+        let flags = [
+            "web-idle",
+            "--web-url",
+            &broker.web_url,
+            "--subscribers",
+            "50",
+            "--transport",
+            transport,
+            "--broker-pid",
+            &pid,
+        ];
+        let r = expect!(perf(&broker.uri, &flags).await, WebIdle);
         assert_eq!((r.subscribers, r.still_open), (50, 50), "{transport}");
         assert!(r.rss_per_subscriber_kib.is_some(), "{transport}");
         assert!(r.open_rate > 0.0);
@@ -304,34 +238,22 @@ async fn web_scenarios_reach_every_subscriber() {
         .replace("ws://", "http://")
         .replace("/ws", "");
     for (transport, url) in [("sse", &http), ("ws", &http), ("sse", &broker.web_url)] {
-        let report = execute(&args(
-            &broker.uri,
-            &[
-                "sse-fanout",
-                "--web-url",
-                url,
-                "--subscribers",
-                "50",
-                "--repeats",
-                "3",
-                "--transport",
-                transport,
-            ],
-        ))
-        .await
-        .expect("sse-fanout run");
-        let Report::SseFanout(r) = report else {
-            panic!("wrong report kind")
-        };
-        let i = &r.integrity;
-        assert_eq!(
-            (i.lost, i.duplicated, i.reordered, i.unexpected),
-            (0, 0, 0, 0),
-            "{transport}: {i:?}"
-        );
+        let flags = [
+            "sse-fanout",
+            "--web-url",
+            url,
+            "--subscribers",
+            "50",
+            "--repeats",
+            "3",
+            "--transport",
+            transport,
+        ];
+        let r = expect!(perf(&broker.uri, &flags).await, SseFanout);
+        assert_clean(&r.integrity, transport);
         // 3 warm-up rounds + 3 measured, to each of the 50.
-        assert_eq!(i.messages, 50 * 6, "{transport}");
-        assert_eq!(r.samples_us.len(), 3);
-        assert!(r.subscriber_median_us <= r.max_us);
+        assert_eq!(r.integrity.messages, 50 * 6, "{transport}");
+        assert_eq!(r.all.samples_us.len(), 3);
+        assert!(r.subscriber_median_us <= r.all.max_us);
     }
 }
