@@ -20,13 +20,8 @@ import tempfile
 import time
 import uuid
 
-import pika
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 
 HERE = pathlib.Path(__file__).parent
-AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 WEB_PORT = int(os.environ.get("WEB_STOMP_PORT", "15674"))
 STOMPJS = HERE / "node_modules/@stomp/stompjs/bundles/stomp.umd.min.js"
 TIMEOUT = 20.0
@@ -41,32 +36,6 @@ def wait_for(what, predicate, timeout=TIMEOUT):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.05)
-
-
-@pytest.fixture
-def browser():
-    profile = tempfile.mkdtemp(prefix="warren-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(TIMEOUT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def channel():
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    ch = conn.channel()
-    yield ch
-    conn.close()
 
 
 def inject(driver, path):

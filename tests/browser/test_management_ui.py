@@ -20,9 +20,6 @@ import time
 import uuid
 
 import pika
-import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
@@ -49,33 +46,6 @@ def wait_for(what, predicate, timeout=TIMEOUT):
 def screenshot(driver, name):
     os.makedirs(ARTIFACTS, exist_ok=True)
     driver.save_screenshot(os.path.join(ARTIFACTS, name))
-
-
-@pytest.fixture
-def browser():
-    profile = tempfile.mkdtemp(prefix="warren-chromium-")
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for flag in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync",
-                 "--disable-dev-shm-usage", "--window-size=1440,900",
-                 "--force-device-scale-factor=1", f"--user-data-dir={profile}"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(TIMEOUT)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-@pytest.fixture
-def channel():
-    conn = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    ch = conn.channel()
-    yield ch
-    conn.close()
 
 
 def login(driver, user="guest", password="guest", expect_shell=True):
@@ -252,7 +222,14 @@ def test_ui_files_and_the_topology_snapshot_endpoint(channel):
     channel.queue_declare(q, exclusive=True)
     channel.queue_bind(q, ex, "a.*.c")
     channel.basic_publish(ex, "a.b.c", b"x")
-    snap = requests.get(f"{MGMT_URL}/api/warren/topology/%2F", auth=("guest", "guest"), timeout=10).json()
+    def snapshot():
+        return requests.get(f"{MGMT_URL}/api/warren/topology/%2F", auth=("guest", "guest"),
+                            timeout=10).json()
+
+    # The publish is asynchronous: wait until the queue holds it.
+    wait_for("the published message in the snapshot",
+             lambda: any(x["name"] == q and x["messages"] == 1 for x in snapshot()["queues"]))
+    snap = snapshot()
     assert set(snap) >= {"vhost", "exchanges", "queues", "bindings", "consumers"}
     assert {"source": ex, "destination": q, "destination_type": "queue", "routing_key": "a.*.c"} in snap["bindings"]
     queue = next(x for x in snap["queues"] if x["name"] == q)
