@@ -209,6 +209,7 @@ warren_dir=""
 warren_uri=""
 warren_stomp_uri=""
 warren_web_url=""
+warren_http_url=""
 stop_warren() {
   if [ -n "$warren_pid" ]; then
     kill "$warren_pid" 2>/dev/null || true
@@ -219,25 +220,28 @@ stop_warren() {
 }
 trap 'stop_warren; stop_rabbit' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_warren() { # [stomp|web]: also listen for STOMP / Web-STOMP and SSE, on a free port
+start_warren() { # [stomp|web|http]: also listen for STOMP / Web-STOMP and SSE / the management API, on a free port
   stop_warren
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
-  local port stomp_port=0 web_port=0
+  local port stomp_port=0 web_port=0 http_port=0
   port=$(free_port)
   [ "${1:-}" = stomp ] && stomp_port=$(free_port)
   [ "${1:-}" = web ] && web_port=$(free_port)
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
+  [ "${1:-}" = http ] && http_port=$(free_port)
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do
     (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null &&
       { [ "$stomp_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null; } &&
-      { [ "$web_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null; } && break
+      { [ "$web_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null; } &&
+      { [ "$http_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null; } && break
     sleep 0.1
   done
   warren_uri="amqp://guest:guest@127.0.0.1:$port/%2F"
   warren_stomp_uri="stomp://guest:guest@127.0.0.1:$stomp_port/"
   warren_web_url="ws://127.0.0.1:$web_port/ws"
+  warren_http_url="http://guest:guest@127.0.0.1:$http_port"
 }
 
 # --- machine ------------------------------------------------------------------
@@ -280,6 +284,13 @@ scenarios=(
   "web-idle-10k-sse|web-idle --web-url WEBURL --transport sse --subscribers 10000 --broker-pid PID"
   "sse-fanout-10k|sse-fanout --web-url WEBURL --transport sse --subscribers 10000 --repeats 20"
   "sse-fanout-10k-ws|sse-fanout --web-url WEBURL --transport ws --subscribers 10000 --repeats 20"
+  # Management API polling (Warren only; HTTPURL is replaced by Warren's
+  # management API): 1 producer publishing with 10,000 queues declared, no
+  # consumer, once without and once with the API polled every second as
+  # RabbitMQ's UI does (/api/overview, /api/queues page 1 of 100). The table
+  # reports the publish-rate drop (target < 5%) and the API's response times.
+  "api-poll-10k|-x 1 -y 0 --queues 10000 -s 16 -z $duration"
+  "api-poll-10k-poll|-x 1 -y 0 --queues 10000 -s 16 -z $duration --poll-api HTTPURL --poll-interval 1s"
 )
 
 run_one() { # name broker uri pid web_url args...
@@ -287,6 +298,7 @@ run_one() { # name broker uri pid web_url args...
   shift 5
   local args="${*//PID/$pid}"
   args="${args//WEBURL/$web_url}"
+  args="${args//HTTPURL/$warren_http_url}"
   local base="$out/$name.$broker"
   echo "-- $name on $broker: warren perf $args  (loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
   {
@@ -309,12 +321,15 @@ for entry in "${scenarios[@]}"; do
   # web-idle-10k and web-idle-10k-sse.
   group=${name%-sse}
   group=${group%-ws}
+  group=${group%-poll}
   if [ -n "$only" ] && [[ ",$only," != *",$name,"* ]] && [[ ",$only," != *",$group,"* ]]; then continue; fi
   proto=""
   [[ " $args " == *" --protocol stomp "* ]] && proto=stomp
   [[ " $args " == *" --web-url "* ]] && proto=web
+  # The api-poll scenarios compare Warren with itself (polled or not).
+  [[ $name == api-poll-* ]] && proto=http
   # RabbitMQ has no Server-Sent Events.
-  if [[ " $args " != *" --transport sse "* ]]; then
+  if [[ " $args " != *" --transport sse "* ]] && [ "$proto" != http ]; then
     start_rabbit $proto
     if [ "$proto" = stomp ]; then uri=$rabbit_stomp_uri; else uri=$rabbit_uri; fi
     run_one "$name" rabbitmq "$uri" "$rabbit_pid" "$rabbit_web_url" $args

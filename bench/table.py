@@ -120,7 +120,7 @@ ROWS = [
 ]
 
 # Scenarios that run on Warren only (their RabbitMQ column comes from a reference).
-WARREN_ONLY = {row[0] for row in ROWS if len(row) > 7}
+WARREN_ONLY = {row[0] for row in ROWS if len(row) > 7} | {"api-poll-10k", "api-poll-10k-poll"}
 
 
 def verdict(target, rabbit, warren):
@@ -147,6 +147,31 @@ def integrity(report):
     return bad
 
 
+def api_poll(d):
+    """Warren's publish rate with 10,000 queues, without and with the
+    management API polled every second; target: < 5% drop."""
+    base, polled = load(d, "api-poll-10k", "warren"), load(d, "api-poll-10k-poll", "warren")
+    if base is None and polled is None:
+        return []
+    out = ["", "Management API polling (Warren, 1 producer, 10,000 queues, no consumer):", "",
+           "| Run | publish msg/s | Drop | Target | |", "|---|---:|---:|---|---|"]
+    b = get(base, "publish_rate") if base else None
+    p = get(polled, "publish_rate") if polled else None
+    out.append(f"| not polled | {fmt_rate(b) if b else 'error'} | | | |")
+    if b and p:
+        drop = (b - p) / b * 100
+        out.append(f"| API polled every 1 s | {fmt_rate(p)} | {drop:.1f}% | < 5% | {'met' if drop < 5 else '**missed**'} |")
+    else:
+        out.append(f"| API polled every 1 s | {fmt_rate(p) if p else 'error'} | n/a | < 5% | |")
+    eps = get(polled, "api_poll", "endpoints") if polled else None
+    if eps:
+        out += ["", "| Endpoint | requests | failed | median | p95 | max |", "|---|---:|---:|---:|---:|---:|"]
+        for e in eps:
+            out.append(f"| `{e['path']}` | {e['requests']} | {e['failures']} | "
+                       f"{fmt_us(e['median_ms'] * 1000)} | {fmt_us(e['p95_ms'] * 1000)} | {fmt_us(e['max_ms'] * 1000)} |")
+    return out
+
+
 def main():
     d = sys.argv[1]
     m = machine(d)
@@ -160,7 +185,7 @@ def main():
     out.append("")
     out.append("| Scenario | Metric | RabbitMQ | Warren | Warren / RabbitMQ | Target | |")
     out.append("|---|---|---:|---:|---:|---|---|")
-    ran = {n for n in {row[0] for row in ROWS}
+    ran = {n for n in {row[0] for row in ROWS} | {"api-poll-10k", "api-poll-10k-poll"}
            if any(os.path.exists(os.path.join(d, f"{n}.{b}.log")) for b in ("rabbitmq", "warren"))}
     for row in ROWS:
         name, label, metric, ex, f, higher, target = row[:7]
@@ -193,6 +218,7 @@ def main():
             bad = integrity(rep)
             if bad:
                 problems.append(f"{name} on {broker}: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+    out.extend(api_poll(d))
     if problems:
         out.append("Integrity problems / failed runs:")
         out.extend(f"- {p}" for p in problems)

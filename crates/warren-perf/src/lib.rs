@@ -43,6 +43,7 @@ pub mod histogram;
 pub mod load;
 mod net;
 mod pace;
+pub mod poll;
 mod produce;
 pub mod report;
 mod rounds;
@@ -142,6 +143,7 @@ impl ExchangeType {
         warren perf fanout --queues 1000 --repeats 20\n  \
         warren perf connections --connections 1000 --broker-pid 1234\n  \
         warren perf queues --queues 10000 --broker-pid 1234\n  \
+        warren perf -x 1 -y 0 --queues 10000 --poll-api http://guest:guest@127.0.0.1:15672\n  \
         warren perf backlog --messages 1000000 --broker-pid 1234\n  \
         warren perf web-idle --web-url ws://127.0.0.1:15674/ws --subscribers 10000 --broker-pid 1234\n  \
         warren perf web-idle --transport sse --subscribers 10000 --broker-pid 1234\n  \
@@ -290,6 +292,18 @@ pub struct PerfArgs {
     /// machine only). Without it the footprint numbers are left out.
     #[arg(long)]
     pub broker_pid: Option<u32>,
+
+    /// Throughput: poll these management HTTP APIs
+    /// (http://user:pass@host:port, comma-separated) during the run, as
+    /// RabbitMQ's UI does: GET /api/overview and
+    /// /api/queues?page=1&page_size=100 every --poll-interval; response times
+    /// and failures go into the report.
+    #[arg(long, value_delimiter = ',')]
+    pub poll_api: Vec<String>,
+
+    /// Throughput: how often --poll-api polls (1s, 500ms, 2.5).
+    #[arg(long, default_value = "1s", value_parser = poll::parse_interval)]
+    pub poll_interval: Duration,
 
     /// Print the final report as JSON on stdout (progress lines still go to
     /// stderr unless --quiet).

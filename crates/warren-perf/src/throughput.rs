@@ -166,6 +166,9 @@ pub struct ThroughputReport {
     pub latency: LatencySummary,
     pub integrity: Integrity,
     pub timeline: Vec<Tick>,
+    /// `--poll-api`: the management API's response times during the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_poll: Option<crate::poll::ApiPollReport>,
 }
 
 impl ThroughputReport {
@@ -236,6 +239,9 @@ impl ThroughputReport {
         );
         s += &format!("  latency    {}\n", self.latency.human());
         s += &format!("  integrity  {}\n", self.integrity.human());
+        if let Some(p) = &self.api_poll {
+            s += &p.human();
+        }
         s
     }
 }
@@ -444,6 +450,23 @@ pub(crate) async fn drive(
     producers: Vec<ProducerTask>,
 ) -> Result<ThroughputReport> {
     let np = producers.len();
+    let targets = args
+        .poll_api
+        .iter()
+        .filter(|u| !u.trim().is_empty())
+        .map(|u| crate::poll::ApiTarget::parse(u))
+        .collect::<std::result::Result<Vec<_>, String>>()
+        .map_err(Error::Other)?;
+    let stop_poll = CancellationToken::new();
+    let poller = (!targets.is_empty()).then(|| {
+        tokio::spawn(crate::poll::run(
+            targets,
+            args.poll_interval,
+            stop_poll.clone(),
+        ))
+    });
+    // Stops the poller however this function returns.
+    let _stop_poll_guard = stop_poll.clone().drop_guard();
     let shared = Shared::new(plan.queues.len(), np);
     let stop_producers = CancellationToken::new();
     let stop_consumers = CancellationToken::new();
@@ -491,6 +514,12 @@ pub(crate) async fn drive(
         }
     }
     let window_end = window_end.unwrap_or_else(|| Snapshot::take(&shared));
+    // Polling covers the publishing window.
+    stop_poll.cancel();
+    let api_poll = match poller {
+        Some(h) => h.await.ok(),
+        None => None,
+    };
     if let Some(e) = failure {
         stop_producers.cancel();
         stop_consumers.cancel();
@@ -587,6 +616,7 @@ pub(crate) async fn drive(
         latency,
         integrity,
         timeline: progress.timeline,
+        api_poll,
     })
 }
 

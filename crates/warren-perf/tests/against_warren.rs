@@ -21,6 +21,8 @@ struct Broker {
     stomp_uri: String,
     /// ws://127.0.0.1:PORT/ws (port 0 when the web listener is off).
     web_url: String,
+    /// http://guest:guest@127.0.0.1:PORT (port 0 when the management API is off).
+    http_url: String,
 }
 
 impl Drop for Broker {
@@ -55,6 +57,12 @@ fn start_broker() -> Option<Broker> {
 /// by someone else before the broker binds it: then the broker exits and we
 /// try again with new ports.
 fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
+    start_broker_opts(stomp, web, false)
+}
+
+/// As [`start_broker_with`], with `http` also the management API on a free
+/// port (`Broker::http_url`).
+fn start_broker_opts(stomp: bool, web: bool, http: bool) -> Option<Broker> {
     let bin = broker_binary();
     if !bin.exists() {
         eprintln!(
@@ -67,6 +75,7 @@ fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
         let port = free_port();
         let stomp_port = if stomp { free_port() } else { 0 };
         let web_port = if web { free_port() } else { 0 };
+        let http_port = if http { free_port() } else { 0 };
         let dir = std::env::temp_dir().join(format!(
             "warren-perf-test-{}-{port}-{attempt}",
             std::process::id()
@@ -77,14 +86,9 @@ fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
             .arg(port.to_string())
             .arg("--data-dir")
             .arg(dir.join("data"))
-            .args([
-                "--log",
-                "warn",
-                "--http-port",
-                "0",
-                "--prometheus-port",
-                "0",
-            ])
+            .args(["--log", "warn", "--prometheus-port", "0"])
+            .arg("--http-port")
+            .arg(http_port.to_string())
             .arg("--web-stomp-port")
             .arg(web_port.to_string())
             .arg("--stomp-port")
@@ -99,11 +103,12 @@ fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
             uri: format!("amqp://guest:guest@127.0.0.1:{port}/%2F"),
             stomp_uri: format!("stomp://guest:guest@127.0.0.1:{stomp_port}/"),
             web_url: format!("ws://127.0.0.1:{web_port}/ws"),
+            http_url: format!("http://guest:guest@127.0.0.1:{http_port}"),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let ready = |p: u16| p == 0 || TcpStream::connect(("127.0.0.1", p)).is_ok();
         loop {
-            if ready(port) && ready(stomp_port) && ready(web_port) {
+            if ready(port) && ready(stomp_port) && ready(web_port) && ready(http_port) {
                 return Some(broker);
             }
             if let Ok(Some(status)) = broker.child.try_wait() {
@@ -180,6 +185,38 @@ async fn one_second_runs_lose_nothing() {
     assert!(f.integrity.ok(), "{:?}", f.integrity);
     assert_eq!(f.all.samples_us.len(), 3);
     assert_eq!(f.integrity.messages, 20 * 6);
+}
+
+/// `--poll-api`: the management API is polled during a short throughput run,
+/// every request answers, and the report has the response times.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poll_api_reports_response_times() {
+    let Some(broker) = start_broker_opts(false, false, true) else {
+        return;
+    };
+    let flags = [
+        "-x",
+        "1",
+        "-y",
+        "1",
+        "-a",
+        "-z",
+        "1",
+        "--poll-api",
+        &broker.http_url,
+        "--poll-interval",
+        "200ms",
+    ];
+    let r = expect!(perf(&broker.uri, &flags).await, Throughput);
+    assert!(r.integrity.ok(), "{:?}", r.integrity);
+    let p = r.api_poll.as_ref().expect("api_poll in the report");
+    assert_eq!(p.endpoints.len(), 2);
+    for e in &p.endpoints {
+        assert!(e.requests >= 3, "{e:?}");
+        assert_eq!(e.failures, 0, "{e:?}");
+        assert!(e.median_ms > 0.0 && e.max_ms >= e.median_ms, "{e:?}");
+    }
+    assert!(r.human().contains("api poll"));
 }
 
 /// `warren perf --protocol stomp` against Warren's STOMP adapter: about two
