@@ -18,7 +18,8 @@
 //! Status codes: 401 (with `WWW-Authenticate`) without valid credentials, 403
 //! when the user may not use the vhost or the destination, 404 when an
 //! `/amq/queue/` or `/exchange/` does not exist, 400 for anything else wrong
-//! with the request; the body is one line of text.
+//! with the request; the body is a short plain text (for a bad destination, the STOMP ERROR
+//! frame's message and detail).
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query};
