@@ -3,7 +3,7 @@
 //! `POST .../publish` (answers `{"routed": bool}`). The default exchange is
 //! `amq.default` in URLs, as in RabbitMQ.
 
-use super::{created, no_content, ok, put_opt, stats_object, vhost_bindings, visible_vhosts};
+use super::{bindings_response, created, no_content, ok, put_opt, stats_object, visible_vhosts};
 use crate::auth::Caller;
 use crate::body::{check_name, exchange_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -122,12 +122,7 @@ fn bindings_where(
     if v.exchange(name.as_bytes()).is_none() {
         return Err(ApiError::object_not_found());
     }
-    let items = vhost_bindings(&v)
-        .iter()
-        .filter(|b| keep(b, name))
-        .map(|b| b.json())
-        .collect();
-    Ok(ok(p.list.apply(items)?))
+    bindings_response(&v, p, |b| keep(b, name))
 }
 
 pub async fn bindings_source(

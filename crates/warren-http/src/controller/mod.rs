@@ -150,6 +150,22 @@ impl BindingRow {
     }
 }
 
+/// The response listing the bindings of `v` that `keep` selects (paged,
+/// sorted and filtered as the request asks): what the per-exchange and
+/// per-queue binding endpoints answer.
+pub fn bindings_response(
+    v: &VHost,
+    p: &crate::body::Params,
+    keep: impl Fn(&BindingRow) -> bool,
+) -> ApiResult<Response> {
+    let items = vhost_bindings(v)
+        .iter()
+        .filter(|b| keep(b))
+        .map(BindingRow::json)
+        .collect();
+    Ok(ok(p.list.apply(items)?))
+}
+
 /// Every binding of a vhost, the default exchange's implicit ones (each
 /// queue bound by its name) first, as RabbitMQ lists them.
 pub fn vhost_bindings(v: &VHost) -> Vec<BindingRow> {

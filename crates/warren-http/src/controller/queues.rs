@@ -10,7 +10,7 @@
 //! entry) plus the bodies' bytes (`message_bytes`, counted in full even
 //! where a body is shared with other queues or paged out).
 
-use super::{created, message_stats, no_content, ok, put_opt, vhost_bindings, visible_vhosts};
+use super::{bindings_response, created, message_stats, no_content, ok, put_opt, visible_vhosts};
 use crate::auth::Caller;
 use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -149,12 +149,9 @@ pub async fn bindings(
 ) -> ApiResult<Response> {
     let v = c.read_vhost(&vhost)?;
     find(&v, &name)?;
-    let items = vhost_bindings(&v)
-        .iter()
-        .filter(|b| b.destination_type == "queue" && b.destination == name)
-        .map(|b| b.json())
-        .collect();
-    Ok(ok(p.list.apply(items)?))
+    bindings_response(&v, &p, |b| {
+        b.destination_type == "queue" && b.destination == name
+    })
 }
 
 pub async fn purge(
