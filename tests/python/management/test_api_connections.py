@@ -296,3 +296,26 @@ def test_management_users_see_only_their_own_connections(api, made, pika_conn, c
     finally:
         if own.is_open:
             own.close()
+
+
+def test_queue_depth_rates(api, made, amqp):
+    """`messages_details.rate` (and `_ready`, `_unacknowledged`): how fast the
+    depth changed over the last statistics interval (5 s on both brokers).
+    The queue keeps growing while the test polls, so whichever samples the
+    broker takes see it rise."""
+    import time
+    queue = made.queue()
+    ch = amqp().channel()
+
+    def details():
+        q = api.get(f"/api/queues/%2F/{queue}").json()
+        return [q.get(k, {}).get("rate") for k in
+                ("messages_details", "messages_ready_details", "messages_unacknowledged_details")]
+    deadline = time.time() + 20
+    rates = details()
+    while not (rates[0] or 0) > 0 and time.time() < deadline:
+        for _ in range(10):
+            ch.basic_publish("", queue, b"x")
+        time.sleep(0.5)
+        rates = details()
+    assert rates[0] > 0 and rates[1] > 0 and rates[2] == 0, rates

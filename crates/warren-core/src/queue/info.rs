@@ -52,6 +52,27 @@ impl Queue {
         &self.stats
     }
 
+    /// Per second, over the last sampling interval: how fast `messages`,
+    /// `messages_ready` and `messages_unacknowledged` changed (negative when
+    /// the queue shrank), RabbitMQ's `*_details.rate`.
+    pub fn depth_rates(&self) -> [f64; 3] {
+        [
+            self.depth_rates[0].get(),
+            self.depth_rates[1].get(),
+            self.depth_rates[2].get(),
+        ]
+    }
+
+    /// Sample the depth for [`Queue::depth_rates`] (the sampler, every 5 s;
+    /// one short lock of the queue).
+    pub(crate) fn sample_depth(&self, secs: f64) {
+        let d = self.depth();
+        let levels = [d.messages(), d.messages_ready, d.messages_unacknowledged];
+        for (rate, level) in self.depth_rates.iter().zip(levels) {
+            rate.sample(level, secs);
+        }
+    }
+
     /// The queue's consumers, highest `x-priority` first.
     pub fn consumers_info(&self) -> Vec<ConsumerInfo> {
         let single_active = self.args().single_active_consumer;

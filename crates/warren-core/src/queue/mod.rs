@@ -24,7 +24,7 @@ use crate::error::{BrokerError, Result};
 use crate::exchange::Exchange;
 use crate::message::{Message, QueuedMessage, NEVER};
 use crate::shortstr::ShortStr;
-use crate::stats::{MessageField, MessageStats};
+use crate::stats::{GaugeRate, MessageField, MessageStats};
 use crate::store::{PagedStorage, PriorityStorage, QueueStorage, RecoveredMessage, Store};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
@@ -64,6 +64,9 @@ pub struct Queue {
     /// Message counters for the management API. Written only under `inner`'s
     /// lock, so with plain loads and stores ([`MessageStats::add_serialized`]).
     stats: MessageStats,
+    /// Rates of change of the depth (`messages`, `messages_ready`,
+    /// `messages_unacknowledged`), set by the statistics sampler.
+    depth_rates: [GaugeRate; 3],
 }
 
 struct QueueInner {
@@ -123,6 +126,7 @@ impl Queue {
             sources: Mutex::new(Vec::new()),
             last_used: AtomicU64::new(now_ms()),
             stats: MessageStats::default(),
+            depth_rates: Default::default(),
             inner: Mutex::new(QueueInner {
                 storage,
                 next_seq: 1,

@@ -87,9 +87,55 @@ impl Rate {
     }
 }
 
+/// The rate of a level that goes up and down (a queue's depth): the change
+/// per second between the last two samples, negative when it shrank (as
+/// RabbitMQ's `messages_details.rate`). Packed as [`Rate`]: a level never
+/// moves by 2^31 in one interval, so the wrapping difference of the low
+/// halves, read as signed, is exact.
+#[derive(Default)]
+pub struct GaugeRate {
+    packed: AtomicU64,
+}
+
+impl GaugeRate {
+    /// Per second over the last sampling interval (negative: shrinking).
+    pub fn get(&self) -> f64 {
+        f32::from_bits((self.packed.load(Relaxed) >> 32) as u32) as f64
+    }
+
+    /// Record `level` as the level now, `secs` after the previous sample.
+    pub(crate) fn sample(&self, level: u64, secs: f64) {
+        let packed = self.packed.load(Relaxed);
+        let (last, rate_bits) = (packed as u32, (packed >> 32) as u32);
+        let now = level as u32;
+        if now == last && rate_bits == 0 {
+            return;
+        }
+        let delta = now.wrapping_sub(last) as i32;
+        let rate = if secs > 0.0 {
+            (delta as f64 / secs) as f32
+        } else {
+            0.0
+        };
+        self.packed
+            .store(((rate.to_bits() as u64) << 32) | now as u64, Relaxed);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gauge_rate_goes_negative_when_the_level_falls() {
+        let g = GaugeRate::default();
+        g.sample(100, 5.0);
+        assert_eq!(g.get(), 20.0);
+        g.sample(50, 5.0);
+        assert_eq!(g.get(), -10.0);
+        g.sample(50, 5.0);
+        assert_eq!(g.get(), 0.0);
+    }
 
     #[test]
     fn rate_is_the_change_per_second_between_samples() {

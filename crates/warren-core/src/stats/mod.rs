@@ -24,7 +24,7 @@ pub mod sampler;
 mod set;
 mod vhost;
 
-pub use counter::{Counter, Rate};
+pub use counter::{Counter, GaugeRate, Rate};
 pub use fields::{
     ConnectionField, ConnectionSnapshot, ConnectionStats, ExchangeField, ExchangeSnapshot,
     ExchangeStats, MessageField, MessageSnapshot, MessageStats, MESSAGE_FIELDS,

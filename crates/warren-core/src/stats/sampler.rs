@@ -1,6 +1,6 @@
 //! The rate sampler: every [`INTERVAL`], one background thread visits every
 //! queue, exchange, connection and channel and stores each counter's rate
-//! next to it, then the vhosts' totals' rates. HTTP readers only load what
+//! next to it (and each queue's depth's rate of change), then the vhosts' totals' rates. HTTP readers only load what
 //! it stored, so polling clients cost nothing here and see the same rates.
 //!
 //! Cost: a few loads per counter (no store for an idle one), plus cloning
@@ -47,6 +47,7 @@ pub fn sample(broker: &Broker, elapsed: Duration) {
     for v in &vhosts {
         let mut queues = [0u64; MESSAGE_FIELDS];
         for q in v.queues() {
+            q.sample_depth(secs);
             let stats = q.stats();
             stats.sample(secs);
             add_into(&mut queues, &stats.values());

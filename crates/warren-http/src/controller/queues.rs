@@ -10,7 +10,9 @@
 //! entry) plus the bodies' bytes (`message_bytes`, counted in full even
 //! where a body is shared with other queues or paged out).
 
-use super::{bindings_response, created, message_stats, no_content, ok, put_opt, visible_vhosts};
+use super::{
+    bindings_response, created, message_stats, no_content, ok, put_opt, rate, visible_vhosts,
+};
 use crate::auth::Caller;
 use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -29,6 +31,7 @@ pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
     let name = q.name.to_string_lossy();
     let d = q.depth();
     let (ready, unacked) = (d.messages_ready, d.messages_unacknowledged);
+    let depth_rates = q.depth_rates();
     let mut j = json!({
         "name": name,
         "vhost": v.name.to_string_lossy(),
@@ -40,8 +43,11 @@ pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
         "type": "classic",
         "state": "running",
         "messages": ready + unacked,
+        "messages_details": rate(depth_rates[0]),
         "messages_ready": ready,
+        "messages_ready_details": rate(depth_rates[1]),
         "messages_unacknowledged": unacked,
+        "messages_unacknowledged_details": rate(depth_rates[2]),
         "consumers": d.consumers,
         "message_bytes": d.message_bytes(),
         "message_bytes_ready": d.message_bytes_ready,
