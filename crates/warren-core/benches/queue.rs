@@ -13,8 +13,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_core::{
-    Broker, Consumer, ConsumerSink, FieldTable, Limits, Message, Queue, QueueOptions,
-    QueuedMessage, ShortStr,
+    Broker, Consumer, ConsumerSink, FieldTable, Message, Queue, QueueOptions, QueuedMessage,
+    ShortStr,
 };
 
 /// A broker over a throwaway data directory (the queues here are transient,
@@ -32,19 +32,7 @@ impl Drop for Fixture {
 }
 
 fn fixture(name: &str) -> Fixture {
-    let dir =
-        std::env::temp_dir().join(format!("warren-bench-queue-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let broker = Broker::open(
-        &dir,
-        Limits::default(),
-        &warren_core::store::LogOptions {
-            fsync: false,
-            ..Default::default()
-        },
-    )
-    .expect("open broker");
+    let (broker, dir) = warren_core::testing::scratch_broker("bench-queue", name);
     let vhost = broker.ensure_vhost("/");
     let (queue, _) = vhost
         .declare_queue(

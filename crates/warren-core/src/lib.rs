@@ -26,6 +26,7 @@ pub mod shortstr;
 pub mod stats;
 pub mod store;
 pub mod table;
+pub mod testing;
 pub mod trace;
 pub mod vhost;
 

@@ -349,8 +349,7 @@ pub async fn run_writer<W, T, E>(
 mod tests {
     use super::*;
     use crate::{
-        Broker, Consumer, ConsumerSink, FieldTable, Limits, Message, QueueOptions, QueuedMessage,
-        ShortStr,
+        Broker, Consumer, ConsumerSink, FieldTable, Message, QueueOptions, QueuedMessage, ShortStr,
     };
     use bytes::Bytes;
     use std::path::PathBuf;
@@ -389,19 +388,7 @@ mod tests {
     }
 
     fn fixture(name: &str) -> Fixture {
-        let dir =
-            std::env::temp_dir().join(format!("warren-outlet-test-{}-{name}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let broker = Broker::open(
-            &dir,
-            Limits::default(),
-            &crate::store::LogOptions {
-                fsync: false,
-                ..Default::default()
-            },
-        )
-        .expect("open broker");
+        let (broker, dir) = crate::testing::scratch_broker("outlet-test", name);
         let vhost = broker.ensure_vhost("/");
         let (queue, _) = vhost
             .declare_queue(

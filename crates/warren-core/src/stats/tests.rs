@@ -3,10 +3,9 @@
 
 use super::{sampler, ExchangeField, MessageField, MessageSnapshot, MESSAGE_FIELDS};
 use crate::queue::ChannelRef;
-use crate::store::LogOptions;
 use crate::{
     Broker, Consumer, ConsumerSink, Exchange, ExchangeKind, ExchangeOptions, FieldTable,
-    FieldValue, Limits, Message, Queue, QueueOptions, QueuedMessage, ShortStr, VHost,
+    FieldValue, Message, Queue, QueueOptions, QueuedMessage, ShortStr, VHost,
 };
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -27,18 +26,7 @@ impl Drop for Fixture {
 }
 
 pub(crate) fn fixture(name: &str) -> Fixture {
-    let dir = std::env::temp_dir().join(format!("warren-stats-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let broker = Broker::open(
-        &dir,
-        Limits::default(),
-        &LogOptions {
-            fsync: false,
-            ..Default::default()
-        },
-    )
-    .expect("open broker");
+    let (broker, dir) = crate::testing::scratch_broker("stats-test", name);
     let vhost = broker.ensure_vhost("/");
     Fixture { broker, vhost, dir }
 }

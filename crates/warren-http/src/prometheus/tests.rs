@@ -1,24 +1,10 @@
 use super::*;
 use std::time::Instant;
 use warren_core::queue::QueueOptions;
-use warren_core::store::LogOptions;
-use warren_core::{Limits, ShortStr};
+use warren_core::ShortStr;
 
 fn broker(name: &str) -> (Arc<Broker>, std::path::PathBuf) {
-    let dir = std::env::temp_dir().join(format!("warren-prom-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let b = Broker::open(
-        &dir,
-        Limits::default(),
-        &LogOptions {
-            fsync: false,
-            ..Default::default()
-        },
-    )
-    .expect("open broker");
-    b.ensure_vhost("/");
-    (b, dir)
+    warren_core::testing::scratch_broker("prom", name)
 }
 
 fn declare(b: &Broker, vhost: &str, name: &str) {
