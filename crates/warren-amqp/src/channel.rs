@@ -611,6 +611,9 @@ impl Channel {
         };
         check_consumer_args(&c.arguments, &queue.name, &ctx.vhost.name.to_string_lossy())
             .map_err(|e| err(e, m))?;
+        queue
+            .check_stream_consume(c.no_ack, self.consumer_prefetch)
+            .map_err(|e| err(e, m))?;
         let tag = if c.consumer_tag.is_empty() {
             ctx.ctag_counter += 1;
             ShortStr::from(format!("amq.ctag-warren-{}-{}", ctx.id, ctx.ctag_counter))
@@ -680,6 +683,7 @@ impl Channel {
         ctx.check_queue(Access::Read, qname.as_bytes())
             .map_err(|e| err(e, m))?;
         let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
+        queue.check_not_stream("basic.get").map_err(|e| err(e, m))?;
         match queue.get(g.no_ack) {
             Some((msg, remaining)) => {
                 let tag = self.shared.record_get(&queue, &msg, g.no_ack);
@@ -745,6 +749,10 @@ impl Channel {
             return Ok(());
         }
         let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
+        if let Some(u) = taken.iter().find(|u| u.queue.is_stream()) {
+            // RabbitMQ closes the connection (540); the deliveries stay taken.
+            return Err(err(u.queue.stream_refusal("basic.nack and basic.reject"), m));
+        }
         if requeue {
             self.requeue_and_wake(taken);
         } else {

@@ -30,6 +30,9 @@ pub const QUEUE_ARGUMENTS: &[&str] = &[
     "x-queue-master-locator",
 ];
 
+/// Compared as well when the queue is a stream.
+pub const STREAM_ARGUMENTS: &[&str] = &["x-max-age", "x-stream-max-segment-size-bytes"];
+
 /// The only argument RabbitMQ compares when an exchange is redeclared.
 pub const EXCHANGE_ARGUMENTS: &[&str] = &["alternate-exchange"];
 

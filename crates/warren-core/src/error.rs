@@ -124,7 +124,12 @@ impl BrokerError {
     }
 
     /// The text as RabbitMQ sends it: `NOT_FOUND - no queue 'q' in vhost '/'`.
+    /// An empty text gives the bare name (`INTERNAL_ERROR`), as RabbitMQ
+    /// sends it when a channel process crashed.
     pub fn reply_text(&self) -> String {
+        if self.text.is_empty() {
+            return code::name(self.code).to_string();
+        }
         format!("{} - {}", code::name(self.code), self.text)
     }
 }

@@ -45,6 +45,13 @@ const QUEUE_KEYS: &[(&str, &str, bool)] = &[
     ("max-length", "x-max-length", true),
     ("max-length-bytes", "x-max-length-bytes", true),
     ("overflow", "x-overflow", false),
+    // Stream retention (a stream also takes max-length-bytes).
+    ("max-age", "x-max-age", false),
+    (
+        "stream-max-segment-size-bytes",
+        "x-stream-max-segment-size-bytes",
+        true,
+    ),
     ("dead-letter-exchange", "x-dead-letter-exchange", false),
     (
         "dead-letter-routing-key",

@@ -201,12 +201,99 @@ impl RawProperties {
     pub fn has_expiration(raw: &[u8]) -> bool {
         Self::flags(raw) & EXPIRATION != 0
     }
+
+    /// The properties with a signed 64-bit (`l`) header appended, as a stream
+    /// adds `x-stream-offset` to each message: one copy of the bytes, no
+    /// decode of the other properties. Malformed input is returned unchanged.
+    pub fn with_long_header(raw: &[u8], key: &str, value: i64) -> Bytes {
+        let mut entry = Vec::with_capacity(key.len() + 10);
+        entry.push(key.len() as u8);
+        entry.extend_from_slice(key.as_bytes());
+        entry.push(b'l');
+        entry.extend_from_slice(&value.to_be_bytes());
+        let flags = Self::flags(raw);
+        // Skip the flags words, then content-type and content-encoding.
+        let mut at = 0;
+        loop {
+            if raw.len() < at + 2 {
+                return Bytes::copy_from_slice(raw);
+            }
+            let w = u16::from_be_bytes([raw[at], raw[at + 1]]);
+            at += 2;
+            if w & CONTINUATION == 0 {
+                break;
+            }
+        }
+        for bit in [CONTENT_TYPE, CONTENT_ENCODING] {
+            if flags & bit != 0 {
+                match raw.get(at) {
+                    Some(&n) => at += 1 + n as usize,
+                    None => return Bytes::copy_from_slice(raw),
+                }
+            }
+        }
+        if at > raw.len() {
+            return Bytes::copy_from_slice(raw);
+        }
+        let mut out = BytesMut::with_capacity(raw.len() + entry.len() + 4);
+        if flags & HEADERS != 0 {
+            let Some(len) = raw
+                .get(at..at + 4)
+                .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            else {
+                return Bytes::copy_from_slice(raw);
+            };
+            let end = at + 4 + len;
+            if end > raw.len() {
+                return Bytes::copy_from_slice(raw);
+            }
+            out.put_slice(&raw[..at]);
+            out.put_u32((len + entry.len()) as u32);
+            out.put_slice(&raw[at + 4..end]);
+            out.put_slice(&entry);
+            out.put_slice(&raw[end..]);
+        } else {
+            out.put_u16(flags | HEADERS);
+            out.put_slice(&raw[2..at]);
+            out.put_u32(entry.len() as u32);
+            out.put_slice(&entry);
+            out.put_slice(&raw[at..]);
+        }
+        out.freeze()
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::table::FieldValue;
+
+    #[test]
+    fn long_header_added_with_or_without_headers() {
+        let mut headers = FieldTable::new();
+        headers.insert("a", FieldValue::I32(1));
+        for p in [
+            BasicProperties {
+                content_type: Some("t".into()),
+                headers: Some(headers),
+                delivery_mode: Some(2),
+                ..Default::default()
+            },
+            BasicProperties {
+                content_type: Some("t".into()),
+                priority: Some(3),
+                ..Default::default()
+            },
+            BasicProperties::default(),
+        ] {
+            let raw = RawProperties::with_long_header(&p.encode(), "x-stream-offset", 7);
+            let d = BasicProperties::decode(&raw).expect("decodes");
+            let h = d.headers.clone().expect("headers");
+            assert_eq!(h.get("x-stream-offset"), Some(&FieldValue::I64(7)));
+            assert_eq!((d.content_type, d.priority), (p.content_type, p.priority));
+            assert_eq!(h.len(), p.headers.map_or(0, |h| h.len()) + 1);
+        }
+    }
 
     #[test]
     fn round_trip_all_properties() {

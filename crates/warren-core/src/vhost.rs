@@ -464,6 +464,16 @@ impl VHost {
             &name,
             &self.name.to_string_lossy(),
         )?;
+        if args.is_stream() {
+            crate::queue::check_stream_declare(
+                &opts.arguments,
+                opts.durable,
+                opts.exclusive,
+                opts.auto_delete,
+                &name,
+                &self.name.to_string_lossy(),
+            )?;
+        }
         let owner = opts.exclusive.then_some(conn);
         // Exclusive queues never survive their connection, let alone a restart.
         let durable_id = if opts.durable && !opts.exclusive {
@@ -655,7 +665,9 @@ impl VHost {
 
     /// queue.purge.
     pub fn purge_queue(&self, name: &ShortStr, conn: ConnectionId) -> Result<u32> {
-        Ok(self.get_queue(name, conn)?.purge())
+        let q = self.get_queue(name, conn)?;
+        q.check_not_stream("queue.purge")?;
+        Ok(q.purge())
     }
 
     /// queue.bind.
@@ -1071,9 +1083,12 @@ impl VHost {
             routed: !out.is_empty(),
             ..Published::default()
         };
-        if msg.persistent && out.iter().any(|q| q.durable_id != 0) {
+        // Streams append their own records (every message, persistent or
+        // not, at the stream's offset), in the same group commit.
+        if msg.persistent && out.iter().any(|q| q.durable_id != 0 && !q.is_stream()) {
             let ids: Vec<u64> = out
                 .iter()
+                .filter(|q| !q.is_stream())
                 .map(|q| q.durable_id)
                 .filter(|id| *id != 0)
                 .collect();
@@ -1092,6 +1107,10 @@ impl VHost {
             result.ticket = ticket;
         }
         for q in out.drain(..) {
+            if q.is_stream() {
+                result.ticket = result.ticket.max(q.publish_stream(&msg));
+                continue;
+            }
             if !q.publish(msg.clone()) {
                 result.rejected = true;
             }
@@ -1252,7 +1271,16 @@ fn check_queue_equivalent(q: &Queue, opts: &QueueOptions, vhost: &ShortStr) -> R
             &quoted(cur.auto_delete),
         ));
     }
-    check_arguments(&cur.arguments, &opts.arguments, QUEUE_ARGUMENTS, &resource)
+    check_arguments(&cur.arguments, &opts.arguments, QUEUE_ARGUMENTS, &resource)?;
+    if q.is_stream() {
+        check_arguments(
+            &cur.arguments,
+            &opts.arguments,
+            crate::equivalence::STREAM_ARGUMENTS,
+            &resource,
+        )?;
+    }
+    Ok(())
 }
 
 fn seed() -> u64 {

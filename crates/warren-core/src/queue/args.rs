@@ -32,6 +32,86 @@ pub struct QueueArgs {
     /// Priority levels 0..=max (priority queue) if set.
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
+    /// `x-queue-type: stream`: its retention settings.
+    pub stream: Option<StreamArgs>,
+}
+
+/// A stream queue's retention (`x-max-length-bytes` is in [`QueueArgs`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamArgs {
+    /// `x-max-age`, ms.
+    pub max_age: Option<u64>,
+    /// `x-stream-max-segment-size-bytes`.
+    pub max_segment_size: u64,
+}
+
+/// The largest `x-stream-max-segment-size-bytes` RabbitMQ accepts.
+const MAX_SEGMENT_SIZE: i64 = 3_000_000_000;
+
+/// Arguments a stream refuses (RabbitMQ 3.10), in the order they are checked.
+const NOT_FOR_STREAMS: &[&str] = &[
+    "x-expires",
+    "x-message-ttl",
+    "x-dead-letter-exchange",
+    "x-dead-letter-routing-key",
+    "x-max-length",
+    "x-max-priority",
+    "x-overflow",
+    "x-queue-mode",
+    "x-queue-version",
+    "x-single-active-consumer",
+    "x-queue-master-locator",
+];
+
+/// RabbitMQ's `x-max-age` / interval syntax: digits and one unit of
+/// `Y M D h m s`. Returns milliseconds.
+pub fn parse_max_age(s: &[u8]) -> Option<u64> {
+    let (&unit, digits) = s.split_last()?;
+    if digits.is_empty() || !digits.iter().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let secs: u64 = match unit {
+        b'Y' => 365 * 86_400,
+        b'M' => 30 * 86_400,
+        b'D' => 86_400,
+        b'h' => 3_600,
+        b'm' => 60,
+        b's' => 1,
+        _ => return None,
+    };
+    n.checked_mul(secs)?.checked_mul(1000)
+}
+
+/// A stream declare's refusals that depend on what the client declared (not
+/// on policies): classic-only arguments and properties, RabbitMQ's texts.
+pub fn check_stream_declare(
+    declared: &FieldTable,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    queue: &ShortStr,
+    vhost: &str,
+) -> Result<()> {
+    if let Some(key) = NOT_FOR_STREAMS.iter().find(|k| declared.get(k).is_some()) {
+        return Err(BrokerError::precondition_failed(format!(
+            "invalid arg '{}' for queue '{}' in vhost '{}' of queue type rabbit_stream_queue",
+            key, queue, vhost
+        )));
+    }
+    let bad = if !durable {
+        "non-durable"
+    } else if exclusive {
+        "exclusive-owner"
+    } else if auto_delete {
+        "auto-delete"
+    } else {
+        return Ok(());
+    };
+    Err(BrokerError::precondition_failed(format!(
+        "invalid property '{}' for queue '{}' in vhost '{}'",
+        bad, queue, vhost
+    )))
 }
 
 impl QueueArgs {
@@ -104,6 +184,23 @@ impl QueueArgs {
                 ))
             }
         }
+        match args.get("x-queue-type") {
+            None => {}
+            Some(v) => match v.as_bytes() {
+                Some(b"classic") | Some(b"quorum") => {}
+                Some(b"stream") => return Self::parse_stream(args, a, &invalid),
+                _ => {
+                    let shown = match v.as_bytes() {
+                        Some(b) => String::from_utf8_lossy(b).into_owned(),
+                        None => format!("{:?}", v),
+                    };
+                    return Err(invalid(
+                        "x-queue-type",
+                        format!("\"unsupported queue type '{}'\"", shown),
+                    ));
+                }
+            },
+        }
         if a.dead_letter_routing_key.is_some() && a.dead_letter_exchange.is_none() {
             return Err(invalid(
                 "x-dead-letter-routing-key",
@@ -113,9 +210,56 @@ impl QueueArgs {
         Ok(a)
     }
 
+    /// A stream's arguments: its retention; classic-queue arguments a policy
+    /// brings do not apply to it (declared ones were refused already).
+    fn parse_stream(
+        args: &FieldTable,
+        classic: QueueArgs,
+        invalid: &dyn Fn(&str, String) -> BrokerError,
+    ) -> Result<QueueArgs> {
+        let max_age = match args.get("x-max-age") {
+            None => None,
+            Some(v) => Some(
+                v.as_bytes()
+                    .and_then(parse_max_age)
+                    .ok_or_else(|| invalid("x-max-age", "invalid_max_age".into()))?,
+            ),
+        };
+        let max_segment_size = match args.get("x-stream-max-segment-size-bytes") {
+            None => crate::store::stream_index::DEFAULT_SEGMENT_SIZE,
+            Some(v) => match v.as_i64() {
+                Some(n) if n > MAX_SEGMENT_SIZE => {
+                    return Err(BrokerError::precondition_failed(
+                        "Exceeded max value for x-stream-max-segment-size-bytes",
+                    ))
+                }
+                Some(n) if n > 0 => n as u64,
+                _ => {
+                    return Err(invalid(
+                        "x-stream-max-segment-size-bytes",
+                        format!("\"expected integer, got {}\"", v.type_name()),
+                    ))
+                }
+            },
+        };
+        Ok(QueueArgs {
+            max_length_bytes: classic.max_length_bytes,
+            stream: Some(StreamArgs {
+                max_age,
+                max_segment_size,
+            }),
+            ..QueueArgs::default()
+        })
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
     /// Whether the queue has a length limit at all.
     pub fn is_limited(&self) -> bool {
-        self.max_length.is_some() || self.max_length_bytes.is_some()
+        // A stream's x-max-length-bytes is retention, not a queue limit.
+        self.stream.is_none() && (self.max_length.is_some() || self.max_length_bytes.is_some())
     }
 }
 

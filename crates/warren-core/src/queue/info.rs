@@ -32,6 +32,16 @@ impl Queue {
     /// Message counts, byte totals and consumer count, read under one
     /// acquisition of the queue's lock.
     pub fn depth(&self) -> QueueDepth {
+        if let Some(s) = self.stream() {
+            // A stream's messages are all "ready": nothing is ever taken out.
+            let sum = s.summary();
+            return QueueDepth {
+                messages_ready: sum.messages,
+                message_bytes_ready: sum.bytes,
+                consumers: self.consumer_count(),
+                ..QueueDepth::default()
+            };
+        }
         let inner = self.inner.lock();
         QueueDepth {
             messages_ready: inner.storage.len() as u64,

@@ -14,8 +14,12 @@ mod args;
 mod consumer;
 mod dead_letter;
 mod info;
+pub mod stream;
 
-pub use args::{check_consumer_args, check_expiration, Overflow, QueueArgs};
+pub use args::{
+    check_consumer_args, check_expiration, check_stream_declare, parse_max_age, Overflow,
+    QueueArgs, StreamArgs,
+};
 pub use consumer::{ChannelRef, ConnectionId, Consumer, ConsumerInfo, ConsumerSink};
 pub use dead_letter::Reason;
 pub use info::QueueDepth;
@@ -67,6 +71,8 @@ pub struct Queue {
     /// Rates of change of the depth (`messages`, `messages_ready`,
     /// `messages_unacknowledged`), set by the statistics sampler.
     depth_rates: [GaugeRate; 3],
+    /// `x-queue-type: stream`: the log that replaces `inner.storage`.
+    stream: Option<stream::Stream>,
 }
 
 struct QueueInner {
@@ -114,7 +120,12 @@ impl Queue {
             Some(max) => Box::new(PriorityStorage::new(store.log.clone(), durable_id, max)),
             None => Box::new(PagedStorage::new(store.log.clone(), durable_id)),
         };
+        let stream = args
+            .stream
+            .as_ref()
+            .map(|_| stream::Stream::new(durable_id, store.log.clone(), retention(&args)));
         let q = Arc::new(Queue {
+            stream,
             name,
             options,
             args: parking_lot::RwLock::new(Arc::new(args)),
@@ -151,6 +162,11 @@ impl Queue {
     /// Apply new effective arguments (a policy changed). `x-max-priority` only
     /// takes effect at declare time, as in RabbitMQ.
     pub(crate) fn set_args(self: &Arc<Self>, mut args: QueueArgs) {
+        if let Some(s) = &self.stream {
+            s.set_retention(retention(&args));
+            *self.args.write() = Arc::new(args);
+            return;
+        }
         args.max_priority = self.args().max_priority;
         *self.args.write() = Arc::new(args);
         self.arm_queue_expiry();
@@ -159,6 +175,24 @@ impl Queue {
         Self::drop_head(&self.args(), &mut inner);
         self.deliver_locked(&mut inner, now_ms());
         self.finish(inner);
+    }
+
+    /// The stream, if this is a stream queue.
+    pub fn stream(&self) -> Option<&stream::Stream> {
+        self.stream.as_ref()
+    }
+
+    pub fn is_stream(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Append to a stream queue; returns the log ticket a confirm waits for
+    /// (0 for other queues, which [`Queue::publish`] takes).
+    pub fn publish_stream(self: &Arc<Self>, message: &Message) -> u64 {
+        match &self.stream {
+            Some(s) if !self.is_deleted() => s.publish(self, message),
+            _ => 0,
+        }
     }
 
     pub fn is_deleted(&self) -> bool {
@@ -278,6 +312,10 @@ impl Queue {
     /// Enqueue a message and deliver whatever can be delivered.
     /// Returns false if the queue refused the message (full, reject-publish).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        if self.stream.is_some() {
+            self.publish_stream(&message);
+            return true;
+        }
         let now = now_ms();
         let mut inner = self.inner.lock();
         if self.is_deleted() {
@@ -317,6 +355,10 @@ impl Queue {
 
     /// Try to deliver ready messages, e.g. after a consumer got prefetch credit back.
     pub fn deliver(self: &Arc<Self>) {
+        if let Some(s) = &self.stream {
+            s.drive_all(self);
+            return;
+        }
         let mut inner = self.inner.lock();
         self.deliver_locked(&mut inner, now_ms());
         self.finish(inner);
@@ -415,6 +457,11 @@ impl Queue {
 
     /// Acknowledged: forget the messages.
     pub fn settle(&self, msgs: &[QueuedMessage]) {
+        if self.stream.is_some() {
+            // A stream keeps its messages: an ack only gives credit back.
+            self.stats.add(MessageField::Ack, msgs.len() as u64);
+            return;
+        }
         let mut inner = self.inner.lock();
         inner.storage.settle(msgs);
         Self::forget_unacked(&mut inner, msgs);
@@ -431,6 +478,9 @@ impl Queue {
 
     /// Rejected without requeue: forget them, dead-lettering if configured.
     pub fn reject(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
+        if self.stream.is_some() {
+            return;
+        }
         let mut inner = self.inner.lock();
         inner.storage.settle(&msgs);
         Self::forget_unacked(&mut inner, &msgs);
@@ -471,6 +521,10 @@ impl Queue {
     /// Return delivered messages to the queue at their original positions, marked
     /// redelivered, and deliver again.
     pub fn requeue(self: &Arc<Self>, msgs: impl IntoIterator<Item = QueuedMessage>) {
+        if self.stream.is_some() {
+            // Nothing to put back: the messages never left the stream.
+            return;
+        }
         let mut inner = self.inner.lock();
         if self.is_deleted() {
             return;
@@ -493,6 +547,13 @@ impl Queue {
     /// to it until it is activated and [`Queue::deliver`] is called.
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<()> {
         self.touch();
+        let spec = match &self.stream {
+            Some(_) => Some(stream::OffsetSpec::parse(
+                consumer.arguments.get(stream::OFFSET_HEADER),
+                now_ms(),
+            )?),
+            None => None,
+        };
         let mut inner = self.inner.lock();
         if self.is_deleted() {
             return Err(BrokerError::not_found(format!(
@@ -512,8 +573,12 @@ impl Queue {
         let pos = inner
             .consumers
             .partition_point(|c| c.priority >= consumer.priority);
-        inner.consumers.insert(pos, consumer);
+        inner.consumers.insert(pos, consumer.clone());
         inner.had_consumer = true;
+        drop(inner);
+        if let (Some(s), Some(spec)) = (&self.stream, spec) {
+            s.add_consumer(consumer, spec);
+        }
         Ok(())
     }
 
@@ -524,6 +589,9 @@ impl Queue {
             let mut inner = self.inner.lock();
             let before = inner.consumers.len();
             inner.consumers.retain(|c| !Arc::ptr_eq(c, consumer));
+            if let Some(s) = &self.stream {
+                s.remove_consumer(consumer);
+            }
             if inner.next_consumer >= inner.consumers.len() {
                 inner.next_consumer = 0;
             }
@@ -549,7 +617,12 @@ impl Queue {
         let (count, consumers) = {
             let mut inner = self.inner.lock();
             self.deleted.store(true, Ordering::Release);
-            let n = inner.storage.purge() as u32;
+            let mut n = inner.storage.purge() as u32;
+            if let Some(s) = &self.stream {
+                // RabbitMQ's delete-ok for a stream says 0.
+                s.delete();
+                n = 0;
+            }
             (n, std::mem::take(&mut inner.consumers))
         };
         for c in consumers {
@@ -636,6 +709,18 @@ impl Queue {
 
     pub(crate) fn vhost(&self) -> Option<Arc<VHost>> {
         self.vhost.upgrade()
+    }
+}
+
+/// A stream's retention from its effective arguments.
+fn retention(args: &QueueArgs) -> stream::Retention {
+    let s = args.stream.as_ref();
+    stream::Retention {
+        max_bytes: args.max_length_bytes,
+        max_age: s.and_then(|s| s.max_age),
+        max_segment_size: s.map_or(crate::store::stream_index::DEFAULT_SEGMENT_SIZE, |s| {
+            s.max_segment_size
+        }),
     }
 }
 

@@ -25,6 +25,7 @@
 //! are translated through a per-segment offset map.
 
 use super::record::{self, Record};
+use super::stream_index::StreamIndex;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap};
@@ -80,6 +81,9 @@ pub(super) struct SegmentInfo {
     pub(super) total_refs: u64,
     /// Being compacted: not to be deleted meanwhile (it is, right after).
     pub(super) compacting: bool,
+    /// Of `refs`, those of stream records. A segment holding live stream
+    /// records is never compacted: streams find their records by position.
+    pub(super) stream_refs: u64,
     /// Since when it has been sparse (see [`super::compact::is_sparse`]).
     pub(super) sparse_since: Option<std::time::Instant>,
 }
@@ -171,6 +175,26 @@ pub struct MessageLog {
     pending_bytes: std::sync::atomic::AtomicUsize,
     /// Woken after every write batch.
     room: tokio::sync::Notify,
+    /// Write batches taken by the writer so far: a stream starts a new chunk
+    /// when this moved since its previous append.
+    batches: AtomicU64,
+    /// Streams found at startup, until their queues take them.
+    recovered_streams: Mutex<HashMap<u64, StreamIndex>>,
+}
+
+/// Per stream id, the offset below which retention dropped its records in
+/// the segment whose ack records these are.
+fn stream_truncations(acks: &[Record]) -> HashMap<u64, u64> {
+    let mut out = HashMap::new();
+    for rec in acks {
+        if let Record::Ack { queue, msg_ids } = rec {
+            if let [record::TRUNCATED, x] = msg_ids[..] {
+                let e = out.entry(*queue).or_insert(0);
+                *e = x.max(*e);
+            }
+        }
+    }
+    out
 }
 
 /// Priority and per-message TTL of a recovered message (decoded only if present).
@@ -271,10 +295,33 @@ impl MessageLog {
         let mut max_msg_id = 0u64;
         let mut records = 0u64;
         let last = numbers.last().copied();
+        let mut streams: HashMap<u64, StreamIndex> = HashMap::new();
         for &n in &numbers {
             let is_last = Some(n) == last;
             let mut total_refs = 0u64;
+            // The ack file first: it says which stream records retention
+            // dropped; classic acks are applied after the publishes.
+            let mut acks = Vec::new();
+            records += read_records(&acks_path(dir, n), n, true, |rec, _| acks.push(rec))?;
+            let truncated = stream_truncations(&acks);
             records += read_records(&segment_path(dir, n), n, is_last, |rec, loc| {
+                if let Record::Stream(r) = &rec {
+                    total_refs += 1;
+                    if truncated.get(&r.stream).is_some_and(|&x| r.offset < x) {
+                        return;
+                    }
+                    streams
+                        .entry(r.stream)
+                        .or_insert_with(|| StreamIndex::new(super::stream_index::DEFAULT_SEGMENT_SIZE))
+                        .push(
+                            r.offset,
+                            loc,
+                            r.timestamp,
+                            r.flags & record::STREAM_SEGMENT_START != 0,
+                            r.flags & record::STREAM_CHUNK_START != 0,
+                        );
+                    return;
+                }
                 if let Record::Publish {
                     msg_id,
                     flags,
@@ -305,7 +352,7 @@ impl MessageLog {
                 }
             })?;
             // This segment's acks refer only to messages in it.
-            records += read_records(&acks_path(dir, n), n, true, |rec, _| {
+            for rec in acks {
                 if let Record::Ack { queue, msg_ids } = rec {
                     if let Some(m) = live.get_mut(&queue) {
                         for id in msg_ids {
@@ -313,7 +360,7 @@ impl MessageLog {
                         }
                     }
                 }
-            })?;
+            }
             segments.insert(
                 n,
                 SegmentInfo {
@@ -378,6 +425,8 @@ impl MessageLog {
             compacting: std::sync::atomic::AtomicBool::new(false),
             pending_bytes: std::sync::atomic::AtomicUsize::new(0),
             room: tokio::sync::Notify::new(),
+            batches: AtomicU64::new(0),
+            recovered_streams: Mutex::new(streams),
         });
         let writer = log.clone();
         std::thread::Builder::new()
@@ -509,6 +558,121 @@ impl MessageLog {
             ticket,
             new_segment,
         )
+    }
+
+    /// Append a stream queue's record (see [`record::encode_stream`]); the
+    /// caller holds the stream's lock, so records of one stream are in offset
+    /// order in the log. Shares the group commit with every other append.
+    #[allow(clippy::too_many_arguments)]
+    pub fn append_stream(
+        &self,
+        stream: u64,
+        offset: u64,
+        flags: u8,
+        timestamp: u64,
+        exchange: &[u8],
+        routing_key: &[u8],
+        properties: &[u8],
+        body: &[u8],
+    ) -> (Loc, u64) {
+        let (loc, ticket, new_segment) = self.append(|out, _| {
+            record::encode_stream(
+                out,
+                stream,
+                offset,
+                flags,
+                timestamp,
+                exchange,
+                routing_key,
+                properties,
+                body,
+            )
+        });
+        let mut segs = self.segments.lock();
+        if let Some(s) = new_segment {
+            segs.entry(s).or_default();
+        }
+        let info = segs.entry(loc.segment).or_default();
+        info.refs += 1;
+        info.stream_refs += 1;
+        info.total_refs += 1;
+        (loc, ticket)
+    }
+
+    /// Whether `segment` is complete: the writer has moved past it.
+    pub fn is_sealed(&self, segment: u32) -> bool {
+        self.written.lock().0 > segment
+    }
+
+    /// Write batches taken by the writer so far.
+    pub fn batch_count(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// A stream's records found at startup (once; None if it had none).
+    pub fn take_recovered_stream(&self, stream: u64) -> Option<StreamIndex> {
+        self.recovered_streams.lock().remove(&stream)
+    }
+
+    /// The highest stream id with records on disk (0: none).
+    pub fn max_recovered_stream(&self) -> u64 {
+        self.recovered_streams.lock().keys().copied().max().unwrap_or(0)
+    }
+
+    /// A stream holds (`add`) or dropped `n` records of `segment`.
+    pub fn stream_refs(&self, segment: u32, n: u64, add: bool) {
+        let mut segs = self.segments.lock();
+        let info = segs.entry(segment).or_default();
+        if add {
+            info.refs += n;
+            info.stream_refs += n;
+        } else {
+            info.refs = info.refs.saturating_sub(n);
+            info.stream_refs = info.stream_refs.saturating_sub(n);
+        }
+    }
+
+    /// Record that a stream dropped its records below `first` in `segments`
+    /// (retention), so a restart does not bring them back while other queues'
+    /// records keep the files.
+    pub fn append_stream_truncation(&self, stream: u64, first: u64, segments: &[u32]) {
+        let mut p = self.pending.lock();
+        for &seg in segments {
+            record::encode_ack(p.acks_for(seg), stream, &[record::TRUNCATED, first]);
+        }
+        drop(p);
+        self.wake.notify_one();
+    }
+
+    /// Read bytes of `segment` from `pos` into `buf` (sequential stream reads;
+    /// fewer than `buf.len()` at the end of what is written). Reads only what
+    /// the writer has written.
+    pub fn read_segment(&self, segment: u32, pos: u64, buf: &mut [u8]) -> io::Result<usize> {
+        let limit = {
+            let w = self.written.lock();
+            if w.0 == segment {
+                w.1
+            } else if w.0 < segment {
+                0
+            } else {
+                u64::MAX
+            }
+        };
+        let want = (buf.len() as u64).min(limit.saturating_sub(pos)) as usize;
+        if want == 0 {
+            return Ok(0);
+        }
+        let reader = self.reader(segment)?;
+        let mut done = 0;
+        while done < want {
+            match reader.file.read_at(&mut buf[done..want], pos + done as u64) {
+                Ok(0) => break,
+                Ok(k) => done += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
     }
 
     /// Whether appends are outrunning the disk.
@@ -656,7 +820,9 @@ impl MessageLog {
                     continue;
                 }
                 if info.refs > 0 {
-                    if !super::compact::is_sparse(info.refs, info.total_refs) {
+                    if info.stream_refs > 0
+                        || !super::compact::is_sparse(info.refs, info.total_refs)
+                    {
                         info.sparse_since = None;
                     } else if let Some(since) = info.sparse_since {
                         if now.duration_since(since) >= super::compact::SPARSE_FOR {
@@ -754,6 +920,9 @@ impl MessageLog {
                     if timed_out {
                         break;
                     }
+                }
+                if !p.bufs.is_empty() {
+                    self.batches.fetch_add(1, Ordering::Relaxed);
                 }
                 (
                     std::mem::take(&mut p.bufs),

@@ -11,6 +11,8 @@ pub mod log;
 mod paged;
 mod priority;
 pub mod record;
+pub mod stream_index;
+pub mod stream_reader;
 
 pub use log::{Loc, LogOptions, MessageLog, RecoveredMessage};
 pub use paged::PagedStorage;
@@ -68,6 +70,7 @@ impl Store {
     pub fn open(data_dir: &Path, options: &LogOptions) -> std::io::Result<(Arc<Store>, Recovered)> {
         let (definitions, defs) = definitions::DefinitionStore::open(data_dir)?;
         let (log, messages) = MessageLog::open(&data_dir.join("messages"), options)?;
+        let max_stream = log.max_recovered_stream();
         let store = Arc::new(Store {
             log,
             definitions,
@@ -77,6 +80,7 @@ impl Store {
             next_queue_id: AtomicU64::new(
                 defs.max_queue_id()
                     .max(messages.keys().copied().max().unwrap_or(0))
+                    .max(max_stream)
                     + 1,
             ),
         });

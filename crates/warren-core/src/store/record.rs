@@ -8,6 +8,11 @@
 //! - `Publish`: a message and the durable queues it was enqueued to. Written once
 //!   per message however many queues it reaches (fanout stores the body once).
 //! - `Ack`: messages of one queue that were acknowledged (or otherwise removed).
+//!   For a stream, an ack `[X]` in a segment's ack file means "this stream's
+//!   records in this segment below offset X were dropped by retention".
+//! - `Stream`: one message of one stream queue at its stream offset. Its
+//!   properties already carry the `x-stream-offset` header, so reading it back
+//!   for a consumer needs no re-encoding.
 
 use crate::shortstr::ShortStr;
 use bytes::{Buf, BufMut, Bytes};
@@ -15,6 +20,7 @@ use bytes::{Buf, BufMut, Bytes};
 pub const HEADER_LEN: usize = 8;
 const PUBLISH: u8 = 1;
 const ACK: u8 = 2;
+const STREAM: u8 = 3;
 
 /// Flag bit: the message is persistent and must be recovered after a restart.
 pub const FLAG_PERSISTENT: u8 = 1;
@@ -37,6 +43,62 @@ pub enum Record {
         queue: u64,
         msg_ids: Vec<u64>,
     },
+    Stream(StreamRecord),
+}
+
+/// A stream queue's message as stored (see the module docs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamRecord {
+    pub stream: u64,
+    pub offset: u64,
+    /// [`STREAM_SEGMENT_START`], [`STREAM_CHUNK_START`].
+    pub flags: u8,
+    /// When it was appended (ms since the epoch): timestamp offsets and x-max-age.
+    pub timestamp: u64,
+    pub exchange: ShortStr,
+    pub routing_key: ShortStr,
+    pub properties: Bytes,
+    pub body: Bytes,
+}
+
+/// Stream record flag: the first record of a stream segment (retention unit),
+/// so recovery rebuilds the same segments.
+pub const STREAM_SEGMENT_START: u8 = 1;
+/// Stream record flag: the first record of a write batch (RabbitMQ's chunk:
+/// `x-stream-offset: last` starts at the last one).
+pub const STREAM_CHUNK_START: u8 = 2;
+/// An ack record `[TRUNCATED, X]` under a stream's id: the stream's records in
+/// this segment below offset X were dropped (no message id is ever this big).
+pub const TRUNCATED: u64 = u64::MAX;
+
+/// Append a framed stream record to `out`; returns the record's total length.
+#[allow(clippy::too_many_arguments)]
+pub fn encode_stream(
+    out: &mut Vec<u8>,
+    stream: u64,
+    offset: u64,
+    flags: u8,
+    timestamp: u64,
+    exchange: &[u8],
+    routing_key: &[u8],
+    properties: &[u8],
+    body: &[u8],
+) -> usize {
+    let start = begin(out);
+    out.put_u8(STREAM);
+    out.put_u64_le(stream);
+    out.put_u64_le(offset);
+    out.put_u8(flags);
+    out.put_u64_le(timestamp);
+    out.put_u8(exchange.len() as u8);
+    out.put_slice(exchange);
+    out.put_u8(routing_key.len() as u8);
+    out.put_slice(routing_key);
+    out.put_u32_le(properties.len() as u32);
+    out.put_slice(properties);
+    out.put_u32_le(body.len() as u32);
+    out.put_slice(body);
+    finish(out, start)
 }
 
 /// Append a framed publish record to `out`; returns the record's total length.
@@ -186,6 +248,30 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
             let msg_ids = (0..n).map(|_| p.get_u64_le()).collect();
             Some(Record::Ack { queue, msg_ids })
         }
+        STREAM => {
+            let stream = take_u64(p)?;
+            let offset = take_u64(p)?;
+            let flags = take_u8(p)?;
+            let timestamp = take_u64(p)?;
+            let elen = take_u8(p)? as usize;
+            let exchange = ShortStr(take_bytes(p, elen)?);
+            let rlen = take_u8(p)? as usize;
+            let routing_key = ShortStr(take_bytes(p, rlen)?);
+            let plen = take_u32(p)? as usize;
+            let properties = take_bytes(p, plen)?;
+            let blen = take_u32(p)? as usize;
+            let body = take_bytes(p, blen)?;
+            Some(Record::Stream(StreamRecord {
+                stream,
+                offset,
+                flags,
+                timestamp,
+                exchange,
+                routing_key,
+                properties,
+                body,
+            }))
+        }
         _ => None,
     }
 }
@@ -243,6 +329,13 @@ mod tests {
         for cut in 0..out.len() {
             let mut b = Bytes::copy_from_slice(&out[..cut]);
             while read_record(&mut b).is_ok() {}
+        }
+        let mut out = Vec::new();
+        encode_stream(&mut out, 9, 42, 1, 5, b"", b"s", b"\x00\x00", b"hi");
+        let mut b = Bytes::from(out);
+        match read_record(&mut b) {
+            Ok(Record::Stream(r)) => assert_eq!((r.stream, r.offset, &r.body[..]), (9, 42, &b"hi"[..])),
+            other => panic!("{:?}", other),
         }
         // A flipped bit is caught by the checksum.
         let mut bad = out.clone();

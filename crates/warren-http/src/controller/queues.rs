@@ -40,7 +40,7 @@ pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
         "exclusive": q.options.exclusive,
         "arguments": warren_core::json::table_to_json(&q.options.arguments),
         "node": node,
-        "type": "classic",
+        "type": if q.is_stream() { "stream" } else { "classic" },
         "state": "running",
         "messages": ready + unacked,
         "messages_details": rate(depth_rates[0]),
