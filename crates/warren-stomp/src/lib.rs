@@ -67,6 +67,7 @@ pub mod mapping;
 pub mod names;
 pub mod server;
 pub mod session;
+pub mod stream_offset;
 pub mod subscription;
 pub mod transaction;
 pub mod writer;

@@ -415,6 +415,7 @@ impl Session {
             AckMode::Auto,
             name.0.clone(),
             "undefined".into(),
+            FieldTable::new(),
         )?;
         self.reply_queues.insert(id, name.clone());
         Ok(Some(name))
@@ -484,7 +485,9 @@ impl Session {
             ack_header: ack != AckMode::Auto && self.version == Version::V1_2,
         });
         let destination = h.get_bytes("destination").unwrap_or_default();
-        self.consume(queue, info, ack, destination, description)?;
+        let arguments = crate::stream_offset::consumer_arguments(h);
+        queue.check_stream_consume(ack == AckMode::Auto, self.prefetch)?;
+        self.consume(queue, info, ack, destination, description, arguments)?;
         let (exchange, key) = dest.routing();
         if !exchange.is_empty() {
             self.check(Access::Write, Resource::Queue, queue_name.as_bytes())?;
@@ -508,6 +511,7 @@ impl Session {
         ack: AckMode,
         destination: Bytes,
         description: String,
+        arguments: FieldTable,
     ) -> Handled {
         let sink = Arc::new(SubscriptionSink {
             info: info.clone(),
@@ -517,7 +521,7 @@ impl Session {
             ShortStr(info.tag.clone()),
             ack == AckMode::Auto,
             false,
-            FieldTable::new(),
+            arguments,
             ChannelRef {
                 connection: self.id,
                 number: crate::listing::CHANNEL,
