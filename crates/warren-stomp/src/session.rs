@@ -101,6 +101,11 @@ pub struct Session {
     /// Consumers to start once the frame that made them is answered: RabbitMQ's
     /// RECEIPT for a SUBSCRIBE reaches the client before the first MESSAGE.
     to_activate: Vec<(Arc<Consumer>, Arc<Queue>)>,
+    /// An SSE feed's session (Warren-only): its auto-ack subscription may
+    /// read a stream, credit being the outlet's room (a browser cannot ack).
+    feed: bool,
+    /// The feed's subscription reads a stream: events carry stream offsets.
+    pub feeds_stream: bool,
 }
 
 impl Session {
@@ -140,6 +145,8 @@ impl Session {
             exchange_cache: None,
             origin,
             to_activate: Vec::new(),
+            feed: false,
+            feeds_stream: false,
         }
     }
 
@@ -210,6 +217,7 @@ impl Session {
     /// a SUBSCRIBE frame, but a refusal is returned, not sent as an ERROR.
     /// Nothing is subscribed when it fails.
     pub fn subscribe_feed(&mut self, frame: Frame) -> Handled {
+        self.feed = true;
         let result = check_durable_id(&frame.headers).and_then(|_| self.on_subscribe(&frame));
         for (consumer, queue) in std::mem::take(&mut self.to_activate) {
             consumer.activate();
@@ -486,7 +494,11 @@ impl Session {
         });
         let destination = h.get_bytes("destination").unwrap_or_default();
         let arguments = crate::stream_offset::consumer_arguments(h);
-        queue.check_stream_consume(ack == AckMode::Auto, self.prefetch)?;
+        if self.feed {
+            self.feeds_stream = queue.is_stream();
+        } else {
+            queue.check_stream_consume(ack == AckMode::Auto, self.prefetch)?;
+        }
         self.consume(queue, info, ack, destination, description, arguments)?;
         let (exchange, key) = dest.routing();
         if !exchange.is_empty() {

@@ -3,7 +3,8 @@
 //! One message is one event:
 //!
 //! ```text
-//! id: 7                  a number per feed connection, from 1
+//! id: 7                  a number per feed connection, from 1; on a stream
+//!                        feed the message's stream offset
 //! event: user.42         the routing key (left out when empty: a "message" event)
 //! data: first line       one `data:` line per body line
 //! data: second line
@@ -34,19 +35,26 @@ pub enum EventNames {
 pub struct EventWire {
     next_id: u64,
     names: EventNames,
+    /// Ids are the messages' stream offsets (`Last-Event-ID` resumes there).
+    stream: bool,
 }
 
 impl EventWire {
-    pub fn new(names: EventNames) -> EventWire {
-        EventWire { next_id: 1, names }
+    pub fn new(names: EventNames, stream: bool) -> EventWire {
+        EventWire {
+            next_id: 1,
+            names,
+            stream,
+        }
     }
 
-    fn event(&mut self, out: &mut BytesMut, name: &[u8], body: &[u8]) {
+    fn event(&mut self, out: &mut BytesMut, name: &[u8], body: &[u8], offset: Option<u64>) {
         out.reserve(32 + name.len() + body.len() + body.len() / 16);
         out.put_slice(b"id: ");
-        out.put_slice(format_decimal(self.next_id, &mut [0u8; 20]));
+        let id = offset.unwrap_or(self.next_id);
+        out.put_slice(format_decimal(id, &mut [0u8; 20]));
         out.put_u8(b'\n');
-        self.next_id += 1;
+        self.next_id = id + 1;
         if self.names == EventNames::RoutingKey && !name.is_empty() {
             out.put_slice(b"event: ");
             // A routing key is a short string: it can hold any byte, but a line
@@ -83,6 +91,13 @@ fn data_lines(out: &mut BytesMut, body: &[u8]) {
     }
 }
 
+/// The `x-stream-offset` header a stream put on the message.
+fn stream_offset(m: &warren_core::Message) -> Option<u64> {
+    let headers = m.decode_properties().headers?;
+    let v = headers.get(warren_core::queue::stream::OFFSET_HEADER)?.as_i64()?;
+    u64::try_from(v).ok()
+}
+
 fn line_end(b: &[u8]) -> usize {
     b.iter()
         .position(|&c| c == b'\n' || c == b'\r')
@@ -94,7 +109,8 @@ impl WireEncoder<Outbound> for EventWire {
         match item {
             Outbound::Message(d) => {
                 let m = &d.message;
-                self.event(out, m.routing_key.as_bytes(), &m.body);
+                let offset = if self.stream { stream_offset(m) } else { None };
+                self.event(out, m.routing_key.as_bytes(), &m.body, offset);
             }
             // A feed has no frames to show: its SUBSCRIBE was answered over
             // HTTP, and an ERROR (the broker closing it) ends the stream.
@@ -112,10 +128,10 @@ mod tests {
     use super::*;
 
     fn event(names: EventNames, key: &[u8], body: &[u8]) -> String {
-        let mut w = EventWire::new(names);
+        let mut w = EventWire::new(names, false);
         let mut out = BytesMut::new();
-        w.event(&mut out, key, body);
-        w.event(&mut out, b"", b"x");
+        w.event(&mut out, key, body, None);
+        w.event(&mut out, b"", b"x", None);
         String::from_utf8(out.to_vec()).unwrap()
     }
 

@@ -13,7 +13,12 @@
 //!
 //! Query parameters: `destination` (required), `vhost` (default `/`),
 //! `events=message` to leave out the `event:` line; every other parameter is a
-//! SUBSCRIBE header (`id`, `durable`, `auto-delete`, `x-queue-name`, ...).
+//! SUBSCRIBE header (`id`, `durable`, `auto-delete`, `x-queue-name`,
+//! `x-stream-offset`, ...).
+//!
+//! A feed of a stream queue (`/amq/queue/NAME`) numbers its events with the
+//! stream offsets, and a reconnecting `EventSource` (`Last-Event-ID: N`)
+//! resumes at offset N+1: nothing missed, nothing twice.
 //!
 //! Status codes: 401 (with `WWW-Authenticate`) without valid credentials, 403
 //! when the user may not use the vhost or the destination, 404 when an
@@ -119,7 +124,7 @@ pub async fn feed(
             )
         }
     };
-    let subscribe = subscribe_frame(&params);
+    let subscribe = subscribe_frame(&resume_params(params.clone(), &headers));
 
     let id = broker.next_connection_id();
     let (outlet, rx) = Outlet::new();
@@ -169,6 +174,7 @@ pub async fn feed(
     // away, or the connection failed) the feed ends with it, at once.
     let out = Arc::new(Mutex::new(BytesMut::new()));
     let sink = BodySink { out: out.clone() };
+    let wire = EventWire::new(names, session.feeds_stream);
     let mut forced = registration.closed.clone();
     let feed = async move {
         let writer = run_writer(
@@ -176,7 +182,7 @@ pub async fn feed(
             rx,
             outlet.clone(),
             HEARTBEAT,
-            EventWire::new(names),
+            wire,
             Some(stats),
         );
         tokio::pin!(writer);
@@ -299,6 +305,24 @@ impl AsyncWrite for BodySink {
 fn lock(m: &Mutex<BytesMut>) -> std::sync::MutexGuard<'_, BytesMut> {
     // Nothing panics while holding it; a poisoned buffer is still a buffer.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A browser's `EventSource` reconnects with `Last-Event-ID`, the `id:` of
+/// the last event it saw: on a stream feed (where ids are stream offsets) the
+/// feed resumes at the next offset, whatever `x-stream-offset` said.
+fn resume_params(mut params: Vec<(String, String)>, headers: &HeaderMap) -> Vec<(String, String)> {
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(last) = last {
+        params.retain(|(k, _)| k != warren_stomp::stream_offset::HEADER);
+        params.push((
+            warren_stomp::stream_offset::HEADER.into(),
+            format!("offset={}", last.saturating_add(1)),
+        ));
+    }
+    params
 }
 
 /// The SUBSCRIBE a feed makes: every parameter but ours as a header, `ack`
