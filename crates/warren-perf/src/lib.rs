@@ -15,6 +15,9 @@
 //! * `web-idle`: N idle web subscribers (STOMP over WebSocket, or Server-Sent
 //!   Events), one connection and one queue each; the broker's RSS per
 //!   subscriber ([`web_idle`]).
+//! * `stream`: publish N messages with confirms to a stream queue, then
+//!   replay it from `first` with N consumers at once; rates and the broker's
+//!   RSS growth during the replay ([`stream`]).
 //! * `sse-fanout`: one message (published over AMQP) fanned out to N SSE (or
 //!   WebSocket) subscribers; how long until all of them have it
 //!   ([`web_fanout`]).
@@ -50,6 +53,7 @@ mod rounds;
 pub mod rss;
 pub mod seq;
 pub mod stomp;
+pub mod stream;
 pub mod throughput;
 pub mod uri;
 pub mod web;
@@ -86,6 +90,9 @@ pub enum Scenario {
     /// One message to N SSE (or Web-STOMP) subscribers; time until all have it.
     #[serde(rename = "sse-fanout")]
     SseFanout,
+    /// Publish N messages with confirms to a stream queue, then replay it from
+    /// `first` with -y consumers at once; rates and broker RSS growth.
+    Stream,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -145,6 +152,7 @@ impl ExchangeType {
         warren perf queues --queues 10000 --broker-pid 1234\n  \
         warren perf -x 1 -y 0 --queues 10000 --poll-api http://guest:guest@127.0.0.1:15672\n  \
         warren perf backlog --messages 1000000 --broker-pid 1234\n  \
+        warren perf stream --messages 1000000 -s 1024 --confirm 1000 -y 10 --broker-pid 1234\n  \
         warren perf web-idle --web-url ws://127.0.0.1:15674/ws --subscribers 10000 --broker-pid 1234\n  \
         warren perf web-idle --transport sse --subscribers 10000 --broker-pid 1234\n  \
         warren perf sse-fanout --web-url http://127.0.0.1:15674 --subscribers 10000 --repeats 20\n  \
@@ -421,6 +429,9 @@ pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
         }
         (Scenario::Backlog, Protocol::Amqp) => {
             Report::Backlog(backlog::run(args, &uri, &names).await?)
+        }
+        (Scenario::Stream, Protocol::Amqp) => {
+            Report::Stream(stream::run(args, &uri, &names).await?)
         }
     })
 }

@@ -18,6 +18,7 @@ pub enum Report {
     WebIdle(crate::web_idle::WebIdleReport),
     #[serde(rename = "sse-fanout")]
     SseFanout(crate::web_fanout::WebFanoutReport),
+    Stream(crate::stream::StreamReport),
 }
 
 impl Report {
@@ -31,6 +32,7 @@ impl Report {
             Report::Backlog(r) => r.human(),
             Report::WebIdle(r) => r.human(),
             Report::SseFanout(r) => r.human(),
+            Report::Stream(r) => r.human(),
         }
     }
 
@@ -41,6 +43,7 @@ impl Report {
             Report::Fanout(r) => r.integrity.ok(),
             Report::Backlog(r) => r.integrity.ok(),
             Report::SseFanout(r) => r.integrity.ok(),
+            Report::Stream(r) => r.integrity.ok(),
             // Subscribers the broker dropped count as a failed run.
             Report::WebIdle(r) => r.ok(),
             Report::Connections(_) | Report::Queues(_) => true,
