@@ -272,6 +272,12 @@ scenarios=(
   "connections-1000|connections --connections 1000 --broker-pid PID"
   "queues-4000|queues --queues 4000 --broker-pid PID"
   "backlog-500k|backlog --messages 500000 -s 16 -a --broker-pid PID"
+  # Stream queues (x-queue-type: stream): publish with confirms (window 1000)
+  # of 1 KiB messages; replay from first of 16 B messages by 1 consumer, then
+  # by 10 at once (broker RSS growth during the replay).
+  "stream-publish-1k|stream --messages 200000 -s 1024 --confirm 1000 -y 1 --broker-pid PID"
+  "stream-replay-16b|stream --messages 2000000 -s 16 --confirm 1000 -y 1 -q 2000 -A 1000 --broker-pid PID"
+  "stream-replay-10c|stream --messages 2000000 -s 16 --confirm 1000 -y 10 -q 2000 -A 1000 --broker-pid PID"
   # STOMP (RabbitMQ's rabbitmq_stomp plugin vs Warren's adapter): SEND to
   # /queue, SUBSCRIBE with ack:client, prefetch-count 1000, a cumulative ACK
   # every 100 messages (the consumer settings of tp-1p1c-safe).

@@ -89,6 +89,16 @@ ROWS = [
      lambda r: get(r, "drain_rate"), fmt_rate, True, None),
     ("backlog-500k", "", "peak broker RSS",
      lambda r: get(r, "rss_peak_kib"), fmt_kib, False, None),
+    ("stream-publish-1k", "stream queue: publish 200k × 1 KiB with confirms (window 1000)", "publish msg/s",
+     lambda r: get(r, "publish_rate"), fmt_rate, True, ("ratio_min", 5)),
+    ("stream-replay-16b", "stream queue: replay 2M × 16 B from first, 1 consumer (prefetch 2000)", "msg/s",
+     lambda r: get(r, "replay_total_rate"), fmt_rate, True, ("warren_min", 1_000_000)),
+    ("stream-replay-10c", "stream queue: 10 consumers replay 2M × 16 B at once", "broker RSS growth",
+     lambda r: None if get(r, "rss_peak_kib") is None or get(r, "rss_before_kib") is None
+     else get(r, "rss_peak_kib") - get(r, "rss_before_kib"), fmt_kib, False, ("warren_max_kib", 50 * 1024)),
+    ("stream-replay-10c", "", "msg/s per consumer",
+     lambda r: None if get(r, "replay_total_rate") is None else get(r, "replay_total_rate") / 10,
+     fmt_rate, True, None),
     ("tp-1p1c-safe", "1p/1c, 16 B persistent, confirms (window 1000), manual ack (prefetch 1000, multi-ack 100)",
      "consumed msg/s", lambda r: get(r, "consume_rate"), fmt_rate, True, None),
     ("tp-1p1c-safe", "", "p99 latency",
@@ -133,6 +143,12 @@ def verdict(target, rabbit, warren):
     elif kind == "ratio_max":
         text = f"≤ 1/{round(1 / value)} of RabbitMQ"
         ok = rabbit and warren is not None and warren / rabbit <= value
+    elif kind == "warren_min":
+        text = f"Warren ≥ {fmt_rate(value)}"
+        ok = warren is not None and warren >= value
+    elif kind == "warren_max_kib":
+        text = f"Warren < {fmt_kib(value)}"
+        ok = warren is not None and warren < value
     else:
         text = f"Warren < {fmt_us(value)}"
         ok = warren is not None and warren < value

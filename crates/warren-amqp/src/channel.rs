@@ -751,7 +751,10 @@ impl Channel {
         let taken = self.shared.take(tag, multiple).map_err(|e| err(e, m))?;
         if let Some(u) = taken.iter().find(|u| u.queue.is_stream()) {
             // RabbitMQ closes the connection (540); the deliveries stay taken.
-            return Err(err(u.queue.stream_refusal("basic.nack and basic.reject"), m));
+            return Err(err(
+                u.queue.stream_refusal("basic.nack and basic.reject"),
+                m,
+            ));
         }
         if requeue {
             self.requeue_and_wake(taken);

@@ -45,7 +45,11 @@ pub struct StreamReport {
 
 impl StreamReport {
     pub fn human(&self) -> String {
-        let min = self.replay_rates.iter().copied().fold(f64::INFINITY, f64::min);
+        let min = self
+            .replay_rates
+            .iter()
+            .copied()
+            .fold(f64::INFINITY, f64::min);
         let mut s = format!(
             "stream: {} messages of {} B, against {}\n  \
              publish (confirm window {})  {:.2} s  {:>11} msg/s\n  \
@@ -102,7 +106,11 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<Stream
 
     let rss_before = args.broker_pid.and_then(rss_kib);
     let sampler = args.broker_pid.map(PeakSampler::start);
-    let prefetch = if args.prefetch == 0 { 2000 } else { args.prefetch };
+    let prefetch = if args.prefetch == 0 {
+        2000
+    } else {
+        args.prefetch
+    };
     let every = u64::from(args.multi_ack_every.max(1)).min(u64::from(prefetch));
     let started = Instant::now();
     let outcomes = futures_util::future::try_join_all(
@@ -214,7 +222,7 @@ async fn replay(uri: &AmqpUri, queue: &str, n: u64, prefetch: u16, every: u64) -
         match frame {
             Frame::Method(_, Method::BasicDeliver(d)) => {
                 count += 1;
-                if count % every == 0 {
+                if count.is_multiple_of(every) {
                     c.send(
                         1,
                         &Method::BasicAck(BasicAck {

@@ -18,7 +18,10 @@ const MESSAGES: u64 = 1_000_000;
 
 fn stream_args() -> FieldTable {
     let mut t = FieldTable::default();
-    t.insert("x-queue-type".into(), AMQPValue::LongString("stream".into()));
+    t.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("stream".into()),
+    );
     t
 }
 
@@ -60,7 +63,9 @@ async fn replay_of_a_million_messages_has_no_gaps() {
         }
 
         let (_c2, rx) = broker.channel().await;
-        rx.basic_qos(2000, BasicQosOptions::default()).await.unwrap();
+        rx.basic_qos(2000, BasicQosOptions::default())
+            .await
+            .unwrap();
         let mut args = FieldTable::default();
         args.insert(
             "x-stream-offset".into(),
@@ -94,7 +99,7 @@ async fn replay_of_a_million_messages_has_no_gaps() {
             );
             assert_eq!(d.data, expected.to_le_bytes(), "body at offset {expected}");
             expected += 1;
-            if expected % 1000 == 0 {
+            if expected.is_multiple_of(1000) {
                 d.ack(BasicAckOptions { multiple: true }).await.unwrap();
             }
         }

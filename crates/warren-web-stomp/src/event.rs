@@ -94,7 +94,9 @@ fn data_lines(out: &mut BytesMut, body: &[u8]) {
 /// The `x-stream-offset` header a stream put on the message.
 fn stream_offset(m: &warren_core::Message) -> Option<u64> {
     let headers = m.decode_properties().headers?;
-    let v = headers.get(warren_core::queue::stream::OFFSET_HEADER)?.as_i64()?;
+    let v = headers
+        .get(warren_core::queue::stream::OFFSET_HEADER)?
+        .as_i64()?;
     u64::try_from(v).ok()
 }
 

@@ -177,14 +177,7 @@ pub async fn feed(
     let wire = EventWire::new(names, session.feeds_stream);
     let mut forced = registration.closed.clone();
     let feed = async move {
-        let writer = run_writer(
-            sink,
-            rx,
-            outlet.clone(),
-            HEARTBEAT,
-            wire,
-            Some(stats),
-        );
+        let writer = run_writer(sink, rx, outlet.clone(), HEARTBEAT, wire, Some(stats));
         tokio::pin!(writer);
         loop {
             tokio::select! {

@@ -312,7 +312,9 @@ impl MessageLog {
                     }
                     streams
                         .entry(r.stream)
-                        .or_insert_with(|| StreamIndex::new(super::stream_index::DEFAULT_SEGMENT_SIZE))
+                        .or_insert_with(|| {
+                            StreamIndex::new(super::stream_index::DEFAULT_SEGMENT_SIZE)
+                        })
                         .push(
                             r.offset,
                             loc,
@@ -616,7 +618,12 @@ impl MessageLog {
 
     /// The highest stream id with records on disk (0: none).
     pub fn max_recovered_stream(&self) -> u64 {
-        self.recovered_streams.lock().keys().copied().max().unwrap_or(0)
+        self.recovered_streams
+            .lock()
+            .keys()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 
     /// A stream holds (`add`) or dropped `n` records of `segment`.

@@ -330,11 +330,13 @@ mod tests {
             let mut b = Bytes::copy_from_slice(&out[..cut]);
             while read_record(&mut b).is_ok() {}
         }
-        let mut out = Vec::new();
-        encode_stream(&mut out, 9, 42, 1, 5, b"", b"s", b"\x00\x00", b"hi");
-        let mut b = Bytes::from(out);
+        let mut stream = Vec::new();
+        encode_stream(&mut stream, 9, 42, 1, 5, b"", b"s", b"\x00\x00", b"hi");
+        let mut b = Bytes::from(stream);
         match read_record(&mut b) {
-            Ok(Record::Stream(r)) => assert_eq!((r.stream, r.offset, &r.body[..]), (9, 42, &b"hi"[..])),
+            Ok(Record::Stream(r)) => {
+                assert_eq!((r.stream, r.offset, &r.body[..]), (9, 42, &b"hi"[..]))
+            }
             other => panic!("{:?}", other),
         }
         // A flipped bit is caught by the checksum.

@@ -227,7 +227,9 @@ impl StreamIndex {
     /// Records per log segment over the whole stream (recovery adds them as
     /// references).
     pub fn log_refs(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
-        self.segments.iter().flat_map(|s| s.log_refs.iter().copied())
+        self.segments
+            .iter()
+            .flat_map(|s| s.log_refs.iter().copied())
     }
 }
 
@@ -249,7 +251,13 @@ mod tests {
         for i in 0..35u64 {
             let seg = 1 + (i / 20) as u32;
             let roll = ix.should_roll();
-            ix.push(i, loc(seg, (i as u32 % 20) * 100), 1000 + i, roll, i % 5 == 0);
+            ix.push(
+                i,
+                loc(seg, (i as u32 % 20) * 100),
+                1000 + i,
+                roll,
+                i % 5 == 0,
+            );
         }
         assert_eq!((ix.first(), ix.next(), ix.segment_count()), (0, 35, 4));
         assert_eq!(ix.last_chunk(), 30);

@@ -72,7 +72,8 @@ impl StreamReader {
             let mut fresh = BytesMut::zeroed(READ_SIZE.max(have + record::HEADER_LEN + 1024));
             fresh[..have].copy_from_slice(&self.buf);
             let want = fresh.len();
-            let n = log.read_segment(self.segment, self.pos + have as u64, &mut fresh[have..want])?;
+            let n =
+                log.read_segment(self.segment, self.pos + have as u64, &mut fresh[have..want])?;
             fresh.truncate(have + n);
             self.buf = fresh.freeze();
             if n > 0 {
@@ -82,7 +83,8 @@ impl StreamReader {
                     let mut bigger = BytesMut::zeroed(need);
                     let got = self.buf.len();
                     bigger[..got].copy_from_slice(&self.buf);
-                    let k = log.read_segment(self.segment, self.pos + got as u64, &mut bigger[got..])?;
+                    let k =
+                        log.read_segment(self.segment, self.pos + got as u64, &mut bigger[got..])?;
                     bigger.truncate(got + k);
                     self.buf = bigger.freeze();
                     if whole_record(&self.buf).is_none() {

@@ -145,7 +145,10 @@ impl Cursor {
                     let s = stream.state.lock();
                     st.next = st.next.max(s.index.first());
                     st.reader = match retried {
-                        false => s.index.seek(st.next).map(|p| StreamReader::new(stream.id, p)),
+                        false => s
+                            .index
+                            .seek(st.next)
+                            .map(|p| StreamReader::new(stream.id, p)),
                         true => None,
                     };
                     retried = true;
