@@ -22,8 +22,21 @@ def publish(ch, queue: str, bodies, headers=None) -> None:
         ch.basic_publish("", queue, b, pika.BasicProperties(headers=headers))
 
 
+def make_stream(names, bodies, **args) -> str:
+    """A new stream (tracked for cleanup) holding `bodies`, published one by
+    one with confirms (so each is its own chunk)."""
+    q = names.queue("stream")
+    conn = connect()
+    ch = conn.channel()
+    declare(ch, q, **args)
+    ch.confirm_delivery()
+    publish(ch, q, bodies)
+    conn.close()
+    return q
+
+
 def consume(queue: str, offset=None, count: int = 1_000_000, prefetch: int = 100,
-            quiet: float = 1.0, timeout: float = WAIT_TIMEOUT,
+            quiet: float = 3.0, timeout: float = WAIT_TIMEOUT,
             ack: bool = True) -> List[Tuple[int, bytes]]:
     """(x-stream-offset, body) of what a new consumer gets, until `count`
     arrived or nothing came for `quiet` seconds."""

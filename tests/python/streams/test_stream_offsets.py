@@ -8,21 +8,14 @@ import time
 import pytest
 
 from helpers import connect
-from streamlib import consume, declare, offsets, publish
+from streamlib import consume, declare, make_stream, offsets, publish
 
 
 @pytest.fixture
 def stream10(names):
     """A stream with 10 messages m0..m9 (offsets 0..9), published one by one
     with confirms (so each is its own chunk)."""
-    q = names.queue("stream")
-    conn = connect()
-    ch = conn.channel()
-    declare(ch, q)
-    ch.confirm_delivery()
-    publish(ch, q, [b"m%d" % i for i in range(10)])
-    conn.close()
-    return q
+    return make_stream(names, [b"m%d" % i for i in range(10)])
 
 
 def test_first_delivers_everything_with_offset_header(stream10):

@@ -5,7 +5,7 @@ import pika.exceptions
 import pytest
 
 from helpers import connect
-from streamlib import STREAM, declare, publish
+from streamlib import STREAM, declare, make_stream
 
 
 def closed_by(f):
@@ -70,14 +70,7 @@ def test_redeclare_must_match(names):
 
 @pytest.fixture
 def stream(names):
-    q = names.queue("stream")
-    conn = connect()
-    ch = conn.channel()
-    declare(ch, q)
-    ch.confirm_delivery()
-    publish(ch, q, [b"a", b"b"])
-    conn.close()
-    return q
+    return make_stream(names, [b"a", b"b"])
 
 
 def test_get_refused(stream):

@@ -7,8 +7,7 @@ import os
 import pytest
 import requests
 
-from helpers import connect
-from streamlib import declare, publish
+from streamlib import make_stream
 
 if "WEB_STOMP_PORT" not in os.environ:
     pytest.skip("WEB_STOMP_PORT is not set (SSE feeds are Warren's only)",
@@ -42,14 +41,7 @@ def read_events(queue, n, headers=None, **params):
 
 @pytest.fixture
 def stream(names):
-    q = names.queue("stream")
-    conn = connect()
-    ch = conn.channel()
-    declare(ch, q)
-    ch.confirm_delivery()
-    publish(ch, q, [b"e%d" % i for i in range(10)])
-    conn.close()
-    return q
+    return make_stream(names, [b"e%d" % i for i in range(10)])
 
 
 def test_event_ids_are_offsets(stream):

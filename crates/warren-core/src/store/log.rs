@@ -489,14 +489,23 @@ impl MessageLog {
                 body,
             )
         });
+        self.count_append(new_segment, loc.segment, refs, false);
+        (loc, ticket)
+    }
+
+    /// Account for a record just appended to `segment` (`new_segment`: the
+    /// append opened it) that `refs` queues reference; `stream`: a stream's.
+    fn count_append(&self, new_segment: Option<u32>, segment: u32, refs: u64, stream: bool) {
         let mut segs = self.segments.lock();
         if let Some(s) = new_segment {
             segs.entry(s).or_default();
         }
-        let info = segs.entry(loc.segment).or_default();
+        let info = segs.entry(segment).or_default();
         info.refs += refs;
         info.total_refs += refs.max(1);
-        (loc, ticket)
+        if stream {
+            info.stream_refs += refs;
+        }
     }
 
     /// Record that messages of `queue` are gone for good: `(message id, segment
@@ -590,14 +599,7 @@ impl MessageLog {
                 body,
             )
         });
-        let mut segs = self.segments.lock();
-        if let Some(s) = new_segment {
-            segs.entry(s).or_default();
-        }
-        let info = segs.entry(loc.segment).or_default();
-        info.refs += 1;
-        info.stream_refs += 1;
-        info.total_refs += 1;
+        self.count_append(new_segment, loc.segment, 1, true);
         (loc, ticket)
     }
 

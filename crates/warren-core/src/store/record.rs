@@ -90,14 +90,7 @@ pub fn encode_stream(
     out.put_u64_le(offset);
     out.put_u8(flags);
     out.put_u64_le(timestamp);
-    out.put_u8(exchange.len() as u8);
-    out.put_slice(exchange);
-    out.put_u8(routing_key.len() as u8);
-    out.put_slice(routing_key);
-    out.put_u32_le(properties.len() as u32);
-    out.put_slice(properties);
-    out.put_u32_le(body.len() as u32);
-    out.put_slice(body);
+    put_message(out, exchange, routing_key, properties, body);
     finish(out, start)
 }
 
@@ -123,14 +116,7 @@ pub fn encode_publish(
     for q in queues {
         out.put_u64_le(*q);
     }
-    out.put_u8(exchange.len() as u8);
-    out.put_slice(exchange);
-    out.put_u8(routing_key.len() as u8);
-    out.put_slice(routing_key);
-    out.put_u32_le(properties.len() as u32);
-    out.put_slice(properties);
-    out.put_u32_le(body.len() as u32);
-    out.put_slice(body);
+    put_message(out, exchange, routing_key, properties, body);
     finish(out, start)
 }
 
@@ -143,6 +129,39 @@ pub fn encode_ack(out: &mut Vec<u8>, queue: u64, msg_ids: &[u64]) -> usize {
         out.put_u64_le(*id);
     }
     finish(out, start)
+}
+
+/// The message part shared by publish and stream records.
+fn put_message(
+    out: &mut Vec<u8>,
+    exchange: &[u8],
+    routing_key: &[u8],
+    properties: &[u8],
+    body: &[u8],
+) {
+    out.put_u8(exchange.len() as u8);
+    out.put_slice(exchange);
+    out.put_u8(routing_key.len() as u8);
+    out.put_slice(routing_key);
+    out.put_u32_le(properties.len() as u32);
+    out.put_slice(properties);
+    out.put_u32_le(body.len() as u32);
+    out.put_slice(body);
+}
+
+/// Exchange, routing key, properties and body (see [`put_message`]).
+type MessageParts = (ShortStr, ShortStr, Bytes, Bytes);
+
+fn take_message(p: &mut Bytes) -> Option<MessageParts> {
+    let elen = take_u8(p)? as usize;
+    let exchange = ShortStr(take_bytes(p, elen)?);
+    let rlen = take_u8(p)? as usize;
+    let routing_key = ShortStr(take_bytes(p, rlen)?);
+    let plen = take_u32(p)? as usize;
+    let properties = take_bytes(p, plen)?;
+    let blen = take_u32(p)? as usize;
+    let body = take_bytes(p, blen)?;
+    Some((exchange, routing_key, properties, body))
 }
 
 fn begin(out: &mut Vec<u8>) -> usize {
@@ -220,14 +239,7 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
             for _ in 0..n {
                 queues.push(take_u64(p)?);
             }
-            let elen = take_u8(p)? as usize;
-            let exchange = ShortStr(take_bytes(p, elen)?);
-            let rlen = take_u8(p)? as usize;
-            let routing_key = ShortStr(take_bytes(p, rlen)?);
-            let plen = take_u32(p)? as usize;
-            let properties = take_bytes(p, plen)?;
-            let blen = take_u32(p)? as usize;
-            let body = take_bytes(p, blen)?;
+            let (exchange, routing_key, properties, body) = take_message(p)?;
             Some(Record::Publish {
                 msg_id,
                 flags,
@@ -253,14 +265,7 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
             let offset = take_u64(p)?;
             let flags = take_u8(p)?;
             let timestamp = take_u64(p)?;
-            let elen = take_u8(p)? as usize;
-            let exchange = ShortStr(take_bytes(p, elen)?);
-            let rlen = take_u8(p)? as usize;
-            let routing_key = ShortStr(take_bytes(p, rlen)?);
-            let plen = take_u32(p)? as usize;
-            let properties = take_bytes(p, plen)?;
-            let blen = take_u32(p)? as usize;
-            let body = take_bytes(p, blen)?;
+            let (exchange, routing_key, properties, body) = take_message(p)?;
             Some(Record::Stream(StreamRecord {
                 stream,
                 offset,
