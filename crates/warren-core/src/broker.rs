@@ -120,6 +120,7 @@ impl Broker {
             let acked: Vec<(u64, u32)> = msgs.iter().map(|m| (m.msg_id, m.loc.segment)).collect();
             broker.store.log.append_ack(queue, &acked);
         }
+        broker.store.log.release_unclaimed_streams();
         Ok(broker)
     }
 

@@ -371,6 +371,16 @@ impl MessageLog {
                 },
             );
         }
+        // Recovered streams hold their records from the start (until their
+        // queue takes them, or they are released as unclaimed), so that no
+        // reclaim can delete a segment in between.
+        for ix in streams.values() {
+            for (seg, n) in ix.log_refs() {
+                let info = segments.entry(seg).or_default();
+                info.refs += n;
+                info.stream_refs += n;
+            }
+        }
         // Ack files whose segment is gone are leftovers of a deletion.
         for e in fs::read_dir(dir)?.filter_map(|e| e.ok()) {
             let name = e.file_name();
@@ -616,6 +626,22 @@ impl MessageLog {
     /// A stream's records found at startup (once; None if it had none).
     pub fn take_recovered_stream(&self, stream: u64) -> Option<StreamIndex> {
         self.recovered_streams.lock().remove(&stream)
+    }
+
+    /// Release the records of recovered streams no queue took (deleted, with
+    /// the deletion's release lost in a crash): their segments can go.
+    pub fn release_unclaimed_streams(&self) {
+        let unclaimed: Vec<StreamIndex> = self
+            .recovered_streams
+            .lock()
+            .drain()
+            .map(|(_, ix)| ix)
+            .collect();
+        for ix in unclaimed {
+            for (seg, n) in ix.log_refs() {
+                self.stream_refs(seg, n, false);
+            }
+        }
     }
 
     /// The highest stream id with records on disk (0: none).

@@ -72,10 +72,8 @@ impl Stream {
     /// restart found.
     pub(crate) fn new(id: u64, log: Arc<MessageLog>, retention: Retention) -> Stream {
         let index = match log.take_recovered_stream(id) {
+            // Its references were taken when the log was opened.
             Some(mut ix) => {
-                for (segment, n) in ix.log_refs() {
-                    log.stream_refs(segment, n, true);
-                }
                 ix.set_max_segment(retention.max_segment_size);
                 ix
             }
