@@ -32,6 +32,9 @@ struct CursorState {
     reader: Option<StreamReader>,
     /// Read but refused by the consumer (no room): offered first next time.
     held: Option<QueuedMessage>,
+    /// The stream's durable end when last looked at: a reader below it goes
+    /// on without taking the stream's lock per message.
+    committed_seen: u64,
 }
 
 impl Cursor {
@@ -43,6 +46,7 @@ impl Cursor {
                 min_ts,
                 reader: None,
                 held: None,
+                committed_seen: 0,
             }),
             wanted: AtomicBool::new(false),
         }
@@ -85,8 +89,12 @@ impl Cursor {
     /// The message at `st.next`, if it is durable: from the tail or the log.
     fn next_message(&self, st: &mut CursorState, stream: &Stream) -> Option<QueuedMessage> {
         let mut retried = false;
-        let (seek, committed) = {
+        let fast = st.reader.is_some() && st.next < st.committed_seen;
+        let seek = if fast {
+            None
+        } else {
             let s = stream.state.lock();
+            st.committed_seen = s.committed;
             let first = s.index.first();
             if st.next < first {
                 // Retention dropped what this consumer had not read yet.
@@ -101,11 +109,10 @@ impl Cursor {
                 st.reader = None;
                 return Some(queued(st.next, m));
             }
-            let seek = match st.reader {
+            match st.reader {
                 Some(_) => None,
                 None => s.index.seek(st.next),
-            };
-            (seek, s.committed)
+            }
         };
         if let Some(point) = seek {
             st.reader = Some(StreamReader::new(stream.id, point));
@@ -117,10 +124,13 @@ impl Cursor {
                     if r.offset < st.next {
                         continue;
                     }
-                    if r.offset >= committed {
-                        // Written, not yet durable: read it again later.
-                        st.reader = None;
-                        return None;
+                    if r.offset >= st.committed_seen {
+                        st.committed_seen = stream.state.lock().committed;
+                        if r.offset >= st.committed_seen {
+                            // Written, not yet durable: read it again later.
+                            st.reader = None;
+                            return None;
+                        }
                     }
                     if r.timestamp < st.min_ts {
                         st.next = r.offset + 1;
