@@ -721,6 +721,19 @@ impl Session {
 
     fn apply_ack(&mut self, tag: u64, multiple: bool, nack: Option<bool>) -> Handled {
         let taken = self.deliveries.take(tag, multiple)?;
+        if let (Some(_), Some(u)) = (nack, taken.iter().find(|u| u.queue.is_stream())) {
+            // RabbitMQ's channel closes the connection (540), which its STOMP
+            // plugin reports as a dead channel.
+            let e = u.queue.stream_refusal("basic.nack and basic.reject");
+            return Err(Failure::FatalMessage {
+                message: "AMQP channel died",
+                detail: format!(
+                    "Reason: {{shutdown,\n            {{connection_closing,\n                \
+                     {{server_initiated_close,{},\n                    \"{}\"}}}}}}",
+                    e.code, e.text
+                ),
+            });
+        }
         match nack {
             None => {
                 subscription::settle(&taken);

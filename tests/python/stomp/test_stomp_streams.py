@@ -8,7 +8,7 @@ import time
 import pika
 
 from helpers import connect as amqp_connect
-from stomp_helpers import ack, unique
+from stomp_helpers import ack, nack, unique
 
 STREAM = {"x-queue-type": "stream"}
 
@@ -82,5 +82,21 @@ def test_credit_comes_back_with_acks(stomp_clients):
         for m in got:
             ack(conn, "1.2", m)
         c.wait_messages(20)
+    finally:
+        drop(q)
+
+
+def test_nack_is_refused(stomp_clients):
+    q = make_stream(1)
+    try:
+        conn, c = subscribe(stomp_clients, q, "first", 1)
+        m = c.wait_messages(1)[0]
+
+        nack(conn, "1.2", m)
+        e = c.wait_error()
+        assert e.headers["message"] == "AMQP channel died"
+        assert ("basic.nack and basic.reject not supported by stream queues "
+                f"queue '{q}' in vhost '/'") in e.body
+        assert c.wait_disconnected()
     finally:
         drop(q)
