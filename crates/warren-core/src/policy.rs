@@ -60,6 +60,13 @@ const QUEUE_KEYS: &[(&str, &str, bool)] = &[
     ),
 ];
 
+/// Stream retention arguments a policy overrides.
+const STREAM_POLICY_WINS: &[&str] = &[
+    "x-max-length-bytes",
+    "x-max-age",
+    "x-stream-max-segment-size-bytes",
+];
+
 impl Policy {
     pub fn new(def: PolicyDef) -> Result<Policy, String> {
         let regex = Regex::new(&def.pattern).map_err(|e| format!("invalid pattern: {}", e))?;
@@ -96,12 +103,15 @@ impl Policy {
     /// A queue's effective arguments: its own, merged with this policy.
     pub fn merge_queue_args(&self, declared: &FieldTable) -> FieldTable {
         let mut out = declared.clone();
+        let stream = declared.get("x-queue-type").and_then(|v| v.as_bytes()) == Some(b"stream");
         for (key, arg, lower_wins) in QUEUE_KEYS {
             let Some(v) = self.def.definition.get(*key).and_then(json_to_field) else {
                 continue;
             };
             match declared.get(arg) {
                 None => out.insert(arg, v),
+                // A stream's retention: the policy wins, as in RabbitMQ.
+                Some(_) if stream && STREAM_POLICY_WINS.contains(arg) => out.insert(arg, v),
                 Some(existing) if *lower_wins => {
                     if let (Some(a), Some(b)) = (existing.as_i64(), v.as_i64()) {
                         if b < a {
@@ -131,4 +141,47 @@ pub fn pick_for_queue<'a>(policies: &'a [Policy], name: &str) -> Option<&'a Poli
         .iter()
         .filter(|p| p.applies_to_queue(name))
         .max_by_key(|p| p.def.priority)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(definition: serde_json::Value) -> Policy {
+        let serde_json::Value::Object(definition) = definition else {
+            panic!("an object");
+        };
+        Policy::new(PolicyDef {
+            vhost: "/".into(),
+            name: "p".into(),
+            pattern: ".*".into(),
+            apply_to: "queues".into(),
+            priority: 0,
+            definition,
+        })
+        .expect("valid policy")
+    }
+
+    #[test]
+    fn stream_retention_policy_wins_classic_limit_lower_wins() {
+        let p = policy(serde_json::json!({"max-length-bytes": 5000, "max-age": "1h"}));
+        let mut declared = FieldTable::new();
+        declared.insert("x-max-length-bytes", FieldValue::I64(100));
+        declared.insert("x-max-age", FieldValue::string("7D"));
+        // Classic queue: the lower limit wins, the argument's x-max-age stays.
+        let classic = p.merge_queue_args(&declared);
+        assert_eq!(
+            classic.get("x-max-length-bytes"),
+            Some(&FieldValue::I64(100))
+        );
+        assert_eq!(classic.get("x-max-age"), Some(&FieldValue::string("7D")));
+        // Stream: the policy wins (RabbitMQ's policy_precedence).
+        declared.insert("x-queue-type", FieldValue::string("stream"));
+        let stream = p.merge_queue_args(&declared);
+        assert_eq!(
+            stream.get("x-max-length-bytes"),
+            Some(&FieldValue::I64(5000))
+        );
+        assert_eq!(stream.get("x-max-age"), Some(&FieldValue::string("1h")));
+    }
 }
