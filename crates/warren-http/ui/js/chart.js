@@ -6,9 +6,10 @@ const NS = 'http://www.w3.org/2000/svg';
 export const COLORS = ['#e8710a', '#1a73e8', '#188038', '#a142f4', '#d93025', '#12b5cb'];
 
 export class TimeChart {
-  constructor({ series, rate = false, span = 120, height = 180, id }) {
+  constructor({ series, rate = false, format, span = 120, height = 180, id }) {
     this.series = series.map((s, i) => ({ color: COLORS[i % COLORS.length], ...s }));
     this.rate = rate;
+    this.fmt = format || (rate ? fmtRate : fmtNum);
     this.span = span * 1000;
     this.height = height;
     this.points = []; // [t, [values]]
@@ -48,7 +49,7 @@ export class TimeChart {
     max = niceMax(max);
     const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const y = (v) => T + (1 - v / max) * (H - T - B);
-    const fmt = this.rate ? fmtRate : fmtNum;
+    const fmt = this.fmt;
     let out = '';
     for (let i = 0; i <= 4; i++) {
       const v = (max * i) / 4;

@@ -76,7 +76,8 @@ export const link = {
   queue: (v, n) => `#/queues/${encodeURIComponent(v)}/${encodeURIComponent(n)}`,
   exchange: (v, n) => `#/exchanges/${encodeURIComponent(v)}/${encodeURIComponent(n || 'amq.default')}`,
   topology: (v) => `#/topology/${encodeURIComponent(v)}`,
-  connection: (n) => `#/connections?name=${encodeURIComponent(n)}`,
+  connection: (n) => `#/connections/${encodeURIComponent(n)}`,
+  channel: (n) => `#/channels/${encodeURIComponent(n)}`,
 };
 
 export function flash(msg, kind = 'ok') {
@@ -139,9 +140,10 @@ export function pagedTable(ctx, opts) {
   const filter = h('input', { type: 'search', placeholder: 'Filter by name', class: 'filter', 'aria-label': 'Filter' });
   const regex = h('input', { type: 'checkbox' });
   const info = h('span', { class: 'muted pager-info' });
-  const prev = h('button', { class: 'small', onclick: () => { state.page--; load(); } }, '‹ Prev');
-  const next = h('button', { class: 'small', onclick: () => { state.page++; load(); } }, 'Next ›');
-  const sizeSel = h('select', { onchange: () => { state.pageSize = +sizeSel.value; state.page = 1; load(); } },
+  const prev = h('button', { class: 'small pager-prev', 'aria-label': 'Previous page', onclick: () => { state.page--; load(); } }, '‹ Prev');
+  const next = h('button', { class: 'small pager-next', 'aria-label': 'Next page', onclick: () => { state.page++; load(); } }, 'Next ›');
+  const pageSel = h('select', { class: 'pager-page', 'aria-label': 'Page', onchange: () => { state.page = +pageSel.value; load(); } });
+  const sizeSel = h('select', { class: 'pager-size', 'aria-label': 'Rows per page', onchange: () => { state.pageSize = +sizeSel.value; state.page = 1; load(); } },
     [20, 50, 100, 500].map((n) => h('option', { value: n, selected: n === state.pageSize }, `${n} per page`)));
   const thead = h('thead');
   const tbody = h('tbody');
@@ -154,14 +156,15 @@ export function pagedTable(ctx, opts) {
   function header() {
     clear(thead, h('tr', {}, opts.columns.map((c) => {
       const sorted = c.sort && state.sort === c.sort;
+      const toggle = () => {
+        if (state.sort === c.sort) state.reverse = !state.reverse; else { state.sort = c.sort; state.reverse = false; }
+        state.page = 1; load();
+      };
       return h('th', {
+        scope: 'col',
         class: [c.cls, c.sort ? 'sortable' : '', sorted ? (state.reverse ? 'desc' : 'asc') : ''].join(' '),
-        title: c.sort ? `Sort by ${c.label}` : undefined,
-        onclick: c.sort ? () => {
-          if (state.sort === c.sort) state.reverse = !state.reverse; else { state.sort = c.sort; state.reverse = false; }
-          state.page = 1; load();
-        } : undefined,
-      }, c.label);
+        'aria-sort': sorted ? (state.reverse ? 'descending' : 'ascending') : undefined,
+      }, c.sort ? h('button', { type: 'button', class: 'sort', title: `Sort by ${c.label}`, onclick: toggle }, c.label) : c.label);
     })));
   }
 
@@ -186,11 +189,14 @@ export function pagedTable(ctx, opts) {
     info.textContent = `Page ${res.page || 1} of ${Math.max(1, res.page_count || 1)} · ${fmtNum(res.filtered_count)} shown of ${fmtNum(res.total_count)}`;
     prev.disabled = state.page <= 1;
     next.disabled = state.page >= (res.page_count || 1);
+    const pages = Math.min(Math.max(1, res.page_count || 1), 5000);
+    if (pageSel.options.length !== pages) clear(pageSel, Array.from({ length: pages }, (_, i) => h('option', { value: i + 1 }, `Page ${i + 1}`)));
+    pageSel.value = String(state.page);
   }
 
   header();
   const el = h('div', { class: 'paged' },
-    h('div', { class: 'toolbar' }, filter, h('label', { class: 'check' }, regex, 'Regex'), h('span', { class: 'grow' }), info, prev, next, sizeSel),
+    h('div', { class: 'toolbar' }, filter, h('label', { class: 'check' }, regex, 'Regex'), h('span', { class: 'grow' }), info, prev, pageSel, next, sizeSel),
     h('div', { class: 'scroll' }, table), message);
   ctx.every(opts.refresh || 5000, load);
   return { el, reload: load };

@@ -1,41 +1,67 @@
 // Admin: users, virtual hosts, permissions, policies, definitions
 // export (download) and import (upload).
 import { api, enc, credentials } from '../api.js';
-import { app, loadVhosts } from '../app.js';
+import { app, loadVhosts, tagList } from '../app.js';
 import { h, clear, section, simpleTable, form, field, flash, errText, parseArgs } from '../util.js';
 
 const TABS = [['users', 'Users'], ['vhosts', 'Virtual hosts'], ['permissions', 'Permissions'], ['policies', 'Policies'], ['definitions', 'Definitions']];
 
-export async function render(ctx, main, tab = 'users') {
-  main.append(h('h1', {}, 'Admin'),
-    h('nav', { class: 'subnav' }, TABS.map(([k, l]) => h('a', { href: `#/admin/${k}`, class: k === tab ? 'active' : '' }, l))));
+// Administrators see every tab; policymakers only Policies (as RabbitMQ's UI);
+// other users get no Admin tab, and a message if they open its address.
+export async function render(ctx, main, tab) {
+  const tabs = app.isAdmin ? TABS : app.isPolicymaker ? TABS.filter(([k]) => k === 'policies') : [];
+  main.append(h('h1', {}, 'Admin'));
+  if (!tabs.length) {
+    main.append(h('p', { class: 'error', id: 'not-authorised', role: 'alert' }, 'Only administrators (and policymakers, for policies) can use the Admin pages.'));
+    return;
+  }
+  if (!tabs.some(([k]) => k === tab)) tab = tabs[0][0];
+  main.append(h('nav', { class: 'subnav', 'aria-label': 'Admin' }, tabs.map(([k, l]) => h('a', { href: `#/admin/${k}`, class: k === tab ? 'active' : '', 'aria-current': k === tab ? 'page' : undefined }, l))));
   const body = h('div');
   main.append(body);
   const pages = { users, vhosts, permissions, policies, definitions };
-  try { await (pages[tab] || users)(ctx, body); } catch (e) { body.append(h('p', { class: 'error' }, errText(e))); }
+  try { await pages[tab](ctx, body); } catch (e) { body.append(h('p', { class: 'error' }, errText(e))); }
 }
 
 const del = (path, what, reload) => h('button', {
-  class: 'small danger',
+  class: 'small danger', 'aria-label': `Delete ${what}`,
   onclick: async () => { if (!confirm(`Delete ${what}?`)) return; try { await api(path, { method: 'DELETE' }); flash(`Deleted ${what}`); reload(); } catch (e) { flash(errText(e), 'error'); } },
 }, 'Delete');
 
+// Users: name, tags, the vhosts each can access, password set or not; Edit
+// fills the form (an empty password keeps the current one), Delete asks.
 async function users(ctx, body) {
   const list = h('div', { id: 'users' });
-  const load = async () => clear(list, simpleTable([
-    { label: 'Name', key: 'name' },
-    { label: 'Tags', render: (u) => (Array.isArray(u.tags) ? u.tags : String(u.tags || '').split(',')).filter(Boolean).map((t) => h('span', { class: 'tag' }, t)) },
-    { label: 'Password', render: (u) => (u.password_hash ? '●●●●' : 'none') },
-    { label: '', render: (u) => del(`/users/${enc(u.name)}`, `user ${u.name}`, load) },
-  ], await api('/users')));
+  const name = h('input', { name: 'name', required: true, id: 'user-name' });
+  const password = h('input', { name: 'password', type: 'password', id: 'user-password', autocomplete: 'new-password' });
+  const tags = h('input', { name: 'tags', id: 'user-tags', placeholder: 'administrator, monitoring, policymaker, management' });
+  const tagButtons = ['administrator', 'monitoring', 'policymaker', 'management', 'impersonator'].map((t) => h('button', {
+    type: 'button', class: 'small', title: `Add the ${t} tag`,
+    onclick: () => { const now = tagList(tags.value); if (!now.includes(t)) tags.value = [...now, t].join(', '); },
+  }, t));
+  const load = async () => {
+    const [all, perms] = await Promise.all([api('/users'), api('/permissions')]);
+    clear(list, simpleTable([
+      { label: 'Name', key: 'name' },
+      { label: 'Tags', render: (u) => tagList(u.tags).map((t) => h('span', { class: 'tag' }, t)) },
+      { label: 'Can access virtual hosts', render: (u) => perms.filter((p) => p.user === u.name).map((p) => p.vhost).join(', ') || h('span', { class: 'muted' }, 'No access') },
+      { label: 'Has password', render: (u) => (u.password_hash ? '●' : '○') },
+      { label: '', render: (u) => [h('button', {
+        class: 'small', 'aria-label': `Edit user ${u.name}`,
+        onclick: () => { name.value = u.name; tags.value = tagList(u.tags).join(', '); password.value = ''; password.focus(); },
+      }, 'Edit'), ' ', del(`/users/${enc(u.name)}`, `user ${u.name}`, load)] },
+    ], all));
+  };
   await load();
   body.append(section('Users', list), section('Add / update a user', form({ id: 'add-user' }, [
-    field('Username', h('input', { name: 'name', required: true })),
-    field('Password', h('input', { name: 'password', type: 'password' })),
-    field('Tags', h('input', { name: 'tags', placeholder: 'administrator, monitoring, policymaker, management' }), 'comma-separated'),
-  ], 'Add user', async (d) => {
-    await api(`/users/${enc(d.get('name'))}`, { method: 'PUT', body: { password: d.get('password'), tags: d.get('tags') } });
-    flash(`User ${d.get('name')} saved`); load();
+    field('Username', name),
+    field('Password', password, 'leave empty to keep an existing user\'s password'),
+    field('Tags', tags, h('span', {}, 'comma-separated: ', tagButtons)),
+  ], 'Add / update user', async (d) => {
+    const user = { tags: tagList(d.get('tags')).join(',') };
+    if (d.get('password')) user.password = d.get('password');
+    await api(`/users/${enc(d.get('name'))}`, { method: 'PUT', body: user });
+    flash(`User ${d.get('name')} saved`); password.value = ''; load();
   })));
 }
 

@@ -13,7 +13,7 @@ export function connections(ctx, main) {
   const t = pagedTable(ctx, {
     id: 'connections', path: () => '/connections', missing: MISSING, empty: 'No connections.',
     columns: [
-      { label: 'Name', key: 'name', sort: 'name' },
+      { label: 'Name', sort: 'name', render: (c) => h('a', { href: link.connection(c.name) }, c.name) },
       vhostCol,
       { label: 'User', key: 'user', sort: 'user' },
       { label: 'Protocol', key: 'protocol', sort: 'protocol' },
@@ -22,7 +22,7 @@ export function connections(ctx, main) {
       { label: 'Channels', key: 'channels', sort: 'channels', cls: 'num' },
       { label: 'From client', render: (c) => rateOrOct(c, 'recv_oct'), sort: 'recv_oct', cls: 'num' },
       { label: 'To client', render: (c) => rateOrOct(c, 'send_oct'), sort: 'send_oct', cls: 'num' },
-      { label: '', render: (c) => h('button', { class: 'small danger', onclick: () => closeConn(c.name, t) }, 'Close') },
+      { label: '', render: (c) => h('button', { class: 'small danger', 'aria-label': `Close connection ${c.name}`, onclick: () => closeConn(c.name, t) }, 'Close') },
     ],
   });
   main.append(h('h1', {}, 'Connections'), section('All connections', t.el));
@@ -48,7 +48,7 @@ export function channels(ctx, main) {
   const t = pagedTable(ctx, {
     id: 'channels', path: () => '/channels', missing: MISSING, empty: 'No channels.',
     columns: [
-      { label: 'Channel', key: 'name', sort: 'name' },
+      { label: 'Channel', sort: 'name', render: (c) => h('a', { href: link.channel(c.name) }, c.name) },
       vhostCol,
       { label: 'User', key: 'user', sort: 'user' },
       { label: 'Mode', render: (c) => [c.confirm && 'confirm', c.transactional && 'tx'].filter(Boolean).join(' ') || '–' },

@@ -57,7 +57,7 @@ export async function render(ctx, main) {
     clear(listeners, simpleTable([
       { label: 'Protocol', key: 'protocol' },
       { label: 'Bound to', key: 'ip_address' },
-      { label: 'Port', key: 'port', cls: 'num' },
+      { label: 'Port', render: (l) => String(l.port), cls: 'num' },
     ], o.listeners));
   });
 

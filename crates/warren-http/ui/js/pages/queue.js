@@ -76,7 +76,7 @@ export async function render(ctx, main, vhost, name) {
     }
     if (list) {
       clear(consumers, simpleTable([
-        { label: 'Channel', render: (c) => (c.channel_details ? c.channel_details.name : '–') },
+        { label: 'Channel', render: (c) => (c.channel_details ? h('a', { href: link.channel(c.channel_details.name) }, c.channel_details.name) : '–') },
         { label: 'Consumer tag', key: 'consumer_tag' },
         { label: 'Ack required', key: 'ack_required' },
         { label: 'Exclusive', key: 'exclusive' },
