@@ -14,7 +14,6 @@ Environment: MGMT_URL (or HTTP_PORT) and AMQP_URL.
 """
 
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -22,40 +21,15 @@ import uuid
 import pika
 from selenium.webdriver.common.by import By
 
+import ui
+from ui import screenshot, wait_for
+
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MGMT_URL = os.environ.get("MGMT_URL") or f"http://127.0.0.1:{os.environ.get('HTTP_PORT', '15672')}"
-TIMEOUT = 20.0
-ARTIFACTS = os.environ.get("BROWSER_ARTIFACTS") or tempfile.mkdtemp(prefix="warren-browser-")
-
-
-def wait_for(what, predicate, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            value = predicate()
-        except Exception as e:  # the page may be re-rendering
-            value, last = None, e
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
-        time.sleep(0.1)
-
-
-def screenshot(driver, name):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    driver.save_screenshot(os.path.join(ARTIFACTS, name))
 
 
 def login(driver, user="guest", password="guest", expect_shell=True):
-    driver.get(MGMT_URL + "/")
-    wait_for("the login form", lambda: driver.find_element(By.ID, "login-username").is_displayed())
-    driver.find_element(By.ID, "login-username").send_keys(user)
-    driver.find_element(By.ID, "login-password").send_keys(password)
-    driver.find_element(By.ID, "login-submit").click()
-    if expect_shell:
-        wait_for("the app shell", lambda: driver.find_element(By.ID, "shell").is_displayed())
+    ui.login(driver, MGMT_URL, user, password, expect_shell)
 
 
 def js(driver, script, *args):
