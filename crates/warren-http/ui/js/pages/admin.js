@@ -43,7 +43,7 @@ async function users(ctx, body) {
     const [all, perms] = await Promise.all([api('/users'), api('/permissions')]);
     clear(list, simpleTable([
       { label: 'Name', key: 'name' },
-      { label: 'Tags', render: (u) => tagList(u.tags).map((t) => h('span', { class: 'tag' }, t)) },
+      { label: 'Tags', render: (u) => tagList(u.tags).flatMap((t) => [h('span', { class: 'tag' }, t), ' ']) },
       { label: 'Can access virtual hosts', render: (u) => perms.filter((p) => p.user === u.name).map((p) => p.vhost).join(', ') || h('span', { class: 'muted' }, 'No access') },
       { label: 'Has password', render: (u) => (u.password_hash ? '●' : '○') },
       { label: '', render: (u) => [h('button', {
