@@ -15,6 +15,7 @@ another one, empty, for a test (definitions import).
 """
 
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -62,6 +63,8 @@ def browser():
         assert not errors, f"JavaScript errors in the browser console: {errors}"
     finally:
         driver.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+        shutil.rmtree(downloads, ignore_errors=True)
 
 
 def javascript_errors(driver):

@@ -80,6 +80,8 @@ def submit(form):
 
 
 def rows(driver, table_css):
-    """The text of each cell of each body row of a table."""
-    return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
-            for tr in driver.find_elements(By.CSS_SELECTOR, f"{table_css} tbody tr")]
+    """The text of each cell of each body row of a table, read in one script
+    (tables re-render while polled: element handles would go stale)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
+        ".map((tr) => [...tr.querySelectorAll(':scope > td')].map((td) => td.innerText.trim()));", table_css)

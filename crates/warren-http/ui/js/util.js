@@ -153,7 +153,12 @@ export function pagedTable(ctx, opts) {
   filter.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => { state.name = filter.value; state.page = 1; load(); }, 250); });
   regex.addEventListener('change', () => { state.regex = regex.checked; state.page = 1; load(); });
 
+  // Re-drawn only when the sort changes: a refresh keeps keyboard focus on a header.
+  let drawn = null;
   function header() {
+    const key = `${state.sort}:${state.reverse}`;
+    if (key === drawn) return;
+    drawn = key;
     clear(thead, h('tr', {}, opts.columns.map((c) => {
       const sorted = c.sort && state.sort === c.sort;
       const toggle = () => {
