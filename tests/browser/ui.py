@@ -85,3 +85,11 @@ def rows(driver, table_css):
     return driver.execute_script(
         "return [...document.querySelectorAll(arguments[0] + ' tbody tr')]"
         ".map((tr) => [...tr.querySelectorAll(':scope > td')].map((td) => td.innerText.trim()));", table_css)
+
+
+def click(driver, css):
+    """Click an element of a polled, re-rendered part of a page: found and
+    clicked in one script (a WebDriver click scrolls first, and a re-render
+    in between leaves it holding a replaced element)."""
+    wait_for(f"a click on {css}", lambda: driver.execute_script(
+        "const el = document.querySelector(arguments[0]); if (el) el.click(); return !!el;", css))

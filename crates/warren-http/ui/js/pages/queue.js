@@ -44,7 +44,7 @@ export async function render(ctx, main, vhost, name) {
         }), got)),
     section('Danger zone', h('div', { class: 'actions' },
       h('button', { id: 'purge', class: 'danger', onclick: async () => { if (confirm(`Purge all messages of ${name}?`)) { await api(`${base}/contents`, { method: 'DELETE' }); flash('Queue purged'); } } }, 'Purge messages'),
-      h('button', { class: 'danger', onclick: async () => { if (confirm(`Delete queue ${name}?`)) { await api(base, { method: 'DELETE' }); flash('Queue deleted'); location.hash = '#/queues'; } } }, 'Delete queue'))),
+      h('button', { id: 'delete-queue', class: 'danger', onclick: async () => { if (confirm(`Delete queue ${name}?`)) { await api(base, { method: 'DELETE' }); flash('Queue deleted'); location.hash = '#/queues'; } } }, 'Delete queue'))),
   );
   loadBindings();
 

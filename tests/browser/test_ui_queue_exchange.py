@@ -1,0 +1,115 @@
+"""The queue and exchange pages (headless Chromium, own broker), driven like
+a user would, checked over AMQP (pika) and the API:
+
+* queue page: bind it to a topic exchange with a key (the form), see the
+  binding listed; publish through that exchange from the exchange's page and
+  see the queue's depth grow; get a message with "Nack message requeue true"
+  (stays queued, redelivered next time) and with "Automatic ack" (gone);
+  unbind; purge; delete.
+* the consumers table lists a pika consumer with its prefetch and links to
+  its channel.
+Screenshots: queue-page.png, exchange-page.png.
+"""
+
+import uuid
+
+import pytest
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import Select
+
+from ui import accept_confirm, click, fill, flash_text, go, login, rows, screenshot, submit, wait_for
+
+
+@pytest.fixture
+def names(warren):
+    suffix = uuid.uuid4().hex[:6]
+    ex, q = f"ui-ex-{suffix}", f"ui-qp-{suffix}"
+    warren.api("PUT", f"/exchanges/%2F/{ex}", json={"type": "topic", "durable": False}).raise_for_status()
+    warren.api("PUT", f"/queues/%2F/{q}", json={"durable": False}).raise_for_status()
+    yield ex, q
+    warren.api("DELETE", f"/queues/%2F/{q}")
+    warren.api("DELETE", f"/exchanges/%2F/{ex}")
+
+
+def depth(browser):
+    return browser.find_element(By.ID, "queue-messages").text.split(" ")[0]
+
+
+def get_messages(browser, ackmode, count=1):
+    form = browser.find_element(By.ID, "get-form")
+    Select(form.find_element(By.NAME, "ackmode")).select_by_visible_text(ackmode)
+    fill(form, count=str(count))
+    browser.execute_script("document.getElementById('get-results').replaceChildren()")
+    submit(form)
+    return wait_for("the messages got", lambda: browser.find_element(By.ID, "get-results").text)
+
+
+def test_queue_and_exchange_pages(browser, warren, names):
+    ex, q = names
+    base = warren.mgmt_url
+    login(browser, base)
+    go(browser, base, f"/queues/%2F/{q}")
+    wait_for("the queue page", lambda: browser.find_element(By.ID, "queue-name").text == q)
+
+    # Bind from the queue's page.
+    bind = browser.find_element(By.ID, "bind-form")
+    fill(bind, other=ex, routing_key="orders.*")
+    submit(bind)
+    wait_for("the binding", lambda: [ex, "orders.*"] in [r[:2] for r in rows(browser, "#queue-bindings table")])
+    assert any(b["source"] == ex and b["routing_key"] == "orders.*" for b in warren.api("GET", f"/queues/%2F/{q}/bindings").json())
+
+    # Publish twice from the exchange's page: one routed, one not.
+    go(browser, base, f"/exchanges/%2F/{ex}")
+    wait_for("the exchange page", lambda: browser.find_element(By.ID, "exchange-name").text == ex)
+    wait_for("its binding to the queue", lambda: any(q in r[0] for r in rows(browser, "#exchange-bindings table")))
+    for key, payload, routed in (("orders.eu", "first", True), ("orders.eu", "second", True), ("nowhere", "lost", False)):
+        form = browser.find_element(By.ID, "publish-form")
+        fill(form, routing_key=key, payload=payload)
+        browser.execute_script("const f = document.getElementById('flash'); if (f) f.replaceChildren()")
+        submit(form)
+        wait_for("the publish notice", lambda: "published" in flash_text(browser))
+        assert ("not routed" in flash_text(browser)) == (not routed)
+    screenshot(browser, "exchange-page.png")
+
+    # The queue holds the two routed messages.
+    go(browser, base, f"/queues/%2F/{q}")
+    wait_for("depth 2", lambda: depth(browser) == "2")
+    got = get_messages(browser, "Nack message requeue true")
+    assert "first" in got and f"Exchange\n{ex}" in got and "orders.eu" in got
+    wait_for("still 2 after a requeueing get", lambda: depth(browser) == "2")
+    got = get_messages(browser, "Nack message requeue true")
+    assert "Redelivered\ntrue" in got
+    got = get_messages(browser, "Automatic ack")
+    assert "first" in got
+    wait_for("1 left after an acking get", lambda: depth(browser) == "1")
+    screenshot(browser, "queue-page.png")
+
+    # A consumer shows with its prefetch and channel link.
+    conn = warren.connect()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=3)
+    ch.basic_consume(q, lambda *a: None, consumer_tag="ui-consumer")
+    conn.process_data_events(time_limit=0.3)
+    try:
+        row = wait_for("the consumer row", lambda: next((r for r in rows(browser, "#queue-consumers table") if r[1] == "ui-consumer"), None))
+        assert row[4] == "3"
+        click(browser, "#queue-consumers a")
+        wait_for("its channel page", lambda: browser.find_element(By.ID, "channel-prefetch").text == "3")
+    finally:
+        conn.close()
+
+    # Unbind, purge, delete.
+    go(browser, base, f"/queues/%2F/{q}")
+    wait_for("the binding", lambda: [ex, "orders.*"] in [r[:2] for r in rows(browser, "#queue-bindings table")])
+    browser.find_element(By.CSS_SELECTOR, "#queue-bindings button.danger").click()
+    wait_for("no binding from the exchange", lambda: not any(b["source"] == ex for b in warren.api("GET", f"/queues/%2F/{q}/bindings").json()))
+    warren.api("POST", f"/exchanges/%2F/{ex}/publish", json={"routing_key": "orders.x", "payload": "x", "payload_encoding": "string", "properties": {}})
+    warren.api("POST", "/exchanges/%2F/amq.default/publish", json={"routing_key": q, "payload": "y", "payload_encoding": "string", "properties": {}})
+    wait_for("depth > 0", lambda: depth(browser) not in ("0", ""))
+    browser.find_element(By.ID, "purge").click()
+    accept_confirm(browser)
+    wait_for("purged", lambda: warren.api("GET", f"/queues/%2F/{q}").json()["messages"] == 0)
+    browser.find_element(By.ID, "delete-queue").click()
+    accept_confirm(browser)
+    wait_for("back at the queues list", lambda: browser.current_url.endswith("#/queues"))
+    assert warren.api("GET", f"/queues/%2F/{q}").status_code == 404
