@@ -78,7 +78,10 @@ async function route() {
   for (const [re, tab, fn] of routes) {
     const m = path.match(re);
     if (!m) continue;
-    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.tab === tab);
+    for (const a of document.querySelectorAll('#nav a')) {
+      a.classList.toggle('active', a.dataset.tab === tab);
+      if (a.dataset.tab === tab) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
     document.body.dataset.page = tab;
     try {
       await fn(current, main, m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s))));

@@ -18,6 +18,8 @@ export class TimeChart {
     if (id) this.el.id = id;
     this.svg = document.createElementNS(NS, 'svg');
     this.svg.setAttribute('class', 'chart-svg');
+    this.svg.setAttribute('role', 'img');
+    this.svg.setAttribute('aria-label', `Chart: ${this.series.map((s) => s.label).join(', ')}`);
     this.legend = document.createElement('div');
     this.legend.className = 'legend';
     this.el.append(this.svg, this.legend);

@@ -7,7 +7,7 @@ export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), guarded(v));
     else if (k === 'class') el.className = v;
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k === 'value') el.value = v;
@@ -16,6 +16,17 @@ export function h(tag, attrs, ...children) {
   }
   append(el, children);
   return el;
+}
+
+// Event handlers' failures (a refused API call in an async handler) are
+// shown to the user instead of ending as unhandled rejections.
+function guarded(fn) {
+  return (ev) => {
+    try {
+      const r = fn(ev);
+      if (r && typeof r.catch === 'function') r.catch((e) => flash(errText(e), 'error'));
+    } catch (e) { flash(errText(e), 'error'); }
+  };
 }
 
 function append(el, children) {
@@ -86,6 +97,17 @@ export function flash(msg, kind = 'ok') {
   const item = h('div', { class: `flash ${kind}` }, msg);
   box.append(item);
   setTimeout(() => item.remove(), kind === 'error' ? 6000 : 3000);
+}
+
+// A missing object's page: an alert above the page (it was deleted, or the
+// address is wrong) instead of stale figures. Returns the element to place.
+export function goneNotice(id) {
+  return h('p', { class: 'error', id, role: 'alert', hidden: true });
+}
+
+export function showGone(el, text) {
+  el.hidden = false;
+  el.textContent = text;
 }
 
 export function errText(e) {

@@ -2,7 +2,7 @@
 // unacked / unconfirmed / uncommitted counts, message rates (chart, polled
 // every 2 s) and its consumers.
 import { api, enc, maybe } from '../api.js';
-import { h, clear, section, kv, fmtNum, rate, simpleTable, link } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtNum, rate, simpleTable, link } from '../util.js';
 import { TimeChart } from '../chart.js';
 import { mode } from './connection.js';
 
@@ -13,7 +13,7 @@ export async function render(ctx, main, name) {
   const chart = new TimeChart({ id: 'chart-channel-rates', rate: true, series: RATES.map(([, label]) => ({ label })) });
   const details = h('div', { id: 'channel-details' });
   const consumers = h('div', { id: 'channel-consumers' });
-  const gone = h('p', { class: 'error', id: 'channel-gone', role: 'status', hidden: true });
+  const gone = goneNotice('channel-gone');
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/channels' }, 'Channels'), ' › '),
     h('h1', {}, 'Channel ', h('span', { class: 'obj-name', id: 'channel-name' }, name)),
@@ -26,8 +26,7 @@ export async function render(ctx, main, name) {
     let c;
     try { c = await api(base); } catch (e) {
       if (e.status !== 404) throw e;
-      gone.hidden = false;
-      gone.textContent = 'This channel is closed.';
+      showGone(gone, 'This channel is closed.');
       return;
     }
     chart.push(RATES.map(([f]) => rate(c, f)));

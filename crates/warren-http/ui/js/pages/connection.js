@@ -2,7 +2,7 @@
 // protocol, client properties), data rates (chart, polled every 2 s), its
 // channels, and closing it (with a reason the client sees).
 import { api, enc } from '../api.js';
-import { h, clear, section, kv, fmtNum, fmtRate, fmtBytes, rate, flash, errText, simpleTable, link } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtNum, fmtRate, fmtBytes, rate, flash, errText, simpleTable, link } from '../util.js';
 import { TimeChart } from '../chart.js';
 import { propsView, fmtDate } from '../props.js';
 
@@ -14,7 +14,7 @@ export async function render(ctx, main, name) {
   const details = h('div', { id: 'connection-details' });
   const props = h('div', { id: 'client-properties' });
   const channels = h('div', { id: 'connection-channels' });
-  const gone = h('p', { class: 'error', id: 'connection-gone', role: 'status', hidden: true });
+  const gone = goneNotice('connection-gone');
   const reason = h('input', { id: 'close-reason', name: 'reason', value: 'Closed via management plugin', 'aria-label': 'Reason' });
   const close = h('button', { id: 'close-connection', class: 'danger', onclick: () => closeIt() }, 'Force close');
   main.append(
@@ -41,8 +41,7 @@ export async function render(ctx, main, name) {
     let c;
     try { c = await api(base); } catch (e) {
       if (e.status !== 404) throw e;
-      gone.hidden = false;
-      gone.textContent = 'This connection is closed.';
+      showGone(gone, 'This connection is closed.');
       close.disabled = true;
       clear(channels, h('p', { class: 'muted' }, 'None.'));
       return;

@@ -11,7 +11,7 @@ const MISSING = 'This broker does not list connections and channels yet.';
 
 export function connections(ctx, main) {
   const t = pagedTable(ctx, {
-    id: 'connections', path: () => '/connections', missing: MISSING, empty: 'No connections.',
+    id: 'connections', path: () => (app.vhost ? `/vhosts/${enc(app.vhost)}/connections` : '/connections'), missing: MISSING, empty: 'No connections.',
     columns: [
       { label: 'Name', sort: 'name', render: (c) => h('a', { href: link.connection(c.name) }, c.name) },
       vhostCol,
@@ -46,7 +46,7 @@ async function closeConn(name, t) {
 
 export function channels(ctx, main) {
   const t = pagedTable(ctx, {
-    id: 'channels', path: () => '/channels', missing: MISSING, empty: 'No channels.',
+    id: 'channels', path: () => (app.vhost ? `/vhosts/${enc(app.vhost)}/channels` : '/channels'), missing: MISSING, empty: 'No channels.',
     columns: [
       { label: 'Channel', sort: 'name', render: (c) => h('a', { href: link.channel(c.name) }, c.name) },
       vhostCol,
