@@ -11,7 +11,9 @@
 #   HTTP and STOMP on picked ports, the rest off): connection and channel
 #   pages, admin flows, definitions export/import into a fresh broker, tables
 #   with 1,100 queues, the queue and exchange pages, a management user's view.
-# Screenshots go to $BROWSER_ARTIFACTS. A JavaScript error in the browser
+# With RABBITMQ_MGMT_URL (e.g. http://127.0.0.1:15672) the Admin forms Warren's API
+# does not serve yet (topic permissions, limits) also run against RabbitMQ,
+# through ui_proxy.py. Screenshots go to $BROWSER_ARTIFACTS. A JavaScript error in the browser
 # console fails the test that caused it.
 #
 #   AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F WEB_STOMP_PORT=P \

@@ -132,7 +132,7 @@ def test_vhost_user_permissions_policy_through_the_ui(browser, warren):
     wait_for("the policy gone", lambda: warren.api("GET", f"/policies/{vhost}/{policy}").status_code == 404)
     go(browser, base, "/admin/permissions")
     row_of(browser, "#permissions table", user)
-    delete_button(browser, f"Delete permissions of {user} on {vhost}")
+    delete_button(browser, f"Clear permissions of {user} on {vhost}")
     wait_for("the permission gone", lambda: warren.api("GET", f"/permissions/{vhost}/{user}").status_code == 404)
     go(browser, base, "/admin/users")
     row_of(browser, "#users table", user)

@@ -1,0 +1,27 @@
+// Admin › Policies (also for policymakers).
+import { api, enc } from '../../api.js';
+import { app } from '../../app.js';
+import { h, clear, section, simpleTable, form, field, flash, parseArgs } from '../../util.js';
+import { del } from './buttons.js';
+
+export async function policies(ctx, body) {
+  const list = h('div', { id: 'policies' });
+  const load = async () => clear(list, simpleTable([
+    { label: 'Virtual host', key: 'vhost' }, { label: 'Name', key: 'name' },
+    { label: 'Pattern', render: (p) => h('code', {}, p.pattern) }, { label: 'Apply to', key: 'apply-to' },
+    { label: 'Definition', render: (p) => h('code', {}, JSON.stringify(p.definition)) }, { label: 'Priority', key: 'priority', cls: 'num' },
+    { label: '', render: (p) => del(`/policies/${enc(p.vhost)}/${enc(p.name)}`, `policy ${p.name}`, load) },
+  ], await api(app.vhost ? `/policies/${enc(app.vhost)}` : '/policies'), 'No policies.'));
+  await load();
+  body.append(section('Policies', list), section('Add / update a policy', form({ id: 'add-policy' }, [
+    field('Virtual host', h('select', { name: 'vhost' }, app.vhosts.map((v) => h('option', { selected: v === (app.vhost || '/') }, v)))),
+    field('Name', h('input', { name: 'name', required: true })),
+    field('Pattern', h('input', { name: 'pattern', required: true, placeholder: '^orders\\.' })),
+    field('Apply to', h('select', { name: 'apply-to' }, ['all', 'queues', 'exchanges'].map((x) => h('option', {}, x)))),
+    field('Priority', h('input', { name: 'priority', type: 'number', value: 0 })),
+    field('Definition', h('textarea', { name: 'definition', rows: 3, placeholder: 'max-length=1000\nmessage-ttl=60000' }), 'key=value per line, or JSON'),
+  ], 'Add / update policy', async (d) => {
+    await api(`/policies/${enc(d.get('vhost'))}/${enc(d.get('name'))}`, { method: 'PUT', body: { pattern: d.get('pattern'), 'apply-to': d.get('apply-to'), priority: Number(d.get('priority')), definition: parseArgs(d.get('definition')) } });
+    flash(`Policy ${d.get('name')} saved`); load();
+  })));
+}
