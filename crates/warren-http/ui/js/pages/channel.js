@@ -58,6 +58,7 @@ export async function render(ctx, main, name) {
       { label: 'Exclusive', key: 'exclusive' },
       { label: 'Prefetch', key: 'prefetch_count', cls: 'num' },
       { label: 'Active', key: 'active' },
+      { label: 'Activity status', key: 'activity_status' },
       { label: 'Arguments', render: (x) => (Object.keys(x.arguments || {}).length ? JSON.stringify(x.arguments) : '') },
     ], list, 'No consumers.'));
   });
