@@ -3,7 +3,7 @@
 import { fmtNum, fmtRate } from './util.js';
 
 const NS = 'http://www.w3.org/2000/svg';
-export const COLORS = ['#e8710a', '#1a73e8', '#188038', '#a142f4', '#d93025', '#12b5cb'];
+export const COLORS = ['#e8710a', '#1a73e8', '#188038', '#a142f4', '#d93025', '#12b5cb', '#f9ab00', '#5f6368'];
 
 export class TimeChart {
   constructor({ series, rate = false, format, span = 120, height = 180, id }) {
