@@ -163,6 +163,14 @@ def test_topology_of_the_upload_fanout(browser, channel):
         node = browser.find_element(By.CSS_SELECTOR, f'{svg} g.node.queue[data-name="resize"] rect.box')
         node.click()
         wait_for("the resize queue page", lambda: browser.find_element(By.ID, "queue-name").text == "resize")
+        # A consumer node opens its channel's page (prefetch 10, as the consumer set).
+        browser.back()
+        hrefs = wait_for("consumer nodes with links", lambda: [g.get_attribute("data-href") for g in
+                         browser.find_elements(By.CSS_SELECTOR, f"{svg} g.node.consumer[data-href]")])
+        assert all(h.startswith("#/channels/") for h in hrefs), hrefs
+        wait_for("a click on a consumer node", lambda: browser.find_element(
+            By.CSS_SELECTOR, f"{svg} g.node.consumer[data-href] rect.box").click() or True)
+        wait_for("the consumer's channel page", lambda: browser.find_element(By.ID, "channel-prefetch").text == "10")
     finally:
         publisher.stop.set()
         for c in consumers:

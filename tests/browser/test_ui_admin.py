@@ -146,6 +146,17 @@ def test_vhost_user_permissions_policy_through_the_ui(browser, warren):
     assert "Deleted" in flash_text(browser)
 
 
+def test_user_without_a_management_tag_cannot_log_in(browser, warren):
+    user = f"ui-notag-{uuid.uuid4().hex[:6]}"
+    warren.api("PUT", f"/users/{user}", json={"password": "pw", "tags": ""}).raise_for_status()
+    try:
+        login(browser, warren.mgmt_url, user, "pw", expect_shell=False)
+        wait_for("the refusal", lambda: "Not management user" in browser.find_element(By.ID, "login-error").text)
+        assert not browser.find_element(By.ID, "shell").is_displayed()
+    finally:
+        warren.api("DELETE", f"/users/{user}")
+
+
 def test_management_user_sees_only_its_vhosts(browser, warren):
     suffix = uuid.uuid4().hex[:6]
     mine, other, user = f"ui-mine-{suffix}", f"ui-other-{suffix}", f"ui-mgmt-{suffix}"
