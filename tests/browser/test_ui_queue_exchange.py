@@ -113,3 +113,31 @@ def test_queue_and_exchange_pages(browser, warren, names):
     accept_confirm(browser)
     wait_for("back at the queues list", lambda: browser.current_url.endswith("#/queues"))
     assert warren.api("GET", f"/queues/%2F/{q}").status_code == 404
+
+
+def test_add_queue_and_exchange_from_the_forms(browser, warren):
+    suffix = uuid.uuid4().hex[:6]
+    q, ex = f"ui-form-q-{suffix}", f"ui-form-x-{suffix}"
+    base = warren.mgmt_url
+    try:
+        login(browser, base)
+        go(browser, base, "/queues")
+        form = wait_for("the add-queue form", lambda: browser.find_element(By.ID, "add-queue"))
+        fill(form, vhost="/", name=q, durable="Transient", arguments="x-max-length=10\nx-message-ttl=60000")
+        submit(form)
+        wait_for("the declared notice", lambda: f"Queue {q} declared" in flash_text(browser))
+        got = warren.api("GET", f"/queues/%2F/{q}").json()
+        assert got["durable"] is False and got["arguments"] == {"x-max-length": 10, "x-message-ttl": 60000}
+        browser.find_element(By.CSS_SELECTOR, "#main input.filter").send_keys(q)
+        wait_for("its row with argument tags", lambda: next((r for r in rows(browser, "#queues") if r[0] == q), [None] * 4)[3].split() == ["Lim", "TTL"])
+
+        go(browser, base, "/exchanges")
+        form = wait_for("the add-exchange form", lambda: browser.find_element(By.ID, "add-exchange"))
+        fill(form, vhost="/", name=ex, type="fanout", arguments="alternate-exchange=amq.fanout")
+        submit(form)
+        wait_for("the declared notice", lambda: f"Exchange {ex} declared" in flash_text(browser))
+        got = warren.api("GET", f"/exchanges/%2F/{ex}").json()
+        assert got["type"] == "fanout" and got["durable"] is True and got["arguments"] == {"alternate-exchange": "amq.fanout"}
+    finally:
+        warren.api("DELETE", f"/queues/%2F/{q}")
+        warren.api("DELETE", f"/exchanges/%2F/{ex}")

@@ -254,7 +254,7 @@ export function features(o) {
   const args = o.arguments || {};
   for (const k of Object.keys(args)) f.push(h('abbr', { class: 'tag arg', title: `${k}: ${JSON.stringify(args[k])}` }, shortArg(k)));
   if (o.policy) f.push(h('abbr', { class: 'tag policy', title: 'policy' }, o.policy));
-  return f;
+  return f.flatMap((x, i) => (i ? [' ', x] : [x])); // spaced: copied text and screen readers keep them apart
 }
 
 function shortArg(k) {
