@@ -13,7 +13,7 @@ export function connections(ctx, main) {
   const t = pagedTable(ctx, {
     id: 'connections', path: () => (app.vhost ? `/vhosts/${enc(app.vhost)}/connections` : '/connections'), missing: MISSING, empty: 'No connections.',
     columns: [
-      { label: 'Name', sort: 'name', render: (c) => h('a', { href: link.connection(c.name) }, c.name) },
+      { label: 'Name', sort: 'name', render: (c) => [h('a', { href: link.connection(c.name) }, c.name), c.user_provided_name ? h('div', { class: 'muted small-text' }, c.user_provided_name) : null] },
       vhostCol,
       { label: 'User', key: 'user', sort: 'user' },
       { label: 'Protocol', key: 'protocol', sort: 'protocol' },

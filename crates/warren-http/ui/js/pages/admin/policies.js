@@ -4,8 +4,12 @@ import { app } from '../../app.js';
 import { h, clear, section, simpleTable, form, field, flash, parseArgs } from '../../util.js';
 import { del } from './buttons.js';
 
+// The policy keys Warren applies (RabbitMQ's names), offered as buttons.
+const KEYS = ['message-ttl', 'expires', 'max-length', 'max-length-bytes', 'overflow', 'dead-letter-exchange', 'dead-letter-routing-key', 'alternate-exchange'];
+
 export async function policies(ctx, body) {
   const list = h('div', { id: 'policies' });
+  const definition = h('textarea', { name: 'definition', rows: 3, placeholder: 'max-length=1000\nmessage-ttl=60000' });
   const load = async () => clear(list, simpleTable([
     { label: 'Virtual host', key: 'vhost' }, { label: 'Name', key: 'name' },
     { label: 'Pattern', render: (p) => h('code', {}, p.pattern) }, { label: 'Apply to', key: 'apply-to' },
@@ -19,7 +23,10 @@ export async function policies(ctx, body) {
     field('Pattern', h('input', { name: 'pattern', required: true, placeholder: '^orders\\.' })),
     field('Apply to', h('select', { name: 'apply-to' }, ['all', 'queues', 'exchanges'].map((x) => h('option', {}, x)))),
     field('Priority', h('input', { name: 'priority', type: 'number', value: 0 })),
-    field('Definition', h('textarea', { name: 'definition', rows: 3, placeholder: 'max-length=1000\nmessage-ttl=60000' }), 'key=value per line, or JSON'),
+    field('Definition', definition, h('span', {}, 'key=value per line, or JSON; add: ', KEYS.map((k) => h('button', {
+      type: 'button', class: 'small', title: `Add ${k}`,
+      onclick: () => { definition.value = `${definition.value.replace(/\s*$/, '')}${definition.value.trim() ? '\n' : ''}${k}=`; definition.focus(); },
+    }, k)))),
   ], 'Add / update policy', async (d) => {
     await api(`/policies/${enc(d.get('vhost'))}/${enc(d.get('name'))}`, { method: 'PUT', body: { pattern: d.get('pattern'), 'apply-to': d.get('apply-to'), priority: Number(d.get('priority')), definition: parseArgs(d.get('definition')) } });
     flash(`Policy ${d.get('name')} saved`); load();
