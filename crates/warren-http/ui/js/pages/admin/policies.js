@@ -7,6 +7,8 @@ import { del } from './buttons.js';
 // The policy keys Warren applies (RabbitMQ's names), offered as buttons.
 const KEYS = ['message-ttl', 'expires', 'max-length', 'max-length-bytes', 'overflow', 'dead-letter-exchange', 'dead-letter-routing-key', 'alternate-exchange'];
 
+const wide = (el) => { el.classList.add('wide'); return el; };
+
 export async function policies(ctx, body) {
   const list = h('div', { id: 'policies' });
   const definition = h('textarea', { name: 'definition', rows: 3, placeholder: 'max-length=1000\nmessage-ttl=60000' });
@@ -23,10 +25,10 @@ export async function policies(ctx, body) {
     field('Pattern', h('input', { name: 'pattern', required: true, placeholder: '^orders\\.' })),
     field('Apply to', h('select', { name: 'apply-to' }, ['all', 'queues', 'exchanges'].map((x) => h('option', {}, x)))),
     field('Priority', h('input', { name: 'priority', type: 'number', value: 0 })),
-    field('Definition', definition, h('span', {}, 'key=value per line, or JSON; add: ', KEYS.map((k) => h('button', {
+    wide(field('Definition', definition, h('span', {}, 'key=value per line, or JSON; add: ', KEYS.map((k) => h('button', {
       type: 'button', class: 'small', title: `Add ${k}`,
       onclick: () => { definition.value = `${definition.value.replace(/\s*$/, '')}${definition.value.trim() ? '\n' : ''}${k}=`; definition.focus(); },
-    }, k)))),
+    }, k))))),
   ], 'Add / update policy', async (d) => {
     await api(`/policies/${enc(d.get('vhost'))}/${enc(d.get('name'))}`, { method: 'PUT', body: { pattern: d.get('pattern'), 'apply-to': d.get('apply-to'), priority: Number(d.get('priority')), definition: parseArgs(d.get('definition')) } });
     flash(`Policy ${d.get('name')} saved`); load();
