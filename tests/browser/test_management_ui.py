@@ -66,7 +66,7 @@ def test_queue_depth_and_publish_from_the_ui(browser, channel):
         screenshot(browser, "queues.png")
 
         # Its page: depth, then publish a message from the UI.
-        browser.find_element(By.LINK_TEXT, queue).click()
+        ui.click_link(browser, queue)
         wait_for("the queue page", lambda: browser.find_element(By.ID, "queue-name").text == queue)
         wait_for("its depth", lambda: browser.find_element(By.ID, "queue-messages").text.startswith("3 "))
         channel.queue_purge(queue)
@@ -160,8 +160,8 @@ def test_topology_of_the_upload_fanout(browser, channel):
         time.sleep(2.5)  # a few refreshes with rates
         screenshot(browser, "topology.png")
         # Click-through: the queue node opens the queue's page.
-        node = browser.find_element(By.CSS_SELECTOR, f'{svg} g.node.queue[data-name="resize"] rect.box')
-        node.click()
+        wait_for("a click on the resize node", lambda: browser.find_element(
+            By.CSS_SELECTOR, f'{svg} g.node.queue[data-name="resize"] rect.box').click() or True)
         wait_for("the resize queue page", lambda: browser.find_element(By.ID, "queue-name").text == "resize")
         # A consumer node opens its channel's page (prefetch 10, as the consumer set).
         browser.back()

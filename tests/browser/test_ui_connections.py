@@ -17,7 +17,7 @@ import pika.exceptions
 import pytest
 from selenium.webdriver.common.by import By
 
-from ui import accept_confirm, go, login, main_text, rows, screenshot, wait_for
+from ui import accept_confirm, click, click_link, go, login, main_text, rows, screenshot, wait_for
 
 
 @pytest.fixture
@@ -53,9 +53,9 @@ def test_connection_page_shows_the_client_and_closes_it(browser, warren, consume
     go(browser, warren.mgmt_url, "/connections")
     filt = wait_for("the filter box", lambda: browser.find_element(By.CSS_SELECTOR, "#main input.filter"))
     filt.send_keys(f":{local_port} ")
-    link = wait_for("the connection's link", lambda: browser.find_element(By.LINK_TEXT, listed["name"]))
+    wait_for("the connection's link", lambda: browser.find_element(By.LINK_TEXT, listed["name"]))
     assert any("Pika Python Client Library" in " ".join(r) for r in rows(browser, "#connections"))
-    link.click()
+    click_link(browser, listed["name"])
 
     wait_for("the connection page", lambda: browser.find_element(By.ID, "connection-name").text == listed["name"])
     props = wait_for("the client properties", lambda: browser.find_element(By.ID, "client-properties"))
@@ -74,7 +74,7 @@ def test_connection_page_shows_the_client_and_closes_it(browser, warren, consume
     screenshot(browser, "connection.png")
 
     # The channel's page, from the connection's channel list.
-    browser.find_element(By.LINK_TEXT, f"{listed['name']} (1)").click()
+    click_link(browser, f"{listed['name']} (1)")
     wait_for("the channel page", lambda: browser.find_element(By.ID, "channel-name").text == f"{listed['name']} (1)")
     wait_for("prefetch 7", lambda: browser.find_element(By.ID, "channel-prefetch").text == "7")
     assert browser.find_element(By.ID, "channel-unacked").text == "5"
@@ -83,7 +83,7 @@ def test_connection_page_shows_the_client_and_closes_it(browser, warren, consume
     screenshot(browser, "channel.png")
 
     # Back to the connection and close it with a reason.
-    browser.find_element(By.ID, "channel-connection").click()
+    click(browser, "#channel-connection")
     wait_for("the connection page again", lambda: browser.find_element(By.ID, "connection-name").text == listed["name"])
     reason = browser.find_element(By.ID, "close-reason")
     reason.clear()
@@ -105,10 +105,10 @@ def test_channels_table_links_to_the_channel(browser, warren, consumer):
     login(browser, warren.mgmt_url)
     go(browser, warren.mgmt_url, "/channels")
     channel = f"{listed['name']} (1)"
-    link = wait_for("the channel's row", lambda: browser.find_element(By.LINK_TEXT, channel))
+    wait_for("the channel's row", lambda: browser.find_element(By.LINK_TEXT, channel))
     row = next(r for r in rows(browser, "#channels") if r[0] == channel)
     assert row[4] == "7" and row[6] == "5", row  # prefetch, unacked
-    link.click()
+    click_link(browser, channel)
     wait_for("prefetch 7", lambda: browser.find_element(By.ID, "channel-prefetch").text == "7")
     assert "Messages unacknowledged\n5" in main_text(browser)
 
@@ -123,7 +123,7 @@ def test_stomp_connection_is_listed_with_its_protocol(browser, warren):
         go(browser, warren.mgmt_url, "/connections")
         wait_for("a STOMP connection", lambda: any(r[3].startswith("STOMP") for r in rows(browser, "#connections")))
         stomp_row = next(r for r in rows(browser, "#connections") if r[3].startswith("STOMP"))
-        browser.find_element(By.LINK_TEXT, stomp_row[0]).click()
+        click_link(browser, stomp_row[0])
         wait_for("its page", lambda: browser.find_element(By.ID, "connection-protocol").text.startswith("STOMP"))
     finally:
         client.disconnect()

@@ -18,7 +18,7 @@ import uuid
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
 
-from ui import flash_text, go, login, rows, screenshot, wait_for
+from ui import click_link, flash_text, go, login, rows, screenshot, wait_for
 
 
 def make_objects(w, suffix):
@@ -79,7 +79,7 @@ def test_export_downloads_a_file_that_imports_into_a_fresh_broker(browser, warre
     row = next(r for r in rows(browser, "#queues") if r[0] == n["queue"])
     assert row[1] == n["vhost"]
     screenshot(browser, "definitions-imported.png")
-    browser.find_element(By.LINK_TEXT, n["queue"]).click()
+    click_link(browser, n["queue"])
     wait_for("the binding on the queue page", lambda: any(
         r[0] == n["exchange"] and r[1] == "order.eu.*" for r in rows(browser, "#queue-bindings table")))
     go(browser, fresh.mgmt_url, "/exchanges")

@@ -45,8 +45,12 @@ def target(request, warren):
         return
     if not RABBITMQ:
         pytest.skip("RABBITMQ_MGMT_URL not set")
-    base, stop = ui_proxy.start(RABBITMQ.rstrip("/"))
-    yield Target(base, RABBITMQ.rstrip("/"))
+    t = Target(None, RABBITMQ.rstrip("/"))
+    broken = [p for p in ("/overview", "/vhosts") if t.api("GET", p).status_code != 200]
+    if broken:  # e.g. its stats database crashed: the reference broker, not the UI, is at fault
+        pytest.skip(f"RabbitMQ's management API fails on {broken}")
+    t.ui_url, stop = ui_proxy.start(t.api_url)
+    yield t
     stop()
 
 

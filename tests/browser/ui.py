@@ -93,3 +93,10 @@ def click(driver, css):
     in between leaves it holding a replaced element)."""
     wait_for(f"a click on {css}", lambda: driver.execute_script(
         "const el = document.querySelector(arguments[0]); if (el) el.click(); return !!el;", css))
+
+
+def click_link(driver, text):
+    """Follow the link with exactly this text (in a polled table: see click)."""
+    wait_for(f"a click on the link {text!r}", lambda: driver.execute_script(
+        "const a = [...document.querySelectorAll('#main a')].find((x) => x.textContent === arguments[0]);"
+        " if (a) a.click(); return !!a;", text))

@@ -2,7 +2,8 @@
 // unacked / unconfirmed / uncommitted counts, message rates (chart, polled
 // every 2 s) and its consumers.
 import { api, enc, maybe } from '../api.js';
-import { h, clear, section, kv, goneNotice, showGone, fmtNum, rate, simpleTable, link } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtNum, rate, link } from '../util.js';
+import { simpleTable } from '../table.js';
 import { TimeChart } from '../chart.js';
 import { mode } from './connection.js';
 

@@ -1,7 +1,8 @@
 // Pieces shared by the queue and exchange pages: the publish form, the
 // bindings tables and the add-binding form.
 import { api, enc } from '../api.js';
-import { h, form, field, flash, parseArgs, simpleTable, link } from '../util.js';
+import { h, form, field, flash, parseArgs, link } from '../util.js';
+import { simpleTable } from '../table.js';
 
 // Publish through `exchange` ('' = the default exchange); `routingKey` preset for queues.
 export function publishForm(vhost, exchange, routingKey) {

@@ -2,7 +2,8 @@
 // protocol, client properties), data rates (chart, polled every 2 s), its
 // channels, and closing it (with a reason the client sees).
 import { api, enc } from '../api.js';
-import { h, clear, section, kv, goneNotice, showGone, fmtNum, fmtRate, fmtBytes, rate, flash, errText, simpleTable, link } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtNum, fmtRate, fmtBytes, rate, flash, errText, link } from '../util.js';
+import { simpleTable } from '../table.js';
 import { TimeChart } from '../chart.js';
 import { propsView, fmtDate } from '../props.js';
 

@@ -2,7 +2,8 @@
 // sorted and filtered by the API (page, page_size, sort, name).
 import { api, enc } from '../api.js';
 import { app } from '../app.js';
-import { h, section, pagedTable, fmtNum, fmtRate, fmtBytes, rate, link, features, form, field, flash, parseArgs } from '../util.js';
+import { h, section, fmtNum, fmtRate, fmtBytes, rate, link, features, form, field, flash, parseArgs } from '../util.js';
+import { pagedTable } from '../table.js';
 
 const scoped = (what) => () => (app.vhost ? `/${what}/${enc(app.vhost)}` : `/${what}`);
 const vhostCol = { label: 'Virtual host', key: 'vhost', sort: 'vhost' };

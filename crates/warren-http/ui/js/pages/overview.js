@@ -1,7 +1,8 @@
 // Overview: queued messages and message rates (charts polled every 2 s),
 // object totals, node, listeners and alarms (health checks).
 import { api, maybe } from '../api.js';
-import { h, clear, section, fmtNum, fmtRate, fmtBytes, rate, total, simpleTable, kv, errText } from '../util.js';
+import { h, clear, section, fmtNum, fmtRate, fmtBytes, rate, total, kv, errText } from '../util.js';
+import { simpleTable } from '../table.js';
 import { TimeChart, Deriv } from '../chart.js';
 
 const RATES = [

@@ -1,7 +1,8 @@
 // One queue: figures, depth and rate charts (polled every second),
 // consumers, bindings, get messages, publish, purge, delete.
 import { api, enc, maybe } from '../api.js';
-import { h, clear, section, kv, goneNotice, showGone, fmtNum, fmtRate, fmtBytes, rate, features, form, field, flash, simpleTable, link, hasStats } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtNum, fmtRate, fmtBytes, rate, features, form, field, flash, link, hasStats } from '../util.js';
+import { simpleTable } from '../table.js';
 import { TimeChart } from '../chart.js';
 import { publishForm, bindingsTable, bindForm } from './common.js';
 

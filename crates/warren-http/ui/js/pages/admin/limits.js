@@ -4,7 +4,8 @@
 // broker without those endpoints each section says so.
 import { api, enc, maybe } from '../../api.js';
 import { app } from '../../app.js';
-import { h, clear, section, simpleTable, form, field, flash, fmtNum } from '../../util.js';
+import { h, clear, section, form, field, flash, fmtNum } from '../../util.js';
+import { simpleTable } from '../../table.js';
 import { del } from './buttons.js';
 
 export async function limits(ctx, body) {

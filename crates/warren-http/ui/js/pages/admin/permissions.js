@@ -2,7 +2,8 @@
 // topic permissions (topic-permissions.js).
 import { api, enc } from '../../api.js';
 import { app } from '../../app.js';
-import { h, clear, section, simpleTable, form, field, flash } from '../../util.js';
+import { h, clear, section, form, field, flash } from '../../util.js';
+import { simpleTable } from '../../table.js';
 import { del } from './buttons.js';
 import { topicPermissions } from './topic-permissions.js';
 

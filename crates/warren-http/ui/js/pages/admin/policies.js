@@ -1,7 +1,8 @@
 // Admin › Policies (also for policymakers).
 import { api, enc } from '../../api.js';
 import { app } from '../../app.js';
-import { h, clear, section, simpleTable, form, field, flash, parseArgs } from '../../util.js';
+import { h, clear, section, form, field, flash, parseArgs } from '../../util.js';
+import { simpleTable } from '../../table.js';
 import { del } from './buttons.js';
 
 // The policy keys Warren applies (RabbitMQ's names), offered as buttons.

@@ -3,7 +3,8 @@
 // that endpoint the section says so.
 import { api, enc, maybe } from '../../api.js';
 import { app } from '../../app.js';
-import { h, clear, section, simpleTable, form, field, flash } from '../../util.js';
+import { h, clear, section, form, field, flash } from '../../util.js';
+import { simpleTable } from '../../table.js';
 import { del } from './buttons.js';
 
 export async function topicPermissions(body, userNames) {

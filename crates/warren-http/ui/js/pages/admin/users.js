@@ -1,7 +1,8 @@
 // Admin › Users.
 import { api, enc } from '../../api.js';
 import { tagList } from '../../app.js';
-import { h, clear, section, simpleTable, form, field, flash } from '../../util.js';
+import { h, clear, section, form, field, flash } from '../../util.js';
+import { simpleTable } from '../../table.js';
 import { del } from './buttons.js';
 
 // Users: name, tags, the vhosts each can access, password set or not; Edit

@@ -2,7 +2,8 @@
 // as RabbitMQ's UI does), delete.
 import { api, enc, credentials } from '../../api.js';
 import { loadVhosts } from '../../app.js';
-import { h, clear, section, simpleTable, form, field, flash, fmtBytes } from '../../util.js';
+import { h, clear, section, form, field, flash, fmtBytes } from '../../util.js';
+import { simpleTable } from '../../table.js';
 
 const byteRate = (d) => (d && typeof d.rate === 'number' ? `${fmtBytes(Math.round(d.rate))}/s` : '–');
 import { del } from './buttons.js';
