@@ -84,6 +84,24 @@ def test_queue_and_exchange_pages(browser, warren, names):
     wait_for("1 left after an acking get", lambda: depth(browser) == "1")
     screenshot(browser, "queue-page.png")
 
+    # Headers, properties and delivery mode from the publish form reach an AMQP client.
+    go(browser, base, f"/exchanges/%2F/{ex}")
+    form = wait_for("the publish form", lambda: browser.find_element(By.ID, "publish-form"))
+    fill(form, routing_key="orders.us", payload='{"id": 7}', headers="x-origin=ui\nx-attempt=2",
+         properties="content_type=application/json\ncorrelation_id=abc-1", delivery_mode="2 - Persistent")
+    submit(form)
+    wait_for("the publish notice", lambda: "published" in flash_text(browser))
+    conn = warren.connect()
+    ch = conn.channel()
+    wait_for("two messages queued", lambda: ch.queue_declare(q, passive=True).method.message_count == 2)
+    ch.basic_get(q, auto_ack=True)  # "second", from before
+    method, props, body = ch.basic_get(q, auto_ack=True)
+    conn.close()
+    assert body == b'{"id": 7}' and method.routing_key == "orders.us" and method.exchange == ex
+    assert props.headers == {"x-origin": "ui", "x-attempt": 2}
+    assert (props.content_type, props.correlation_id, props.delivery_mode) == ("application/json", "abc-1", 2)
+    go(browser, base, f"/queues/%2F/{q}")
+
     # A consumer shows with its prefetch and channel link.
     conn = warren.connect()
     ch = conn.channel()

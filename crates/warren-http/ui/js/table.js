@@ -98,6 +98,6 @@ function fmtCell(v) {
 export function simpleTable(columns, rows, empty = 'None.') {
   if (!rows || !rows.length) return h('p', { class: 'muted' }, empty);
   return h('div', { class: 'scroll' }, h('table', { class: 'grid' },
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.cls }, c.label)))),
+    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.cls, scope: 'col' }, c.label)))),
     h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', { class: c.cls }, c.render ? c.render(r) : fmtCell(r[c.key]))))))));
 }

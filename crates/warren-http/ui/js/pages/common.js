@@ -40,6 +40,7 @@ export function bindingsTable(rows, { vhost, from, onChange }) {
     {
       label: '', render: (b) => (b.source === '' ? h('span', { class: 'muted' }, '(default binding)') : h('button', {
         class: 'small danger',
+        'aria-label': `Unbind ${b.source} from ${b.destination_type} ${b.destination} (key ${b.routing_key || 'empty'})`,
         onclick: async () => {
           try {
             await api(`/bindings/${enc(vhost)}/e/${enc(b.source)}/${b.destination_type === 'queue' ? 'q' : 'e'}/${enc(b.destination)}/${enc(b.properties_key)}`, { method: 'DELETE' });
