@@ -5,7 +5,7 @@
 #   bash examples/run-all.sh            # all examples
 #   bash examples/run-all.sh logs patterns
 #
-# WARREN_BIN picks the binary (default: target/debug/warren, built if missing).
+# WARREN_BIN picks the binary (default: target/debug/warren, built first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=("$@")
@@ -14,6 +14,8 @@ if [ -z "${WARREN_BIN:-}" ]; then
   cargo build --quiet --bin warren
   WARREN_BIN="$PWD/target/debug/warren"
 fi
+# realtime-feed opens 1,000+ connections to the broker.
+[ "$(ulimit -n)" -ge 4096 ] || ulimit -n 4096 2>/dev/null || true
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 data_dir=$(mktemp -d)
 pid=

@@ -23,7 +23,8 @@ const files = {
 
 const conn = await amqp.connect(AMQP_URL);
 const ch = await conn.createConfirmChannel();
-let postId = 0;
+let posts = 0;
+const run = Date.now().toString(36); // post ids stay unique across restarts
 
 const exchange = (user) => `${user}_feedExchange`;
 
@@ -38,7 +39,7 @@ async function follow(friend, users) {
 
 async function post(user, text) {
   await ch.assertExchange(exchange(user), "fanout", { durable: false });
-  const msg = { id: ++postId, from: user, text, at: Date.now() };
+  const msg = { id: `${run}-${++posts}`, from: user, text, at: Date.now() };
   ch.publish(exchange(user), "", Buffer.from(JSON.stringify(msg)), { contentType: "application/json" });
   await ch.waitForConfirms();
   return msg;
