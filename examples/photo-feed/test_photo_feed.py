@@ -6,6 +6,7 @@ import io
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
 import sys
@@ -74,18 +75,26 @@ def main():
             img))
         print(f"bob's page shows alice's picture {image_id} as a {size[0]}x{size[1]} thumbnail")
         assert size == [200, 133], size
-        browser.save_screenshot(str(DATA / "photo-feed.png"))
+        shots = pathlib.Path(os.environ.get("BROWSER_ARTIFACTS") or tempfile.gettempdir())
+        shots.mkdir(parents=True, exist_ok=True)
+        browser.save_screenshot(str(shots / "photo-feed.png"))
         time.sleep(0.5)  # anything done twice would show up by now
         assert len(browser.find_elements("css selector", "img.photo")) == 1
         recorded = json.loads((DATA / "users" / "alice.json").read_text())
         assert [r["id"] for r in recorded] == [image_id]
         assert log("resizer1.log").count(f"resized {image_id}") == 0
         assert log("recorder.log").count(f"added {image_id}") == 1
-        print("the job was redelivered and done once; screenshot:", DATA / "photo-feed.png")
+        print("the job was redelivered and done once; screenshot:", shots / "photo-feed.png")
+    except BaseException:
+        for name in ("app.log", "resizer1.log", "resizer2.log", "recorder.log"):
+            print(f"--- {name}\n{log(name)}", end="")
+        raise
     finally:
         browser.quit()
         for p in procs:
             p.kill()
+        if not os.environ.get("KEEP_DATA"):
+            shutil.rmtree(DATA, ignore_errors=True)
 
 
 if __name__ == "__main__":
