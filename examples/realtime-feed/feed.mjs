@@ -39,7 +39,8 @@ async function follow(friend, users) {
 
 async function post(user, text) {
   await ch.assertExchange(exchange(user), "fanout", { durable: false });
-  const msg = { id: `${run}-${++posts}`, from: user, text, at: Date.now() };
+  // `at`: when it was published, in ms since the epoch (sub-ms, for browsers.mjs).
+  const msg = { id: `${run}-${++posts}`, from: user, text, at: performance.timeOrigin + performance.now() };
   ch.publish(exchange(user), "", Buffer.from(JSON.stringify(msg)), { contentType: "application/json" });
   await ch.waitForConfirms();
   return msg;
