@@ -8,9 +8,10 @@
 #
 #   bash debian/test.sh          # packages target/debug/warren (DEB_PROFILE=release: target/release)
 #
-# Needs root (dpkg -i). Uses free loopback ports (WARREN_* variables win over the
+# Needs root (dpkg -i; runs itself with sudo otherwise). Uses free loopback ports (WARREN_* variables win over the
 # config file), so it runs beside a broker on the standard ports.
 set -euo pipefail
+[ "$(id -u)" = 0 ] || exec sudo -E bash "$0" "$@"   # dpkg -i and the service user need root
 cd "$(dirname "$0")/.."
 if dpkg -s warren >/dev/null 2>&1; then
   echo "warren is installed on this machine already; not touching it (dpkg --purge warren to run this test)"
