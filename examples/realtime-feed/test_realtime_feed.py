@@ -41,7 +41,10 @@ def main():
             "return [...document.querySelectorAll('li.post .text')].map(e => e.textContent)")
         wait_for("11 posts in Chromium", lambda: len(texts()) == 11, timeout=10)
         assert texts() == [f"post {i}" for i in range(10, 0, -1)] + ["hello, everyone"], texts()
-        print("the Chromium page shows all 11 posts, newest first")
+        shot = os.path.join(os.environ.get("BROWSER_ARTIFACTS") or tempfile.gettempdir(),
+                            "realtime-feed.png")
+        browser.save_screenshot(shot)
+        print(f"the Chromium page shows all 11 posts, newest first; screenshot: {shot}")
     finally:
         if browser:
             browser.quit()
