@@ -71,6 +71,9 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" \
 echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
   python3 -m pytest tests/python/features -q -p no:cacheprovider || status=$?
+echo "== examples (examples/*/test.sh against a fresh broker of their own) and the Debian package"
+WARREN_BIN="$WARREN_BIN" bash examples/run-all.sh || status=$?
+bash debian/test.sh || status=$?
 echo "== durability tests (kill -9, torn tails, alarms, backlog)"
 python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
 if [ $status -ne 0 ]; then
