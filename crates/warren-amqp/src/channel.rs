@@ -309,6 +309,12 @@ impl Channel {
                 let entry = self.shared.state.lock().consumers.remove(&c.consumer_tag);
                 if let Some(e) = entry {
                     e.queue.remove_consumer(&e.consumer);
+                    if self.reply_queue.as_ref() == Some(&e.queue.name) {
+                        // The reply consumer is gone (and its auto-delete queue
+                        // with it): as RabbitMQ, a new one may be started, with
+                        // a new reply queue name.
+                        self.reply_queue = None;
+                    }
                     if warren_core::events::watched(&ctx.vhost) {
                         let mut h = FieldTable::new();
                         h.insert(
