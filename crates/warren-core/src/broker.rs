@@ -8,7 +8,7 @@ use crate::connections::Connections;
 use crate::error::{BrokerError, Result};
 use crate::permissions::Permission;
 use crate::queue::ConnectionId;
-use crate::stats::MessageSnapshot;
+use crate::stats::{ChurnStats, MessageSnapshot};
 use crate::store::Store;
 use crate::vhost::VHost;
 use parking_lot::RwLock;
@@ -53,6 +53,9 @@ pub struct Broker {
     auth_generation: AtomicU64,
     /// Open client connections (so deleting a vhost or user can close them).
     pub connections: Arc<Connections>,
+    /// Connections, channels and queues opened and closed since start
+    /// (overview `churn_rates`, Prometheus `rabbitmq_*_opened_total`...).
+    pub churn: Arc<ChurnStats>,
     /// Whether the first boot's defaults (vhost "/", guest) were created.
     pub(crate) initialized: std::sync::atomic::AtomicBool,
     /// Serializes management changes, so memory and the definitions file agree
@@ -125,13 +128,15 @@ impl Broker {
 
     /// An empty broker over `store`: no vhosts, no users.
     pub fn new(limits: Limits, store: Arc<Store>) -> Arc<Broker> {
+        let churn = Arc::new(ChurnStats::default());
         Arc::new(Broker {
             store,
+            connections: Arc::new(Connections::new(churn.clone())),
+            churn,
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             permissions: RwLock::new(HashMap::new()),
             auth_generation: AtomicU64::new(1),
-            connections: Arc::new(Connections::default()),
             initialized: std::sync::atomic::AtomicBool::new(false),
             admin_lock: parking_lot::Mutex::new(()),
             limits,
@@ -146,7 +151,7 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| VHost::new(name, self.store.clone()))
+            .or_insert_with(|| VHost::new(name, self.store.clone(), self.churn.clone()))
             .clone()
     }
 

@@ -13,8 +13,8 @@ use crate::properties::RawProperties;
 use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
 use crate::stats::{
-    add_into, vhost_messages, ExchangeField, ExchangeSnapshot, MessageSnapshot, VHostStats,
-    MESSAGE_FIELDS,
+    add_into, vhost_messages, ChurnField, ChurnStats, ExchangeField, ExchangeSnapshot,
+    MessageSnapshot, PublishField, PublishStats, VHostStats, MESSAGE_FIELDS,
 };
 use crate::store::definitions::{table_to_hex, BindingDef};
 use crate::store::Store;
@@ -43,6 +43,8 @@ pub struct VHost {
     /// What deleted queues and exchanges and closed connections had counted,
     /// and the rates of the totals (see [`crate::stats`]).
     pub(crate) stats: VHostStats,
+    /// The broker's churn counters (see [`crate::stats::ChurnStats`]).
+    churn: Arc<ChurnStats>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -66,7 +68,7 @@ pub fn default_exchange_refused() -> BrokerError {
 }
 
 impl VHost {
-    pub fn new(name: impl Into<ShortStr>, store: Arc<Store>) -> Arc<VHost> {
+    pub fn new(name: impl Into<ShortStr>, store: Arc<Store>, churn: Arc<ChurnStats>) -> Arc<VHost> {
         let name = name.into();
         let vhost = Arc::new_cyclic(|me| VHost {
             store,
@@ -75,6 +77,7 @@ impl VHost {
             tracing: std::sync::atomic::AtomicBool::new(false),
             deleted: std::sync::atomic::AtomicBool::new(false),
             stats: VHostStats::default(),
+            churn,
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -449,7 +452,7 @@ impl VHost {
         opts: QueueOptions,
         conn: ConnectionId,
     ) -> Result<(Arc<Queue>, bool)> {
-        self.stats.queues_declared.fetch_add(1, Ordering::Relaxed);
+        self.churn.add(ChurnField::QueueDeclared, 1);
         let mut qs = self.queues.write();
         if let Some(q) = qs.get(&name) {
             // As RabbitMQ (strictly): an exclusive declare must find a queue this
@@ -489,7 +492,7 @@ impl VHost {
         );
         qs.insert(name, q.clone());
         drop(qs);
-        self.stats.queues_created.fetch_add(1, Ordering::Relaxed);
+        self.churn.add(ChurnField::QueueCreated, 1);
         self.queue_created_event(&q);
         Ok((q, true))
     }
@@ -613,7 +616,7 @@ impl VHost {
             match qs.get(&q.name) {
                 Some(cur) if Arc::ptr_eq(cur, q) => {
                     qs.remove(&q.name);
-                    self.stats.queues_deleted.fetch_add(1, Ordering::Relaxed);
+                    self.churn.add(ChurnField::QueueDeleted, 1);
                 }
                 _ => return 0,
             }
@@ -1099,10 +1102,33 @@ impl VHost {
         result
     }
 
-    /// Queues declared, created and deleted in this vhost since it started
-    /// (Prometheus' `rabbitmq_queues_declared_total`...).
-    pub fn queue_churn(&self) -> crate::stats::QueueChurn {
-        self.stats.queue_churn()
+    /// Count `n` of `f` on a channel (its own counters, written by its reader
+    /// task only) and in the vhost's totals, which outlive the channel. Called
+    /// once per confirm batch and per unroutable message, never per routed
+    /// publish.
+    pub fn count_publishing(&self, channel: &PublishStats, f: PublishField, n: u64) {
+        if n > 0 {
+            channel.add_serialized(f, n);
+            self.stats.publishing.add(f, n);
+        }
+    }
+
+    /// `n` publishes received on a confirm-mode channel (added per batch).
+    pub fn count_received_confirm(&self, n: u64) {
+        if n > 0 {
+            self.stats.received_confirm.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The vhost's confirm, unroutable and dead-letter totals.
+    pub fn totals(&self) -> &VHostStats {
+        &self.stats
+    }
+
+    /// The broker's churn counters (queues declared, created, deleted here;
+    /// channels opened on this vhost count there too).
+    pub fn churn(&self) -> &Arc<ChurnStats> {
+        &self.churn
     }
 
     /// The vhost's `message_stats` (/api/vhosts, summed for /api/overview):

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use warren_core::permissions::{Access, AccessCache, Resource};
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_expiration, ChannelRef};
-use warren_core::stats::MessageField;
+use warren_core::stats::{MessageField, PublishField};
 use warren_core::trace::Origin;
 use warren_core::{
     BasicProperties, Broker, BrokerError, ConnectionId, Consumer, Exchange, FieldTable, FieldValue,
@@ -312,7 +312,16 @@ impl Session {
         // Only the reader task writes the channel's `publish`.
         self.deliveries
             .stats
+            .messages
             .add_serialized(MessageField::Publish, 1);
+        if !published.routed {
+            // A SEND is never mandatory: RabbitMQ's `drop_unroutable`.
+            self.vhost.count_publishing(
+                &self.deliveries.stats.publishing,
+                PublishField::DropUnroutable,
+                1,
+            );
+        }
         if let Some(r) = receipt {
             // A message a full queue refused (x-overflow reject-publish) is not
             // confirmed by RabbitMQ either: no receipt.
@@ -710,6 +719,7 @@ impl Session {
                 subscription::settle(&taken);
                 self.deliveries
                     .stats
+                    .messages
                     .add_serialized(MessageField::Ack, taken.len() as u64);
                 subscription::wake(&taken);
             }

@@ -17,6 +17,7 @@
 //! `recv_oct`...): see [`MessageField`], [`ExchangeField`],
 //! [`ConnectionField`], and [`Snapshot::iter`] for printing them.
 
+mod channel;
 mod counter;
 mod fields;
 mod io;
@@ -24,6 +25,10 @@ pub mod sampler;
 mod set;
 mod vhost;
 
+pub use channel::{
+    ChannelStats, ChurnField, ChurnSnapshot, ChurnStats, PublishField, PublishSnapshot,
+    PublishStats,
+};
 pub use counter::{Counter, GaugeRate, Rate};
 pub use fields::{
     ConnectionField, ConnectionSnapshot, ConnectionStats, ExchangeField, ExchangeSnapshot,
@@ -33,7 +38,7 @@ pub use io::CountingReader;
 pub(crate) use set::add_into;
 pub use set::{Aggregate, Counters, Field, Snapshot};
 pub(crate) use vhost::vhost_messages;
-pub use vhost::{QueueChurn, VHostStats};
+pub use vhost::{DeadLetterStrategy, VHostStats};
 
 #[cfg(test)]
 pub(crate) mod tests;
