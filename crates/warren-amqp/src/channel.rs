@@ -221,6 +221,8 @@ impl Channel {
                 not_default(&b.source, &m)?;
                 ctx.check_exchange(Access::Read, b.source.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.source.as_bytes(), b.routing_key.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .bind_exchange(
                         &b.destination,
@@ -241,6 +243,8 @@ impl Channel {
                 not_default(&b.source, &m)?;
                 ctx.check_exchange(Access::Read, b.source.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.source.as_bytes(), b.routing_key.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .unbind_exchange(&b.destination, &b.source, &b.routing_key, &b.arguments)
                     .map_err(|e| err(e, &m))?;
@@ -258,6 +262,8 @@ impl Channel {
                 not_default(&b.exchange, &m)?;
                 ctx.check_exchange(Access::Read, b.exchange.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.exchange.as_bytes(), key.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .bind_queue(&q, &b.exchange, key, b.arguments.clone(), ctx.id)
                     .map_err(|e| err(e, &m))?;
@@ -273,6 +279,8 @@ impl Channel {
                     .map_err(|e| err(e, &m))?;
                 not_default(&b.exchange, &m)?;
                 ctx.check_exchange(Access::Read, b.exchange.as_bytes())
+                    .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.exchange.as_bytes(), key.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .unbind_queue(&q, &b.exchange, &key, &b.arguments, ctx.id)
@@ -899,6 +907,10 @@ impl Channel {
         };
         ctx.vhost
             .check_publishable(&exchange)
+            .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
+        // Per routing key (after the cached exchange check): free unless the
+        // user has topic permissions on this vhost.
+        ctx.check_topic(Access::Write, &exchange, p.routing_key.as_bytes())
             .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
         ctx.has_published = true;
         self.pending = Some(PendingPublish {

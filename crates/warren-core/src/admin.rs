@@ -144,6 +144,9 @@ impl Broker {
                 by_vhost.remove(name);
             }
         }
+        self.topic_permissions
+            .write()
+            .retain(|(_, v, _), _| v != name);
         self.bump_auth_generation();
         let closed = self.connections.close_vhost(
             name,
@@ -194,6 +197,9 @@ impl Broker {
             .remove(name)
             .ok_or_else(|| no_user(name))?;
         self.permissions.write().remove(name);
+        self.topic_permissions
+            .write()
+            .retain(|(u, _, _), _| u != name);
         self.bump_auth_generation();
         self.store.definitions.delete_user(name);
         let closed = self.connections.close_user(
@@ -277,6 +283,7 @@ impl Broker {
                 password_hash: String::new(),
                 tags: Vec::new(),
                 loopback_only: false,
+                limits: Default::default(),
             });
             match credential {
                 Credential::Password(p) => u.set_password(&p),

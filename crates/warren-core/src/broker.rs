@@ -47,6 +47,16 @@ pub struct Broker {
     /// user → vhost → compiled permission. Having an entry is what lets the
     /// user open the vhost.
     pub(crate) permissions: RwLock<HashMap<String, HashMap<String, Arc<Permission>>>>,
+    /// Topic permissions by (user, vhost, exchange), as set; connections
+    /// compile their own (see [`crate::topic_permissions`]).
+    pub(crate) topic_permissions: RwLock<
+        std::collections::BTreeMap<
+            (String, String, String),
+            crate::topic_permissions::TopicPermissionDef,
+        >,
+    >,
+    /// Global runtime parameters (`/api/global-parameters`).
+    pub(crate) global_parameters: RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Bumped on every change of users or permissions: connections cache their
     /// permission (and what they already checked against it) and compare this
     /// one atomic to know the cache is still good.
@@ -82,6 +92,7 @@ impl Broker {
         let (store, mut recovered) = Store::open(data_dir, storage)?;
         let broker = Broker::new(limits, store);
         broker.restore_access(&recovered.definitions);
+        broker.restore_runtime(&recovered.definitions);
         let mut names: Vec<String> = recovered
             .definitions
             .exchanges
@@ -115,6 +126,7 @@ impl Broker {
         for name in names {
             let v = broker.ensure_vhost(&name);
             v.restore(&recovered.definitions, &mut recovered.messages);
+            v.restore_runtime(&recovered.definitions);
         }
         // Messages of queues that no longer exist (deleted, with the acks of
         // the deletion lost in a crash) are acked now, so that compaction
@@ -136,6 +148,8 @@ impl Broker {
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             permissions: RwLock::new(HashMap::new()),
+            topic_permissions: RwLock::new(Default::default()),
+            global_parameters: RwLock::new(Default::default()),
             auth_generation: AtomicU64::new(1),
             initialized: std::sync::atomic::AtomicBool::new(false),
             admin_lock: parking_lot::Mutex::new(()),
@@ -281,6 +295,7 @@ impl Broker {
                 vhost, user.name
             )));
         }
+        self.check_connection_limits(user, &v)?;
         Ok(v)
     }
 }

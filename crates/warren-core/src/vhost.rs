@@ -45,6 +45,11 @@ pub struct VHost {
     pub(crate) stats: VHostStats,
     /// The broker's churn counters (see [`crate::stats::ChurnStats`]).
     churn: Arc<ChurnStats>,
+    /// `max-connections`, `max-queues` (see [`crate::limits`]).
+    pub(crate) limits: RwLock<crate::limits::LimitMap>,
+    /// Operator policies: their numeric limits cap what policies and
+    /// arguments set (lower wins), as RabbitMQ's.
+    pub(crate) operator_policies: RwLock<Vec<Policy>>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -78,6 +83,8 @@ impl VHost {
             deleted: std::sync::atomic::AtomicBool::new(false),
             stats: VHostStats::default(),
             churn,
+            limits: RwLock::new(Default::default()),
+            operator_policies: RwLock::new(Vec::new()),
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -454,6 +461,9 @@ impl VHost {
     ) -> Result<(Arc<Queue>, bool)> {
         self.churn.add(ChurnField::QueueDeclared, 1);
         let mut qs = self.queues.write();
+        if !qs.contains_key(&name) {
+            self.check_queue_limit(&name, qs.len())?;
+        }
         if let Some(q) = qs.get(&name) {
             // As RabbitMQ (strictly): an exclusive declare must find a queue this
             // connection owns, a non-exclusive one a queue nobody owns, else 405.
@@ -859,10 +869,17 @@ impl VHost {
 
     /// A queue's declared arguments merged with the policy that applies to it.
     pub fn effective_args(&self, queue: &ShortStr, declared: &FieldTable) -> FieldTable {
+        let name = queue.to_string_lossy();
         let policies = self.policies.read();
-        match pick_for_queue(&policies, &queue.to_string_lossy()) {
+        let merged = match pick_for_queue(&policies, &name) {
             Some(p) => p.merge_queue_args(declared),
             None => declared.clone(),
+        };
+        // An operator policy's keys are all numeric limits: merged lower-wins.
+        let operator = self.operator_policies.read();
+        match pick_for_queue(&operator, &name) {
+            Some(p) => p.merge_queue_args(&merged),
+            None => merged,
         }
     }
 
@@ -907,7 +924,7 @@ impl VHost {
         self.policies.read().iter().map(|p| p.def.clone()).collect()
     }
 
-    fn reapply_policies(&self) {
+    pub(crate) fn reapply_policies(&self) {
         let vname = self.name.to_string_lossy().into_owned();
         for q in self.queues() {
             let merged = self.effective_args(&q.name, &q.options.arguments);

@@ -292,6 +292,14 @@ impl Session {
             }
         };
         self.vhost.check_publishable(&x)?;
+        self.access.check_topic(
+            &self.broker,
+            &self.user,
+            &self.vhost,
+            Access::Write,
+            &x,
+            message.routing_key.as_bytes(),
+        )?;
         let max = self.broker.limits.max_message_size;
         if message.body.len() as u64 > max {
             return Err(BrokerError::precondition_failed(format!(
@@ -498,6 +506,16 @@ impl Session {
         if !exchange.is_empty() {
             self.check(Access::Write, Resource::Queue, queue_name.as_bytes())?;
             self.check(Access::Read, Resource::Exchange, exchange)?;
+            if let Some(x) = self.vhost.exchange(exchange) {
+                self.access.check_topic(
+                    &self.broker,
+                    &self.user,
+                    &self.vhost,
+                    Access::Read,
+                    &x,
+                    key,
+                )?;
+            }
             self.vhost.bind_queue(
                 queue_name,
                 &ShortStr(Bytes::copy_from_slice(exchange)),

@@ -184,6 +184,13 @@ pub async fn publish(
         .get_exchange(&ShortStr::from(name.as_str()))
         .map_err(amqp)?;
     v.check_publishable(&e).map_err(amqp)?;
+    c.http.broker.check_topic(
+        &c.user.name,
+        &vhost,
+        Access::Write,
+        &e,
+        routing_key.as_bytes(),
+    )?;
     warren_core::message::check_publish_properties(&props, &c.user.name).map_err(amqp)?;
     if payload.len() as u64 > c.http.broker.limits.max_message_size {
         return Err(ApiError::bad_request("message too large"));

@@ -46,6 +46,14 @@ pub async fn put(
     c.require_policymaker()?;
     check_name("policy", &name)?;
     let v = c.write_vhost(&vhost)?;
+    let existed = v.policies().iter().any(|p| p.name == name);
+    v.set_policy(policy_def(&vhost, name, &body)?, true)
+        .map_err(|e| ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text)))?;
+    Ok(created(!existed))
+}
+
+/// A policy (or operator policy) from a PUT body, with RabbitMQ's 400s.
+pub fn policy_def(vhost: &str, name: String, body: &Body) -> ApiResult<PolicyDef> {
     let pattern = body.required_str("pattern")?.to_string();
     let definition = match body.get("definition") {
         None => return Err(ApiError::key_missing("definition")),
@@ -61,20 +69,14 @@ pub async fn put(
         Some(_) => return Err(ApiError::bad_request("priority must be an integer")),
     };
     let apply_to = body.str("apply-to")?.unwrap_or("all").to_string();
-    let existed = v.policies().iter().any(|p| p.name == name);
-    v.set_policy(
-        PolicyDef {
-            vhost: vhost.clone(),
-            name,
-            pattern,
-            apply_to,
-            priority,
-            definition,
-        },
-        true,
-    )
-    .map_err(|e| ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text)))?;
-    Ok(created(!existed))
+    Ok(PolicyDef {
+        vhost: vhost.into(),
+        name,
+        pattern,
+        apply_to,
+        priority,
+        definition,
+    })
 }
 
 pub async fn delete(

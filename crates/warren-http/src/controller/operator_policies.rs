@@ -1,0 +1,87 @@
+//! `/api/operator-policies[/VHOST[/NAME]]` (administrator): policies whose
+//! numeric limits (`max-length`, `max-length-bytes`, `message-ttl`,
+//! `expires`) cap what users' policies and queue arguments set.
+
+use super::policies::policy_def;
+use super::{created, no_content, ok, visible_vhosts};
+use crate::auth::Caller;
+use crate::body::{check_name, Body, Names, Params};
+use crate::error::{ApiError, ApiResult};
+use axum::response::Response;
+use warren_core::export::policy_json;
+
+fn listing(c: &Caller, only: Option<&str>, p: &Params) -> ApiResult<Response> {
+    c.require_admin()?;
+    let mut items = Vec::new();
+    for v in visible_vhosts(c, only)? {
+        let mut ps = v.operator_policies();
+        ps.sort_by(|a, b| a.name.cmp(&b.name));
+        items.extend(ps.iter().map(|p| policy_json(p, true)));
+    }
+    Ok(ok(p.list.apply(items)?))
+}
+
+pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
+    listing(&c, None, &p)
+}
+
+pub async fn list_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> ApiResult<Response> {
+    c.require_admin()?;
+    c.http
+        .broker
+        .vhost(&vhost)
+        .ok_or_else(ApiError::object_not_found)?;
+    listing(&c, Some(&vhost), &p)
+}
+
+pub async fn show(c: Caller, Names((vhost, name)): Names<(String, String)>) -> ApiResult<Response> {
+    c.require_admin()?;
+    let v = c
+        .http
+        .broker
+        .vhost(&vhost)
+        .ok_or_else(ApiError::object_not_found)?;
+    let p = v
+        .operator_policies()
+        .into_iter()
+        .find(|p| p.name == name)
+        .ok_or_else(ApiError::object_not_found)?;
+    Ok(ok(policy_json(&p, true)))
+}
+
+pub async fn put(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    check_name("operator policy", &name)?;
+    let v = c.write_vhost(&vhost)?;
+    let existed = v.operator_policies().iter().any(|p| p.name == name);
+    v.set_operator_policy(policy_def(&vhost, name, &body)?, true)
+        .map_err(|e| {
+            // Its own validation texts are RabbitMQ's whole reason already.
+            if e.text.starts_with("Validation failed") {
+                ApiError::bad_request(e.text)
+            } else {
+                ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text))
+            }
+        })?;
+    Ok(created(!existed))
+}
+
+pub async fn delete(
+    c: Caller,
+    Names((vhost, name)): Names<(String, String)>,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    let v = c
+        .http
+        .broker
+        .vhost(&vhost)
+        .ok_or_else(ApiError::object_not_found)?;
+    if !v.clear_operator_policy(&name) {
+        return Err(ApiError::object_not_found());
+    }
+    Ok(no_content())
+}
