@@ -79,3 +79,12 @@ mod tests {
         assert!(json_to_table(&json!([1])).is_none());
     }
 }
+
+/// A JSON value as RabbitMQ's validation messages print the Erlang term it
+/// decodes to: strings as binaries (`<<"x">>`), the rest as JSON.
+pub fn erl_term(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("<<\"{}\">>", s),
+        other => other.to_string(),
+    }
+}

@@ -35,15 +35,16 @@ pub fn parse(known: &[&str], name: &str, value: &serde_json::Value) -> Result<i6
     if !known.contains(&name) {
         return Err(format!(
             "Unrecognised terms [{{<<\"{}\">>,{}}}] in limits",
-            name, value
+            name,
+            crate::json::erl_term(value)
         ));
     }
     value.as_i64().ok_or_else(|| {
-        let shown = match value {
-            serde_json::Value::String(s) => format!("<<\"{}\">>", s),
-            other => other.to_string(),
-        };
-        format!("{} should be a number, actually was {}", name, shown)
+        format!(
+            "{} should be a number, actually was {}",
+            name,
+            crate::json::erl_term(value)
+        )
     })
 }
 

@@ -49,7 +49,7 @@ impl VHost {
             .definition
             .iter()
             .filter(|(k, _)| !OPERATOR_POLICY_KEYS.contains(&k.as_str()))
-            .map(|(k, v)| format!("{{<<\"{}\">>,{}}}", k, v))
+            .map(|(k, v)| format!("{{<<\"{}\">>,{}}}", k, crate::json::erl_term(v)))
             .collect();
         if !bad.is_empty() {
             return Err(BrokerError::precondition_failed(format!(

@@ -683,8 +683,9 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
-        let q = self.get_queue(queue, conn)?;
+        // Source first: with both missing RabbitMQ names the exchange.
         let e = self.get_exchange(exchange)?;
+        let q = self.get_queue(queue, conn)?;
         check_binding_args(&e, &routing_key, &arguments)?;
         let def = (e.options.durable && q.durable_id != 0)
             .then(|| self.binding_def(&e.name, "queue", &q.name, &routing_key, &arguments));

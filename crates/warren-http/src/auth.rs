@@ -69,7 +69,10 @@ impl Caller {
         if self.is_policymaker() {
             Ok(())
         } else {
-            Err(ApiError::not_authorised("Not policymaker user"))
+            // RabbitMQ's `is_authorized_policies` text.
+            Err(ApiError::not_authorised(
+                "User not authorised to access object",
+            ))
         }
     }
 

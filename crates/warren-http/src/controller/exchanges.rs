@@ -74,7 +74,7 @@ pub async fn put(
     let kind = body.str("type")?.unwrap_or("direct");
     let opts = ExchangeOptions {
         kind: ExchangeKind::parse(kind.as_bytes())
-            .ok_or_else(|| ApiError::bad_request(format!("invalid exchange type '{}'", kind)))?,
+            .ok_or_else(|| ApiError::bad_request(format!("unknown exchange type '{}'", kind)))?,
         durable: body.bool("durable", false)?,
         auto_delete: body.bool("auto_delete", false)?,
         internal: body.bool("internal", false)?,
@@ -153,7 +153,11 @@ pub async fn publish(
     let v = c.write_vhost(&vhost)?;
     let name = exchange_name(&name).to_string();
     let routing_key = body.required_str("routing_key")?.to_string();
-    let payload = body.required_str("payload")?;
+    let payload = match body.get("payload") {
+        None => return Err(ApiError::key_missing("payload")),
+        Some(Value::String(s)) => s.as_str(),
+        Some(_) => return Err(ApiError::bad_request("payload_not_string")),
+    };
     let encoding = body.required_str("payload_encoding")?;
     let props = body
         .get("properties")
@@ -167,10 +171,10 @@ pub async fn publish(
                 .map_err(|_| ApiError::bad_request("invalid base64 payload"))?,
         ),
         other => {
-            return Err(ApiError::bad_request(format!(
-                "invalid payload_encoding '{}'",
+            return Err(ApiError::bad_request_term(serde_json::json!([
+                "unsupported_encoding",
                 other
-            )))
+            ])))
         }
     };
     check_name("routing_key", &routing_key)?;

@@ -114,13 +114,15 @@ fn globals(c: &Caller) -> Vec<Value> {
     items
 }
 
+// Global parameters need `policymaker` (RabbitMQ's
+// `is_authorized_global_parameters`), for every method.
 pub async fn list_global(c: Caller, p: Params) -> ApiResult<Response> {
-    c.require_admin()?;
+    c.require_policymaker()?;
     Ok(ok(p.list.apply(globals(&c))?))
 }
 
 pub async fn show_global(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
-    c.require_admin()?;
+    c.require_policymaker()?;
     globals(&c)
         .into_iter()
         .find(|g| g["name"] == name)
@@ -129,7 +131,7 @@ pub async fn show_global(c: Caller, Names(name): Names<String>) -> ApiResult<Res
 }
 
 pub async fn put_global(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult<Response> {
-    c.require_admin()?;
+    c.require_policymaker()?;
     check_name("global parameter", &name)?;
     if name == "internal_cluster_id" {
         return Err(ApiError::bad_request(
@@ -144,7 +146,7 @@ pub async fn put_global(c: Caller, Names(name): Names<String>, body: Body) -> Ap
 }
 
 pub async fn delete_global(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
-    c.require_admin()?;
+    c.require_policymaker()?;
     if !c.http.broker.clear_global_parameter(&name) {
         return Err(ApiError::object_not_found());
     }

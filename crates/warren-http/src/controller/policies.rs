@@ -48,8 +48,23 @@ pub async fn put(
     let v = c.write_vhost(&vhost)?;
     let existed = v.policies().iter().any(|p| p.name == name);
     v.set_policy(policy_def(&vhost, name, &body)?, true)
-        .map_err(|e| ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text)))?;
+        .map_err(|e| {
+            // RabbitMQ HTML-escapes its policy validation texts.
+            let text = format!("Validation failed\n\n{}\n", e.text);
+            ApiError::bad_request(text.replace('<', "&lt;").replace('>', "&gt;"))
+        })?;
     Ok(created(!existed))
+}
+
+fn priority_error(body: &Body) -> ApiError {
+    let shown = body
+        .get("priority")
+        .map(warren_core::json::erl_term)
+        .unwrap_or_default();
+    ApiError::bad_request(format!(
+        "Validation failed\n\npriority should be a number, actually was {}\n",
+        shown.replace('<', "&lt;").replace('>', "&gt;")
+    ))
 }
 
 /// A policy (or operator policy) from a PUT body, with RabbitMQ's 400s.
@@ -63,10 +78,8 @@ pub fn policy_def(vhost: &str, name: String, body: &Body) -> ApiResult<PolicyDef
     let priority = match body.get("priority") {
         None => 0,
         Some(Value::Number(n)) if n.is_i64() => n.as_i64().unwrap_or(0),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| ApiError::bad_request("priority must be an integer"))?,
-        Some(_) => return Err(ApiError::bad_request("priority must be an integer")),
+        Some(Value::String(s)) => s.parse().map_err(|_| priority_error(body))?,
+        Some(_) => return Err(priority_error(body)),
     };
     let apply_to = body.str("apply-to")?.unwrap_or("all").to_string();
     Ok(PolicyDef {
