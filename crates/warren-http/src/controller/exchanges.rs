@@ -74,7 +74,7 @@ pub async fn put(
     let kind = body.str("type")?.unwrap_or("direct");
     let opts = ExchangeOptions {
         kind: ExchangeKind::parse(kind.as_bytes())
-            .ok_or_else(|| ApiError::bad_request(format!("unknown exchange type '{}'", kind)))?,
+            .ok_or_else(|| ApiError::bad_request(format!("invalid exchange type '{}'", kind)))?,
         durable: body.bool("durable", false)?,
         auto_delete: body.bool("auto_delete", false)?,
         internal: body.bool("internal", false)?,
