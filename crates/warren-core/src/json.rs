@@ -65,6 +65,15 @@ pub fn json_to_value(v: &Value) -> FieldValue {
     }
 }
 
+/// A JSON value as RabbitMQ's validation messages print the Erlang term it
+/// decodes to: strings as binaries (`<<"x">>`), the rest as JSON.
+pub fn erl_term(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("<<\"{}\">>", s),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,14 +86,5 @@ mod tests {
         assert_eq!(t.get("x-max-length"), Some(&FieldValue::I64(10)));
         assert_eq!(table_to_json(&t), j);
         assert!(json_to_table(&json!([1])).is_none());
-    }
-}
-
-/// A JSON value as RabbitMQ's validation messages print the Erlang term it
-/// decodes to: strings as binaries (`<<"x">>`), the rest as JSON.
-pub fn erl_term(v: &Value) -> String {
-    match v {
-        Value::String(s) => format!("<<\"{}\">>", s),
-        other => other.to_string(),
     }
 }
