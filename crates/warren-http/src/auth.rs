@@ -89,6 +89,15 @@ impl Caller {
         self.is_monitor() || self.has_vhost_access(vhost)
     }
 
+    /// The vhost called `name`, or RabbitMQ's 404 `Object Not Found` (for
+    /// administrator endpoints, which need no vhost access).
+    pub fn existing_vhost(&self, name: &str) -> ApiResult<Arc<warren_core::VHost>> {
+        self.http
+            .broker
+            .vhost(name)
+            .ok_or_else(ApiError::object_not_found)
+    }
+
     /// Reading one vhost's objects: 404 if it does not exist, 401 if the
     /// user may not see it.
     pub fn read_vhost(&self, vhost: &str) -> ApiResult<Arc<warren_core::VHost>> {

@@ -33,9 +33,7 @@ pub async fn list_vhosts(c: Caller, p: Params) -> ApiResult<Response> {
 }
 
 pub async fn show_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> ApiResult<Response> {
-    if c.http.broker.vhost(&vhost).is_none() {
-        return Err(ApiError::object_not_found());
-    }
+    c.existing_vhost(&vhost)?;
     vhost_listing(&c, Some(&vhost), &p)
 }
 
@@ -52,13 +50,18 @@ pub async fn put_vhost(
 ) -> ApiResult<Response> {
     c.require_admin()?;
     let value = value(&body)?;
-    c.http
-        .broker
-        .set_vhost_limit(&vhost, &name, value)
-        .map_err(|e| match e.code {
-            code::NOT_FOUND => ApiError::not_found("vhost_not_found"),
-            _ => ApiError::bad_request(e.text),
-        })?;
+    changed(c.http.broker.set_vhost_limit(&vhost, &name, value), || {
+        ApiError::not_found("vhost_not_found")
+    })
+}
+
+/// 204 after a change; `missing` answers a vhost or user that does not
+/// exist, other refusals are 400 with their text.
+fn changed(r: warren_core::Result<()>, missing: impl FnOnce() -> ApiError) -> ApiResult<Response> {
+    r.map_err(|e| match e.code {
+        code::NOT_FOUND => missing(),
+        _ => ApiError::bad_request(e.text),
+    })?;
     Ok(no_content())
 }
 
@@ -67,11 +70,10 @@ pub async fn delete_vhost(
     Names((vhost, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
-    c.http
-        .broker
-        .clear_vhost_limit(&vhost, Some(&name))
-        .map_err(|_| ApiError::object_not_found())?;
-    Ok(no_content())
+    changed(
+        c.http.broker.clear_vhost_limit(&vhost, Some(&name)),
+        ApiError::object_not_found,
+    )
 }
 
 /// Listing: any management user (RabbitMQ's `is_authorized_vhost_visible`);
@@ -109,14 +111,9 @@ pub async fn put_user(
 ) -> ApiResult<Response> {
     c.require_admin()?;
     let value = value(&body)?;
-    c.http
-        .broker
-        .set_user_limit(&user, &name, value)
-        .map_err(|e| match e.code {
-            code::NOT_FOUND => ApiError::bad_request_term(json!(["no_such_user", user])),
-            _ => ApiError::bad_request(e.text),
-        })?;
-    Ok(no_content())
+    changed(c.http.broker.set_user_limit(&user, &name, value), || {
+        ApiError::bad_request_term(json!(["no_such_user", user]))
+    })
 }
 
 pub async fn delete_user(
@@ -124,9 +121,8 @@ pub async fn delete_user(
     Names((user, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
-    c.http
-        .broker
-        .clear_user_limit(&user, Some(&name))
-        .map_err(|_| ApiError::object_not_found())?;
-    Ok(no_content())
+    changed(
+        c.http.broker.clear_user_limit(&user, Some(&name)),
+        ApiError::object_not_found,
+    )
 }

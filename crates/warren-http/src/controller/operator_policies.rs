@@ -2,24 +2,19 @@
 //! numeric limits (`max-length`, `max-length-bytes`, `message-ttl`,
 //! `expires`) cap what users' policies and queue arguments set.
 
-use super::policies::policy_def;
-use super::{created, no_content, ok, visible_vhosts};
+use super::policies::{policy_def, policy_listing};
+use super::{created, no_content, ok};
 use crate::auth::Caller;
 use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use warren_core::export::policy_json;
+use warren_core::VHost;
 
 /// Listing: any management user, over the vhosts it sees (RabbitMQ's
 /// `is_authorized_vhost`); one policy and changes: administrator.
 fn listing(c: &Caller, only: Option<&str>, p: &Params) -> ApiResult<Response> {
-    let mut items = Vec::new();
-    for v in visible_vhosts(c, only)? {
-        let mut ps = v.operator_policies();
-        ps.sort_by(|a, b| a.name.cmp(&b.name));
-        items.extend(ps.iter().map(|p| policy_json(p, true)));
-    }
-    Ok(ok(p.list.apply(items)?))
+    policy_listing(c, only, p, VHost::operator_policies)
 }
 
 pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
@@ -32,12 +27,8 @@ pub async fn list_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> Ap
 
 pub async fn show(c: Caller, Names((vhost, name)): Names<(String, String)>) -> ApiResult<Response> {
     c.require_admin()?;
-    let v = c
-        .http
-        .broker
-        .vhost(&vhost)
-        .ok_or_else(ApiError::object_not_found)?;
-    let p = v
+    let p = c
+        .existing_vhost(&vhost)?
         .operator_policies()
         .into_iter()
         .find(|p| p.name == name)
@@ -71,12 +62,7 @@ pub async fn delete(
     Names((vhost, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
-    let v = c
-        .http
-        .broker
-        .vhost(&vhost)
-        .ok_or_else(ApiError::object_not_found)?;
-    if !v.clear_operator_policy(&name) {
+    if !c.existing_vhost(&vhost)?.clear_operator_policy(&name) {
         return Err(ApiError::object_not_found());
     }
     Ok(no_content())

@@ -45,11 +45,7 @@ pub async fn list_component_vhost(
 }
 
 fn find(c: &Caller, component: &str, vhost: &str, name: &str) -> ApiResult<Value> {
-    let v = c
-        .http
-        .broker
-        .vhost(vhost)
-        .ok_or_else(ApiError::object_not_found)?;
+    let v = c.existing_vhost(vhost)?;
     c.http
         .broker
         .parameters(&[v], Some(component))

@@ -9,11 +9,23 @@ use axum::response::Response;
 use serde_json::Value;
 use warren_core::export::policy_json;
 use warren_core::policy::PolicyDef;
+use warren_core::VHost;
 
 fn listing(c: &Caller, only: Option<&str>, p: &Params) -> ApiResult<Response> {
+    policy_listing(c, only, p, VHost::policies)
+}
+
+/// The policies (or operator policies: `of`) of the vhosts the caller sees,
+/// sorted by name within each vhost.
+pub fn policy_listing(
+    c: &Caller,
+    only: Option<&str>,
+    p: &Params,
+    of: fn(&VHost) -> Vec<PolicyDef>,
+) -> ApiResult<Response> {
     let mut items = Vec::new();
     for v in visible_vhosts(c, only)? {
-        let mut ps = v.policies();
+        let mut ps = of(&v);
         ps.sort_by(|a, b| a.name.cmp(&b.name));
         items.extend(ps.iter().map(|p| policy_json(p, true)));
     }

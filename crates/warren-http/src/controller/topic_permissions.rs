@@ -9,7 +9,6 @@ use crate::body::{Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use serde_json::Value;
-use warren_core::error::code;
 use warren_core::runtime_export::topic_permission_json;
 use warren_core::topic_permissions::TopicPermissionDef;
 
@@ -31,10 +30,7 @@ pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
 
 pub async fn of_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> ApiResult<Response> {
     c.require_admin()?;
-    c.http
-        .broker
-        .vhost(&vhost)
-        .ok_or_else(ApiError::object_not_found)?;
+    c.existing_vhost(&vhost)?;
     listing(&c, None, Some(&vhost), &p)
 }
 
@@ -80,13 +76,11 @@ pub async fn put(
         write: body.required_str("write")?.into(),
         read: body.required_str("read")?.into(),
     };
-    let first = c.http.broker.set_topic_permission(def).map_err(|e| {
-        if e.code == code::NOT_FOUND {
-            ApiError::bad_request("vhost_or_user_not_found")
-        } else {
-            ApiError::bad_request(e.text)
-        }
-    })?;
+    let first = c
+        .http
+        .broker
+        .set_topic_permission(def)
+        .map_err(super::permissions::vhost_or_user_error)?;
     Ok(created(first))
 }
 
