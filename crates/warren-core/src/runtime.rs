@@ -408,3 +408,7 @@ impl Broker {
         *self.global_parameters.write() = defs.global_parameters.clone();
     }
 }
+
+#[cfg(test)]
+#[path = "runtime_tests.rs"]
+mod tests;
