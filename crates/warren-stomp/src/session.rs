@@ -500,9 +500,9 @@ impl Session {
             tag,
             ack_header: ack != AckMode::Auto && self.version == Version::V1_2,
         });
-        let destination = h.get_bytes("destination").unwrap_or_default();
-        self.consume(queue, info, ack, destination, description)?;
         let (exchange, key) = dest.routing();
+        // What binding needs is checked before consuming: RabbitMQ binds
+        // first, so a refused bind never starts (and cancels) a consumer.
         if !exchange.is_empty() {
             self.check(Access::Write, Resource::Queue, queue_name.as_bytes())?;
             self.check(Access::Read, Resource::Exchange, exchange)?;
@@ -516,6 +516,10 @@ impl Session {
                     key,
                 )?;
             }
+        }
+        let destination = h.get_bytes("destination").unwrap_or_default();
+        self.consume(queue, info, ack, destination, description)?;
+        if !exchange.is_empty() {
             self.vhost.bind_queue(
                 queue_name,
                 &ShortStr(Bytes::copy_from_slice(exchange)),

@@ -135,6 +135,76 @@ def test_topic_permissions_are_enforced_on_publish_and_bind(api, scratch):
         c.close()
 
 
+def stomp_session(vhost, user, password, frame):
+    """CONNECT, send `frame`, read until the broker closes or goes quiet;
+    returns [(command, headers text, body)] after CONNECTED."""
+    import os
+    port = int(os.environ.get("STOMP_PORT", "61613"))
+    s = socket.create_connection((params().host, port), timeout=3)
+    data = b""
+    try:
+        s.sendall(f"CONNECT\naccept-version:1.2\nhost:{vhost}\nlogin:{user}\n"
+                  f"passcode:{password}\n\n\x00".encode() + frame.encode())
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    except socket.timeout:
+        pass
+    finally:
+        s.close()
+    frames = []
+    for f in data.split(b"\x00"):
+        f = f.lstrip(b"\r\n")
+        if f:
+            head, _, body = f.partition(b"\n\n")
+            lines = head.decode().split("\n")
+            frames.append((lines[0], "\n".join(lines[1:]), body.decode()))
+    return frames[1:]
+
+
+def test_topic_permissions_are_enforced_over_stomp_and_http(api, scratch):
+    vhost, user = scratch
+    assert api.put(f"/api/permissions/{vhost}/{user}",
+                   json={"configure": ".*", "write": ".*", "read": ".*"}).status_code == 204
+    assert api.put(f"/api/users/{user}", json={"password": "pw", "tags": "management"}
+                   ).status_code == 204
+    r = api.put(f"/api/topic-permissions/{vhost}/{user}",
+                json={"exchange": "amq.topic", "write": "^{username}\\.", "read": "^public\\."})
+    assert r.status_code == 201, r.text
+    ok = stomp_session(vhost, user, "pw",
+                       f"SEND\ndestination:/topic/{user}.news\nreceipt:r1\n\nok\x00")
+    assert [f[0] for f in ok] == ["RECEIPT"], ok
+    refused = stomp_session(vhost, user, "pw",
+                            "SEND\ndestination:/topic/eve.news\nreceipt:r1\n\nno\x00")
+    assert refused[0][0] == "ERROR" and "message:access_refused" in refused[0][1], refused
+    assert refused[0][2] == (f"ACCESS_REFUSED - access to topic 'eve.news' in exchange "
+                             f"'amq.topic' in vhost '{vhost}' refused for user '{user}'")
+    sub = stomp_session(vhost, user, "pw", "SUBSCRIBE\ndestination:/topic/secret.x\nid:1\n\n\x00")
+    # The first frame is the refusal (no consumer was started, so no
+    # "Server cancelled subscription" first). RabbitMQ's body has no
+    # "ACCESS_REFUSED - " prefix on this path; Warren's has.
+    assert sub[0][0] == "ERROR" and "message:access_refused" in sub[0][1], sub
+    assert sub[0][2].endswith(f"access to topic 'secret.x' in exchange 'amq.topic' in "
+                              f"vhost '{vhost}' refused for user '{user}'")
+    from mgmt_helpers import Api
+    as_user = Api(user, "pw")
+    body = {"routing_key": "eve.x", "payload": "x", "payload_encoding": "string",
+            "properties": {}}
+    r = as_user.post(f"/api/exchanges/{vhost}/amq.topic/publish", json=body)
+    assert r.status_code == 400
+    assert r.json()["reason"] == (f"403 ACCESS_REFUSED - access to topic 'eve.x' in exchange "
+                                  f"'amq.topic' in vhost '{vhost}' refused for user '{user}'")
+    r = as_user.post(f"/api/exchanges/{vhost}/amq.topic/publish",
+                     json={**body, "routing_key": f"{user}.x"})
+    assert r.status_code == 200 and r.json() == {"routed": False}
+    assert api.put(f"/api/queues/{vhost}/tq", json={}).status_code == 201
+    r = as_user.post(f"/api/bindings/{vhost}/e/amq.topic/q/tq", json={"routing_key": "secret.#"})
+    assert r.status_code == 401
+    assert r.json() == {"error": "not_authorised", "reason": "Access refused."}
+
+
 # ---- vhost and user limits ----------------------------------------------
 
 def test_vhost_limits_crud_and_validation(api, scratch):
