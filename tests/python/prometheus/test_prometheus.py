@@ -207,3 +207,48 @@ def test_per_object_has_the_node_families():
     for name in ("rabbitmq_connections", "rabbitmq_queues", "rabbitmq_identity_info",
                  "rabbitmq_queues_declared", "rabbitmq_connections_opened"):
         assert name in fams, name
+
+
+def dead_lettered(fams):
+    """Classic queues' dead-letter counters by (reason, strategy)."""
+    out = {}
+    for name, fam in fams.items():
+        if name.startswith("rabbitmq_global_messages_dead_lettered_"):
+            reason = name[len("rabbitmq_global_messages_dead_lettered_"):]
+            for s in fam.samples:
+                if s.labels.get("queue_type") == "rabbit_classic_queue":
+                    out[(reason, s.labels["dead_letter_strategy"])] = s.value
+    return out
+
+
+def test_dead_lettering_is_counted_by_reason_and_strategy():
+    """Expired without a dead-letter exchange counts as "disabled"; dropped
+    for length and rejected with one as "at_most_once"."""
+    before = dead_lettered(scrape()[1])
+    q1, q2 = "prom-dl1-" + uuid.uuid4().hex[:8], "prom-dl2-" + uuid.uuid4().hex[:8]
+    conn = connect()
+    try:
+        ch = conn.channel()
+        ch.queue_declare(q1, arguments={"x-message-ttl": 0})
+        ch.queue_declare(q2, arguments={"x-max-length": 1, "x-dead-letter-exchange": "amq.fanout"})
+        ch.basic_publish("", q1, b"x")
+        ch.basic_publish("", q2, b"a")
+        ch.basic_publish("", q2, b"b")  # drops "a" (maxlen)
+        got = ch.basic_get(q2)
+        ch.basic_reject(got[0].delivery_tag, requeue=False)
+        ch.basic_get(q1)  # the expired one goes, if it had not already
+        expected = {("expired", "disabled"): 1, ("maxlen", "at_most_once"): 1,
+                    ("rejected", "at_most_once"): 1}
+        deadline = time.monotonic() + 10
+        while True:
+            after = dead_lettered(scrape()[1])
+            moved = {k: after[k] - before.get(k, 0) for k in after
+                     if after[k] != before.get(k, 0)}
+            if moved == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert moved == expected
+        ch.queue_delete(q1)
+        ch.queue_delete(q2)
+    finally:
+        conn.close()
