@@ -152,6 +152,9 @@ impl Broker {
             name,
             &BrokerError::new(code::CONNECTION_FORCED, format!("vhost '{}' is down", name)),
         );
+        // The node's counters keep what it counted (taken before its
+        // exchanges go: the built-in ones are dropped, not folded in).
+        self.retired.retire(&vhost);
         vhost.delete_contents();
         // After the per-queue/exchange deletions: replaying this line drops
         // whatever is left of the vhost.

@@ -66,6 +66,8 @@ pub struct Broker {
     /// Connections, channels and queues opened and closed since start
     /// (overview `churn_rates`, Prometheus `rabbitmq_*_opened_total`...).
     pub churn: Arc<ChurnStats>,
+    /// What deleted vhosts had counted (for the node's Prometheus counters).
+    pub(crate) retired: crate::stats::RetiredVHosts,
     /// Whether the first boot's defaults (vhost "/", guest) were created.
     pub(crate) initialized: std::sync::atomic::AtomicBool,
     /// Serializes management changes, so memory and the definitions file agree
@@ -145,6 +147,7 @@ impl Broker {
             store,
             connections: Arc::new(Connections::new(churn.clone())),
             churn,
+            retired: Default::default(),
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             permissions: RwLock::new(HashMap::new()),
@@ -250,6 +253,16 @@ impl Broker {
             total.add(&v.message_stats());
         }
         total
+    }
+
+    /// The node's totals for Prometheus' `rabbitmq_global_*` counters: live
+    /// vhosts' and deleted ones', so they never go backwards.
+    pub fn global_totals(&self) -> crate::stats::GlobalTotals {
+        let mut t = self.retired.get();
+        for v in self.vhosts() {
+            t.add(&crate::stats::GlobalTotals::of(&v));
+        }
+        t
     }
 
     /// A fresh id for a client connection.

@@ -20,6 +20,7 @@
 mod channel;
 mod counter;
 mod fields;
+mod global;
 mod io;
 pub mod sampler;
 mod set;
@@ -34,6 +35,7 @@ pub use fields::{
     ConnectionField, ConnectionSnapshot, ConnectionStats, ExchangeField, ExchangeSnapshot,
     ExchangeStats, MessageField, MessageSnapshot, MessageStats, MESSAGE_FIELDS,
 };
+pub use global::{GlobalTotals, RetiredVHosts};
 pub use io::CountingReader;
 pub(crate) use set::add_into;
 pub use set::{Aggregate, Counters, Field, Snapshot};

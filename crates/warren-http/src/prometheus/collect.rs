@@ -8,8 +8,8 @@ use warren_core::connections::{ChannelInfo, ConnectionInfo};
 use warren_core::queue::QueueDepth;
 use warren_core::queue::Reason;
 use warren_core::stats::{
-    ChurnField as Churn, ConnectionField as C, DeadLetterStrategy, ExchangeField,
-    MessageField as M, PublishField as P, PublishSnapshot,
+    ChurnField as Churn, ConnectionField as C, DeadLetterStrategy, MessageField as M,
+    PublishField as P,
 };
 use warren_core::Broker;
 
@@ -278,20 +278,10 @@ pub fn render(broker: &Broker, probe: &NodeProbe, per_object: bool, format: Form
     // RabbitMQ 3.10's global counters (deleted queues' counts included).
     // Warren counts every protocol together; it reports them as amqp091's,
     // on classic queues.
-    let global = broker.message_stats();
-    let (mut publishing, mut received_confirm, mut received) = (PublishSnapshot::default(), 0, 0);
-    let mut dead = [[0u64; 3]; 2];
-    for v in broker.vhosts() {
-        let t = v.totals();
-        publishing.add(&t.publishing());
-        received_confirm += t.received_confirm();
-        received += v.exchange_totals().get(ExchangeField::PublishIn);
-        for (sum, counts) in dead.iter_mut().zip(t.dead_lettered()) {
-            for (x, n) in sum.iter_mut().zip(counts) {
-                *x += n;
-            }
-        }
-    }
+    let totals = broker.global_totals();
+    let (global, publishing) = (totals.messages, totals.publishing);
+    let (received_confirm, dead) = (totals.received_confirm, totals.dead_lettered);
+    let received = global.get(M::Publish);
     let unroutable = publishing.get(P::ReturnUnroutable) + publishing.get(P::DropUnroutable);
     w.family(&f::GLOBAL_CONSUMERS);
     w.sample(&[("protocol", "amqp091")], consumers);
