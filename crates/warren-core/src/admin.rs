@@ -39,11 +39,11 @@ pub struct UserInfo {
     pub tags: Vec<String>,
 }
 
-fn no_user(name: &str) -> BrokerError {
+pub(crate) fn no_user(name: &str) -> BrokerError {
     BrokerError::not_found(format!("User \"{}\" does not exist", name))
 }
 
-fn no_vhost(name: &str) -> BrokerError {
+pub(crate) fn no_vhost(name: &str) -> BrokerError {
     BrokerError::not_found(format!("Virtual host '{}' does not exist", name))
 }
 

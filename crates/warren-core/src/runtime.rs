@@ -1,47 +1,20 @@
-//! What RabbitMQ keeps as runtime parameters and friends, and checks at run
-//! time: topic permissions, vhost and user limits, operator policies and
-//! global parameters. Each change is applied in memory and appended to the
+//! What RabbitMQ keeps as runtime parameters and friends: topic
+//! permissions, operator policies and global parameters (limits are in
+//! [`crate::limits`]). Each change is applied in memory and appended to the
 //! definitions file before it returns (as `admin.rs`'s changes), under the
 //! broker's admin lock.
 
 use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
-use crate::limits::{self, LimitMap, MAX_CHANNELS, MAX_CONNECTIONS, MAX_QUEUES};
 use crate::policy::{Policy, PolicyDef};
-use crate::shortstr::ShortStr;
 use crate::topic_permissions::{self, TopicPermission, TopicPermissionDef, Variables};
 use crate::vhost::VHost;
-use std::sync::Arc;
-
-fn no_vhost(name: &str) -> BrokerError {
-    BrokerError::not_found(format!("Virtual host '{}' does not exist", name))
-}
-
-fn no_user(name: &str) -> BrokerError {
-    BrokerError::not_found(format!("User \"{}\" does not exist", name))
-}
 
 /// The operator policy keys RabbitMQ accepts that Warren implements (all
 /// numeric limits).
 const OPERATOR_POLICY_KEYS: &[&str] = &["expires", "message-ttl", "max-length", "max-length-bytes"];
 
 impl VHost {
-    /// The vhost's limits.
-    pub fn limits(&self) -> LimitMap {
-        self.limits.read().clone()
-    }
-
-    /// RabbitMQ's 406 when a new queue would pass `max-queues`.
-    pub(crate) fn check_queue_limit(&self, name: &ShortStr, queues: usize) -> Result<()> {
-        match limits::reached(&self.limits.read(), MAX_QUEUES, queues) {
-            None => Ok(()),
-            Some(n) => Err(BrokerError::precondition_failed(format!(
-                "cannot declare queue '{}': queue limit in vhost '{}' ({}) is reached",
-                name, self.name, n
-            ))),
-        }
-    }
-
     /// Set (add or replace) an operator policy and apply it to matching
     /// queues now.
     pub fn set_operator_policy(&self, def: PolicyDef, persist: bool) -> Result<()> {
@@ -217,153 +190,6 @@ impl Broker {
             vhost,
             user,
         )
-    }
-
-    // ---- vhost and user limits ----
-
-    /// Set one vhost limit (validated as RabbitMQ validates it).
-    pub fn set_vhost_limit(
-        &self,
-        vhost: &str,
-        name: &str,
-        value: &serde_json::Value,
-    ) -> Result<()> {
-        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
-        let n = limits::parse(limits::VHOST_LIMITS, name, value).map_err(|e| {
-            BrokerError::precondition_failed(format!("Validation failed\n\n{}\n", e))
-        })?;
-        self.update_vhost_limits(&v, |l| {
-            l.insert(name.to_string(), n);
-        });
-        Ok(())
-    }
-
-    /// Replace all of a vhost's limits (definitions import, the
-    /// `vhost-limits` runtime parameter).
-    pub fn set_vhost_limits(&self, vhost: &str, limits: LimitMap) -> Result<()> {
-        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
-        self.update_vhost_limits(&v, |l| *l = limits);
-        Ok(())
-    }
-
-    /// Clear one vhost limit (None: all of them). Clearing one that is not
-    /// set is no error.
-    pub fn clear_vhost_limit(&self, vhost: &str, name: Option<&str>) -> Result<()> {
-        let v = self.vhost(vhost).ok_or_else(|| no_vhost(vhost))?;
-        self.update_vhost_limits(&v, |l| match name {
-            Some(n) => {
-                l.remove(n);
-            }
-            None => l.clear(),
-        });
-        Ok(())
-    }
-
-    fn update_vhost_limits(&self, v: &VHost, change: impl FnOnce(&mut LimitMap)) {
-        let _g = self.admin_lock.lock();
-        let mut l = v.limits.write();
-        change(&mut l);
-        self.store
-            .definitions
-            .save_vhost_limits(&v.name.to_string_lossy(), &l);
-    }
-
-    /// Set one user limit.
-    pub fn set_user_limit(&self, user: &str, name: &str, value: &serde_json::Value) -> Result<()> {
-        let n = limits::parse(limits::USER_LIMITS, name, value).map_err(|e| {
-            BrokerError::precondition_failed(e.replace("in limits", "in user-limits"))
-        })?;
-        self.update_user_limits(user, |l| {
-            l.insert(name.to_string(), n);
-        })
-    }
-
-    /// Clear one user limit (None: all); not set is no error.
-    pub fn clear_user_limit(&self, user: &str, name: Option<&str>) -> Result<()> {
-        self.update_user_limits(user, |l| match name {
-            Some(n) => {
-                l.remove(n);
-            }
-            None => l.clear(),
-        })
-    }
-
-    /// Replace all of a user's limits (definitions import).
-    pub fn set_user_limits(&self, user: &str, limits: LimitMap) -> Result<()> {
-        self.update_user_limits(user, |l| *l = limits)
-    }
-
-    fn update_user_limits(&self, user: &str, change: impl FnOnce(&mut LimitMap)) -> Result<()> {
-        let _g = self.admin_lock.lock();
-        let updated = {
-            let mut users = self.users.write();
-            let u = users.get_mut(user).ok_or_else(|| no_user(user))?;
-            change(&mut u.limits);
-            u.clone()
-        };
-        self.store.definitions.save_user(&updated);
-        Ok(())
-    }
-
-    /// RabbitMQ's refusals when `user` opening `vhost` would pass the
-    /// vhost's or the user's `max-connections` (530 NOT_ALLOWED texts).
-    pub(crate) fn check_connection_limits(
-        &self,
-        user: &crate::auth::User,
-        vhost: &VHost,
-    ) -> Result<()> {
-        let vlimit = vhost.limits.read().get(MAX_CONNECTIONS).copied();
-        let ulimit = user.limits.get(MAX_CONNECTIONS).copied();
-        if vlimit.is_none_or(|n| n < 0) && ulimit.is_none_or(|n| n < 0) {
-            return Ok(());
-        }
-        let conns = self.connections.list();
-        let on_vhost = conns
-            .iter()
-            .filter(|c| std::ptr::eq(Arc::as_ptr(&c.vhost), vhost))
-            .count();
-        if let Some(n) = limits::reached(&vhost.limits.read(), MAX_CONNECTIONS, on_vhost) {
-            return Err(BrokerError::not_allowed(format!(
-                "access to vhost '{}' refused for user '{}': connection limit ({}) is reached",
-                vhost.name, user.name, n
-            )));
-        }
-        let of_user = conns.iter().filter(|c| c.user == user.name).count();
-        if let Some(n) = limits::reached(&user.limits, MAX_CONNECTIONS, of_user) {
-            return Err(BrokerError::not_allowed(format!(
-                "connection refused for user '{}': user connection limit ({}) is reached",
-                user.name, n
-            )));
-        }
-        Ok(())
-    }
-
-    /// RabbitMQ's 530 when `user` opening one more channel would pass its
-    /// `max-channels` (counted over all its connections). No limit: no cost.
-    pub fn check_channel_limit(&self, user: &str) -> Result<()> {
-        let Some(limit) = self
-            .users
-            .read()
-            .get(user)
-            .and_then(|u| u.limits.get(MAX_CHANNELS).copied())
-            .filter(|n| *n >= 0)
-        else {
-            return Ok(());
-        };
-        let open: usize = self
-            .connections
-            .list()
-            .iter()
-            .filter(|c| c.user == user)
-            .map(|c| c.channel_list().len())
-            .sum();
-        if open as i64 >= limit {
-            return Err(BrokerError::not_allowed(format!(
-                "number of channels opened for user '{}' has reached the maximum allowed user limit of ({})",
-                user, limit
-            )));
-        }
-        Ok(())
     }
 
     // ---- global parameters ----
