@@ -626,7 +626,11 @@ impl VHost {
             match qs.get(&q.name) {
                 Some(cur) if Arc::ptr_eq(cur, q) => {
                     qs.remove(&q.name);
-                    self.churn.add(ChurnField::QueueDeleted, 1);
+                    // Direct reply-to's private queues are Warren's own, not
+                    // declared by anyone (RabbitMQ has no queue there).
+                    if !q.is_reply_to() {
+                        self.churn.add(ChurnField::QueueDeleted, 1);
+                    }
                 }
                 _ => return 0,
             }
