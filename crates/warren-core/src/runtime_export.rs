@@ -92,6 +92,11 @@ impl Broker {
             .ok_or_else(|| BrokerError::not_found("vhost_not_found"))?;
         match component {
             "vhost-limits" => {
+                // RabbitMQ keeps (and exports) `[]` once a vhost's limits
+                // were all cleared: no limits.
+                if value.as_array().is_some_and(|a| a.is_empty()) {
+                    return self.set_vhost_limits(vhost, LimitMap::new());
+                }
                 let obj = value
                     .as_object()
                     .ok_or_else(|| BrokerError::precondition_failed("limits must be an object"))?;

@@ -414,3 +414,13 @@ def test_definitions_round_trip_limits_and_topic_permissions(api, scratch):
     assert api.get(f"/api/user-limits/{user}").json() == [
         {"user": user, "value": {"max-channels": 7}}]
     assert len(api.get(f"/api/topic-permissions/{vhost}/{user}").json()) == 1
+
+
+def test_a_rabbitmq_export_with_cleared_limits_imports(api, scratch):
+    """RabbitMQ exports `"value": []` for a vhost whose limits were cleared."""
+    vhost, _ = scratch
+    defs = {"parameters": [{"value": [], "vhost": vhost, "component": "vhost-limits",
+                            "name": "limits"}]}
+    r = api.post("/api/definitions", json=defs)
+    assert r.status_code in (200, 201, 204), r.text
+    assert api.get(f"/api/vhost-limits/{vhost}").json() in ([], [{"vhost": vhost, "value": []}])
