@@ -1,0 +1,35 @@
+//! MQTT 3.1, 3.1.1 and 5.0 for Warren, behaving as RabbitMQ's MQTT plugin where
+//! it has behaviour and as the MQTT 5 specification beyond it.
+//!
+//! Two layers, as in the STOMP adapter:
+//!
+//! * The packet layer knows bytes and packets only: [`wire`] (data types),
+//!   [`properties`], [`reason`], [`packet`], [`decode`], [`encode`], [`codec`]
+//!   (framing and the maximum packet size).
+//! * The adapter turns packets into broker-core calls: [`server`] (listener),
+//!   [`connection`] (CONNECT, read loop, keep-alive, will, closing),
+//!   [`session`] (PUBLISH, SUBSCRIBE, acks), [`delivery`] (the consumer side:
+//!   packet ids, in-flight window), [`topic`] (MQTT topics ↔ AMQP routing keys),
+//!   [`retained`] (the retained-message index and its file), [`mapping`]
+//!   (MQTT 5 properties ↔ AMQP properties), [`registry`] (client ids:
+//!   takeover, session state kept between connections), [`writer`].
+//!
+//! docs/ARCHITECTURE.md, "The MQTT adapter", tells the whole story.
+
+pub mod codec;
+pub mod decode;
+pub mod encode;
+pub mod error;
+pub mod packet;
+pub mod properties;
+pub mod reason;
+pub mod wire;
+
+pub use codec::MqttCodec;
+pub use error::DecodeError;
+pub use packet::*;
+pub use properties::Properties;
+pub use reason::ReasonCode;
+
+#[cfg(test)]
+mod tests;
