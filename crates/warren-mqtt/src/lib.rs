@@ -23,6 +23,8 @@ pub mod error;
 pub mod packet;
 pub mod properties;
 pub mod reason;
+pub mod retained;
+pub mod topic;
 pub mod wire;
 
 pub use codec::MqttCodec;
