@@ -123,8 +123,16 @@ fn connect(b: &mut Bytes) -> Result<Connect, DecodeError> {
     } else {
         None
     };
-    let username = if has_username { Some(get_utf8(b)?) } else { None };
-    let password = if has_password { Some(get_binary(b)?) } else { None };
+    let username = if has_username {
+        Some(get_utf8(b)?)
+    } else {
+        None
+    };
+    let password = if has_password {
+        Some(get_binary(b)?)
+    } else {
+        None
+    };
     Ok(Connect {
         version,
         clean_start,
@@ -227,7 +235,9 @@ fn subscribe(b: &mut Bytes, v: Version) -> Result<Subscribe, DecodeError> {
         let o = get_u8(b)?;
         let reserved = if v.is_v5() { 0b1100_0000 } else { 0b1111_1100 };
         if o & reserved != 0 {
-            return Err(DecodeError::Malformed("reserved subscription option bits set"));
+            return Err(DecodeError::Malformed(
+                "reserved subscription option bits set",
+            ));
         }
         let qos = QoS::from_u8(o & 3).ok_or(DecodeError::Malformed("subscription QoS 3"))?;
         let retain_handling = (o >> 4) & 3;
@@ -257,7 +267,11 @@ fn subscribe(b: &mut Bytes, v: Version) -> Result<Subscribe, DecodeError> {
 fn suback(b: &mut Bytes, v: Version) -> Result<Suback, DecodeError> {
     let packet_id = packet_id(b)?;
     let properties = props(b, v, Context::Ack)?;
-    let codes: Vec<ReasonCode> = b.split_to(b.remaining()).iter().map(|&c| ReasonCode(c)).collect();
+    let codes: Vec<ReasonCode> = b
+        .split_to(b.remaining())
+        .iter()
+        .map(|&c| ReasonCode(c))
+        .collect();
     // 3.1.1 knows granted QoS 0-2 and one failure code.
     if !v.is_v5() && codes.iter().any(|c| c.0 > 2 && c.0 != 0x80) {
         return Err(DecodeError::Malformed("invalid SUBACK return code"));
@@ -290,7 +304,10 @@ fn unsuback(b: &mut Bytes, v: Version) -> Result<Unsuback, DecodeError> {
     let packet_id = packet_id(b)?;
     let properties = props(b, v, Context::Ack)?;
     let codes = if v.is_v5() {
-        b.split_to(b.remaining()).iter().map(|&c| ReasonCode(c)).collect()
+        b.split_to(b.remaining())
+            .iter()
+            .map(|&c| ReasonCode(c))
+            .collect()
     } else {
         Vec::new()
     };

@@ -60,7 +60,10 @@ fn body_len(p: &Packet, v: Version) -> usize {
         }
         Packet::Subscribe(s) => {
             2 + props_len(&s.properties, v)
-                + s.filters.iter().map(|(f, _)| 2 + f.len() + 1).sum::<usize>()
+                + s.filters
+                    .iter()
+                    .map(|(f, _)| 2 + f.len() + 1)
+                    .sum::<usize>()
         }
         Packet::Suback(s) => 2 + props_len(&s.properties, v) + s.codes.len(),
         Packet::Unsubscribe(u) => {
@@ -97,9 +100,7 @@ pub fn encode(p: &Packet, v: Version, out: &mut BytesMut) {
     let body = body_len(p, v);
     out.reserve(1 + varint_len(body as u32) + body);
     let flags = match p {
-        Packet::Publish(p) => {
-            (p.dup as u8) << 3 | (p.qos as u8) << 1 | p.retain as u8
-        }
+        Packet::Publish(p) => (p.dup as u8) << 3 | (p.qos as u8) << 1 | p.retain as u8,
         Packet::Pubrel(_) | Packet::Subscribe(_) | Packet::Unsubscribe(_) => 0b0010,
         _ => 0,
     };
@@ -137,7 +138,11 @@ pub fn encode(p: &Packet, v: Version, out: &mut BytesMut) {
         }
         Packet::Connack(c) => {
             out.put_u8(c.session_present as u8);
-            out.put_u8(if v.is_v5() { c.code.0 } else { c.code.v3_connack() });
+            out.put_u8(if v.is_v5() {
+                c.code.0
+            } else {
+                c.code.v3_connack()
+            });
             put_props(out, &c.properties, v);
         }
         Packet::Publish(p) => {
@@ -171,7 +176,11 @@ pub fn encode(p: &Packet, v: Version, out: &mut BytesMut) {
             put_props(out, &s.properties, v);
             for c in &s.codes {
                 // 3.1.1 knows one failure code.
-                let c = if !v.is_v5() && c.is_error() { 0x80 } else { c.0 };
+                let c = if !v.is_v5() && c.is_error() {
+                    0x80
+                } else {
+                    c.0
+                };
                 out.put_u8(c);
             }
         }

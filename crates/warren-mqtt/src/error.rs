@@ -38,7 +38,10 @@ impl fmt::Display for DecodeError {
             DecodeError::Malformed(m) => write!(f, "malformed packet: {m}"),
             DecodeError::Protocol(m) => write!(f, "protocol error: {m}"),
             DecodeError::TooLarge { size, max } => {
-                write!(f, "packet of {size} bytes exceeds the maximum packet size {max}")
+                write!(
+                    f,
+                    "packet of {size} bytes exceeds the maximum packet size {max}"
+                )
             }
             DecodeError::UnsupportedVersion { name, level } => write!(
                 f,

@@ -17,21 +17,34 @@
 //! docs/ARCHITECTURE.md, "The MQTT adapter", tells the whole story.
 
 pub mod codec;
+pub mod config;
+pub mod connection;
 pub mod decode;
+pub mod delivery;
 pub mod encode;
 pub mod error;
+pub mod listing;
+pub mod mapping;
 pub mod packet;
 pub mod properties;
+pub mod publish;
 pub mod reason;
+pub mod registry;
 pub mod retained;
+pub mod server;
+pub mod session;
 pub mod topic;
 pub mod wire;
+pub mod writer;
 
 pub use codec::MqttCodec;
+pub use config::MqttConfig;
 pub use error::DecodeError;
 pub use packet::*;
 pub use properties::Properties;
 pub use reason::ReasonCode;
+pub use registry::Node;
+pub use server::serve;
 
 #[cfg(test)]
 mod tests;

@@ -10,7 +10,9 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::error::DecodeError;
-use crate::wire::{get_binary, get_u16, get_u32, get_u8, get_utf8, get_varint, put_binary, put_varint, varint_len};
+use crate::wire::{
+    get_binary, get_u16, get_u32, get_u8, get_utf8, get_varint, put_binary, put_varint, varint_len,
+};
 
 pub const PAYLOAD_FORMAT_INDICATOR: u8 = 0x01;
 pub const MESSAGE_EXPIRY_INTERVAL: u8 = 0x02;
@@ -60,13 +62,21 @@ pub fn allowed(ctx: Context, id: u8) -> bool {
     use Context::*;
     match id {
         USER_PROPERTY => true,
-        PAYLOAD_FORMAT_INDICATOR | MESSAGE_EXPIRY_INTERVAL | CONTENT_TYPE | RESPONSE_TOPIC
+        PAYLOAD_FORMAT_INDICATOR
+        | MESSAGE_EXPIRY_INTERVAL
+        | CONTENT_TYPE
+        | RESPONSE_TOPIC
         | CORRELATION_DATA => matches!(ctx, Publish | Will),
         SUBSCRIPTION_IDENTIFIER => matches!(ctx, Publish | Subscribe),
         SESSION_EXPIRY_INTERVAL => matches!(ctx, Connect | Connack | Disconnect),
-        ASSIGNED_CLIENT_IDENTIFIER | SERVER_KEEP_ALIVE | RESPONSE_INFORMATION | MAXIMUM_QOS
-        | RETAIN_AVAILABLE | WILDCARD_SUBSCRIPTION_AVAILABLE
-        | SUBSCRIPTION_IDENTIFIER_AVAILABLE | SHARED_SUBSCRIPTION_AVAILABLE => ctx == Connack,
+        ASSIGNED_CLIENT_IDENTIFIER
+        | SERVER_KEEP_ALIVE
+        | RESPONSE_INFORMATION
+        | MAXIMUM_QOS
+        | RETAIN_AVAILABLE
+        | WILDCARD_SUBSCRIPTION_AVAILABLE
+        | SUBSCRIPTION_IDENTIFIER_AVAILABLE
+        | SHARED_SUBSCRIPTION_AVAILABLE => ctx == Connack,
         AUTHENTICATION_METHOD | AUTHENTICATION_DATA => matches!(ctx, Connect | Connack | Auth),
         REQUEST_PROBLEM_INFORMATION | REQUEST_RESPONSE_INFORMATION => ctx == Connect,
         WILL_DELAY_INTERVAL => ctx == Will,
@@ -213,12 +223,14 @@ impl Properties {
                     }
                     once(&mut p.maximum_packet_size, v)?
                 }
-                WILDCARD_SUBSCRIPTION_AVAILABLE => {
-                    once(&mut p.wildcard_subscription_available, flag(get_u8(&mut b)?)?)?
-                }
-                SUBSCRIPTION_IDENTIFIER_AVAILABLE => {
-                    once(&mut p.subscription_identifier_available, flag(get_u8(&mut b)?)?)?
-                }
+                WILDCARD_SUBSCRIPTION_AVAILABLE => once(
+                    &mut p.wildcard_subscription_available,
+                    flag(get_u8(&mut b)?)?,
+                )?,
+                SUBSCRIPTION_IDENTIFIER_AVAILABLE => once(
+                    &mut p.subscription_identifier_available,
+                    flag(get_u8(&mut b)?)?,
+                )?,
                 SHARED_SUBSCRIPTION_AVAILABLE => {
                     once(&mut p.shared_subscription_available, flag(get_u8(&mut b)?)?)?
                 }
@@ -251,22 +263,46 @@ impl Properties {
                 f(id, Value::U16(*v))
             }
         };
-        b(&mut f, PAYLOAD_FORMAT_INDICATOR, &self.payload_format_indicator);
-        w(&mut f, MESSAGE_EXPIRY_INTERVAL, &self.message_expiry_interval);
+        b(
+            &mut f,
+            PAYLOAD_FORMAT_INDICATOR,
+            &self.payload_format_indicator,
+        );
+        w(
+            &mut f,
+            MESSAGE_EXPIRY_INTERVAL,
+            &self.message_expiry_interval,
+        );
         s(&mut f, CONTENT_TYPE, &self.content_type);
         s(&mut f, RESPONSE_TOPIC, &self.response_topic);
         s(&mut f, CORRELATION_DATA, &self.correlation_data);
         for id in &self.subscription_identifiers {
             f(SUBSCRIPTION_IDENTIFIER, Value::Varint(*id));
         }
-        w(&mut f, SESSION_EXPIRY_INTERVAL, &self.session_expiry_interval);
-        s(&mut f, ASSIGNED_CLIENT_IDENTIFIER, &self.assigned_client_identifier);
+        w(
+            &mut f,
+            SESSION_EXPIRY_INTERVAL,
+            &self.session_expiry_interval,
+        );
+        s(
+            &mut f,
+            ASSIGNED_CLIENT_IDENTIFIER,
+            &self.assigned_client_identifier,
+        );
         h(&mut f, SERVER_KEEP_ALIVE, &self.server_keep_alive);
         s(&mut f, AUTHENTICATION_METHOD, &self.authentication_method);
         s(&mut f, AUTHENTICATION_DATA, &self.authentication_data);
-        b(&mut f, REQUEST_PROBLEM_INFORMATION, &self.request_problem_information);
+        b(
+            &mut f,
+            REQUEST_PROBLEM_INFORMATION,
+            &self.request_problem_information,
+        );
         w(&mut f, WILL_DELAY_INTERVAL, &self.will_delay_interval);
-        b(&mut f, REQUEST_RESPONSE_INFORMATION, &self.request_response_information);
+        b(
+            &mut f,
+            REQUEST_RESPONSE_INFORMATION,
+            &self.request_response_information,
+        );
         s(&mut f, RESPONSE_INFORMATION, &self.response_information);
         s(&mut f, SERVER_REFERENCE, &self.server_reference);
         s(&mut f, REASON_STRING, &self.reason_string);
@@ -279,9 +315,21 @@ impl Properties {
             f(USER_PROPERTY, Value::Pair(k, v));
         }
         w(&mut f, MAXIMUM_PACKET_SIZE, &self.maximum_packet_size);
-        b(&mut f, WILDCARD_SUBSCRIPTION_AVAILABLE, &self.wildcard_subscription_available);
-        b(&mut f, SUBSCRIPTION_IDENTIFIER_AVAILABLE, &self.subscription_identifier_available);
-        b(&mut f, SHARED_SUBSCRIPTION_AVAILABLE, &self.shared_subscription_available);
+        b(
+            &mut f,
+            WILDCARD_SUBSCRIPTION_AVAILABLE,
+            &self.wildcard_subscription_available,
+        );
+        b(
+            &mut f,
+            SUBSCRIPTION_IDENTIFIER_AVAILABLE,
+            &self.subscription_identifier_available,
+        );
+        b(
+            &mut f,
+            SHARED_SUBSCRIPTION_AVAILABLE,
+            &self.shared_subscription_available,
+        );
     }
 
     /// Bytes of the property list without its length prefix.

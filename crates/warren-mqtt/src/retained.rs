@@ -180,7 +180,10 @@ impl RetainedStore {
                 }
             }
             if buf.has_remaining() {
-                warn!(bytes = buf.remaining(), "retained-message file: dropped a torn or corrupt tail");
+                warn!(
+                    bytes = buf.remaining(),
+                    "retained-message file: dropped a torn or corrupt tail"
+                );
             }
         }
         // Compact: write the live messages to a new file and swap it in.
@@ -204,7 +207,11 @@ impl RetainedStore {
             f.write_all(&out)?;
             f.sync_all()?;
             if loaded > 0 || live > 0 {
-                info!(records = loaded, retained = live, "MQTT retained messages loaded");
+                info!(
+                    records = loaded,
+                    retained = live,
+                    "MQTT retained messages loaded"
+                );
             }
         }
         std::fs::rename(&tmp, &path)?;
@@ -226,7 +233,11 @@ impl RetainedStore {
         if let Some(t) = self.vhosts.read().get(vhost) {
             return t.clone();
         }
-        self.vhosts.write().entry(vhost.to_string()).or_default().clone()
+        self.vhosts
+            .write()
+            .entry(vhost.to_string())
+            .or_default()
+            .clone()
     }
 
     fn apply(&self, vhost: &str, msg: Retained) {

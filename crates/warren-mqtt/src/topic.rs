@@ -112,8 +112,22 @@ mod tests {
 
     #[test]
     fn filters() {
-        for ok in [&b"#"[..], b"+", b"a/#", b"+/+", b"a/+/b", b"/", b"a//b", b"$SYS/#"] {
-            assert_eq!(validate_filter(ok), Ok(()), "{}", String::from_utf8_lossy(ok));
+        for ok in [
+            &b"#"[..],
+            b"+",
+            b"a/#",
+            b"+/+",
+            b"a/+/b",
+            b"/",
+            b"a//b",
+            b"$SYS/#",
+        ] {
+            assert_eq!(
+                validate_filter(ok),
+                Ok(()),
+                "{}",
+                String::from_utf8_lossy(ok)
+            );
         }
         for bad in [&b"a#"[..], b"#/a", b"a/b#", b"a+", b"+a/b", b"a/#/b"] {
             assert_eq!(validate_filter(bad), Err(FilterError::MisplacedWildcard));
@@ -123,7 +137,10 @@ mod tests {
 
     #[test]
     fn shared() {
-        assert_eq!(parse_shared(b"$share/g/a/+"), Ok(Some((&b"g"[..], &b"a/+"[..]))));
+        assert_eq!(
+            parse_shared(b"$share/g/a/+"),
+            Ok(Some((&b"g"[..], &b"a/+"[..])))
+        );
         assert_eq!(parse_shared(b"a/b"), Ok(None));
         assert_eq!(parse_shared(b"$share/g"), Err(FilterError::BadShare));
         assert_eq!(parse_shared(b"$share//a"), Err(FilterError::BadShare));

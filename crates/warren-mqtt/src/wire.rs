@@ -40,7 +40,9 @@ pub fn get_varint(b: &mut Bytes) -> Result<u32, DecodeError> {
             return Ok(value);
         }
     }
-    Err(DecodeError::Malformed("variable byte integer longer than 4 bytes"))
+    Err(DecodeError::Malformed(
+        "variable byte integer longer than 4 bytes",
+    ))
 }
 
 /// Parse a variable byte integer at the start of `buf` without consuming it:
@@ -56,7 +58,9 @@ pub fn peek_varint(buf: &[u8]) -> Result<Option<(u32, usize)>, DecodeError> {
             return Ok(Some((value, i + 1)));
         }
     }
-    Err(DecodeError::Malformed("remaining length longer than 4 bytes"))
+    Err(DecodeError::Malformed(
+        "remaining length longer than 4 bytes",
+    ))
 }
 
 pub fn varint_len(v: u32) -> usize {
@@ -86,7 +90,9 @@ pub fn put_varint(out: &mut BytesMut, mut v: u32) {
 pub fn get_binary(b: &mut Bytes) -> Result<Bytes, DecodeError> {
     let len = get_u16(b)? as usize;
     if b.remaining() < len {
-        return Err(DecodeError::Malformed("string or binary data exceeds packet"));
+        return Err(DecodeError::Malformed(
+            "string or binary data exceeds packet",
+        ));
     }
     Ok(b.split_to(len))
 }

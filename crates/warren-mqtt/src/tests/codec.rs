@@ -225,45 +225,90 @@ fn malformed_and_protocol_errors() {
     let v3 = Version::V3_1_1;
     let v5 = Version::V5;
     // Remaining length of five bytes.
-    assert!(matches!(err(v3, &[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x30, 0xff, 0xff, 0xff, 0xff, 0x01]),
+        DecodeError::Malformed(_)
+    ));
     // PUBLISH with QoS 3.
-    assert!(matches!(err(v3, &[0x36, 0x03, 0, 1, b'a']), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x36, 0x03, 0, 1, b'a']),
+        DecodeError::Malformed(_)
+    ));
     // PUBACK with packet id 0.
-    assert!(matches!(err(v3, &[0x40, 0x02, 0, 0]), DecodeError::Protocol(_)));
+    assert!(matches!(
+        err(v3, &[0x40, 0x02, 0, 0]),
+        DecodeError::Protocol(_)
+    ));
     // SUBSCRIBE with wrong fixed-header flags.
-    assert!(matches!(err(v3, &[0x80, 0x06, 0, 1, 0, 1, b'a', 0]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x80, 0x06, 0, 1, 0, 1, b'a', 0]),
+        DecodeError::Malformed(_)
+    ));
     // SUBSCRIBE without filters.
-    assert!(matches!(err(v3, &[0x82, 0x02, 0, 1]), DecodeError::Protocol(_)));
+    assert!(matches!(
+        err(v3, &[0x82, 0x02, 0, 1]),
+        DecodeError::Protocol(_)
+    ));
     // Subscription QoS 3.
-    assert!(matches!(err(v3, &[0x82, 0x06, 0, 1, 0, 1, b'a', 3]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x82, 0x06, 0, 1, 0, 1, b'a', 3]),
+        DecodeError::Malformed(_)
+    ));
     // 3.1.1 reserved option bits.
-    assert!(matches!(err(v3, &[0x82, 0x06, 0, 1, 0, 1, b'a', 4]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x82, 0x06, 0, 1, 0, 1, b'a', 4]),
+        DecodeError::Malformed(_)
+    ));
     // Wildcard in a PUBLISH topic.
-    assert!(matches!(err(v3, &[0x30, 0x03, 0, 1, b'#']), DecodeError::TopicName(_)));
+    assert!(matches!(
+        err(v3, &[0x30, 0x03, 0, 1, b'#']),
+        DecodeError::TopicName(_)
+    ));
     // Invalid UTF-8 topic.
-    assert!(matches!(err(v3, &[0x30, 0x03, 0, 1, 0xff]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x30, 0x03, 0, 1, 0xff]),
+        DecodeError::Malformed(_)
+    ));
     // U+0000 in a topic.
-    assert!(matches!(err(v3, &[0x30, 0x03, 0, 1, 0]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x30, 0x03, 0, 1, 0]),
+        DecodeError::Malformed(_)
+    ));
     // String length beyond the packet.
-    assert!(matches!(err(v3, &[0x30, 0x03, 0, 9, b'a']), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0x30, 0x03, 0, 9, b'a']),
+        DecodeError::Malformed(_)
+    ));
     // Reserved packet type 15 in 3.1.1, 0 in any.
     assert!(matches!(err(v3, &[0xf0, 0x00]), DecodeError::Malformed(_)));
     assert!(matches!(err(v5, &[0x00, 0x00]), DecodeError::Malformed(_)));
     // Bytes after PINGREQ's (empty) body.
-    assert!(matches!(err(v3, &[0xc0, 0x01, 0]), DecodeError::Malformed(_)));
+    assert!(matches!(
+        err(v3, &[0xc0, 0x01, 0]),
+        DecodeError::Malformed(_)
+    ));
     // MQTT 5: duplicate property, property not allowed, unknown property.
     assert!(matches!(
         err(v5, &[0x30, 0x08, 0, 1, b'a', 4, 0x01, 1, 0x01, 1]),
         DecodeError::Protocol(_)
     ));
-    assert!(matches!(err(v5, &[0x30, 0x06, 0, 1, b'a', 2, 0x21, 0]), DecodeError::Protocol(_)));
+    assert!(matches!(
+        err(v5, &[0x30, 0x06, 0, 1, b'a', 2, 0x21, 0]),
+        DecodeError::Protocol(_)
+    ));
     assert!(matches!(
         err(v5, &[0x30, 0x05, 0, 1, b'a', 1, 0x7f]),
         DecodeError::Protocol(_) | DecodeError::Malformed(_)
     ));
     // Topic alias 0; empty topic without alias.
-    assert!(matches!(err(v5, &[0x30, 0x07, 0, 1, b'a', 3, 0x23, 0, 0]), DecodeError::Protocol(_)));
-    assert!(matches!(err(v5, &[0x30, 0x03, 0, 0, 0]), DecodeError::TopicName(_)));
+    assert!(matches!(
+        err(v5, &[0x30, 0x07, 0, 1, b'a', 3, 0x23, 0, 0]),
+        DecodeError::Protocol(_)
+    ));
+    assert!(matches!(
+        err(v5, &[0x30, 0x03, 0, 0, 0]),
+        DecodeError::TopicName(_)
+    ));
     // Retain handling 3.
     assert!(matches!(
         err(v5, &[0x82, 0x07, 0, 1, 0, 0, 1, b'a', 0x30]),
@@ -277,7 +322,8 @@ fn connect_errors() {
     // Protocol "MQTT" level 6.
     let mut buf = BytesMut::from(&[0x10, 0x0a, 0, 4, b'M', b'Q', b'T', b'T', 6, 2, 0, 0, 0, 0][..]);
     buf.truncate(12);
-    let mut fixed = BytesMut::from(&[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 6, 2, 0, 0, 0, 0][..]);
+    let mut fixed =
+        BytesMut::from(&[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 6, 2, 0, 0, 0, 0][..]);
     assert!(matches!(
         codec.decode(&mut fixed),
         Err(DecodeError::UnsupportedVersion { level: 6, .. })
@@ -285,11 +331,21 @@ fn connect_errors() {
     // Reserved flag.
     let mut codec = MqttCodec::new(usize::MAX);
     let mut r = BytesMut::from(&[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 3, 0, 0, 0, 0][..]);
-    assert!(matches!(codec.decode(&mut r), Err(DecodeError::Malformed(_))));
+    assert!(matches!(
+        codec.decode(&mut r),
+        Err(DecodeError::Malformed(_))
+    ));
     // Will QoS without will flag.
     let mut codec = MqttCodec::new(usize::MAX);
-    let mut r = BytesMut::from(&[0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x0a, 0, 0, 0, 0][..]);
-    assert!(matches!(codec.decode(&mut r), Err(DecodeError::Malformed(_))));
+    let mut r = BytesMut::from(
+        &[
+            0x10, 0x0c, 0, 4, b'M', b'Q', b'T', b'T', 4, 0x0a, 0, 0, 0, 0,
+        ][..],
+    );
+    assert!(matches!(
+        codec.decode(&mut r),
+        Err(DecodeError::Malformed(_))
+    ));
 }
 
 #[test]
@@ -297,10 +353,17 @@ fn maximum_packet_size_is_checked_before_buffering() {
     let mut codec = MqttCodec::new(100);
     // Announces 2,097,152 bytes, sends only the header.
     let mut buf = BytesMut::from(&[0x30, 0x80, 0x80, 0x80, 0x01][..]);
-    assert!(matches!(codec.decode(&mut buf), Err(DecodeError::TooLarge { .. })));
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(DecodeError::TooLarge { .. })
+    ));
     let mut codec = MqttCodec::new(100);
     let mut buf = BytesMut::from(&[0x30, 0x62][..]);
-    assert!(matches!(codec.decode(&mut buf), Err(DecodeError::TooLarge { size: 100, .. })).not());
+    assert!(matches!(
+        codec.decode(&mut buf),
+        Err(DecodeError::TooLarge { size: 100, .. })
+    )
+    .not());
 }
 
 trait Not {
