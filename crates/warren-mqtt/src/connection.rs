@@ -483,10 +483,16 @@ fn login(
             .authenticate(&user, &password, Some(peer.ip()))
             .map_err(|e| (ReasonCode::BAD_USER_NAME_OR_PASSWORD, e.text))?
     };
-    let vhost = node
-        .broker
-        .open_vhost(&user, &vhost_name)
-        .map_err(|e| (ReasonCode::NOT_AUTHORIZED, e.text))?;
+    // As RabbitMQ: an unknown vhost is "bad user name or password", a vhost
+    // the user may not use "not authorized".
+    let vhost = node.broker.open_vhost(&user, &vhost_name).map_err(|e| {
+        let code = if node.broker.vhost(&vhost_name).is_none() {
+            ReasonCode::BAD_USER_NAME_OR_PASSWORD
+        } else {
+            ReasonCode::NOT_AUTHORIZED
+        };
+        (code, e.text)
+    })?;
     let max = node.config.max_keep_alive;
     let keep_alive = if max > 0 && (connect.keep_alive == 0 || connect.keep_alive > max) && v5 {
         max
