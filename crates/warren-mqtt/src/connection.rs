@@ -234,9 +234,9 @@ pub async fn serve_transport<R, W>(
             props.server_keep_alive = Some(login.keep_alive);
         }
         let asked = cp.session_expiry_interval.unwrap_or(0);
-        if asked > node.config.max_session_expiry && asked != u32::MAX {
-            props.session_expiry_interval = Some(node.config.max_session_expiry);
-        } else if asked == u32::MAX && node.config.max_session_expiry != u32::MAX {
+        // A longer expiry than the server grants ("never" included) is lowered
+        // and announced.
+        if asked > node.config.max_session_expiry {
             props.session_expiry_interval = Some(node.config.max_session_expiry);
         }
     }

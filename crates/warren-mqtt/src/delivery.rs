@@ -76,15 +76,26 @@ impl SubTable {
             subs,
         }
     }
+
+    /// Whether deliveries from this kind of queue must be matched against
+    /// the filters (else the queue's QoS applies as it is).
+    pub fn must_match(&self, kind: QueueKind) -> bool {
+        match kind {
+            QueueKind::Qos0 => self.match_qos0,
+            QueueKind::Qos1 => self.match_qos1,
+            QueueKind::Shared => false,
+        }
+    }
 }
+
+/// A delivery a queue handed over: what settling or requeueing it needs.
+pub type Taken = (Arc<Queue>, QueuedMessage, Arc<Consumer>);
 
 /// A QoS ≥ 1 delivery the client has not finished acknowledging.
 enum Inflight {
     /// Sent; waiting for PUBACK (QoS 1) or PUBREC (QoS 2). `queue` is None for
     /// retained messages sent on subscribe (nothing to settle).
-    Sent {
-        queue: Option<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>,
-    },
+    Sent { queue: Option<Taken> },
     /// QoS 2 after PUBREC: settled in its queue, waiting for PUBCOMP. Still
     /// counts against the client's Receive Maximum.
     Released,
@@ -94,7 +105,7 @@ struct State {
     next_id: u16,
     inflight: HashMap<u16, Inflight>,
     /// Taken by a queue but not sent: settled by the reader task.
-    to_settle: Vec<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>,
+    to_settle: Vec<Taken>,
     closed: bool,
 }
 
@@ -185,7 +196,7 @@ impl Outgoing {
     }
 
     /// PUBACK: the delivery is done. Returns it (to settle) if it came from a queue.
-    pub fn puback(&self, id: u16) -> Option<(Arc<Queue>, QueuedMessage, Arc<Consumer>)> {
+    pub fn puback(&self, id: u16) -> Option<Taken> {
         let mut st = self.state.lock();
         match st.inflight.get(&id) {
             Some(Inflight::Sent { .. }) => match st.inflight.remove(&id) {
@@ -198,7 +209,7 @@ impl Outgoing {
 
     /// PUBREC: the client owns the message now. Returns whether the id was
     /// known (the PUBREL's reason) and the delivery to settle.
-    pub fn pubrec(&self, id: u16) -> (bool, Option<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>) {
+    pub fn pubrec(&self, id: u16) -> (bool, Option<Taken>) {
         let mut st = self.state.lock();
         match st.inflight.insert(id, Inflight::Released) {
             Some(Inflight::Sent { queue }) => (true, queue),
@@ -217,13 +228,13 @@ impl Outgoing {
             && st.inflight.remove(&id).is_some()
     }
 
-    pub fn take_to_settle(&self) -> Vec<(Arc<Queue>, QueuedMessage, Arc<Consumer>)> {
+    pub fn take_to_settle(&self) -> Vec<Taken> {
         std::mem::take(&mut self.state.lock().to_settle)
     }
 
     /// The connection closes: stop taking deliveries; hand back what is
     /// unacknowledged (to requeue) and the QoS 2 ids awaiting PUBCOMP.
-    pub fn close(&self) -> (Vec<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>, Vec<u16>) {
+    pub fn close(&self) -> (Vec<Taken>, Vec<u16>) {
         let mut st = self.state.lock();
         st.closed = true;
         let mut unacked = std::mem::take(&mut st.to_settle);
@@ -404,7 +415,7 @@ impl ConsumerSink for SessionSink {
 }
 
 /// Settle deliveries in their queues and let the queues deliver again.
-pub fn settle(done: Vec<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>) {
+pub fn settle(done: Vec<Taken>) {
     for (q, m, c) in done {
         c.sub_unacked(1);
         q.settle(&[m]);
@@ -413,7 +424,7 @@ pub fn settle(done: Vec<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>) {
 }
 
 /// Return deliveries to their queues (redelivered).
-pub fn requeue(undone: Vec<(Arc<Queue>, QueuedMessage, Arc<Consumer>)>) {
+pub fn requeue(undone: Vec<Taken>) {
     for (q, m, c) in undone {
         c.sub_unacked(1);
         q.requeue([m]);

@@ -55,7 +55,7 @@ struct Node {
 impl Node {
     /// Set (or with `None` clear) the message at `levels`; prunes emptied
     /// branches. Returns the count change (+1, 0, -1).
-    fn set(&mut self, topic: &Bytes, levels: &[Bytes], msg: Option<Arc<Retained>>) -> i64 {
+    fn set(&mut self, levels: &[Bytes], msg: Option<Arc<Retained>>) -> i64 {
         match levels.split_first() {
             None => {
                 let had = self.message.is_some();
@@ -68,7 +68,7 @@ impl Node {
                     return 0;
                 }
                 let child = self.children.entry(first.clone()).or_default();
-                let d = child.set(topic, rest, msg);
+                let d = child.set(rest, msg);
                 if child.message.is_none() && child.children.is_empty() {
                     self.children.remove(first);
                 }
@@ -246,7 +246,7 @@ impl RetainedStore {
         let value = (!msg.payload.is_empty()).then(|| Arc::new(msg));
         let tree = self.tree(vhost);
         let mut t = tree.write();
-        let d = t.root.set(&topic, &lv, value);
+        let d = t.root.set(&lv, value);
         t.count = (t.count as i64 + d) as u64;
     }
 

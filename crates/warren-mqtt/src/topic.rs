@@ -62,8 +62,11 @@ pub fn validate_filter(filter: &[u8]) -> Result<(), FilterError> {
     Ok(())
 }
 
+/// A shared subscription's group and filter.
+pub type Shared<'a> = (&'a [u8], &'a [u8]);
+
 /// `$share/GROUP/FILTER` → (group, filter).
-pub fn parse_shared(filter: &[u8]) -> Result<Option<(&[u8], &[u8])>, FilterError> {
+pub fn parse_shared(filter: &[u8]) -> Result<Option<Shared<'_>>, FilterError> {
     let Some(rest) = filter.strip_prefix(b"$share/") else {
         return Ok(None);
     };

@@ -1,1 +1,2 @@
 mod codec;
+mod delivery;
