@@ -378,7 +378,20 @@ fn client_properties(client_id: &[u8]) -> FieldTable {
 /// Publish the will now, or after its delay (MQTT 5) unless the client id
 /// reconnects first.
 fn schedule_will(node: &Arc<Node>, login: &Login, claim: &crate::registry::Claim, will: Will) {
-    let delay = will.properties.will_delay_interval.unwrap_or(0);
+    // The will waits for its delay or the end of the session, whichever
+    // comes first (a session that ends at disconnect: at once).
+    let session_end = match login.persistence {
+        Persistence::Clean => 0,
+        Persistence::Kept {
+            expiry_ms: Some(ms),
+        } => u32::try_from(ms / 1000).unwrap_or(u32::MAX),
+        Persistence::Kept { expiry_ms: None } => u32::MAX,
+    };
+    let delay = will
+        .properties
+        .will_delay_interval
+        .unwrap_or(0)
+        .min(session_end);
     let mut publisher = Publisher::new(node.clone(), login.vhost.clone(), login.user.clone(), 0);
     let mut props = will.properties.clone();
     props.will_delay_interval = None;

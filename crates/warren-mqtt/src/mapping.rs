@@ -26,8 +26,28 @@ use crate::topic;
 
 pub const QOS_HEADER: &str = "x-mqtt-publish-qos";
 pub const RETAIN_HEADER: &str = "x-mqtt-retain";
+/// MQTT 5's Payload Format Indicator 1 (UTF-8 payload); AMQP has no field for it.
+pub const PAYLOAD_FORMAT_HEADER: &str = "x-mqtt-payload-format";
 const REPLY_TO_TOPIC: &str = "x-reply-to-topic";
 const CORRELATION_ID: &str = "x-correlation-id";
+
+/// The encoded AMQP properties of an MQTT publish. The two most common cases
+/// (QoS 0 or 1, no properties, not retained) are encoded once per process: a
+/// stream of plain publishes allocates nothing for its properties.
+pub fn encoded(qos: QoS, retain: bool, p: &Properties) -> Bytes {
+    static PLAIN: std::sync::OnceLock<[Bytes; 2]> = std::sync::OnceLock::new();
+    if !retain && qos != QoS::ExactlyOnce && p.is_empty() {
+        let plain = PLAIN.get_or_init(|| {
+            let none = Properties::default();
+            [
+                to_amqp(QoS::AtMostOnce, false, &none).encode(),
+                to_amqp(QoS::AtLeastOnce, false, &none).encode(),
+            ]
+        });
+        return plain[qos as usize].clone();
+    }
+    to_amqp(qos, retain, p).encode()
+}
 
 /// AMQP properties of an MQTT publish.
 pub fn to_amqp(qos: QoS, retain: bool, p: &Properties) -> BasicProperties {
@@ -41,6 +61,9 @@ pub fn to_amqp(qos: QoS, retain: bool, p: &Properties) -> BasicProperties {
     }
     if retain {
         h.insert(RETAIN_HEADER, FieldValue::Bool(true));
+    }
+    if p.payload_format_indicator == Some(1) {
+        h.insert(PAYLOAD_FORMAT_HEADER, FieldValue::U8(1));
     }
     if let Some(ct) = &p.content_type {
         if ct.len() <= 255 {
@@ -111,6 +134,9 @@ pub fn from_amqp(p: &BasicProperties, v5: bool) -> FromAmqp {
         for (k, v) in h.iter() {
             match k.as_bytes() {
                 b"x-mqtt-publish-qos" | b"x-mqtt-retain" => {}
+                b"x-mqtt-payload-format" => {
+                    props.payload_format_indicator = v.as_i64().map(|i| (i == 1) as u8);
+                }
                 b"x-reply-to-topic" => {
                     if let Some(t) = v.as_bytes() {
                         let mut buf = Vec::new();
@@ -168,6 +194,7 @@ mod tests {
             response_topic: Some(Bytes::from_static(b"reply/to/me")),
             user_properties: vec![(Bytes::from_static(b"k"), Bytes::from_static(b"v"))],
             message_expiry_interval: Some(30),
+            payload_format_indicator: Some(1),
             ..Properties::default()
         };
         let amqp = to_amqp(QoS::ExactlyOnce, true, &p);
@@ -189,6 +216,7 @@ mod tests {
         assert_eq!(back.properties.response_topic, p.response_topic);
         assert_eq!(back.properties.user_properties, p.user_properties);
         assert_eq!(back.properties.message_expiry_interval, Some(30));
+        assert_eq!(back.properties.payload_format_indicator, Some(1));
     }
 
     #[test]

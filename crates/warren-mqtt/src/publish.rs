@@ -102,7 +102,7 @@ impl Publisher {
                 },
             );
         }
-        let props = mapping::to_amqp(qos, retain, properties).encode();
+        let props = mapping::encoded(qos, retain, properties);
         let message = Message::published_by(
             self.conn,
             x.name.clone(),

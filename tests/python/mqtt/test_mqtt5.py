@@ -64,6 +64,7 @@ def test_user_properties_content_type_correlation_response_topic_round_trip(clie
     assert mp.ContentType == "application/json"
     assert mp.CorrelationData == b"corr-1"
     assert mp.ResponseTopic == "reply/here"
+    assert mp.PayloadFormatIndicator == 1
     assert ("k1", "v1") in mp.UserProperty and ("k2", "v2") in mp.UserProperty
 
 

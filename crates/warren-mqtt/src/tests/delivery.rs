@@ -18,8 +18,15 @@ fn packet_ids_are_unique_and_the_window_is_enforced() {
     let ids: Vec<u16> = (0..3).filter_map(|_| out.reserve()).collect();
     assert_eq!(ids, vec![1, 2, 3]);
     assert_eq!(out.reserve(), None, "window of 3 is full");
-    assert!(out.puback(2).is_none(), "a retained delivery has nothing to settle");
-    assert_eq!(out.reserve(), Some(4), "ids keep counting up, skipping ids in use");
+    assert!(
+        out.puback(2).is_none(),
+        "a retained delivery has nothing to settle"
+    );
+    assert_eq!(
+        out.reserve(),
+        Some(4),
+        "ids keep counting up, skipping ids in use"
+    );
     assert_eq!(out.inflight_count(), 3);
 }
 
