@@ -129,6 +129,26 @@ fn shared_queue_name(group: &[u8], filter: &[u8]) -> ShortStr {
     ShortStr(n.into())
 }
 
+/// A topic filter with misplaced wildcards (or a malformed `$share/`) is a
+/// malformed packet, as mosquitto and RabbitMQ treat it: the connection
+/// closes (MQTT 5: DISCONNECT 0x81).
+fn check_filter(filter: &[u8], version: Version) -> Result<(), Fail> {
+    let ok = if version.is_v5() {
+        topic::parse_shared(filter).is_ok()
+            && (filter.starts_with(b"$share/") || topic::validate_filter(filter).is_ok())
+    } else {
+        topic::validate_filter(filter).is_ok()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Fail::new(
+            ReasonCode::MALFORMED_PACKET,
+            format!("invalid topic filter '{}'", String::from_utf8_lossy(filter)),
+        ))
+    }
+}
+
 fn refused(e: &BrokerError) -> ReasonCode {
     match e.code {
         warren_core::error::code::ACCESS_REFUSED => ReasonCode::NOT_AUTHORIZED,
@@ -525,6 +545,16 @@ impl Session {
         let id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        for (filter, options) in &s.filters {
+            check_filter(filter, self.version)?;
+            if options.no_local && self.version.is_v5() && filter.starts_with(b"$share/") {
+                // Section 3.8.3.1.
+                return Err(Fail::new(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "no-local on a shared subscription",
+                ));
+            }
+        }
         for (filter, options) in s.filters {
             match self.subscribe(&filter, options, id) {
                 Ok((qos, new)) => {

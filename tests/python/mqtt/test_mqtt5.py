@@ -22,7 +22,7 @@ def v5(clients, **kw):
     return clients(version=V5, **kw)
 
 
-def test_connack_properties(clients):
+def test_connack_properties(clients, warren_settings):
     c = v5(clients)
     p = c.connack_properties
     assert p.ReceiveMaximum >= 1
@@ -35,7 +35,7 @@ def test_assigned_client_identifier(clients):
     assert c.connack_properties.AssignedClientIdentifier
 
 
-def test_bad_password_reason_code(clients):
+def test_bad_password_reason_code(clients, warren_settings):
     c = Client(version=V5, password="wrong", connect=False)
     rc = c.connect(expect_ok=False)
     assert rc.value == 0x86
@@ -68,7 +68,7 @@ def test_user_properties_content_type_correlation_response_topic_round_trip(clie
     assert ("k1", "v1") in mp.UserProperty and ("k2", "v2") in mp.UserProperty
 
 
-def test_mqtt5_properties_map_to_amqp_as_rabbitmq_313(clients):
+def test_mqtt5_properties_map_to_amqp_as_rabbitmq_313(clients, needs_amqp):
     t = topic("map")
     conn = amqp_connect()
     ch = conn.channel()
@@ -105,7 +105,9 @@ def test_mqtt5_properties_map_to_amqp_as_rabbitmq_313(clients):
     assert ("h", "v") in m.properties.UserProperty and ("n", "5") in m.properties.UserProperty
 
 
-def test_message_expiry(clients):
+def test_message_expiry(clients, warren):
+    if not warren:
+        pytest.skip("mosquitto 2.0.11 still delivers a queued message whose expiry passed")
     cid, t = uid("exp"), topic("exp")
     c = Client(client_id=cid, version=V5, clean=True,
                properties=props(CONNECT, SessionExpiryInterval=300))
@@ -143,7 +145,7 @@ def test_topic_alias_from_client(clients):
     r.close()
 
 
-def test_topic_alias_to_client(clients):
+def test_topic_alias_to_client(clients, warren):
     t = topic("aliasout")
     sub = v5(clients, properties=props(CONNECT, TopicAliasMaximum=5))
     sub.subscribe(t, 0)
@@ -152,21 +154,28 @@ def test_topic_alias_to_client(clients):
         pub.publish(t, str(i).encode(), qos=1)
     got = sub.get_n(3)
     assert [m.payload for m in got] == [b"0", b"1", b"2"]
+    if not warren and not hasattr(got[0].properties, "TopicAlias"):
+        return  # using aliases towards clients is optional (mosquitto does not)
     # The first names the topic and sets an alias; the rest use the alias alone.
     alias = got[0].properties.TopicAlias
     assert got[0].topic == t and alias >= 1
     assert all(m.topic == "" and m.properties.TopicAlias == alias for m in got[1:])
 
 
-def test_subscription_identifiers(clients):
+def test_subscription_identifiers(clients, warren):
     t = topic("sid")
     sub = v5(clients)
     sub.subscribe(t + "/+", 1, properties=props(SUBSCRIBE, SubscriptionIdentifier=7))
     sub.subscribe(t + "/#", 1, properties=props(SUBSCRIBE, SubscriptionIdentifier=9))
     v5(clients).publish(t + "/a", b"x", qos=1)
-    m = sub.get()
-    assert m is not None and sorted(m.properties.SubscriptionIdentifier) == [7, 9]
-    assert sub.none(0.5)
+    # One copy carrying both identifiers (Warren), or one copy per
+    # subscription (mosquitto): section 3.3.4 allows either.
+    got = sub.get_n(2, timeout=1.5)
+    assert got
+    ids = sorted(i for m in got for i in m.properties.SubscriptionIdentifier)
+    assert ids == [7, 9]
+    if warren:
+        assert len(got) == 1
 
 
 def test_shared_subscription_splits_messages(clients):
@@ -260,7 +269,7 @@ def test_maximum_packet_size_to_client(clients):
     assert m is not None and m.payload == b"fits"
 
 
-def test_oversized_packet_disconnects_with_0x95(clients):
+def test_oversized_packet_disconnects_with_0x95(clients, warren_settings):
     r = Raw()
     r.send(_connect5(uid("big")))
     connack = r.read_packet()
@@ -331,22 +340,24 @@ def test_disconnect_with_will_message_reason(clients):
     assert m is not None and m.payload == b"asked"
 
 
-def test_session_taken_over_reason(clients):
+def test_session_taken_over_reason(clients, warren):
     cid = uid("tov")
     first = Client(client_id=cid, version=V5)
     Client(client_id=cid, version=V5).disconnect()
     assert first.disconnected.wait(10)
-    assert first.disconnect_reason.value == 0x8E
+    if warren:  # mosquitto 2.0.11 closes the socket without a DISCONNECT
+        assert first.disconnect_reason.value == 0x8E
 
 
-def test_invalid_filter_refused_in_suback():
+def test_misplaced_wildcard_filter_is_malformed():
+    """As mosquitto (and RabbitMQ 3.10 for 3.1.1): DISCONNECT 0x81, then close."""
     r = Raw()
     r.send(_connect5(uid("if")))
     assert r.read_packet()[0] == 0x20
     r.send(packet(0x82, b"\x00\x05\x00" + s(b"a/#/b") + b"\x00" + s(b"ok/+") + b"\x01"))
     p = r.read_packet()
-    assert p == (0x90, b"\x00\x05\x00\x8f\x01")
-    r.close()
+    assert p is not None and p[0] == 0xE0 and p[1][0] == 0x81
+    assert r.closed()
 
 
 def _connect5(client_id: str, props: bytes = b"", keepalive: int = 30) -> bytes:

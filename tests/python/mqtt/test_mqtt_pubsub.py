@@ -70,7 +70,7 @@ def test_qos2_publish_to_qos1_subscriber_arrives_as_qos1(clients, warren_only):
     assert m is not None and m.qos == 1
 
 
-def test_mqtt_to_amqp_and_back(clients):
+def test_mqtt_to_amqp_and_back(clients, needs_amqp):
     """Topics are routing keys on amq.topic: / becomes . and + becomes *."""
     t = topic("x2a")
     key = t.replace("/", ".")
@@ -98,7 +98,7 @@ def test_mqtt_to_amqp_and_back(clients):
     conn.close()
 
 
-def test_transient_amqp_message_reaches_qos1_subscriber(clients):
+def test_transient_amqp_message_reaches_qos1_subscriber(clients, needs_amqp):
     t = topic("tr")
     sub = clients()
     sub.subscribe(t, 1)
@@ -120,7 +120,7 @@ def _stomp_port():
     return p
 
 
-def test_stomp_topic_and_mqtt_both_ways(clients):
+def test_stomp_topic_and_mqtt_both_ways(clients, needs_amqp):
     import stomp
     port = _stomp_port()
     t = topic("st")
@@ -191,7 +191,7 @@ def test_retained_messages_reach_wildcard_subscribers(clients, warren_only):
         pub.publish(f"{t}/{name}", b"", qos=1, retain=True)
 
 
-def test_subscription_queues_are_named_as_rabbitmq(clients):
+def test_subscription_queues_are_named_as_rabbitmq(clients, needs_amqp):
     cid = uid("qn")
     c = clients(client_id=cid, clean=False)
     c.subscribe(topic(), 1)

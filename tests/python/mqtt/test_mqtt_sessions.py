@@ -18,7 +18,7 @@ def connack_code(**kw):
     return None if p is None else (p[0], p[1][1])
 
 
-def test_connack_codes():
+def test_connack_codes(warren_settings):
     assert connack_code() == (0x20, 0)
     assert connack_code(password=b"wrong") == (0x20, 4)
     assert connack_code(user=b"nobody") == (0x20, 4)
@@ -38,12 +38,12 @@ def test_connack_codes():
     del body
 
 
-def test_vhost_in_user_name(clients):
+def test_vhost_in_user_name(clients, warren_settings):
     c = clients(username="/:guest")
     assert c.reason == 0
 
 
-def test_anonymous_login_refused_by_default(warren):
+def test_anonymous_login_refused_by_default(warren, warren_settings):
     if not warren:
         pytest.skip("RabbitMQ allows anonymous logins (as guest) by default")
     c = Client(username=None, connect=False)
@@ -51,7 +51,7 @@ def test_anonymous_login_refused_by_default(warren):
     c.disconnect()
 
 
-def test_unsupported_protocol_level(warren):
+def test_unsupported_protocol_level(warren, warren_settings):
     r = Raw()
     r.send(connect_packet(level=7))
     p = r.read_packet()
@@ -79,7 +79,7 @@ def test_persistent_session_keeps_subscriptions_and_messages(clients):
     Client(client_id=cid, clean=True).disconnect()
 
 
-def test_clean_session_discards_the_old_one(clients):
+def test_clean_session_discards_the_old_one(clients, needs_amqp):
     cid, t = uid("cs"), topic("cs")
     c = Client(client_id=cid, clean=False)
     c.subscribe(t, 1)
@@ -144,7 +144,7 @@ def test_will_on_abrupt_close_not_on_disconnect(clients):
     assert watcher.none(1.0)
 
 
-def test_keepalive_timeout_drops_silent_client_and_sends_will(clients):
+def test_keepalive_timeout_drops_silent_client_and_sends_will(clients, warren):
     t = topic("ka")
     watcher = clients()
     watcher.subscribe(t, 0)
@@ -159,7 +159,8 @@ def test_keepalive_timeout_drops_silent_client_and_sends_will(clients):
     start = time.monotonic()
     assert r.closed(10)
     elapsed = time.monotonic() - start
-    assert 1.0 <= elapsed < 5, elapsed
+    # 1.5 x keep-alive on Warren; mosquitto checks only every few seconds.
+    assert 1.0 <= elapsed < (5 if warren else 10), elapsed
     m = watcher.get()
     assert m is not None and m.payload == b"timeout"
     r.close()
