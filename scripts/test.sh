@@ -10,6 +10,15 @@ if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp, webs
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
 fi
 
+# mosquitto_pub/mosquitto_sub for the MQTT interoperability test (Debian's
+# mosquitto-clients; the test skips itself if they cannot be installed).
+if ! command -v mosquitto_sub >/dev/null 2>&1; then
+  sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  { sudo_if_needed apt-get update -qq && \
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null; } \
+    || echo "mosquitto-clients not installed: the mosquitto interop test will be skipped"
+fi
+
 cargo build --quiet --bin warren
 export WARREN_BIN="$PWD/target/debug/warren"
 
