@@ -398,6 +398,32 @@ mod tests {
         assert!(s.matching("other", b"#").is_empty());
     }
 
+    /// Many retained topics elsewhere in the tree must not slow a subscribe:
+    /// the lookup walks only the branches its filter can match. (Run with
+    /// `WARREN_RETAINED_TOPICS=1000000` for the million.)
+    #[test]
+    fn many_retained_topics_do_not_slow_a_narrow_subscribe() {
+        let n: usize = std::env::var("WARREN_RETAINED_TOPICS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(100_000);
+        let s = RetainedStore::memory();
+        for i in 0..n {
+            s.put("/", msg(&format!("devices/{}/state", i), "x"));
+        }
+        s.put("/", msg("alerts/a/1", "y"));
+        s.put("/", msg("alerts/b/1", "z"));
+        assert_eq!(s.count("/"), n as u64 + 2);
+        let start = std::time::Instant::now();
+        for _ in 0..1000 {
+            assert_eq!(s.matching("/", b"alerts/+/1").len(), 2);
+            assert_eq!(s.matching("/", b"devices/42/state").len(), 1);
+        }
+        let per = start.elapsed() / 1000;
+        // A scan of n topics would take milliseconds; the index takes microseconds.
+        assert!(per < std::time::Duration::from_millis(5), "{per:?} per subscribe");
+    }
+
     #[test]
     fn survives_reopen_and_compacts() {
         let dir = std::env::temp_dir().join(format!("warren-retained-{}", std::process::id()));
