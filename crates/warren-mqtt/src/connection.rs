@@ -199,13 +199,19 @@ pub async fn serve_transport<R, W>(
         wire,
         Some(stats.clone()),
     ));
+    let origin = warren_core::trace::Origin {
+        user: login.user.clone(),
+        connection: name.clone(),
+        channel: 1,
+    };
     let out = Outgoing::new(
         outlet.clone(),
         id,
         version,
         window,
         client_max_packet,
-        name.clone(),
+        login.vhost.clone(),
+        origin.clone(),
     );
     let mut session = Session::new(
         node.clone(),
@@ -218,6 +224,7 @@ pub async fn serve_transport<R, W>(
         login.persistence,
         saved.clone(),
     );
+    session.publisher.origin = Some(origin);
     packets
         .decoder_mut()
         .set_max_packet_size(node.config.max_packet_size);

@@ -20,7 +20,10 @@ use std::sync::Arc;
 use tokio::sync::Notify;
 use warren_core::properties::RawProperties;
 use warren_core::stats::MessageStats;
-use warren_core::{BasicProperties, ConnectionId, Consumer, ConsumerSink, Queue, QueuedMessage};
+use warren_core::trace::Origin;
+use warren_core::{
+    BasicProperties, ConnectionId, Consumer, ConsumerSink, Queue, QueuedMessage, VHost,
+};
 
 use crate::mapping;
 use crate::packet::{QoS, SubscriptionOptions, Version};
@@ -126,6 +129,9 @@ pub struct Outgoing {
     pub stats: MessageStats,
     /// For the management API: the connection name.
     pub name: String,
+    /// The firehose tracer's view of the connection (`deliver.<queue>`).
+    vhost: Arc<VHost>,
+    origin: Origin,
 }
 
 impl Outgoing {
@@ -135,8 +141,10 @@ impl Outgoing {
         version: Version,
         window: u16,
         max_packet: usize,
-        name: String,
+        vhost: Arc<VHost>,
+        origin: Origin,
     ) -> Arc<Outgoing> {
+        let name = origin.connection.clone();
         Arc::new(Outgoing {
             outlet,
             conn,
@@ -153,6 +161,8 @@ impl Outgoing {
             settle_ready: Notify::new(),
             stats: MessageStats::default(),
             name,
+            vhost,
+            origin,
         })
     }
 
@@ -384,6 +394,9 @@ impl ConsumerSink for SessionSink {
         };
         out.stats
             .count_delivery_serialized(false, packet_id.is_none(), msg.redelivered);
+        if out.vhost.is_tracing() {
+            warren_core::trace::deliver(queue, m, msg.redelivered, &out.origin);
+        }
         let mut properties = amqp.properties;
         properties.subscription_identifiers = plan.ids;
         if v5 {

@@ -26,6 +26,8 @@ pub struct Publisher {
     /// a stream of publishes costs no lookup and no regex.
     cache: Option<(Arc<Exchange>, u64)>,
     route_buf: Vec<Arc<Queue>>,
+    /// Who publishes, for the firehose tracer (`publish.<exchange>`).
+    pub origin: Option<warren_core::trace::Origin>,
 }
 
 impl Publisher {
@@ -38,6 +40,7 @@ impl Publisher {
             access: AccessCache::new(),
             cache: None,
             route_buf: Vec::new(),
+            origin: None,
         }
     }
 
@@ -110,6 +113,9 @@ impl Publisher {
             props,
             payload,
         );
+        if self.vhost.is_tracing() {
+            warren_core::trace::set_origin(self.origin.clone());
+        }
         let mut out = std::mem::take(&mut self.route_buf);
         let published = self.vhost.publish(&x, message, &mut out);
         out.clear();

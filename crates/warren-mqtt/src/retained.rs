@@ -421,7 +421,10 @@ mod tests {
         }
         let per = start.elapsed() / 1000;
         // A scan of n topics would take milliseconds; the index takes microseconds.
-        assert!(per < std::time::Duration::from_millis(5), "{per:?} per subscribe");
+        assert!(
+            per < std::time::Duration::from_millis(5),
+            "{per:?} per subscribe"
+        );
     }
 
     #[test]

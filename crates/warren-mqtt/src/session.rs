@@ -22,6 +22,7 @@ use std::sync::Arc;
 use warren_core::exchange::Destination;
 use warren_core::permissions::{Access, Resource};
 use warren_core::queue::ChannelRef;
+use warren_core::stats::MessageField;
 use warren_core::{
     BrokerError, ConnectionId, Consumer, FieldTable, FieldValue, Queue, QueueOptions, ShortStr,
     VHost,
@@ -298,6 +299,7 @@ impl Session {
             Packet::Publish(p) => self.on_publish(p)?,
             Packet::Puback(a) => {
                 if let Some(d) = self.out.puback(a.packet_id) {
+                    self.out.stats.add_serialized(MessageField::Ack, 1);
                     delivery::settle(vec![d]);
                 }
                 self.wake();
@@ -305,6 +307,7 @@ impl Session {
             Packet::Pubrec(a) => {
                 let (known, d) = self.out.pubrec(a.packet_id);
                 if let Some(d) = d {
+                    self.out.stats.add_serialized(MessageField::Ack, 1);
                     delivery::settle(vec![d]);
                 }
                 if a.code.is_error() {
@@ -412,9 +415,7 @@ impl Session {
         let result = self
             .publisher
             .publish(&p.topic, p.qos, p.retain, &p.properties, p.payload);
-        self.out
-            .stats
-            .add_serialized(warren_core::stats::MessageField::Publish, 1);
+        self.out.stats.add_serialized(MessageField::Publish, 1);
         let (ticket, code) = match result {
             Ok(r) if r.rejected => (r.ticket, ReasonCode::QUOTA_EXCEEDED),
             Ok(r) if !r.routed => (r.ticket, ReasonCode::NO_MATCHING_SUBSCRIBERS),

@@ -9,7 +9,16 @@ use crate::writer::Outlet;
 
 fn outgoing(window: u16) -> std::sync::Arc<Outgoing> {
     let (outlet, _rx) = Outlet::new();
-    Outgoing::new(outlet, 1, Version::V5, window, usize::MAX, "test".into())
+    static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (broker, _dir) = warren_core::testing::scratch_broker("mqtt", &format!("delivery{n}"));
+    let vhost = broker.vhost("/").expect("default vhost");
+    let origin = warren_core::trace::Origin {
+        user: "guest".into(),
+        connection: "test".into(),
+        channel: 1,
+    };
+    Outgoing::new(outlet, 1, Version::V5, window, usize::MAX, vhost, origin)
 }
 
 #[test]
