@@ -175,7 +175,11 @@ pub async fn serve_transport<R, W>(
     if login.connect.clean_start {
         Session::discard(&login.vhost, &login.client_id);
     } else {
-        session_present = Session::exists(&login.vhost, &login.client_id);
+        // A session is its queues, or (a publish-only client) the QoS 2
+        // exchanges it left unfinished.
+        session_present = Session::exists(&login.vhost, &login.client_id)
+            || !claim.saved.incoming_qos2.is_empty()
+            || !claim.saved.released.is_empty();
     }
     let saved = if session_present {
         claim.saved.clone()

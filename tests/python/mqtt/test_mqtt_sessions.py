@@ -173,3 +173,34 @@ def test_pingreq(clients):
     r.send(b"\xc0\x00")
     assert r.read_packet() == (0xD0, b"")
     r.close()
+
+
+def test_qos2_exactly_once_across_a_reconnect(clients, warren_only):
+    """A QoS 2 PUBLISH resent after a reconnect (its PUBREL not yet sent) is
+    acknowledged again but not delivered twice: the session keeps the packet
+    ids awaiting PUBREL."""
+    from mqtt_helpers import packet, s
+    t = topic("eo")
+    sub = clients()
+    sub.subscribe(t, 2)
+    cid = uid("eo").encode()
+    publish = packet(0x34, s(t.encode()) + b"\x00\x07" + b"once")
+    r = Raw()
+    r.send(connect_packet(client_id=cid, clean=False))
+    assert r.read_packet()[0] == 0x20
+    r.send(publish)
+    assert r.read_packet() == (0x50, b"\x00\x07")  # PUBREC
+    r.close()
+    time.sleep(0.3)
+    r = Raw()
+    r.send(connect_packet(client_id=cid, clean=False))
+    connack = r.read_packet()
+    assert connack == (0x20, b"\x01\x00"), connack  # session present
+    r.send(bytes([0x3C]) + publish[1:])  # the same PUBLISH, DUP set
+    assert r.read_packet() == (0x50, b"\x00\x07")
+    r.send(b"\x62\x02\x00\x07")  # PUBREL
+    assert r.read_packet() == (0x70, b"\x00\x07")  # PUBCOMP
+    r.close()
+    got = sub.get_n(2, timeout=1.5)
+    assert [m.payload for m in got] == [b"once"]
+    Client(client_id=cid.decode(), clean=True).disconnect()
