@@ -567,6 +567,7 @@ async fn run<R: AsyncRead + Unpin>(
     let mut alarm = session.node.broker.alarm();
     let log = session.vhost.store().log.clone();
     let mut durable = log.durable();
+    let mut retained = session.node.retained.durable();
     let mut waiting = false;
     let out = session.out.clone();
     // The client must send something every keep-alive; RabbitMQ and the
@@ -586,6 +587,9 @@ async fn run<R: AsyncRead + Unpin>(
                 _ = durable.changed(), if waiting => {
                     waiting = session.flush_acks(*durable.borrow_and_update());
                 }
+                _ = retained.changed(), if waiting => {
+                    waiting = session.flush_acks(log.durable_ticket());
+                }
                 _ = out.settle_ready.notified() => session.settle_skipped(),
             }
             last_seen = Instant::now();
@@ -603,6 +607,10 @@ async fn run<R: AsyncRead + Unpin>(
             }
             _ = durable.changed(), if waiting => {
                 waiting = session.flush_acks(*durable.borrow_and_update());
+                continue;
+            }
+            _ = retained.changed(), if waiting => {
+                waiting = session.flush_acks(log.durable_ticket());
                 continue;
             }
             _ = out.settle_ready.notified() => {
@@ -638,14 +646,20 @@ async fn run<R: AsyncRead + Unpin>(
 
 /// Before closing on DISCONNECT: send the acks still waiting for the disk.
 async fn wait_for_acks(session: &mut Session) {
-    let Some(target) = session.pending_ticket() else {
+    let Some((target, kept)) = session.pending_tickets() else {
         return;
     };
     let log = session.vhost.store().log.clone();
     let mut durable = log.durable();
+    let mut retained = session.node.retained.durable();
     let wait = async {
         while *durable.borrow_and_update() < target {
             if durable.changed().await.is_err() {
+                return;
+            }
+        }
+        while *retained.borrow_and_update() < kept {
+            if retained.changed().await.is_err() {
                 return;
             }
         }

@@ -71,7 +71,7 @@ impl Publisher {
     }
 
     /// Publish; returns what the core did (its log ticket is what a PUBACK
-    /// waits for).
+    /// waits for) and the retained store's ticket (0: nothing retained).
     pub fn publish(
         &mut self,
         topic_name: &[u8],
@@ -79,7 +79,7 @@ impl Publisher {
         retain: bool,
         properties: &Properties,
         payload: Bytes,
-    ) -> Result<Published, BrokerError> {
+    ) -> Result<(Published, u64), BrokerError> {
         let x = self.exchange()?;
         self.vhost.check_publishable(&x)?;
         let max = self.node.broker.limits.max_message_size;
@@ -90,11 +90,12 @@ impl Publisher {
                 max
             )));
         }
+        let mut retained = 0;
         if retain {
             let mut kept = properties.clone();
             kept.topic_alias = None;
             kept.subscription_identifiers.clear();
-            self.node.retained.put(
+            retained = self.node.retained.put(
                 &self.vhost.name.to_string_lossy(),
                 Retained {
                     topic: Bytes::copy_from_slice(topic_name),
@@ -120,6 +121,6 @@ impl Publisher {
         let published = self.vhost.publish(&x, message, &mut out);
         out.clear();
         self.route_buf = out;
-        Ok(published)
+        Ok((published, retained))
     }
 }

@@ -11,6 +11,9 @@
 //! writer thread appends whatever is pending with one write and one fdatasync
 //! (group commit). At start the file is replayed (a torn or corrupt tail ends
 //! it) and rewritten with only the live messages (temp file, fsync, rename).
+//! Each `put` gets a ticket; the writer publishes the highest ticket it has
+//! fsynced, so a PUBACK for a retained publish can wait for it exactly as it
+//! waits for the message log.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
@@ -146,15 +149,29 @@ struct Tree {
 /// Every vhost's retained messages, and the writer of their file.
 pub struct RetainedStore {
     vhosts: RwLock<HashMap<String, Arc<RwLock<Tree>>>>,
-    writer: Option<Mutex<mpsc::Sender<Vec<u8>>>>,
+    writer: Option<Mutex<Writer>>,
+    /// The highest ticket on disk (everything is "on disk" in memory mode).
+    durable: tokio::sync::watch::Receiver<u64>,
+    /// Memory mode keeps the sender, so waiters never see a closed channel.
+    _memory: Option<tokio::sync::watch::Sender<u64>>,
+}
+
+/// The sending side of the writer thread; tickets are assigned under its lock,
+/// so they reach the thread in order.
+struct Writer {
+    tx: mpsc::Sender<(u64, Vec<u8>)>,
+    next: u64,
 }
 
 impl RetainedStore {
     /// In memory only (tests).
     pub fn memory() -> RetainedStore {
+        let (tx, durable) = tokio::sync::watch::channel(u64::MAX);
         RetainedStore {
             vhosts: RwLock::new(HashMap::new()),
             writer: None,
+            durable,
+            _memory: Some(tx),
         }
     }
 
@@ -219,13 +236,16 @@ impl RetainedStore {
             let _ = d.sync_all();
         }
         let file = OpenOptions::new().append(true).open(&path)?;
-        let (tx, rx) = mpsc::channel::<Vec<u8>>();
+        let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>();
+        let (done, durable) = tokio::sync::watch::channel(0u64);
         std::thread::Builder::new()
             .name("warren-mqtt-retained".into())
-            .spawn(move || write_loop(file, path, rx))?;
+            .spawn(move || write_loop(file, path, rx, done))?;
         Ok(RetainedStore {
-            writer: Some(Mutex::new(tx)),
-            ..store
+            writer: Some(Mutex::new(Writer { tx, next: 1 })),
+            durable,
+            vhosts: store.vhosts,
+            _memory: None,
         })
     }
 
@@ -251,13 +271,28 @@ impl RetainedStore {
     }
 
     /// Retain `msg` (an empty payload clears the topic's retained message).
-    pub fn put(&self, vhost: &str, msg: Retained) {
+    /// Returns the ticket [`RetainedStore::durable`] reaches once it is on disk.
+    pub fn put(&self, vhost: &str, msg: Retained) -> u64 {
+        let mut ticket = 0;
         if let Some(w) = &self.writer {
             let mut rec = Vec::with_capacity(64 + msg.payload.len());
             encode_record(vhost, &msg, &mut rec);
-            let _ = w.lock().send(rec);
+            let mut w = w.lock();
+            ticket = w.next;
+            w.next += 1;
+            let _ = w.tx.send((ticket, rec));
         }
         self.apply(vhost, msg);
+        ticket
+    }
+
+    /// The highest ticket on disk, as a watch (for acks waiting on it).
+    pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    pub fn durable_ticket(&self) -> u64 {
+        *self.durable.borrow()
     }
 
     /// The retained messages matching a topic filter (not expired).
@@ -279,16 +314,27 @@ impl RetainedStore {
     }
 }
 
-fn write_loop(mut file: File, path: PathBuf, rx: mpsc::Receiver<Vec<u8>>) {
+fn write_loop(
+    mut file: File,
+    path: PathBuf,
+    rx: mpsc::Receiver<(u64, Vec<u8>)>,
+    done: tokio::sync::watch::Sender<u64>,
+) {
     let mut batch = Vec::new();
-    while let Ok(first) = rx.recv() {
+    while let Ok((mut last, first)) = rx.recv() {
         batch.clear();
         batch.extend_from_slice(&first);
-        while let Ok(more) = rx.try_recv() {
+        while let Ok((t, more)) = rx.try_recv() {
             batch.extend_from_slice(&more);
+            last = t;
         }
-        if let Err(e) = file.write_all(&batch).and_then(|_| file.sync_data()) {
-            warn!(path = %path.display(), "cannot write retained messages: {}", e);
+        match file.write_all(&batch).and_then(|_| file.sync_data()) {
+            Ok(()) => {
+                done.send_replace(last);
+            }
+            // Acks waiting for these stay unanswered (as the message log's
+            // would): the client resends them.
+            Err(e) => warn!(path = %path.display(), "cannot write retained messages: {}", e),
         }
     }
 }

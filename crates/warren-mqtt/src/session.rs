@@ -102,8 +102,9 @@ pub struct Session {
     subs: HashMap<Bytes, Subscription>,
     /// Incoming QoS 2 packet ids awaiting PUBREL.
     pub incoming_qos2: HashSet<u16>,
-    /// PUBACK/PUBREC waiting for their message to be on disk: (log ticket, packet).
-    pending: VecDeque<(u64, Packet)>,
+    /// PUBACK/PUBREC waiting for their message to be on disk: (message-log
+    /// ticket, retained-store ticket, packet).
+    pending: VecDeque<(u64, u64, Packet)>,
     /// Topic aliases the client set (MQTT 5).
     aliases: HashMap<u16, Bytes>,
     pub has_published: bool,
@@ -335,7 +336,7 @@ impl Session {
                 };
                 // After the PUBREC it answers, which may still wait for the disk.
                 self.pending
-                    .push_back((0, Packet::Pubcomp(Ack::new(a.packet_id, code))));
+                    .push_back((0, 0, Packet::Pubcomp(Ack::new(a.packet_id, code))));
             }
             Packet::Subscribe(s) => self.on_subscribe(s)?,
             Packet::Unsubscribe(u) => self.on_unsubscribe(u)?,
@@ -408,7 +409,7 @@ impl Session {
         if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&id) {
             // A resent QoS 2 PUBLISH: already routed once, only answer again.
             self.pending
-                .push_back((0, Packet::Pubrec(Ack::new(id, ReasonCode::SUCCESS))));
+                .push_back((0, 0, Packet::Pubrec(Ack::new(id, ReasonCode::SUCCESS))));
             return Ok(());
         }
         self.has_published = true;
@@ -416,50 +417,57 @@ impl Session {
             .publisher
             .publish(&p.topic, p.qos, p.retain, &p.properties, p.payload);
         self.out.stats.add_serialized(MessageField::Publish, 1);
-        let (ticket, code) = match result {
-            Ok(r) if r.rejected => (r.ticket, ReasonCode::QUOTA_EXCEEDED),
-            Ok(r) if !r.routed => (r.ticket, ReasonCode::NO_MATCHING_SUBSCRIBERS),
-            Ok(r) => (r.ticket, ReasonCode::SUCCESS),
+        let (ticket, retained, code) = match result {
+            Ok((r, t)) if r.rejected => (r.ticket, t, ReasonCode::QUOTA_EXCEEDED),
+            // A retained publish is kept even with no subscriber.
+            Ok((r, t)) if !r.routed && t == 0 => (r.ticket, t, ReasonCode::NO_MATCHING_SUBSCRIBERS),
+            Ok((r, t)) => (r.ticket, t, ReasonCode::SUCCESS),
             Err(e) => {
                 // MQTT 3.1.1 cannot refuse a publish: RabbitMQ closes the connection.
                 if !self.version.is_v5() || p.qos == QoS::AtMostOnce {
                     return Err(Fail::new(refused(&e), e.text));
                 }
-                (0, refused(&e))
+                (0, 0, refused(&e))
             }
         };
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => self
-                .pending
-                .push_back((ticket, Packet::Puback(Ack::new(id, code)))),
+            QoS::AtLeastOnce => {
+                self.pending
+                    .push_back((ticket, retained, Packet::Puback(Ack::new(id, code))))
+            }
             QoS::ExactlyOnce => {
                 if !code.is_error() {
                     self.incoming_qos2.insert(id);
                 }
                 self.pending
-                    .push_back((ticket, Packet::Pubrec(Ack::new(id, code))));
+                    .push_back((ticket, retained, Packet::Pubrec(Ack::new(id, code))));
             }
         }
         Ok(())
     }
 
     /// Send the acks whose messages are on disk now (`durable`: the message
-    /// log's durable ticket), in order. Returns whether some still wait.
+    /// log's durable ticket; retained messages: the retained store's), in
+    /// order. Returns whether some still wait.
     pub fn flush_acks(&mut self, durable: u64) -> bool {
-        while let Some((ticket, _)) = self.pending.front() {
-            if *ticket > durable {
+        let retained = self.node.retained.durable_ticket();
+        while let Some((ticket, kept, _)) = self.pending.front() {
+            if *ticket > durable || *kept > retained {
                 return true;
             }
-            if let Some((_, p)) = self.pending.pop_front() {
+            if let Some((_, _, p)) = self.pending.pop_front() {
                 self.send(p);
             }
         }
         false
     }
 
-    pub fn pending_ticket(&self) -> Option<u64> {
-        self.pending.iter().map(|(t, _)| *t).max()
+    /// The highest (message-log, retained-store) tickets pending acks wait for.
+    pub fn pending_tickets(&self) -> Option<(u64, u64)> {
+        let log = self.pending.iter().map(|(t, _, _)| *t).max()?;
+        let kept = self.pending.iter().map(|(_, k, _)| *k).max()?;
+        Some((log, kept))
     }
 
     /// Settle what queues handed over but the client was not sent.
