@@ -105,21 +105,26 @@ impl Node {
                 continue;
             };
             info!(client_id = %String::from_utf8_lossy(id), old = %old, "MQTT session takeover");
-            self.broker
-                .connections
-                .close_by_name(&old, BrokerError::connection_forced(TAKEN_OVER));
             let wait = async {
+                // Asked again until it goes: the old connection may not have
+                // registered yet when two connects with one client id race.
                 while !*done.borrow_and_update() {
-                    if done.changed().await.is_err() {
+                    self.broker
+                        .connections
+                        .close_by_name(&old, BrokerError::connection_forced(TAKEN_OVER));
+                    if let Ok(Err(_)) =
+                        tokio::time::timeout(Duration::from_millis(200), done.changed()).await
+                    {
+                        // The old connection's task is gone without releasing.
                         return;
                     }
                 }
             };
-            if tokio::time::timeout(Duration::from_secs(10), wait)
+            let finished = tokio::time::timeout(Duration::from_secs(10), wait)
                 .await
-                .is_err()
-            {
-                // Never leave a client locked out: forget the stuck connection.
+                .is_ok();
+            if !finished || !*done.borrow() {
+                // Never leave a client locked out: forget a stuck or vanished connection.
                 let mut clients = self.clients.lock();
                 if let Some(slot) = clients.get_mut(&key) {
                     slot.live = None;
