@@ -204,3 +204,32 @@ def test_qos2_exactly_once_across_a_reconnect(clients, warren_only):
     got = sub.get_n(2, timeout=1.5)
     assert [m.payload for m in got] == [b"once"]
     Client(client_id=cid.decode(), clean=True).disconnect()
+
+
+def test_qos2_pubrel_resent_after_reconnect(clients, warren_only):
+    """Outgoing QoS 2: after PUBREC the broker owns only the PUBREL; a client
+    that reconnects before PUBCOMP gets the PUBREL again, not the message."""
+    from mqtt_helpers import packet, s
+    t = topic("rel")
+    cid = uid("rel").encode()
+    r = Raw()
+    r.send(connect_packet(client_id=cid, clean=False))
+    assert r.read_packet()[0] == 0x20
+    r.send(packet(0x82, b"\x00\x01" + s(t.encode()) + b"\x02"))
+    assert r.read_packet() == (0x90, b"\x00\x01\x02")
+    clients().publish(t, b"two", qos=2)
+    p = r.read_packet()
+    assert p[0] & 0xF6 == 0x34 and p[1].endswith(b"two"), p
+    pid = p[1][2 + len(t):4 + len(t)]
+    r.send(b"\x50\x02" + pid)  # PUBREC
+    assert r.read_packet() == (0x62, pid)  # PUBREL
+    r.close()
+    time.sleep(0.3)
+    r = Raw()
+    r.send(connect_packet(client_id=cid, clean=False))
+    assert r.read_packet() == (0x20, b"\x01\x00")
+    assert r.read_packet() == (0x62, pid)  # PUBREL again, no PUBLISH
+    r.send(b"\x70\x02" + pid)  # PUBCOMP
+    assert r.read_packet(timeout=1) is None or False
+    r.close()
+    Client(client_id=cid.decode(), clean=True).disconnect()
