@@ -179,7 +179,8 @@ pub async fn serve_transport<R, W>(
         // exchanges it left unfinished.
         session_present = Session::exists(&login.vhost, &login.client_id)
             || !claim.saved.incoming_qos2.is_empty()
-            || !claim.saved.released.is_empty();
+            || !claim.saved.released.is_empty()
+            || !claim.saved.shared.is_empty();
     }
     let saved = if session_present {
         claim.saved.clone()
@@ -260,7 +261,9 @@ pub async fn serve_transport<R, W>(
         }),
     );
     let resumed = if session_present {
-        session.resume()
+        session
+            .resume()
+            .map(|_| session.rejoin_shared(&saved.shared))
     } else {
         Ok(())
     };

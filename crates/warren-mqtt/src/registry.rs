@@ -26,6 +26,14 @@ pub struct Saved {
     pub incoming_qos2: HashSet<u16>,
     /// Outgoing QoS 2 packet ids PUBREC'd, awaiting PUBCOMP.
     pub released: Vec<u16>,
+    /// Shared subscriptions (full `$share/…` filter, options, identifier):
+    /// their queues belong to the group, not the session, so the session
+    /// remembers its memberships here (until a broker restart).
+    pub shared: Vec<(
+        bytes::Bytes,
+        crate::packet::SubscriptionOptions,
+        Option<u32>,
+    )>,
 }
 
 struct Slot {

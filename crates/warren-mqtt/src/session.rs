@@ -276,6 +276,16 @@ impl Session {
         Ok(())
     }
 
+    /// Join again the shared subscriptions a persistent session had.
+    pub fn rejoin_shared(&mut self, shared: &[(Bytes, SubscriptionOptions, Option<u32>)]) {
+        for (filter, options, id) in shared {
+            // A refusal (permissions changed) just leaves it out.
+            let _ = self.subscribe(filter, *options, *id);
+        }
+        self.publish_table();
+        self.activate();
+    }
+
     /// Start consumers added by the last packet (after its answer is queued).
     pub fn activate(&mut self) {
         for (c, q) in std::mem::take(&mut self.to_activate) {
@@ -804,6 +814,12 @@ impl Session {
             Persistence::Kept { .. } => Some(Saved {
                 incoming_qos2: std::mem::take(&mut self.incoming_qos2),
                 released,
+                shared: self
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| s.sub.kind == QueueKind::Shared)
+                    .map(|(f, s)| (f.clone(), s.sub.options, s.sub.id))
+                    .collect(),
             }),
         }
     }

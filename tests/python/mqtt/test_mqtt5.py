@@ -364,3 +364,18 @@ def _connect5(client_id: str, props: bytes = b"", keepalive: int = 30) -> bytes:
     vh = s(b"MQTT") + bytes([5, 0x02 | 0x80 | 0x40]) + struct.pack("!H", keepalive)
     vh += varint(len(props)) + props
     return packet(0x10, vh + s(client_id.encode()) + s(b"guest") + s(b"guest"))
+
+
+def test_shared_subscription_kept_by_a_persistent_session(clients):
+    t, group, cid = topic("shk"), uid("g"), uid("shk")
+    expiry = props(CONNECT, SessionExpiryInterval=60)
+    c = Client(client_id=cid, version=V5, clean=True, properties=expiry)
+    c.subscribe(f"$share/{group}/{t}", 1)
+    c.disconnect()
+    c = Client(client_id=cid, version=V5, clean=False, properties=expiry)
+    assert c.session_present
+    v5(clients).publish(t, b"to the group", qos=1)
+    m = c.get()
+    assert m is not None and m.payload == b"to the group"
+    c.disconnect()
+    Client(client_id=cid, version=V5, clean=True).disconnect()
