@@ -10,7 +10,10 @@
 //! [payload]`, one per retained publish (an empty payload is a deletion). A
 //! writer thread appends whatever is pending with one write and one fdatasync
 //! (group commit). At start the file is replayed (a torn or corrupt tail ends
-//! it) and rewritten with only the live messages (temp file, fsync, rename).
+//! it) and rewritten with only the live messages (temp file, fsync, rename);
+//! the writer thread rewrites it the same way while running once it holds more
+//! than twice what is live (and at least [`COMPACT_MIN`]), so devices that
+//! update their retained state forever do not fill the disk.
 //! Each `put` gets a ticket; the writer publishes the highest ticket it has
 //! fsynced, so a PUBACK for a retained publish can wait for it exactly as it
 //! waits for the message log.
@@ -139,6 +142,11 @@ fn levels(topic: &Bytes) -> Vec<Bytes> {
     out
 }
 
+/// The file is not rewritten while running below this size.
+const COMPACT_MIN: u64 = 64 * 1024 * 1024;
+
+type Vhosts = Arc<RwLock<HashMap<String, Arc<RwLock<Tree>>>>>;
+
 /// A vhost's retained messages.
 #[derive(Default)]
 struct Tree {
@@ -148,7 +156,7 @@ struct Tree {
 
 /// Every vhost's retained messages, and the writer of their file.
 pub struct RetainedStore {
-    vhosts: RwLock<HashMap<String, Arc<RwLock<Tree>>>>,
+    vhosts: Vhosts,
     writer: Option<Mutex<Writer>>,
     /// The highest ticket on disk (everything is "on disk" in memory mode).
     durable: tokio::sync::watch::Receiver<u64>,
@@ -168,7 +176,7 @@ impl RetainedStore {
     pub fn memory() -> RetainedStore {
         let (tx, durable) = tokio::sync::watch::channel(u64::MAX);
         RetainedStore {
-            vhosts: RwLock::new(HashMap::new()),
+            vhosts: Arc::new(RwLock::new(HashMap::new())),
             writer: None,
             durable,
             _memory: Some(tx),
@@ -178,6 +186,11 @@ impl RetainedStore {
     /// Open (or create) `<dir>/mqtt/retained.log`, load it, compact it and
     /// start its writer thread.
     pub fn open(data_dir: &Path) -> std::io::Result<RetainedStore> {
+        Self::open_with(data_dir, COMPACT_MIN)
+    }
+
+    /// [`RetainedStore::open`] with another compaction floor (tests).
+    pub fn open_with(data_dir: &Path, compact_min: u64) -> std::io::Result<RetainedStore> {
         let dir = data_dir.join("mqtt");
         std::fs::create_dir_all(&dir)?;
         let path = dir.join("retained.log");
@@ -203,44 +216,23 @@ impl RetainedStore {
                 );
             }
         }
-        // Compact: write the live messages to a new file and swap it in.
-        let tmp = dir.join("retained.log.compact");
-        {
-            let mut f = File::create(&tmp)?;
-            let mut out = Vec::new();
-            let mut live = 0u64;
-            for (vhost, tree) in store.vhosts.read().iter() {
-                let mut all = Vec::new();
-                tree.read().root.collect_all(&mut all);
-                for m in all {
-                    live += 1;
-                    encode_record(vhost, &m, &mut out);
-                    if out.len() > 1 << 20 {
-                        f.write_all(&out)?;
-                        out.clear();
-                    }
-                }
-            }
-            f.write_all(&out)?;
-            f.sync_all()?;
-            if loaded > 0 || live > 0 {
-                info!(
-                    records = loaded,
-                    retained = live,
-                    "MQTT retained messages loaded"
-                );
-            }
+        let (file, live, size) = compact(&store.vhosts, &path)?;
+        if loaded > 0 || live > 0 {
+            info!(
+                records = loaded,
+                retained = live,
+                bytes = size,
+                "MQTT retained messages loaded"
+            );
         }
-        std::fs::rename(&tmp, &path)?;
-        if let Ok(d) = File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        let file = OpenOptions::new().append(true).open(&path)?;
         let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>();
         let (done, durable) = tokio::sync::watch::channel(0u64);
         std::thread::Builder::new()
             .name("warren-mqtt-retained".into())
-            .spawn(move || write_loop(file, path, rx, done))?;
+            .spawn({
+                let vhosts = store.vhosts.clone();
+                move || write_loop(file, size, compact_min, path, vhosts, rx, done)
+            })?;
         Ok(RetainedStore {
             writer: Some(Mutex::new(Writer { tx, next: 1 })),
             durable,
@@ -272,17 +264,22 @@ impl RetainedStore {
 
     /// Retain `msg` (an empty payload clears the topic's retained message).
     /// Returns the ticket [`RetainedStore::durable`] reaches once it is on disk.
+    ///
+    /// The index is updated before the record is queued for the writer, under
+    /// the writer's lock: a compaction's snapshot then holds every record the
+    /// writer received before it, so none is lost with the old file.
     pub fn put(&self, vhost: &str, msg: Retained) -> u64 {
-        let mut ticket = 0;
-        if let Some(w) = &self.writer {
-            let mut rec = Vec::with_capacity(64 + msg.payload.len());
-            encode_record(vhost, &msg, &mut rec);
-            let mut w = w.lock();
-            ticket = w.next;
-            w.next += 1;
-            let _ = w.tx.send((ticket, rec));
-        }
+        let Some(w) = &self.writer else {
+            self.apply(vhost, msg);
+            return 0;
+        };
+        let mut rec = Vec::with_capacity(64 + msg.payload.len());
+        encode_record(vhost, &msg, &mut rec);
+        let mut w = w.lock();
         self.apply(vhost, msg);
+        let ticket = w.next;
+        w.next += 1;
+        let _ = w.tx.send((ticket, rec));
         ticket
     }
 
@@ -314,12 +311,56 @@ impl RetainedStore {
     }
 }
 
+/// Write the live messages to a new file and swap it in (temp file, fsync,
+/// rename). Returns the file opened for appending, the live count and its size.
+fn compact(vhosts: &Vhosts, path: &Path) -> std::io::Result<(File, u64, u64)> {
+    let tmp = path.with_extension("log.compact");
+    let mut f = File::create(&tmp)?;
+    let mut out = Vec::new();
+    let (mut live, mut size) = (0u64, 0u64);
+    let trees: Vec<(String, Arc<RwLock<Tree>>)> = vhosts
+        .read()
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    for (vhost, tree) in trees {
+        let mut all = Vec::new();
+        tree.read().root.collect_all(&mut all);
+        for m in all {
+            live += 1;
+            encode_record(&vhost, &m, &mut out);
+            if out.len() > 1 << 20 {
+                f.write_all(&out)?;
+                size += out.len() as u64;
+                out.clear();
+            }
+        }
+    }
+    f.write_all(&out)?;
+    size += out.len() as u64;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    let file = OpenOptions::new().append(true).open(path)?;
+    Ok((file, live, size))
+}
+
 fn write_loop(
     mut file: File,
+    mut size: u64,
+    compact_min: u64,
     path: PathBuf,
+    vhosts: Vhosts,
     rx: mpsc::Receiver<(u64, Vec<u8>)>,
     done: tokio::sync::watch::Sender<u64>,
 ) {
+    // What the file held after its last compaction: it is rewritten once it
+    // has grown past twice that (and past `compact_min`).
+    let mut base = size;
     let mut batch = Vec::new();
     while let Ok((mut last, first)) = rx.recv() {
         batch.clear();
@@ -330,11 +371,31 @@ fn write_loop(
         }
         match file.write_all(&batch).and_then(|_| file.sync_data()) {
             Ok(()) => {
+                size += batch.len() as u64;
                 done.send_replace(last);
             }
             // Acks waiting for these stay unanswered (as the message log's
             // would): the client resends them.
             Err(e) => warn!(path = %path.display(), "cannot write retained messages: {}", e),
+        }
+        if size > compact_min.max(2 * base) {
+            match compact(&vhosts, &path) {
+                Ok((f, live, new_size)) => {
+                    info!(
+                        from = size,
+                        to = new_size,
+                        retained = live,
+                        "MQTT retained-message file compacted"
+                    );
+                    file = f;
+                    size = new_size;
+                    base = new_size;
+                }
+                Err(e) => {
+                    warn!(path = %path.display(), "cannot compact retained messages: {}", e);
+                    base = size;
+                }
+            }
         }
     }
 }
@@ -471,6 +532,34 @@ mod tests {
             per < std::time::Duration::from_millis(5),
             "{per:?} per subscribe"
         );
+    }
+
+    #[test]
+    fn the_file_is_compacted_while_running() {
+        let dir = std::env::temp_dir().join(format!("warren-retained-c-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let file = dir.join("mqtt").join("retained.log");
+        {
+            let s = RetainedStore::open_with(&dir, 16 * 1024).expect("open");
+            let body = "x".repeat(200);
+            for i in 0..2000 {
+                s.put("/", msg("state/1", &format!("{i}{body}")));
+            }
+            s.put("/", msg("state/2", "other"));
+            let last = s.put("/", msg("state/1", "final"));
+            let mut durable = s.durable();
+            while *durable.borrow_and_update() < last {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            // 2000 records of ~230 bytes were written; a compaction keeps a few.
+            let len = std::fs::metadata(&file).expect("file").len();
+            assert!(len < 64 * 1024, "not compacted: {len} bytes");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let s = RetainedStore::open(&dir).expect("reopen");
+        assert_eq!(topics(&s, "#"), ["state/1", "state/2"]);
+        assert_eq!(&s.matching("/", b"state/1")[0].payload[..], b"final");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]
