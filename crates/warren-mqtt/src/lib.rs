@@ -15,6 +15,14 @@
 //!   takeover, session state kept between connections), [`writer`].
 //!
 //! docs/ARCHITECTURE.md, "The MQTT adapter", tells the whole story.
+//!
+//! Other transports (MQTT over WebSocket) reuse the whole adapter: hand the
+//! connection's two halves to [`connection::serve_transport`] with a
+//! [`connection::Transport`] whose `packet_per_write` is true (a WebSocket
+//! message per packet) and whose `protocol` is what management shows
+//! ("Web MQTT"); the codec already copes with packets split over or packed
+//! into reads. Clients (a load generator) can use [`MqttCodec`] both ways: it
+//! also encodes packets.
 
 pub mod codec;
 pub mod config;
