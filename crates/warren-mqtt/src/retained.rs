@@ -551,8 +551,20 @@ mod tests {
             while *durable.borrow_and_update() < last {
                 std::thread::sleep(std::time::Duration::from_millis(10));
             }
-            // 2000 records of ~230 bytes were written; a compaction keeps a few.
-            let len = std::fs::metadata(&file).expect("file").len();
+            // 2000 records of ~230 bytes were written; a compaction keeps a
+            // few. (It runs right after the batch that crossed the limit was
+            // acknowledged: wait for it.)
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut len = u64::MAX;
+            while std::time::Instant::now() < deadline {
+                len = std::fs::metadata(&file)
+                    .map(|m| m.len())
+                    .unwrap_or(u64::MAX);
+                if len < 64 * 1024 {
+                    break;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
             assert!(len < 64 * 1024, "not compacted: {len} bytes");
         }
         std::thread::sleep(std::time::Duration::from_millis(200));
@@ -571,10 +583,11 @@ mod tests {
             s.put("/", msg("a/b", "x"));
             s.put("/", msg("a/c", "y"));
             s.put("/", msg("a/c", ""));
-            s.put("v2", msg("q", "z"));
-            drop(s);
-            // The writer thread ends when its sender goes; give it a moment.
-            std::thread::sleep(std::time::Duration::from_millis(200));
+            let last = s.put("v2", msg("q", "z"));
+            let mut durable = s.durable();
+            while *durable.borrow_and_update() < last {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
         }
         let s = RetainedStore::open(&dir).expect("reopen");
         assert_eq!(topics(&s, "#"), ["a/b"]);
