@@ -6,8 +6,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # Python client libraries used by the scenario tests (stomp.py for STOMP).
-if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp, websocket, requests, prometheus_client' 2>/dev/null; then
+if ! python3 -c 'import pika, kombu, celery, pytest, pytest_timeout, stomp, websocket, requests, prometheus_client, paho.mqtt' 2>/dev/null; then
   python3 -m pip install --quiet --disable-pip-version-check -r tests/python/requirements.txt
+fi
+
+# mosquitto_pub/mosquitto_sub for the MQTT interoperability test (Debian's
+# mosquitto-clients; the test skips itself if they cannot be installed).
+if ! command -v mosquitto_sub >/dev/null 2>&1; then
+  sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+  { sudo_if_needed apt-get update -qq && \
+    sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto-clients >/dev/null; } \
+    || echo "mosquitto-clients not installed: the mosquitto interop test will be skipped"
 fi
 
 cargo build --quiet --bin warren
@@ -30,8 +39,9 @@ for attempt in 1 2 3 4 5; do
   web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  mqtt_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
-    --web-stomp-port "$web_port" --http-port "$http_port" --prometheus-port "$prom_port" \
+    --web-stomp-port "$web_port" --http-port "$http_port" --prometheus-port "$prom_port" --mqtt-port "$mqtt_port" \
     --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
   pid=$!
   port=
@@ -41,14 +51,15 @@ for attempt in 1 2 3 4 5; do
       && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null \
-      && (echo >/dev/tcp/127.0.0.1/"$prom_port") 2>/dev/null && break
+      && (echo >/dev/tcp/127.0.0.1/"$prom_port") 2>/dev/null \
+      && (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
-  if kill -0 $pid 2>/dev/null || ! grep -q -E -- "(STOMP|HTTP API|Prometheus)\)" "$data_dir/warren.log"; then
+  if kill -0 $pid 2>/dev/null || ! grep -q -E -- "(STOMP|HTTP API|Prometheus|MQTT)\)" "$data_dir/warren.log"; then
     break
   fi
-  echo "STOMP port $stomp_port, $web_port, HTTP port $http_port or Prometheus port $prom_port was taken; starting the broker again"
+  echo "STOMP port $stomp_port, $web_port, HTTP port $http_port, Prometheus port $prom_port or MQTT port $mqtt_port was taken; starting the broker again"
 done
 if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
   echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1
@@ -59,7 +70,7 @@ status=0
 # tests/python/management the HTTP API's, with requests, pika and rabbitmqadmin),
 # then the durability tests, which start and kill their own brokers.
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_STOMP_PORT="$web_port" \
-  HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
+  MQTT_PORT="$mqtt_port" HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"
@@ -71,6 +82,9 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" \
 echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
   python3 -m pytest tests/python/features -q -p no:cacheprovider || status=$?
+echo "== examples (examples/*/test.sh against a fresh broker of their own) and the Debian package"
+WARREN_BIN="$WARREN_BIN" bash examples/run-all.sh || status=$?
+bash debian/test.sh || status=$?
 echo "== durability tests (kill -9, torn tails, alarms, backlog)"
 python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
 if [ $status -ne 0 ]; then

@@ -14,7 +14,6 @@ Environment: MGMT_URL (or HTTP_PORT) and AMQP_URL.
 """
 
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -22,40 +21,15 @@ import uuid
 import pika
 from selenium.webdriver.common.by import By
 
+import ui
+from ui import screenshot, wait_for
+
 AMQP_URL = os.environ.get("AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 MGMT_URL = os.environ.get("MGMT_URL") or f"http://127.0.0.1:{os.environ.get('HTTP_PORT', '15672')}"
-TIMEOUT = 20.0
-ARTIFACTS = os.environ.get("BROWSER_ARTIFACTS") or tempfile.mkdtemp(prefix="warren-browser-")
-
-
-def wait_for(what, predicate, timeout=TIMEOUT):
-    deadline = time.monotonic() + timeout
-    last = None
-    while True:
-        try:
-            value = predicate()
-        except Exception as e:  # the page may be re-rendering
-            value, last = None, e
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}" + (f" (last error: {last})" if last else ""))
-        time.sleep(0.1)
-
-
-def screenshot(driver, name):
-    os.makedirs(ARTIFACTS, exist_ok=True)
-    driver.save_screenshot(os.path.join(ARTIFACTS, name))
 
 
 def login(driver, user="guest", password="guest", expect_shell=True):
-    driver.get(MGMT_URL + "/")
-    wait_for("the login form", lambda: driver.find_element(By.ID, "login-username").is_displayed())
-    driver.find_element(By.ID, "login-username").send_keys(user)
-    driver.find_element(By.ID, "login-password").send_keys(password)
-    driver.find_element(By.ID, "login-submit").click()
-    if expect_shell:
-        wait_for("the app shell", lambda: driver.find_element(By.ID, "shell").is_displayed())
+    ui.login(driver, MGMT_URL, user, password, expect_shell)
 
 
 def js(driver, script, *args):
@@ -92,7 +66,7 @@ def test_queue_depth_and_publish_from_the_ui(browser, channel):
         screenshot(browser, "queues.png")
 
         # Its page: depth, then publish a message from the UI.
-        browser.find_element(By.LINK_TEXT, queue).click()
+        ui.click_link(browser, queue)
         wait_for("the queue page", lambda: browser.find_element(By.ID, "queue-name").text == queue)
         wait_for("its depth", lambda: browser.find_element(By.ID, "queue-messages").text.startswith("3 "))
         channel.queue_purge(queue)
@@ -186,9 +160,17 @@ def test_topology_of_the_upload_fanout(browser, channel):
         time.sleep(2.5)  # a few refreshes with rates
         screenshot(browser, "topology.png")
         # Click-through: the queue node opens the queue's page.
-        node = browser.find_element(By.CSS_SELECTOR, f'{svg} g.node.queue[data-name="resize"] rect.box')
-        node.click()
+        wait_for("a click on the resize node", lambda: browser.find_element(
+            By.CSS_SELECTOR, f'{svg} g.node.queue[data-name="resize"] rect.box').click() or True)
         wait_for("the resize queue page", lambda: browser.find_element(By.ID, "queue-name").text == "resize")
+        # A consumer node opens its channel's page (prefetch 10, as the consumer set).
+        browser.back()
+        hrefs = wait_for("consumer nodes with links", lambda: [g.get_attribute("data-href") for g in
+                         browser.find_elements(By.CSS_SELECTOR, f"{svg} g.node.consumer[data-href]")])
+        assert all(h.startswith("#/channels/") for h in hrefs), hrefs
+        wait_for("a click on a consumer node", lambda: browser.find_element(
+            By.CSS_SELECTOR, f"{svg} g.node.consumer[data-href] rect.box").click() or True)
+        wait_for("the consumer's channel page", lambda: browser.find_element(By.ID, "channel-prefetch").text == "10")
     finally:
         publisher.stop.set()
         for c in consumers:

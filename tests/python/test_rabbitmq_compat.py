@@ -659,3 +659,29 @@ def test_ack_multiple_with_unknown_tag_closes_channel(conn, case):
             break
         time.sleep(0.02)
     assert n == ready
+
+
+def test_reply_consumer_can_be_started_again_after_cancel(conn, names):
+    """Cancelling the amq.rabbitmq.reply-to consumer lets the channel start a
+    new one (RabbitMQ forgets the channel's reply consumer on cancel); replies
+    then reach the new consumer."""
+    ch = conn.channel()
+    tag = ch.basic_consume(REPLY_TO, lambda *a: None, auto_ack=True)
+    ch.basic_cancel(tag)
+    replies = []
+    ch.basic_consume(REPLY_TO, lambda c, m, p, b: replies.append(b), auto_ack=True)
+    server_q = names.queue("rt-again")
+    ch.queue_declare(server_q)
+    ch.basic_publish("", server_q, b"req", pika.BasicProperties(reply_to=REPLY_TO))
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while True:
+        _m, props, _b = ch.basic_get(server_q, auto_ack=True)
+        if props is not None:
+            break
+        assert time.monotonic() < deadline, "request never arrived"
+        time.sleep(0.01)
+    ch.basic_publish("", props.reply_to, b"answer")
+    deadline = time.monotonic() + WAIT_TIMEOUT
+    while not replies and time.monotonic() < deadline:
+        conn.process_data_events(time_limit=0.05)
+    assert replies == [b"answer"]

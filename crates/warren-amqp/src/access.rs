@@ -6,7 +6,7 @@
 
 use crate::channel::ConnContext;
 use warren_core::permissions::{Access, Resource};
-use warren_core::BrokerError;
+use warren_core::{BrokerError, Exchange};
 
 impl ConnContext {
     /// Check `access` to the queue or exchange `name` (403 with RabbitMQ's text
@@ -27,5 +27,26 @@ impl ConnContext {
 
     pub fn check_exchange(&mut self, access: Access, name: &[u8]) -> Result<(), BrokerError> {
         self.check(access, Resource::Exchange, name)
+    }
+
+    /// The topic permission check (write: publish with routing key `key`,
+    /// read: bind with binding key `key`); only topic exchanges concerned.
+    pub fn check_topic(
+        &mut self,
+        access: Access,
+        exchange: &Exchange,
+        key: &[u8],
+    ) -> Result<(), BrokerError> {
+        self.access
+            .check_topic(&self.broker, &self.user, &self.vhost, access, exchange, key)
+    }
+
+    /// Binding to or unbinding from exchange `source` with `key` needs read
+    /// on the topic (a missing exchange is the bind's own 404, as RabbitMQ).
+    pub fn check_bind_topic(&mut self, source: &[u8], key: &[u8]) -> Result<(), BrokerError> {
+        match self.vhost.exchange(source) {
+            Some(x) => self.check_topic(Access::Read, &x, key),
+            None => Ok(()),
+        }
     }
 }

@@ -19,7 +19,7 @@ use warren_core::permissions::AccessCache;
 use warren_core::permissions::{exchange_declare_needs, queue_declare_needs, Access};
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_consumer_args, check_expiration, ChannelRef};
-use warren_core::stats::MessageField;
+use warren_core::stats::{MessageField, PublishField};
 use warren_core::vhost::Published;
 use warren_core::{
     BasicProperties, BrokerError, ConnectionId, Consumer, Exchange, ExchangeKind, ExchangeOptions,
@@ -97,6 +97,9 @@ pub struct Channel {
     awaiting: VecDeque<Awaiting>,
     /// The last acked seq, so a flush can tell single from multiple.
     confirm_sent: u64,
+    /// Publishes in confirm mode already added to the vhost's
+    /// `received_confirm` (added once per flush, not per publish).
+    received_counted: u64,
     /// Highest log ticket of the publishes handled since the last commit.
     tx_ticket: u64,
     pending: Option<PendingPublish>,
@@ -150,6 +153,7 @@ impl Channel {
             next_publish_seq: 1,
             awaiting: VecDeque::new(),
             confirm_sent: 0,
+            received_counted: 0,
             tx_ticket: 0,
             pending: None,
             consumer_prefetch: 0,
@@ -217,6 +221,8 @@ impl Channel {
                 not_default(&b.source, &m)?;
                 ctx.check_exchange(Access::Read, b.source.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.source.as_bytes(), b.routing_key.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .bind_exchange(
                         &b.destination,
@@ -237,6 +243,8 @@ impl Channel {
                 not_default(&b.source, &m)?;
                 ctx.check_exchange(Access::Read, b.source.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.source.as_bytes(), b.routing_key.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .unbind_exchange(&b.destination, &b.source, &b.routing_key, &b.arguments)
                     .map_err(|e| err(e, &m))?;
@@ -254,6 +262,8 @@ impl Channel {
                 not_default(&b.exchange, &m)?;
                 ctx.check_exchange(Access::Read, b.exchange.as_bytes())
                     .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.exchange.as_bytes(), key.as_bytes())
+                    .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .bind_queue(&q, &b.exchange, key, b.arguments.clone(), ctx.id)
                     .map_err(|e| err(e, &m))?;
@@ -269,6 +279,8 @@ impl Channel {
                     .map_err(|e| err(e, &m))?;
                 not_default(&b.exchange, &m)?;
                 ctx.check_exchange(Access::Read, b.exchange.as_bytes())
+                    .map_err(|e| err(e, &m))?;
+                ctx.check_bind_topic(b.exchange.as_bytes(), key.as_bytes())
                     .map_err(|e| err(e, &m))?;
                 ctx.vhost
                     .unbind_queue(&q, &b.exchange, &key, &b.arguments, ctx.id)
@@ -309,6 +321,12 @@ impl Channel {
                 let entry = self.shared.state.lock().consumers.remove(&c.consumer_tag);
                 if let Some(e) = entry {
                     e.queue.remove_consumer(&e.consumer);
+                    if self.reply_queue.as_ref() == Some(&e.queue.name) {
+                        // The reply consumer is gone (and its auto-delete queue
+                        // with it): as RabbitMQ, a new one may be started, with
+                        // a new reply queue name.
+                        self.reply_queue = None;
+                    }
                     if warren_core::events::watched(&ctx.vhost) {
                         let mut h = FieldTable::new();
                         h.insert(
@@ -714,6 +732,7 @@ impl Channel {
                 self.shared
                     .listing
                     .stats
+                    .messages
                     .add_serialized(MessageField::GetEmpty, 1);
                 self.send(Method::BasicGetEmpty(BasicGetEmpty::default()))
             }
@@ -739,6 +758,7 @@ impl Channel {
         self.shared
             .listing
             .stats
+            .messages
             .add_serialized(MessageField::Ack, taken.len() as u64);
     }
 
@@ -904,6 +924,10 @@ impl Channel {
         };
         ctx.vhost
             .check_publishable(&exchange)
+            .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
+        // Per routing key (after the cached exchange check): free unless the
+        // user has topic permissions on this vhost.
+        ctx.check_topic(Access::Write, &exchange, p.routing_key.as_bytes())
             .map_err(|e| AmqpError::channel(e, ids.0, ids.1))?;
         ctx.has_published = true;
         self.pending = Some(PendingPublish {
@@ -1148,7 +1172,17 @@ impl Channel {
         self.shared
             .listing
             .stats
+            .messages
             .add_serialized(MessageField::Publish, 1);
+        if !result.routed {
+            let f = if mandatory {
+                PublishField::ReturnUnroutable
+            } else {
+                PublishField::DropUnroutable
+            };
+            ctx.vhost
+                .count_publishing(&self.shared.listing.stats.publishing, f, 1);
+        }
         if !result.routed && mandatory {
             self.shared.outlet.send_content(
                 self.id,
@@ -1167,6 +1201,13 @@ impl Channel {
     /// Answer the publishes and commits whose data is durable (`durable` is the
     /// message log's durable ticket). Returns whether some still wait.
     pub fn flush_confirms(&mut self, durable: u64) -> bool {
+        let received = self.next_publish_seq - 1;
+        if received > self.received_counted {
+            self.shared
+                .vhost
+                .count_received_confirm(received - self.received_counted);
+            self.received_counted = received;
+        }
         let mut ack_up_to = None;
         while let Some(a) = self.awaiting.front() {
             match *a {
@@ -1204,6 +1245,13 @@ impl Channel {
 
     fn send_ack(&mut self, up_to: Option<u64>) {
         if let Some(seq) = up_to {
+            // Every publish after the last ack or nack sent is confirmed by
+            // this one (nacks go out singly, in order).
+            self.shared.vhost.count_publishing(
+                &self.shared.listing.stats.publishing,
+                PublishField::Confirm,
+                seq - self.confirm_sent,
+            );
             let multiple = seq > self.confirm_sent + 1;
             self.send(Method::BasicAck(BasicAck {
                 delivery_tag: seq,

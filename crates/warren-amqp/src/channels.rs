@@ -9,7 +9,7 @@ use parking_lot::Mutex;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use warren_core::connections::{ChannelInfo, ChannelSource};
-use warren_core::stats::MessageStats;
+use warren_core::stats::ChannelStats;
 
 pub struct ChannelList {
     /// The connection's name ("peer -> local"); channels are "name (N)".
@@ -48,7 +48,7 @@ impl ChannelSource for ChannelList {
         self.all().iter().map(|c| c.info(&self.conn_name)).collect()
     }
 
-    fn each_stats(&self, visit: &mut dyn FnMut(&MessageStats)) {
+    fn each_stats(&self, visit: &mut dyn FnMut(&ChannelStats)) {
         for c in self.all() {
             visit(&c.listing.stats);
         }

@@ -631,6 +631,12 @@ impl Connection {
                         0,
                     ));
                 }
+                // The user's max-channels, over all its connections (530,
+                // closes the connection, as RabbitMQ).
+                self.ctx
+                    .broker
+                    .check_channel_limit(&self.ctx.user)
+                    .map_err(|e| AmqpError::connection(e.code, e.text, 20, 10))?;
                 let channel = Channel::new(
                     ch,
                     self.ctx.outlet.clone(),

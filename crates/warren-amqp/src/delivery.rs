@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use warren_core::connections::ChannelInfo;
 use warren_core::error::BrokerError;
-use warren_core::stats::MessageStats;
+use warren_core::stats::ChannelStats;
 use warren_core::{Consumer, ConsumerSink, Queue, QueuedMessage, ShortStr};
 
 /// A delivery the client has not acknowledged yet.
@@ -63,9 +63,9 @@ pub struct ChannelShared {
 /// A channel's figures for the management API. The counters are written
 /// either under the delivery lock (deliveries, gets) or by the reader task
 /// alone (publishes, acks), so each has serialized writers.
-#[derive(Default)]
 pub struct Listing {
-    pub stats: MessageStats,
+    /// Counts the channel in the broker's churn when made and dropped.
+    pub stats: ChannelStats,
     /// The channel's `Mode`, mirrored when it changes.
     pub confirm: AtomicBool,
     pub transactional: AtomicBool,
@@ -83,6 +83,7 @@ impl ChannelShared {
         origin: warren_core::trace::Origin,
         vhost: Arc<warren_core::VHost>,
     ) -> Arc<ChannelShared> {
+        let stats = ChannelStats::new(vhost.churn().clone());
         Arc::new(ChannelShared {
             id,
             outlet,
@@ -99,7 +100,13 @@ impl ChannelShared {
                 consumers: HashMap::new(),
                 deferred_cancels: None,
             }),
-            listing: Listing::default(),
+            listing: Listing {
+                stats,
+                confirm: AtomicBool::new(false),
+                transactional: AtomicBool::new(false),
+                prefetch: AtomicU32::new(0),
+                unconfirmed: AtomicU64::new(0),
+            },
         })
     }
 
@@ -118,7 +125,8 @@ impl ChannelShared {
             consumer_count: st.consumers.len() as u32,
             confirm: l.confirm.load(Relaxed),
             transactional: l.transactional.load(Relaxed),
-            message_stats: l.stats.snapshot(),
+            message_stats: l.stats.messages.snapshot(),
+            publish_stats: l.stats.publishing.snapshot(),
         }
     }
 
@@ -129,6 +137,7 @@ impl ChannelShared {
         st.next_tag += 1;
         self.listing
             .stats
+            .messages
             .count_delivery_serialized(true, no_ack, msg.redelivered);
         if !no_ack {
             st.unacked.push_back(Unacked {
@@ -249,9 +258,11 @@ impl ConsumerSink for ChannelShared {
         }
         let tag = st.next_tag;
         st.next_tag += 1;
-        self.listing
-            .stats
-            .count_delivery_serialized(false, consumer.no_ack, msg.redelivered);
+        self.listing.stats.messages.count_delivery_serialized(
+            false,
+            consumer.no_ack,
+            msg.redelivered,
+        );
         if !consumer.no_ack {
             consumer.add_unacked();
             st.consumer_unacked += 1;

@@ -39,11 +39,11 @@ pub struct UserInfo {
     pub tags: Vec<String>,
 }
 
-fn no_user(name: &str) -> BrokerError {
+pub(crate) fn no_user(name: &str) -> BrokerError {
     BrokerError::not_found(format!("User \"{}\" does not exist", name))
 }
 
-fn no_vhost(name: &str) -> BrokerError {
+pub(crate) fn no_vhost(name: &str) -> BrokerError {
     BrokerError::not_found(format!("Virtual host '{}' does not exist", name))
 }
 
@@ -144,11 +144,17 @@ impl Broker {
                 by_vhost.remove(name);
             }
         }
+        self.topic_permissions
+            .write()
+            .retain(|(_, v, _), _| v != name);
         self.bump_auth_generation();
         let closed = self.connections.close_vhost(
             name,
             &BrokerError::new(code::CONNECTION_FORCED, format!("vhost '{}' is down", name)),
         );
+        // The node's counters keep what it counted (taken before its
+        // exchanges go: the built-in ones are dropped, not folded in).
+        self.retired.retire(&vhost);
         vhost.delete_contents();
         // After the per-queue/exchange deletions: replaying this line drops
         // whatever is left of the vhost.
@@ -194,6 +200,9 @@ impl Broker {
             .remove(name)
             .ok_or_else(|| no_user(name))?;
         self.permissions.write().remove(name);
+        self.topic_permissions
+            .write()
+            .retain(|(u, _, _), _| u != name);
         self.bump_auth_generation();
         self.store.definitions.delete_user(name);
         let closed = self.connections.close_user(
@@ -277,6 +286,7 @@ impl Broker {
                 password_hash: String::new(),
                 tags: Vec::new(),
                 loopback_only: false,
+                limits: Default::default(),
             });
             match credential {
                 Credential::Password(p) => u.set_password(&p),

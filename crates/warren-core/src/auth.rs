@@ -21,6 +21,9 @@ pub struct User {
     /// May only connect from a loopback address (RabbitMQ's `loopback_users`).
     #[serde(default)]
     pub loopback_only: bool,
+    /// `max-connections`, `max-channels` (see [`crate::limits`]).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub limits: crate::limits::LimitMap,
 }
 
 impl User {
@@ -30,6 +33,7 @@ impl User {
             password_hash: hash_password(password, salt()),
             tags: Vec::new(),
             loopback_only: false,
+            limits: Default::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use crate::connections::Connections;
 use crate::error::{BrokerError, Result};
 use crate::permissions::Permission;
 use crate::queue::ConnectionId;
-use crate::stats::MessageSnapshot;
+use crate::stats::{ChurnStats, MessageSnapshot};
 use crate::store::Store;
 use crate::vhost::VHost;
 use parking_lot::RwLock;
@@ -47,12 +47,27 @@ pub struct Broker {
     /// user → vhost → compiled permission. Having an entry is what lets the
     /// user open the vhost.
     pub(crate) permissions: RwLock<HashMap<String, HashMap<String, Arc<Permission>>>>,
+    /// Topic permissions by (user, vhost, exchange), as set; connections
+    /// compile their own (see [`crate::topic_permissions`]).
+    pub(crate) topic_permissions: RwLock<
+        std::collections::BTreeMap<
+            (String, String, String),
+            crate::topic_permissions::TopicPermissionDef,
+        >,
+    >,
+    /// Global runtime parameters (`/api/global-parameters`).
+    pub(crate) global_parameters: RwLock<std::collections::BTreeMap<String, serde_json::Value>>,
     /// Bumped on every change of users or permissions: connections cache their
     /// permission (and what they already checked against it) and compare this
     /// one atomic to know the cache is still good.
     auth_generation: AtomicU64,
     /// Open client connections (so deleting a vhost or user can close them).
     pub connections: Arc<Connections>,
+    /// Connections, channels and queues opened and closed since start
+    /// (overview `churn_rates`, Prometheus `rabbitmq_*_opened_total`...).
+    pub churn: Arc<ChurnStats>,
+    /// What deleted vhosts had counted (for the node's Prometheus counters).
+    pub(crate) retired: crate::stats::RetiredVHosts,
     /// Whether the first boot's defaults (vhost "/", guest) were created.
     pub(crate) initialized: std::sync::atomic::AtomicBool,
     /// Serializes management changes, so memory and the definitions file agree
@@ -79,6 +94,7 @@ impl Broker {
         let (store, mut recovered) = Store::open(data_dir, storage)?;
         let broker = Broker::new(limits, store);
         broker.restore_access(&recovered.definitions);
+        broker.restore_runtime(&recovered.definitions);
         let mut names: Vec<String> = recovered
             .definitions
             .exchanges
@@ -112,6 +128,7 @@ impl Broker {
         for name in names {
             let v = broker.ensure_vhost(&name);
             v.restore(&recovered.definitions, &mut recovered.messages);
+            v.restore_runtime(&recovered.definitions);
         }
         // Messages of queues that no longer exist (deleted, with the acks of
         // the deletion lost in a crash) are acked now, so that compaction
@@ -126,13 +143,18 @@ impl Broker {
 
     /// An empty broker over `store`: no vhosts, no users.
     pub fn new(limits: Limits, store: Arc<Store>) -> Arc<Broker> {
+        let churn = Arc::new(ChurnStats::default());
         Arc::new(Broker {
             store,
+            connections: Arc::new(Connections::new(churn.clone())),
+            churn,
+            retired: Default::default(),
             vhosts: RwLock::new(HashMap::new()),
             users: RwLock::new(HashMap::new()),
             permissions: RwLock::new(HashMap::new()),
+            topic_permissions: RwLock::new(Default::default()),
+            global_parameters: RwLock::new(Default::default()),
             auth_generation: AtomicU64::new(1),
-            connections: Arc::new(Connections::default()),
             initialized: std::sync::atomic::AtomicBool::new(false),
             admin_lock: parking_lot::Mutex::new(()),
             limits,
@@ -147,7 +169,7 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| VHost::new(name, self.store.clone()))
+            .or_insert_with(|| VHost::new(name, self.store.clone(), self.churn.clone()))
             .clone()
     }
 
@@ -234,6 +256,16 @@ impl Broker {
         total
     }
 
+    /// The node's totals for Prometheus' `rabbitmq_global_*` counters: live
+    /// vhosts' and deleted ones', so they never go backwards.
+    pub fn global_totals(&self) -> crate::stats::GlobalTotals {
+        let mut t = self.retired.get();
+        for v in self.vhosts() {
+            t.add(&crate::stats::GlobalTotals::of(&v));
+        }
+        t
+    }
+
     /// A fresh id for a client connection.
     pub fn next_connection_id(&self) -> ConnectionId {
         self.next_connection.fetch_add(1, Ordering::Relaxed)
@@ -277,6 +309,7 @@ impl Broker {
                 vhost, user.name
             )));
         }
+        self.check_connection_limits(user, &v)?;
         Ok(v)
     }
 }

@@ -27,6 +27,9 @@ const ADMIN_COMMANDS: &[&str] = &[
     "clear_permissions",
     "list_permissions",
     "list_user_permissions",
+    "set_vhost_limits",
+    "clear_vhost_limits",
+    "list_vhost_limits",
 ];
 
 /// Run one command for a user with `tags` (its current tags); the answer is
@@ -107,6 +110,21 @@ fn run_admin(broker: &Broker, command: &str, cmd: &Value) -> Result<Value, Strin
             .list_user_permissions(&field("user")?)
             .map(|p| json!({"permissions": p}))
             .map_err(|e| e.text),
+        "set_vhost_limits" => {
+            let limits = cmd
+                .get("limits")
+                .and_then(Value::as_object)
+                .ok_or("missing limits object")?;
+            // The HTTP API's text, so both transports answer alike.
+            let parsed = crate::limits::parse_all(crate::limits::VHOST_LIMITS, limits)
+                .map_err(|e| format!("Validation failed\n\n{}\n", e.text))?;
+            done(broker.set_vhost_limits(vhost(), parsed))
+        }
+        "clear_vhost_limits" => done(broker.clear_vhost_limit(vhost(), None)),
+        "list_vhost_limits" => broker
+            .vhost(vhost())
+            .map(|v| json!({ "limits": v.limits() }))
+            .ok_or_else(|| format!("Virtual host '{}' does not exist", vhost())),
         other => Err(format!("unknown command '{}'", other)),
     }
 }

@@ -158,7 +158,7 @@ impl Broker {
                         "password_hash": self.password_hash(&u.name).unwrap_or_default(),
                         "hashing_algorithm": "rabbit_password_hashing_sha256",
                         "tags": u.tags,
-                        "limits": {},
+                        "limits": self.user(&u.name).map(|x| x.limits).unwrap_or_default(),
                     })
                 })
                 .collect();
@@ -176,12 +176,8 @@ impl Broker {
                 }
             }
             out.insert("permissions".into(), Value::Array(perms));
-            out.insert("topic_permissions".into(), json!([]));
         }
-        out.insert("parameters".into(), json!([]));
-        if all {
-            out.insert("global_parameters".into(), json!([]));
-        }
+        self.export_runtime(&vhosts, all, &mut out);
         out.insert("policies".into(), Value::Array(policies));
         out.insert("queues".into(), Value::Array(queues));
         out.insert("exchanges".into(), Value::Array(exchanges));
@@ -263,6 +259,8 @@ impl Broker {
             self.vhost(name)
                 .ok_or_else(|| BrokerError::not_found(format!("vhost '{}' not found", name)))
         };
+        // Limits and operator policies before the queues they limit.
+        self.import_runtime(obj, vhost)?;
         for p in list("policies")? {
             let v = target(p)?;
             let definition = p

@@ -65,6 +65,15 @@ pub fn json_to_value(v: &Value) -> FieldValue {
     }
 }
 
+/// A JSON value as RabbitMQ's validation messages print the Erlang term it
+/// decodes to: strings as binaries (`<<"x">>`), the rest as JSON.
+pub fn erl_term(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("<<\"{}\">>", s),
+        other => other.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,6 +1,7 @@
 //! Messages as the broker stores and forwards them.
 
 use crate::properties::{BasicProperties, RawProperties};
+use crate::queue::ConnectionId;
 use crate::shortstr::ShortStr;
 use crate::store::Loc;
 use bytes::Bytes;
@@ -32,6 +33,10 @@ pub struct Message {
     expiration: Option<u64>,
     /// The `priority` property (0 if absent).
     priority: u8,
+    /// The connection that published it, where an adapter needs to know
+    /// (MQTT 5's no-local subscriptions); 0 otherwise. Not stored: a message
+    /// read back from the log has none.
+    pub publisher: ConnectionId,
 }
 
 /// "Never expires".
@@ -39,6 +44,17 @@ pub const NEVER: u64 = u64::MAX;
 
 impl Message {
     pub fn new(
+        exchange: ShortStr,
+        routing_key: ShortStr,
+        properties: Bytes,
+        body: Bytes,
+    ) -> Arc<Message> {
+        Self::published_by(0, exchange, routing_key, properties, body)
+    }
+
+    /// A message that remembers the connection that published it.
+    pub fn published_by(
+        publisher: ConnectionId,
         exchange: ShortStr,
         routing_key: ShortStr,
         properties: Bytes,
@@ -66,6 +82,7 @@ impl Message {
             body,
             persistent,
             stored: OnceLock::new(),
+            publisher,
         })
     }
 

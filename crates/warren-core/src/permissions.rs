@@ -197,6 +197,12 @@ pub fn check(
 pub struct AccessCache {
     generation: u64,
     permission: Option<std::sync::Arc<Permission>>,
+    /// The user's topic permissions on the vhost, compiled with the
+    /// connection's variables (usually none: then a topic check is one
+    /// `is_empty`).
+    topics: Vec<crate::topic_permissions::TopicPermission>,
+    /// MQTT's client id, for `{client_id}` in topic permissions.
+    client_id: Option<String>,
 }
 
 impl AccessCache {
@@ -205,7 +211,55 @@ impl AccessCache {
             // Generations start at 1: the first check always loads.
             generation: 0,
             permission: None,
+            topics: Vec::new(),
+            client_id: None,
         }
+    }
+
+    /// A cache whose topic permissions expand `{client_id}` to `id`.
+    pub fn with_client_id(id: &str) -> AccessCache {
+        AccessCache {
+            client_id: Some(id.to_string()),
+            ..AccessCache::new()
+        }
+    }
+
+    fn refresh(&mut self, broker: &crate::Broker, user: &str, vhost: &str) {
+        let generation = broker.auth_generation();
+        if self.generation != generation {
+            self.permission = broker.permission(user, vhost);
+            self.topics = broker.topic_permissions_for(&crate::topic_permissions::Variables {
+                username: user,
+                vhost,
+                client_id: self.client_id.as_deref(),
+            });
+            self.generation = generation;
+        }
+    }
+
+    /// Check `user`'s topic permission (write: publish with routing key
+    /// `key`; read: bind with binding key `key`) on `exchange` (403 with
+    /// RabbitMQ's text if refused). Only topic exchanges are concerned.
+    pub fn check_topic(
+        &mut self,
+        broker: &crate::Broker,
+        user: &str,
+        vhost: &crate::VHost,
+        access: Access,
+        exchange: &crate::Exchange,
+        key: &[u8],
+    ) -> Result<(), BrokerError> {
+        let vhost_name = vhost.name.to_string_lossy();
+        self.refresh(broker, user, &vhost_name);
+        crate::topic_permissions::check(
+            &self.topics,
+            access,
+            exchange.name.as_bytes(),
+            exchange.kind(),
+            key,
+            &vhost_name,
+            user,
+        )
     }
 
     /// Check `user`'s `access` to the queue or exchange `name` in `vhost` (403
@@ -219,12 +273,8 @@ impl AccessCache {
         kind: Resource,
         name: &[u8],
     ) -> Result<(), BrokerError> {
-        let generation = broker.auth_generation();
         let vhost_name = vhost.name.to_string_lossy();
-        if self.generation != generation {
-            self.permission = broker.permission(user, &vhost_name);
-            self.generation = generation;
-        }
+        self.refresh(broker, user, &vhost_name);
         check(
             self.permission.as_deref(),
             access,

@@ -67,26 +67,80 @@ const STREAM_POLICY_WINS: &[&str] = &[
     "x-stream-max-segment-size-bytes",
 ];
 
+/// What RabbitMQ's validation calls each key's value ("5 is not a valid
+/// maximum length").
+fn key_description(key: &str) -> &'static str {
+    match key {
+        "message-ttl" => "message TTL",
+        "expires" => "queue expiry",
+        "max-length" => "maximum length",
+        "max-length-bytes" => "maximum length in bytes",
+        "overflow" => "overflow value",
+        "dead-letter-exchange" => "dead letter exchange name",
+        "dead-letter-routing-key" => "dead letter routing key",
+        "max-age" => "max-age",
+        "stream-max-segment-size-bytes" => "stream segment size",
+        _ => "alternate exchange name",
+    }
+}
+
+fn valid_value(key: &str, numeric: bool, value: &serde_json::Value) -> bool {
+    if numeric {
+        // RabbitMQ: a queue expiry must be at least 1 ms.
+        let min = if key == "expires" { 1 } else { 0 };
+        return value.as_i64().is_some_and(|n| n >= min);
+    }
+    match (key, value.as_str()) {
+        ("overflow", Some(s)) => matches!(s, "drop-head" | "reject-publish" | "reject-publish-dlx"),
+        (_, s) => s.is_some(),
+    }
+}
+
 impl Policy {
+    /// Validate and compile a policy; errors are RabbitMQ's validation
+    /// texts (the API wraps them in "Validation failed").
     pub fn new(def: PolicyDef) -> Result<Policy, String> {
-        let regex = Regex::new(&def.pattern).map_err(|e| format!("invalid pattern: {}", e))?;
+        let regex = Regex::new(&def.pattern).map_err(|e| {
+            let msg = match e {
+                regex::Error::Syntax(s) => s.lines().last().unwrap_or("").trim().to_string(),
+                other => other.to_string(),
+            };
+            format!(
+                "pattern should be regular expression but is invalid: {{\"{}\",0}}",
+                msg.trim_start_matches("error: ")
+            )
+        })?;
         if !matches!(def.apply_to.as_str(), "queues" | "exchanges" | "all") {
-            return Err(format!("invalid apply-to '{}'", def.apply_to));
+            return Err(format!(
+                "apply-to '{}' unrecognised; should be 'queues', 'exchanges' or 'all'",
+                def.apply_to
+            ));
+        }
+        let unknown: Vec<String> = def
+            .definition
+            .iter()
+            .filter(|(k, _)| {
+                *k != "alternate-exchange" && !QUEUE_KEYS.iter().any(|(q, _, _)| q == k)
+            })
+            .map(|(k, v)| format!("{{<<\"{}\">>,{}}}", k, crate::json::erl_term(v)))
+            .collect();
+        if !unknown.is_empty() {
+            return Err(format!(
+                "[{}] are not recognised policy settings",
+                unknown.join(",")
+            ));
         }
         for (key, value) in &def.definition {
-            let Some((_, _, numeric)) = QUEUE_KEYS.iter().find(|(k, _, _)| k == key) else {
-                if key == "alternate-exchange" && value.is_string() {
-                    continue;
-                }
-                return Err(format!("not recognised policy settings: '{}'", key));
-            };
-            let ok = if *numeric {
-                value.as_i64().is_some_and(|n| n >= 0)
-            } else {
-                value.is_string()
-            };
-            if !ok {
-                return Err(format!("invalid value for policy key '{}': {}", key, value));
+            let numeric = QUEUE_KEYS
+                .iter()
+                .find(|(k, _, _)| k == key)
+                .is_some_and(|(_, _, n)| *n);
+            if !valid_value(key, numeric, value) {
+                return Err(format!(
+                    "{} is not a valid {}",
+                    crate::json::erl_term(value),
+                    key_description(key)
+                ));
             }
         }
         Ok(Policy { def, regex })

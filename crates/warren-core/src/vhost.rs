@@ -13,8 +13,8 @@ use crate::properties::RawProperties;
 use crate::queue::{ConnectionId, Queue, QueueArgs, QueueOptions};
 use crate::shortstr::ShortStr;
 use crate::stats::{
-    add_into, vhost_messages, ExchangeField, ExchangeSnapshot, MessageSnapshot, VHostStats,
-    MESSAGE_FIELDS,
+    add_into, vhost_messages, ChurnField, ChurnStats, ExchangeField, ExchangeSnapshot,
+    MessageSnapshot, PublishField, PublishStats, VHostStats, MESSAGE_FIELDS,
 };
 use crate::store::definitions::{table_to_hex, BindingDef};
 use crate::store::Store;
@@ -43,6 +43,13 @@ pub struct VHost {
     /// What deleted queues and exchanges and closed connections had counted,
     /// and the rates of the totals (see [`crate::stats`]).
     pub(crate) stats: VHostStats,
+    /// The broker's churn counters (see [`crate::stats::ChurnStats`]).
+    churn: Arc<ChurnStats>,
+    /// `max-connections`, `max-queues` (see [`crate::limits`]).
+    pub(crate) limits: RwLock<crate::limits::LimitMap>,
+    /// Operator policies: their numeric limits cap what policies and
+    /// arguments set (lower wins), as RabbitMQ's.
+    pub(crate) operator_policies: RwLock<Vec<Policy>>,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -66,7 +73,7 @@ pub fn default_exchange_refused() -> BrokerError {
 }
 
 impl VHost {
-    pub fn new(name: impl Into<ShortStr>, store: Arc<Store>) -> Arc<VHost> {
+    pub fn new(name: impl Into<ShortStr>, store: Arc<Store>, churn: Arc<ChurnStats>) -> Arc<VHost> {
         let name = name.into();
         let vhost = Arc::new_cyclic(|me| VHost {
             store,
@@ -75,6 +82,9 @@ impl VHost {
             tracing: std::sync::atomic::AtomicBool::new(false),
             deleted: std::sync::atomic::AtomicBool::new(false),
             stats: VHostStats::default(),
+            churn,
+            limits: RwLock::new(Default::default()),
+            operator_policies: RwLock::new(Vec::new()),
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -449,8 +459,11 @@ impl VHost {
         opts: QueueOptions,
         conn: ConnectionId,
     ) -> Result<(Arc<Queue>, bool)> {
-        self.stats.queues_declared.fetch_add(1, Ordering::Relaxed);
+        self.churn.add(ChurnField::QueueDeclared, 1);
         let mut qs = self.queues.write();
+        if !qs.contains_key(&name) {
+            self.check_queue_limit(&name, qs.len())?;
+        }
         if let Some(q) = qs.get(&name) {
             // As RabbitMQ (strictly): an exclusive declare must find a queue this
             // connection owns, a non-exclusive one a queue nobody owns, else 405.
@@ -499,7 +512,7 @@ impl VHost {
         );
         qs.insert(name, q.clone());
         drop(qs);
-        self.stats.queues_created.fetch_add(1, Ordering::Relaxed);
+        self.churn.add(ChurnField::QueueCreated, 1);
         self.queue_created_event(&q);
         Ok((q, true))
     }
@@ -623,7 +636,11 @@ impl VHost {
             match qs.get(&q.name) {
                 Some(cur) if Arc::ptr_eq(cur, q) => {
                     qs.remove(&q.name);
-                    self.stats.queues_deleted.fetch_add(1, Ordering::Relaxed);
+                    // Direct reply-to's private queues are Warren's own, not
+                    // declared by anyone (RabbitMQ has no queue there).
+                    if !q.is_reply_to() {
+                        self.churn.add(ChurnField::QueueDeleted, 1);
+                    }
                 }
                 _ => return 0,
             }
@@ -682,8 +699,9 @@ impl VHost {
         if exchange.is_empty() {
             return Err(default_exchange_refused());
         }
-        let q = self.get_queue(queue, conn)?;
+        // Source first: with both missing RabbitMQ names the exchange.
         let e = self.get_exchange(exchange)?;
+        let q = self.get_queue(queue, conn)?;
         check_binding_args(&e, &routing_key, &arguments)?;
         let def = (e.options.durable && q.durable_id != 0)
             .then(|| self.binding_def(&e.name, "queue", &q.name, &routing_key, &arguments));
@@ -868,10 +886,17 @@ impl VHost {
 
     /// A queue's declared arguments merged with the policy that applies to it.
     pub fn effective_args(&self, queue: &ShortStr, declared: &FieldTable) -> FieldTable {
+        let name = queue.to_string_lossy();
         let policies = self.policies.read();
-        match pick_for_queue(&policies, &queue.to_string_lossy()) {
+        let merged = match pick_for_queue(&policies, &name) {
             Some(p) => p.merge_queue_args(declared),
             None => declared.clone(),
+        };
+        // An operator policy's keys are all numeric limits: merged lower-wins.
+        let operator = self.operator_policies.read();
+        match pick_for_queue(&operator, &name) {
+            Some(p) => p.merge_queue_args(&merged),
+            None => merged,
         }
     }
 
@@ -916,7 +941,7 @@ impl VHost {
         self.policies.read().iter().map(|p| p.def.clone()).collect()
     }
 
-    fn reapply_policies(&self) {
+    pub(crate) fn reapply_policies(&self) {
         let vname = self.name.to_string_lossy().into_owned();
         for q in self.queues() {
             let merged = self.effective_args(&q.name, &q.options.arguments);
@@ -1118,10 +1143,33 @@ impl VHost {
         result
     }
 
-    /// Queues declared, created and deleted in this vhost since it started
-    /// (Prometheus' `rabbitmq_queues_declared_total`...).
-    pub fn queue_churn(&self) -> crate::stats::QueueChurn {
-        self.stats.queue_churn()
+    /// Count `n` of `f` on a channel (its own counters, written by its reader
+    /// task only) and in the vhost's totals, which outlive the channel. Called
+    /// once per confirm batch and per unroutable message, never per routed
+    /// publish.
+    pub fn count_publishing(&self, channel: &PublishStats, f: PublishField, n: u64) {
+        if n > 0 {
+            channel.add_serialized(f, n);
+            self.stats.publishing.add(f, n);
+        }
+    }
+
+    /// `n` publishes received on a confirm-mode channel (added per batch).
+    pub fn count_received_confirm(&self, n: u64) {
+        if n > 0 {
+            self.stats.received_confirm.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The vhost's confirm, unroutable and dead-letter totals.
+    pub fn totals(&self) -> &VHostStats {
+        &self.stats
+    }
+
+    /// The broker's churn counters (queues declared, created, deleted here;
+    /// channels opened on this vhost count there too).
+    pub fn churn(&self) -> &Arc<ChurnStats> {
+        &self.churn
     }
 
     /// The vhost's `message_stats` (/api/vhosts, summed for /api/overview):

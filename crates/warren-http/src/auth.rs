@@ -69,7 +69,10 @@ impl Caller {
         if self.is_policymaker() {
             Ok(())
         } else {
-            Err(ApiError::not_authorised("Not policymaker user"))
+            // RabbitMQ's `is_authorized_policies` text.
+            Err(ApiError::not_authorised(
+                "User not authorised to access object",
+            ))
         }
     }
 
@@ -84,6 +87,15 @@ impl Caller {
     /// Whether listings show `vhost`'s objects to this user.
     pub fn sees_vhost(&self, vhost: &str) -> bool {
         self.is_monitor() || self.has_vhost_access(vhost)
+    }
+
+    /// The vhost called `name`, or RabbitMQ's 404 `Object Not Found` (for
+    /// administrator endpoints, which need no vhost access).
+    pub fn existing_vhost(&self, name: &str) -> ApiResult<Arc<warren_core::VHost>> {
+        self.http
+            .broker
+            .vhost(name)
+            .ok_or_else(ApiError::object_not_found)
     }
 
     /// Reading one vhost's objects: 404 if it does not exist, 401 if the

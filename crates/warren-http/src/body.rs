@@ -55,7 +55,10 @@ impl Body {
             None => Ok(default),
             Some(Value::Bool(b)) => Ok(*b),
             Some(Value::String(s)) if s == "true" || s == "false" => Ok(s == "true"),
-            Some(v) => Err(ApiError::bad_request(format!("[\"not_boolean\",{}]", v))),
+            Some(v) => Err(ApiError::bad_request_term(serde_json::json!([
+                "not_boolean",
+                v
+            ]))),
         }
     }
 

@@ -16,6 +16,9 @@ pub struct ApiError {
     pub challenge: bool,
     /// No body at all (RabbitMQ's 401 without credentials).
     pub empty: bool,
+    /// The reason as RabbitMQ prints an Erlang term: a JSON list
+    /// (`["not_boolean","yes"]`) rather than a string.
+    pub term: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -31,6 +34,16 @@ impl ApiError {
             reason: reason.into(),
             challenge: false,
             empty: false,
+            term: None,
+        }
+    }
+
+    /// 400 whose reason is an Erlang term, as RabbitMQ prints
+    /// `{error, {not_boolean, V}}`: `["not_boolean", V]`.
+    pub fn bad_request_term(term: serde_json::Value) -> ApiError {
+        ApiError {
+            term: Some(term.clone()),
+            ..ApiError::bad_request(term.to_string())
         }
     }
 
@@ -102,7 +115,8 @@ impl IntoResponse for ApiError {
         let mut resp = if self.empty {
             self.status.into_response()
         } else {
-            let body = serde_json::json!({"error": self.error, "reason": self.reason});
+            let reason = self.term.unwrap_or(serde_json::Value::String(self.reason));
+            let body = serde_json::json!({"error": self.error, "reason": reason});
             (self.status, axum::Json(body)).into_response()
         };
         if self.challenge {

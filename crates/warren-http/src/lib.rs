@@ -188,6 +188,70 @@ pub fn router(http: Arc<Http>) -> Router {
                 .put(policies::put)
                 .delete(policies::delete),
         )
+        .route("/api/operator-policies", get(operator_policies::list))
+        .route(
+            "/api/operator-policies/{vhost}",
+            get(operator_policies::list_vhost),
+        )
+        .route(
+            "/api/operator-policies/{vhost}/{name}",
+            get(operator_policies::show)
+                .put(operator_policies::put)
+                .delete(operator_policies::delete),
+        )
+        .route("/api/topic-permissions", get(topic_permissions::list))
+        .route(
+            "/api/topic-permissions/{vhost}/{user}",
+            get(topic_permissions::show)
+                .put(topic_permissions::put)
+                .delete(topic_permissions::delete),
+        )
+        .route(
+            "/api/topic-permissions/{vhost}/{user}/{exchange}",
+            axum::routing::delete(topic_permissions::delete_exchange),
+        )
+        .route(
+            "/api/vhosts/{vhost}/topic-permissions",
+            get(topic_permissions::of_vhost),
+        )
+        .route(
+            "/api/users/{user}/topic-permissions",
+            get(topic_permissions::of_user),
+        )
+        .route("/api/vhost-limits", get(limits::list_vhosts))
+        .route("/api/vhost-limits/{vhost}", get(limits::show_vhost))
+        .route(
+            "/api/vhost-limits/{vhost}/{name}",
+            axum::routing::put(limits::put_vhost).delete(limits::delete_vhost),
+        )
+        .route("/api/user-limits", get(limits::list_users))
+        .route("/api/user-limits/{user}", get(limits::show_user))
+        .route(
+            "/api/user-limits/{user}/{name}",
+            axum::routing::put(limits::put_user).delete(limits::delete_user),
+        )
+        .route("/api/parameters", get(parameters::list))
+        .route(
+            "/api/parameters/{component}",
+            get(parameters::list_component),
+        )
+        .route(
+            "/api/parameters/{component}/{vhost}",
+            get(parameters::list_component_vhost),
+        )
+        .route(
+            "/api/parameters/{component}/{vhost}/{name}",
+            get(parameters::show)
+                .put(parameters::put)
+                .delete(parameters::delete),
+        )
+        .route("/api/global-parameters", get(parameters::list_global))
+        .route(
+            "/api/global-parameters/{name}",
+            get(parameters::show_global)
+                .put(parameters::put_global)
+                .delete(parameters::delete_global),
+        )
         .route(
             "/api/definitions",
             get(definitions::export).post(definitions::import),

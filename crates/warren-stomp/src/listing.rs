@@ -7,7 +7,7 @@
 use crate::subscription::Deliveries;
 use std::sync::atomic::Ordering::Relaxed;
 use warren_core::connections::{ChannelInfo, ChannelSource};
-use warren_core::stats::MessageStats;
+use warren_core::stats::ChannelStats;
 
 /// The number of a STOMP connection's one channel.
 pub const CHANNEL: u16 = 1;
@@ -25,11 +25,12 @@ impl ChannelSource for Deliveries {
             consumer_count: subscriptions as u32,
             confirm: false,
             transactional: false,
-            message_stats: self.stats.snapshot(),
+            message_stats: self.stats.messages.snapshot(),
+            publish_stats: self.stats.publishing.snapshot(),
         }]
     }
 
-    fn each_stats(&self, visit: &mut dyn FnMut(&MessageStats)) {
+    fn each_stats(&self, visit: &mut dyn FnMut(&ChannelStats)) {
         visit(&self.stats);
     }
 }

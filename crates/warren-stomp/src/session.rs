@@ -22,7 +22,7 @@ use std::sync::Arc;
 use warren_core::permissions::{Access, AccessCache, Resource};
 use warren_core::properties::RawProperties;
 use warren_core::queue::{check_expiration, ChannelRef};
-use warren_core::stats::MessageField;
+use warren_core::stats::{MessageField, PublishField};
 use warren_core::trace::Origin;
 use warren_core::{
     BasicProperties, Broker, BrokerError, ConnectionId, Consumer, Exchange, FieldTable, FieldValue,
@@ -300,6 +300,14 @@ impl Session {
             }
         };
         self.vhost.check_publishable(&x)?;
+        self.access.check_topic(
+            &self.broker,
+            &self.user,
+            &self.vhost,
+            Access::Write,
+            &x,
+            message.routing_key.as_bytes(),
+        )?;
         let max = self.broker.limits.max_message_size;
         if message.body.len() as u64 > max {
             return Err(BrokerError::precondition_failed(format!(
@@ -320,7 +328,16 @@ impl Session {
         // Only the reader task writes the channel's `publish`.
         self.deliveries
             .stats
+            .messages
             .add_serialized(MessageField::Publish, 1);
+        if !published.routed {
+            // A SEND is never mandatory: RabbitMQ's `drop_unroutable`.
+            self.vhost.count_publishing(
+                &self.deliveries.stats.publishing,
+                PublishField::DropUnroutable,
+                1,
+            );
+        }
         if let Some(r) = receipt {
             // A message a full queue refused (x-overflow reject-publish) is not
             // confirmed by RabbitMQ either: no receipt.
@@ -492,6 +509,23 @@ impl Session {
             tag,
             ack_header: ack != AckMode::Auto && self.version == Version::V1_2,
         });
+        let (exchange, key) = dest.routing();
+        // What binding needs is checked before consuming: RabbitMQ binds
+        // first, so a refused bind never starts (and cancels) a consumer.
+        if !exchange.is_empty() {
+            self.check(Access::Write, Resource::Queue, queue_name.as_bytes())?;
+            self.check(Access::Read, Resource::Exchange, exchange)?;
+            if let Some(x) = self.vhost.exchange(exchange) {
+                self.access.check_topic(
+                    &self.broker,
+                    &self.user,
+                    &self.vhost,
+                    Access::Read,
+                    &x,
+                    key,
+                )?;
+            }
+        }
         let destination = h.get_bytes("destination").unwrap_or_default();
         let arguments = crate::stream_offset::consumer_arguments(h);
         if self.feed {
@@ -500,10 +534,7 @@ impl Session {
             queue.check_stream_consume(ack == AckMode::Auto, self.prefetch)?;
         }
         self.consume(queue, info, ack, destination, description, arguments)?;
-        let (exchange, key) = dest.routing();
         if !exchange.is_empty() {
-            self.check(Access::Write, Resource::Queue, queue_name.as_bytes())?;
-            self.check(Access::Read, Resource::Exchange, exchange)?;
             self.vhost.bind_queue(
                 queue_name,
                 &ShortStr(Bytes::copy_from_slice(exchange)),
@@ -739,6 +770,7 @@ impl Session {
                 subscription::settle(&taken);
                 self.deliveries
                     .stats
+                    .messages
                     .add_serialized(MessageField::Ack, taken.len() as u64);
                 subscription::wake(&taken);
             }

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
-use warren_core::stats::MessageStats;
+use warren_core::stats::ChannelStats;
 use warren_core::trace::Origin;
 use warren_core::{BrokerError, Consumer, ConsumerSink, Queue, QueuedMessage, VHost};
 
@@ -96,13 +96,14 @@ pub struct Deliveries {
     /// The connection's one channel's counters, for the management API (see
     /// `listing.rs`): deliveries are counted under the state lock, SENDs and
     /// ACKs by the reader task alone.
-    pub stats: MessageStats,
+    pub stats: ChannelStats,
     /// `prefetch-count` for new subscriptions, mirrored from the session.
     pub prefetch: AtomicU32,
 }
 
 impl Deliveries {
     pub fn new(outlet: Arc<Outlet>, vhost: Arc<VHost>, origin: Origin) -> Arc<Deliveries> {
+        let stats = ChannelStats::new(vhost.churn().clone());
         Arc::new(Deliveries {
             outlet,
             vhost,
@@ -113,7 +114,7 @@ impl Deliveries {
                 subscriptions: HashMap::new(),
                 closed: false,
             }),
-            stats: MessageStats::default(),
+            stats,
             prefetch: AtomicU32::new(0),
         })
     }
@@ -214,6 +215,7 @@ impl ConsumerSink for SubscriptionSink {
         let tag = st.next_tag;
         st.next_tag += 1;
         d.stats
+            .messages
             .count_delivery_serialized(false, consumer.no_ack, msg.redelivered);
         if !consumer.no_ack {
             consumer.add_unacked();

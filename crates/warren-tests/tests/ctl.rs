@@ -345,6 +345,52 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     assert_eq!(ctl.http(&["clear-policy", "all"]).json(), ok());
     assert_eq!(ctl.both(&["list-policies"])["policies"], json!([]));
 
+    // vhost limits: set on twin vhosts, replaced, listed both ways, cleared
+    let limits = r#"{"max-connections": 5, "max-queues": 10}"#;
+    assert_eq!(
+        ctl.pair(
+            &["set-vhost-limits", "-p", &va, limits],
+            &["set-vhost-limits", "-p", &vh, limits]
+        ),
+        ok()
+    );
+    let fewer = r#"{"max-queues": 3}"#;
+    assert_eq!(
+        ctl.pair(
+            &["set-vhost-limits", "-p", &va, fewer],
+            &["set-vhost-limits", "-p", &vh, fewer]
+        ),
+        ok()
+    );
+    for v in [&va, &vh] {
+        assert_eq!(
+            ctl.both(&["list-vhost-limits", "-p", v])["limits"],
+            json!({"max-queues": 3})
+        );
+    }
+    assert_eq!(
+        ctl.api_get(&format!("/api/vhost-limits/{va}")),
+        json!([{"vhost": va, "value": {"max-queues": 3}}])
+    );
+    assert!(is_error(&ctl.both(&[
+        "set-vhost-limits",
+        "-p",
+        &va,
+        r#"{"max-foo": 1}"#
+    ])));
+    assert!(is_error(&ctl.both(&["list-vhost-limits", "-p", &missing])));
+    assert_eq!(
+        ctl.pair(
+            &["clear-vhost-limits", "-p", &va],
+            &["clear-vhost-limits", "-p", &vh]
+        ),
+        ok()
+    );
+    assert_eq!(
+        ctl.both(&["list-vhost-limits", "-p", &vh])["limits"],
+        json!({})
+    );
+
     // tracing, switched one way and seen the other
     let tracing = |ctl: &Ctl| ctl.api_get(&format!("/api/vhosts/{va}"))["tracing"].clone();
     assert_eq!(tracing(ctl), json!(false));

@@ -3,27 +3,18 @@
 //! No second STOMP implementation: the WebSocket becomes the two halves the
 //! STOMP adapter's connection loop takes ([`serve_transport`]).
 //!
-//! * In: the payload of every text or binary message, in order, as one byte
-//!   stream. A frame split over several messages, or several frames in one
-//!   message, decode exactly as they would from TCP.
-//! * Out: each frame (and heart-beat) is one WebSocket message, as RabbitMQ
-//!   sends them; text when it is valid UTF-8 (RabbitMQ's default
-//!   `web_stomp.ws_frame = text`), binary otherwise, so a binary body is never
-//!   mangled. The sink buffers messages and is flushed once per batch.
-//!
-//! Pings are answered by the WebSocket layer; a close message ends the input
-//! like EOF on a socket, and closing our side sends a close message.
+//! The WebSocket is a byte stream in and one message per frame out
+//! ([`warren_web::byte_stream`]): text when the frame is valid UTF-8
+//! (RabbitMQ's default `web_stomp.ws_frame = text`), binary otherwise, so a
+//! binary body is never mangled.
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{WebSocket, WebSocketUpgrade};
 use axum::extract::ConnectInfo;
 use axum::response::Response;
-use bytes::Bytes;
-use futures_util::{future, SinkExt, StreamExt};
-use std::io;
 use std::sync::Arc;
-use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
 use warren_core::net::Endpoints;
 use warren_stomp::connection::{serve_transport, Transport};
+use warren_web::{byte_stream, Framing};
 
 use crate::{ClientEnds, State, Web};
 
@@ -71,29 +62,6 @@ pub async fn upgrade(
 }
 
 async fn serve_socket(web: Arc<Web>, socket: WebSocket, ends: Endpoints) {
-    let (sink, stream) = socket.split();
-    let input = stream.filter_map(|m| {
-        future::ready(match m {
-            Ok(Message::Text(t)) => Some(Ok(Bytes::from(t))),
-            Ok(Message::Binary(b)) => Some(Ok(b)),
-            // Control messages are the WebSocket layer's business.
-            Ok(Message::Ping(_) | Message::Pong(_) | Message::Close(_)) => None,
-            Err(e) => Some(Err(io::Error::other(e))),
-        })
-    });
-    let output = sink
-        .with(|b: Bytes| future::ready(Ok::<_, axum::Error>(message(b))))
-        .sink_map_err(io::Error::other);
-    let rd = StreamReader::new(Box::pin(input));
-    let wr = SinkWriter::new(CopyToBytes::new(Box::pin(output)));
+    let (rd, wr) = byte_stream(socket, Framing::TextIfUtf8);
     serve_transport(web.broker.clone(), rd, wr, ends, WEB_STOMP).await;
-}
-
-/// One frame as one WebSocket message.
-fn message(b: Bytes) -> Message {
-    // (A `Bytes` clone is a reference count, not a copy.)
-    match Utf8Bytes::try_from(b.clone()) {
-        Ok(text) => Message::Text(text),
-        Err(_) => Message::Binary(b),
-    }
 }

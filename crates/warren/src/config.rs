@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub users: Vec<UserConfig>,
     pub resources: Option<Resources>,
     pub storage: Option<Storage>,
+    /// The MQTT listener's settings (RabbitMQ's `mqtt.*`).
+    pub mqtt: Option<MqttSettings>,
     /// Policies applied at startup (and changeable at runtime with `warren ctl`).
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
@@ -81,6 +83,48 @@ pub struct Storage {
     pub segment_size_bytes: Option<u64>,
 }
 
+/// `[mqtt]`: every field optional (see `warren_mqtt::MqttConfig` for defaults).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MqttSettings {
+    /// Vhost of logins without a `vhost:` prefix (RabbitMQ's `mqtt.vhost`, default "/").
+    pub default_vhost: Option<String>,
+    /// Log in clients without credentials as this user (RabbitMQ's
+    /// `mqtt.allow_anonymous` + `mqtt.default_user`); unset: refused.
+    pub anonymous_user: Option<String>,
+    /// Exchange MQTT topics map onto (default "amq.topic").
+    pub exchange: Option<String>,
+    pub max_packet_size: Option<usize>,
+    /// Unacknowledged QoS 1/2 deliveries per client (RabbitMQ's `mqtt.prefetch`).
+    pub max_inflight: Option<u16>,
+    /// Unacknowledged QoS 1/2 publishes a client may have (MQTT 5 Receive Maximum).
+    pub receive_maximum: Option<u16>,
+    pub topic_alias_maximum: Option<u16>,
+    /// Longest keep-alive granted to MQTT 5 clients (0: any).
+    pub max_keep_alive: Option<u16>,
+    pub max_session_expiry: Option<u32>,
+}
+
+impl MqttSettings {
+    pub fn apply(&self, c: &mut warren_mqtt::MqttConfig) {
+        if let Some(v) = &self.default_vhost {
+            c.default_vhost = v.clone();
+        }
+        if self.anonymous_user.is_some() {
+            c.anonymous_user = self.anonymous_user.clone();
+        }
+        if let Some(v) = &self.exchange {
+            c.exchange = v.clone();
+        }
+        c.max_packet_size = self.max_packet_size.unwrap_or(c.max_packet_size);
+        c.max_inflight = self.max_inflight.unwrap_or(c.max_inflight);
+        c.receive_maximum = self.receive_maximum.unwrap_or(c.receive_maximum);
+        c.topic_alias_maximum = self.topic_alias_maximum.unwrap_or(c.topic_alias_maximum);
+        c.max_keep_alive = self.max_keep_alive.unwrap_or(c.max_keep_alive);
+        c.max_session_expiry = self.max_session_expiry.unwrap_or(c.max_session_expiry);
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Listeners {
@@ -91,6 +135,8 @@ pub struct Listeners {
     /// STOMP over WebSocket (`/ws`) and Server-Sent Events (`/sse`) port
     /// (default 15674, as RabbitMQ's Web-STOMP plugin); 0 disables it.
     pub web_stomp_port: Option<u16>,
+    /// MQTT port (default 1883, as RabbitMQ's plugin); 0 disables MQTT.
+    pub mqtt_port: Option<u16>,
     /// Management HTTP API port (default 15672, as RabbitMQ's management
     /// plugin); 0 disables it.
     pub http_port: Option<u16>,

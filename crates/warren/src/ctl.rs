@@ -129,6 +129,14 @@ enum CtlCommand {
     ListPermissions,
     /// List a user's permissions on every vhost.
     ListUserPermissions { user: String },
+    /// Set the vhost's (-p) limits, replacing those set before, as
+    /// `rabbitmqctl set_vhost_limits`: a JSON object, e.g.
+    /// '{"max-connections": 256, "max-queues": 1024}' (negative: no limit).
+    SetVhostLimits { definition: String },
+    /// Remove every limit of the vhost (-p).
+    ClearVhostLimits,
+    /// Show the vhost's (-p) limits.
+    ListVhostLimits,
     /// List the vhost's exchanges (HTTP API only).
     ListExchanges,
     /// List the vhost's bindings, the default exchange's included (HTTP API only).
@@ -284,6 +292,16 @@ fn request(command: &CtlCommand) -> Result<Value, String> {
         CtlCommand::ListUserPermissions { user } => {
             json!({"command": "list_user_permissions", "user": user})
         }
+        CtlCommand::SetVhostLimits { definition } => {
+            let limits: Value = serde_json::from_str(definition)
+                .map_err(|e| format!("limits are not JSON: {}", e))?;
+            if !limits.is_object() {
+                return Err("limits must be a JSON object".into());
+            }
+            json!({"command": "set_vhost_limits", "limits": limits})
+        }
+        CtlCommand::ClearVhostLimits => json!({"command": "clear_vhost_limits"}),
+        CtlCommand::ListVhostLimits => json!({"command": "list_vhost_limits"}),
         CtlCommand::ListExchanges => json!({"command": "list_exchanges"}),
         CtlCommand::ListBindings => json!({"command": "list_bindings"}),
         CtlCommand::PurgeQueue { name } => json!({"command": "purge_queue", "name": name}),

@@ -29,7 +29,7 @@ use warren_core::{Broker, Limits};
 #[command(
     name = "warren",
     version,
-    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1, STOMP, STOMP over WebSocket, Server-Sent Events)."
+    about = "Warren: a fast message broker that speaks RabbitMQ's protocols (AMQP 0-9-1, STOMP, STOMP over WebSocket, Server-Sent Events, MQTT 3.1/3.1.1/5.0)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,7 +39,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the broker. With no flags it behaves like a fresh RabbitMQ: AMQP on port
-    /// 5672, STOMP on 61613 and Web-STOMP/SSE on 15674 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
+    /// 5672, STOMP on 61613, Web-STOMP/SSE on 15674 and MQTT on 1883 on all interfaces, vhost "/", user guest/guest allowed from loopback only,
     /// data in ./warren-data.
     Server(ServerArgs),
     /// Load generator for any AMQP 0-9-1 broker (throughput, latency, fanout,
@@ -70,6 +70,9 @@ struct ServerArgs {
     /// (/sse?destination=...) port (default 15674); 0 disables both.
     #[arg(long, env = "WARREN_WEB_STOMP_PORT")]
     web_stomp_port: Option<u16>,
+    /// MQTT 3.1/3.1.1/5.0 port (default 1883); 0 disables MQTT.
+    #[arg(long, env = "WARREN_MQTT_PORT")]
+    mqtt_port: Option<u16>,
     /// Management HTTP API port, RabbitMQ's (default 15672); 0 disables it.
     #[arg(long, env = "WARREN_HTTP_PORT")]
     http_port: Option<u16>,
@@ -130,6 +133,14 @@ fn server(args: ServerArgs) -> ExitCode {
         .web_stomp_port
         .or_else(|| listeners.and_then(|l| l.web_stomp_port))
         .unwrap_or(15674);
+    let mqtt_port = args
+        .mqtt_port
+        .or_else(|| listeners.and_then(|l| l.mqtt_port))
+        .unwrap_or(1883);
+    let mut mqtt_config = warren_mqtt::MqttConfig::default();
+    if let Some(m) = &file.mqtt {
+        m.apply(&mut mqtt_config);
+    }
     let http_port = args
         .http_port
         .or_else(|| listeners.and_then(|l| l.http_port))
@@ -180,6 +191,7 @@ fn server(args: ServerArgs) -> ExitCode {
     let adapters: Vec<(Adapter, SocketAddr)> = [
         (Adapter::Stomp, stomp_port),
         (Adapter::WebStomp, web_stomp_port),
+        (Adapter::Mqtt, mqtt_port),
         (Adapter::Http, http_port),
         (Adapter::Prometheus, prometheus_port),
     ]
@@ -233,6 +245,18 @@ fn server(args: ServerArgs) -> ExitCode {
             match adapter {
                 Adapter::Stomp => tokio::spawn(warren_stomp::serve(l, broker.clone())),
                 Adapter::WebStomp => tokio::spawn(warren_web_stomp::serve(l, broker.clone())),
+                Adapter::Mqtt => {
+                    let retained = match warren_mqtt::retained::RetainedStore::open(&data_dir) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            error!("cannot open MQTT retained messages: {}", e);
+                            return ExitCode::FAILURE;
+                        }
+                    };
+                    let node =
+                        warren_mqtt::Node::new(broker.clone(), mqtt_config.clone(), retained);
+                    tokio::spawn(warren_mqtt::serve(l, node))
+                }
                 Adapter::Http => {
                     tokio::spawn(warren_http::serve(l, broker.clone(), announced.clone()))
                 }
@@ -258,6 +282,7 @@ fn server(args: ServerArgs) -> ExitCode {
 enum Adapter {
     Stomp,
     WebStomp,
+    Mqtt,
     Http,
     Prometheus,
 }
@@ -267,6 +292,7 @@ impl Adapter {
         match self {
             Adapter::Stomp => "STOMP",
             Adapter::WebStomp => "Web-STOMP",
+            Adapter::Mqtt => "MQTT",
             Adapter::Http => "HTTP API",
             Adapter::Prometheus => "Prometheus",
         }
@@ -277,6 +303,7 @@ impl Adapter {
         match self {
             Adapter::Stomp => "stomp",
             Adapter::WebStomp => "http/web-stomp",
+            Adapter::Mqtt => "mqtt",
             Adapter::Http => "http",
             Adapter::Prometheus => "http/prometheus",
         }

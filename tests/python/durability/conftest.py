@@ -44,8 +44,8 @@ def broker_factory(warren_bin):
     show up in the report of a failed test."""
     made = []
 
-    def make(config=None, label="warren", stomp=False):
-        b = Broker(new_broker_root(), config=config, label=label, stomp=stomp)
+    def make(config=None, label="warren", stomp=False, mqtt=False):
+        b = Broker(new_broker_root(), config=config, label=label, stomp=stomp, mqtt=mqtt)
         made.append(b)
         return b
 

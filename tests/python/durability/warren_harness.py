@@ -33,7 +33,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # The line the broker logs once it has bound its AMQP port.
 _LISTENING = re.compile(r"AMQP 0-9-1 listener started\s+addr=\S*:(\d+)")
 # What the broker logs (then exits) when the STOMP port it was given is taken.
-_STOMP_TAKEN = re.compile(r"cannot listen on \S+ \(((Web-)?STOMP|HTTP API)\)")
+_STOMP_TAKEN = re.compile(r"cannot listen on \S+ \(((Web-)?STOMP|HTTP API|MQTT)\)")
 
 MiB = 1024 * 1024
 
@@ -70,9 +70,12 @@ class Broker:
     """
 
     def __init__(self, root: str, config: Optional[str] = None, label: str = "warren",
-                 stomp: bool = False, web: bool = False, http: bool = False):
+                 stomp: bool = False, web: bool = False, http: bool = False,
+                 mqtt: bool = False):
         self.root = root
         self.stomp = stomp
+        self.mqtt = mqtt
+        self.mqtt_port: int = 0
         self.stomp_port: int = 0
         # Web-STOMP/SSE listener (port picked like STOMP's; 0 = off).
         self.web = web
@@ -128,17 +131,19 @@ class Broker:
             self.stomp_port = free_port() if self.stomp else 0
             self.web_port = free_port() if self.web else 0
             self.http_port = free_port() if self.http else 0
+            self.mqtt_port = free_port() if self.mqtt else 0
             cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
                    "--stomp-port", str(self.stomp_port),
                    "--web-stomp-port", str(self.web_port),
                    "--http-port", str(self.http_port), "--prometheus-port", "0",
+                   "--mqtt-port", str(self.mqtt_port),
                    "--data-dir", self.data_dir,
                    "--log", "info"]
             if self.config_path:
                 cmd += ["--config", self.config_path]
             env = dict(os.environ, NO_COLOR="1")
             for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_STOMP_PORT",
-                      "WARREN_WEB_STOMP_PORT", "WARREN_HTTP_PORT", "WARREN_PROMETHEUS_PORT",
+                      "WARREN_WEB_STOMP_PORT", "WARREN_HTTP_PORT", "WARREN_MQTT_PORT", "WARREN_PROMETHEUS_PORT",
                       "WARREN_DATA_DIR", "RUST_LOG"):
                 env.pop(k, None)
             self.proc = _spawn(cmd, log_path, env)
@@ -158,7 +163,7 @@ class Broker:
             if rc is not None:
                 self.exit_codes.append(rc)
                 self.proc = None
-                if (self.stomp or self.web or self.http) and _STOMP_TAKEN.search(self.log_text(-1)):
+                if (self.stomp or self.web or self.http or self.mqtt) and _STOMP_TAKEN.search(self.log_text(-1)):
                     raise _StompPortTaken()
                 raise AssertionError(
                     f"broker exited during startup with code {rc}; log:\n{tail(self.log_text(-1))}")

@@ -22,7 +22,12 @@ class Api:
     def __getattr__(self, method):
         def call(path, **kw):
             kw.setdefault("timeout", 30)
-            return self.s.request(method.upper(), MGMT_URL + path, **kw)
+            try:
+                return self.s.request(method.upper(), MGMT_URL + path, **kw)
+            except requests.ConnectionError:
+                # RabbitMQ's listener closes idle keep-alive connections; a
+                # request racing that close is sent again on a new one.
+                return self.s.request(method.upper(), MGMT_URL + path, **kw)
         return call
 
 

@@ -68,3 +68,28 @@ def test_export_and_import(admin, api, tmp_path):
     d = json.loads(f.read_text())
     assert "queues" in d and "users" in d
     admin("import", str(f))
+
+
+def test_operator_policies_vhost_limits_and_parameters(admin, api):
+    """rabbitmqadmin's operator_policy, vhost_limit and parameter types."""
+    name, vhost = unique("op-admin"), unique("vh-admin")
+    assert api.put(f"/api/vhosts/{vhost}").status_code == 201
+    try:
+        admin("-V", vhost, "declare", "operator_policy", f"name={name}", "pattern=^op",
+              'definition={"max-length": 5}', "apply-to=queues")
+        listed = json.loads(admin("-V", vhost, "-f", "raw_json", "list", "operator_policies").stdout)
+        assert [(p["name"], p["definition"]) for p in listed] == [(name, {"max-length": 5})]
+        admin("-V", vhost, "delete", "operator_policy", f"name={name}")
+        admin("declare", "vhost_limit", f"vhost={vhost}", "name=max-queues", "value=100")
+        limits = json.loads(admin("-f", "raw_json", "list", "vhost_limits").stdout)
+        assert {"vhost": vhost, "value": {"max-queues": 100}} in limits
+        params = json.loads(admin("-f", "raw_json", "list", "parameters").stdout)
+        assert any(p["vhost"] == vhost and p["component"] == "vhost-limits" for p in params)
+        admin("delete", "vhost_limit", f"vhost={vhost}", "name=max-queues")
+        assert api.get(f"/api/vhost-limits/{vhost}").json() == []
+        # A component no plugin provides: refused, as by RabbitMQ without it.
+        p = admin("-V", vhost, "declare", "parameter", "component=federation-upstream",
+                  f"name={name}", 'value={"uri": "amqp://x"}', check=False)
+        assert p.returncode != 0
+    finally:
+        api.delete(f"/api/vhosts/{vhost}")

@@ -19,11 +19,15 @@ NODE = {
     "rabbitmq_alarms_memory_used_watermark": "unknown",
     "rabbitmq_connections_opened": "counter",
     "rabbitmq_connections_closed": "counter",
+    "rabbitmq_channels_opened": "counter",
+    "rabbitmq_channels_closed": "counter",
     "rabbitmq_queues_declared": "counter",
     "rabbitmq_queues_created": "counter",
     "rabbitmq_queues_deleted": "counter",
     "rabbitmq_process_open_fds": "gauge",
     "rabbitmq_process_max_fds": "gauge",
+    "rabbitmq_process_open_tcp_sockets": "gauge",
+    "rabbitmq_process_max_tcp_sockets": "gauge",
     "rabbitmq_process_resident_memory_bytes": "gauge",
     "rabbitmq_disk_space_available_bytes": "gauge",
     "rabbitmq_disk_space_available_limit_bytes": "gauge",
@@ -44,6 +48,15 @@ NODE = {
     "rabbitmq_global_messages_delivered_get_auto_ack": "counter",
     "rabbitmq_global_messages_delivered_get_manual_ack": "counter",
     "rabbitmq_global_messages_get_empty": "counter",
+    "rabbitmq_global_messages_confirmed": "counter",
+    "rabbitmq_global_messages_received_confirm": "counter",
+    "rabbitmq_global_messages_routed": "counter",
+    "rabbitmq_global_messages_unroutable_dropped": "counter",
+    "rabbitmq_global_messages_unroutable_returned": "counter",
+    "rabbitmq_global_messages_dead_lettered_expired": "counter",
+    "rabbitmq_global_messages_dead_lettered_maxlen": "counter",
+    "rabbitmq_global_messages_dead_lettered_rejected": "counter",
+    "rabbitmq_global_publishers": "gauge",
 }
 QUEUE = {
     "rabbitmq_queue_messages_ready": "gauge",
@@ -61,6 +74,9 @@ CHANNEL = {
     "rabbitmq_consumer_prefetch": "gauge",
     "rabbitmq_channel_prefetch": "gauge",
     "rabbitmq_channel_messages_published": "counter",
+    "rabbitmq_channel_messages_confirmed": "counter",
+    "rabbitmq_channel_messages_unroutable_returned": "counter",
+    "rabbitmq_channel_messages_unroutable_dropped": "counter",
     "rabbitmq_channel_messages_delivered": "counter",
     "rabbitmq_channel_messages_delivered_ack": "counter",
     "rabbitmq_channel_messages_acked": "counter",
@@ -191,3 +207,50 @@ def test_per_object_has_the_node_families():
     for name in ("rabbitmq_connections", "rabbitmq_queues", "rabbitmq_identity_info",
                  "rabbitmq_queues_declared", "rabbitmq_connections_opened"):
         assert name in fams, name
+
+
+def dead_lettered(fams):
+    """Classic queues' dead-letter counters by (reason, strategy)."""
+    out = {}
+    for name, fam in fams.items():
+        if name.startswith("rabbitmq_global_messages_dead_lettered_"):
+            reason = name[len("rabbitmq_global_messages_dead_lettered_"):]
+            for s in fam.samples:
+                if s.labels.get("queue_type") == "rabbit_classic_queue":
+                    out[(reason, s.labels["dead_letter_strategy"])] = s.value
+    return out
+
+
+def test_dead_lettering_is_counted_by_reason_and_strategy():
+    """Expired without a dead-letter exchange counts as "disabled"; dropped
+    for length and rejected with one as "at_most_once"."""
+    before = dead_lettered(scrape()[1])
+    q1, q2 = "prom-dl1-" + uuid.uuid4().hex[:8], "prom-dl2-" + uuid.uuid4().hex[:8]
+    conn = connect()
+    try:
+        ch = conn.channel()
+        ch.queue_declare(q1, arguments={"x-message-ttl": 0})
+        ch.queue_declare(q2, arguments={"x-max-length": 1, "x-dead-letter-exchange": "amq.fanout"})
+        ch.basic_publish("", q1, b"x")
+        ch.basic_publish("", q2, b"a")
+        ch.basic_publish("", q2, b"b")  # drops "a" (maxlen)
+        got = ch.basic_get(q2)
+        ch.basic_reject(got[0].delivery_tag, requeue=False)
+        ch.basic_get(q1)  # the expired one goes, if it had not already
+        expected = {("expired", "disabled"): 1, ("maxlen", "at_most_once"): 1,
+                    ("rejected", "at_most_once"): 1}
+        deadline = time.monotonic() + 10
+        while True:
+            after = dead_lettered(scrape()[1])
+            moved = {k: after[k] - before.get(k, 0) for k in after
+                     if after[k] != before.get(k, 0)}
+            # At least: other tests' queues may expire messages meanwhile.
+            if all(moved.get(k, 0) >= n for k, n in expected.items()) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
+        assert all(moved.get(k, 0) >= n for k, n in expected.items()), moved
+        ch.queue_delete(q1)
+        ch.queue_delete(q2)
+    finally:
+        conn.close()

@@ -3,7 +3,7 @@
 //! what connection events carry.
 
 use crate::queue::ConnectionId;
-use crate::stats::{ConnectionStats, MessageSnapshot, MessageStats};
+use crate::stats::{ChannelStats, ConnectionStats, MessageSnapshot, PublishSnapshot};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
 use std::net::SocketAddr;
@@ -73,7 +73,7 @@ pub trait ChannelSource: Send + Sync {
 
     /// Hand each channel's message counters to `visit` (the stats sampler
     /// computes their rates; see [`crate::stats`]).
-    fn each_stats(&self, visit: &mut dyn FnMut(&MessageStats));
+    fn each_stats(&self, visit: &mut dyn FnMut(&ChannelStats));
 }
 
 /// One channel as `/api/channels` shows it (connection, user and vhost
@@ -98,4 +98,6 @@ pub struct ChannelInfo {
     /// Per channel: `publish` (published on it), `deliver`, `deliver_no_ack`,
     /// `get`, `get_no_ack`, `ack`, `redeliver`.
     pub message_stats: MessageSnapshot,
+    /// `confirm`, `return_unroutable`, `drop_unroutable`.
+    pub publish_stats: PublishSnapshot,
 }

@@ -16,11 +16,10 @@ pub use info::{ChannelInfo, ChannelSource, ConnectionInfo};
 
 use crate::error::BrokerError;
 use crate::queue::ConnectionId;
-use crate::stats::{add_into, ConnectionSnapshot};
+use crate::stats::{add_into, ChurnField, ChurnStats, ConnectionSnapshot};
 use crate::vhost::VHost;
 use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use tokio::sync::watch;
 
@@ -33,13 +32,11 @@ struct Entry {
     close: watch::Sender<Option<BrokerError>>,
 }
 
-#[derive(Default)]
 pub struct Connections {
     open: Mutex<HashMap<ConnectionId, Entry>>,
-    /// Connections registered and unregistered since start (Prometheus'
-    /// `rabbitmq_connections_opened_total` / `_closed_total`).
-    opened: AtomicU64,
-    closed: AtomicU64,
+    /// Counts connections registered and unregistered (the broker's churn:
+    /// overview `churn_rates`, Prometheus' `rabbitmq_connections_opened_total`).
+    churn: Arc<ChurnStats>,
 }
 
 /// A registered connection; unregisters on drop.
@@ -60,7 +57,7 @@ impl Registration {
 impl Drop for Registration {
     fn drop(&mut self) {
         self.registry.open.lock().remove(&self.info.id);
-        self.registry.closed.fetch_add(1, Relaxed);
+        self.registry.churn.add(ChurnField::ConnectionClosed, 1);
         // Its traffic stays in its vhost's totals.
         let info = &self.info;
         info.vhost.stats.connections.retire(&info.stats.values());
@@ -69,11 +66,19 @@ impl Drop for Registration {
 }
 
 impl Connections {
+    /// An empty registry counting into `churn`.
+    pub fn new(churn: Arc<ChurnStats>) -> Connections {
+        Connections {
+            open: Mutex::new(HashMap::new()),
+            churn,
+        }
+    }
+
     /// Register an open connection (and emit `connection.created`).
     pub fn register(self: &Arc<Self>, info: ConnectionInfo) -> Registration {
         let info = Arc::new(info);
         let (close, closed) = watch::channel(None);
-        self.opened.fetch_add(1, Relaxed);
+        self.churn.add(ChurnField::ConnectionCreated, 1);
         self.open.lock().insert(
             info.id,
             Entry {
@@ -150,11 +155,6 @@ impl Connections {
             }
         }
         vhost.stats.connections.with_live(&live)
-    }
-
-    /// Connections opened and closed since start: (opened, closed).
-    pub fn churn(&self) -> (u64, u64) {
-        (self.opened.load(Relaxed), self.closed.load(Relaxed))
     }
 
     /// Number of open (registered) connections.

@@ -370,6 +370,16 @@ impl Exchange {
         self.bindings.read().all.values().cloned().collect()
     }
 
+    /// The bindings to one destination, without scanning the others (an MQTT
+    /// session finds its subscriptions among a million bindings of amq.topic).
+    pub fn bindings_to(&self, dest: &Destination) -> Vec<BindingInfo> {
+        let b = self.bindings.read();
+        b.by_dest
+            .get(&dest.id())
+            .map(|keys| keys.iter().filter_map(|k| b.all.get(k).cloned()).collect())
+            .unwrap_or_default()
+    }
+
     /// Add the queues `message` routes to (through exchange-to-exchange bindings
     /// too) to `out`. Duplicates are removed by the caller ([`route`]).
     fn route_into(

@@ -6,6 +6,7 @@
 use super::{now_ms, Queue};
 use crate::message::{Message, QueuedMessage};
 use crate::shortstr::ShortStr;
+use crate::stats::DeadLetterStrategy;
 use crate::table::{FieldTable, FieldValue};
 use std::sync::Arc;
 
@@ -30,10 +31,22 @@ impl Reason {
 /// Publish dead letters of `queue` to its dead-letter exchange. A missing
 /// exchange drops them, as in RabbitMQ.
 pub(super) fn dead_letter(queue: &Arc<Queue>, dead: Vec<(QueuedMessage, Reason)>) {
+    let Some(vhost) = queue.vhost() else { return };
+    // Counted as RabbitMQ's `rabbitmq_global_messages_dead_lettered_*_total`:
+    // with a dead-letter exchange "at_most_once", without "disabled".
     let Some(dlx) = queue.args().dead_letter_exchange.clone() else {
+        for (_, reason) in &dead {
+            vhost
+                .stats
+                .count_dead_lettered(DeadLetterStrategy::Disabled, *reason);
+        }
         return;
     };
-    let Some(vhost) = queue.vhost() else { return };
+    for (_, reason) in &dead {
+        vhost
+            .stats
+            .count_dead_lettered(DeadLetterStrategy::AtMostOnce, *reason);
+    }
     let Some(exchange) = vhost.exchange(dlx.as_bytes()) else {
         return;
     };

@@ -17,23 +17,30 @@
 //! `recv_oct`...): see [`MessageField`], [`ExchangeField`],
 //! [`ConnectionField`], and [`Snapshot::iter`] for printing them.
 
+mod channel;
 mod counter;
 mod fields;
+mod global;
 mod io;
 pub mod sampler;
 mod set;
 mod vhost;
 
+pub use channel::{
+    ChannelStats, ChurnField, ChurnSnapshot, ChurnStats, PublishField, PublishSnapshot,
+    PublishStats,
+};
 pub use counter::{Counter, GaugeRate, Rate};
 pub use fields::{
     ConnectionField, ConnectionSnapshot, ConnectionStats, ExchangeField, ExchangeSnapshot,
     ExchangeStats, MessageField, MessageSnapshot, MessageStats, MESSAGE_FIELDS,
 };
+pub use global::{GlobalTotals, RetiredVHosts};
 pub use io::CountingReader;
 pub(crate) use set::add_into;
 pub use set::{Aggregate, Counters, Field, Snapshot};
 pub(crate) use vhost::vhost_messages;
-pub use vhost::{QueueChurn, VHostStats};
+pub use vhost::{DeadLetterStrategy, VHostStats};
 
 #[cfg(test)]
 pub(crate) mod tests;

@@ -44,7 +44,9 @@ pub(crate) fn spawn(broker: &Arc<Broker>) {
 pub fn sample(broker: &Broker, elapsed: Duration) {
     let secs = elapsed.as_secs_f64();
     let vhosts = broker.vhosts();
+    broker.churn.sample(secs);
     for v in &vhosts {
+        v.stats.publishing.sample(secs);
         let mut queues = [0u64; MESSAGE_FIELDS];
         for q in v.queues() {
             q.sample_depth(secs);

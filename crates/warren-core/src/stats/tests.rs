@@ -322,3 +322,25 @@ fn sampling_cost_with_100k_queues() {
         eprintln!("round {round}: {:?}", t.elapsed());
     }
 }
+
+#[test]
+fn global_totals_keep_what_deleted_vhosts_counted() {
+    let f = fixture("global");
+    f.broker.add_vhost("gone").expect("vhost");
+    let v = f.broker.vhost("gone").expect("gone");
+    // Dead-letter one message (x-message-ttl 0, no dead-letter exchange).
+    let mut args = FieldTable::new();
+    args.insert("x-message-ttl", crate::FieldValue::I64(0));
+    let q = queue(&v, "q", args);
+    let x = default_exchange(&v);
+    publish(&v, &x, "q", b"m");
+    publish(&v, &x, "nowhere", b"m");
+    std::thread::sleep(Duration::from_millis(5));
+    assert!(q.get(true).is_none(), "expired");
+    let before = f.broker.global_totals();
+    assert_eq!(before.messages.get(MessageField::Publish), 2);
+    assert_eq!(before.dead_lettered[0].iter().sum::<u64>(), 1);
+    f.broker.delete_vhost("gone").expect("delete");
+    let after = f.broker.global_totals();
+    assert_eq!(after, before, "a deleted vhost's counts stay in the node's");
+}

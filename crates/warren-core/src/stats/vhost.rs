@@ -1,9 +1,11 @@
 //! A vhost's totals over its queues, exchanges and connections.
 
+use super::channel::{PublishSnapshot, PublishStats};
 use super::fields::{
     ConnectionField, ExchangeField, ExchangeSnapshot, MessageField, MessageSnapshot, MESSAGE_FIELDS,
 };
 use super::set::Aggregate;
+use crate::queue::Reason;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
 /// What a vhost's deleted queues, exchanges and closed connections had
@@ -16,30 +18,47 @@ pub struct VHostStats {
     pub(crate) queues: Aggregate<MessageField, MESSAGE_FIELDS>,
     pub(crate) exchanges: Aggregate<ExchangeField, 2>,
     pub(crate) connections: Aggregate<ConnectionField, 4>,
-    /// queue.declare calls that named or created a queue (redeclares too),
-    /// queues created, queues deleted: RabbitMQ's `rabbitmq_queues_declared_total`,
-    /// `_created_total`, `_deleted_total` (Prometheus). Off the message path.
-    pub(crate) queues_declared: AtomicU64,
-    pub(crate) queues_created: AtomicU64,
-    pub(crate) queues_deleted: AtomicU64,
+    /// Confirms, returns and drops of the vhost's channels, counted as they
+    /// happen (once per confirm batch; unroutable messages are off the fast
+    /// path), so closed channels' counts stay in the totals.
+    pub(crate) publishing: PublishStats,
+    /// Publishes received on confirm-mode channels (added once per confirm
+    /// batch): Prometheus' `rabbitmq_global_messages_received_confirm_total`.
+    pub(crate) received_confirm: AtomicU64,
+    /// Messages dead-lettered, by [`DeadLetterStrategy`] and reason.
+    dead_lettered: [[AtomicU64; 3]; 2],
 }
 
-/// A vhost's queue lifecycle counts (see [`VHostStats`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct QueueChurn {
-    pub declared: u64,
-    pub created: u64,
-    pub deleted: u64,
+/// Whether a dead-lettered message went somewhere (RabbitMQ's
+/// `dead_letter_strategy` label for classic queues).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeadLetterStrategy {
+    /// The queue has no dead-letter exchange: the message is dropped.
+    Disabled = 0,
+    /// Republished to the dead-letter exchange, unconfirmed.
+    AtMostOnce = 1,
 }
 
 impl VHostStats {
-    /// The vhost's queue lifecycle counts.
-    pub fn queue_churn(&self) -> QueueChurn {
-        QueueChurn {
-            declared: self.queues_declared.load(Relaxed),
-            created: self.queues_created.load(Relaxed),
-            deleted: self.queues_deleted.load(Relaxed),
-        }
+    /// Count a message dead-lettered for `reason` under `strategy`.
+    pub(crate) fn count_dead_lettered(&self, strategy: DeadLetterStrategy, reason: Reason) {
+        self.dead_lettered[strategy as usize][reason as usize].fetch_add(1, Relaxed);
+    }
+
+    /// Dead-lettered counts: `[strategy][reason]`, reasons in [`Reason`]'s
+    /// order (rejected, expired, maxlen).
+    pub fn dead_lettered(&self) -> [[u64; 3]; 2] {
+        std::array::from_fn(|s| std::array::from_fn(|r| self.dead_lettered[s][r].load(Relaxed)))
+    }
+
+    /// The vhost's confirms, returns and drops.
+    pub fn publishing(&self) -> PublishSnapshot {
+        self.publishing.snapshot()
+    }
+
+    /// Publishes received on confirm-mode channels.
+    pub fn received_confirm(&self) -> u64 {
+        self.received_confirm.load(Relaxed)
     }
 }
 

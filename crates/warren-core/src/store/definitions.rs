@@ -13,10 +13,12 @@
 
 use crate::auth::User;
 use crate::exchange::{ExchangeKind, ExchangeOptions};
+use crate::limits::LimitMap;
 use crate::permissions::PermissionDef;
 use crate::policy::PolicyDef;
 use crate::queue::QueueOptions;
 use crate::table::FieldTable;
+use crate::topic_permissions::TopicPermissionDef;
 use bytes::Bytes;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -103,6 +105,31 @@ enum Op {
     /// The default vhost and user were created once (RabbitMQ's first boot):
     /// they are not recreated after an administrator deleted them.
     Initialized,
+    TopicPermission(TopicPermissionDef),
+    /// One exchange's topic permission, or (no exchange) all of the user's
+    /// on the vhost.
+    DeleteTopicPermission {
+        user: String,
+        vhost: String,
+        exchange: Option<String>,
+    },
+    OperatorPolicy(PolicyDef),
+    DeleteOperatorPolicy {
+        vhost: String,
+        name: String,
+    },
+    /// A vhost's limits, all of them (empty: none).
+    VhostLimits {
+        vhost: String,
+        limits: LimitMap,
+    },
+    GlobalParameter {
+        name: String,
+        value: serde_json::Value,
+    },
+    DeleteGlobalParameter {
+        name: String,
+    },
 }
 
 /// Everything durable, as loaded at startup.
@@ -120,6 +147,13 @@ pub struct Definitions {
     pub permissions: BTreeMap<(String, String), PermissionDef>,
     /// The first boot's defaults (vhost "/", guest) were created.
     pub initialized: bool,
+    /// Topic permissions, by (user, vhost, exchange).
+    pub topic_permissions: BTreeMap<(String, String, String), TopicPermissionDef>,
+    pub operator_policies: BTreeMap<(String, String), PolicyDef>,
+    /// Vhost limits (`max-connections`, `max-queues`), by vhost.
+    pub vhost_limits: BTreeMap<String, LimitMap>,
+    /// Global runtime parameters, by name.
+    pub global_parameters: BTreeMap<String, serde_json::Value>,
 }
 
 impl Definitions {
@@ -167,6 +201,9 @@ impl Definitions {
                 self.bindings.retain(|b| b.vhost != name);
                 self.policies.retain(|(v, _), _| *v != name);
                 self.permissions.retain(|(_, v), _| *v != name);
+                self.topic_permissions.retain(|(_, v, _), _| *v != name);
+                self.operator_policies.retain(|(v, _), _| *v != name);
+                self.vhost_limits.remove(&name);
             }
             Op::User(u) => {
                 self.users.insert(u.name.clone(), u);
@@ -174,6 +211,7 @@ impl Definitions {
             Op::DeleteUser { name } => {
                 self.users.remove(&name);
                 self.permissions.retain(|(u, _), _| *u != name);
+                self.topic_permissions.retain(|(u, _, _), _| *u != name);
             }
             Op::Permission(p) => {
                 self.permissions
@@ -183,6 +221,37 @@ impl Definitions {
                 self.permissions.remove(&(user, vhost));
             }
             Op::Initialized => self.initialized = true,
+            Op::TopicPermission(t) => {
+                let key = (t.user.clone(), t.vhost.clone(), t.exchange.clone());
+                self.topic_permissions.insert(key, t);
+            }
+            Op::DeleteTopicPermission {
+                user,
+                vhost,
+                exchange,
+            } => self.topic_permissions.retain(|(u, v, x), _| {
+                !(*u == user && *v == vhost && exchange.as_ref().is_none_or(|e| e == x))
+            }),
+            Op::OperatorPolicy(p) => {
+                self.operator_policies
+                    .insert((p.vhost.clone(), p.name.clone()), p);
+            }
+            Op::DeleteOperatorPolicy { vhost, name } => {
+                self.operator_policies.remove(&(vhost, name));
+            }
+            Op::VhostLimits { vhost, limits } => {
+                if limits.is_empty() {
+                    self.vhost_limits.remove(&vhost);
+                } else {
+                    self.vhost_limits.insert(vhost, limits);
+                }
+            }
+            Op::GlobalParameter { name, value } => {
+                self.global_parameters.insert(name, value);
+            }
+            Op::DeleteGlobalParameter { name } => {
+                self.global_parameters.remove(&name);
+            }
         }
     }
 
@@ -202,6 +271,30 @@ impl Definitions {
         ops.extend(self.queues.values().cloned().map(Op::Queue));
         ops.extend(self.bindings.iter().cloned().map(Op::Binding));
         ops.extend(self.policies.values().cloned().map(Op::Policy));
+        ops.extend(
+            self.topic_permissions
+                .values()
+                .cloned()
+                .map(Op::TopicPermission),
+        );
+        ops.extend(
+            self.operator_policies
+                .values()
+                .cloned()
+                .map(Op::OperatorPolicy),
+        );
+        ops.extend(self.vhost_limits.iter().map(|(v, l)| Op::VhostLimits {
+            vhost: v.clone(),
+            limits: l.clone(),
+        }));
+        ops.extend(
+            self.global_parameters
+                .iter()
+                .map(|(n, v)| Op::GlobalParameter {
+                    name: n.clone(),
+                    value: v.clone(),
+                }),
+        );
         ops
     }
 
@@ -220,6 +313,11 @@ impl Definitions {
         self.queues.retain(|(v, _), _| vhosts.contains(v));
         self.bindings.retain(|b| vhosts.contains(&b.vhost));
         self.policies.retain(|(v, _), _| vhosts.contains(v));
+        self.operator_policies
+            .retain(|(v, _), _| vhosts.contains(v));
+        self.topic_permissions
+            .retain(|(_, v, _), _| vhosts.contains(v));
+        self.vhost_limits.retain(|v, _| vhosts.contains(v));
         before
             - (self.exchanges.len() + self.queues.len() + self.bindings.len() + self.policies.len())
     }
@@ -387,6 +485,47 @@ impl DefinitionStore {
             user: user.into(),
             vhost: vhost.into(),
         });
+    }
+
+    pub fn save_topic_permission(&self, t: &TopicPermissionDef) {
+        self.append(Op::TopicPermission(t.clone()));
+    }
+
+    pub fn delete_topic_permission(&self, user: &str, vhost: &str, exchange: Option<&str>) {
+        self.append(Op::DeleteTopicPermission {
+            user: user.into(),
+            vhost: vhost.into(),
+            exchange: exchange.map(str::to_string),
+        });
+    }
+
+    pub fn save_operator_policy(&self, p: &PolicyDef) {
+        self.append(Op::OperatorPolicy(p.clone()));
+    }
+
+    pub fn delete_operator_policy(&self, vhost: &str, name: &str) {
+        self.append(Op::DeleteOperatorPolicy {
+            vhost: vhost.into(),
+            name: name.into(),
+        });
+    }
+
+    pub fn save_vhost_limits(&self, vhost: &str, limits: &LimitMap) {
+        self.append(Op::VhostLimits {
+            vhost: vhost.into(),
+            limits: limits.clone(),
+        });
+    }
+
+    pub fn save_global_parameter(&self, name: &str, value: &serde_json::Value) {
+        self.append(Op::GlobalParameter {
+            name: name.into(),
+            value: value.clone(),
+        });
+    }
+
+    pub fn delete_global_parameter(&self, name: &str) {
+        self.append(Op::DeleteGlobalParameter { name: name.into() });
     }
 
     pub fn mark_initialized(&self) {

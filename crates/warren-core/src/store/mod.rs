@@ -53,6 +53,9 @@ use std::sync::Arc;
 /// The broker's on-disk state: the message log and the definitions file, both in
 /// the data directory.
 pub struct Store {
+    /// The data directory: adapters keep their own durable state under it
+    /// (MQTT's retained messages in `mqtt/`).
+    pub dir: std::path::PathBuf,
     pub log: Arc<MessageLog>,
     pub definitions: definitions::DefinitionStore,
     next_queue_id: AtomicU64,
@@ -72,6 +75,7 @@ impl Store {
         let (log, messages) = MessageLog::open(&data_dir.join("messages"), options)?;
         let max_stream = log.max_recovered_stream();
         let store = Arc::new(Store {
+            dir: data_dir.to_path_buf(),
             log,
             definitions,
             // Never reuse the id of a queue that still has live records in the

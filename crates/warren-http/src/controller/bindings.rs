@@ -72,20 +72,31 @@ pub async fn between(
 }
 
 /// What binding and unbinding need: write on the destination, read on the source.
+/// What binding or unbinding needs, as over AMQP: write on the
+/// destination, read on the source, and read on the topic (binding key) when
+/// the source is a topic exchange with topic permissions.
 fn check_bind_access(
     c: &Caller,
-    vhost: &str,
+    v: &VHost,
     source: &str,
     dtype: &str,
     dest: &str,
+    key: &str,
 ) -> ApiResult<()> {
+    let vhost = v.name.to_string_lossy();
     let res = if dtype == "queue" {
         Resource::Queue
     } else {
         Resource::Exchange
     };
-    c.check(vhost, Access::Write, res, dest.as_bytes())?;
-    c.check(vhost, Access::Read, Resource::Exchange, source.as_bytes())
+    c.check(&vhost, Access::Write, res, dest.as_bytes())?;
+    c.check(&vhost, Access::Read, Resource::Exchange, source.as_bytes())?;
+    if let Some(x) = v.exchange(source.as_bytes()) {
+        c.http
+            .broker
+            .check_topic(&c.user.name, &vhost, Access::Read, &x, key.as_bytes())?;
+    }
+    Ok(())
 }
 
 pub async fn create(
@@ -99,7 +110,7 @@ pub async fn create(
     let key = body.str("routing_key")?.unwrap_or("").to_string();
     check_name("routing_key", &key)?;
     let args = body.arguments()?;
-    check_bind_access(&c, &vhost, &source, dtype, &dest)?;
+    check_bind_access(&c, &v, &source, dtype, &dest, &key)?;
     let (s, d) = (
         ShortStr::from(source.as_str()),
         ShortStr::from(dest.as_str()),
@@ -157,10 +168,11 @@ pub async fn delete(
     let (v, row) = find(&c, &vhost, &source, &kind, &dest, &props, true)?;
     check_bind_access(
         &c,
-        &vhost,
+        &v,
         &row.source,
         row.destination_type,
         &row.destination,
+        &row.routing_key,
     )?;
     let (s, d) = (
         ShortStr::from(row.source.as_str()),

@@ -6,7 +6,7 @@
 //! the channel's `message_stats` (`publish`, `deliver`, `get`, `ack`...).
 
 use super::connections::visible;
-use super::{message_stats, ok, put_opt};
+use super::{channel_stats, ok, put_opt};
 use crate::auth::Caller;
 use crate::body::{Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -42,7 +42,11 @@ pub fn channel_json(node: &str, c: &ConnectionInfo, ch: &ChannelInfo) -> Value {
         "confirm": ch.confirm,
         "transactional": ch.transactional,
     });
-    put_opt(&mut j, "message_stats", message_stats(&ch.message_stats));
+    put_opt(
+        &mut j,
+        "message_stats",
+        channel_stats(&ch.message_stats, &ch.publish_stats),
+    );
     j
 }
 

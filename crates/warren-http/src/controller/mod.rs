@@ -13,11 +13,15 @@ pub mod consumers;
 pub mod definitions;
 pub mod exchanges;
 pub mod health;
+pub mod limits;
 pub mod nodes;
+pub mod operator_policies;
 pub mod overview;
+pub mod parameters;
 pub mod permissions;
 pub mod policies;
 pub mod queues;
+pub mod topic_permissions;
 pub mod topology;
 pub mod users;
 pub mod vhosts;
@@ -31,7 +35,7 @@ use base64::Engine;
 use serde_json::Value;
 use std::sync::Arc;
 use warren_core::exchange::Destination;
-use warren_core::stats::{Field, MessageSnapshot, Snapshot};
+use warren_core::stats::{Field, MessageSnapshot, PublishSnapshot, Snapshot};
 use warren_core::{FieldTable, VHost};
 
 /// A rate as RabbitMQ prints it (`{"rate": R}`), rounded to 0.01/s: the
@@ -64,8 +68,7 @@ pub fn stats_object<F: Field, const N: usize>(snap: &Snapshot<F, N>) -> Option<V
     Some(Value::Object(m))
 }
 
-/// A queue's, channel's, vhost's or the broker's `message_stats` (with
-/// `deliver_get`), None without activity.
+/// A queue's `message_stats` (with `deliver_get`), None without activity.
 pub fn message_stats(snap: &MessageSnapshot) -> Option<Value> {
     let mut v = stats_object(snap)?;
     if let Value::Object(m) = &mut v {
@@ -73,6 +76,22 @@ pub fn message_stats(snap: &MessageSnapshot) -> Option<Value> {
         m.insert("deliver_get_details".into(), rate(snap.deliver_get_rate()));
     }
     Some(v)
+}
+
+/// A channel's, vhost's or the broker's `message_stats`: the message
+/// figures and the publishing ones (`confirm`, `return_unroutable`,
+/// `drop_unroutable`), None when neither counted anything.
+pub fn channel_stats(snap: &MessageSnapshot, publishing: &PublishSnapshot) -> Option<Value> {
+    let quiet = |s: &MessageSnapshot| s.iter().all(|(_, n, _)| n == 0);
+    if quiet(snap) && publishing.iter().all(|(_, n, _)| n == 0) {
+        return None;
+    }
+    let mut m = serde_json::Map::new();
+    figures(&mut m, snap);
+    m.insert("deliver_get".into(), Value::from(snap.deliver_get()));
+    m.insert("deliver_get_details".into(), rate(snap.deliver_get_rate()));
+    figures(&mut m, publishing);
+    Some(Value::Object(m))
 }
 
 /// Set `j[key]` to `v` when there is one.

@@ -9,12 +9,12 @@
 //! deliver + get − ack, `messages_ready` by the difference. Expiry, drops,
 //! purges and requeues are not in those counters, so this is an estimate.
 
-use super::{message_stats, ok, put_opt, rate, visible_vhosts};
+use super::{channel_stats, figures, ok, put_opt, rate, visible_vhosts};
 use crate::auth::Caller;
 use crate::error::ApiResult;
 use axum::response::Response;
 use serde_json::{json, Value};
-use warren_core::stats::{MessageField as F, MessageSnapshot};
+use warren_core::stats::{MessageField as F, MessageSnapshot, PublishSnapshot};
 
 /// The exchange types Warren implements, as RabbitMQ lists them.
 pub fn exchange_types() -> Value {
@@ -34,7 +34,9 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
         (0u64, 0u64, 0, 0, 0u64);
     let mut queue_stats = MessageSnapshot::default();
     let mut stats = MessageSnapshot::default();
+    let mut publishing = PublishSnapshot::default();
     for v in &vhosts {
+        publishing.add(&v.totals().publishing());
         for q in v.listed_queues() {
             let d = q.depth();
             ready += d.messages_ready;
@@ -71,6 +73,9 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
     let channels: usize = conns.iter().map(|x| x.channel_list().len()).sum();
     let totals = json!({"consumers": consumers, "exchanges": exchanges, "queues": queues,
                         "connections": conns.len(), "channels": channels});
+    // Node-wide, as RabbitMQ's (not filtered by the caller's vhosts).
+    let mut churn = serde_json::Map::new();
+    figures(&mut churn, &http.broker.churn.snapshot());
     let mut j = json!({
         "management_version": warren_core::export::RABBIT_VERSION,
         "rates_mode": "basic",
@@ -84,6 +89,7 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
         "disable_stats": false,
         "enable_queue_totals": false,
         "message_stats": {},
+        "churn_rates": churn,
         "queue_totals": {
             "messages": ready + unacked,
             "messages_details": rate(total_rate),
@@ -98,6 +104,7 @@ pub async fn show(c: Caller) -> ApiResult<Response> {
         "listeners": listeners,
         "contexts": contexts,
     });
-    put_opt(&mut j, "message_stats", message_stats(&stats));
+    put_opt(&mut j, "message_stats", channel_stats(&stats, &publishing));
+
     Ok(ok(j))
 }

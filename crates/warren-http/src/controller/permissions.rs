@@ -69,14 +69,21 @@ pub async fn put(
         read: body.required_str("read")?.into(),
     };
     let existed = c.http.broker.permission(&user, &vhost).is_some();
-    c.http.broker.set_permissions(def).map_err(|e| {
-        if e.code == code::NOT_FOUND {
-            ApiError::bad_request("vhost_or_user_not_found")
-        } else {
-            ApiError::bad_request(e.text)
-        }
-    })?;
+    c.http
+        .broker
+        .set_permissions(def)
+        .map_err(vhost_or_user_error)?;
     Ok(created(!existed))
+}
+
+/// Setting a (topic) permission: a missing vhost or user is RabbitMQ's 400
+/// `vhost_or_user_not_found`, anything else 400 with its text.
+pub fn vhost_or_user_error(e: warren_core::BrokerError) -> ApiError {
+    if e.code == code::NOT_FOUND {
+        ApiError::bad_request("vhost_or_user_not_found")
+    } else {
+        ApiError::bad_request(e.text)
+    }
 }
 
 pub async fn delete(

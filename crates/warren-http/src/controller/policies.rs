@@ -9,11 +9,23 @@ use axum::response::Response;
 use serde_json::Value;
 use warren_core::export::policy_json;
 use warren_core::policy::PolicyDef;
+use warren_core::VHost;
 
 fn listing(c: &Caller, only: Option<&str>, p: &Params) -> ApiResult<Response> {
+    policy_listing(c, only, p, VHost::policies)
+}
+
+/// The policies (or operator policies: `of`) of the vhosts the caller sees,
+/// sorted by name within each vhost.
+pub fn policy_listing(
+    c: &Caller,
+    only: Option<&str>,
+    p: &Params,
+    of: fn(&VHost) -> Vec<PolicyDef>,
+) -> ApiResult<Response> {
     let mut items = Vec::new();
     for v in visible_vhosts(c, only)? {
-        let mut ps = v.policies();
+        let mut ps = of(&v);
         ps.sort_by(|a, b| a.name.cmp(&b.name));
         items.extend(ps.iter().map(|p| policy_json(p, true)));
     }
@@ -46,6 +58,29 @@ pub async fn put(
     c.require_policymaker()?;
     check_name("policy", &name)?;
     let v = c.write_vhost(&vhost)?;
+    let existed = v.policies().iter().any(|p| p.name == name);
+    v.set_policy(policy_def(&vhost, name, &body)?, true)
+        .map_err(|e| {
+            // RabbitMQ HTML-escapes its policy validation texts.
+            let text = format!("Validation failed\n\n{}\n", e.text);
+            ApiError::bad_request(text.replace('<', "&lt;").replace('>', "&gt;"))
+        })?;
+    Ok(created(!existed))
+}
+
+fn priority_error(body: &Body) -> ApiError {
+    let shown = body
+        .get("priority")
+        .map(warren_core::json::erl_term)
+        .unwrap_or_default();
+    ApiError::bad_request(format!(
+        "Validation failed\n\npriority should be a number, actually was {}\n",
+        shown.replace('<', "&lt;").replace('>', "&gt;")
+    ))
+}
+
+/// A policy (or operator policy) from a PUT body, with RabbitMQ's 400s.
+pub fn policy_def(vhost: &str, name: String, body: &Body) -> ApiResult<PolicyDef> {
     let pattern = body.required_str("pattern")?.to_string();
     let definition = match body.get("definition") {
         None => return Err(ApiError::key_missing("definition")),
@@ -55,26 +90,18 @@ pub async fn put(
     let priority = match body.get("priority") {
         None => 0,
         Some(Value::Number(n)) if n.is_i64() => n.as_i64().unwrap_or(0),
-        Some(Value::String(s)) => s
-            .parse()
-            .map_err(|_| ApiError::bad_request("priority must be an integer"))?,
-        Some(_) => return Err(ApiError::bad_request("priority must be an integer")),
+        Some(Value::String(s)) => s.parse().map_err(|_| priority_error(body))?,
+        Some(_) => return Err(priority_error(body)),
     };
     let apply_to = body.str("apply-to")?.unwrap_or("all").to_string();
-    let existed = v.policies().iter().any(|p| p.name == name);
-    v.set_policy(
-        PolicyDef {
-            vhost: vhost.clone(),
-            name,
-            pattern,
-            apply_to,
-            priority,
-            definition,
-        },
-        true,
-    )
-    .map_err(|e| ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text)))?;
-    Ok(created(!existed))
+    Ok(PolicyDef {
+        vhost: vhost.into(),
+        name,
+        pattern,
+        apply_to,
+        priority,
+        definition,
+    })
 }
 
 pub async fn delete(

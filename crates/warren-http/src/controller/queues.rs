@@ -183,11 +183,11 @@ pub async fn get_messages(
     let v = c.write_vhost(&vhost)?;
     let count = match body.get("count") {
         None => return Err(ApiError::key_missing("count")),
-        Some(Value::Number(n)) => n.as_u64(),
-        Some(Value::String(s)) => s.parse().ok(),
-        Some(_) => None,
+        Some(Value::Number(n)) => n.as_u64().ok_or(n.to_string()),
+        Some(Value::String(s)) => s.parse().map_err(|_| s.clone()),
+        Some(other) => Err(other.to_string()),
     }
-    .ok_or_else(|| ApiError::bad_request("count must be a non-negative integer"))?;
+    .map_err(|v| ApiError::bad_request_term(serde_json::json!(["not_integer", v])))?;
     let ackmode = body.required_str("ackmode")?;
     let requeue = match ackmode {
         "ack_requeue_true" | "reject_requeue_true" => true,

@@ -16,7 +16,7 @@ fn user_json(c: &Caller, u: &UserInfo) -> Value {
         "password_hash": c.http.broker.password_hash(&u.name).unwrap_or_default(),
         "hashing_algorithm": "rabbit_password_hashing_sha256",
         "tags": u.tags,
-        "limits": {},
+        "limits": c.http.broker.user(&u.name).map(|x| x.limits).unwrap_or_default(),
     })
 }
 

@@ -2,7 +2,7 @@
 //! switches tracing with `{"tracing": bool}`), DELETE deletes with everything
 //! in it (administrator).
 
-use super::{created, message_stats, no_content, ok, put_opt, rate, visible_vhosts};
+use super::{channel_stats, created, no_content, ok, put_opt, rate, visible_vhosts};
 use crate::auth::Caller;
 use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
@@ -37,7 +37,11 @@ pub fn vhost_json(c: &Caller, v: &VHost) -> Value {
         "send_oct": io.get(ConnectionField::SendOct),
         "send_oct_details": rate(io.rate(ConnectionField::SendOct)),
     });
-    put_opt(&mut j, "message_stats", message_stats(&v.message_stats()));
+    put_opt(
+        &mut j,
+        "message_stats",
+        channel_stats(&v.message_stats(), &v.totals().publishing()),
+    );
     j
 }
 

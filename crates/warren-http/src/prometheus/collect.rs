@@ -6,7 +6,11 @@ use super::text::Writer;
 use std::sync::Arc;
 use warren_core::connections::{ChannelInfo, ConnectionInfo};
 use warren_core::queue::QueueDepth;
-use warren_core::stats::{ConnectionField as C, MessageField as M, MessageSnapshot};
+use warren_core::queue::Reason;
+use warren_core::stats::{
+    ChurnField as Churn, ConnectionField as C, DeadLetterStrategy, MessageField as M,
+    PublishField as P,
+};
 use warren_core::Broker;
 
 /// Node figures the core does not hold (the binary's resource monitor knows
@@ -92,26 +96,30 @@ pub fn render(broker: &Broker, probe: &NodeProbe, per_object: bool, format: Form
         &f::ALARMS_MEMORY_USED_WATERMARK,
         alarm.contains("memory") as u64,
     );
-    let (opened, closed) = broker.connections.churn();
-    w.single(&f::CONNECTIONS_OPENED_TOTAL, opened);
-    w.single(&f::CONNECTIONS_CLOSED_TOTAL, closed);
-    let mut churn = warren_core::stats::QueueChurn::default();
-    for v in broker.vhosts() {
-        let c = v.queue_churn();
-        churn.declared += c.declared;
-        churn.created += c.created;
-        churn.deleted += c.deleted;
+    let churn = broker.churn.snapshot();
+    let churn_families = [
+        (&f::CONNECTIONS_OPENED_TOTAL, Churn::ConnectionCreated),
+        (&f::CONNECTIONS_CLOSED_TOTAL, Churn::ConnectionClosed),
+        (&f::CHANNELS_OPENED_TOTAL, Churn::ChannelCreated),
+        (&f::CHANNELS_CLOSED_TOTAL, Churn::ChannelClosed),
+        (&f::QUEUES_DECLARED_TOTAL, Churn::QueueDeclared),
+        (&f::QUEUES_CREATED_TOTAL, Churn::QueueCreated),
+        (&f::QUEUES_DELETED_TOTAL, Churn::QueueDeleted),
+    ];
+    for (fam, field) in churn_families {
+        w.single(fam, churn.get(field));
     }
-    w.single(&f::QUEUES_DECLARED_TOTAL, churn.declared);
-    w.single(&f::QUEUES_CREATED_TOTAL, churn.created);
-    w.single(&f::QUEUES_DELETED_TOTAL, churn.deleted);
     w.single(&f::PROCESS_OPEN_FDS, open_fds());
+    // RabbitMQ counts the sockets its listeners accepted: client connections.
+    w.single(&f::PROCESS_OPEN_TCP_SOCKETS, conns.len() as u64);
     w.single(&f::PROCESS_RESIDENT_MEMORY_BYTES, rss_bytes());
     if let Some(free) = (probe.disk_free)() {
         w.single(&f::DISK_SPACE_AVAILABLE_BYTES, free);
     }
     if let Some(max) = max_fds() {
         w.single(&f::PROCESS_MAX_FDS, max);
+        // Warren's sockets are file descriptors like any other.
+        w.single(&f::PROCESS_MAX_TCP_SOCKETS, max);
     }
     if probe.memory_limit > 0 {
         w.single(&f::RESIDENT_MEMORY_LIMIT_BYTES, probe.memory_limit);
@@ -167,37 +175,46 @@ pub fn render(broker: &Broker, probe: &NodeProbe, per_object: bool, format: Form
     // Channel counters: RabbitMQ labels them channel, vhost and exchange
     // (published) or queue (the others); Warren counts per channel, so
     // labels channel, vhost.
-    type Stat = fn(&MessageSnapshot) -> u64;
-    let channel_counters: [(&super::text::Family, Stat); 8] = [
-        (&f::CHANNEL_MESSAGES_PUBLISHED_TOTAL, |s| s.get(M::Publish)),
-        (&f::CHANNEL_GET_ACK_TOTAL, |s| s.get(M::Get)),
-        (&f::CHANNEL_GET_TOTAL, |s| s.get(M::GetNoAck)),
-        (&f::CHANNEL_MESSAGES_DELIVERED_ACK_TOTAL, |s| {
-            s.get(M::Deliver)
+    type Stat = fn(&ChannelInfo) -> u64;
+    let channel_counters: [(&super::text::Family, Stat); 11] = [
+        (&f::CHANNEL_MESSAGES_PUBLISHED_TOTAL, |c| {
+            c.message_stats.get(M::Publish)
         }),
-        (&f::CHANNEL_MESSAGES_DELIVERED_TOTAL, |s| {
-            s.get(M::DeliverNoAck)
+        (&f::CHANNEL_MESSAGES_CONFIRMED_TOTAL, |c| {
+            c.publish_stats.get(P::Confirm)
         }),
-        (&f::CHANNEL_MESSAGES_REDELIVERED_TOTAL, |s| {
-            s.get(M::Redeliver)
+        (&f::CHANNEL_MESSAGES_UNROUTABLE_RETURNED_TOTAL, |c| {
+            c.publish_stats.get(P::ReturnUnroutable)
         }),
-        (&f::CHANNEL_MESSAGES_ACKED_TOTAL, |s| s.get(M::Ack)),
-        (&f::CHANNEL_GET_EMPTY_TOTAL, |s| s.get(M::GetEmpty)),
+        (&f::CHANNEL_MESSAGES_UNROUTABLE_DROPPED_TOTAL, |c| {
+            c.publish_stats.get(P::DropUnroutable)
+        }),
+        (&f::CHANNEL_GET_ACK_TOTAL, |c| c.message_stats.get(M::Get)),
+        (&f::CHANNEL_GET_TOTAL, |c| c.message_stats.get(M::GetNoAck)),
+        (&f::CHANNEL_MESSAGES_DELIVERED_ACK_TOTAL, |c| {
+            c.message_stats.get(M::Deliver)
+        }),
+        (&f::CHANNEL_MESSAGES_DELIVERED_TOTAL, |c| {
+            c.message_stats.get(M::DeliverNoAck)
+        }),
+        (&f::CHANNEL_MESSAGES_REDELIVERED_TOTAL, |c| {
+            c.message_stats.get(M::Redeliver)
+        }),
+        (&f::CHANNEL_MESSAGES_ACKED_TOTAL, |c| {
+            c.message_stats.get(M::Ack)
+        }),
+        (&f::CHANNEL_GET_EMPTY_TOTAL, |c| {
+            c.message_stats.get(M::GetEmpty)
+        }),
     ];
     for (fam, value) in channel_counters {
         w.family(fam);
         if per_object {
             for c in &channels {
-                w.sample(
-                    &[("channel", &c.pid), ("vhost", &c.vhost)],
-                    value(&c.info.message_stats),
-                );
+                w.sample(&[("channel", &c.pid), ("vhost", &c.vhost)], value(&c.info));
             }
         } else {
-            w.sample(
-                &[],
-                channels.iter().map(|c| value(&c.info.message_stats)).sum(),
-            );
+            w.sample(&[], channels.iter().map(|c| value(&c.info)).sum());
         }
     }
 
@@ -261,15 +278,53 @@ pub fn render(broker: &Broker, probe: &NodeProbe, per_object: bool, format: Form
     // RabbitMQ 3.10's global counters (deleted queues' counts included).
     // Warren counts every protocol together; it reports them as amqp091's,
     // on classic queues.
-    let global = broker.message_stats();
+    let totals = broker.global_totals();
+    let (global, publishing) = (totals.messages, totals.publishing);
+    let (received_confirm, dead) = (totals.received_confirm, totals.dead_lettered);
+    let received = global.get(M::Publish);
+    let unroutable = publishing.get(P::ReturnUnroutable) + publishing.get(P::DropUnroutable);
     w.family(&f::GLOBAL_CONSUMERS);
     w.sample(&[("protocol", "amqp091")], consumers);
     let pq = [
         ("protocol", "amqp091"),
         ("queue_type", "rabbit_classic_queue"),
     ];
-    let global_counters: [(&super::text::Family, u64); 8] = [
-        (&f::GLOBAL_MESSAGES_ACKNOWLEDGED_TOTAL, global.get(M::Ack)),
+    w.family(&f::GLOBAL_MESSAGES_ACKNOWLEDGED_TOTAL);
+    w.sample(&pq, global.get(M::Ack));
+    w.family(&f::GLOBAL_MESSAGES_CONFIRMED_TOTAL);
+    w.sample(&[("protocol", "amqp091")], publishing.get(P::Confirm));
+    // Classic queues' dead-lettering: "disabled" without a dead-letter
+    // exchange, "at_most_once" with one (rows: DeadLetterStrategy).
+    let dead_letter_families = [
+        (
+            &f::GLOBAL_MESSAGES_DEAD_LETTERED_EXPIRED_TOTAL,
+            Reason::Expired,
+        ),
+        (
+            &f::GLOBAL_MESSAGES_DEAD_LETTERED_MAXLEN_TOTAL,
+            Reason::Maxlen,
+        ),
+        (
+            &f::GLOBAL_MESSAGES_DEAD_LETTERED_REJECTED_TOTAL,
+            Reason::Rejected,
+        ),
+    ];
+    for (fam, reason) in dead_letter_families {
+        w.family(fam);
+        for (strategy, label) in [
+            (DeadLetterStrategy::AtMostOnce, "at_most_once"),
+            (DeadLetterStrategy::Disabled, "disabled"),
+        ] {
+            w.sample(
+                &[
+                    ("queue_type", "rabbit_classic_queue"),
+                    ("dead_letter_strategy", label),
+                ],
+                dead[strategy as usize][reason as usize],
+            );
+        }
+    }
+    let global_counters: [(&super::text::Family, u64); 6] = [
         (
             &f::GLOBAL_MESSAGES_DELIVERED_CONSUME_AUTO_ACK_TOTAL,
             global.get(M::DeliverNoAck),
@@ -288,17 +343,32 @@ pub fn render(broker: &Broker, probe: &NodeProbe, per_object: bool, format: Form
         ),
         (&f::GLOBAL_MESSAGES_DELIVERED_TOTAL, global.deliver_get()),
         (&f::GLOBAL_MESSAGES_GET_EMPTY_TOTAL, global.get(M::GetEmpty)),
-        (
-            &f::GLOBAL_MESSAGES_REDELIVERED_TOTAL,
-            global.get(M::Redeliver),
-        ),
     ];
     for (fam, v) in global_counters {
         w.family(fam);
         w.sample(&pq, v);
     }
+    let amqp = [("protocol", "amqp091")];
+    w.family(&f::GLOBAL_MESSAGES_RECEIVED_CONFIRM_TOTAL);
+    w.sample(&amqp, received_confirm);
     w.family(&f::GLOBAL_MESSAGES_RECEIVED_TOTAL);
-    w.sample(&[("protocol", "amqp091")], global.get(M::Publish));
+    w.sample(&amqp, global.get(M::Publish));
+    w.family(&f::GLOBAL_MESSAGES_REDELIVERED_TOTAL);
+    w.sample(&pq, global.get(M::Redeliver));
+    // Routed: received minus what reached no queue (returned or dropped).
+    w.family(&f::GLOBAL_MESSAGES_ROUTED_TOTAL);
+    w.sample(&amqp, received.saturating_sub(unroutable));
+    w.family(&f::GLOBAL_MESSAGES_UNROUTABLE_DROPPED_TOTAL);
+    w.sample(&amqp, publishing.get(P::DropUnroutable));
+    w.family(&f::GLOBAL_MESSAGES_UNROUTABLE_RETURNED_TOTAL);
+    w.sample(&amqp, publishing.get(P::ReturnUnroutable));
+    // A publisher is a channel that has published, as RabbitMQ counts them.
+    w.family(&f::GLOBAL_PUBLISHERS);
+    let publishers = channels
+        .iter()
+        .filter(|c| c.info.message_stats.get(M::Publish) > 0)
+        .count();
+    w.sample(&amqp, publishers as u64);
     w.finish()
 }
 

@@ -29,6 +29,16 @@ pub const CONNECTIONS_CLOSED_TOTAL: Family = Family::new(
     Kind::Counter,
     "Total number of connections closed or terminated",
 );
+pub const CHANNELS_OPENED_TOTAL: Family = Family::new(
+    "rabbitmq_channels_opened_total",
+    Kind::Counter,
+    "Total number of channels opened",
+);
+pub const CHANNELS_CLOSED_TOTAL: Family = Family::new(
+    "rabbitmq_channels_closed_total",
+    Kind::Counter,
+    "Total number of channels closed",
+);
 pub const QUEUES_DECLARED_TOTAL: Family = Family::new(
     "rabbitmq_queues_declared_total",
     Kind::Counter,
@@ -49,6 +59,11 @@ pub const PROCESS_OPEN_FDS: Family = Family::new(
     Kind::Gauge,
     "Open file descriptors",
 );
+pub const PROCESS_OPEN_TCP_SOCKETS: Family = Family::new(
+    "rabbitmq_process_open_tcp_sockets",
+    Kind::Gauge,
+    "Open TCP sockets",
+);
 pub const PROCESS_RESIDENT_MEMORY_BYTES: Family = Family::new(
     "rabbitmq_process_resident_memory_bytes",
     Kind::Gauge,
@@ -63,6 +78,11 @@ pub const PROCESS_MAX_FDS: Family = Family::new(
     "rabbitmq_process_max_fds",
     Kind::Gauge,
     "Open file descriptors limit",
+);
+pub const PROCESS_MAX_TCP_SOCKETS: Family = Family::new(
+    "rabbitmq_process_max_tcp_sockets",
+    Kind::Gauge,
+    "Open TCP sockets limit",
 );
 pub const RESIDENT_MEMORY_LIMIT_BYTES: Family = Family::new(
     "rabbitmq_resident_memory_limit_bytes",
@@ -138,6 +158,21 @@ pub const CHANNEL_MESSAGES_PUBLISHED_TOTAL: Family = Family::new(
     "rabbitmq_channel_messages_published_total",
     Kind::Counter,
     "Total number of messages published into an exchange on a channel",
+);
+pub const CHANNEL_MESSAGES_CONFIRMED_TOTAL: Family = Family::new(
+    "rabbitmq_channel_messages_confirmed_total",
+    Kind::Counter,
+    "Total number of messages published into an exchange and confirmed on the channel",
+);
+pub const CHANNEL_MESSAGES_UNROUTABLE_RETURNED_TOTAL: Family = Family::new(
+    "rabbitmq_channel_messages_unroutable_returned_total",
+    Kind::Counter,
+    "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+);
+pub const CHANNEL_MESSAGES_UNROUTABLE_DROPPED_TOTAL: Family = Family::new(
+    "rabbitmq_channel_messages_unroutable_dropped_total",
+    Kind::Counter,
+    "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
 );
 pub const CHANNEL_GET_ACK_TOTAL: Family = Family::new(
     "rabbitmq_channel_get_ack_total",
@@ -232,6 +267,26 @@ pub const GLOBAL_MESSAGES_ACKNOWLEDGED_TOTAL: Family = Family::new(
     Kind::Counter,
     "Total number of messages acknowledged by consumers",
 );
+pub const GLOBAL_MESSAGES_CONFIRMED_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_confirmed_total",
+    Kind::Counter,
+    "Total number of messages confirmed to publishers",
+);
+pub const GLOBAL_MESSAGES_DEAD_LETTERED_EXPIRED_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_dead_lettered_expired_total",
+    Kind::Counter,
+    "Total number of messages dead-lettered due to message TTL exceeded",
+);
+pub const GLOBAL_MESSAGES_DEAD_LETTERED_MAXLEN_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_dead_lettered_maxlen_total",
+    Kind::Counter,
+    "Total number of messages dead-lettered due to overflow drop-head or reject-publish-dlx",
+);
+pub const GLOBAL_MESSAGES_DEAD_LETTERED_REJECTED_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_dead_lettered_rejected_total",
+    Kind::Counter,
+    "Total number of messages dead-lettered due to basic.reject or basic.nack",
+);
 pub const GLOBAL_MESSAGES_DELIVERED_CONSUME_AUTO_ACK_TOTAL: Family = Family::new("rabbitmq_global_messages_delivered_consume_auto_ack_total", Kind::Counter, "Total number of messages delivered to consumers using basic.consume with automatic acknowledgment");
 pub const GLOBAL_MESSAGES_DELIVERED_CONSUME_MANUAL_ACK_TOTAL: Family = Family::new("rabbitmq_global_messages_delivered_consume_manual_ack_total", Kind::Counter, "Total number of messages delivered to consumers using basic.consume with manual acknowledgment");
 pub const GLOBAL_MESSAGES_DELIVERED_GET_AUTO_ACK_TOTAL: Family = Family::new(
@@ -254,6 +309,11 @@ pub const GLOBAL_MESSAGES_GET_EMPTY_TOTAL: Family = Family::new(
     Kind::Counter,
     "Total number of times basic.get operations fetched no message",
 );
+pub const GLOBAL_MESSAGES_RECEIVED_CONFIRM_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_received_confirm_total",
+    Kind::Counter,
+    "Total number of messages received from publishers expecting confirmations",
+);
 pub const GLOBAL_MESSAGES_RECEIVED_TOTAL: Family = Family::new(
     "rabbitmq_global_messages_received_total",
     Kind::Counter,
@@ -263,4 +323,24 @@ pub const GLOBAL_MESSAGES_REDELIVERED_TOTAL: Family = Family::new(
     "rabbitmq_global_messages_redelivered_total",
     Kind::Counter,
     "Total number of messages redelivered to consumers",
+);
+pub const GLOBAL_MESSAGES_ROUTED_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_routed_total",
+    Kind::Counter,
+    "Total number of messages routed to queues or streams",
+);
+pub const GLOBAL_MESSAGES_UNROUTABLE_DROPPED_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_unroutable_dropped_total",
+    Kind::Counter,
+    "Total number of messages published as non-mandatory into an exchange and dropped as unroutable",
+);
+pub const GLOBAL_MESSAGES_UNROUTABLE_RETURNED_TOTAL: Family = Family::new(
+    "rabbitmq_global_messages_unroutable_returned_total",
+    Kind::Counter,
+    "Total number of messages published as mandatory into an exchange and returned to the publisher as unroutable",
+);
+pub const GLOBAL_PUBLISHERS: Family = Family::new(
+    "rabbitmq_global_publishers",
+    Kind::Gauge,
+    "Current number of publishers",
 );

@@ -25,9 +25,9 @@ export class ApiError extends Error {
 export const enc = encodeURIComponent;
 
 // fetch /api + path; JSON in, JSON out. 401s (bad credentials) notify the app.
-export async function api(path, { method = 'GET', body, signal } = {}) {
+export async function api(path, { method = 'GET', body, signal, headers: extra } = {}) {
   const c = credentials();
-  const headers = { 'X-Requested-With': 'XMLHttpRequest' };
+  const headers = { 'X-Requested-With': 'XMLHttpRequest', ...extra };
   if (c) headers.Authorization = 'Basic ' + c.auth;
   if (body !== undefined) {
     headers['Content-Type'] = 'application/json';

@@ -9,6 +9,8 @@ import * as queue from './pages/queue.js';
 import * as exchange from './pages/exchange.js';
 import * as admin from './pages/admin.js';
 import * as topology from './pages/topology.js';
+import * as connection from './pages/connection.js';
+import * as channel from './pages/channel.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -17,7 +19,9 @@ const routes = [
   [/^\/overview$/, 'overview', (c, m) => overview.render(c, m)],
   [/^\/topology(?:\/([^/]+))?$/, 'topology', (c, m, p) => topology.render(c, m, p[0])],
   [/^\/connections$/, 'connections', (c, m) => lists.connections(c, m)],
+  [/^\/connections\/([^/]+)$/, 'connections', (c, m, p) => connection.render(c, m, p[0])],
   [/^\/channels$/, 'channels', (c, m) => lists.channels(c, m)],
+  [/^\/channels\/([^/]+)$/, 'channels', (c, m, p) => channel.render(c, m, p[0])],
   [/^\/exchanges$/, 'exchanges', (c, m) => lists.exchanges(c, m)],
   [/^\/exchanges\/([^/]+)\/([^/]+)$/, 'exchanges', (c, m, p) => exchange.render(c, m, p[0], p[1])],
   [/^\/queues$/, 'queues', (c, m) => lists.queues(c, m)],
@@ -27,11 +31,20 @@ const routes = [
 
 export const app = {
   user: null,
+  // What the logged-in user's tags let it manage (RabbitMQ's rules).
+  get tags() { return this.user ? tagList(this.user.tags) : []; },
+  get isAdmin() { return this.tags.includes('administrator'); },
+  get isPolicymaker() { return this.isAdmin || this.tags.includes('policymaker'); },
   overview: null,
   vhosts: [],
   get vhost() { return sessionStorage.getItem('warren.vhost') || ''; },
   set vhost(v) { sessionStorage.setItem('warren.vhost', v); },
 };
+
+// RabbitMQ gives tags as a list (3.9+) or a comma-separated string (older).
+export function tagList(t) {
+  return (Array.isArray(t) ? t : String(t || '').split(',')).map((x) => String(x).trim()).filter(Boolean);
+}
 
 let current = null; // the shown page's context
 
@@ -65,7 +78,10 @@ async function route() {
   for (const [re, tab, fn] of routes) {
     const m = path.match(re);
     if (!m) continue;
-    for (const a of document.querySelectorAll('#nav a')) a.classList.toggle('active', a.dataset.tab === tab);
+    for (const a of document.querySelectorAll('#nav a')) {
+      a.classList.toggle('active', a.dataset.tab === tab);
+      if (a.dataset.tab === tab) a.setAttribute('aria-current', 'page'); else a.removeAttribute('aria-current');
+    }
     document.body.dataset.page = tab;
     try {
       await fn(current, main, m.slice(1).map((s) => (s === undefined ? undefined : decodeURIComponent(s))));
@@ -96,7 +112,9 @@ async function start() {
   $('login').hidden = true;
   $('shell').hidden = false;
   $('whoami').textContent = app.user.name;
-  document.body.classList.toggle('is-admin', (app.user.tags || []).includes('administrator'));
+  document.body.classList.toggle('is-admin', app.isAdmin);
+  // The Admin tab: administrators, and policymakers (policies only), as RabbitMQ.
+  document.querySelector('#nav a[data-tab="admin"]').hidden = !app.isPolicymaker;
   try {
     app.overview = await api('/overview');
     $('product').textContent = `${app.overview.product_name || 'Warren'} ${app.overview.product_version || ''} · node ${app.overview.node}`;

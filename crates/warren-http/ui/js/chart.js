@@ -3,12 +3,13 @@
 import { fmtNum, fmtRate } from './util.js';
 
 const NS = 'http://www.w3.org/2000/svg';
-export const COLORS = ['#e8710a', '#1a73e8', '#188038', '#a142f4', '#d93025', '#12b5cb'];
+export const COLORS = ['#e8710a', '#1a73e8', '#188038', '#a142f4', '#d93025', '#12b5cb', '#f9ab00', '#5f6368'];
 
 export class TimeChart {
-  constructor({ series, rate = false, span = 120, height = 180, id }) {
+  constructor({ series, rate = false, format, span = 120, height = 180, id }) {
     this.series = series.map((s, i) => ({ color: COLORS[i % COLORS.length], ...s }));
     this.rate = rate;
+    this.fmt = format || (rate ? fmtRate : fmtNum);
     this.span = span * 1000;
     this.height = height;
     this.points = []; // [t, [values]]
@@ -17,6 +18,8 @@ export class TimeChart {
     if (id) this.el.id = id;
     this.svg = document.createElementNS(NS, 'svg');
     this.svg.setAttribute('class', 'chart-svg');
+    this.svg.setAttribute('role', 'img');
+    this.svg.setAttribute('aria-label', `Chart: ${this.series.map((s) => s.label).join(', ')}`);
     this.legend = document.createElement('div');
     this.legend.className = 'legend';
     this.el.append(this.svg, this.legend);
@@ -48,7 +51,7 @@ export class TimeChart {
     max = niceMax(max);
     const x = (t) => L + ((t - t0) / span) * (W - L - R);
     const y = (v) => T + (1 - v / max) * (H - T - B);
-    const fmt = this.rate ? fmtRate : fmtNum;
+    const fmt = this.fmt;
     let out = '';
     for (let i = 0; i <= 4; i++) {
       const v = (max * i) / 4;

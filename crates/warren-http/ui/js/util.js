@@ -1,13 +1,13 @@
-// DOM building, number formatting, message_stats access, and the paged,
-// sortable, filterable table every listing page uses.
-import { api, ApiError } from './api.js';
+// DOM building, number formatting, message_stats access, links, notices,
+// forms and feature tags (tables are in table.js).
+import { ApiError } from './api.js';
 
 // h('div', {class: 'x', onclick: f}, child, 'text', [more children])
 export function h(tag, attrs, ...children) {
   const el = document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === undefined || v === null || v === false) continue;
-    if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+    if (k.startsWith('on')) el.addEventListener(k.slice(2), guarded(v));
     else if (k === 'class') el.className = v;
     else if (k === 'dataset') Object.assign(el.dataset, v);
     else if (k === 'value') el.value = v;
@@ -16,6 +16,17 @@ export function h(tag, attrs, ...children) {
   }
   append(el, children);
   return el;
+}
+
+// Event handlers' failures (a refused API call in an async handler) are
+// shown to the user instead of ending as unhandled rejections.
+function guarded(fn) {
+  return (ev) => {
+    try {
+      const r = fn(ev);
+      if (r && typeof r.catch === 'function') r.catch((e) => flash(errText(e), 'error'));
+    } catch (e) { flash(errText(e), 'error'); }
+  };
 }
 
 function append(el, children) {
@@ -76,7 +87,8 @@ export const link = {
   queue: (v, n) => `#/queues/${encodeURIComponent(v)}/${encodeURIComponent(n)}`,
   exchange: (v, n) => `#/exchanges/${encodeURIComponent(v)}/${encodeURIComponent(n || 'amq.default')}`,
   topology: (v) => `#/topology/${encodeURIComponent(v)}`,
-  connection: (n) => `#/connections?name=${encodeURIComponent(n)}`,
+  connection: (n) => `#/connections/${encodeURIComponent(n)}`,
+  channel: (n) => `#/channels/${encodeURIComponent(n)}`,
 };
 
 export function flash(msg, kind = 'ok') {
@@ -85,6 +97,17 @@ export function flash(msg, kind = 'ok') {
   const item = h('div', { class: `flash ${kind}` }, msg);
   box.append(item);
   setTimeout(() => item.remove(), kind === 'error' ? 6000 : 3000);
+}
+
+// A missing object's page: an alert above the page (it was deleted, or the
+// address is wrong) instead of stale figures. Returns the element to place.
+export function goneNotice(id) {
+  return h('p', { class: 'error', id, role: 'alert', hidden: true });
+}
+
+export function showGone(el, text) {
+  el.hidden = false;
+  el.textContent = text;
 }
 
 export function errText(e) {
@@ -131,87 +154,6 @@ export function parseArgs(text) {
   return out;
 }
 
-/* A listing backed by a paged API endpoint.
-   opts: {id, path: () => '/queues' , columns: [{label, key?, sort?, render(row), cls}],
-          rowKey(row), pageSize, empty, missing} */
-export function pagedTable(ctx, opts) {
-  const state = { page: 1, pageSize: opts.pageSize || 50, sort: opts.sort || 'name', reverse: false, name: '', regex: false };
-  const filter = h('input', { type: 'search', placeholder: 'Filter by name', class: 'filter', 'aria-label': 'Filter' });
-  const regex = h('input', { type: 'checkbox' });
-  const info = h('span', { class: 'muted pager-info' });
-  const prev = h('button', { class: 'small', onclick: () => { state.page--; load(); } }, '‹ Prev');
-  const next = h('button', { class: 'small', onclick: () => { state.page++; load(); } }, 'Next ›');
-  const sizeSel = h('select', { onchange: () => { state.pageSize = +sizeSel.value; state.page = 1; load(); } },
-    [20, 50, 100, 500].map((n) => h('option', { value: n, selected: n === state.pageSize }, `${n} per page`)));
-  const thead = h('thead');
-  const tbody = h('tbody');
-  const table = h('table', { class: 'grid', id: opts.id }, thead, tbody);
-  const message = h('div', { class: 'muted table-msg' });
-  let timer;
-  filter.addEventListener('input', () => { clearTimeout(timer); timer = setTimeout(() => { state.name = filter.value; state.page = 1; load(); }, 250); });
-  regex.addEventListener('change', () => { state.regex = regex.checked; state.page = 1; load(); });
-
-  function header() {
-    clear(thead, h('tr', {}, opts.columns.map((c) => {
-      const sorted = c.sort && state.sort === c.sort;
-      return h('th', {
-        class: [c.cls, c.sort ? 'sortable' : '', sorted ? (state.reverse ? 'desc' : 'asc') : ''].join(' '),
-        title: c.sort ? `Sort by ${c.label}` : undefined,
-        onclick: c.sort ? () => {
-          if (state.sort === c.sort) state.reverse = !state.reverse; else { state.sort = c.sort; state.reverse = false; }
-          state.page = 1; load();
-        } : undefined,
-      }, c.label);
-    })));
-  }
-
-  async function load() {
-    const q = new URLSearchParams({ page: state.page, page_size: state.pageSize, sort: state.sort, sort_reverse: state.reverse });
-    if (state.name) { q.set('name', state.name); if (state.regex) q.set('use_regex', 'true'); }
-    let res;
-    try {
-      res = await api(`${opts.path()}?${q}`);
-    } catch (e) {
-      if (e.status === 404 && opts.missing) { clear(tbody); message.textContent = opts.missing; return; }
-      if (e.body && e.body.error === 'page_out_of_range' && state.page > 1) { state.page = 1; return load(); }
-      message.textContent = errText(e);
-      return;
-    }
-    if (Array.isArray(res)) res = { items: res, page: 1, page_count: 1, filtered_count: res.length, total_count: res.length };
-    header();
-    clear(tbody, res.items.map((row) => h('tr', { dataset: { name: row.name ?? '' } },
-      opts.columns.map((c) => h('td', { class: c.cls }, c.render ? c.render(row) : fmtCell(row[c.key]))))));
-    message.textContent = res.items.length ? '' : (opts.empty || 'Nothing here yet.');
-    state.page = res.page || 1;
-    info.textContent = `Page ${res.page || 1} of ${Math.max(1, res.page_count || 1)} · ${fmtNum(res.filtered_count)} shown of ${fmtNum(res.total_count)}`;
-    prev.disabled = state.page <= 1;
-    next.disabled = state.page >= (res.page_count || 1);
-  }
-
-  header();
-  const el = h('div', { class: 'paged' },
-    h('div', { class: 'toolbar' }, filter, h('label', { class: 'check' }, regex, 'Regex'), h('span', { class: 'grow' }), info, prev, next, sizeSel),
-    h('div', { class: 'scroll' }, table), message);
-  ctx.every(opts.refresh || 5000, load);
-  return { el, reload: load };
-}
-
-function fmtCell(v) {
-  if (v === undefined || v === null) return '–';
-  if (typeof v === 'number') return fmtNum(v);
-  if (typeof v === 'boolean') return v ? '●' : '○';
-  if (typeof v === 'object') return JSON.stringify(v);
-  return String(v);
-}
-
-// Simple client-side table (small lists: bindings, consumers, users...).
-export function simpleTable(columns, rows, empty = 'None.') {
-  if (!rows || !rows.length) return h('p', { class: 'muted' }, empty);
-  return h('div', { class: 'scroll' }, h('table', { class: 'grid' },
-    h('thead', {}, h('tr', {}, columns.map((c) => h('th', { class: c.cls }, c.label)))),
-    h('tbody', {}, rows.map((r) => h('tr', {}, columns.map((c) => h('td', { class: c.cls }, c.render ? c.render(r) : fmtCell(r[c.key]))))))));
-}
-
 export function features(o) {
   const f = [];
   if (o.durable) f.push(h('abbr', { class: 'tag', title: 'durable' }, 'D'));
@@ -221,7 +163,7 @@ export function features(o) {
   const args = o.arguments || {};
   for (const k of Object.keys(args)) f.push(h('abbr', { class: 'tag arg', title: `${k}: ${JSON.stringify(args[k])}` }, shortArg(k)));
   if (o.policy) f.push(h('abbr', { class: 'tag policy', title: 'policy' }, o.policy));
-  return f;
+  return f.flatMap((x, i) => (i ? [' ', x] : [x])); // spaced: copied text and screen readers keep them apart
 }
 
 function shortArg(k) {

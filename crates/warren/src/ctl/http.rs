@@ -134,6 +134,46 @@ impl Api {
     }
 }
 
+/// The vhost-limit commands over `/api/vhost-limits/V[/NAME]`: setting
+/// replaces every limit (those not given are deleted), as rabbitmqctl's.
+fn vhost_limits(api: &Api, command: &str, vhost: &str, request: &Value) -> Result<Value, Failure> {
+    let v = encode(vhost);
+    let current = match api.list(&format!("/api/vhost-limits/{}", v))? {
+        Err(e) if e.not_found() => {
+            return Err(Failure::Command(format!(
+                "Virtual host '{}' does not exist",
+                vhost
+            )))
+        }
+        r => r?,
+    };
+    let current: Map<String, Value> = current
+        .first()
+        .and_then(|l| l.get("value"))
+        .and_then(Value::as_object)
+        .cloned()
+        .unwrap_or_default();
+    if command == "list_vhost_limits" {
+        return Ok(json!({ "limits": current }));
+    }
+    let wanted = match command {
+        "set_vhost_limits" => request
+            .get("limits")
+            .and_then(Value::as_object)
+            .cloned()
+            .ok_or_else(|| Failure::Command("missing limits object".into()))?,
+        _ => Map::new(),
+    };
+    for name in current.keys().filter(|k| !wanted.contains_key(*k)) {
+        api.delete(&format!("/api/vhost-limits/{}/{}", v, encode(name)))??;
+    }
+    for (name, value) in &wanted {
+        let path = format!("/api/vhost-limits/{}/{}", v, encode(name));
+        api.put(&path, &json!({ "value": value }))??;
+    }
+    Ok(json!({}))
+}
+
 /// Run `request` (the AMQP path's JSON command) against the API at `url`.
 pub fn execute(url: HttpUrl, request: &Value) -> Result<Value, Failure> {
     let api = Api { url };
@@ -315,8 +355,9 @@ pub fn execute(url: HttpUrl, request: &Value) -> Result<Value, Failure> {
                 Ok(_) => {}
                 Err(e) if e.not_found() => return Err(no_vhost()),
                 Err(e) => {
-                    // "Validation failed\n\n<the core's text>\n"
-                    let text = e.text();
+                    // "Validation failed\n\n<the core's text>\n", HTML-escaped
+                    // as RabbitMQ's.
+                    let text = e.text().replace("&lt;", "<").replace("&gt;", ">");
                     let core = text
                         .strip_prefix("Validation failed\n\n")
                         .map(|t| t.trim_end_matches('\n').to_string());
@@ -466,6 +507,9 @@ pub fn execute(url: HttpUrl, request: &Value) -> Result<Value, Failure> {
                 .ok_or_else(|| Failure::Command("missing definitions".into()))?;
             api.call("POST", "/api/definitions", Some(defs))??;
             json!({})
+        }
+        "set_vhost_limits" | "clear_vhost_limits" | "list_vhost_limits" => {
+            vhost_limits(&api, &command, &vhost, request)?
         }
         other => return Err(Failure::Command(format!("unknown command '{}'", other))),
     };

@@ -1,7 +1,8 @@
 // Pieces shared by the queue and exchange pages: the publish form, the
 // bindings tables and the add-binding form.
 import { api, enc } from '../api.js';
-import { h, form, field, flash, parseArgs, simpleTable, link } from '../util.js';
+import { h, form, field, flash, parseArgs, link } from '../util.js';
+import { simpleTable } from '../table.js';
 
 // Publish through `exchange` ('' = the default exchange); `routingKey` preset for queues.
 export function publishForm(vhost, exchange, routingKey) {
@@ -39,6 +40,7 @@ export function bindingsTable(rows, { vhost, from, onChange }) {
     {
       label: '', render: (b) => (b.source === '' ? h('span', { class: 'muted' }, '(default binding)') : h('button', {
         class: 'small danger',
+        'aria-label': `Unbind ${b.source} from ${b.destination_type} ${b.destination} (key ${b.routing_key || 'empty'})`,
         onclick: async () => {
           try {
             await api(`/bindings/${enc(vhost)}/e/${enc(b.source)}/${b.destination_type === 'queue' ? 'q' : 'e'}/${enc(b.destination)}/${enc(b.properties_key)}`, { method: 'DELETE' });

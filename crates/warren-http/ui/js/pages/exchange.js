@@ -1,7 +1,7 @@
 // One exchange: figures, rates, bindings (this exchange as source and as
 // destination), add binding, publish, delete.
 import { api, enc } from '../api.js';
-import { h, clear, section, kv, fmtRate, rate, features, flash, link, hasStats } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtRate, rate, features, flash, link, hasStats } from '../util.js';
 import { TimeChart } from '../chart.js';
 import { publishForm, bindingsTable, bindForm } from './common.js';
 
@@ -12,6 +12,7 @@ export async function render(ctx, main, vhost, name) {
   const into = h('div');
   const rates = new TimeChart({ id: 'chart-exchange-rates', rate: true, series: [{ label: 'Publish in' }, { label: 'Publish out' }] });
   const isDefault = name === 'amq.default' || name === '';
+  const gone = goneNotice('exchange-gone');
   const load = async () => {
     clear(out, bindingsTable(await api(`${base}/bindings/source`), { vhost, from: 'exchange', onChange: load }));
     clear(into, bindingsTable(await api(`${base}/bindings/destination`), { vhost, from: 'queue', onChange: load }));
@@ -19,6 +20,7 @@ export async function render(ctx, main, vhost, name) {
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/exchanges' }, 'Exchanges'), ' › ', vhost, ' › '),
     h('h1', {}, 'Exchange ', h('span', { class: 'obj-name', id: 'exchange-name' }, isDefault ? '(AMQP default)' : name), ' ', h('a', { class: 'small-link', href: link.topology(vhost) }, 'topology ›')),
+    gone,
     h('div', { class: 'cols' }, section('Overview', details), section('Message rates', rates.el)),
     isDefault ? section('Bindings', h('p', { class: 'muted' }, 'The default exchange is implicitly bound to every queue, with the queue\'s name as routing key.'))
       : section('Bindings', h('h3', {}, 'This exchange → destinations'), out, bindForm(vhost, name, 'exchange', load), h('h3', {}, 'Exchanges → this exchange'), into),
@@ -28,9 +30,14 @@ export async function render(ctx, main, vhost, name) {
       await api(base, { method: 'DELETE' }); flash('Exchange deleted'); location.hash = '#/exchanges';
     } }, 'Delete exchange')),
   );
-  if (!isDefault) load();
+  if (!isDefault) load().catch(() => {});
   ctx.every(2000, async () => {
-    const e = await api(base);
+    let e;
+    try { e = await api(base); } catch (err) {
+      if (err.status === 404) { showGone(gone, `Exchange ${name} does not exist in virtual host ${vhost}.`); return; }
+      throw err;
+    }
+    gone.hidden = true;
     if (hasStats(e)) rates.push([rate(e, 'publish_in'), rate(e, 'publish_out')]);
     else { rates.push([]); rates.setNote('This broker does not report message rates yet'); }
     clear(details, kv([

@@ -2,7 +2,8 @@
 // sorted and filtered by the API (page, page_size, sort, name).
 import { api, enc } from '../api.js';
 import { app } from '../app.js';
-import { h, section, pagedTable, fmtNum, fmtRate, fmtBytes, rate, link, features, form, field, flash, parseArgs } from '../util.js';
+import { h, section, fmtNum, fmtRate, fmtBytes, rate, link, features, form, field, flash, parseArgs } from '../util.js';
+import { pagedTable } from '../table.js';
 
 const scoped = (what) => () => (app.vhost ? `/${what}/${enc(app.vhost)}` : `/${what}`);
 const vhostCol = { label: 'Virtual host', key: 'vhost', sort: 'vhost' };
@@ -11,9 +12,9 @@ const MISSING = 'This broker does not list connections and channels yet.';
 
 export function connections(ctx, main) {
   const t = pagedTable(ctx, {
-    id: 'connections', path: () => '/connections', missing: MISSING, empty: 'No connections.',
+    id: 'connections', path: () => (app.vhost ? `/vhosts/${enc(app.vhost)}/connections` : '/connections'), missing: MISSING, empty: 'No connections.',
     columns: [
-      { label: 'Name', key: 'name', sort: 'name' },
+      { label: 'Name', sort: 'name', render: (c) => [h('a', { href: link.connection(c.name) }, c.name), c.user_provided_name ? h('div', { class: 'muted small-text' }, c.user_provided_name) : null] },
       vhostCol,
       { label: 'User', key: 'user', sort: 'user' },
       { label: 'Protocol', key: 'protocol', sort: 'protocol' },
@@ -22,7 +23,7 @@ export function connections(ctx, main) {
       { label: 'Channels', key: 'channels', sort: 'channels', cls: 'num' },
       { label: 'From client', render: (c) => rateOrOct(c, 'recv_oct'), sort: 'recv_oct', cls: 'num' },
       { label: 'To client', render: (c) => rateOrOct(c, 'send_oct'), sort: 'send_oct', cls: 'num' },
-      { label: '', render: (c) => h('button', { class: 'small danger', onclick: () => closeConn(c.name, t) }, 'Close') },
+      { label: '', render: (c) => h('button', { class: 'small danger', 'aria-label': `Close connection ${c.name}`, onclick: () => closeConn(c.name, t) }, 'Close') },
     ],
   });
   main.append(h('h1', {}, 'Connections'), section('All connections', t.el));
@@ -46,9 +47,9 @@ async function closeConn(name, t) {
 
 export function channels(ctx, main) {
   const t = pagedTable(ctx, {
-    id: 'channels', path: () => '/channels', missing: MISSING, empty: 'No channels.',
+    id: 'channels', path: () => (app.vhost ? `/vhosts/${enc(app.vhost)}/channels` : '/channels'), missing: MISSING, empty: 'No channels.',
     columns: [
-      { label: 'Channel', key: 'name', sort: 'name' },
+      { label: 'Channel', sort: 'name', render: (c) => h('a', { href: link.channel(c.name) }, c.name) },
       vhostCol,
       { label: 'User', key: 'user', sort: 'user' },
       { label: 'Mode', render: (c) => [c.confirm && 'confirm', c.transactional && 'tx'].filter(Boolean).join(' ') || '–' },

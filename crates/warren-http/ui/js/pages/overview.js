@@ -1,7 +1,8 @@
 // Overview: queued messages and message rates (charts polled every 2 s),
 // object totals, node, listeners and alarms (health checks).
 import { api, maybe } from '../api.js';
-import { h, clear, section, fmtNum, fmtRate, fmtBytes, rate, total, simpleTable, kv, errText } from '../util.js';
+import { h, clear, section, fmtNum, fmtRate, fmtBytes, rate, total, kv, errText } from '../util.js';
+import { simpleTable } from '../table.js';
 import { TimeChart, Deriv } from '../chart.js';
 
 const RATES = [
@@ -10,6 +11,15 @@ const RATES = [
   ['ack', 'Consumer ack'],
   ['confirm', 'Publisher confirm'],
   ['redeliver', 'Redelivered'],
+  ['return_unroutable', 'Unroutable (return)'],
+  ['drop_unroutable', 'Unroutable (drop)'],
+];
+
+// RabbitMQ's churn statistics: [field, label] of overview.churn_rates.
+const CHURN = [
+  ['connection_created', 'Connections created'], ['connection_closed', 'Connections closed'],
+  ['channel_created', 'Channels created'], ['channel_closed', 'Channels closed'],
+  ['queue_declared', 'Queues declared'], ['queue_created', 'Queues created'], ['queue_deleted', 'Queues deleted'],
 ];
 
 export async function render(ctx, main) {
@@ -20,6 +30,7 @@ export async function render(ctx, main) {
   const node = h('div');
   const listeners = h('div');
   const alarms = h('div', { id: 'alarms' });
+  const churn = h('div', { id: 'churn' });
   main.append(
     h('h1', {}, 'Overview'),
     totals,
@@ -27,7 +38,7 @@ export async function render(ctx, main) {
       section('Queued messages', queued.el),
       section('Message rates', rates.el)),
     h('div', { class: 'cols' }, section('Health', alarms), section('Node', node)),
-    section('Listeners', listeners),
+    h('div', { class: 'cols' }, section('Listeners', listeners), section('Churn statistics', churn)),
   );
 
   ctx.every(2000, async () => {
@@ -54,10 +65,15 @@ export async function render(ctx, main) {
       card('Queues', fmtNum(t.queues), '', 'queues', '#/queues'),
       card('Consumers', fmtNum(t.consumers), '', 'consumers'),
     );
+    const c = o.churn_rates;
+    clear(churn, c ? simpleTable([
+      { label: 'Event', key: 'label' }, { label: 'Total', render: (r) => fmtNum(c[r.f]), cls: 'num' },
+      { label: 'Rate', render: (r) => fmtRate(c[`${r.f}_details`] && c[`${r.f}_details`].rate), cls: 'num' },
+    ], CHURN.filter(([f]) => f in c).map(([f, label]) => ({ f, label }))) : h('p', { class: 'muted' }, 'This broker does not report churn yet.'));
     clear(listeners, simpleTable([
       { label: 'Protocol', key: 'protocol' },
       { label: 'Bound to', key: 'ip_address' },
-      { label: 'Port', key: 'port', cls: 'num' },
+      { label: 'Port', render: (l) => String(l.port), cls: 'num' },
     ], o.listeners));
   });
 

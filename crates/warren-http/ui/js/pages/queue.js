@@ -1,7 +1,8 @@
 // One queue: figures, depth and rate charts (polled every second),
 // consumers, bindings, get messages, publish, purge, delete.
 import { api, enc, maybe } from '../api.js';
-import { h, clear, section, kv, fmtNum, fmtRate, fmtBytes, rate, features, form, field, flash, simpleTable, link, hasStats } from '../util.js';
+import { h, clear, section, kv, goneNotice, showGone, fmtNum, fmtRate, fmtBytes, rate, features, form, field, flash, link, hasStats } from '../util.js';
+import { simpleTable } from '../table.js';
 import { TimeChart } from '../chart.js';
 import { publishForm, bindingsTable, bindForm } from './common.js';
 
@@ -13,11 +14,13 @@ export async function render(ctx, main, vhost, name) {
   const consumers = h('div', { id: 'queue-consumers' });
   const bindings = h('div', { id: 'queue-bindings' });
   const got = h('div', { id: 'get-results' });
+  const gone = goneNotice('queue-gone');
   const loadBindings = async () => clear(bindings, bindingsTable(await api(`${base}/bindings`), { vhost, from: 'queue', onChange: loadBindings }));
 
   main.append(
     h('p', { class: 'crumbs' }, h('a', { href: '#/queues' }, 'Queues'), ' › ', vhost, ' › '),
     h('h1', {}, 'Queue ', h('span', { class: 'obj-name', id: 'queue-name' }, name), ' ', h('a', { class: 'small-link', href: link.topology(vhost) }, 'topology ›')),
+    gone,
     h('div', { class: 'cols' }, section('Overview', details), section('Queued messages', depth.el)),
     section('Message rates', rates.el),
     section('Consumers', consumers),
@@ -44,13 +47,18 @@ export async function render(ctx, main, vhost, name) {
         }), got)),
     section('Danger zone', h('div', { class: 'actions' },
       h('button', { id: 'purge', class: 'danger', onclick: async () => { if (confirm(`Purge all messages of ${name}?`)) { await api(`${base}/contents`, { method: 'DELETE' }); flash('Queue purged'); } } }, 'Purge messages'),
-      h('button', { class: 'danger', onclick: async () => { if (confirm(`Delete queue ${name}?`)) { await api(base, { method: 'DELETE' }); flash('Queue deleted'); location.hash = '#/queues'; } } }, 'Delete queue'))),
+      h('button', { id: 'delete-queue', class: 'danger', onclick: async () => { if (confirm(`Delete queue ${name}?`)) { await api(base, { method: 'DELETE' }); flash('Queue deleted'); location.hash = '#/queues'; } } }, 'Delete queue'))),
   );
-  loadBindings();
+  loadBindings().catch(() => {});
 
   let consumersOk = true;
   ctx.every(1000, async () => {
-    const q = await api(base);
+    let q;
+    try { q = await api(base); } catch (e) {
+      if (e.status === 404) { showGone(gone, `Queue ${name} does not exist in virtual host ${vhost}.`); return; }
+      throw e;
+    }
+    gone.hidden = true;
     depth.push([q.messages_ready, q.messages_unacknowledged, q.messages]);
     if (hasStats(q)) rates.push(['publish', 'deliver_get', 'ack', 'redeliver'].map((f) => rate(q, f)));
     else { rates.push([]); rates.setNote('This broker does not report message rates yet'); }
@@ -76,7 +84,7 @@ export async function render(ctx, main, vhost, name) {
     }
     if (list) {
       clear(consumers, simpleTable([
-        { label: 'Channel', render: (c) => (c.channel_details ? c.channel_details.name : '–') },
+        { label: 'Channel', render: (c) => (c.channel_details ? h('a', { href: link.channel(c.channel_details.name) }, c.channel_details.name) : '–') },
         { label: 'Consumer tag', key: 'consumer_tag' },
         { label: 'Ack required', key: 'ack_required' },
         { label: 'Exclusive', key: 'exclusive' },

@@ -299,7 +299,7 @@ export function layout(data, state, vhost) {
       n.title = n.ch.connection_name || n.ch.name || n.tags[0];
       n.name = n.ch.name || n.tags[0];
       n.sub = `${n.tags.length === 1 ? n.tags[0] : `${n.tags.length} consumers`}${n.ch.peer_host ? ` · ${n.ch.peer_host}:${n.ch.peer_port}` : ''}`;
-      n.href = n.ch.connection_name ? `#/connections` : undefined;
+      n.href = n.ch.name ? link.channel(n.ch.name) : n.ch.connection_name ? link.connection(n.ch.connection_name) : undefined;
       n.tip = `${n.ch.name || ''}\n${n.tags.join('\n')}`;
       consumerNodes.push(n);
     }
@@ -333,7 +333,7 @@ export function layout(data, state, vhost) {
   for (const p of data.publishers || []) {
     const id = `publisher:${p.name}`;
     const targets = (p.exchanges || []).map((x) => (typeof x === 'string' ? { name: x } : x)).filter((x) => byId.has(exId(x.name === '' ? DEFAULT : x.name)));
-    const n = { id, kind: 'publisher', col: 0, name: p.name, title: p.connection_name || p.name, sub: `publish ${fmtRate(rate(p, 'publish'))}${p.peer_host ? ` · ${p.peer_host}` : ''}`, tip: p.name };
+    const n = { id, kind: 'publisher', col: 0, name: p.name, title: p.connection_name || p.name, sub: `publish ${fmtRate(rate(p, 'publish'))}${p.peer_host ? ` · ${p.peer_host}` : ''}`, tip: p.name, href: link.connection(p.connection_name || p.name) };
     n.want = targets.length ? mean(targets.map((x) => byId.get(exId(x.name === '' ? DEFAULT : x.name)).y)) : HEAD;
     pubs.push(n);
     for (const x of targets) {

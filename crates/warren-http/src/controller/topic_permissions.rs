@@ -1,0 +1,111 @@
+//! `/api/topic-permissions[/VHOST/USER[/EXCHANGE]]`,
+//! `/api/vhosts/V/topic-permissions`, `/api/users/U/topic-permissions`
+//! (administrator): per-exchange routing-key regexes, enforced by the core's
+//! permission check (see `warren_core::topic_permissions`).
+
+use super::{created, no_content, ok};
+use crate::auth::Caller;
+use crate::body::{Body, Names, Params};
+use crate::error::{ApiError, ApiResult};
+use axum::response::Response;
+use serde_json::Value;
+use warren_core::runtime_export::topic_permission_json;
+use warren_core::topic_permissions::TopicPermissionDef;
+
+fn listing(c: &Caller, user: Option<&str>, vhost: Option<&str>, p: &Params) -> ApiResult<Response> {
+    c.require_admin()?;
+    let items: Vec<Value> = c
+        .http
+        .broker
+        .list_topic_permissions(user, vhost)
+        .iter()
+        .map(topic_permission_json)
+        .collect();
+    Ok(ok(p.list.apply(items)?))
+}
+
+pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
+    listing(&c, None, None, &p)
+}
+
+pub async fn of_vhost(c: Caller, Names(vhost): Names<String>, p: Params) -> ApiResult<Response> {
+    c.require_admin()?;
+    c.existing_vhost(&vhost)?;
+    listing(&c, None, Some(&vhost), &p)
+}
+
+pub async fn of_user(c: Caller, Names(user): Names<String>, p: Params) -> ApiResult<Response> {
+    c.require_admin()?;
+    c.http
+        .broker
+        .user(&user)
+        .ok_or_else(ApiError::object_not_found)?;
+    listing(&c, Some(&user), None, &p)
+}
+
+/// GET `/api/topic-permissions/V/U`: the user's list on the vhost (404 if
+/// it has none).
+pub async fn show(
+    c: Caller,
+    Names((vhost, user)): Names<(String, String)>,
+    p: Params,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    let items = c
+        .http
+        .broker
+        .list_topic_permissions(Some(&user), Some(&vhost));
+    if items.is_empty() {
+        return Err(ApiError::object_not_found());
+    }
+    Ok(ok(p.list.apply(
+        items.iter().map(topic_permission_json).collect(),
+    )?))
+}
+
+pub async fn put(
+    c: Caller,
+    Names((vhost, user)): Names<(String, String)>,
+    body: Body,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    let def = TopicPermissionDef {
+        user,
+        vhost,
+        exchange: body.required_str("exchange")?.into(),
+        write: body.required_str("write")?.into(),
+        read: body.required_str("read")?.into(),
+    };
+    let first = c
+        .http
+        .broker
+        .set_topic_permission(def)
+        .map_err(super::permissions::vhost_or_user_error)?;
+    Ok(created(first))
+}
+
+/// DELETE `/api/topic-permissions/V/U`: all of the user's on the vhost
+/// (404 if none).
+pub async fn delete(
+    c: Caller,
+    Names((vhost, user)): Names<(String, String)>,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    if c.http.broker.clear_topic_permissions(&user, &vhost, None) == 0 {
+        return Err(ApiError::object_not_found());
+    }
+    Ok(no_content())
+}
+
+/// DELETE `/api/topic-permissions/V/U/EXCHANGE`: one exchange's (204 even
+/// when there was none, as RabbitMQ answers).
+pub async fn delete_exchange(
+    c: Caller,
+    Names((vhost, user, exchange)): Names<(String, String, String)>,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    c.http
+        .broker
+        .clear_topic_permissions(&user, &vhost, Some(&exchange));
+    Ok(no_content())
+}

@@ -1,0 +1,672 @@
+//! One MQTT client connection: CONNECT, the read loop, keep-alive, the will,
+//! closing.
+//!
+//! Until CONNECT is accepted, replies are written straight to the socket.
+//! After it, a writer task fed by an [`Outlet`] (the core's outbound FIFO,
+//! shared with deliveries from queues) sends everything, and this task reads
+//! packets and hands them to the [`Session`]. Every packet already buffered is
+//! handled before PUBACKs are flushed, so a burst of QoS 1 publishes waits for
+//! one fsync, not one each.
+//!
+//! Bad input (malformed packets, protocol violations, an oversized packet)
+//! closes only this connection: an MQTT 5 client first gets a DISCONNECT with
+//! the reason code, a 3.1.1 client has the socket closed (its protocol has no
+//! server DISCONNECT), and the will is published as for any abnormal end.
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{FutureExt, StreamExt};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::time::Instant;
+use tokio_util::codec::FramedRead;
+use tracing::{debug, info, warn};
+use warren_core::connections::ConnectionInfo;
+use warren_core::net::{closing_timeout, discard_until_eof, Endpoints, SILENT_CLOSE_DELAY};
+use warren_core::outlet::run_writer;
+use warren_core::stats::{ConnectionStats, CountingReader};
+use warren_core::{BrokerError, FieldTable, FieldValue, VHost};
+
+use crate::codec::{MqttCodec, UNAUTHENTICATED_MAX_PACKET_SIZE};
+use crate::delivery::Outgoing;
+use crate::encode::encode;
+use crate::error::DecodeError;
+use crate::packet::*;
+use crate::properties::Properties;
+use crate::publish::Publisher;
+use crate::reason::ReasonCode;
+use crate::registry::{Node, TAKEN_OVER};
+use crate::session::{Fail, Flow, Persistence, Session};
+use crate::writer::{send_packet, MqttWire, Outlet};
+
+/// How long a client has to send CONNECT (RabbitMQ's MQTT login timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What carries the packets of a connection.
+#[derive(Clone, Copy, Debug)]
+pub struct Transport {
+    /// For logs: "MQTT" or "Web-MQTT".
+    pub name: &'static str,
+    /// Management's protocol prefix ("MQTT 3.1.1", "Web MQTT 5.0").
+    pub protocol: &'static str,
+    /// Every packet is a write of its own (a WebSocket message each).
+    pub packet_per_write: bool,
+}
+
+impl Transport {
+    pub const TCP: Transport = Transport {
+        name: "MQTT",
+        protocol: "MQTT",
+        packet_per_write: false,
+    };
+}
+
+pub async fn serve_connection<S>(node: Arc<Node>, socket: S, ends: Endpoints)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (rd, wr) = tokio::io::split(socket);
+    serve_transport(node, rd, wr, ends, Transport::TCP).await
+}
+
+/// A CONNECT accepted.
+struct Login {
+    user: String,
+    vhost: Arc<VHost>,
+    connect: Box<Connect>,
+    client_id: Bytes,
+    assigned: bool,
+    keep_alive: u16,
+    persistence: Persistence,
+}
+
+/// Write one packet before the writer task exists.
+async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, p: &Packet, v: Version) {
+    let mut out = BytesMut::new();
+    encode(p, v, &mut out);
+    let write = async {
+        wr.write_all(&out).await?;
+        wr.flush().await
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+}
+
+fn connack_refused(code: ReasonCode, reason: &str, v: Version) -> Packet {
+    Packet::Connack(Connack {
+        session_present: false,
+        code,
+        properties: if v.is_v5() {
+            Properties {
+                reason_string: Some(Bytes::copy_from_slice(reason.as_bytes())),
+                ..Properties::default()
+            }
+        } else {
+            Properties::default()
+        },
+    })
+}
+
+pub async fn serve_transport<R, W>(
+    node: Arc<Node>,
+    rd: R,
+    mut wr: W,
+    ends: Endpoints,
+    transport: Transport,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (peer, name) = (ends.peer, ends.name());
+    let stats = Arc::new(ConnectionStats::default());
+    let rd = CountingReader::new(rd, stats.clone());
+    let mut packets =
+        FramedRead::with_capacity(rd, MqttCodec::new(UNAUTHENTICATED_MAX_PACKET_SIZE), 1024);
+    // ---- CONNECT ------------------------------------------------------------
+    let connect = match tokio::time::timeout(CONNECT_TIMEOUT, packets.next()).await {
+        Err(_) => {
+            debug!(%peer, "MQTT connect timeout");
+            return;
+        }
+        Ok(None) => return,
+        Ok(Some(Ok(Packet::Connect(c)))) => c,
+        Ok(Some(Ok(p))) => {
+            warn!(%peer, packet = p.name(), "MQTT connection closed: first packet is not CONNECT");
+            return;
+        }
+        Ok(Some(Err(DecodeError::UnsupportedVersion { name: proto, level }))) => {
+            warn!(%peer, level, protocol = %String::from_utf8_lossy(&proto), "MQTT connection refused: unsupported protocol version");
+            // 3.1.1's "unacceptable protocol version" (0x01); a CONNACK an
+            // MQTT 5 client reads as 0x84 would need a level-5 CONNECT.
+            let p = connack_refused(
+                ReasonCode::UNSUPPORTED_PROTOCOL_VERSION,
+                "",
+                Version::V3_1_1,
+            );
+            write_now(&mut wr, &p, Version::V3_1_1).await;
+            return;
+        }
+        Ok(Some(Err(e))) => {
+            warn!(%peer, "MQTT connection closed: bad CONNECT: {}", e);
+            return;
+        }
+    };
+    let version = connect.version;
+    let login = match login(&node, connect, peer) {
+        Ok(l) => l,
+        Err((code, reason)) => {
+            warn!(%peer, code = code.0, "MQTT login refused: {}", reason);
+            write_now(&mut wr, &connack_refused(code, &reason, version), version).await;
+            let _ = wr.shutdown().await;
+            return;
+        }
+    };
+    let id = node.broker.next_connection_id();
+    let claim = node
+        .claim(
+            &login.vhost.name.to_string_lossy(),
+            &login.client_id,
+            id,
+            &name,
+        )
+        .await;
+    // Clean start: whatever the client id left behind goes.
+    let mut session_present = false;
+    if login.connect.clean_start {
+        Session::discard(&login.vhost, &login.client_id);
+    } else {
+        // A session is its queues, or (a publish-only client) the QoS 2
+        // exchanges it left unfinished.
+        session_present = Session::exists(&login.vhost, &login.client_id)
+            || !claim.saved.incoming_qos2.is_empty()
+            || !claim.saved.released.is_empty()
+            || !claim.saved.shared.is_empty();
+    }
+    let saved = if session_present {
+        claim.saved.clone()
+    } else {
+        Default::default()
+    };
+    let cp = &login.connect.properties;
+    let client_max_packet = cp.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
+    let window = node
+        .config
+        .max_inflight
+        .min(cp.receive_maximum.unwrap_or(u16::MAX));
+    let (outlet, rx) = Outlet::new();
+    let wire = MqttWire::new(version, cp.topic_alias_maximum.unwrap_or(0))
+        .packet_per_write(transport.packet_per_write);
+    let writer = tokio::spawn(run_writer(
+        wr,
+        rx,
+        outlet.clone(),
+        Duration::ZERO,
+        wire,
+        Some(stats.clone()),
+    ));
+    let origin = warren_core::trace::Origin {
+        user: login.user.clone(),
+        connection: name.clone(),
+        channel: 1,
+    };
+    let out = Outgoing::new(
+        outlet.clone(),
+        id,
+        version,
+        window,
+        client_max_packet,
+        login.vhost.clone(),
+        origin.clone(),
+    );
+    let mut session = Session::new(
+        node.clone(),
+        login.vhost.clone(),
+        login.user.clone(),
+        id,
+        version,
+        login.client_id.clone(),
+        out.clone(),
+        login.persistence,
+        saved.clone(),
+    );
+    session.publisher.origin = Some(origin);
+    packets
+        .decoder_mut()
+        .set_max_packet_size(node.config.max_packet_size);
+    // ---- CONNACK --------------------------------------------------------------
+    let mut props = Properties::default();
+    if version.is_v5() {
+        props.receive_maximum = Some(node.config.receive_maximum);
+        props.maximum_packet_size = Some(node.config.max_packet_size as u32);
+        props.topic_alias_maximum = Some(node.config.topic_alias_maximum);
+        if login.assigned {
+            props.assigned_client_identifier = Some(login.client_id.clone());
+        }
+        if login.keep_alive != login.connect.keep_alive {
+            props.server_keep_alive = Some(login.keep_alive);
+        }
+        let asked = cp.session_expiry_interval.unwrap_or(0);
+        // A longer expiry than the server grants ("never" included) is lowered
+        // and announced.
+        if asked > node.config.max_session_expiry {
+            props.session_expiry_interval = Some(node.config.max_session_expiry);
+        }
+    }
+    send_packet(
+        &outlet,
+        Packet::Connack(Connack {
+            session_present,
+            code: ReasonCode::SUCCESS,
+            properties: props,
+        }),
+    );
+    let resumed = if session_present {
+        session
+            .resume()
+            .map(|_| session.rejoin_shared(&saved.shared))
+    } else {
+        Ok(())
+    };
+    if session_present {
+        out.restore_released(&saved.released);
+        for &pid in &saved.released {
+            send_packet(&outlet, Packet::Pubrel(Ack::new(pid, ReasonCode::SUCCESS)));
+        }
+    }
+    info!(%peer, conn = id, user = %login.user, vhost = %login.vhost.name,
+        client_id = %String::from_utf8_lossy(&login.client_id), version = %version,
+        clean = login.connect.clean_start, via = transport.name, "MQTT connection opened");
+    let registration = node.broker.connections.register(ConnectionInfo {
+        id,
+        name: name.clone(),
+        protocol: format!("{} {}", transport.protocol, version),
+        protocol_term: format!("{{'{}',\"{}\"}}", transport.protocol, version),
+        kind: "direct",
+        user: login.user.clone(),
+        vhost: login.vhost.clone(),
+        peer,
+        local: ends.local,
+        connected_at: warren_core::queue::now_ms(),
+        client_properties: client_properties(&login.client_id),
+        auth_mechanism: None,
+        heartbeat: login.keep_alive,
+        frame_max: 0,
+        channel_max: 1,
+        ssl: false,
+        stats,
+        channels: Some(out.clone()),
+    });
+    let mut forced = registration.closed.clone();
+    let end = match resumed {
+        Err(f) => End::Fail(f),
+        Ok(()) => run(&mut session, &mut packets, &mut forced, login.keep_alive).await,
+    };
+    // ---- closing ----------------------------------------------------------------
+    if matches!(end, End::Disconnect { .. }) {
+        wait_for_acks(&mut session).await;
+    }
+    let publish_will = !matches!(end, End::Disconnect { with_will: false });
+    let keep = session.close();
+    drop(registration);
+    let linger = match &end {
+        End::Fail(f) => {
+            warn!(%peer, conn = id, code = f.code.0, "MQTT connection closed: {}", f.reason);
+            if version.is_v5() {
+                send_packet(
+                    &outlet,
+                    Packet::Disconnect(Disconnect::with_reason(f.code, &f.reason)),
+                );
+            }
+            Some(SILENT_CLOSE_DELAY)
+        }
+        End::Decode(e) => {
+            warn!(%peer, conn = id, "MQTT connection closed: {}", e);
+            if version.is_v5() {
+                send_packet(
+                    &outlet,
+                    Packet::Disconnect(Disconnect::with_reason(e.reason(), e.to_string())),
+                );
+            }
+            Some(SILENT_CLOSE_DELAY)
+        }
+        End::Forced(e) => {
+            info!(%peer, conn = id, "MQTT connection closed: {}", e.text);
+            if version.is_v5() {
+                let code = if e.text == TAKEN_OVER {
+                    ReasonCode::SESSION_TAKEN_OVER
+                } else {
+                    ReasonCode::ADMINISTRATIVE_ACTION
+                };
+                send_packet(
+                    &outlet,
+                    Packet::Disconnect(Disconnect::with_reason(code, &e.text)),
+                );
+            }
+            Some(SILENT_CLOSE_DELAY)
+        }
+        End::KeepAlive => {
+            warn!(%peer, conn = id, keep_alive = login.keep_alive, "MQTT connection closed: keep-alive timeout");
+            if version.is_v5() {
+                send_packet(
+                    &outlet,
+                    Packet::Disconnect(Disconnect::new(ReasonCode::KEEP_ALIVE_TIMEOUT)),
+                );
+            }
+            None
+        }
+        End::Disconnect { .. } => {
+            info!(%peer, conn = id, "MQTT connection closed");
+            Some(closing_timeout(u64::from(login.keep_alive)))
+        }
+        End::Eof => {
+            info!(%peer, conn = id, "MQTT connection closed by the client without DISCONNECT");
+            None
+        }
+    };
+    if publish_will {
+        if let Some(will) = login.connect.will.clone() {
+            schedule_will(&node, &login, &claim, will);
+        }
+    }
+    node.release(&claim, id, keep);
+    outlet.close();
+    if let Some(t) = linger {
+        discard_until_eof(packets.get_mut(), t).await;
+    }
+    let mut writer = writer;
+    if tokio::time::timeout(warren_core::net::CLOSING_TIMEOUT, &mut writer)
+        .await
+        .is_err()
+    {
+        writer.abort();
+    }
+}
+
+fn client_properties(client_id: &[u8]) -> FieldTable {
+    let mut t = FieldTable::new();
+    t.insert("product", FieldValue::string("MQTT client"));
+    t.insert("client_id", FieldValue::string(client_id));
+    t
+}
+
+/// Publish the will now, or after its delay (MQTT 5) unless the client id
+/// reconnects first.
+fn schedule_will(node: &Arc<Node>, login: &Login, claim: &crate::registry::Claim, will: Will) {
+    // The will waits for its delay or the end of the session, whichever
+    // comes first (a session that ends at disconnect: at once).
+    let session_end = match login.persistence {
+        Persistence::Clean => 0,
+        Persistence::Kept {
+            expiry_ms: Some(ms),
+        } => u32::try_from(ms / 1000).unwrap_or(u32::MAX),
+        Persistence::Kept { expiry_ms: None } => u32::MAX,
+    };
+    let delay = will
+        .properties
+        .will_delay_interval
+        .unwrap_or(0)
+        .min(session_end);
+    let mut publisher = Publisher::new(node.clone(), login.vhost.clone(), login.user.clone(), 0);
+    let mut props = will.properties.clone();
+    props.will_delay_interval = None;
+    let go = move |p: &mut Publisher| {
+        if let Err(e) = p.publish(
+            &will.topic,
+            will.qos,
+            will.retain,
+            &props,
+            will.payload.clone(),
+        ) {
+            warn!("MQTT will not published: {}", e.text);
+        }
+    };
+    if delay == 0 {
+        go(&mut publisher);
+        return;
+    }
+    let node = node.clone();
+    let key = claim.key.clone();
+    let generation = claim.generation;
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(u64::from(delay))).await;
+        if node.still_current(&key, generation) {
+            go(&mut publisher);
+        }
+    });
+}
+
+/// CONNECT: client id, credentials (`vhost:user`), vhost, keep-alive, session
+/// persistence. Refusals carry the MQTT 5 reason (sent to 3.1.1 clients as
+/// the matching return code).
+fn login(
+    node: &Node,
+    connect: Box<Connect>,
+    peer: SocketAddr,
+) -> Result<Login, (ReasonCode, String)> {
+    let v5 = connect.version.is_v5();
+    if connect.properties.authentication_method.is_some() {
+        return Err((
+            ReasonCode::BAD_AUTHENTICATION_METHOD,
+            "extended authentication is not supported".into(),
+        ));
+    }
+    let (client_id, assigned) = if connect.client_id.is_empty() {
+        if !connect.clean_start || (connect.version == Version::V3_1) {
+            return Err((
+                ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+                "an empty client id needs a clean session".into(),
+            ));
+        }
+        let mut id = b"warren-".to_vec();
+        id.extend_from_slice(
+            node.broker
+                .vhosts()
+                .first()
+                .map(|v| v.generate_queue_name())
+                .unwrap_or_default()
+                .as_bytes(),
+        );
+        (Bytes::from(id), true)
+    } else {
+        (connect.client_id.clone(), false)
+    };
+    if connect.version == Version::V3_1 && client_id.len() > 23 {
+        return Err((
+            ReasonCode::CLIENT_IDENTIFIER_NOT_VALID,
+            "MQTT 3.1 client ids have at most 23 characters".into(),
+        ));
+    }
+    let (user, vhost_name) = match &connect.username {
+        Some(u) => {
+            let u = String::from_utf8_lossy(u).into_owned();
+            // RabbitMQ's `vhost:user` user names select the vhost.
+            match u.split_once(':') {
+                Some((v, name)) if !v.is_empty() && !name.is_empty() => {
+                    (name.to_string(), v.to_string())
+                }
+                _ => (u, node.config.default_vhost.clone()),
+            }
+        }
+        None => match &node.config.anonymous_user {
+            Some(u) if connect.password.is_none() => (u.clone(), node.config.default_vhost.clone()),
+            _ => {
+                return Err((
+                    ReasonCode::NOT_AUTHORIZED,
+                    "anonymous login is not allowed".into(),
+                ));
+            }
+        },
+    };
+    let user = if connect.username.is_none() {
+        node.broker.user(&user).ok_or_else(|| {
+            (
+                ReasonCode::NOT_AUTHORIZED,
+                format!("anonymous user '{user}' does not exist"),
+            )
+        })?
+    } else {
+        let password = connect.password.clone().unwrap_or_default();
+        node.broker
+            .authenticate(&user, &password, Some(peer.ip()))
+            .map_err(|e| (ReasonCode::BAD_USER_NAME_OR_PASSWORD, e.text))?
+    };
+    // As RabbitMQ: an unknown vhost is "bad user name or password", a vhost
+    // the user may not use "not authorized".
+    let vhost = node.broker.open_vhost(&user, &vhost_name).map_err(|e| {
+        let code = if node.broker.vhost(&vhost_name).is_none() {
+            ReasonCode::BAD_USER_NAME_OR_PASSWORD
+        } else {
+            ReasonCode::NOT_AUTHORIZED
+        };
+        (code, e.text)
+    })?;
+    let max = node.config.max_keep_alive;
+    let keep_alive = if max > 0 && (connect.keep_alive == 0 || connect.keep_alive > max) && v5 {
+        max
+    } else {
+        connect.keep_alive
+    };
+    let persistence = if v5 {
+        match connect.properties.session_expiry_interval.unwrap_or(0) {
+            0 => Persistence::Clean,
+            s => {
+                let s = s.min(node.config.max_session_expiry);
+                Persistence::Kept {
+                    expiry_ms: (s != u32::MAX).then(|| u64::from(s) * 1000),
+                }
+            }
+        }
+    } else if connect.clean_start {
+        Persistence::Clean
+    } else {
+        Persistence::Kept { expiry_ms: None }
+    };
+    Ok(Login {
+        user: user.name,
+        vhost,
+        client_id,
+        assigned,
+        keep_alive,
+        persistence,
+        connect,
+    })
+}
+
+enum End {
+    Eof,
+    Disconnect { with_will: bool },
+    Fail(Fail),
+    Decode(DecodeError),
+    Forced(BrokerError),
+    KeepAlive,
+}
+
+async fn run<R: AsyncRead + Unpin>(
+    session: &mut Session,
+    packets: &mut FramedRead<R, MqttCodec>,
+    forced: &mut tokio::sync::watch::Receiver<Option<BrokerError>>,
+    keep_alive: u16,
+) -> End {
+    let mut alarm = session.node.broker.alarm();
+    let log = session.vhost.store().log.clone();
+    let mut durable = log.durable();
+    let mut retained = session.node.retained.durable();
+    let mut waiting = false;
+    let out = session.out.clone();
+    // The client must send something every keep-alive; RabbitMQ and the
+    // specification allow one and a half.
+    let limit = (keep_alive > 0).then(|| Duration::from_millis(u64::from(keep_alive) * 1500));
+    let mut last_seen = Instant::now();
+    let far = Duration::from_secs(86_400 * 365);
+    loop {
+        if alarm.borrow_and_update().is_some() && session.has_published {
+            tokio::select! {
+                r = alarm.changed() => if r.is_err() { return End::Eof },
+                _ = forced.changed() => {
+                    if let Some(e) = forced.borrow_and_update().clone() {
+                        return End::Forced(e);
+                    }
+                }
+                _ = durable.changed(), if waiting => {
+                    waiting = session.flush_acks(*durable.borrow_and_update());
+                }
+                _ = retained.changed(), if waiting => {
+                    waiting = session.flush_acks(log.durable_ticket());
+                }
+                _ = out.settle_ready.notified() => session.settle_skipped(),
+            }
+            last_seen = Instant::now();
+            continue;
+        }
+        let deadline = last_seen + limit.unwrap_or(far);
+        let first = tokio::select! {
+            item = packets.next() => item,
+            _ = alarm.changed() => continue,
+            _ = forced.changed() => {
+                if let Some(e) = forced.borrow_and_update().clone() {
+                    return End::Forced(e);
+                }
+                continue;
+            }
+            _ = durable.changed(), if waiting => {
+                waiting = session.flush_acks(*durable.borrow_and_update());
+                continue;
+            }
+            _ = retained.changed(), if waiting => {
+                waiting = session.flush_acks(log.durable_ticket());
+                continue;
+            }
+            _ = out.settle_ready.notified() => {
+                session.settle_skipped();
+                continue;
+            }
+            _ = tokio::time::sleep_until(deadline) => return End::KeepAlive,
+        };
+        last_seen = Instant::now();
+        let mut next = first;
+        loop {
+            match next {
+                None => return End::Eof,
+                Some(Err(e)) => return End::Decode(e),
+                Some(Ok(packet)) => match session.handle(packet) {
+                    Ok(Flow::Continue) => {}
+                    Ok(Flow::Disconnect { with_will }) => return End::Disconnect { with_will },
+                    Err(f) => return End::Fail(f),
+                },
+            }
+            match packets.next().now_or_never() {
+                Some(item) => next = item,
+                None => break,
+            }
+        }
+        waiting = session.flush_acks(log.durable_ticket());
+        if session.has_published && log.is_backlogged() {
+            log.wait_for_room().await;
+            waiting = session.flush_acks(log.durable_ticket());
+        }
+    }
+}
+
+/// Before closing on DISCONNECT: send the acks still waiting for the disk.
+async fn wait_for_acks(session: &mut Session) {
+    let Some((target, kept)) = session.pending_tickets() else {
+        return;
+    };
+    let log = session.vhost.store().log.clone();
+    let mut durable = log.durable();
+    let mut retained = session.node.retained.durable();
+    let wait = async {
+        while *durable.borrow_and_update() < target {
+            if durable.changed().await.is_err() {
+                return;
+            }
+        }
+        while *retained.borrow_and_update() < kept {
+            if retained.changed().await.is_err() {
+                return;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(warren_core::net::CLOSING_TIMEOUT, wait).await;
+    session.flush_acks(log.durable_ticket());
+}

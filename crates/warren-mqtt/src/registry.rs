@@ -1,0 +1,171 @@
+//! Client identifiers of one MQTT listener: who is connected as which client
+//! id (session takeover), and what a persistent session keeps in memory
+//! between its connections (QoS 2 packet ids in both directions). What a
+//! session keeps durably (subscriptions, queued messages) lives in its queues
+//! and their bindings, in the broker core.
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+use tracing::info;
+use warren_core::{Broker, BrokerError, ConnectionId};
+
+use crate::config::MqttConfig;
+use crate::retained::RetainedStore;
+
+/// The text management shows when a client id's connection is replaced.
+pub const TAKEN_OVER: &str = "MQTT session taken over by a new connection with the same client id";
+
+/// State a session keeps between connections (memory only).
+#[derive(Debug, Default, Clone)]
+pub struct Saved {
+    /// Incoming QoS 2 packet ids whose PUBREL has not arrived.
+    pub incoming_qos2: HashSet<u16>,
+    /// Outgoing QoS 2 packet ids PUBREC'd, awaiting PUBCOMP.
+    pub released: Vec<u16>,
+    /// Shared subscriptions (full `$share/…` filter, options, identifier):
+    /// their queues belong to the group, not the session, so the session
+    /// remembers its memberships here (until a broker restart).
+    pub shared: Vec<(
+        bytes::Bytes,
+        crate::packet::SubscriptionOptions,
+        Option<u32>,
+    )>,
+}
+
+struct Slot {
+    /// The connection using the client id now (None: disconnected).
+    live: Option<Live>,
+    saved: Saved,
+    /// Bumped by every new connection: a delayed will checks it is still current.
+    generation: u64,
+}
+
+struct Live {
+    conn: ConnectionId,
+    name: String,
+    /// Set to true once the connection has released its queues.
+    done: watch::Receiver<bool>,
+}
+
+/// One MQTT listener's shared state.
+pub struct Node {
+    pub broker: Arc<Broker>,
+    pub config: MqttConfig,
+    pub retained: RetainedStore,
+    clients: Mutex<HashMap<(String, Bytes), Slot>>,
+}
+
+/// What a connection holds for its client id; [`Node::release`] gives it back.
+pub struct Claim {
+    pub key: (String, Bytes),
+    pub generation: u64,
+    pub done: watch::Sender<bool>,
+    pub saved: Saved,
+}
+
+impl Node {
+    pub fn new(broker: Arc<Broker>, config: MqttConfig, retained: RetainedStore) -> Arc<Node> {
+        Arc::new(Node {
+            broker,
+            config,
+            retained,
+            clients: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Take the client id `id` in `vhost` for connection `conn`: a connection
+    /// already using it is closed (session takeover) and awaited, so it has
+    /// released its queues before this one consumes from them.
+    pub async fn claim(&self, vhost: &str, id: &Bytes, conn: ConnectionId, name: &str) -> Claim {
+        let key = (vhost.to_string(), id.clone());
+        let (tx, rx) = watch::channel(false);
+        loop {
+            let previous = {
+                let mut clients = self.clients.lock();
+                let slot = clients.entry(key.clone()).or_insert_with(|| Slot {
+                    live: None,
+                    saved: Saved::default(),
+                    generation: 0,
+                });
+                match &slot.live {
+                    Some(l) => Some((l.name.clone(), l.done.clone())),
+                    None => {
+                        slot.generation += 1;
+                        slot.live = Some(Live {
+                            conn,
+                            name: name.to_string(),
+                            done: rx.clone(),
+                        });
+                        return Claim {
+                            key,
+                            generation: slot.generation,
+                            done: tx,
+                            saved: std::mem::take(&mut slot.saved),
+                        };
+                    }
+                }
+            };
+            let Some((old, mut done)) = previous else {
+                continue;
+            };
+            info!(client_id = %String::from_utf8_lossy(id), old = %old, "MQTT session takeover");
+            let wait = async {
+                // Asked again until it goes: the old connection may not have
+                // registered yet when two connects with one client id race.
+                while !*done.borrow_and_update() {
+                    self.broker
+                        .connections
+                        .close_by_name(&old, BrokerError::connection_forced(TAKEN_OVER));
+                    if let Ok(Err(_)) =
+                        tokio::time::timeout(Duration::from_millis(200), done.changed()).await
+                    {
+                        // The old connection's task is gone without releasing.
+                        return;
+                    }
+                }
+            };
+            let finished = tokio::time::timeout(Duration::from_secs(10), wait)
+                .await
+                .is_ok();
+            if !finished || !*done.borrow() {
+                // Never leave a client locked out: forget a stuck or vanished connection.
+                let mut clients = self.clients.lock();
+                if let Some(slot) = clients.get_mut(&key) {
+                    slot.live = None;
+                }
+            }
+        }
+    }
+
+    /// The connection is done with its client id. `keep` is what a persistent
+    /// session keeps (None: forget the session).
+    pub fn release(&self, claim: &Claim, conn: ConnectionId, keep: Option<Saved>) {
+        let mut clients = self.clients.lock();
+        if let Some(slot) = clients.get_mut(&claim.key) {
+            if slot.live.as_ref().map(|l| l.conn) == Some(conn) {
+                slot.live = None;
+                match keep {
+                    Some(s) => slot.saved = s,
+                    None => {
+                        clients.remove(&claim.key);
+                    }
+                }
+            }
+        }
+        drop(clients);
+        let _ = claim.done.send(true);
+    }
+
+    /// Whether no connection has claimed the client id since `generation`
+    /// (a delayed will is still due).
+    pub fn still_current(&self, key: &(String, Bytes), generation: u64) -> bool {
+        match self.clients.lock().get(key) {
+            Some(slot) => slot.generation == generation && slot.live.is_none(),
+            None => true,
+        }
+    }
+}

@@ -1,0 +1,829 @@
+//! A connected MQTT session: the packet handlers.
+//!
+//! Owned by the connection's reader task (no lock). What queues touch
+//! concurrently lives in [`Outgoing`]. Each handler maps a packet onto the
+//! broker-core calls RabbitMQ's MQTT plugin makes:
+//!
+//! | packet | core calls |
+//! |---|---|
+//! | PUBLISH | retained store; publish to `amq.topic` (write permission) |
+//! | SUBSCRIBE | declare `mqtt-subscription-<client>qos0`/`qos1` (configure), consume (read), bind (write on queue, read on exchange) |
+//! | UNSUBSCRIBE | unbind |
+//! | PUBACK / PUBREC / PUBCOMP | settle deliveries |
+//!
+//! A subscription is a binding of the session's queue to `amq.topic`; its MQTT
+//! filter and options are the binding's arguments, so a persistent session's
+//! subscriptions are stored (and recovered after a restart) with the queue's
+//! durable bindings, and management lists them.
+
+use bytes::Bytes;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use warren_core::exchange::Destination;
+use warren_core::permissions::{Access, Resource};
+use warren_core::queue::ChannelRef;
+use warren_core::stats::MessageField;
+use warren_core::{
+    BrokerError, ConnectionId, Consumer, FieldTable, FieldValue, Queue, QueueOptions, ShortStr,
+    VHost,
+};
+
+use crate::delivery::{self, Outgoing, QueueKind, SessionSink, Sub, SubTable};
+use crate::packet::*;
+use crate::properties::Properties;
+use crate::publish::Publisher;
+use crate::reason::ReasonCode;
+use crate::registry::{Node, Saved};
+use crate::topic;
+use crate::writer::{send_packet, Outlet};
+
+/// Binding arguments that carry an MQTT subscription.
+const ARG_FILTER: &str = "x-mqtt-filter";
+const ARG_OPTIONS: &str = "x-mqtt-options";
+const ARG_ID: &str = "x-mqtt-subscription-id";
+
+/// A protocol violation or refusal that ends the connection (MQTT 5: with a
+/// DISCONNECT carrying `code` and `reason`).
+#[derive(Debug)]
+pub struct Fail {
+    pub code: ReasonCode,
+    pub reason: String,
+}
+
+impl Fail {
+    pub fn new(code: ReasonCode, reason: impl Into<String>) -> Fail {
+        Fail {
+            code,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// What the connection does after a packet.
+pub enum Flow {
+    Continue,
+    /// DISCONNECT from the client; `with_will` for MQTT 5's reason 0x04.
+    Disconnect {
+        with_will: bool,
+    },
+}
+
+/// How the session lives on after its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persistence {
+    /// Clean session / MQTT 5 session expiry 0: everything goes at disconnect.
+    Clean,
+    /// Kept; `expiry_ms` for MQTT 5 (queue `x-expires`), None: forever.
+    Kept { expiry_ms: Option<u64> },
+}
+
+struct Subscription {
+    sub: Sub,
+    /// Queue name, binding key and arguments (to unbind exactly this binding).
+    queue: ShortStr,
+    key: ShortStr,
+    args: FieldTable,
+}
+
+pub struct Session {
+    pub node: Arc<Node>,
+    pub vhost: Arc<VHost>,
+    pub conn: ConnectionId,
+    pub version: Version,
+    pub client_id: Bytes,
+    pub out: Arc<Outgoing>,
+    pub outlet: Arc<Outlet>,
+    pub publisher: Publisher,
+    pub persistence: Persistence,
+    /// The session's own queues and their consumers.
+    queues: HashMap<QueueKind, (Arc<Queue>, Arc<Consumer>)>,
+    /// Shared subscriptions (full `$share/…` filter) → queue and consumer.
+    shared: HashMap<Bytes, (Arc<Queue>, Arc<Consumer>)>,
+    subs: HashMap<Bytes, Subscription>,
+    /// Incoming QoS 2 packet ids awaiting PUBREL.
+    pub incoming_qos2: HashSet<u16>,
+    /// PUBACK/PUBREC waiting for their message to be on disk: (message-log
+    /// ticket, retained-store ticket, packet).
+    pending: VecDeque<(u64, u64, Packet)>,
+    /// Topic aliases the client set (MQTT 5).
+    aliases: HashMap<u16, Bytes>,
+    pub has_published: bool,
+    /// Consumers to start once the SUBACK is queued.
+    to_activate: Vec<(Arc<Consumer>, Arc<Queue>)>,
+}
+
+fn queue_name(client_id: &[u8], kind: QueueKind) -> ShortStr {
+    let mut n = b"mqtt-subscription-".to_vec();
+    n.extend_from_slice(client_id);
+    n.extend_from_slice(if kind == QueueKind::Qos0 {
+        b"qos0"
+    } else {
+        b"qos1"
+    });
+    ShortStr(n.into())
+}
+
+fn shared_queue_name(group: &[u8], filter: &[u8]) -> ShortStr {
+    let mut n = b"mqtt-shared-".to_vec();
+    n.extend_from_slice(group);
+    n.push(b'-');
+    n.extend_from_slice(&topic::to_amqp(filter));
+    ShortStr(n.into())
+}
+
+/// A topic filter with misplaced wildcards (or a malformed `$share/`) is a
+/// malformed packet, as mosquitto and RabbitMQ treat it: the connection
+/// closes (MQTT 5: DISCONNECT 0x81).
+fn check_filter(filter: &[u8], version: Version) -> Result<(), Fail> {
+    let ok = if version.is_v5() {
+        topic::parse_shared(filter).is_ok()
+            && (filter.starts_with(b"$share/") || topic::validate_filter(filter).is_ok())
+    } else {
+        topic::validate_filter(filter).is_ok()
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(Fail::new(
+            ReasonCode::MALFORMED_PACKET,
+            format!("invalid topic filter '{}'", String::from_utf8_lossy(filter)),
+        ))
+    }
+}
+
+fn refused(e: &BrokerError) -> ReasonCode {
+    match e.code {
+        warren_core::error::code::ACCESS_REFUSED => ReasonCode::NOT_AUTHORIZED,
+        warren_core::error::code::PRECONDITION_FAILED => ReasonCode::QUOTA_EXCEEDED,
+        _ => ReasonCode::UNSPECIFIED_ERROR,
+    }
+}
+
+impl Session {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        node: Arc<Node>,
+        vhost: Arc<VHost>,
+        user: String,
+        conn: ConnectionId,
+        version: Version,
+        client_id: Bytes,
+        out: Arc<Outgoing>,
+        persistence: Persistence,
+        saved: Saved,
+    ) -> Session {
+        let outlet = out.outlet.clone();
+        Session {
+            publisher: Publisher::new(node.clone(), vhost.clone(), user, conn),
+            node,
+            vhost,
+            conn,
+            version,
+            client_id,
+            out,
+            outlet,
+            persistence,
+            queues: HashMap::new(),
+            shared: HashMap::new(),
+            subs: HashMap::new(),
+            incoming_qos2: saved.incoming_qos2,
+            pending: VecDeque::new(),
+            aliases: HashMap::new(),
+            has_published: false,
+            to_activate: Vec::new(),
+        }
+    }
+
+    /// Whether a previous connection left a session (its queues) behind.
+    pub fn exists(vhost: &VHost, client_id: &[u8]) -> bool {
+        [QueueKind::Qos0, QueueKind::Qos1].iter().any(|&k| {
+            vhost
+                .named_queue(queue_name(client_id, k).as_bytes())
+                .is_some()
+        })
+    }
+
+    /// Delete what a previous connection left (clean start).
+    pub fn discard(vhost: &VHost, client_id: &[u8]) {
+        for k in [QueueKind::Qos0, QueueKind::Qos1] {
+            if let Some(q) = vhost.named_queue(queue_name(client_id, k).as_bytes()) {
+                vhost.remove_queue(&q);
+            }
+        }
+    }
+
+    fn send(&self, p: Packet) {
+        send_packet(&self.outlet, p);
+    }
+
+    /// Resume a persistent session: consume its queues again and rebuild its
+    /// subscriptions from their bindings.
+    pub fn resume(&mut self) -> Result<(), Fail> {
+        let exchange = self.node.config.exchange.clone();
+        let x = self.vhost.exchange(exchange.as_bytes());
+        for kind in [QueueKind::Qos0, QueueKind::Qos1] {
+            let name = queue_name(&self.client_id, kind);
+            let Some(q) = self.vhost.named_queue(name.as_bytes()) else {
+                continue;
+            };
+            self.attach(kind, q.clone(), None)
+                .map_err(|e| Fail::new(refused(&e), e.text))?;
+            let Some(x) = &x else { continue };
+            for b in x.bindings_to(&Destination::Queue(q.clone())) {
+                let args = b.arguments.clone();
+                let filter = match args.get(ARG_FILTER).and_then(|v| v.as_bytes()) {
+                    Some(f) => Bytes::copy_from_slice(f),
+                    None => {
+                        // A binding made elsewhere (RabbitMQ-style, no arguments).
+                        let mut t = Vec::new();
+                        topic::from_amqp(b.routing_key.as_bytes(), &mut t);
+                        t.into()
+                    }
+                };
+                let byte = args
+                    .get(ARG_OPTIONS)
+                    .and_then(|v| v.as_i64())
+                    .unwrap_or(if kind == QueueKind::Qos0 { 0 } else { 1 })
+                    as u8;
+                let options = SubscriptionOptions {
+                    qos: QoS::from_u8(byte & 3).unwrap_or(QoS::AtLeastOnce),
+                    no_local: byte & 4 != 0,
+                    retain_as_published: byte & 8 != 0,
+                    retain_handling: (byte >> 4) & 3,
+                };
+                let id = args
+                    .get(ARG_ID)
+                    .and_then(|v| v.as_i64())
+                    .and_then(|i| u32::try_from(i).ok());
+                self.subs.insert(
+                    filter.clone(),
+                    Subscription {
+                        sub: Sub {
+                            filter,
+                            options,
+                            id,
+                            kind,
+                        },
+                        queue: name.clone(),
+                        key: b.routing_key.clone(),
+                        args,
+                    },
+                );
+            }
+        }
+        self.publish_table();
+        self.activate();
+        Ok(())
+    }
+
+    /// Join again the shared subscriptions a persistent session had.
+    pub fn rejoin_shared(&mut self, shared: &[(Bytes, SubscriptionOptions, Option<u32>)]) {
+        for (filter, options, id) in shared {
+            // A refusal (permissions changed) just leaves it out.
+            let _ = self.subscribe(filter, *options, *id);
+        }
+        self.publish_table();
+        self.activate();
+    }
+
+    /// Start consumers added by the last packet (after its answer is queued).
+    pub fn activate(&mut self) {
+        for (c, q) in std::mem::take(&mut self.to_activate) {
+            c.activate();
+            q.deliver();
+        }
+    }
+
+    fn publish_table(&self) {
+        let subs: Vec<Sub> = self
+            .subs
+            .values()
+            .filter(|s| s.sub.kind != QueueKind::Shared)
+            .map(|s| s.sub.clone())
+            .collect();
+        *self.out.subs.write() = Arc::new(SubTable::new(subs));
+    }
+
+    /// Handle one packet.
+    pub fn handle(&mut self, packet: Packet) -> Result<Flow, Fail> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p)?,
+            Packet::Puback(a) => {
+                if let Some(d) = self.out.puback(a.packet_id) {
+                    self.out.stats.messages.add_serialized(MessageField::Ack, 1);
+                    delivery::settle(vec![d]);
+                }
+                self.wake();
+            }
+            Packet::Pubrec(a) => {
+                let (known, d) = self.out.pubrec(a.packet_id);
+                if let Some(d) = d {
+                    self.out.stats.messages.add_serialized(MessageField::Ack, 1);
+                    delivery::settle(vec![d]);
+                }
+                if a.code.is_error() {
+                    // The client refused the message: the exchange is over.
+                    self.out.pubcomp(a.packet_id);
+                    self.wake();
+                } else {
+                    let code = if known {
+                        ReasonCode::SUCCESS
+                    } else {
+                        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                    };
+                    self.send(Packet::Pubrel(Ack::new(a.packet_id, code)));
+                }
+            }
+            Packet::Pubcomp(a) => {
+                self.out.pubcomp(a.packet_id);
+                self.wake();
+            }
+            Packet::Pubrel(a) => {
+                let code = if self.incoming_qos2.remove(&a.packet_id) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
+                };
+                // After the PUBREC it answers, which may still wait for the disk.
+                self.pending
+                    .push_back((0, 0, Packet::Pubcomp(Ack::new(a.packet_id, code))));
+            }
+            Packet::Subscribe(s) => self.on_subscribe(s)?,
+            Packet::Unsubscribe(u) => self.on_unsubscribe(u)?,
+            Packet::Pingreq => self.send(Packet::Pingresp),
+            Packet::Disconnect(d) => {
+                return Ok(Flow::Disconnect {
+                    with_will: d.code == ReasonCode::DISCONNECT_WITH_WILL,
+                })
+            }
+            Packet::Connect(_) => {
+                return Err(Fail::new(ReasonCode::PROTOCOL_ERROR, "second CONNECT"));
+            }
+            Packet::Auth(_) => {
+                return Err(Fail::new(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "AUTH without an authentication method",
+                ));
+            }
+            p @ (Packet::Connack(_)
+            | Packet::Suback(_)
+            | Packet::Unsuback(_)
+            | Packet::Pingresp) => {
+                return Err(Fail::new(
+                    ReasonCode::PROTOCOL_ERROR,
+                    format!("{} from a client", p.name()),
+                ));
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// An ack gave the window room: let the session's queues deliver again.
+    fn wake(&self) {
+        for (q, _) in self.queues.values().chain(self.shared.values()) {
+            q.deliver();
+        }
+    }
+
+    // ---- PUBLISH -------------------------------------------------------------
+
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), Fail> {
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias > self.node.config.topic_alias_maximum {
+                return Err(Fail::new(
+                    ReasonCode::TOPIC_ALIAS_INVALID,
+                    "topic alias out of range",
+                ));
+            }
+            if p.topic.is_empty() {
+                match self.aliases.get(&alias) {
+                    Some(t) => p.topic = t.clone(),
+                    None => {
+                        return Err(Fail::new(ReasonCode::PROTOCOL_ERROR, "unknown topic alias"))
+                    }
+                }
+            } else {
+                self.aliases.insert(alias, p.topic.clone());
+            }
+        }
+        let id = p.packet_id.unwrap_or(0);
+        if p.qos != QoS::AtMostOnce
+            && self.pending.len() + self.incoming_qos2.len()
+                >= usize::from(self.node.config.receive_maximum)
+        {
+            return Err(Fail::new(
+                ReasonCode::RECEIVE_MAXIMUM_EXCEEDED,
+                "too many unacknowledged QoS 1/2 publishes",
+            ));
+        }
+        if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&id) {
+            // A resent QoS 2 PUBLISH: already routed once, only answer again.
+            self.pending
+                .push_back((0, 0, Packet::Pubrec(Ack::new(id, ReasonCode::SUCCESS))));
+            return Ok(());
+        }
+        self.has_published = true;
+        let result = self
+            .publisher
+            .publish(&p.topic, p.qos, p.retain, &p.properties, p.payload);
+        self.out
+            .stats
+            .messages
+            .add_serialized(MessageField::Publish, 1);
+        let (ticket, retained, code) = match result {
+            Ok((r, t)) if r.rejected => (r.ticket, t, ReasonCode::QUOTA_EXCEEDED),
+            // A retained publish is kept even with no subscriber.
+            Ok((r, t)) if !r.routed && t == 0 => (r.ticket, t, ReasonCode::NO_MATCHING_SUBSCRIBERS),
+            Ok((r, t)) => (r.ticket, t, ReasonCode::SUCCESS),
+            Err(e) => {
+                // MQTT 3.1.1 cannot refuse a publish: RabbitMQ closes the connection.
+                if !self.version.is_v5() || p.qos == QoS::AtMostOnce {
+                    return Err(Fail::new(refused(&e), e.text));
+                }
+                (0, 0, refused(&e))
+            }
+        };
+        match p.qos {
+            QoS::AtMostOnce => {}
+            QoS::AtLeastOnce => {
+                self.pending
+                    .push_back((ticket, retained, Packet::Puback(Ack::new(id, code))))
+            }
+            QoS::ExactlyOnce => {
+                if !code.is_error() {
+                    self.incoming_qos2.insert(id);
+                }
+                self.pending
+                    .push_back((ticket, retained, Packet::Pubrec(Ack::new(id, code))));
+            }
+        }
+        Ok(())
+    }
+
+    /// Send the acks whose messages are on disk now (`durable`: the message
+    /// log's durable ticket; retained messages: the retained store's), in
+    /// order. Returns whether some still wait.
+    pub fn flush_acks(&mut self, durable: u64) -> bool {
+        let retained = self.node.retained.durable_ticket();
+        while let Some((ticket, kept, _)) = self.pending.front() {
+            if *ticket > durable || *kept > retained {
+                return true;
+            }
+            if let Some((_, _, p)) = self.pending.pop_front() {
+                self.send(p);
+            }
+        }
+        false
+    }
+
+    /// The highest (message-log, retained-store) tickets pending acks wait for.
+    pub fn pending_tickets(&self) -> Option<(u64, u64)> {
+        let log = self.pending.iter().map(|(t, _, _)| *t).max()?;
+        let kept = self.pending.iter().map(|(_, k, _)| *k).max()?;
+        Some((log, kept))
+    }
+
+    /// Settle what queues handed over but the client was not sent.
+    pub fn settle_skipped(&self) {
+        delivery::settle(self.out.take_to_settle());
+    }
+
+    // ---- SUBSCRIBE / UNSUBSCRIBE -----------------------------------------------
+
+    /// Declare (or find) one of the session's queues and consume from it.
+    fn ensure_queue(&mut self, kind: QueueKind) -> Result<Arc<Queue>, BrokerError> {
+        if let Some((q, _)) = self.queues.get(&kind) {
+            if !q.is_deleted() {
+                return Ok(q.clone());
+            }
+        }
+        let name = queue_name(&self.client_id, kind);
+        let q = match self.vhost.named_queue(name.as_bytes()) {
+            Some(q) => q,
+            None => {
+                self.publisher
+                    .check(Access::Configure, Resource::Queue, name.as_bytes())?;
+                let mut arguments = FieldTable::new();
+                let durable = match self.persistence {
+                    Persistence::Clean => false,
+                    Persistence::Kept { expiry_ms } => {
+                        if let Some(ms) = expiry_ms {
+                            arguments.insert("x-expires", FieldValue::I64(ms.max(1) as i64));
+                        }
+                        true
+                    }
+                };
+                let opts = QueueOptions {
+                    durable,
+                    exclusive: false,
+                    auto_delete: false,
+                    arguments,
+                };
+                self.vhost
+                    .declare_queue(Some(name), opts, false, self.conn)?
+                    .0
+            }
+        };
+        self.attach(kind, q.clone(), None)?;
+        Ok(q)
+    }
+
+    fn attach(
+        &mut self,
+        kind: QueueKind,
+        q: Arc<Queue>,
+        shared: Option<Sub>,
+    ) -> Result<Arc<Consumer>, BrokerError> {
+        self.publisher
+            .check(Access::Read, Resource::Queue, q.name.as_bytes())?;
+        let sink = Arc::new(SessionSink {
+            kind,
+            shared,
+            out: self.out.clone(),
+        });
+        let mut tag = b"mqtt-".to_vec();
+        tag.extend_from_slice(&self.client_id);
+        let consumer = Consumer::new(
+            ShortStr(tag.into()),
+            kind == QueueKind::Qos0,
+            false,
+            FieldTable::new(),
+            ChannelRef {
+                connection: self.conn,
+                number: 1,
+            },
+            0,
+            sink,
+        );
+        q.add_consumer(consumer.clone())?;
+        if kind != QueueKind::Shared {
+            self.queues.insert(kind, (q.clone(), consumer.clone()));
+        }
+        self.to_activate.push((consumer.clone(), q));
+        Ok(consumer)
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) -> Result<(), Fail> {
+        let id = s.properties.subscription_identifiers.first().copied();
+        let mut codes = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        for (filter, options) in &s.filters {
+            check_filter(filter, self.version)?;
+            if options.no_local && self.version.is_v5() && filter.starts_with(b"$share/") {
+                // Section 3.8.3.1.
+                return Err(Fail::new(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "no-local on a shared subscription",
+                ));
+            }
+        }
+        for (filter, options) in s.filters {
+            match self.subscribe(&filter, options, id) {
+                Ok((qos, new)) => {
+                    codes.push(ReasonCode(qos as u8));
+                    if options.retain_handling == 0 || (options.retain_handling == 1 && new) {
+                        retained.push((filter, options, qos));
+                    }
+                }
+                Err(code) => codes.push(code),
+            }
+        }
+        self.publish_table();
+        self.send(Packet::Suback(Suback {
+            packet_id: s.packet_id,
+            properties: Properties::default(),
+            codes,
+        }));
+        self.activate();
+        for (filter, options, qos) in retained {
+            self.send_retained(&filter, options, qos, id);
+        }
+        Ok(())
+    }
+
+    /// One filter of a SUBSCRIBE: (granted QoS, whether it is new) or the
+    /// failure reason.
+    fn subscribe(
+        &mut self,
+        filter: &Bytes,
+        options: SubscriptionOptions,
+        id: Option<u32>,
+    ) -> Result<(QoS, bool), ReasonCode> {
+        let v5 = self.version.is_v5();
+        let shared = if v5 {
+            topic::parse_shared(filter).map_err(|_| ReasonCode::TOPIC_FILTER_INVALID)?
+        } else {
+            None
+        };
+        let mqtt_filter: &[u8] = match shared {
+            Some((_, f)) => f,
+            None => {
+                topic::validate_filter(filter).map_err(|_| ReasonCode::TOPIC_FILTER_INVALID)?;
+                filter
+            }
+        };
+        if shared.is_some() && options.no_local {
+            // Section 3.8.3.1: a protocol error.
+            return Err(ReasonCode::PROTOCOL_ERROR);
+        }
+        let key = ShortStr(topic::to_amqp(mqtt_filter));
+        let kind = match (shared, options.qos) {
+            (Some(_), _) => QueueKind::Shared,
+            (None, QoS::AtMostOnce) => QueueKind::Qos0,
+            _ => QueueKind::Qos1,
+        };
+        let sub = Sub {
+            filter: Bytes::copy_from_slice(mqtt_filter),
+            options,
+            id,
+            kind,
+        };
+        let mut args = FieldTable::new();
+        args.insert(ARG_FILTER, FieldValue::LongStr(sub.filter.clone()));
+        args.insert(ARG_OPTIONS, FieldValue::U8(options.to_byte()));
+        if let Some(i) = id {
+            args.insert(ARG_ID, FieldValue::U32(i));
+        }
+        let existed = self.subs.contains_key(filter);
+        // A repeated SUBSCRIBE replaces the subscription (section 3.8.4).
+        if existed {
+            self.unsubscribe(filter);
+        }
+        let err = |e: BrokerError| refused(&e);
+        let queue = match shared {
+            Some((group, f)) => {
+                let name = shared_queue_name(group, f);
+                let q = match self.vhost.named_queue(name.as_bytes()) {
+                    Some(q) => q,
+                    None => {
+                        self.publisher
+                            .check(Access::Configure, Resource::Queue, name.as_bytes())
+                            .map_err(err)?;
+                        let opts = QueueOptions {
+                            durable: false,
+                            exclusive: false,
+                            auto_delete: true,
+                            arguments: FieldTable::new(),
+                        };
+                        self.vhost
+                            .declare_queue(Some(name), opts, false, self.conn)
+                            .map_err(err)?
+                            .0
+                    }
+                };
+                let consumer = self
+                    .attach(QueueKind::Shared, q.clone(), Some(sub.clone()))
+                    .map_err(err)?;
+                self.shared.insert(filter.clone(), (q.clone(), consumer));
+                q
+            }
+            None => self.ensure_queue(kind).map_err(err)?,
+        };
+        let exchange = self.node.config.exchange.clone();
+        self.publisher
+            .check(Access::Write, Resource::Queue, queue.name.as_bytes())
+            .and_then(|_| {
+                self.publisher
+                    .check(Access::Read, Resource::Exchange, exchange.as_bytes())
+            })
+            .and_then(|_| {
+                self.vhost.bind_queue(
+                    &queue.name,
+                    &ShortStr::from(exchange.as_str()),
+                    key.clone(),
+                    args.clone(),
+                    self.conn,
+                )
+            })
+            .map_err(err)?;
+        self.subs.insert(
+            filter.clone(),
+            Subscription {
+                sub,
+                queue: queue.name.clone(),
+                key,
+                args,
+            },
+        );
+        Ok((options.qos, !existed))
+    }
+
+    /// Remove a subscription; returns whether it existed.
+    fn unsubscribe(&mut self, filter: &Bytes) -> bool {
+        let Some(s) = self.subs.remove(filter) else {
+            return false;
+        };
+        let exchange = ShortStr::from(self.node.config.exchange.as_str());
+        let _ = self
+            .vhost
+            .unbind_queue(&s.queue, &exchange, &s.key, &s.args, self.conn);
+        if let Some((q, c)) = self.shared.remove(filter) {
+            q.remove_consumer(&c);
+        }
+        true
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Fail> {
+        let codes = u
+            .filters
+            .iter()
+            .map(|f| {
+                if self.unsubscribe(f) {
+                    ReasonCode::SUCCESS
+                } else {
+                    ReasonCode::NO_SUBSCRIPTION_EXISTED
+                }
+            })
+            .collect();
+        self.publish_table();
+        self.send(Packet::Unsuback(Unsuback {
+            packet_id: u.packet_id,
+            properties: Properties::default(),
+            codes,
+        }));
+        Ok(())
+    }
+
+    /// Retained messages matching a new subscription, after its SUBACK.
+    fn send_retained(
+        &self,
+        filter: &[u8],
+        options: SubscriptionOptions,
+        granted: QoS,
+        id: Option<u32>,
+    ) {
+        let filter = match topic::parse_shared(filter) {
+            // Shared subscriptions get no retained messages (section 4.8.2).
+            Ok(Some(_)) => return,
+            _ => filter,
+        };
+        let vhost = self.vhost.name.to_string_lossy();
+        let now = warren_core::queue::now_ms();
+        for m in self.node.retained.matching(&vhost, filter) {
+            let mut qos = granted.min(m.qos);
+            let packet_id = if qos == QoS::AtMostOnce {
+                None
+            } else {
+                let id = self.out.reserve();
+                if id.is_none() {
+                    qos = QoS::AtMostOnce;
+                }
+                id
+            };
+            let mut properties = if self.version.is_v5() {
+                m.properties.clone()
+            } else {
+                Properties::default()
+            };
+            if let Some(s) = properties.message_expiry_interval {
+                let left = (m.stored_at + u64::from(s) * 1000).saturating_sub(now) / 1000;
+                properties.message_expiry_interval = Some(left as u32);
+            }
+            if self.version.is_v5() {
+                properties.subscription_identifiers = id.into_iter().collect();
+            }
+            let _ = options;
+            self.send(Packet::Publish(Publish {
+                dup: false,
+                qos,
+                retain: true,
+                topic: m.topic.clone(),
+                packet_id,
+                properties,
+                payload: m.payload.clone(),
+            }));
+        }
+    }
+
+    // ---- closing ---------------------------------------------------------------
+
+    /// The connection is going: stop consuming, requeue what the client did
+    /// not acknowledge, delete a clean session's queues. Returns what a
+    /// persistent session keeps in memory.
+    pub fn close(&mut self) -> Option<Saved> {
+        let (unacked, released) = self.out.close();
+        for (q, c) in self.queues.values().chain(self.shared.values()) {
+            q.remove_consumer(c);
+        }
+        delivery::requeue(unacked);
+        self.shared.clear();
+        match self.persistence {
+            Persistence::Clean => {
+                for (q, _) in self.queues.values() {
+                    self.vhost.remove_queue(q);
+                }
+                None
+            }
+            Persistence::Kept { .. } => Some(Saved {
+                incoming_qos2: std::mem::take(&mut self.incoming_qos2),
+                released,
+                shared: self
+                    .subs
+                    .iter()
+                    .filter(|(_, s)| s.sub.kind == QueueKind::Shared)
+                    .map(|(f, s)| (f.clone(), s.sub.options, s.sub.id))
+                    .collect(),
+            }),
+        }
+    }
+}

@@ -1,0 +1,14 @@
+//! What Warren's web listeners share, so each protocol's web adapter is only
+//! its routes:
+//!
+//! * [`listener`]: hyper's HTTP/1 server on a TCP listener, giving handlers
+//!   the client's two socket ends ([`ClientEnds`]) as `ConnectInfo`.
+//! * [`websocket`]: a WebSocket as the two halves a protocol adapter's
+//!   connection loop reads and writes (bytes in, one message per write out),
+//!   so STOMP or MQTT over WebSocket is the TCP adapter unchanged.
+
+pub mod listener;
+pub mod websocket;
+
+pub use listener::{serve, ClientEnds};
+pub use websocket::{byte_stream, Framing};

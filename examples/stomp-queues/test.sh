@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# stomp-queues: the priority work queue over STOMP (ACK/NACK, BEGIN/COMMIT/ABORT).
+# Needs STOMP_PORT (and AMQP_URL, to start from an empty queue).
+set -euo pipefail
+cd "$(dirname "$0")"
+. ../lib.sh
+need_pip stomp pika -- stomp.py==9.0.0 pika==1.4.4
+export STOMP_PORT="${STOMP_PORT:-61613}"
+python3 -c '
+import os, pika
+pika.BlockingConnection(pika.URLParameters(os.environ["AMQP_URL"])).channel().queue_delete("jobs")'
+python3 producer.py
+out=$(timeout 60 python3 worker.py --idle 2)
+echo "$out"
+expected="done   'charge card' (priority 9)
+failed 'flaky job' (priority 7): NACK
+done   'flaky job' (priority 7) on the second try
+done   'send email' (priority 5)
+done   'batch A 1' (priority 3)
+done   'batch A 2' (priority 3)
+done   'batch A 3' (priority 3)
+done   'resize video' (priority 1)"
+if [ "$out" != "$expected" ]; then
+  echo "FAIL: expected the jobs by priority, the NACKed one again, batch A once, no batch B:"
+  echo "$expected"; exit 1
+fi
+echo "stomp-queues: ok"
