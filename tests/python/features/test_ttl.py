@@ -128,6 +128,20 @@ def test_expiration_zero_dropped_without_consumer(ch, names):
     assert ch.basic_get(q, auto_ack=True)[0] is None
 
 
+def test_ttl_zero_never_left_for_a_get(ch, names):
+    """A TTL-0 message no consumer took on arrival is gone at once: a
+    basic.get right after the publish (same millisecond or not) finds
+    nothing."""
+    q = names.queue("ttl0-get")
+    ch.queue_declare(q, arguments={"x-message-ttl": 0})
+    got = 0
+    for i in range(50):
+        ch.basic_publish("", q, b"%d" % i)
+        if ch.basic_get(q, auto_ack=True)[0] is not None:
+            got += 1
+    assert got == 0
+
+
 def test_expiration_zero_delivered_to_ready_consumer(conn, ch, names):
     q = names.queue("exp0-c")
     ch.queue_declare(q)

@@ -349,6 +349,9 @@ impl Queue {
         self.stats.add_serialized(MessageField::Publish, 1);
         Self::drop_head(&args, &mut inner);
         self.deliver_locked(&mut inner, now);
+        // What expires now and no consumer took on arrival is gone: a TTL-0
+        // message is never left for a later basic.get (RabbitMQ's rule).
+        self.expire_head_at(&mut inner, now, true);
         self.finish(inner);
         true
     }
@@ -366,11 +369,17 @@ impl Queue {
 
     /// Drop expired messages at the head (dead-lettering them).
     fn expire_head(&self, inner: &mut QueueInner, now: u64) {
+        // Strictly past: a TTL-0 message can still go to a consumer that is
+        // ready at the moment it arrives, as in RabbitMQ.
+        self.expire_head_at(inner, now, false)
+    }
+
+    /// Drop messages at the head that expired before `now` (or at `now` too,
+    /// when `inclusive`), dead-lettering them.
+    fn expire_head_at(&self, inner: &mut QueueInner, now: u64, inclusive: bool) {
         loop {
             match inner.storage.front() {
-                // Strictly past: a TTL-0 message can still go to a consumer that is
-                // ready at the moment it arrives, as in RabbitMQ.
-                Some(m) if m.expires_at < now => {}
+                Some(m) if m.expires_at < now || (inclusive && m.expires_at == now) => {}
                 _ => return,
             }
             if let Some(m) = inner.storage.pop_front() {
@@ -435,7 +444,8 @@ impl Queue {
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         self.touch();
         let mut inner = self.inner.lock();
-        self.expire_head(&mut inner, now_ms());
+        // A get is never a message's arrival: what expires now is gone.
+        self.expire_head_at(&mut inner, now_ms(), true);
         let got = inner.storage.pop_front().map(|m| {
             self.stats
                 .count_delivery_serialized(true, no_ack, m.redelivered);
