@@ -4,6 +4,9 @@
 #   EventSource (/sse); the test injects the vendored @stomp/stompjs bundle and
 #   follows the same destination over WebSocket (/ws); a pika publisher sends,
 #   the test reads the DOM.
+# * test_browser_mqtt.py: the vendored MQTT.js bundle in a page subscribes over
+#   MQTT over WebSocket (WEB_MQTT_PORT, /ws); a pika publisher sends to
+#   amq.topic, the test reads the DOM.
 # * test_management_ui.py: the management web UI (login, queues, publish, the
 #   live topology view) against the broker given by the environment.
 # * test_ui_*.py: the rest of the UI against brokers the tests start themselves
