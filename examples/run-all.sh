@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=("$@")
-[ ${#examples[@]} -gt 0 ] || examples=(logs patterns stomp-queues photo-feed realtime-feed)
+[ ${#examples[@]} -gt 0 ] || examples=(logs patterns stomp-queues photo-feed realtime-feed iot)
 if [ -z "${WARREN_BIN:-}" ]; then
   cargo build --quiet --bin warren
   WARREN_BIN="$PWD/target/debug/warren"
