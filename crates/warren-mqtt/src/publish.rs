@@ -141,13 +141,8 @@ impl Publisher {
             );
         }
         let props = mapping::encoded(qos, retain, properties);
-        let message = Message::published_by(
-            self.conn,
-            x.name.clone(),
-            ShortStr(key),
-            props,
-            payload,
-        );
+        let message =
+            Message::published_by(self.conn, x.name.clone(), ShortStr(key), props, payload);
         if self.vhost.is_tracing() {
             warren_core::trace::set_origin(self.origin.clone());
         }

@@ -118,7 +118,9 @@ mod tests {
     fn subprotocol_offers() {
         assert!(!offers_other_protocols_only(&offering(&[])));
         assert!(!offers_other_protocols_only(&offering(&["mqtt"])));
-        assert!(!offers_other_protocols_only(&offering(&["stomp, mqttv3.1"])));
+        assert!(!offers_other_protocols_only(&offering(&[
+            "stomp, mqttv3.1"
+        ])));
         assert!(!offers_other_protocols_only(&offering(&["stomp", "mqtt"])));
         assert!(offers_other_protocols_only(&offering(&["v12.stomp"])));
         assert!(offers_other_protocols_only(&offering(&["stomp, foo"])));
