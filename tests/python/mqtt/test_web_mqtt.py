@@ -68,10 +68,10 @@ def handshake(protocols):
     return s, status, headers
 
 
-def send_binary(s, payload: bytes):
+def send_binary(s, payload: bytes, opcode: int = 0x2):
     mask = os.urandom(4)
     n = len(payload)
-    head = bytes([0x82]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
+    head = bytes([0x80 | opcode]) + (bytes([0x80 | n]) if n < 126 else bytes([0x80 | 126]) + struct.pack(">H", n))
     s.sendall(head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
 
 
@@ -207,6 +207,15 @@ def test_garbage_closes_that_connection_only(ws_clients):
     s, _, _ = handshake("mqtt")
     try:
         send_binary(s, bytes([0x82, 6, 0, 1, 0, 1, ord("x"), 0]))  # SUBSCRIBE
+        assert closed(s)
+    finally:
+        s.close()
+    # MQTT over WebSocket is binary only ([MQTT-6.0.0-1]): a text message (a
+    # CONNECT whose bytes are valid UTF-8) closes the connection.
+    utf8_connect = bytes([0x10, 16, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 4]) + b"text"
+    s, _, _ = handshake("mqtt")
+    try:
+        send_binary(s, utf8_connect, opcode=0x1)
         assert closed(s)
     finally:
         s.close()
