@@ -3,7 +3,8 @@
 #
 #   docker build -t warren .
 #   docker run -d --name warren -p 5672:5672 -p 61613:61613 -p 15674:15674 \
-#     -p 15672:15672 -p 15692:15692 -v warren-data:/var/lib/warren warren
+#     -p 1883:1883 -p 15675:15675 -p 15672:15672 -p 15692:15692 \
+#     -v warren-data:/var/lib/warren warren
 #
 # Clients reach the container through Docker's network, not loopback, so the
 # image lets guest/guest in from anywhere (as RabbitMQ's image does): mount your
@@ -24,7 +25,7 @@ USER warren
 WORKDIR /var/lib/warren
 VOLUME /var/lib/warren
 ENV NO_COLOR=1
-# AMQP, STOMP, Web-STOMP/SSE, management API and UI, Prometheus.
-EXPOSE 5672 61613 15674 15672 15692
+# AMQP, STOMP, Web-STOMP/SSE, MQTT, Web-MQTT, management API and UI, Prometheus.
+EXPOSE 5672 61613 15674 1883 15675 15672 15692
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["/usr/bin/warren", "server", "--config", "/etc/warren/warren.toml"]

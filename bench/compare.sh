@@ -228,7 +228,7 @@ start_warren() { # [stomp|web|http]: also listen for STOMP / Web-STOMP and SSE /
   [ "${1:-}" = stomp ] && stomp_port=$(free_port)
   [ "${1:-}" = web ] && web_port=$(free_port)
   [ "${1:-}" = http ] && http_port=$(free_port)
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --mqtt-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --mqtt-port 0 --web-mqtt-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do

@@ -57,7 +57,8 @@ start() {  # as systemd would: the unit's user, environment, directory, command
   amqp=$(free_port)
   (cd "$workdir" && exec setpriv --reuid="$user" --regid="$user" --init-groups -- env "${unit_env[@]}" WARREN_BIND=127.0.0.1 \
     WARREN_AMQP_PORT="$amqp" WARREN_STOMP_PORT=0 WARREN_WEB_STOMP_PORT=0 WARREN_HTTP_PORT=0 \
-    WARREN_PROMETHEUS_PORT=0 WARREN_MQTT_PORT=0 $exec_start) >>"$out/journal.log" 2>&1 &
+    WARREN_MQTT_PORT=0 WARREN_WEB_MQTT_PORT=0 \
+    WARREN_PROMETHEUS_PORT=0 $exec_start) >>"$out/journal.log" 2>&1 &
   pid=$!
   for _ in $(seq 300); do
     (echo >/dev/tcp/127.0.0.1/"$amqp") 2>/dev/null && return

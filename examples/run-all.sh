@@ -9,7 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 examples=("$@")
-[ ${#examples[@]} -gt 0 ] || examples=(logs patterns stomp-queues photo-feed realtime-feed)
+[ ${#examples[@]} -gt 0 ] || examples=(logs patterns stomp-queues photo-feed realtime-feed iot)
 if [ -z "${WARREN_BIN:-}" ]; then
   cargo build --quiet --bin warren
   WARREN_BIN="$PWD/target/debug/warren"
@@ -23,9 +23,11 @@ trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data_di
 # AMQP binds port 0 (the broker picks and logs it); the others are picked here
 # and, if someone takes one first, the broker exits and we try again.
 for attempt in 1 2 3 4 5; do
-  stomp_port=$(free_port); web_port=$(free_port); http_port=$(free_port); mqtt_port=$(free_port)
+  stomp_port=$(free_port); web_port=$(free_port); http_port=$(free_port)
+  mqtt_port=$(free_port); web_mqtt_port=$(free_port)
   NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
-    --web-stomp-port "$web_port" --http-port "$http_port" --prometheus-port 0 --mqtt-port "$mqtt_port" \
+    --web-stomp-port "$web_port" --http-port "$http_port" --prometheus-port 0 \
+    --mqtt-port "$mqtt_port" --web-mqtt-port "$web_mqtt_port" \
     --data-dir "$data_dir/data" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
   pid=$!
   port=
@@ -35,7 +37,8 @@ for attempt in 1 2 3 4 5; do
       && (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null \
-      && (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && break
+      && (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null \
+      && (echo >/dev/tcp/127.0.0.1/"$web_mqtt_port") 2>/dev/null && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
@@ -46,7 +49,8 @@ if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
   echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1
 fi
 export AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" \
-  WEB_STOMP_PORT="$web_port" HTTP_PORT="$http_port" MQTT_PORT="$mqtt_port" WARREN_BIN
+  WEB_STOMP_PORT="$web_port" HTTP_PORT="$http_port" MQTT_PORT="$mqtt_port" \
+  WEB_MQTT_PORT="$web_mqtt_port" WARREN_BIN
 passed=0 failed=0 failures=()
 for name in "${examples[@]}"; do
   echo "== examples/$name"

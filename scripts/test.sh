@@ -40,8 +40,10 @@ for attempt in 1 2 3 4 5; do
   http_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   prom_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   mqtt_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  web_mqtt_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   NO_COLOR=1 "$WARREN_BIN" server --bind 127.0.0.1 --amqp-port 0 --stomp-port "$stomp_port" \
     --web-stomp-port "$web_port" --http-port "$http_port" --prometheus-port "$prom_port" --mqtt-port "$mqtt_port" \
+    --web-mqtt-port "$web_mqtt_port" \
     --data-dir "$data_dir" --log warn,warren_amqp::server=info >"$data_dir/warren.log" 2>&1 &
   pid=$!
   port=
@@ -52,14 +54,15 @@ for attempt in 1 2 3 4 5; do
       && (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null \
       && (echo >/dev/tcp/127.0.0.1/"$prom_port") 2>/dev/null \
-      && (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null && break
+      && (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null \
+      && (echo >/dev/tcp/127.0.0.1/"$web_mqtt_port") 2>/dev/null && break
     kill -0 $pid 2>/dev/null || break
     sleep 0.1
   done
-  if kill -0 $pid 2>/dev/null || ! grep -q -E -- "(STOMP|HTTP API|Prometheus|MQTT)\)" "$data_dir/warren.log"; then
+  if kill -0 $pid 2>/dev/null || ! grep -q -E -- "(STOMP|HTTP API|Prometheus|MQTT|Web-MQTT)\)" "$data_dir/warren.log"; then
     break
   fi
-  echo "STOMP port $stomp_port, $web_port, HTTP port $http_port, Prometheus port $prom_port or MQTT port $mqtt_port was taken; starting the broker again"
+  echo "STOMP port $stomp_port, $web_port, HTTP port $http_port, Prometheus port $prom_port, MQTT port $mqtt_port or Web-MQTT port $web_mqtt_port was taken; starting the broker again"
 done
 if [ -z "$port" ] || ! kill -0 $pid 2>/dev/null; then
   echo "the broker did not start:"; cat "$data_dir/warren.log"; exit 1
@@ -70,13 +73,13 @@ status=0
 # tests/python/management the HTTP API's, with requests, pika and rabbitmqadmin),
 # then the durability tests, which start and kill their own brokers.
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_STOMP_PORT="$web_port" \
-  MQTT_PORT="$mqtt_port" HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
+  MQTT_PORT="$mqtt_port" WEB_MQTT_PORT="$web_mqtt_port" HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
 echo "== browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
-AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" \
+AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" WEB_MQTT_PORT="$web_mqtt_port" \
   HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" \
   BROWSER_ARTIFACTS="${BROWSER_ARTIFACTS:-$data_dir/browser}" bash tests/browser/run.sh || status=$?
 echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"

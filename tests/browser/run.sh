@@ -4,6 +4,9 @@
 #   EventSource (/sse); the test injects the vendored @stomp/stompjs bundle and
 #   follows the same destination over WebSocket (/ws); a pika publisher sends,
 #   the test reads the DOM.
+# * test_browser_mqtt.py: the vendored MQTT.js bundle in a page subscribes over
+#   MQTT over WebSocket (WEB_MQTT_PORT, /ws); a pika publisher sends to
+#   amq.topic, the test reads the DOM.
 # * test_management_ui.py: the management web UI (login, queues, publish, the
 #   live topology view) against the broker given by the environment.
 # * test_ui_*.py: the rest of the UI against brokers the tests start themselves
@@ -16,7 +19,7 @@
 # through ui_proxy.py. Screenshots go to $BROWSER_ARTIFACTS. A JavaScript error in the browser
 # console fails the test that caused it.
 #
-#   AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F WEB_STOMP_PORT=P \
+#   AMQP_URL=amqp://guest:guest@127.0.0.1:PORT/%2F WEB_STOMP_PORT=P WEB_MQTT_PORT=Q \
 #     MGMT_URL=http://127.0.0.1:HTTP_PORT tests/browser/run.sh
 #
 # Installs what it needs (chromium, chromium-driver, selenium, the locked npm
@@ -32,10 +35,12 @@ if ! python3 -c 'import selenium, pika, pytest, requests, stomp' 2>/dev/null; th
   python3 -m pip install --quiet --disable-pip-version-check -r requirements.txt
 fi
 if ! node -e '
-  const want = require("./package-lock.json").packages["node_modules/@stomp/stompjs"].version;
-  process.exit(require("./node_modules/@stomp/stompjs/package.json").version === want ? 0 : 1);
+  const lock = require("./package-lock.json").packages;
+  const ok = ["@stomp/stompjs", "mqtt"].every((p) =>
+    require("./node_modules/" + p + "/package.json").version === lock["node_modules/" + p].version);
+  process.exit(ok ? 0 : 1);
 ' 2>/dev/null; then
   npm ci --no-audit --no-fund --silent
 fi
 export WARREN_BIN="${WARREN_BIN:-$(cd ../.. && pwd)/target/debug/warren}"
-exec python3 -m pytest -q -p no:cacheprovider test_browser_feed.py test_management_ui.py test_ui_*.py "$@"
+exec python3 -m pytest -q -p no:cacheprovider test_browser_feed.py test_browser_mqtt.py test_management_ui.py test_ui_*.py "$@"

@@ -406,7 +406,13 @@ fn schedule_will(node: &Arc<Node>, login: &Login, claim: &crate::registry::Claim
         .will_delay_interval
         .unwrap_or(0)
         .min(session_end);
-    let mut publisher = Publisher::new(node.clone(), login.vhost.clone(), login.user.clone(), 0);
+    let mut publisher = Publisher::new(
+        node.clone(),
+        login.vhost.clone(),
+        login.user.clone(),
+        0,
+        &login.client_id,
+    );
     let mut props = will.properties.clone();
     props.will_delay_interval = None;
     let go = move |p: &mut Publisher| {

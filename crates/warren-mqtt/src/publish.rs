@@ -2,6 +2,12 @@
 //! core's one publish path (`VHost::publish`) on the MQTT exchange
 //! (`amq.topic`). Used by sessions and by wills (a delayed will outlives its
 //! connection, so this holds only what a publish needs).
+//!
+//! Permissions are the core's one check ([`AccessCache`]), as for AMQP and
+//! STOMP: write on the exchange, then the topic permission (write) on the
+//! routing key, with `{client_id}` standing for the MQTT client id as in
+//! RabbitMQ's MQTT plugin. Subscriptions check the topic permission (read)
+//! on their binding key through [`Publisher::check_topic`].
 
 use bytes::Bytes;
 use std::sync::Arc;
@@ -31,13 +37,19 @@ pub struct Publisher {
 }
 
 impl Publisher {
-    pub fn new(node: Arc<Node>, vhost: Arc<VHost>, user: String, conn: ConnectionId) -> Publisher {
+    pub fn new(
+        node: Arc<Node>,
+        vhost: Arc<VHost>,
+        user: String,
+        conn: ConnectionId,
+        client_id: &[u8],
+    ) -> Publisher {
         Publisher {
             node,
             vhost,
             user,
             conn,
-            access: AccessCache::new(),
+            access: AccessCache::with_client_id(&String::from_utf8_lossy(client_id)),
             cache: None,
             route_buf: Vec::new(),
             origin: None,
@@ -53,6 +65,26 @@ impl Publisher {
         let broker = self.node.broker.clone();
         self.access
             .check(&broker, &self.user, &self.vhost, access, kind, name)
+    }
+
+    /// The topic permission (`Write`: publish, `Read`: subscribe) for the
+    /// routing or binding key `key` on `exchange` (no topic permission set:
+    /// allowed; refused: ACCESS_REFUSED).
+    pub fn check_topic(
+        &mut self,
+        access: Access,
+        exchange: &Exchange,
+        key: &[u8],
+    ) -> Result<(), BrokerError> {
+        let broker = self.node.broker.clone();
+        self.access
+            .check_topic(&broker, &self.user, &self.vhost, access, exchange, key)
+    }
+
+    /// The MQTT exchange, for checks that need it.
+    pub fn mqtt_exchange(&mut self) -> Result<Arc<Exchange>, BrokerError> {
+        let name = self.node.config.exchange.clone();
+        self.vhost.get_exchange(&ShortStr::from(name.as_str()))
     }
 
     fn exchange(&mut self) -> Result<Arc<Exchange>, BrokerError> {
@@ -82,6 +114,8 @@ impl Publisher {
     ) -> Result<(Published, u64), BrokerError> {
         let x = self.exchange()?;
         self.vhost.check_publishable(&x)?;
+        let key = topic::to_amqp(topic_name);
+        self.check_topic(Access::Write, &x, &key)?;
         let max = self.node.broker.limits.max_message_size;
         if payload.len() as u64 > max {
             return Err(BrokerError::precondition_failed(format!(
@@ -107,13 +141,8 @@ impl Publisher {
             );
         }
         let props = mapping::encoded(qos, retain, properties);
-        let message = Message::published_by(
-            self.conn,
-            x.name.clone(),
-            ShortStr(topic::to_amqp(topic_name)),
-            props,
-            payload,
-        );
+        let message =
+            Message::published_by(self.conn, x.name.clone(), ShortStr(key), props, payload);
         if self.vhost.is_tracing() {
             warren_core::trace::set_origin(self.origin.clone());
         }

@@ -174,7 +174,7 @@ impl Session {
     ) -> Session {
         let outlet = out.outlet.clone();
         Session {
-            publisher: Publisher::new(node.clone(), vhost.clone(), user, conn),
+            publisher: Publisher::new(node.clone(), vhost.clone(), user, conn, &client_id),
             node,
             vhost,
             conn,
@@ -685,6 +685,11 @@ impl Session {
             .and_then(|_| {
                 self.publisher
                     .check(Access::Read, Resource::Exchange, exchange.as_bytes())
+            })
+            .and_then(|_| {
+                // RabbitMQ checks the subscription's topic (read) too.
+                let x = self.publisher.mqtt_exchange()?;
+                self.publisher.check_topic(Access::Read, &x, key.as_bytes())
             })
             .and_then(|_| {
                 self.vhost.bind_queue(

@@ -93,7 +93,7 @@ fn start_broker_opts(stomp: bool, web: bool, http: bool) -> Option<Broker> {
             .arg(web_port.to_string())
             .arg("--stomp-port")
             .arg(stomp_port.to_string())
-            .args(["--mqtt-port", "0"])
+            .args(["--mqtt-port", "0", "--web-mqtt-port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

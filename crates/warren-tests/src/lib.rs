@@ -225,6 +225,8 @@ impl Broker {
         cmd.env("WARREN_WEB_STOMP_PORT", "0");
         // MQTT's default port (1883) may be another broker's.
         cmd.env("WARREN_MQTT_PORT", "0");
+        // Web-MQTT's (15675) likewise.
+        cmd.env("WARREN_WEB_MQTT_PORT", "0");
         cmd.env("WARREN_HTTP_PORT", "0");
         cmd.env("WARREN_PROMETHEUS_PORT", "0");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));

@@ -25,7 +25,8 @@ pub enum Framing {
     /// Text when the bytes are valid UTF-8, binary otherwise (STOMP: RabbitMQ's
     /// default `web_stomp.ws_frame = text`, without mangling binary bodies).
     TextIfUtf8,
-    /// Always binary (MQTT over WebSocket, which the spec requires).
+    /// Always binary, both ways: a text message from the client is an input
+    /// error (MQTT over WebSocket, which the spec requires).
     Binary,
 }
 
@@ -38,8 +39,14 @@ pub fn byte_stream(
     impl AsyncWrite + Unpin + Send + 'static,
 ) {
     let (sink, stream) = socket.split();
-    let input = stream.filter_map(|m| {
+    let input = stream.filter_map(move |m| {
         future::ready(match m {
+            // MQTT over WebSocket is binary only: a text message closes the
+            // connection ([MQTT-6.0.0-1]; RabbitMQ closes with 1007).
+            Ok(Message::Text(_)) if framing == Framing::Binary => Some(Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "text message on a binary-only WebSocket",
+            ))),
             Ok(Message::Text(t)) => Some(Ok(Bytes::from(t))),
             Ok(Message::Binary(b)) => Some(Ok(b)),
             // Control messages are the WebSocket layer's business.

@@ -137,6 +137,9 @@ pub struct Listeners {
     pub web_stomp_port: Option<u16>,
     /// MQTT port (default 1883, as RabbitMQ's plugin); 0 disables MQTT.
     pub mqtt_port: Option<u16>,
+    /// MQTT over WebSocket port (`/ws`, default 15675, as RabbitMQ's
+    /// Web-MQTT plugin); 0 disables it.
+    pub web_mqtt_port: Option<u16>,
     /// Management HTTP API port (default 15672, as RabbitMQ's management
     /// plugin); 0 disables it.
     pub http_port: Option<u16>,

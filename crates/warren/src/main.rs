@@ -73,6 +73,10 @@ struct ServerArgs {
     /// MQTT 3.1/3.1.1/5.0 port (default 1883); 0 disables MQTT.
     #[arg(long, env = "WARREN_MQTT_PORT")]
     mqtt_port: Option<u16>,
+    /// MQTT over WebSocket port (ws://HOST:PORT/ws, subprotocol `mqtt`;
+    /// default 15675, RabbitMQ's Web-MQTT); 0 disables it.
+    #[arg(long, env = "WARREN_WEB_MQTT_PORT")]
+    web_mqtt_port: Option<u16>,
     /// Management HTTP API port, RabbitMQ's (default 15672); 0 disables it.
     #[arg(long, env = "WARREN_HTTP_PORT")]
     http_port: Option<u16>,
@@ -137,6 +141,10 @@ fn server(args: ServerArgs) -> ExitCode {
         .mqtt_port
         .or_else(|| listeners.and_then(|l| l.mqtt_port))
         .unwrap_or(1883);
+    let web_mqtt_port = args
+        .web_mqtt_port
+        .or_else(|| listeners.and_then(|l| l.web_mqtt_port))
+        .unwrap_or(15675);
     let mut mqtt_config = warren_mqtt::MqttConfig::default();
     if let Some(m) = &file.mqtt {
         m.apply(&mut mqtt_config);
@@ -192,6 +200,7 @@ fn server(args: ServerArgs) -> ExitCode {
         (Adapter::Stomp, stomp_port),
         (Adapter::WebStomp, web_stomp_port),
         (Adapter::Mqtt, mqtt_port),
+        (Adapter::WebMqtt, web_mqtt_port),
         (Adapter::Http, http_port),
         (Adapter::Prometheus, prometheus_port),
     ]
@@ -241,21 +250,34 @@ fn server(args: ServerArgs) -> ExitCode {
                 announced.push(warren_http::Listener::new(adapter.protocol(), a));
             }
         }
+        let mut mqtt_node: Option<std::sync::Arc<warren_mqtt::Node>> = None;
         for (adapter, l) in bound {
             match adapter {
                 Adapter::Stomp => tokio::spawn(warren_stomp::serve(l, broker.clone())),
                 Adapter::WebStomp => tokio::spawn(warren_web_stomp::serve(l, broker.clone())),
-                Adapter::Mqtt => {
-                    let retained = match warren_mqtt::retained::RetainedStore::open(&data_dir) {
-                        Ok(r) => r,
-                        Err(e) => {
-                            error!("cannot open MQTT retained messages: {}", e);
-                            return ExitCode::FAILURE;
-                        }
+                Adapter::Mqtt | Adapter::WebMqtt => {
+                    // One MQTT node for both transports: client ids, sessions
+                    // and retained messages are shared, as in RabbitMQ.
+                    let node = match &mqtt_node {
+                        Some(n) => n.clone(),
+                        None => match warren_mqtt::retained::RetainedStore::open(&data_dir) {
+                            Ok(retained) => mqtt_node
+                                .insert(warren_mqtt::Node::new(
+                                    broker.clone(),
+                                    mqtt_config.clone(),
+                                    retained,
+                                ))
+                                .clone(),
+                            Err(e) => {
+                                error!("cannot open MQTT retained messages: {}", e);
+                                return ExitCode::FAILURE;
+                            }
+                        },
                     };
-                    let node =
-                        warren_mqtt::Node::new(broker.clone(), mqtt_config.clone(), retained);
-                    tokio::spawn(warren_mqtt::serve(l, node))
+                    match adapter {
+                        Adapter::Mqtt => tokio::spawn(warren_mqtt::serve(l, node)),
+                        _ => tokio::spawn(warren_web_mqtt::serve(l, node)),
+                    }
                 }
                 Adapter::Http => {
                     tokio::spawn(warren_http::serve(l, broker.clone(), announced.clone()))
@@ -283,6 +305,7 @@ enum Adapter {
     Stomp,
     WebStomp,
     Mqtt,
+    WebMqtt,
     Http,
     Prometheus,
 }
@@ -293,6 +316,7 @@ impl Adapter {
             Adapter::Stomp => "STOMP",
             Adapter::WebStomp => "Web-STOMP",
             Adapter::Mqtt => "MQTT",
+            Adapter::WebMqtt => "Web-MQTT",
             Adapter::Http => "HTTP API",
             Adapter::Prometheus => "Prometheus",
         }
@@ -304,6 +328,7 @@ impl Adapter {
             Adapter::Stomp => "stomp",
             Adapter::WebStomp => "http/web-stomp",
             Adapter::Mqtt => "mqtt",
+            Adapter::WebMqtt => "http/web-mqtt",
             Adapter::Http => "http",
             Adapter::Prometheus => "http/prometheus",
         }

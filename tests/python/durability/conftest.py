@@ -44,8 +44,9 @@ def broker_factory(warren_bin):
     show up in the report of a failed test."""
     made = []
 
-    def make(config=None, label="warren", stomp=False, mqtt=False):
-        b = Broker(new_broker_root(), config=config, label=label, stomp=stomp, mqtt=mqtt)
+    def make(config=None, label="warren", stomp=False, mqtt=False, web_mqtt=False):
+        b = Broker(new_broker_root(), config=config, label=label, stomp=stomp, mqtt=mqtt,
+                   web_mqtt=web_mqtt)
         made.append(b)
         return b
 

@@ -65,3 +65,31 @@ def test_mqtt5_session_expiry_survives_restart(broker_factory):
     assert m is not None and m.payload == b"after restart"
     c.disconnect()
 
+
+
+def test_websocket_and_tcp_share_a_persistent_session_across_kill_9(broker_factory):
+    """Both MQTT listeners serve one node: a session made over WebSocket is
+    resumed over TCP after a kill -9, with its queued QoS 1 messages and the
+    retained message."""
+    broker = broker_factory(mqtt=True, web_mqtt=True).start()
+    cid, t = uid("durws"), topic("durws")
+    sub = Client(client_id=cid, clean=False, websocket=True, port=broker.web_mqtt_port)
+    sub.subscribe(t + "/#", 1)
+    sub.disconnect()
+    pub = Client(websocket=True, port=broker.web_mqtt_port)
+    for i in range(20):
+        pub.publish(f"{t}/q1", str(i).encode(), qos=1)
+    pub.publish(f"{t}/retained", b"kept", qos=1, retain=True)
+    broker.kill()
+    broker.start()
+    sub = Client(client_id=cid, clean=False, port=broker.mqtt_port)
+    assert sub.session_present
+    got = sub.get_n(21, timeout=30)
+    assert [m.payload for m in got if m.topic == f"{t}/q1"] == [str(i).encode() for i in range(20)]
+    sub.disconnect()
+    late = Client(websocket=True, port=broker.web_mqtt_port)
+    late.subscribe(f"{t}/retained", 1)
+    m = late.get()
+    assert m is not None and (m.payload, m.retain) == (b"kept", True)
+    late.disconnect()
+    Client(client_id=cid, clean=True, port=broker.mqtt_port).disconnect()

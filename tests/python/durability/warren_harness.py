@@ -71,11 +71,14 @@ class Broker:
 
     def __init__(self, root: str, config: Optional[str] = None, label: str = "warren",
                  stomp: bool = False, web: bool = False, http: bool = False,
-                 mqtt: bool = False):
+                 mqtt: bool = False, web_mqtt: bool = False):
         self.root = root
         self.stomp = stomp
         self.mqtt = mqtt
         self.mqtt_port: int = 0
+        # MQTT over WebSocket listener (port picked like STOMP's; 0 = off).
+        self.web_mqtt = web_mqtt
+        self.web_mqtt_port: int = 0
         self.stomp_port: int = 0
         # Web-STOMP/SSE listener (port picked like STOMP's; 0 = off).
         self.web = web
@@ -132,18 +135,20 @@ class Broker:
             self.web_port = free_port() if self.web else 0
             self.http_port = free_port() if self.http else 0
             self.mqtt_port = free_port() if self.mqtt else 0
+            self.web_mqtt_port = free_port() if self.web_mqtt else 0
             cmd = [WARREN_BIN, "server", "--bind", "127.0.0.1", "--amqp-port", "0",
                    "--stomp-port", str(self.stomp_port),
                    "--web-stomp-port", str(self.web_port),
                    "--http-port", str(self.http_port), "--prometheus-port", "0",
                    "--mqtt-port", str(self.mqtt_port),
+                   "--web-mqtt-port", str(self.web_mqtt_port),
                    "--data-dir", self.data_dir,
                    "--log", "info"]
             if self.config_path:
                 cmd += ["--config", self.config_path]
             env = dict(os.environ, NO_COLOR="1")
             for k in ("WARREN_CONFIG", "WARREN_BIND", "WARREN_AMQP_PORT", "WARREN_STOMP_PORT",
-                      "WARREN_WEB_STOMP_PORT", "WARREN_HTTP_PORT", "WARREN_MQTT_PORT", "WARREN_PROMETHEUS_PORT",
+                      "WARREN_WEB_STOMP_PORT", "WARREN_HTTP_PORT", "WARREN_MQTT_PORT", "WARREN_WEB_MQTT_PORT", "WARREN_PROMETHEUS_PORT",
                       "WARREN_DATA_DIR", "RUST_LOG"):
                 env.pop(k, None)
             self.proc = _spawn(cmd, log_path, env)

@@ -26,6 +26,8 @@ from helpers import connect as amqp_connect  # noqa: E402
 
 MQTT_HOST = os.environ.get("MQTT_HOST", "127.0.0.1")
 MQTT_PORT = int(os.environ.get("MQTT_PORT", "1883"))
+# MQTT over WebSocket (ws://MQTT_HOST:WEB_MQTT_PORT/ws), RabbitMQ's Web-MQTT.
+WEB_MQTT_PORT = int(os.environ.get("WEB_MQTT_PORT", "15675"))
 V311 = mqtt.MQTTv311
 V5 = mqtt.MQTTv5
 TIMEOUT = 10.0
@@ -63,14 +65,18 @@ class Client:
     def __init__(self, client_id: Optional[str] = None, version=V311, clean: bool = True,
                  username: Optional[str] = "guest", password: Optional[str] = "guest",
                  keepalive: int = 60, will=None, properties: Optional[Properties] = None,
-                 connect: bool = True, port: int = None):
+                 connect: bool = True, port: int = None, websocket: bool = False):
         self.version = version
         self.client_id = uid() if client_id is None else client_id
         kw = {"clean_session": clean} if version != V5 else {}
+        if websocket:
+            kw["transport"] = "websockets"
         self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              protocol=version, **kw)
+        if websocket:
+            self.c.ws_set_options(path="/ws")
         self.clean = clean
-        self.port = port or MQTT_PORT
+        self.port = port or (WEB_MQTT_PORT if websocket else MQTT_PORT)
         if username is not None:
             self.c.username_pw_set(username, password)
         if will is not None:
