@@ -18,6 +18,8 @@ pub enum Report {
     WebIdle(crate::web_idle::WebIdleReport),
     #[serde(rename = "sse-fanout")]
     SseFanout(crate::web_fanout::WebFanoutReport),
+    #[serde(rename = "mqtt-connections")]
+    MqttConnections(crate::mqtt_conns::MqttConnectionsReport),
 }
 
 impl Report {
@@ -31,6 +33,7 @@ impl Report {
             Report::Backlog(r) => r.human(),
             Report::WebIdle(r) => r.human(),
             Report::SseFanout(r) => r.human(),
+            Report::MqttConnections(r) => r.human(),
         }
     }
 
@@ -43,6 +46,7 @@ impl Report {
             Report::SseFanout(r) => r.integrity.ok(),
             // Subscribers the broker dropped count as a failed run.
             Report::WebIdle(r) => r.ok(),
+            Report::MqttConnections(r) => r.ok(),
             Report::Connections(_) | Report::Queues(_) => true,
         }
     }
