@@ -7,10 +7,16 @@
 //! (the handshake is 4 bytes back): a hundred thousand of them must not
 //! need gigabytes here. At the end every connection is checked still open
 //! (a read that would block, not end of stream) before DISCONNECT.
+//!
+//! A broker that stops accepting (out of descriptors) must not hang the run:
+//! each handshake has [`HANDSHAKE_TIMEOUT`], and connections that failed are
+//! counted (`failed`, the run then fails) while the RSS per connection is
+//! over those that opened.
 
 use crate::client::{Error, Result};
 use crate::histogram::Histogram;
 use crate::mqtt::{connect_from, connect_packet};
+use crate::net::{with_timeout, HANDSHAKE_TIMEOUT};
 use crate::report::LatencySummary;
 use crate::rss::{check_pid, per, rss, rss_lines};
 use crate::uri::AmqpUri;
@@ -42,6 +48,10 @@ pub struct MqttConnectionsReport {
     pub rss_after_close_kib: Option<u64>,
     /// (with - before) / connections.
     pub rss_per_connection_kib: Option<f64>,
+    /// Connections that did not get their CONNACK (the run fails).
+    pub failed: usize,
+    /// The first failure, if any.
+    pub first_error: Option<String>,
     /// Connections the broker still had open at the end (all, or the run fails).
     pub still_open: usize,
 }
@@ -75,11 +85,14 @@ impl MqttConnectionsReport {
             fmt::int(self.still_open as u64),
             fmt::int(self.connections as u64)
         );
+        if let Some(e) = &self.first_error {
+            s += &format!("  failed: {} (first: {e})\n", fmt::int(self.failed as u64));
+        }
         s
     }
 
     pub fn ok(&self) -> bool {
-        self.still_open == self.connections
+        self.still_open == self.connections && self.failed == 0
     }
 }
 
@@ -112,23 +125,33 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri) -> Result<MqttConnectionsReport
             let mut connect = BytesMut::new();
             let p = connect_packet(uri, &format!("{prefix}-{i}"));
             let encoded = codec.encode(&p, &mut connect).map(|_| connect);
-            async move { open(uri, &encoded?, i, args.source_addresses).await }
+            let what = format!("connection {i}");
+            let open = async move { open(uri, &encoded?, i, args.source_addresses).await };
+            with_timeout(what, HANDSHAKE_TIMEOUT, open)
         })
         .buffer_unordered(conc);
     let mut held = Vec::with_capacity(n);
     let mut latency = Histogram::new();
     let mut last_report = Instant::now();
+    let (mut failed, mut first_error) = (0, None);
     while let Some(r) = opening.next().await {
-        let (s, ns) =
-            r.map_err(|e| Error::Other(format!("after {} connections: {e}", held.len())))?;
-        latency.record(ns);
-        held.push(s);
+        match r {
+            Ok((s, ns)) => {
+                latency.record(ns);
+                held.push(s);
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert_with(|| format!("after {} open: {e}", held.len()));
+            }
+        }
         if !args.quiet && last_report.elapsed().as_secs() >= 2 {
             last_report = Instant::now();
             eprintln!("  {} of {n} connections open", held.len());
         }
     }
     let open_s = start.elapsed().as_secs_f64();
+    let opened = held.len();
     if !args.quiet {
         eprintln!("opened {n} connections in {open_s:.2} s; measuring");
     }
@@ -154,12 +177,14 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri) -> Result<MqttConnectionsReport
         concurrency: conc,
         source_addresses: args.source_addresses,
         open_s,
-        connect_rate: n as f64 / open_s.max(1e-9),
+        connect_rate: opened as f64 / open_s.max(1e-9),
         connect_latency: LatencySummary::from_histogram(&latency),
         rss_before_kib: rss_before,
         rss_with_connections_kib: rss_with,
         rss_after_close_kib: rss_after,
-        rss_per_connection_kib: per(rss_before, rss_with, n),
+        rss_per_connection_kib: per(rss_before, rss_with, opened),
+        failed,
+        first_error,
         still_open,
     })
 }
