@@ -26,6 +26,14 @@
 #   (web-idle-10k-sse with web-idle-10k, sse-fanout-10k with sse-fanout-10k-ws).
 #   --only takes a group name for all of its runs. With --reuse-rabbitmq, web
 #   scenarios use RABBIT_WEB_URL (default ws://127.0.0.1:15674/ws).
+# * MQTT scenarios (mqtt-*) enable rabbitmq_mqtt on port 18830 (never 1883,
+#   the shared node's) and run a third broker too: mosquitto (Debian package,
+#   /usr/sbin/mosquitto, installed if missing), our own instance on port 18831
+#   with a generated config (no persistence, max_connections -1, unlimited
+#   queued messages so that a slow subscriber is not a lost message), never
+#   the system service. Warren gets a free MQTT port. All three speak MQTT
+#   3.1.1. With --reuse-rabbitmq, MQTT scenarios use RABBIT_MQTT_URI (default
+#   mqtt://guest:guest@127.0.0.1:1883/).
 # * Builds Warren in release mode; a fresh Warren (temporary data directory,
 #   free port) is started for each scenario.
 # * Runs each scenario against RabbitMQ, then against Warren, never both at
@@ -35,7 +43,7 @@
 #   --update-docs also splices it into docs/BENCHMARKS.md.
 #
 # Environment: DURATION (seconds per throughput scenario, default 10),
-# RABBIT_URI (implies --reuse-rabbitmq), RABBIT_STOMP_URI, RABBIT_WEB_URL,
+# RABBIT_URI (implies --reuse-rabbitmq), RABBIT_STOMP_URI, RABBIT_WEB_URL, RABBIT_MQTT_URI,
 # CARGO_TARGET_DIR, OUT (results dir).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,7 +58,7 @@ while [ $# -gt 0 ]; do
     --update-docs) update_docs=1 ;;
     --only) only="$2"; shift ;;
     --reuse-rabbitmq) reuse_rabbit=1 ;;
-    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -76,6 +84,10 @@ bench_port=5673
 bench_stomp_port=61614
 # Web-STOMP listener of the private node; never 15674 (the shared node's).
 bench_web_port=15684
+# MQTT listeners of the private node and of mosquitto; never 1883 (the shared node's).
+bench_mqtt_port=18830
+mosquitto_port=18831
+rabbit_mqtt_uri=""
 rabbit_dir=""
 rabbit_pid=""
 rabbit_uri=""
@@ -104,6 +116,7 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
       rabbit_uri=${RABBIT_URI:-amqp://guest:guest@127.0.0.1:5672/%2F}
       rabbit_stomp_uri=${RABBIT_STOMP_URI:-stomp://guest:guest@127.0.0.1:61613/}
       rabbit_web_url=${RABBIT_WEB_URL:-ws://127.0.0.1:15674/ws}
+      rabbit_mqtt_uri=${RABBIT_MQTT_URI:-mqtt://guest:guest@127.0.0.1:1883/}
       if [ -z "${RABBIT_URI:-}" ] && ! sudo_if_needed rabbitmqctl status >/dev/null 2>&1; then
         echo "== starting RabbitMQ"
         sudo_if_needed rabbitmq-server -detached
@@ -131,6 +144,9 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
       echo "web_stomp.tcp.port = $bench_web_port"
       echo "web_stomp.tcp.ip = 127.0.0.1"
     } >"$rabbit_dir/rabbitmq.conf"
+  elif [ "$stomp" = mqtt ]; then
+    echo '[rabbitmq_mqtt].' >"$rabbit_dir/enabled_plugins"
+    echo "mqtt.listeners.tcp.1 = 127.0.0.1:$bench_mqtt_port" >"$rabbit_dir/rabbitmq.conf"
   else
     echo '[].' >"$rabbit_dir/enabled_plugins"
     : >"$rabbit_dir/rabbitmq.conf"
@@ -170,7 +186,9 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
   rabbit_uri="amqp://guest:guest@127.0.0.1:$bench_port/%2F"
   rabbit_stomp_uri="stomp://guest:guest@127.0.0.1:$bench_stomp_port/"
   rabbit_web_url="ws://127.0.0.1:$bench_web_port/ws"
+  rabbit_mqtt_uri="mqtt://guest:guest@127.0.0.1:$bench_mqtt_port/"
   local plugin_port=""
+  [ "$stomp" = mqtt ] && plugin_port=$bench_mqtt_port
   [ "$stomp" = stomp ] && plugin_port=$bench_stomp_port
   [ "$stomp" = web ] && plugin_port=$bench_web_port
   if [ -n "$plugin_port" ]; then
@@ -188,6 +206,49 @@ rabbit_version=$(rabbitmqctl_node "$ctl_node" version 2>/dev/null | tail -1)
 erlang_version=$(rabbitmqctl_node "$ctl_node" eval 'erlang:system_info(otp_release).' 2>/dev/null | tr -d '"')
 rabbit_mode=$([ $reuse_rabbit = 1 ] && echo "running broker $rabbit_uri (not restarted)" || echo "private node, fresh for every scenario")
 stop_rabbit
+
+# --- mosquitto (MQTT scenarios) ------------------------------------------------
+if ! [ -x /usr/sbin/mosquitto ]; then
+  echo "== installing mosquitto (Debian package; its service is not used)"
+  sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto
+fi
+# (-h exits with status 3.)
+mosquitto_version=$( (/usr/sbin/mosquitto -h 2>/dev/null || true) | head -1 | sed 's/^mosquitto version //')
+mosquitto_pid=""
+mosquitto_dir=""
+mosquitto_uri="mqtt://guest:guest@127.0.0.1:$mosquitto_port/"
+stop_mosquitto() {
+  if [ -n "$mosquitto_pid" ]; then
+    kill "$mosquitto_pid" 2>/dev/null || true
+    wait "$mosquitto_pid" 2>/dev/null || true
+    mosquitto_pid=""
+  fi
+  if [ -n "$mosquitto_dir" ]; then rm -rf "$mosquitto_dir"; mosquitto_dir=""; fi
+}
+start_mosquitto() {
+  stop_mosquitto
+  mosquitto_dir=$(mktemp -d /tmp/mosquitto-bench.XXXXXX)
+  chmod 755 "$mosquitto_dir"
+  # Runs in the foreground as our child (not the Debian service); as root it
+  # drops to the mosquitto user. No persistence: a transient benchmark, as
+  # Warren's and RabbitMQ's MQTT queues are here.
+  cat >"$mosquitto_dir/mosquitto.conf" <<EOF
+listener $mosquitto_port 127.0.0.1
+allow_anonymous true
+persistence false
+max_connections -1
+max_queued_messages 0
+log_dest stderr
+log_type error
+log_type warning
+EOF
+  /usr/sbin/mosquitto -c "$mosquitto_dir/mosquitto.conf" >"$mosquitto_dir/mosquitto.log" 2>&1 &
+  mosquitto_pid=$!
+  for _ in $(seq 1 100); do
+    (echo >/dev/tcp/127.0.0.1/"$mosquitto_port") 2>/dev/null && break
+    sleep 0.1
+  done
+}
 
 # --- Warren -------------------------------------------------------------------
 echo "== building Warren (release)"
@@ -218,30 +279,33 @@ stop_warren() {
   fi
   if [ -n "$warren_dir" ]; then rm -rf "$warren_dir"; warren_dir=""; fi
 }
-trap 'stop_warren; stop_rabbit' EXIT
+trap 'stop_warren; stop_rabbit; stop_mosquitto' EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-start_warren() { # [stomp|web|http]: also listen for STOMP / Web-STOMP and SSE / the management API, on a free port
+start_warren() { # [stomp|web|http|mqtt]: also listen for STOMP / Web-STOMP and SSE / the management API / MQTT, on a free port
   stop_warren
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
-  local port stomp_port=0 web_port=0 http_port=0
+  local port stomp_port=0 web_port=0 http_port=0 mqtt_port=0
   port=$(free_port)
   [ "${1:-}" = stomp ] && stomp_port=$(free_port)
   [ "${1:-}" = web ] && web_port=$(free_port)
   [ "${1:-}" = http ] && http_port=$(free_port)
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --mqtt-port 0 --web-mqtt-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
+  [ "${1:-}" = mqtt ] && mqtt_port=$(free_port)
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --mqtt-port "$mqtt_port" --web-mqtt-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do
     (echo >/dev/tcp/127.0.0.1/"$port") 2>/dev/null &&
       { [ "$stomp_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null; } &&
       { [ "$web_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null; } &&
-      { [ "$http_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null; } && break
+      { [ "$http_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null; } &&
+      { [ "$mqtt_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null; } && break
     sleep 0.1
   done
   warren_uri="amqp://guest:guest@127.0.0.1:$port/%2F"
   warren_stomp_uri="stomp://guest:guest@127.0.0.1:$stomp_port/"
   warren_web_url="ws://127.0.0.1:$web_port/ws"
   warren_http_url="http://guest:guest@127.0.0.1:$http_port"
+  warren_mqtt_uri="mqtt://guest:guest@127.0.0.1:$mqtt_port/"
 }
 
 # --- machine ------------------------------------------------------------------
@@ -254,6 +318,7 @@ start_warren() { # [stomp|web|http]: also listen for STOMP / Web-STOMP and SSE /
   echo "os=$(. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")"
   echo "rabbitmq=$rabbit_version"
   echo "rabbitmq_mode=$rabbit_mode"
+  echo "mosquitto=$mosquitto_version"
   echo "erlang=$erlang_version"
   echo "warren=$warren_version"
   echo "rustc=$(rustc --version)"
@@ -297,6 +362,18 @@ scenarios=(
   # reports the publish-rate drop (target < 5%) and the API's response times.
   "api-poll-10k|-x 1 -y 0 --queues 10000 -s 16 -z $duration"
   "api-poll-10k-poll|-x 1 -y 0 --queues 10000 -s 16 -z $duration --poll-api HTTPURL --poll-interval 1s"
+  # MQTT 3.1.1 (RabbitMQ's rabbitmq_mqtt, mosquitto, Warren): 1 publisher ->
+  # 1 subscriber of its topic at QoS 0 and QoS 1 (at most 1000 PUBLISHes
+  # without PUBACK; the subscriber PUBACKs every message); idle connections
+  # (connect rate to CONNACK and RSS per connection; 16,000 because the hard
+  # open-files limit here is 20,000 per process, for the broker and for perf,
+  # and RabbitMQ stops accepting at ~17,300 with it);
+  # fan-in: 10,000 publishers at 1 msg/s each (starts spread over the second)
+  # to one subscriber.
+  "mqtt-qos0-1p1c|--protocol mqtt --qos 0 -x 1 -y 1 -s 16 -z $duration"
+  "mqtt-qos1-1p1c|--protocol mqtt --qos 1 -c 1000 -x 1 -y 1 -s 16 -z $duration"
+  "mqtt-idle-16k|mqtt-connections --protocol mqtt --connections 16000 --concurrency 64 --source-addresses 8 --broker-pid PID"
+  "mqtt-fanin-10k|--protocol mqtt --qos 0 -x 10000 -y 1 -s 16 -r 1 -z $duration"
 )
 
 run_one() { # name broker uri pid web_url args...
@@ -332,18 +409,25 @@ for entry in "${scenarios[@]}"; do
   proto=""
   [[ " $args " == *" --protocol stomp "* ]] && proto=stomp
   [[ " $args " == *" --web-url "* ]] && proto=web
+  [[ " $args " == *" --protocol mqtt "* ]] && proto=mqtt
   # The api-poll scenarios compare Warren with itself (polled or not).
   [[ $name == api-poll-* ]] && proto=http
   # RabbitMQ has no Server-Sent Events.
   if [[ " $args " != *" --transport sse "* ]] && [ "$proto" != http ]; then
     start_rabbit $proto
-    if [ "$proto" = stomp ]; then uri=$rabbit_stomp_uri; else uri=$rabbit_uri; fi
+    case $proto in stomp) uri=$rabbit_stomp_uri ;; mqtt) uri=$rabbit_mqtt_uri ;; *) uri=$rabbit_uri ;; esac
     run_one "$name" rabbitmq "$uri" "$rabbit_pid" "$rabbit_web_url" $args
     stop_rabbit
     sleep 3
   fi
+  if [ "$proto" = mqtt ]; then
+    start_mosquitto
+    run_one "$name" mosquitto "$mosquitto_uri" "$mosquitto_pid" "" $args
+    stop_mosquitto
+    sleep 3
+  fi
   start_warren $proto
-  if [ "$proto" = stomp ]; then uri=$warren_stomp_uri; else uri=$warren_uri; fi
+  case $proto in stomp) uri=$warren_stomp_uri ;; mqtt) uri=$warren_mqtt_uri ;; *) uri=$warren_uri ;; esac
   run_one "$name" warren "$uri" "$warren_pid" "$warren_web_url" $args
   stop_warren
   sleep 3

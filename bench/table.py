@@ -188,6 +188,70 @@ def api_poll(d):
     return out
 
 
+# MQTT: three brokers (RabbitMQ's rabbitmq_mqtt, mosquitto, Warren).
+# (scenario, label, metric, extractor, formatter, target)
+# target: ("beat", 5) = Warren >= 5x RabbitMQ and ahead of mosquitto;
+# ("warren_max_kib", 4) | ("warren_min", 20000) | ("warren_max_us", 5000) | None
+MQTT_ROWS = [
+    ("mqtt-qos0-1p1c", "MQTT 1 publisher / 1 subscriber, QoS 0, 16 B", "received msg/s",
+     lambda r: get(r, "consume_rate"), fmt_rate, ("beat", 5)),
+    ("mqtt-qos0-1p1c", "", "p99 latency", lambda r: get(r, "latency", "p99_us"), fmt_us, None),
+    ("mqtt-qos1-1p1c", "MQTT 1 publisher / 1 subscriber, QoS 1 (1000 unacked PUBLISHes), 16 B",
+     "received msg/s", lambda r: get(r, "consume_rate"), fmt_rate, ("beat", 5)),
+    ("mqtt-qos1-1p1c", "", "p99 latency", lambda r: get(r, "latency", "p99_us"), fmt_us, None),
+    ("mqtt-idle-16k", "16,000 idle MQTT connections (clean session, no keep-alive)",
+     "broker RSS per connection", lambda r: get(r, "rss_per_connection_kib"), fmt_kib,
+     ("warren_max_kib", 4)),
+    ("mqtt-idle-16k", "", "connections/s to CONNACK (64 at a time)",
+     lambda r: get(r, "connect_rate"), fmt_rate, ("warren_min", 20000)),
+    ("mqtt-fanin-10k", "fan-in: 10,000 MQTT publishers at 1 msg/s, 1 subscriber, QoS 0",
+     "p99 latency", lambda r: get(r, "latency", "p99_us"), fmt_us, ("warren_max_us", 5000)),
+    ("mqtt-fanin-10k", "", "p50 latency", lambda r: get(r, "latency", "p50_us"), fmt_us, None),
+    ("mqtt-fanin-10k", "", "received msg/s", lambda r: get(r, "consume_rate"), fmt_rate, None),
+]
+MQTT_BROKERS = ("rabbitmq", "mosquitto", "warren")
+
+
+def ratio(w, other):
+    if not other or w is None:
+        return "n/a"
+    x = w / other
+    return f"{x:.2f}×" if x >= 1 else f"{x:.3f}×"
+
+
+def mqtt_verdict(target, r, m, w):
+    if target is None:
+        return "", ""
+    kind, value = target
+    if kind == "beat":
+        ok = bool(r and m and w is not None and w / r >= value and w > m)
+        return f"≥ {value}× RabbitMQ, > mosquitto", "met" if ok else "**missed**"
+    if kind == "warren_max_kib":
+        return f"Warren ≤ {value} KiB", "met" if w is not None and w <= value else "**missed**"
+    if kind == "warren_min":
+        return f"Warren ≥ {value:,}/s", "met" if w is not None and w >= value else "**missed**"
+    return f"Warren < {fmt_us(value)}", "met" if w is not None and w < value else "**missed**"
+
+
+def mqtt_table(d, m):
+    ran = [n for n in dict.fromkeys(row[0] for row in MQTT_ROWS)
+           if any(os.path.exists(os.path.join(d, f"{n}.{b}.log")) for b in MQTT_BROKERS)]
+    if not ran:
+        return []
+    out = ["", f"MQTT 3.1.1 (RabbitMQ's rabbitmq_mqtt, mosquitto {m.get('mosquitto', '?')}, Warren):", "",
+           "| Scenario | Metric | RabbitMQ | mosquitto | Warren | Warren / RabbitMQ | Warren / mosquitto | Target | |",
+           "|---|---|---:|---:|---:|---:|---:|---|---|"]
+    for name, label, metric, ex, f, target in MQTT_ROWS:
+        if name not in ran:
+            continue
+        reps = [load(d, name, b) for b in MQTT_BROKERS]
+        r, mo, w = [ex(x) if x else None for x in reps]
+        cells = [f(v) if rep else "error" for v, rep in zip((r, mo, w), reps)]
+        ttext, ok = mqtt_verdict(target, r, mo, w)
+        out.append(f"| {label} | {metric} | {' | '.join(cells)} | {ratio(w, r)} | {ratio(w, mo)} | {ttext} | {ok} |")
+    return out
+
+
 def main():
     d = sys.argv[1]
     m = machine(d)
@@ -199,10 +263,11 @@ def main():
         f"Warren {m.get('warren', '?')}; throughput scenarios {m.get('duration_s', '?')} s each."
     )
     out.append("")
-    out.append("| Scenario | Metric | RabbitMQ | Warren | Warren / RabbitMQ | Target | |")
-    out.append("|---|---|---:|---:|---:|---|---|")
     ran = {n for n in {row[0] for row in ROWS} | {"api-poll-10k", "api-poll-10k-poll"}
            if any(os.path.exists(os.path.join(d, f"{n}.{b}.log")) for b in ("rabbitmq", "warren"))}
+    if ran & {row[0] for row in ROWS}:
+        out.append("| Scenario | Metric | RabbitMQ | Warren | Warren / RabbitMQ | Target | |")
+        out.append("|---|---|---:|---:|---:|---|---|")
     for row in ROWS:
         name, label, metric, ex, f, higher, target = row[:7]
         reference = row[7] if len(row) > 7 else name
@@ -234,6 +299,22 @@ def main():
             bad = integrity(rep)
             if bad:
                 problems.append(f"{name} on {broker}: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+    mqtt_ran = {row[0] for row in MQTT_ROWS
+                if any(os.path.exists(os.path.join(d, f"{row[0]}.{b}.log")) for b in MQTT_BROKERS)}
+    for name in sorted(mqtt_ran):
+        for broker in MQTT_BROKERS:
+            rep = load(d, name, broker)
+            if rep is None:
+                problems.append(f"{name} on {broker}: no report (run failed, see its .log)")
+                continue
+            if rep.get("still_open", rep.get("connections")) != rep.get("connections"):
+                problems.append(f"{name} on {broker}: the broker closed "
+                                f"{rep['connections'] - rep['still_open']} of {rep['connections']} connections")
+            bad = integrity(rep)
+            if bad:
+                problems.append(f"{name} on {broker}: " + ", ".join(f"{v} {k}" for k, v in bad.items()))
+    out.extend(mqtt_table(d, m))
+    out.append("")
     out.extend(api_poll(d))
     if problems:
         out.append("Integrity problems / failed runs:")

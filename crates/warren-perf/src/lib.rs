@@ -35,6 +35,12 @@
 //! STOMP 1.2 instead ([`stomp`]): producers SEND to `/queue/NAME`, consumers
 //! SUBSCRIBE with `prefetch-count` and ACK, with the same stamps, report and
 //! integrity check.
+//!
+//! `--protocol mqtt` (or an `mqtt://` URI) runs it over MQTT 3.1.1 ([`mqtt`]):
+//! producers PUBLISH to a topic per queue at `--qos` 0 or 1, consumers
+//! SUBSCRIBE to it at the same QoS; `mqtt-connections` opens N MQTT
+//! connections: connect rate to CONNACK and the broker's RSS per connection
+//! ([`mqtt_conns`]).
 
 pub mod backlog;
 pub mod client;
@@ -44,6 +50,8 @@ pub mod fmt;
 pub mod footprint;
 pub mod histogram;
 pub mod load;
+pub mod mqtt;
+pub mod mqtt_conns;
 mod net;
 mod pace;
 pub mod poll;
@@ -93,6 +101,9 @@ pub enum Scenario {
     /// Publish N messages with confirms to a stream queue, then replay it from
     /// `first` with -y consumers at once; rates and broker RSS growth.
     Stream,
+    /// N MQTT connections: connect rate to CONNACK, broker RSS per connection.
+    #[serde(rename = "mqtt-connections")]
+    MqttConnections,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -157,7 +168,10 @@ impl ExchangeType {
         warren perf web-idle --transport sse --subscribers 10000 --broker-pid 1234\n  \
         warren perf sse-fanout --web-url http://127.0.0.1:15674 --subscribers 10000 --repeats 20\n  \
         warren perf --protocol stomp -q 1000 -A 100 -z 10   # STOMP, stomp://guest:guest@127.0.0.1:61613/\n  \
-        warren perf --uri stomp://guest:guest@127.0.0.1:61614/ --stomp-ack client-individual -q 100"
+        warren perf --uri stomp://guest:guest@127.0.0.1:61614/ --stomp-ack client-individual -q 100\n  \
+        warren perf --protocol mqtt --qos 1 -c 100 -z 10   # MQTT 3.1.1, mqtt://guest:guest@127.0.0.1:1883/\n  \
+        warren perf --protocol mqtt -x 10000 -r 1 -z 30     # fan-in: 10,000 publishers at 1 msg/s\n  \
+        warren perf mqtt-connections --protocol mqtt --connections 19000 --broker-pid 1234"
 )]
 pub struct PerfArgs {
     /// Scenario to run.
@@ -262,6 +276,23 @@ pub struct PerfArgs {
     #[arg(long, default_value_t = 5.0)]
     pub drain_timeout: f64,
 
+    /// MQTT: QoS of every PUBLISH and SUBSCRIBE (0 or 1). With 1 a producer
+    /// keeps at most --confirm (default 100) PUBLISHes unacknowledged, and
+    /// consumers PUBACK every message.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=1))]
+    pub qos: u8,
+
+    /// MQTT: connections being opened at once (mqtt-connections, and the
+    /// clients of an MQTT throughput run).
+    #[arg(long, default_value_t = 64)]
+    pub concurrency: usize,
+
+    /// MQTT: spread clients over this many source addresses 127.0.0.1,
+    /// 127.0.0.2, ... (a source address has ~28,000 ephemeral ports; loopback
+    /// brokers only).
+    #[arg(long, default_value_t = 8)]
+    pub source_addresses: u8,
+
     /// Fanout: measured rounds (after 3 warm-up rounds).
     #[arg(long, default_value_t = 20)]
     pub repeats: usize,
@@ -336,6 +367,7 @@ impl PerfArgs {
     pub fn broker_uri(&self) -> Result<uri::AmqpUri, String> {
         let default = match self.protocol {
             Some(Protocol::Stomp) => "stomp://guest:guest@127.0.0.1:61613/",
+            Some(Protocol::Mqtt) => "mqtt://guest:guest@127.0.0.1:1883/",
             _ => "amqp://guest:guest@127.0.0.1:5672/%2F",
         };
         let uri: uri::AmqpUri = self.uri.as_deref().unwrap_or(default).parse()?;
@@ -407,6 +439,16 @@ pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
                 "sse-fanout publishes over AMQP: --uri must be an amqp:// URI".into(),
             ))
         }
+        (Scenario::Throughput, Protocol::Mqtt) => {
+            Report::Throughput(mqtt::throughput(args, &uri, &names).await?)
+        }
+        (Scenario::MqttConnections, Protocol::Mqtt) => {
+            Report::MqttConnections(mqtt_conns::run(args, &uri).await?)
+        }
+        (Scenario::MqttConnections, _) | (_, Protocol::Mqtt) => return Err(client::Error::Other(
+            "over MQTT (an mqtt:// URI) there are the throughput and mqtt-connections scenarios"
+                .into(),
+        )),
         (Scenario::Throughput, Protocol::Stomp) => {
             Report::Throughput(stomp::throughput(args, &uri, &names).await?)
         }

@@ -19,6 +19,8 @@ pub enum Report {
     #[serde(rename = "sse-fanout")]
     SseFanout(crate::web_fanout::WebFanoutReport),
     Stream(crate::stream::StreamReport),
+    #[serde(rename = "mqtt-connections")]
+    MqttConnections(crate::mqtt_conns::MqttConnectionsReport),
 }
 
 impl Report {
@@ -33,6 +35,7 @@ impl Report {
             Report::WebIdle(r) => r.human(),
             Report::SseFanout(r) => r.human(),
             Report::Stream(r) => r.human(),
+            Report::MqttConnections(r) => r.human(),
         }
     }
 
@@ -46,6 +49,7 @@ impl Report {
             Report::Stream(r) => r.integrity.ok(),
             // Subscribers the broker dropped count as a failed run.
             Report::WebIdle(r) => r.ok(),
+            Report::MqttConnections(r) => r.ok(),
             Report::Connections(_) | Report::Queues(_) => true,
         }
     }

@@ -241,6 +241,11 @@ impl ConfirmWindow {
         self.acked
     }
 
+    /// The oldest tag not yet settled (the next one to publish if none is out).
+    pub fn oldest_tag(&self) -> u64 {
+        self.base
+    }
+
     pub fn nacked(&self) -> u64 {
         self.nacked
     }

@@ -135,6 +135,9 @@ pub struct Config {
     /// STOMP runs only: the consumers' ack mode.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stomp_ack: Option<StompAck>,
+    /// MQTT runs: the QoS of publishes and subscriptions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mqtt_qos: Option<u8>,
 }
 
 /// One progress line.
@@ -176,12 +179,14 @@ impl ThroughputReport {
         let c = &self.config;
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         let stomp = self.protocol == Protocol::Stomp;
-        let route = if stomp {
-            "STOMP SEND /queue".to_string()
-        } else {
-            format!("{} exchange", c.exchange_type.as_str())
+        let route = match (self.protocol, c.mqtt_qos) {
+            (Protocol::Stomp, _) => "STOMP SEND /queue".to_string(),
+            (Protocol::Mqtt, q) => format!("MQTT 3.1.1 PUBLISH QoS {}", q.unwrap_or(0)),
+            (Protocol::Amqp, _) => format!("{} exchange", c.exchange_type.as_str()),
         };
         let acks = match (c.stomp_ack, c.auto_ack) {
+            _ if c.mqtt_qos == Some(1) => "PUBACK every message".to_string(),
+            _ if c.mqtt_qos == Some(0) => "no acks".to_string(),
             (Some(StompAck::ClientIndividual), _) => {
                 format!("ack client-individual (prefetch {})", c.prefetch)
             }
@@ -209,6 +214,7 @@ impl ThroughputReport {
             },
             acks,
             match (c.confirm, stomp) {
+                _ if c.mqtt_qos == Some(1) => format!("PUBACKs (window {})", c.confirm),
                 (0, _) => "no confirms".to_string(),
                 (n, true) => format!("receipts (window {n})"),
                 (n, false) => format!("confirms (window {n})"),
@@ -584,7 +590,7 @@ pub(crate) async fn drive(
     let window = window_end.at.duration_since(start).as_secs_f64().max(1e-9);
     let stomp_ack = match uri.protocol {
         Protocol::Stomp => Some(args.stomp_ack()?),
-        Protocol::Amqp => None,
+        Protocol::Amqp | Protocol::Mqtt => None,
     };
     Ok(ThroughputReport {
         protocol: uri.protocol,
@@ -605,6 +611,7 @@ pub(crate) async fn drive(
             time_limit_s: args.time_limit,
             pmessages: args.pmessages,
             stomp_ack,
+            mqtt_qos: (uri.protocol == Protocol::Mqtt).then_some(args.qos),
         },
         duration_s: window,
         published: shared.published.load(Ordering::Relaxed),

@@ -17,6 +17,9 @@ pub enum Protocol {
     #[default]
     Amqp,
     Stomp,
+    /// MQTT 3.1.1 (the vhost, if not "/", goes into the username as `vhost:user`,
+    /// as RabbitMQ's MQTT plugin reads it).
+    Mqtt,
 }
 
 impl Protocol {
@@ -24,6 +27,7 @@ impl Protocol {
         match self {
             Protocol::Amqp => "amqp",
             Protocol::Stomp => "stomp",
+            Protocol::Mqtt => "mqtt",
         }
     }
 
@@ -31,6 +35,7 @@ impl Protocol {
         match self {
             Protocol::Amqp => 5672,
             Protocol::Stomp => 61613,
+            Protocol::Mqtt => 1883,
         }
     }
 }
@@ -145,9 +150,11 @@ impl FromStr for AmqpUri {
             Protocol::Amqp
         } else if scheme.eq_ignore_ascii_case("stomp") {
             Protocol::Stomp
+        } else if scheme.eq_ignore_ascii_case("mqtt") {
+            Protocol::Mqtt
         } else {
             return Err(format!(
-                "{s:?}: unknown scheme {scheme:?}, expected amqp or stomp"
+                "{s:?}: unknown scheme {scheme:?}, expected amqp, stomp or mqtt"
             ));
         };
         let rest = rest.split(['?', '#']).next().unwrap_or("");

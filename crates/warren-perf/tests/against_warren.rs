@@ -23,6 +23,8 @@ struct Broker {
     web_url: String,
     /// http://guest:guest@127.0.0.1:PORT (port 0 when the management API is off).
     http_url: String,
+    /// mqtt://guest:guest@127.0.0.1:PORT/ (port 0 when the MQTT listener is off).
+    mqtt_uri: String,
 }
 
 impl Drop for Broker {
@@ -57,12 +59,12 @@ fn start_broker() -> Option<Broker> {
 /// by someone else before the broker binds it: then the broker exits and we
 /// try again with new ports.
 fn start_broker_with(stomp: bool, web: bool) -> Option<Broker> {
-    start_broker_opts(stomp, web, false)
+    start_broker_opts(stomp, web, false, false)
 }
 
 /// As [`start_broker_with`], with `http` also the management API on a free
-/// port (`Broker::http_url`).
-fn start_broker_opts(stomp: bool, web: bool, http: bool) -> Option<Broker> {
+/// port (`Broker::http_url`), with `mqtt` MQTT (`Broker::mqtt_uri`).
+fn start_broker_opts(stomp: bool, web: bool, http: bool, mqtt: bool) -> Option<Broker> {
     let bin = broker_binary();
     if !bin.exists() {
         eprintln!(
@@ -76,6 +78,7 @@ fn start_broker_opts(stomp: bool, web: bool, http: bool) -> Option<Broker> {
         let stomp_port = if stomp { free_port() } else { 0 };
         let web_port = if web { free_port() } else { 0 };
         let http_port = if http { free_port() } else { 0 };
+        let mqtt_port = if mqtt { free_port() } else { 0 };
         let dir = std::env::temp_dir().join(format!(
             "warren-perf-test-{}-{port}-{attempt}",
             std::process::id()
@@ -93,7 +96,9 @@ fn start_broker_opts(stomp: bool, web: bool, http: bool) -> Option<Broker> {
             .arg(web_port.to_string())
             .arg("--stomp-port")
             .arg(stomp_port.to_string())
-            .args(["--mqtt-port", "0", "--web-mqtt-port", "0"])
+            .arg("--mqtt-port")
+            .arg(mqtt_port.to_string())
+            .args(["--web-mqtt-port", "0"])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -105,11 +110,13 @@ fn start_broker_opts(stomp: bool, web: bool, http: bool) -> Option<Broker> {
             stomp_uri: format!("stomp://guest:guest@127.0.0.1:{stomp_port}/"),
             web_url: format!("ws://127.0.0.1:{web_port}/ws"),
             http_url: format!("http://guest:guest@127.0.0.1:{http_port}"),
+            mqtt_uri: format!("mqtt://guest:guest@127.0.0.1:{mqtt_port}/"),
         };
         let deadline = Instant::now() + Duration::from_secs(10);
         let ready = |p: u16| p == 0 || TcpStream::connect(("127.0.0.1", p)).is_ok();
         loop {
-            if ready(port) && ready(stomp_port) && ready(web_port) && ready(http_port) {
+            let all = [port, stomp_port, web_port, http_port, mqtt_port];
+            if all.into_iter().all(ready) {
                 return Some(broker);
             }
             if let Ok(Some(status)) = broker.child.try_wait() {
@@ -192,7 +199,7 @@ async fn one_second_runs_lose_nothing() {
 /// every request answers, and the report has the response times.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn poll_api_reports_response_times() {
-    let Some(broker) = start_broker_opts(false, false, true) else {
+    let Some(broker) = start_broker_opts(false, false, true, false) else {
         return;
     };
     let flags = [
@@ -294,4 +301,42 @@ async fn web_scenarios_reach_every_subscriber() {
         assert_eq!(r.all.samples_us.len(), 3);
         assert!(r.subscriber_median_us <= r.all.max_us);
     }
+}
+
+/// The MQTT modes against Warren's MQTT listener: a second of QoS 0 and of
+/// QoS 1 (every PUBLISH PUBACKed, every message checked), a small fan-in at
+/// a fixed rate, and 200 idle connections (all still open at the end).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mqtt_modes_lose_nothing() {
+    let Some(broker) = start_broker_opts(false, false, false, true) else {
+        return;
+    };
+    let r = expect!(perf(&broker.mqtt_uri, &["-z", "1"]).await, Throughput);
+    assert_eq!(r.protocol, warren_perf::Protocol::Mqtt);
+    assert!(r.published > 0 && r.integrity.ok(), "{:?}", r.integrity);
+    assert_eq!(r.integrity.messages, r.published);
+
+    let flags: Vec<&str> = "--qos 1 -c 100 -z 1 -s 100".split(' ').collect();
+    let r = expect!(perf(&broker.mqtt_uri, &flags).await, Throughput);
+    assert_all_confirmed_and_checked(&r);
+    assert!(r.human().contains("QoS 1"));
+
+    let flags: Vec<&str> = "-x 50 -y 1 -r 20 -z 1".split(' ').collect();
+    let r = expect!(perf(&broker.mqtt_uri, &flags).await, Throughput);
+    assert!(r.integrity.ok(), "{:?}", r.integrity);
+    assert!(r.published >= 50, "{}", r.published);
+
+    let pid = broker.child.id().to_string();
+    let flags = [
+        "mqtt-connections",
+        "--connections",
+        "200",
+        "--source-addresses",
+        "4",
+        "--broker-pid",
+        &pid,
+    ];
+    let r = expect!(perf(&broker.mqtt_uri, &flags).await, MqttConnections);
+    assert!(r.ok(), "{}", r.human());
+    assert!(r.connect_rate > 0.0 && r.rss_with_connections_kib.is_some());
 }
