@@ -23,7 +23,8 @@ import pika
 import pika.exceptions
 
 REPO_ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
-WARREN_BIN = os.environ.get("WARREN_BIN", "/work/main/target/debug/warren")
+# The binary of this checkout unless told otherwise (scripts/test.sh sets it).
+WARREN_BIN = os.environ.get("WARREN_BIN", os.path.join(REPO_ROOT, "target", "debug", "warren"))
 KEEP_DATA = os.environ.get("WARREN_KEEP_DATA") == "1"
 
 NOT_FOUND = 404
