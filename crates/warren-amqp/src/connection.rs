@@ -27,7 +27,6 @@ use warren_core::{Broker, BrokerError, FieldTable, FieldValue, ShortStr};
 
 /// Read buffer of a connection that carries traffic (tokio-util's default).
 const READ_BUFFER: usize = 8 * 1024;
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server properties RabbitMQ clients look at (capabilities above all).
 fn server_properties() -> FieldTable {
@@ -75,12 +74,19 @@ where
     let (rd, mut wr) = tokio::io::split(socket);
     // Every octet received counts, the protocol header's too.
     let mut rd = CountingReader::new(rd, stats.clone());
+    // One deadline from accept for the header and the whole handshake, as
+    // RabbitMQ's handshake_timeout: a client trickling bytes cannot extend it.
+    let deadline = ends.handshake_deadline(broker.limits.handshake_timeout);
     // Protocol header.
     let mut header = [0u8; 8];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, rd.read_exact(&mut header)).await {
+    match tokio::time::timeout_at(deadline, rd.read_exact(&mut header)).await {
         Ok(Ok(_)) => {}
-        _ => {
+        Ok(Err(_)) => {
             debug!(%peer, "connection closed before protocol header");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "closing AMQP connection: handshake timeout");
             return;
         }
     }
@@ -97,8 +103,8 @@ where
     // 1 KiB instead of 8.
     let mut frames = FramedRead::with_capacity(rd, FrameDecoder::new(limits.frame_max), 1024);
 
-    let handshake = tokio::time::timeout(
-        HANDSHAKE_TIMEOUT,
+    let handshake = tokio::time::timeout_at(
+        deadline,
         handshake(&broker, &mut frames, &mut wr, peer, &limits, &stats),
     )
     .await;
@@ -130,8 +136,12 @@ where
             let _ = wr.shutdown().await;
             return;
         }
-        Ok(Err(None)) | Err(_) => {
+        Ok(Err(None)) => {
             debug!(%peer, "handshake aborted");
+            return;
+        }
+        Err(_) => {
+            debug!(%peer, "closing AMQP connection: handshake timeout");
             return;
         }
     };

@@ -27,6 +27,14 @@ pub struct Limits {
     pub heartbeat: u16,
     /// Largest message body accepted (RabbitMQ's max_message_size, default 128 MiB).
     pub max_message_size: u64,
+    /// How long a client has from TCP accept to being logged in, on every
+    /// protocol (RabbitMQ's `handshake_timeout`, 10 s). One deadline from
+    /// accept: neither a protocol header nor a trickle of bytes extends it,
+    /// so slowloris clients cannot hold sockets open.
+    pub handshake_timeout: std::time::Duration,
+    /// Most client connections the node keeps open, all protocols together
+    /// (RabbitMQ's `connection_max`; `None`: no limit, its `infinity`).
+    pub connection_max: Option<usize>,
 }
 
 impl Default for Limits {
@@ -36,6 +44,8 @@ impl Default for Limits {
             channel_max: 2047,
             heartbeat: 60,
             max_message_size: 128 * 1024 * 1024,
+            handshake_timeout: std::time::Duration::from_secs(10),
+            connection_max: None,
         }
     }
 }

@@ -185,6 +185,14 @@ impl Broker {
         user: &crate::auth::User,
         vhost: &VHost,
     ) -> crate::Result<()> {
+        if let Some(max) = self.limits.connection_max {
+            if self.connections.len() >= max {
+                return Err(BrokerError::not_allowed(format!(
+                    "connection refused: node connection limit ({}) is reached",
+                    max
+                )));
+            }
+        }
         let vlimit = vhost.limits.read().get(MAX_CONNECTIONS).copied();
         let ulimit = user.limits.get(MAX_CONNECTIONS).copied();
         if vlimit.is_none_or(|n| n < 0) && ulimit.is_none_or(|n| n < 0) {

@@ -55,12 +55,20 @@ pub struct Endpoints {
     pub peer: SocketAddr,
     /// Ours.
     pub local: SocketAddr,
+    /// When the socket was accepted: the handshake deadline counts from here.
+    pub accepted: tokio::time::Instant,
 }
 
 impl Endpoints {
     /// The connection's name as RabbitMQ shows it: "peer -> local".
     pub fn name(&self) -> String {
         format!("{} -> {}", self.peer, self.local)
+    }
+
+    /// When a client that has not logged in yet is dropped: `timeout` (the
+    /// broker's `handshake_timeout`) after accept, whatever it sent meanwhile.
+    pub fn handshake_deadline(&self, timeout: Duration) -> tokio::time::Instant {
+        self.accepted + timeout
     }
 }
 
@@ -80,7 +88,14 @@ where
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
                 let local = socket.local_addr().unwrap_or(fallback);
-                serve(socket, Endpoints { peer, local });
+                serve(
+                    socket,
+                    Endpoints {
+                        peer,
+                        local,
+                        accepted: tokio::time::Instant::now(),
+                    },
+                );
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

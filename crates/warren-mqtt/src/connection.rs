@@ -40,9 +40,6 @@ use crate::registry::{Node, TAKEN_OVER};
 use crate::session::{Fail, Flow, Persistence, Session};
 use crate::writer::{send_packet, MqttWire, Outlet};
 
-/// How long a client has to send CONNECT (RabbitMQ's MQTT login timeout).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What carries the packets of a connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Transport {
@@ -123,9 +120,12 @@ pub async fn serve_transport<R, W>(
     let mut packets =
         FramedRead::with_capacity(rd, MqttCodec::new(UNAUTHENTICATED_MAX_PACKET_SIZE), 1024);
     // ---- CONNECT ------------------------------------------------------------
-    let connect = match tokio::time::timeout(CONNECT_TIMEOUT, packets.next()).await {
+    // The broker's handshake_timeout from accept (RabbitMQ's MQTT login
+    // timeout, also 10 s); a CONNECT trickled byte by byte does not extend it.
+    let deadline = ends.handshake_deadline(node.broker.limits.handshake_timeout);
+    let connect = match tokio::time::timeout_at(deadline, packets.next()).await {
         Err(_) => {
-            debug!(%peer, "MQTT connect timeout");
+            debug!(%peer, "closing MQTT connection: handshake timeout");
             return;
         }
         Ok(None) => return,

@@ -43,9 +43,6 @@ use crate::session::{Flow, Session};
 use crate::version::{Dialect, Version};
 use crate::writer::{send, Outbound, Outlet, StompWire};
 
-/// How long a client has to log in (RabbitMQ's `stomp.login_timeout`).
-const LOGIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// How incoming frames are read: the STOMP specification's rules per
 /// negotiated version (1.0: no escapes, so a 1.0 client's literal backslash
 /// stays one; 1.1: `\n` `\c` `\\`; 1.2: also `\r`; CONNECT never unescaped;
@@ -158,7 +155,10 @@ pub async fn serve_transport<R, W>(
     let rd = CountingReader::new(rd, stats.clone());
     let mut frames =
         FramedRead::with_capacity(rd, StompCodec::new(codec_config()), transport.read_buffer);
-    let Some(login) = handshake(&broker, &mut frames, &mut wr, peer, &stats).await else {
+    // The broker's handshake_timeout from accept (RabbitMQ's
+    // `stomp.login_timeout`, also 10 s).
+    let deadline = ends.handshake_deadline(broker.limits.handshake_timeout);
+    let Some(login) = handshake(&broker, &mut frames, &mut wr, peer, &stats, deadline).await else {
         return;
     };
     let id = broker.next_connection_id();
@@ -426,20 +426,21 @@ async fn handshake<R, W>(
     wr: &mut W,
     peer: SocketAddr,
     stats: &ConnectionStats,
+    deadline: tokio::time::Instant,
 ) -> Option<Login>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let deadline = Instant::now() + LOGIN_TIMEOUT;
     let encoder = StompEncoder::new(ENCODE_DIALECT, TRAILING_LF);
     let mut out = BytesMut::new();
     loop {
         let frame = match tokio::time::timeout_at(deadline, frames.next()).await {
             Err(_) => {
-                debug!(%peer, "STOMP login timeout");
+                // Dropped at once: lingering to drain a slowloris client's
+                // trickle would hold the socket as long again.
+                debug!(%peer, "closing STOMP connection: login timeout");
                 let _ = wr.shutdown().await;
-                discard_until_eof(frames.get_mut(), SILENT_CLOSE_DELAY).await;
                 return None;
             }
             Ok(None) => return None,

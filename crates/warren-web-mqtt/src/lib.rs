@@ -50,7 +50,8 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// Serve Web-MQTT on `listener` forever.
 pub async fn serve(listener: TcpListener, node: Arc<Node>) {
-    warren_web::serve(listener, router(node), "Web-MQTT").await
+    let timeout = node.broker.limits.handshake_timeout;
+    warren_web::serve(listener, router(node), "Web-MQTT", timeout).await
 }
 
 async fn upgrade(

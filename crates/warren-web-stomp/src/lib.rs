@@ -50,5 +50,12 @@ pub fn router(web: Arc<Web>) -> Router {
 /// Serve Web-STOMP and SSE on `listener` forever (hyper's HTTP/1 server per
 /// connection: [`warren_web::serve`]).
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
-    warren_web::serve(listener, router(Arc::new(Web { broker })), "Web-STOMP").await
+    let timeout = broker.limits.handshake_timeout;
+    warren_web::serve(
+        listener,
+        router(Arc::new(Web { broker })),
+        "Web-STOMP",
+        timeout,
+    )
+    .await
 }

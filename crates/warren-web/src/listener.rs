@@ -19,7 +19,10 @@ use warren_core::net::Endpoints;
 pub struct ClientEnds(pub Endpoints);
 
 /// Serve `app` on `listener` forever; `name` ("Web-STOMP", "Web-MQTT") is for
-/// the log.
+/// the log. A client has `handshake_timeout` (the broker's) to send each
+/// request's headers, the first one counted from accept; after an upgrade the
+/// protocol's login deadline counts from accept too ([`Endpoints::accepted`]),
+/// so a slowloris client is dropped whatever it trickles.
 ///
 /// Each connection is served by hyper's HTTP/1 server directly rather than
 /// through `axum::serve`, whose protocol-detecting (HTTP/1 or 2) connection
@@ -27,7 +30,12 @@ pub struct ClientEnds(pub Endpoints);
 /// RSS per idle SSE feed in `warren perf web-idle --transport sse`. axum is
 /// built without HTTP/2, so nothing is lost. A WebSocket leaves hyper once
 /// upgraded.
-pub async fn serve(listener: TcpListener, app: Router, name: &'static str) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    name: &'static str,
+    handshake_timeout: Duration,
+) {
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -36,7 +44,12 @@ pub async fn serve(listener: TcpListener, app: Router, name: &'static str) {
         }
     };
     info!(addr = %local, "{name} listener started");
-    let http = std::sync::Arc::new(hyper::server::conn::http1::Builder::new());
+    let mut http = hyper::server::conn::http1::Builder::new();
+    // hyper's header timer needs a clock; it is armed from the first read of
+    // every request head (so also for an idle keep-alive connection).
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(handshake_timeout);
+    let http = std::sync::Arc::new(http);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(a) => a,
@@ -55,6 +68,7 @@ pub async fn serve(listener: TcpListener, app: Router, name: &'static str) {
         let ends = ClientEnds(Endpoints {
             peer,
             local: tcp.local_addr().unwrap_or(local),
+            accepted: tokio::time::Instant::now(),
         });
         let app = app.clone();
         let http = http.clone();

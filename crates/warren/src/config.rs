@@ -155,6 +155,12 @@ pub struct FileLimits {
     pub channel_max: Option<u16>,
     pub heartbeat: Option<u16>,
     pub max_message_size: Option<u64>,
+    /// Milliseconds from accept to login on every protocol (RabbitMQ's
+    /// `handshake_timeout`, default 10000).
+    pub handshake_timeout: Option<u64>,
+    /// Most open client connections, all protocols (RabbitMQ's
+    /// `connection_max`; default no limit).
+    pub connection_max: Option<usize>,
 }
 
 #[derive(Debug, Deserialize)]

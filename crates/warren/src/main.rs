@@ -168,6 +168,10 @@ fn server(args: ServerArgs) -> ExitCode {
         limits.channel_max = l.channel_max.unwrap_or(limits.channel_max);
         limits.heartbeat = l.heartbeat.unwrap_or(limits.heartbeat);
         limits.max_message_size = l.max_message_size.unwrap_or(limits.max_message_size);
+        if let Some(ms) = l.handshake_timeout {
+            limits.handshake_timeout = std::time::Duration::from_millis(ms.max(1));
+        }
+        limits.connection_max = l.connection_max.or(limits.connection_max);
     }
     if let Err(e) = std::fs::create_dir_all(&data_dir) {
         error!("cannot create data dir {}: {}", data_dir.display(), e);
