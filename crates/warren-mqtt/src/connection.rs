@@ -40,6 +40,10 @@ use crate::registry::{Node, TAKEN_OVER};
 use crate::session::{Fail, Flow, Persistence, Session};
 use crate::writer::{send_packet, MqttWire, Outlet};
 
+/// Room in a packet for a PUBLISH's topic and properties beyond its payload,
+/// when max_message_size limits the packet size.
+const PUBLISH_OVERHEAD: usize = 64 * 1024;
+
 /// What carries the packets of a connection.
 #[derive(Clone, Copy, Debug)]
 pub struct Transport {
@@ -230,14 +234,19 @@ pub async fn serve_transport<R, W>(
         saved.clone(),
     );
     session.publisher.origin = Some(origin);
-    packets
-        .decoder_mut()
-        .set_max_packet_size(node.config.max_packet_size);
+    // The broker's max_message_size bounds MQTT too (a PUBLISH's payload plus
+    // room for its topic and properties); over it the client gets reason 0x95
+    // "packet too large" (MQTT 5) or is disconnected (3.1.1).
+    let max_packet = usize::try_from(node.broker.limits.max_message_size)
+        .unwrap_or(usize::MAX)
+        .saturating_add(PUBLISH_OVERHEAD)
+        .min(node.config.max_packet_size);
+    packets.decoder_mut().set_max_packet_size(max_packet);
     // ---- CONNACK --------------------------------------------------------------
     let mut props = Properties::default();
     if version.is_v5() {
         props.receive_maximum = Some(node.config.receive_maximum);
-        props.maximum_packet_size = Some(node.config.max_packet_size as u32);
+        props.maximum_packet_size = Some(u32::try_from(max_packet).unwrap_or(u32::MAX));
         props.topic_alias_maximum = Some(node.config.topic_alias_maximum);
         if login.assigned {
             props.assigned_client_identifier = Some(login.client_id.clone());

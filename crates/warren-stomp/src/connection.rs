@@ -164,6 +164,13 @@ pub async fn serve_transport<R, W>(
     let id = broker.next_connection_id();
     let session_id = names::session_id(login.vhost.generate_queue_name().as_bytes());
     frames.decoder_mut().set_version(login.version);
+    // A body over max_message_size is refused while it is being read, so a
+    // client cannot make the broker buffer more than that for one frame.
+    let max_body = usize::try_from(broker.limits.max_message_size).unwrap_or(usize::MAX);
+    frames
+        .decoder_mut()
+        .decoder_mut()
+        .set_max_body(max_body.min(Limits::DEFAULT.max_body));
     let (outlet, rx) = Outlet::new();
     let wire = StompWire::new(
         ENCODE_DIALECT,
@@ -251,6 +258,13 @@ pub async fn serve_transport<R, W>(
             send(&outlet, Outbound::Frame(invalid_frame(e)));
             Some(SILENT_CLOSE_DELAY)
         }
+        End::TooLarge(e) => {
+            send(
+                &outlet,
+                Outbound::Frame(Failure::Fatal(e.clone()).frame_or_none()),
+            );
+            Some(SILENT_CLOSE_DELAY)
+        }
         End::Eof | End::HeartbeatTimeout => None,
     };
     match &end {
@@ -260,7 +274,7 @@ pub async fn serve_transport<R, W>(
         End::Closed => {
             info!(%peer, conn = id, via = transport.name, "STOMP connection closed after an error")
         }
-        End::Forced(e) => {
+        End::Forced(e) | End::TooLarge(e) => {
             info!(%peer, conn = id, via = transport.name, "STOMP connection closed: {}", e)
         }
         End::Decode(e) => {
@@ -287,6 +301,9 @@ enum End {
     /// The broker closed the connection (its vhost or user was deleted).
     Forced(BrokerError),
     Decode(DecodeError),
+    /// A SEND over max_message_size: RabbitMQ's 406, as its internal AMQP
+    /// channel gives it (an ERROR `precondition_failed`, then close).
+    TooLarge(BrokerError),
     HeartbeatTimeout,
 }
 
@@ -359,6 +376,18 @@ async fn run<R: AsyncRead + Unpin>(
         loop {
             match next {
                 None => return End::Eof,
+                Some(Err(DecodeError::BodyTooLarge { limit, declared })) => {
+                    return End::TooLarge(BrokerError::precondition_failed(match declared {
+                        Some(n) => format!(
+                            "message size {} is larger than configured max size {}",
+                            n, limit
+                        ),
+                        None => format!(
+                            "message size is larger than configured max size {}",
+                            limit
+                        ),
+                    }))
+                }
                 Some(Err(e)) => return End::Decode(e),
                 Some(Ok(Item::Heartbeat)) => {}
                 Some(Ok(Item::Frame(frame))) => match session.handle(frame) {

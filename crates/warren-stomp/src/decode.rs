@@ -193,6 +193,12 @@ impl StompDecoder {
         self.limits
     }
 
+    /// Largest body accepted from now on (the broker's `max_message_size`
+    /// once the client logged in).
+    pub fn set_max_body(&mut self, n: usize) {
+        self.limits.max_body = n;
+    }
+
     /// Total octets the decoder has been handed, frame or not. RabbitMQ's heart-beat
     /// monitor watches the socket's received-octet count, so a large frame arriving
     /// slowly keeps a connection alive although no [`Item`] comes out for a while; an
