@@ -111,7 +111,12 @@ where
     let hs = match handshake {
         Ok(Ok(hs)) => hs,
         Ok(Err(Some((e, class_id, method_id)))) => {
-            warn!(%peer, error = %e, "handshake refused");
+            // Refused logins are logged (rate-limited) where they are checked.
+            if e.code == code::ACCESS_REFUSED {
+                debug!(%peer, error = %e, "handshake refused");
+            } else {
+                warn!(%peer, error = %e, "handshake refused");
+            }
             let mut out = bytes::BytesMut::new();
             write_method(
                 &mut out,

@@ -57,12 +57,72 @@ impl User {
         h.update(&raw[..4]);
         h.update(password);
         let digest = h.finalize();
-        // Constant-time compare.
+        // Constant-time compare: every byte is looked at whatever differs
+        // (black_box keeps the optimizer from turning the fold into an early
+        // exit), so the reply time tells nothing about the stored hash.
         digest
             .iter()
             .zip(&raw[4..])
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            .fold(0u8, |acc, (a, b)| std::hint::black_box(acc | (a ^ b)))
             == 0
+    }
+}
+
+/// Checking a password for a user that does not exist costs the same as for
+/// one that does (one SHA-256 against this hash), so the reply time does not
+/// tell which user names exist.
+pub(crate) fn check_unknown_user(password: &[u8]) {
+    static DUMMY: std::sync::OnceLock<User> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| User::new("", "not a password of anyone"));
+    std::hint::black_box(dummy.check_password(password));
+}
+
+/// Logs refused logins without letting a flood of them flood the log: at most
+/// [`RefusalLog::PER_SECOND`] lines a second, then one line a second saying
+/// how many were left out. Lock-free: a flood of failures from many
+/// connections never serializes them.
+#[derive(Default)]
+pub struct RefusalLog {
+    /// The second (since the broker started) the count below is for.
+    second: std::sync::atomic::AtomicU64,
+    logged: std::sync::atomic::AtomicU64,
+    suppressed: std::sync::atomic::AtomicU64,
+}
+
+impl RefusalLog {
+    pub const PER_SECOND: u64 = 10;
+
+    /// Log that `user` from `peer` was refused (`why`: never the password).
+    pub fn refused(&self, user: &str, peer: Option<std::net::IpAddr>, why: &str) {
+        use std::sync::atomic::Ordering::Relaxed;
+        static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+        let now = START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_secs();
+        let seen = self.second.load(Relaxed);
+        if now != seen
+            && self
+                .second
+                .compare_exchange(seen, now, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.logged.store(0, Relaxed);
+            let left_out = self.suppressed.swap(0, Relaxed);
+            if left_out > 0 {
+                tracing::warn!(
+                    count = left_out,
+                    "{} more refused logins not logged (rate limit)",
+                    left_out
+                );
+            }
+        }
+        if self.logged.fetch_add(1, Relaxed) < Self::PER_SECOND {
+            let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+            tracing::warn!(user, %peer, "login refused: {}", why);
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+        }
     }
 }
 

@@ -88,6 +88,9 @@ pub struct Broker {
     /// A raised resource alarm (memory, disk) and its reason. Publishing
     /// connections stop being read while it is set (connection.blocked).
     alarm: tokio::sync::watch::Sender<Option<String>>,
+    /// Refused logins, logged at a bounded rate (a password-guessing flood
+    /// must not flood the log or the disk).
+    refusals: crate::auth::RefusalLog,
 }
 
 impl Broker {
@@ -170,6 +173,7 @@ impl Broker {
             limits,
             next_connection: AtomicU64::new(1),
             alarm: tokio::sync::watch::channel(None).0,
+            refusals: Default::default(),
         })
     }
 
@@ -294,8 +298,13 @@ impl Broker {
                 "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.",
             )
         };
-        let user = self.user(username).ok_or_else(refused)?;
+        let Some(user) = self.user(username) else {
+            crate::auth::check_unknown_user(password);
+            self.refusals.refused(username, peer, "no such user");
+            return Err(refused());
+        };
         if !user.check_password(password) {
+            self.refusals.refused(username, peer, "wrong password");
             return Err(refused());
         }
         if user.loopback_only && !peer.map(|p| p.is_loopback()).unwrap_or(false) {

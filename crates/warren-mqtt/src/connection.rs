@@ -159,7 +159,9 @@ pub async fn serve_transport<R, W>(
     let login = match login(&node, connect, peer) {
         Ok(l) => l,
         Err((code, reason)) => {
-            warn!(%peer, code = code.0, "MQTT login refused: {}", reason);
+            // Bad credentials are logged, rate-limited, by the broker's
+            // authenticate; this line could be one per refused client.
+            debug!(%peer, code = code.0, "MQTT login refused: {}", reason);
             write_now(&mut wr, &connack_refused(code, &reason, version), version).await;
             let _ = wr.shutdown().await;
             return;

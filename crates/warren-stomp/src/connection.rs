@@ -382,10 +382,9 @@ async fn run<R: AsyncRead + Unpin>(
                             "message size {} is larger than configured max size {}",
                             n, limit
                         ),
-                        None => format!(
-                            "message size is larger than configured max size {}",
-                            limit
-                        ),
+                        None => {
+                            format!("message size is larger than configured max size {}", limit)
+                        }
                     }))
                 }
                 Some(Err(e)) => return End::Decode(e),
@@ -545,7 +544,8 @@ fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Box<F
     let user = broker
         .authenticate(&username, passcode, Some(peer.ip()))
         .map_err(|e| {
-            warn!(%peer, user = %username, "STOMP login failed: {}", e.text);
+            // Logged, rate-limited, by the broker's authenticate.
+            debug!(%peer, user = %username, "STOMP login failed: {}", e.text);
             if e.text.contains("via localhost") {
                 bad("Bad CONNECT", "non-loopback access denied".into())
             } else {
