@@ -10,6 +10,8 @@ the other protocols share the accept, registration and close paths.
 
 import os
 import threading
+
+import pytest
 import time
 
 from rawlogin import login
@@ -49,6 +51,7 @@ def churn(port, seconds, threads):
     return sum(done), errors
 
 
+@pytest.mark.timeout(SECONDS + 90)
 def test_connection_churn_leaks_nothing(broker_factory):
     b = broker_factory().start()
     churn(b.port, 1.0, THREADS)  # warm-up: allocator arenas, runtime threads

@@ -23,6 +23,7 @@ import time
 
 import paho.mqtt.client as mqtt
 import pika
+import pytest
 
 from warren_harness import MiB, toml_config
 
@@ -188,6 +189,7 @@ class NormalClient(threading.Thread):
             time.sleep(0.1)
 
 
+@pytest.mark.timeout(120)
 def test_slowloris_dropped_by_handshake_timeout_on_every_listener(broker_factory):
     b = broker_factory(
         config=toml_config({"limits": {"handshake_timeout": int(TIMEOUT * 1000)}}),
