@@ -154,6 +154,14 @@ pub struct RecoveredMessage {
     pub expires_at: u64,
 }
 
+/// Why the writer could not make a batch durable.
+enum WriteError {
+    /// Not written (disk full...): nothing of it is in the file; retry later.
+    Write(io::Error),
+    /// fsync failed: what was written may be lost; stop confirming.
+    Sync(io::Error),
+}
+
 pub struct MessageLog {
     pub(super) dir: PathBuf,
     pending: Mutex<Pending>,
@@ -944,8 +952,17 @@ impl MessageLog {
     fn run_writer(self: Arc<Self>) {
         let mut file: Option<(u32, File)> = None;
         let mut last_reclaim = std::time::Instant::now();
+        // Records a failed write left unwritten (disk full): written again,
+        // first, on the next round; nothing after them is confirmed until
+        // they are on disk (confirms are "every ticket up to N").
+        let mut backlog: Vec<(u32, Vec<u8>)> = Vec::new();
+        // After a failed fsync the kernel may have dropped the dirty pages
+        // and a later fsync can succeed without them (Linux's "fsyncgate"):
+        // nothing is ever confirmed again by this process.
+        let mut sync_failed = false;
+        let mut write_failing = false;
         loop {
-            let (bufs, acks, ticket, shutdown) = {
+            let (new_bufs, acks, ticket, shutdown) = {
                 let mut p = self.pending.lock();
                 while p.bufs.is_empty() && p.acks.is_empty() && !p.shutdown {
                     let timed_out = self
@@ -966,16 +983,45 @@ impl MessageLog {
                     p.shutdown,
                 )
             };
-            if !bufs.is_empty() {
-                if let Err(e) = self.write_batch(&mut file, bufs) {
-                    // Without the log we cannot confirm anything: stop confirming
-                    // (publishers time out) and say so loudly.
-                    tracing::error!(error = %e, "message log write failed; confirms stop");
-                    std::thread::sleep(std::time::Duration::from_millis(100));
-                    continue;
+            let mut bufs = std::mem::take(&mut backlog);
+            bufs.extend(new_bufs);
+            if !bufs.is_empty() && !sync_failed {
+                match self.write_batch(&mut file, &mut bufs) {
+                    Ok(()) => {
+                        if std::mem::take(&mut write_failing) {
+                            tracing::warn!("message log writes succeed again; confirms resume");
+                        }
+                        self.durable.send_replace(ticket);
+                        self.room.notify_waiters();
+                    }
+                    Err(WriteError::Write(e)) => {
+                        // Disk full (or another write error): what did not
+                        // reach the file is kept and retried; publishers wait
+                        // for their confirms (and are blocked by the disk
+                        // alarm) until there is room again. Said once, not
+                        // at every retry.
+                        if !std::mem::replace(&mut write_failing, true) {
+                            tracing::error!(error = %e,
+                                "message log write failed; confirms wait until it succeeds");
+                        } else {
+                            tracing::debug!(error = %e, "message log write failed again");
+                        }
+                        backlog = bufs;
+                        std::thread::sleep(std::time::Duration::from_millis(200));
+                    }
+                    Err(WriteError::Sync(e)) => {
+                        tracing::error!(error = %e,
+                            "message log fsync failed: no more confirms until the broker restarts");
+                        sync_failed = true;
+                    }
                 }
-                self.durable.send_replace(ticket);
+            } else if sync_failed && !bufs.is_empty() {
+                // Dropped unconfirmed: their publishers never get a confirm.
+                for (_, buf) in &bufs {
+                    self.pending_bytes.fetch_sub(buf.len(), Ordering::Relaxed);
+                }
                 self.room.notify_waiters();
+                std::thread::sleep(std::time::Duration::from_millis(100));
             }
             // After the publishes of the same batch; not synced (a lost ack is a
             // redelivery, and the OS keeps them through a process crash).
@@ -1011,27 +1057,61 @@ impl MessageLog {
         Ok(())
     }
 
+    /// Append `bufs` (removing each one once it is in its file) and fsync.
+    /// A write that fails part-way is cut off again (the file truncated to
+    /// where it was), so a retry appends whole records and recovery never
+    /// finds a torn record in the middle of a segment.
     fn write_batch(
         &self,
         file: &mut Option<(u32, File)>,
-        bufs: Vec<(u32, Vec<u8>)>,
-    ) -> io::Result<()> {
+        bufs: &mut Vec<(u32, Vec<u8>)>,
+    ) -> Result<(), WriteError> {
+        let mut done = 0;
+        let result = self.write_bufs(file, &bufs[..], &mut done);
+        bufs.drain(..done);
+        result?;
+        if self.fsync {
+            if let Some((_, f)) = file.as_ref() {
+                f.sync_data().map_err(WriteError::Sync)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn write_bufs(
+        &self,
+        file: &mut Option<(u32, File)>,
+        bufs: &[(u32, Vec<u8>)],
+        done: &mut usize,
+    ) -> Result<(), WriteError> {
         for (segment, buf) in bufs {
+            let segment = *segment;
             if file.as_ref().map(|(s, _)| *s) != Some(segment) {
                 if let Some((_, f)) = file.take() {
                     if self.fsync {
-                        f.sync_data()?;
+                        f.sync_data().map_err(WriteError::Sync)?;
                     }
                 }
                 let f = OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(segment_path(&self.dir, segment))?;
+                    .open(segment_path(&self.dir, segment))
+                    .map_err(WriteError::Write)?;
                 *file = Some((segment, f));
             }
             if let Some((_, f)) = file.as_mut() {
-                f.write_all(&buf)?;
+                let before = f.metadata().map_err(WriteError::Write)?.len();
+                if let Err(e) = f.write_all(buf) {
+                    if let Err(t) = f.set_len(before) {
+                        // The torn record stays; recovery drops the rest of
+                        // this segment from it, so never write after it.
+                        tracing::error!(error = %t, "message log: cannot cut off a failed write");
+                        return Err(WriteError::Sync(e));
+                    }
+                    return Err(WriteError::Write(e));
+                }
             }
+            *done += 1;
             self.pending_bytes.fetch_sub(buf.len(), Ordering::Relaxed);
             let mut w = self.written.lock();
             if w.0 != segment {
@@ -1040,11 +1120,6 @@ impl MessageLog {
             w.1 += buf.len() as u64;
             drop(w);
             self.written_cv.notify_all();
-        }
-        if self.fsync {
-            if let Some((_, f)) = file.as_ref() {
-                f.sync_data()?;
-            }
         }
         Ok(())
     }
