@@ -3,7 +3,8 @@
 //! (`/api/vhost-limits`, `/api/user-limits`) or `warren ctl set-vhost-limits`,
 //! stored durably, and checked where the thing is created: connections when
 //! they open a vhost ([`crate::Broker::open_vhost`], every protocol), queues
-//! when declared ([`crate::VHost`]), channels when opened (AMQP). A negative
+//! when declared ([`crate::VHost`]), channels when opened (AMQP; a STOMP or MQTT
+//! connection is one channel, checked at login, as RabbitMQ's plugins hold one). A negative
 //! value is no limit, 0 allows none, as in RabbitMQ.
 
 use crate::admin::{no_user, no_vhost};

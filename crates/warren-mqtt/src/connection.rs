@@ -537,6 +537,12 @@ fn login(
         };
         (code, e.text)
     })?;
+    // RabbitMQ's MQTT connection holds one AMQP channel, counted against the
+    // user's max-channels (over it RabbitMQ 3.10 closes without a CONNACK;
+    // Warren answers "quota exceeded", "not authorized" (5) before MQTT 5).
+    node.broker
+        .check_channel_limit(&user.name)
+        .map_err(|e| (ReasonCode::QUOTA_EXCEEDED, e.text))?;
     let max = node.config.max_keep_alive;
     let keep_alive = if max > 0 && (connect.keep_alive == 0 || connect.keep_alive > max) && v5 {
         max

@@ -563,6 +563,12 @@ fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Box<F
             format!("Virtual host '{}' access denied", vhost_name),
         )
     })?;
+    // RabbitMQ's STOMP connection holds one AMQP channel, counted against the
+    // user's max-channels; over it, its processor fails as here.
+    broker.check_channel_limit(&user.name).map_err(|e| {
+        warn!(%peer, user = %username, "STOMP login failed: {}", e.text);
+        bad("Processing error", "Processing error".into())
+    })?;
     let heartbeat = Heartbeat::negotiate(headers.heart_beat().unwrap_or(b"0,0"))
         .ok_or_else(|| bad("Processing error", "Processing error".into()))?;
     Ok(Login {

@@ -138,3 +138,30 @@ def test_max_message_size_on_stomp_and_mqtt(broker_factory):
 
     assert ch.queue_declare("mms", passive=True).method.message_count == 1
     c.close()
+
+
+def test_user_max_channels_counts_stomp_and_mqtt_connections(broker_factory):
+    """RabbitMQ 3.10 (asked on this machine, a user with max-channels 0): its
+    STOMP and MQTT connections each hold one channel, so CONNECT fails; STOMP
+    with an ERROR "Processing error", MQTT by closing without a CONNACK (Warren:
+    CONNACK 5, "quota exceeded" for MQTT 5)."""
+    import requests
+    b = broker_factory(stomp=True, mqtt=True, http=True).start()
+    r = requests.put(f"http://127.0.0.1:{b.http_port}/api/user-limits/guest/max-channels",
+                     auth=("guest", "guest"), json={"value": 1})
+    assert r.status_code in (201, 204), r.text
+    c = b.connect()
+    ch = c.channel()  # the user's one channel
+    s, reply = stomp_login(b.stomp_port)
+    assert reply.startswith(b"ERROR"), reply
+    assert b"message:Processing error" in reply
+    s.close()
+    with socket.create_connection(("127.0.0.1", b.mqtt_port), timeout=10) as m:
+        var = b"\x00\x04MQTT\x04\xc2\x00\x3c\x00\x02mc\x00\x05guest\x00\x05guest"
+        m.sendall(b"\x10" + bytes([len(var)]) + var)
+        assert m.recv(4) == b"\x20\x02\x00\x05"
+    ch.close()
+    s, reply = stomp_login(b.stomp_port)
+    assert reply.startswith(b"CONNECTED"), reply
+    s.close()
+    c.close()
