@@ -38,6 +38,47 @@ def _read_method(sock, buf: bytearray):
             return cls, mid, payload[4:]
 
 
+def open_connection(port: int, user: str = "guest", password: str = "guest",
+                    vhost: str = "/", timeout: float = 10.0) -> socket.socket:
+    """A socket past connection.open-ok, ready for channel frames."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    buf = bytearray()
+    sock.sendall(HEADER)
+    assert _read_method(sock, buf)[:2] == (10, 10)
+    response = b"\x00" + user.encode() + b"\x00" + password.encode()
+    sock.sendall(_method(10, 11, struct.pack(">I", 0) + _shortstr(b"PLAIN")
+                         + struct.pack(">I", len(response)) + response + _shortstr(b"en_US")))
+    assert _read_method(sock, buf)[:2] == (10, 30)
+    sock.sendall(_method(10, 31, struct.pack(">HIH", 2047, 131072, 0)))
+    sock.sendall(_method(10, 40, _shortstr(vhost.encode()) + _shortstr(b"") + b"\x00"))
+    assert _read_method(sock, buf)[:2] == (10, 41)
+    return sock
+
+
+def channel_method(ch: int, cls: int, mid: int, args: bytes) -> bytes:
+    payload = struct.pack(">HH", cls, mid) + args
+    return struct.pack(">BHI", 1, ch, len(payload)) + payload + b"\xce"
+
+
+def channel_open(ch: int) -> bytes:
+    return channel_method(ch, 20, 10, _shortstr(b""))
+
+
+def basic_consume(ch: int, queue: str, tag: str) -> bytes:
+    return channel_method(ch, 60, 20, struct.pack(">H", 0) + _shortstr(queue.encode())
+                          + _shortstr(tag.encode()) + b"\x00" + struct.pack(">I", 0))
+
+
+def basic_publish(ch: int, exchange: str, routing_key: str, body: bytes) -> bytes:
+    """basic.publish, its content header (no properties) and one body frame."""
+    method = channel_method(ch, 60, 40, struct.pack(">H", 0) + _shortstr(exchange.encode())
+                            + _shortstr(routing_key.encode()) + b"\x00")
+    header = struct.pack(">HHQH", 60, 0, len(body), 0)
+    return (method + struct.pack(">BHI", 2, ch, len(header)) + header + b"\xce"
+            + struct.pack(">BHI", 3, ch, len(body)) + body + b"\xce")
+
+
 def login(port: int, user: str, password: str, vhost: str = "/", timeout: float = 10.0):
     """Log in and close cleanly. Returns ``"ok"`` or ``(reply_code, reply_text)``
     of the broker's connection.close."""
