@@ -43,9 +43,10 @@ pub struct Limits {
 impl Limits {
     /// RabbitMQ 3.10 enforces no limit at all; these defaults only stop a client from
     /// making Warren buffer without bound, far above anything a legitimate client
-    /// sends. `max_body` is RabbitMQ's ceiling on `max_message_size` (512 MiB), so a
-    /// SEND the broker could ever accept is never refused here: the adapter's own
-    /// max-message-size check (an ERROR frame, as in RabbitMQ) comes first.
+    /// sends. `max_body` is RabbitMQ's ceiling on `max_message_size` (512 MiB);
+    /// after login the adapter lowers it to the broker's `max_message_size`
+    /// ([`StompDecoder::set_max_body`]) and answers a longer body with
+    /// RabbitMQ's ERROR `precondition_failed`.
     pub const DEFAULT: Limits = Limits {
         max_header_section: 1024 * 1024,
         max_headers: 1000,
