@@ -11,8 +11,8 @@
   confirmed message is there.
 
 RabbitMQ 3.10 blocks publishers on its disk alarm the same way
-(``disk_free_limit``, checked periodically); on ENOSPC its message store
-crashes the queue or the node instead of retrying.
+(``disk_free_limit``, checked periodically). Its behaviour on ENOSPC with the
+alarm off was not tried here (it would need the shared node's data dir).
 """
 
 import os
