@@ -553,6 +553,12 @@ impl Connection {
                         Err(e) => return self.close_with_error(e, frames).await,
                     },
                 }
+                // A raised (or cleared) alarm is looked at before reading on:
+                // a publisher whose socket always has more would otherwise
+                // never get back to the check above. One atomic load.
+                if alarm.has_changed().unwrap_or(false) {
+                    break;
+                }
                 // Handle every frame already buffered before flushing confirms.
                 match frames.next().now_or_never() {
                     Some(f) => next = f,

@@ -657,6 +657,12 @@ async fn run<R: AsyncRead + Unpin>(
                     Err(f) => return End::Fail(f),
                 },
             }
+            // A raised (or cleared) alarm is looked at before reading on: a
+            // publisher whose socket always has more would otherwise never
+            // get back to the alarm check. One atomic load.
+            if alarm.has_changed().unwrap_or(false) {
+                break;
+            }
             match packets.next().now_or_never() {
                 Some(item) => next = item,
                 None => break,

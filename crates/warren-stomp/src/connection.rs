@@ -395,6 +395,12 @@ async fn run<R: AsyncRead + Unpin>(
                     Flow::Close => return End::Closed,
                 },
             }
+            // A raised (or cleared) alarm is looked at before reading on: a
+            // publisher whose socket always has more would otherwise never
+            // get back to the check above. One atomic load.
+            if alarm.has_changed().unwrap_or(false) {
+                break;
+            }
             // Handle every frame already buffered before flushing receipts.
             match frames.next().now_or_never() {
                 Some(item) => next = item,

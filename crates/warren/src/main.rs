@@ -241,7 +241,7 @@ fn server(args: ServerArgs) -> ExitCode {
             }
         }
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
-        tokio::spawn(resources::monitor(broker.clone(), alarms, data_dir.clone()));
+        resources::spawn_monitor(broker.clone(), alarms, data_dir.clone());
         broker.start_background();
         // What the management API reports in /api/overview and checks in
         // /api/health/checks/port-listener.

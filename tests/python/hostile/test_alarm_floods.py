@@ -28,6 +28,8 @@ WATERMARK = 48 * MiB
 # RSS may pass the watermark by what arrives between two checks of the alarm
 # (every 200 ms) and by allocator slack.
 MARGIN = 96 * MiB
+# See test_memory_alarm_holds_against_huge_headers.
+HUGE_HEADERS_MARGIN = 224 * MiB
 BODY = b"\xab" * (64 * 1024)
 STOMP_PUBLISHERS = 4
 MQTT_PUBLISHERS = 4
@@ -57,6 +59,18 @@ def mqtt_connect(client_id):
 def mqtt_publish(topic):
     var = struct.pack(">H", len(topic)) + topic + BODY
     return b"\x30" + mqtt_varint(len(var)) + var
+
+
+def bytes_read(pid):
+    """Bytes the broker process has read so far (all read/recv calls): while
+    its publishers are blocked it must not grow by more than a few frames.
+    (What the clients manage to write is no measure: loopback socket buffers
+    grow to megabytes and fill slowly on a loaded machine.)"""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("rchar:"):
+                return int(line.split()[1])
+    raise AssertionError("no rchar in /proc/PID/io")
 
 
 class Flooder:
@@ -155,11 +169,10 @@ def test_memory_alarm_blocks_stomp_and_mqtt_publishers_and_bounds_rss(broker_fac
             time.sleep(0.1)
         # Blocked: the publishers' writes stall (what is in flight in socket
         # buffers is read before the block takes hold).
+        time.sleep(1.0)
+        r1 = bytes_read(b.pid)
         time.sleep(2.0)
-        w1 = loop.written()
-        time.sleep(2.0)
-        w2 = loop.written()
-        stalled = w2 - w1
+        stalled = bytes_read(b.pid) - r1
         assert stalled < 4 * len(BODY) * len(flooders), \
             f"publishers still read while blocked: {stalled / MiB:.1f} MiB in 2 s"
         assert b.rss_bytes() <= WATERMARK + MARGIN
@@ -189,7 +202,64 @@ def test_memory_alarm_blocks_stomp_and_mqtt_publishers_and_bounds_rss(broker_fac
             f.sock.close()
     print(f"\nwatermark {WATERMARK / MiB:.0f} MiB: peak RSS {peak[0] / MiB:.0f} MiB, "
           f"{loop.written() / MiB:.0f} MiB published by {len(flooders)} STOMP/MQTT "
-          f"publishers, writes stalled while blocked ({stalled} bytes in 2 s)")
+          f"publishers, broker read {stalled} bytes in 2 s while blocked")
     assert loop.error is None, loop.error
     assert peak[0] <= WATERMARK + MARGIN, peak[0] / MiB
     assert b.alive()
+
+
+@pytest.mark.timeout(180)
+def test_memory_alarm_holds_against_huge_headers(broker_factory):
+    """STOMP SENDs whose weight is in their headers (8 headers of 64 KiB, an
+    empty body): held as message properties, they count like bodies; the
+    publishers are blocked and RSS stays bounded. Known gap: the broker's
+    resident memory still grows after the alarm (nothing more is read) to
+    ~130-210 MiB, about 3x what jemalloc counts as allocated, hence the larger
+    margin here."""
+    b = broker_factory(
+        config=toml_config({"resources": {"memory_high_watermark_bytes": WATERMARK,
+                                          "disk_free_limit_bytes": 1_000_000}}),
+        stomp=True).start()
+    setup = b.connect()
+    ch = setup.channel()
+    queues = [f"hdr.{i}" for i in range(8)]
+    for q in queues:
+        ch.queue_declare(q)
+    stomp_login = b"CONNECT\naccept-version:1.2\nhost:/\nlogin:guest\npasscode:guest\n\n\x00"
+    big = "".join(f"x-big-{k}:{'h' * 65536}\n" for k in range(8)).encode()
+    flooders = [Flooder(b.stomp_port, stomp_login,
+                        f"SEND\ndestination:/amq/queue/{queues[i]}\n".encode() + big + b"\n\x00")
+                for i in range(8)]
+    loop = FloodLoop(flooders)
+    peak = 0
+    loop.start()
+    try:
+        deadline = time.monotonic() + 60
+        while "resource alarm: low on memory" not in b.log_text():
+            assert time.monotonic() < deadline, (
+                f"no alarm; {loop.written() / MiB:.0f} MiB written, RSS {b.rss_bytes() / MiB:.0f}")
+            peak = max(peak, b.rss_bytes())
+            time.sleep(0.05)
+        for _ in range(20):
+            peak = max(peak, b.rss_bytes())
+            time.sleep(0.05)
+        r1 = bytes_read(b.pid)
+        for _ in range(40):
+            peak = max(peak, b.rss_bytes())
+            time.sleep(0.05)
+        stalled = bytes_read(b.pid) - r1
+        with open(f"/proc/{b.pid}/status") as f:
+            kinds = " ".join(ln.split(":")[0] + "=" + ln.split()[1] for ln in f
+                             if ln.startswith(("RssAnon", "RssFile", "RssShmem")))
+    finally:
+        loop.stop.set()
+        loop.join(10)
+        for f in flooders:
+            f.sock.close()
+    print(f"\nhuge headers: {loop.written() / MiB:.0f} MiB sent, peak RSS {peak / MiB:.0f} MiB "
+          f"(watermark {WATERMARK / MiB:.0f}), {stalled} bytes read in 2 s while blocked; "
+          f"at the end {kinds} kB")
+    assert stalled < 4 * len(flooders[0].frame) * len(flooders)
+    assert peak <= WATERMARK + HUGE_HEADERS_MARGIN, peak / MiB
+    assert b.alive()
+    setup.close()
