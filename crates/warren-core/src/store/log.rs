@@ -950,7 +950,7 @@ impl MessageLog {
     }
 
     fn run_writer(self: Arc<Self>) {
-        let mut file: Option<(u32, File)> = None;
+        let mut file: Option<(u32, File, u64)> = None;
         let mut last_reclaim = std::time::Instant::now();
         // Records a failed write left unwritten (disk full): written again,
         // first, on the next round; nothing after them is confirmed until
@@ -1063,7 +1063,7 @@ impl MessageLog {
     /// finds a torn record in the middle of a segment.
     fn write_batch(
         &self,
-        file: &mut Option<(u32, File)>,
+        file: &mut Option<(u32, File, u64)>,
         bufs: &mut Vec<(u32, Vec<u8>)>,
     ) -> Result<(), WriteError> {
         let mut done = 0;
@@ -1071,7 +1071,7 @@ impl MessageLog {
         bufs.drain(..done);
         result?;
         if self.fsync {
-            if let Some((_, f)) = file.as_ref() {
+            if let Some((_, f, _)) = file.as_ref() {
                 f.sync_data().map_err(WriteError::Sync)?;
             }
         }
@@ -1080,14 +1080,14 @@ impl MessageLog {
 
     fn write_bufs(
         &self,
-        file: &mut Option<(u32, File)>,
+        file: &mut Option<(u32, File, u64)>,
         bufs: &[(u32, Vec<u8>)],
         done: &mut usize,
     ) -> Result<(), WriteError> {
         for (segment, buf) in bufs {
             let segment = *segment;
-            if file.as_ref().map(|(s, _)| *s) != Some(segment) {
-                if let Some((_, f)) = file.take() {
+            if file.as_ref().map(|(s, _, _)| *s) != Some(segment) {
+                if let Some((_, f, _)) = file.take() {
                     if self.fsync {
                         f.sync_data().map_err(WriteError::Sync)?;
                     }
@@ -1097,12 +1097,14 @@ impl MessageLog {
                     .append(true)
                     .open(segment_path(&self.dir, segment))
                     .map_err(WriteError::Write)?;
-                *file = Some((segment, f));
+                // Its length, kept from here on: a failed write is cut off
+                // back to it without an fstat per record.
+                let len = f.metadata().map_err(WriteError::Write)?.len();
+                *file = Some((segment, f, len));
             }
-            if let Some((_, f)) = file.as_mut() {
-                let before = f.metadata().map_err(WriteError::Write)?.len();
+            if let Some((_, f, len)) = file.as_mut() {
                 if let Err(e) = f.write_all(buf) {
-                    if let Err(t) = f.set_len(before) {
+                    if let Err(t) = f.set_len(*len) {
                         // The torn record stays; recovery drops the rest of
                         // this segment from it, so never write after it.
                         tracing::error!(error = %t, "message log: cannot cut off a failed write");
@@ -1110,6 +1112,7 @@ impl MessageLog {
                     }
                     return Err(WriteError::Write(e));
                 }
+                *len += buf.len() as u64;
             }
             *done += 1;
             self.pending_bytes.fetch_sub(buf.len(), Ordering::Relaxed);
