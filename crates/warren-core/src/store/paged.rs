@@ -19,7 +19,7 @@
 
 use super::log::{Loc, MessageLog, RecoveredMessage};
 use super::record::Record;
-use super::spill::{Fixed, SpillQueue};
+use super::spill::{Fixed, SpillDir, SpillQueue};
 use super::QueueStorage;
 use crate::message::{Message, QueuedMessage, Stored};
 use std::collections::VecDeque;
@@ -101,14 +101,18 @@ pub struct PagedStorage {
     window: VecDeque<QueuedMessage>,
     /// Everything behind the window.
     paged: SpillQueue<DiskEntry>,
+    /// The broker-wide window budget (and the index files' directory).
+    spill: Arc<SpillDir>,
     ram_bytes: usize,
     bytes: usize,
 }
 
 impl PagedStorage {
     pub fn new(log: Arc<MessageLog>, queue_id: u64) -> Self {
+        let spill = log.spill_dir();
         PagedStorage {
-            paged: SpillQueue::new(log.spill_dir()),
+            paged: SpillQueue::new(spill.clone()),
+            spill,
             log,
             queue_id,
             window: VecDeque::new(),
@@ -204,6 +208,7 @@ impl PagedStorage {
                 // Recovered entries were counted by record length.
                 self.bytes = self.bytes - e.size as usize + message.size();
                 self.ram_bytes += message.size();
+                self.spill.take(1, message.size());
                 self.window.push_back(QueuedMessage {
                     seq: e.seq,
                     message,
@@ -275,6 +280,7 @@ impl QueueStorage for PagedStorage {
         if self.paged.is_empty()
             && self.window.len() < RAM_MESSAGES
             && self.ram_bytes + size <= RAM_BYTES
+            && self.spill.try_take(size)
         {
             self.ram_bytes += size;
             self.window.push_back(msg);
@@ -295,6 +301,7 @@ impl QueueStorage for PagedStorage {
         let size = m.message.size();
         self.bytes -= size;
         self.ram_bytes -= size;
+        self.spill.give(1, size);
         // Requeues can grow the window past its bound; give that back.
         let cap = self.window.capacity();
         if cap > 2 * RAM_MESSAGES && self.window.len() < cap / 4 {
@@ -307,6 +314,7 @@ impl QueueStorage for PagedStorage {
         let size = msg.message.size();
         self.bytes += size;
         self.ram_bytes += size;
+        self.spill.take(1, size);
         let pos = self.window.partition_point(|m| m.seq < msg.seq);
         self.window.insert(pos, msg);
     }
@@ -335,6 +343,8 @@ impl QueueStorage for PagedStorage {
     fn purge(&mut self) -> usize {
         let window: Vec<QueuedMessage> = self.window.drain(..).collect();
         let mut n = window.len();
+        self.spill.give(n, self.ram_bytes);
+        self.ram_bytes = 0;
         self.settle(&window);
         self.window.shrink_to_fit();
         loop {
@@ -346,9 +356,16 @@ impl QueueStorage for PagedStorage {
             n += batch.len();
             self.drop_paged(batch);
         }
-        self.ram_bytes = 0;
         self.bytes = 0;
         n
+    }
+}
+
+impl Drop for PagedStorage {
+    fn drop(&mut self) {
+        // A deleted queue's window leaves the shared budget (its index files
+        // go with `paged`).
+        self.spill.give(self.window.len(), self.ram_bytes);
     }
 }
 

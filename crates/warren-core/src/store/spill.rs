@@ -38,14 +38,14 @@ use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tracing::error;
 
 /// Records read or written at once (and the most each buffer holds).
-pub const CHUNK: usize = 512;
+pub const CHUNK: usize = 256;
 /// Records per spill segment file.
-pub const RECORDS_PER_FILE: u64 = 1 << 20;
+pub const RECORDS_PER_FILE: u64 = 64 * 1024;
 
 /// A record of fixed size on disk.
 pub trait Fixed: Sized {
@@ -56,10 +56,23 @@ pub trait Fixed: Sized {
     fn weight(&self) -> u64;
 }
 
-/// Where the spill files of a broker go, and unique names for them.
+/// Messages whose bodies all queues together keep in their in-memory windows...
+pub const WINDOW_MESSAGES: usize = 64 * 1024;
+/// ...and their bytes.
+pub const WINDOW_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where the spill files of a broker go, unique names for them, and the
+/// broker-wide budget of in-memory windows.
+///
+/// Why a shared budget: with a fixed window per queue, 1,000 queues with a
+/// backlog each would hold 1,000 windows (4M bodies); with it they hold what one
+/// big queue holds, and a queue without a backlog is not affected (its window
+/// is near empty).
 pub struct SpillDir {
     path: PathBuf,
     next: AtomicU64,
+    window_messages: AtomicUsize,
+    window_bytes: AtomicUsize,
 }
 
 impl SpillDir {
@@ -71,7 +84,32 @@ impl SpillDir {
         Ok(Arc::new(SpillDir {
             path,
             next: AtomicU64::new(1),
+            window_messages: AtomicUsize::new(0),
+            window_bytes: AtomicUsize::new(0),
         }))
+    }
+
+    /// Take room for a body of `size` bytes in the windows, if the budget has it.
+    pub fn try_take(&self, size: usize) -> bool {
+        if self.window_messages.load(Ordering::Relaxed) >= WINDOW_MESSAGES
+            || self.window_bytes.load(Ordering::Relaxed) + size > WINDOW_BYTES
+        {
+            return false;
+        }
+        self.take(1, size);
+        true
+    }
+
+    /// Take room regardless of the budget (a message read back for delivery,
+    /// or requeued: the head must be in memory).
+    pub fn take(&self, n: usize, bytes: usize) {
+        self.window_messages.fetch_add(n, Ordering::Relaxed);
+        self.window_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn give(&self, n: usize, bytes: usize) {
+        self.window_messages.fetch_sub(n, Ordering::Relaxed);
+        self.window_bytes.fetch_sub(bytes, Ordering::Relaxed);
     }
 
     pub fn path(&self) -> &Path {
