@@ -389,7 +389,11 @@ mod tests {
             next_out += 1;
         }
         assert_eq!(next_out, n);
-        assert_eq!(fs::read_dir(&dir).expect("ls").count(), 0, "drained files deleted");
+        assert_eq!(
+            fs::read_dir(&dir).expect("ls").count(),
+            0,
+            "drained files deleted"
+        );
         let _ = fs::remove_dir_all(&dir);
     }
 }
