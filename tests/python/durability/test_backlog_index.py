@@ -26,12 +26,12 @@ PER_MESSAGE = 4
 # catches a hang.
 @pytest.mark.timeout(600)
 def test_rss_does_not_grow_per_queued_message(broker):
-    """3,000,000 x 16 B transient messages published with no consumer (by
+    """2,000,000 x 16 B transient messages published with no consumer (by
     ``warren perf backlog``), then drained in order.  With the backlog queued
     the broker's RSS is at most 40 MiB + 4 B per message above what it was
     before (the index of the paged-out messages is on disk), and nothing is
     lost, duplicated or reordered."""
-    n = 3_000_000
+    n = 2_000_000
     out = subprocess.run(
         [WARREN_BIN, "perf", "backlog", "--uri",
          f"amqp://guest:guest@127.0.0.1:{broker.port}/%2F", "--json", "--quiet",
@@ -60,13 +60,13 @@ def body(i: int) -> bytes:
 
 @pytest.mark.timeout(600)
 def test_persistent_backlog_survives_kill_during_drain(broker):
-    """400,000 persistent messages in a durable queue (most of them paged out,
+    """200,000 persistent messages in a durable queue (most of them paged out,
     over several index files); a consumer acks the first half, then the broker
     is SIGKILLed with more deliveries in flight.  After the restart the queue
     holds exactly the other half (the acks were made durable by a log barrier),
     its RSS did not carry the backlog, and a consumer gets them all, in
     order."""
-    n = 400_000
+    n = 200_000
     acked = n // 2
     queue = "backlog.kill.q"
     conn = broker.connect()
@@ -117,7 +117,7 @@ def test_persistent_backlog_survives_kill_during_drain(broker):
     assert ch.queue_declare(queue, durable=True, passive=True).method.message_count == 0
     max_rss = sampler.stop()
     print(f"drained after restart; max RSS {max_rss / MiB:.1f} MiB")
-    # 200k recovered messages held in RAM were ~16 MiB (80 B each); on disk
+    # 100k recovered messages held in RAM were ~8 MiB (80 B each); on disk
     # the restarted broker stays near its empty footprint plus the window.
     assert max_rss < FIXED_ALLOWANCE + 60 * MiB, f"RSS peaked at {max_rss / MiB:.1f} MiB"
     conn.close()
