@@ -17,9 +17,9 @@ PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
 # RSS the broker may add with a backlog, whatever its length: the shared
 # in-memory window (64k bodies), read/write buffers, allocator slack.
-FIXED_ALLOWANCE = 40 * MiB
+FIXED_ALLOWANCE = 24 * MiB
 # ...and per queued message beyond it (it was ~48 B with the index in RAM).
-PER_MESSAGE = 4
+PER_MESSAGE = 2
 
 
 # A debug broker and client: ~40 s on an idle 2-core machine. The limit only
@@ -28,7 +28,7 @@ PER_MESSAGE = 4
 def test_rss_does_not_grow_per_queued_message(broker):
     """2,000,000 x 16 B transient messages published with no consumer (by
     ``warren perf backlog``), then drained in order.  With the backlog queued
-    the broker's RSS is at most 40 MiB + 4 B per message above what it was
+    the broker's RSS is at most 24 MiB + 2 B per message above what it was
     before (the index of the paged-out messages is on disk), and nothing is
     lost, duplicated or reordered."""
     n = 2_000_000
