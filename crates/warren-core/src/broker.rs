@@ -146,9 +146,16 @@ impl Broker {
         // Messages of queues that no longer exist (deleted, with the acks of
         // the deletion lost in a crash) are acked now, so that compaction
         // drops them; unreferenced, their segments are reclaimed.
-        for (queue, msgs) in recovered.messages {
-            let acked: Vec<(u64, u32)> = msgs.iter().map(|m| (m.msg_id, m.loc.segment)).collect();
-            broker.store.log.append_ack(queue, &acked);
+        for (queue, mut msgs) in recovered.messages {
+            loop {
+                let chunk = msgs.pop_many(64 * 1024);
+                if chunk.is_empty() {
+                    break;
+                }
+                let acked: Vec<(u64, u32)> =
+                    chunk.iter().map(|m| (m.msg_id, m.loc.segment)).collect();
+                broker.store.log.append_ack(queue, &acked);
+            }
         }
         broker.store.log.release_unclaimed_streams();
         Ok(broker)

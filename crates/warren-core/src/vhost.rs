@@ -978,7 +978,9 @@ impl VHost {
                 .or_insert_with(|| Exchange::with_delay_id(name, opts, e.delay_id))
                 .clone();
             if e.delay_id != 0 {
-                if let Some(held) = messages.remove(&e.delay_id) {
+                if let Some(mut held) = messages.remove(&e.delay_id) {
+                    // Held messages live in memory (a timer each) anyway.
+                    let held = held.pop_many(usize::MAX);
                     self.delayed.recover(&self.store.log, &exchange, held);
                 }
             }

@@ -25,6 +25,7 @@
 //! are translated through a per-segment offset map.
 
 use super::record::{self, Record};
+use super::spill::{Fixed, SpillDir, SpillQueue};
 use super::stream_index::StreamIndex;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -136,8 +137,9 @@ impl Pending {
     }
 }
 
-/// Per durable queue id, its recovered messages in publish order.
-pub type RecoveredQueues = HashMap<u64, Vec<RecoveredMessage>>;
+/// Per durable queue id, its recovered messages in publish order: on disk (a
+/// spill queue), so that a recovered backlog never sits in RAM.
+pub type RecoveredQueues = HashMap<u64, SpillQueue<RecoveredMessage>>;
 
 /// Durable message recovered from the log for one queue.
 #[derive(Debug, Clone)]
@@ -160,6 +162,50 @@ enum WriteError {
     Write(io::Error),
     /// fsync failed: what was written may be lost; stop confirming.
     Sync(io::Error),
+}
+
+impl Fixed for RecoveredMessage {
+    const SIZE: usize = 38;
+
+    fn encode(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.msg_id.to_le_bytes());
+        out.extend_from_slice(&self.loc.segment.to_le_bytes());
+        out.extend_from_slice(&self.loc.offset.to_le_bytes());
+        out.extend_from_slice(&self.loc.len.to_le_bytes());
+        out.extend_from_slice(&self.published_at.to_le_bytes());
+        out.push(self.priority);
+        out.extend_from_slice(&self.expiration.unwrap_or(u64::MAX).to_le_bytes());
+        out.push(self.expiration.is_some() as u8);
+    }
+
+    fn decode(b: &[u8]) -> Self {
+        let u64_at = |i: usize| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[i..i + 8]);
+            u64::from_le_bytes(a)
+        };
+        let u32_at = |i: usize| {
+            let mut a = [0u8; 4];
+            a.copy_from_slice(&b[i..i + 4]);
+            u32::from_le_bytes(a)
+        };
+        RecoveredMessage {
+            msg_id: u64_at(0),
+            loc: Loc {
+                segment: u32_at(8),
+                offset: u32_at(12),
+                len: u32_at(16),
+            },
+            published_at: u64_at(20),
+            priority: b[28],
+            expiration: (b[37] != 0).then(|| u64_at(29)),
+            expires_at: crate::message::NEVER,
+        }
+    }
+
+    fn weight(&self) -> u64 {
+        self.loc.len as u64
+    }
 }
 
 pub struct MessageLog {
@@ -188,6 +234,8 @@ pub struct MessageLog {
     batches: AtomicU64,
     /// Streams found at startup, until their queues take them.
     recovered_streams: Mutex<HashMap<u64, StreamIndex>>,
+    /// Where queues keep the index of their paged-out messages.
+    spill: Arc<SpillDir>,
 }
 
 /// Per stream id, the offset below which retention dropped its records in
@@ -297,8 +345,12 @@ impl MessageLog {
             .collect();
         numbers.sort_unstable();
         let started = std::time::Instant::now();
-        // queue -> msg_id -> loc, in msg_id order.
-        let mut live: HashMap<u64, BTreeMap<u64, RecoveredMessage>> = HashMap::new();
+        let spill = SpillDir::open(dir.join("paged"))?;
+        // Per queue, its live messages so far, on disk. A segment's acks refer
+        // only to messages in it, so each segment's live messages are known
+        // once it is read: they are moved out of RAM segment by segment.
+        let mut recovered: RecoveredQueues = HashMap::new();
+        let mut count = 0usize;
         let mut segments: BTreeMap<u32, SegmentInfo> = BTreeMap::new();
         let mut max_msg_id = 0u64;
         let mut records = 0u64;
@@ -312,6 +364,8 @@ impl MessageLog {
             let mut acks = Vec::new();
             records += read_records(&acks_path(dir, n), n, true, |rec, _| acks.push(rec))?;
             let truncated = stream_truncations(&acks);
+            // queue -> msg_id -> message, of this segment, in msg_id order.
+            let mut live: HashMap<u64, BTreeMap<u64, RecoveredMessage>> = HashMap::new();
             records += read_records(&segment_path(dir, n), n, is_last, |rec, loc| {
                 if let Record::Stream(r) = &rec {
                     total_refs += 1;
@@ -371,6 +425,15 @@ impl MessageLog {
                     }
                 }
             }
+            for (q, msgs) in live {
+                count += msgs.len();
+                let out = recovered
+                    .entry(q)
+                    .or_insert_with(|| SpillQueue::new(spill.clone()));
+                for m in msgs.into_values() {
+                    out.push(m);
+                }
+            }
             segments.insert(
                 n,
                 SegmentInfo {
@@ -406,12 +469,6 @@ impl MessageLog {
         // New appends go to a fresh segment: never after a possibly torn tail.
         let next_segment = last.map_or(1, |l| l + 1);
         segments.insert(next_segment, SegmentInfo::default());
-        let mut recovered: HashMap<u64, Vec<RecoveredMessage>> = HashMap::new();
-        let mut count = 0usize;
-        for (q, msgs) in live {
-            count += msgs.len();
-            recovered.insert(q, msgs.into_values().collect());
-        }
         if !numbers.is_empty() {
             info!(
                 segments = numbers.len(),
@@ -447,12 +504,18 @@ impl MessageLog {
             room: tokio::sync::Notify::new(),
             batches: AtomicU64::new(0),
             recovered_streams: Mutex::new(streams),
+            spill,
         });
         let writer = log.clone();
         std::thread::Builder::new()
             .name("warren-log-writer".into())
             .spawn(move || writer.run_writer())?;
         Ok((log, recovered))
+    }
+
+    /// Where queues keep the on-disk index of their paged-out messages.
+    pub fn spill_dir(&self) -> Arc<SpillDir> {
+        self.spill.clone()
     }
 
     /// A fresh message id (ids increase in publish order).

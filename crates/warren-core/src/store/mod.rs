@@ -11,6 +11,7 @@ pub mod log;
 mod paged;
 mod priority;
 pub mod record;
+pub mod spill;
 pub mod stream_index;
 pub mod stream_reader;
 

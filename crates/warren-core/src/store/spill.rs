@@ -1,0 +1,399 @@
+//! On-disk FIFO of fixed-size records: where a queue's paged-out region lives.
+//!
+//! # Design (issue 16: backlogs in flat memory)
+//!
+//! Before, a paged-out message left its body in the message log but kept a
+//! ~48-byte entry (log location, seq, expiry, priority, flags) in the queue's
+//! in-memory deque: 10M queued messages cost ~400 MiB of RSS. Those entries are
+//! only ever touched in FIFO order (pushed at the tail, popped at the head, or
+//! all dropped by purge/delete): requeues go to the in-memory window, because a
+//! requeued message always sorts before everything paged out (it was delivered
+//! from the head). So the entries can live in an append-only file read front
+//! to back, like the per-queue index segments of RabbitMQ's CQv2 or LavinMQ.
+//!
+//! A [`SpillQueue`] is that file, split in *spill segments* of
+//! [`RECORDS_PER_FILE`] records (`<log dir>/paged/<queue>-<n>.idx`). RAM holds:
+//! a read-ahead buffer of at most [`CHUNK`] records at the head, a write buffer
+//! of at most [`CHUNK`] records at the tail, and per spill segment its number,
+//! record count, read position and byte weight — O(segments), ~40 bytes per
+//! million messages. Records in between are on disk only. A segment is deleted
+//! as soon as its last record has been read (the one being appended to is
+//! deleted too once drained, and a fresh one started), so the space goes back
+//! as the queue drains.
+//!
+//! Why not fsynced, and not used by recovery: the message log stays the only
+//! durable truth (publish records + ack files; recovery is unchanged). The
+//! spill files are a cache of which log records a queue holds, in order; they
+//! are wiped at start. Recovery itself streams each log segment's live
+//! messages into a spill queue per durable queue, so a recovered backlog never
+//! sits in RAM either (see `MessageLog::open`).
+//!
+//! Errors: a write that fails keeps the records in the write buffer (memory
+//! grows, nothing is lost) and is retried at the next flush. A read that fails
+//! drops the segment's unread records (logged) and reports how many and their
+//! weight, so the queue's length and byte counts stay exact.
+
+use std::collections::VecDeque;
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use tracing::error;
+
+/// Records read or written at once (and the most each buffer holds).
+pub const CHUNK: usize = 256;
+/// Records per spill segment file.
+pub const RECORDS_PER_FILE: u64 = 64 * 1024;
+
+/// A record of fixed size on disk.
+pub trait Fixed: Sized {
+    const SIZE: usize;
+    fn encode(&self, out: &mut Vec<u8>);
+    fn decode(b: &[u8]) -> Self;
+    /// What the record counts for in its queue's byte total.
+    fn weight(&self) -> u64;
+}
+
+/// Messages whose bodies all queues together keep in their in-memory windows...
+pub const WINDOW_MESSAGES: usize = 64 * 1024;
+/// ...and their bytes.
+pub const WINDOW_BYTES: usize = 64 * 1024 * 1024;
+
+/// Where the spill files of a broker go, unique names for them, and the
+/// broker-wide budget of in-memory windows.
+///
+/// Why a shared budget: with a fixed window per queue, 1,000 queues with a
+/// backlog each would hold 1,000 windows (4M bodies); with it they hold what one
+/// big queue holds, and a queue without a backlog is not affected (its window
+/// is near empty).
+pub struct SpillDir {
+    path: PathBuf,
+    next: AtomicU64,
+    window_messages: AtomicUsize,
+    window_bytes: AtomicUsize,
+}
+
+impl SpillDir {
+    /// Create `path`, deleting what a previous run left there (spill files are
+    /// never read across restarts).
+    pub fn open(path: PathBuf) -> io::Result<Arc<SpillDir>> {
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)?;
+        Ok(Arc::new(SpillDir {
+            path,
+            next: AtomicU64::new(1),
+            window_messages: AtomicUsize::new(0),
+            window_bytes: AtomicUsize::new(0),
+        }))
+    }
+
+    /// Take room for a body of `size` bytes in the windows, if the budget has it.
+    pub fn try_take(&self, size: usize) -> bool {
+        if self.window_messages.load(Ordering::Relaxed) >= WINDOW_MESSAGES
+            || self.window_bytes.load(Ordering::Relaxed) + size > WINDOW_BYTES
+        {
+            return false;
+        }
+        self.take(1, size);
+        true
+    }
+
+    /// Take room regardless of the budget (a message read back for delivery,
+    /// or requeued: the head must be in memory).
+    pub fn take(&self, n: usize, bytes: usize) {
+        self.window_messages.fetch_add(n, Ordering::Relaxed);
+        self.window_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    pub fn give(&self, n: usize, bytes: usize) {
+        self.window_messages.fetch_sub(n, Ordering::Relaxed);
+        self.window_bytes.fetch_sub(bytes, Ordering::Relaxed);
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+struct SpillFile {
+    n: u32,
+    /// Records written to the file.
+    written: u64,
+    /// Records read from it.
+    read: u64,
+    /// Weight of the unread records.
+    weight: u64,
+}
+
+/// Records lost to an unreadable spill file.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    pub count: u64,
+    pub weight: u64,
+}
+
+pub struct SpillQueue<T: Fixed> {
+    dir: Arc<SpillDir>,
+    id: u64,
+    files: VecDeque<SpillFile>,
+    next_file: u32,
+    /// Read ahead from the oldest file (before everything on disk).
+    head: VecDeque<T>,
+    /// Not yet written (after everything on disk).
+    tail: Vec<T>,
+    len: u64,
+    /// Records lost to read errors, not yet reported.
+    lost: Lost,
+}
+
+impl<T: Fixed> SpillQueue<T> {
+    pub fn new(dir: Arc<SpillDir>) -> Self {
+        let id = dir.next.fetch_add(1, Ordering::Relaxed);
+        SpillQueue {
+            dir,
+            id,
+            files: VecDeque::new(),
+            next_file: 1,
+            head: VecDeque::new(),
+            tail: Vec::new(),
+            len: 0,
+            lost: Lost::default(),
+        }
+    }
+
+    fn path(&self, n: u32) -> PathBuf {
+        self.dir.path.join(format!("{}-{}.idx", self.id, n))
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Records dropped because their spill file could not be read since the
+    /// last call (already taken out of `len`).
+    pub fn take_lost(&mut self) -> Lost {
+        std::mem::take(&mut self.lost)
+    }
+
+    pub fn push(&mut self, rec: T) {
+        self.len += 1;
+        // Nothing on disk and the read-ahead has room: no I/O at all for a
+        // short backlog.
+        if self.files.is_empty() && self.tail.is_empty() && self.head.len() < CHUNK {
+            self.head.push_back(rec);
+            return;
+        }
+        self.tail.push(rec);
+        if self.tail.len() >= CHUNK {
+            self.flush();
+        }
+    }
+
+    /// Write the tail buffer to the newest file (failures keep it buffered).
+    fn flush(&mut self) {
+        if self.tail.is_empty() {
+            return;
+        }
+        let full = self
+            .files
+            .back()
+            .is_none_or(|f| f.written >= RECORDS_PER_FILE);
+        if full {
+            let n = self.next_file;
+            self.next_file += 1;
+            self.files.push_back(SpillFile {
+                n,
+                written: 0,
+                read: 0,
+                weight: 0,
+            });
+        }
+        let Some(n) = self.files.back().map(|f| f.n) else {
+            return;
+        };
+        let mut buf = Vec::with_capacity(self.tail.len() * T::SIZE);
+        let mut weight = 0;
+        for r in &self.tail {
+            r.encode(&mut buf);
+            weight += r.weight();
+        }
+        let res = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.path(n))
+            .and_then(|mut f| f.write_all(&buf));
+        match res {
+            Ok(()) => {
+                if let Some(f) = self.files.back_mut() {
+                    f.written += self.tail.len() as u64;
+                    f.weight += weight;
+                }
+                self.tail.clear();
+                if self.tail.capacity() > CHUNK {
+                    self.tail.shrink_to(CHUNK);
+                }
+            }
+            Err(e) => {
+                // A partial append would misalign the file: cut it back.
+                if let Some(f) = self.files.back() {
+                    if let Ok(file) = OpenOptions::new().write(true).open(self.path(n)) {
+                        let _ = file.set_len(f.written * T::SIZE as u64);
+                    }
+                    if f.written == 0 {
+                        self.files.pop_back();
+                        let _ = fs::remove_file(self.path(n));
+                    }
+                }
+                error!(error = %e, "paged queue index: cannot write; keeping it in memory");
+            }
+        }
+    }
+
+    /// Fill the read-ahead buffer from the oldest file (or the tail buffer when
+    /// nothing is on disk).
+    fn refill(&mut self) {
+        while self.head.is_empty() {
+            let Some(f) = self.files.front() else {
+                // Nothing on disk: the write buffer is next.
+                self.head.extend(self.tail.drain(..));
+                return;
+            };
+            let (n, read, written) = (f.n, f.read, f.written);
+            if read >= written {
+                // Drained: give the space back.
+                self.files.pop_front();
+                let _ = fs::remove_file(self.path(n));
+                continue;
+            }
+            let count = (written - read).min(CHUNK as u64) as usize;
+            let mut buf = vec![0u8; count * T::SIZE];
+            let res = fs::File::open(self.path(n))
+                .and_then(|file| file.read_exact_at(&mut buf, read * T::SIZE as u64));
+            match res {
+                Ok(()) => {
+                    let mut w = 0;
+                    for c in buf.chunks_exact(T::SIZE) {
+                        let r = T::decode(c);
+                        w += r.weight();
+                        self.head.push_back(r);
+                    }
+                    if let Some(f) = self.files.front_mut() {
+                        f.read += count as u64;
+                        f.weight = f.weight.saturating_sub(w);
+                    }
+                }
+                Err(e) => {
+                    error!(error = %e, file = n, lost = written - read,
+                        "paged queue index: cannot read; dropping its entries");
+                    if let Some(f) = self.files.pop_front() {
+                        let k = f.written - f.read;
+                        self.len -= k;
+                        self.lost.count += k;
+                        self.lost.weight += f.weight;
+                    }
+                    let _ = fs::remove_file(self.path(n));
+                }
+            }
+        }
+    }
+
+    pub fn front(&mut self) -> Option<&T> {
+        if self.head.is_empty() {
+            self.refill();
+        }
+        self.head.front()
+    }
+
+    pub fn pop(&mut self) -> Option<T> {
+        if self.head.is_empty() {
+            self.refill();
+        }
+        let r = self.head.pop_front()?;
+        self.len -= 1;
+        if self.len == 0 {
+            // Drained: the newest file is fully read too.
+            self.refill();
+        }
+        Some(r)
+    }
+
+    /// Take up to `max` records from the front (purge, delete: in chunks, so a
+    /// huge backlog is never all in memory at once).
+    pub fn pop_many(&mut self, max: usize) -> Vec<T> {
+        let mut out = Vec::with_capacity(max.min(self.len as usize));
+        while out.len() < max {
+            match self.pop() {
+                Some(r) => out.push(r),
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+impl<T: Fixed> Drop for SpillQueue<T> {
+    fn drop(&mut self) {
+        for f in &self.files {
+            let _ = fs::remove_file(self.path(f.n));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    struct R(u64);
+
+    impl Fixed for R {
+        const SIZE: usize = 8;
+        fn encode(&self, out: &mut Vec<u8>) {
+            out.extend_from_slice(&self.0.to_le_bytes());
+        }
+        fn decode(b: &[u8]) -> Self {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(&b[..8]);
+            R(u64::from_le_bytes(a))
+        }
+        fn weight(&self) -> u64 {
+            1
+        }
+    }
+
+    #[test]
+    fn fifo_across_files_and_space_returned() {
+        let dir = std::env::temp_dir().join(format!("warren-spill-test-{}", std::process::id()));
+        let d = SpillDir::open(dir.clone()).expect("dir");
+        let mut q: SpillQueue<R> = SpillQueue::new(d);
+        let n = RECORDS_PER_FILE * 2 + 1000;
+        let mut next_out = 0;
+        for i in 0..n {
+            q.push(R(i));
+            // Interleave some pops while pushing.
+            if i % 3 == 0 {
+                assert_eq!(q.pop(), Some(R(next_out)));
+                next_out += 1;
+            }
+        }
+        assert_eq!(q.len(), n - next_out);
+        assert!(fs::read_dir(&dir).expect("ls").count() >= 1);
+        while let Some(r) = q.pop() {
+            assert_eq!(r, R(next_out));
+            next_out += 1;
+        }
+        assert_eq!(next_out, n);
+        assert_eq!(
+            fs::read_dir(&dir).expect("ls").count(),
+            0,
+            "drained files deleted"
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+}
