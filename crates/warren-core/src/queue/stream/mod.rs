@@ -389,11 +389,23 @@ impl Queue {
         }
     }
 
-    /// A stream consumer needs a prefetch (406) and manual acks (540), as in
-    /// RabbitMQ.
-    pub fn check_stream_consume(&self, no_ack: bool, prefetch: u32) -> crate::Result<()> {
+    /// A stream consumer has no `x-priority` (406), needs a prefetch (406)
+    /// and manual acks (540), checked in that order, as in RabbitMQ 3.10.
+    pub fn check_stream_consume(
+        &self,
+        arguments: &crate::table::FieldTable,
+        no_ack: bool,
+        prefetch: u32,
+    ) -> crate::Result<()> {
         if !self.is_stream() {
             return Ok(());
+        }
+        if arguments.get("x-priority").is_some() {
+            return Err(crate::error::BrokerError::precondition_failed(format!(
+                "invalid arg 'x-priority' for queue '{}' in vhost '{}' of queue type rabbit_stream_queue",
+                self.name,
+                self.vhost_name()
+            )));
         }
         if prefetch == 0 {
             return Err(crate::error::BrokerError::precondition_failed(format!(
