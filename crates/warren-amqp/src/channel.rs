@@ -630,7 +630,7 @@ impl Channel {
         check_consumer_args(&c.arguments, &queue.name, &ctx.vhost.name.to_string_lossy())
             .map_err(|e| err(e, m))?;
         queue
-            .check_stream_consume(c.no_ack, self.consumer_prefetch)
+            .check_stream_consume(&c.arguments, c.no_ack, self.consumer_prefetch)
             .map_err(|e| err(e, m))?;
         let tag = if c.consumer_tag.is_empty() {
             ctx.ctag_counter += 1;

@@ -269,7 +269,7 @@ impl ConsumerSink for ChannelShared {
             st.unacked.push_back(Unacked {
                 tag,
                 queue: queue.clone(),
-                msg: msg.clone(),
+                msg: queue.unacked_entry(msg),
                 consumer: Some(consumer.clone()),
             });
         }

@@ -36,6 +36,13 @@ use tokio::sync::Notify;
 /// consumers, auto-ack ones included).
 const HIGH_WATER: usize = 4 * 1024 * 1024;
 const LOW_WATER: usize = 1024 * 1024;
+/// The high-water mark for deliveries from stream queues. A stream consumer
+/// replaying old data can always be fed faster than a socket drains, and each
+/// queued delivery keeps the read buffer it is a slice of alive, so ten
+/// replaying consumers at the general mark would hold tens of MiB; half a MiB
+/// queued still keeps the writer's 512 KiB batches full. At most the low-water
+/// mark, so that the writer's wake-up below it always finds room.
+const STREAM_HIGH_WATER: usize = 512 * 1024;
 
 /// Hidden test knob: `WARREN_TEST_OUTLET_WATERMARKS=<high>,<low>` (bytes) replaces
 /// the water marks above, so that stress tests (`warren-tests/tests/stall.rs`)
@@ -107,6 +114,8 @@ pub struct Outlet<T> {
     /// Water marks ([`HIGH_WATER`], [`LOW_WATER`] unless a test changed them).
     high_water: usize,
     low_water: usize,
+    /// [`STREAM_HIGH_WATER`], at most `low_water`.
+    stream_high_water: usize,
 }
 
 /// The writer's end of an [`Outlet`]: a token handed to [`run_writer`], so that
@@ -136,6 +145,7 @@ impl<T> Outlet<T> {
                 has_parked: AtomicBool::new(false),
                 high_water,
                 low_water,
+                stream_high_water: STREAM_HIGH_WATER.min(low_water),
             }),
             OutletReceiver(()),
         )
@@ -168,8 +178,13 @@ impl<T> Outlet<T> {
 
     /// Whether consumers on this connection may take more deliveries. If not, the
     /// queue is remembered and woken when the writer drains.
+    /// A stream queue's consumers get a lower mark ([`STREAM_HIGH_WATER`]).
     pub fn has_room(&self, queue: &Arc<Queue>) -> bool {
-        if self.pending.load(Ordering::Relaxed) < self.high_water {
+        let high = match queue.is_stream() {
+            true => self.stream_high_water,
+            false => self.high_water,
+        };
+        if self.pending.load(Ordering::Relaxed) < high {
             return true;
         }
         let mut parked = self.parked.lock();
@@ -190,7 +205,7 @@ impl<T> Outlet<T> {
         // either this load sees the drained backlog, or the writer sees
         // `has_parked` and wakes us. A stale registration left behind when we
         // return true only costs a spurious `deliver()` later.
-        self.pending.load(Ordering::SeqCst) < self.high_water
+        self.pending.load(Ordering::SeqCst) < high
     }
 
     fn wrote(&self, n: usize) {

@@ -531,7 +531,7 @@ impl Session {
         if self.feed {
             self.feeds_stream = queue.is_stream();
         } else {
-            queue.check_stream_consume(ack == AckMode::Auto, self.prefetch)?;
+            queue.check_stream_consume(&arguments, ack == AckMode::Auto, self.prefetch)?;
         }
         self.consume(queue, info, ack, destination, description, arguments)?;
         if !exchange.is_empty() {

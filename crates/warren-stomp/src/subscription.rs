@@ -222,7 +222,7 @@ impl ConsumerSink for SubscriptionSink {
             st.unacked.push_back(Unacked {
                 tag,
                 queue: queue.clone(),
-                msg: msg.clone(),
+                msg: queue.unacked_entry(msg),
                 consumer: consumer.clone(),
             });
         }

@@ -100,3 +100,36 @@ def test_nack_is_refused(stomp_clients):
         assert c.wait_disconnected()
     finally:
         drop(q)
+
+
+def test_filter_headers(stomp_clients):
+    """x-stream-filter (comma-separated) and x-stream-match-unfiltered on
+    SUBSCRIBE, as RabbitMQ 3.13's STOMP plugin (Warren only: 3.10 has no
+    stream filtering; Warren filters each message exactly)."""
+    import os
+
+    import pytest
+    if os.environ.get("BROKER_KIND") != "warren":
+        pytest.skip("stream filtering needs BROKER_KIND=warren")
+    q = unique("stream")
+    conn = amqp_connect()
+    ch = conn.channel()
+    ch.queue_declare(q, durable=True, arguments=STREAM)
+    ch.confirm_delivery()
+    for i, v in enumerate(["apple", "pear", None, "plum", "apple"]):
+        h = None if v is None else {"x-stream-filter-value": v}
+        ch.basic_publish("", q, b"f%d" % i, pika.BasicProperties(headers=h))
+    conn.close()
+    try:
+        conn, c = stomp_clients("1.2")
+        conn.subscribe(f"/amq/queue/{q}", id="s1", ack="client-individual", headers={
+            "prefetch-count": "10", "x-stream-offset": "first",
+            "x-stream-filter": "apple,plum", "x-stream-match-unfiltered": "true"})
+        got = c.wait_messages(4)
+        time.sleep(0.5)
+        assert [m.body for m in c.messages] == ["f0", "f2", "f3", "f4"]
+        for m in got:
+            ack(conn, "1.2", m)
+        conn.disconnect()
+    finally:
+        drop(q)

@@ -121,3 +121,15 @@ def test_bad_offset_spec_is_an_internal_error(stream):
         c.process_data_events(1)
     code, _ = closed_by(go)
     assert code == 541
+
+
+@pytest.mark.parametrize("prefetch", [0, 10])
+def test_consumer_priority_refused(stream, prefetch):
+    """x-priority on a stream consumer: 406, checked before the prefetch."""
+    def go(c, ch):
+        if prefetch:
+            ch.basic_qos(prefetch_count=prefetch)
+        ch.basic_consume(stream, lambda *a: None, arguments={"x-priority": 0})
+    assert closed_by(go) == (
+        406, f"PRECONDITION_FAILED - invalid arg 'x-priority' for queue '{stream}' in vhost '/' "
+             "of queue type rabbit_stream_queue")

@@ -43,6 +43,9 @@ pub struct StreamArgs {
     pub max_age: Option<u64>,
     /// `x-stream-max-segment-size-bytes`.
     pub max_segment_size: u64,
+    /// `x-stream-filter-size-bytes` (RabbitMQ 3.13): Bloom filter bytes per
+    /// index block.
+    pub filter_size: usize,
 }
 
 /// The largest `x-stream-max-segment-size-bytes` RabbitMQ accepts.
@@ -242,11 +245,31 @@ impl QueueArgs {
                 }
             },
         };
+        use crate::queue::stream::filter;
+        let filter_size = match args.get(filter::SIZE_ARG) {
+            None => filter::DEFAULT_SIZE,
+            Some(v) => match v.as_i64() {
+                Some(n) if (filter::MIN_SIZE as i64..=filter::MAX_SIZE as i64).contains(&n) => {
+                    n as usize
+                }
+                _ => {
+                    return Err(invalid(
+                        filter::SIZE_ARG,
+                        format!(
+                            "\"expected integer between {} and {}\"",
+                            filter::MIN_SIZE,
+                            filter::MAX_SIZE
+                        ),
+                    ))
+                }
+            },
+        };
         Ok(QueueArgs {
             max_length_bytes: classic.max_length_bytes,
             stream: Some(StreamArgs {
                 max_age,
                 max_segment_size,
+                filter_size,
             }),
             ..QueueArgs::default()
         })

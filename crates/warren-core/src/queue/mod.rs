@@ -121,10 +121,14 @@ impl Queue {
             Some(max) => Box::new(PriorityStorage::new(store.log.clone(), durable_id, max)),
             None => Box::new(PagedStorage::new(store.log.clone(), durable_id)),
         };
-        let stream = args
-            .stream
-            .as_ref()
-            .map(|_| stream::Stream::new(durable_id, store.log.clone(), retention(&args)));
+        let stream = args.stream.as_ref().map(|a| {
+            stream::Stream::new(
+                durable_id,
+                store.log.clone(),
+                retention(&args),
+                a.filter_size,
+            )
+        });
         let q = Arc::new(Queue {
             stream,
             name,

@@ -383,6 +383,11 @@ impl MessageLog {
                             r.timestamp,
                             r.flags & record::STREAM_SEGMENT_START != 0,
                             r.flags & record::STREAM_CHUNK_START != 0,
+                            match r.flags & record::STREAM_FILTERED != 0 {
+                                true => crate::queue::stream::filter::value_of(&r.properties)
+                                    .map(|v| crate::queue::stream::filter::hash(&v)),
+                                false => None,
+                            },
                         );
                     return;
                 }

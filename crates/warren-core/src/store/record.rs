@@ -51,7 +51,7 @@ pub enum Record {
 pub struct StreamRecord {
     pub stream: u64,
     pub offset: u64,
-    /// [`STREAM_SEGMENT_START`], [`STREAM_CHUNK_START`].
+    /// [`STREAM_SEGMENT_START`], [`STREAM_CHUNK_START`], [`STREAM_FILTERED`].
     pub flags: u8,
     /// When it was appended (ms since the epoch): timestamp offsets and x-max-age.
     pub timestamp: u64,
@@ -67,6 +67,9 @@ pub const STREAM_SEGMENT_START: u8 = 1;
 /// Stream record flag: the first record of a write batch (RabbitMQ's chunk:
 /// `x-stream-offset: last` starts at the last one).
 pub const STREAM_CHUNK_START: u8 = 2;
+/// Stream record flag: the message has an `x-stream-filter-value` header
+/// (recovery reads the value back only for these).
+pub const STREAM_FILTERED: u8 = 4;
 /// An ack record `[TRUNCATED, X]` under a stream's id: the stream's records in
 /// this segment below offset X were dropped (no message id is ever this big).
 pub const TRUNCATED: u64 = u64::MAX;

@@ -12,8 +12,15 @@
 //! `x-stream-max-segment-size-bytes`): runs of consecutive offsets; dropping one
 //! releases its references into the log segments it used, and the log deletes a
 //! file once nothing references it. Offsets are never reassigned.
+//!
+//! Each point also starts a *block* (the records up to the next point) with a
+//! summary for stream filtering ([`crate::queue::stream::filter`]): a flags
+//! byte and a Bloom filter of the filter values in the block, so a filtering
+//! consumer skips blocks without reading them. Summaries are rebuilt at
+//! startup like the rest of the index.
 
 use super::log::Loc;
+use crate::queue::stream::filter::{Filter, Summary};
 use std::collections::VecDeque;
 
 /// Bytes of stream records between two index points: a seek reads at most this
@@ -43,6 +50,9 @@ pub struct StreamSegment {
     /// Append time of its last record (ms): `x-max-age` drops it once that is old.
     pub last_ts: u64,
     points: Vec<Point>,
+    /// One block summary per point, `summary_len` bytes each.
+    summaries: Vec<u8>,
+    summary_len: usize,
     /// Records per log segment, to release when the segment is dropped.
     pub log_refs: Vec<(u32, u64)>,
     since_point: u64,
@@ -57,6 +67,20 @@ pub struct StreamIndex {
     bytes: u64,
     max_segment: u64,
     last_chunk: u64,
+    /// Bloom filter bytes of new blocks' summaries.
+    filter_size: usize,
+}
+
+/// Where a filtering reader goes next (see [`StreamIndex::filter_block`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Block {
+    /// The block holding the offset may hold wanted messages: read on, up to
+    /// offset `end`, where the next block starts.
+    Read { end: u64 },
+    /// It cannot, but a later block may: go on from its point.
+    Jump { point: Point, end: u64 },
+    /// No block from here on may: go on from offset `next`.
+    Past { next: u64 },
 }
 
 impl StreamIndex {
@@ -67,7 +91,13 @@ impl StreamIndex {
             bytes: 0,
             max_segment: max_segment.max(1),
             last_chunk: 0,
+            filter_size: crate::queue::stream::filter::DEFAULT_SIZE,
         }
+    }
+
+    /// The Bloom filter size of blocks started from now on.
+    pub fn set_filter_size(&mut self, size: usize) {
+        self.filter_size = size;
     }
 
     pub fn set_max_segment(&mut self, max_segment: u64) {
@@ -122,8 +152,18 @@ impl StreamIndex {
     /// Record that the record of `offset` is at `loc`. Offsets come in
     /// increasing order (at recovery the first may be past 0: retention).
     /// `roll`: it starts a stream segment ([`Self::should_roll`] when
-    /// appending, the record's flag at recovery); `chunk`: it starts a chunk.
-    pub fn push(&mut self, offset: u64, loc: Loc, timestamp: u64, roll: bool, chunk: bool) {
+    /// appending, the record's flag at recovery); `chunk`: it starts a chunk;
+    /// `value`: the hash of its filter value (None: it has none).
+    #[allow(clippy::too_many_arguments)]
+    pub fn push(
+        &mut self,
+        offset: u64,
+        loc: Loc,
+        timestamp: u64,
+        roll: bool,
+        chunk: bool,
+        value: Option<u64>,
+    ) {
         let len = loc.len as u64;
         let roll = roll || self.segments.is_empty();
         if self.segments.is_empty() {
@@ -136,6 +176,7 @@ impl StreamIndex {
             self.segments.push_back(StreamSegment {
                 first: offset,
                 end: offset,
+                summary_len: 1 + self.filter_size,
                 ..StreamSegment::default()
             });
         }
@@ -151,7 +192,11 @@ impl StreamIndex {
                 timestamp,
             });
             s.since_point = 0;
+            let len = s.summaries.len() + s.summary_len;
+            s.summaries.resize(len, 0);
         }
+        let at = s.summaries.len() - s.summary_len;
+        Summary::add(&mut s.summaries[at..], value);
         s.since_point += len;
         match s.log_refs.last_mut() {
             Some((seg, n)) if *seg == loc.segment => *n += 1,
@@ -170,6 +215,52 @@ impl StreamIndex {
         let s = self.segments.get(si.checked_sub(1)?)?;
         let pi = s.points.partition_point(|p| p.offset <= offset);
         s.points.get(pi.checked_sub(1)?).copied()
+    }
+
+    /// For a reader at `offset` with filter `f`: read the block holding it,
+    /// or skip to the first later block that may hold what `f` wants.
+    pub fn filter_block(&self, offset: u64, f: &Filter) -> Block {
+        let mut si = self
+            .segments
+            .partition_point(|s| s.first <= offset)
+            .saturating_sub(1);
+        let mut pi = match self.segments.get(si) {
+            Some(s) => s
+                .points
+                .partition_point(|p| p.offset <= offset)
+                .saturating_sub(1),
+            None => return Block::Past { next: self.next },
+        };
+        let mut first = true;
+        while let Some(s) = self.segments.get(si) {
+            while let Some(p) = s.points.get(pi) {
+                let end = self.block_end(si, pi);
+                let at = pi * s.summary_len;
+                let summary = s.summaries.get(at..at + s.summary_len).unwrap_or(&[]);
+                if end > offset && f.may_match(summary) {
+                    return match first && p.offset <= offset {
+                        true => Block::Read { end },
+                        false => Block::Jump { point: *p, end },
+                    };
+                }
+                first = false;
+                pi += 1;
+            }
+            si += 1;
+            pi = 0;
+        }
+        Block::Past { next: self.next }
+    }
+
+    /// The offset after the block of point `pi` of segment `si`.
+    fn block_end(&self, si: usize, pi: usize) -> u64 {
+        let Some(s) = self.segments.get(si) else {
+            return self.next;
+        };
+        match s.points.get(pi + 1) {
+            Some(p) => p.offset,
+            None => s.end,
+        }
     }
 
     /// The first point in a log segment after `segment`: where a scan continues
@@ -257,6 +348,7 @@ mod tests {
                 1000 + i,
                 roll,
                 i % 5 == 0,
+                None,
             );
         }
         assert_eq!((ix.first(), ix.next(), ix.segment_count()), (0, 35, 4));
@@ -275,5 +367,41 @@ mod tests {
         let dropped = ix.retain(None, Some(10), 2000);
         assert_eq!(dropped.len(), 1);
         assert_eq!(ix.first(), 30);
+    }
+
+    #[test]
+    fn filter_blocks_are_skipped() {
+        use crate::queue::stream::filter::{hash, Filter};
+        use crate::table::{FieldTable, FieldValue};
+        let filter = |v: &str| {
+            let mut t = FieldTable::new();
+            t.insert("x-stream-filter", FieldValue::string(v));
+            Filter::from_args(&t).expect("a filter")
+        };
+        // Blocks of 1 MiB: offsets 0..10 "a", 10..20 "b", 20..30 "a".
+        let mut ix = StreamIndex::new(u64::MAX);
+        let mut pos = 0u32;
+        for i in 0..30u64 {
+            let v = if (10..20).contains(&i) { "b" } else { "a" };
+            let len = (POINT_EVERY / 10) as u32 + 1;
+            let l = Loc {
+                segment: 1,
+                offset: pos,
+                len,
+            };
+            pos += len;
+            ix.push(i, l, 1000, false, false, Some(hash(v.as_bytes())));
+        }
+        assert_eq!(ix.filter_block(3, &filter("a")), Block::Read { end: 10 });
+        match ix.filter_block(3, &filter("b")) {
+            Block::Jump { point, end } => assert_eq!((point.offset, end), (10, 20)),
+            other => panic!("{other:?}"),
+        }
+        match ix.filter_block(12, &filter("a")) {
+            Block::Jump { point, end } => assert_eq!((point.offset, end), (20, 30)),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ix.filter_block(12, &filter("c")), Block::Past { next: 30 });
+        assert_eq!(ix.filter_block(25, &filter("b")), Block::Past { next: 30 });
     }
 }

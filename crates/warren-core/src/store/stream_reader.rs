@@ -3,9 +3,12 @@
 //! A reader starts at an index point and scans forward with large `pread`s
 //! ([`READ_SIZE`]), skipping other queues' records, so replaying old data is
 //! a sequential read the page cache and read-ahead like. Record parts are
-//! slices of the read buffer (no copy per message); a buffer is freed once the
-//! last message sliced from it has been delivered and acknowledged, so a
-//! reader's memory is a few buffers whatever the stream's size.
+//! slices of the read buffer (no copy per message). A delivery keeps its
+//! buffer alive only until it is written to the socket (what waits for the
+//! client's ack keeps no content: [`crate::Queue::unacked_entry`]), and the
+//! reader reuses a buffer once nothing sliced from it is left ([`POOL`]), so a
+//! replaying reader's memory is a few buffers whatever the stream's size, and
+//! it does not churn the allocator with a fresh 256 KiB buffer per read.
 
 use super::log::MessageLog;
 use super::record::{self, Record, StreamRecord};
@@ -16,6 +19,12 @@ use std::io;
 /// Bytes read per `pread`.
 pub const READ_SIZE: usize = 256 * 1024;
 
+/// Buffers a reader keeps for reuse. Deliveries waiting in a connection's
+/// outbound queue hold at most half a MiB of a stream (the outlet's stream
+/// mark), so by the time a reader has filled this many, the oldest is usually
+/// free again.
+const POOL: usize = 4;
+
 pub struct StreamReader {
     stream: u64,
     segment: u32,
@@ -23,6 +32,10 @@ pub struct StreamReader {
     pos: u64,
     /// Read, not yet parsed.
     buf: Bytes,
+    /// The unused ends of earlier read buffers: each shares its allocation
+    /// with the messages sliced from it, and can take the whole allocation
+    /// back once they are gone (`BytesMut::try_reclaim`).
+    pool: Vec<BytesMut>,
 }
 
 /// What the reader found.
@@ -42,6 +55,7 @@ impl StreamReader {
             segment: at.segment,
             pos: at.pos as u64,
             buf: Bytes::new(),
+            pool: Vec::new(),
         }
     }
 
@@ -69,13 +83,15 @@ impl StreamReader {
             // Sealed before the read: what the read returns is all there is.
             let sealed = log.is_sealed(self.segment);
             let have = self.buf.len();
-            let mut fresh = BytesMut::zeroed(READ_SIZE.max(have + record::HEADER_LEN + 1024));
-            fresh[..have].copy_from_slice(&self.buf);
-            let want = fresh.len();
+            let want = READ_SIZE.max(have + record::HEADER_LEN + 1024);
+            let mut fresh = self.buffer(want);
+            fresh.extend_from_slice(&self.buf);
+            fresh.resize(want, 0);
             let n =
                 log.read_segment(self.segment, self.pos + have as u64, &mut fresh[have..want])?;
             fresh.truncate(have + n);
-            self.buf = fresh.freeze();
+            self.buf = fresh.split().freeze();
+            self.pool.push(fresh);
             if n > 0 {
                 // A record bigger than the buffer: grow it on the next round.
                 if whole_record(&self.buf).is_none() && self.buf.len() >= record::HEADER_LEN {
@@ -93,11 +109,26 @@ impl StreamReader {
                 }
                 continue;
             }
+            // Caught up: a consumer at the end holds no buffers.
+            self.pool.clear();
             if sealed {
                 return Ok(Next::SegmentDone(self.segment));
             }
             return Ok(Next::End);
         }
+    }
+
+    /// An empty buffer with room for `want` bytes: a pooled one whose earlier
+    /// messages are all gone, else a new one (the oldest pooled buffer is then
+    /// let go: it is freed when its last message is).
+    fn buffer(&mut self, want: usize) -> BytesMut {
+        if let Some(i) = self.pool.iter_mut().position(|b| b.try_reclaim(want)) {
+            return self.pool.remove(i);
+        }
+        if self.pool.len() >= POOL {
+            self.pool.remove(0);
+        }
+        BytesMut::with_capacity(want)
     }
 }
 

@@ -8,11 +8,18 @@
 //! cursor at a time; another that finds it busy leaves a note (`wanted`) that
 //! makes the running one look again before it stops, so nothing is missed and
 //! nobody waits on a lock.
+//!
+//! A filtering consumer (`x-stream-filter`) passes over what it did not ask
+//! for without spending credit on it, and over whole index blocks whose
+//! summary says they cannot hold it without reading them.
 
+use super::filter::{self, Filter};
 use super::Stream;
 use crate::message::{Message, QueuedMessage, NEVER};
 use crate::queue::{Consumer, Queue};
 use crate::stats::MessageField;
+use crate::store::record::STREAM_FILTERED;
+use crate::store::stream_index::Block;
 use crate::store::stream_reader::{Next, StreamReader};
 use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,6 +29,7 @@ pub(super) struct Cursor {
     pub(super) consumer: Arc<Consumer>,
     state: Mutex<CursorState>,
     wanted: AtomicBool,
+    filter: Option<Filter>,
 }
 
 struct CursorState {
@@ -35,10 +43,18 @@ struct CursorState {
     /// The stream's durable end when last looked at: a reader below it goes
     /// on without taking the stream's lock per message.
     committed_seen: u64,
+    /// A filtering reader looks at the index again when it reaches this
+    /// offset (where the next block starts).
+    block_end: u64,
 }
 
 impl Cursor {
-    pub(super) fn new(consumer: Arc<Consumer>, next: u64, min_ts: u64) -> Cursor {
+    pub(super) fn new(
+        consumer: Arc<Consumer>,
+        next: u64,
+        min_ts: u64,
+        filter: Option<Filter>,
+    ) -> Cursor {
         Cursor {
             consumer,
             state: Mutex::new(CursorState {
@@ -47,8 +63,10 @@ impl Cursor {
                 reader: None,
                 held: None,
                 committed_seen: 0,
+                block_end: 0,
             }),
             wanted: AtomicBool::new(false),
+            filter,
         }
     }
 
@@ -105,9 +123,15 @@ impl Cursor {
                 return None;
             }
             if st.next >= s.tail_first && st.min_ts == 0 {
-                let m = s.tail.get((st.next - s.tail_first) as usize)?.clone();
                 st.reader = None;
-                return Some(queued(st.next, m));
+                while st.next < s.committed {
+                    let (m, tagged) = s.tail.get((st.next - s.tail_first) as usize)?;
+                    if self.wants(&m.properties, *tagged) {
+                        return Some(queued(st.next, m.clone()));
+                    }
+                    st.next += 1;
+                }
+                return None;
             }
             match st.reader {
                 Some(_) => None,
@@ -116,6 +140,7 @@ impl Cursor {
         };
         if let Some(point) = seek {
             st.reader = Some(StreamReader::new(stream.id, point));
+            st.block_end = 0;
         }
         loop {
             let reader = st.reader.as_mut()?;
@@ -137,6 +162,31 @@ impl Cursor {
                         continue;
                     }
                     st.min_ts = 0;
+                    if let Some(f) = &self.filter {
+                        if r.offset >= st.block_end {
+                            // A new block: skip it, and the ones after it, if
+                            // they cannot hold what the consumer wants.
+                            let s = stream.state.lock();
+                            match s.index.filter_block(r.offset, f) {
+                                Block::Read { end } => st.block_end = end,
+                                Block::Jump { point, end } => {
+                                    st.next = point.offset;
+                                    st.block_end = end;
+                                    st.reader = Some(StreamReader::new(stream.id, point));
+                                    continue;
+                                }
+                                Block::Past { next } => {
+                                    st.next = st.next.max(next);
+                                    st.reader = None;
+                                    return None;
+                                }
+                            }
+                        }
+                        if !self.wants(&r.properties, r.flags & STREAM_FILTERED != 0) {
+                            st.next = r.offset + 1;
+                            continue;
+                        }
+                    }
                     let m = Message::new(r.exchange, r.routing_key, r.properties, r.body);
                     return Some(queued(r.offset, m));
                 }
@@ -164,6 +214,20 @@ impl Cursor {
                     retried = true;
                 }
             }
+        }
+    }
+}
+
+impl Cursor {
+    /// Whether the consumer's filter lets a message through (`tagged`: it has
+    /// a filter value, to be read from its properties).
+    fn wants(&self, properties: &bytes::Bytes, tagged: bool) -> bool {
+        let Some(f) = &self.filter else {
+            return true;
+        };
+        match tagged {
+            false => f.matches(None),
+            true => f.matches(filter::value_of(properties).as_deref()),
         }
     }
 }

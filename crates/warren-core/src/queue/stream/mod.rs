@@ -11,15 +11,16 @@
 //! keep up never read the disk; the others read it sequentially.
 
 mod cursor;
+pub mod filter;
 pub mod offset;
 
 pub use offset::OffsetSpec;
 
-use crate::message::Message;
+use crate::message::{Message, QueuedMessage};
 use crate::properties::RawProperties;
 use crate::queue::{now_ms, Queue};
 use crate::stats::MessageField;
-use crate::store::record::{STREAM_CHUNK_START, STREAM_SEGMENT_START};
+use crate::store::record::{STREAM_CHUNK_START, STREAM_FILTERED, STREAM_SEGMENT_START};
 use crate::store::stream_index::{StreamIndex, StreamSegment};
 use crate::store::MessageLog;
 use cursor::Cursor;
@@ -55,8 +56,9 @@ pub struct Stream {
 struct State {
     index: StreamIndex,
     retention: Retention,
-    /// Messages `tail_first..index.next()`, properties with the offset header.
-    tail: VecDeque<Arc<Message>>,
+    /// Messages `tail_first..index.next()`, properties with the offset
+    /// header, and whether each has a filter value.
+    tail: VecDeque<(Arc<Message>, bool)>,
     tail_first: u64,
     tail_bytes: usize,
     /// (offset after an append, its ticket), not yet durable.
@@ -70,8 +72,13 @@ struct State {
 impl Stream {
     /// A stream with id `id` (the queue's durable id), with the records a
     /// restart found.
-    pub(crate) fn new(id: u64, log: Arc<MessageLog>, retention: Retention) -> Stream {
-        let index = match log.take_recovered_stream(id) {
+    pub(crate) fn new(
+        id: u64,
+        log: Arc<MessageLog>,
+        retention: Retention,
+        filter_size: usize,
+    ) -> Stream {
+        let mut index = match log.take_recovered_stream(id) {
             // Its references were taken when the log was opened.
             Some(mut ix) => {
                 ix.set_max_segment(retention.max_segment_size);
@@ -79,6 +86,7 @@ impl Stream {
             }
             None => StreamIndex::new(retention.max_segment_size),
         };
+        index.set_filter_size(filter_size);
         let next = index.next();
         let s = Stream {
             id,
@@ -109,7 +117,12 @@ impl Stream {
             let batch = self.log.batch_count();
             let chunk = batch != st.last_batch;
             st.last_batch = batch;
-            let flags = (roll as u8 * STREAM_SEGMENT_START) | (chunk as u8 * STREAM_CHUNK_START);
+            // Read before the offset header is added: most messages have no
+            // headers at all, and then nothing is decoded.
+            let value = filter::value_of(&msg.properties);
+            let flags = (roll as u8 * STREAM_SEGMENT_START)
+                | (chunk as u8 * STREAM_CHUNK_START)
+                | (value.is_some() as u8 * STREAM_FILTERED);
             // Clocks can step back; a stream's timestamps never do.
             let ts = now_ms().max(st.index.last_ts());
             let properties =
@@ -124,7 +137,14 @@ impl Stream {
                 &properties,
                 &msg.body,
             );
-            st.index.push(offset, loc, ts, roll, chunk);
+            st.index.push(
+                offset,
+                loc,
+                ts,
+                roll,
+                chunk,
+                value.as_deref().map(filter::hash),
+            );
             let copy = Message::new(
                 msg.exchange.clone(),
                 msg.routing_key.clone(),
@@ -132,10 +152,10 @@ impl Stream {
                 msg.body.clone(),
             );
             st.tail_bytes += copy.body.len();
-            st.tail.push_back(copy);
+            st.tail.push_back((copy, value.is_some()));
             while st.tail.len() > TAIL_MESSAGES || st.tail_bytes > TAIL_BYTES {
                 match st.tail.pop_front() {
-                    Some(m) => {
+                    Some((m, _)) => {
                         st.tail_bytes -= m.body.len();
                         st.tail_first += 1;
                     }
@@ -274,9 +294,10 @@ impl Stream {
                 },
             }
         };
+        let filter = filter::Filter::from_args(&consumer.arguments);
         self.cursors
             .lock()
-            .push(Arc::new(Cursor::new(consumer, start, min_ts)));
+            .push(Arc::new(Cursor::new(consumer, start, min_ts, filter)));
     }
 
     pub(crate) fn remove_consumer(&self, consumer: &Arc<crate::queue::Consumer>) {
@@ -307,6 +328,21 @@ impl Stream {
     }
 }
 
+/// One empty message shared by every stream delivery awaiting its ack.
+fn empty_message() -> Arc<Message> {
+    static EMPTY: std::sync::OnceLock<Arc<Message>> = std::sync::OnceLock::new();
+    EMPTY
+        .get_or_init(|| {
+            Message::new(
+                Default::default(),
+                Default::default(),
+                bytes::Bytes::new(),
+                bytes::Bytes::new(),
+            )
+        })
+        .clone()
+}
+
 /// A stream's size, for the management API and tests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamSummary {
@@ -318,6 +354,22 @@ pub struct StreamSummary {
 }
 
 impl Queue {
+    /// What a consumer's sink keeps of a delivery from this queue until the
+    /// client acknowledges it. A stream never takes a delivery back (an ack
+    /// only returns credit; requeue and reject do nothing), so its deliveries
+    /// keep only their offset: the content, a slice of a reader's 256 KiB
+    /// read buffer, would otherwise keep that buffer alive for as long as the
+    /// consumer's prefetch window holds the message.
+    pub fn unacked_entry(&self, msg: &QueuedMessage) -> QueuedMessage {
+        match self.is_stream() {
+            false => msg.clone(),
+            true => QueuedMessage {
+                message: empty_message(),
+                ..*msg
+            },
+        }
+    }
+
     /// "`what` not supported by stream queues queue 'q' in vhost 'v'" (540),
     /// RabbitMQ's answer to basic.get, queue.purge, nack/reject on a stream.
     pub fn stream_refusal(&self, what: &str) -> crate::error::BrokerError {
@@ -337,11 +389,23 @@ impl Queue {
         }
     }
 
-    /// A stream consumer needs a prefetch (406) and manual acks (540), as in
-    /// RabbitMQ.
-    pub fn check_stream_consume(&self, no_ack: bool, prefetch: u32) -> crate::Result<()> {
+    /// A stream consumer has no `x-priority` (406), needs a prefetch (406)
+    /// and manual acks (540), checked in that order, as in RabbitMQ 3.10.
+    pub fn check_stream_consume(
+        &self,
+        arguments: &crate::table::FieldTable,
+        no_ack: bool,
+        prefetch: u32,
+    ) -> crate::Result<()> {
         if !self.is_stream() {
             return Ok(());
+        }
+        if arguments.get("x-priority").is_some() {
+            return Err(crate::error::BrokerError::precondition_failed(format!(
+                "invalid arg 'x-priority' for queue '{}' in vhost '{}' of queue type rabbit_stream_queue",
+                self.name,
+                self.vhost_name()
+            )));
         }
         if prefetch == 0 {
             return Err(crate::error::BrokerError::precondition_failed(format!(
