@@ -303,6 +303,22 @@ async fn no_challenge_for_scripts(
 /// listeners (this one included), for `/api/overview` and the port health
 /// check.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, listeners: Vec<Listener>) {
+    serve_with(listener, broker, listeners, None).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given (through warren-web's listener,
+/// which runs the TLS handshake in each connection's task).
+pub async fn serve_with(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    listeners: Vec<Listener>,
+    tls: Option<Arc<warren_tls::Tls>>,
+) {
+    if let Some(tls) = tls {
+        let app = router(Http::new(broker, listeners));
+        warren_web::serve_with(listener, app, "HTTP API", Some(tls)).await;
+        return;
+    }
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
