@@ -14,11 +14,11 @@
 //!
 //! [`out`]: Connection::out
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::fmt;
 use tokio::io::AsyncWriteExt;
-use crate::tls::{ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
 use warren_amqp::codec::{
     write_method, BasicConsume, BasicQos, ChannelCloseOk, ChannelOpen, ConnectionClose,

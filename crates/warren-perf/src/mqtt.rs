@@ -20,13 +20,13 @@
 //! template with only the stamp and packet id patched, and everything is
 //! written in batches with one syscall.
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{BufMut, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use crate::tls::{ReadHalf, WriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
@@ -135,7 +135,8 @@ impl MqttConnection {
         let what = format!("connecting to {uri}");
         let open = async {
             let (rd, wr) =
-                crate::tls::split(connect_from(uri, slot, spread).await?, uri.tls, &uri.host).await?;
+                crate::tls::split(connect_from(uri, slot, spread).await?, uri.tls, &uri.host)
+                    .await?;
             let mut codec = MqttCodec::new(warren_mqtt::codec::DEFAULT_MAX_PACKET_SIZE);
             codec.set_version(Version::V3_1_1);
             let mut conn = MqttConnection {

@@ -24,12 +24,12 @@
 //! pre-encoded template with only the stamp (and receipt id) patched, and
 //! everything written in batches with one syscall.
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
 use futures_util::{FutureExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use crate::tls::{ReadHalf, WriteHalf};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use warren_stomp::{Command, Config, DecodeError, Frame, Item, StompCodec, StompDecoder};

@@ -56,9 +56,8 @@ fn build(o: TlsOptions) -> std::result::Result<Arc<ClientConfig>, String> {
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(AnyServer(provider)))
     } else {
-        let ca = o
-            .ca
-            .ok_or("TLS needs --tls-ca FILE (or --tls-insecure on a test machine)")?;
+        let ca =
+            o.ca.ok_or("TLS needs --tls-ca FILE (or --tls-insecure on a test machine)")?;
         let mut roots = RootCertStore::empty();
         for c in CertificateDer::pem_file_iter(&ca).map_err(|e| format!("{}: {e}", ca.display()))? {
             roots
@@ -73,8 +72,8 @@ fn build(o: TlsOptions) -> std::result::Result<Arc<ClientConfig>, String> {
                 .map_err(|e| format!("{}: {e}", cert.display()))?
                 .collect::<std::result::Result<Vec<_>, _>>()
                 .map_err(|e| format!("{}: {e}", cert.display()))?;
-            let key =
-                PrivateKeyDer::from_pem_file(&key).map_err(|e| format!("{}: {e}", key.display()))?;
+            let key = PrivateKeyDer::from_pem_file(&key)
+                .map_err(|e| format!("{}: {e}", key.display()))?;
             builder
                 .with_client_auth_cert(chain, key)
                 .map_err(|e| e.to_string())?

@@ -159,7 +159,11 @@ impl FromStr for AmqpUri {
             .ok_or_else(|| format!("{s:?}: expected amqp://user:pass@host:port/vhost"))?;
         let lower = scheme.to_ascii_lowercase();
         let tls = matches!(lower.as_str(), "amqps" | "stomps" | "mqtts");
-        let scheme = if tls { &scheme[..scheme.len() - 1] } else { scheme };
+        let scheme = if tls {
+            &scheme[..scheme.len() - 1]
+        } else {
+            scheme
+        };
         let protocol = if scheme.eq_ignore_ascii_case("amqp") {
             Protocol::Amqp
         } else if scheme.eq_ignore_ascii_case("stomp") {

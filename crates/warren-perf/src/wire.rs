@@ -4,11 +4,11 @@
 //! connections have this shape, so the producer ([`crate::produce`]) and
 //! consumer ([`crate::consume`]) loops are written once for both.
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{Buf, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use crate::tls::{ReadHalf, WriteHalf};
 use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::client::{Error, Result};
