@@ -34,6 +34,11 @@
 #   the system service. Warren gets a free MQTT port. All three speak MQTT
 #   3.1.1. With --reuse-rabbitmq, MQTT scenarios use RABBIT_MQTT_URI (default
 #   mqtt://guest:guest@127.0.0.1:1883/).
+# * TLS scenarios (tls-*): test certificates are made with openssl in a
+#   temporary directory (a CA and a server certificate for 127.0.0.1); the
+#   private node gets an AMQPS listener on port 5675 (listeners.ssl, verify
+#   none) with them, Warren --amqps-port on a free port with the same ones.
+#   perf connects with amqps:// and --tls-ca.
 # * Builds Warren in release mode; a fresh Warren (temporary data directory,
 #   free port) is started for each scenario.
 # * Runs each scenario against RabbitMQ, then against Warren, never both at
@@ -86,6 +91,9 @@ bench_stomp_port=61614
 bench_web_port=15684
 # MQTT listeners of the private node and of mosquitto; never 1883 (the shared node's).
 bench_mqtt_port=18830
+# AMQPS listener of the private node (never 5671, RabbitMQ's default).
+bench_tls_port=5675
+tls_dir=""
 mosquitto_port=18831
 rabbit_mqtt_uri=""
 rabbit_dir=""
@@ -93,6 +101,7 @@ rabbit_pid=""
 rabbit_uri=""
 rabbit_stomp_uri=""
 rabbit_web_url=""
+rabbit_tls_uri=""
 rabbitmqctl_node() { sudo_if_needed rabbitmqctl -n "$1" "${@:2}"; }
 node_pid() { rabbitmqctl_node "$1" eval 'list_to_integer(os:getpid()).' 2>/dev/null | tr -dc '0-9'; }
 
@@ -117,6 +126,7 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
       rabbit_stomp_uri=${RABBIT_STOMP_URI:-stomp://guest:guest@127.0.0.1:61613/}
       rabbit_web_url=${RABBIT_WEB_URL:-ws://127.0.0.1:15674/ws}
       rabbit_mqtt_uri=${RABBIT_MQTT_URI:-mqtt://guest:guest@127.0.0.1:1883/}
+      rabbit_tls_uri=${RABBIT_TLS_URI:-amqps://guest:guest@127.0.0.1:5671/%2F}
       if [ -z "${RABBIT_URI:-}" ] && ! sudo_if_needed rabbitmqctl status >/dev/null 2>&1; then
         echo "== starting RabbitMQ"
         sudo_if_needed rabbitmq-server -detached
@@ -143,6 +153,15 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
       echo "stomp.listeners.tcp.1 = 127.0.0.1:$bench_stomp_port"
       echo "web_stomp.tcp.port = $bench_web_port"
       echo "web_stomp.tcp.ip = 127.0.0.1"
+    } >"$rabbit_dir/rabbitmq.conf"
+  elif [ "$stomp" = tls ]; then
+    echo '[].' >"$rabbit_dir/enabled_plugins"
+    {
+      echo "listeners.ssl.1 = 127.0.0.1:$bench_tls_port"
+      echo "ssl_options.cacertfile = $tls_dir/ca_certificate.pem"
+      echo "ssl_options.certfile = $tls_dir/server_certificate.pem"
+      echo "ssl_options.keyfile = $tls_dir/server_key.pem"
+      echo "ssl_options.verify = verify_none"
     } >"$rabbit_dir/rabbitmq.conf"
   elif [ "$stomp" = mqtt ]; then
     echo '[rabbitmq_mqtt].' >"$rabbit_dir/enabled_plugins"
@@ -191,6 +210,8 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
   [ "$stomp" = mqtt ] && plugin_port=$bench_mqtt_port
   [ "$stomp" = stomp ] && plugin_port=$bench_stomp_port
   [ "$stomp" = web ] && plugin_port=$bench_web_port
+  [ "$stomp" = tls ] && plugin_port=$bench_tls_port
+  rabbit_tls_uri="amqps://guest:guest@127.0.0.1:$bench_tls_port/%2F"
   if [ -n "$plugin_port" ]; then
     # The plugin's listener comes up after await_startup; wait for it.
     for _ in $(seq 1 100); do
@@ -279,18 +300,39 @@ stop_warren() {
   fi
   if [ -n "$warren_dir" ]; then rm -rf "$warren_dir"; warren_dir=""; fi
 }
-trap 'stop_warren; stop_rabbit; stop_mosquitto' EXIT
+trap 'stop_warren; stop_rabbit; stop_mosquitto; [ -z "$tls_dir" ] || rm -rf "$tls_dir"' EXIT
+make_tls_certs() { # a CA and a server certificate for 127.0.0.1/localhost, readable by rabbitmq
+  [ -n "$tls_dir" ] && return
+  tls_dir=$(mktemp -d /tmp/warren-bench-tls.XXXXXX)
+  chmod 755 "$tls_dir"
+  (
+    cd "$tls_dir"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout ca_key.pem -out ca_certificate.pem \
+      -days 30 -subj "/CN=Warren bench CA" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -keyout server_key.pem -out server.csr \
+      -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca_certificate.pem -CAkey ca_key.pem -CAcreateserial \
+      -out server_certificate.pem -days 30 -extfile server.ext 2>/dev/null
+    chmod 644 ./*.pem
+  )
+}
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 start_warren() { # [stomp|web|http|mqtt]: also listen for STOMP / Web-STOMP and SSE / the management API / MQTT, on a free port
   stop_warren
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
-  local port stomp_port=0 web_port=0 http_port=0 mqtt_port=0
+  local port stomp_port=0 web_port=0 http_port=0 mqtt_port=0 tls_port=0 tls_args=()
   port=$(free_port)
+  if [ "${1:-}" = tls ]; then
+    tls_port=$(free_port)
+    tls_args=(--tls-cert "$tls_dir/server_certificate.pem" --tls-key "$tls_dir/server_key.pem"
+      --amqps-port "$tls_port" --stomps-port 0 --mqtts-port 0)
+  fi
   [ "${1:-}" = stomp ] && stomp_port=$(free_port)
   [ "${1:-}" = web ] && web_port=$(free_port)
   [ "${1:-}" = http ] && http_port=$(free_port)
   [ "${1:-}" = mqtt ] && mqtt_port=$(free_port)
-  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --mqtt-port "$mqtt_port" --web-mqtt-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn \
+  "$warren" server --bind 127.0.0.1 --amqp-port "$port" --stomp-port "$stomp_port" --web-stomp-port "$web_port" --http-port "$http_port" --mqtt-port "$mqtt_port" --web-mqtt-port 0 --prometheus-port 0 --data-dir "$warren_dir/data" --log warn "${tls_args[@]}" \
     >"$warren_dir/warren.log" 2>&1 &
   warren_pid=$!
   for _ in $(seq 1 100); do
@@ -298,7 +340,8 @@ start_warren() { # [stomp|web|http|mqtt]: also listen for STOMP / Web-STOMP and 
       { [ "$stomp_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$stomp_port") 2>/dev/null; } &&
       { [ "$web_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$web_port") 2>/dev/null; } &&
       { [ "$http_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$http_port") 2>/dev/null; } &&
-      { [ "$mqtt_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null; } && break
+      { [ "$mqtt_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$mqtt_port") 2>/dev/null; } &&
+      { [ "$tls_port" = 0 ] || (echo >/dev/tcp/127.0.0.1/"$tls_port") 2>/dev/null; } && break
     sleep 0.1
   done
   warren_uri="amqp://guest:guest@127.0.0.1:$port/%2F"
@@ -306,6 +349,7 @@ start_warren() { # [stomp|web|http|mqtt]: also listen for STOMP / Web-STOMP and 
   warren_web_url="ws://127.0.0.1:$web_port/ws"
   warren_http_url="http://guest:guest@127.0.0.1:$http_port"
   warren_mqtt_uri="mqtt://guest:guest@127.0.0.1:$mqtt_port/"
+  warren_tls_uri="amqps://guest:guest@127.0.0.1:$tls_port/%2F"
 }
 
 # --- machine ------------------------------------------------------------------
@@ -374,6 +418,10 @@ scenarios=(
   "mqtt-qos1-1p1c|--protocol mqtt --qos 1 -c 1000 -x 1 -y 1 -s 16 -z $duration"
   "mqtt-idle-16k|mqtt-connections --protocol mqtt --connections 16000 --concurrency 64 --source-addresses 8 --broker-pid PID"
   "mqtt-fanin-10k|--protocol mqtt --qos 0 -x 10000 -y 1 -s 16 -r 1 -z $duration"
+  # AMQPS (TLS 1.3, AES-256-GCM, both brokers' defaults): tp-1p1c over TLS
+  # (TLSCA is replaced by the test CA). The table compares Warren over TLS
+  # with RabbitMQ over TLS and with Warren's plain tp-1p1c of the same run.
+  "tls-1p1c|--tls-ca TLSCA -x 1 -y 1 --queues 1 -s 16 -a -z $duration"
 )
 
 run_one() { # name broker uri pid web_url args...
@@ -382,6 +430,7 @@ run_one() { # name broker uri pid web_url args...
   local args="${*//PID/$pid}"
   args="${args//WEBURL/$web_url}"
   args="${args//HTTPURL/$warren_http_url}"
+  args="${args//TLSCA/$tls_dir/ca_certificate.pem}"
   local base="$out/$name.$broker"
   echo "-- $name on $broker: warren perf $args  (loadavg $(cut -d' ' -f1-3 /proc/loadavg))"
   {
@@ -412,10 +461,11 @@ for entry in "${scenarios[@]}"; do
   [[ " $args " == *" --protocol mqtt "* ]] && proto=mqtt
   # The api-poll scenarios compare Warren with itself (polled or not).
   [[ $name == api-poll-* ]] && proto=http
+  if [[ " $args " == *" --tls-ca "* ]]; then proto=tls; make_tls_certs; fi
   # RabbitMQ has no Server-Sent Events.
   if [[ " $args " != *" --transport sse "* ]] && [ "$proto" != http ]; then
     start_rabbit $proto
-    case $proto in stomp) uri=$rabbit_stomp_uri ;; mqtt) uri=$rabbit_mqtt_uri ;; *) uri=$rabbit_uri ;; esac
+    case $proto in stomp) uri=$rabbit_stomp_uri ;; mqtt) uri=$rabbit_mqtt_uri ;; tls) uri=$rabbit_tls_uri ;; *) uri=$rabbit_uri ;; esac
     run_one "$name" rabbitmq "$uri" "$rabbit_pid" "$rabbit_web_url" $args
     stop_rabbit
     sleep 3
@@ -427,7 +477,7 @@ for entry in "${scenarios[@]}"; do
     sleep 3
   fi
   start_warren $proto
-  case $proto in stomp) uri=$warren_stomp_uri ;; mqtt) uri=$warren_mqtt_uri ;; *) uri=$warren_uri ;; esac
+  case $proto in stomp) uri=$warren_stomp_uri ;; mqtt) uri=$warren_mqtt_uri ;; tls) uri=$warren_tls_uri ;; *) uri=$warren_uri ;; esac
   run_one "$name" warren "$uri" "$warren_pid" "$warren_web_url" $args
   stop_warren
   sleep 3

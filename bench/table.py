@@ -103,6 +103,8 @@ ROWS = [
      "consumed msg/s", lambda r: get(r, "consume_rate"), fmt_rate, True, None),
     ("tp-1p1c-safe", "", "p99 latency",
      lambda r: get(r, "latency", "p99_us"), fmt_us, False, None),
+    ("tls-1p1c", "AMQPS 1p/1c, 16 B, transient, auto-ack (TLS 1.3, AES-256-GCM)", "consumed msg/s",
+     lambda r: get(r, "consume_rate"), fmt_rate, True, ("ratio_min", 5)),
     ("stomp-1p1c", "STOMP 1p/1c, 16 B, SEND to /queue, ack:client (prefetch-count 1000, ACK every 100)",
      "consumed msg/s", lambda r: get(r, "consume_rate"), fmt_rate, True, ("ratio_min", 5)),
     ("stomp-1p1c", "", "p99 latency",

@@ -75,7 +75,8 @@ status=0
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_STOMP_PORT="$web_port" \
   MQTT_PORT="$mqtt_port" WEB_MQTT_PORT="$web_mqtt_port" HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
-  --ignore=tests/python/durability --ignore=tests/python/features --ignore=tests/python/hostile || status=$?
+  --ignore=tests/python/durability --ignore=tests/python/features --ignore=tests/python/hostile \
+  --ignore=tests/python/tls || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
 echo "== browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
@@ -88,6 +89,8 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
 echo "== examples (examples/*/test.sh against a fresh broker of their own) and the Debian package"
 WARREN_BIN="$WARREN_BIN" bash examples/run-all.sh || status=$?
 bash debian/test.sh || status=$?
+echo "== TLS tests (AMQPS, STOMPS, MQTTS, HTTPS/WSS, client certificates; own brokers)"
+WARREN_BIN="$WARREN_BIN" python3 -m pytest tests/python/tls -q -p no:cacheprovider || status=$?
 echo "== durability tests (kill -9, torn tails, alarms, backlog)"
 python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
 echo "== hostile-client tests (slowloris, churn, auth floods, alarm floods, disk full)"

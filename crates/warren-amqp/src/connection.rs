@@ -105,7 +105,15 @@ where
 
     let handshake = tokio::time::timeout_at(
         deadline,
-        handshake(&broker, &mut frames, &mut wr, peer, &limits, &stats),
+        handshake(
+            &broker,
+            &mut frames,
+            &mut wr,
+            peer,
+            &limits,
+            &stats,
+            ends.tls.as_deref(),
+        ),
     )
     .await;
     let hs = match handshake {
@@ -182,7 +190,7 @@ where
         heartbeat: hs.heartbeat,
         frame_max: hs.frame_max,
         channel_max: hs.channel_max,
-        ssl: false,
+        tls: ends.tls.clone(),
         stats,
         channels: Some(channel_list.clone()),
     });
@@ -312,11 +320,15 @@ async fn handshake<R, W>(
     peer: SocketAddr,
     limits: &warren_core::Limits,
     stats: &ConnectionStats,
+    tls: Option<&warren_core::net::TlsInfo>,
 ) -> Result<Handshake, HsError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    // EXTERNAL (RabbitMQ's rabbitmq_auth_mechanism_ssl) only on a TLS
+    // connection whose client certificate was verified and names a user.
+    let cert_user = tls.and_then(|t| t.login.clone());
     let mut out = bytes::BytesMut::new();
     write_method(
         &mut out,
@@ -325,7 +337,11 @@ where
             version_major: 0,
             version_minor: 9,
             server_properties: server_properties(),
-            mechanisms: Bytes::from_static(b"PLAIN AMQPLAIN"),
+            mechanisms: if cert_user.is_some() {
+                Bytes::from_static(b"PLAIN AMQPLAIN EXTERNAL")
+            } else {
+                Bytes::from_static(b"PLAIN AMQPLAIN")
+            },
             locales: Bytes::from_static(b"en_US"),
         }),
     );
@@ -341,7 +357,8 @@ where
     };
     let cancel_notify = capability("consumer_cancel_notify");
     let blocked_notify = capability("connection.blocked");
-    if !matches!(start_ok.mechanism.as_bytes(), b"PLAIN" | b"AMQPLAIN") {
+    let external = start_ok.mechanism.as_bytes() == b"EXTERNAL" && cert_user.is_some();
+    if !external && !matches!(start_ok.mechanism.as_bytes(), b"PLAIN" | b"AMQPLAIN") {
         let e = BrokerError::command_invalid(format!(
             "unknown authentication mechanism '{}'",
             start_ok.mechanism
@@ -349,24 +366,31 @@ where
         return Err(Some((e, 10, 11)));
     }
     // RabbitMQ sends class/method 0 with authentication failures.
-    let Some((username, password)) = credentials(start_ok.mechanism.as_bytes(), &start_ok.response)
-    else {
+    let credentials = match &cert_user {
+        // The response is not read: the certificate is the credential.
+        Some(user) if external => Some((user.clone(), Vec::new())),
+        _ => credentials(start_ok.mechanism.as_bytes(), &start_ok.response),
+    };
+    let Some((username, password)) = credentials else {
         let e = BrokerError::access_refused(format!(
             "Login was refused using authentication mechanism {}. For details see the broker logfile.",
             start_ok.mechanism
         ));
         return Err(Some((e, 0, 0)));
     };
-    let user = broker
-        .authenticate(&username, &password, Some(peer.ip()))
-        .map_err(|mut e| {
-            if e.text.contains("mechanism PLAIN") {
-                e.text = e
-                    .text
-                    .replace("PLAIN", &start_ok.mechanism.to_string_lossy());
-            }
-            Some((e, 0, 0))
-        })?;
+    let login = if external {
+        broker.authenticate_certificate(&username, Some(peer.ip()))
+    } else {
+        broker.authenticate(&username, &password, Some(peer.ip()))
+    };
+    let user = login.map_err(|mut e| {
+        if e.text.contains("mechanism PLAIN") {
+            e.text = e
+                .text
+                .replace("PLAIN", &start_ok.mechanism.to_string_lossy());
+        }
+        Some((e, 0, 0))
+    })?;
     out.clear();
     write_method(
         &mut out,

@@ -12,4 +12,4 @@ pub mod events;
 pub mod server;
 pub mod writer;
 
-pub use server::serve;
+pub use server::{serve, serve_tls};

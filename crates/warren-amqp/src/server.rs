@@ -17,3 +17,12 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     })
     .await
 }
+
+/// Accept AMQP 0-9-1 connections over TLS forever: the same connection code,
+/// over warren-tls's stream.
+pub async fn serve_tls(listener: TcpListener, broker: Arc<Broker>, tls: Arc<warren_tls::Tls>) {
+    warren_tls::accept_loop(listener, tls, "AMQP 0-9-1", move |stream, ends| {
+        serve_connection(broker.clone(), stream, ends)
+    })
+    .await
+}

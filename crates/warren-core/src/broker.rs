@@ -323,6 +323,25 @@ impl Broker {
         Ok(user)
     }
 
+    /// Log in the user a verified client certificate names (AMQP's EXTERNAL,
+    /// STOMP and MQTT certificate logins): the user must exist, as with
+    /// RabbitMQ's internal backend, and no password is checked (the TLS
+    /// handshake checked the certificate). The loopback rule still applies.
+    pub fn authenticate_certificate(&self, username: &str, peer: Option<IpAddr>) -> Result<User> {
+        let user = self.user(username).ok_or_else(|| {
+            BrokerError::access_refused(
+                "Login was refused using authentication mechanism EXTERNAL. For details see the broker logfile.",
+            )
+        })?;
+        if user.loopback_only && !peer.map(|p| p.is_loopback()).unwrap_or(false) {
+            return Err(BrokerError::access_refused(format!(
+                "User '{}' can only connect via localhost",
+                username
+            )));
+        }
+        Ok(user)
+    }
+
     /// Open a vhost for a user (connection.open): 530 NOT_ALLOWED if it does not
     /// exist or the user has no access, as RabbitMQ answers.
     pub fn open_vhost(&self, user: &User, vhost: &str) -> Result<Arc<VHost>> {

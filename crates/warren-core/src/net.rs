@@ -10,6 +10,7 @@
 //! still sends, until the client closes its side or a timeout passes.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -49,14 +50,72 @@ pub async fn discard_until_eof<R: AsyncRead + Unpin>(reader: &mut R, timeout: Du
 }
 
 /// The two ends of a client connection.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Endpoints {
     /// The client's address.
     pub peer: SocketAddr,
     /// Ours.
     pub local: SocketAddr,
-    /// When the socket was accepted: the handshake deadline counts from here.
+    /// When the socket was accepted: the handshake deadline counts from here
+    /// (a TLS handshake included).
     pub accepted: tokio::time::Instant,
+    /// What the TLS handshake negotiated; None on a plain TCP listener.
+    pub tls: Option<Arc<TlsInfo>>,
+}
+
+/// What a TLS connection negotiated, as RabbitMQ's management shows it
+/// (`ssl_protocol`, `ssl_cipher`, `ssl_key_exchange`, `ssl_hash`) and what
+/// certificate logins read (the verified client certificate). Filled in by
+/// the TLS acceptor (warren-tls); plain strings, so the core needs no TLS
+/// library.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsInfo {
+    /// "tlsv1.2", "tlsv1.3".
+    pub protocol: String,
+    /// Erlang's names, as RabbitMQ shows them: "aes_256_gcm".
+    pub cipher: String,
+    /// "ecdhe_rsa", "ecdhe_ecdsa"; "any" for TLS 1.3.
+    pub key_exchange: String,
+    /// The MAC: "aead" for every suite rustls offers.
+    pub hash: String,
+    /// The client's certificate, only when one was presented and verified
+    /// against the configured CA (`--tls-verify peer`).
+    pub peer_cert: Option<PeerCert>,
+    /// The user a certificate login logs in as: the verified certificate's
+    /// CN (or its whole subject DN, RabbitMQ's `ssl_cert_login_from`); None
+    /// without a verified certificate or without exactly one CN.
+    pub login: Option<String>,
+    /// Whether STOMP and MQTT clients that send no credentials log in as
+    /// [`TlsInfo::login`] (RabbitMQ's `ssl_cert_login`). AMQP's EXTERNAL is
+    /// offered whenever `login` is set.
+    pub cert_login: bool,
+}
+
+/// A verified client certificate.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PeerCert {
+    /// The subject's distinguished name as RabbitMQ formats it
+    /// (`peer_cert_subject`, and the user name with
+    /// `ssl_cert_login_from = distinguished_name`): "CN=alice,O=Example".
+    pub subject: String,
+    /// The issuer's, the same way.
+    pub issuer: String,
+    /// "2026-11-30T12:00:00Z - 2027-11-30T12:00:00Z".
+    pub validity: String,
+    /// The subject's common name (the last CN), if it has one.
+    pub common_name: Option<String>,
+}
+
+impl Endpoints {
+    /// A plain TCP connection's ends.
+    pub fn tcp(peer: SocketAddr, local: SocketAddr) -> Endpoints {
+        Endpoints {
+            peer,
+            local,
+            accepted: tokio::time::Instant::now(),
+            tls: None,
+        }
+    }
 }
 
 impl Endpoints {
@@ -88,14 +147,7 @@ where
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
                 let local = socket.local_addr().unwrap_or(fallback);
-                serve(
-                    socket,
-                    Endpoints {
-                        peer,
-                        local,
-                        accepted: tokio::time::Instant::now(),
-                    },
-                );
+                serve(socket, Endpoints::tcp(peer, local));
             }
             Err(e) => {
                 // EMFILE and friends: back off instead of spinning.

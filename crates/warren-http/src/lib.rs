@@ -26,14 +26,13 @@ pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
-use axum::serve::ListenerExt;
 use axum::Router;
 use controller::*;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+
 use warren_core::Broker;
 
 /// A listener the broker runs, as `/api/overview` lists it.
@@ -303,24 +302,21 @@ async fn no_challenge_for_scripts(
 /// listeners (this one included), for `/api/overview` and the port health
 /// check.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, listeners: Vec<Listener>) {
-    let local = match listener.local_addr() {
-        Ok(a) => a,
-        Err(e) => {
-            warn!(error = %e, "HTTP API listener has no address");
-            return;
-        }
-    };
-    info!(addr = %local, "HTTP API listener started");
+    serve_with(listener, broker, listeners, None).await
+}
+
+/// [`serve`], over HTTPS when `tls` is given (through warren-web's listener,
+/// which runs the TLS handshake in each connection's task).
+pub async fn serve_with(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    listeners: Vec<Listener>,
+    tls: Option<Arc<warren_tls::Tls>>,
+) {
+    // warren-web's listener (hyper per connection, as axum::serve) for both:
+    // it also bounds how long a request head may take (the broker's
+    // handshake timeout), which axum::serve does not.
+    let timeout = broker.limits.handshake_timeout;
     let app = router(Http::new(broker, listeners));
-    let listener = listener.tap_io(|tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    if let Err(e) = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .await
-    {
-        warn!(error = %e, "HTTP API listener stopped");
-    }
+    warren_web::serve_with(listener, app, "HTTP API", timeout, tls).await;
 }

@@ -156,7 +156,14 @@ pub async fn serve_transport<R, W>(
         }
     };
     let version = connect.version;
-    let login = match login(&node, connect, peer) {
+    // RabbitMQ's mqtt.ssl_cert_login: a CONNECT without a user name on a TLS
+    // connection with a verified certificate logs in as its user.
+    let cert_user = ends
+        .tls
+        .as_ref()
+        .filter(|t| t.cert_login)
+        .and_then(|t| t.login.clone());
+    let login = match login(&node, connect, peer, cert_user) {
         Ok(l) => l,
         Err((code, reason)) => {
             // Bad credentials are logged, rate-limited, by the broker's
@@ -303,7 +310,7 @@ pub async fn serve_transport<R, W>(
         heartbeat: login.keep_alive,
         frame_max: 0,
         channel_max: 1,
-        ssl: false,
+        tls: ends.tls.clone(),
         stats,
         channels: Some(out.clone()),
     });
@@ -459,6 +466,7 @@ fn login(
     node: &Node,
     connect: Box<Connect>,
     peer: SocketAddr,
+    cert_user: Option<String>,
 ) -> Result<Login, (ReasonCode, String)> {
     let v5 = connect.version.is_v5();
     if connect.properties.authentication_method.is_some() {
@@ -493,7 +501,13 @@ fn login(
             "MQTT 3.1 client ids have at most 23 characters".into(),
         ));
     }
+    let by_certificate = connect.username.is_none() && connect.password.is_none();
+    let cert_user = cert_user.filter(|_| by_certificate);
     let (user, vhost_name) = match &connect.username {
+        None if cert_user.is_some() => (
+            cert_user.clone().unwrap_or_default(),
+            node.config.default_vhost.clone(),
+        ),
         Some(u) => {
             let u = String::from_utf8_lossy(u).into_owned();
             // RabbitMQ's `vhost:user` user names select the vhost.
@@ -514,7 +528,11 @@ fn login(
             }
         },
     };
-    let user = if connect.username.is_none() {
+    let user = if cert_user.is_some() {
+        node.broker
+            .authenticate_certificate(&user, Some(peer.ip()))
+            .map_err(|e| (ReasonCode::BAD_USER_NAME_OR_PASSWORD, e.text))?
+    } else if connect.username.is_none() {
         node.broker.user(&user).ok_or_else(|| {
             (
                 ReasonCode::NOT_AUTHORIZED,

@@ -52,7 +52,7 @@ pub use packet::*;
 pub use properties::Properties;
 pub use reason::ReasonCode;
 pub use registry::Node;
-pub use server::serve;
+pub use server::{serve, serve_tls};
 
 #[cfg(test)]
 mod tests;

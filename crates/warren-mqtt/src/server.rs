@@ -17,3 +17,12 @@ pub async fn serve(listener: TcpListener, node: Arc<Node>) {
     })
     .await
 }
+
+/// Accept MQTT connections over TLS forever: the same connection code,
+/// over warren-tls's stream.
+pub async fn serve_tls(listener: TcpListener, node: Arc<Node>, tls: Arc<warren_tls::Tls>) {
+    warren_tls::accept_loop(listener, tls, "MQTT", move |stream, ends| {
+        serve_connection(node.clone(), stream, ends)
+    })
+    .await
+}

@@ -14,11 +14,11 @@
 //!
 //! [`out`]: Connection::out
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use std::fmt;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 use warren_amqp::codec::{
     write_method, BasicConsume, BasicQos, ChannelCloseOk, ChannelOpen, ConnectionClose,
@@ -92,8 +92,8 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// loops can borrow the reader, writer and buffer separately (e.g. a `select!`
 /// over reading confirms and writing publishes).
 pub struct Connection {
-    pub(crate) reader: FramedRead<OwnedReadHalf, FrameDecoder>,
-    pub(crate) writer: OwnedWriteHalf,
+    pub(crate) reader: FramedRead<ReadHalf, FrameDecoder>,
+    pub(crate) writer: WriteHalf,
     /// Frames waiting to be written.
     pub(crate) out: BytesMut,
     /// Negotiated frame size limit (framing included).

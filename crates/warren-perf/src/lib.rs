@@ -63,6 +63,7 @@ pub mod seq;
 pub mod stomp;
 pub mod stream;
 pub mod throughput;
+pub mod tls;
 pub mod uri;
 pub mod web;
 pub mod web_fanout;
@@ -313,6 +314,23 @@ pub struct PerfArgs {
     #[arg(long)]
     pub web_url: Option<String>,
 
+    /// TLS (amqps://, stomps://, mqtts:// URIs): CA certificates (PEM) the
+    /// broker's certificate must chain to.
+    #[arg(long)]
+    pub tls_ca: Option<std::path::PathBuf>,
+
+    /// TLS: accept any broker certificate (loopback benchmarks only).
+    #[arg(long)]
+    pub tls_insecure: bool,
+
+    /// TLS: a client certificate (PEM), for brokers that require one.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+
+    /// TLS: the client certificate's key (PEM).
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+
     /// Web scenarios: subscribers, one connection each.
     #[arg(long, default_value_t = 1000)]
     pub subscribers: usize,
@@ -427,6 +445,12 @@ impl Default for Names {
 /// Run the scenario the arguments ask for.
 pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
     let uri = args.broker_uri().map_err(client::Error::Other)?;
+    tls::configure(tls::TlsOptions {
+        ca: args.tls_ca.clone(),
+        insecure: args.tls_insecure,
+        cert: args.tls_cert.clone(),
+        key: args.tls_key.clone(),
+    });
     let names = Names::new();
     Ok(match (args.scenario, uri.protocol) {
         // Only the credentials and vhost of the URI are used.

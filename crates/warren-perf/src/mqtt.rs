@@ -20,13 +20,13 @@
 //! template with only the stamp and packet id patched, and everything is
 //! written in batches with one syscall.
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{BufMut, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
@@ -123,8 +123,8 @@ pub(crate) fn check_connack(p: &Packet) -> Result<()> {
 /// One MQTT 3.1.1 client connection; halves and output buffer apart so the
 /// hot loops can read and write in one `select!`.
 pub struct MqttConnection {
-    reader: FramedRead<OwnedReadHalf, MqttCodec>,
-    writer: OwnedWriteHalf,
+    reader: FramedRead<ReadHalf, MqttCodec>,
+    writer: WriteHalf,
     out: BytesMut,
     codec: MqttCodec,
 }
@@ -134,7 +134,9 @@ impl MqttConnection {
     pub async fn open(uri: &AmqpUri, client_id: &str, slot: usize, spread: u8) -> Result<Self> {
         let what = format!("connecting to {uri}");
         let open = async {
-            let (rd, wr) = connect_from(uri, slot, spread).await?.into_split();
+            let (rd, wr) =
+                crate::tls::split(connect_from(uri, slot, spread).await?, uri.tls, &uri.host)
+                    .await?;
             let mut codec = MqttCodec::new(warren_mqtt::codec::DEFAULT_MAX_PACKET_SIZE);
             codec.set_version(Version::V3_1_1);
             let mut conn = MqttConnection {

@@ -4,10 +4,10 @@
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 
 use crate::client::{Error, Result};
+use crate::tls::{ReadHalf, WriteHalf};
 use crate::uri::AmqpUri;
 
 /// Connecting and logging in (AMQP or STOMP) must be done by then.
@@ -26,10 +26,12 @@ pub(crate) async fn connect(host: &str, port: u16, peer: impl Display) -> Result
     Ok(socket)
 }
 
-/// Connect to the broker of `uri`, split into halves so that the hot loops
-/// can read and write in one `select!`.
-pub(crate) async fn connect_split(uri: &AmqpUri) -> Result<(OwnedReadHalf, OwnedWriteHalf)> {
-    Ok(connect(&uri.host, uri.port, uri).await?.into_split())
+/// Connect to the broker of `uri` (TLS for amqps://, stomps://, mqtts://),
+/// split into halves so that the hot loops can read and write in one
+/// `select!`.
+pub(crate) async fn connect_split(uri: &AmqpUri) -> Result<(ReadHalf, WriteHalf)> {
+    let tcp = connect(&uri.host, uri.port, uri).await?;
+    crate::tls::split(tcp, uri.tls, &uri.host).await
 }
 
 /// `f`, or an error saying `what` got no answer within `limit`.

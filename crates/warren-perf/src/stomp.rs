@@ -24,12 +24,12 @@
 //! pre-encoded template with only the stamp (and receipt id) patched, and
 //! everything written in batches with one syscall.
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::BytesMut;
 use futures_util::{FutureExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::FramedRead;
 use tokio_util::sync::CancellationToken;
 use warren_stomp::{Command, Config, DecodeError, Frame, Item, StompCodec, StompDecoder};
@@ -79,8 +79,8 @@ fn unexpected(what: &str, frame: &Frame) -> Error {
 /// halves and the output buffer are separate fields so the hot loops can read
 /// and write in one `select!`.
 pub struct StompConnection {
-    reader: FramedRead<OwnedReadHalf, StompDecoder>,
-    writer: OwnedWriteHalf,
+    reader: FramedRead<ReadHalf, StompDecoder>,
+    writer: WriteHalf,
     /// Frames waiting to be written.
     out: BytesMut,
     encoder: StompEncoder,

@@ -2,8 +2,9 @@
 //! and their STOMP twin `stomp://user:pass@host:port/vhost` (default port 61613;
 //! the vhost goes into CONNECT's `host` header, as RabbitMQ's STOMP plugin reads it).
 //!
-//! Only what a load generator needs: no TLS (`amqps`) and no query parameters
-//! (they are accepted and ignored, so URIs copied from other tools still work).
+//! `amqps://`, `stomps://` and `mqtts://` are the same over TLS (default ports
+//! 5671, 61614, 8883; see `crate::tls`). Query parameters are accepted and
+//! ignored, so URIs copied from other tools still work.
 
 use clap::ValueEnum;
 use serde::Serialize;
@@ -31,6 +32,15 @@ impl Protocol {
         }
     }
 
+    /// RabbitMQ's TLS ports.
+    pub fn default_tls_port(self) -> u16 {
+        match self {
+            Protocol::Amqp => 5671,
+            Protocol::Stomp => 61614,
+            Protocol::Mqtt => 8883,
+        }
+    }
+
     pub fn default_port(self) -> u16 {
         match self {
             Protocol::Amqp => 5672,
@@ -50,6 +60,8 @@ pub struct AmqpUri {
     pub user: String,
     pub password: String,
     pub vhost: String,
+    /// From an `amqps://`, `stomps://` or `mqtts://` scheme: TLS.
+    pub tls: bool,
 }
 
 impl Default for AmqpUri {
@@ -61,6 +73,7 @@ impl Default for AmqpUri {
             user: "guest".into(),
             password: "guest".into(),
             vhost: "/".into(),
+            tls: false,
         }
     }
 }
@@ -70,8 +83,9 @@ impl fmt::Display for AmqpUri {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "{}://{}@{}/{}",
+            "{}{}://{}@{}/{}",
             self.protocol.scheme(),
+            if self.tls { "s" } else { "" },
             self.user,
             authority(&self.host, self.port),
             percent_encode(&self.vhost, b"-._~")
@@ -143,9 +157,13 @@ impl FromStr for AmqpUri {
         let (scheme, rest) = s
             .split_once("://")
             .ok_or_else(|| format!("{s:?}: expected amqp://user:pass@host:port/vhost"))?;
-        if scheme.eq_ignore_ascii_case("amqps") {
-            return Err("amqps:// (TLS) is not supported by warren perf".into());
-        }
+        let lower = scheme.to_ascii_lowercase();
+        let tls = matches!(lower.as_str(), "amqps" | "stomps" | "mqtts");
+        let scheme = if tls {
+            &scheme[..scheme.len() - 1]
+        } else {
+            scheme
+        };
         let protocol = if scheme.eq_ignore_ascii_case("amqp") {
             Protocol::Amqp
         } else if scheme.eq_ignore_ascii_case("stomp") {
@@ -164,7 +182,12 @@ impl FromStr for AmqpUri {
         };
         let mut uri = AmqpUri {
             protocol,
-            port: protocol.default_port(),
+            port: if tls {
+                protocol.default_tls_port()
+            } else {
+                protocol.default_port()
+            },
+            tls,
             ..AmqpUri::default()
         };
         let hostport = match authority.rsplit_once('@') {
@@ -226,7 +249,11 @@ mod tests {
             (u.host.as_str(), u.port, u.vhost.as_str()),
             ("::1", 5700, "v")
         );
-        assert!("amqps://x".parse::<AmqpUri>().is_err());
+        let u: AmqpUri = "amqps://x".parse().unwrap();
+        assert_eq!((u.tls, u.port), (true, 5671));
+        assert_eq!(u.to_string(), "amqps://guest@x:5671/%2F");
+        let u: AmqpUri = "mqtts://x".parse().unwrap();
+        assert_eq!((u.protocol, u.tls, u.port), (Protocol::Mqtt, true, 8883));
         assert!("amqp://x:notaport".parse::<AmqpUri>().is_err());
         assert!("http://x".parse::<AmqpUri>().is_err());
     }

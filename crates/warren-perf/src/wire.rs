@@ -4,11 +4,11 @@
 //! connections have this shape, so the producer ([`crate::produce`]) and
 //! consumer ([`crate::consume`]) loops are written once for both.
 
+use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{Buf, BytesMut};
 use futures_util::{FutureExt, StreamExt};
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio_util::codec::{Decoder, FramedRead};
 
 use crate::client::{Error, Result};
@@ -16,10 +16,10 @@ use crate::client::{Error, Result};
 /// Waiting for the broker to acknowledge a polite close.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(5);
 
-pub(crate) type Reader<D> = FramedRead<OwnedReadHalf, D>;
+pub(crate) type Reader<D> = FramedRead<ReadHalf, D>;
 
 /// A connection's reader, writer and output buffer, borrowed apart.
-pub(crate) type Parts<'a, D> = (&'a mut Reader<D>, &'a mut OwnedWriteHalf, &'a mut BytesMut);
+pub(crate) type Parts<'a, D> = (&'a mut Reader<D>, &'a mut WriteHalf, &'a mut BytesMut);
 
 /// What a connection's decoder hands out.
 pub(crate) type Item<W> = <<W as Wire>::Codec as Decoder>::Item;
@@ -45,7 +45,7 @@ pub(crate) fn try_next<D: Decoder<Error: Into<Error>>>(
 }
 
 /// Write everything buffered.
-pub(crate) async fn flush(writer: &mut OwnedWriteHalf, out: &mut BytesMut) -> Result<()> {
+pub(crate) async fn flush(writer: &mut WriteHalf, out: &mut BytesMut) -> Result<()> {
     if !out.is_empty() {
         writer.write_all(out).await?;
         out.clear();
@@ -73,7 +73,7 @@ pub(crate) async fn await_close<D: Decoder>(
 /// Write what the socket takes now. Cancel-safe like `write` (nothing is
 /// written if another `select!` branch wins), so reading never waits for a
 /// full socket buffer.
-pub(crate) async fn write_some(writer: &mut OwnedWriteHalf, out: &mut BytesMut) -> Result<()> {
+pub(crate) async fn write_some(writer: &mut WriteHalf, out: &mut BytesMut) -> Result<()> {
     let n = writer.write(out).await?;
     if n == 0 {
         return Err(Error::Other("socket closed while publishing".into()));

@@ -158,7 +158,24 @@ pub async fn serve_transport<R, W>(
     // The broker's handshake_timeout from accept (RabbitMQ's
     // `stomp.login_timeout`, also 10 s).
     let deadline = ends.handshake_deadline(broker.limits.handshake_timeout);
-    let Some(login) = handshake(&broker, &mut frames, &mut wr, peer, &stats, deadline).await else {
+    // RabbitMQ's ssl_cert_login: a CONNECT without credentials on a TLS
+    // connection with a verified certificate logs in as its user.
+    let cert_user = ends
+        .tls
+        .as_ref()
+        .filter(|t| t.cert_login)
+        .and_then(|t| t.login.clone());
+    let Some(login) = handshake(
+        &broker,
+        &mut frames,
+        &mut wr,
+        peer,
+        &stats,
+        deadline,
+        cert_user.as_deref(),
+    )
+    .await
+    else {
         return;
     };
     let id = broker.next_connection_id();
@@ -226,7 +243,7 @@ pub async fn serve_transport<R, W>(
         heartbeat: u16::try_from(login.heartbeat.receive).unwrap_or(u16::MAX),
         frame_max: 0,
         channel_max: 1,
-        ssl: false,
+        tls: ends.tls.clone(),
         stats,
         channels: Some(session.deliveries.clone()),
     });
@@ -461,6 +478,7 @@ async fn handshake<R, W>(
     peer: SocketAddr,
     stats: &ConnectionStats,
     deadline: tokio::time::Instant,
+    cert_user: Option<&str>,
 ) -> Option<Login>
 where
     R: AsyncRead + Unpin,
@@ -492,7 +510,7 @@ where
             Ok(Some(Ok(Item::Frame(f)))) => f,
         };
         let reply = match frame.command {
-            Command::Connect | Command::Stomp => match login(broker, frame, peer) {
+            Command::Connect | Command::Stomp => match login(broker, frame, peer, cert_user) {
                 Ok(l) => return Some(l),
                 Err(reply) => *reply,
             },
@@ -520,7 +538,12 @@ where
 
 /// CONNECT: version negotiation, credentials, vhost, heart-beats, with
 /// RabbitMQ's ERROR frames when refused.
-fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Box<Frame>> {
+fn login(
+    broker: &Broker,
+    frame: Frame,
+    peer: SocketAddr,
+    cert_user: Option<&str>,
+) -> Result<Login, Box<Frame>> {
     let bad = |message: &str, detail: String| {
         Box::new(Frame::error(
             message.as_bytes(),
@@ -544,23 +567,32 @@ fn login(broker: &Broker, frame: Frame, peer: SocketAddr) -> Result<Login, Box<F
         headers.trim_leading_spaces();
     }
     // RabbitMQ's STOMP plugin logs in as its default user (guest/guest) when
-    // CONNECT carries no credentials.
-    let username = String::from_utf8_lossy(headers.login().unwrap_or(b"guest")).into_owned();
+    // CONNECT carries no credentials, or by the client's certificate.
+    let by_certificate = match cert_user {
+        Some(u) if headers.login().is_none() && headers.passcode().is_none() => Some(u),
+        _ => None,
+    };
+    let username = match by_certificate {
+        Some(u) => u.to_string(),
+        None => String::from_utf8_lossy(headers.login().unwrap_or(b"guest")).into_owned(),
+    };
     let passcode = headers.passcode().unwrap_or(b"guest");
-    let user = broker
-        .authenticate(&username, passcode, Some(peer.ip()))
-        .map_err(|e| {
-            // Logged, rate-limited, by the broker's authenticate.
-            debug!(%peer, user = %username, "STOMP login failed: {}", e.text);
-            if e.text.contains("via localhost") {
-                bad("Bad CONNECT", "non-loopback access denied".into())
-            } else {
-                bad(
-                    "Bad CONNECT",
-                    format!("Access refused for user '{}'\n", username),
-                )
-            }
-        })?;
+    let authenticated = match by_certificate {
+        Some(u) => broker.authenticate_certificate(u, Some(peer.ip())),
+        None => broker.authenticate(&username, passcode, Some(peer.ip())),
+    };
+    let user = authenticated.map_err(|e| {
+        // Logged, rate-limited, by the broker's authenticate.
+        debug!(%peer, user = %username, "STOMP login failed: {}", e.text);
+        if e.text.contains("via localhost") {
+            bad("Bad CONNECT", "non-loopback access denied".into())
+        } else {
+            bad(
+                "Bad CONNECT",
+                format!("Access refused for user '{}'\n", username),
+            )
+        }
+    })?;
     let vhost_name = String::from_utf8_lossy(headers.host().unwrap_or(b"/")).into_owned();
     let vhost = broker.open_vhost(&user, &vhost_name).map_err(|e| {
         warn!(%peer, user = %username, "STOMP login failed: {}", e.text);

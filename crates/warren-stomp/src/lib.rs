@@ -79,7 +79,7 @@ pub use encode::{FrameWriter, StompEncoder};
 pub use error::{bad_command_error, DecodeError, Part};
 pub use frame::{Frame, Item, SUPPORTED_VERSIONS};
 pub use headers::{parse_integer, Headers, HeadersBuilder, IntegerError};
-pub use server::serve;
+pub use server::{serve, serve_tls};
 pub use version::{Dialect, Escaping, Version};
 
 #[cfg(test)]

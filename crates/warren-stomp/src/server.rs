@@ -18,3 +18,12 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
     })
     .await
 }
+
+/// Accept STOMP connections over TLS forever: the same connection code,
+/// over warren-tls's stream.
+pub async fn serve_tls(listener: TcpListener, broker: Arc<Broker>, tls: Arc<warren_tls::Tls>) {
+    warren_tls::accept_loop(listener, tls, "STOMP", move |stream, ends| {
+        serve_connection(broker.clone(), stream, ends)
+    })
+    .await
+}

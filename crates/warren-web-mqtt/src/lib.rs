@@ -50,8 +50,13 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// Serve Web-MQTT on `listener` forever.
 pub async fn serve(listener: TcpListener, node: Arc<Node>) {
+    serve_with(listener, node, None).await
+}
+
+/// [`serve`], over TLS (WSS) when `tls` is given.
+pub async fn serve_with(listener: TcpListener, node: Arc<Node>, tls: Option<Arc<warren_tls::Tls>>) {
     let timeout = node.broker.limits.handshake_timeout;
-    warren_web::serve(listener, router(node), "Web-MQTT", timeout).await
+    warren_web::serve_with(listener, router(node), "Web-MQTT", timeout, tls).await
 }
 
 async fn upgrade(

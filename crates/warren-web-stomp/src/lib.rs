@@ -50,12 +50,16 @@ pub fn router(web: Arc<Web>) -> Router {
 /// Serve Web-STOMP and SSE on `listener` forever (hyper's HTTP/1 server per
 /// connection: [`warren_web::serve`]).
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    serve_with(listener, broker, None).await
+}
+
+/// [`serve`], over TLS (HTTPS/WSS) when `tls` is given.
+pub async fn serve_with(
+    listener: TcpListener,
+    broker: Arc<Broker>,
+    tls: Option<Arc<warren_tls::Tls>>,
+) {
     let timeout = broker.limits.handshake_timeout;
-    warren_web::serve(
-        listener,
-        router(Arc::new(Web { broker })),
-        "Web-STOMP",
-        timeout,
-    )
-    .await
+    let app = router(Arc::new(Web { broker }));
+    warren_web::serve_with(listener, app, "Web-STOMP", timeout, tls).await
 }

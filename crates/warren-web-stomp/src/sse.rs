@@ -162,7 +162,7 @@ pub async fn feed(
         heartbeat: HEARTBEAT.as_secs() as u16,
         frame_max: 0,
         channel_max: 1,
-        ssl: false,
+        tls: ends.tls.clone(),
         stats: stats.clone(),
         channels: Some(session.deliveries.clone()),
     });

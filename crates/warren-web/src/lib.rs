@@ -10,5 +10,5 @@
 pub mod listener;
 pub mod websocket;
 
-pub use listener::{serve, ClientEnds};
+pub use listener::{serve, serve_with, ClientEnds};
 pub use websocket::{byte_stream, Framing};

@@ -7,6 +7,7 @@ use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_service::Service;
@@ -15,7 +16,7 @@ use warren_core::net::Endpoints;
 
 /// A web client's two ends, read from its socket when it is accepted (the
 /// handlers' `ConnectInfo`).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ClientEnds(pub Endpoints);
 
 /// Serve `app` on `listener` forever; `name` ("Web-STOMP", "Web-MQTT") is for
@@ -36,6 +37,19 @@ pub async fn serve(
     name: &'static str,
     handshake_timeout: Duration,
 ) {
+    serve_with(listener, app, name, handshake_timeout, None).await
+}
+
+/// [`serve`] over TLS (HTTPS, WSS) when `tls` is given: the handshake runs
+/// in the connection's task (warren-tls), then hyper serves the encrypted
+/// stream the same way. Handlers see the TLS details in `ClientEnds`.
+pub async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    name: &'static str,
+    handshake_timeout: Duration,
+    tls: Option<Arc<warren_tls::Tls>>,
+) {
     let local = match listener.local_addr() {
         Ok(a) => a,
         Err(e) => {
@@ -43,7 +57,7 @@ pub async fn serve(
             return;
         }
     };
-    info!(addr = %local, "{name} listener started");
+    info!(addr = %local, tls = tls.is_some(), "{name} listener started");
     let mut http = hyper::server::conn::http1::Builder::new();
     // hyper's header timer needs a clock; it is armed from the first read of
     // every request head (so also for an idle keep-alive connection).
@@ -65,28 +79,48 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         // A connection's name ("peer -> local") shows the address the client
         // reached, as RabbitMQ's does, not the listener's (maybe 0.0.0.0).
-        let ends = ClientEnds(Endpoints {
-            peer,
-            local: tcp.local_addr().unwrap_or(local),
-            accepted: tokio::time::Instant::now(),
-        });
+        let mut ends = Endpoints::tcp(peer, tcp.local_addr().unwrap_or(local));
         let app = app.clone();
         let http = http.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
-                // What the handlers' ConnectInfo extractor reads.
-                req.extensions_mut().insert(ConnectInfo(ends));
-                let mut app = app.clone();
-                async move { app.call(req.map(Body::new)).await }
-            });
-            if let Err(e) = http
-                .serve_connection(TokioIo::new(tcp), service)
-                .with_upgrades()
-                .await
-            {
-                debug!(%peer, error = %e, "web connection ended");
+            match tls {
+                None => serve_connection(&http, tcp, ends, app).await,
+                Some(tls) => {
+                    if let Some(stream) = tls.accept(tcp, &mut ends).await {
+                        serve_connection(&http, stream, ends, app).await
+                    }
+                }
             }
         });
+    }
+}
+
+/// hyper's HTTP/1 server on one (plain or TLS) connection.
+async fn serve_connection<S>(
+    http: &hyper::server::conn::http1::Builder,
+    stream: S,
+    ends: Endpoints,
+    app: Router,
+) where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = ends.peer;
+    let ends = ClientEnds(ends);
+    let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+        // What the handlers' ConnectInfo extractors read: the ends (web
+        // listeners) or the peer address (the management API).
+        req.extensions_mut().insert(ConnectInfo(ends.clone()));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let mut app = app.clone();
+        async move { app.call(req.map(Body::new)).await }
+    });
+    if let Err(e) = http
+        .serve_connection(TokioIo::new(stream), service)
+        .with_upgrades()
+        .await
+    {
+        debug!(%peer, error = %e, "web connection ended");
     }
 }
 

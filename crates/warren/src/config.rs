@@ -30,6 +30,8 @@ pub struct FileConfig {
     pub storage: Option<Storage>,
     /// The MQTT listener's settings (RabbitMQ's `mqtt.*`).
     pub mqtt: Option<MqttSettings>,
+    /// TLS listeners and certificates (see `crate::tls`).
+    pub tls: Option<crate::tls::TlsFile>,
     /// Policies applied at startup (and changeable at runtime with `warren ctl`).
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,

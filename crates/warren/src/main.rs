@@ -14,6 +14,7 @@ pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muz
 mod config;
 mod ctl;
 mod resources;
+mod tls;
 
 use clap::{Parser, Subcommand};
 use config::FileConfig;
@@ -87,6 +88,8 @@ struct ServerArgs {
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    tls: tls::TlsArgs,
     /// Log filter, RUST_LOG syntax (e.g. "info", "warren_amqp=debug").
     #[arg(long, env = "RUST_LOG", default_value = "info")]
     log: String,
@@ -192,6 +195,13 @@ fn server(args: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let tls = match tls::resolve(&args.tls, &file) {
+        Ok(t) => t,
+        Err(e) => {
+            error!("{}", e);
+            return ExitCode::from(2);
+        }
+    };
     let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
     let probe = resources::prometheus_probe(&alarms, &data_dir);
     let Some(addr) = socket_addr(&bind, port) else {
@@ -200,6 +210,19 @@ fn server(args: ServerArgs) -> ExitCode {
     };
     // The other protocols share the bind address, users, vhosts and
     // permissions; port 0 switches one off.
+    // TLS listeners only when a certificate is configured.
+    let tls_ports = tls
+        .as_ref()
+        .map(|t| {
+            vec![
+                (Adapter::Amqps, t.amqps_port),
+                (Adapter::Stomps, t.stomps_port),
+                (Adapter::Mqtts, t.mqtts_port),
+            ]
+        })
+        .unwrap_or_default();
+    let http_tls = tls.as_ref().filter(|t| t.http).map(|t| t.tls.clone());
+    let tls = tls.map(|t| t.tls);
     let adapters: Vec<(Adapter, SocketAddr)> = [
         (Adapter::Stomp, stomp_port),
         (Adapter::WebStomp, web_stomp_port),
@@ -209,6 +232,7 @@ fn server(args: ServerArgs) -> ExitCode {
         (Adapter::Prometheus, prometheus_port),
     ]
     .into_iter()
+    .chain(tls_ports)
     .filter(|(_, p)| *p != 0)
     .filter_map(|(a, p)| Some((a, socket_addr(&bind, p)?)))
     .collect();
@@ -242,6 +266,11 @@ fn server(args: ServerArgs) -> ExitCode {
         }
         info!(data_dir = %data_dir.display(), "Warren {} starting", env!("CARGO_PKG_VERSION"));
         resources::spawn_monitor(broker.clone(), alarms, data_dir.clone());
+        if let Some(t) = &tls {
+            // SIGHUP (or a changed file): new connections get the new
+            // certificate, open ones keep theirs.
+            tokio::spawn(warren_tls::watch(t.clone()));
+        }
         broker.start_background();
         // What the management API reports in /api/overview and checks in
         // /api/health/checks/port-listener.
@@ -251,15 +280,30 @@ fn server(args: ServerArgs) -> ExitCode {
         }
         for (adapter, l) in &bound {
             if let Ok(a) = l.local_addr() {
-                announced.push(warren_http::Listener::new(adapter.protocol(), a));
+                let https = http_tls.is_some() && adapter.is_web();
+                announced.push(warren_http::Listener::new(adapter.protocol(https), a));
             }
         }
         let mut mqtt_node: Option<std::sync::Arc<warren_mqtt::Node>> = None;
         for (adapter, l) in bound {
             match adapter {
                 Adapter::Stomp => tokio::spawn(warren_stomp::serve(l, broker.clone())),
-                Adapter::WebStomp => tokio::spawn(warren_web_stomp::serve(l, broker.clone())),
-                Adapter::Mqtt | Adapter::WebMqtt => {
+                Adapter::WebStomp => tokio::spawn(warren_web_stomp::serve_with(
+                    l,
+                    broker.clone(),
+                    http_tls.clone(),
+                )),
+                Adapter::Amqps | Adapter::Stomps => {
+                    // TLS adapters are only bound when a certificate is.
+                    let Some(t) = tls.clone() else { continue };
+                    match adapter {
+                        Adapter::Amqps => {
+                            tokio::spawn(warren_amqp::serve_tls(l, broker.clone(), t))
+                        }
+                        _ => tokio::spawn(warren_stomp::serve_tls(l, broker.clone(), t)),
+                    }
+                }
+                Adapter::Mqtt | Adapter::WebMqtt | Adapter::Mqtts => {
                     // One MQTT node for both transports: client ids, sessions
                     // and retained messages are shared, as in RabbitMQ.
                     let node = match &mqtt_node {
@@ -278,14 +322,21 @@ fn server(args: ServerArgs) -> ExitCode {
                             }
                         },
                     };
-                    match adapter {
-                        Adapter::Mqtt => tokio::spawn(warren_mqtt::serve(l, node)),
-                        _ => tokio::spawn(warren_web_mqtt::serve(l, node)),
+                    match (adapter, tls.clone()) {
+                        (Adapter::Mqtt, _) => tokio::spawn(warren_mqtt::serve(l, node)),
+                        (Adapter::WebMqtt, _) => {
+                            tokio::spawn(warren_web_mqtt::serve_with(l, node, http_tls.clone()))
+                        }
+                        (_, Some(t)) => tokio::spawn(warren_mqtt::serve_tls(l, node, t)),
+                        (_, None) => continue,
                     }
                 }
-                Adapter::Http => {
-                    tokio::spawn(warren_http::serve(l, broker.clone(), announced.clone()))
-                }
+                Adapter::Http => tokio::spawn(warren_http::serve_with(
+                    l,
+                    broker.clone(),
+                    announced.clone(),
+                    http_tls.clone(),
+                )),
                 Adapter::Prometheus => tokio::spawn(warren_http::prometheus::serve(
                     l,
                     broker.clone(),
@@ -306,6 +357,9 @@ fn server(args: ServerArgs) -> ExitCode {
 /// A protocol listener besides AMQP's.
 #[derive(Clone, Copy)]
 enum Adapter {
+    Amqps,
+    Stomps,
+    Mqtts,
     Stomp,
     WebStomp,
     Mqtt,
@@ -317,6 +371,9 @@ enum Adapter {
 impl Adapter {
     fn name(self) -> &'static str {
         match self {
+            Adapter::Amqps => "AMQPS",
+            Adapter::Stomps => "STOMPS",
+            Adapter::Mqtts => "MQTTS",
             Adapter::Stomp => "STOMP",
             Adapter::WebStomp => "Web-STOMP",
             Adapter::Mqtt => "MQTT",
@@ -326,16 +383,28 @@ impl Adapter {
         }
     }
 
-    /// The protocol name RabbitMQ lists the listener under.
-    fn protocol(self) -> &'static str {
-        match self {
-            Adapter::Stomp => "stomp",
-            Adapter::WebStomp => "http/web-stomp",
-            Adapter::Mqtt => "mqtt",
-            Adapter::WebMqtt => "http/web-mqtt",
-            Adapter::Http => "http",
-            Adapter::Prometheus => "http/prometheus",
+    /// The protocol name RabbitMQ lists the listener under (`https` for
+    /// the web listeners when `--http-tls` is on).
+    fn protocol(self, https: bool) -> &'static str {
+        match (self, https) {
+            (Adapter::Amqps, _) => "amqp/ssl",
+            (Adapter::Stomps, _) => "stomp/ssl",
+            (Adapter::Mqtts, _) => "mqtt/ssl",
+            (Adapter::Stomp, _) => "stomp",
+            (Adapter::WebStomp, false) => "http/web-stomp",
+            (Adapter::WebStomp, true) => "https/web-stomp",
+            (Adapter::Mqtt, _) => "mqtt",
+            (Adapter::WebMqtt, false) => "http/web-mqtt",
+            (Adapter::WebMqtt, true) => "https/web-mqtt",
+            (Adapter::Http, false) => "http",
+            (Adapter::Http, true) => "https",
+            (Adapter::Prometheus, _) => "http/prometheus",
         }
+    }
+
+    /// Served over HTTPS/WSS with `--http-tls`.
+    fn is_web(self) -> bool {
+        matches!(self, Adapter::WebStomp | Adapter::WebMqtt | Adapter::Http)
     }
 }
 

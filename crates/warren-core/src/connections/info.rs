@@ -43,7 +43,9 @@ pub struct ConnectionInfo {
     /// 0 where the protocol has none (STOMP, as RabbitMQ shows it).
     pub frame_max: u32,
     pub channel_max: u16,
-    pub ssl: bool,
+    /// What TLS negotiated (`ssl`, `ssl_protocol`, `peer_cert_subject`...);
+    /// None on a plain connection.
+    pub tls: Option<Arc<crate::net::TlsInfo>>,
     /// `recv_oct`, `recv_cnt`, `send_oct`, `send_cnt`.
     pub stats: Arc<ConnectionStats>,
     /// Its channels, where the protocol has them (AMQP; a STOMP connection

@@ -27,7 +27,7 @@ fn info(id: u64, peer_port: u16, vhost: &Arc<VHost>) -> ConnectionInfo {
         heartbeat: 60,
         frame_max: 131072,
         channel_max: 2047,
-        ssl: false,
+        tls: None,
         stats: Arc::new(ConnectionStats::default()),
         channels: None,
     }

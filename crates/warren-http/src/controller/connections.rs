@@ -46,14 +46,27 @@ pub fn connection_json(node: &str, c: &ConnectionInfo) -> Value {
         "channel_max": c.channel_max,
         "frame_max": c.frame_max,
         "timeout": c.heartbeat,
-        "ssl": c.ssl,
+        "ssl": c.tls.is_some(),
         "send_pend": 0,
     });
     let o = j.as_object_mut().expect("object");
     if let Some(m) = &c.auth_mechanism {
         o.insert("auth_mechanism".into(), json!(m));
     }
-    if c.kind == "network" {
+    if let Some(tls) = &c.tls {
+        // RabbitMQ's names and Erlang's spellings ("tlsv1.3", "aes_256_gcm").
+        let cert = tls.peer_cert.as_ref();
+        o.insert("ssl_protocol".into(), json!(tls.protocol));
+        o.insert("ssl_cipher".into(), json!(tls.cipher));
+        o.insert("ssl_key_exchange".into(), json!(tls.key_exchange));
+        o.insert("ssl_hash".into(), json!(tls.hash));
+        o.insert("peer_cert_subject".into(), json!(cert.map(|c| &c.subject)));
+        o.insert("peer_cert_issuer".into(), json!(cert.map(|c| &c.issuer)));
+        o.insert(
+            "peer_cert_validity".into(),
+            json!(cert.map(|c| &c.validity)),
+        );
+    } else if c.kind == "network" {
         for k in [
             "peer_cert_issuer",
             "peer_cert_subject",
