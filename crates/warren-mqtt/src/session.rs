@@ -31,6 +31,7 @@ use warren_core::{
 use crate::delivery::{self, Outgoing, QueueKind, SessionSink, Sub, SubTable};
 use crate::packet::*;
 use crate::properties::Properties;
+use crate::props::Props;
 use crate::publish::Publisher;
 use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved};
@@ -388,7 +389,10 @@ impl Session {
     // ---- PUBLISH -------------------------------------------------------------
 
     fn on_publish(&mut self, mut p: Publish) -> Result<(), Fail> {
-        if let Some(alias) = p.properties.topic_alias.take() {
+        // (Checked first: taking it through `DerefMut` would box an absent list.)
+        let alias = p.properties.topic_alias;
+        if let Some(alias) = alias {
+            p.properties.topic_alias = None;
             if alias > self.node.config.topic_alias_maximum {
                 return Err(Fail::new(
                     ReasonCode::TOPIC_ALIAS_INVALID,
@@ -591,7 +595,7 @@ impl Session {
         self.publish_table();
         self.send(Packet::Suback(Suback {
             packet_id: s.packet_id,
-            properties: Properties::default(),
+            properties: Props::NONE,
             codes,
         }));
         self.activate();
@@ -743,7 +747,7 @@ impl Session {
         self.publish_table();
         self.send(Packet::Unsuback(Unsuback {
             packet_id: u.packet_id,
-            properties: Properties::default(),
+            properties: Props::NONE,
             codes,
         }));
         Ok(())
@@ -794,7 +798,7 @@ impl Session {
                 retain: true,
                 topic: m.topic.clone(),
                 packet_id,
-                properties,
+                properties: properties.into(),
                 payload: m.payload.clone(),
             }));
         }
