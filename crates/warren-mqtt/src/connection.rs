@@ -724,6 +724,7 @@ async fn run<R: AsyncRead + Unpin>(
                 None => break,
             }
         }
+        session.settle_acked();
         waiting = session.flush_acks(log.durable_ticket());
         if session.has_published && log.is_backlogged() {
             log.wait_for_room().await;

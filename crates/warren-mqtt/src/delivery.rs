@@ -441,6 +441,22 @@ pub fn settle(done: Vec<Taken>) {
     }
 }
 
+/// Settle acknowledged deliveries, one call per run of the same queue (the
+/// caller wakes the queues once afterwards).
+pub fn settle_batch(done: Vec<Taken>) {
+    let mut msgs = Vec::with_capacity(done.len());
+    let mut it = done.into_iter().peekable();
+    while let Some((q, m, c)) = it.next() {
+        c.sub_unacked(1);
+        msgs.push(m);
+        let same_next = matches!(it.peek(), Some((next, _, _)) if Arc::ptr_eq(next, &q));
+        if !same_next {
+            q.settle(&msgs);
+            msgs.clear();
+        }
+    }
+}
+
 /// Return deliveries to their queues (redelivered).
 pub fn requeue(undone: Vec<Taken>) {
     for (q, m, c) in undone {

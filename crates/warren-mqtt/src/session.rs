@@ -109,6 +109,11 @@ pub struct Session {
     /// Topic aliases the client set (MQTT 5).
     aliases: HashMap<u16, Bytes>,
     pub has_published: bool,
+    /// Deliveries the client acknowledged in this batch of packets, settled
+    /// together by [`Session::settle_acked`].
+    acked: Vec<crate::delivery::Taken>,
+    /// An ack freed room in the window (queues to wake after the batch).
+    need_wake: bool,
     /// Consumers to start once the SUBACK is queued.
     to_activate: Vec<(Arc<Consumer>, Arc<Queue>)>,
 }
@@ -191,6 +196,8 @@ impl Session {
             pending: VecDeque::new(),
             aliases: HashMap::new(),
             has_published: false,
+            acked: Vec::new(),
+            need_wake: false,
             to_activate: Vec::new(),
         }
     }
@@ -312,20 +319,20 @@ impl Session {
             Packet::Puback(a) => {
                 if let Some(d) = self.out.puback(a.packet_id) {
                     self.out.stats.messages.add_serialized(MessageField::Ack, 1);
-                    delivery::settle(vec![d]);
+                    self.acked.push(d);
                 }
-                self.wake();
+                self.need_wake = true;
             }
             Packet::Pubrec(a) => {
                 let (known, d) = self.out.pubrec(a.packet_id);
                 if let Some(d) = d {
                     self.out.stats.messages.add_serialized(MessageField::Ack, 1);
-                    delivery::settle(vec![d]);
+                    self.acked.push(d);
                 }
                 if a.code.is_error() {
                     // The client refused the message: the exchange is over.
                     self.out.pubcomp(a.packet_id);
-                    self.wake();
+                    self.need_wake = true;
                 } else {
                     let code = if known {
                         ReasonCode::SUCCESS
@@ -337,7 +344,7 @@ impl Session {
             }
             Packet::Pubcomp(a) => {
                 self.out.pubcomp(a.packet_id);
-                self.wake();
+                self.need_wake = true;
             }
             Packet::Pubrel(a) => {
                 let code = if self.incoming_qos2.remove(&a.packet_id) {
@@ -377,6 +384,19 @@ impl Session {
             }
         }
         Ok(Flow::Continue)
+    }
+
+    /// After a batch of packets: settle what the client acknowledged, one
+    /// queue call for all of them, and let the queues fill the window again
+    /// once (per PUBACK, a settle and two deliver passes each took the
+    /// queue's lock and sent one message at a time).
+    pub fn settle_acked(&mut self) {
+        if !self.acked.is_empty() {
+            delivery::settle_batch(std::mem::take(&mut self.acked));
+        }
+        if std::mem::take(&mut self.need_wake) {
+            self.wake();
+        }
     }
 
     /// An ack gave the window room: let the session's queues deliver again.
@@ -810,6 +830,9 @@ impl Session {
     /// not acknowledge, delete a clean session's queues. Returns what a
     /// persistent session keeps in memory.
     pub fn close(&mut self) -> Option<Saved> {
+        if !self.acked.is_empty() {
+            delivery::settle_batch(std::mem::take(&mut self.acked));
+        }
         let (unacked, released) = self.out.close();
         for (q, c) in self.queues.values().chain(self.shared.values()) {
             q.remove_consumer(c);
