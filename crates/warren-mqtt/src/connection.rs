@@ -84,15 +84,19 @@ struct Login {
     will: Option<Box<Will>>,
 }
 
-/// Write one packet before the writer task exists.
-async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, p: &Packet, v: Version) {
+/// Write one packet before the writer task exists; the octets written (0 on
+/// failure: the read side then sees the socket end).
+async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, p: &Packet, v: Version) -> usize {
     let mut out = BytesMut::new();
     encode(p, v, &mut out);
     let write = async {
         wr.write_all(&out).await?;
         wr.flush().await
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+    match tokio::time::timeout(Duration::from_secs(5), write).await {
+        Ok(Ok(())) => out.len(),
+        _ => 0,
+    }
 }
 
 fn connack_refused(code: ReasonCode, reason: &str, v: Version) -> Packet {
@@ -246,14 +250,6 @@ where
     let (outlet, rx) = Outlet::new();
     let wire = MqttWire::new(version, cp.topic_alias_maximum.unwrap_or(0))
         .packet_per_write(transport.packet_per_write);
-    let writer = tokio::spawn(run_writer(
-        wr,
-        rx,
-        outlet.clone(),
-        Duration::ZERO,
-        wire,
-        Some(stats.clone()),
-    ));
     let origin = warren_core::trace::Origin {
         user: login.user.clone(),
         connection: name.clone(),
@@ -306,14 +302,23 @@ where
         }
     }
     drop(connect);
-    send_packet(
-        &outlet,
-        Packet::Connack(Connack {
-            session_present,
-            code: ReasonCode::SUCCESS,
-            properties: props,
-        }),
-    );
+    // CONNACK goes out from here, before the writer task takes the socket
+    // (nothing is queued on the outlet yet): one task wake-up less per
+    // connect, which is most of what a connection storm costs in user space.
+    let connack = Packet::Connack(Connack {
+        session_present,
+        code: ReasonCode::SUCCESS,
+        properties: props,
+    });
+    stats.sent(write_now(&mut wr, &connack, version).await);
+    let writer = tokio::spawn(run_writer(
+        wr,
+        rx,
+        outlet.clone(),
+        Duration::ZERO,
+        wire,
+        Some(stats.clone()),
+    ));
     let resumed = if session_present {
         session
             .resume()
