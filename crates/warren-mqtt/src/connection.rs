@@ -230,16 +230,13 @@ where
     } else {
         // A session is its queues, or (a publish-only client) the QoS 2
         // exchanges it left unfinished.
-        session_present = Session::exists(&login.vhost, &login.client_id)
-            || !claim.saved.incoming_qos2.is_empty()
-            || !claim.saved.released.is_empty()
-            || !claim.saved.shared.is_empty();
+        // (The registry keeps a Saved only when it holds something.)
+        session_present =
+            Session::exists(&login.vhost, &login.client_id) || claim.saved.is_some();
     }
-    let saved = if session_present {
-        std::mem::take(&mut claim.saved)
-    } else {
-        claim.saved = Default::default();
-        Default::default()
+    let saved = match claim.saved.take() {
+        Some(s) if session_present => *s,
+        _ => Saved::default(),
     };
     let cp = &connect.properties;
     let client_max_packet = cp.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
