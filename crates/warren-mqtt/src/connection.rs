@@ -155,7 +155,13 @@ pub async fn serve_transport<R, W>(
         Err(f) => End::Fail(f),
         Ok(()) => {
             let mut forced = c.registration.closed.clone();
-            run(&mut c.session, &mut packets, &mut forced, c.login.keep_alive).await
+            run(
+                &mut c.session,
+                &mut packets,
+                &mut forced,
+                c.login.keep_alive,
+            )
+            .await
         }
     };
     Box::pin(close(&node, c, end, packets)).await;
@@ -231,8 +237,7 @@ where
         // A session is its queues, or (a publish-only client) the QoS 2
         // exchanges it left unfinished.
         // (The registry keeps a Saved only when it holds something.)
-        session_present =
-            Session::exists(&login.vhost, &login.client_id) || claim.saved.is_some();
+        session_present = Session::exists(&login.vhost, &login.client_id) || claim.saved.is_some();
     }
     let saved = match claim.saved.take() {
         Some(s) if session_present => *s,
@@ -368,7 +373,12 @@ where
 
 /// The end: acks still owed, the will, the client id, the last packet, the
 /// writer.
-async fn close<R: AsyncRead + Unpin>(node: &Arc<Node>, c: Opened, end: End, mut packets: Packets<R>) {
+async fn close<R: AsyncRead + Unpin>(
+    node: &Arc<Node>,
+    c: Opened,
+    end: End,
+    mut packets: Packets<R>,
+) {
     let Opened {
         id,
         peer,

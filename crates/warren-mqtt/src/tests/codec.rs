@@ -75,7 +75,8 @@ fn samples(v: Version) -> Vec<Packet> {
                 retain_available: Some(1),
                 reason_string: Some(b("ok")),
                 ..Properties::default()
-            }).into(),
+            })
+            .into(),
         }),
         Packet::Publish(Publish {
             dup: false,
@@ -103,7 +104,8 @@ fn samples(v: Version) -> Vec<Packet> {
             properties: p(Properties {
                 reason_string: Some(b("why")),
                 ..Properties::default()
-            }).into(),
+            })
+            .into(),
         }),
         Packet::Pubcomp(Ack::new(4, ReasonCode::SUCCESS)),
         Packet::Subscribe(Subscribe {
@@ -111,7 +113,8 @@ fn samples(v: Version) -> Vec<Packet> {
             properties: p(Properties {
                 subscription_identifiers: vec![7],
                 ..Properties::default()
-            }).into(),
+            })
+            .into(),
             filters: vec![
                 (b("a/+/c"), SubscriptionOptions::qos(QoS::AtLeastOnce)),
                 (
@@ -135,7 +138,8 @@ fn samples(v: Version) -> Vec<Packet> {
             properties: p(Properties {
                 user_properties: vec![(b("x"), b("y"))],
                 ..Properties::default()
-            }).into(),
+            })
+            .into(),
             filters: vec![b("a/+/c"), b("#")],
         }),
         Packet::Unsuback(Unsuback {
