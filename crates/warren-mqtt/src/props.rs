@@ -16,7 +16,7 @@ use std::ops::{Deref, DerefMut};
 
 use crate::properties::Properties;
 
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, Default)]
 pub struct Props(Option<Box<Properties>>);
 
 /// What an absent property list reads as.
@@ -53,6 +53,15 @@ impl DerefMut for Props {
         self.0.get_or_insert_with(Default::default)
     }
 }
+
+/// By content: a list boxed and emptied again equals an absent one.
+impl PartialEq for Props {
+    fn eq(&self, other: &Props) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Props {}
 
 impl fmt::Debug for Props {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
