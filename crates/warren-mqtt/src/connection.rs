@@ -20,7 +20,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
-use tokio_util::codec::FramedRead;
 use tracing::{debug, info, warn};
 use warren_core::connections::ConnectionInfo;
 use warren_core::net::{closing_timeout, discard_until_eof, Endpoints, SILENT_CLOSE_DELAY};
@@ -34,9 +33,11 @@ use crate::encode::encode;
 use crate::error::DecodeError;
 use crate::packet::*;
 use crate::properties::Properties;
+use crate::props::Props;
 use crate::publish::Publisher;
+use crate::reader::PacketReader;
 use crate::reason::ReasonCode;
-use crate::registry::{Node, TAKEN_OVER};
+use crate::registry::{Node, Saved, TAKEN_OVER};
 use crate::session::{Fail, Flow, Persistence, Session};
 use crate::writer::{send_packet, MqttWire, Outlet};
 
@@ -71,26 +72,32 @@ where
     serve_transport(node, rd, wr, ends, Transport::TCP).await
 }
 
-/// A CONNECT accepted.
+/// A CONNECT accepted: what the connection keeps of it (the CONNECT packet
+/// itself, ~1 KiB with its property lists, is dropped after the handshake).
 struct Login {
     user: String,
     vhost: Arc<VHost>,
-    connect: Box<Connect>,
     client_id: Bytes,
     assigned: bool,
+    clean_start: bool,
     keep_alive: u16,
     persistence: Persistence,
+    will: Option<Box<Will>>,
 }
 
-/// Write one packet before the writer task exists.
-async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, p: &Packet, v: Version) {
+/// Write one packet before the writer task exists; the octets written (0 on
+/// failure: the read side then sees the socket end).
+async fn write_now<W: AsyncWrite + Unpin>(wr: &mut W, p: &Packet, v: Version) -> usize {
     let mut out = BytesMut::new();
     encode(p, v, &mut out);
     let write = async {
         wr.write_all(&out).await?;
         wr.flush().await
     };
-    let _ = tokio::time::timeout(Duration::from_secs(5), write).await;
+    match tokio::time::timeout(Duration::from_secs(5), write).await {
+        Ok(Ok(())) => out.len(),
+        _ => 0,
+    }
 }
 
 fn connack_refused(code: ReasonCode, reason: &str, v: Version) -> Packet {
@@ -102,41 +109,93 @@ fn connack_refused(code: ReasonCode, reason: &str, v: Version) -> Packet {
                 reason_string: Some(Bytes::copy_from_slice(reason.as_bytes())),
                 ..Properties::default()
             }
+            .into()
         } else {
-            Properties::default()
+            Props::NONE
         },
     })
+}
+
+type Packets<R> = PacketReader<CountingReader<R>>;
+
+/// A connection past its handshake: what it holds while it runs. An idle
+/// connection costs this, the read buffer and the writer task, so the
+/// handshake's and the closing's state (timeouts, the CONNECT packet, a
+/// 4 KiB scratch buffer) live in boxed futures of their own, not in the
+/// connection's future (which was 7 KiB for that reason).
+struct Opened {
+    id: warren_core::ConnectionId,
+    peer: SocketAddr,
+    version: Version,
+    login: Login,
+    claim: crate::registry::Claim,
+    session: Session,
+    outlet: Arc<Outlet>,
+    writer: tokio::task::JoinHandle<()>,
+    registration: warren_core::connections::Registration,
+    resumed: Result<(), Fail>,
 }
 
 pub async fn serve_transport<R, W>(
     node: Arc<Node>,
     rd: R,
-    mut wr: W,
+    wr: W,
     ends: Endpoints,
     transport: Transport,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (peer, name) = (ends.peer, ends.name());
     let stats = Arc::new(ConnectionStats::default());
     let rd = CountingReader::new(rd, stats.clone());
-    let mut packets =
-        FramedRead::with_capacity(rd, MqttCodec::new(UNAUTHENTICATED_MAX_PACKET_SIZE), 1024);
+    let mut packets = PacketReader::new(rd, MqttCodec::new(UNAUTHENTICATED_MAX_PACKET_SIZE));
+    let Some(mut c) = Box::pin(open(&node, &mut packets, wr, ends, transport, stats)).await else {
+        return;
+    };
+    let end = match std::mem::replace(&mut c.resumed, Ok(())) {
+        Err(f) => End::Fail(f),
+        Ok(()) => {
+            let mut forced = c.registration.closed.clone();
+            run(
+                &mut c.session,
+                &mut packets,
+                &mut forced,
+                c.login.keep_alive,
+            )
+            .await
+        }
+    };
+    Box::pin(close(&node, c, end, packets)).await;
+}
+
+/// CONNECT, login, the client id, the writer task, the session, CONNACK.
+async fn open<R, W>(
+    node: &Arc<Node>,
+    packets: &mut Packets<R>,
+    mut wr: W,
+    ends: Endpoints,
+    transport: Transport,
+    stats: Arc<ConnectionStats>,
+) -> Option<Opened>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (peer, name) = (ends.peer, ends.name());
     // ---- CONNECT ------------------------------------------------------------
     // The broker's handshake_timeout from accept (RabbitMQ's MQTT login
     // timeout, also 10 s); a CONNECT trickled byte by byte does not extend it.
     let deadline = ends.handshake_deadline(node.broker.limits.handshake_timeout);
-    let connect = match tokio::time::timeout_at(deadline, packets.next()).await {
+    let mut connect = match tokio::time::timeout_at(deadline, packets.next()).await {
         Err(_) => {
             debug!(%peer, "closing MQTT connection: handshake timeout");
-            return;
+            return None;
         }
-        Ok(None) => return,
+        Ok(None) => return None,
         Ok(Some(Ok(Packet::Connect(c)))) => c,
         Ok(Some(Ok(p))) => {
             warn!(%peer, packet = p.name(), "MQTT connection closed: first packet is not CONNECT");
-            return;
+            return None;
         }
         Ok(Some(Err(DecodeError::UnsupportedVersion { name: proto, level }))) => {
             warn!(%peer, level, protocol = %String::from_utf8_lossy(&proto), "MQTT connection refused: unsupported protocol version");
@@ -148,11 +207,11 @@ pub async fn serve_transport<R, W>(
                 Version::V3_1_1,
             );
             write_now(&mut wr, &p, Version::V3_1_1).await;
-            return;
+            return None;
         }
         Ok(Some(Err(e))) => {
             warn!(%peer, "MQTT connection closed: bad CONNECT: {}", e);
-            return;
+            return None;
         }
     };
     let version = connect.version;
@@ -163,7 +222,7 @@ pub async fn serve_transport<R, W>(
         .as_ref()
         .filter(|t| t.cert_login)
         .and_then(|t| t.login.clone());
-    let login = match login(&node, connect, peer, cert_user) {
+    let login = match login(node, &mut connect, peer, cert_user) {
         Ok(l) => l,
         Err((code, reason)) => {
             // Bad credentials are logged, rate-limited, by the broker's
@@ -171,11 +230,11 @@ pub async fn serve_transport<R, W>(
             debug!(%peer, code = code.0, "MQTT login refused: {}", reason);
             write_now(&mut wr, &connack_refused(code, &reason, version), version).await;
             let _ = wr.shutdown().await;
-            return;
+            return None;
         }
     };
     let id = node.broker.next_connection_id();
-    let claim = node
+    let mut claim = node
         .claim(
             &login.vhost.name.to_string_lossy(),
             &login.client_id,
@@ -185,22 +244,19 @@ pub async fn serve_transport<R, W>(
         .await;
     // Clean start: whatever the client id left behind goes.
     let mut session_present = false;
-    if login.connect.clean_start {
+    if login.clean_start {
         Session::discard(&login.vhost, &login.client_id);
     } else {
         // A session is its queues, or (a publish-only client) the QoS 2
         // exchanges it left unfinished.
-        session_present = Session::exists(&login.vhost, &login.client_id)
-            || !claim.saved.incoming_qos2.is_empty()
-            || !claim.saved.released.is_empty()
-            || !claim.saved.shared.is_empty();
+        // (The registry keeps a Saved only when it holds something.)
+        session_present = Session::exists(&login.vhost, &login.client_id) || claim.saved.is_some();
     }
-    let saved = if session_present {
-        claim.saved.clone()
-    } else {
-        Default::default()
+    let saved = match claim.saved.take() {
+        Some(s) if session_present => *s,
+        _ => Saved::default(),
     };
-    let cp = &login.connect.properties;
+    let cp = &connect.properties;
     let client_max_packet = cp.maximum_packet_size.map_or(usize::MAX, |m| m as usize);
     let window = node
         .config
@@ -209,14 +265,6 @@ pub async fn serve_transport<R, W>(
     let (outlet, rx) = Outlet::new();
     let wire = MqttWire::new(version, cp.topic_alias_maximum.unwrap_or(0))
         .packet_per_write(transport.packet_per_write);
-    let writer = tokio::spawn(run_writer(
-        wr,
-        rx,
-        outlet.clone(),
-        Duration::ZERO,
-        wire,
-        Some(stats.clone()),
-    ));
     let origin = warren_core::trace::Origin {
         user: login.user.clone(),
         connection: name.clone(),
@@ -240,7 +288,10 @@ pub async fn serve_transport<R, W>(
         login.client_id.clone(),
         out.clone(),
         login.persistence,
-        saved.clone(),
+        Saved {
+            incoming_qos2: saved.incoming_qos2.clone(),
+            ..Saved::default()
+        },
     );
     session.publisher.origin = Some(origin);
     // The broker's max_message_size bounds MQTT too (a PUBLISH's payload plus
@@ -252,7 +303,7 @@ pub async fn serve_transport<R, W>(
         .min(node.config.max_packet_size);
     packets.decoder_mut().set_max_packet_size(max_packet);
     // ---- CONNACK --------------------------------------------------------------
-    let mut props = Properties::default();
+    let mut props = Props::NONE;
     if version.is_v5() {
         props.receive_maximum = Some(node.config.receive_maximum);
         props.maximum_packet_size = Some(u32::try_from(max_packet).unwrap_or(u32::MAX));
@@ -260,7 +311,7 @@ pub async fn serve_transport<R, W>(
         if login.assigned {
             props.assigned_client_identifier = Some(login.client_id.clone());
         }
-        if login.keep_alive != login.connect.keep_alive {
+        if login.keep_alive != connect.keep_alive {
             props.server_keep_alive = Some(login.keep_alive);
         }
         let asked = cp.session_expiry_interval.unwrap_or(0);
@@ -270,14 +321,24 @@ pub async fn serve_transport<R, W>(
             props.session_expiry_interval = Some(node.config.max_session_expiry);
         }
     }
-    send_packet(
-        &outlet,
-        Packet::Connack(Connack {
-            session_present,
-            code: ReasonCode::SUCCESS,
-            properties: props,
-        }),
-    );
+    drop(connect);
+    // CONNACK goes out from here, before the writer task takes the socket
+    // (nothing is queued on the outlet yet): one task wake-up less per
+    // connect, which is most of what a connection storm costs in user space.
+    let connack = Packet::Connack(Connack {
+        session_present,
+        code: ReasonCode::SUCCESS,
+        properties: props,
+    });
+    stats.sent(write_now(&mut wr, &connack, version).await);
+    let writer = tokio::spawn(run_writer(
+        wr,
+        rx,
+        outlet.clone(),
+        Duration::ZERO,
+        wire,
+        Some(stats.clone()),
+    ));
     let resumed = if session_present {
         session
             .resume()
@@ -293,10 +354,10 @@ pub async fn serve_transport<R, W>(
     }
     info!(%peer, conn = id, user = %login.user, vhost = %login.vhost.name,
         client_id = %String::from_utf8_lossy(&login.client_id), version = %version,
-        clean = login.connect.clean_start, via = transport.name, "MQTT connection opened");
+        clean = login.clean_start, via = transport.name, "MQTT connection opened");
     let registration = node.broker.connections.register(ConnectionInfo {
         id,
-        name: name.clone(),
+        name,
         protocol: format!("{} {}", transport.protocol, version),
         protocol_term: format!("{{'{}',\"{}\"}}", transport.protocol, version),
         kind: "direct",
@@ -312,14 +373,42 @@ pub async fn serve_transport<R, W>(
         channel_max: 1,
         tls: ends.tls.clone(),
         stats,
-        channels: Some(out.clone()),
+        channels: Some(out),
     });
-    let mut forced = registration.closed.clone();
-    let end = match resumed {
-        Err(f) => End::Fail(f),
-        Ok(()) => run(&mut session, &mut packets, &mut forced, login.keep_alive).await,
-    };
-    // ---- closing ----------------------------------------------------------------
+    Some(Opened {
+        id,
+        peer,
+        version,
+        login,
+        claim,
+        session,
+        outlet,
+        writer,
+        registration,
+        resumed,
+    })
+}
+
+/// The end: acks still owed, the will, the client id, the last packet, the
+/// writer.
+async fn close<R: AsyncRead + Unpin>(
+    node: &Arc<Node>,
+    c: Opened,
+    end: End,
+    mut packets: Packets<R>,
+) {
+    let Opened {
+        id,
+        peer,
+        version,
+        login,
+        claim,
+        mut session,
+        outlet,
+        writer,
+        registration,
+        ..
+    } = c;
     if matches!(end, End::Disconnect { .. }) {
         wait_for_acks(&mut session).await;
     }
@@ -382,8 +471,8 @@ pub async fn serve_transport<R, W>(
         }
     };
     if publish_will {
-        if let Some(will) = login.connect.will.clone() {
-            schedule_will(&node, &login, &claim, will);
+        if let Some(will) = &login.will {
+            schedule_will(node, &login, &claim, (**will).clone());
         }
     }
     node.release(&claim, id, keep);
@@ -464,7 +553,7 @@ fn schedule_will(node: &Arc<Node>, login: &Login, claim: &crate::registry::Claim
 /// the matching return code).
 fn login(
     node: &Node,
-    connect: Box<Connect>,
+    connect: &mut Connect,
     peer: SocketAddr,
     cert_user: Option<String>,
 ) -> Result<Login, (ReasonCode, String)> {
@@ -587,9 +676,10 @@ fn login(
         vhost,
         client_id,
         assigned,
+        clean_start: connect.clean_start,
         keep_alive,
         persistence,
-        connect,
+        will: connect.will.take().map(Box::new),
     })
 }
 
@@ -604,7 +694,7 @@ enum End {
 
 async fn run<R: AsyncRead + Unpin>(
     session: &mut Session,
-    packets: &mut FramedRead<R, MqttCodec>,
+    packets: &mut PacketReader<R>,
     forced: &mut tokio::sync::watch::Receiver<Option<BrokerError>>,
     keep_alive: u16,
 ) -> End {
@@ -661,7 +751,8 @@ async fn run<R: AsyncRead + Unpin>(
                 session.settle_skipped();
                 continue;
             }
-            _ = tokio::time::sleep_until(deadline) => return End::KeepAlive,
+            // (No timer at all without a keep-alive.)
+            _ = tokio::time::sleep_until(deadline), if limit.is_some() => return End::KeepAlive,
         };
         last_seen = Instant::now();
         let mut next = first;
@@ -686,6 +777,7 @@ async fn run<R: AsyncRead + Unpin>(
                 None => break,
             }
         }
+        session.settle_acked();
         waiting = session.flush_acks(log.durable_ticket());
         if session.has_published && log.is_backlogged() {
             log.wait_for_room().await;

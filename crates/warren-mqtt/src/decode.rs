@@ -168,7 +168,7 @@ fn connack(b: &mut Bytes, v: Version) -> Result<Connack, DecodeError> {
     Ok(Connack {
         session_present: flags & 1 != 0,
         code,
-        properties: props(b, v, Context::Connack)?,
+        properties: props(b, v, Context::Connack)?.into(),
     })
 }
 
@@ -207,7 +207,7 @@ fn publish(flags: u8, b: &mut Bytes, v: Version) -> Result<Publish, DecodeError>
         retain: flags & 1 != 0,
         topic,
         packet_id,
-        properties,
+        properties: properties.into(),
         payload,
     })
 }
@@ -220,7 +220,7 @@ fn ack(b: &mut Bytes, v: Version) -> Result<Ack, DecodeError> {
     if v.is_v5() && b.has_remaining() {
         a.code = ReasonCode(get_u8(b)?);
         if b.has_remaining() {
-            a.properties = Properties::decode(b, Context::Ack)?;
+            a.properties = Properties::decode(b, Context::Ack)?.into();
         }
     }
     Ok(a)
@@ -259,7 +259,7 @@ fn subscribe(b: &mut Bytes, v: Version) -> Result<Subscribe, DecodeError> {
     }
     Ok(Subscribe {
         packet_id,
-        properties,
+        properties: properties.into(),
         filters,
     })
 }
@@ -278,7 +278,7 @@ fn suback(b: &mut Bytes, v: Version) -> Result<Suback, DecodeError> {
     }
     Ok(Suback {
         packet_id,
-        properties,
+        properties: properties.into(),
         codes,
     })
 }
@@ -295,7 +295,7 @@ fn unsubscribe(b: &mut Bytes, v: Version) -> Result<Unsubscribe, DecodeError> {
     }
     Ok(Unsubscribe {
         packet_id,
-        properties,
+        properties: properties.into(),
         filters,
     })
 }
@@ -313,7 +313,7 @@ fn unsuback(b: &mut Bytes, v: Version) -> Result<Unsuback, DecodeError> {
     };
     Ok(Unsuback {
         packet_id,
-        properties,
+        properties: properties.into(),
         codes,
     })
 }
@@ -324,7 +324,7 @@ fn disconnect(b: &mut Bytes, v: Version, ctx: Context) -> Result<Disconnect, Dec
     if v.is_v5() && b.has_remaining() {
         d.code = ReasonCode(get_u8(b)?);
         if b.has_remaining() {
-            d.properties = Properties::decode(b, ctx)?;
+            d.properties = Properties::decode(b, ctx)?.into();
         }
     }
     Ok(d)

@@ -27,6 +27,7 @@ use warren_core::{
 
 use crate::mapping;
 use crate::packet::{QoS, SubscriptionOptions, Version};
+use crate::props::Props;
 use crate::topic;
 use crate::writer::{send, Delivery, Outbound, Outlet};
 
@@ -398,8 +399,11 @@ impl ConsumerSink for SessionSink {
         if out.vhost.is_tracing() {
             warren_core::trace::deliver(queue, m, msg.redelivered, &out.origin);
         }
-        let mut properties = amqp.properties;
-        properties.subscription_identifiers = plan.ids;
+        // Boxed only when there are some (never for 3.1.1).
+        let mut properties = Props::from(amqp.properties);
+        if !plan.ids.is_empty() {
+            properties.subscription_identifiers = plan.ids;
+        }
         if v5 {
             // The expiry left in this queue, as MQTT 5 asks.
             if properties.message_expiry_interval.is_some()
@@ -434,6 +438,22 @@ pub fn settle(done: Vec<Taken>) {
         c.sub_unacked(1);
         q.settle(&[m]);
         q.deliver();
+    }
+}
+
+/// Settle acknowledged deliveries, one call per run of the same queue (the
+/// caller wakes the queues once afterwards).
+pub fn settle_batch(done: Vec<Taken>) {
+    let mut msgs = Vec::with_capacity(done.len());
+    let mut it = done.into_iter().peekable();
+    while let Some((q, m, c)) = it.next() {
+        c.sub_unacked(1);
+        msgs.push(m);
+        let same_next = matches!(it.peek(), Some((next, _, _)) if Arc::ptr_eq(next, &q));
+        if !same_next {
+            q.settle(&msgs);
+            msgs.clear();
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use std::fmt;
 
 use crate::properties::Properties;
+use crate::props::Props;
 use crate::reason::ReasonCode;
 
 /// The protocol version, from CONNECT's protocol name and level.
@@ -104,7 +105,7 @@ pub struct Connack {
     pub session_present: bool,
     /// MQTT 5 reason code; for 3.1/3.1.1 encoded as its return code.
     pub code: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -116,7 +117,7 @@ pub struct Publish {
     pub topic: Bytes,
     /// Present iff qos > 0.
     pub packet_id: Option<u16>,
-    pub properties: Properties,
+    pub properties: Props,
     pub payload: Bytes,
 }
 
@@ -125,7 +126,7 @@ pub struct Publish {
 pub struct Ack {
     pub packet_id: u16,
     pub code: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 impl Ack {
@@ -133,7 +134,7 @@ impl Ack {
         Ack {
             packet_id,
             code,
-            properties: Properties::default(),
+            properties: Props::NONE,
         }
     }
 }
@@ -169,14 +170,14 @@ impl SubscriptionOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subscribe {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     pub filters: Vec<(Bytes, SubscriptionOptions)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Suback {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     /// Granted QoS (0, 1, 2) or a failure (0x80 in 3.1.1, an MQTT 5 reason).
     pub codes: Vec<ReasonCode>,
 }
@@ -184,14 +185,14 @@ pub struct Suback {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsubscribe {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     pub filters: Vec<Bytes>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unsuback {
     pub packet_id: u16,
-    pub properties: Properties,
+    pub properties: Props,
     /// MQTT 5 only.
     pub codes: Vec<ReasonCode>,
 }
@@ -200,14 +201,14 @@ pub struct Unsuback {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Disconnect {
     pub code: ReasonCode,
-    pub properties: Properties,
+    pub properties: Props,
 }
 
 impl Disconnect {
     pub fn new(code: ReasonCode) -> Disconnect {
         Disconnect {
             code,
-            properties: Properties::default(),
+            properties: Props::NONE,
         }
     }
 
@@ -217,7 +218,8 @@ impl Disconnect {
             properties: Properties {
                 reason_string: Some(Bytes::from(text.into())),
                 ..Properties::default()
-            },
+            }
+            .into(),
         }
     }
 }

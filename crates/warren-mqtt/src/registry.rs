@@ -39,7 +39,9 @@ pub struct Saved {
 struct Slot {
     /// The connection using the client id now (None: disconnected).
     live: Option<Live>,
-    saved: Saved,
+    /// Boxed, and only when there is something: one slot per connected
+    /// client id, and most have nothing saved.
+    saved: Option<Box<Saved>>,
     /// Bumped by every new connection: a delayed will checks it is still current.
     generation: u64,
 }
@@ -64,7 +66,7 @@ pub struct Claim {
     pub key: (String, Bytes),
     pub generation: u64,
     pub done: watch::Sender<bool>,
-    pub saved: Saved,
+    pub saved: Option<Box<Saved>>,
 }
 
 impl Node {
@@ -88,7 +90,7 @@ impl Node {
                 let mut clients = self.clients.lock();
                 let slot = clients.entry(key.clone()).or_insert_with(|| Slot {
                     live: None,
-                    saved: Saved::default(),
+                    saved: None,
                     generation: 0,
                 });
                 match &slot.live {
@@ -104,7 +106,7 @@ impl Node {
                             key,
                             generation: slot.generation,
                             done: tx,
-                            saved: std::mem::take(&mut slot.saved),
+                            saved: slot.saved.take(),
                         };
                     }
                 }
@@ -149,7 +151,12 @@ impl Node {
             if slot.live.as_ref().map(|l| l.conn) == Some(conn) {
                 slot.live = None;
                 match keep {
-                    Some(s) => slot.saved = s,
+                    Some(s) => {
+                        let empty = s.incoming_qos2.is_empty()
+                            && s.released.is_empty()
+                            && s.shared.is_empty();
+                        slot.saved = (!empty).then(|| Box::new(s));
+                    }
                     None => {
                         clients.remove(&claim.key);
                     }

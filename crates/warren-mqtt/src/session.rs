@@ -31,6 +31,7 @@ use warren_core::{
 use crate::delivery::{self, Outgoing, QueueKind, SessionSink, Sub, SubTable};
 use crate::packet::*;
 use crate::properties::Properties;
+use crate::props::Props;
 use crate::publish::Publisher;
 use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved};
@@ -108,6 +109,11 @@ pub struct Session {
     /// Topic aliases the client set (MQTT 5).
     aliases: HashMap<u16, Bytes>,
     pub has_published: bool,
+    /// Deliveries the client acknowledged in this batch of packets, settled
+    /// together by [`Session::settle_acked`].
+    acked: Vec<crate::delivery::Taken>,
+    /// An ack freed room in the window (queues to wake after the batch).
+    need_wake: bool,
     /// Consumers to start once the SUBACK is queued.
     to_activate: Vec<(Arc<Consumer>, Arc<Queue>)>,
 }
@@ -190,6 +196,8 @@ impl Session {
             pending: VecDeque::new(),
             aliases: HashMap::new(),
             has_published: false,
+            acked: Vec::new(),
+            need_wake: false,
             to_activate: Vec::new(),
         }
     }
@@ -311,20 +319,20 @@ impl Session {
             Packet::Puback(a) => {
                 if let Some(d) = self.out.puback(a.packet_id) {
                     self.out.stats.messages.add_serialized(MessageField::Ack, 1);
-                    delivery::settle(vec![d]);
+                    self.acked.push(d);
                 }
-                self.wake();
+                self.need_wake = true;
             }
             Packet::Pubrec(a) => {
                 let (known, d) = self.out.pubrec(a.packet_id);
                 if let Some(d) = d {
                     self.out.stats.messages.add_serialized(MessageField::Ack, 1);
-                    delivery::settle(vec![d]);
+                    self.acked.push(d);
                 }
                 if a.code.is_error() {
                     // The client refused the message: the exchange is over.
                     self.out.pubcomp(a.packet_id);
-                    self.wake();
+                    self.need_wake = true;
                 } else {
                     let code = if known {
                         ReasonCode::SUCCESS
@@ -336,7 +344,7 @@ impl Session {
             }
             Packet::Pubcomp(a) => {
                 self.out.pubcomp(a.packet_id);
-                self.wake();
+                self.need_wake = true;
             }
             Packet::Pubrel(a) => {
                 let code = if self.incoming_qos2.remove(&a.packet_id) {
@@ -378,6 +386,19 @@ impl Session {
         Ok(Flow::Continue)
     }
 
+    /// After a batch of packets: settle what the client acknowledged, one
+    /// queue call for all of them, and let the queues fill the window again
+    /// once (per PUBACK, a settle and two deliver passes each took the
+    /// queue's lock and sent one message at a time).
+    pub fn settle_acked(&mut self) {
+        if !self.acked.is_empty() {
+            delivery::settle_batch(std::mem::take(&mut self.acked));
+        }
+        if std::mem::take(&mut self.need_wake) {
+            self.wake();
+        }
+    }
+
     /// An ack gave the window room: let the session's queues deliver again.
     fn wake(&self) {
         for (q, _) in self.queues.values().chain(self.shared.values()) {
@@ -388,7 +409,10 @@ impl Session {
     // ---- PUBLISH -------------------------------------------------------------
 
     fn on_publish(&mut self, mut p: Publish) -> Result<(), Fail> {
-        if let Some(alias) = p.properties.topic_alias.take() {
+        // (Checked first: taking it through `DerefMut` would box an absent list.)
+        let alias = p.properties.topic_alias;
+        if let Some(alias) = alias {
+            p.properties.topic_alias = None;
             if alias > self.node.config.topic_alias_maximum {
                 return Err(Fail::new(
                     ReasonCode::TOPIC_ALIAS_INVALID,
@@ -591,7 +615,7 @@ impl Session {
         self.publish_table();
         self.send(Packet::Suback(Suback {
             packet_id: s.packet_id,
-            properties: Properties::default(),
+            properties: Props::NONE,
             codes,
         }));
         self.activate();
@@ -743,7 +767,7 @@ impl Session {
         self.publish_table();
         self.send(Packet::Unsuback(Unsuback {
             packet_id: u.packet_id,
-            properties: Properties::default(),
+            properties: Props::NONE,
             codes,
         }));
         Ok(())
@@ -794,7 +818,7 @@ impl Session {
                 retain: true,
                 topic: m.topic.clone(),
                 packet_id,
-                properties,
+                properties: properties.into(),
                 payload: m.payload.clone(),
             }));
         }
@@ -806,6 +830,9 @@ impl Session {
     /// not acknowledge, delete a clean session's queues. Returns what a
     /// persistent session keeps in memory.
     pub fn close(&mut self) -> Option<Saved> {
+        if !self.acked.is_empty() {
+            delivery::settle_batch(std::mem::take(&mut self.acked));
+        }
         let (unacked, released) = self.out.close();
         for (q, c) in self.queues.values().chain(self.shared.values()) {
             q.remove_consumer(c);

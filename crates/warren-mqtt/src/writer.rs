@@ -16,7 +16,7 @@ use warren_core::Message;
 
 use crate::encode::encode;
 use crate::packet::{Packet, QoS, Version};
-use crate::properties::Properties;
+use crate::props::Props;
 use crate::topic;
 use crate::wire::{put_binary, put_varint, varint_len};
 
@@ -35,8 +35,8 @@ pub struct Delivery {
     pub qos: QoS,
     pub dup: bool,
     pub retain: bool,
-    /// MQTT 5 properties (subscription identifiers included); empty for 3.1.1.
-    pub properties: Properties,
+    /// MQTT 5 properties (subscription identifiers included); none for 3.1.1.
+    pub properties: Props,
 }
 
 impl Outbound {

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
-use warren_mqtt::{Connect, DecodeError, MqttCodec, Packet, Properties, Publish, QoS};
+use warren_mqtt::{Connect, DecodeError, MqttCodec, Packet, Properties, Props, Publish, QoS};
 use warren_mqtt::{ReasonCode, Subscribe, SubscriptionOptions, Version};
 
 use crate::client::{Error, Result};
@@ -79,6 +79,7 @@ pub(crate) async fn connect_from(uri: &AmqpUri, slot: usize, spread: u8) -> Resu
     };
     let source = Ipv4Addr::new(127, 0, 0, 1 + (slot % spread as usize) as u8);
     let socket = TcpSocket::new_v4()?;
+    bind_address_no_port(&socket);
     socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
     let stream = socket
         .connect(SocketAddr::new(IpAddr::V4(ip), uri.port))
@@ -86,6 +87,30 @@ pub(crate) async fn connect_from(uri: &AmqpUri, slot: usize, spread: u8) -> Resu
         .map_err(|e| Error::Other(format!("connecting to {uri} from {source}: {e}")))?;
     stream.set_nodelay(true)?;
     Ok(stream)
+}
+
+/// Let `connect` pick the source port (Linux `IP_BIND_ADDRESS_NO_PORT`): a
+/// `bind` to port 0 searches for a free port on its own, which gets slow with
+/// tens of thousands of sockets on the address and made the load generator,
+/// not the broker, the limit of the connect-rate run. Best effort.
+fn bind_address_no_port(socket: &TcpSocket) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a c_int option of its size.
+        unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                (&one as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
 }
 
 /// CONNECT for MQTT 3.1.1: clean session, no keep-alive, the URI's user (as
@@ -203,7 +228,7 @@ impl PublishTemplate {
             retain: false,
             topic: topic.to_owned().into(),
             packet_id: (qos != QoS::AtMostOnce).then_some(1),
-            properties: Properties::default(),
+            properties: Props::NONE,
             payload: payload.into(),
         });
         let mut out = BytesMut::new();
@@ -310,7 +335,7 @@ impl MqttConsumer {
         let qos = qos(args);
         conn.send(&Packet::Subscribe(Subscribe {
             packet_id: 1,
-            properties: Properties::default(),
+            properties: Props::NONE,
             filters: vec![(topic.to_owned().into(), SubscriptionOptions::qos(qos))],
         }))?;
         conn.flush().await?;

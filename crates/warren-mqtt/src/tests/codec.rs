@@ -4,6 +4,8 @@
 use bytes::{Bytes, BytesMut};
 use tokio_util::codec::Decoder;
 
+use crate::Props;
+
 use crate::codec::MqttCodec;
 use crate::encode::{encode, encoded_len};
 use crate::error::DecodeError;
@@ -73,7 +75,8 @@ fn samples(v: Version) -> Vec<Packet> {
                 retain_available: Some(1),
                 reason_string: Some(b("ok")),
                 ..Properties::default()
-            }),
+            })
+            .into(),
         }),
         Packet::Publish(Publish {
             dup: false,
@@ -81,7 +84,7 @@ fn samples(v: Version) -> Vec<Packet> {
             retain: true,
             topic: b("a/b"),
             packet_id: None,
-            properties: p(full_props()),
+            properties: p(full_props()).into(),
             payload: b("hello"),
         }),
         Packet::Publish(Publish {
@@ -90,7 +93,7 @@ fn samples(v: Version) -> Vec<Packet> {
             retain: false,
             topic: b("a/b/c"),
             packet_id: Some(65535),
-            properties: Properties::default(),
+            properties: Props::NONE,
             payload: Bytes::new(),
         }),
         Packet::Puback(Ack::new(1, ReasonCode::SUCCESS)),
@@ -101,7 +104,8 @@ fn samples(v: Version) -> Vec<Packet> {
             properties: p(Properties {
                 reason_string: Some(b("why")),
                 ..Properties::default()
-            }),
+            })
+            .into(),
         }),
         Packet::Pubcomp(Ack::new(4, ReasonCode::SUCCESS)),
         Packet::Subscribe(Subscribe {
@@ -109,7 +113,8 @@ fn samples(v: Version) -> Vec<Packet> {
             properties: p(Properties {
                 subscription_identifiers: vec![7],
                 ..Properties::default()
-            }),
+            })
+            .into(),
             filters: vec![
                 (b("a/+/c"), SubscriptionOptions::qos(QoS::AtLeastOnce)),
                 (
@@ -125,7 +130,7 @@ fn samples(v: Version) -> Vec<Packet> {
         }),
         Packet::Suback(Suback {
             packet_id: 5,
-            properties: Properties::default(),
+            properties: Props::NONE,
             codes: vec![ReasonCode::GRANTED_QOS_1, ReasonCode::GRANTED_QOS_2],
         }),
         Packet::Unsubscribe(Unsubscribe {
@@ -133,12 +138,13 @@ fn samples(v: Version) -> Vec<Packet> {
             properties: p(Properties {
                 user_properties: vec![(b("x"), b("y"))],
                 ..Properties::default()
-            }),
+            })
+            .into(),
             filters: vec![b("a/+/c"), b("#")],
         }),
         Packet::Unsuback(Unsuback {
             packet_id: 6,
-            properties: Properties::default(),
+            properties: Props::NONE,
             codes: if five {
                 vec![ReasonCode::SUCCESS, ReasonCode::NO_SUBSCRIPTION_EXISTED]
             } else {

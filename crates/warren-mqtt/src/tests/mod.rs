@@ -1,2 +1,3 @@
 mod codec;
 mod delivery;
+mod sizes;
