@@ -49,7 +49,13 @@ const ENDPOINTS: &[(&str, &str)] = &[
     ("DELETE", "/api/queues/%2F/q1"),
 ];
 
-async fn call(app: axum::Router, method: &str, path: &str, ctype: Option<&str>, body: Vec<u8>) -> (StatusCode, Vec<u8>) {
+async fn call(
+    app: axum::Router,
+    method: &str,
+    path: &str,
+    ctype: Option<&str>,
+    body: Vec<u8>,
+) -> (StatusCode, Vec<u8>) {
     let mut req = Request::builder()
         .method(Method::from_bytes(method.as_bytes()).expect("method"))
         .uri(path)
@@ -88,7 +94,11 @@ fuzz_target!(|data: &[u8]| {
         let app = warren_http::router(warren_http::Http::new(b.clone(), Vec::new()));
         for (m, p) in [("PUT", "/api/vhosts/v1"), ("PUT", "/api/queues/%2F/q1")] {
             let (s, out) = call(app.clone(), m, p, Some("application/json"), b"{}".to_vec()).await;
-            assert!(s.is_success(), "setup {p}: {s} {}", String::from_utf8_lossy(&out));
+            assert!(
+                s.is_success(),
+                "setup {p}: {s} {}",
+                String::from_utf8_lossy(&out)
+            );
         }
         let (status, out) = call(app, method, path, ctype, body.to_vec()).await;
         assert!(

@@ -95,7 +95,11 @@ fn pristine() -> &'static Pristine {
                 record::encode_publish(
                     &mut out,
                     msg_id,
-                    if p.persistent { record::FLAG_PERSISTENT } else { 0 },
+                    if p.persistent {
+                        record::FLAG_PERSISTENT
+                    } else {
+                        0
+                    },
                     1_700_000_000_000 + msg_id,
                     &p.queues,
                     &p.exchange,
@@ -189,7 +193,9 @@ fuzz_target!(|data: &[u8]| {
         let (kind, fi) = (op[0] % 7, op[1] as usize % files.len());
         let pos = u16::from_le_bytes([op[2], op[3]]) as usize;
         let arg = op[4] as usize;
-        rng.0 = rng.0.wrapping_add(u64::from_le_bytes([op[0], op[1], op[2], op[3], op[4], 1, 2, 3]));
+        rng.0 = rng.0.wrapping_add(u64::from_le_bytes([
+            op[0], op[1], op[2], op[3], op[4], 1, 2, 3,
+        ]));
         if fi % 2 == 1 {
             acks_damaged = true;
         }
@@ -255,9 +261,17 @@ fuzz_target!(|data: &[u8]| {
                 .get(&m.msg_id)
                 .unwrap_or_else(|| panic!("recovered unknown message id {}", m.msg_id));
             assert!(want.persistent, "transient message {} recovered", m.msg_id);
-            assert!(want.queues.contains(queue), "message {} for queue {queue}", m.msg_id);
+            assert!(
+                want.queues.contains(queue),
+                "message {} for queue {queue}",
+                m.msg_id
+            );
             if !acks_damaged && *queue == 1 {
-                assert!(!acked.contains(&m.msg_id), "acked message {} is back", m.msg_id);
+                assert!(
+                    !acked.contains(&m.msg_id),
+                    "acked message {} is back",
+                    m.msg_id
+                );
             }
             match log.read(m.loc).expect("recovered message reads back") {
                 Record::Publish {

@@ -40,7 +40,11 @@ fn msg(topic: &str, payload: &str, n: u64) -> Retained {
     }
     Retained {
         topic: Bytes::copy_from_slice(topic.as_bytes()),
-        qos: if n % 3 == 0 { QoS::AtMostOnce } else { QoS::AtLeastOnce },
+        qos: if n % 3 == 0 {
+            QoS::AtMostOnce
+        } else {
+            QoS::AtLeastOnce
+        },
         payload: Bytes::copy_from_slice(payload.as_bytes()),
         properties,
         stored_at: 1_700_000_000_000 + n,
@@ -75,7 +79,10 @@ fn pristine() -> &'static Pristine {
         let _ = std::fs::remove_dir_all(&dir);
         Pristine {
             file,
-            written: puts.iter().map(|(v, m)| (v.to_string(), m.clone())).collect(),
+            written: puts
+                .iter()
+                .map(|(v, m)| (v.to_string(), m.clone()))
+                .collect(),
         }
     })
 }
@@ -111,7 +118,9 @@ fuzz_target!(|data: &[u8]| {
     for op in data.chunks_exact(4) {
         let pos = u16::from_le_bytes([op[1], op[2]]) as usize;
         let arg = op[3] as usize;
-        rng.0 = rng.0.wrapping_add(u64::from_le_bytes([op[0], op[1], op[2], op[3], 9, 8, 7, 6]));
+        rng.0 = rng
+            .0
+            .wrapping_add(u64::from_le_bytes([op[0], op[1], op[2], op[3], 9, 8, 7, 6]));
         let at = pos % (f.len() + 1);
         match op[0] % 6 {
             0 => {
@@ -161,7 +170,11 @@ fuzz_target!(|data: &[u8]| {
         got
     };
     let s = RetainedStore::open(&dir).expect("reopen");
-    assert_eq!(served(&s), first, "the compacted file loads to the same messages");
+    assert_eq!(
+        served(&s),
+        first,
+        "the compacted file loads to the same messages"
+    );
     drop(s);
     let _ = std::fs::remove_dir_all(&dir);
 });

@@ -335,11 +335,16 @@ mod tests {
             let ip: IpAddr = ok.parse().expect("ip");
             assert!(b.authenticate("guest", b"guest", Some(ip)).is_ok(), "{ok}");
         }
-        for bad in ["10.0.0.1", "192.168.1.2", "::ffff:10.0.0.1", "fe80::1", "2001:db8::1", "::"] {
+        for bad in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+            "2001:db8::1",
+            "::",
+        ] {
             let ip: IpAddr = bad.parse().expect("ip");
-            let e = b
-                .authenticate("guest", b"guest", Some(ip))
-                .expect_err(bad);
+            let e = b.authenticate("guest", b"guest", Some(ip)).expect_err(bad);
             assert_eq!(e.code, 403);
             assert_eq!(e.text, "User 'guest' can only connect via localhost");
         }

@@ -134,7 +134,10 @@ mod tests {
             ("host", "localhost:15672"),
             ("origin", "null"),
         ])));
-        assert!(is_cross_site(&headers(&[("origin", "http://localhost:15672")])));
+        assert!(is_cross_site(&headers(&[(
+            "origin",
+            "http://localhost:15672"
+        )])));
         // No Origin but the fetch metadata says cross-site / same-site.
         assert!(is_cross_site(&headers(&[
             ("host", "localhost:15672"),

@@ -12,9 +12,9 @@
 //! Pings are answered by the WebSocket layer; a close message ends the input
 //! like EOF on a socket, and dropping the writer closes the WebSocket.
 
-use axum::extract::ws::{Message, Utf8Bytes};
 #[cfg(doc)]
 use axum::extract::ws::WebSocket;
+use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
 use futures_util::{future, Sink, SinkExt, Stream, StreamExt};
 use std::io;
