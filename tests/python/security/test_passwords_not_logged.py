@@ -1,5 +1,5 @@
 """Passwords never reach the log, at debug level, on any protocol: logins
-with a wrong and with the right password (AMQP PLAIN and AMQPLAIN, STOMP,
+with a wrong and with the right password (AMQP PLAIN, STOMP,
 MQTT 3.1.1 and 5, Web-STOMP, Web-MQTT, the HTTP API's Basic auth, SSE), and
 passwords set through the HTTP API (user creation, definitions import).
 Neither the password nor the base64 of ``user:password`` (what HTTP Basic
@@ -41,8 +41,6 @@ def test_passwords_are_not_logged(dual):
         web_mqtt_login(h, b.web_mqtt_port, USER, pw)
         http_get(h, b.http_port, "/api/whoami", USER, pw)
         sse_login(h, b.web_stomp_port, USER, pw)
-        # AMQPLAIN (pika's ExternalCredentials is not it; a raw table login
-        # is covered by the PLAIN path's shared authenticate()).
     assert amqp_login(h, b.amqp_port, USER, RIGHT) == "ok"
     assert amqp_login(h, b.amqp_port, USER, WRONG) != "ok"
     # Passwords given to the management API.
