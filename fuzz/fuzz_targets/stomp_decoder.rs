@@ -54,11 +54,7 @@ fn check(frame: &Frame, dialect: Dialect, version: Version) {
     codec.set_version(version);
     let mut wire = BytesMut::new();
     codec.encoder().encode_frame(frame, &mut wire);
-    assert_eq!(
-        wire.len(),
-        codec.encoder().encoded_len(frame),
-        "encoded_len"
-    );
+    assert_eq!(wire.len(), codec.encoder().encoded_len(frame), "encoded_len");
     let first = wire.clone();
 
     let again = match codec.decode(&mut wire) {
@@ -73,10 +69,7 @@ fn check(frame: &Frame, dialect: Dialect, version: Version) {
         .filter(|(n, _)| *n != b"content-length")
         .map(|(n, v)| (n, v.to_vec()))
         .chain((!frame.body.is_empty()).then(|| {
-            (
-                &b"content-length"[..],
-                frame.body.len().to_string().into_bytes(),
-            )
+            (&b"content-length"[..], frame.body.len().to_string().into_bytes())
         }))
         .collect();
     let got: Vec<(&[u8], Vec<u8>)> = again.headers.iter().map(|(n, v)| (n, v.to_vec())).collect();
