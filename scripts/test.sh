@@ -76,7 +76,7 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_S
   MQTT_PORT="$mqtt_port" WEB_MQTT_PORT="$web_mqtt_port" HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features --ignore=tests/python/hostile \
-  --ignore=tests/python/tls || status=$?
+  --ignore=tests/python/tls --ignore=tests/python/security || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
 echo "== browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
@@ -95,6 +95,10 @@ echo "== durability tests (kill -9, torn tails, alarms, backlog)"
 python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
 echo "== hostile-client tests (slowloris, churn, auth floods, alarm floods, disk full)"
 python3 -m pytest tests/python/hostile -q -p no:cacheprovider || status=$?
+echo "== security tests (own brokers on the wildcard address: guest loopback-only, vhost isolation, no passwords in logs, HTTP headers and CSRF)"
+python3 -m pytest tests/python/security -q -p no:cacheprovider || status=$?
+echo "== fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-20} s each; FUZZ_SECONDS=0 skips)"
+bash scripts/fuzz.sh || status=$?
 if [ $status -ne 0 ]; then
   echo "-- broker log (last 50 lines)"; tail -50 "$data_dir/warren.log"
 fi

@@ -384,6 +384,13 @@ where
         broker.authenticate(&username, &password, Some(peer.ip()))
     };
     let user = login.map_err(|mut e| {
+        // As RabbitMQ: the client learns only that the login was refused
+        // (the loopback rule's reason goes to the log), so a remote
+        // client cannot tell that guest's password was right.
+        if e.text.contains("via localhost") {
+            warn!(%peer, user = %username, "AMQP login refused: {}", e.text);
+            e.text = "Login was refused using authentication mechanism PLAIN. For details see the broker logfile.".into();
+        }
         if e.text.contains("mechanism PLAIN") {
             e.text = e
                 .text

@@ -314,7 +314,7 @@ impl Broker {
             self.refusals.refused(username, peer, "wrong password");
             return Err(refused());
         }
-        if user.loopback_only && !peer.map(|p| p.is_loopback()).unwrap_or(false) {
+        if user.loopback_only && !peer.is_some_and(is_loopback) {
             return Err(BrokerError::access_refused(format!(
                 "User '{}' can only connect via localhost",
                 username
@@ -356,5 +356,44 @@ impl Broker {
         }
         self.check_connection_limits(user, &v)?;
         Ok(v)
+    }
+}
+
+/// Whether a client address is the local host: 127.0.0.0/8, ::1, and IPv4
+/// loopback as a dual-stack (`::`) listener reports it, `::ffff:127.x.y.z`
+/// (`Ipv6Addr::is_loopback` alone says no to that one).
+pub fn is_loopback(ip: IpAddr) -> bool {
+    ip.to_canonical().is_loopback()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// guest logs in from 127.0.0.1, ::1 and ::ffff:127.0.0.1 (a dual-stack
+    /// listener's IPv4 loopback client), and from nowhere else.
+    #[test]
+    fn guest_is_loopback_only_on_every_address_family() {
+        let (b, dir) = crate::testing::scratch_broker("broker", "loopback");
+        b.create_defaults_once(true);
+        for ok in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
+            let ip: IpAddr = ok.parse().expect("ip");
+            assert!(b.authenticate("guest", b"guest", Some(ip)).is_ok(), "{ok}");
+        }
+        for bad in [
+            "10.0.0.1",
+            "192.168.1.2",
+            "::ffff:10.0.0.1",
+            "fe80::1",
+            "2001:db8::1",
+            "::",
+        ] {
+            let ip: IpAddr = bad.parse().expect("ip");
+            let e = b.authenticate("guest", b"guest", Some(ip)).expect_err(bad);
+            assert_eq!(e.code, 403);
+            assert_eq!(e.text, "User 'guest' can only connect via localhost");
+        }
+        assert!(b.authenticate("guest", b"guest", None).is_err());
+        let _ = std::fs::remove_dir_all(dir);
     }
 }

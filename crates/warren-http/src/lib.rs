@@ -22,6 +22,7 @@ pub mod error;
 pub mod list;
 pub mod prometheus;
 pub mod props;
+pub mod security;
 pub mod ui;
 
 use axum::extract::DefaultBodyLimit;
@@ -276,6 +277,11 @@ pub fn router(http: Arc<Http>) -> Router {
         .fallback(ui::fallback)
         .layer(axum::middleware::from_fn(no_challenge_for_scripts))
         .layer(DefaultBodyLimit::max(body::MAX_BODY))
+        // Cross-site state-changing requests are refused before any
+        // handler (or body parsing); every response, refusals included,
+        // carries the security headers (see security.rs).
+        .layer(axum::middleware::from_fn(security::same_origin))
+        .layer(axum::middleware::from_fn(security::headers))
         .with_state(http)
 }
 

@@ -632,7 +632,16 @@ fn login(
         let password = connect.password.clone().unwrap_or_default();
         node.broker
             .authenticate(&user, &password, Some(peer.ip()))
-            .map_err(|e| (ReasonCode::BAD_USER_NAME_OR_PASSWORD, e.text))?
+            .map_err(|e| {
+                // RabbitMQ: the loopback rule is "not authorized" (5), a
+                // wrong password "bad user name or password" (4).
+                let code = if e.text.contains("via localhost") {
+                    ReasonCode::NOT_AUTHORIZED
+                } else {
+                    ReasonCode::BAD_USER_NAME_OR_PASSWORD
+                };
+                (code, e.text)
+            })?
     };
     // As RabbitMQ: an unknown vhost is "bad user name or password", a vhost
     // the user may not use "not authorized".

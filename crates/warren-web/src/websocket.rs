@@ -12,9 +12,11 @@
 //! Pings are answered by the WebSocket layer; a close message ends the input
 //! like EOF on a socket, and dropping the writer closes the WebSocket.
 
-use axum::extract::ws::{Message, Utf8Bytes, WebSocket};
+#[cfg(doc)]
+use axum::extract::ws::WebSocket;
+use axum::extract::ws::{Message, Utf8Bytes};
 use bytes::Bytes;
-use futures_util::{future, SinkExt, StreamExt};
+use futures_util::{future, Sink, SinkExt, Stream, StreamExt};
 use std::io;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_util::io::{CopyToBytes, SinkWriter, StreamReader};
@@ -31,13 +33,21 @@ pub enum Framing {
 }
 
 /// The socket as (reader, writer) halves for an adapter's connection loop.
-pub fn byte_stream(
-    socket: WebSocket,
+/// Generic over the socket (axum's [`WebSocket`] in the server) so that the
+/// fuzz target `ws_framing` drives exactly this code with made-up messages.
+pub fn byte_stream<S>(
+    socket: S,
     framing: Framing,
 ) -> (
     impl AsyncRead + Unpin + Send + 'static,
     impl AsyncWrite + Unpin + Send + 'static,
-) {
+)
+where
+    S: Stream<Item = Result<Message, axum::Error>>
+        + Sink<Message, Error = axum::Error>
+        + Send
+        + 'static,
+{
     let (sink, stream) = socket.split();
     let input = stream.filter_map(move |m| {
         future::ready(match m {

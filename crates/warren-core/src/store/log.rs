@@ -236,6 +236,11 @@ pub struct MessageLog {
     recovered_streams: Mutex<HashMap<u64, StreamIndex>>,
     /// Where queues keep the index of their paged-out messages.
     spill: Arc<SpillDir>,
+    /// Recovery is not over: queues are still attaching their recovered
+    /// messages ([`MessageLog::add_ref`]), so a segment without references
+    /// may just not have been claimed yet. No segment is reclaimed (deleted
+    /// or compacted) until [`MessageLog::release_unclaimed_streams`] ends it.
+    recovering: std::sync::atomic::AtomicBool,
 }
 
 /// Per stream id, the offset below which retention dropped its records in
@@ -510,6 +515,7 @@ impl MessageLog {
             batches: AtomicU64::new(0),
             recovered_streams: Mutex::new(streams),
             spill,
+            recovering: std::sync::atomic::AtomicBool::new(!numbers.is_empty()),
         });
         let writer = log.clone();
         std::thread::Builder::new()
@@ -704,8 +710,10 @@ impl MessageLog {
         self.recovered_streams.lock().remove(&stream)
     }
 
-    /// Release the records of recovered streams no queue took (deleted, with
-    /// the deletion's release lost in a crash): their segments can go.
+    /// Recovery is over (the broker calls this once every queue attached its
+    /// recovered messages): release the records of recovered streams no
+    /// queue took (deleted, with the deletion's release lost in a crash), and
+    /// let segments nothing references be reclaimed from now on.
     pub fn release_unclaimed_streams(&self) {
         let unclaimed: Vec<StreamIndex> = self
             .recovered_streams
@@ -718,6 +726,7 @@ impl MessageLog {
                 self.stream_refs(seg, n, false);
             }
         }
+        self.recovering.store(false, Ordering::Release);
     }
 
     /// The highest stream id with records on disk (0: none).
@@ -1096,7 +1105,13 @@ impl MessageLog {
             if let Err(e) = self.write_acks(acks) {
                 tracing::error!(error = %e, "message log: cannot write acks");
             }
-            if last_reclaim.elapsed() > std::time::Duration::from_millis(200) {
+            // Not while recovering: the writer runs from `open` on, but the
+            // queues attach their recovered messages after it (a large
+            // backlog takes longer than one reclaim period), and a segment
+            // reclaimed before its queue claimed it would be lost.
+            if !self.recovering.load(Ordering::Acquire)
+                && last_reclaim.elapsed() > std::time::Duration::from_millis(200)
+            {
                 self.reclaim();
                 last_reclaim = std::time::Instant::now();
             }
@@ -1193,5 +1208,64 @@ impl MessageLog {
             self.written_cv.notify_all();
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn wait_durable(log: &MessageLog, ticket: u64) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while log.durable_ticket() < ticket {
+            assert!(std::time::Instant::now() < deadline, "not durable");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    /// Found by the `log_recovery` fuzz target: the writer thread reclaimed
+    /// recovered segments whose queues had not attached their messages yet
+    /// (half a second after `open`; a broker restoring a large backlog takes
+    /// longer), deleting persistent messages at startup.
+    #[test]
+    fn recovered_segments_are_not_reclaimed_before_recovery_ends() {
+        let dir =
+            std::env::temp_dir().join(format!("warren-log-recovering-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let opts = LogOptions {
+            fsync: false,
+            ..Default::default()
+        };
+        {
+            let (log, _) = MessageLog::open(&dir, &opts).expect("open");
+            let id = log.next_msg_id();
+            let (_, ticket) = log.append_publish(Some(id), &[7], 1, b"", b"q", b"\x00\x00", b"m");
+            wait_durable(&log, ticket);
+            log.shutdown();
+        }
+        let (log, mut recovered) = MessageLog::open(&dir, &opts).expect("reopen");
+        let first = recovered
+            .get_mut(&7)
+            .and_then(|q| q.pop())
+            .expect("the message recovered");
+        let loc = first.loc;
+        // Longer than the writer's idle wait plus a reclaim period.
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        assert!(log.read(loc).is_ok(), "segment reclaimed during recovery");
+        // The queue claims it, recovery ends: it stays while referenced...
+        log.add_ref(loc.segment);
+        log.release_unclaimed_streams();
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        assert!(log.read(loc).is_ok(), "referenced segment reclaimed");
+        // ...and goes once acked and released.
+        log.append_ack(7, &[(first.msg_id, loc.segment)]);
+        log.release(loc.segment, 1);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while segment_path(&dir, loc.segment).exists() {
+            assert!(std::time::Instant::now() < deadline, "never reclaimed");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        log.shutdown();
+        let _ = fs::remove_dir_all(&dir);
     }
 }
