@@ -94,6 +94,9 @@ def attackers_for(b):
         (b.web_port, "webstomp-trickle", None, HTTP_TRICKLE),
         (b.web_mqtt_port, "webmqtt-upgraded", ws, None),
         (b.web_mqtt_port, "webmqtt-trickle", None, HTTP_TRICKLE),
+        # The management API: a request head that never ends.
+        (b.http_port, "http-silent", None, None),
+        (b.http_port, "http-trickle", None, HTTP_TRICKLE.replace(b"/ws", b"/api/overview")),
     ]
 
 
@@ -197,7 +200,7 @@ class NormalClient(threading.Thread):
 def test_slowloris_dropped_by_handshake_timeout_on_every_listener(broker_factory):
     b = broker_factory(
         config=toml_config({"limits": {"handshake_timeout": int(TIMEOUT * 1000)}}),
-        stomp=True, mqtt=True, web=True, web_mqtt=True).start()
+        stomp=True, mqtt=True, web=True, web_mqtt=True, http=True).start()
     # A first, smaller round warms up allocator arenas and the runtime.
     attack(b, 10)
     time.sleep(0.5)

@@ -28,7 +28,7 @@ use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tracing::{info, warn};
+
 use warren_core::Broker;
 
 /// What the metrics handlers share.
@@ -71,19 +71,12 @@ async fn scrape(m: &Arc<Metrics>, headers: &HeaderMap, per_object: bool) -> Resp
     ([(header::CONTENT_TYPE, format.content_type())], body).into_response()
 }
 
-/// Serve the metrics on `listener` forever.
+/// Serve the metrics on `listener` forever (warren-web's listener, as the
+/// API: a request head must arrive within the broker's handshake timeout).
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, probe: NodeProbe) {
-    match listener.local_addr() {
-        Ok(a) => info!(addr = %a, "Prometheus listener started"),
-        Err(e) => {
-            warn!(error = %e, "Prometheus listener has no address");
-            return;
-        }
-    }
+    let timeout = broker.limits.handshake_timeout;
     let app = router(Arc::new(Metrics { broker, probe }));
-    if let Err(e) = axum::serve(listener, app).await {
-        warn!(error = %e, "Prometheus listener stopped");
-    }
+    warren_web::serve(listener, app, "Prometheus", timeout).await;
 }
 
 #[cfg(test)]
