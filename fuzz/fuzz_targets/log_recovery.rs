@@ -251,9 +251,10 @@ fuzz_target!(|data: &[u8]| {
     let (log, recovered) = MessageLog::open(&dir, &opts).expect("recovery must not fail");
     // Acked in the pristine ack files: id 1, 7 and 13 of queue 1.
     let acked: HashSet<u64> = [1, 7, 13].into();
-    for (queue, msgs) in &recovered {
+    for (queue, mut msgs) in recovered {
+        let queue = &queue;
         let mut last = 0;
-        for m in msgs {
+        while let Some(m) = msgs.pop() {
             assert!(m.msg_id > last, "queue {queue}: ids out of order");
             last = m.msg_id;
             let want = p

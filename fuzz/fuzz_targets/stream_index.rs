@@ -52,7 +52,8 @@ fuzz_target!(|data: &[u8]| {
                     len,
                 };
                 let roll = ix.should_roll();
-                ix.push(next, loc, ts, roll, arg % 2 == 1);
+                let value = (arg % 3 == 0).then_some(u64::from(arg));
+                ix.push(next, loc, ts, roll, arg % 2 == 1, value);
                 model.push(Rec {
                     offset: next,
                     loc,
