@@ -247,8 +247,11 @@ where
     let vhost_name = login.vhost.name.to_string_lossy();
     if login.clean_start {
         Session::discard(&login.vhost, &login.client_id);
-        node.retained
-            .put_session(&vhost_name, &login.client_id, Default::default());
+        node.retained.put_session(
+            &vhost_name,
+            &login.client_id,
+            crate::session_state::Change::Forget,
+        );
     } else {
         // Not in memory (the broker restarted): what the session stored
         // durably (QoS 2 ids awaiting PUBREL, shared subscriptions).

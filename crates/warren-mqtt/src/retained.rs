@@ -34,7 +34,7 @@ use tracing::{info, warn};
 
 use crate::packet::QoS;
 use crate::properties::{Context, Properties};
-use crate::session_state::{self, SessionState};
+use crate::session_state::{self, Change, SessionState};
 
 /// One retained message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -213,8 +213,8 @@ impl RetainedStore {
                 if rec.starts_with(&session_state::TAG.to_be_bytes()) {
                     rec.advance(2);
                     match session_state::decode(rec) {
-                        Some((vhost, client, state)) => {
-                            store.apply_session(vhost, client, state);
+                        Some((vhost, client, change)) => {
+                            store.apply_session(vhost, client, &change);
                         }
                         None => break,
                     }
@@ -304,36 +304,42 @@ impl RetainedStore {
         ticket
     }
 
-    fn apply_session(&self, vhost: String, client: Bytes, state: SessionState) {
+    /// Apply a change to a session's state; returns whether it changed.
+    fn apply_session(&self, vhost: String, client: Bytes, change: &Change) -> bool {
         let mut sessions = self.sessions.lock();
-        if state.is_empty() {
-            sessions.remove(&(vhost, client));
-        } else {
-            sessions.insert((vhost, client), state);
+        let key = (vhost, client);
+        let changed = match sessions.get_mut(&key) {
+            Some(s) => s.apply(change),
+            None => {
+                let mut s = SessionState::default();
+                let changed = s.apply(change);
+                if changed {
+                    sessions.insert(key.clone(), s);
+                }
+                changed
+            }
+        };
+        if sessions.get(&key).is_some_and(|s| s.is_empty()) {
+            sessions.remove(&key);
         }
+        changed
     }
 
-    /// Store a persistent session's durable state (empty: forget it).
-    /// Returns the ticket [`RetainedStore::durable`] reaches once it is on
-    /// disk (0 when there was nothing to change).
-    pub fn put_session(&self, vhost: &str, client: &Bytes, state: SessionState) -> u64 {
-        let key = (vhost.to_string(), client.clone());
-        let unchanged = match self.sessions.lock().get(&key) {
-            Some(s) => *s == state,
-            None => state.is_empty(),
-        };
-        if unchanged {
-            return 0;
-        }
+    /// Change a persistent session's durable state. Returns the ticket
+    /// [`RetainedStore::durable`] reaches once it is on disk (0 when nothing
+    /// changed).
+    pub fn put_session(&self, vhost: &str, client: &Bytes, change: Change) -> u64 {
         let Some(w) = &self.writer else {
-            self.apply_session(key.0, key.1, state);
+            self.apply_session(vhost.to_string(), client.clone(), &change);
             return 0;
         };
-        let mut rec = Vec::new();
-        frame(&session_state::encode(vhost, client, &state), &mut rec);
         // As `put`: the map changes under the writer's lock.
         let mut w = w.lock();
-        self.apply_session(key.0, key.1, state);
+        if !self.apply_session(vhost.to_string(), client.clone(), &change) {
+            return 0;
+        }
+        let mut rec = Vec::new();
+        frame(&session_state::encode(vhost, client, &change), &mut rec);
         let ticket = w.next;
         w.next += 1;
         let _ = w.tx.send((ticket, rec));
@@ -404,7 +410,11 @@ fn compact(vhosts: &Vhosts, sessions: &Sessions, path: &Path) -> std::io::Result
     let states: Vec<BytesMut> = sessions
         .lock()
         .iter()
-        .map(|((vhost, client), s)| session_state::encode(vhost, client, s))
+        .flat_map(|((vhost, client), s)| {
+            s.changes()
+                .map(|c| session_state::encode(vhost, client, &c))
+                .collect::<Vec<_>>()
+        })
         .collect();
     for p in states {
         frame(&p, &mut out);
@@ -681,22 +691,31 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("warren-sessions-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
-        let mut state = SessionState::default();
-        state.incoming_qos2.insert(3);
-        state.shared.push((
+        let shared = vec![(
             Bytes::from_static(b"$share/g/t"),
             SubscriptionOptions::qos(QoS::AtLeastOnce),
             None,
-        ));
+        )];
+        let mut state = SessionState::default();
+        state.incoming_qos2.extend([3, 4]);
+        state.shared = shared.clone();
         {
             // A tiny compaction floor: the writer rewrites the file as it goes.
             let s = RetainedStore::open_with(&dir, 1).expect("open");
             s.put("/", msg("kept", "x"));
-            s.put_session("/", &a, state.clone());
-            s.put_session("/", &b, state.clone());
+            for c in [
+                Change::Received(3),
+                Change::Received(5),
+                Change::Shared(shared.clone()),
+                Change::Released(5),
+                Change::Received(4),
+            ] {
+                s.put_session("/", &a, c);
+            }
+            s.put_session("/", &b, Change::Received(1));
             // Unchanged: nothing to write.
-            assert_eq!(s.put_session("/", &b, state.clone()), 0);
-            let last = s.put_session("/", &b, SessionState::default());
+            assert_eq!(s.put_session("/", &b, Change::Received(1)), 0);
+            let last = s.put_session("/", &b, Change::Forget);
             assert!(last > 0);
             let mut durable = s.durable();
             while *durable.borrow_and_update() < last {

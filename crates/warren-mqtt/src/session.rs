@@ -35,6 +35,7 @@ use crate::props::Props;
 use crate::publish::Publisher;
 use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved};
+use crate::session_state::Change;
 use crate::topic;
 use crate::writer::{send_packet, Outlet};
 
@@ -155,6 +156,12 @@ fn check_filter(filter: &[u8], version: Version) -> Result<(), Fail> {
             format!("invalid topic filter '{}'", String::from_utf8_lossy(filter)),
         ))
     }
+}
+
+/// A `$share/…` filter (MQTT 5 only treats it as shared; checking 3.1.1
+/// filters too costs only a needless, unchanged store).
+fn is_shared(filter: &[u8]) -> bool {
+    filter.starts_with(b"$share/")
 }
 
 fn refused(e: &BrokerError) -> ReasonCode {
@@ -350,7 +357,7 @@ impl Session {
                 // The id leaves the durable set before PUBCOMP: once the
                 // client may reuse it, a restart must not take a new
                 // PUBLISH with it for a resend.
-                let kept = self.persist();
+                let kept = self.persist(Change::Released(a.packet_id));
                 // After the PUBREC it answers, which may still wait for the disk.
                 self.pending
                     .push_back((0, kept, Packet::Pubcomp(Ack::new(a.packet_id, code))));
@@ -478,7 +485,7 @@ impl Session {
                     self.incoming_qos2.insert(id);
                     // Exactly once across a restart: the id is on disk
                     // (with the message) before the PUBREC.
-                    kept = kept.max(self.persist());
+                    kept = kept.max(self.persist(Change::Received(id)));
                 }
                 self.pending
                     .push_back((ticket, kept, Packet::Pubrec(Ack::new(id, code))));
@@ -487,21 +494,25 @@ impl Session {
         Ok(())
     }
 
-    /// Store a persistent session's durable state (QoS 2 ids awaiting
+    /// Change a persistent session's durable state (QoS 2 ids awaiting
     /// PUBREL, shared subscriptions); returns the retained-store ticket it is
     /// on disk at (0: nothing to wait for).
-    fn persist(&self) -> u64 {
+    fn persist(&self, change: Change) -> u64 {
         if self.persistence == Persistence::Clean {
             return 0;
         }
-        let state = crate::session_state::SessionState {
-            incoming_qos2: self.incoming_qos2.clone(),
-            shared: self.shared_subs(),
-        };
         let vhost = self.vhost.name.to_string_lossy();
         self.node
             .retained
-            .put_session(&vhost, &self.client_id, state)
+            .put_session(&vhost, &self.client_id, change)
+    }
+
+    /// Store the shared subscriptions if a packet touched one (`touched`).
+    fn persist_shared(&self, touched: bool) -> u64 {
+        if !touched {
+            return 0;
+        }
+        self.persist(Change::Shared(self.shared_subs()))
     }
 
     /// Send `p` once the retained-store ticket `kept` is on disk (0: now).
@@ -629,6 +640,7 @@ impl Session {
         let id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        let shared = s.filters.iter().any(|(f, _)| is_shared(f));
         for (filter, options) in &s.filters {
             check_filter(filter, self.version)?;
             if options.no_local && self.version.is_v5() && filter.starts_with(b"$share/") {
@@ -653,7 +665,7 @@ impl Session {
         self.publish_table();
         // Shared subscriptions are durable session state (their queues are
         // the group's): a changed set is on disk before the SUBACK.
-        let kept = self.persist();
+        let kept = self.persist_shared(shared);
         self.send_after(
             kept,
             Packet::Suback(Suback {
@@ -797,6 +809,7 @@ impl Session {
     }
 
     fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Fail> {
+        let shared = u.filters.iter().any(|f| is_shared(f));
         let codes = u
             .filters
             .iter()
@@ -809,7 +822,7 @@ impl Session {
             })
             .collect();
         self.publish_table();
-        let kept = self.persist();
+        let kept = self.persist_shared(shared);
         self.send_after(
             kept,
             Packet::Unsuback(Unsuback {

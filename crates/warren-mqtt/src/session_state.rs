@@ -5,8 +5,9 @@
 //! Stored as records in the retained-message file (`retained.rs`), so they
 //! share its group commit and tickets: a PUBREC waits for the record holding
 //! its packet id exactly as a retained publish's ack waits for its message.
-//! Each record is the session's whole state (small: at most Receive Maximum
-//! ids); the last one wins, an empty one deletes.
+//! A record is one [`Change`] (a packet id is two bytes, not the whole set:
+//! a window of QoS 2 publishes costs a record each, not the window squared);
+//! loading replays them, compaction writes what is live.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use std::collections::HashSet;
@@ -31,6 +32,45 @@ impl SessionState {
     pub fn is_empty(&self) -> bool {
         self.incoming_qos2.is_empty() && self.shared.is_empty()
     }
+
+    /// Apply `change`; returns whether anything changed.
+    pub fn apply(&mut self, change: &Change) -> bool {
+        match change {
+            Change::Received(id) => self.incoming_qos2.insert(*id),
+            Change::Released(id) => self.incoming_qos2.remove(id),
+            Change::Shared(list) => {
+                let changed = self.shared != *list;
+                self.shared = list.clone();
+                changed
+            }
+            Change::Forget => {
+                let changed = !self.is_empty();
+                *self = SessionState::default();
+                changed
+            }
+        }
+    }
+
+    /// The changes that rebuild this state (compaction).
+    pub fn changes(&self) -> impl Iterator<Item = Change> + '_ {
+        (!self.shared.is_empty())
+            .then(|| Change::Shared(self.shared.clone()))
+            .into_iter()
+            .chain(self.incoming_qos2.iter().map(|&id| Change::Received(id)))
+    }
+}
+
+/// One record: a change to a session's durable state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A QoS 2 PUBLISH was routed: its id awaits PUBREL.
+    Received(u16),
+    /// PUBREL: the exchange is over.
+    Released(u16),
+    /// The session's shared subscriptions now.
+    Shared(Vec<SharedSub>),
+    /// Clean start: the session is gone.
+    Forget,
 }
 
 pub fn options_from_byte(byte: u8) -> SubscriptionOptions {
@@ -43,29 +83,39 @@ pub fn options_from_byte(byte: u8) -> SubscriptionOptions {
 }
 
 /// The record's payload (framing and checksum are the file's).
-pub fn encode(vhost: &str, client_id: &[u8], s: &SessionState) -> BytesMut {
+pub fn encode(vhost: &str, client_id: &[u8], change: &Change) -> BytesMut {
     let mut p = BytesMut::new();
     p.put_u16(TAG);
     p.put_u16(vhost.len() as u16);
     p.put_slice(vhost.as_bytes());
     p.put_u16(client_id.len() as u16);
     p.put_slice(client_id);
-    p.put_u16(s.incoming_qos2.len() as u16);
-    for &id in &s.incoming_qos2 {
-        p.put_u16(id);
-    }
-    p.put_u16(s.shared.len() as u16);
-    for (filter, options, id) in &s.shared {
-        p.put_u16(filter.len() as u16);
-        p.put_slice(filter);
-        p.put_u8(options.to_byte());
-        p.put_u32(id.unwrap_or(0));
+    match change {
+        Change::Received(id) => {
+            p.put_u8(1);
+            p.put_u16(*id);
+        }
+        Change::Released(id) => {
+            p.put_u8(2);
+            p.put_u16(*id);
+        }
+        Change::Shared(list) => {
+            p.put_u8(3);
+            p.put_u16(list.len() as u16);
+            for (filter, options, id) in list {
+                p.put_u16(filter.len() as u16);
+                p.put_slice(filter);
+                p.put_u8(options.to_byte());
+                p.put_u32(id.unwrap_or(0));
+            }
+        }
+        Change::Forget => p.put_u8(4),
     }
     p
 }
 
-/// A record's payload (after the tag) → (vhost, client id, state).
-pub fn decode(mut b: Bytes) -> Option<(String, Bytes, SessionState)> {
+/// A record's payload (after the tag) → (vhost, client id, change).
+pub fn decode(mut b: Bytes) -> Option<(String, Bytes, Change)> {
     let take = |b: &mut Bytes| -> Option<Bytes> {
         if b.remaining() < 2 {
             return None;
@@ -75,29 +125,41 @@ pub fn decode(mut b: Bytes) -> Option<(String, Bytes, SessionState)> {
     };
     let vhost = String::from_utf8(take(&mut b)?.to_vec()).ok()?;
     let client = take(&mut b)?;
-    let mut s = SessionState::default();
-    if b.remaining() < 2 {
+    if b.remaining() < 1 {
         return None;
     }
-    for _ in 0..b.get_u16() {
-        if b.remaining() < 2 {
-            return None;
+    let change = match b.get_u8() {
+        k @ (1 | 2) => {
+            if b.remaining() < 2 {
+                return None;
+            }
+            let id = b.get_u16();
+            if k == 1 {
+                Change::Received(id)
+            } else {
+                Change::Released(id)
+            }
         }
-        s.incoming_qos2.insert(b.get_u16());
-    }
-    if b.remaining() < 2 {
-        return None;
-    }
-    for _ in 0..b.get_u16() {
-        let filter = take(&mut b)?;
-        if b.remaining() < 5 {
-            return None;
+        3 => {
+            if b.remaining() < 2 {
+                return None;
+            }
+            let mut list = Vec::new();
+            for _ in 0..b.get_u16() {
+                let filter = take(&mut b)?;
+                if b.remaining() < 5 {
+                    return None;
+                }
+                let options = options_from_byte(b.get_u8());
+                let id = b.get_u32();
+                list.push((filter, options, (id != 0).then_some(id)));
+            }
+            Change::Shared(list)
         }
-        let options = options_from_byte(b.get_u8());
-        let id = b.get_u32();
-        s.shared.push((filter, options, (id != 0).then_some(id)));
-    }
-    Some((vhost, client, s))
+        4 => Change::Forget,
+        _ => return None,
+    };
+    Some((vhost, client, change))
 }
 
 #[cfg(test)]
@@ -106,17 +168,32 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let mut s = SessionState::default();
-        s.incoming_qos2.extend([1, 65535]);
-        s.shared.push((
+        let shared = vec![(
             Bytes::from_static(b"$share/g/a/+"),
             SubscriptionOptions::qos(QoS::ExactlyOnce),
             Some(7),
-        ));
-        let mut rec = encode("/", b"client", &s).freeze();
-        assert_eq!(rec.get_u16(), TAG);
-        let (v, c, back) = decode(rec).unwrap();
-        assert_eq!((v.as_str(), &c[..]), ("/", &b"client"[..]));
-        assert_eq!(back, s);
+        )];
+        for change in [
+            Change::Received(65535),
+            Change::Released(1),
+            Change::Shared(shared.clone()),
+            Change::Forget,
+        ] {
+            let mut rec = encode("/", b"client", &change).freeze();
+            assert_eq!(rec.get_u16(), TAG);
+            let (v, c, back) = decode(rec).unwrap();
+            assert_eq!((v.as_str(), &c[..]), ("/", &b"client"[..]));
+            assert_eq!(back, change);
+        }
+        let mut s = SessionState::default();
+        assert!(s.apply(&Change::Received(3)));
+        assert!(!s.apply(&Change::Received(3)));
+        assert!(s.apply(&Change::Shared(shared)));
+        let mut rebuilt = SessionState::default();
+        for c in s.changes() {
+            rebuilt.apply(&c);
+        }
+        assert_eq!(rebuilt, s);
+        assert!(s.apply(&Change::Forget) && s.is_empty());
     }
 }
