@@ -244,9 +244,29 @@ where
         .await;
     // Clean start: whatever the client id left behind goes.
     let mut session_present = false;
+    let vhost_name = login.vhost.name.to_string_lossy();
     if login.clean_start {
         Session::discard(&login.vhost, &login.client_id);
+        node.retained.put_session(
+            &vhost_name,
+            &login.client_id,
+            crate::session_state::Change::Forget,
+        );
     } else {
+        // Not in memory (the broker restarted): what the session stored
+        // durably (QoS 2 ids awaiting PUBREL, shared subscriptions).
+        if claim.saved.is_none() {
+            claim.saved = node
+                .retained
+                .session(&vhost_name, &login.client_id)
+                .map(|s| {
+                    Box::new(Saved {
+                        incoming_qos2: s.incoming_qos2,
+                        released: Vec::new(),
+                        shared: s.shared,
+                    })
+                });
+        }
         // A session is its queues, or (a publish-only client) the QoS 2
         // exchanges it left unfinished.
         // (The registry keeps a Saved only when it holds something.)

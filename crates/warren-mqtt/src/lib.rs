@@ -12,7 +12,8 @@
 //!   packet ids, in-flight window), [`topic`] (MQTT topics ↔ AMQP routing keys),
 //!   [`retained`] (the retained-message index and its file), [`mapping`]
 //!   (MQTT 5 properties ↔ AMQP properties), [`registry`] (client ids:
-//!   takeover, session state kept between connections), [`writer`].
+//!   takeover, session state kept between connections), [`session_state`]
+//!   (what a persistent session keeps durably besides its queues), [`writer`].
 //!
 //! docs/ARCHITECTURE.md, "The MQTT adapter", tells the whole story.
 //!
@@ -43,6 +44,7 @@ pub mod registry;
 pub mod retained;
 pub mod server;
 pub mod session;
+pub mod session_state;
 pub mod topic;
 pub mod wire;
 pub mod writer;

@@ -1,8 +1,10 @@
 //! Client identifiers of one MQTT listener: who is connected as which client
 //! id (session takeover), and what a persistent session keeps in memory
 //! between its connections (QoS 2 packet ids in both directions). What a
-//! session keeps durably (subscriptions, queued messages) lives in its queues
-//! and their bindings, in the broker core.
+//! session keeps durably: subscriptions and queued messages in its queues
+//! and their bindings, in the broker core; incoming QoS 2 ids and shared
+//! subscriptions in the retained-message file (`session_state.rs`), from
+//! which a connection after a restart loads them.
 
 use bytes::Bytes;
 use parking_lot::Mutex;
@@ -19,7 +21,7 @@ use crate::retained::RetainedStore;
 /// The text management shows when a client id's connection is replaced.
 pub const TAKEN_OVER: &str = "MQTT session taken over by a new connection with the same client id";
 
-/// State a session keeps between connections (memory only).
+/// State a session keeps between connections (in memory; see `session_state`).
 #[derive(Debug, Default, Clone)]
 pub struct Saved {
     /// Incoming QoS 2 packet ids whose PUBREL has not arrived.
@@ -28,12 +30,8 @@ pub struct Saved {
     pub released: Vec<u16>,
     /// Shared subscriptions (full `$share/…` filter, options, identifier):
     /// their queues belong to the group, not the session, so the session
-    /// remembers its memberships here (until a broker restart).
-    pub shared: Vec<(
-        bytes::Bytes,
-        crate::packet::SubscriptionOptions,
-        Option<u32>,
-    )>,
+    /// remembers its memberships here (and durably: `session_state.rs`).
+    pub shared: Vec<crate::session_state::SharedSub>,
 }
 
 struct Slot {

@@ -17,6 +17,10 @@
 //! Each `put` gets a ticket; the writer publishes the highest ticket it has
 //! fsynced, so a PUBACK for a retained publish can wait for it exactly as it
 //! waits for the message log.
+//!
+//! The file also holds persistent sessions' durable state (`session_state.rs`:
+//! incoming QoS 2 packet ids, shared subscriptions), records tagged apart from
+//! retained messages, loaded and compacted with them.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::{Mutex, RwLock};
@@ -30,6 +34,7 @@ use tracing::{info, warn};
 
 use crate::packet::QoS;
 use crate::properties::{Context, Properties};
+use crate::session_state::{self, Change, SessionState};
 
 /// One retained message.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -146,6 +151,8 @@ fn levels(topic: &Bytes) -> Vec<Bytes> {
 const COMPACT_MIN: u64 = 64 * 1024 * 1024;
 
 type Vhosts = Arc<RwLock<HashMap<String, Arc<RwLock<Tree>>>>>;
+/// Persistent sessions' durable state by (vhost, client id).
+type Sessions = Arc<Mutex<HashMap<(String, Bytes), SessionState>>>;
 
 /// A vhost's retained messages.
 #[derive(Default)]
@@ -157,6 +164,7 @@ struct Tree {
 /// Every vhost's retained messages, and the writer of their file.
 pub struct RetainedStore {
     vhosts: Vhosts,
+    sessions: Sessions,
     writer: Option<Mutex<Writer>>,
     /// The highest ticket on disk (everything is "on disk" in memory mode).
     durable: tokio::sync::watch::Receiver<u64>,
@@ -177,6 +185,7 @@ impl RetainedStore {
         let (tx, durable) = tokio::sync::watch::channel(u64::MAX);
         RetainedStore {
             vhosts: Arc::new(RwLock::new(HashMap::new())),
+            sessions: Arc::new(Mutex::new(HashMap::new())),
             writer: None,
             durable,
             _memory: Some(tx),
@@ -200,7 +209,17 @@ impl RetainedStore {
             let mut data = Vec::new();
             f.read_to_end(&mut data)?;
             let mut buf = Bytes::from(data);
-            while let Some(rec) = next_record(&mut buf) {
+            while let Some(mut rec) = next_record(&mut buf) {
+                if rec.starts_with(&session_state::TAG.to_be_bytes()) {
+                    rec.advance(2);
+                    match session_state::decode(rec) {
+                        Some((vhost, client, change)) => {
+                            store.apply_session(vhost, client, &change);
+                        }
+                        None => break,
+                    }
+                    continue;
+                }
                 match decode_record(rec) {
                     Some((vhost, msg)) => {
                         loaded += 1;
@@ -216,7 +235,7 @@ impl RetainedStore {
                 );
             }
         }
-        let (file, live, size) = compact(&store.vhosts, &path)?;
+        let (file, live, size) = compact(&store.vhosts, &store.sessions, &path)?;
         if loaded > 0 || live > 0 {
             info!(
                 records = loaded,
@@ -231,12 +250,14 @@ impl RetainedStore {
             .name("warren-mqtt-retained".into())
             .spawn({
                 let vhosts = store.vhosts.clone();
-                move || write_loop(file, size, compact_min, path, vhosts, rx, done)
+                let sessions = store.sessions.clone();
+                move || write_loop(file, size, compact_min, path, vhosts, sessions, rx, done)
             })?;
         Ok(RetainedStore {
             writer: Some(Mutex::new(Writer { tx, next: 1 })),
             durable,
             vhosts: store.vhosts,
+            sessions: store.sessions,
             _memory: None,
         })
     }
@@ -283,6 +304,56 @@ impl RetainedStore {
         ticket
     }
 
+    /// Apply a change to a session's state; returns whether it changed.
+    fn apply_session(&self, vhost: String, client: Bytes, change: &Change) -> bool {
+        let mut sessions = self.sessions.lock();
+        let key = (vhost, client);
+        let changed = match sessions.get_mut(&key) {
+            Some(s) => s.apply(change),
+            None => {
+                let mut s = SessionState::default();
+                let changed = s.apply(change);
+                if changed {
+                    sessions.insert(key.clone(), s);
+                }
+                changed
+            }
+        };
+        if sessions.get(&key).is_some_and(|s| s.is_empty()) {
+            sessions.remove(&key);
+        }
+        changed
+    }
+
+    /// Change a persistent session's durable state. Returns the ticket
+    /// [`RetainedStore::durable`] reaches once it is on disk (0 when nothing
+    /// changed).
+    pub fn put_session(&self, vhost: &str, client: &Bytes, change: Change) -> u64 {
+        let Some(w) = &self.writer else {
+            self.apply_session(vhost.to_string(), client.clone(), &change);
+            return 0;
+        };
+        // As `put`: the map changes under the writer's lock.
+        let mut w = w.lock();
+        if !self.apply_session(vhost.to_string(), client.clone(), &change) {
+            return 0;
+        }
+        let mut rec = Vec::new();
+        frame(&session_state::encode(vhost, client, &change), &mut rec);
+        let ticket = w.next;
+        w.next += 1;
+        let _ = w.tx.send((ticket, rec));
+        ticket
+    }
+
+    /// A persistent session's durable state, if it has any.
+    pub fn session(&self, vhost: &str, client: &Bytes) -> Option<SessionState> {
+        self.sessions
+            .lock()
+            .get(&(vhost.to_string(), client.clone()))
+            .cloned()
+    }
+
     /// The highest ticket on disk, as a watch (for acks waiting on it).
     pub fn durable(&self) -> tokio::sync::watch::Receiver<u64> {
         self.durable.clone()
@@ -313,7 +384,7 @@ impl RetainedStore {
 
 /// Write the live messages to a new file and swap it in (temp file, fsync,
 /// rename). Returns the file opened for appending, the live count and its size.
-fn compact(vhosts: &Vhosts, path: &Path) -> std::io::Result<(File, u64, u64)> {
+fn compact(vhosts: &Vhosts, sessions: &Sessions, path: &Path) -> std::io::Result<(File, u64, u64)> {
     let tmp = path.with_extension("log.compact");
     let mut f = File::create(&tmp)?;
     let mut out = Vec::new();
@@ -336,6 +407,18 @@ fn compact(vhosts: &Vhosts, path: &Path) -> std::io::Result<(File, u64, u64)> {
             }
         }
     }
+    let states: Vec<BytesMut> = sessions
+        .lock()
+        .iter()
+        .flat_map(|((vhost, client), s)| {
+            s.changes()
+                .map(|c| session_state::encode(vhost, client, &c))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for p in states {
+        frame(&p, &mut out);
+    }
     f.write_all(&out)?;
     size += out.len() as u64;
     f.sync_all()?;
@@ -349,12 +432,14 @@ fn compact(vhosts: &Vhosts, path: &Path) -> std::io::Result<(File, u64, u64)> {
     Ok((file, live, size))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_loop(
     mut file: File,
     mut size: u64,
     compact_min: u64,
     path: PathBuf,
     vhosts: Vhosts,
+    sessions: Sessions,
     rx: mpsc::Receiver<(u64, Vec<u8>)>,
     done: tokio::sync::watch::Sender<u64>,
 ) {
@@ -379,7 +464,7 @@ fn write_loop(
             Err(e) => warn!(path = %path.display(), "cannot write retained messages: {}", e),
         }
         if size > compact_min.max(2 * base) {
-            match compact(&vhosts, &path) {
+            match compact(&vhosts, &sessions, &path) {
                 Ok((f, live, new_size)) => {
                     info!(
                         from = size,
@@ -427,9 +512,14 @@ fn encode_record(vhost: &str, m: &Retained, out: &mut Vec<u8>) {
     p.put_u64(m.stored_at);
     m.properties.encode(&mut p);
     p.put_slice(&m.payload);
+    frame(&p, out);
+}
+
+/// `[len u32 LE][crc32c u32 LE][payload]`.
+fn frame(p: &[u8], out: &mut Vec<u8>) {
     out.extend_from_slice(&(p.len() as u32).to_le_bytes());
-    out.extend_from_slice(&crc32c::crc32c(&p).to_le_bytes());
-    out.extend_from_slice(&p);
+    out.extend_from_slice(&crc32c::crc32c(p).to_le_bytes());
+    out.extend_from_slice(p);
 }
 
 fn decode_record(mut b: Bytes) -> Option<(String, Retained)> {
@@ -592,6 +682,50 @@ mod tests {
         let s = RetainedStore::open(&dir).expect("reopen");
         assert_eq!(topics(&s, "#"), ["a/b"]);
         assert_eq!(s.matching("v2", b"q").len(), 1);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn session_state_survives_reopen_and_compaction() {
+        use crate::packet::SubscriptionOptions;
+        let dir = std::env::temp_dir().join(format!("warren-sessions-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let (a, b) = (Bytes::from_static(b"a"), Bytes::from_static(b"b"));
+        let shared = vec![(
+            Bytes::from_static(b"$share/g/t"),
+            SubscriptionOptions::qos(QoS::AtLeastOnce),
+            None,
+        )];
+        let mut state = SessionState::default();
+        state.incoming_qos2.extend([3, 4]);
+        state.shared = shared.clone();
+        {
+            // A tiny compaction floor: the writer rewrites the file as it goes.
+            let s = RetainedStore::open_with(&dir, 1).expect("open");
+            s.put("/", msg("kept", "x"));
+            for c in [
+                Change::Received(3),
+                Change::Received(5),
+                Change::Shared(shared.clone()),
+                Change::Released(5),
+                Change::Received(4),
+            ] {
+                s.put_session("/", &a, c);
+            }
+            s.put_session("/", &b, Change::Received(1));
+            // Unchanged: nothing to write.
+            assert_eq!(s.put_session("/", &b, Change::Received(1)), 0);
+            let last = s.put_session("/", &b, Change::Forget);
+            assert!(last > 0);
+            let mut durable = s.durable();
+            while *durable.borrow_and_update() < last {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        }
+        let s = RetainedStore::open(&dir).expect("reopen");
+        assert_eq!(s.session("/", &a), Some(state));
+        assert_eq!(s.session("/", &b), None);
+        assert_eq!(topics(&s, "#"), ["kept"]);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

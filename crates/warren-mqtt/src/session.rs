@@ -35,6 +35,7 @@ use crate::props::Props;
 use crate::publish::Publisher;
 use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved};
+use crate::session_state::Change;
 use crate::topic;
 use crate::writer::{send_packet, Outlet};
 
@@ -157,6 +158,12 @@ fn check_filter(filter: &[u8], version: Version) -> Result<(), Fail> {
     }
 }
 
+/// A `$share/…` filter (MQTT 5 only treats it as shared; checking 3.1.1
+/// filters too costs only a needless, unchanged store).
+fn is_shared(filter: &[u8]) -> bool {
+    filter.starts_with(b"$share/")
+}
+
 fn refused(e: &BrokerError) -> ReasonCode {
     match e.code {
         warren_core::error::code::ACCESS_REFUSED => ReasonCode::NOT_AUTHORIZED,
@@ -253,12 +260,7 @@ impl Session {
                     .and_then(|v| v.as_i64())
                     .unwrap_or(if kind == QueueKind::Qos0 { 0 } else { 1 })
                     as u8;
-                let options = SubscriptionOptions {
-                    qos: QoS::from_u8(byte & 3).unwrap_or(QoS::AtLeastOnce),
-                    no_local: byte & 4 != 0,
-                    retain_as_published: byte & 8 != 0,
-                    retain_handling: (byte >> 4) & 3,
-                };
+                let options = crate::session_state::options_from_byte(byte);
                 let id = args
                     .get(ARG_ID)
                     .and_then(|v| v.as_i64())
@@ -352,9 +354,13 @@ impl Session {
                 } else {
                     ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
                 };
+                // The id leaves the durable set before PUBCOMP: once the
+                // client may reuse it, a restart must not take a new
+                // PUBLISH with it for a resend.
+                let kept = self.persist(Change::Released(a.packet_id));
                 // After the PUBREC it answers, which may still wait for the disk.
                 self.pending
-                    .push_back((0, 0, Packet::Pubcomp(Ack::new(a.packet_id, code))));
+                    .push_back((0, kept, Packet::Pubcomp(Ack::new(a.packet_id, code))));
             }
             Packet::Subscribe(s) => self.on_subscribe(s)?,
             Packet::Unsubscribe(u) => self.on_unsubscribe(u)?,
@@ -474,14 +480,57 @@ impl Session {
                     .push_back((ticket, retained, Packet::Puback(Ack::new(id, code))))
             }
             QoS::ExactlyOnce => {
+                let mut kept = retained;
                 if !code.is_error() {
                     self.incoming_qos2.insert(id);
+                    // Exactly once across a restart: the id is on disk
+                    // (with the message) before the PUBREC.
+                    kept = kept.max(self.persist(Change::Received(id)));
                 }
                 self.pending
-                    .push_back((ticket, retained, Packet::Pubrec(Ack::new(id, code))));
+                    .push_back((ticket, kept, Packet::Pubrec(Ack::new(id, code))));
             }
         }
         Ok(())
+    }
+
+    /// Change a persistent session's durable state (QoS 2 ids awaiting
+    /// PUBREL, shared subscriptions); returns the retained-store ticket it is
+    /// on disk at (0: nothing to wait for).
+    fn persist(&self, change: Change) -> u64 {
+        if self.persistence == Persistence::Clean {
+            return 0;
+        }
+        let vhost = self.vhost.name.to_string_lossy();
+        self.node
+            .retained
+            .put_session(&vhost, &self.client_id, change)
+    }
+
+    /// Store the shared subscriptions if a packet touched one (`touched`).
+    fn persist_shared(&self, touched: bool) -> u64 {
+        if !touched {
+            return 0;
+        }
+        self.persist(Change::Shared(self.shared_subs()))
+    }
+
+    /// Send `p` once the retained-store ticket `kept` is on disk (0: now).
+    fn send_after(&mut self, kept: u64, p: Packet) {
+        if kept == 0 {
+            self.send(p);
+        } else {
+            self.pending.push_back((0, kept, p));
+        }
+    }
+
+    /// The shared subscriptions (full `$share/…` filter, options, identifier).
+    fn shared_subs(&self) -> Vec<crate::session_state::SharedSub> {
+        self.subs
+            .iter()
+            .filter(|(_, s)| s.sub.kind == QueueKind::Shared)
+            .map(|(f, s)| (f.clone(), s.sub.options, s.sub.id))
+            .collect()
     }
 
     /// Send the acks whose messages are on disk now (`durable`: the message
@@ -591,6 +640,7 @@ impl Session {
         let id = s.properties.subscription_identifiers.first().copied();
         let mut codes = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
+        let shared = s.filters.iter().any(|(f, _)| is_shared(f));
         for (filter, options) in &s.filters {
             check_filter(filter, self.version)?;
             if options.no_local && self.version.is_v5() && filter.starts_with(b"$share/") {
@@ -613,11 +663,17 @@ impl Session {
             }
         }
         self.publish_table();
-        self.send(Packet::Suback(Suback {
-            packet_id: s.packet_id,
-            properties: Props::NONE,
-            codes,
-        }));
+        // Shared subscriptions are durable session state (their queues are
+        // the group's): a changed set is on disk before the SUBACK.
+        let kept = self.persist_shared(shared);
+        self.send_after(
+            kept,
+            Packet::Suback(Suback {
+                packet_id: s.packet_id,
+                properties: Props::NONE,
+                codes,
+            }),
+        );
         self.activate();
         for (filter, options, qos) in retained {
             self.send_retained(&filter, options, qos, id);
@@ -753,6 +809,7 @@ impl Session {
     }
 
     fn on_unsubscribe(&mut self, u: Unsubscribe) -> Result<(), Fail> {
+        let shared = u.filters.iter().any(|f| is_shared(f));
         let codes = u
             .filters
             .iter()
@@ -765,11 +822,15 @@ impl Session {
             })
             .collect();
         self.publish_table();
-        self.send(Packet::Unsuback(Unsuback {
-            packet_id: u.packet_id,
-            properties: Props::NONE,
-            codes,
-        }));
+        let kept = self.persist_shared(shared);
+        self.send_after(
+            kept,
+            Packet::Unsuback(Unsuback {
+                packet_id: u.packet_id,
+                properties: Props::NONE,
+                codes,
+            }),
+        );
         Ok(())
     }
 
@@ -849,12 +910,7 @@ impl Session {
             Persistence::Kept { .. } => Some(Saved {
                 incoming_qos2: std::mem::take(&mut self.incoming_qos2),
                 released,
-                shared: self
-                    .subs
-                    .iter()
-                    .filter(|(_, s)| s.sub.kind == QueueKind::Shared)
-                    .map(|(f, s)| (f.clone(), s.sub.options, s.sub.id))
-                    .collect(),
+                shared: self.shared_subs(),
             }),
         }
     }

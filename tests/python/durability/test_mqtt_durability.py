@@ -1,14 +1,20 @@
 """MQTT state across kill -9 (GitHub issue 12): a persistent session's
-subscriptions and its queued QoS 1 messages (every PUBACKed publish, since a
-PUBACK waits for the fsync), QoS 2 messages, and retained messages all come
+subscriptions (shared ones included) and its queued QoS 1 messages (every
+PUBACKed publish, since a PUBACK waits for the fsync), QoS 2 messages, the
+QoS 2 exchanges a publisher left half done, and retained messages all come
 back after the broker is SIGKILLed and started again."""
 
 import os
+import struct
 import sys
+
+import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "mqtt"))
 
-from mqtt_helpers import V5, Client, props, CONNECT, topic, uid  # noqa: E402
+from mqtt_helpers import (  # noqa: E402
+    V311, V5, Client, Raw, props, CONNECT, topic, uid, packet, s as mqtt_str,
+)
 
 N = 200
 
@@ -93,3 +99,116 @@ def test_websocket_and_tcp_share_a_persistent_session_across_kill_9(broker_facto
     assert m is not None and (m.payload, m.retain) == (b"kept", True)
     late.disconnect()
     Client(client_id=cid, clean=True, port=broker.mqtt_port).disconnect()
+
+
+def test_mqtt5_shared_subscription_survives_kill_9(broker_factory):
+    """A persistent session's shared subscription is part of its durable
+    state: after a kill -9 the member resumes it and receives the group's
+    messages again (its queue belongs to the group, not to the session, so it
+    is not among the session's durable queues)."""
+    broker = broker_factory(mqtt=True).start()
+    cid, t = uid("dursh"), topic("dursh")
+    expiry = props(CONNECT, SessionExpiryInterval=600)
+    member = Client(client_id=cid, version=V5, clean=True, port=broker.mqtt_port,
+                    properties=expiry)
+    assert [r.value for r in member.subscribe(f"$share/g/{t}/#", 1)] == [1]
+    # The SUBACK waits for the session state's fsync: crash at once.
+    member.drop()
+    broker.kill()
+    broker.start()
+    member = Client(client_id=cid, version=V5, clean=False, port=broker.mqtt_port,
+                    properties=expiry)
+    assert member.session_present
+    pub = Client(version=V5, port=broker.mqtt_port)
+    for i in range(10):
+        pub.publish(f"{t}/x", str(i).encode(), qos=1)
+    got = member.get_n(10, timeout=30)
+    assert [m.payload for m in got] == [str(i).encode() for i in range(10)]
+    # Unsubscribing is durable too: after another crash the member has none.
+    member.unsubscribe(f"$share/g/{t}/#")
+    member.drop()
+    broker.kill()
+    broker.start()
+    member = Client(client_id=cid, version=V5, clean=False, port=broker.mqtt_port,
+                    properties=expiry)
+    pub = Client(version=V5, port=broker.mqtt_port)
+    pub.publish(f"{t}/x", b"nobody", qos=1)
+    assert member.none(1.0)
+    member.disconnect()
+    pub.disconnect()
+
+
+def _raw_connect(port, cid, level):
+    """A raw persistent-session CONNECT (MQTT 5: session expiry 600 s);
+    returns the socket and the CONNACK's session-present flag."""
+    flags = 0x80 | 0x40  # user name, password; clean session 0
+    vh = mqtt_str(b"MQTT") + bytes([level, flags]) + struct.pack("!H", 30)
+    if level == 5:
+        vh += b"\x05\x11" + struct.pack("!I", 600)
+    raw = Raw(port=port)
+    raw.send(packet(0x10, vh + mqtt_str(cid) + mqtt_str(b"guest") + mqtt_str(b"guest")))
+    first, body = raw.read_packet()
+    assert first == 0x20 and body[1] == 0, body
+    return raw, bool(body[0] & 1)
+
+
+def _ack(raw, kind, pid):
+    """Reads the next packet: `kind`'s type with packet id `pid`, success."""
+    first, body = raw.read_packet()
+    assert first >> 4 == kind >> 4, (hex(first), body)
+    assert struct.unpack("!H", body[:2])[0] == pid
+    # MQTT 5 acks may carry a reason code; 0 (or none) is success.
+    assert len(body) == 2 or body[2] == 0, body
+
+
+@pytest.mark.parametrize("level", [4, 5], ids=["v311", "v5"])
+def test_qos2_in_flight_publish_survives_kill_9(broker_factory, level):
+    """Exactly once across a restart: a QoS 2 PUBLISH was PUBREC'd (so its
+    packet id is on disk with the message), the broker is SIGKILLed before
+    PUBREL. After the restart the publisher's resent PUBLISH (DUP) is only
+    answered, its PUBREL gets PUBCOMP, and the subscriber gets the message
+    exactly once."""
+    version = V5 if level == 5 else V311
+    broker = broker_factory(mqtt=True).start()
+    sub_id, pub_id, t = uid("q2sub"), uid("q2pub").encode(), topic("q2")
+    kw = {"properties": props(CONNECT, SessionExpiryInterval=600)} if level == 5 else {}
+    sub = Client(client_id=sub_id, version=version, clean=False, port=broker.mqtt_port, **kw)
+    sub.subscribe(t, 2)
+    sub.disconnect()
+    raw, present = _raw_connect(broker.mqtt_port, pub_id, level)
+    pid = 7
+    props_none = b"\x00" if level == 5 else b""
+    publish = mqtt_str(t.encode()) + struct.pack("!H", pid) + props_none + b"once"
+    raw.send(packet(0x34, publish))  # QoS 2
+    _ack(raw, 0x50, pid)  # PUBREC: the message and the id are on disk
+    broker.kill()
+    raw.close()
+    broker.start()
+    raw, present = _raw_connect(broker.mqtt_port, pub_id, level)
+    assert present, "the in-flight QoS 2 exchange is session state"
+    raw.send(packet(0x3C, publish))  # the same PUBLISH again, DUP set
+    _ack(raw, 0x50, pid)
+    raw.send(packet(0x62, struct.pack("!H", pid)))  # PUBREL
+    _ack(raw, 0x70, pid)  # PUBCOMP, success: the id was known
+    raw.close()
+    sub = Client(client_id=sub_id, version=version, clean=False, port=broker.mqtt_port, **kw)
+    assert sub.session_present
+    m = sub.get(10)
+    assert m is not None and m.payload == b"once"
+    assert sub.none(1.0), "delivered twice"
+    sub.disconnect()
+    # The exchange is over: the id is free again, a new PUBLISH with it is a
+    # new message, also after another restart.
+    broker.kill()
+    broker.start()
+    raw, _ = _raw_connect(broker.mqtt_port, pub_id, level)
+    again = mqtt_str(t.encode()) + struct.pack("!H", pid) + props_none + b"twice"
+    raw.send(packet(0x34, again))
+    _ack(raw, 0x50, pid)
+    raw.send(packet(0x62, struct.pack("!H", pid)))
+    _ack(raw, 0x70, pid)
+    raw.close()
+    sub = Client(client_id=sub_id, version=version, clean=False, port=broker.mqtt_port, **kw)
+    m = sub.get(10)
+    assert m is not None and m.payload == b"twice"
+    sub.disconnect()
