@@ -97,8 +97,8 @@ echo "== hostile-client tests (slowloris, churn, auth floods, alarm floods, disk
 python3 -m pytest tests/python/hostile -q -p no:cacheprovider || status=$?
 echo "== security tests (own brokers on the wildcard address: guest loopback-only, vhost isolation, no passwords in logs, HTTP headers and CSRF)"
 python3 -m pytest tests/python/security -q -p no:cacheprovider || status=$?
-echo "== fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-20} s each; FUZZ_SECONDS=0 skips)"
-bash scripts/fuzz.sh || status=$?
+echo "== fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-10} s each; FUZZ_SECONDS=0 skips)"
+FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh || status=$?
 if [ $status -ne 0 ]; then
   echo "-- broker log (last 50 lines)"; tail -50 "$data_dir/warren.log"
 fi
