@@ -25,7 +25,7 @@
 //! are translated through a per-segment offset map.
 
 use super::record::{self, Record};
-use super::spill::{Fixed, SpillDir, SpillQueue};
+use super::spill::{self, Fixed, SpillDir, SpillQueue};
 use super::stream_index::StreamIndex;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -179,16 +179,8 @@ impl Fixed for RecoveredMessage {
     }
 
     fn decode(b: &[u8]) -> Self {
-        let u64_at = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[i..i + 8]);
-            u64::from_le_bytes(a)
-        };
-        let u32_at = |i: usize| {
-            let mut a = [0u8; 4];
-            a.copy_from_slice(&b[i..i + 4]);
-            u32::from_le_bytes(a)
-        };
+        let u64_at = |i: usize| spill::u64_at(b, i);
+        let u32_at = |i: usize| spill::u32_at(b, i);
         RecoveredMessage {
             msg_id: u64_at(0),
             loc: Loc {

@@ -19,7 +19,7 @@
 
 use super::log::{Loc, MessageLog, RecoveredMessage};
 use super::record::Record;
-use super::spill::{Fixed, SpillDir, SpillQueue};
+use super::spill::{self, Fixed, SpillDir, SpillQueue};
 use super::QueueStorage;
 use crate::message::{Message, QueuedMessage, Stored};
 use std::collections::VecDeque;
@@ -63,16 +63,8 @@ impl Fixed for DiskEntry {
     }
 
     fn decode(b: &[u8]) -> Self {
-        let u64_at = |i: usize| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[i..i + 8]);
-            u64::from_le_bytes(a)
-        };
-        let u32_at = |i: usize| {
-            let mut a = [0u8; 4];
-            a.copy_from_slice(&b[i..i + 4]);
-            u32::from_le_bytes(a)
-        };
+        let u64_at = |i: usize| spill::u64_at(b, i);
+        let u32_at = |i: usize| spill::u32_at(b, i);
         DiskEntry {
             seq: u64_at(0),
             expires_at: u64_at(8),

@@ -345,6 +345,21 @@ impl<T: Fixed> Drop for SpillQueue<T> {
     }
 }
 
+/// The little-endian u64 at `b[i..i + 8]` (fixed-size entry fields; `b` is
+/// always a whole entry, so the range is in bounds).
+pub(crate) fn u64_at(b: &[u8], i: usize) -> u64 {
+    let mut a = [0u8; 8];
+    a.copy_from_slice(&b[i..i + 8]);
+    u64::from_le_bytes(a)
+}
+
+/// The little-endian u32 at `b[i..i + 4]`.
+pub(crate) fn u32_at(b: &[u8], i: usize) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[i..i + 4]);
+    u32::from_le_bytes(a)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
