@@ -100,9 +100,19 @@ impl Message {
         self.priority
     }
 
-    /// Size counted against memory and length limits.
+    /// Size counted against length limits and reported as the queue's
+    /// `message_bytes` (the body, as RabbitMQ counts it).
     pub fn size(&self) -> usize {
         self.body.len()
+    }
+
+    /// What holding the message in memory costs: body and properties. A
+    /// message can carry its weight in headers (a STOMP SEND with 8 headers
+    /// of 64 KiB and no body); counting only the body let queue windows keep
+    /// thousands of those in RAM and the broker grow far past its memory
+    /// watermark.
+    pub fn memory_size(&self) -> usize {
+        self.body.len() + self.properties.len()
     }
 }
 

@@ -199,8 +199,8 @@ impl PagedStorage {
                 }
                 // Recovered entries were counted by record length.
                 self.bytes = self.bytes - e.size as usize + message.size();
-                self.ram_bytes += message.size();
-                self.spill.take(1, message.size());
+                self.ram_bytes += message.memory_size();
+                self.spill.take(1, message.memory_size());
                 self.window.push_back(QueuedMessage {
                     seq: e.seq,
                     message,
@@ -267,14 +267,16 @@ impl QueueStorage for PagedStorage {
     }
 
     fn push(&mut self, msg: QueuedMessage) {
-        let size = msg.message.size();
-        self.bytes += size;
+        self.bytes += msg.message.size();
+        // The window is bounded by what its messages hold in memory,
+        // properties included, not by their body size alone.
+        let mem = msg.message.memory_size();
         if self.paged.is_empty()
             && self.window.len() < RAM_MESSAGES
-            && self.ram_bytes + size <= RAM_BYTES
-            && self.spill.try_take(size)
+            && self.ram_bytes + mem <= RAM_BYTES
+            && self.spill.try_take(mem)
         {
-            self.ram_bytes += size;
+            self.ram_bytes += mem;
             self.window.push_back(msg);
         } else {
             let e = self.page_out(&msg);
@@ -290,10 +292,10 @@ impl QueueStorage for PagedStorage {
     fn pop_front(&mut self) -> Option<QueuedMessage> {
         self.load_front();
         let m = self.window.pop_front()?;
-        let size = m.message.size();
-        self.bytes -= size;
-        self.ram_bytes -= size;
-        self.spill.give(1, size);
+        let mem = m.message.memory_size();
+        self.bytes -= m.message.size();
+        self.ram_bytes -= mem;
+        self.spill.give(1, mem);
         // Requeues can grow the window past its bound; give that back.
         let cap = self.window.capacity();
         if cap > 2 * RAM_MESSAGES && self.window.len() < cap / 4 {
@@ -303,10 +305,10 @@ impl QueueStorage for PagedStorage {
     }
 
     fn requeue(&mut self, msg: QueuedMessage) {
-        let size = msg.message.size();
-        self.bytes += size;
-        self.ram_bytes += size;
-        self.spill.take(1, size);
+        let mem = msg.message.memory_size();
+        self.bytes += msg.message.size();
+        self.ram_bytes += mem;
+        self.spill.take(1, mem);
         let pos = self.window.partition_point(|m| m.seq < msg.seq);
         self.window.insert(pos, msg);
     }
@@ -489,6 +491,39 @@ mod tests {
         assert_eq!(next, n + 2);
         assert_eq!(s.len(), 0);
         assert_eq!(s.bytes(), 0);
+    }
+
+    #[test]
+    fn properties_count_against_the_window() {
+        // Messages whose weight is in their headers (an empty body): the
+        // window holds RAM_BYTES of them, not RAM_MESSAGES; the rest is paged.
+        let (_dir, log) = open_log("props");
+        let mut s = PagedStorage::new(log, 0);
+        let props = Bytes::from(vec![0u8; 512 * 1024]);
+        for seq in 1..=64u64 {
+            s.push(QueuedMessage {
+                seq,
+                message: Message::new(
+                    ShortStr::from(""),
+                    ShortStr::from("k"),
+                    props.clone(),
+                    Bytes::new(),
+                ),
+                redelivered: false,
+                expires_at: NEVER,
+                priority: 0,
+            });
+        }
+        assert_eq!(s.window.len(), RAM_BYTES / (512 * 1024));
+        assert_eq!(s.len(), 64);
+        assert_eq!(s.bytes(), 0, "message_bytes counts bodies, as RabbitMQ");
+        let mut n = 0;
+        while let Some(m) = s.pop_front() {
+            n += 1;
+            assert_eq!(m.seq, n);
+            assert_eq!(m.message.properties.len(), 512 * 1024);
+        }
+        assert_eq!((n, s.ram_bytes), (64, 0));
     }
 
     #[test]
