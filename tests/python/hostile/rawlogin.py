@@ -39,7 +39,8 @@ def _read_method(sock, buf: bytearray):
 
 
 def open_connection(port: int, user: str = "guest", password: str = "guest",
-                    vhost: str = "/", timeout: float = 10.0) -> socket.socket:
+                    vhost: str = "/", timeout: float = 10.0,
+                    channel_max: int = 2047) -> socket.socket:
     """A socket past connection.open-ok, ready for channel frames."""
     sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -50,10 +51,22 @@ def open_connection(port: int, user: str = "guest", password: str = "guest",
     sock.sendall(_method(10, 11, struct.pack(">I", 0) + _shortstr(b"PLAIN")
                          + struct.pack(">I", len(response)) + response + _shortstr(b"en_US")))
     assert _read_method(sock, buf)[:2] == (10, 30)
-    sock.sendall(_method(10, 31, struct.pack(">HIH", 2047, 131072, 0)))
+    sock.sendall(_method(10, 31, struct.pack(">HIH", channel_max, 131072, 0)))
     sock.sendall(_method(10, 40, _shortstr(vhost.encode()) + _shortstr(b"") + b"\x00"))
     assert _read_method(sock, buf)[:2] == (10, 41)
     return sock
+
+
+def read_method(sock, buf: bytearray):
+    """(class, method, args) of the next method frame; ``buf`` keeps what was
+    read past it."""
+    return _read_method(sock, buf)
+
+
+def close_reason(args: bytes):
+    """(reply_code, reply_text) of a connection.close's arguments."""
+    code = struct.unpack(">H", args[:2])[0]
+    return code, args[3:3 + args[2]].decode()
 
 
 def channel_method(ch: int, cls: int, mid: int, args: bytes) -> bytes:
