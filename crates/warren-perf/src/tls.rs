@@ -41,12 +41,14 @@ pub fn configure(options: TlsOptions) {
 
 fn config() -> Result<Arc<ClientConfig>> {
     CONFIG
-        .get_or_init(|| build(OPTIONS.get().cloned().unwrap_or_default()))
+        .get_or_init(|| client_config(OPTIONS.get().cloned().unwrap_or_default()))
         .clone()
         .map_err(Error::Other)
 }
 
-fn build(o: TlsOptions) -> std::result::Result<Arc<ClientConfig>, String> {
+/// A rustls client configuration from the command line's TLS options (also
+/// what `warren ctl` uses for an https:// management API).
+pub fn client_config(o: TlsOptions) -> std::result::Result<Arc<ClientConfig>, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -31,7 +31,7 @@ const DEFAULT_HTTP_URL: &str = "http://guest:guest@127.0.0.1:15672";
 #[derive(Parser)]
 pub struct CtlArgs {
     /// Manage the broker through its management HTTP API,
-    /// http://USER:PASSWORD@HOST:PORT (env WARREN_HTTP_URL; the default when no
+    /// http(s)://USER:PASSWORD@HOST:PORT (env WARREN_HTTP_URL; the default when no
     /// URL is given: http://guest:guest@127.0.0.1:15672).
     #[arg(long, conflicts_with = "amqp_url")]
     http_url: Option<String>,
@@ -40,6 +40,20 @@ pub struct CtlArgs {
     /// WARREN_HTTP_URL is not set).
     #[arg(long)]
     amqp_url: Option<String>,
+    /// https:// API: CA certificates (PEM) its certificate must chain to.
+    #[arg(long, env = "WARREN_CTL_TLS_CA")]
+    tls_ca: Option<std::path::PathBuf>,
+    /// https:// API: accept any certificate (no verification; for a test
+    /// machine only).
+    #[arg(long, env = "WARREN_CTL_TLS_INSECURE")]
+    tls_insecure: bool,
+    /// https:// API: a client certificate (PEM), for a listener that asks for
+    /// one (`--tls-verify peer --tls-fail-if-no-peer-cert`).
+    #[arg(long, requires = "tls_key", env = "WARREN_CTL_TLS_CERT")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// https:// API: the client certificate's key (PEM).
+    #[arg(long, requires = "tls_cert", env = "WARREN_CTL_TLS_KEY")]
+    tls_key: Option<std::path::PathBuf>,
     /// Virtual host the command applies to (`-p` as in rabbitmqctl).
     #[arg(long, short = 'p', global = true, default_value = "/")]
     vhost: String,
@@ -184,7 +198,24 @@ pub fn run(args: CtlArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            match http::execute(url, &request) {
+            let tls = if url.tls {
+                let options = warren_perf::tls::TlsOptions {
+                    ca: args.tls_ca.clone(),
+                    insecure: args.tls_insecure,
+                    cert: args.tls_cert.clone(),
+                    key: args.tls_key.clone(),
+                };
+                match warren_perf::tls::client_config(options) {
+                    Ok(c) => Some(c),
+                    Err(e) => {
+                        eprintln!("warren ctl: {}", e);
+                        return ExitCode::from(2);
+                    }
+                }
+            } else {
+                None
+            };
+            match http::execute(url, tls, &request) {
                 Ok(a) => Ok(a),
                 Err(http::Failure::Command(e)) => Ok(json!({"ok": false, "error": e})),
                 Err(http::Failure::Transport(e)) => Err(e),

@@ -1,12 +1,17 @@
 //! A minimal blocking HTTP/1.1 client for `warren ctl --http-url`: one
 //! request per connection (`Connection: close`), HTTP Basic auth, JSON
 //! bodies, and responses delimited by `Content-Length`, chunked encoding or
-//! the end of the connection. Plain `http://` only (the management listener
-//! has no TLS).
+//! the end of the connection. `https://` (a broker run with `--http-tls`)
+//! goes through rustls with the configuration `warren ctl` built from its
+//! `--tls-*` options.
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, StreamOwned};
 
 use base64::Engine;
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -16,9 +21,11 @@ const MAX_RESPONSE: u64 = 512 * 1024 * 1024;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const IO_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// `http://USER:PASSWORD@HOST:PORT/PREFIX`, parsed.
+/// `http(s)://USER:PASSWORD@HOST:PORT/PREFIX`, parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpUrl {
+    /// `https://`: the API speaks TLS.
+    pub tls: bool,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -28,13 +35,17 @@ pub struct HttpUrl {
 }
 
 impl HttpUrl {
-    /// The user and password default to guest/guest, the port to 15672 (the
-    /// management port, not HTTP's 80).
+    /// The user and password default to guest/guest, the port to 15672
+    /// (15671 for https, RabbitMQ's management TLS port; not HTTP's 80/443).
     pub fn parse(url: &str) -> Result<HttpUrl, String> {
-        let rest = match url.split_once("://") {
-            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => rest,
+        let (tls, rest) = match url.split_once("://") {
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("http") => (false, rest),
+            Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") => (true, rest),
             Some((scheme, _)) => {
-                return Err(format!("unsupported scheme '{}' (use http://)", scheme))
+                return Err(format!(
+                    "unsupported scheme '{}' (use http:// or https://)",
+                    scheme
+                ))
             }
             None => return Err("expected http://USER:PASSWORD@HOST:PORT".into()),
         };
@@ -67,10 +78,12 @@ impl HttpUrl {
             return Err("missing host".into());
         }
         let port = match port {
+            None | Some("") if tls => 15671,
             None | Some("") => 15672,
             Some(p) => p.parse().map_err(|_| format!("bad port '{}'", p))?,
         };
         Ok(HttpUrl {
+            tls,
             host: host.to_string(),
             port,
             user,
@@ -88,9 +101,11 @@ pub struct Response {
 }
 
 /// Send `method path` (path with its query, starting with `/`) with an
-/// optional JSON body and read the whole response.
+/// optional JSON body and read the whole response. `tls` is the client
+/// configuration for an https:// URL.
 pub fn request(
     url: &HttpUrl,
+    tls: Option<&Arc<ClientConfig>>,
     method: &str,
     path: &str,
     body: Option<&[u8]>,
@@ -110,10 +125,20 @@ pub fn request(
             Err(e) => last = format!("cannot connect to {}: {}", a, e),
         }
     }
-    let mut stream = stream.ok_or(last)?;
+    let stream = stream.ok_or(last)?;
     let io = |e: std::io::Error| format!("HTTP request to {}:{}: {}", url.host, url.port, e);
     stream.set_read_timeout(Some(IO_TIMEOUT)).map_err(io)?;
     stream.set_write_timeout(Some(IO_TIMEOUT)).map_err(io)?;
+    let mut stream = if url.tls {
+        let config = tls.ok_or("https:// needs --tls-ca FILE (or --tls-insecure)")?;
+        let name = ServerName::try_from(url.host.clone())
+            .map_err(|e| format!("TLS server name {:?}: {}", url.host, e))?;
+        let conn = ClientConnection::new(config.clone(), name)
+            .map_err(|e| format!("TLS to {}:{}: {}", url.host, url.port, e))?;
+        Stream::Tls(Box::new(StreamOwned::new(conn, stream)))
+    } else {
+        Stream::Tcp(stream)
+    };
     let host = if url.host.contains(':') {
         format!("[{}]:{}", url.host, url.port)
     } else {
@@ -142,11 +167,47 @@ pub fn request(
     stream.write_all(&out).map_err(io)?;
     stream.flush().map_err(io)?;
     let mut raw = Vec::new();
-    stream
-        .take(MAX_RESPONSE)
-        .read_to_end(&mut raw)
-        .map_err(io)?;
+    match (&mut stream).take(MAX_RESPONSE).read_to_end(&mut raw) {
+        Ok(_) => {}
+        // A TLS server that closes without close_notify: what arrived is
+        // still checked against its Content-Length (or chunk ends) below,
+        // so a cut-short answer is an error there.
+        Err(e) if url.tls && e.kind() == std::io::ErrorKind::UnexpectedEof => {}
+        Err(e) => return Err(io(e)),
+    }
     parse_response(&raw)
+}
+
+/// The connection: plain TCP, or TLS over it (the handshake runs on the
+/// first write).
+enum Stream {
+    Tcp(TcpStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
 }
 
 /// Split a complete response (the connection closed after it) into status
@@ -241,6 +302,7 @@ mod tests {
         assert_eq!(
             u,
             HttpUrl {
+                tls: false,
                 host: "broker.local".into(),
                 port: 15673,
                 user: "ad@min".into(),
@@ -252,7 +314,8 @@ mod tests {
         assert_eq!((u.host.as_str(), u.port), ("::1", 15672));
         assert_eq!((u.user.as_str(), u.password.as_str()), ("guest", "guest"));
         assert_eq!(HttpUrl::parse("http://u:p@h:99/").unwrap().prefix, "");
-        assert!(HttpUrl::parse("https://h").is_err());
+        let u = HttpUrl::parse("https://h").unwrap();
+        assert_eq!((u.tls, u.port), (true, 15671));
         assert!(HttpUrl::parse("amqp://h").is_err());
         assert!(HttpUrl::parse("localhost:15672").is_err());
         assert!(HttpUrl::parse("http://h:notaport").is_err());
@@ -326,7 +389,14 @@ mod tests {
             b"HTTP/1.1 201 Created\r\nTransfer-Encoding: chunked\r\n\r\n4\r\n{\"a\"\r\n3\r\n:1}\r\n0\r\n\r\n",
         );
         let url = HttpUrl::parse(&format!("http://ad%3Amin:s3cret@127.0.0.1:{}/x/", port)).unwrap();
-        let r = request(&url, "PUT", "/api/vhosts/%2F", Some(b"{\"tracing\":true}")).unwrap();
+        let r = request(
+            &url,
+            None,
+            "PUT",
+            "/api/vhosts/%2F",
+            Some(b"{\"tracing\":true}"),
+        )
+        .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (201, &b"{\"a\":1}"[..]));
         let got = String::from_utf8(t.join().unwrap()).unwrap();
         assert!(
@@ -342,7 +412,7 @@ mod tests {
 
         let (port, t) = serve_once(b"HTTP/1.1 204 No Content\r\n\r\n");
         let url = HttpUrl::parse(&format!("http://127.0.0.1:{}", port)).unwrap();
-        let r = request(&url, "DELETE", "/api/users/u", None).unwrap();
+        let r = request(&url, None, "DELETE", "/api/users/u", None).unwrap();
         assert_eq!((r.status, r.body.len()), (204, 0));
         let got = String::from_utf8(t.join().unwrap()).unwrap();
         assert!(got.contains("\r\nContent-Length: 0\r\n"));
@@ -356,7 +426,7 @@ mod tests {
             l.local_addr().unwrap().port()
         };
         let url = HttpUrl::parse(&format!("http://127.0.0.1:{}", port)).unwrap();
-        let e = request(&url, "GET", "/api/overview", None).unwrap_err();
+        let e = request(&url, None, "GET", "/api/overview", None).unwrap_err();
         assert!(e.contains("cannot connect"), "{}", e);
     }
 }

@@ -6,7 +6,9 @@
 //! publishes (`{"command": "add_user", "vhost": "/", ...}`).
 
 use super::client::{self, encode, HttpUrl};
+use rustls::ClientConfig;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 
 /// Why a command did not give an answer.
 #[derive(Debug)]
@@ -54,13 +56,14 @@ type Call<T> = Result<Result<T, ApiError>, Failure>;
 
 struct Api {
     url: HttpUrl,
+    tls: Option<Arc<ClientConfig>>,
 }
 
 impl Api {
     /// One request; `Ok(Err(_))` is an error answer of the API.
     fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Call<Value> {
         let bytes = body.map(|b| b.to_string().into_bytes());
-        let r = client::request(&self.url, method, path, bytes.as_deref())
+        let r = client::request(&self.url, self.tls.as_ref(), method, path, bytes.as_deref())
             .map_err(Failure::Transport)?;
         let parsed: Option<Value> = if r.body.iter().all(u8::is_ascii_whitespace) {
             None
@@ -174,9 +177,14 @@ fn vhost_limits(api: &Api, command: &str, vhost: &str, request: &Value) -> Resul
     Ok(json!({}))
 }
 
-/// Run `request` (the AMQP path's JSON command) against the API at `url`.
-pub fn execute(url: HttpUrl, request: &Value) -> Result<Value, Failure> {
-    let api = Api { url };
+/// Run `request` (the AMQP path's JSON command) against the API at `url`
+/// (over TLS with `tls` for an https:// URL).
+pub fn execute(
+    url: HttpUrl,
+    tls: Option<Arc<ClientConfig>>,
+    request: &Value,
+) -> Result<Value, Failure> {
+    let api = Api { url, tls };
     let field = |k: &str| -> Result<String, Failure> {
         request
             .get(k)
@@ -596,7 +604,7 @@ mod tests {
             .map(|a| a.port())
             .unwrap_or(1);
         let url = HttpUrl::parse(&format!("http://127.0.0.1:{}", port)).unwrap();
-        match execute(url, &json!({"command": "list_vhosts"})) {
+        match execute(url, None, &json!({"command": "list_vhosts"})) {
             Err(Failure::Transport(_)) => {}
             other => panic!("{:?}", other),
         }
