@@ -18,6 +18,7 @@ use tokio::net::TcpListener;
 use warren_core::net::Endpoints;
 use warren_mqtt::connection::{serve_transport, Transport};
 use warren_mqtt::Node;
+pub use warren_web::Origins;
 use warren_web::{byte_stream, ClientEnds, Framing};
 
 /// The subprotocols accepted, best first: `mqtt` (MQTT 3.1.1 and 5.0, the
@@ -50,13 +51,20 @@ pub fn router(node: Arc<Node>) -> Router {
 
 /// Serve Web-MQTT on `listener` forever.
 pub async fn serve(listener: TcpListener, node: Arc<Node>) {
-    serve_with(listener, node, None).await
+    serve_with(listener, node, None, Origins::Any).await
 }
 
-/// [`serve`], over TLS (WSS) when `tls` is given.
-pub async fn serve_with(listener: TcpListener, node: Arc<Node>, tls: Option<Arc<warren_tls::Tls>>) {
+/// [`serve`], over TLS (WSS) when `tls` is given, to pages of `origins`
+/// only.
+pub async fn serve_with(
+    listener: TcpListener,
+    node: Arc<Node>,
+    tls: Option<Arc<warren_tls::Tls>>,
+    origins: Origins,
+) {
     let timeout = node.broker.limits.handshake_timeout;
-    warren_web::serve_with(listener, router(node), "Web-MQTT", timeout, tls).await
+    let app = origins.guard(router(node));
+    warren_web::serve_with(listener, app, "Web-MQTT", timeout, tls).await
 }
 
 async fn upgrade(

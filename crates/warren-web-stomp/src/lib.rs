@@ -29,7 +29,7 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use warren_core::Broker;
 
-pub use warren_web::ClientEnds;
+pub use warren_web::{ClientEnds, Origins};
 
 /// What every handler shares.
 pub struct Web {
@@ -50,16 +50,18 @@ pub fn router(web: Arc<Web>) -> Router {
 /// Serve Web-STOMP and SSE on `listener` forever (hyper's HTTP/1 server per
 /// connection: [`warren_web::serve`]).
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
-    serve_with(listener, broker, None).await
+    serve_with(listener, broker, None, Origins::Any).await
 }
 
-/// [`serve`], over TLS (HTTPS/WSS) when `tls` is given.
+/// [`serve`], over TLS (HTTPS/WSS) when `tls` is given, to pages of
+/// `origins` only.
 pub async fn serve_with(
     listener: TcpListener,
     broker: Arc<Broker>,
     tls: Option<Arc<warren_tls::Tls>>,
+    origins: Origins,
 ) {
     let timeout = broker.limits.handshake_timeout;
-    let app = router(Arc::new(Web { broker }));
+    let app = origins.guard(router(Arc::new(Web { broker })));
     warren_web::serve_with(listener, app, "Web-STOMP", timeout, tls).await
 }

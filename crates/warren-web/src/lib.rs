@@ -6,9 +6,12 @@
 //! * [`websocket`]: a WebSocket as the two halves a protocol adapter's
 //!   connection loop reads and writes (bytes in, one message per write out),
 //!   so STOMP or MQTT over WebSocket is the TCP adapter unchanged.
+//! * [`origin`]: which pages' `Origin` a web listener accepts.
 
 pub mod listener;
+pub mod origin;
 pub mod websocket;
 
 pub use listener::{serve, serve_with, ClientEnds};
+pub use origin::Origins;
 pub use websocket::{byte_stream, Framing};

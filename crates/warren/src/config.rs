@@ -148,6 +148,9 @@ pub struct Listeners {
     /// Prometheus metrics port (`/metrics`, default 15692, as RabbitMQ's
     /// rabbitmq_prometheus plugin); 0 disables it.
     pub prometheus_port: Option<u16>,
+    /// Origins (`https://app.example`) whose pages may use the Web-STOMP,
+    /// SSE and Web-MQTT listeners; others get 403. Default: any, as RabbitMQ.
+    pub web_allowed_origins: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -85,6 +85,11 @@ struct ServerArgs {
     /// (default 15692); 0 disables it.
     #[arg(long, env = "WARREN_PROMETHEUS_PORT")]
     prometheus_port: Option<u16>,
+    /// Pages allowed to use the Web-STOMP, SSE and Web-MQTT listeners: their
+    /// origins (`https://app.example`), comma-separated; requests from other
+    /// pages' scripts get 403. Default: any origin, as RabbitMQ.
+    #[arg(long, env = "WARREN_WEB_ALLOWED_ORIGINS", value_delimiter = ',')]
+    web_allowed_origins: Option<Vec<String>>,
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
@@ -222,6 +227,15 @@ fn server(args: ServerArgs) -> ExitCode {
         })
         .unwrap_or_default();
     let http_tls = tls.as_ref().filter(|t| t.http).map(|t| t.tls.clone());
+    let origins = warren_web_stomp::Origins::new(
+        args.web_allowed_origins
+            .clone()
+            .or_else(|| listeners.and_then(|l| l.web_allowed_origins.clone()))
+            .unwrap_or_default(),
+    );
+    if let warren_web_stomp::Origins::Only(list) = &origins {
+        tracing::info!(origins = ?list, "web listeners accept these origins only");
+    }
     let tls = tls.map(|t| t.tls);
     let adapters: Vec<(Adapter, SocketAddr)> = [
         (Adapter::Stomp, stomp_port),
@@ -292,6 +306,7 @@ fn server(args: ServerArgs) -> ExitCode {
                     l,
                     broker.clone(),
                     http_tls.clone(),
+                    origins.clone(),
                 )),
                 Adapter::Amqps | Adapter::Stomps => {
                     // TLS adapters are only bound when a certificate is.
@@ -324,9 +339,12 @@ fn server(args: ServerArgs) -> ExitCode {
                     };
                     match (adapter, tls.clone()) {
                         (Adapter::Mqtt, _) => tokio::spawn(warren_mqtt::serve(l, node)),
-                        (Adapter::WebMqtt, _) => {
-                            tokio::spawn(warren_web_mqtt::serve_with(l, node, http_tls.clone()))
-                        }
+                        (Adapter::WebMqtt, _) => tokio::spawn(warren_web_mqtt::serve_with(
+                            l,
+                            node,
+                            http_tls.clone(),
+                            origins.clone(),
+                        )),
                         (_, Some(t)) => tokio::spawn(warren_mqtt::serve_tls(l, node, t)),
                         (_, None) => continue,
                     }
