@@ -83,18 +83,24 @@ if ! command -v rabbitmq-server >/dev/null 2>&1; then
   sudo_if_needed env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rabbitmq-server
 fi
 
-bench_node=warrenbench@localhost
-bench_port=5673
+# Each can be moved with BENCH_RABBIT_NODE / BENCH_RABBIT_PORT /
+# BENCH_RABBIT_DIST_PORT / BENCH_RABBIT_STOMP_PORT / BENCH_RABBIT_WEB_PORT /
+# BENCH_RABBIT_MQTT_PORT / BENCH_RABBIT_TLS_PORT / BENCH_MOSQUITTO_PORT (a
+# machine where each user has a port range; two runs at once need two node
+# names). BENCH_PORT_RANGE=LOW-HIGH makes Warren's free ports come from there.
+bench_node=${BENCH_RABBIT_NODE:-warrenbench@localhost}
+bench_port=${BENCH_RABBIT_PORT:-5673}
+bench_dist_port=${BENCH_RABBIT_DIST_PORT:-$((bench_port + 20000))}
 # STOMP listener of the private node; never 61613 (the shared node's).
-bench_stomp_port=61614
+bench_stomp_port=${BENCH_RABBIT_STOMP_PORT:-61614}
 # Web-STOMP listener of the private node; never 15674 (the shared node's).
-bench_web_port=15684
+bench_web_port=${BENCH_RABBIT_WEB_PORT:-15684}
 # MQTT listeners of the private node and of mosquitto; never 1883 (the shared node's).
-bench_mqtt_port=18830
+bench_mqtt_port=${BENCH_RABBIT_MQTT_PORT:-18830}
 # AMQPS listener of the private node (never 5671, RabbitMQ's default).
-bench_tls_port=5675
+bench_tls_port=${BENCH_RABBIT_TLS_PORT:-5675}
 tls_dir=""
-mosquitto_port=18831
+mosquitto_port=${BENCH_MOSQUITTO_PORT:-18831}
 rabbit_mqtt_uri=""
 rabbit_dir=""
 rabbit_pid=""
@@ -183,7 +189,7 @@ start_rabbit() { # [stomp|web]: also enable rabbitmq_stomp / rabbitmq_web_stomp 
     ulimit -n "$nofile" 2>/dev/null || true
     cd /var/lib/rabbitmq
     sudo_if_needed env HOME=/var/lib/rabbitmq RABBITMQ_NODENAME="$bench_node" \
-      RABBITMQ_NODE_PORT="$bench_port" RABBITMQ_DIST_PORT=$((bench_port + 20000)) \
+      RABBITMQ_NODE_PORT="$bench_port" RABBITMQ_DIST_PORT="$bench_dist_port" \
       RABBITMQ_MNESIA_BASE="$rabbit_dir/mnesia" RABBITMQ_LOG_BASE="$rabbit_dir/log" \
       RABBITMQ_PID_FILE="$rabbit_dir/pid" \
       RABBITMQ_ENABLED_PLUGINS_FILE="$rabbit_dir/enabled_plugins" \
@@ -317,7 +323,24 @@ make_tls_certs() { # a CA and a server certificate for 127.0.0.1/localhost, read
     chmod 644 ./*.pem
   )
 }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+free_port() {
+  python3 - "${BENCH_PORT_RANGE:-}" <<'PY'
+import random, socket, sys
+spec = sys.argv[1]
+ports = [0]
+if spec:
+    lo, hi = map(int, spec.split("-"))
+    ports = random.sample(range(lo, hi + 1), hi - lo + 1)
+for p in ports:
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    print(s.getsockname()[1])
+    break
+PY
+}
 start_warren() { # [stomp|web|http|mqtt]: also listen for STOMP / Web-STOMP and SSE / the management API / MQTT, on a free port
   stop_warren
   warren_dir=$(mktemp -d /tmp/warren-bench.XXXXXX)
