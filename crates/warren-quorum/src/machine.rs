@@ -135,34 +135,35 @@ fn persist(path: &Path, snap: &StoredSnapshot) -> io::Result<()> {
 
 impl RaftSnapshotBuilder<QuorumConfig> for QuorumStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<QuorumConfig>, StorageError<u64>> {
-        let (snap, path) = {
+        // Copy under the lock (message bodies are shared `Bytes`, so this is
+        // cheap), encode outside it: apply goes on meanwhile.
+        let (body, n, path) = {
             let mut g = self.inner.lock();
+            g.snapshots_built += 1;
             let body = SnapshotBody {
                 applied: g.applied,
                 membership: g.membership.clone(),
                 state: g.state.clone(),
             };
-            let data = bincode::serialize(&body).map_err(|e| sm_err(ErrorVerb::Write, e))?;
-            let snapshot_id = match g.applied {
-                Some(l) => format!("{}-{}-{}", l.leader_id, l.index, g.snapshots_built),
-                None => format!("none-{}", g.snapshots_built),
-            };
-            g.snapshots_built += 1;
-            let snap = StoredSnapshot {
-                meta: SnapshotMeta {
-                    last_log_id: g.applied,
-                    last_membership: g.membership.clone(),
-                    snapshot_id,
+            (body, g.snapshots_built, g.snapshot_path.clone())
+        };
+        let data = bincode::serialize(&body).map_err(|e| sm_err(ErrorVerb::Write, e))?;
+        let snap = StoredSnapshot {
+            meta: SnapshotMeta {
+                last_log_id: body.applied,
+                last_membership: body.membership,
+                snapshot_id: match body.applied {
+                    Some(l) => format!("{}-{}-{n}", l.leader_id, l.index),
+                    None => format!("none-{n}"),
                 },
-                data,
-            };
-            g.snapshot = Some(snap.clone());
-            (snap, g.snapshot_path.clone())
+            },
+            data,
         };
         // Durable before openraft purges the log entries it replaces.
         if let Some(p) = path {
             persist(&p, &snap).map_err(|e| sm_err(ErrorVerb::Write, e))?;
         }
+        self.inner.lock().snapshot = Some(snap.clone());
         Ok(Snapshot {
             meta: snap.meta,
             snapshot: Box::new(Cursor::new(snap.data)),

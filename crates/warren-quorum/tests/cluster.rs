@@ -111,13 +111,15 @@ struct Member {
     wal: Arc<SharedWal>,
 }
 
-fn raft_config() -> Arc<Config> {
+fn raft_config(snapshot_every: u64) -> Arc<Config> {
     let c = Config {
-        heartbeat_interval: 50,
-        election_timeout_min: 200,
-        election_timeout_max: 400,
+        // Roomy for a loaded 2-core CI machine running debug builds: a
+        // starved heartbeat must not depose the leader mid-test.
+        heartbeat_interval: 100,
+        election_timeout_min: 750,
+        election_timeout_max: 1500,
         // Snapshot often so the test crosses snapshot + purge + restart.
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(300),
+        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
         max_in_snapshot_log_to_keep: 0,
         ..Config::default()
     };
@@ -125,12 +127,28 @@ fn raft_config() -> Arc<Config> {
 }
 
 async fn start(router: &Router, id: u64, dir: &Path, cfg: QueueConfig) -> Member {
+    start_with(router, id, dir, cfg, 300).await
+}
+
+async fn start_with(
+    router: &Router,
+    id: u64,
+    dir: &Path,
+    cfg: QueueConfig,
+    snapshot_every: u64,
+) -> Member {
     let wal = SharedWal::open(dir.join("wal"), WalOptions::default()).expect("wal");
     let log = wal.group::<QuorumConfig>(GROUP);
     let sm = QuorumStateMachine::open(dir.join("q42.snapshot"), QueueState::new(cfg)).expect("sm");
-    let raft = Raft::new(id, raft_config(), router.clone(), log, sm.clone())
-        .await
-        .expect("raft");
+    let raft = Raft::new(
+        id,
+        raft_config(snapshot_every),
+        router.clone(),
+        log,
+        sm.clone(),
+    )
+    .await
+    .expect("raft");
     router.nodes.lock().insert(id, raft.clone());
     Member { raft, sm, wal }
 }
@@ -150,6 +168,33 @@ async fn write(r: &R, cmd: Command) -> Outcome {
 
 /// 32 publishers: publisher `seq % 32` sends its seqs one at a time, in
 /// order (a publisher's enqueues must be proposed in seq order).
+/// A client that follows the leader: on ForwardToLeader it resends to the
+/// new leader (an Enqueue resend is deduplicated by its publisher seq).
+async fn write_retrying(router: &Router, cmd: Command) -> Outcome {
+    let mut target = router.nodes.lock().keys().next().copied().unwrap_or(1);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let Ok(r) = router.get(target) else {
+            target = target % 3 + 1;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        match r.client_write(cmd.clone()).await {
+            Ok(resp) => return resp.data,
+            Err(e) => {
+                assert!(Instant::now() < deadline, "no leader for 60 s: {e}");
+                match e.forward_to_leader() {
+                    Some(f) if f.leader_id.is_some() => target = f.leader_id.unwrap_or(target),
+                    _ => {
+                        target = target % 3 + 1;
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn publish(seq: u64) -> Command {
     Command::Enqueue {
         publisher: Some(PublisherSeq {
@@ -363,4 +408,90 @@ async fn confirmed_messages_survive_leader_loss() {
         m.raft.shutdown().await.expect("shutdown");
     }
     back.raft.shutdown().await.expect("shutdown");
+}
+
+/// Commit rate of one quorum queue, 3 in-process members, 1 KiB messages:
+/// `cargo test --release -p warren-quorum --test cluster -- --ignored --nocapture`.
+/// Numbers go to docs/BENCHMARKS.md, never asserted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn bench_commit_rate() {
+    let publishers: u64 = std::env::var("BENCH_PUBLISHERS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(64);
+    let per: u64 = std::env::var("BENCH_PER_PUBLISHER")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(100);
+    let tmp = tempfile::tempdir().expect("tmp");
+    let router = Router::default();
+    let mut members = BTreeMap::new();
+    for id in 1..=3u64 {
+        let dir = tmp.path().join(format!("n{id}"));
+        // Snapshots every 5,000 entries: a snapshot carries the queue's
+        // messages (see docs/CLUSTERING-STORAGE.md).
+        members.insert(
+            id,
+            start_with(&router, id, &dir, QueueConfig::default(), 5000).await,
+        );
+    }
+    let nodes: BTreeMap<u64, BasicNode> = (1..=3).map(|i| (i, BasicNode::new(""))).collect();
+    members[&1].raft.initialize(nodes).await.expect("init");
+    let leader = leader_of(&members[&1].raft).await;
+    let _ = leader;
+    let body = Bytes::from(vec![b'x'; 1024]);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for p in 0..publishers {
+        let router = router.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::with_capacity(per as usize);
+            for seq in 1..=per {
+                let t = Instant::now();
+                let cmd = Command::Enqueue {
+                    publisher: Some(PublisherSeq { publisher: p, seq }),
+                    message: Message {
+                        header: Bytes::new(),
+                        body: body.clone(),
+                    },
+                };
+                let o = write_retrying(&router, cmd).await;
+                assert!(matches!(o.reply, Reply::Enqueued { .. } | Reply::Duplicate));
+                lat.push(t.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.expect("task"));
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    lat.sort();
+    let n = publishers * per;
+    let fsyncs: u64 = members.values().map(|m| m.wal.stats().fsyncs).sum();
+    let sync_max = members.values().map(|m| m.wal.stats().sync_max_us).max();
+    let sync_us: u64 = members.values().map(|m| m.wal.stats().sync_total_us).sum();
+    eprintln!(
+        "fsync: mean {} us, max {sync_max:?} us; leader changes seen: {}",
+        sync_us / fsyncs.max(1),
+        members
+            .values()
+            .map(|m| m.raft.metrics().borrow().current_term)
+            .max()
+            .unwrap_or(0)
+            - 1
+    );
+    eprintln!(
+        "quorum commit: 3 members, {publishers} publishers x {per} x 1 KiB, 1 in flight each: {n} msgs in {secs:.2} s = {:.0} msg/s; confirm latency p50 {:?} p99 {:?}; fsyncs (all members) {fsyncs} = {:.1} msgs per member-fsync",
+        n as f64 / secs,
+        lat[lat.len() / 2],
+        lat[lat.len() * 99 / 100],
+        (n * 3) as f64 / fsyncs.max(1) as f64,
+    );
+    for m in members.values() {
+        m.raft.shutdown().await.expect("shutdown");
+    }
 }

@@ -54,6 +54,10 @@ pub struct WalStats {
     pub bytes: u64,
     pub segments_created: u64,
     pub segments_deleted: u64,
+    /// Slowest fdatasync so far, in microseconds.
+    pub sync_max_us: u64,
+    /// Time spent in fdatasync, in microseconds.
+    pub sync_total_us: u64,
 }
 
 #[derive(Default)]
@@ -64,6 +68,8 @@ pub(crate) struct Counters {
     pub bytes: AtomicU64,
     pub segments_created: AtomicU64,
     pub segments_deleted: AtomicU64,
+    pub sync_max_us: AtomicU64,
+    pub sync_total_us: AtomicU64,
 }
 
 /// State the writer thread and the group handles share.
@@ -352,6 +358,8 @@ impl SharedWal {
             bytes: c.bytes.load(Ordering::Relaxed),
             segments_created: c.segments_created.load(Ordering::Relaxed),
             segments_deleted: c.segments_deleted.load(Ordering::Relaxed),
+            sync_max_us: c.sync_max_us.load(Ordering::Relaxed),
+            sync_total_us: c.sync_total_us.load(Ordering::Relaxed),
         }
     }
 

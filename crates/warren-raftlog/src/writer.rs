@@ -251,8 +251,13 @@ impl Writer {
             self.buf_off = self.off;
         }
         if self.shared.opts.sync {
+            let t = std::time::Instant::now();
             self.file.sync_data()?;
-            self.shared.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
+            let us = t.elapsed().as_micros() as u64;
+            let c = &self.shared.counters;
+            c.fsyncs.fetch_add(1, Ordering::Relaxed);
+            c.sync_total_us.fetch_add(us, Ordering::Relaxed);
+            c.sync_max_us.fetch_max(us, Ordering::Relaxed);
         }
         Ok(())
     }
