@@ -155,6 +155,11 @@ impl Writer {
             }
             g.trim_cache(max_cache);
         }
+        // Before completing the batch, so a caller that waited for a purge
+        // to be written also sees its segments gone.
+        if reclaim {
+            self.shared.reclaim(self.seg);
+        }
         for op in batch.drain(..) {
             match op {
                 Op::Append { done, .. } | Op::Barrier(done) => done(Ok(())),
@@ -164,9 +169,6 @@ impl Writer {
                     }
                 }
             }
-        }
-        if reclaim {
-            self.shared.reclaim(self.seg);
         }
     }
 
