@@ -58,24 +58,25 @@ fn check_damaged(ctl: &[u8], ops: &[u8]) {
             4 => Kind::Committed,
             _ => Kind::DropGroup,
         };
-        let payload = record::indexed_payload(u64::from(op[2]), &vec![op[3]; usize::from(op[3] % 64)]);
+        let payload =
+            record::indexed_payload(u64::from(op[2]), &vec![op[3]; usize::from(op[3] % 64)]);
         record::encode(&mut body, u64::from(op[1] % 4), kind, &payload);
         ends.push(body.len());
     }
     let mut data = SEGMENT_MAGIC.to_vec();
     data.extend_from_slice(&body);
-    let cut = SEGMENT_MAGIC.len() + (usize::from(ctl[0]) << 8 | usize::from(ctl[1])) % (body.len() + 1);
+    let cut =
+        SEGMENT_MAGIC.len() + (usize::from(ctl[0]) << 8 | usize::from(ctl[1])) % (body.len() + 1);
     data.truncate(cut);
     let flip = usize::from(ctl[2]);
     if cut > SEGMENT_MAGIC.len() && flip % 2 == 1 {
         let at = cut - 1 - (flip / 2) % (cut - SEGMENT_MAGIC.len());
         data[at] ^= 1 << (flip % 8);
     }
-    let damage = data.len().min(
-        (0..data.len())
-            .find(|i| *i >= SEGMENT_MAGIC.len() && data[*i] != ([SEGMENT_MAGIC.to_vec(), body.clone()].concat())[*i])
-            .unwrap_or(data.len()),
-    );
+    let original = [SEGMENT_MAGIC.as_slice(), &body].concat();
+    let damage = (SEGMENT_MAGIC.len()..data.len())
+        .find(|i| data[*i] != original[*i])
+        .unwrap_or(data.len());
     let must_keep = ends
         .iter()
         .map(|e| e + SEGMENT_MAGIC.len())
@@ -84,7 +85,11 @@ fn check_damaged(ctl: &[u8], ops: &[u8]) {
         .unwrap_or(SEGMENT_MAGIC.len());
     let mut groups: HashMap<u64, GroupIndex> = HashMap::new();
     let scan = replay_segment(&mut groups, 1, &data);
-    assert!(scan.valid_len >= must_keep, "kept {} < {must_keep}", scan.valid_len);
+    assert!(
+        scan.valid_len >= must_keep,
+        "kept {} < {must_keep}",
+        scan.valid_len
+    );
 
     // The real open on that file: cuts the tail, then takes writes.
     let dir = std::env::temp_dir().join(format!(
@@ -97,9 +102,13 @@ fn check_damaged(ctl: &[u8], ops: &[u8]) {
     std::fs::write(dir.join("0000000001.wal"), &data).expect("write segment");
     {
         let wal = SharedWal::open(&dir, WalOptions::default()).expect("open recovers");
-        let len = std::fs::metadata(dir.join("0000000001.wal")).expect("meta").len() as usize;
+        let len = std::fs::metadata(dir.join("0000000001.wal"))
+            .expect("meta")
+            .len() as usize;
         assert_eq!(len, scan.valid_len);
-        let rt = tokio::runtime::Builder::new_current_thread().build().expect("rt");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("rt");
         rt.block_on(wal.flush()).expect("flush");
     }
     let _ = std::fs::remove_dir_all(&dir);

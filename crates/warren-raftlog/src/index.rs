@@ -89,7 +89,7 @@ impl GroupIndex {
             }
         }
         if self.locs.is_empty() {
-            self.first = index + 1;
+            self.first = index.saturating_add(1);
         }
         self.purged = Some((index, log_id));
         self.shrink();
@@ -97,6 +97,11 @@ impl GroupIndex {
 
     /// Places the entry at `index` (replacing what was there and after it).
     pub fn put(&mut self, index: u64, loc: Loc, cached: Option<Bytes>) {
+        if index == u64::MAX {
+            // Not a real log index (only a damaged record could say so);
+            // ignoring it keeps `end()` from overflowing.
+            return;
+        }
         if index >= self.first && index < self.end() {
             self.truncate(index);
         } else if index != self.end() {
@@ -208,6 +213,10 @@ mod tests {
         assert!(g.locs.is_empty());
         g.put(21, loc(1), None);
         assert_eq!((g.first, g.end()), (21, 22));
+        // Damaged indexes must not overflow.
+        g.purge(u64::MAX, Bytes::new());
+        g.put(u64::MAX, loc(1), None);
+        assert_eq!(g.end(), u64::MAX);
     }
 
     #[test]

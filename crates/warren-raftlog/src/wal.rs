@@ -215,7 +215,9 @@ impl SharedWal {
     /// last segment (a crash mid-write) is cut at the last whole record; a
     /// bad record in an older segment is corruption of synced data and an
     /// error.
-    pub fn open(dir: impl AsRef<Path>, opts: WalOptions) -> io::Result<Arc<SharedWal>> {
+    pub fn open(dir: impl AsRef<Path>, mut opts: WalOptions) -> io::Result<Arc<SharedWal>> {
+        // Locations hold 32-bit offsets.
+        opts.segment_size = opts.segment_size.min(1 << 31);
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir)?;
         let mut nums = Vec::new();
