@@ -1,0 +1,389 @@
+//! The quorum queue's deterministic logic: applying a command to the state
+//! gives the same new state and the same outcome on every member. No
+//! clocks, no randomness, no hash-map iteration order, no I/O — the Raft
+//! plumbing is in `machine.rs`.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use serde::{Deserialize, Serialize};
+
+use crate::command::{
+    Command, ConsumerId, DeadLetterReason, Effect, Message, NodeId, Outcome, Overflow, QueueConfig,
+    Reply,
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Msg {
+    id: u64,
+    /// Times the message came back (returned, or its consumer went down).
+    delivery_count: u32,
+    message: Message,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct Consumer {
+    node: NodeId,
+    prefetch: u32,
+    /// Takes pushed deliveries (false once cancelled, or for basic.get).
+    active: bool,
+    next_delivery: u64,
+    /// delivery id -> message.
+    unacked: BTreeMap<u64, Msg>,
+}
+
+impl Consumer {
+    fn has_credit(&self) -> bool {
+        self.active && (self.prefetch == 0 || self.unacked.len() < self.prefetch as usize)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueueState {
+    config: QueueConfig,
+    next_msg_id: u64,
+    /// Returned messages go out before the rest, oldest id first.
+    returns: VecDeque<Msg>,
+    ready: VecDeque<Msg>,
+    ready_bytes: u64,
+    consumers: BTreeMap<ConsumerId, Consumer>,
+    /// Round-robin order of the consumers that take deliveries.
+    service: VecDeque<ConsumerId>,
+    /// Last applied sequence number per publisher.
+    publishers: BTreeMap<u64, u64>,
+}
+
+impl QueueState {
+    pub fn new(config: QueueConfig) -> QueueState {
+        QueueState {
+            config,
+            ..QueueState::default()
+        }
+    }
+
+    pub fn config(&self) -> &QueueConfig {
+        &self.config
+    }
+
+    /// Messages waiting for a consumer.
+    pub fn ready_count(&self) -> u64 {
+        (self.returns.len() + self.ready.len()) as u64
+    }
+
+    pub fn ready_bytes(&self) -> u64 {
+        self.ready_bytes
+    }
+
+    /// Messages delivered and not yet settled.
+    pub fn unacked_count(&self) -> u64 {
+        self.consumers
+            .values()
+            .map(|c| c.unacked.len() as u64)
+            .sum()
+    }
+
+    pub fn consumer_count(&self) -> usize {
+        self.consumers.values().filter(|c| c.active).count()
+    }
+
+    /// The deliveries `consumer` holds, oldest first: what a new leader
+    /// re-sends (marked redelivered) when it cannot tell whether the old
+    /// leader's deliveries reached the consumer.
+    pub fn checked_out(&self, consumer: ConsumerId) -> Vec<Effect> {
+        let Some(c) = self.consumers.get(&consumer) else {
+            return Vec::new();
+        };
+        c.unacked
+            .iter()
+            .map(|(id, m)| Effect::Deliver {
+                consumer,
+                node: c.node,
+                delivery_id: *id,
+                redelivered: true,
+                delivery_count: m.delivery_count,
+                message: m.message.clone(),
+            })
+            .collect()
+    }
+
+    /// Consumers and the node each is on.
+    pub fn consumers(&self) -> Vec<(ConsumerId, NodeId)> {
+        self.consumers.iter().map(|(id, c)| (*id, c.node)).collect()
+    }
+
+    pub fn apply(&mut self, cmd: Command) -> Outcome {
+        let mut effects = Vec::new();
+        let reply = match cmd {
+            Command::Enqueue { publisher, message } => {
+                if let Some(p) = publisher {
+                    if self
+                        .publishers
+                        .get(&p.publisher)
+                        .is_some_and(|&l| p.seq <= l)
+                    {
+                        return Outcome::reply(Reply::Duplicate);
+                    }
+                    self.publishers.insert(p.publisher, p.seq);
+                }
+                self.enqueue(message, &mut effects)
+            }
+            Command::Attach {
+                consumer,
+                node,
+                prefetch,
+            } => {
+                let c = self.consumers.entry(consumer).or_insert(Consumer {
+                    node,
+                    prefetch,
+                    active: true,
+                    next_delivery: 1,
+                    unacked: BTreeMap::new(),
+                });
+                c.node = node;
+                c.prefetch = prefetch;
+                c.active = true;
+                if !self.service.contains(&consumer) {
+                    self.service.push_back(consumer);
+                }
+                Reply::Ok
+            }
+            Command::Cancel { consumer } => match self.consumers.get_mut(&consumer) {
+                Some(c) => {
+                    c.active = false;
+                    self.service.retain(|id| *id != consumer);
+                    if c.unacked.is_empty() {
+                        self.consumers.remove(&consumer);
+                    }
+                    Reply::Ok
+                }
+                None => Reply::UnknownConsumer,
+            },
+            Command::Settle { consumer, ids } => match self.take(consumer, &ids) {
+                Some(_) => Reply::Ok,
+                None => Reply::UnknownConsumer,
+            },
+            Command::Return { consumer, ids } => match self.take(consumer, &ids) {
+                Some(msgs) => {
+                    self.requeue(msgs, &mut effects);
+                    Reply::Ok
+                }
+                None => Reply::UnknownConsumer,
+            },
+            Command::Discard { consumer, ids } => match self.take(consumer, &ids) {
+                Some(msgs) => {
+                    for m in msgs {
+                        effects.push(dead(DeadLetterReason::Rejected, m));
+                    }
+                    Reply::Ok
+                }
+                None => Reply::UnknownConsumer,
+            },
+            Command::ConsumerDown { consumer } => {
+                if self.consumer_down(consumer, &mut effects) {
+                    Reply::Ok
+                } else {
+                    Reply::UnknownConsumer
+                }
+            }
+            Command::NodeDown { node } => {
+                let down: Vec<ConsumerId> = self
+                    .consumers
+                    .iter()
+                    .filter(|(_, c)| c.node == node)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in down {
+                    self.consumer_down(id, &mut effects);
+                }
+                Reply::Ok
+            }
+            Command::Dequeue {
+                consumer,
+                node,
+                settled,
+            } => match self.pop_next() {
+                None => Reply::Empty,
+                Some(m) => {
+                    if settled {
+                        effects.push(Effect::Deliver {
+                            consumer,
+                            node,
+                            delivery_id: 0,
+                            redelivered: m.delivery_count > 0,
+                            delivery_count: m.delivery_count,
+                            message: m.message,
+                        });
+                    } else {
+                        let c = self.consumers.entry(consumer).or_insert(Consumer {
+                            node,
+                            prefetch: 0,
+                            active: false,
+                            next_delivery: 1,
+                            unacked: BTreeMap::new(),
+                        });
+                        effects.push(deliver(consumer, c, m));
+                    }
+                    Reply::Ok
+                }
+            },
+            Command::Purge => {
+                let count = self.ready_count();
+                self.returns.clear();
+                self.ready.clear();
+                self.ready_bytes = 0;
+                Reply::Purged { count }
+            }
+            Command::ForgetPublisher { publisher } => {
+                self.publishers.remove(&publisher);
+                Reply::Ok
+            }
+            Command::SetConfig(config) => {
+                self.config = config;
+                self.enforce_limits(&mut effects);
+                Reply::Ok
+            }
+        };
+        self.checkout(&mut effects);
+        Outcome { reply, effects }
+    }
+
+    fn enqueue(&mut self, message: Message, effects: &mut Vec<Effect>) -> Reply {
+        let size = message.size();
+        if self.config.overflow == Overflow::RejectPublish && self.over_limit(1, size) {
+            return Reply::Rejected;
+        }
+        self.next_msg_id += 1;
+        let id = self.next_msg_id;
+        self.ready_bytes += size;
+        self.ready.push_back(Msg {
+            id,
+            delivery_count: 0,
+            message,
+        });
+        self.enforce_limits(effects);
+        Reply::Enqueued { msg_id: id }
+    }
+
+    /// Would `extra` more messages of `bytes` exceed a limit?
+    fn over_limit(&self, extra: u64, bytes: u64) -> bool {
+        self.config
+            .max_length
+            .is_some_and(|m| self.ready_count() + extra > m)
+            || self
+                .config
+                .max_length_bytes
+                .is_some_and(|m| self.ready_bytes + bytes > m)
+    }
+
+    /// drop-head: dead-letter the oldest ready messages while over a limit.
+    fn enforce_limits(&mut self, effects: &mut Vec<Effect>) {
+        if self.config.overflow != Overflow::DropHead {
+            return;
+        }
+        while self.over_limit(0, 0) {
+            match self.pop_next() {
+                Some(m) => effects.push(dead(DeadLetterReason::MaxLength, m)),
+                None => break,
+            }
+        }
+    }
+
+    fn pop_next(&mut self) -> Option<Msg> {
+        let m = self
+            .returns
+            .pop_front()
+            .or_else(|| self.ready.pop_front())?;
+        self.ready_bytes -= m.message.size();
+        Some(m)
+    }
+
+    /// Removes the given deliveries from the consumer (unknown ids are
+    /// ignored: a settle may be resent after a leader change).
+    fn take(&mut self, consumer: ConsumerId, ids: &[u64]) -> Option<Vec<Msg>> {
+        let c = self.consumers.get_mut(&consumer)?;
+        let msgs = ids.iter().filter_map(|id| c.unacked.remove(id)).collect();
+        if !c.active && c.unacked.is_empty() {
+            self.consumers.remove(&consumer);
+        }
+        Some(msgs)
+    }
+
+    fn consumer_down(&mut self, consumer: ConsumerId, effects: &mut Vec<Effect>) -> bool {
+        let Some(c) = self.consumers.remove(&consumer) else {
+            return false;
+        };
+        self.service.retain(|id| *id != consumer);
+        self.requeue(c.unacked.into_values().collect(), effects);
+        true
+    }
+
+    /// Back to the queue with one more delivery attempt counted; over the
+    /// delivery limit it is dead-lettered instead.
+    fn requeue(&mut self, mut msgs: Vec<Msg>, effects: &mut Vec<Effect>) {
+        msgs.sort_by_key(|m| m.id);
+        for mut m in msgs {
+            m.delivery_count = m.delivery_count.saturating_add(1);
+            if self
+                .config
+                .delivery_limit
+                .is_some_and(|l| m.delivery_count > l)
+            {
+                effects.push(dead(DeadLetterReason::DeliveryLimit, m));
+                continue;
+            }
+            self.ready_bytes += m.message.size();
+            // Keep returns in message order so redelivery follows publish
+            // order.
+            let pos = self.returns.partition_point(|r| r.id < m.id);
+            self.returns.insert(pos, m);
+        }
+    }
+
+    /// Hands ready messages to consumers with credit, round robin.
+    fn checkout(&mut self, effects: &mut Vec<Effect>) {
+        while self.ready_count() > 0 {
+            let mut picked = None;
+            for _ in 0..self.service.len() {
+                let Some(id) = self.service.pop_front() else {
+                    break;
+                };
+                self.service.push_back(id);
+                if self.consumers.get(&id).is_some_and(|c| c.has_credit()) {
+                    picked = Some(id);
+                    break;
+                }
+            }
+            let Some(id) = picked else {
+                return;
+            };
+            let Some(m) = self.pop_next() else {
+                return;
+            };
+            if let Some(c) = self.consumers.get_mut(&id) {
+                effects.push(deliver(id, c, m));
+            }
+        }
+    }
+}
+
+fn deliver(consumer: ConsumerId, c: &mut Consumer, m: Msg) -> Effect {
+    let delivery_id = c.next_delivery;
+    c.next_delivery += 1;
+    let e = Effect::Deliver {
+        consumer,
+        node: c.node,
+        delivery_id,
+        redelivered: m.delivery_count > 0,
+        delivery_count: m.delivery_count,
+        message: m.message.clone(),
+    };
+    c.unacked.insert(delivery_id, m);
+    e
+}
+
+fn dead(reason: DeadLetterReason, m: Msg) -> Effect {
+    Effect::DeadLetter {
+        reason,
+        delivery_count: m.delivery_count,
+        message: m.message,
+    }
+}
