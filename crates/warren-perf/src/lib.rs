@@ -60,6 +60,7 @@ pub mod report;
 mod rounds;
 pub mod rss;
 pub mod seq;
+mod sse_reader;
 pub mod stomp;
 pub mod stream;
 pub mod throughput;
