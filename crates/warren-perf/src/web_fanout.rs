@@ -192,6 +192,8 @@ async fn rounds(
             let arrivals = Arrivals::new(sse_reader::Latest::new(n));
             let stop = Arc::new(AtomicBool::new(false));
             let reader = sse_reader::spawn(feeds, arrivals.clone(), stop.clone())?;
+            // The reader stops however this ends (an error below included).
+            let _stop_on_exit = StopOnDrop(stop.clone());
             let mut written = Samples::default();
             let sent = plan
                 .run(&arrivals, producer, publish, |round| {
@@ -214,7 +216,10 @@ async fn rounds(
                 integrity.add_tracker(t, sent.rounds);
             }
             if outcome.open < n {
-                sent_failure_closed(n - outcome.open)?;
+                return Err(Error::Other(format!(
+                    "the broker closed {} SSE subscribers during the run",
+                    n - outcome.open
+                )));
             }
             (sent, integrity, Vec::new(), Some(written))
         }
@@ -246,11 +251,13 @@ async fn rounds(
     })
 }
 
-/// A feed the broker closed during the run is a failure of the run.
-fn sent_failure_closed(closed: usize) -> Result<()> {
-    Err(Error::Other(format!(
-        "the broker closed {closed} SSE subscribers during the run"
-    )))
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// Per measured round: the last and the median subscriber's latency.
