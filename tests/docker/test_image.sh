@@ -93,7 +93,7 @@ run_container
 wait_ready
 docker exec "$name" sh -c 'id; ls -ld /var/lib/warren' | sed 's/^/   /'
 
-echo "-- pika: publish (confirmed, persistent) and consume; management API"
+echo "-- pika: publish (confirmed, persistent) and consume; management API; SSE"
 python3 - <<'EOF'
 import os, pika, requests
 params = pika.ConnectionParameters("127.0.0.1", int(os.environ["AMQP_PORT"]), "/",
@@ -125,6 +125,19 @@ print("   /api/queues/%2F/docker-test: durable, messages", r.json().get("message
 r = requests.get(base + "/api/overview", auth=("guest", "wrong"), timeout=5)
 assert r.status_code == 401, r.status_code
 print("   bad password: 401")
+# Server-Sent Events on the Web-STOMP port: a message published over AMQP
+# arrives as an event.
+web = "http://127.0.0.1:%s" % os.environ["WEB_STOMP_PORT"]
+with requests.get(web + "/sse", params={"destination": "/queue/docker-sse"},
+                  auth=("guest", "guest"), stream=True, timeout=10) as feed:
+    assert feed.status_code == 200, (feed.status_code, feed.text)
+    c = pika.BlockingConnection(params)
+    c.channel().basic_publish("", "docker-sse", b"to the browser")
+    c.close()
+    lines = feed.iter_lines()
+    data = next(l for l in lines if l.startswith(b"data:"))
+    assert data == b"data: to the browser", data
+print("   SSE /sse?destination=/queue/docker-sse:", data.decode())
 EOF
 
 check_kept() {
