@@ -342,6 +342,12 @@ pub struct PerfArgs {
     #[arg(long, value_enum)]
     pub transport: Option<WebTransport>,
 
+    /// sse-fanout with SSE: read the feeds with a tokio task each, as
+    /// Web-STOMP's are, instead of one epoll thread (to compare the two load
+    /// generators; no broker-side timing then).
+    #[arg(long)]
+    pub sse_tasks: bool,
+
     /// Backlog: messages to publish before draining.
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,

@@ -182,7 +182,7 @@ async fn rounds(
     };
     let mut samples = Samples::default();
     let (sent, integrity, subs_left, written) = match transport {
-        WebTransport::Sse => {
+        WebTransport::Sse if !args.sse_tasks => {
             let mut feeds = Vec::with_capacity(n);
             for s in subs {
                 if let Subscriber::Sse(s) = s {
@@ -223,7 +223,7 @@ async fn rounds(
             }
             (sent, integrity, Vec::new(), Some(written))
         }
-        WebTransport::Ws => {
+        WebTransport::Ws | WebTransport::Sse => {
             let (sent, integrity, subs) =
                 follow_all(subs, &plan, producer, publish, &mut samples, args.quiet).await?;
             (sent, integrity, subs, None)
