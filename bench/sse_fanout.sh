@@ -7,7 +7,8 @@
 #
 # env: AMQP_PORT, WEB_PORT (default: free loopback ports), RUNS (default 1:
 # that many fresh brokers back to back), PERF (the `warren` whose `perf` is the
-# load generator; default BIN). Prints `warren perf`'s summary (the
+# load generator; default BIN), PERF_ARGS (more `warren perf` options, e.g.
+# --sse-tasks for the task-per-feed reader). Prints `warren perf`'s summary (the
 # per-round lines dropped), the load generator's CPU time, the broker's CPU
 # ticks (setup included) and the load average before each run: numbers from a
 # loaded machine are not comparable.
@@ -30,7 +31,7 @@ for run in $(seq 1 "${RUNS:-1}"); do
   t0=$(awk '{print $14+$15}' "/proc/$P/stat")
   /usr/bin/time -f "  load generator cpu: user %U s, sys %S s, wall %e s" \
     "${PERF:-$BIN}" perf --uri "amqp://guest:guest@127.0.0.1:$AMQP/%2F" sse-fanout \
-    --web-url "http://127.0.0.1:$WEB" --transport sse --subscribers "$N" --repeats "$R" 2>&1 |
+    --web-url "http://127.0.0.1:$WEB" --transport sse --subscribers "$N" --repeats "$R" ${PERF_ARGS:-} 2>&1 |
     grep -v "^round" | tail -9 || true
   t1=$(awk '{print $14+$15}' "/proc/$P/stat")
   echo "  broker cpu: $(( (t1 - t0) * 10 )) ms (setup included)"
