@@ -9,12 +9,27 @@
 # Clients reach the container through Docker's network, not loopback, so the
 # image lets guest/guest in from anywhere (as RabbitMQ's image does): mount your
 # own /etc/warren/warren.toml with real users for anything but a try-out.
-FROM rust:1-bookworm AS build
+#
+# Both base images are build arguments, for machines that cannot pull from
+# Docker Hub: tools/docker/base-images.sh makes `debian:bookworm-local` (with
+# debootstrap, from the Debian mirror) and `warren-rust:bookworm-local` (that
+# plus rustup from static.rust-lang.org), then
+#
+#   docker build --network host \
+#     --build-arg BUILD_IMAGE=warren-rust:bookworm-local \
+#     --build-arg BASE_IMAGE=debian:bookworm-local -t warren .
+#
+# (`--network host`: cargo fetches the crates during the build, and a daemon
+# started with `--bridge=none` gives build steps no other network.)
+ARG BUILD_IMAGE=rust:1-bookworm
+ARG BASE_IMAGE=debian:bookworm-slim
+
+FROM ${BUILD_IMAGE} AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked --bin warren
 
-FROM debian:bookworm-slim
+FROM ${BASE_IMAGE}
 RUN adduser --system --group --home /var/lib/warren warren
 COPY --from=build /src/target/release/warren /usr/bin/warren
 COPY debian/warren.toml /etc/warren/warren.toml

@@ -60,6 +60,7 @@ pub mod report;
 mod rounds;
 pub mod rss;
 pub mod seq;
+mod sse_reader;
 pub mod stomp;
 pub mod stream;
 pub mod throughput;
@@ -340,6 +341,12 @@ pub struct PerfArgs {
     /// Default: ws for web-idle, sse for sse-fanout.
     #[arg(long, value_enum)]
     pub transport: Option<WebTransport>,
+
+    /// sse-fanout with SSE: read the feeds with a tokio task each, as
+    /// Web-STOMP's are, instead of one epoll thread (to compare the two load
+    /// generators; no broker-side timing then).
+    #[arg(long)]
+    pub sse_tasks: bool,
 
     /// Backlog: messages to publish before draining.
     #[arg(long, default_value_t = 1_000_000)]

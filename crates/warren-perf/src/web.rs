@@ -404,12 +404,48 @@ impl WsSubscriber {
 /// One Server-Sent Events subscriber.
 pub struct SseSubscriber {
     stream: TcpStream,
+    dec: SseDecoder,
+}
+
+/// The response body of a feed, decoded as it arrives: HTTP chunks, then
+/// events.
+pub(crate) struct SseDecoder {
     /// Bytes read and not yet de-chunked.
     raw: BytesMut,
     /// `None`: the body is not chunked (HTTP/1.0 style, ends at EOF).
     chunks: Option<Dechunker>,
     /// Event stream text not yet split into events.
     text: BytesMut,
+}
+
+impl SseDecoder {
+    fn decode_raw(&mut self) -> Result<()> {
+        match &mut self.chunks {
+            Some(d) => d.feed(&mut self.raw, &mut self.text),
+            None => {
+                self.text.extend_from_slice(&self.raw);
+                self.raw.clear();
+                Ok(())
+            }
+        }
+    }
+
+    /// Bytes read from the socket.
+    pub(crate) fn absorb(&mut self, bytes: &[u8]) -> Result<()> {
+        self.raw.extend_from_slice(bytes);
+        self.decode_raw()
+    }
+
+    /// The data of the next complete event that has any (comments and
+    /// data-less events skipped).
+    pub(crate) fn next_data(&mut self) -> Option<Vec<u8>> {
+        while let Some(event) = take_event(&mut self.text) {
+            if event.is_some() {
+                return event;
+            }
+        }
+        None
+    }
 }
 
 impl SseSubscriber {
@@ -464,40 +500,34 @@ impl SseSubscriber {
                     && v.to_ascii_lowercase().contains("chunked")
             })
         });
-        let mut sub = SseSubscriber {
-            stream,
+        let mut dec = SseDecoder {
             raw,
             chunks: chunked.then(Dechunker::default),
             text: BytesMut::new(),
         };
-        sub.decode_raw()?;
-        Ok(sub)
+        dec.decode_raw()?;
+        Ok(SseSubscriber { stream, dec })
     }
 
-    fn decode_raw(&mut self) -> Result<()> {
-        match &mut self.chunks {
-            Some(d) => d.feed(&mut self.raw, &mut self.text),
-            None => {
-                self.text.extend_from_slice(&self.raw);
-                self.raw.clear();
-                Ok(())
-            }
-        }
+    /// The socket, blocking-mode untouched (non-blocking), out of tokio, and
+    /// the decoder with whatever was read already: for a reader that polls
+    /// sockets itself ([`crate::sse_reader`]).
+    pub(crate) fn into_parts(self) -> Result<(std::os::fd::OwnedFd, SseDecoder)> {
+        let std = self.stream.into_std()?;
+        Ok((std.into(), self.dec))
     }
 
     /// The data of the next event (comments and data-less events skipped);
     /// None when the stream ended.
     pub async fn next_body(&mut self) -> Result<Option<Vec<u8>>> {
         loop {
-            while let Some(event) = take_event(&mut self.text) {
-                if let Some(data) = event {
-                    return Ok(Some(data));
-                }
+            if let Some(data) = self.dec.next_data() {
+                return Ok(Some(data));
             }
-            if self.stream.read_buf(&mut self.raw).await? == 0 {
+            if self.stream.read_buf(&mut self.dec.raw).await? == 0 {
                 return Ok(None);
             }
-            self.decode_raw()?;
+            self.dec.decode_raw()?;
         }
     }
 
@@ -505,9 +535,9 @@ impl SseSubscriber {
     /// whatever arrived, without waiting.
     pub fn is_open(&mut self) -> bool {
         loop {
-            self.raw.clear();
-            self.raw.reserve(1024);
-            match self.stream.try_read_buf(&mut self.raw) {
+            self.dec.raw.clear();
+            self.dec.raw.reserve(1024);
+            match self.stream.try_read_buf(&mut self.dec.raw) {
                 Ok(0) => return false,
                 Ok(_) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return true,

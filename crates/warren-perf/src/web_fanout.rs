@@ -20,12 +20,13 @@ use crate::client::{Connection, Error, Result};
 use crate::report::{Integrity, Spread};
 use crate::rounds::{close_exchange, open_exchange, Arrivals, Rounds, WARMUP_ROUNDS};
 use crate::seq::{read_stamp, write_stamp, Seen, SeqTracker, Stamp, STAMP_LEN};
+use crate::sse_reader;
 use crate::uri::AmqpUri;
 use crate::web::{raise_nofile_limit, Subscriber, WebTransport};
 use crate::web_idle::{close_all, open_all, SPARE_FDS};
 use crate::{fmt, Names, PerfArgs};
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
@@ -54,6 +55,14 @@ pub struct WebFanoutReport {
     pub subscriber_median_samples_us: Vec<f64>,
     /// Median over the rounds of the median subscriber's time.
     pub subscriber_median_us: f64,
+    /// SSE only: per measured round, publish until the broker had written the
+    /// message to the last subscriber (the kernel's receive stamps of the
+    /// feeds' sockets, so without the load generator's own reading delay).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_all: Option<Spread>,
+    /// SSE only: the same for the median subscriber (median over rounds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub written_subscriber_median_us: Option<f64>,
     pub integrity: Integrity,
 }
 
@@ -68,7 +77,7 @@ impl WebFanoutReport {
             "sse-fanout: 1 message (published over AMQP to a fanout exchange) to {} {how}, {} rounds after {} warm-up, against {} and {}\n  \
              setup      {:.2} s\n  \
              all got it {}\n  \
-             median subscriber got it after {} (median over rounds)\n  \
+             median subscriber got it after {} (median over rounds)\n{}  \
              integrity  {}\n",
             fmt::int(self.subscribers as u64),
             self.repeats,
@@ -78,6 +87,14 @@ impl WebFanoutReport {
             self.setup_s,
             self.all.human(),
             f(self.subscriber_median_us),
+            match (&self.written_all, self.written_subscriber_median_us) {
+                (Some(w), Some(m)) => format!(
+                    "  broker had written it to all {} (kernel receive stamps; median subscriber {})\n",
+                    w.human(),
+                    f(m)
+                ),
+                _ => String::new(),
+            },
             self.integrity.human()
         )
     }
@@ -149,17 +166,6 @@ async fn rounds(
         eprintln!("opened {n} subscribers in {setup_s:.2} s");
     }
 
-    let arrivals = Arrivals::new((0..n).map(|_| AtomicU64::new(0)).collect::<Latest>());
-    let stop = CancellationToken::new();
-    let _stop_on_exit = stop.clone().drop_guard();
-    let tasks: Vec<_> = subs
-        .into_iter()
-        .enumerate()
-        .map(|(i, s)| tokio::spawn(follow(i, s, arrivals.clone(), stop.clone())))
-        .collect();
-
-    let mut all_ns = Vec::with_capacity(args.repeats);
-    let mut median_ns = Vec::with_capacity(args.repeats);
     let plan = Rounds {
         n,
         noun: "subscribers",
@@ -174,26 +180,134 @@ async fn rounds(
         });
         producer.send_content(1, &method, &[0, 0], stamp_text(stamp).as_bytes());
     };
-    let measured = |round| {
-        let mut lat: Vec<u64> = arrivals
-            .latency
-            .iter()
-            .map(|l| l.load(Ordering::SeqCst))
-            .collect();
+    let mut samples = Samples::default();
+    let (sent, integrity, subs_left, written) = match transport {
+        WebTransport::Sse if !args.sse_tasks => {
+            let mut feeds = Vec::with_capacity(n);
+            for s in subs {
+                if let Subscriber::Sse(s) = s {
+                    feeds.push(s);
+                }
+            }
+            let arrivals = Arrivals::new(sse_reader::Latest::new(n));
+            let stop = Arc::new(AtomicBool::new(false));
+            let reader = sse_reader::spawn(feeds, arrivals.clone(), stop.clone())?;
+            // The reader stops however this ends (an error below included).
+            let _stop_on_exit = StopOnDrop(stop.clone());
+            let mut written = Samples::default();
+            let sent = plan
+                .run(&arrivals, producer, publish, |round| {
+                    samples.take(round, &arrivals.latency.read, args.quiet, n);
+                    written.take(round, &arrivals.latency.written, true, n);
+                })
+                .await?;
+            stop.store(true, Ordering::Relaxed);
+            let outcome = tokio::task::spawn_blocking(move || reader.join())
+                .await
+                .map_err(|e| Error::Other(format!("SSE reader: {e}")))?
+                .map_err(|_| Error::Other("SSE reader thread panicked".into()))??;
+            let mut integrity = Integrity {
+                checked: true,
+                reordered: outcome.reordered,
+                unexpected: outcome.unexpected,
+                ..Default::default()
+            };
+            for t in &outcome.trackers {
+                integrity.add_tracker(t, sent.rounds);
+            }
+            if outcome.open < n {
+                return Err(Error::Other(format!(
+                    "the broker closed {} SSE subscribers during the run",
+                    n - outcome.open
+                )));
+            }
+            (sent, integrity, Vec::new(), Some(written))
+        }
+        WebTransport::Ws | WebTransport::Sse => {
+            let (sent, integrity, subs) =
+                follow_all(subs, &plan, producer, publish, &mut samples, args.quiet).await?;
+            (sent, integrity, subs, None)
+        }
+    };
+    close_all(subs_left).await;
+    if let Some(e) = sent.failure {
+        return Err(e);
+    }
+    let mid = Spread::of_ns(&samples.median_ns);
+    Ok(WebFanoutReport {
+        uri: uri.to_string(),
+        web_url: url.display_for(transport),
+        transport,
+        subscribers: n,
+        repeats: args.repeats,
+        warmup_rounds: WARMUP_ROUNDS,
+        setup_s,
+        all: Spread::of_ns(&samples.all_ns),
+        subscriber_median_us: mid.median_us,
+        subscriber_median_samples_us: mid.samples_us,
+        written_all: written.as_ref().map(|w| Spread::of_ns(&w.all_ns)),
+        written_subscriber_median_us: written.map(|w| Spread::of_ns(&w.median_ns).median_us),
+        integrity,
+    })
+}
+
+/// Sets the flag when dropped.
+struct StopOnDrop(Arc<AtomicBool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Per measured round: the last and the median subscriber's latency.
+#[derive(Default)]
+struct Samples {
+    all_ns: Vec<u64>,
+    median_ns: Vec<u64>,
+}
+
+impl Samples {
+    fn take(&mut self, round: usize, latency: &[AtomicU64], quiet: bool, n: usize) {
+        let mut lat: Vec<u64> = latency.iter().map(|l| l.load(Ordering::SeqCst)).collect();
         lat.sort_unstable();
         let all = lat.last().copied().unwrap_or(0);
-        let mid = lat[lat.len() / 2];
-        all_ns.push(all);
-        median_ns.push(mid);
-        if !args.quiet {
+        let mid = lat.get(lat.len() / 2).copied().unwrap_or(0);
+        self.all_ns.push(all);
+        self.median_ns.push(mid);
+        if !quiet {
             eprintln!(
                 "round {round:>3}: all {n} subscribers had it after {} (median subscriber {})",
                 fmt::ns(all),
                 fmt::ns(mid)
             );
         }
-    };
-    let sent = plan.run(&arrivals, producer, publish, measured).await?;
+    }
+}
+
+/// Web-STOMP: a tokio task per subscriber reads its frames.
+async fn follow_all(
+    subs: Vec<Subscriber>,
+    plan: &Rounds,
+    producer: &mut Connection,
+    publish: impl FnMut(&mut Connection, Stamp),
+    samples: &mut Samples,
+    quiet: bool,
+) -> Result<(crate::rounds::Sent, Integrity, Vec<Subscriber>)> {
+    let n = subs.len();
+    let arrivals = Arrivals::new((0..n).map(|_| AtomicU64::new(0)).collect::<Latest>());
+    let stop = CancellationToken::new();
+    let _stop_on_exit = stop.clone().drop_guard();
+    let tasks: Vec<_> = subs
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| tokio::spawn(follow(i, s, arrivals.clone(), stop.clone())))
+        .collect();
+    let sent = plan
+        .run(&arrivals, producer, publish, |round| {
+            samples.take(round, &arrivals.latency, quiet, n)
+        })
+        .await?;
     stop.cancel();
     let mut integrity = Integrity {
         checked: true,
@@ -217,24 +331,11 @@ async fn rounds(
             }
         }
     }
-    close_all(subs).await;
-    if let Some(e) = sent.failure.or(task_error) {
+    if let Some(e) = task_error {
+        close_all(subs).await;
         return Err(e);
     }
-    let mid = Spread::of_ns(&median_ns);
-    Ok(WebFanoutReport {
-        uri: uri.to_string(),
-        web_url: url.display_for(transport),
-        transport,
-        subscribers: n,
-        repeats: args.repeats,
-        warmup_rounds: WARMUP_ROUNDS,
-        setup_s,
-        all: Spread::of_ns(&all_ns),
-        subscriber_median_us: mid.median_us,
-        subscriber_median_samples_us: mid.samples_us,
-        integrity,
-    })
+    Ok((sent, integrity, subs))
 }
 
 /// One subscriber's reader: records the latency of every message it gets.

@@ -282,8 +282,15 @@ async fn web_scenarios_reach_every_subscriber() {
         .web_url
         .replace("ws://", "http://")
         .replace("/ws", "");
-    for (transport, url) in [("sse", &http), ("ws", &http), ("sse", &broker.web_url)] {
-        let flags = [
+    // SSE is read by the epoll reader (which also times the broker's writes
+    // by the kernel's receive stamps), or with --sse-tasks by a task per feed.
+    for (transport, url, tasks) in [
+        ("sse", &http, false),
+        ("ws", &http, false),
+        ("sse", &broker.web_url, false),
+        ("sse", &http, true),
+    ] {
+        let mut flags = vec![
             "sse-fanout",
             "--web-url",
             url,
@@ -294,12 +301,29 @@ async fn web_scenarios_reach_every_subscriber() {
             "--transport",
             transport,
         ];
+        if tasks {
+            flags.push("--sse-tasks");
+        }
         let r = expect!(perf(&broker.uri, &flags).await, SseFanout);
         assert_clean(&r.integrity, transport);
         // 3 warm-up rounds + 3 measured, to each of the 50.
         assert_eq!(r.integrity.messages, 50 * 6, "{transport}");
         assert_eq!(r.all.samples_us.len(), 3);
         assert!(r.subscriber_median_us <= r.all.max_us);
+        let stamped = transport == "sse" && !tasks;
+        assert_eq!(
+            r.written_all.is_some(),
+            stamped,
+            "{transport} tasks={tasks}"
+        );
+        if let Some(w) = &r.written_all {
+            assert_eq!(w.samples_us.len(), 3);
+            // Written before read (or within the clocks' mapping error).
+            assert!(
+                w.median_us > 0.0 && w.median_us <= r.all.median_us + 1000.0,
+                "{w:?}"
+            );
+        }
     }
 }
 
