@@ -102,6 +102,9 @@ enum CtlCommand {
     DeleteVhost { name: String },
     /// List vhosts.
     ListVhosts,
+    /// The cluster's nodes (running or not) and the metadata group's leader,
+    /// as JSON (`rabbitmqctl cluster_status`). A single node lists itself.
+    ClusterStatus,
     /// Create a user (no tags, no permissions).
     AddUser { name: String, password: String },
     /// Delete a user and its permissions; its connections are closed.
@@ -235,6 +238,7 @@ pub fn run(args: CtlArgs) -> ExitCode {
 
 /// Commands the control bus does not have.
 const HTTP_ONLY: &[&str] = &[
+    "cluster_status",
     "list_exchanges",
     "list_bindings",
     "purge_queue",
@@ -267,6 +271,7 @@ fn request(command: &CtlCommand) -> Result<Value, String> {
         CtlCommand::AddVhost { name } => json!({"command": "add_vhost", "name": name}),
         CtlCommand::DeleteVhost { name } => json!({"command": "delete_vhost", "name": name}),
         CtlCommand::ListVhosts => json!({"command": "list_vhosts"}),
+        CtlCommand::ClusterStatus => json!({"command": "cluster_status"}),
         CtlCommand::AddUser { name, password } => {
             json!({"command": "add_user", "name": name, "password": password})
         }

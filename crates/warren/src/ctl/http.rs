@@ -217,6 +217,7 @@ pub fn execute(url: HttpUrl, request: &Value) -> Result<Value, Failure> {
             };
             json!({})
         }
+        "cluster_status" => api.call("GET", "/api/cluster-status", None)??,
         "list_vhosts" => {
             let names: Vec<Value> = api
                 .list("/api/vhosts?columns=name")??

@@ -1,0 +1,342 @@
+//! The metadata group's state machine: committed [`MetaOp`]s applied to this
+//! node's broker core, plus the materialized metadata a snapshot is made of.
+//!
+//! The core's own definitions file is what survives a restart on each node;
+//! the materialized map here only serves snapshots (a node that fell behind
+//! the purged log gets the whole metadata, applied idempotently). It is kept
+//! as ops keyed so that iterating the map re-declares in a valid order:
+//! vhosts, then exchanges, then queues, then bindings. The snapshot is also
+//! written to `meta-snapshot.json` (temp file, fsync, rename) so a restart
+//! starts from it rather than from an empty state.
+
+use super::{MetaConfig, MetaOp, MetaResponse};
+use crate::NodeId;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
+    StorageError, StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::{info, warn};
+use warren_core::Broker;
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Materialized {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    ops: BTreeMap<String, MetaOp>,
+}
+
+fn key(parts: &[&str]) -> String {
+    parts.join("\u{0}")
+}
+
+impl Materialized {
+    /// Record an op that applied cleanly.
+    fn record(&mut self, op: &MetaOp) {
+        match op {
+            MetaOp::AddVhost { name } => {
+                self.ops.insert(key(&["0", name]), op.clone());
+            }
+            MetaOp::DeleteVhost { name } => {
+                // Everything in it goes, the vhost's own entry included.
+                self.ops.retain(|_, o| o.vhost() != name.as_str());
+            }
+            MetaOp::DeclareExchange { vhost, name, .. } => {
+                self.ops.insert(key(&["1", vhost, name]), op.clone());
+            }
+            MetaOp::DeleteExchange { vhost, name } => {
+                self.ops.remove(&key(&["1", vhost, name]));
+                self.ops.retain(|_, o| match o {
+                    MetaOp::BindQueue {
+                        vhost: v, exchange, ..
+                    } => !(v == vhost && exchange == name),
+                    MetaOp::BindExchange {
+                        vhost: v,
+                        source,
+                        destination,
+                        ..
+                    } => !(v == vhost && (source == name || destination == name)),
+                    _ => true,
+                });
+            }
+            MetaOp::DeclareQueue { vhost, name, .. } => {
+                self.ops.insert(key(&["2", vhost, name]), op.clone());
+            }
+            MetaOp::DeleteQueue { vhost, name } => {
+                self.ops.remove(&key(&["2", vhost, name]));
+                self.ops.retain(|_, o| match o {
+                    MetaOp::BindQueue {
+                        vhost: v, queue, ..
+                    } => !(v == vhost && queue == name),
+                    _ => true,
+                });
+            }
+            MetaOp::BindQueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.insert(
+                    key(&["3", vhost, exchange, "q", queue, routing_key, arguments]),
+                    op.clone(),
+                );
+            }
+            MetaOp::UnbindQueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.remove(&key(&[
+                    "3",
+                    vhost,
+                    exchange,
+                    "q",
+                    queue,
+                    routing_key,
+                    arguments,
+                ]));
+            }
+            MetaOp::BindExchange {
+                vhost,
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.insert(
+                    key(&["3", vhost, source, "e", destination, routing_key, arguments]),
+                    op.clone(),
+                );
+            }
+            MetaOp::UnbindExchange {
+                vhost,
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.remove(&key(&[
+                    "3",
+                    vhost,
+                    source,
+                    "e",
+                    destination,
+                    routing_key,
+                    arguments,
+                ]));
+            }
+        }
+    }
+}
+
+/// A snapshot's meta and its bytes.
+type Stored = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
+struct Shared {
+    broker: Arc<Broker>,
+    state: Mutex<Materialized>,
+    snapshot_path: PathBuf,
+    /// The last snapshot built or installed, as openraft asks for it.
+    current: Mutex<Option<Stored>>,
+}
+
+#[derive(Clone)]
+pub struct MetaStateMachine {
+    shared: Arc<Shared>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Materialized,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl MetaStateMachine {
+    /// Open the state machine in `dir`, starting from the stored snapshot if
+    /// any (re-applied to the core: idempotent).
+    pub fn open(dir: &Path, broker: Arc<Broker>) -> io::Result<MetaStateMachine> {
+        let snapshot_path = dir.join("meta-snapshot.json");
+        let mut state = Materialized::default();
+        let mut current = None;
+        match std::fs::read(&snapshot_path) {
+            Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes) {
+                Ok(f) => {
+                    for op in f.data.ops.values() {
+                        if let Err(e) = broker.apply_meta(op) {
+                            warn!("metadata snapshot: {op:?}: {e}");
+                        }
+                    }
+                    let data = serde_json::to_vec(&f.data).map_err(io::Error::other)?;
+                    current = Some((f.meta, data));
+                    state = f.data;
+                }
+                Err(e) => warn!("ignoring unreadable metadata snapshot: {e}"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(MetaStateMachine {
+            shared: Arc::new(Shared {
+                broker,
+                state: Mutex::new(state),
+                snapshot_path,
+                current: Mutex::new(current),
+            }),
+        })
+    }
+
+    /// The node that owns a classic queue (where its messages live), if the
+    /// queue is known cluster-wide.
+    pub fn queue_owner(&self, vhost: &str, name: &str) -> Option<String> {
+        match self.shared.state.lock().ops.get(&key(&["2", vhost, name])) {
+            Some(MetaOp::DeclareQueue { owner, .. }) => Some(owner.clone()),
+            _ => None,
+        }
+    }
+
+    fn install(&self, meta: &SnapshotMeta<NodeId, BasicNode>, data: Vec<u8>) -> io::Result<()> {
+        let m: Materialized = serde_json::from_slice(&data).map_err(io::Error::other)?;
+        for op in m.ops.values() {
+            if let Err(e) = self.shared.broker.apply_meta(op) {
+                warn!("metadata snapshot: {op:?}: {e}");
+            }
+        }
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data: m.clone(),
+        };
+        write_atomically(
+            &self.shared.snapshot_path,
+            &serde_json::to_vec(&file).map_err(io::Error::other)?,
+        )?;
+        *self.shared.state.lock() = m;
+        *self.shared.current.lock() = Some((meta.clone(), data));
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<MetaConfig>, StorageError<NodeId>> {
+        let data = self.shared.state.lock().clone();
+        let meta = SnapshotMeta {
+            last_log_id: data.last_applied,
+            last_membership: data.membership.clone(),
+            snapshot_id: format!(
+                "meta-{}",
+                data.last_applied.map(|l| l.index).unwrap_or_default()
+            ),
+        };
+        let bytes = serde_json::to_vec(&data)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data,
+        };
+        let whole = serde_json::to_vec(&file)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        write_atomically(&self.shared.snapshot_path, &whole)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<MetaConfig> for MetaStateMachine {
+    type SnapshotBuilder = MetaStateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
+        let s = self.shared.state.lock();
+        Ok((s.last_applied, s.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<MetaResponse>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<MetaConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        for e in entries {
+            let mut resp = MetaResponse::default();
+            match &e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(op) => match self.shared.broker.apply_meta(op) {
+                    Ok(()) => self.shared.state.lock().record(op),
+                    Err(err) => {
+                        info!("metadata op not applied: {op:?}: {err}");
+                        resp.error = Some((err.code, err.reply_text()));
+                    }
+                },
+                EntryPayload::Membership(m) => {
+                    self.shared.state.lock().membership =
+                        StoredMembership::new(Some(e.log_id), m.clone());
+                }
+            }
+            self.shared.state.lock().last_applied = Some(e.log_id);
+            out.push(resp);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        self.install(meta, snapshot.into_inner())
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e).into())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<MetaConfig>>, StorageError<NodeId>> {
+        Ok(self
+            .shared
+            .current
+            .lock()
+            .clone()
+            .map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
+    }
+}
