@@ -36,6 +36,9 @@ pub const CLUSTER_CONNECTION: u64 = 0;
 pub enum MetaOp {
     AddVhost {
         name: String,
+        /// Who created it (gets full permissions on it, as on one node).
+        #[serde(default)]
+        creator: Option<String>,
     },
     DeleteVhost {
         name: String,
@@ -124,7 +127,7 @@ impl MetaOp {
     /// The vhost the change is in (a vhost's own name for vhost changes).
     pub fn vhost(&self) -> &str {
         match self {
-            MetaOp::AddVhost { name } | MetaOp::DeleteVhost { name } => name,
+            MetaOp::AddVhost { name, .. } | MetaOp::DeleteVhost { name } => name,
             MetaOp::DeclareExchange { vhost, .. }
             | MetaOp::DeleteExchange { vhost, .. }
             | MetaOp::DeclareQueue { vhost, .. }
@@ -174,7 +177,9 @@ impl Broker {
         };
         let conn = CLUSTER_CONNECTION;
         match op {
-            MetaOp::AddVhost { name } => self.add_vhost_for(name, None).map(|_| ()),
+            MetaOp::AddVhost { name, creator } => {
+                self.add_vhost_for(name, creator.as_deref()).map(|_| ())
+            }
             MetaOp::DeleteVhost { name } => match self.vhost(name) {
                 Some(_) => self.delete_vhost(name),
                 None => Ok(()),

@@ -101,6 +101,14 @@ class Node:
         with urllib.request.urlopen(req, timeout=10) as r:
             return json.loads(r.read())
 
+    def put(self, path: str, body: Dict) -> int:
+        req = urllib.request.Request(f"http://127.0.0.1:{self.http_port}{path}",
+                                     data=json.dumps(body).encode(), method="PUT")
+        req.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+
     def ctl(self, *args: str) -> Dict:
         r = subprocess.run([WARREN_BIN, "ctl", "--http-url",
                             f"http://guest:guest@127.0.0.1:{self.http_port}", *args],

@@ -87,6 +87,29 @@ def test_declares_reach_every_node(cluster):
     assert not passive_ok(cluster.node("n1"), exchange="cl.gone")
 
 
+def test_management_api_changes_are_replicated(cluster):
+    n2, n3 = cluster.node("n2"), cluster.node("n3")
+    assert n2.put("/api/vhosts/cl-v", {}) == 201
+    # n2 answered once a majority had it and n2 applied it; n3 applies it a
+    # heartbeat later at most.
+    deadline = time.time() + 5
+    while "cl-v" not in [v["name"] for v in n3.api("/api/vhosts")]:
+        assert time.time() < deadline, "vhost cl-v not on n3"
+        time.sleep(0.05)
+    assert n3.put("/api/queues/cl-v/cl.api-q", {"durable": True}) == 201
+    assert n3.put("/api/exchanges/cl-v/cl.api-x", {"type": "topic", "durable": True}) == 201
+    deadline = time.time() + 5
+    while True:
+        try:
+            q = cluster.node("n1").api("/api/queues/cl-v/cl.api-q")
+            x = cluster.node("n1").api("/api/exchanges/cl-v/cl.api-x")
+            break
+        except OSError:
+            assert time.time() < deadline, "API-made queue/exchange not on n1"
+            time.sleep(0.1)
+    assert q["durable"] and x["type"] == "topic"
+
+
 def test_leader_kill_elects_a_new_one(cluster):
     leader = cluster.wait_leader(cluster.node("n1"))
     cluster.node(leader).kill()

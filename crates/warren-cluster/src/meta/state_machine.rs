@@ -40,7 +40,7 @@ impl Materialized {
     /// Record an op that applied cleanly.
     fn record(&mut self, op: &MetaOp) {
         match op {
-            MetaOp::AddVhost { name } => {
+            MetaOp::AddVhost { name, .. } => {
                 self.ops.insert(key(&["0", name]), op.clone());
             }
             MetaOp::DeleteVhost { name } => {
