@@ -15,7 +15,10 @@
 //! The core knows nothing of Raft: a `MetaOp` is plain data, and applying one is
 //! an idempotent local change, so replaying a log twice is harmless.
 
+use crate::admin::Credential;
 use crate::exchange::{ExchangeKind, ExchangeOptions};
+use crate::permissions::PermissionDef;
+use crate::policy::PolicyDef;
 use crate::queue::QueueOptions;
 use crate::shortstr::ShortStr;
 use crate::store::definitions::{table_from_hex, table_to_hex};
@@ -98,6 +101,30 @@ pub enum MetaOp {
         routing_key: String,
         arguments: String,
     },
+    /// Create or update a user; `password_hash` None keeps the password.
+    PutUser {
+        name: String,
+        password_hash: Option<String>,
+        tags: Vec<String>,
+    },
+    DeleteUser {
+        name: String,
+    },
+    SetPermissions {
+        def: PermissionDef,
+    },
+    ClearPermissions {
+        user: String,
+        vhost: String,
+    },
+    SetPolicy {
+        vhost: String,
+        def: PolicyDef,
+    },
+    ClearPolicy {
+        vhost: String,
+        name: String,
+    },
 }
 
 impl MetaOp {
@@ -124,9 +151,15 @@ impl MetaOp {
         }
     }
 
-    /// The vhost the change is in (a vhost's own name for vhost changes).
+    /// The vhost the change is in (a vhost's own name for vhost changes, ""
+    /// for users).
     pub fn vhost(&self) -> &str {
         match self {
+            MetaOp::PutUser { .. } | MetaOp::DeleteUser { .. } => "",
+            MetaOp::SetPermissions { def } => &def.vhost,
+            MetaOp::ClearPermissions { vhost, .. }
+            | MetaOp::SetPolicy { vhost, .. }
+            | MetaOp::ClearPolicy { vhost, .. } => vhost,
             MetaOp::AddVhost { name, .. } | MetaOp::DeleteVhost { name } => name,
             MetaOp::DeclareExchange { vhost, .. }
             | MetaOp::DeleteExchange { vhost, .. }
@@ -177,6 +210,35 @@ impl Broker {
         };
         let conn = CLUSTER_CONNECTION;
         match op {
+            MetaOp::PutUser {
+                name,
+                password_hash,
+                tags,
+            } => {
+                let credential = match password_hash {
+                    Some(h) => Credential::Hash(h.clone()),
+                    None => Credential::Keep,
+                };
+                self.upsert_user(name, credential, tags.clone()).map(|_| ())
+            }
+            MetaOp::DeleteUser { name } => match self.user(name) {
+                Some(_) => self.delete_user(name),
+                None => Ok(()),
+            },
+            MetaOp::SetPermissions { def } => self.set_permissions(def.clone()),
+            MetaOp::ClearPermissions { user, vhost } => match self.permission(user, vhost) {
+                Some(_) => self.clear_permissions(user, vhost),
+                None => Ok(()),
+            },
+            MetaOp::SetPolicy { def, .. } => vhost()?.set_policy(def.clone(), true),
+            MetaOp::ClearPolicy { name, .. } => {
+                let v = vhost()?;
+                if v.policies().iter().any(|p| &p.name == name) {
+                    v.clear_policy(name)
+                } else {
+                    Ok(())
+                }
+            }
             MetaOp::AddVhost { name, creator } => {
                 self.add_vhost_for(name, creator.as_deref()).map(|_| ())
             }

@@ -110,6 +110,38 @@ def test_management_api_changes_are_replicated(cluster):
     assert q["durable"] and x["type"] == "topic"
 
 
+def test_users_permissions_policies_are_replicated(cluster):
+    n1, n2, n3 = (cluster.node(n) for n in ("n1", "n2", "n3"))
+    assert n1.put("/api/users/cl-user", {"password": "s3cret", "tags": ""}) == 201
+    deadline = time.time() + 5
+    while True:
+        try:
+            n2.api("/api/users/cl-user")
+            break
+        except OSError:
+            assert time.time() < deadline, "cl-user not on n2"
+            time.sleep(0.05)
+    assert n2.put("/api/permissions/%2F/cl-user",
+                  {"configure": ".*", "write": ".*", "read": ".*"}) == 201
+    assert n2.put("/api/policies/%2F/cl-ttl",
+                  {"pattern": "^cl\\.ttl", "definition": {"message-ttl": 1000},
+                   "apply-to": "queues"}) == 201
+    deadline = time.time() + 5
+    while True:
+        try:
+            n3.api("/api/permissions/%2F/cl-user")
+            pol = n3.api("/api/policies/%2F/cl-ttl")
+            break
+        except OSError:
+            assert time.time() < deadline, "permission/policy not on n3"
+            time.sleep(0.05)
+    assert pol["definition"] == {"message-ttl": 1000}
+    # The same password hash everywhere: the user logs in on n3.
+    conn = pika.BlockingConnection(pika.ConnectionParameters(
+        "127.0.0.1", n3.port, credentials=pika.PlainCredentials("cl-user", "s3cret")))
+    conn.close()
+
+
 def test_leader_kill_elects_a_new_one(cluster):
     leader = cluster.wait_leader(cluster.node("n1"))
     cluster.node(leader).kill()

@@ -40,6 +40,28 @@ impl Materialized {
     /// Record an op that applied cleanly.
     fn record(&mut self, op: &MetaOp) {
         match op {
+            MetaOp::PutUser { name, .. } => {
+                self.ops.insert(key(&["0u", name]), op.clone());
+            }
+            MetaOp::DeleteUser { name } => {
+                self.ops.remove(&key(&["0u", name]));
+                self.ops.retain(
+                    |_, o| !matches!(o, MetaOp::SetPermissions { def } if &def.user == name),
+                );
+            }
+            MetaOp::SetPermissions { def } => {
+                self.ops
+                    .insert(key(&["4p", &def.vhost, &def.user]), op.clone());
+            }
+            MetaOp::ClearPermissions { user, vhost } => {
+                self.ops.remove(&key(&["4p", vhost, user]));
+            }
+            MetaOp::SetPolicy { vhost, def } => {
+                self.ops.insert(key(&["4y", vhost, &def.name]), op.clone());
+            }
+            MetaOp::ClearPolicy { vhost, name } => {
+                self.ops.remove(&key(&["4y", vhost, name]));
+            }
             MetaOp::AddVhost { name, .. } => {
                 self.ops.insert(key(&["0", name]), op.clone());
             }

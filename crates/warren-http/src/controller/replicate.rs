@@ -10,8 +10,19 @@ use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use warren_core::error::code;
 use warren_core::meta::MetaOp;
+use warren_core::BrokerError;
 
 pub async fn replicate(c: &Caller, op: impl FnOnce(&str) -> MetaOp) -> ApiResult<()> {
+    replicate_or(c, op, ApiError::from).await
+}
+
+/// [`replicate`], with the caller's own answer to a change every node
+/// refused (a policy's validation error...).
+pub async fn replicate_or(
+    c: &Caller,
+    op: impl FnOnce(&str) -> MetaOp,
+    refused: impl FnOnce(BrokerError) -> ApiError,
+) -> ApiResult<()> {
     let Some(r) = c.http.broker.replicator().cloned() else {
         return Ok(());
     };
@@ -22,6 +33,6 @@ pub async fn replicate(c: &Caller, op: impl FnOnce(&str) -> MetaOp) -> ApiResult
             "service_unavailable",
             e.text,
         )),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(refused(e)),
     }
 }
