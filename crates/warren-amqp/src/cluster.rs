@@ -29,6 +29,21 @@ fn shared_queue(ctx: &ConnContext, name: &ShortStr) -> bool {
         .is_some_and(|q| !q.options.exclusive)
 }
 
+/// Whether `m` may change metadata (the only methods worth a closer look).
+pub(crate) fn is_metadata(m: &Method) -> bool {
+    matches!(
+        m,
+        Method::ExchangeDeclare(_)
+            | Method::ExchangeDelete(_)
+            | Method::ExchangeBind(_)
+            | Method::ExchangeUnbind(_)
+            | Method::QueueDeclare(_)
+            | Method::QueueDelete(_)
+            | Method::QueueBind(_)
+            | Method::QueueUnbind(_)
+    )
+}
+
 /// The op to replicate before `m` runs, if any.
 pub(crate) fn meta_op(ctx: &mut ConnContext, node: &str, m: &Method) -> Option<MetaOp> {
     let vhost = ctx.vhost.name.to_string_lossy().into_owned();

@@ -647,10 +647,14 @@ impl Connection {
     /// commit fails with the replicator's error (a hard one, 541, closes the
     /// connection) and is not handled.
     async fn replicate_first(&mut self, frame: &Frame) -> Result<(), (u16, AmqpError)> {
-        let Some(r) = self.ctx.broker.replicator().cloned() else {
+        // Publishes, acks and content frames leave at the first test.
+        let Frame::Method(ch, m) = frame else {
             return Ok(());
         };
-        let Frame::Method(ch, m) = frame else {
+        if !crate::cluster::is_metadata(m) {
+            return Ok(());
+        }
+        let Some(r) = self.ctx.broker.replicator().cloned() else {
             return Ok(());
         };
         if self.channels.get(ch).is_none_or(|c| c.closing) {
