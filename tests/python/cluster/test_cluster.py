@@ -142,6 +142,32 @@ def test_users_permissions_policies_are_replicated(cluster):
     conn.close()
 
 
+def test_restart_keeps_messages_of_a_redeclared_queue(cluster):
+    # The metadata log holds "declare, delete, declare": a restart must not
+    # replay it over the restored queue (that would delete its messages).
+    n2 = cluster.node("n2")
+    conn = n2.connect()
+    ch = conn.channel()
+    ch.queue_declare("cl.again", durable=True)
+    ch.queue_delete("cl.again")
+    ch.queue_declare("cl.again", durable=True)
+    ch.confirm_delivery()
+    ch.basic_publish("", "cl.again", b"kept", pika.BasicProperties(delivery_mode=2))
+    conn.close()
+    cluster.restart(n2)
+    deadline = time.time() + 10
+    while True:
+        conn = n2.connect()
+        try:
+            n = conn.channel().queue_declare("cl.again", passive=True).method.message_count
+        finally:
+            conn.close()
+        if n == 1 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert n == 1
+
+
 def test_leader_kill_elects_a_new_one(cluster):
     leader = cluster.wait_leader(cluster.node("n1"))
     cluster.node(leader).kill()

@@ -5,16 +5,26 @@
 //! the materialized map here only serves snapshots (a node that fell behind
 //! the purged log gets the whole metadata, applied idempotently). It is kept
 //! as ops keyed so that iterating the map re-declares in a valid order:
-//! vhosts, then exchanges, then queues, then bindings. The snapshot is also
-//! written to `meta-snapshot.json` (temp file, fsync, rename) so a restart
-//! starts from it rather than from an empty state.
+//! users and vhosts, then exchanges, then queues, then bindings, permissions
+//! and policies. The snapshot is written to `meta-snapshot.json` (temp file,
+//! fsync, rename).
+//!
+//! What was applied is durable too: each applied entry is appended (fsynced)
+//! to `meta-applied.log` after the core made the change, and a restart reads
+//! snapshot + journal back *without* applying them again to the core (which
+//! restored them from its own definitions). Replaying the whole log into the
+//! core at every start would be wrong, not just slow: "declare q, delete q,
+//! declare q" replayed over a restored q holding messages would delete them.
+//! A crash between the core's change and the journal line only re-applies
+//! that last entry, which the core already reflects. The journal is emptied
+//! whenever a snapshot is written.
 
 use super::{MetaConfig, MetaOp, MetaResponse};
 use crate::NodeId;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    BasicNode, Entry, EntryPayload, LogId, OptionalSend, RaftSnapshotBuilder, SnapshotMeta,
-    StorageError, StorageIOError, StoredMembership,
+    BasicNode, Entry, EntryPayload, LogId, Membership, OptionalSend, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
 };
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
@@ -164,8 +174,21 @@ impl Materialized {
 /// A snapshot's meta and its bytes.
 type Stored = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
 
+/// One line of the applied-entries journal.
+#[derive(Serialize, Deserialize)]
+struct Applied {
+    log_id: LogId<NodeId>,
+    /// The op, when it applied cleanly.
+    #[serde(default)]
+    op: Option<MetaOp>,
+    #[serde(default)]
+    membership: Option<Membership<NodeId, BasicNode>>,
+}
+
 struct Shared {
     broker: Arc<Broker>,
+    /// The applied-entries journal. Lock order: journal, then state.
+    journal: Mutex<std::fs::File>,
     state: Mutex<Materialized>,
     snapshot_path: PathBuf,
     /// The last snapshot built or installed, as openraft asks for it.
@@ -198,8 +221,9 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 impl MetaStateMachine {
-    /// Open the state machine in `dir`, starting from the stored snapshot if
-    /// any (re-applied to the core: idempotent).
+    /// Open the state machine in `dir`: the stored snapshot, then the
+    /// journal of entries applied since (neither is applied to the core
+    /// again: see the module comment).
     pub fn open(dir: &Path, broker: Arc<Broker>) -> io::Result<MetaStateMachine> {
         let snapshot_path = dir.join("meta-snapshot.json");
         let mut state = Materialized::default();
@@ -207,11 +231,6 @@ impl MetaStateMachine {
         match std::fs::read(&snapshot_path) {
             Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes) {
                 Ok(f) => {
-                    for op in f.data.ops.values() {
-                        if let Err(e) = broker.apply_meta(op) {
-                            warn!("metadata snapshot: {op:?}: {e}");
-                        }
-                    }
                     let data = serde_json::to_vec(&f.data).map_err(io::Error::other)?;
                     current = Some((f.meta, data));
                     state = f.data;
@@ -221,8 +240,39 @@ impl MetaStateMachine {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
+        let journal_path = dir.join("meta-applied.log");
+        match std::fs::read(&journal_path) {
+            Ok(bytes) => {
+                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    // A torn last line (a crash mid-write) ends the journal.
+                    let Ok(a) = serde_json::from_slice::<Applied>(line) else {
+                        break;
+                    };
+                    if state
+                        .last_applied
+                        .is_some_and(|l| l.index >= a.log_id.index)
+                    {
+                        continue;
+                    }
+                    if let Some(op) = &a.op {
+                        state.record(op);
+                    }
+                    if let Some(m) = a.membership {
+                        state.membership = StoredMembership::new(Some(a.log_id), m);
+                    }
+                    state.last_applied = Some(a.log_id);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal_path)?;
         Ok(MetaStateMachine {
             shared: Arc::new(Shared {
+                journal: Mutex::new(journal),
                 broker,
                 state: Mutex::new(state),
                 snapshot_path,
@@ -242,6 +292,7 @@ impl MetaStateMachine {
 
     fn install(&self, meta: &SnapshotMeta<NodeId, BasicNode>, data: Vec<u8>) -> io::Result<()> {
         let m: Materialized = serde_json::from_slice(&data).map_err(io::Error::other)?;
+        let journal = self.shared.journal.lock();
         for op in m.ops.values() {
             if let Err(e) = self.shared.broker.apply_meta(op) {
                 warn!("metadata snapshot: {op:?}: {e}");
@@ -256,6 +307,9 @@ impl MetaStateMachine {
             &serde_json::to_vec(&file).map_err(io::Error::other)?,
         )?;
         *self.shared.state.lock() = m;
+        // The snapshot covers everything the journal had.
+        journal.set_len(0)?;
+        journal.sync_data()?;
         *self.shared.current.lock() = Some((meta.clone(), data));
         Ok(())
     }
@@ -263,6 +317,7 @@ impl MetaStateMachine {
 
 impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<MetaConfig>, StorageError<NodeId>> {
+        let journal = self.shared.journal.lock();
         let data = self.shared.state.lock().clone();
         let meta = SnapshotMeta {
             last_log_id: data.last_applied,
@@ -282,6 +337,11 @@ impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         write_atomically(&self.shared.snapshot_path, &whole)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        journal
+            .set_len(0)
+            .and_then(|_| journal.sync_data())
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        drop(journal);
         *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
         Ok(Snapshot {
             meta,
@@ -307,12 +367,21 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
         I::IntoIter: OptionalSend,
     {
         let mut out = Vec::new();
+        let mut journal = self.shared.journal.lock();
         for e in entries {
             let mut resp = MetaResponse::default();
+            let mut line = Applied {
+                log_id: e.log_id,
+                op: None,
+                membership: None,
+            };
             match &e.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(op) => match self.shared.broker.apply_meta(op) {
-                    Ok(()) => self.shared.state.lock().record(op),
+                    Ok(()) => {
+                        self.shared.state.lock().record(op);
+                        line.op = Some(op.clone());
+                    }
                     Err(err) => {
                         info!("metadata op not applied: {op:?}: {err}");
                         resp.error = Some((err.code, err.reply_text()));
@@ -321,9 +390,17 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
                 EntryPayload::Membership(m) => {
                     self.shared.state.lock().membership =
                         StoredMembership::new(Some(e.log_id), m.clone());
+                    line.membership = Some(m.clone());
                 }
             }
             self.shared.state.lock().last_applied = Some(e.log_id);
+            let mut bytes = serde_json::to_vec(&line)
+                .map_err(|err| StorageIOError::write_state_machine(&err))?;
+            bytes.push(b'\n');
+            journal
+                .write_all(&bytes)
+                .and_then(|_| journal.sync_data())
+                .map_err(|err| StorageIOError::write_state_machine(&err))?;
             out.push(resp);
         }
         Ok(out)
