@@ -39,6 +39,8 @@ use warren_core::{Broker, BrokerError};
 /// client is refused.
 pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(4);
 const STATUS_RPC: u8 = 1;
+/// A membership change, forwarded to the leader: JSON `(name, Option<addr>)`.
+const MEMBER_RPC: u8 = 2;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
 
 /// What a node says about itself (the node group's status RPC).
@@ -118,6 +120,14 @@ impl GroupHandler for NodeService {
                 STATUS_RPC => serde_json::to_vec(&c.info())
                     .map(Bytes::from)
                     .map_err(|e| e.to_string()),
+                MEMBER_RPC => {
+                    let (name, addr): (String, Option<String>) =
+                        serde_json::from_slice(&_payload).map_err(|e| e.to_string())?;
+                    c.change_member_here(&name, addr)
+                        .await
+                        .map(|()| Bytes::new())
+                        .map_err(|e| e.text)
+                }
                 other => Err(format!("unknown node rpc {other}")),
             }
         })
@@ -365,11 +375,79 @@ impl Cluster {
         }
     }
 
+    /// Add (`addr` Some) or remove a voter; on a follower, forwarded to the
+    /// leader.
+    pub async fn change_member(&self, name: &str, addr: Option<String>) -> Result<(), BrokerError> {
+        let leader = self.raft.current_leader().await;
+        match leader {
+            Some(l) if l == self.id => self.change_member_here(name, addr).await,
+            Some(l) => {
+                let to = self
+                    .addr_of(l)
+                    .ok_or_else(|| no_majority(&self.name, "leader address unknown"))?;
+                let body = serde_json::to_vec(&(name, addr))
+                    .map_err(|e| BrokerError::new(code::INTERNAL_ERROR, e.to_string()))?;
+                self.transport
+                    .call(&to, NODE_GROUP, MEMBER_RPC, &body, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        crate::transport::CallError::Remote(t) => {
+                            BrokerError::precondition_failed(t)
+                        }
+                        other => no_majority(&self.name, &other.to_string()),
+                    })
+            }
+            None => Err(no_majority(&self.name, "no leader elected")),
+        }
+    }
+
+    async fn change_member_here(
+        &self,
+        name: &str,
+        addr: Option<String>,
+    ) -> Result<(), BrokerError> {
+        let id = crate::config::node_id(name);
+        let m = self.raft.metrics().borrow().clone();
+        let mut voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+        let failed = |e: String| BrokerError::precondition_failed(e);
+        match addr {
+            Some(addr) => {
+                self.known
+                    .write()
+                    .insert(id, (name.to_string(), addr.clone()));
+                self.raft
+                    .add_learner(id, BasicNode::new(&addr), true)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                voters.insert(id);
+            }
+            None => {
+                if id == self.id {
+                    return Err(failed(format!(
+                        "{name} is the leader: forget it from another node once it is stopped"
+                    )));
+                }
+                if !voters.remove(&id) {
+                    return Err(BrokerError::not_found(format!("no cluster node {name}")));
+                }
+            }
+        }
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.to_string()))
+    }
+
     /// Every member's status, probing the others over the transport.
     pub async fn status(&self) -> ClusterStatus {
         let m = self.raft.metrics().borrow().clone();
+        // The members; before the cluster formed, the seeds.
         let mut ids: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
-        ids.extend(self.known.read().keys().copied());
+        if ids.is_empty() {
+            ids.extend(self.known.read().keys().copied());
+        }
         let mut nodes = Vec::new();
         for id in ids {
             let addr = self.addr_of(id).unwrap_or_default();
@@ -436,6 +514,11 @@ impl MetadataReplicator for Replicator {
 
     fn node_name(&self) -> String {
         self.0.name.clone()
+    }
+
+    fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.change_member(&node, addr).await })
     }
 
     fn status(&self) -> StatusFuture {

@@ -184,6 +184,11 @@ pub trait MetadataReplicator: Send + Sync + 'static {
     /// This node's cluster name (a classic queue's owner).
     fn node_name(&self) -> String;
 
+    /// Add a node to the metadata group (`join`) or remove one
+    /// (`forget-node`): `addr` Some to add `node` at that cluster address,
+    /// None to remove it.
+    fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture;
+
     /// The cluster's status as JSON: `{"nodes": [{"name", "running",
     /// "type", ...}], "metadata_leader": NAME}` (for the management API and
     /// `warren ctl cluster-status`).

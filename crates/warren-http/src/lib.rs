@@ -98,6 +98,10 @@ pub fn router(http: Arc<Http>) -> Router {
         .route("/api/whoami", get(whoami::show))
         .route("/api/nodes", get(nodes::list))
         .route("/api/cluster-status", get(nodes::cluster_status))
+        .route(
+            "/api/cluster/nodes/{node}",
+            axum::routing::put(nodes::join).delete(nodes::forget),
+        )
         .route("/api/nodes/{node}", get(nodes::show))
         .route("/api/vhosts", get(vhosts::list))
         .route(

@@ -113,7 +113,7 @@ class Node:
         r = subprocess.run([WARREN_BIN, "ctl", "--http-url",
                             f"http://guest:guest@127.0.0.1:{self.http_port}", *args],
                            capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
+        assert r.returncode == 0, (args, r.stdout, r.stderr)
         return json.loads(r.stdout)
 
 

@@ -221,3 +221,28 @@ def test_restarted_nodes_converge(cluster):
             time.sleep(0.1)
     st = cluster.node("n3").ctl("cluster-status")
     assert all(n["running"] for n in st["nodes"]), st
+
+
+def test_forget_a_dead_node_and_join_a_new_one(cluster):
+    from cluster_harness import Node, free_port
+    n3 = cluster.node("n3")
+    n3.kill()
+    # (n3 may have been the leader: wait for the next one.)
+    cluster.wait_leader(cluster.node("n1"), not_="n3")
+    cluster.node("n1").ctl("forget-node", "n3")
+    st = cluster.node("n2").ctl("cluster-status")
+    assert sorted(n["name"] for n in st["nodes"]) == ["n1", "n2"], st
+    # A new, empty node takes its place.
+    n4 = Node(cluster, "n4")
+    cluster.nodes.append(n4)
+    n4.cluster_port, n4.http_port = free_port(), free_port()
+    n4.start()
+    assert n4.wait_ready()
+    cluster.node("n2").ctl("join", "n4", f"127.0.0.1:{n4.cluster_port}")
+    deadline = time.time() + 10
+    while not passive_ok(n4, queue="cl.q", exchange="cl.x"):
+        assert time.time() < deadline, "n4 did not receive the metadata"
+        time.sleep(0.2)
+    st = n4.ctl("cluster-status")
+    assert sorted(n["name"] for n in st["nodes"]) == ["n1", "n2", "n4"], st
+    assert all(n["running"] for n in st["nodes"]), st

@@ -98,6 +98,34 @@ pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult
     Ok(ok(p.list.project_single(node)))
 }
 
+/// `PUT /api/cluster/nodes/NAME {"addr": "host:port"}` (`warren ctl join`)
+/// and `DELETE /api/cluster/nodes/NAME` (`warren ctl forget-node`).
+pub async fn join(
+    c: Caller,
+    Names(name): Names<String>,
+    body: crate::body::Body,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    let addr = body
+        .str("addr")?
+        .ok_or_else(|| ApiError::key_missing("addr"))?
+        .to_string();
+    member(&c, name, Some(addr)).await
+}
+
+pub async fn forget(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    c.require_admin()?;
+    member(&c, name, None).await
+}
+
+async fn member(c: &Caller, name: String, addr: Option<String>) -> ApiResult<Response> {
+    let Some(r) = c.http.broker.replicator().cloned() else {
+        return Err(ApiError::bad_request("this node is not clustered"));
+    };
+    r.change_member(name, addr).await?;
+    Ok(super::no_content())
+}
+
 pub async fn cluster_status(c: Caller) -> ApiResult<Response> {
     c.require_monitor()?;
     Ok(ok(status(&c).await))
