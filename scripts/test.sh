@@ -76,7 +76,7 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_S
   MQTT_PORT="$mqtt_port" WEB_MQTT_PORT="$web_mqtt_port" HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" PROMETHEUS_URL="http://127.0.0.1:$prom_port" \
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features --ignore=tests/python/hostile \
-  --ignore=tests/python/tls --ignore=tests/python/security || status=$?
+  --ignore=tests/python/tls --ignore=tests/python/security --ignore=tests/python/cluster || status=$?
 echo "== node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
 echo "== browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
@@ -97,6 +97,8 @@ echo "== hostile-client tests (slowloris, churn, auth floods, alarm floods, disk
 python3 -m pytest tests/python/hostile -q -p no:cacheprovider || status=$?
 echo "== security tests (own brokers on the wildcard address: guest loopback-only, vhost isolation, no passwords in logs, HTTP headers and CSRF)"
 python3 -m pytest tests/python/security -q -p no:cacheprovider || status=$?
+echo "== cluster tests (3 local nodes: replicated metadata, leader kill -9, a lone node refusing changes, restart)"
+WARREN_BIN="$WARREN_BIN" python3 -m pytest tests/python/cluster -q -p no:cacheprovider || status=$?
 echo "== fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-10} s each; FUZZ_SECONDS=0 skips)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh || status=$?
 if [ $status -ne 0 ]; then

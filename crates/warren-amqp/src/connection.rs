@@ -578,11 +578,20 @@ impl Connection {
                         let e = AmqpError::connection(e.code, e.text, e.class_id, e.method_id);
                         return self.close_with_error(e, frames).await;
                     }
-                    Some(Ok(frame)) => match self.handle_frame_as_client(frame) {
-                        Ok(Flow::Continue) => {}
-                        Ok(Flow::Closed) => return Ok(()),
-                        Err(e) => return self.close_with_error(e, frames).await,
-                    },
+                    Some(Ok(frame)) => {
+                        // Clustered: a metadata change is committed on a
+                        // majority before the channel runs it (one branch
+                        // on a single node: no replicator).
+                        let handled = match self.replicate_first(&frame).await {
+                            Ok(()) => self.handle_frame_as_client(frame),
+                            Err((ch, e)) => self.channel_result(ch, Err(e)),
+                        };
+                        match handled {
+                            Ok(Flow::Continue) => {}
+                            Ok(Flow::Closed) => return Ok(()),
+                            Err(e) => return self.close_with_error(e, frames).await,
+                        }
+                    }
                 }
                 // A raised (or cleared) alarm is looked at before reading on:
                 // a publisher whose socket always has more would otherwise
@@ -631,6 +640,33 @@ impl Connection {
             waiting |= ch.flush_confirms(d);
         }
         waiting
+    }
+
+    /// On a clustered node, replicate the metadata change `frame` makes (see
+    /// [`crate::cluster`]) before it is handled. A change the cluster cannot
+    /// commit fails with the replicator's error (a hard one, 541, closes the
+    /// connection) and is not handled.
+    async fn replicate_first(&mut self, frame: &Frame) -> Result<(), (u16, AmqpError)> {
+        // Publishes, acks and content frames leave at the first test.
+        let Frame::Method(ch, m) = frame else {
+            return Ok(());
+        };
+        if !crate::cluster::is_metadata(m) {
+            return Ok(());
+        }
+        let Some(r) = self.ctx.broker.replicator().cloned() else {
+            return Ok(());
+        };
+        if self.channels.get(ch).is_none_or(|c| c.closing) {
+            return Ok(());
+        }
+        let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
+            return Ok(());
+        };
+        match r.replicate(op).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id()))),
+        }
     }
 
     /// Handle a frame with the thread's "who is acting" context set (the event

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod channel;
 pub mod channels;
+mod cluster;
 pub mod codec;
 pub mod connection;
 pub mod delivery;

@@ -152,6 +152,12 @@ pub fn is_valid_hash(hash: &str) -> bool {
             .is_ok_and(|raw| raw.len() == 36)
 }
 
+/// RabbitMQ's SHA-256 password hash with a fresh salt (what a cluster
+/// replicates, so every node stores the same hash).
+pub fn hash_new_password(password: &str) -> String {
+    hash_password(password, salt())
+}
+
 /// RabbitMQ's SHA-256 password hash with the given salt.
 pub fn hash_password(password: &str, salt: [u8; 4]) -> String {
     let mut h = Sha256::new();

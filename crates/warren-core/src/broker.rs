@@ -91,6 +91,9 @@ pub struct Broker {
     /// Refused logins, logged at a bounded rate (a password-guessing flood
     /// must not flood the log or the disk).
     refusals: crate::auth::RefusalLog,
+    /// A cluster's metadata replicator (see [`crate::meta`]); unset on a
+    /// single node.
+    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::meta::MetadataReplicator>>,
 }
 
 impl Broker {
@@ -181,6 +184,7 @@ impl Broker {
             next_connection: AtomicU64::new(1),
             alarm: tokio::sync::watch::channel(None).0,
             refusals: Default::default(),
+            replicator: std::sync::OnceLock::new(),
         })
     }
 

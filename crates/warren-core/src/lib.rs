@@ -17,6 +17,7 @@ pub mod export;
 pub mod json;
 pub mod limits;
 pub mod message;
+pub mod meta;
 pub mod net;
 pub mod outlet;
 pub mod permissions;

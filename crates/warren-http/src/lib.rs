@@ -65,9 +65,14 @@ pub struct Http {
 impl Http {
     pub fn new(broker: Arc<Broker>, listeners: Vec<Listener>) -> Arc<Http> {
         Arc::new(Http {
-            broker,
             listeners,
-            node: node_name(),
+            // A cluster member goes by its cluster name (n1), as RabbitMQ's
+            // API names nodes by their Erlang node names.
+            node: broker
+                .replicator()
+                .map(|r| r.node_name())
+                .unwrap_or_else(node_name),
+            broker,
             started: Instant::now(),
         })
     }
@@ -92,6 +97,11 @@ pub fn router(http: Arc<Http>) -> Router {
         .route("/api/overview", get(overview::show))
         .route("/api/whoami", get(whoami::show))
         .route("/api/nodes", get(nodes::list))
+        .route("/api/cluster-status", get(nodes::cluster_status))
+        .route(
+            "/api/cluster/nodes/{node}",
+            axum::routing::put(nodes::join).delete(nodes::forget),
+        )
         .route("/api/nodes/{node}", get(nodes::show))
         .route("/api/vhosts", get(vhosts::list))
         .route(

@@ -35,6 +35,19 @@ pub struct FileConfig {
     /// Policies applied at startup (and changeable at runtime with `warren ctl`).
     #[serde(default)]
     pub policies: Vec<PolicyConfig>,
+    /// Clustering (see `crate::cluster` and docs/CLUSTERING.md).
+    pub cluster: Option<ClusterFile>,
+}
+
+/// `[cluster]`: this node's name, its cluster port and the seed nodes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterFile {
+    pub node_name: Option<String>,
+    pub port: Option<u16>,
+    /// `["n2@host:25673", "n3@host:25674"]`.
+    #[serde(default)]
+    pub seed_nodes: Vec<String>,
 }
 
 /// A policy, as `rabbitmqctl set_policy` takes it.

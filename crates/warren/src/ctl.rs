@@ -116,6 +116,15 @@ enum CtlCommand {
     DeleteVhost { name: String },
     /// List vhosts.
     ListVhosts,
+    /// The cluster's nodes (running or not) and the metadata group's leader,
+    /// as JSON (`rabbitmqctl cluster_status`). A single node lists itself.
+    ClusterStatus,
+    /// Add a started node (with `--seed-nodes` naming this cluster's nodes)
+    /// to the cluster as a voting member: `join n4 127.0.0.1:25675`.
+    Join { name: String, addr: String },
+    /// Remove a node from the cluster's membership (a dead one, before
+    /// replacing it), like `rabbitmqctl forget_cluster_node`.
+    ForgetNode { name: String },
     /// Create a user (no tags, no permissions).
     AddUser { name: String, password: String },
     /// Delete a user and its permissions; its connections are closed.
@@ -266,6 +275,9 @@ pub fn run(args: CtlArgs) -> ExitCode {
 
 /// Commands the control bus does not have.
 const HTTP_ONLY: &[&str] = &[
+    "cluster_status",
+    "join_cluster",
+    "forget_cluster_node",
     "list_exchanges",
     "list_bindings",
     "purge_queue",
@@ -298,6 +310,11 @@ fn request(command: &CtlCommand) -> Result<Value, String> {
         CtlCommand::AddVhost { name } => json!({"command": "add_vhost", "name": name}),
         CtlCommand::DeleteVhost { name } => json!({"command": "delete_vhost", "name": name}),
         CtlCommand::ListVhosts => json!({"command": "list_vhosts"}),
+        CtlCommand::ClusterStatus => json!({"command": "cluster_status"}),
+        CtlCommand::Join { name, addr } => {
+            json!({"command": "join_cluster", "name": name, "addr": addr})
+        }
+        CtlCommand::ForgetNode { name } => json!({"command": "forget_cluster_node", "name": name}),
         CtlCommand::AddUser { name, password } => {
             json!({"command": "add_user", "name": name, "password": password})
         }

@@ -11,6 +11,7 @@ static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 #[export_name = "_rjem_malloc_conf"]
 pub static malloc_conf: &[u8] = b"background_thread:true,dirty_decay_ms:1000,muzzy_decay_ms:1000\0";
 
+mod cluster;
 mod config;
 mod ctl;
 mod resources;
@@ -93,6 +94,8 @@ struct ServerArgs {
     /// Directory for durable state.
     #[arg(long, env = "WARREN_DATA_DIR")]
     data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    cluster: cluster::ClusterArgs,
     #[command(flatten)]
     tls: tls::TlsArgs,
     /// Log filter, RUST_LOG syntax (e.g. "info", "warren_amqp=debug").
@@ -193,6 +196,13 @@ fn server(args: ServerArgs) -> ExitCode {
     if !storage.fsync {
         tracing::warn!("storage.fsync = false: confirmed messages can be lost in a power failure");
     }
+    let cluster_cfg = match cluster::resolve(&args.cluster, &file, &bind, &data_dir) {
+        Ok(c) => c,
+        Err(e) => {
+            error!("{}", e);
+            return ExitCode::from(2);
+        }
+    };
     let broker = match build_broker(&file, limits, &data_dir, &storage) {
         Ok(b) => b,
         Err(e) => {
@@ -286,6 +296,21 @@ fn server(args: ServerArgs) -> ExitCode {
             tokio::spawn(warren_tls::watch(t.clone()));
         }
         broker.start_background();
+        // Clustered: the metadata group starts (and the cluster forms) before
+        // any client is served, so every metadata change goes through it.
+        let cluster = match cluster_cfg {
+            Some(cfg) => match warren_cluster::Cluster::start(cfg, broker.clone()).await {
+                Ok(c) => {
+                    broker.set_replicator(c.replicator());
+                    Some(c)
+                }
+                Err(e) => {
+                    error!("cannot start the cluster node: {}", e);
+                    return ExitCode::FAILURE;
+                }
+            },
+            None => None,
+        };
         // What the management API reports in /api/overview and checks in
         // /api/health/checks/port-listener.
         let mut announced: Vec<warren_http::Listener> = Vec::new();
@@ -366,6 +391,9 @@ fn server(args: ServerArgs) -> ExitCode {
             _ = warren_amqp::serve(listener, broker) => ExitCode::SUCCESS,
             _ = shutdown_signal() => {
                 info!("shutting down");
+                if let Some(c) = &cluster {
+                    c.shutdown().await;
+                }
                 ExitCode::SUCCESS
             }
         }

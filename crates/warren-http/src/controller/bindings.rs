@@ -117,6 +117,36 @@ pub async fn create(
     );
     let conn = c.http.broker.next_connection_id();
     let props = super::props_key(&key, &args);
+    let hex = warren_core::store::definitions::table_to_hex(&args);
+    let shared = v.exchange(source.as_bytes()).is_some()
+        && if dtype == "queue" {
+            v.named_queue(dest.as_bytes())
+                .is_some_and(|q| !q.options.exclusive)
+        } else {
+            v.exchange(dest.as_bytes()).is_some()
+        };
+    if shared && !source.is_empty() {
+        super::replicate::replicate(&c, |_| {
+            if dtype == "queue" {
+                warren_core::meta::MetaOp::BindQueue {
+                    vhost: vhost.clone(),
+                    queue: dest.clone(),
+                    exchange: source.clone(),
+                    routing_key: key.clone(),
+                    arguments: hex,
+                }
+            } else {
+                warren_core::meta::MetaOp::BindExchange {
+                    vhost: vhost.clone(),
+                    destination: dest.clone(),
+                    source: source.clone(),
+                    routing_key: key.clone(),
+                    arguments: hex,
+                }
+            }
+        })
+        .await?;
+    }
     if dtype == "queue" {
         v.bind_queue(&d, &s, ShortStr::from(key.as_str()), args, conn)?;
     } else {
@@ -179,6 +209,32 @@ pub async fn delete(
         ShortStr::from(row.destination.as_str()),
     );
     let key = ShortStr::from(row.routing_key.as_str());
+    let exclusive = row.destination_type == "queue"
+        && v.named_queue(d.as_bytes())
+            .is_some_and(|q| q.options.exclusive);
+    if !exclusive && !row.source.is_empty() {
+        let hex = warren_core::store::definitions::table_to_hex(&row.arguments);
+        super::replicate::replicate(&c, |_| {
+            if row.destination_type == "queue" {
+                warren_core::meta::MetaOp::UnbindQueue {
+                    vhost: vhost.clone(),
+                    queue: row.destination.clone(),
+                    exchange: row.source.clone(),
+                    routing_key: row.routing_key.clone(),
+                    arguments: hex,
+                }
+            } else {
+                warren_core::meta::MetaOp::UnbindExchange {
+                    vhost: vhost.clone(),
+                    destination: row.destination.clone(),
+                    source: row.source.clone(),
+                    routing_key: row.routing_key.clone(),
+                    arguments: hex,
+                }
+            }
+        })
+        .await?;
+    }
     if row.destination_type == "queue" {
         let owner = v
             .named_queue(d.as_bytes())

@@ -84,6 +84,12 @@ pub async fn put(
         c.check(&vhost, access, res, n)?;
     }
     let existed = v.exchange(name.as_bytes()).is_some();
+    if !existed && !name.starts_with("amq.") {
+        super::replicate::replicate(&c, |_| {
+            warren_core::meta::MetaOp::declare_exchange(&vhost, name, &opts)
+        })
+        .await?;
+    }
     v.declare_exchange(ShortStr::from(name), opts, false)?;
     Ok(created(!existed))
 }
@@ -106,6 +112,16 @@ pub async fn delete(
         Resource::Exchange,
         name.as_bytes(),
     )?;
+    let in_use = v
+        .exchange(name.as_bytes())
+        .is_some_and(|e| e.has_bindings());
+    if !(p.query.flag("if-unused") && in_use) {
+        super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::DeleteExchange {
+            vhost: vhost.clone(),
+            name: name.to_string_lossy().into_owned(),
+        })
+        .await?;
+    }
     v.delete_exchange(&name, p.query.flag("if-unused"))?;
     Ok(no_content())
 }

@@ -21,6 +21,7 @@ pub mod parameters;
 pub mod permissions;
 pub mod policies;
 pub mod queues;
+pub mod replicate;
 pub mod topic_permissions;
 pub mod topology;
 pub mod users;

@@ -1,5 +1,8 @@
-//! `GET /api/nodes[/NAME]` (monitoring): the one node Warren is, with the
-//! figures the process can tell about itself.
+//! `GET /api/nodes[/NAME]` (monitoring): this node, with the figures the
+//! process can tell about itself, and on a cluster every other member with
+//! what it answered to a status probe (or `running: false`).
+//! `GET /api/cluster-status` (Warren's; `warren ctl cluster-status`): the
+//! members and the metadata group's leader.
 
 use super::ok;
 use crate::auth::Caller;
@@ -42,16 +45,88 @@ fn node_json(c: &Caller) -> Value {
     })
 }
 
+/// The cluster's status; a single node's is just itself.
+async fn status(c: &Caller) -> Value {
+    match c.http.broker.replicator() {
+        Some(r) => r.status().await,
+        None => json!({
+            "cluster_name": c.http.node,
+            "nodes": [{"name": c.http.node, "running": true, "type": "disc"}],
+            "metadata_leader": c.http.node,
+        }),
+    }
+}
+
+async fn all_nodes(c: &Caller) -> Vec<Value> {
+    let Some(r) = c.http.broker.replicator() else {
+        return vec![node_json(c)];
+    };
+    let me = r.node_name();
+    let st = r.status().await;
+    let mut out = Vec::new();
+    for n in st["nodes"].as_array().cloned().unwrap_or_default() {
+        if n["name"] == me.as_str() {
+            let mut mine = node_json(c);
+            mine["name"] = json!(me);
+            if let (Some(m), Some(extra)) = (mine.as_object_mut(), n.as_object()) {
+                for (k, v) in extra {
+                    m.entry(k.clone()).or_insert_with(|| v.clone());
+                }
+            }
+            out.push(mine);
+        } else {
+            out.push(n);
+        }
+    }
+    out
+}
+
 pub async fn list(c: Caller, p: Params) -> ApiResult<Response> {
     c.require_monitor()?;
-    Ok(ok(p.list.apply(vec![node_json(&c)])?))
+    let nodes = all_nodes(&c).await;
+    Ok(ok(p.list.apply(nodes)?))
 }
 
 pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult<Response> {
     c.require_monitor()?;
-    if name != c.http.node {
-        return Err(ApiError::object_not_found());
-    }
     let _: &ListParams = &p.list;
-    Ok(ok(p.list.project_single(node_json(&c))))
+    let node = all_nodes(&c)
+        .await
+        .into_iter()
+        .find(|n| n["name"] == name.as_str())
+        .ok_or_else(ApiError::object_not_found)?;
+    Ok(ok(p.list.project_single(node)))
+}
+
+/// `PUT /api/cluster/nodes/NAME {"addr": "host:port"}` (`warren ctl join`)
+/// and `DELETE /api/cluster/nodes/NAME` (`warren ctl forget-node`).
+pub async fn join(
+    c: Caller,
+    Names(name): Names<String>,
+    body: crate::body::Body,
+) -> ApiResult<Response> {
+    c.require_admin()?;
+    let addr = body
+        .str("addr")?
+        .ok_or_else(|| ApiError::key_missing("addr"))?
+        .to_string();
+    member(&c, name, Some(addr)).await
+}
+
+pub async fn forget(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    c.require_admin()?;
+    member(&c, name, None).await
+}
+
+async fn member(c: &Caller, name: String, addr: Option<String>) -> ApiResult<Response> {
+    let Some(r) = c.http.broker.replicator().cloned() else {
+        return Err(ApiError::bad_request("this node is not clustered"));
+    };
+    r.change_member(name, addr).await?;
+    Ok(super::no_content())
+}
+
+pub async fn cluster_status(c: Caller) -> ApiResult<Response> {
+    c.require_monitor()?;
+    Ok(ok(status(&c).await))
 }

@@ -69,6 +69,12 @@ pub async fn put(
         read: body.required_str("read")?.into(),
     };
     let existed = c.http.broker.permission(&user, &vhost).is_some();
+    if c.http.broker.user(&user).is_some() && c.http.broker.vhost(&vhost).is_some() {
+        super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::SetPermissions {
+            def: def.clone(),
+        })
+        .await?;
+    }
     c.http
         .broker
         .set_permissions(def)
@@ -94,6 +100,13 @@ pub async fn delete(
     if c.http.broker.permission(&user, &vhost).is_none() {
         return Err(ApiError::object_not_found());
     }
-    c.http.broker.clear_permissions(&user, &vhost)?;
+    super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::ClearPermissions {
+        user: user.clone(),
+        vhost: vhost.clone(),
+    })
+    .await?;
+    if c.http.broker.permission(&user, &vhost).is_some() {
+        c.http.broker.clear_permissions(&user, &vhost)?;
+    }
     Ok(no_content())
 }

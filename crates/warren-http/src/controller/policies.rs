@@ -59,12 +59,22 @@ pub async fn put(
     check_name("policy", &name)?;
     let v = c.write_vhost(&vhost)?;
     let existed = v.policies().iter().any(|p| p.name == name);
-    v.set_policy(policy_def(&vhost, name, &body)?, true)
-        .map_err(|e| {
-            // RabbitMQ HTML-escapes its policy validation texts.
-            let text = format!("Validation failed\n\n{}\n", e.text);
-            ApiError::bad_request(text.replace('<', "&lt;").replace('>', "&gt;"))
-        })?;
+    let def = policy_def(&vhost, name, &body)?;
+    let invalid = |e: warren_core::BrokerError| {
+        // RabbitMQ HTML-escapes its policy validation texts.
+        let text = format!("Validation failed\n\n{}\n", e.text);
+        ApiError::bad_request(text.replace('<', "&lt;").replace('>', "&gt;"))
+    };
+    super::replicate::replicate_or(
+        &c,
+        |_| warren_core::meta::MetaOp::SetPolicy {
+            vhost: vhost.clone(),
+            def: def.clone(),
+        },
+        invalid,
+    )
+    .await?;
+    v.set_policy(def, true).map_err(invalid)?;
     Ok(created(!existed))
 }
 
@@ -110,7 +120,18 @@ pub async fn delete(
 ) -> ApiResult<Response> {
     c.require_policymaker()?;
     let v = c.write_vhost(&vhost)?;
-    v.clear_policy(&name)
-        .map_err(|_| ApiError::object_not_found())?;
+    if !v.policies().iter().any(|p| p.name == name) {
+        return Err(ApiError::object_not_found());
+    }
+    super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::ClearPolicy {
+        vhost: vhost.clone(),
+        name: name.clone(),
+    })
+    .await?;
+    // Cleared already by the replicated change on a cluster member.
+    if v.policies().iter().any(|p| p.name == name) {
+        v.clear_policy(&name)
+            .map_err(|_| ApiError::object_not_found())?;
+    }
     Ok(no_content())
 }

@@ -122,10 +122,19 @@ pub async fn put(
     for (access, res, n) in queue_declare_needs(name.as_bytes(), &opts.arguments) {
         c.check(&vhost, access, res, n)?;
     }
+    let existed = v.named_queue(name.as_bytes()).is_some();
+    if !existed {
+        super::replicate::replicate(&c, |node| {
+            warren_core::meta::MetaOp::declare_queue(&vhost, &name, &opts, node)
+        })
+        .await?;
+    }
     let conn = c.http.broker.next_connection_id();
+    // On a cluster member the replicated change made it already: what
+    // counts is whether it existed before this request.
     let (_, was_created) =
         v.declare_queue(Some(ShortStr::from(name.as_str())), opts, false, conn)?;
-    Ok(created(was_created))
+    Ok(created(was_created || !existed))
 }
 
 pub async fn delete(
@@ -139,6 +148,15 @@ pub async fn delete(
     // Exclusive queues belong to their connection; management may delete
     // them anyway, as RabbitMQ's can.
     let owner = q.owner.unwrap_or(0);
+    let (if_unused, if_empty) = (p.query.flag("if-unused"), p.query.flag("if-empty"));
+    let refused = (if_unused && q.consumer_count() > 0) || (if_empty && q.message_count() > 0);
+    if !q.options.exclusive && !refused {
+        super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::DeleteQueue {
+            vhost: vhost.clone(),
+            name: name.clone(),
+        })
+        .await?;
+    }
     v.delete_queue(
         &q.name,
         p.query.flag("if-unused"),

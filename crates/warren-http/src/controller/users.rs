@@ -80,8 +80,35 @@ pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult
     } else {
         Credential::Keep
     };
+    let existed = c.http.broker.user(&name).is_some();
+    let credential = if c.http.broker.replicator().is_some() {
+        // Hashed once here, so every node stores the same hash.
+        let hash = match credential {
+            Credential::Password(p) => Some(warren_core::auth::hash_new_password(&p)),
+            Credential::Hash(h) => Some(h),
+            Credential::Keep => None,
+        };
+        if let Some(h) = &hash {
+            if !warren_core::auth::is_valid_hash(h) {
+                return Err(ApiError::bad_request(
+                    "password_hash is not a valid rabbit_password_hashing_sha256 hash",
+                ));
+            }
+        }
+        super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::PutUser {
+            name: name.clone(),
+            password_hash: hash.clone(),
+            tags: tags.clone(),
+        })
+        .await?;
+        hash.map_or(Credential::Keep, Credential::Hash)
+    } else {
+        credential
+    };
+    // On a cluster member the replicated change made it already: what
+    // counts is whether it existed before this request.
     let was_created = c.http.broker.upsert_user(&name, credential, tags)?;
-    Ok(created(was_created))
+    Ok(created(was_created || !existed))
 }
 
 pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
@@ -89,7 +116,13 @@ pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response
     if c.http.broker.user(&name).is_none() {
         return Err(ApiError::object_not_found());
     }
-    c.http.broker.delete_user(&name)?;
+    super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::DeleteUser {
+        name: name.clone(),
+    })
+    .await?;
+    if c.http.broker.user(&name).is_some() {
+        c.http.broker.delete_user(&name)?;
+    }
     Ok(no_content())
 }
 

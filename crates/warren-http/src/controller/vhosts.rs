@@ -67,7 +67,16 @@ pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult
         None => None,
         Some(_) => Some(body.bool("tracing", false)?),
     };
-    let was_created = c.http.broker.add_vhost_for(&name, Some(&c.user.name))?;
+    let existed = c.http.broker.vhost(&name).is_some();
+    if !existed {
+        super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::AddVhost {
+            name: name.clone(),
+            creator: Some(c.user.name.clone()),
+        })
+        .await?;
+    }
+    c.http.broker.add_vhost_for(&name, Some(&c.user.name))?;
+    let was_created = !existed;
     if let (Some(on), Some(v)) = (tracing, c.http.broker.vhost(&name)) {
         v.set_tracing(on);
     }
@@ -79,6 +88,13 @@ pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response
     if c.http.broker.vhost(&name).is_none() {
         return Err(ApiError::object_not_found());
     }
-    c.http.broker.delete_vhost(&name)?;
+    super::replicate::replicate(&c, |_| warren_core::meta::MetaOp::DeleteVhost {
+        name: name.clone(),
+    })
+    .await?;
+    // Deleted already by the replicated change on a cluster member.
+    if c.http.broker.vhost(&name).is_some() {
+        c.http.broker.delete_vhost(&name)?;
+    }
     Ok(no_content())
 }

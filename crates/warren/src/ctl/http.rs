@@ -225,6 +225,21 @@ pub fn execute(
             };
             json!({})
         }
+        "cluster_status" => api.call("GET", "/api/cluster-status", None)??,
+        "join_cluster" => {
+            let name = field("name")?;
+            let addr = field("addr")?;
+            api.put(
+                &format!("/api/cluster/nodes/{}", encode(&name)),
+                &json!({ "addr": addr }),
+            )??;
+            json!({})
+        }
+        "forget_cluster_node" => {
+            let name = field("name")?;
+            api.delete(&format!("/api/cluster/nodes/{}", encode(&name)))??;
+            json!({})
+        }
         "list_vhosts" => {
             let names: Vec<Value> = api
                 .list("/api/vhosts?columns=name")??

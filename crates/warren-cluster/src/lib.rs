@@ -1,0 +1,26 @@
+//! Warren's clustering layer.
+//!
+//! * [`config`]: who this node is (its name, its cluster address) and who the
+//!   seed nodes are; node ids are a stable hash of node names.
+//! * [`transport`]: one TCP link per peer carrying requests for any number
+//!   of Raft groups, told apart by [`GroupId`]; groups plug in through the
+//!   [`group::GroupHandler`] trait ([`group::Registry`]).
+//! * [`raft_net`]: openraft's network and RPC service for any group over that
+//!   transport (generic over the group's type config).
+//! * [`meta`]: the metadata Raft group (vhosts, exchanges, queues, bindings):
+//!   its log storage, state machine, and how a node proposes a change.
+//! * [`node`]: starting a clustered node, forming the cluster, its status.
+
+pub mod config;
+pub mod group;
+pub mod meta;
+pub mod node;
+pub mod raft_net;
+pub mod transport;
+
+pub use config::{node_id, ClusterConfig, Seed};
+pub use group::{GroupHandler, GroupId, Registry, META_GROUP, NODE_GROUP};
+pub use node::{Cluster, ClusterStatus, NodeStatus};
+
+/// Raft node ids are u64 (the shared openraft type configs use it).
+pub type NodeId = u64;

@@ -1,0 +1,441 @@
+//! The metadata group's state machine: committed [`MetaOp`]s applied to this
+//! node's broker core, plus the materialized metadata a snapshot is made of.
+//!
+//! The core's own definitions file is what survives a restart on each node;
+//! the materialized map here only serves snapshots (a node that fell behind
+//! the purged log gets the whole metadata, applied idempotently). It is kept
+//! as ops keyed so that iterating the map re-declares in a valid order:
+//! users and vhosts, then exchanges, then queues, then bindings, permissions
+//! and policies. The snapshot is written to `meta-snapshot.json` (temp file,
+//! fsync, rename).
+//!
+//! What was applied is durable too: each applied entry is appended (fsynced)
+//! to `meta-applied.log` after the core made the change, and a restart reads
+//! snapshot + journal back *without* applying them again to the core (which
+//! restored them from its own definitions). Replaying the whole log into the
+//! core at every start would be wrong, not just slow: "declare q, delete q,
+//! declare q" replayed over a restored q holding messages would delete them.
+//! A crash between the core's change and the journal line only re-applies
+//! that last entry, which the core already reflects. The journal is emptied
+//! whenever a snapshot is written.
+
+use super::{MetaConfig, MetaOp, MetaResponse};
+use crate::NodeId;
+use openraft::storage::{RaftStateMachine, Snapshot};
+use openraft::{
+    BasicNode, Entry, EntryPayload, LogId, Membership, OptionalSend, RaftSnapshotBuilder,
+    SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+};
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, Cursor, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use tracing::{info, warn};
+use warren_core::Broker;
+
+#[derive(Default, Clone, Serialize, Deserialize)]
+struct Materialized {
+    last_applied: Option<LogId<NodeId>>,
+    membership: StoredMembership<NodeId, BasicNode>,
+    ops: BTreeMap<String, MetaOp>,
+}
+
+fn key(parts: &[&str]) -> String {
+    parts.join("\u{0}")
+}
+
+impl Materialized {
+    /// Record an op that applied cleanly.
+    fn record(&mut self, op: &MetaOp) {
+        match op {
+            MetaOp::PutUser { name, .. } => {
+                self.ops.insert(key(&["0u", name]), op.clone());
+            }
+            MetaOp::DeleteUser { name } => {
+                self.ops.remove(&key(&["0u", name]));
+                self.ops.retain(
+                    |_, o| !matches!(o, MetaOp::SetPermissions { def } if &def.user == name),
+                );
+            }
+            MetaOp::SetPermissions { def } => {
+                self.ops
+                    .insert(key(&["4p", &def.vhost, &def.user]), op.clone());
+            }
+            MetaOp::ClearPermissions { user, vhost } => {
+                self.ops.remove(&key(&["4p", vhost, user]));
+            }
+            MetaOp::SetPolicy { vhost, def } => {
+                self.ops.insert(key(&["4y", vhost, &def.name]), op.clone());
+            }
+            MetaOp::ClearPolicy { vhost, name } => {
+                self.ops.remove(&key(&["4y", vhost, name]));
+            }
+            MetaOp::AddVhost { name, .. } => {
+                self.ops.insert(key(&["0", name]), op.clone());
+            }
+            MetaOp::DeleteVhost { name } => {
+                // Everything in it goes, the vhost's own entry included.
+                self.ops.retain(|_, o| o.vhost() != name.as_str());
+            }
+            MetaOp::DeclareExchange { vhost, name, .. } => {
+                self.ops.insert(key(&["1", vhost, name]), op.clone());
+            }
+            MetaOp::DeleteExchange { vhost, name } => {
+                self.ops.remove(&key(&["1", vhost, name]));
+                self.ops.retain(|_, o| match o {
+                    MetaOp::BindQueue {
+                        vhost: v, exchange, ..
+                    } => !(v == vhost && exchange == name),
+                    MetaOp::BindExchange {
+                        vhost: v,
+                        source,
+                        destination,
+                        ..
+                    } => !(v == vhost && (source == name || destination == name)),
+                    _ => true,
+                });
+            }
+            MetaOp::DeclareQueue { vhost, name, .. } => {
+                self.ops.insert(key(&["2", vhost, name]), op.clone());
+            }
+            MetaOp::DeleteQueue { vhost, name } => {
+                self.ops.remove(&key(&["2", vhost, name]));
+                self.ops.retain(|_, o| match o {
+                    MetaOp::BindQueue {
+                        vhost: v, queue, ..
+                    } => !(v == vhost && queue == name),
+                    _ => true,
+                });
+            }
+            MetaOp::BindQueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.insert(
+                    key(&["3", vhost, exchange, "q", queue, routing_key, arguments]),
+                    op.clone(),
+                );
+            }
+            MetaOp::UnbindQueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.remove(&key(&[
+                    "3",
+                    vhost,
+                    exchange,
+                    "q",
+                    queue,
+                    routing_key,
+                    arguments,
+                ]));
+            }
+            MetaOp::BindExchange {
+                vhost,
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.insert(
+                    key(&["3", vhost, source, "e", destination, routing_key, arguments]),
+                    op.clone(),
+                );
+            }
+            MetaOp::UnbindExchange {
+                vhost,
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => {
+                self.ops.remove(&key(&[
+                    "3",
+                    vhost,
+                    source,
+                    "e",
+                    destination,
+                    routing_key,
+                    arguments,
+                ]));
+            }
+        }
+    }
+}
+
+/// A snapshot's meta and its bytes.
+type Stored = (SnapshotMeta<NodeId, BasicNode>, Vec<u8>);
+
+/// One line of the applied-entries journal.
+#[derive(Serialize, Deserialize)]
+struct Applied {
+    log_id: LogId<NodeId>,
+    /// The op, when it applied cleanly.
+    #[serde(default)]
+    op: Option<MetaOp>,
+    #[serde(default)]
+    membership: Option<Membership<NodeId, BasicNode>>,
+}
+
+struct Shared {
+    broker: Arc<Broker>,
+    /// The applied-entries journal. Lock order: journal, then state.
+    journal: Mutex<std::fs::File>,
+    state: Mutex<Materialized>,
+    snapshot_path: PathBuf,
+    /// The last snapshot built or installed, as openraft asks for it.
+    current: Mutex<Option<Stored>>,
+}
+
+#[derive(Clone)]
+pub struct MetaStateMachine {
+    shared: Arc<Shared>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct SnapshotFile {
+    meta: SnapshotMeta<NodeId, BasicNode>,
+    data: Materialized,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(dir) = path.parent() {
+        std::fs::File::open(dir)?.sync_all()?;
+    }
+    Ok(())
+}
+
+impl MetaStateMachine {
+    /// Open the state machine in `dir`: the stored snapshot, then the
+    /// journal of entries applied since (neither is applied to the core
+    /// again: see the module comment).
+    pub fn open(dir: &Path, broker: Arc<Broker>) -> io::Result<MetaStateMachine> {
+        let snapshot_path = dir.join("meta-snapshot.json");
+        let mut state = Materialized::default();
+        let mut current = None;
+        match std::fs::read(&snapshot_path) {
+            Ok(bytes) => match serde_json::from_slice::<SnapshotFile>(&bytes) {
+                Ok(f) => {
+                    let data = serde_json::to_vec(&f.data).map_err(io::Error::other)?;
+                    current = Some((f.meta, data));
+                    state = f.data;
+                }
+                Err(e) => warn!("ignoring unreadable metadata snapshot: {e}"),
+            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let journal_path = dir.join("meta-applied.log");
+        match std::fs::read(&journal_path) {
+            Ok(bytes) => {
+                for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    // A torn last line (a crash mid-write) ends the journal.
+                    let Ok(a) = serde_json::from_slice::<Applied>(line) else {
+                        break;
+                    };
+                    if state
+                        .last_applied
+                        .is_some_and(|l| l.index >= a.log_id.index)
+                    {
+                        continue;
+                    }
+                    if let Some(op) = &a.op {
+                        state.record(op);
+                    }
+                    if let Some(m) = a.membership {
+                        state.membership = StoredMembership::new(Some(a.log_id), m);
+                    }
+                    state.last_applied = Some(a.log_id);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let journal = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&journal_path)?;
+        Ok(MetaStateMachine {
+            shared: Arc::new(Shared {
+                journal: Mutex::new(journal),
+                broker,
+                state: Mutex::new(state),
+                snapshot_path,
+                current: Mutex::new(current),
+            }),
+        })
+    }
+
+    /// The node that owns a classic queue (where its messages live), if the
+    /// queue is known cluster-wide.
+    pub fn queue_owner(&self, vhost: &str, name: &str) -> Option<String> {
+        match self.shared.state.lock().ops.get(&key(&["2", vhost, name])) {
+            Some(MetaOp::DeclareQueue { owner, .. }) => Some(owner.clone()),
+            _ => None,
+        }
+    }
+
+    fn install(&self, meta: &SnapshotMeta<NodeId, BasicNode>, data: Vec<u8>) -> io::Result<()> {
+        let m: Materialized = serde_json::from_slice(&data).map_err(io::Error::other)?;
+        let journal = self.shared.journal.lock();
+        for op in m.ops.values() {
+            if let Err(e) = self.shared.broker.apply_meta(op) {
+                warn!("metadata snapshot: {op:?}: {e}");
+            }
+        }
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data: m.clone(),
+        };
+        write_atomically(
+            &self.shared.snapshot_path,
+            &serde_json::to_vec(&file).map_err(io::Error::other)?,
+        )?;
+        *self.shared.state.lock() = m;
+        // The snapshot covers everything the journal had.
+        journal.set_len(0)?;
+        journal.sync_data()?;
+        *self.shared.current.lock() = Some((meta.clone(), data));
+        Ok(())
+    }
+}
+
+impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {
+    async fn build_snapshot(&mut self) -> Result<Snapshot<MetaConfig>, StorageError<NodeId>> {
+        let journal = self.shared.journal.lock();
+        let data = self.shared.state.lock().clone();
+        let meta = SnapshotMeta {
+            last_log_id: data.last_applied,
+            last_membership: data.membership.clone(),
+            snapshot_id: format!(
+                "meta-{}",
+                data.last_applied.map(|l| l.index).unwrap_or_default()
+            ),
+        };
+        let bytes = serde_json::to_vec(&data)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data,
+        };
+        let whole = serde_json::to_vec(&file)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        write_atomically(&self.shared.snapshot_path, &whole)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        journal
+            .set_len(0)
+            .and_then(|_| journal.sync_data())
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        drop(journal);
+        *self.shared.current.lock() = Some((meta.clone(), bytes.clone()));
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(bytes)),
+        })
+    }
+}
+
+impl RaftStateMachine<MetaConfig> for MetaStateMachine {
+    type SnapshotBuilder = MetaStateMachine;
+
+    async fn applied_state(
+        &mut self,
+    ) -> Result<(Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>), StorageError<NodeId>>
+    {
+        let s = self.shared.state.lock();
+        Ok((s.last_applied, s.membership.clone()))
+    }
+
+    async fn apply<I>(&mut self, entries: I) -> Result<Vec<MetaResponse>, StorageError<NodeId>>
+    where
+        I: IntoIterator<Item = Entry<MetaConfig>> + OptionalSend,
+        I::IntoIter: OptionalSend,
+    {
+        let mut out = Vec::new();
+        let mut journal = self.shared.journal.lock();
+        for e in entries {
+            let mut resp = MetaResponse::default();
+            let mut line = Applied {
+                log_id: e.log_id,
+                op: None,
+                membership: None,
+            };
+            match &e.payload {
+                EntryPayload::Blank => {}
+                EntryPayload::Normal(op) => match self.shared.broker.apply_meta(op) {
+                    Ok(()) => {
+                        self.shared.state.lock().record(op);
+                        line.op = Some(op.clone());
+                    }
+                    Err(err) => {
+                        info!("metadata op not applied: {op:?}: {err}");
+                        resp.error = Some((err.code, err.reply_text()));
+                    }
+                },
+                EntryPayload::Membership(m) => {
+                    self.shared.state.lock().membership =
+                        StoredMembership::new(Some(e.log_id), m.clone());
+                    line.membership = Some(m.clone());
+                }
+            }
+            self.shared.state.lock().last_applied = Some(e.log_id);
+            let mut bytes = serde_json::to_vec(&line)
+                .map_err(|err| StorageIOError::write_state_machine(&err))?;
+            bytes.push(b'\n');
+            journal
+                .write_all(&bytes)
+                .and_then(|_| journal.sync_data())
+                .map_err(|err| StorageIOError::write_state_machine(&err))?;
+            out.push(resp);
+        }
+        Ok(out)
+    }
+
+    async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+        self.clone()
+    }
+
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+        Ok(Box::new(Cursor::new(Vec::new())))
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta<NodeId, BasicNode>,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError<NodeId>> {
+        self.install(meta, snapshot.into_inner())
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e).into())
+    }
+
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<MetaConfig>>, StorageError<NodeId>> {
+        Ok(self
+            .shared
+            .current
+            .lock()
+            .clone()
+            .map(|(meta, data)| Snapshot {
+                meta,
+                snapshot: Box::new(Cursor::new(data)),
+            }))
+    }
+}

@@ -1,0 +1,528 @@
+//! A clustered node: the cluster listener, the metadata group, forming the
+//! cluster on first start, proposing changes, and the cluster's status.
+//!
+//! Forming: the seed with the lowest node name initializes the metadata
+//! group with every seed as a voter, once, when its own log is empty and no
+//! reachable seed already knows a membership (so restarting it after the
+//! others formed a cluster, or wiping its data, never forks a second
+//! cluster). The others wait to be contacted by the leader.
+//!
+//! Proposing: the leader writes through its own `Raft`; a follower forwards
+//! the op to the leader over the transport, then waits until its own state
+//! machine applied that entry, so the client's next command on this node sees
+//! the change. No leader or no majority within [`PROPOSE_TIMEOUT`]: the change
+//! is refused (see [`no_majority`]).
+
+use crate::config::ClusterConfig;
+use crate::group::{GroupHandler, HandlerFuture, Registry, META_GROUP, NODE_GROUP};
+use crate::meta::log_store::FileLogStore;
+use crate::meta::state_machine::MetaStateMachine;
+use crate::meta::{MetaConfig, MetaOp, MetaRaft};
+use crate::raft_net::{forward, GroupNetworkFactory, RaftService};
+use crate::transport::{serve, Transport};
+use crate::NodeId;
+use bytes::Bytes;
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, Config, ServerState};
+use parking_lot::RwLock;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tracing::{info, warn};
+use warren_core::error::code;
+use warren_core::meta::{MetadataReplicator, ReplicateFuture, StatusFuture};
+use warren_core::{Broker, BrokerError};
+
+/// How long a metadata change may wait for a leader and a majority before the
+/// client is refused.
+pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(4);
+const STATUS_RPC: u8 = 1;
+/// A membership change, forwarded to the leader: JSON `(name, Option<addr>)`.
+const MEMBER_RPC: u8 = 2;
+const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+
+/// What a node says about itself (the node group's status RPC).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub name: String,
+    pub id: NodeId,
+    pub addr: String,
+    pub state: String,
+    pub leader: Option<NodeId>,
+    pub term: u64,
+    pub last_applied: Option<u64>,
+    pub members: Vec<NodeId>,
+    pub uptime_ms: u64,
+}
+
+/// One node as `cluster-status` and `/api/nodes` show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct NodeStatus {
+    pub name: String,
+    pub running: bool,
+    /// RabbitMQ's node type; every Warren node keeps its metadata on disk.
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub cluster_addr: String,
+    /// leader, follower, candidate, learner ("" when not running).
+    pub raft_state: String,
+    pub uptime: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    pub cluster_name: String,
+    pub nodes: Vec<NodeStatus>,
+    pub metadata_leader: Option<String>,
+    pub metadata_term: u64,
+}
+
+pub struct Cluster {
+    pub name: String,
+    pub id: NodeId,
+    pub addr: String,
+    /// Known nodes: id → (name, address); seeds and whoever answered a probe.
+    known: RwLock<BTreeMap<NodeId, (String, String)>>,
+    pub raft: MetaRaft,
+    pub transport: Arc<Transport>,
+    pub registry: Arc<Registry>,
+    pub state_machine: MetaStateMachine,
+    started: Instant,
+}
+
+/// What a minority node answers to a metadata change. RabbitMQ 3.10's
+/// metadata store (Mnesia) under `pause_minority` stops the minority node's
+/// listeners altogether; its later Raft-based store (Khepri) refuses the
+/// change once its command times out. Warren keeps serving reads and
+/// messages on a minority and refuses the change after [`PROPOSE_TIMEOUT`]
+/// with a connection error (541 INTERNAL_ERROR) naming the reason.
+pub fn no_majority(node: &str, why: &str) -> BrokerError {
+    BrokerError::new(
+        code::INTERNAL_ERROR,
+        format!(
+            "metadata change refused: node {node} cannot reach a majority of the cluster ({why})"
+        ),
+    )
+}
+
+struct NodeService {
+    cluster: std::sync::Weak<Cluster>,
+}
+
+impl GroupHandler for NodeService {
+    fn handle(&self, rpc: u8, _payload: Bytes) -> HandlerFuture {
+        let c = self.cluster.upgrade();
+        Box::pin(async move {
+            let c = c.ok_or("node shutting down")?;
+            match rpc {
+                STATUS_RPC => serde_json::to_vec(&c.info())
+                    .map(Bytes::from)
+                    .map_err(|e| e.to_string()),
+                MEMBER_RPC => {
+                    let (name, addr): (String, Option<String>) =
+                        serde_json::from_slice(&_payload).map_err(|e| e.to_string())?;
+                    c.change_member_here(&name, addr)
+                        .await
+                        .map(|()| Bytes::new())
+                        .map_err(|e| e.text)
+                }
+                other => Err(format!("unknown node rpc {other}")),
+            }
+        })
+    }
+}
+
+impl Cluster {
+    /// Start this node's cluster side: bind the cluster port, open the
+    /// metadata group, and form the cluster if this node is the one to.
+    pub async fn start(cfg: ClusterConfig, broker: Arc<Broker>) -> std::io::Result<Arc<Cluster>> {
+        let members = cfg.members().map_err(std::io::Error::other)?;
+        let id = crate::config::node_id(&cfg.node_name);
+        let listener = TcpListener::bind(&cfg.bind).await?;
+        let dir = cfg.data_dir.join("cluster");
+        let log = FileLogStore::open(&dir)?;
+        let sm = MetaStateMachine::open(&dir, broker)?;
+        let config = Config {
+            cluster_name: "warren".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(std::io::Error::other)?);
+        let transport = Transport::new();
+        let registry = Arc::new(Registry::default());
+        let raft = MetaRaft::new(
+            id,
+            config,
+            GroupNetworkFactory::<MetaConfig>::new(transport.clone(), META_GROUP),
+            log,
+            sm.clone(),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        registry.register(META_GROUP, Arc::new(RaftService::new(raft.clone())));
+        let cluster = Arc::new(Cluster {
+            name: cfg.node_name.clone(),
+            id,
+            addr: cfg.advertise.clone(),
+            known: RwLock::new(members),
+            raft,
+            transport,
+            registry: registry.clone(),
+            state_machine: sm,
+            started: Instant::now(),
+        });
+        registry.register(
+            NODE_GROUP,
+            Arc::new(NodeService {
+                cluster: Arc::downgrade(&cluster),
+            }),
+        );
+        tokio::spawn(serve(listener, registry));
+        info!(
+            "cluster node {} (id {id:#x}) listening on {}",
+            cfg.node_name, cfg.bind
+        );
+        let lowest = cfg
+            .seeds
+            .iter()
+            .map(|s| s.name.as_str())
+            .all(|n| cfg.node_name.as_str() < n);
+        if lowest {
+            let c = cluster.clone();
+            tokio::spawn(async move { c.form().await });
+        }
+        Ok(cluster)
+    }
+
+    fn info(&self) -> NodeInfo {
+        let m = self.raft.metrics().borrow().clone();
+        NodeInfo {
+            name: self.name.clone(),
+            id: self.id,
+            addr: self.addr.clone(),
+            state: state_name(m.state).to_string(),
+            leader: m.current_leader,
+            term: m.current_term,
+            last_applied: m.last_applied.map(|l| l.index),
+            members: m.membership_config.membership().voter_ids().collect(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+        }
+    }
+
+    async fn probe(&self, addr: &str) -> Option<NodeInfo> {
+        let b = self
+            .transport
+            .call(addr, NODE_GROUP, STATUS_RPC, &[], PROBE_TIMEOUT)
+            .await
+            .ok()?;
+        serde_json::from_slice(&b).ok()
+    }
+
+    /// Initialize the metadata group with every seed, unless some node
+    /// already has a membership.
+    async fn form(self: Arc<Self>) {
+        if self.raft.is_initialized().await.unwrap_or(true) {
+            return;
+        }
+        let members: BTreeMap<NodeId, BasicNode> = self
+            .known
+            .read()
+            .iter()
+            .map(|(id, (_, addr))| (*id, BasicNode::new(addr)))
+            .collect();
+        // Give the other seeds a moment to come up, so one that already
+        // belongs to a cluster can say so.
+        let deadline = Instant::now() + Duration::from_secs(3);
+        loop {
+            let mut answered = 0;
+            for (id, node) in &members {
+                if *id == self.id {
+                    continue;
+                }
+                if let Some(info) = self.probe(&node.addr).await {
+                    if !info.members.is_empty() {
+                        info!(
+                            "not forming a cluster: {} already belongs to one",
+                            info.name
+                        );
+                        return;
+                    }
+                    answered += 1;
+                }
+            }
+            if answered + 1 == members.len() || Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match self.raft.initialize(members).await {
+            Ok(()) => info!("formed the cluster's metadata group"),
+            Err(e) => warn!("forming the cluster: {e}"),
+        }
+    }
+
+    fn addr_of(&self, id: NodeId) -> Option<String> {
+        let m = self.raft.metrics().borrow().clone();
+        if let Some(n) = m.membership_config.membership().get_node(&id) {
+            return Some(n.addr.clone());
+        }
+        self.known.read().get(&id).map(|(_, a)| a.clone())
+    }
+
+    fn name_of(&self, id: NodeId) -> String {
+        self.known
+            .read()
+            .get(&id)
+            .map(|(n, _)| n.clone())
+            .unwrap_or_else(|| format!("{id:#x}"))
+    }
+
+    /// Commit `op` on a majority and apply it here; see the module comment.
+    pub async fn propose(&self, op: MetaOp) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + PROPOSE_TIMEOUT;
+        let mut why = "no leader elected".to_string();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_majority(&self.name, &why));
+            }
+            let leader = self.raft.current_leader().await;
+            let result = match leader {
+                None => {
+                    tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                    continue;
+                }
+                Some(l) if l == self.id => {
+                    // A leader cut off from the majority does not know it
+                    // yet: confirm the leadership first (one heartbeat round),
+                    // so a minority does not append a change it will refuse
+                    // (it could otherwise commit later, once the others are
+                    // back, though its client was told no).
+                    let confirm = left.min(Duration::from_millis(1500));
+                    match tokio::time::timeout(confirm, self.raft.ensure_linearizable()).await {
+                        Ok(Ok(_)) => {}
+                        Ok(Err(e)) => {
+                            why = e.to_string();
+                            tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                            continue;
+                        }
+                        Err(_) => {
+                            why = "no majority acknowledged this node's leadership".into();
+                            continue;
+                        }
+                    }
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    match tokio::time::timeout(left, self.raft.client_write(op.clone())).await {
+                        Err(_) => {
+                            why = "no majority acknowledged the change".into();
+                            continue;
+                        }
+                        Ok(r) => r,
+                    }
+                }
+                Some(l) => {
+                    let Some(addr) = self.addr_of(l) else {
+                        why = format!("leader {l:#x} has no known address");
+                        tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                        continue;
+                    };
+                    match forward::<MetaConfig>(&self.transport, &addr, META_GROUP, &op, left).await
+                    {
+                        Ok(r) => r,
+                        Err(e) => {
+                            why = format!("leader {} unreachable: {e}", self.name_of(l));
+                            tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                            continue;
+                        }
+                    }
+                }
+            };
+            match result {
+                Ok(resp) => {
+                    // Applied on the leader; wait for this node's own apply.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let waited = self
+                        .raft
+                        .wait(Some(left.max(Duration::from_millis(10))))
+                        .applied_index_at_least(Some(resp.log_id.index), "metadata change")
+                        .await;
+                    if waited.is_err() {
+                        return Err(no_majority(
+                            &self.name,
+                            "committed, but not yet applied on this node",
+                        ));
+                    }
+                    return match resp.data.error {
+                        None => Ok(()),
+                        Some((code, text)) => Err(BrokerError::new(code, text)),
+                    };
+                }
+                Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                    // Leadership moved while we asked: ask again.
+                    why = "leadership changed".into();
+                    tokio::time::sleep(Duration::from_millis(50).min(left)).await;
+                }
+                Err(e) => {
+                    why = e.to_string();
+                    tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                }
+            }
+        }
+    }
+
+    /// Add (`addr` Some) or remove a voter; on a follower, forwarded to the
+    /// leader.
+    pub async fn change_member(&self, name: &str, addr: Option<String>) -> Result<(), BrokerError> {
+        let leader = self.raft.current_leader().await;
+        match leader {
+            Some(l) if l == self.id => self.change_member_here(name, addr).await,
+            Some(l) => {
+                let to = self
+                    .addr_of(l)
+                    .ok_or_else(|| no_majority(&self.name, "leader address unknown"))?;
+                let body = serde_json::to_vec(&(name, addr))
+                    .map_err(|e| BrokerError::new(code::INTERNAL_ERROR, e.to_string()))?;
+                self.transport
+                    .call(&to, NODE_GROUP, MEMBER_RPC, &body, Duration::from_secs(30))
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| match e {
+                        crate::transport::CallError::Remote(t) => {
+                            BrokerError::precondition_failed(t)
+                        }
+                        other => no_majority(&self.name, &other.to_string()),
+                    })
+            }
+            None => Err(no_majority(&self.name, "no leader elected")),
+        }
+    }
+
+    async fn change_member_here(
+        &self,
+        name: &str,
+        addr: Option<String>,
+    ) -> Result<(), BrokerError> {
+        let id = crate::config::node_id(name);
+        let m = self.raft.metrics().borrow().clone();
+        let mut voters: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+        let failed = |e: String| BrokerError::precondition_failed(e);
+        match addr {
+            Some(addr) => {
+                self.known
+                    .write()
+                    .insert(id, (name.to_string(), addr.clone()));
+                self.raft
+                    .add_learner(id, BasicNode::new(&addr), true)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                voters.insert(id);
+            }
+            None => {
+                if id == self.id {
+                    return Err(failed(format!(
+                        "{name} is the leader: forget it from another node once it is stopped"
+                    )));
+                }
+                if !voters.remove(&id) {
+                    return Err(BrokerError::not_found(format!("no cluster node {name}")));
+                }
+            }
+        }
+        self.raft
+            .change_membership(voters, false)
+            .await
+            .map(|_| ())
+            .map_err(|e| failed(e.to_string()))
+    }
+
+    /// Every member's status, probing the others over the transport.
+    pub async fn status(&self) -> ClusterStatus {
+        let m = self.raft.metrics().borrow().clone();
+        // The members; before the cluster formed, the seeds.
+        let mut ids: BTreeSet<NodeId> = m.membership_config.membership().voter_ids().collect();
+        if ids.is_empty() {
+            ids.extend(self.known.read().keys().copied());
+        }
+        let mut nodes = Vec::new();
+        for id in ids {
+            let addr = self.addr_of(id).unwrap_or_default();
+            let info = if id == self.id {
+                Some(self.info())
+            } else {
+                self.probe(&addr).await
+            };
+            if let Some(i) = &info {
+                self.known
+                    .write()
+                    .entry(id)
+                    .or_insert_with(|| (i.name.clone(), i.addr.clone()));
+            }
+            nodes.push(NodeStatus {
+                name: info
+                    .as_ref()
+                    .map(|i| i.name.clone())
+                    .unwrap_or_else(|| self.name_of(id)),
+                running: info.is_some(),
+                kind: "disc",
+                cluster_addr: addr,
+                raft_state: info.as_ref().map(|i| i.state.clone()).unwrap_or_default(),
+                uptime: info.as_ref().map(|i| i.uptime_ms).unwrap_or(0),
+            });
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        ClusterStatus {
+            cluster_name: "warren".into(),
+            nodes,
+            metadata_leader: m.current_leader.map(|l| self.name_of(l)),
+            metadata_term: m.current_term,
+        }
+    }
+
+    /// The replicator the broker core calls (see `warren_core::meta`).
+    pub fn replicator(self: &Arc<Self>) -> Arc<dyn MetadataReplicator> {
+        Arc::new(Replicator(self.clone()))
+    }
+
+    /// Stop the metadata group (at broker shutdown).
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+    }
+}
+
+fn state_name(s: ServerState) -> &'static str {
+    match s {
+        ServerState::Leader => "leader",
+        ServerState::Follower => "follower",
+        ServerState::Candidate => "candidate",
+        ServerState::Learner => "learner",
+        ServerState::Shutdown => "shutdown",
+    }
+}
+
+struct Replicator(Arc<Cluster>);
+
+impl MetadataReplicator for Replicator {
+    fn replicate(&self, op: MetaOp) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.propose(op).await })
+    }
+
+    fn node_name(&self) -> String {
+        self.0.name.clone()
+    }
+
+    fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.change_member(&node, addr).await })
+    }
+
+    fn status(&self) -> StatusFuture {
+        let c = self.0.clone();
+        Box::pin(async move { serde_json::to_value(c.status().await).unwrap_or_default() })
+    }
+}

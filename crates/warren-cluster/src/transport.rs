@@ -1,0 +1,265 @@
+//! The inter-node transport: requests and responses of every Raft group
+//! multiplexed over one TCP link per peer.
+//!
+//! Each node dials each peer once (lazily, and again after the link breaks)
+//! and sends all its requests for that peer over the link, whatever the group;
+//! responses come back on the same link, matched by request id, so a slow
+//! snapshot does not hold up heartbeats. Inbound links are served by
+//! [`serve`], which hands each request to the group's handler in the
+//! [`Registry`] on its own task. (A pair of nodes thus has two links, one
+//! dialled by each side; each carries one direction's requests.)
+//!
+//! Frame: `len: u32` (of the rest), `kind: u8` (0 request, 1 response),
+//! `id: u64`, `group: u64`, `code: u8` (a request's RPC; a response's status,
+//! 0 ok or 1 error whose payload is the error text), then the payload, whose
+//! encoding is the group's business. All big-endian.
+
+use crate::group::{GroupId, Registry};
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use parking_lot::Mutex;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+/// Largest frame accepted: a metadata snapshot or a batch of entries fits
+/// many times over; anything bigger is a broken or hostile peer.
+const MAX_FRAME: usize = 64 << 20;
+const HEADER: usize = 1 + 8 + 8 + 1;
+const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// No link to the peer, or it broke, or no answer in time.
+    Unreachable(String),
+    /// The peer answered with an error.
+    Remote(String),
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CallError::Unreachable(s) => write!(f, "unreachable: {s}"),
+            CallError::Remote(s) => write!(f, "remote error: {s}"),
+        }
+    }
+}
+
+impl std::error::Error for CallError {}
+
+type Pending = Mutex<HashMap<u64, oneshot::Sender<Result<Bytes, String>>>>;
+
+/// One live outbound link.
+struct Link {
+    tx: mpsc::UnboundedSender<Bytes>,
+    pending: Arc<Pending>,
+    alive: Arc<AtomicBool>,
+}
+
+/// Outbound links to peers, by address.
+#[derive(Default)]
+pub struct Transport {
+    links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+    next_id: AtomicU64,
+}
+
+fn encode(kind: u8, id: u64, group: GroupId, code: u8, payload: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(4 + HEADER + payload.len());
+    b.put_u32((HEADER + payload.len()) as u32);
+    b.put_u8(kind);
+    b.put_u64(id);
+    b.put_u64(group);
+    b.put_u8(code);
+    b.put_slice(payload);
+    b.freeze()
+}
+
+struct Frame {
+    kind: u8,
+    id: u64,
+    group: GroupId,
+    code: u8,
+    payload: Bytes,
+}
+
+async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Frame> {
+    let len = r.read_u32().await? as usize;
+    if !(HEADER..=MAX_FRAME).contains(&len) {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("bad cluster frame length {len}"),
+        ));
+    }
+    let mut buf = BytesMut::zeroed(len);
+    r.read_exact(&mut buf).await?;
+    let kind = buf.get_u8();
+    let id = buf.get_u64();
+    let group = buf.get_u64();
+    let code = buf.get_u8();
+    Ok(Frame {
+        kind,
+        id,
+        group,
+        code,
+        payload: buf.freeze(),
+    })
+}
+
+/// Write queued frames, coalescing what is queued into one write.
+async fn write_loop(
+    mut w: tokio::net::tcp::OwnedWriteHalf,
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+) {
+    let mut buf = Vec::new();
+    while let Some(f) = rx.recv().await {
+        buf.clear();
+        buf.extend_from_slice(&f);
+        while let Ok(more) = rx.try_recv() {
+            buf.extend_from_slice(&more);
+        }
+        if w.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
+}
+
+impl Transport {
+    pub fn new() -> Arc<Transport> {
+        Arc::new(Transport::default())
+    }
+
+    async fn link(&self, addr: &str) -> Result<Arc<Link>, CallError> {
+        let mut links = self.links.lock().await;
+        if let Some(l) = links.get(addr) {
+            if l.alive.load(Ordering::Acquire) {
+                return Ok(l.clone());
+            }
+        }
+        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+            .await
+            .map_err(|_| CallError::Unreachable(format!("{addr}: connect timed out")))?
+            .map_err(|e| CallError::Unreachable(format!("{addr}: {e}")))?;
+        let _ = stream.set_nodelay(true);
+        let (mut r, w) = stream.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        let pending: Arc<Pending> = Arc::default();
+        let alive = Arc::new(AtomicBool::new(true));
+        tokio::spawn(write_loop(w, rx));
+        {
+            let pending = pending.clone();
+            let alive = alive.clone();
+            let addr = addr.to_string();
+            tokio::spawn(async move {
+                loop {
+                    match read_frame(&mut r).await {
+                        Ok(f) if f.kind == 1 => {
+                            let waiter = pending.lock().remove(&f.id);
+                            if let Some(w) = waiter {
+                                let r = if f.code == 0 {
+                                    Ok(f.payload)
+                                } else {
+                                    Err(String::from_utf8_lossy(&f.payload).into_owned())
+                                };
+                                let _ = w.send(r);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            debug!("cluster link to {addr} closed: {e}");
+                            break;
+                        }
+                    }
+                }
+                alive.store(false, Ordering::Release);
+                // Waiters see their sender dropped: unreachable.
+                pending.lock().clear();
+            });
+        }
+        let l = Arc::new(Link { tx, pending, alive });
+        links.insert(addr.to_string(), l.clone());
+        Ok(l)
+    }
+
+    /// Send one request to the peer at `addr` and wait for its answer, at
+    /// most `timeout`.
+    pub async fn call(
+        &self,
+        addr: &str,
+        group: GroupId,
+        rpc: u8,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<Bytes, CallError> {
+        let link = tokio::time::timeout(timeout, self.link(addr))
+            .await
+            .map_err(|_| CallError::Unreachable(format!("{addr}: connect timed out")))??;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        link.pending.lock().insert(id, tx);
+        if link.tx.send(encode(0, id, group, rpc, payload)).is_err() {
+            link.pending.lock().remove(&id);
+            link.alive.store(false, Ordering::Release);
+            return Err(CallError::Unreachable(format!("{addr}: link closed")));
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(Ok(b))) => Ok(b),
+            Ok(Ok(Err(e))) => Err(CallError::Remote(e)),
+            Ok(Err(_)) => Err(CallError::Unreachable(format!("{addr}: link closed"))),
+            Err(_) => {
+                link.pending.lock().remove(&id);
+                Err(CallError::Unreachable(format!("{addr}: no answer in time")))
+            }
+        }
+    }
+}
+
+/// Serve inbound links: each request goes to its group's handler, on its own
+/// task, and the answer back on the same link.
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                debug!("cluster accept: {e}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let registry = registry.clone();
+        tokio::spawn(async move {
+            let (mut r, w) = stream.into_split();
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(write_loop(w, rx));
+            loop {
+                let f = match read_frame(&mut r).await {
+                    Ok(f) => f,
+                    Err(e) => {
+                        debug!("cluster link from {peer} closed: {e}");
+                        return;
+                    }
+                };
+                if f.kind != 0 {
+                    continue;
+                }
+                let tx = tx.clone();
+                let handler = registry.get(f.group);
+                tokio::spawn(async move {
+                    let answer = match handler {
+                        Some(h) => h.handle(f.code, f.payload).await,
+                        None => Err(format!("no raft group {} on this node", f.group)),
+                    };
+                    let frame = match answer {
+                        Ok(p) => encode(1, f.id, f.group, 0, &p),
+                        Err(e) => encode(1, f.id, f.group, 1, e.as_bytes()),
+                    };
+                    let _ = tx.send(frame);
+                });
+            }
+        });
+    }
+}

@@ -1,0 +1,363 @@
+//! The metadata seam: how a change of vhosts, exchanges, queues and bindings
+//! reaches every node of a cluster.
+//!
+//! A single node has no replicator ([`Broker::replicator`] is `None`) and the
+//! adapters call the vhost directly, as they always did. A clustered node gets
+//! one (warren-cluster's Raft group): before an adapter applies a metadata
+//! change it hands the change, as a [`MetaOp`], to
+//! [`MetadataReplicator::replicate`], which returns once the change is
+//! committed on a majority *and* applied here through [`Broker::apply_meta`].
+//! The adapter then runs its usual local call, which finds the change already
+//! made (declares are idempotent, deleting a missing thing is not an error), so
+//! its reply (declare-ok with counts, delete-ok...) comes from the same code as
+//! on a single node.
+//!
+//! The core knows nothing of Raft: a `MetaOp` is plain data, and applying one is
+//! an idempotent local change, so replaying a log twice is harmless.
+
+use crate::admin::Credential;
+use crate::exchange::{ExchangeKind, ExchangeOptions};
+use crate::permissions::PermissionDef;
+use crate::policy::PolicyDef;
+use crate::queue::QueueOptions;
+use crate::shortstr::ShortStr;
+use crate::store::definitions::{table_from_hex, table_to_hex};
+use crate::table::FieldTable;
+use crate::{Broker, BrokerError, Result};
+use serde::{Deserialize, Serialize};
+use std::future::Future;
+use std::pin::Pin;
+
+/// Connection id the replicated changes are applied under: they belong to no
+/// client connection (exclusive queues are never replicated).
+pub const CLUSTER_CONNECTION: u64 = 0;
+
+/// One metadata change, as replicated. Tables travel in their AMQP binary form
+/// (hex), so argument types survive exactly.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum MetaOp {
+    AddVhost {
+        name: String,
+        /// Who created it (gets full permissions on it, as on one node).
+        #[serde(default)]
+        creator: Option<String>,
+    },
+    DeleteVhost {
+        name: String,
+    },
+    DeclareExchange {
+        vhost: String,
+        name: String,
+        kind: String,
+        durable: bool,
+        auto_delete: bool,
+        internal: bool,
+        arguments: String,
+    },
+    DeleteExchange {
+        vhost: String,
+        name: String,
+    },
+    DeclareQueue {
+        vhost: String,
+        name: String,
+        durable: bool,
+        auto_delete: bool,
+        arguments: String,
+        /// The node whose clients declared it (a classic queue's messages
+        /// live there).
+        owner: String,
+    },
+    DeleteQueue {
+        vhost: String,
+        name: String,
+    },
+    BindQueue {
+        vhost: String,
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        arguments: String,
+    },
+    UnbindQueue {
+        vhost: String,
+        queue: String,
+        exchange: String,
+        routing_key: String,
+        arguments: String,
+    },
+    BindExchange {
+        vhost: String,
+        destination: String,
+        source: String,
+        routing_key: String,
+        arguments: String,
+    },
+    UnbindExchange {
+        vhost: String,
+        destination: String,
+        source: String,
+        routing_key: String,
+        arguments: String,
+    },
+    /// Create or update a user; `password_hash` None keeps the password.
+    PutUser {
+        name: String,
+        password_hash: Option<String>,
+        tags: Vec<String>,
+    },
+    DeleteUser {
+        name: String,
+    },
+    SetPermissions {
+        def: PermissionDef,
+    },
+    ClearPermissions {
+        user: String,
+        vhost: String,
+    },
+    SetPolicy {
+        vhost: String,
+        def: PolicyDef,
+    },
+    ClearPolicy {
+        vhost: String,
+        name: String,
+    },
+}
+
+impl MetaOp {
+    pub fn declare_exchange(vhost: &str, name: &str, o: &ExchangeOptions) -> MetaOp {
+        MetaOp::DeclareExchange {
+            vhost: vhost.to_string(),
+            name: name.to_string(),
+            kind: o.kind.as_str().to_string(),
+            durable: o.durable,
+            auto_delete: o.auto_delete,
+            internal: o.internal,
+            arguments: table_to_hex(&o.arguments),
+        }
+    }
+
+    pub fn declare_queue(vhost: &str, name: &str, o: &QueueOptions, owner: &str) -> MetaOp {
+        MetaOp::DeclareQueue {
+            vhost: vhost.to_string(),
+            name: name.to_string(),
+            durable: o.durable,
+            auto_delete: o.auto_delete,
+            arguments: table_to_hex(&o.arguments),
+            owner: owner.to_string(),
+        }
+    }
+
+    /// The vhost the change is in (a vhost's own name for vhost changes, ""
+    /// for users).
+    pub fn vhost(&self) -> &str {
+        match self {
+            MetaOp::PutUser { .. } | MetaOp::DeleteUser { .. } => "",
+            MetaOp::SetPermissions { def } => &def.vhost,
+            MetaOp::ClearPermissions { vhost, .. }
+            | MetaOp::SetPolicy { vhost, .. }
+            | MetaOp::ClearPolicy { vhost, .. } => vhost,
+            MetaOp::AddVhost { name, .. } | MetaOp::DeleteVhost { name } => name,
+            MetaOp::DeclareExchange { vhost, .. }
+            | MetaOp::DeleteExchange { vhost, .. }
+            | MetaOp::DeclareQueue { vhost, .. }
+            | MetaOp::DeleteQueue { vhost, .. }
+            | MetaOp::BindQueue { vhost, .. }
+            | MetaOp::UnbindQueue { vhost, .. }
+            | MetaOp::BindExchange { vhost, .. }
+            | MetaOp::UnbindExchange { vhost, .. } => vhost,
+        }
+    }
+}
+
+/// The future a replication returns.
+pub type ReplicateFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
+
+/// Commits a metadata change cluster-wide (see the module comment). An error
+/// is what the client sees: no majority, no leader within the timeout...
+pub trait MetadataReplicator: Send + Sync + 'static {
+    fn replicate(&self, op: MetaOp) -> ReplicateFuture;
+
+    /// This node's cluster name (a classic queue's owner).
+    fn node_name(&self) -> String;
+
+    /// Add a node to the metadata group (`join`) or remove one
+    /// (`forget-node`): `addr` Some to add `node` at that cluster address,
+    /// None to remove it.
+    fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture;
+
+    /// The cluster's status as JSON: `{"nodes": [{"name", "running",
+    /// "type", ...}], "metadata_leader": NAME}` (for the management API and
+    /// `warren ctl cluster-status`).
+    fn status(&self) -> StatusFuture;
+}
+
+/// The future [`MetadataReplicator::status`] returns.
+pub type StatusFuture = Pin<Box<dyn Future<Output = serde_json::Value> + Send>>;
+
+fn args(hex: &str) -> FieldTable {
+    table_from_hex(hex)
+}
+
+impl Broker {
+    /// Apply a committed metadata change to this node. Idempotent: an
+    /// equivalent declare of an existing thing, or a delete of a missing one,
+    /// changes nothing. A change this node cannot make (an inequivalent
+    /// redeclare the origin node would also have refused) is reported, not
+    /// applied; every node sees the same log, so they all agree.
+    pub fn apply_meta(&self, op: &MetaOp) -> Result<()> {
+        let vhost = || {
+            self.vhost(op.vhost())
+                .ok_or_else(|| crate::admin::no_vhost(op.vhost()))
+        };
+        let conn = CLUSTER_CONNECTION;
+        match op {
+            MetaOp::PutUser {
+                name,
+                password_hash,
+                tags,
+            } => {
+                let credential = match password_hash {
+                    Some(h) => Credential::Hash(h.clone()),
+                    None => Credential::Keep,
+                };
+                self.upsert_user(name, credential, tags.clone()).map(|_| ())
+            }
+            MetaOp::DeleteUser { name } => match self.user(name) {
+                Some(_) => self.delete_user(name),
+                None => Ok(()),
+            },
+            MetaOp::SetPermissions { def } => self.set_permissions(def.clone()),
+            MetaOp::ClearPermissions { user, vhost } => match self.permission(user, vhost) {
+                Some(_) => self.clear_permissions(user, vhost),
+                None => Ok(()),
+            },
+            MetaOp::SetPolicy { def, .. } => vhost()?.set_policy(def.clone(), true),
+            MetaOp::ClearPolicy { name, .. } => {
+                let v = vhost()?;
+                if v.policies().iter().any(|p| &p.name == name) {
+                    v.clear_policy(name)
+                } else {
+                    Ok(())
+                }
+            }
+            MetaOp::AddVhost { name, creator } => {
+                self.add_vhost_for(name, creator.as_deref()).map(|_| ())
+            }
+            MetaOp::DeleteVhost { name } => match self.vhost(name) {
+                Some(_) => self.delete_vhost(name),
+                None => Ok(()),
+            },
+            MetaOp::DeclareExchange {
+                name,
+                kind,
+                durable,
+                auto_delete,
+                internal,
+                arguments,
+                ..
+            } => {
+                let kind = ExchangeKind::parse(kind.as_bytes()).ok_or_else(|| {
+                    BrokerError::command_invalid(format!("unknown exchange type '{kind}'"))
+                })?;
+                let opts = ExchangeOptions {
+                    kind,
+                    durable: *durable,
+                    auto_delete: *auto_delete,
+                    internal: *internal,
+                    arguments: args(arguments),
+                };
+                vhost()?
+                    .declare_exchange(ShortStr::from(name.as_str()), opts, false)
+                    .map(|_| ())
+            }
+            MetaOp::DeleteExchange { name, .. } => {
+                vhost()?.delete_exchange(&ShortStr::from(name.as_str()), false)
+            }
+            MetaOp::DeclareQueue {
+                name,
+                durable,
+                auto_delete,
+                arguments,
+                ..
+            } => {
+                let opts = QueueOptions {
+                    durable: *durable,
+                    exclusive: false,
+                    auto_delete: *auto_delete,
+                    arguments: args(arguments),
+                };
+                vhost()?
+                    .declare_queue(Some(ShortStr::from(name.as_str())), opts, false, conn)
+                    .map(|_| ())
+            }
+            MetaOp::DeleteQueue { name, .. } => vhost()?
+                .delete_queue(&ShortStr::from(name.as_str()), false, false, conn)
+                .map(|_| ()),
+            MetaOp::BindQueue {
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+                ..
+            } => vhost()?.bind_queue(
+                &ShortStr::from(queue.as_str()),
+                &ShortStr::from(exchange.as_str()),
+                ShortStr::from(routing_key.as_str()),
+                args(arguments),
+                conn,
+            ),
+            MetaOp::UnbindQueue {
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+                ..
+            } => vhost()?.unbind_queue(
+                &ShortStr::from(queue.as_str()),
+                &ShortStr::from(exchange.as_str()),
+                &ShortStr::from(routing_key.as_str()),
+                &args(arguments),
+                conn,
+            ),
+            MetaOp::BindExchange {
+                destination,
+                source,
+                routing_key,
+                arguments,
+                ..
+            } => vhost()?.bind_exchange(
+                &ShortStr::from(destination.as_str()),
+                &ShortStr::from(source.as_str()),
+                ShortStr::from(routing_key.as_str()),
+                args(arguments),
+            ),
+            MetaOp::UnbindExchange {
+                destination,
+                source,
+                routing_key,
+                arguments,
+                ..
+            } => vhost()?.unbind_exchange(
+                &ShortStr::from(destination.as_str()),
+                &ShortStr::from(source.as_str()),
+                &ShortStr::from(routing_key.as_str()),
+                &args(arguments),
+            ),
+        }
+    }
+
+    /// Install the cluster's replicator (once, at startup, before listeners
+    /// accept clients).
+    pub fn set_replicator(&self, r: std::sync::Arc<dyn MetadataReplicator>) {
+        let _ = self.replicator.set(r);
+    }
+
+    /// The cluster's replicator; `None` on a single node.
+    pub fn replicator(&self) -> Option<&std::sync::Arc<dyn MetadataReplicator>> {
+        self.replicator.get()
+    }
+}
