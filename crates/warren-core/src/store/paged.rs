@@ -48,7 +48,9 @@ pub(super) struct DiskEntry {
     own: bool,
     redelivered: bool,
     /// Recovered at startup: `expires_at` is computed when it is loaded, from
-    /// its record's publish time and `expiration`, and the queue's TTL.
+    /// its record's publish time and `expiration`, and the queue's TTL; until
+    /// then it holds the message id the record must have (a summary's entry
+    /// pointing at a segment damaged since must not deliver another record).
     recovered: bool,
 }
 
@@ -177,7 +179,7 @@ impl PagedStorage {
     fn recovered_entry(e: RecoveredEntry, seq: u64) -> DiskEntry {
         DiskEntry {
             seq,
-            expires_at: crate::message::NEVER,
+            expires_at: e.msg_id,
             priority: e.priority,
             loc: e.loc,
             own: false,
@@ -240,7 +242,16 @@ impl PagedStorage {
     /// Read a paged entry back from the log into the window, or drop it if it
     /// cannot be read.
     fn load(&mut self, mut e: DiskEntry) {
-        match self.log.read(e.loc) {
+        let read = match self.log.read(e.loc) {
+            Ok(Record::Publish { msg_id, .. }) if e.recovered && msg_id != e.expires_at => {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("record has message id {msg_id}, expected {}", e.expires_at),
+                ))
+            }
+            other => other,
+        };
+        match read {
             Ok(Record::Publish {
                 msg_id,
                 exchange,
