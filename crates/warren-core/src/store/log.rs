@@ -1016,9 +1016,21 @@ impl MessageLog {
                     .count();
                 let len = at[k + last - 1].1 + record::PUBLISH_ID_END as u64 - start;
                 buf.resize(len as usize, 0);
-                if reader.file.read_exact_at(&mut buf, start).is_ok() {
+                // The last record of the file may be shorter than the most an
+                // id can take: read what is there.
+                let mut got = 0;
+                while got < buf.len() {
+                    match reader.file.read_at(&mut buf[got..], start + got as u64) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => got += k,
+                    }
+                }
+                buf.truncate(got);
+                if got > 0 {
                     for &(i, o) in &at[k..k + last] {
-                        ids[i] = record::peek_publish_id(&buf[(o - start) as usize..]);
+                        ids[i] = buf
+                            .get((o - start) as usize..)
+                            .and_then(record::peek_publish_id);
                     }
                 }
                 k += last;

@@ -20,7 +20,7 @@
 use super::log::{Loc, MessageLog};
 use super::record::Record;
 use super::recovered::{RecoveredEntry, RecoveredQueue};
-use super::spill::{self, Fixed, SpillDir, SpillQueue};
+use super::spill::{Fixed, SpillDir, SpillQueue};
 use super::QueueStorage;
 use crate::message::{Message, QueuedMessage, Stored};
 use std::collections::VecDeque;
@@ -54,37 +54,106 @@ pub(super) struct DiskEntry {
     recovered: bool,
 }
 
-impl Fixed for DiskEntry {
-    const SIZE: usize = 34;
+/// What a [`DiskEntry`] is delta-encoded against: the previous entry of its
+/// spill file.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Prev {
+    seq: u64,
+    segment: u32,
+    end: u32,
+}
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.expires_at.to_le_bytes());
-        out.extend_from_slice(&self.loc.segment.to_le_bytes());
-        out.extend_from_slice(&self.loc.offset.to_le_bytes());
-        out.extend_from_slice(&self.loc.len.to_le_bytes());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.push(self.priority);
-        out.push(self.own as u8 | (self.redelivered as u8) << 1 | (self.recovered as u8) << 2);
+const OWN: u8 = 1;
+const REDELIVERED: u8 = 2;
+const RECOVERED: u8 = 4;
+const EXPIRES: u8 = 8;
+const PRIORITY: u8 = 16;
+
+/// On disk (issue 16: ≤ 32 bytes per message in all): a flags byte, then
+/// varints: seq, segment and offset as deltas from the previous entry (a
+/// queue's records mostly follow each other in the log: 1 byte each), record
+/// length, message size; `expires_at` and priority only if set. ~6 bytes for
+/// a typical entry instead of 34 fixed.
+impl Fixed for DiskEntry {
+    type State = Prev;
+    const MAX_SIZE: usize = 1 + 10 * 6 + 1;
+
+    fn encode(&self, prev: &mut Prev, out: &mut Vec<u8>) {
+        use super::summary::{put_signed, put_varint};
+        let mut flags = 0;
+        for (on, bit) in [
+            (self.own, OWN),
+            (self.redelivered, REDELIVERED),
+            (self.recovered, RECOVERED),
+            (self.expires_at != crate::message::NEVER, EXPIRES),
+            (self.priority != 0, PRIORITY),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        out.push(flags);
+        put_signed(out, self.seq.wrapping_sub(prev.seq) as i64);
+        put_signed(out, self.loc.segment as i64 - prev.segment as i64);
+        put_signed(out, self.loc.offset as i64 - prev.end as i64);
+        put_varint(out, self.loc.len as u64);
+        put_varint(out, self.size as u64);
+        if flags & EXPIRES != 0 {
+            put_varint(out, self.expires_at);
+        }
+        if flags & PRIORITY != 0 {
+            out.push(self.priority);
+        }
+        *prev = Prev {
+            seq: self.seq,
+            segment: self.loc.segment,
+            end: self.loc.offset.wrapping_add(self.loc.len),
+        };
     }
 
-    fn decode(b: &[u8]) -> Self {
-        let u64_at = |i: usize| spill::u64_at(b, i);
-        let u32_at = |i: usize| spill::u32_at(b, i);
-        DiskEntry {
-            seq: u64_at(0),
-            expires_at: u64_at(8),
-            loc: Loc {
-                segment: u32_at(16),
-                offset: u32_at(20),
-                len: u32_at(24),
+    fn decode(prev: &mut Prev, b: &[u8]) -> Option<(Self, usize)> {
+        use super::summary::{get_signed, get_varint};
+        let flags = *b.first()?;
+        let mut at = 1;
+        let seq = prev.seq.wrapping_add(get_signed(b, &mut at)? as u64);
+        let segment = u32::try_from(prev.segment as i64 + get_signed(b, &mut at)?).ok()?;
+        let offset = u32::try_from(prev.end as i64 + get_signed(b, &mut at)?).ok()?;
+        let len = u32::try_from(get_varint(b, &mut at)?).ok()?;
+        let size = u32::try_from(get_varint(b, &mut at)?).ok()?;
+        let expires_at = match flags & EXPIRES != 0 {
+            true => get_varint(b, &mut at)?,
+            false => crate::message::NEVER,
+        };
+        let priority = match flags & PRIORITY != 0 {
+            true => {
+                let p = *b.get(at)?;
+                at += 1;
+                p
+            }
+            false => 0,
+        };
+        *prev = Prev {
+            seq,
+            segment,
+            end: offset.wrapping_add(len),
+        };
+        Some((
+            DiskEntry {
+                seq,
+                expires_at,
+                loc: Loc {
+                    segment,
+                    offset,
+                    len,
+                },
+                size,
+                priority,
+                own: flags & OWN != 0,
+                redelivered: flags & REDELIVERED != 0,
+                recovered: flags & RECOVERED != 0,
             },
-            size: u32_at(28),
-            priority: b[32],
-            own: b[33] & 1 != 0,
-            redelivered: b[33] & 2 != 0,
-            recovered: b[33] & 4 != 0,
-        }
+            at,
+        ))
     }
 
     fn weight(&self) -> u64 {

@@ -258,7 +258,7 @@ pub fn read_entries(dir: &Path, n: u32, slot: &Slot) -> Option<Bytes> {
     (crc32c::crc32c(&buf) == slot.crc).then(|| Bytes::from(buf))
 }
 
-fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub(super) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
         v >>= 7;
@@ -266,7 +266,7 @@ fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     out.push(v as u8);
 }
 
-fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
+pub(super) fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
     let mut v = 0u64;
     for shift in (0..64).step_by(7) {
         let byte = *b.get(*pos)?;
@@ -277,6 +277,16 @@ fn get_varint(b: &[u8], pos: &mut usize) -> Option<u64> {
         }
     }
     None
+}
+
+/// Zigzag: small negative and positive deltas both as small varints.
+pub(super) fn put_signed(out: &mut Vec<u8>, v: i64) {
+    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+}
+
+pub(super) fn get_signed(b: &[u8], pos: &mut usize) -> Option<i64> {
+    let z = get_varint(b, pos)?;
+    Some(((z >> 1) as i64) ^ -((z & 1) as i64))
 }
 
 #[cfg(test)]
