@@ -151,7 +151,7 @@ impl Broker {
         // drops them; unreferenced, their segments are reclaimed.
         for (queue, mut msgs) in recovered.messages {
             loop {
-                let chunk = msgs.pop_many(64 * 1024);
+                let chunk = msgs.pop_many(&broker.store.log, 64 * 1024);
                 if chunk.is_empty() {
                     break;
                 }

@@ -980,7 +980,7 @@ impl VHost {
             if e.delay_id != 0 {
                 if let Some(mut held) = messages.remove(&e.delay_id) {
                     // Held messages live in memory (a timer each) anyway.
-                    let held = held.pop_many(usize::MAX);
+                    let held = held.pop_many(&self.store.log, usize::MAX);
                     self.delayed.recover(&self.store.log, &exchange, held);
                 }
             }

@@ -44,9 +44,9 @@ def broker_factory(warren_bin):
     show up in the report of a failed test."""
     made = []
 
-    def make(config=None, label="warren", stomp=False, mqtt=False, web_mqtt=False):
+    def make(config=None, label="warren", stomp=False, mqtt=False, web_mqtt=False, http=False):
         b = Broker(new_broker_root(), config=config, label=label, stomp=stomp, mqtt=mqtt,
-                   web_mqtt=web_mqtt)
+                   web_mqtt=web_mqtt, http=http)
         made.append(b)
         return b
 

@@ -12,7 +12,7 @@
 use crate::exchange::Exchange;
 use crate::message::{Message, Stored};
 use crate::queue::now_ms;
-use crate::store::{MessageLog, RecoveredMessage};
+use crate::store::{MessageLog, RecoveredEntry};
 use crate::table::FieldValue;
 use crate::vhost::VHost;
 use parking_lot::Mutex;
@@ -97,7 +97,7 @@ impl DelayedStore {
 
     /// Reschedule held messages found in the message log at startup (before the
     /// runtime runs: [`DelayedStore::start`] is called once it does).
-    pub fn recover(&self, log: &MessageLog, exchange: &Arc<Exchange>, held: Vec<RecoveredMessage>) {
+    pub fn recover(&self, log: &MessageLog, exchange: &Arc<Exchange>, held: Vec<RecoveredEntry>) {
         use crate::store::record::Record;
         for r in held {
             let Ok(Record::Publish {
@@ -105,12 +105,13 @@ impl DelayedStore {
                 routing_key,
                 properties,
                 body,
+                published_at,
                 ..
             }) = log.read(r.loc)
             else {
                 continue;
             };
-            log.add_ref(r.loc.segment);
+            log.add_refs(r.loc.segment, 1);
             let msg = Message::new(ex, routing_key, properties, body);
             // The held copy carries x-delay = -delay.
             let delay = msg
@@ -119,7 +120,7 @@ impl DelayedStore {
                 .and_then(|h| h.get("x-delay").and_then(|v| v.as_i64()))
                 .map_or(0, |d| d.unsigned_abs());
             let due = (
-                r.published_at.saturating_add(delay),
+                published_at.saturating_add(delay),
                 self.seq.fetch_add(1, Ordering::Relaxed),
             );
             let stored = Stored {

@@ -29,8 +29,7 @@ use crate::exchange::Exchange;
 use crate::message::{Message, QueuedMessage, NEVER};
 use crate::shortstr::ShortStr;
 use crate::stats::{GaugeRate, MessageField, MessageStats};
-use crate::store::spill::SpillQueue;
-use crate::store::{PagedStorage, PriorityStorage, QueueStorage, RecoveredMessage, Store};
+use crate::store::{PagedStorage, PriorityStorage, QueueStorage, RecoveredQueue, Store};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
 use parking_lot::{Mutex, MutexGuard};
@@ -505,29 +504,13 @@ impl Queue {
         self.finish(inner);
     }
 
-    /// Attach messages recovered from the message log at startup (a chunk at
-    /// a time: a recovered backlog goes from one on-disk index to the other).
-    pub(crate) fn recover(&self, mut recovered: SpillQueue<RecoveredMessage>) {
-        // TTLs count from the original publish, as if there had been no restart.
+    /// Attach the backlog recovered from the message log at startup: counts
+    /// per log segment; the queue reads the messages as it gets to them.
+    pub(crate) fn recover(&self, recovered: RecoveredQueue) {
         let ttl = self.args().message_ttl;
-        let max = self.args().max_priority;
         let mut inner = self.inner.lock();
-        loop {
-            let mut msgs = recovered.pop_many(crate::store::spill::CHUNK);
-            if msgs.is_empty() {
-                break;
-            }
-            for m in &mut msgs {
-                let t = match (ttl, m.expiration) {
-                    (Some(a), Some(b)) => Some(a.min(b)),
-                    (a, b) => a.or(b),
-                };
-                m.expires_at = t.map_or(NEVER, |t| m.published_at.saturating_add(t));
-                m.priority = max.map_or(0, |max| m.priority.min(max));
-            }
-            let first = inner.next_seq;
-            inner.next_seq = inner.storage.recover(msgs, first);
-        }
+        let first = inner.next_seq;
+        inner.next_seq = inner.storage.recover(recovered, first, ttl);
     }
 
     /// Start the timers of a queue restored at startup (its head message's TTL and

@@ -11,13 +11,16 @@ pub mod log;
 mod paged;
 mod priority;
 pub mod record;
+pub mod recovered;
 pub mod spill;
 pub mod stream_index;
 pub mod stream_reader;
+pub mod summary;
 
-pub use log::{Loc, LogOptions, MessageLog, RecoveredMessage};
+pub use log::{Loc, LogOptions, MessageLog};
 pub use paged::PagedStorage;
 pub use priority::PriorityStorage;
+pub use recovered::{RecoveredEntry, RecoveredQueue};
 
 use crate::message::QueuedMessage;
 
@@ -42,9 +45,10 @@ pub trait QueueStorage: Send {
     fn bytes(&self) -> usize;
     /// Drop every ready message; returns how many.
     fn purge(&mut self) -> usize;
-    /// Attach messages recovered at startup, numbering them from `first_seq`;
-    /// returns the next free sequence number.
-    fn recover(&mut self, msgs: Vec<RecoveredMessage>, first_seq: u64) -> u64;
+    /// Attach a queue's backlog recovered at startup, numbering its messages
+    /// from `first_seq`; `ttl` is the queue's message TTL (expiry counts from
+    /// each message's publish time). Returns the next free sequence number.
+    fn recover(&mut self, msgs: RecoveredQueue, first_seq: u64, ttl: Option<u64>) -> u64;
 }
 
 use std::path::Path;

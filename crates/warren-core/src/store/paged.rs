@@ -17,9 +17,10 @@
 //! loaded only when the window is empty; and a requeued message was delivered
 //! from the head, so its seq is below every paged entry's.
 
-use super::log::{Loc, MessageLog, RecoveredMessage};
+use super::log::{Loc, MessageLog};
 use super::record::Record;
-use super::spill::{self, Fixed, SpillDir, SpillQueue};
+use super::recovered::{RecoveredEntry, RecoveredQueue};
+use super::spill::{Fixed, SpillDir, SpillQueue};
 use super::QueueStorage;
 use crate::message::{Message, QueuedMessage, Stored};
 use std::collections::VecDeque;
@@ -46,38 +47,113 @@ pub(super) struct DiskEntry {
     /// reference, rather than sharing the publisher's durable record.
     own: bool,
     redelivered: bool,
+    /// Recovered at startup: `expires_at` is computed when it is loaded, from
+    /// its record's publish time and `expiration`, and the queue's TTL; until
+    /// then it holds the message id the record must have (a summary's entry
+    /// pointing at a segment damaged since must not deliver another record).
+    recovered: bool,
 }
 
-impl Fixed for DiskEntry {
-    const SIZE: usize = 34;
+/// What a [`DiskEntry`] is delta-encoded against: the previous entry of its
+/// spill file.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Prev {
+    seq: u64,
+    segment: u32,
+    end: u32,
+}
 
-    fn encode(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.seq.to_le_bytes());
-        out.extend_from_slice(&self.expires_at.to_le_bytes());
-        out.extend_from_slice(&self.loc.segment.to_le_bytes());
-        out.extend_from_slice(&self.loc.offset.to_le_bytes());
-        out.extend_from_slice(&self.loc.len.to_le_bytes());
-        out.extend_from_slice(&self.size.to_le_bytes());
-        out.push(self.priority);
-        out.push(self.own as u8 | (self.redelivered as u8) << 1);
+const OWN: u8 = 1;
+const REDELIVERED: u8 = 2;
+const RECOVERED: u8 = 4;
+const EXPIRES: u8 = 8;
+const PRIORITY: u8 = 16;
+
+/// On disk (issue 16: ≤ 32 bytes per message in all): a flags byte, then
+/// varints: seq, segment and offset as deltas from the previous entry (a
+/// queue's records mostly follow each other in the log: 1 byte each), record
+/// length, message size; `expires_at` and priority only if set. ~6 bytes for
+/// a typical entry instead of 34 fixed.
+impl Fixed for DiskEntry {
+    type State = Prev;
+    const MAX_SIZE: usize = 1 + 10 * 6 + 1;
+
+    fn encode(&self, prev: &mut Prev, out: &mut Vec<u8>) {
+        use super::summary::{put_signed, put_varint};
+        let mut flags = 0;
+        for (on, bit) in [
+            (self.own, OWN),
+            (self.redelivered, REDELIVERED),
+            (self.recovered, RECOVERED),
+            (self.expires_at != crate::message::NEVER, EXPIRES),
+            (self.priority != 0, PRIORITY),
+        ] {
+            if on {
+                flags |= bit;
+            }
+        }
+        out.push(flags);
+        put_signed(out, self.seq.wrapping_sub(prev.seq) as i64);
+        put_signed(out, self.loc.segment as i64 - prev.segment as i64);
+        put_signed(out, self.loc.offset as i64 - prev.end as i64);
+        put_varint(out, self.loc.len as u64);
+        put_varint(out, self.size as u64);
+        if flags & EXPIRES != 0 {
+            put_varint(out, self.expires_at);
+        }
+        if flags & PRIORITY != 0 {
+            out.push(self.priority);
+        }
+        *prev = Prev {
+            seq: self.seq,
+            segment: self.loc.segment,
+            end: self.loc.offset.wrapping_add(self.loc.len),
+        };
     }
 
-    fn decode(b: &[u8]) -> Self {
-        let u64_at = |i: usize| spill::u64_at(b, i);
-        let u32_at = |i: usize| spill::u32_at(b, i);
-        DiskEntry {
-            seq: u64_at(0),
-            expires_at: u64_at(8),
-            loc: Loc {
-                segment: u32_at(16),
-                offset: u32_at(20),
-                len: u32_at(24),
+    fn decode(prev: &mut Prev, b: &[u8]) -> Option<(Self, usize)> {
+        use super::summary::{get_signed, get_varint};
+        let flags = *b.first()?;
+        let mut at = 1;
+        let seq = prev.seq.wrapping_add(get_signed(b, &mut at)? as u64);
+        let segment = u32::try_from(prev.segment as i64 + get_signed(b, &mut at)?).ok()?;
+        let offset = u32::try_from(prev.end as i64 + get_signed(b, &mut at)?).ok()?;
+        let len = u32::try_from(get_varint(b, &mut at)?).ok()?;
+        let size = u32::try_from(get_varint(b, &mut at)?).ok()?;
+        let expires_at = match flags & EXPIRES != 0 {
+            true => get_varint(b, &mut at)?,
+            false => crate::message::NEVER,
+        };
+        let priority = match flags & PRIORITY != 0 {
+            true => {
+                let p = *b.get(at)?;
+                at += 1;
+                p
+            }
+            false => 0,
+        };
+        *prev = Prev {
+            seq,
+            segment,
+            end: offset.wrapping_add(len),
+        };
+        Some((
+            DiskEntry {
+                seq,
+                expires_at,
+                loc: Loc {
+                    segment,
+                    offset,
+                    len,
+                },
+                size,
+                priority,
+                own: flags & OWN != 0,
+                redelivered: flags & REDELIVERED != 0,
+                recovered: flags & RECOVERED != 0,
             },
-            size: u32_at(28),
-            priority: b[32],
-            own: b[33] & 1 != 0,
-            redelivered: b[33] & 2 != 0,
-        }
+            at,
+        ))
     }
 
     fn weight(&self) -> u64 {
@@ -91,7 +167,14 @@ pub struct PagedStorage {
     queue_id: u64,
     /// The head, in memory, ordered by seq.
     window: VecDeque<QueuedMessage>,
-    /// Everything behind the window.
+    /// The backlog recovered at startup, behind the window and before
+    /// `paged` (read lazily from the log's segment summaries)...
+    recovered: Option<RecoveredQueue>,
+    /// ...the seq of its next message...
+    recovered_seq: u64,
+    /// ...and the queue's message TTL, for their expiry.
+    ttl: Option<u64>,
+    /// Everything else behind the window.
     paged: SpillQueue<DiskEntry>,
     /// The broker-wide window budget (and the index files' directory).
     spill: Arc<SpillDir>,
@@ -108,6 +191,9 @@ impl PagedStorage {
             log,
             queue_id,
             window: VecDeque::new(),
+            recovered: None,
+            recovered_seq: 0,
+            ttl: None,
             ram_bytes: 0,
             bytes: 0,
         }
@@ -115,6 +201,10 @@ impl PagedStorage {
 }
 
 impl PagedStorage {
+    pub(super) fn log(&self) -> &Arc<MessageLog> {
+        &self.log
+    }
+
     /// Whether this queue counts as a durable home for `m` (its log record
     /// references us).
     fn durable_for(&self, m: &Message) -> Option<Stored> {
@@ -150,7 +240,49 @@ impl PagedStorage {
             own,
             redelivered: qm.redelivered,
             size: m.size() as u32,
+            recovered: false,
         }
+    }
+
+    /// A recovered message as a paged entry with sequence number `seq`.
+    fn recovered_entry(e: RecoveredEntry, seq: u64) -> DiskEntry {
+        DiskEntry {
+            seq,
+            expires_at: e.msg_id,
+            priority: e.priority,
+            loc: e.loc,
+            own: false,
+            redelivered: true,
+            size: e.loc.len,
+            recovered: true,
+        }
+    }
+
+    /// The next paged entry: the recovered backlog's first, then `paged`'s.
+    fn pop_paged(&mut self) -> Option<DiskEntry> {
+        if let Some(r) = self.recovered.as_mut() {
+            let next = r.pop(&self.log);
+            let lost = r.take_lost();
+            self.bytes = self.bytes.saturating_sub(lost.weight as usize);
+            if let Some(e) = next {
+                let seq = self.recovered_seq;
+                self.recovered_seq += 1;
+                return Some(Self::recovered_entry(e, seq));
+            }
+            self.recovered = None;
+        }
+        let e = self.paged.pop();
+        self.count_lost();
+        e
+    }
+
+    /// Take a message recovered for this (priority level) queue directly into
+    /// its on-disk index.
+    pub(super) fn push_recovered(&mut self, e: RecoveredEntry, seq: u64, ttl: Option<u64>) {
+        self.ttl = ttl;
+        self.log.add_refs(e.loc.segment, 1);
+        self.bytes += e.loc.len as usize;
+        self.paged.push(Self::recovered_entry(e, seq));
     }
 
     /// Account for index entries lost to an unreadable index file.
@@ -169,9 +301,7 @@ impl PagedStorage {
     /// stop offering and nothing would call `deliver()` again.
     fn load_front(&mut self) {
         while self.window.is_empty() {
-            let e = self.paged.pop();
-            self.count_lost();
-            let Some(e) = e else {
+            let Some(e) = self.pop_paged() else {
                 return;
             };
             self.load(e);
@@ -180,16 +310,36 @@ impl PagedStorage {
 
     /// Read a paged entry back from the log into the window, or drop it if it
     /// cannot be read.
-    fn load(&mut self, e: DiskEntry) {
-        match self.log.read(e.loc) {
+    fn load(&mut self, mut e: DiskEntry) {
+        let read = match self.log.read(e.loc) {
+            Ok(Record::Publish { msg_id, .. }) if e.recovered && msg_id != e.expires_at => {
+                Err(std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("record has message id {msg_id}, expected {}", e.expires_at),
+                ))
+            }
+            other => other,
+        };
+        match read {
             Ok(Record::Publish {
                 msg_id,
                 exchange,
                 routing_key,
                 properties,
                 body,
+                published_at,
                 ..
             }) => {
+                if e.recovered {
+                    // TTLs count from the original publish, as if there had
+                    // been no restart.
+                    let t = match (self.ttl, super::log::recovered_expiration(&properties)) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    e.expires_at =
+                        t.map_or(crate::message::NEVER, |t| published_at.saturating_add(t));
+                }
                 let message = Message::new(exchange, routing_key, properties, body);
                 if e.own {
                     // Back in memory: this queue's transient copy on disk is done with.
@@ -247,23 +397,21 @@ impl PagedStorage {
 }
 
 impl QueueStorage for PagedStorage {
-    fn recover(&mut self, msgs: Vec<RecoveredMessage>, first_seq: u64) -> u64 {
-        let mut seq = first_seq;
-        for m in msgs {
-            self.log.add_ref(m.loc.segment);
-            self.bytes += m.loc.len as usize;
-            self.paged.push(DiskEntry {
-                seq,
-                expires_at: m.expires_at,
-                priority: m.priority,
-                loc: m.loc,
-                own: false,
-                redelivered: true,
-                size: m.loc.len,
-            });
-            seq += 1;
+    fn recover(&mut self, msgs: RecoveredQueue, first_seq: u64, ttl: Option<u64>) -> u64 {
+        if msgs.is_empty() {
+            return first_seq;
         }
-        seq
+        // Nothing per message here: the queue holds the segments' references
+        // and reads the entries as it gets to them.
+        for (segment, n) in msgs.segments() {
+            self.log.add_refs(segment, n);
+        }
+        self.ttl = ttl;
+        self.bytes += msgs.bytes() as usize;
+        self.recovered_seq = first_seq;
+        let next = first_seq + msgs.len();
+        self.recovered = Some(msgs);
+        next
     }
 
     fn push(&mut self, msg: QueuedMessage) {
@@ -272,6 +420,7 @@ impl QueueStorage for PagedStorage {
         // properties included, not by their body size alone.
         let mem = msg.message.memory_size();
         if self.paged.is_empty()
+            && self.recovered.is_none()
             && self.window.len() < RAM_MESSAGES
             && self.ram_bytes + mem <= RAM_BYTES
             && self.spill.try_take(mem)
@@ -327,7 +476,9 @@ impl QueueStorage for PagedStorage {
     }
 
     fn len(&self) -> usize {
-        self.window.len() + self.paged.len() as usize
+        self.window.len()
+            + self.paged.len() as usize
+            + self.recovered.as_ref().map_or(0, |r| r.len() as usize)
     }
 
     fn bytes(&self) -> usize {
@@ -341,6 +492,22 @@ impl QueueStorage for PagedStorage {
         self.ram_bytes = 0;
         self.settle(&window);
         self.window.shrink_to_fit();
+        if let Some(mut r) = self.recovered.take() {
+            // Their ids are in the entries: acked without reading the log.
+            loop {
+                let batch = r.pop_many(&self.log, DROP_BATCH);
+                if batch.is_empty() {
+                    break;
+                }
+                n += batch.len();
+                let acked: Vec<(u64, u32)> =
+                    batch.iter().map(|e| (e.msg_id, e.loc.segment)).collect();
+                for e in &batch {
+                    self.log.release(e.loc.segment, 1);
+                }
+                self.log.append_ack(self.queue_id, &acked);
+            }
+        }
         loop {
             let batch = self.paged.pop_many(DROP_BATCH);
             self.count_lost();

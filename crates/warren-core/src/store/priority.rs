@@ -3,7 +3,8 @@
 //! The head is the head of the highest non-empty level, so higher priorities
 //! overtake lower ones and each level stays FIFO, as in RabbitMQ.
 
-use super::log::{MessageLog, RecoveredMessage};
+use super::log::MessageLog;
+use super::recovered::RecoveredQueue;
 use super::{PagedStorage, QueueStorage};
 use crate::message::QueuedMessage;
 use std::sync::Arc;
@@ -68,12 +69,16 @@ impl QueueStorage for PriorityStorage {
         self.levels.iter_mut().map(|l| l.purge()).sum()
     }
 
-    fn recover(&mut self, msgs: Vec<RecoveredMessage>, first_seq: u64) -> u64 {
-        // Each level keeps publish order; sequence numbers stay unique.
+    fn recover(&mut self, mut msgs: RecoveredQueue, first_seq: u64, ttl: Option<u64>) -> u64 {
+        // Each level keeps publish order; sequence numbers stay unique. Read
+        // eagerly (into the levels' on-disk indexes, not RAM): a message's
+        // level is only known from its entry.
         let mut seq = first_seq;
-        for m in msgs {
-            let i = (m.priority as usize).min(self.levels.len() - 1);
-            seq = self.levels[i].recover(vec![m], seq);
+        let log = self.levels[0].log().clone();
+        while let Some(e) = msgs.pop(&log) {
+            let i = (e.priority as usize).min(self.levels.len() - 1);
+            self.levels[i].push_recovered(e, seq, ttl);
+            seq += 1;
         }
         seq
     }

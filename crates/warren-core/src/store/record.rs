@@ -21,6 +21,21 @@ pub const HEADER_LEN: usize = 8;
 const PUBLISH: u8 = 1;
 const ACK: u8 = 2;
 const STREAM: u8 = 3;
+/// The compact publish record (see [`encode_publish`]); `PUBLISH` records of
+/// older logs are still read.
+const PUBLISH2: u8 = 4;
+/// The compact ack record: varint queue and count, ids as zigzag varint
+/// deltas (acks come mostly in id order: a byte or two per message instead
+/// of 8). `ACK` records of older logs are still read.
+const ACK2: u8 = 5;
+/// `PUBLISH2` flag bits beside [`FLAG_PERSISTENT`]: the properties are the
+/// two most common encodings, and are not stored.
+const PROPS_EMPTY: u8 = 2;
+const PROPS_PERSISTENT_ONLY: u8 = 4;
+/// Properties with no flag set...
+const EMPTY_PROPERTIES: &[u8] = &[0x00, 0x00];
+/// ...and with only `delivery_mode = 2`.
+const PERSISTENT_ONLY_PROPERTIES: &[u8] = &[0x10, 0x00, 0x02];
 
 /// Flag bit: the message is persistent and must be recovered after a restart.
 pub const FLAG_PERSISTENT: u8 = 1;
@@ -98,6 +113,14 @@ pub fn encode_stream(
 }
 
 /// Append a framed publish record to `out`; returns the record's total length.
+///
+/// Compact (issue 16: disk use per message): `[PUBLISH2][flags]`, then
+/// LEB128 varints for the message id, publish time, queue count and ids, the
+/// exchange and routing key as length-prefixed bytes, the properties as a
+/// varint length and bytes unless a flag says they are one of the two
+/// usual encodings, and the body as the rest of the record (its length is
+/// the frame's). ~22 bytes plus exchange and routing key, where the first
+/// format took 54.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_publish(
     out: &mut Vec<u8>,
@@ -111,25 +134,61 @@ pub fn encode_publish(
     body: &[u8],
 ) -> usize {
     let start = begin(out);
-    out.put_u8(PUBLISH);
-    out.put_u64_le(msg_id);
-    out.put_u8(flags);
-    out.put_u64_le(published_at);
-    out.put_u16_le(queues.len() as u16);
+    out.put_u8(PUBLISH2);
+    let props_flag = match properties {
+        EMPTY_PROPERTIES => PROPS_EMPTY,
+        PERSISTENT_ONLY_PROPERTIES => PROPS_PERSISTENT_ONLY,
+        _ => 0,
+    };
+    out.put_u8((flags & FLAG_PERSISTENT) | props_flag);
+    put_varint(out, msg_id);
+    put_varint(out, published_at);
+    put_varint(out, queues.len() as u64);
     for q in queues {
-        out.put_u64_le(*q);
+        put_varint(out, *q);
     }
-    put_message(out, exchange, routing_key, properties, body);
+    out.put_u8(exchange.len() as u8);
+    out.put_slice(exchange);
+    out.put_u8(routing_key.len() as u8);
+    out.put_slice(routing_key);
+    if props_flag == 0 {
+        put_varint(out, properties.len() as u64);
+        out.put_slice(properties);
+    }
+    out.put_slice(body);
     finish(out, start)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.put_u8(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.put_u8(v as u8);
+}
+
+fn take_varint(p: &mut Bytes) -> Option<u64> {
+    let mut v = 0u64;
+    for shift in (0..64).step_by(7) {
+        let b = take_u8(p)?;
+        v |= ((b & 0x7f) as u64) << shift;
+        if b & 0x80 == 0 {
+            return Some(v);
+        }
+    }
+    None
 }
 
 pub fn encode_ack(out: &mut Vec<u8>, queue: u64, msg_ids: &[u64]) -> usize {
     let start = begin(out);
-    out.put_u8(ACK);
-    out.put_u64_le(queue);
-    out.put_u32_le(msg_ids.len() as u32);
-    for id in msg_ids {
-        out.put_u64_le(*id);
+    out.put_u8(ACK2);
+    put_varint(out, queue);
+    put_varint(out, msg_ids.len() as u64);
+    let mut prev = 0u64;
+    for &id in msg_ids {
+        let d = id.wrapping_sub(prev) as i64;
+        put_varint(out, ((d << 1) ^ (d >> 63)) as u64);
+        prev = id;
     }
     finish(out, start)
 }
@@ -182,19 +241,28 @@ fn finish(out: &mut [u8], start: usize) -> usize {
     HEADER_LEN + len as usize
 }
 
-/// A publish record's message id ends this many bytes into the record: header,
-/// kind byte, id.
-pub const PUBLISH_ID_END: usize = HEADER_LEN + 1 + 8;
+/// A publish record's message id ends at most this many bytes into the
+/// record (header, kind byte, then the id: `PUBLISH`; or flags and a varint
+/// id: `PUBLISH2`). Every publish record is at least this long.
+pub const PUBLISH_ID_END: usize = HEADER_LEN + 2 + 10;
 
 /// The message id of the publish record at the start of `buf`, without
 /// decoding (or checksumming) the rest: for acks of records known to be whole.
 pub fn peek_publish_id(buf: &[u8]) -> Option<u64> {
-    if buf.len() < PUBLISH_ID_END || buf[HEADER_LEN] != PUBLISH {
-        return None;
+    match *buf.get(HEADER_LEN)? {
+        PUBLISH => {
+            let b = buf.get(HEADER_LEN + 1..HEADER_LEN + 9)?;
+            let mut id = [0u8; 8];
+            id.copy_from_slice(b);
+            Some(u64::from_le_bytes(id))
+        }
+        PUBLISH2 => {
+            let rest = buf.get(HEADER_LEN + 2..)?;
+            let mut b = Bytes::copy_from_slice(&rest[..rest.len().min(10)]);
+            take_varint(&mut b)
+        }
+        _ => None,
     }
-    let mut id = [0u8; 8];
-    id.copy_from_slice(&buf[HEADER_LEN + 1..PUBLISH_ID_END]);
-    Some(u64::from_le_bytes(id))
 }
 
 /// Why a record could not be read.
@@ -253,6 +321,59 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
                 properties,
                 body,
             })
+        }
+        PUBLISH2 => {
+            let flags = take_u8(p)?;
+            let msg_id = take_varint(p)?;
+            let published_at = take_varint(p)?;
+            let n = take_varint(p)? as usize;
+            // Each id takes at least a byte: a bogus count fails here.
+            if n > p.remaining() {
+                return None;
+            }
+            let mut queues = Vec::with_capacity(n);
+            for _ in 0..n {
+                queues.push(take_varint(p)?);
+            }
+            let elen = take_u8(p)? as usize;
+            let exchange = ShortStr(take_bytes(p, elen)?);
+            let rlen = take_u8(p)? as usize;
+            let routing_key = ShortStr(take_bytes(p, rlen)?);
+            let properties = if flags & PROPS_EMPTY != 0 {
+                Bytes::from_static(EMPTY_PROPERTIES)
+            } else if flags & PROPS_PERSISTENT_ONLY != 0 {
+                Bytes::from_static(PERSISTENT_ONLY_PROPERTIES)
+            } else {
+                let plen = usize::try_from(take_varint(p)?).ok()?;
+                take_bytes(p, plen)?
+            };
+            let body = p.split_off(0);
+            Some(Record::Publish {
+                msg_id,
+                flags: flags & FLAG_PERSISTENT,
+                published_at,
+                queues,
+                exchange,
+                routing_key,
+                properties,
+                body,
+            })
+        }
+        ACK2 => {
+            let queue = take_varint(p)?;
+            let n = usize::try_from(take_varint(p)?).ok()?;
+            if n > p.remaining() {
+                return None;
+            }
+            let mut prev = 0u64;
+            let mut msg_ids = Vec::with_capacity(n);
+            for _ in 0..n {
+                let z = take_varint(p)?;
+                let d = ((z >> 1) as i64) ^ -((z & 1) as i64);
+                prev = prev.wrapping_add(d as u64);
+                msg_ids.push(prev);
+            }
+            Some(Record::Ack { queue, msg_ids })
         }
         ACK => {
             let queue = take_u64(p)?;
@@ -320,6 +441,51 @@ mod tests {
         );
         encode_ack(&mut out, 1, &[7]);
         let full = Bytes::from(out.clone());
+        // The usual properties are flagged, not stored; ids of any order and
+        // the stream truncation marker survive the delta encoding.
+        let mut more = Vec::new();
+        for props in [&b"\x00\x00"[..], b"\x10\x00\x02", b"\x10\x00\x01"] {
+            encode_publish(
+                &mut more,
+                1 << 40,
+                1,
+                1 << 41,
+                &[3, 1 << 33],
+                b"",
+                b"k",
+                props,
+                b"",
+            );
+        }
+        let ids = vec![5, 3, 900_000, TRUNCATED, 0];
+        encode_ack(&mut more, 9, &ids);
+        let mut b = Bytes::from(more);
+        for props in [&b"\x00\x00"[..], b"\x10\x00\x02", b"\x10\x00\x01"] {
+            match read_record(&mut b) {
+                Ok(Record::Publish {
+                    msg_id,
+                    flags,
+                    published_at,
+                    queues,
+                    properties,
+                    body,
+                    ..
+                }) => {
+                    assert_eq!((msg_id, flags, published_at), (1 << 40, 1, 1 << 41));
+                    assert_eq!(queues, vec![3, 1 << 33]);
+                    assert_eq!(&properties[..], props);
+                    assert!(body.is_empty());
+                }
+                other => panic!("{:?}", other),
+            }
+        }
+        assert_eq!(
+            read_record(&mut b),
+            Ok(Record::Ack {
+                queue: 9,
+                msg_ids: ids
+            })
+        );
         let mut b = full.clone();
         assert!(matches!(
             read_record(&mut b),

@@ -47,11 +47,18 @@ pub const CHUNK: usize = 256;
 /// Records per spill segment file.
 pub const RECORDS_PER_FILE: u64 = 64 * 1024;
 
-/// A record of fixed size on disk.
+/// A record as stored in a spill file: variable-size, delta-encoded against
+/// the previous record of the same file (`State`, reset at each file start),
+/// so that a typical paged entry takes ~6 bytes instead of a fixed 34.
 pub trait Fixed: Sized {
-    const SIZE: usize;
-    fn encode(&self, out: &mut Vec<u8>);
-    fn decode(b: &[u8]) -> Self;
+    /// What encoding or decoding a record carries over to the next one.
+    type State: Default + Clone;
+    /// The most bytes one record can take.
+    const MAX_SIZE: usize;
+    fn encode(&self, state: &mut Self::State, out: &mut Vec<u8>);
+    /// Decode the record at the front of `b`: it and its length, or `None` if
+    /// `b` does not start with a whole, valid record (`state` untouched then).
+    fn decode(state: &mut Self::State, b: &[u8]) -> Option<(Self, usize)>;
     /// What the record counts for in its queue's byte total.
     fn weight(&self) -> u64;
 }
@@ -117,14 +124,22 @@ impl SpillDir {
     }
 }
 
-struct SpillFile {
+struct SpillFile<S> {
     n: u32,
-    /// Records written to the file.
+    /// Records written to the file...
     written: u64,
-    /// Records read from it.
+    /// ...and their bytes.
+    written_bytes: u64,
+    /// Records read from it...
     read: u64,
+    /// ...and their bytes.
+    read_bytes: u64,
     /// Weight of the unread records.
     weight: u64,
+    /// The decoder's state after the last record read...
+    decode: S,
+    /// ...and the encoder's after the last one written.
+    encode: S,
 }
 
 /// Records lost to an unreadable spill file.
@@ -137,7 +152,7 @@ pub struct Lost {
 pub struct SpillQueue<T: Fixed> {
     dir: Arc<SpillDir>,
     id: u64,
-    files: VecDeque<SpillFile>,
+    files: VecDeque<SpillFile<T::State>>,
     next_file: u32,
     /// Read ahead from the oldest file (before everything on disk).
     head: VecDeque<T>,
@@ -210,17 +225,21 @@ impl<T: Fixed> SpillQueue<T> {
             self.files.push_back(SpillFile {
                 n,
                 written: 0,
+                written_bytes: 0,
                 read: 0,
+                read_bytes: 0,
                 weight: 0,
+                decode: T::State::default(),
+                encode: T::State::default(),
             });
         }
-        let Some(n) = self.files.back().map(|f| f.n) else {
+        let Some((n, mut state)) = self.files.back().map(|f| (f.n, f.encode.clone())) else {
             return;
         };
-        let mut buf = Vec::with_capacity(self.tail.len() * T::SIZE);
+        let mut buf = Vec::with_capacity(self.tail.len() * 8);
         let mut weight = 0;
         for r in &self.tail {
-            r.encode(&mut buf);
+            r.encode(&mut state, &mut buf);
             weight += r.weight();
         }
         let res = OpenOptions::new()
@@ -232,7 +251,9 @@ impl<T: Fixed> SpillQueue<T> {
             Ok(()) => {
                 if let Some(f) = self.files.back_mut() {
                     f.written += self.tail.len() as u64;
+                    f.written_bytes += buf.len() as u64;
                     f.weight += weight;
+                    f.encode = state;
                 }
                 self.tail.clear();
                 if self.tail.capacity() > CHUNK {
@@ -243,7 +264,7 @@ impl<T: Fixed> SpillQueue<T> {
                 // A partial append would misalign the file: cut it back.
                 if let Some(f) = self.files.back() {
                     if let Ok(file) = OpenOptions::new().write(true).open(self.path(n)) {
-                        let _ = file.set_len(f.written * T::SIZE as u64);
+                        let _ = file.set_len(f.written_bytes);
                     }
                     if f.written == 0 {
                         self.files.pop_back();
@@ -271,21 +292,45 @@ impl<T: Fixed> SpillQueue<T> {
                 let _ = fs::remove_file(self.path(n));
                 continue;
             }
-            let count = (written - read).min(CHUNK as u64) as usize;
-            let mut buf = vec![0u8; count * T::SIZE];
+            let (pos, end) = (f.read_bytes, f.written_bytes);
+            let want = (end.saturating_sub(pos)).min((CHUNK * T::MAX_SIZE) as u64) as usize;
+            let mut buf = vec![0u8; want];
             let res = fs::File::open(self.path(n))
-                .and_then(|file| file.read_exact_at(&mut buf, read * T::SIZE as u64));
+                .and_then(|file| file.read_exact_at(&mut buf, pos))
+                .and_then(|()| {
+                    let mut state = f.decode.clone();
+                    let mut at = 0;
+                    let mut out = Vec::new();
+                    while out.len() < CHUNK && read + (out.len() as u64) < written {
+                        match T::decode(&mut state, &buf[at..]) {
+                            Some((r, len)) => {
+                                out.push(r);
+                                at += len;
+                            }
+                            None => break,
+                        }
+                    }
+                    if out.is_empty() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "undecodable entry",
+                        ));
+                    }
+                    Ok((out, at, state))
+                });
             match res {
-                Ok(()) => {
+                Ok((recs, consumed, state)) => {
+                    let count = recs.len() as u64;
                     let mut w = 0;
-                    for c in buf.chunks_exact(T::SIZE) {
-                        let r = T::decode(c);
+                    for r in recs {
                         w += r.weight();
                         self.head.push_back(r);
                     }
                     if let Some(f) = self.files.front_mut() {
-                        f.read += count as u64;
+                        f.read += count;
+                        f.read_bytes += consumed as u64;
                         f.weight = f.weight.saturating_sub(w);
+                        f.decode = state;
                     }
                 }
                 Err(e) => {
@@ -368,14 +413,17 @@ mod tests {
     struct R(u64);
 
     impl Fixed for R {
-        const SIZE: usize = 8;
-        fn encode(&self, out: &mut Vec<u8>) {
-            out.extend_from_slice(&self.0.to_le_bytes());
+        type State = u64;
+        const MAX_SIZE: usize = 10;
+        fn encode(&self, prev: &mut u64, out: &mut Vec<u8>) {
+            super::super::summary::put_varint(out, self.0 - *prev);
+            *prev = self.0;
         }
-        fn decode(b: &[u8]) -> Self {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(&b[..8]);
-            R(u64::from_le_bytes(a))
+        fn decode(prev: &mut u64, b: &[u8]) -> Option<(Self, usize)> {
+            let mut at = 0;
+            let v = *prev + super::super::summary::get_varint(b, &mut at)?;
+            *prev = v;
+            Some((R(v), at))
         }
         fn weight(&self) -> u64 {
             1

@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Backlog numbers of issue 16 for one broker binary (docs/BENCHMARKS.md):
+#   1. transient backlog: `warren perf backlog` (publish N x 16 B, drain), with the
+#      data dir's peak size sampled meanwhile;
+#   2. persistent backlog: N x 16 B persistent with confirms, the broker SIGKILLed as
+#      soon as all are queued, then restarted: time until it accepts connections,
+#      until /api/queues shows the queue with all its messages, RSS peak meanwhile.
+# Usage: bench/backlog_restart.sh BROKER_BIN N [PORT_BASE]   (PERF_BIN: the
+# `warren` that runs perf, default BROKER_BIN). Data goes to $BENCH_DIR
+# (default /work/h16-bench), deleted at the end.
+set -euo pipefail
+BIN=$1
+N=$2
+BASE=${3:-34100}
+PERF=${PERF_BIN:-$BIN}
+DIR=${BENCH_DIR:-/work/h16-bench}
+AMQP=$BASE
+HTTP=$((BASE + 1))
+URI="amqp://guest:guest@127.0.0.1:$AMQP/%2F"
+rm -rf "$DIR"
+mkdir -p "$DIR"
+pid=
+
+start() {
+  "$BIN" server --bind 127.0.0.1 --amqp-port "$AMQP" --http-port "$HTTP" --stomp-port 0 \
+    --web-stomp-port 0 --mqtt-port 0 --web-mqtt-port 0 --prometheus-port 0 \
+    --data-dir "$DIR/data" --log info >>"$DIR/broker.log" 2>&1 &
+  pid=$!
+}
+
+# Seconds until the AMQP port accepts a connection.
+wait_listening() {
+  local t0
+  t0=$(date +%s.%N)
+  until (exec 3<>/dev/tcp/127.0.0.1/"$AMQP") 2>/dev/null; do sleep 0.01; done
+  echo "$(date +%s.%N) - $t0" | bc
+}
+
+rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+
+# Sample the peak of the messages dir's size (bytes) into $DIR/disk.peak.
+disk_sampler() {
+  local peak=0 s
+  while kill -0 "$1" 2>/dev/null; do
+    s=$(du -sb "$DIR/data/messages" 2>/dev/null | cut -f1 || echo 0)
+    [ "${s:-0}" -gt "$peak" ] && peak=$s && echo "$peak" >"$DIR/disk.peak"
+    sleep 1
+  done
+}
+
+echo "== $BIN, $N messages"
+start
+wait_listening >/dev/null
+disk_sampler "$pid" &
+sampler=$!
+nice "$PERF" perf backlog --uri "$URI" --json --quiet --messages "$N" -s 16 -q 1000 -A 100 \
+  --broker-pid "$pid" >"$DIR/transient.json"
+kill "$sampler" 2>/dev/null || true
+python3 - "$DIR/transient.json" "$DIR/disk.peak" "$N" <<'EOF'
+import json, sys
+r = json.load(open(sys.argv[1]))
+peak = int(open(sys.argv[2]).read())
+n = int(sys.argv[3])
+print(f"transient: publish {r['publish_rate']:,.0f} msg/s, drain {r['drain_rate']:,.0f} msg/s, "
+      f"RSS full {r['rss_full_kib'] / 1024:.1f} MiB, peak {r['rss_peak_kib'] / 1024:.1f} MiB, "
+      f"after {r['rss_after_drain_kib'] / 1024:.1f} MiB; disk peak {peak / 1e6:.0f} MB "
+      f"= {peak / n:.1f} B/msg ({peak / n - 16:.1f} over the payload); integrity {r['integrity']}")
+EOF
+kill "$pid"; wait "$pid" || true
+
+# Persistent: kill -9 as soon as perf reports the backlog complete.
+rm -rf "$DIR/data"
+start
+wait_listening >/dev/null
+rm -f "$DIR/disk.peak"
+disk_sampler "$pid" &
+sampler=$!
+nice "$PERF" perf backlog --uri "$URI" --messages "$N" -s 16 -f -c 1000 -q 1000 -A 1000 \
+  --drain-timeout 1 2>"$DIR/persistent.err" >/dev/null &
+perfpid=$!
+until grep -q "draining" "$DIR/persistent.err" 2>/dev/null; do
+  kill -0 "$perfpid" 2>/dev/null || { cat "$DIR/persistent.err"; exit 1; }
+  sleep 0.005
+done
+kill -9 "$pid"; wait "$pid" 2>/dev/null || true
+kill "$sampler" 2>/dev/null || true
+kill "$perfpid" 2>/dev/null || true
+wait "$perfpid" 2>/dev/null || true
+grep published "$DIR/persistent.err" || true
+disk=$(du -sb "$DIR/data/messages" | cut -f1)
+echo "persistent: disk at kill $((disk / 1000000)) MB = $(echo "scale=1; $disk / $N" | bc) B/msg"
+start
+t=$(wait_listening)
+t0=$(date +%s.%N)
+peak=0
+while :; do
+  r=$(rss_mib "$pid"); peak=$(echo "if ($r > $peak) $r else $peak" | bc)
+  n=$(curl -s -u guest:guest "http://127.0.0.1:$HTTP/api/queues" 2>/dev/null |
+    python3 -c 'import json,sys; print(sum(q["messages"] for q in json.load(sys.stdin)))' 2>/dev/null || echo 0)
+  [ "${n:-0}" -gt 0 ] && break
+  sleep 0.05
+done
+avail=$(echo "$(date +%s.%N) - $t0 + $t" | bc)
+sleep 2
+echo "restart: listening after ${t}s, /api/queues shows $n messages after ${avail}s," \
+  "RSS peak $peak MiB, 2 s later $(rss_mib "$pid") MiB"
+grep "message log recovered" "$DIR/broker.log" | tail -1
+kill "$pid"; wait "$pid" || true
+rm -rf "$DIR"

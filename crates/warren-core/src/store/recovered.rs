@@ -1,0 +1,228 @@
+//! A durable queue's recovered backlog, read lazily from segment summaries.
+//!
+//! Recovery hands each durable queue a [`RecoveredQueue`]: per log segment,
+//! how many of the queue's persistent messages are live in it (exact: acks
+//! already subtracted) and where its index entries are (the segment's
+//! summary, see [`super::summary`]). Nothing per message is in memory. The
+//! entries of a segment are read when the queue reaches it: the summary's
+//! entry bytes (~4 per message) plus the queue's acks from the segment's ack
+//! file, filtered as they are decoded. If the summary became unreadable since
+//! startup, the segment itself is scanned for the queue's records instead.
+
+use super::log::{acks_path, Loc, MessageLog};
+use super::record::Record;
+use super::spill::Lost;
+use super::summary::{self, EntryReader, Slot};
+use bytes::Bytes;
+use std::collections::{HashSet, VecDeque};
+use tracing::error;
+
+/// Where a segment's entries for the queue are.
+#[derive(Debug)]
+pub(super) enum Source {
+    Summary(Slot),
+    /// Kept in memory (the summary could not be written).
+    Memory(Bytes),
+}
+
+#[derive(Debug)]
+struct Part {
+    segment: u32,
+    /// Live messages of the queue in this segment not yet handed out...
+    count: u64,
+    /// ...and their record bytes.
+    bytes: u64,
+    source: Source,
+    reading: Option<Reading>,
+}
+
+#[derive(Debug)]
+struct Reading {
+    entries: EntryReader,
+    acked: HashSet<u64>,
+}
+
+impl std::fmt::Debug for EntryReader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EntryReader")
+    }
+}
+
+/// One recovered message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecoveredEntry {
+    pub msg_id: u64,
+    pub loc: Loc,
+    pub priority: u8,
+}
+
+/// See the module docs.
+#[derive(Debug)]
+pub struct RecoveredQueue {
+    queue: u64,
+    parts: VecDeque<Part>,
+    len: u64,
+    bytes: u64,
+    lost: Lost,
+}
+
+impl RecoveredQueue {
+    pub(super) fn new(queue: u64) -> Self {
+        RecoveredQueue {
+            queue,
+            parts: VecDeque::new(),
+            len: 0,
+            bytes: 0,
+            lost: Lost::default(),
+        }
+    }
+
+    /// Add segment `segment`'s live messages (segments in log order).
+    pub(super) fn add(&mut self, segment: u32, count: u64, bytes: u64, source: Source) {
+        if count == 0 {
+            return;
+        }
+        self.len += count;
+        self.bytes += bytes;
+        self.parts.push_back(Part {
+            segment,
+            count,
+            bytes,
+            source,
+            reading: None,
+        });
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Record bytes of the messages not yet handed out.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// (segment, live messages) of every segment: the references the queue
+    /// holds into the log.
+    pub fn segments(&self) -> impl Iterator<Item = (u32, u64)> + '_ {
+        self.parts.iter().map(|p| (p.segment, p.count))
+    }
+
+    /// Messages given up since the last call (their segment's entries could
+    /// not be read, or held fewer than counted); already out of `len`.
+    pub fn take_lost(&mut self) -> Lost {
+        std::mem::take(&mut self.lost)
+    }
+
+    /// The next message, in log order.
+    pub fn pop(&mut self, log: &MessageLog) -> Option<RecoveredEntry> {
+        loop {
+            let part = self.parts.front_mut()?;
+            if part.reading.is_none() {
+                part.reading = Some(open(log, self.queue, part));
+            }
+            let next = part.reading.as_mut().and_then(|r| {
+                let acked = &r.acked;
+                r.entries.by_ref().find(|e| !acked.contains(&e.msg_id))
+            });
+            match next {
+                Some(e) if part.count > 0 => {
+                    let segment = part.segment;
+                    part.count -= 1;
+                    let len = (e.len as u64).min(part.bytes);
+                    part.bytes -= len;
+                    self.len -= 1;
+                    self.bytes -= len;
+                    if part.count == 0 {
+                        self.parts.pop_front();
+                    }
+                    return Some(RecoveredEntry {
+                        msg_id: e.msg_id,
+                        loc: Loc {
+                            segment,
+                            offset: e.offset,
+                            len: e.len,
+                        },
+                        priority: e.priority,
+                    });
+                }
+                _ => {
+                    // Fewer entries than counted: the rest is lost (logged).
+                    if part.count > 0 {
+                        error!(
+                            segment = part.segment,
+                            queue = self.queue,
+                            lost = part.count,
+                            "recovered queue: fewer entries than counted; dropping the rest"
+                        );
+                    }
+                    self.lost.count += part.count;
+                    self.lost.weight += part.bytes;
+                    self.len -= part.count;
+                    self.bytes -= part.bytes;
+                    self.parts.pop_front();
+                }
+            }
+        }
+    }
+
+    /// Up to `max` messages from the front.
+    pub fn pop_many(&mut self, log: &MessageLog, max: usize) -> Vec<RecoveredEntry> {
+        let mut out = Vec::with_capacity(max.min(self.len as usize));
+        while out.len() < max {
+            match self.pop(log) {
+                Some(e) => out.push(e),
+                None => break,
+            }
+        }
+        out
+    }
+}
+
+/// Start reading a segment's entries for `queue`: the summary's (or, if that
+/// is unreadable now, a scan of the segment), filtered by the queue's acks.
+fn open(log: &MessageLog, queue: u64, part: &Part) -> Reading {
+    let n = part.segment;
+    let data = match &part.source {
+        Source::Memory(b) => Some(b.clone()),
+        Source::Summary(slot) => summary::read_entries(&log.dir, n, slot),
+    };
+    let data = data.unwrap_or_else(|| {
+        error!(
+            segment = n,
+            queue, "segment summary unreadable; scanning the segment"
+        );
+        match super::log::scan_segment(&log.dir, n, false, |_, _| {}) {
+            Ok(mut scan) => scan
+                .queues
+                .remove(&queue)
+                .map(|l| Bytes::from(l.buf))
+                .unwrap_or_default(),
+            Err(e) => {
+                error!(segment = n, error = %e, "cannot scan segment");
+                Bytes::new()
+            }
+        }
+    });
+    let mut acked = HashSet::new();
+    {
+        // Not while the writer appends to it (a half-written record would
+        // read as a torn tail).
+        let _io = log.acks_io.lock();
+        let _ = super::log::read_records(&acks_path(&log.dir, n), n, false, |rec, _| {
+            if let Record::Ack { queue: q, msg_ids } = rec {
+                if q == queue {
+                    acked.extend(msg_ids);
+                }
+            }
+        });
+    }
+    Reading {
+        entries: EntryReader::new(data),
+        acked,
+    }
+}
