@@ -39,6 +39,7 @@ use crate::reader::PacketReader;
 use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved, TAKEN_OVER};
 use crate::session::{Fail, Flow, Persistence, Session};
+use crate::session_state::{Change, Expiry};
 use crate::writer::{send_packet, MqttWire, Outlet};
 
 /// Room in a packet for a PUBLISH's topic and properties beyond its payload,
@@ -245,32 +246,53 @@ where
     // Clean start: whatever the client id left behind goes.
     let mut session_present = false;
     let vhost_name = login.vhost.name.to_string_lossy();
-    if login.clean_start {
+    let mut stored = node.retained.session(&vhost_name, &login.client_id);
+    let had_expiry = stored.as_ref().is_some_and(|s| s.expiry.is_some());
+    let expired = stored
+        .as_ref()
+        .is_some_and(|s| s.expired(warren_core::queue::now_ms()));
+    if login.clean_start || expired {
+        // A clean start, or a session that expired before the sweeper saw it.
         Session::discard(&login.vhost, &login.client_id);
-        node.retained.put_session(
-            &vhost_name,
-            &login.client_id,
-            crate::session_state::Change::Forget,
-        );
-    } else {
+        claim.saved = None;
+        let old = stored.take();
+        if old.is_some() {
+            node.retained
+                .put_session(&vhost_name, &login.client_id, Change::Forget);
+        }
+        let groups: Vec<Bytes> = old
+            .map(|s| s.shared.into_iter().map(|s| s.0).collect())
+            .unwrap_or_default();
+        crate::session::release_groups(node, &login.vhost, &groups);
+    }
+    if !login.clean_start {
         // Not in memory (the broker restarted): what the session stored
-        // durably (QoS 2 ids awaiting PUBREL, shared subscriptions).
+        // durably (QoS 2 ids in both directions, shared subscriptions).
         if claim.saved.is_none() {
-            claim.saved = node
-                .retained
-                .session(&vhost_name, &login.client_id)
-                .map(|s| {
-                    Box::new(Saved {
-                        incoming_qos2: s.incoming_qos2,
-                        released: Vec::new(),
-                        shared: s.shared,
-                    })
-                });
+            claim.saved = stored.filter(|s| s.has_exchanges_or_shared()).map(|s| {
+                Box::new(Saved {
+                    incoming_qos2: s.incoming_qos2,
+                    released: s.released.into_iter().collect(),
+                    shared: s.shared,
+                })
+            });
         }
         // A session is its queues, or (a publish-only client) the QoS 2
         // exchanges it left unfinished.
         // (The registry keeps a Saved only when it holds something.)
         session_present = Session::exists(&login.vhost, &login.client_id) || claim.saved.is_some();
+    }
+    // MQTT 5 session expiry: while connected, the session ends that long
+    // after the connection (`close` turns it into a time).
+    let expiry = match login.persistence {
+        Persistence::Kept {
+            expiry_ms: Some(ms),
+        } => Some(Expiry::Connected(ms)),
+        _ => None,
+    };
+    if expiry.is_some() || (had_expiry && !expired && !login.clean_start) {
+        node.retained
+            .put_session(&vhost_name, &login.client_id, Change::Expiry(expiry));
     }
     let saved = match claim.saved.take() {
         Some(s) if session_present => *s,
@@ -433,6 +455,31 @@ async fn close<R: AsyncRead + Unpin>(
         wait_for_acks(&mut session).await;
     }
     let publish_will = !matches!(end, End::Disconnect { with_will: false });
+    let vhost_name = login.vhost.name.to_string_lossy();
+    match login.persistence {
+        Persistence::Kept {
+            expiry_ms: Some(ms),
+        } => {
+            let at = warren_core::queue::now_ms().saturating_add(ms);
+            node.retained.put_session(
+                &vhost_name,
+                &login.client_id,
+                Change::Expiry(Some(Expiry::At(at))),
+            );
+        }
+        // A session resumed with expiry 0 ends here: what it stored goes.
+        Persistence::Clean
+            if !login.clean_start
+                && node
+                    .retained
+                    .session(&vhost_name, &login.client_id)
+                    .is_some() =>
+        {
+            node.retained
+                .put_session(&vhost_name, &login.client_id, Change::Forget);
+        }
+        _ => {}
+    }
     let keep = session.close();
     drop(registration);
     let linger = match &end {

@@ -17,6 +17,10 @@ use warren_core::{Broker, BrokerError, ConnectionId};
 
 use crate::config::MqttConfig;
 use crate::retained::RetainedStore;
+use crate::session_state::Change;
+
+/// How often expired sessions are looked for: the expiry's resolution.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// The text management shows when a client id's connection is replaced.
 pub const TAKEN_OVER: &str = "MQTT session taken over by a new connection with the same client id";
@@ -69,12 +73,54 @@ pub struct Claim {
 
 impl Node {
     pub fn new(broker: Arc<Broker>, config: MqttConfig, retained: RetainedStore) -> Arc<Node> {
-        Arc::new(Node {
+        let node = Arc::new(Node {
             broker,
             config,
             retained,
             clients: Mutex::new(HashMap::new()),
-        })
+        });
+        // One task ends every expired session (not a timer per session).
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let weak = Arc::downgrade(&node);
+            rt.spawn(async move {
+                let mut tick = tokio::time::interval(SWEEP_EVERY);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(node) = weak.upgrade() else { return };
+                    node.sweep_expired(warren_core::queue::now_ms());
+                }
+            });
+        }
+        node
+    }
+
+    /// End the sessions whose MQTT 5 session expiry has passed (and that no
+    /// connection has claimed since): their queues, their stored state, their
+    /// shared-subscription memberships.
+    pub fn sweep_expired(&self, now: u64) {
+        for (vhost_name, client) in self.retained.expired_sessions(now) {
+            let key = (vhost_name, client);
+            let state = {
+                let mut clients = self.clients.lock();
+                if clients.get(&key).is_some_and(|s| s.live.is_some()) {
+                    // Reconnected: the connection records its expiry anew.
+                    continue;
+                }
+                clients.remove(&key);
+                let state = self.retained.session(&key.0, &key.1);
+                self.retained.put_session(&key.0, &key.1, Change::Forget);
+                state
+            };
+            if let Some(vhost) = self.broker.vhost(&key.0) {
+                info!(client_id = %String::from_utf8_lossy(&key.1), vhost = %key.0, "MQTT session expired");
+                crate::session::Session::discard(&vhost, &key.1);
+                let shared: Vec<Bytes> = state
+                    .map(|s| s.shared.into_iter().map(|s| s.0).collect())
+                    .unwrap_or_default();
+                crate::session::release_groups(self, &vhost, &shared);
+            }
+        }
     }
 
     /// Take the client id `id` in `vhost` for connection `conn`: a connection
