@@ -22,7 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use warren_core::connections::ConnectionInfo;
-use warren_core::net::{closing_timeout, discard_until_eof, Endpoints, SILENT_CLOSE_DELAY};
+use warren_core::net::{
+    closing_timeout, discard_until_eof, CloseReason, Endpoints, SILENT_CLOSE_DELAY,
+};
 use warren_core::outlet::run_writer;
 use warren_core::stats::{ConnectionStats, CountingReader};
 use warren_core::{BrokerError, FieldTable, FieldValue, VHost};
@@ -57,6 +59,14 @@ pub struct Transport {
     pub packet_per_write: bool,
 }
 
+/// Record why the connection ends for a transport that tells its peer (a
+/// WebSocket: close code 1002, protocol error, with the reason).
+fn protocol_error(why: &Option<Arc<CloseReason>>, reason: &str) {
+    if let Some(w) = why {
+        w.set(CloseReason::PROTOCOL_ERROR, reason);
+    }
+}
+
 impl Transport {
     pub const TCP: Transport = Transport {
         name: "MQTT",
@@ -70,7 +80,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(socket);
-    serve_transport(node, rd, wr, ends, Transport::TCP).await
+    serve_transport(node, rd, wr, ends, Transport::TCP, None).await
 }
 
 /// A CONNECT accepted: what the connection keeps of it (the CONNECT packet
@@ -143,6 +153,7 @@ pub async fn serve_transport<R, W>(
     wr: W,
     ends: Endpoints,
     transport: Transport,
+    why: Option<Arc<CloseReason>>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -150,7 +161,8 @@ pub async fn serve_transport<R, W>(
     let stats = Arc::new(ConnectionStats::default());
     let rd = CountingReader::new(rd, stats.clone());
     let mut packets = PacketReader::new(rd, MqttCodec::new(UNAUTHENTICATED_MAX_PACKET_SIZE));
-    let Some(mut c) = Box::pin(open(&node, &mut packets, wr, ends, transport, stats)).await else {
+    let Some(mut c) = Box::pin(open(&node, &mut packets, wr, ends, transport, stats, &why)).await
+    else {
         return;
     };
     let end = match std::mem::replace(&mut c.resumed, Ok(())) {
@@ -166,7 +178,7 @@ pub async fn serve_transport<R, W>(
             .await
         }
     };
-    Box::pin(close(&node, c, end, packets)).await;
+    Box::pin(close(&node, c, end, packets, &why)).await;
 }
 
 /// CONNECT, login, the client id, the writer task, the session, CONNACK.
@@ -177,6 +189,7 @@ async fn open<R, W>(
     ends: Endpoints,
     transport: Transport,
     stats: Arc<ConnectionStats>,
+    why: &Option<Arc<CloseReason>>,
 ) -> Option<Opened>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -196,6 +209,9 @@ where
         Ok(Some(Ok(Packet::Connect(c)))) => c,
         Ok(Some(Ok(p))) => {
             warn!(%peer, packet = p.name(), "MQTT connection closed: first packet is not CONNECT");
+            // RabbitMQ's Web-MQTT closes with 1002 "connect_expected".
+            protocol_error(why, "connect_expected");
+            let _ = wr.shutdown().await;
             return None;
         }
         Ok(Some(Err(DecodeError::UnsupportedVersion { name: proto, level }))) => {
@@ -212,6 +228,8 @@ where
         }
         Ok(Some(Err(e))) => {
             warn!(%peer, "MQTT connection closed: bad CONNECT: {}", e);
+            protocol_error(why, &e.to_string());
+            let _ = wr.shutdown().await;
             return None;
         }
     };
@@ -438,6 +456,7 @@ async fn close<R: AsyncRead + Unpin>(
     c: Opened,
     end: End,
     mut packets: Packets<R>,
+    why: &Option<Arc<CloseReason>>,
 ) {
     let Opened {
         id,
@@ -485,6 +504,7 @@ async fn close<R: AsyncRead + Unpin>(
     let linger = match &end {
         End::Fail(f) => {
             warn!(%peer, conn = id, code = f.code.0, "MQTT connection closed: {}", f.reason);
+            protocol_error(why, &f.reason);
             if version.is_v5() {
                 send_packet(
                     &outlet,
@@ -495,6 +515,7 @@ async fn close<R: AsyncRead + Unpin>(
         }
         End::Decode(e) => {
             warn!(%peer, conn = id, "MQTT connection closed: {}", e);
+            protocol_error(why, &e.to_string());
             if version.is_v5() {
                 send_packet(
                     &outlet,

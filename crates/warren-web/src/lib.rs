@@ -11,4 +11,4 @@ pub mod listener;
 pub mod websocket;
 
 pub use listener::{serve, serve_with, ClientEnds};
-pub use websocket::{byte_stream, Framing};
+pub use websocket::{byte_stream, byte_stream_closing, Framing};
