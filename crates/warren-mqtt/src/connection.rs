@@ -792,7 +792,7 @@ enum End {
 async fn run<R: AsyncRead + Unpin>(
     session: &mut Session,
     packets: &mut PacketReader<R>,
-    forced: &mut tokio::sync::watch::Receiver<Option<BrokerError>>,
+    forced: &mut warren_core::connections::Closed,
     keep_alive: u16,
 ) -> End {
     let mut alarm = session.node.broker.alarm();
