@@ -469,7 +469,7 @@ struct Connection {
     alarm: tokio::sync::watch::Receiver<Option<String>>,
     /// Becomes Some(error) when the broker closes this connection (its vhost or
     /// user was deleted): 320 CONNECTION_FORCED.
-    forced: tokio::sync::watch::Receiver<Option<BrokerError>>,
+    forced: warren_core::connections::Closed,
     /// The client understands connection.blocked/unblocked.
     blocked_notify: bool,
     channels: HashMap<u16, Channel>,

@@ -195,3 +195,30 @@ mod tests {
         assert!(started.elapsed() >= Duration::from_millis(50));
     }
 }
+
+/// Why a connection ended, for a transport that can tell its peer (a
+/// WebSocket's close frame: code and reason). The adapter, which knows the
+/// protocol error, and the transport, which sends the close, share it; the
+/// first cause set wins (a text message read by the transport is why the
+/// adapter then fails to decode).
+#[derive(Debug, Default)]
+pub struct CloseReason(parking_lot::Mutex<Option<(u16, String)>>);
+
+impl CloseReason {
+    /// WebSocket close codes (RFC 6455, 7.4.1).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    pub const UNSUPPORTED_DATA: u16 = 1003;
+    pub const INVALID_PAYLOAD: u16 = 1007;
+
+    /// Record `code` and `reason` unless a cause is recorded already.
+    pub fn set(&self, code: u16, reason: impl Into<String>) {
+        let mut r = self.0.lock();
+        if r.is_none() {
+            *r = Some((code, reason.into()));
+        }
+    }
+
+    pub fn get(&self) -> Option<(u16, String)> {
+        self.0.lock().clone()
+    }
+}

@@ -261,13 +261,13 @@ pub async fn run_writer<W, T, E>(
 {
     let mut buf = BytesMut::new();
     let mut batch: VecDeque<Queued<T>> = VecDeque::new();
-    let tick = if heartbeat.is_zero() {
-        Duration::from_secs(3600)
-    } else {
-        (heartbeat / 2).max(Duration::from_millis(500))
-    };
-    let mut interval = tokio::time::interval(tick);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // No timer without a heartbeat: an `Interval` boxes its `Sleep` (a heap
+    // allocation and a timer-wheel entry per idle connection).
+    let mut interval = (!heartbeat.is_zero()).then(|| {
+        let mut i = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(500)));
+        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        i
+    });
     let mut wrote_since_tick = false;
     let per_item = encoder.item_per_write();
     let count = |octets: usize| {
@@ -278,8 +278,8 @@ pub async fn run_writer<W, T, E>(
     'run: loop {
         tokio::select! {
             _ = outlet.ready.notified() => {}
-            _ = interval.tick() => {
-                if !heartbeat.is_zero() && !wrote_since_tick {
+            _ = async { interval.as_mut()?.tick().await; Some(()) }, if interval.is_some() => {
+                if !wrote_since_tick {
                     encoder.heartbeat(&mut buf);
                     if socket.write_all(&buf).await.is_err() {
                         break;

@@ -22,7 +22,9 @@ use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 use tracing::{debug, info, warn};
 use warren_core::connections::ConnectionInfo;
-use warren_core::net::{closing_timeout, discard_until_eof, Endpoints, SILENT_CLOSE_DELAY};
+use warren_core::net::{
+    closing_timeout, discard_until_eof, CloseReason, Endpoints, SILENT_CLOSE_DELAY,
+};
 use warren_core::outlet::run_writer;
 use warren_core::stats::{ConnectionStats, CountingReader};
 use warren_core::{BrokerError, FieldTable, FieldValue, VHost};
@@ -39,6 +41,7 @@ use crate::reader::PacketReader;
 use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved, TAKEN_OVER};
 use crate::session::{Fail, Flow, Persistence, Session};
+use crate::session_state::{Change, Expiry};
 use crate::writer::{send_packet, MqttWire, Outlet};
 
 /// Room in a packet for a PUBLISH's topic and properties beyond its payload,
@@ -56,6 +59,14 @@ pub struct Transport {
     pub packet_per_write: bool,
 }
 
+/// Record why the connection ends for a transport that tells its peer (a
+/// WebSocket: close code 1002, protocol error, with the reason).
+fn protocol_error(why: &Option<Arc<CloseReason>>, reason: &str) {
+    if let Some(w) = why {
+        w.set(CloseReason::PROTOCOL_ERROR, reason);
+    }
+}
+
 impl Transport {
     pub const TCP: Transport = Transport {
         name: "MQTT",
@@ -69,7 +80,7 @@ where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let (rd, wr) = tokio::io::split(socket);
-    serve_transport(node, rd, wr, ends, Transport::TCP).await
+    serve_transport(node, rd, wr, ends, Transport::TCP, None).await
 }
 
 /// A CONNECT accepted: what the connection keeps of it (the CONNECT packet
@@ -142,6 +153,7 @@ pub async fn serve_transport<R, W>(
     wr: W,
     ends: Endpoints,
     transport: Transport,
+    why: Option<Arc<CloseReason>>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -149,7 +161,8 @@ pub async fn serve_transport<R, W>(
     let stats = Arc::new(ConnectionStats::default());
     let rd = CountingReader::new(rd, stats.clone());
     let mut packets = PacketReader::new(rd, MqttCodec::new(UNAUTHENTICATED_MAX_PACKET_SIZE));
-    let Some(mut c) = Box::pin(open(&node, &mut packets, wr, ends, transport, stats)).await else {
+    let Some(mut c) = Box::pin(open(&node, &mut packets, wr, ends, transport, stats, &why)).await
+    else {
         return;
     };
     let end = match std::mem::replace(&mut c.resumed, Ok(())) {
@@ -165,7 +178,7 @@ pub async fn serve_transport<R, W>(
             .await
         }
     };
-    Box::pin(close(&node, c, end, packets)).await;
+    Box::pin(close(&node, c, end, packets, &why)).await;
 }
 
 /// CONNECT, login, the client id, the writer task, the session, CONNACK.
@@ -176,6 +189,7 @@ async fn open<R, W>(
     ends: Endpoints,
     transport: Transport,
     stats: Arc<ConnectionStats>,
+    why: &Option<Arc<CloseReason>>,
 ) -> Option<Opened>
 where
     R: AsyncRead + Unpin + Send + 'static,
@@ -195,6 +209,9 @@ where
         Ok(Some(Ok(Packet::Connect(c)))) => c,
         Ok(Some(Ok(p))) => {
             warn!(%peer, packet = p.name(), "MQTT connection closed: first packet is not CONNECT");
+            // RabbitMQ's Web-MQTT closes with 1002 "connect_expected".
+            protocol_error(why, "connect_expected");
+            let _ = wr.shutdown().await;
             return None;
         }
         Ok(Some(Err(DecodeError::UnsupportedVersion { name: proto, level }))) => {
@@ -211,6 +228,8 @@ where
         }
         Ok(Some(Err(e))) => {
             warn!(%peer, "MQTT connection closed: bad CONNECT: {}", e);
+            protocol_error(why, &e.to_string());
+            let _ = wr.shutdown().await;
             return None;
         }
     };
@@ -245,32 +264,53 @@ where
     // Clean start: whatever the client id left behind goes.
     let mut session_present = false;
     let vhost_name = login.vhost.name.to_string_lossy();
-    if login.clean_start {
+    let mut stored = node.retained.session(&vhost_name, &login.client_id);
+    let had_expiry = stored.as_ref().is_some_and(|s| s.expiry.is_some());
+    let expired = stored
+        .as_ref()
+        .is_some_and(|s| s.expired(warren_core::queue::now_ms()));
+    if login.clean_start || expired {
+        // A clean start, or a session that expired before the sweeper saw it.
         Session::discard(&login.vhost, &login.client_id);
-        node.retained.put_session(
-            &vhost_name,
-            &login.client_id,
-            crate::session_state::Change::Forget,
-        );
-    } else {
+        claim.saved = None;
+        let old = stored.take();
+        if old.is_some() {
+            node.retained
+                .put_session(&vhost_name, &login.client_id, Change::Forget);
+        }
+        let groups: Vec<Bytes> = old
+            .map(|s| s.shared.into_iter().map(|s| s.0).collect())
+            .unwrap_or_default();
+        crate::session::release_groups(node, &login.vhost, &groups);
+    }
+    if !login.clean_start {
         // Not in memory (the broker restarted): what the session stored
-        // durably (QoS 2 ids awaiting PUBREL, shared subscriptions).
+        // durably (QoS 2 ids in both directions, shared subscriptions).
         if claim.saved.is_none() {
-            claim.saved = node
-                .retained
-                .session(&vhost_name, &login.client_id)
-                .map(|s| {
-                    Box::new(Saved {
-                        incoming_qos2: s.incoming_qos2,
-                        released: Vec::new(),
-                        shared: s.shared,
-                    })
-                });
+            claim.saved = stored.filter(|s| s.has_exchanges_or_shared()).map(|s| {
+                Box::new(Saved {
+                    incoming_qos2: s.incoming_qos2,
+                    released: s.released.into_iter().collect(),
+                    shared: s.shared,
+                })
+            });
         }
         // A session is its queues, or (a publish-only client) the QoS 2
         // exchanges it left unfinished.
         // (The registry keeps a Saved only when it holds something.)
         session_present = Session::exists(&login.vhost, &login.client_id) || claim.saved.is_some();
+    }
+    // MQTT 5 session expiry: while connected, the session ends that long
+    // after the connection (`close` turns it into a time).
+    let expiry = match login.persistence {
+        Persistence::Kept {
+            expiry_ms: Some(ms),
+        } => Some(Expiry::Connected(ms)),
+        _ => None,
+    };
+    if expiry.is_some() || (had_expiry && !expired && !login.clean_start) {
+        node.retained
+            .put_session(&vhost_name, &login.client_id, Change::Expiry(expiry));
     }
     let saved = match claim.saved.take() {
         Some(s) if session_present => *s,
@@ -416,6 +456,7 @@ async fn close<R: AsyncRead + Unpin>(
     c: Opened,
     end: End,
     mut packets: Packets<R>,
+    why: &Option<Arc<CloseReason>>,
 ) {
     let Opened {
         id,
@@ -433,11 +474,37 @@ async fn close<R: AsyncRead + Unpin>(
         wait_for_acks(&mut session).await;
     }
     let publish_will = !matches!(end, End::Disconnect { with_will: false });
+    let vhost_name = login.vhost.name.to_string_lossy();
+    match login.persistence {
+        Persistence::Kept {
+            expiry_ms: Some(ms),
+        } => {
+            let at = warren_core::queue::now_ms().saturating_add(ms);
+            node.retained.put_session(
+                &vhost_name,
+                &login.client_id,
+                Change::Expiry(Some(Expiry::At(at))),
+            );
+        }
+        // A session resumed with expiry 0 ends here: what it stored goes.
+        Persistence::Clean
+            if !login.clean_start
+                && node
+                    .retained
+                    .session(&vhost_name, &login.client_id)
+                    .is_some() =>
+        {
+            node.retained
+                .put_session(&vhost_name, &login.client_id, Change::Forget);
+        }
+        _ => {}
+    }
     let keep = session.close();
     drop(registration);
     let linger = match &end {
         End::Fail(f) => {
             warn!(%peer, conn = id, code = f.code.0, "MQTT connection closed: {}", f.reason);
+            protocol_error(why, &f.reason);
             if version.is_v5() {
                 send_packet(
                     &outlet,
@@ -448,6 +515,7 @@ async fn close<R: AsyncRead + Unpin>(
         }
         End::Decode(e) => {
             warn!(%peer, conn = id, "MQTT connection closed: {}", e);
+            protocol_error(why, &e.to_string());
             if version.is_v5() {
                 send_packet(
                     &outlet,
@@ -724,7 +792,7 @@ enum End {
 async fn run<R: AsyncRead + Unpin>(
     session: &mut Session,
     packets: &mut PacketReader<R>,
-    forced: &mut tokio::sync::watch::Receiver<Option<BrokerError>>,
+    forced: &mut warren_core::connections::Closed,
     keep_alive: u16,
 ) -> End {
     let mut alarm = session.node.broker.alarm();

@@ -128,11 +128,10 @@ pub struct Outgoing {
     pub settle_ready: Notify,
     /// The management API's counters for the connection's channel.
     pub stats: ChannelStats,
-    /// For the management API: the connection name.
-    pub name: String,
-    /// The firehose tracer's view of the connection (`deliver.<queue>`).
+    /// The firehose tracer's view of the connection (`deliver.<queue>`);
+    /// `origin.connection` is its name for the management API too.
     vhost: Arc<VHost>,
-    origin: Origin,
+    pub origin: Origin,
 }
 
 impl Outgoing {
@@ -145,7 +144,6 @@ impl Outgoing {
         vhost: Arc<VHost>,
         origin: Origin,
     ) -> Arc<Outgoing> {
-        let name = origin.connection.clone();
         Arc::new(Outgoing {
             outlet,
             conn,
@@ -161,7 +159,6 @@ impl Outgoing {
             }),
             settle_ready: Notify::new(),
             stats: ChannelStats::new(vhost.churn().clone()),
-            name,
             vhost,
             origin,
         })

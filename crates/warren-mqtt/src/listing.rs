@@ -11,7 +11,7 @@ impl ChannelSource for Outgoing {
         let consumers = self.subs.read().subs.len() as u32;
         vec![ChannelInfo {
             number: 1,
-            name: format!("{} (1)", self.name),
+            name: format!("{} (1)", self.origin.connection),
             prefetch_count: self.window() as u32,
             global_prefetch_count: 0,
             messages_unacknowledged: self.inflight_count() as u64,

@@ -235,6 +235,14 @@ impl RetainedStore {
                 );
             }
         }
+        // Sessions that were connected when the broker stopped: their expiry
+        // counts from now (their connections closed with it).
+        let now = warren_core::queue::now_ms();
+        for state in store.sessions.lock().values_mut() {
+            if let Some(session_state::Expiry::Connected(ms)) = state.expiry {
+                state.expiry = Some(session_state::Expiry::At(now.saturating_add(ms)));
+            }
+        }
         let (file, live, size) = compact(&store.vhosts, &store.sessions, &path)?;
         if loaded > 0 || live > 0 {
             info!(
@@ -352,6 +360,25 @@ impl RetainedStore {
             .lock()
             .get(&(vhost.to_string(), client.clone()))
             .cloned()
+    }
+
+    /// Sessions whose MQTT 5 expiry has passed by `now` (the caller forgets them).
+    pub fn expired_sessions(&self, now: u64) -> Vec<(String, Bytes)> {
+        self.sessions
+            .lock()
+            .iter()
+            .filter(|(_, s)| s.expired(now))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Whether some stored session in `vhost` is a member of the shared
+    /// subscription `filter` (the full `$share/…` filter).
+    pub fn shared_in_use(&self, vhost: &str, filter: &[u8]) -> bool {
+        self.sessions
+            .lock()
+            .iter()
+            .any(|((v, _), s)| v == vhost && s.shared.iter().any(|(f, _, _)| f == filter))
     }
 
     /// The highest ticket on disk, as a watch (for acks waiting on it).

@@ -158,6 +158,28 @@ fn check_filter(filter: &[u8], version: Version) -> Result<(), Fail> {
     }
 }
 
+/// Delete the queues of shared subscriptions (full `$share/…` filters) that
+/// have no member left: none connected (no consumer) and no stored session.
+/// A group with only disconnected persistent members keeps its queue, so its
+/// messages wait for the first member back.
+pub fn release_groups(node: &Node, vhost: &VHost, filters: &[Bytes]) {
+    if filters.is_empty() {
+        return;
+    }
+    let name = vhost.name.to_string_lossy();
+    for filter in filters {
+        let Ok(Some((group, f))) = topic::parse_shared(filter) else {
+            continue;
+        };
+        let Some(q) = vhost.named_queue(shared_queue_name(group, f).as_bytes()) else {
+            continue;
+        };
+        if q.consumer_count() == 0 && !node.retained.shared_in_use(&name, filter) {
+            vhost.remove_queue(&q);
+        }
+    }
+}
+
 /// A `$share/…` filter (MQTT 5 only treats it as shared; checking 3.1.1
 /// filters too costs only a needless, unchanged store).
 fn is_shared(filter: &[u8]) -> bool {
@@ -335,17 +357,26 @@ impl Session {
                     // The client refused the message: the exchange is over.
                     self.out.pubcomp(a.packet_id);
                     self.need_wake = true;
+                } else if known {
+                    // The message is settled in its queue; what is left of
+                    // the exchange (PUBREL until PUBCOMP) survives a restart:
+                    // the id is on disk before the PUBREL.
+                    let kept = self.persist(Change::OutReceived(a.packet_id));
+                    self.send_after(
+                        kept,
+                        Packet::Pubrel(Ack::new(a.packet_id, ReasonCode::SUCCESS)),
+                    );
                 } else {
-                    let code = if known {
-                        ReasonCode::SUCCESS
-                    } else {
-                        ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
-                    };
+                    let code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                     self.send(Packet::Pubrel(Ack::new(a.packet_id, code)));
                 }
             }
             Packet::Pubcomp(a) => {
-                self.out.pubcomp(a.packet_id);
+                if self.out.pubcomp(a.packet_id) {
+                    // Nothing waits for this record: a restart before it is
+                    // on disk only resends a PUBREL the client answers again.
+                    self.persist(Change::OutCompleted(a.packet_id));
+                }
                 self.need_wake = true;
             }
             Packet::Pubrel(a) => {
@@ -739,10 +770,14 @@ impl Session {
                         self.publisher
                             .check(Access::Configure, Resource::Queue, name.as_bytes())
                             .map_err(err)?;
+                        // The group's queue outlives its connected members:
+                        // it keeps the group's messages while no member is
+                        // connected, as long as a persistent session is a
+                        // member (`release_groups` deletes it after the last).
                         let opts = QueueOptions {
-                            durable: false,
+                            durable: self.persistence != Persistence::Clean,
                             exclusive: false,
-                            auto_delete: true,
+                            auto_delete: false,
                             arguments: FieldTable::new(),
                         };
                         self.vhost
@@ -798,12 +833,15 @@ impl Session {
         let Some(s) = self.subs.remove(filter) else {
             return false;
         };
-        let exchange = ShortStr::from(self.node.config.exchange.as_str());
-        let _ = self
-            .vhost
-            .unbind_queue(&s.queue, &exchange, &s.key, &s.args, self.conn);
         if let Some((q, c)) = self.shared.remove(filter) {
+            // The binding is the group's (other members share it): it goes
+            // with the group's queue.
             q.remove_consumer(&c);
+        } else if s.sub.kind != QueueKind::Shared {
+            let exchange = ShortStr::from(self.node.config.exchange.as_str());
+            let _ = self
+                .vhost
+                .unbind_queue(&s.queue, &exchange, &s.key, &s.args, self.conn);
         }
         true
     }
@@ -823,6 +861,10 @@ impl Session {
             .collect();
         self.publish_table();
         let kept = self.persist_shared(shared);
+        if shared {
+            let gone: Vec<Bytes> = u.filters.iter().filter(|f| is_shared(f)).cloned().collect();
+            release_groups(&self.node, &self.vhost, &gone);
+        }
         self.send_after(
             kept,
             Packet::Unsuback(Unsuback {
@@ -905,6 +947,8 @@ impl Session {
                 for (q, _) in self.queues.values() {
                     self.vhost.remove_queue(q);
                 }
+                let groups: Vec<Bytes> = self.shared_subs().into_iter().map(|s| s.0).collect();
+                release_groups(&self.node, &self.vhost, &groups);
                 None
             }
             Persistence::Kept { .. } => Some(Saved {

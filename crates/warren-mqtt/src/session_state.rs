@@ -1,6 +1,8 @@
-//! What a persistent session keeps durably besides its queues: the incoming
-//! QoS 2 packet ids awaiting PUBREL (exactly once across a restart) and its
-//! shared subscriptions (their queues belong to the group, not the session).
+//! What a persistent session keeps durably besides its queues: the QoS 2
+//! packet ids of unfinished exchanges in both directions (incoming: awaiting
+//! PUBREL; outgoing: PUBREC'd, awaiting PUBCOMP), its shared subscriptions
+//! (their queues belong to the group, not the session) and, for an MQTT 5
+//! session expiry, when it ends.
 //!
 //! Stored as records in the retained-message file (`retained.rs`), so they
 //! share its group commit and tickets: a PUBREC waits for the record holding
@@ -25,12 +27,39 @@ pub type SharedSub = (Bytes, SubscriptionOptions, Option<u32>);
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct SessionState {
     pub incoming_qos2: HashSet<u16>,
+    /// Outgoing QoS 2 ids the client PUBREC'd: it gets their PUBREL again.
+    pub released: HashSet<u16>,
     pub shared: Vec<SharedSub>,
+    pub expiry: Option<Expiry>,
+}
+
+/// When a session with an MQTT 5 session expiry interval ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// Connected: it ends this long (ms) after its connection closes (also
+    /// when that close is a broker crash: the interval counts from the load).
+    Connected(u64),
+    /// Disconnected: it ends at this time (ms since the epoch).
+    At(u64),
 }
 
 impl SessionState {
     pub fn is_empty(&self) -> bool {
-        self.incoming_qos2.is_empty() && self.shared.is_empty()
+        self.incoming_qos2.is_empty()
+            && self.released.is_empty()
+            && self.shared.is_empty()
+            && self.expiry.is_none()
+    }
+
+    /// Whether it holds more than its expiry: unfinished QoS 2 exchanges or
+    /// shared subscriptions (a session to resume even without queues).
+    pub fn has_exchanges_or_shared(&self) -> bool {
+        !(self.incoming_qos2.is_empty() && self.released.is_empty() && self.shared.is_empty())
+    }
+
+    /// Whether the session has ended by `now` (ms since the epoch).
+    pub fn expired(&self, now: u64) -> bool {
+        matches!(self.expiry, Some(Expiry::At(t)) if t <= now)
     }
 
     /// Apply `change`; returns whether anything changed.
@@ -38,6 +67,13 @@ impl SessionState {
         match change {
             Change::Received(id) => self.incoming_qos2.insert(*id),
             Change::Released(id) => self.incoming_qos2.remove(id),
+            Change::OutReceived(id) => self.released.insert(*id),
+            Change::OutCompleted(id) => self.released.remove(id),
+            Change::Expiry(e) => {
+                let changed = self.expiry != *e;
+                self.expiry = *e;
+                changed
+            }
             Change::Shared(list) => {
                 let changed = self.shared != *list;
                 self.shared = list.clone();
@@ -57,6 +93,8 @@ impl SessionState {
             .then(|| Change::Shared(self.shared.clone()))
             .into_iter()
             .chain(self.incoming_qos2.iter().map(|&id| Change::Received(id)))
+            .chain(self.released.iter().map(|&id| Change::OutReceived(id)))
+            .chain(self.expiry.map(|e| Change::Expiry(Some(e))))
     }
 }
 
@@ -71,6 +109,12 @@ pub enum Change {
     Shared(Vec<SharedSub>),
     /// Clean start: the session is gone.
     Forget,
+    /// The client PUBREC'd an outgoing QoS 2 delivery: PUBREL it (again).
+    OutReceived(u16),
+    /// PUBCOMP: the outgoing exchange is over.
+    OutCompleted(u16),
+    /// The session's end (None: no expiry, or no longer any).
+    Expiry(Option<Expiry>),
 }
 
 pub fn options_from_byte(byte: u8) -> SubscriptionOptions {
@@ -110,6 +154,24 @@ pub fn encode(vhost: &str, client_id: &[u8], change: &Change) -> BytesMut {
             }
         }
         Change::Forget => p.put_u8(4),
+        Change::OutReceived(id) => {
+            p.put_u8(5);
+            p.put_u16(*id);
+        }
+        Change::OutCompleted(id) => {
+            p.put_u8(6);
+            p.put_u16(*id);
+        }
+        Change::Expiry(e) => {
+            p.put_u8(7);
+            let (kind, value) = match e {
+                None => (0, 0),
+                Some(Expiry::Connected(ms)) => (1, *ms),
+                Some(Expiry::At(t)) => (2, *t),
+            };
+            p.put_u8(kind);
+            p.put_u64(value);
+        }
     }
     p
 }
@@ -129,16 +191,30 @@ pub fn decode(mut b: Bytes) -> Option<(String, Bytes, Change)> {
         return None;
     }
     let change = match b.get_u8() {
-        k @ (1 | 2) => {
+        k @ (1 | 2 | 5 | 6) => {
             if b.remaining() < 2 {
                 return None;
             }
             let id = b.get_u16();
-            if k == 1 {
-                Change::Received(id)
-            } else {
-                Change::Released(id)
+            match k {
+                1 => Change::Received(id),
+                2 => Change::Released(id),
+                5 => Change::OutReceived(id),
+                _ => Change::OutCompleted(id),
             }
+        }
+        7 => {
+            if b.remaining() < 9 {
+                return None;
+            }
+            let kind = b.get_u8();
+            let value = b.get_u64();
+            Change::Expiry(match kind {
+                0 => None,
+                1 => Some(Expiry::Connected(value)),
+                2 => Some(Expiry::At(value)),
+                _ => return None,
+            })
         }
         3 => {
             if b.remaining() < 2 {
@@ -178,6 +254,11 @@ mod tests {
             Change::Released(1),
             Change::Shared(shared.clone()),
             Change::Forget,
+            Change::OutReceived(9),
+            Change::OutCompleted(9),
+            Change::Expiry(None),
+            Change::Expiry(Some(Expiry::Connected(600_000))),
+            Change::Expiry(Some(Expiry::At(1 << 40))),
         ] {
             let mut rec = encode("/", b"client", &change).freeze();
             assert_eq!(rec.get_u16(), TAG);
@@ -189,6 +270,9 @@ mod tests {
         assert!(s.apply(&Change::Received(3)));
         assert!(!s.apply(&Change::Received(3)));
         assert!(s.apply(&Change::Shared(shared)));
+        assert!(s.apply(&Change::OutReceived(4)));
+        assert!(s.apply(&Change::Expiry(Some(Expiry::At(10)))));
+        assert!(s.expired(10) && !s.expired(9));
         let mut rebuilt = SessionState::default();
         for c in s.changes() {
             rebuilt.apply(&c);

@@ -335,7 +335,7 @@ impl Failure {
 async fn run<R: AsyncRead + Unpin>(
     session: &mut Session,
     frames: &mut FramedRead<R, StompCodec>,
-    forced: &mut tokio::sync::watch::Receiver<Option<BrokerError>>,
+    forced: &mut warren_core::connections::Closed,
     heartbeat: Heartbeat,
 ) -> End {
     let mut alarm = session.broker.alarm();

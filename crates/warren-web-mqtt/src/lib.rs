@@ -2,7 +2,7 @@
 //! 15675, subprotocol `mqtt` (or the older `mqttv3.1`).
 //!
 //! No second MQTT implementation: the WebSocket becomes a byte stream in and
-//! one binary message per packet out ([`warren_web::byte_stream`]), handed to
+//! one binary message per packet out ([`warren_web::byte_stream_closing`]), handed to
 //! the MQTT adapter's connection loop ([`serve_transport`]) with the same
 //! [`Node`] as the TCP listener, so client ids (takeover), sessions, retained
 //! messages and permissions are one set across both transports.
@@ -15,11 +15,12 @@ use axum::routing::any;
 use axum::Router;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use warren_core::net::CloseReason;
 use warren_core::net::Endpoints;
 use warren_mqtt::connection::{serve_transport, Transport};
 use warren_mqtt::Node;
 pub use warren_web::Origins;
-use warren_web::{byte_stream, ClientEnds, Framing};
+use warren_web::{byte_stream_closing, ClientEnds, Framing};
 
 /// The subprotocols accepted, best first: `mqtt` (MQTT 3.1.1 and 5.0, the
 /// spec's name) and `mqttv3.1` (MQTT 3.1 clients, which RabbitMQ accepts too).
@@ -107,9 +108,12 @@ fn offers_other_protocols_only(headers: &HeaderMap) -> bool {
 }
 
 async fn serve_socket(node: Arc<Node>, socket: WebSocket, ends: Endpoints) {
-    // MQTT over WebSocket is binary messages only (MQTT spec, 6.0).
-    let (rd, wr) = byte_stream(socket, Framing::Binary);
-    serve_transport(node, rd, wr, ends, WEB_MQTT).await;
+    // MQTT over WebSocket is binary messages only (MQTT spec, 6.0). A
+    // protocol error closes with 1002, a text message with 1003 (1007 when
+    // it is not even UTF-8), as `CloseReason` records them.
+    let why = Arc::new(CloseReason::default());
+    let (rd, wr) = byte_stream_closing(socket, Framing::Binary, why.clone());
+    serve_transport(node, rd, wr, ends, WEB_MQTT, Some(why)).await;
 }
 
 #[cfg(test)]

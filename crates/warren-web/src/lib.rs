@@ -14,4 +14,4 @@ pub mod websocket;
 
 pub use listener::{serve, serve_with, ClientEnds};
 pub use origin::Origins;
-pub use websocket::{byte_stream, Framing};
+pub use websocket::{byte_stream, byte_stream_closing, Framing};

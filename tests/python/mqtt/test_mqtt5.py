@@ -379,3 +379,54 @@ def test_shared_subscription_kept_by_a_persistent_session(clients):
     assert m is not None and m.payload == b"to the group"
     c.disconnect()
     Client(client_id=cid, version=V5, clean=True).disconnect()
+
+
+def test_shared_subscription_keeps_messages_while_no_member_is_connected(clients):
+    """A group with a persistent member keeps its messages while no member is
+    connected (mosquitto queues them in the members' sessions too; MQTT 5
+    section 4.8.2 lets a server send to a session whose client is not
+    connected); the first member back gets them. When the last member's
+    session ends the group ends with it, and its messages go."""
+    t, group, cid = topic("shq"), uid("g"), uid("shq")
+    filt = f"$share/{group}/{t}"
+    expiry = props(CONNECT, SessionExpiryInterval=60)
+    a = Client(client_id=cid, version=V5, clean=True, properties=expiry)
+    b = v5(clients)  # a clean member
+    a.subscribe(filt, 1)
+    b.subscribe(filt, 1)
+    a.disconnect()
+    b.disconnect()
+    pub = v5(clients)
+    for i in range(4):
+        pub.publish(t, str(i).encode(), qos=1)
+    a = Client(client_id=cid, version=V5, clean=False, properties=expiry)
+    assert a.session_present
+    got = [m.payload for m in a.get_n(4)]
+    assert got == [str(i).encode() for i in range(4)]
+    # The persistent member leaves for good (clean start): nobody is left.
+    a.disconnect()
+    Client(client_id=cid, version=V5, clean=True).disconnect()
+    pub.publish(t, b"to nobody", qos=1)
+    c = v5(clients)
+    c.subscribe(filt, 1)
+    assert c.none(1.0)
+    # A group of clean members only ends with its last connection.
+    c.disconnect()
+    pub.publish(t, b"to nobody either", qos=1)
+    d = v5(clients)
+    d.subscribe(filt, 1)
+    assert d.none(1.0)
+
+
+def test_one_member_unsubscribing_leaves_the_group_to_the_others(clients):
+    t, group = topic("shu"), uid("g")
+    filt = f"$share/{group}/{t}"
+    a, b = v5(clients), v5(clients)
+    a.subscribe(filt, 1)
+    b.subscribe(filt, 1)
+    a.unsubscribe(filt)
+    pub = v5(clients)
+    for i in range(3):
+        pub.publish(t, str(i).encode(), qos=1)
+    assert [m.payload for m in b.get_n(3)] == [b"0", b"1", b"2"]
+    assert a.none(0.5)

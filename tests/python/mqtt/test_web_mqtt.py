@@ -239,3 +239,55 @@ def test_management_shows_web_mqtt(ws_clients):
             break
         time.sleep(0.5)  # RabbitMQ's management lists connections every 5 s
     assert protocols == ["Web MQTT 3.1.1"]
+
+
+def close_code(s):
+    """The code and reason of the broker's close message (None: no close
+    message before EOF)."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        op, payload = read_message(s)
+        if op is None:
+            return None
+        if op == 0x8:
+            if len(payload) < 2:
+                return (None, b"")
+            return struct.unpack(">H", payload[:2])[0], payload[2:]
+    return None
+
+
+# (messages sent, expected close code); RabbitMQ 3.10's answers, checked on
+# its web_mqtt plugin: a packet before CONNECT gets 1002 "connect_expected"
+# and a text message that is not UTF-8 1007, as here. Where 3.10 has no
+# answer Warren still closes: a malformed packet (3.10 waits forever), a
+# second CONNECT (3.10 answers a second CONNACK), a PUBLISH with QoS 3 (3.10
+# crashes: 1011) all get 1002 with the reason; a text message that is UTF-8
+# (3.10 ignores it, [MQTT-6.0.0-1] says close) gets 1003, "unsupported data".
+_UTF8_CONNECT = bytes([0x10, 16, 0, 4]) + b"MQTT" + bytes([4, 2, 0, 60, 0, 4]) + b"text"
+CLOSE_CASES = {
+    "packet-before-connect": ([(2, bytes([0x82, 6, 0, 1, 0, 1, ord("x"), 0]))], 1002, True),
+    "text-not-utf8": ([(1, b"\xff\xfe")], 1007, True),
+    "malformed": ([(2, CONNECT), (2, b"\xff\xff\xff\xff\xff")], 1002, False),
+    "second-connect": ([(2, CONNECT), (2, CONNECT)], 1002, False),
+    "qos-3": ([(2, CONNECT), (2, bytes([0x36, 5, 0, 1, ord("a"), 0, 1]))], 1002, False),
+    "text-connect": ([(1, _UTF8_CONNECT)], 1003, False),
+    "text-after-connect": ([(2, CONNECT), (1, b"hello")], 1003, False),
+}
+
+
+@pytest.mark.parametrize("case", list(CLOSE_CASES))
+def test_close_codes(case, warren):
+    messages, code, as_rabbitmq = CLOSE_CASES[case]
+    if not (warren or as_rabbitmq):
+        pytest.skip("RabbitMQ 3.10 does not close here (see CLOSE_CASES)")
+    s, status, _ = handshake("mqtt")
+    try:
+        assert status == 101
+        for opcode, data in messages:
+            send_binary(s, data, opcode=opcode)
+        got = close_code(s)
+        assert got is not None and got[0] == code, got
+        if case == "packet-before-connect":
+            assert got[1] == b"connect_expected"
+    finally:
+        s.close()

@@ -10,8 +10,10 @@
 //! unregistering emit `connection.created` / `connection.closed` on the event
 //! exchange, so every protocol's connections produce them.
 
+mod close_signal;
 mod info;
 
+pub use close_signal::{CloseSender, Closed, SenderGone};
 pub use info::{ChannelInfo, ChannelSource, ConnectionInfo};
 
 use crate::error::BrokerError;
@@ -21,7 +23,6 @@ use crate::vhost::VHost;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 /// RabbitMQ's reply text when management closes a connection
 /// (`DELETE /api/connections/NAME` without an `X-Reason` header).
@@ -29,7 +30,7 @@ pub const CLOSED_VIA_MANAGEMENT: &str = "Closed via management plugin";
 
 struct Entry {
     info: Arc<ConnectionInfo>,
-    close: watch::Sender<Option<BrokerError>>,
+    close: CloseSender,
 }
 
 pub struct Connections {
@@ -44,7 +45,7 @@ pub struct Registration {
     registry: Arc<Connections>,
     info: Arc<ConnectionInfo>,
     /// Becomes `Some(error)` when the broker wants the connection closed.
-    pub closed: watch::Receiver<Option<BrokerError>>,
+    pub closed: Closed,
 }
 
 impl Registration {
@@ -77,7 +78,7 @@ impl Connections {
     /// Register an open connection (and emit `connection.created`).
     pub fn register(self: &Arc<Self>, info: ConnectionInfo) -> Registration {
         let info = Arc::new(info);
-        let (close, closed) = watch::channel(None);
+        let (close, closed) = close_signal::channel();
         self.churn.add(ChurnField::ConnectionCreated, 1);
         self.open.lock().insert(
             info.id,
@@ -138,7 +139,7 @@ impl Connections {
         let open = self.open.lock();
         let mut n = 0;
         for e in open.values().filter(|e| pred(e)) {
-            let _ = e.close.send(Some(error.clone()));
+            e.close.send(Some(error.clone()));
             n += 1;
         }
         n

@@ -51,10 +51,10 @@ fn lists_finds_and_closes_by_name() {
     let forced = BrokerError::connection_forced(CLOSED_VIA_MANAGEMENT);
     assert!(reg.close_by_name(name, forced.clone()));
     assert!(!reg.close_by_name("nobody", forced.clone()));
-    assert_eq!(*b.closed.borrow(), Some(forced));
-    assert_eq!(*a.closed.borrow(), None);
+    assert_eq!(b.closed.get(), Some(forced));
+    assert_eq!(a.closed.get(), None);
     assert_eq!(
-        b.closed.borrow().as_ref().map(|e| e.reply_text()),
+        b.closed.get().as_ref().map(|e| e.reply_text()),
         Some("CONNECTION_FORCED - Closed via management plugin".to_string())
     );
 
