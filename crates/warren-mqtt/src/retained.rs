@@ -170,6 +170,21 @@ pub struct RetainedStore {
     durable: tokio::sync::watch::Receiver<u64>,
     /// Memory mode keeps the sender, so waiters never see a closed channel.
     _memory: Option<tokio::sync::watch::Sender<u64>>,
+    /// The writer thread, joined on drop: it may be compacting (temp file,
+    /// rename), and a store opened on the same directory right after must
+    /// not race it for the temp file.
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for RetainedStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer's loop once it has written
+        // what it was given.
+        drop(self.writer.take());
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// The sending side of the writer thread; tickets are assigned under its lock,
@@ -189,6 +204,7 @@ impl RetainedStore {
             writer: None,
             durable,
             _memory: Some(tx),
+            thread: None,
         }
     }
 
@@ -254,7 +270,7 @@ impl RetainedStore {
         }
         let (tx, rx) = mpsc::channel::<(u64, Vec<u8>)>();
         let (done, durable) = tokio::sync::watch::channel(0u64);
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name("warren-mqtt-retained".into())
             .spawn({
                 let vhosts = store.vhosts.clone();
@@ -264,9 +280,10 @@ impl RetainedStore {
         Ok(RetainedStore {
             writer: Some(Mutex::new(Writer { tx, next: 1 })),
             durable,
-            vhosts: store.vhosts,
-            sessions: store.sessions,
+            vhosts: store.vhosts.clone(),
+            sessions: store.sessions.clone(),
             _memory: None,
+            thread: Some(thread),
         })
     }
 
