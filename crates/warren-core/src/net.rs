@@ -222,3 +222,13 @@ impl CloseReason {
         self.0.lock().clone()
     }
 }
+
+/// This machine's host name (from the kernel, "localhost" if it has none):
+/// the host part of node names and what a node advertises to its peers.
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}

@@ -80,15 +80,7 @@ impl Http {
 
 /// The node name, `warren@HOST` (RabbitMQ's `rabbit@HOST`).
 pub fn node_name() -> String {
-    format!("warren@{}", hostname())
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
+    format!("warren@{}", warren_core::net::hostname())
 }
 
 /// Every route of the API.

@@ -57,7 +57,7 @@ pub fn resolve(
     // Peers need an address they can dial: a wildcard bind advertises the
     // host name.
     let host = match bind {
-        "0.0.0.0" | "::" | "[::]" => hostname(),
+        "0.0.0.0" | "::" | "[::]" => warren_core::net::hostname(),
         b => b.to_string(),
     };
     let bind_addr = if bind.contains(':') && !bind.starts_with('[') {
@@ -79,12 +79,4 @@ pub fn resolve(
     };
     cfg.members()?;
     Ok(Some(cfg))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into())
 }
