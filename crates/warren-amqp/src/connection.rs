@@ -568,6 +568,9 @@ impl Connection {
                     continue;
                 }
             };
+            // Became a publisher in this batch while an alarm was already on (and
+            // seen): the check above must run before reading on.
+            let was_publisher = self.ctx.has_published;
             let mut next = first;
             let mut batch = 0u32;
             loop {
@@ -596,7 +599,9 @@ impl Connection {
                 // A raised (or cleared) alarm is looked at before reading on:
                 // a publisher whose socket always has more would otherwise
                 // never get back to the check above. One atomic load.
-                if alarm.has_changed().unwrap_or(false) {
+                if alarm.has_changed().unwrap_or(false)
+                    || (self.ctx.has_published && !was_publisher)
+                {
                     break;
                 }
                 // Handle every frame already buffered before flushing confirms.

@@ -852,6 +852,9 @@ async fn run<R: AsyncRead + Unpin>(
             _ = tokio::time::sleep_until(deadline), if limit.is_some() => return End::KeepAlive,
         };
         last_seen = Instant::now();
+        // Became a publisher in this batch while an alarm was already on (and
+        // seen): the check above must run before reading on.
+        let was_publisher = session.has_published;
         let mut next = first;
         loop {
             match next {
@@ -866,7 +869,7 @@ async fn run<R: AsyncRead + Unpin>(
             // A raised (or cleared) alarm is looked at before reading on: a
             // publisher whose socket always has more would otherwise never
             // get back to the alarm check. One atomic load.
-            if alarm.has_changed().unwrap_or(false) {
+            if alarm.has_changed().unwrap_or(false) || (session.has_published && !was_publisher) {
                 break;
             }
             match packets.next().now_or_never() {

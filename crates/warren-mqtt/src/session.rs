@@ -360,12 +360,14 @@ impl Session {
                 } else if known {
                     // The message is settled in its queue; what is left of
                     // the exchange (PUBREL until PUBCOMP) survives a restart:
-                    // the id is on disk before the PUBREL.
+                    // the id is on disk before the PUBREL, and so is the
+                    // queue's ack (settled now, not with the read batch), or
+                    // a crash could bring the message back as a PUBLISH.
+                    self.settle_acked();
+                    let acked = self.vhost.store().log.last_ticket();
                     let kept = self.persist(Change::OutReceived(a.packet_id));
-                    self.send_after(
-                        kept,
-                        Packet::Pubrel(Ack::new(a.packet_id, ReasonCode::SUCCESS)),
-                    );
+                    let pubrel = Packet::Pubrel(Ack::new(a.packet_id, ReasonCode::SUCCESS));
+                    self.pending.push_back((acked, kept, pubrel));
                 } else {
                     let code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                     self.send(Packet::Pubrel(Ack::new(a.packet_id, code)));

@@ -389,6 +389,9 @@ async fn run<R: AsyncRead + Unpin>(
                 continue;
             }
         };
+        // Became a publisher in this batch while an alarm was already on (and
+        // seen): the check above must run before reading on.
+        let was_publisher = session.has_published;
         let mut next = first;
         loop {
             match next {
@@ -415,7 +418,7 @@ async fn run<R: AsyncRead + Unpin>(
             // A raised (or cleared) alarm is looked at before reading on: a
             // publisher whose socket always has more would otherwise never
             // get back to the check above. One atomic load.
-            if alarm.has_changed().unwrap_or(false) {
+            if alarm.has_changed().unwrap_or(false) || (session.has_published && !was_publisher) {
                 break;
             }
             // Handle every frame already buffered before flushing receipts.

@@ -258,7 +258,12 @@ def test_memory_alarm_holds_against_huge_headers(broker_factory):
     print(f"\nhuge headers: {loop.written() / MiB:.0f} MiB sent, peak RSS {peak / MiB:.0f} MiB "
           f"(watermark {WATERMARK / MiB:.0f}), {stalled} bytes read in 2 s while blocked; "
           f"at the end {kinds} kB")
-    assert stalled < 4 * len(flooders[0].frame) * len(flooders)
     assert b.alive()
     setup.close()
     assert peak <= WATERMARK + MARGIN, f"peak RSS {peak / MiB:.0f} MiB"
+    # A connection whose first SEND came after the alarm was raised kept being
+    # read (its reader had already seen the alarm while not yet a publisher):
+    # 33-159 MB in 2 s in 1 run of 6. Readers now look again when a batch makes
+    # the connection a publisher.
+    assert stalled < 4 * len(flooders[0].frame) * len(flooders), \
+        f"publishers still read while blocked: {stalled} bytes in 2 s"

@@ -672,6 +672,14 @@ impl MessageLog {
         *self.durable.borrow()
     }
 
+    /// The newest ticket handed out (publish or ack): once the durable
+    /// ticket reaches it, everything appended so far is written, acks
+    /// included (acks are written, not fsynced: they survive a process
+    /// crash, which is what an MQTT PUBREL after PUBREC needs).
+    pub fn last_ticket(&self) -> u64 {
+        self.pending.lock().next_ticket - 1
+    }
+
     /// Append a publish record referenced by `refs` queues. Returns its location
     /// and the ticket to wait for.
     ///
@@ -744,6 +752,8 @@ impl MessageLog {
         for (seg, ids) in by_segment {
             record::encode_ack(p.acks_for(seg), queue, &ids);
         }
+        // A ticket of its own, so `last_ticket` covers the ack.
+        p.next_ticket += 1;
         drop(p);
         self.wake.notify_one();
     }
@@ -1215,13 +1225,16 @@ impl MessageLog {
             };
             let mut bufs = std::mem::take(&mut backlog);
             bufs.extend(new_bufs);
+            // Whether the durable ticket may move to `ticket`: every publish
+            // taken is on disk (or there were none), and the acks are written.
+            let mut written = bufs.is_empty() && !sync_failed;
             if !bufs.is_empty() && !sync_failed {
                 match self.write_batch(&mut file, &mut bufs) {
                     Ok(()) => {
                         if std::mem::take(&mut write_failing) {
                             tracing::warn!("message log writes succeed again; confirms resume");
                         }
-                        self.durable.send_replace(ticket);
+                        written = true;
                         self.room.notify_waiters();
                     }
                     Err(WriteError::Write(e)) => {
@@ -1257,6 +1270,17 @@ impl MessageLog {
             // redelivery, and the OS keeps them through a process crash).
             if let Err(e) = self.write_acks(acks) {
                 tracing::error!(error = %e, "message log: cannot write acks");
+            }
+            if written {
+                // Only a real move wakes the waiters (an idle round has
+                // nothing new).
+                self.durable.send_if_modified(|d| {
+                    let moved = *d < ticket;
+                    if moved {
+                        *d = ticket;
+                    }
+                    moved
+                });
             }
             // Not while recovering: the writer runs from `open` on, but the
             // queues attach their recovered messages after it (a large
