@@ -28,6 +28,22 @@ pub struct MqttConfig {
     /// Longest session expiry granted to MQTT 5 clients, seconds (RabbitMQ's
     /// `mqtt.max_session_expiry_interval_seconds`, default one day).
     pub max_session_expiry: u32,
+    /// How long a 3.1.1 persistent session (clean session 0) outlives its
+    /// connection, ms (RabbitMQ 3.10's `mqtt.subscription_ttl`, default one
+    /// day, set as `x-expires` on the session's queue); None: forever.
+    pub subscription_ttl: Option<u64>,
+}
+
+impl MqttConfig {
+    /// The `x-expires` of a persistent session's queues: the longest any
+    /// session may get (the session sweeper ends each one at its own expiry,
+    /// which an MQTT 5 DISCONNECT may lengthen, so the queue must not go
+    /// first); None when some session may live forever.
+    pub fn session_queue_expires(&self) -> Option<u64> {
+        let v5 = (self.max_session_expiry != u32::MAX)
+            .then(|| u64::from(self.max_session_expiry) * 1000)?;
+        Some(v5.max(self.subscription_ttl?))
+    }
 }
 
 impl Default for MqttConfig {
@@ -42,6 +58,7 @@ impl Default for MqttConfig {
             topic_alias_maximum: 64,
             max_keep_alive: 0,
             max_session_expiry: 86_400,
+            subscription_ttl: Some(86_400_000),
         }
     }
 }

@@ -75,7 +75,8 @@ pub enum Flow {
 pub enum Persistence {
     /// Clean session / MQTT 5 session expiry 0: everything goes at disconnect.
     Clean,
-    /// Kept; `expiry_ms` for MQTT 5 (queue `x-expires`), None: forever.
+    /// Kept for `expiry_ms` after the connection ends (MQTT 5 session
+    /// expiry; 3.1.1: `subscription_ttl`), None: forever.
     Kept { expiry_ms: Option<u64> },
 }
 
@@ -399,9 +400,12 @@ impl Session {
             Packet::Unsubscribe(u) => self.on_unsubscribe(u)?,
             Packet::Pingreq => self.send(Packet::Pingresp),
             Packet::Disconnect(d) => {
+                if let Some(s) = d.properties.session_expiry_interval {
+                    self.set_expiry(s)?;
+                }
                 return Ok(Flow::Disconnect {
                     with_will: d.code == ReasonCode::DISCONNECT_WITH_WILL,
-                })
+                });
             }
             Packet::Connect(_) => {
                 return Err(Fail::new(ReasonCode::PROTOCOL_ERROR, "second CONNECT"));
@@ -566,6 +570,30 @@ impl Session {
             .collect()
     }
 
+    /// MQTT 5 DISCONNECT with a Session Expiry Interval: the session now
+    /// ends that long after this connection (0: at once). A session its
+    /// CONNECT made to end at disconnect cannot be kept this way (section
+    /// 3.14.2.2.2: protocol error, and the DISCONNECT is not a normal one).
+    fn set_expiry(&mut self, seconds: u32) -> Result<(), Fail> {
+        self.persistence = match (self.persistence, seconds) {
+            (Persistence::Clean, 0) => Persistence::Clean,
+            (Persistence::Clean, _) => {
+                return Err(Fail::new(
+                    ReasonCode::PROTOCOL_ERROR,
+                    "session expiry set by DISCONNECT after a CONNECT with 0",
+                ))
+            }
+            (Persistence::Kept { .. }, 0) => Persistence::Clean,
+            (Persistence::Kept { .. }, s) => {
+                let s = s.min(self.node.config.max_session_expiry);
+                Persistence::Kept {
+                    expiry_ms: (s != u32::MAX).then(|| u64::from(s) * 1000),
+                }
+            }
+        };
+        Ok(())
+    }
+
     /// Send the acks whose messages are on disk now (`durable`: the message
     /// log's durable ticket; retained messages: the retained store's), in
     /// order. Returns whether some still wait.
@@ -613,7 +641,12 @@ impl Session {
                 let durable = match self.persistence {
                     Persistence::Clean => false,
                     Persistence::Kept { expiry_ms } => {
-                        if let Some(ms) = expiry_ms {
+                        // The session sweeper ends the session at its own
+                        // expiry; `x-expires` is the longest any session may
+                        // get (as RabbitMQ 3.10's subscription_ttl), so a
+                        // later CONNECT or DISCONNECT may lengthen it.
+                        let longest = self.node.config.session_queue_expires();
+                        if let (Some(_), Some(ms)) = (expiry_ms, longest) {
                             arguments.insert("x-expires", FieldValue::I64(ms.max(1) as i64));
                         }
                         true

@@ -118,6 +118,9 @@ pub struct MqttSettings {
     /// Longest keep-alive granted to MQTT 5 clients (0: any).
     pub max_keep_alive: Option<u16>,
     pub max_session_expiry: Option<u32>,
+    /// How long a 3.1.1 persistent session outlives its connection, ms
+    /// (RabbitMQ 3.10's `mqtt.subscription_ttl`, default 86400000); 0: forever.
+    pub subscription_ttl: Option<u64>,
 }
 
 impl MqttSettings {
@@ -137,6 +140,9 @@ impl MqttSettings {
         c.topic_alias_maximum = self.topic_alias_maximum.unwrap_or(c.topic_alias_maximum);
         c.max_keep_alive = self.max_keep_alive.unwrap_or(c.max_keep_alive);
         c.max_session_expiry = self.max_session_expiry.unwrap_or(c.max_session_expiry);
+        if let Some(ms) = self.subscription_ttl {
+            c.subscription_ttl = (ms > 0).then_some(ms);
+        }
     }
 }
 

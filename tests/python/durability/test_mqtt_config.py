@@ -83,3 +83,31 @@ def test_publish_without_write_permission(broker_factory):
     assert not c5.disconnected.is_set()
     c5.disconnect()
 
+
+
+def test_subscription_ttl_ends_an_unused_311_persistent_session(broker_factory):
+    """`[mqtt] subscription_ttl` (ms, RabbitMQ 3.10's `mqtt.subscription_ttl`):
+    a 3.1.1 persistent session unused that long ends, queued messages with it."""
+    broker = broker_factory(mqtt=True)
+    broker.set_config("[mqtt]\nsubscription_ttl = 1500\n")
+    broker.start()
+    port = broker.mqtt_port
+    cid, t = "ttl-" + topic("c").replace("/", "-"), topic("ttl")
+    c = Client(client_id=cid, clean=False, port=port)
+    c.subscribe(t, 1)
+    c.disconnect()
+    pub = Client(port=port)
+    pub.publish(t, b"queued", qos=1)
+    # Within the TTL the session is there (and reconnecting restarts it).
+    c = Client(client_id=cid, clean=False, port=port)
+    assert c.session_present
+    assert c.get().payload == b"queued"
+    c.disconnect()
+    pub.publish(t, b"too late", qos=1)
+    import time
+    time.sleep(3.5)
+    c = Client(client_id=cid, clean=False, port=port)
+    assert not c.session_present
+    assert c.none(0.5)
+    c.disconnect()
+    pub.disconnect()

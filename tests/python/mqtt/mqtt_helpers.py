@@ -216,6 +216,7 @@ PUBLISH = PacketTypes.PUBLISH
 CONNECT = PacketTypes.CONNECT
 SUBSCRIBE = PacketTypes.SUBSCRIBE
 WILLMESSAGE = PacketTypes.WILLMESSAGE
+DISCONNECT = PacketTypes.DISCONNECT
 
 
 # ---- raw packets (bad-input tests) -----------------------------------------------

@@ -11,8 +11,8 @@ import paho.mqtt.client as mqtt
 import pika
 import pytest
 
-from mqtt_helpers import (CONNECT, PUBLISH, SUBSCRIBE, V5, WILLMESSAGE, Client, Raw, packet,
-                          props, s, topic, uid, varint)
+from mqtt_helpers import (CONNECT, DISCONNECT, PUBLISH, SUBSCRIBE, V5, WILLMESSAGE, Client, Raw,
+                          packet, props, s, topic, uid, varint)
 from helpers import connect as amqp_connect
 
 pytestmark = pytest.mark.usefixtures("warren_only")
@@ -430,3 +430,86 @@ def test_one_member_unsubscribing_leaves_the_group_to_the_others(clients):
         pub.publish(t, str(i).encode(), qos=1)
     assert [m.payload for m in b.get_n(3)] == [b"0", b"1", b"2"]
     assert a.none(0.5)
+
+
+def _disconnect5(expiry: int) -> bytes:
+    """DISCONNECT, reason 0, with a Session Expiry Interval property."""
+    p = bytes([0x11]) + struct.pack("!I", expiry)
+    return packet(0xE0, bytes([0]) + varint(len(p)) + p)
+
+
+def test_disconnect_sets_session_expiry_zero_ends_the_session(clients):
+    """A DISCONNECT's Session Expiry Interval replaces the CONNECT's (MQTT 5
+    section 3.14.2.2.2): 0 ends a session the CONNECT asked to keep."""
+    cid, t = uid("dz"), topic("dz")
+    c = Client(client_id=cid, version=V5, clean=True,
+               properties=props(CONNECT, SessionExpiryInterval=60))
+    c.subscribe(t, 1)
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=0))
+    c = Client(client_id=cid, version=V5, clean=False,
+               properties=props(CONNECT, SessionExpiryInterval=60))
+    assert not c.session_present
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=0))
+
+
+def test_disconnect_lengthens_session_expiry(clients):
+    """CONNECT with 1 s, DISCONNECT with 60 s: the session (and what was
+    queued for it) is still there after the CONNECT's second."""
+    cid, t = uid("dl"), topic("dl")
+    c = Client(client_id=cid, version=V5, clean=True,
+               properties=props(CONNECT, SessionExpiryInterval=1))
+    c.subscribe(t, 1)
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=60))
+    v5(clients).publish(t, b"kept longer", qos=1)
+    time.sleep(2.5)
+    c = Client(client_id=cid, version=V5, clean=False,
+               properties=props(CONNECT, SessionExpiryInterval=1))
+    assert c.session_present
+    m = c.get()
+    assert m is not None and m.payload == b"kept longer"
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=0))
+
+
+def test_disconnect_shortens_session_expiry(clients):
+    cid, t = uid("ds"), topic("ds")
+    c = Client(client_id=cid, version=V5, clean=True,
+               properties=props(CONNECT, SessionExpiryInterval=60))
+    c.subscribe(t, 1)
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=1))
+    time.sleep(3.0)
+    c = Client(client_id=cid, version=V5, clean=False,
+               properties=props(CONNECT, SessionExpiryInterval=60))
+    assert not c.session_present
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=0))
+
+
+def test_disconnect_cannot_keep_a_session_connected_with_expiry_zero(clients):
+    """CONNECT without session expiry, DISCONNECT with one: protocol error
+    (DISCONNECT 0x82 from the server); it is not a normal DISCONNECT, so the
+    will is published, and the session still ends."""
+    cid, t = uid("dp"), topic("dp")
+    watcher = v5(clients)
+    watcher.subscribe(t + "/will", 1)
+    wt = (t + "/will").encode()
+    # CONNECT 5, clean start, will flag (QoS 0), user name and password.
+    vh = s(b"MQTT") + bytes([5, 0x02 | 0x04 | 0x80 | 0x40]) + struct.pack("!H", 30)
+    vh += varint(0)
+    body = vh + s(cid.encode()) + varint(0) + s(wt) + s(b"gone") + s(b"guest") + s(b"guest")
+    r = Raw()
+    r.send(packet(0x10, body))
+    p = r.read_packet()
+    assert p is not None and p[0] == 0x20 and p[1][1] == 0
+    r.send(packet(0x82, struct.pack("!H", 1) + varint(0) + s(t.encode()) + bytes([1])))
+    p = r.read_packet()
+    assert p is not None and p[0] == 0x90
+    r.send(_disconnect5(30))
+    p = r.read_packet()
+    assert p is not None and p[0] == 0xE0 and p[1][0] == 0x82, p
+    assert r.closed()
+    r.close()
+    m = watcher.get()
+    assert m is not None and m.payload == b"gone"
+    c = Client(client_id=cid, version=V5, clean=False,
+               properties=props(CONNECT, SessionExpiryInterval=60))
+    assert not c.session_present
+    c.disconnect(properties=props(DISCONNECT, SessionExpiryInterval=0))

@@ -79,6 +79,23 @@ def test_persistent_session_keeps_subscriptions_and_messages(clients):
     Client(client_id=cid, clean=True).disconnect()
 
 
+def test_persistent_session_queue_expires_after_a_day(clients, needs_amqp):
+    """RabbitMQ 3.10 declares a clean-session-0 client's queue with
+    `x-expires` = `mqtt.subscription_ttl` (one day): an unused session does
+    not stay forever. Warren's queue has the same argument (a declare with it
+    is equivalent); its session sweeper ends the session after that long."""
+    cid, t = uid("ttl"), topic("ttl")
+    c = Client(client_id=cid, clean=False)
+    c.subscribe(t, 1)
+    c.disconnect()
+    conn = amqp_connect()
+    ch = conn.channel()
+    ch.queue_declare(f"mqtt-subscription-{cid}qos1", durable=True,
+                     arguments={"x-expires": 86_400_000})
+    conn.close()
+    Client(client_id=cid, clean=True).disconnect()
+
+
 def test_clean_session_discards_the_old_one(clients, needs_amqp):
     cid, t = uid("cs"), topic("cs")
     c = Client(client_id=cid, clean=False)
