@@ -1,7 +1,8 @@
 //! What an idle connection is made of, printed (`cargo test --release -p
-//! warren-mqtt sizes -- --nocapture`): the connection's future and the writer
-//! task's future are most of an idle connection's memory, so a change that
-//! grows them shows here. Sizes in a debug build are larger.
+//! warren-mqtt sizes -- --nocapture`): the connection's future (which holds
+//! the writer's, polled in the same task) is most of an idle connection's
+//! memory, so a change that grows it shows here. Sizes in a debug build are
+//! larger.
 
 fn future_size<A, B, C, Fut, F: FnOnce(A, B, C) -> Fut>(_: &F) -> usize {
     std::mem::size_of::<Fut>()
