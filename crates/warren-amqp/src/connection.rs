@@ -208,6 +208,7 @@ where
             has_published: false,
             ctag_counter: 0,
             access: warren_core::permissions::AccessCache::new(),
+            confirm_wake: Arc::new(tokio::sync::Notify::new()),
         },
         alarm: broker.alarm(),
         forced: registration.closed.clone(),
@@ -503,6 +504,7 @@ impl Connection {
         let mut busy = false;
         let mut durable = self.ctx.vhost.store().log.durable();
         let mut waiting = false;
+        let confirm_wake = self.ctx.confirm_wake.clone();
         loop {
             // A resource alarm stops reading from connections that publish, as
             // RabbitMQ does; consumers keep draining. The heartbeat monitor pauses
@@ -564,6 +566,11 @@ impl Connection {
                 }
                 // Publishes waiting for the message log's fsync: answer them.
                 _ = durable.changed(), if waiting => {
+                    waiting = self.flush_confirms(&durable);
+                    continue;
+                }
+                // ... or for a replicated queue (quorum queue) to commit them.
+                _ = confirm_wake.notified(), if waiting => {
                     waiting = self.flush_confirms(&durable);
                     continue;
                 }

@@ -4,6 +4,7 @@
 //! deleting, binding and unbinding (reserved names, equivalence, exclusivity),
 //! with RabbitMQ's reply codes and texts.
 
+use crate::confirm::ConfirmTracker;
 use crate::error::{BrokerError, Result};
 use crate::events;
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
@@ -1037,6 +1038,20 @@ impl VHost {
         msg: Arc<Message>,
         out: &mut Vec<Arc<Queue>>,
     ) -> Published {
+        self.publish_with(exchange, msg, out, None)
+    }
+
+    /// [`VHost::publish`] for a publisher that wants confirms: a message routed
+    /// to queues with a [`crate::queue::QueueBackend`] (replicated queues) gets
+    /// a ticket of `confirms` in [`Published::cluster`], done once every such
+    /// queue has it safe.
+    pub fn publish_with(
+        &self,
+        exchange: &Arc<Exchange>,
+        msg: Arc<Message>,
+        out: &mut Vec<Arc<Queue>>,
+        confirms: Option<&Arc<ConfirmTracker>>,
+    ) -> Published {
         out.clear();
         if exchange.kind() == ExchangeKind::Delayed {
             if let (Some(delay), Some(me)) =
@@ -1112,10 +1127,14 @@ impl VHost {
         };
         // Streams append their own records (every message, persistent or
         // not, at the stream's offset), in the same group commit.
-        if msg.persistent && out.iter().any(|q| q.durable_id != 0 && !q.is_stream()) {
+        if msg.persistent
+            && out
+                .iter()
+                .any(|q| q.durable_id != 0 && q.is_local_storage())
+        {
             let ids: Vec<u64> = out
                 .iter()
-                .filter(|q| !q.is_stream())
+                .filter(|q| q.is_local_storage())
                 .map(|q| q.durable_id)
                 .filter(|id| *id != 0)
                 .collect();
@@ -1133,7 +1152,28 @@ impl VHost {
             let _ = msg.stored.set(Stored { msg_id, loc });
             result.ticket = ticket;
         }
+        // Replicated queues confirm on their own: one tracker ticket for all
+        // of them (counted first, so the common case allocates nothing).
+        let mut parts = match confirms {
+            Some(t) => {
+                let n = out.iter().filter(|q| q.backend().is_some()).count() as u32;
+                if n > 0 {
+                    let (ticket, parts) = t.open(n);
+                    result.cluster = ticket;
+                    parts
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
+        };
         for q in out.drain(..) {
+            if let Some(b) = q.backend() {
+                if !b.publish(&q, msg.clone(), parts.pop()) {
+                    result.rejected = true;
+                }
+                continue;
+            }
             if q.is_stream() {
                 result.ticket = result.ticket.max(q.publish_stream(&msg));
                 continue;
@@ -1296,6 +1336,8 @@ pub struct Published {
     pub rejected: bool,
     /// Message-log ticket to wait for before confirming (0: nothing to wait for).
     pub ticket: u64,
+    /// [`ConfirmTracker`] ticket to wait for as well (0: no replicated queue).
+    pub cluster: u64,
 }
 
 /// A redeclaration must match the queue's durable and auto-delete flags and
