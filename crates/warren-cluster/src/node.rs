@@ -13,6 +13,7 @@
 //! the change. No leader or no majority within [`PROPOSE_TIMEOUT`]: the change
 //! is refused (see [`no_majority`]).
 
+use crate::classic::{Classic, ClassicService, PeerDirectory, RemoteClassic, CLASSIC_GROUP};
 use crate::config::ClusterConfig;
 use crate::group::{GroupHandler, HandlerFuture, Registry, META_GROUP, NODE_GROUP};
 use crate::meta::log_store::FileLogStore;
@@ -89,6 +90,8 @@ pub struct Cluster {
     pub transport: Arc<Transport>,
     pub registry: Arc<Registry>,
     pub state_machine: MetaStateMachine,
+    /// Cross-node classic queues (see [`crate::classic`]).
+    pub classic: Arc<Classic>,
     started: Instant,
 }
 
@@ -143,7 +146,7 @@ impl Cluster {
         let listener = TcpListener::bind(&cfg.bind).await?;
         let dir = cfg.data_dir.join("cluster");
         let log = FileLogStore::open(&dir)?;
-        let sm = MetaStateMachine::open(&dir, broker)?;
+        let sm = MetaStateMachine::open(&dir, broker.clone())?;
         let config = Config {
             cluster_name: "warren".into(),
             heartbeat_interval: 250,
@@ -174,8 +177,31 @@ impl Cluster {
             transport,
             registry: registry.clone(),
             state_machine: sm,
+            classic: Classic::new(cfg.node_name.clone(), broker.clone()),
             started: Instant::now(),
         });
+        registry.register(
+            CLASSIC_GROUP,
+            Arc::new(ClassicService(Arc::downgrade(&cluster.classic))),
+        );
+        let dir: Arc<dyn PeerDirectory> = cluster.clone();
+        cluster.classic.start(Arc::downgrade(&dir));
+        cluster.adopt_remote_queues(&broker);
+        {
+            let classic = Arc::downgrade(&cluster.classic);
+            let broker = Arc::downgrade(&broker);
+            cluster
+                .state_machine
+                .on_applied(Arc::new(move |op: &MetaOp| {
+                    if let (MetaOp::DeclareQueue { vhost, name, .. }, Some(c), Some(b)) =
+                        (op, classic.upgrade(), broker.upgrade())
+                    {
+                        if let Some(q) = b.vhost(vhost).and_then(|v| v.queue(name.as_bytes())) {
+                            adopt(&c, vhost, &q);
+                        }
+                    }
+                }));
+        }
         registry.register(
             NODE_GROUP,
             Arc::new(NodeService {
@@ -197,6 +223,17 @@ impl Cluster {
             tokio::spawn(async move { c.form().await });
         }
         Ok(cluster)
+    }
+
+    /// Give every restored queue whose home is another node its
+    /// [`RemoteClassic`] backend (before listeners serve clients).
+    fn adopt_remote_queues(&self, broker: &Broker) {
+        for v in broker.vhosts() {
+            let vname = v.name.to_string_lossy().into_owned();
+            for q in v.queues() {
+                adopt(&self.classic, &vname, &q);
+            }
+        }
     }
 
     fn info(&self) -> NodeInfo {
@@ -491,6 +528,40 @@ impl Cluster {
     /// Stop the metadata group (at broker shutdown).
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// A queue whose recorded home is another node gets a [`RemoteClassic`]
+/// backend (exclusive and local queues have no home and stay as they are).
+fn adopt(classic: &Arc<Classic>, vhost: &str, q: &Arc<warren_core::Queue>) {
+    match q.home() {
+        Some(h) if h != classic.me && q.backend().is_none() && !q.is_stream() => {
+            q.set_backend(RemoteClassic::new(classic, h, vhost, q.name.as_bytes()));
+        }
+        _ => {}
+    }
+}
+
+impl PeerDirectory for Cluster {
+    fn peer_addr(&self, name: &str) -> Option<String> {
+        self.addr_of(crate::config::node_id(name))
+    }
+
+    fn peer_names(&self) -> Vec<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let mut ids: BTreeSet<NodeId> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            ids.extend(self.known.read().keys().copied());
+        }
+        let known = self.known.read();
+        ids.into_iter()
+            .filter_map(|id| known.get(&id).map(|(n, _)| n.clone()))
+            .collect()
     }
 }
 

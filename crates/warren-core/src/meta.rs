@@ -66,7 +66,8 @@ pub enum MetaOp {
         auto_delete: bool,
         arguments: String,
         /// The node whose clients declared it (a classic queue's messages
-        /// live there).
+        /// live there; every node records it in its definitions).
+        #[serde(default)]
         owner: String,
     },
     DeleteQueue {
@@ -282,6 +283,7 @@ impl Broker {
                 durable,
                 auto_delete,
                 arguments,
+                owner,
                 ..
             } => {
                 let opts = QueueOptions {
@@ -290,8 +292,14 @@ impl Broker {
                     auto_delete: *auto_delete,
                     arguments: args(arguments),
                 };
+                let name = ShortStr::from(name.as_str());
+                if name.starts_with("amq.") {
+                    return Err(BrokerError::access_refused(format!(
+                        "queue name '{name}' contains reserved prefix 'amq.*'"
+                    )));
+                }
                 vhost()?
-                    .declare_queue(Some(ShortStr::from(name.as_str())), opts, false, conn)
+                    .declare_homed_queue(name, opts, conn, owner)
                     .map(|_| ())
             }
             MetaOp::DeleteQueue { name, .. } => vhost()?

@@ -193,7 +193,13 @@ struct Shared {
     snapshot_path: PathBuf,
     /// The last snapshot built or installed, as openraft asks for it.
     current: Mutex<Option<Stored>>,
+    /// Called after an op applied cleanly (the cluster installs the backend
+    /// of a queue whose home is another node).
+    on_applied: std::sync::OnceLock<OnApplied>,
 }
+
+/// See [`MetaStateMachine::on_applied`].
+pub type OnApplied = Arc<dyn Fn(&MetaOp) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct MetaStateMachine {
@@ -277,8 +283,20 @@ impl MetaStateMachine {
                 state: Mutex::new(state),
                 snapshot_path,
                 current: Mutex::new(current),
+                on_applied: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Run `f` after every op applied cleanly from now on (once).
+    pub fn on_applied(&self, f: OnApplied) {
+        let _ = self.shared.on_applied.set(f);
+    }
+
+    fn applied(&self, op: &MetaOp) {
+        if let Some(f) = self.shared.on_applied.get() {
+            f(op);
+        }
     }
 
     /// The node that owns a classic queue (where its messages live), if the
@@ -294,8 +312,9 @@ impl MetaStateMachine {
         let m: Materialized = serde_json::from_slice(&data).map_err(io::Error::other)?;
         let journal = self.shared.journal.lock();
         for op in m.ops.values() {
-            if let Err(e) = self.shared.broker.apply_meta(op) {
-                warn!("metadata snapshot: {op:?}: {e}");
+            match self.shared.broker.apply_meta(op) {
+                Ok(()) => self.applied(op),
+                Err(e) => warn!("metadata snapshot: {op:?}: {e}"),
             }
         }
         let file = SnapshotFile {
@@ -379,6 +398,7 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(op) => match self.shared.broker.apply_meta(op) {
                     Ok(()) => {
+                        self.applied(op);
                         self.shared.state.lock().record(op);
                         line.op = Some(op.clone());
                     }

@@ -60,6 +60,13 @@ pub trait QueueBackend: Send + Sync + 'static {
     /// Current depth (may be the last known one; never blocks on the network).
     fn depth(&self, queue: &Queue) -> QueueDepth;
 
+    /// Whether the queue can be used from this node now (declare, passive
+    /// declare): a classic queue whose home node is down answers RabbitMQ's
+    /// 404 "home node ... is down or inaccessible".
+    fn check_available(&self, _queue: &Queue) -> Result<()> {
+        Ok(())
+    }
+
     /// The effective arguments changed (a policy).
     fn set_args(&self, _queue: &Queue, _args: &QueueArgs) {}
 

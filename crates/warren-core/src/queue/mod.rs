@@ -57,6 +57,9 @@ pub struct Queue {
     expiry_armed: AtomicBool,
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
+    /// On a cluster node: the node that holds the queue's messages (unset:
+    /// this node, as on a single node).
+    home: std::sync::OnceLock<String>,
     /// Id of a durable queue in the message log and definitions; 0 if transient.
     pub durable_id: u64,
     vhost: Weak<VHost>,
@@ -142,6 +145,7 @@ impl Queue {
             args: parking_lot::RwLock::new(Arc::new(args)),
             expiry_armed: AtomicBool::new(false),
             owner,
+            home: std::sync::OnceLock::new(),
             durable_id,
             vhost,
             deleted: AtomicBool::new(false),
@@ -176,6 +180,28 @@ impl Queue {
     /// the queue is used: when it is declared or restored.
     pub fn set_backend(&self, backend: Arc<dyn QueueBackend>) -> bool {
         self.backend.set(backend).is_ok()
+    }
+
+    /// Whether the queue can be used from this node (its backend may say its
+    /// home is unreachable); always true on a single node.
+    pub fn check_available(&self) -> Result<()> {
+        match self.backend() {
+            Some(b) => b.check_available(self),
+            None => Ok(()),
+        }
+    }
+
+    /// The cluster node that holds this queue's messages, if recorded.
+    pub fn home(&self) -> Option<&str> {
+        self.home.get().map(String::as_str)
+    }
+
+    /// Record the queue's home node (once, when declared or restored; ""
+    /// records nothing).
+    pub(crate) fn set_home(&self, home: &str) {
+        if !home.is_empty() {
+            let _ = self.home.set(home.to_string());
+        }
     }
 
     /// The effective queue arguments.
