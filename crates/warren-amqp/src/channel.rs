@@ -714,6 +714,8 @@ impl Channel {
             .map_err(|e| err(e, m))?;
         let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
         queue.check_not_stream("basic.get").map_err(|e| err(e, m))?;
+        // A queue whose home node is down: RabbitMQ's 404.
+        queue.check_available().map_err(|e| err(e, m))?;
         match queue.get(g.no_ack) {
             Some((msg, remaining)) => {
                 let tag = self.shared.record_get(&queue, &msg, g.no_ack);

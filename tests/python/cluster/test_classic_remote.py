@@ -178,6 +178,12 @@ def test_home_down_cancels_consumers_and_refuses(cluster):
     assert e.value.reply_code == 404
     assert e.value.reply_text == ("NOT_FOUND - home node 'n1' of durable queue 'cr.q' "
                                   "in vhost '/' is down or inaccessible")
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        c2.channel().basic_get("cr.q")
+    assert e.value.reply_code == 404 and "is down or inaccessible" in e.value.reply_text
+    with pytest.raises(pika.exceptions.ChannelClosedByBroker) as e:
+        c2.channel().basic_consume("cr.q", lambda *a: None)
+    assert e.value.reply_code == 404 and "is down or inaccessible" in e.value.reply_text
     ch = c2.channel()
     ch.confirm_delivery()
     with pytest.raises(pika.exceptions.NackError):
