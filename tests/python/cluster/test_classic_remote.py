@@ -214,3 +214,45 @@ def test_home_down_cancels_consumers_and_refuses(cluster):
         bodies.append(body)
     conn.close()
     assert sorted(bodies) == sorted(b"keep%d" % i for i in range(10))
+
+
+def test_origin_death_requeues_its_unacked_on_the_home(cluster):
+    n1, n3 = cluster.node("n1"), cluster.node("n3")
+    conn = n1.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for i in range(5):
+        ch.basic_publish("", "cr.q", b"r%d" % i, PERSISTENT)
+    conn.close()
+    conn = n3.connect()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=5)
+    held = []
+    ch.basic_consume("cr.q", lambda c, m, p, b: held.append(b))
+    deadline = time.time() + 10
+    while len(held) < 5 and time.time() < deadline:
+        conn.process_data_events(time_limit=0.1)
+    assert sorted(held) == [b"r%d" % i for i in range(5)]
+
+    def counts():
+        q = n1.api("/api/queues/%2F/cr.q")
+        return q["messages_ready"], q["messages_unacknowledged"]
+    wait_for(lambda: counts() == (0, 5), what="n1 to show 5 unacked")
+    n3.kill()
+    # n1 notices the origin is gone (link loss) and requeues what it held.
+    wait_for(lambda: counts() == (5, 0), timeout=10, what="requeue on n1")
+    cluster.restart(n3)
+    conn = n3.connect()
+    ch = conn.channel()
+    got = []
+    wait_for(lambda: n3.alive(), what="n3 up")
+    deadline = time.time() + 10
+    while len(got) < 5 and time.time() < deadline:
+        m, _, body = ch.basic_get("cr.q", auto_ack=True)
+        if m is None:
+            time.sleep(0.1)
+            continue
+        assert m.redelivered
+        got.append(body)
+    conn.close()
+    assert sorted(got) == [b"r%d" % i for i in range(5)]
