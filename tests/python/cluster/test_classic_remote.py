@@ -138,8 +138,15 @@ def test_get_reject_requeue_from_another_node(cluster):
     ch.start_consuming()
     assert seen == [b"c"]
     conn.close()  # not acked: requeued on n1
+    # (n3 sends the requeue to n1 after close-ok: n2's get may come first.)
     conn = n2.connect()
-    m, _, body = conn.channel().basic_get("cr.q", auto_ack=True)
+    ch = conn.channel()
+    deadline = time.time() + 5
+    while True:
+        m, _, body = ch.basic_get("cr.q", auto_ack=True)
+        if m is not None or time.time() > deadline:
+            break
+        time.sleep(0.05)
     assert body == b"c" and m.redelivered
     conn.close()
 

@@ -15,9 +15,9 @@ use super::{home_down, Classic, CALL_TIMEOUT, MAX_BATCH_BYTES, MAX_BATCH_MSGS, R
 use bytes::Bytes;
 use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, Notify};
 use warren_core::confirm::Confirm;
 use warren_core::message::{QueuedMessage, NEVER};
 use warren_core::queue::{Consumer, Queue, QueueBackend, QueueDepth};
@@ -75,22 +75,65 @@ enum Op {
 pub(crate) struct OriginSide {
     consumers: Mutex<HashMap<u64, RemoteConsumer>>,
     next_proxy: AtomicU64,
-    outboxes: Mutex<HashMap<String, mpsc::UnboundedSender<Op>>>,
+    outboxes: Mutex<HashMap<String, Outbox>>,
+}
+
+/// Publish bytes above which a publisher waits for its home to catch up (a
+/// crude credit flow: the publishing connection's reader stalls, as it does
+/// for the local message log).
+const MAX_BACKLOG: usize = 32 << 20;
+/// How long a publisher waits for room before going on regardless.
+const BACKLOG_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Bytes of publishes queued for (or in flight to) one home node.
+#[derive(Default)]
+struct Backlog {
+    bytes: AtomicUsize,
+    room: Notify,
+}
+
+struct Outbox {
+    tx: mpsc::UnboundedSender<Op>,
+    backlog: Arc<Backlog>,
+}
+
+fn publish_bytes(msg: &Message) -> usize {
+    msg.body.len() + msg.properties.len() + 64
 }
 
 impl OriginSide {
-    fn send(&self, c: &Arc<Classic>, home: &str, op: Op) {
+    /// Queue `op` for `home`; returns that home's publish backlog.
+    fn send(&self, c: &Arc<Classic>, home: &str, op: Op) -> Arc<Backlog> {
         let mut boxes = self.outboxes.lock();
-        let tx = boxes.entry(home.to_string()).or_insert_with(|| {
+        let outbox = boxes.entry(home.to_string()).or_insert_with(|| {
             let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(outbox_loop(Arc::downgrade(c), home.to_string(), rx));
-            tx
+            let backlog = Arc::new(Backlog::default());
+            tokio::spawn(outbox_loop(
+                Arc::downgrade(c),
+                home.to_string(),
+                rx,
+                backlog.clone(),
+            ));
+            Outbox { tx, backlog }
         });
-        if let Err(mpsc::error::SendError(op)) = tx.send(op) {
+        if let Op::Publish { msg, .. } = &op {
+            outbox
+                .backlog
+                .bytes
+                .fetch_add(publish_bytes(msg), Ordering::Relaxed);
+        }
+        if let Err(mpsc::error::SendError(op)) = outbox.tx.send(op) {
             // The loop ended (node shutting down): the op fails; a confirm
             // dropped here is a nack.
+            if let Op::Publish { msg, .. } = &op {
+                outbox
+                    .backlog
+                    .bytes
+                    .fetch_sub(publish_bytes(msg), Ordering::Relaxed);
+            }
             drop(op);
         }
+        outbox.backlog.clone()
     }
 
     /// The home node is gone: cancel every local consumer of its queues
@@ -175,21 +218,30 @@ pub(super) fn deliver(c: &Arc<Classic>, payload: Bytes) -> Result<Bytes, String>
 }
 
 /// Send a home node's operations in ordered batches, one in flight.
-async fn outbox_loop(classic: Weak<Classic>, home: String, mut rx: mpsc::UnboundedReceiver<Op>) {
+async fn outbox_loop(
+    classic: Weak<Classic>,
+    home: String,
+    mut rx: mpsc::UnboundedReceiver<Op>,
+    backlog: Arc<Backlog>,
+) {
     while let Some(first) = rx.recv().await {
+        let size = |op: &Op| match op {
+            Op::Publish { msg, .. } => publish_bytes(msg),
+            _ => 0,
+        };
+        let mut bytes = size(&first);
         let mut ops = vec![first];
-        let mut bytes = 0usize;
         while ops.len() < MAX_BATCH_MSGS && bytes < MAX_BATCH_BYTES {
             match rx.try_recv() {
                 Ok(op) => {
-                    if let Op::Publish { msg, .. } = &op {
-                        bytes += msg.body.len() + msg.properties.len() + 64;
-                    }
+                    bytes += size(&op);
                     ops.push(op);
                 }
                 Err(_) => break,
             }
         }
+        // Whatever happens to this batch, its bytes leave the backlog.
+        let _room = MakeRoom(&backlog, bytes);
         let Some(c) = classic.upgrade() else { return };
         if !c.is_up(&home) {
             fail(&c, ops);
@@ -297,6 +349,16 @@ async fn outbox_loop(classic: Weak<Classic>, home: String, mut rx: mpsc::Unbound
                 c.peer_lost(&home);
             }
         }
+    }
+}
+
+/// Takes a batch's bytes off the backlog when dropped, waking publishers.
+struct MakeRoom<'a>(&'a Backlog, usize);
+
+impl Drop for MakeRoom<'_> {
+    fn drop(&mut self) {
+        self.0.bytes.fetch_sub(self.1, Ordering::Relaxed);
+        self.0.room.notify_waiters();
     }
 }
 
@@ -432,6 +494,33 @@ impl RemoteClassic {
     }
 }
 
+/// The home is behind by more than [`MAX_BACKLOG`]: the publishing task waits
+/// (its worker thread hands its other tasks over) until half of it is gone,
+/// the home is down, or [`BACKLOG_WAIT`] passed.
+fn wait_for_room(c: &Arc<Classic>, home: &str, backlog: &Backlog) {
+    let Ok(handle) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + BACKLOG_WAIT;
+    tokio::task::block_in_place(|| {
+        handle.block_on(async {
+            while backlog.bytes.load(Ordering::Relaxed) > MAX_BACKLOG / 2
+                && c.is_up(home)
+                && tokio::time::Instant::now() < deadline
+            {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_millis(100),
+                    backlog.room.notified(),
+                )
+                .await;
+            }
+        })
+    });
+}
+
 impl QueueBackend for RemoteClassic {
     fn kind(&self) -> &'static str {
         "classic"
@@ -453,7 +542,7 @@ impl QueueBackend for RemoteClassic {
             drop(confirm);
             return true;
         }
-        c.origin.send(
+        let backlog = c.origin.send(
             &c,
             &self.home,
             Op::Publish {
@@ -463,6 +552,9 @@ impl QueueBackend for RemoteClassic {
                 confirm,
             },
         );
+        if backlog.bytes.load(Ordering::Relaxed) > MAX_BACKLOG {
+            wait_for_room(&c, &self.home, &backlog);
+        }
         true
     }
 
