@@ -15,6 +15,7 @@ pub mod config;
 pub mod group;
 pub mod meta;
 pub mod node;
+pub mod quorum;
 pub mod raft_net;
 pub mod transport;
 

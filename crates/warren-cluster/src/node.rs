@@ -90,6 +90,11 @@ pub struct Cluster {
     pub registry: Arc<Registry>,
     pub state_machine: MetaStateMachine,
     started: Instant,
+    pub broker: Arc<Broker>,
+    /// Quorum queues: the shared WAL, this node's group members.
+    pub quorum: crate::quorum::Quorum,
+    /// When each peer last answered a liveness probe.
+    pub(crate) seen: RwLock<std::collections::HashMap<NodeId, Instant>>,
 }
 
 /// What a minority node answers to a metadata change. RabbitMQ 3.10's
@@ -143,7 +148,8 @@ impl Cluster {
         let listener = TcpListener::bind(&cfg.bind).await?;
         let dir = cfg.data_dir.join("cluster");
         let log = FileLogStore::open(&dir)?;
-        let sm = MetaStateMachine::open(&dir, broker)?;
+        let sm = MetaStateMachine::open(&dir, broker.clone())?;
+        let quorum = crate::quorum::Quorum::open(&dir)?;
         let config = Config {
             cluster_name: "warren".into(),
             heartbeat_interval: 250,
@@ -164,7 +170,10 @@ impl Cluster {
         )
         .await
         .map_err(std::io::Error::other)?;
-        registry.register(META_GROUP, Arc::new(RaftService::new(raft.clone())));
+        registry.register(
+            META_GROUP,
+            Arc::new(RaftService::<MetaConfig>::new(raft.clone())),
+        );
         let cluster = Arc::new(Cluster {
             name: cfg.node_name.clone(),
             id,
@@ -175,7 +184,22 @@ impl Cluster {
             registry: registry.clone(),
             state_machine: sm,
             started: Instant::now(),
+            broker,
+            quorum,
+            seen: RwLock::new(std::collections::HashMap::new()),
         });
+        // Quorum queues follow the metadata: started when a declare is
+        // applied, stopped when a delete is; restored ones start now.
+        let weak = Arc::downgrade(&cluster);
+        cluster
+            .state_machine
+            .set_on_applied(Arc::new(move |op: &MetaOp| {
+                if let Some(c) = weak.upgrade() {
+                    c.quorum_applied(op);
+                }
+            }));
+        cluster.restore_quorum_queues();
+        tokio::spawn(liveness(Arc::downgrade(&cluster)));
         registry.register(
             NODE_GROUP,
             Arc::new(NodeService {
@@ -266,7 +290,7 @@ impl Cluster {
         }
     }
 
-    fn addr_of(&self, id: NodeId) -> Option<String> {
+    pub(crate) fn addr_of(&self, id: NodeId) -> Option<String> {
         let m = self.raft.metrics().borrow().clone();
         if let Some(n) = m.membership_config.membership().get_node(&id) {
             return Some(n.addr.clone());
@@ -274,7 +298,7 @@ impl Cluster {
         self.known.read().get(&id).map(|(_, a)| a.clone())
     }
 
-    fn name_of(&self, id: NodeId) -> String {
+    pub(crate) fn name_of(&self, id: NodeId) -> String {
         self.known
             .read()
             .get(&id)
@@ -283,7 +307,8 @@ impl Cluster {
     }
 
     /// Commit `op` on a majority and apply it here; see the module comment.
-    pub async fn propose(&self, op: MetaOp) -> Result<(), BrokerError> {
+    pub async fn propose(&self, mut op: MetaOp) -> Result<(), BrokerError> {
+        self.pick_quorum_spec(&mut op);
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         let mut why = "no leader elected".to_string();
         loop {
@@ -490,7 +515,31 @@ impl Cluster {
 
     /// Stop the metadata group (at broker shutdown).
     pub async fn shutdown(&self) {
+        self.stop_quorum().await;
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// Probe every other member once a second, so quorum queues can tell which
+/// members are online without a network call.
+async fn liveness(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(c) = cluster.upgrade() else { return };
+        let m = c.raft.metrics().borrow().clone();
+        let ids: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != c.id)
+            .collect();
+        for id in ids {
+            if let Some(addr) = c.addr_of(id) {
+                if c.probe(&addr).await.is_some() {
+                    c.mark_seen(id);
+                }
+            }
+        }
     }
 }
 
