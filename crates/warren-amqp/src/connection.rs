@@ -672,6 +672,9 @@ impl Connection {
         if self.channels.get(ch).is_none_or(|c| c.closing) {
             return Ok(());
         }
+        if let Err(e) = crate::cluster::check_quorum(&self.ctx, m) {
+            return Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id())));
+        }
         let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
             return Ok(());
         };

@@ -18,6 +18,7 @@ pub mod config;
 pub mod group;
 pub mod meta;
 pub mod node;
+pub mod quorum;
 pub mod raft_net;
 pub mod transport;
 

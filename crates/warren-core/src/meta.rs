@@ -69,6 +69,9 @@ pub enum MetaOp {
         /// live there; every node records it in its definitions).
         #[serde(default)]
         owner: String,
+        /// A quorum queue's Raft group, picked by the proposing node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quorum: Option<QuorumSpec>,
     },
     DeleteQueue {
         vhost: String,
@@ -128,6 +131,14 @@ pub enum MetaOp {
     },
 }
 
+/// A quorum queue's replication: its Raft group id (new for every declare, so
+/// a queue deleted and declared again is a new group) and member nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuorumSpec {
+    pub group: u64,
+    pub members: Vec<String>,
+}
+
 impl MetaOp {
     pub fn declare_exchange(vhost: &str, name: &str, o: &ExchangeOptions) -> MetaOp {
         MetaOp::DeclareExchange {
@@ -149,6 +160,7 @@ impl MetaOp {
             auto_delete: o.auto_delete,
             arguments: table_to_hex(&o.arguments),
             owner: owner.to_string(),
+            quorum: None,
         }
     }
 

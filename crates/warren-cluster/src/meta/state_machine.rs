@@ -185,21 +185,19 @@ struct Applied {
     membership: Option<Membership<NodeId, BasicNode>>,
 }
 
+/// Called after an op was applied to the core (quorum queues start/stop).
+pub type OnApplied = Arc<dyn Fn(&MetaOp) + Send + Sync>;
+
 struct Shared {
     broker: Arc<Broker>,
+    on_applied: std::sync::OnceLock<OnApplied>,
     /// The applied-entries journal. Lock order: journal, then state.
     journal: Mutex<std::fs::File>,
     state: Mutex<Materialized>,
     snapshot_path: PathBuf,
     /// The last snapshot built or installed, as openraft asks for it.
     current: Mutex<Option<Stored>>,
-    /// Called after an op applied cleanly (the cluster installs the backend
-    /// of a queue whose home is another node).
-    on_applied: std::sync::OnceLock<OnApplied>,
 }
-
-/// See [`MetaStateMachine::on_applied`].
-pub type OnApplied = Arc<dyn Fn(&MetaOp) + Send + Sync>;
 
 #[derive(Clone)]
 pub struct MetaStateMachine {
@@ -279,17 +277,17 @@ impl MetaStateMachine {
         Ok(MetaStateMachine {
             shared: Arc::new(Shared {
                 journal: Mutex::new(journal),
+                on_applied: std::sync::OnceLock::new(),
                 broker,
                 state: Mutex::new(state),
                 snapshot_path,
                 current: Mutex::new(current),
-                on_applied: std::sync::OnceLock::new(),
             }),
         })
     }
 
-    /// Run `f` after every op applied cleanly from now on (once).
-    pub fn on_applied(&self, f: OnApplied) {
+    /// Install the hook called after each applied op.
+    pub fn set_on_applied(&self, f: OnApplied) {
         let _ = self.shared.on_applied.set(f);
     }
 
@@ -297,6 +295,26 @@ impl MetaStateMachine {
         if let Some(f) = self.shared.on_applied.get() {
             f(op);
         }
+    }
+
+    /// The quorum queue declares of the materialized metadata.
+    pub fn quorum_declares(&self) -> Vec<MetaOp> {
+        self.shared
+            .state
+            .lock()
+            .ops
+            .values()
+            .filter(|op| {
+                matches!(
+                    op,
+                    MetaOp::DeclareQueue {
+                        quorum: Some(_),
+                        ..
+                    }
+                )
+            })
+            .cloned()
+            .collect()
     }
 
     /// The node that owns a classic queue (where its messages live), if the
@@ -398,9 +416,9 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
                 EntryPayload::Blank => {}
                 EntryPayload::Normal(op) => match self.shared.broker.apply_meta(op) {
                     Ok(()) => {
-                        self.applied(op);
                         self.shared.state.lock().record(op);
                         line.op = Some(op.clone());
+                        self.applied(op);
                     }
                     Err(err) => {
                         info!("metadata op not applied: {op:?}: {err}");

@@ -18,8 +18,8 @@ mod info;
 pub mod stream;
 
 pub use args::{
-    check_consumer_args, check_expiration, check_stream_declare, parse_max_age, Overflow,
-    QueueArgs, StreamArgs,
+    check_consumer_args, check_expiration, check_quorum_declare, check_stream_declare, is_quorum,
+    parse_max_age, Overflow, QueueArgs, StreamArgs,
 };
 pub use backend::QueueBackend;
 pub use consumer::{ChannelRef, ConnectionId, Consumer, ConsumerInfo, ConsumerSink};
