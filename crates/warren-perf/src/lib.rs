@@ -247,6 +247,11 @@ pub struct PerfArgs {
     #[arg(short = 'f', long)]
     pub persistent: bool,
 
+    /// Throughput: declare the queues with this `x-queue-type` (e.g.
+    /// `quorum`, on a cluster node; implies durable queues).
+    #[arg(long)]
+    pub queue_type: Option<String>,
+
     /// Publisher confirms with at most N unconfirmed messages per producer
     /// (0 = no confirms).
     #[arg(short = 'c', long, default_value_t = 0)]

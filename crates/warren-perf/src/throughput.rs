@@ -326,7 +326,14 @@ pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<Throug
     };
     let mut admin = Connection::open(&admin_uri).await?;
     admin.open_channel(1).await?;
-    let result = match setup(&mut admin, &plan, args.persistent).await {
+    let result = match setup(
+        &mut admin,
+        &plan,
+        args.persistent,
+        args.queue_type.as_deref(),
+    )
+    .await
+    {
         Ok(()) => measure(args, uri, &plan).await,
         Err(e) => Err(e),
     };
@@ -357,7 +364,12 @@ pub(crate) fn validate(args: &PerfArgs, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-async fn setup(admin: &mut Connection, plan: &Plan, durable: bool) -> Result<()> {
+async fn setup(
+    admin: &mut Connection,
+    plan: &Plan,
+    durable: bool,
+    queue_type: Option<&str>,
+) -> Result<()> {
     if plan.own_exchange {
         admin
             .rpc(
@@ -372,9 +384,11 @@ async fn setup(admin: &mut Connection, plan: &Plan, durable: bool) -> Result<()>
             .await?;
     }
     for q in &plan.queues {
-        admin
-            .rpc(1, client::queue_declare(q, durable, false, false))
-            .await?;
+        let declare = match queue_type {
+            Some(t) => client::queue_declare_typed(q, t),
+            None => client::queue_declare(q, durable, false, false),
+        };
+        admin.rpc(1, declare).await?;
     }
     for (q, key) in &plan.bindings {
         admin

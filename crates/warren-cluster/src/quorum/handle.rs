@@ -192,3 +192,26 @@ impl Cluster {
         self.seen.write().insert(id, Instant::now());
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_core::ShortStr;
+
+    #[test]
+    fn header_round_trips() {
+        let m = Message::new(
+            ShortStr::from("amq.topic"),
+            ShortStr::from("a.b"),
+            Bytes::from_static(b"\x80\x00props"),
+            Bytes::from_static(b"body"),
+        );
+        let h = encode_header(&m);
+        let (x, k, p) = decode_header(&h).expect("decodes");
+        assert_eq!(
+            (&x[..], &k[..], &p[..]),
+            (&b"amq.topic"[..], &b"a.b"[..], &b"\x80\x00props"[..])
+        );
+        assert!(decode_header(&Bytes::from_static(b"\x05ab")).is_none());
+    }
+}
