@@ -13,6 +13,7 @@ use bytes::{Bytes, BytesMut};
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
+use warren_core::confirm::ConfirmTracker;
 use warren_core::control::CONTROL_EXCHANGE;
 use warren_core::error::code;
 use warren_core::permissions::AccessCache;
@@ -47,6 +48,9 @@ pub struct ConnContext {
     pub ctag_counter: u64,
     /// The user's permission on the vhost (see `access.rs`).
     pub access: AccessCache,
+    /// Woken when a replicated queue completes a confirm ticket of one of
+    /// this connection's channels (their [`ConfirmTracker`]s share it).
+    pub confirm_wake: Arc<tokio::sync::Notify>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,8 +75,10 @@ struct PendingPublish {
 /// A reply that waits for the message log.
 #[derive(Debug, Clone, Copy)]
 enum Awaiting {
-    /// basic.ack for publish `seq`, once `ticket` is durable.
-    Confirm(u64, u64),
+    /// basic.ack for publish `seq`, once log `ticket` is durable and the
+    /// replicated queues completed tracker ticket `cluster` (0: none); a
+    /// basic.nack if one of them refused it.
+    Confirm(u64, u64, u64),
     /// tx.commit-ok once `ticket` is durable.
     CommitOk(u64),
     /// basic.nack for publish `seq` (rejected by a full queue).
@@ -102,6 +108,8 @@ pub struct Channel {
     received_counted: u64,
     /// Highest log ticket of the publishes handled since the last commit.
     tx_ticket: u64,
+    /// Confirm mode: tickets of publishes into replicated queues.
+    confirms: Option<Arc<ConfirmTracker>>,
     pending: Option<PendingPublish>,
     /// basic.qos global=false: prefetch for consumers created from now on.
     consumer_prefetch: u32,
@@ -155,6 +163,7 @@ impl Channel {
             confirm_sent: 0,
             received_counted: 0,
             tx_ticket: 0,
+            confirms: None,
             pending: None,
             consumer_prefetch: 0,
             last_queue: None,
@@ -369,6 +378,9 @@ impl Channel {
                     ));
                 }
                 self.mode = Mode::Confirm;
+                if self.confirms.is_none() {
+                    self.confirms = Some(ConfirmTracker::new(ctx.confirm_wake.clone()));
+                }
                 self.shared.listing.confirm.store(true, Relaxed);
                 if !c.nowait {
                     self.send(Method::ConfirmSelectOk(ConfirmSelectOk::default()));
@@ -702,6 +714,8 @@ impl Channel {
             .map_err(|e| err(e, m))?;
         let queue = ctx.vhost.get_queue(&qname, ctx.id).map_err(|e| err(e, m))?;
         queue.check_not_stream("basic.get").map_err(|e| err(e, m))?;
+        // A queue whose home node is down: RabbitMQ's 404.
+        queue.check_available().map_err(|e| err(e, m))?;
         match queue.get(g.no_ack) {
             Some((msg, remaining)) => {
                 let tag = self.shared.record_get(&queue, &msg, g.no_ack);
@@ -1115,7 +1129,8 @@ impl Channel {
                 // A full queue with x-overflow=reject-publish refused it.
                 self.awaiting.push_back(Awaiting::Nack(seq));
             } else {
-                self.awaiting.push_back(Awaiting::Confirm(seq, r.ticket));
+                self.awaiting
+                    .push_back(Awaiting::Confirm(seq, r.ticket, r.cluster));
             }
         }
     }
@@ -1151,7 +1166,7 @@ impl Channel {
         }
         if self.mode == Mode::Confirm {
             self.awaiting
-                .push_back(Awaiting::Confirm(self.next_publish_seq, 0));
+                .push_back(Awaiting::Confirm(self.next_publish_seq, 0, 0));
             self.next_publish_seq += 1;
         }
     }
@@ -1166,7 +1181,13 @@ impl Channel {
         mandatory: bool,
     ) -> Published {
         let mut out = std::mem::take(&mut self.route_buf);
-        let result = ctx.vhost.publish(exchange, msg.clone(), &mut out);
+        let confirms = match self.mode {
+            Mode::Confirm => self.confirms.as_ref(),
+            _ => None,
+        };
+        let result = ctx
+            .vhost
+            .publish_with(exchange, msg.clone(), &mut out, confirms);
         self.route_buf = out;
         // Only the reader task writes the channel's `publish`.
         self.shared
@@ -1211,9 +1232,28 @@ impl Channel {
         let mut ack_up_to = None;
         while let Some(a) = self.awaiting.front() {
             match *a {
-                Awaiting::Confirm(seq, ticket) if ticket <= durable => {
-                    ack_up_to = Some(seq);
+                Awaiting::Confirm(seq, ticket, cluster) if ticket <= durable => {
+                    let ok = match &self.confirms {
+                        Some(t) if cluster != 0 => match t.take(cluster) {
+                            Some(ok) => ok,
+                            None => break,
+                        },
+                        _ => true,
+                    };
                     self.awaiting.pop_front();
+                    if ok {
+                        ack_up_to = Some(seq);
+                    } else {
+                        // A replicated queue refused it (or was lost): acks
+                        // before it first, then the nack.
+                        self.send_ack(ack_up_to.take());
+                        self.send(Method::BasicNack(BasicNack {
+                            delivery_tag: seq,
+                            multiple: false,
+                            requeue: false,
+                        }));
+                        self.confirm_sent = seq;
+                    }
                 }
                 Awaiting::CommitOk(ticket) if ticket <= durable => {
                     self.awaiting.pop_front();

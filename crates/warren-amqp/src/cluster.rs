@@ -15,6 +15,7 @@ use crate::codec::Method;
 use warren_core::exchange::ExchangeKind;
 use warren_core::meta::MetaOp;
 use warren_core::permissions::{exchange_declare_needs, queue_declare_needs, Access};
+use warren_core::queue::{check_quorum_declare, is_quorum};
 use warren_core::store::definitions::table_to_hex;
 use warren_core::{ExchangeOptions, ShortStr};
 
@@ -42,6 +43,23 @@ pub(crate) fn is_metadata(m: &Method) -> bool {
             | Method::QueueBind(_)
             | Method::QueueUnbind(_)
     )
+}
+
+/// A quorum queue declare a cluster node refuses (see
+/// `warren_core::queue::check_quorum_declare`). A single node takes
+/// `x-queue-type: quorum` as a classic queue, as before.
+pub(crate) fn check_quorum(ctx: &ConnContext, m: &Method) -> warren_core::Result<()> {
+    match m {
+        Method::QueueDeclare(d) if !d.passive && is_quorum(&d.arguments) => check_quorum_declare(
+            &s(&d.queue),
+            &ctx.vhost.name.to_string_lossy(),
+            d.durable,
+            d.exclusive,
+            d.auto_delete,
+            &d.arguments,
+        ),
+        _ => Ok(()),
+    }
 }
 
 /// The op to replicate before `m` runs, if any.

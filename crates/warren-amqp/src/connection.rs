@@ -208,6 +208,7 @@ where
             has_published: false,
             ctag_counter: 0,
             access: warren_core::permissions::AccessCache::new(),
+            confirm_wake: Arc::new(tokio::sync::Notify::new()),
         },
         alarm: broker.alarm(),
         forced: registration.closed.clone(),
@@ -503,6 +504,7 @@ impl Connection {
         let mut busy = false;
         let mut durable = self.ctx.vhost.store().log.durable();
         let mut waiting = false;
+        let confirm_wake = self.ctx.confirm_wake.clone();
         loop {
             // A resource alarm stops reading from connections that publish, as
             // RabbitMQ does; consumers keep draining. The heartbeat monitor pauses
@@ -564,6 +566,11 @@ impl Connection {
                 }
                 // Publishes waiting for the message log's fsync: answer them.
                 _ = durable.changed(), if waiting => {
+                    waiting = self.flush_confirms(&durable);
+                    continue;
+                }
+                // ... or for a replicated queue (quorum queue) to commit them.
+                _ = confirm_wake.notified(), if waiting => {
                     waiting = self.flush_confirms(&durable);
                     continue;
                 }
@@ -664,6 +671,9 @@ impl Connection {
         };
         if self.channels.get(ch).is_none_or(|c| c.closing) {
             return Ok(());
+        }
+        if let Err(e) = crate::cluster::check_quorum(&self.ctx, m) {
+            return Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id())));
         }
         let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
             return Ok(());

@@ -9,12 +9,16 @@
 //!   transport (generic over the group's type config).
 //! * [`meta`]: the metadata Raft group (vhosts, exchanges, queues, bindings):
 //!   its log storage, state machine, and how a node proposes a change.
+//! * [`classic`]: classic queues reachable from every node (their messages
+//!   stay on their home node; routing and delivery are forwarded).
 //! * [`node`]: starting a clustered node, forming the cluster, its status.
 
+pub mod classic;
 pub mod config;
 pub mod group;
 pub mod meta;
 pub mod node;
+pub mod quorum;
 pub mod raft_net;
 pub mod transport;
 

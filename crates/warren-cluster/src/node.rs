@@ -13,6 +13,7 @@
 //! the change. No leader or no majority within [`PROPOSE_TIMEOUT`]: the change
 //! is refused (see [`no_majority`]).
 
+use crate::classic::{Classic, ClassicService, PeerDirectory, RemoteClassic, CLASSIC_GROUP};
 use crate::config::ClusterConfig;
 use crate::group::{GroupHandler, HandlerFuture, Registry, META_GROUP, NODE_GROUP};
 use crate::meta::log_store::FileLogStore;
@@ -89,7 +90,14 @@ pub struct Cluster {
     pub transport: Arc<Transport>,
     pub registry: Arc<Registry>,
     pub state_machine: MetaStateMachine,
+    /// Cross-node classic queues (see [`crate::classic`]).
+    pub classic: Arc<Classic>,
     started: Instant,
+    pub broker: Arc<Broker>,
+    /// Quorum queues: the shared WAL, this node's group members.
+    pub quorum: crate::quorum::Quorum,
+    /// When each peer last answered a liveness probe.
+    pub(crate) seen: RwLock<std::collections::HashMap<NodeId, Instant>>,
 }
 
 /// What a minority node answers to a metadata change. RabbitMQ 3.10's
@@ -143,7 +151,8 @@ impl Cluster {
         let listener = TcpListener::bind(&cfg.bind).await?;
         let dir = cfg.data_dir.join("cluster");
         let log = FileLogStore::open(&dir)?;
-        let sm = MetaStateMachine::open(&dir, broker)?;
+        let sm = MetaStateMachine::open(&dir, broker.clone())?;
+        let quorum = crate::quorum::Quorum::open(&dir)?;
         let config = Config {
             cluster_name: "warren".into(),
             heartbeat_interval: 250,
@@ -164,7 +173,10 @@ impl Cluster {
         )
         .await
         .map_err(std::io::Error::other)?;
-        registry.register(META_GROUP, Arc::new(RaftService::new(raft.clone())));
+        registry.register(
+            META_GROUP,
+            Arc::new(RaftService::<MetaConfig>::new(raft.clone())),
+        );
         let cluster = Arc::new(Cluster {
             name: cfg.node_name.clone(),
             id,
@@ -174,8 +186,40 @@ impl Cluster {
             transport,
             registry: registry.clone(),
             state_machine: sm,
+            classic: Classic::new(cfg.node_name.clone(), broker.clone()),
             started: Instant::now(),
+            broker,
+            quorum,
+            seen: RwLock::new(std::collections::HashMap::new()),
         });
+        // Quorum queues follow the metadata: started when a declare is
+        // applied, stopped when a delete is; restored ones start now.
+        // Classic queues homed elsewhere get their backend when their
+        // declare is applied (restored ones below).
+        let weak = Arc::downgrade(&cluster);
+        cluster
+            .state_machine
+            .set_on_applied(Arc::new(move |op: &MetaOp| {
+                if let Some(c) = weak.upgrade() {
+                    c.quorum_applied(op);
+                    if let MetaOp::DeclareQueue { vhost, name, .. } = op {
+                        if let Some(q) =
+                            c.broker.vhost(vhost).and_then(|v| v.queue(name.as_bytes()))
+                        {
+                            adopt(&c.classic, vhost, &q);
+                        }
+                    }
+                }
+            }));
+        cluster.restore_quorum_queues();
+        tokio::spawn(liveness(Arc::downgrade(&cluster)));
+        registry.register(
+            CLASSIC_GROUP,
+            Arc::new(ClassicService(Arc::downgrade(&cluster.classic))),
+        );
+        let dir: Arc<dyn PeerDirectory> = cluster.clone();
+        cluster.classic.start(Arc::downgrade(&dir));
+        cluster.adopt_remote_queues(&cluster.broker);
         registry.register(
             NODE_GROUP,
             Arc::new(NodeService {
@@ -197,6 +241,17 @@ impl Cluster {
             tokio::spawn(async move { c.form().await });
         }
         Ok(cluster)
+    }
+
+    /// Give every restored queue whose home is another node its
+    /// [`RemoteClassic`] backend (before listeners serve clients).
+    fn adopt_remote_queues(&self, broker: &Broker) {
+        for v in broker.vhosts() {
+            let vname = v.name.to_string_lossy().into_owned();
+            for q in v.queues() {
+                adopt(&self.classic, &vname, &q);
+            }
+        }
     }
 
     fn info(&self) -> NodeInfo {
@@ -266,7 +321,7 @@ impl Cluster {
         }
     }
 
-    fn addr_of(&self, id: NodeId) -> Option<String> {
+    pub(crate) fn addr_of(&self, id: NodeId) -> Option<String> {
         let m = self.raft.metrics().borrow().clone();
         if let Some(n) = m.membership_config.membership().get_node(&id) {
             return Some(n.addr.clone());
@@ -274,7 +329,7 @@ impl Cluster {
         self.known.read().get(&id).map(|(_, a)| a.clone())
     }
 
-    fn name_of(&self, id: NodeId) -> String {
+    pub(crate) fn name_of(&self, id: NodeId) -> String {
         self.known
             .read()
             .get(&id)
@@ -283,7 +338,8 @@ impl Cluster {
     }
 
     /// Commit `op` on a majority and apply it here; see the module comment.
-    pub async fn propose(&self, op: MetaOp) -> Result<(), BrokerError> {
+    pub async fn propose(&self, mut op: MetaOp) -> Result<(), BrokerError> {
+        self.pick_quorum_spec(&mut op);
         let deadline = Instant::now() + PROPOSE_TIMEOUT;
         let mut why = "no leader elected".to_string();
         loop {
@@ -490,7 +546,71 @@ impl Cluster {
 
     /// Stop the metadata group (at broker shutdown).
     pub async fn shutdown(&self) {
+        self.stop_quorum().await;
         let _ = self.raft.shutdown().await;
+    }
+}
+
+/// A classic queue whose recorded home is another node gets a
+/// [`RemoteClassic`] backend (exclusive and local queues have no home and
+/// stay as they are; quorum queues have their own backend).
+fn adopt(classic: &Arc<Classic>, vhost: &str, q: &Arc<warren_core::Queue>) {
+    match q.home() {
+        Some(h)
+            if h != classic.me
+                && q.backend().is_none()
+                && !q.is_stream()
+                && !warren_core::queue::is_quorum(&q.options.arguments) =>
+        {
+            q.set_backend(RemoteClassic::new(classic, h, vhost, q.name.as_bytes()));
+        }
+        _ => {}
+    }
+}
+
+impl PeerDirectory for Cluster {
+    fn peer_addr(&self, name: &str) -> Option<String> {
+        self.addr_of(crate::config::node_id(name))
+    }
+
+    fn peer_names(&self) -> Vec<String> {
+        let m = self.raft.metrics().borrow().clone();
+        let mut ids: BTreeSet<NodeId> = m
+            .membership_config
+            .membership()
+            .nodes()
+            .map(|(id, _)| *id)
+            .collect();
+        if ids.is_empty() {
+            ids.extend(self.known.read().keys().copied());
+        }
+        let known = self.known.read();
+        ids.into_iter()
+            .filter_map(|id| known.get(&id).map(|(n, _)| n.clone()))
+            .collect()
+    }
+}
+
+/// Probe every other member once a second, so quorum queues can tell which
+/// members are online without a network call.
+async fn liveness(cluster: std::sync::Weak<Cluster>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let Some(c) = cluster.upgrade() else { return };
+        let m = c.raft.metrics().borrow().clone();
+        let ids: Vec<NodeId> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .filter(|id| *id != c.id)
+            .collect();
+        for id in ids {
+            if let Some(addr) = c.addr_of(id) {
+                if c.probe(&addr).await.is_some() {
+                    c.mark_seen(id);
+                }
+            }
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod auth;
 pub mod broker;
+pub mod confirm;
 pub mod connections;
 pub mod control;
 pub mod equivalence;

@@ -66,8 +66,12 @@ pub enum MetaOp {
         auto_delete: bool,
         arguments: String,
         /// The node whose clients declared it (a classic queue's messages
-        /// live there).
+        /// live there; every node records it in its definitions).
+        #[serde(default)]
         owner: String,
+        /// A quorum queue's Raft group, picked by the proposing node.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        quorum: Option<QuorumSpec>,
     },
     DeleteQueue {
         vhost: String,
@@ -127,6 +131,14 @@ pub enum MetaOp {
     },
 }
 
+/// A quorum queue's replication: its Raft group id (new for every declare, so
+/// a queue deleted and declared again is a new group) and member nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QuorumSpec {
+    pub group: u64,
+    pub members: Vec<String>,
+}
+
 impl MetaOp {
     pub fn declare_exchange(vhost: &str, name: &str, o: &ExchangeOptions) -> MetaOp {
         MetaOp::DeclareExchange {
@@ -148,6 +160,7 @@ impl MetaOp {
             auto_delete: o.auto_delete,
             arguments: table_to_hex(&o.arguments),
             owner: owner.to_string(),
+            quorum: None,
         }
     }
 
@@ -282,6 +295,7 @@ impl Broker {
                 durable,
                 auto_delete,
                 arguments,
+                owner,
                 ..
             } => {
                 let opts = QueueOptions {
@@ -290,8 +304,14 @@ impl Broker {
                     auto_delete: *auto_delete,
                     arguments: args(arguments),
                 };
+                let name = ShortStr::from(name.as_str());
+                if name.starts_with("amq.") {
+                    return Err(BrokerError::access_refused(format!(
+                        "queue name '{name}' contains reserved prefix 'amq.*'"
+                    )));
+                }
                 vhost()?
-                    .declare_queue(Some(ShortStr::from(name.as_str())), opts, false, conn)
+                    .declare_homed_queue(name, opts, conn, owner)
                     .map(|_| ())
             }
             MetaOp::DeleteQueue { name, .. } => vhost()?

@@ -4,6 +4,7 @@
 //! deleting, binding and unbinding (reserved names, equivalence, exclusivity),
 //! with RabbitMQ's reply codes and texts.
 
+use crate::confirm::ConfirmTracker;
 use crate::error::{BrokerError, Result};
 use crate::events;
 use crate::exchange::{Destination, Exchange, ExchangeKind, ExchangeOptions};
@@ -424,6 +425,7 @@ impl VHost {
         let name = match name {
             Some(n) if passive => {
                 let q = self.get_queue(&n, conn)?;
+                q.check_available()?;
                 q.touch();
                 return Ok((q, false));
             }
@@ -437,7 +439,21 @@ impl VHost {
             Some(n) => n,
             None => self.generate_queue_name(),
         };
-        self.declare_named_queue(name, opts, conn)
+        self.declare_named_queue(name, opts, conn, "")
+    }
+
+    /// queue.declare replicated from a cluster's metadata log: `home` is the
+    /// node that holds the queue's messages (recorded in the definitions, so
+    /// a restart knows which queues live elsewhere).
+    pub fn declare_homed_queue(
+        &self,
+        name: ShortStr,
+        opts: QueueOptions,
+        conn: ConnectionId,
+        home: &str,
+    ) -> Result<(Arc<Queue>, bool)> {
+        self.check_not_deleted()?;
+        self.declare_named_queue(name, opts, conn, home)
     }
 
     /// queue.declare of a server-named queue whose name the caller generated
@@ -450,7 +466,7 @@ impl VHost {
         conn: ConnectionId,
     ) -> Result<(Arc<Queue>, bool)> {
         self.check_not_deleted()?;
-        self.declare_named_queue(name, opts, conn)
+        self.declare_named_queue(name, opts, conn, "")
     }
 
     fn declare_named_queue(
@@ -458,6 +474,7 @@ impl VHost {
         name: ShortStr,
         opts: QueueOptions,
         conn: ConnectionId,
+        home: &str,
     ) -> Result<(Arc<Queue>, bool)> {
         self.churn.add(ChurnField::QueueDeclared, 1);
         let mut qs = self.queues.write();
@@ -469,6 +486,7 @@ impl VHost {
             // connection owns, a non-exclusive one a queue nobody owns, else 405.
             q.check_owner(opts.exclusive.then_some(conn))?;
             check_queue_equivalent(q, &opts, &self.name)?;
+            q.check_available()?;
             q.touch();
             return Ok((q.clone(), false));
         }
@@ -496,6 +514,7 @@ impl VHost {
                 &name.to_string_lossy(),
                 id,
                 &opts,
+                home,
             );
             id
         } else {
@@ -510,6 +529,7 @@ impl VHost {
             &self.store,
             durable_id,
         );
+        q.set_home(home);
         qs.insert(name, q.clone());
         drop(qs);
         self.churn.add(ChurnField::QueueCreated, 1);
@@ -1000,6 +1020,7 @@ impl VHost {
                 &self.store,
                 qd.id,
             );
+            q.set_home(&qd.owner);
             if let Some(msgs) = messages.remove(&qd.id) {
                 q.recover(msgs);
             }
@@ -1036,6 +1057,20 @@ impl VHost {
         exchange: &Arc<Exchange>,
         msg: Arc<Message>,
         out: &mut Vec<Arc<Queue>>,
+    ) -> Published {
+        self.publish_with(exchange, msg, out, None)
+    }
+
+    /// [`VHost::publish`] for a publisher that wants confirms: a message routed
+    /// to queues with a [`crate::queue::QueueBackend`] (replicated queues) gets
+    /// a ticket of `confirms` in [`Published::cluster`], done once every such
+    /// queue has it safe.
+    pub fn publish_with(
+        &self,
+        exchange: &Arc<Exchange>,
+        msg: Arc<Message>,
+        out: &mut Vec<Arc<Queue>>,
+        confirms: Option<&Arc<ConfirmTracker>>,
     ) -> Published {
         out.clear();
         if exchange.kind() == ExchangeKind::Delayed {
@@ -1110,30 +1145,29 @@ impl VHost {
             routed: !out.is_empty(),
             ..Published::default()
         };
-        // Streams append their own records (every message, persistent or
-        // not, at the stream's offset), in the same group commit.
-        if msg.persistent && out.iter().any(|q| q.durable_id != 0 && !q.is_stream()) {
-            let ids: Vec<u64> = out
-                .iter()
-                .filter(|q| !q.is_stream())
-                .map(|q| q.durable_id)
-                .filter(|id| *id != 0)
-                .collect();
-            let log = &self.store.log;
-            let msg_id = log.next_msg_id();
-            let (loc, ticket) = log.append_publish(
-                Some(msg_id),
-                &ids,
-                ids.len() as u64,
-                msg.exchange.as_bytes(),
-                msg.routing_key.as_bytes(),
-                &msg.properties,
-                &msg.body,
-            );
-            let _ = msg.stored.set(Stored { msg_id, loc });
-            result.ticket = ticket;
-        }
+        result.ticket = self.log_persistent(&msg, out);
+        // Replicated queues confirm on their own: one tracker ticket for all
+        // of them (counted first, so the common case allocates nothing).
+        let mut parts = match confirms {
+            Some(t) => {
+                let n = out.iter().filter(|q| q.backend().is_some()).count() as u32;
+                if n > 0 {
+                    let (ticket, parts) = t.open(n);
+                    result.cluster = ticket;
+                    parts
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
+        };
         for q in out.drain(..) {
+            if let Some(b) = q.backend() {
+                if !b.publish(&q, msg.clone(), parts.pop()) {
+                    result.rejected = true;
+                }
+                continue;
+            }
             if q.is_stream() {
                 result.ticket = result.ticket.max(q.publish_stream(&msg));
                 continue;
@@ -1143,6 +1177,55 @@ impl VHost {
             }
         }
         result
+    }
+
+    /// Write a persistent message once to the message log for the durable
+    /// queues among `out` that keep it in this node's storage; returns the
+    /// ticket a confirm waits for (0: nothing written). Streams append their
+    /// own records (every message, persistent or not, at the stream's
+    /// offset), in the same group commit.
+    fn log_persistent(&self, msg: &Arc<Message>, out: &[Arc<Queue>]) -> u64 {
+        if !msg.persistent
+            || !out
+                .iter()
+                .any(|q| q.durable_id != 0 && q.is_local_storage())
+        {
+            return 0;
+        }
+        let ids: Vec<u64> = out
+            .iter()
+            .filter(|q| q.is_local_storage())
+            .map(|q| q.durable_id)
+            .filter(|id| *id != 0)
+            .collect();
+        let log = &self.store.log;
+        let msg_id = log.next_msg_id();
+        let (loc, ticket) = log.append_publish(
+            Some(msg_id),
+            &ids,
+            ids.len() as u64,
+            msg.exchange.as_bytes(),
+            msg.routing_key.as_bytes(),
+            &msg.properties,
+            &msg.body,
+        );
+        let _ = msg.stored.set(Stored { msg_id, loc });
+        ticket
+    }
+
+    /// Enqueue a message another cluster node routed to `queue` (a classic
+    /// queue whose home is this node): logged if persistent and durable, as a
+    /// local publish. No re-routing: the origin node already routed it.
+    pub fn publish_into(&self, queue: &Arc<Queue>, msg: Arc<Message>) -> Published {
+        let out = std::slice::from_ref(queue);
+        let ticket = self.log_persistent(&msg, out);
+        let rejected = !queue.publish(msg);
+        Published {
+            routed: true,
+            rejected,
+            ticket,
+            ..Published::default()
+        }
     }
 
     /// Count `n` of `f` on a channel (its own counters, written by its reader
@@ -1296,6 +1379,8 @@ pub struct Published {
     pub rejected: bool,
     /// Message-log ticket to wait for before confirming (0: nothing to wait for).
     pub ticket: u64,
+    /// [`ConfirmTracker`] ticket to wait for as well (0: no replicated queue).
+    pub cluster: u64,
 }
 
 /// A redeclaration must match the queue's durable and auto-delete flags and

@@ -670,6 +670,7 @@ fn schedule_will(
             will.retain,
             &props,
             will.payload.clone(),
+            None,
         ) {
             warn!("MQTT will not published: {}", e.text);
         }
@@ -857,6 +858,7 @@ async fn run<R: AsyncRead + Unpin>(
     let mut durable = log.durable();
     let mut retained = session.node.retained.durable();
     let mut waiting = false;
+    let confirm_wake = session.confirm_wake.clone();
     let out = session.out.clone();
     // The client must send something every keep-alive; RabbitMQ and the
     // specification allow one and a half.
@@ -874,6 +876,9 @@ async fn run<R: AsyncRead + Unpin>(
                 }
                 _ = durable.changed(), if waiting => {
                     waiting = session.flush_acks(*durable.borrow_and_update());
+                }
+                _ = confirm_wake.notified(), if waiting => {
+                    waiting = session.flush_acks(log.durable_ticket());
                 }
                 _ = retained.changed(), if waiting => {
                     waiting = session.flush_acks(log.durable_ticket());
@@ -895,6 +900,10 @@ async fn run<R: AsyncRead + Unpin>(
             }
             _ = durable.changed(), if waiting => {
                 waiting = session.flush_acks(*durable.borrow_and_update());
+                continue;
+            }
+            _ = confirm_wake.notified(), if waiting => {
+                waiting = session.flush_acks(log.durable_ticket());
                 continue;
             }
             _ = retained.changed(), if waiting => {

@@ -11,6 +11,7 @@
 
 use bytes::Bytes;
 use std::sync::Arc;
+use warren_core::confirm::ConfirmTracker;
 use warren_core::permissions::{Access, AccessCache, Resource};
 use warren_core::vhost::Published;
 use warren_core::{BrokerError, ConnectionId, Exchange, Message, Queue, ShortStr, VHost};
@@ -111,6 +112,7 @@ impl Publisher {
         retain: bool,
         properties: &Properties,
         payload: Bytes,
+        confirms: Option<&Arc<ConfirmTracker>>,
     ) -> Result<(Published, u64), BrokerError> {
         let x = self.exchange()?;
         self.vhost.check_publishable(&x)?;
@@ -147,7 +149,7 @@ impl Publisher {
             warren_core::trace::set_origin(self.origin.clone());
         }
         let mut out = std::mem::take(&mut self.route_buf);
-        let published = self.vhost.publish(&x, message, &mut out);
+        let published = self.vhost.publish_with(&x, message, &mut out, confirms);
         out.clear();
         self.route_buf = out;
         Ok((published, retained))

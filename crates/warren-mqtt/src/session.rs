@@ -106,8 +106,12 @@ pub struct Session {
     /// Incoming QoS 2 packet ids awaiting PUBREL.
     pub incoming_qos2: HashSet<u16>,
     /// PUBACK/PUBREC waiting for their message to be on disk: (message-log
-    /// ticket, retained-store ticket, packet).
-    pending: VecDeque<(u64, u64, Packet)>,
+    /// ticket, retained-store ticket, confirm-tracker ticket, packet).
+    pending: VecDeque<(u64, u64, u64, Packet)>,
+    /// Tickets of QoS 1/2 publishes into replicated queues (quorum queues),
+    /// which confirm on their own; wakes `confirm_wake`.
+    confirms: Arc<warren_core::confirm::ConfirmTracker>,
+    pub confirm_wake: Arc<tokio::sync::Notify>,
     /// Topic aliases the client set (MQTT 5).
     aliases: HashMap<u16, Bytes>,
     pub has_published: bool,
@@ -209,6 +213,7 @@ impl Session {
         saved: Saved,
     ) -> Session {
         let outlet = out.outlet.clone();
+        let confirm_wake = Arc::new(tokio::sync::Notify::new());
         Session {
             publisher: Publisher::new(node.clone(), vhost.clone(), user, conn, &client_id),
             node,
@@ -224,6 +229,8 @@ impl Session {
             subs: HashMap::new(),
             incoming_qos2: saved.incoming_qos2,
             pending: VecDeque::new(),
+            confirms: warren_core::confirm::ConfirmTracker::new(confirm_wake.clone()),
+            confirm_wake,
             aliases: HashMap::new(),
             has_published: false,
             acked: Vec::new(),
@@ -368,7 +375,7 @@ impl Session {
                     let acked = self.vhost.store().log.last_ticket();
                     let kept = self.persist(Change::OutReceived(a.packet_id));
                     let pubrel = Packet::Pubrel(Ack::new(a.packet_id, ReasonCode::SUCCESS));
-                    self.pending.push_back((acked, kept, pubrel));
+                    self.pending.push_back((acked, kept, 0, pubrel));
                 } else {
                     let code = ReasonCode::PACKET_IDENTIFIER_NOT_FOUND;
                     self.send(Packet::Pubrel(Ack::new(a.packet_id, code)));
@@ -394,7 +401,7 @@ impl Session {
                 let kept = self.persist(Change::Released(a.packet_id));
                 // After the PUBREC it answers, which may still wait for the disk.
                 self.pending
-                    .push_back((0, kept, Packet::Pubcomp(Ack::new(a.packet_id, code))));
+                    .push_back((0, kept, 0, Packet::Pubcomp(Ack::new(a.packet_id, code))));
             }
             Packet::Subscribe(s) => self.on_subscribe(s)?,
             Packet::Unsubscribe(u) => self.on_unsubscribe(u)?,
@@ -486,13 +493,20 @@ impl Session {
         if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&id) {
             // A resent QoS 2 PUBLISH: already routed once, only answer again.
             self.pending
-                .push_back((0, 0, Packet::Pubrec(Ack::new(id, ReasonCode::SUCCESS))));
+                .push_back((0, 0, 0, Packet::Pubrec(Ack::new(id, ReasonCode::SUCCESS))));
             return Ok(());
         }
         self.has_published = true;
-        let result = self
-            .publisher
-            .publish(&p.topic, p.qos, p.retain, &p.properties, p.payload);
+        let confirms = (p.qos != QoS::AtMostOnce).then_some(&self.confirms);
+        let result = self.publisher.publish(
+            &p.topic,
+            p.qos,
+            p.retain,
+            &p.properties,
+            p.payload,
+            confirms,
+        );
+        let cluster = result.as_ref().map_or(0, |(r, _)| r.cluster);
         self.out
             .stats
             .messages
@@ -512,10 +526,12 @@ impl Session {
         };
         match p.qos {
             QoS::AtMostOnce => {}
-            QoS::AtLeastOnce => {
-                self.pending
-                    .push_back((ticket, retained, Packet::Puback(Ack::new(id, code))))
-            }
+            QoS::AtLeastOnce => self.pending.push_back((
+                ticket,
+                retained,
+                cluster,
+                Packet::Puback(Ack::new(id, code)),
+            )),
             QoS::ExactlyOnce => {
                 let mut kept = retained;
                 if !code.is_error() {
@@ -525,7 +541,7 @@ impl Session {
                     kept = kept.max(self.persist(Change::Received(id)));
                 }
                 self.pending
-                    .push_back((ticket, kept, Packet::Pubrec(Ack::new(id, code))));
+                    .push_back((ticket, kept, cluster, Packet::Pubrec(Ack::new(id, code))));
             }
         }
         Ok(())
@@ -557,7 +573,7 @@ impl Session {
         if kept == 0 {
             self.send(p);
         } else {
-            self.pending.push_back((0, kept, p));
+            self.pending.push_back((0, kept, 0, p));
         }
     }
 
@@ -599,11 +615,22 @@ impl Session {
     /// order. Returns whether some still wait.
     pub fn flush_acks(&mut self, durable: u64) -> bool {
         let retained = self.node.retained.durable_ticket();
-        while let Some((ticket, kept, _)) = self.pending.front() {
+        while let Some((ticket, kept, cluster, _)) = self.pending.front() {
             if *ticket > durable || *kept > retained {
                 return true;
             }
-            if let Some((_, _, p)) = self.pending.pop_front() {
+            // A replicated queue's confirm (quorum queue committed it).
+            let Some(ok) = self.confirms.take(*cluster) else {
+                return true;
+            };
+            if let Some((_, _, _, mut p)) = self.pending.pop_front() {
+                if !ok {
+                    // Refused or lost: MQTT 5 says so in the ack's reason
+                    // code (3.1.1 has no negative ack).
+                    if let Packet::Puback(a) | Packet::Pubrec(a) = &mut p {
+                        a.code = ReasonCode::IMPLEMENTATION_SPECIFIC_ERROR;
+                    }
+                }
                 self.send(p);
             }
         }
@@ -612,8 +639,8 @@ impl Session {
 
     /// The highest (message-log, retained-store) tickets pending acks wait for.
     pub fn pending_tickets(&self) -> Option<(u64, u64)> {
-        let log = self.pending.iter().map(|(t, _, _)| *t).max()?;
-        let kept = self.pending.iter().map(|(_, k, _)| *k).max()?;
+        let log = self.pending.iter().map(|(t, _, _, _)| *t).max()?;
+        let kept = self.pending.iter().map(|(_, k, _, _)| *k).max()?;
         Some((log, kept))
     }
 

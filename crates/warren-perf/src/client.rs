@@ -348,6 +348,18 @@ pub fn queue_declare(name: &str, durable: bool, exclusive: bool, auto_delete: bo
     })
 }
 
+/// Durable queue declaration with an `x-queue-type` (quorum queues).
+pub fn queue_declare_typed(name: &str, queue_type: &str) -> Method {
+    let mut arguments = FieldTable::new();
+    arguments.insert("x-queue-type", FieldValue::string(queue_type));
+    Method::QueueDeclare(QueueDeclare {
+        queue: ShortStr::from(name),
+        durable: true,
+        arguments,
+        ..Default::default()
+    })
+}
+
 /// Passive declare: does the queue exist, and how many messages are ready.
 pub fn queue_declare_passive(name: &str) -> Method {
     Method::QueueDeclare(QueueDeclare {

@@ -187,6 +187,17 @@ pub struct PerfArgs {
     #[arg(long, env = "WARREN_PERF_URI")]
     pub uri: Option<String>,
 
+    /// Throughput (AMQP): consumers connect here instead of --uri (another
+    /// node of a cluster: cross-node delivery).
+    #[arg(long)]
+    pub consumer_uri: Option<String>,
+
+    /// Throughput (AMQP): declare (and delete) the queues and exchange
+    /// through this node instead of --uri (on a cluster, a classic queue
+    /// lives on the node it was declared on).
+    #[arg(long)]
+    pub declare_uri: Option<String>,
+
     /// Wire protocol (default: the URI's scheme, else amqp). STOMP supports the
     /// throughput scenario: producers SEND to /queue/NAME, consumers SUBSCRIBE
     /// with prefetch-count = --prefetch; --confirm N asks a receipt for every
@@ -235,6 +246,11 @@ pub struct PerfArgs {
     /// Persistent messages (delivery_mode 2) on durable queues.
     #[arg(short = 'f', long)]
     pub persistent: bool,
+
+    /// Throughput: declare the queues with this `x-queue-type` (e.g.
+    /// `quorum`, on a cluster node; implies durable queues).
+    #[arg(long)]
+    pub queue_type: Option<String>,
 
     /// Publisher confirms with at most N unconfirmed messages per producer
     /// (0 = no confirms).

@@ -320,15 +320,31 @@ impl Progress {
 pub async fn run(args: &PerfArgs, uri: &AmqpUri, names: &Names) -> Result<ThroughputReport> {
     let plan = plan(args, names)?;
     validate(args, &plan)?;
-    let mut admin = Connection::open(uri).await?;
+    let admin_uri = match &args.declare_uri {
+        Some(u) => parse_uri(u)?,
+        None => uri.clone(),
+    };
+    let mut admin = Connection::open(&admin_uri).await?;
     admin.open_channel(1).await?;
-    let result = match setup(&mut admin, &plan, args.persistent).await {
+    let result = match setup(
+        &mut admin,
+        &plan,
+        args.persistent,
+        args.queue_type.as_deref(),
+    )
+    .await
+    {
         Ok(()) => measure(args, uri, &plan).await,
         Err(e) => Err(e),
     };
     cleanup(&mut admin, &plan).await;
     let _ = admin.close().await;
     result
+}
+
+fn parse_uri(u: &str) -> Result<AmqpUri> {
+    u.parse()
+        .map_err(|e: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, e).into())
 }
 
 /// Checks of the run's shape that do not depend on the protocol.
@@ -348,7 +364,12 @@ pub(crate) fn validate(args: &PerfArgs, plan: &Plan) -> Result<()> {
     Ok(())
 }
 
-async fn setup(admin: &mut Connection, plan: &Plan, durable: bool) -> Result<()> {
+async fn setup(
+    admin: &mut Connection,
+    plan: &Plan,
+    durable: bool,
+    queue_type: Option<&str>,
+) -> Result<()> {
     if plan.own_exchange {
         admin
             .rpc(
@@ -363,9 +384,11 @@ async fn setup(admin: &mut Connection, plan: &Plan, durable: bool) -> Result<()>
             .await?;
     }
     for q in &plan.queues {
-        admin
-            .rpc(1, client::queue_declare(q, durable, false, false))
-            .await?;
+        let declare = match queue_type {
+            Some(t) => client::queue_declare_typed(q, t),
+            None => client::queue_declare(q, durable, false, false),
+        };
+        admin.rpc(1, declare).await?;
     }
     for (q, key) in &plan.bindings {
         admin
@@ -401,6 +424,10 @@ fn consumer_ended(
 
 async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<ThroughputReport> {
     let np = args.producers as usize;
+    let consumer_uri = match &args.consumer_uri {
+        Some(u) => parse_uri(u)?,
+        None => uri.clone(),
+    };
     let consumer_cfgs: Vec<ConsumerCfg> = (0..args.consumers)
         .map(|i| ConsumerCfg {
             queue: plan.queues[i % plan.queues.len()].clone(),
@@ -414,7 +441,7 @@ async fn measure(args: &PerfArgs, uri: &AmqpUri, plan: &Plan) -> Result<Throughp
     let consumers: Vec<ConsumerTask> = futures_util::future::try_join_all(
         consumer_cfgs
             .into_iter()
-            .map(|cfg| Consumer::connect(uri, cfg)),
+            .map(|cfg| Consumer::connect(&consumer_uri, cfg)),
     )
     .await?
     .into_iter()

@@ -112,6 +112,14 @@ pub enum Command {
         publisher: u64,
     },
     SetConfig(QueueConfig),
+    /// Many publishes in one entry (a node's enqueuer drains its channel
+    /// into one): one Raft round, one apply for all of them. `publisher`
+    /// is the enqueuer and its batch number, so a batch resent after a
+    /// leader change is applied once.
+    EnqueueBatch {
+        publisher: PublisherSeq,
+        messages: Vec<Message>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -170,6 +178,11 @@ pub enum Reply {
         count: u64,
     },
     UnknownConsumer,
+    /// An `EnqueueBatch` applied: the positions (in the batch) of the
+    /// messages a full queue refused (nack those, confirm the rest).
+    EnqueuedBatch {
+        rejected: Vec<u32>,
+    },
 }
 
 /// The result of applying one command.

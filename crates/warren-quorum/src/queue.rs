@@ -126,6 +126,27 @@ impl QueueState {
                 }
                 self.enqueue(message, &mut effects)
             }
+            Command::EnqueueBatch {
+                publisher,
+                messages,
+            } => {
+                let p = publisher;
+                if self
+                    .publishers
+                    .get(&p.publisher)
+                    .is_some_and(|&l| p.seq <= l)
+                {
+                    return Outcome::reply(Reply::Duplicate);
+                }
+                self.publishers.insert(p.publisher, p.seq);
+                let mut rejected = Vec::new();
+                for (i, m) in messages.into_iter().enumerate() {
+                    if self.enqueue(m, &mut effects) == Reply::Rejected {
+                        rejected.push(i as u32);
+                    }
+                }
+                Reply::EnqueuedBatch { rejected }
+            }
             Command::Attach {
                 consumer,
                 node,

@@ -340,3 +340,23 @@ proptest! {
 fn bincode_round_trip(q: &QueueState) -> QueueState {
     bincode::deserialize(&bincode::serialize(q).unwrap()).unwrap()
 }
+
+#[test]
+fn enqueue_batch_once_per_publisher_seq_and_reports_refusals() {
+    let mut q = QueueState::new(QueueConfig {
+        max_length: Some(2),
+        overflow: Overflow::RejectPublish,
+        ..QueueConfig::default()
+    });
+    let batch = |seq| Command::EnqueueBatch {
+        publisher: PublisherSeq { publisher: 7, seq },
+        messages: vec![msg(1), msg(2), msg(3)],
+    };
+    assert_eq!(
+        q.apply(batch(1)).reply,
+        Reply::EnqueuedBatch { rejected: vec![2] }
+    );
+    // Resent after a leader change: applied once.
+    assert_eq!(q.apply(batch(1)).reply, Reply::Duplicate);
+    assert_eq!(q.ready_count(), 2);
+}

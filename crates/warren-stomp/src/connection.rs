@@ -342,6 +342,7 @@ async fn run<R: AsyncRead + Unpin>(
     let log = session.vhost.store().log.clone();
     let mut durable = log.durable();
     let mut waiting = false;
+    let confirm_wake = session.confirm_wake.clone();
     let check_every = Duration::from_secs(heartbeat.receive.max(1));
     let mut monitor = (heartbeat.receive > 0).then(Monitor::new);
     let mut ticks = tokio::time::interval_at(Instant::now() + check_every, check_every);
@@ -360,6 +361,9 @@ async fn run<R: AsyncRead + Unpin>(
                 _ = durable.changed(), if waiting => {
                     waiting = session.flush_receipts(*durable.borrow_and_update());
                 }
+                _ = confirm_wake.notified(), if waiting => {
+                    waiting = session.flush_receipts(*durable.borrow_and_update());
+                }
             }
             if let Some(m) = monitor.as_mut() {
                 m.reset(received(frames));
@@ -376,6 +380,10 @@ async fn run<R: AsyncRead + Unpin>(
                 continue;
             }
             _ = durable.changed(), if waiting => {
+                waiting = session.flush_receipts(*durable.borrow_and_update());
+                continue;
+            }
+            _ = confirm_wake.notified(), if waiting => {
                 waiting = session.flush_receipts(*durable.borrow_and_update());
                 continue;
             }

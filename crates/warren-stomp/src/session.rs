@@ -89,8 +89,12 @@ pub struct Session {
     /// Exclusive queues this connection declared, deleted when it closes.
     exclusive_queues: Vec<Arc<Queue>>,
     /// SEND receipts waiting for their message to reach the disk, in order:
-    /// (message-log ticket, receipt id).
-    pending_receipts: VecDeque<(u64, Bytes)>,
+    /// (message-log ticket, confirm-tracker ticket, receipt id).
+    pending_receipts: VecDeque<(u64, u64, Bytes)>,
+    /// Tickets of receipted SENDs into replicated queues (quorum queues),
+    /// which confirm on their own; wakes `confirm_wake`.
+    confirms: Arc<warren_core::confirm::ConfirmTracker>,
+    pub confirm_wake: Arc<tokio::sync::Notify>,
     /// The connection published (resource alarms pause publishers only).
     pub has_published: bool,
     route_buf: Vec<Arc<Queue>>,
@@ -119,6 +123,7 @@ impl Session {
         version: Version,
         outlet: Arc<Outlet>,
     ) -> Session {
+        let confirm_wake = Arc::new(tokio::sync::Notify::new());
         let origin = Origin {
             user: user.clone(),
             connection: name,
@@ -140,6 +145,8 @@ impl Session {
             prefetch: 0,
             exclusive_queues: Vec::new(),
             pending_receipts: VecDeque::new(),
+            confirms: warren_core::confirm::ConfirmTracker::new(confirm_wake.clone()),
+            confirm_wake,
             has_published: false,
             route_buf: Vec::new(),
             exchange_cache: None,
@@ -323,7 +330,8 @@ impl Session {
             warren_core::trace::set_origin(Some(self.origin.clone()));
         }
         let mut out = std::mem::take(&mut self.route_buf);
-        let published = self.vhost.publish(&x, message, &mut out);
+        let confirms = receipt.as_ref().map(|_| &self.confirms);
+        let published = self.vhost.publish_with(&x, message, &mut out, confirms);
         self.route_buf = out;
         // Only the reader task writes the channel's `publish`.
         self.deliveries
@@ -342,7 +350,8 @@ impl Session {
             // A message a full queue refused (x-overflow reject-publish) is not
             // confirmed by RabbitMQ either: no receipt.
             if !published.rejected {
-                self.pending_receipts.push_back((published.ticket, r));
+                self.pending_receipts
+                    .push_back((published.ticket, published.cluster, r));
             }
         }
         Ok(())
@@ -380,12 +389,19 @@ impl Session {
     /// Answer the SEND receipts whose messages are durable now (`durable` is the
     /// message log's durable ticket). Returns whether some still wait.
     pub fn flush_receipts(&mut self, durable: u64) -> bool {
-        while let Some((ticket, _)) = self.pending_receipts.front() {
+        while let Some((ticket, cluster, _)) = self.pending_receipts.front() {
             if *ticket > durable {
                 return true;
             }
-            if let Some((_, r)) = self.pending_receipts.pop_front() {
-                self.send_frame(Frame::receipt(&r));
+            // A replicated queue that refused the message: no receipt, as
+            // for a full queue.
+            let Some(ok) = self.confirms.take(*cluster) else {
+                return true;
+            };
+            if let Some((_, _, r)) = self.pending_receipts.pop_front() {
+                if ok {
+                    self.send_frame(Frame::receipt(&r));
+                }
             }
         }
         false
@@ -393,7 +409,7 @@ impl Session {
 
     /// The highest ticket a pending receipt waits for.
     pub fn pending_ticket(&self) -> Option<u64> {
-        self.pending_receipts.iter().map(|(t, _)| *t).max()
+        self.pending_receipts.iter().map(|(t, _, _)| *t).max()
     }
 
     /// `reply-to: /temp-queue/ID`: the private queue answers come back to,

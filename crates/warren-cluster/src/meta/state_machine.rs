@@ -185,8 +185,12 @@ struct Applied {
     membership: Option<Membership<NodeId, BasicNode>>,
 }
 
+/// Called after an op was applied to the core (quorum queues start/stop).
+pub type OnApplied = Arc<dyn Fn(&MetaOp) + Send + Sync>;
+
 struct Shared {
     broker: Arc<Broker>,
+    on_applied: std::sync::OnceLock<OnApplied>,
     /// The applied-entries journal. Lock order: journal, then state.
     journal: Mutex<std::fs::File>,
     state: Mutex<Materialized>,
@@ -273,12 +277,44 @@ impl MetaStateMachine {
         Ok(MetaStateMachine {
             shared: Arc::new(Shared {
                 journal: Mutex::new(journal),
+                on_applied: std::sync::OnceLock::new(),
                 broker,
                 state: Mutex::new(state),
                 snapshot_path,
                 current: Mutex::new(current),
             }),
         })
+    }
+
+    /// Install the hook called after each applied op.
+    pub fn set_on_applied(&self, f: OnApplied) {
+        let _ = self.shared.on_applied.set(f);
+    }
+
+    fn applied(&self, op: &MetaOp) {
+        if let Some(f) = self.shared.on_applied.get() {
+            f(op);
+        }
+    }
+
+    /// The quorum queue declares of the materialized metadata.
+    pub fn quorum_declares(&self) -> Vec<MetaOp> {
+        self.shared
+            .state
+            .lock()
+            .ops
+            .values()
+            .filter(|op| {
+                matches!(
+                    op,
+                    MetaOp::DeclareQueue {
+                        quorum: Some(_),
+                        ..
+                    }
+                )
+            })
+            .cloned()
+            .collect()
     }
 
     /// The node that owns a classic queue (where its messages live), if the
@@ -294,8 +330,9 @@ impl MetaStateMachine {
         let m: Materialized = serde_json::from_slice(&data).map_err(io::Error::other)?;
         let journal = self.shared.journal.lock();
         for op in m.ops.values() {
-            if let Err(e) = self.shared.broker.apply_meta(op) {
-                warn!("metadata snapshot: {op:?}: {e}");
+            match self.shared.broker.apply_meta(op) {
+                Ok(()) => self.applied(op),
+                Err(e) => warn!("metadata snapshot: {op:?}: {e}"),
             }
         }
         let file = SnapshotFile {
@@ -381,6 +418,7 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
                     Ok(()) => {
                         self.shared.state.lock().record(op);
                         line.op = Some(op.clone());
+                        self.applied(op);
                     }
                     Err(err) => {
                         info!("metadata op not applied: {op:?}: {err}");

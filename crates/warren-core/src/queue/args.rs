@@ -322,3 +322,66 @@ pub fn check_expiration(e: &[u8]) -> std::result::Result<u64, String> {
     }
     Ok(n.min(u64::MAX as i128) as u64)
 }
+
+/// `x-queue-type: quorum` in a declare's arguments.
+pub fn is_quorum(args: &FieldTable) -> bool {
+    args.get("x-queue-type")
+        .and_then(|v| v.as_bytes())
+        .is_some_and(|b| b == b"quorum")
+}
+
+/// What a cluster node refuses in a quorum queue declare, with RabbitMQ 3.10's
+/// texts (406): a quorum queue is durable, shared and lives on without
+/// consumers. Arguments the replicated queue does not implement yet are
+/// refused too (RabbitMQ takes them; Warren would otherwise ignore them).
+pub fn check_quorum_declare(
+    name: &str,
+    vhost: &str,
+    durable: bool,
+    exclusive: bool,
+    auto_delete: bool,
+    args: &FieldTable,
+) -> Result<()> {
+    let resource = format!("queue '{name}' in vhost '{vhost}'");
+    let property = |p: &str| {
+        Err(BrokerError::precondition_failed(format!(
+            "invalid property '{p}' for {resource}"
+        )))
+    };
+    if !durable {
+        return property("non-durable");
+    }
+    if exclusive {
+        return property("exclusive-owner");
+    }
+    if auto_delete {
+        return property("auto-delete");
+    }
+    if args.get("x-max-priority").is_some() {
+        return Err(BrokerError::precondition_failed(format!(
+            "invalid arg 'x-max-priority' for {resource} of queue type rabbit_quorum_queue"
+        )));
+    }
+    if let Some(v) = args.get("x-quorum-initial-group-size") {
+        if v.as_i64().is_none() {
+            return Err(BrokerError::precondition_failed(format!(
+                "invalid arg 'x-quorum-initial-group-size' for {resource}: \"expected integer, got {}\"",
+                v.type_name()
+            )));
+        }
+    }
+    for unsupported in [
+        "x-message-ttl",
+        "x-single-active-consumer",
+        "x-expires",
+        "x-delivery-limit",
+        "x-dead-letter-exchange",
+    ] {
+        if args.get(unsupported).is_some() {
+            return Err(BrokerError::precondition_failed(format!(
+                "invalid arg '{unsupported}' for {resource}: not supported on Warren quorum queues yet"
+            )));
+        }
+    }
+    Ok(())
+}

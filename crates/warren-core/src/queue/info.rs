@@ -32,6 +32,9 @@ impl Queue {
     /// Message counts, byte totals and consumer count, read under one
     /// acquisition of the queue's lock.
     pub fn depth(&self) -> QueueDepth {
+        if let Some(b) = self.backend() {
+            return b.depth(self);
+        }
         if let Some(s) = self.stream() {
             // A stream's messages are all "ready": nothing is ever taken out.
             let sum = s.summary();

@@ -11,15 +11,17 @@
 //! timer for the head's deadline, as RabbitMQ does.
 
 mod args;
+pub mod backend;
 mod consumer;
 mod dead_letter;
 mod info;
 pub mod stream;
 
 pub use args::{
-    check_consumer_args, check_expiration, check_stream_declare, parse_max_age, Overflow,
-    QueueArgs, StreamArgs,
+    check_consumer_args, check_expiration, check_quorum_declare, check_stream_declare, is_quorum,
+    parse_max_age, Overflow, QueueArgs, StreamArgs,
 };
+pub use backend::QueueBackend;
 pub use consumer::{ChannelRef, ConnectionId, Consumer, ConsumerInfo, ConsumerSink};
 pub use dead_letter::Reason;
 pub use info::QueueDepth;
@@ -34,7 +36,7 @@ use crate::table::FieldTable;
 use crate::vhost::VHost;
 use parking_lot::{Mutex, MutexGuard};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 
 /// The declared properties of a queue; a redeclare must match them.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,6 +57,9 @@ pub struct Queue {
     expiry_armed: AtomicBool,
     /// The connection that owns an exclusive queue.
     pub owner: Option<ConnectionId>,
+    /// On a cluster node: the node that holds the queue's messages (unset:
+    /// this node, as on a single node).
+    home: std::sync::OnceLock<String>,
     /// Id of a durable queue in the message log and definitions; 0 if transient.
     pub durable_id: u64,
     vhost: Weak<VHost>,
@@ -73,6 +78,10 @@ pub struct Queue {
     depth_rates: [GaugeRate; 3],
     /// `x-queue-type: stream`: the log that replaces `inner.storage`.
     stream: Option<stream::Stream>,
+    /// Set on a cluster node for a queue whose messages live elsewhere (a
+    /// quorum queue's Raft group, another node's classic queue): every public
+    /// method hands over to it. Never set on a single node.
+    backend: OnceLock<Arc<dyn QueueBackend>>,
 }
 
 struct QueueInner {
@@ -129,12 +138,14 @@ impl Queue {
             )
         });
         let q = Arc::new(Queue {
+            backend: OnceLock::new(),
             stream,
             name,
             options,
             args: parking_lot::RwLock::new(Arc::new(args)),
             expiry_armed: AtomicBool::new(false),
             owner,
+            home: std::sync::OnceLock::new(),
             durable_id,
             vhost,
             deleted: AtomicBool::new(false),
@@ -158,6 +169,41 @@ impl Queue {
         q
     }
 
+    /// The backend that holds this queue's messages, if not this node's
+    /// storage (see [`QueueBackend`]).
+    #[inline]
+    pub fn backend(&self) -> Option<&Arc<dyn QueueBackend>> {
+        self.backend.get()
+    }
+
+    /// Install the backend (once; false if one was already set). Set before
+    /// the queue is used: when it is declared or restored.
+    pub fn set_backend(&self, backend: Arc<dyn QueueBackend>) -> bool {
+        self.backend.set(backend).is_ok()
+    }
+
+    /// Whether the queue can be used from this node (its backend may say its
+    /// home is unreachable); always true on a single node.
+    pub fn check_available(&self) -> Result<()> {
+        match self.backend() {
+            Some(b) => b.check_available(self),
+            None => Ok(()),
+        }
+    }
+
+    /// The cluster node that holds this queue's messages, if recorded.
+    pub fn home(&self) -> Option<&str> {
+        self.home.get().map(String::as_str)
+    }
+
+    /// Record the queue's home node (once, when declared or restored; ""
+    /// records nothing).
+    pub(crate) fn set_home(&self, home: &str) {
+        if !home.is_empty() {
+            let _ = self.home.set(home.to_string());
+        }
+    }
+
     /// The effective queue arguments.
     pub fn args(&self) -> Arc<QueueArgs> {
         self.args.read().clone()
@@ -166,6 +212,11 @@ impl Queue {
     /// Apply new effective arguments (a policy changed). `x-max-priority` only
     /// takes effect at declare time, as in RabbitMQ.
     pub(crate) fn set_args(self: &Arc<Self>, mut args: QueueArgs) {
+        if let Some(b) = self.backend() {
+            b.set_args(self, &args);
+            *self.args.write() = Arc::new(args);
+            return;
+        }
         if let Some(s) = &self.stream {
             s.set_retention(retention(&args));
             *self.args.write() = Arc::new(args);
@@ -188,6 +239,12 @@ impl Queue {
 
     pub fn is_stream(&self) -> bool {
         self.stream.is_some()
+    }
+
+    /// Messages live in this node's message log and queue storage (not a
+    /// stream, no backend): what a persistent publish logs for.
+    pub fn is_local_storage(&self) -> bool {
+        self.stream.is_none() && self.backend.get().is_none()
     }
 
     /// Append to a stream queue; returns the log ticket a confirm waits for
@@ -252,14 +309,23 @@ impl Queue {
 
     /// Number of ready messages (what queue.declare-ok reports).
     pub fn message_count(&self) -> u32 {
+        if let Some(b) = self.backend() {
+            return b.depth(self).messages_ready as u32;
+        }
         self.inner.lock().storage.len() as u32
     }
 
     pub fn consumer_count(&self) -> u32 {
+        if let Some(b) = self.backend() {
+            return b.depth(self).consumers;
+        }
         self.inner.lock().consumers.len() as u32
     }
 
     pub fn unacked_count(&self) -> usize {
+        if let Some(b) = self.backend() {
+            return b.depth(self).messages_unacknowledged as usize;
+        }
         self.inner.lock().unacked
     }
 
@@ -316,6 +382,9 @@ impl Queue {
     /// Enqueue a message and deliver whatever can be delivered.
     /// Returns false if the queue refused the message (full, reject-publish).
     pub fn publish(self: &Arc<Self>, message: Arc<Message>) -> bool {
+        if let Some(b) = self.backend() {
+            return b.publish(self, message, None);
+        }
         if self.stream.is_some() {
             self.publish_stream(&message);
             return true;
@@ -362,6 +431,9 @@ impl Queue {
 
     /// Try to deliver ready messages, e.g. after a consumer got prefetch credit back.
     pub fn deliver(self: &Arc<Self>) {
+        if let Some(b) = self.backend() {
+            return b.deliver(self);
+        }
         if let Some(s) = &self.stream {
             s.drive_all(self);
             return;
@@ -447,6 +519,9 @@ impl Queue {
     /// basic.get: take the next message. Returns it and the number still ready.
     pub fn get(self: &Arc<Self>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
         self.touch();
+        if let Some(b) = self.backend() {
+            return b.get(self, no_ack);
+        }
         let mut inner = self.inner.lock();
         // A get is never a message's arrival: what expires now is gone.
         self.expire_head_at(&mut inner, now_ms(), true);
@@ -471,6 +546,9 @@ impl Queue {
 
     /// Acknowledged: forget the messages.
     pub fn settle(&self, msgs: &[QueuedMessage]) {
+        if let Some(b) = self.backend() {
+            return b.settle(self, msgs);
+        }
         if self.stream.is_some() {
             // A stream keeps its messages: an ack only gives credit back.
             self.stats.add(MessageField::Ack, msgs.len() as u64);
@@ -492,6 +570,9 @@ impl Queue {
 
     /// Rejected without requeue: forget them, dead-lettering if configured.
     pub fn reject(self: &Arc<Self>, msgs: Vec<QueuedMessage>) {
+        if let Some(b) = self.backend() {
+            return b.reject(self, msgs);
+        }
         if self.stream.is_some() {
             return;
         }
@@ -526,6 +607,9 @@ impl Queue {
     /// Return delivered messages to the queue at their original positions, marked
     /// redelivered, and deliver again.
     pub fn requeue(self: &Arc<Self>, msgs: impl IntoIterator<Item = QueuedMessage>) {
+        if let Some(b) = self.backend() {
+            return b.requeue(self, msgs.into_iter().collect());
+        }
         if self.stream.is_some() {
             // Nothing to put back: the messages never left the stream.
             return;
@@ -545,6 +629,9 @@ impl Queue {
 
     /// queue.purge: drop ready messages, returning how many.
     pub fn purge(&self) -> u32 {
+        if let Some(b) = self.backend() {
+            return b.purge(self);
+        }
         self.inner.lock().storage.purge() as u32
     }
 
@@ -552,6 +639,16 @@ impl Queue {
     /// to it until it is activated and [`Queue::deliver`] is called.
     pub fn add_consumer(self: &Arc<Self>, consumer: Arc<Consumer>) -> Result<()> {
         self.touch();
+        if let Some(b) = self.backend() {
+            if self.is_deleted() {
+                return Err(BrokerError::not_found(format!(
+                    "no queue '{}' in vhost '{}'",
+                    self.name,
+                    self.vhost_name()
+                )));
+            }
+            return b.add_consumer(self, consumer);
+        }
         let spec = match &self.stream {
             Some(_) => Some(stream::OffsetSpec::parse(
                 consumer.arguments.get(stream::OFFSET_HEADER),
@@ -590,6 +687,9 @@ impl Queue {
     /// Detach a consumer. Deletes an auto-delete queue that lost its last one.
     pub fn remove_consumer(self: &Arc<Self>, consumer: &Arc<Consumer>) {
         self.touch();
+        if let Some(b) = self.backend() {
+            return b.remove_consumer(self, consumer);
+        }
         let now_empty = {
             let mut inner = self.inner.lock();
             let before = inner.consumers.len();
@@ -619,6 +719,16 @@ impl Queue {
     /// Mark deleted, drop messages and detach consumers, telling each one.
     /// Called by the vhost after it removed the queue from its tables.
     pub(crate) fn mark_deleted(&self) -> u32 {
+        if let Some(b) = self.backend() {
+            let n = b.depth(self).messages_ready as u32;
+            self.deleted.store(true, Ordering::Release);
+            b.deleted(self);
+            let consumers = std::mem::take(&mut self.inner.lock().consumers);
+            for c in consumers {
+                c.sink.cancelled(&c);
+            }
+            return n;
+        }
         let (count, consumers) = {
             let mut inner = self.inner.lock();
             self.deleted.store(true, Ordering::Release);

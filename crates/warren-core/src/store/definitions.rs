@@ -51,6 +51,11 @@ pub struct QueueDef {
     pub id: u64,
     pub auto_delete: bool,
     pub arguments: String,
+    /// On a cluster node: the node that holds the queue's messages (its
+    /// home); empty for a single node's queues and for records written before
+    /// clustering knew owners (those are local).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub owner: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
@@ -422,13 +427,14 @@ impl DefinitionStore {
         });
     }
 
-    pub fn save_queue(&self, vhost: &str, name: &str, id: u64, o: &QueueOptions) {
+    pub fn save_queue(&self, vhost: &str, name: &str, id: u64, o: &QueueOptions, owner: &str) {
         self.append(Op::Queue(QueueDef {
             vhost: vhost.into(),
             name: name.into(),
             id,
             auto_delete: o.auto_delete,
             arguments: table_to_hex(&o.arguments),
+            owner: owner.into(),
         }));
     }
 
@@ -594,7 +600,7 @@ mod tests {
                 auto_delete: false,
                 arguments: Default::default(),
             };
-            store.save_queue("v", "late", 7, &options);
+            store.save_queue("v", "late", 7, &options, "");
         }
         let (_, defs) = DefinitionStore::open(&dir).expect("reopen");
         assert!(!defs.vhosts.contains("v"));

@@ -55,6 +55,13 @@ pub fn queue_json(node: &str, v: &VHost, q: &Queue) -> Value {
         "memory": QUEUE_BASE_MEMORY + d.messages() * MESSAGE_OVERHEAD + d.message_bytes(),
     });
     put_opt(&mut j, "message_stats", message_stats(&q.message_stats()));
+    // A replicated queue (quorum): its type, leader, members, online.
+    if let Some(b) = q.backend() {
+        j["type"] = json!(b.kind());
+        if let Value::Object(o) = &mut j {
+            o.extend(b.info(q));
+        }
+    }
     if let Some(p) = v.queue_policy(&name) {
         j["policy"] = json!(p.name);
         j["effective_policy_definition"] = Value::Object(p.definition);
@@ -123,6 +130,16 @@ pub async fn put(
         c.check(&vhost, access, res, n)?;
     }
     let existed = v.named_queue(name.as_bytes()).is_some();
+    if c.http.broker.replicator().is_some() && warren_core::queue::is_quorum(&opts.arguments) {
+        warren_core::queue::check_quorum_declare(
+            &name,
+            &vhost,
+            opts.durable,
+            false,
+            opts.auto_delete,
+            &opts.arguments,
+        )?;
+    }
     if !existed {
         super::replicate::replicate(&c, |node| {
             warren_core::meta::MetaOp::declare_queue(&vhost, &name, &opts, node)

@@ -1,0 +1,217 @@
+//! The core's view of a quorum queue on this node: a
+//! `warren_core::queue::QueueBackend` over the queue's Raft group.
+//!
+//! Publishing hands the message to the queue's enqueuer (see `enqueue.rs`),
+//! which completes the publisher's confirm once the group committed it.
+//! Depth comes from this node's member state machine (a non-member node
+//! shows 0). Consuming is not wired yet (plan step 3): consumers and
+//! basic.get are refused with a clear error.
+
+use super::enqueue::{self, Pending};
+use crate::node::Cluster;
+use crate::NodeId;
+use bytes::{BufMut, Bytes, BytesMut};
+use serde_json::{json, Map, Value};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+use warren_core::confirm::Confirm;
+use warren_core::error::code;
+use warren_core::meta::QuorumSpec;
+use warren_core::queue::{QueueBackend, QueueDepth};
+use warren_core::{BrokerError, Consumer, Message, Queue, QueuedMessage};
+
+pub struct QuorumQueue {
+    pub group: u64,
+    pub members: Vec<String>,
+    cluster: Weak<Cluster>,
+    vhost: String,
+    name: String,
+    tx: mpsc::UnboundedSender<Pending>,
+}
+
+impl QuorumQueue {
+    pub(crate) fn new(c: &Arc<Cluster>, vhost: &str, name: &str, spec: &QuorumSpec) -> Arc<Self> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let member_ids: Vec<NodeId> = spec
+            .members
+            .iter()
+            .map(|m| crate::config::node_id(m))
+            .collect();
+        tokio::spawn(enqueue::run(Arc::downgrade(c), spec.group, member_ids, rx));
+        Arc::new(QuorumQueue {
+            group: spec.group,
+            members: spec.members.clone(),
+            cluster: Arc::downgrade(c),
+            vhost: vhost.to_string(),
+            name: name.to_string(),
+            tx,
+        })
+    }
+
+    fn not_yet(&self, what: &str) -> BrokerError {
+        BrokerError::new(
+            code::NOT_IMPLEMENTED,
+            format!(
+                "{what} on quorum queue '{}' in vhost '{}' is not supported yet",
+                self.name, self.vhost
+            ),
+        )
+    }
+}
+
+/// A quorum message's header: exchange and routing key (a length byte and
+/// the bytes each), then the raw content-header properties.
+pub fn encode_header(m: &Message) -> Bytes {
+    let (x, k) = (m.exchange.as_bytes(), m.routing_key.as_bytes());
+    let mut b = BytesMut::with_capacity(2 + x.len() + k.len() + m.properties.len());
+    b.put_u8(x.len() as u8);
+    b.put_slice(x);
+    b.put_u8(k.len() as u8);
+    b.put_slice(k);
+    b.put_slice(&m.properties);
+    b.freeze()
+}
+
+/// The inverse of [`encode_header`]: (exchange, routing key, properties).
+pub fn decode_header(h: &Bytes) -> Option<(Bytes, Bytes, Bytes)> {
+    let xl = *h.first()? as usize;
+    let x = h.get(1..1 + xl)?;
+    let kl = *h.get(1 + xl)? as usize;
+    let k = h.get(2 + xl..2 + xl + kl)?;
+    let start = 2 + xl + kl;
+    Some((
+        h.slice_ref(x),
+        h.slice_ref(k),
+        h.slice(start.min(h.len())..),
+    ))
+}
+
+impl QueueBackend for QuorumQueue {
+    fn kind(&self) -> &'static str {
+        "quorum"
+    }
+
+    fn publish(
+        &self,
+        _queue: &Arc<Queue>,
+        message: Arc<Message>,
+        confirm: Option<Confirm>,
+    ) -> bool {
+        let m = warren_quorum::Message {
+            header: encode_header(&message),
+            body: message.body.clone(),
+        };
+        // A closed enqueuer (node shutting down) drops the confirm: a nack.
+        let _ = self.tx.send(Pending {
+            message: m,
+            confirm,
+        });
+        true
+    }
+
+    fn add_consumer(
+        &self,
+        _queue: &Arc<Queue>,
+        _consumer: Arc<Consumer>,
+    ) -> warren_core::Result<()> {
+        Err(self.not_yet("consuming"))
+    }
+
+    fn remove_consumer(&self, _queue: &Arc<Queue>, _consumer: &Arc<Consumer>) {}
+
+    fn deliver(&self, _queue: &Arc<Queue>) {}
+
+    fn get(&self, _queue: &Arc<Queue>, _no_ack: bool) -> Option<(QueuedMessage, u32)> {
+        None
+    }
+
+    fn settle(&self, _queue: &Queue, _msgs: &[QueuedMessage]) {}
+
+    fn reject(&self, _queue: &Arc<Queue>, _msgs: Vec<QueuedMessage>) {}
+
+    fn requeue(&self, _queue: &Arc<Queue>, _msgs: Vec<QueuedMessage>) {}
+
+    fn purge(&self, _queue: &Queue) -> u32 {
+        0
+    }
+
+    fn depth(&self, _queue: &Queue) -> QueueDepth {
+        let Some(c) = self.cluster.upgrade() else {
+            return QueueDepth::default();
+        };
+        match c.quorum.member(self.group) {
+            Some(m) => m.sm.with_state(|s| QueueDepth {
+                messages_ready: s.ready_count(),
+                messages_unacknowledged: s.unacked_count(),
+                message_bytes_ready: s.ready_bytes(),
+                message_bytes_unacknowledged: 0,
+                consumers: s.consumer_count() as u32,
+            }),
+            None => QueueDepth::default(),
+        }
+    }
+
+    fn deleted(&self, _queue: &Queue) {}
+
+    fn info(&self, _queue: &Queue) -> Map<String, Value> {
+        let mut j = Map::new();
+        j.insert("members".into(), json!(self.members));
+        let Some(c) = self.cluster.upgrade() else {
+            return j;
+        };
+        let leader = c.quorum.member(self.group).and_then(|m| {
+            let metrics = m.raft.metrics().borrow().clone();
+            metrics.current_leader
+        });
+        j.insert("leader".into(), json!(leader.map(|l| c.name_of(l))));
+        j.insert("node".into(), json!(leader.map(|l| c.name_of(l))));
+        let online: Vec<&String> = self
+            .members
+            .iter()
+            .filter(|m| c.is_online(crate::config::node_id(m), Duration::from_secs(3)))
+            .collect();
+        j.insert("online".into(), json!(online));
+        j
+    }
+}
+
+impl Cluster {
+    /// Whether node `id` answered a liveness probe within `within` (this
+    /// node always counts).
+    pub fn is_online(&self, id: NodeId, within: Duration) -> bool {
+        id == self.id
+            || self
+                .seen
+                .read()
+                .get(&id)
+                .is_some_and(|t| t.elapsed() <= within)
+    }
+
+    pub(crate) fn mark_seen(&self, id: NodeId) {
+        self.seen.write().insert(id, Instant::now());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_core::ShortStr;
+
+    #[test]
+    fn header_round_trips() {
+        let m = Message::new(
+            ShortStr::from("amq.topic"),
+            ShortStr::from("a.b"),
+            Bytes::from_static(b"\x80\x00props"),
+            Bytes::from_static(b"body"),
+        );
+        let h = encode_header(&m);
+        let (x, k, p) = decode_header(&h).expect("decodes");
+        assert_eq!(
+            (&x[..], &k[..], &p[..]),
+            (&b"amq.topic"[..], &b"a.b"[..], &b"\x80\x00props"[..])
+        );
+        assert!(decode_header(&Bytes::from_static(b"\x05ab")).is_none());
+    }
+}

@@ -1,0 +1,323 @@
+//! Quorum queues on a cluster node: one Raft group per queue (openraft, the
+//! warren-quorum state machine, its log in the node's shared WAL).
+//!
+//! * The declare goes through the metadata group like any queue, with a
+//!   [`QuorumSpec`] the proposing node picked (group id, members). Every node
+//!   that applies it installs a [`handle::QuorumQueue`] as the core queue's
+//!   backend; each member node also starts its Raft member ([`Member`]),
+//!   and the first member initializes the group.
+//! * A restart starts the members again from the materialized metadata
+//!   (the log and snapshot bring each back to where it was).
+//! * Publishing: `handle.rs` hands messages to the queue's enqueuer task
+//!   (`enqueue.rs`), which writes them as batches to the group's leader.
+
+pub mod enqueue;
+pub mod handle;
+
+use crate::node::Cluster;
+use crate::raft_net::{Bincode, GroupNetworkFactory, RaftService};
+use crate::NodeId;
+use handle::QuorumQueue;
+use openraft::{BasicNode, Config, Raft};
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use tracing::{info, warn};
+use warren_core::meta::{MetaOp, QuorumSpec};
+use warren_core::store::definitions::table_from_hex;
+use warren_core::ShortStr;
+use warren_quorum::{QueueConfig, QueueState, QuorumConfig, QuorumStateMachine};
+use warren_raftlog::{SharedWal, WalOptions};
+
+/// This node's Raft member of one quorum queue group.
+pub struct Member {
+    pub raft: Raft<QuorumConfig>,
+    pub sm: QuorumStateMachine,
+}
+
+/// The quorum queues of a node.
+pub struct Quorum {
+    /// One write-ahead log for every group on the node (group commit).
+    pub wal: Arc<SharedWal>,
+    /// Snapshots, one file per group.
+    dir: PathBuf,
+    members: Mutex<HashMap<u64, Arc<Member>>>,
+    /// Backends by (vhost, queue name).
+    queues: Mutex<HashMap<(String, String), Arc<QuorumQueue>>>,
+    config: Arc<Config>,
+}
+
+impl Quorum {
+    pub fn open(cluster_dir: &std::path::Path) -> std::io::Result<Quorum> {
+        let wal = SharedWal::open(cluster_dir.join("raft-wal"), WalOptions::default())?;
+        let dir = cluster_dir.join("qq");
+        std::fs::create_dir_all(&dir)?;
+        let config = Config {
+            cluster_name: "warren-qq".into(),
+            heartbeat_interval: 250,
+            election_timeout_min: 1000,
+            election_timeout_max: 2000,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(4096),
+            max_in_snapshot_log_to_keep: 0,
+            ..Default::default()
+        };
+        let config = Arc::new(config.validate().map_err(std::io::Error::other)?);
+        Ok(Quorum {
+            wal,
+            dir,
+            members: Mutex::new(HashMap::new()),
+            queues: Mutex::new(HashMap::new()),
+            config,
+        })
+    }
+
+    pub fn member(&self, group: u64) -> Option<Arc<Member>> {
+        self.members.lock().get(&group).cloned()
+    }
+
+    pub fn queue(&self, vhost: &str, name: &str) -> Option<Arc<QuorumQueue>> {
+        self.queues
+            .lock()
+            .get(&(vhost.to_string(), name.to_string()))
+            .cloned()
+    }
+}
+
+/// The state machine's config from the declared arguments.
+fn queue_config(arguments: &str) -> QueueConfig {
+    let args = table_from_hex(arguments);
+    let int = |k: &str| {
+        args.get(k)
+            .and_then(|v| v.as_i64())
+            .map(|v| v.max(0) as u64)
+    };
+    let mut c = QueueConfig {
+        max_length: int("x-max-length"),
+        max_length_bytes: int("x-max-length-bytes"),
+        ..QueueConfig::default()
+    };
+    if args
+        .get("x-overflow")
+        .and_then(|v| v.as_bytes())
+        .is_some_and(|b| b.starts_with(b"reject-publish"))
+    {
+        c.overflow = warren_quorum::Overflow::RejectPublish;
+    }
+    c
+}
+
+impl Cluster {
+    /// Fill in a quorum queue declare's group and members (the proposing
+    /// node picks them, so every node applies the same).
+    pub(crate) fn pick_quorum_spec(&self, op: &mut MetaOp) {
+        let MetaOp::DeclareQueue {
+            arguments, quorum, ..
+        } = op
+        else {
+            return;
+        };
+        if quorum.is_some() || !warren_core::queue::is_quorum(&table_from_hex(arguments)) {
+            return;
+        }
+        let m = self.raft.metrics().borrow().clone();
+        let mut voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+        voters.sort_unstable();
+        let mut group = random_u64();
+        while group == crate::META_GROUP || group == crate::NODE_GROUP {
+            group = random_u64();
+        }
+        // Leaders spread over the nodes: the first member initializes the
+        // group and usually leads it; rotate who is first.
+        if !voters.is_empty() {
+            let k = (group % voters.len() as u64) as usize;
+            voters.rotate_left(k);
+        }
+        let size = table_from_hex(arguments)
+            .get("x-quorum-initial-group-size")
+            .and_then(|v| v.as_i64())
+            .filter(|n| *n > 0)
+            .map_or(voters.len(), |n| (n as usize).min(voters.len()));
+        voters.truncate(size.max(1));
+        *quorum = Some(QuorumSpec {
+            group,
+            members: voters.iter().map(|id| self.name_of(*id)).collect(),
+        });
+    }
+
+    /// A metadata op was applied here: start or stop quorum queues.
+    pub(crate) fn quorum_applied(self: &Arc<Self>, op: &MetaOp) {
+        match op {
+            MetaOp::DeclareQueue {
+                vhost,
+                name,
+                arguments,
+                quorum: Some(spec),
+                ..
+            } => self.attach_quorum(vhost, name, spec, arguments),
+            MetaOp::DeleteQueue { vhost, name } => {
+                let removed = self
+                    .quorum
+                    .queues
+                    .lock()
+                    .remove(&(vhost.clone(), name.clone()));
+                if let Some(q) = removed {
+                    let c = self.clone();
+                    tokio::spawn(async move { c.stop_member(q.group, true).await });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Install the backend on the core queue and, on a member, start the
+    /// group member. Idempotent (a replayed declare finds it done).
+    pub(crate) fn attach_quorum(
+        self: &Arc<Self>,
+        vhost: &str,
+        name: &str,
+        spec: &QuorumSpec,
+        arguments: &str,
+    ) {
+        let key = (vhost.to_string(), name.to_string());
+        let handle = {
+            let mut qs = self.quorum.queues.lock();
+            match qs.get(&key) {
+                Some(h) if h.group == spec.group => h.clone(),
+                _ => {
+                    let h = QuorumQueue::new(self, vhost, name, spec);
+                    qs.insert(key, h.clone());
+                    h
+                }
+            }
+        };
+        if let Some(q) = self
+            .broker
+            .vhost(vhost)
+            .and_then(|v| v.named_queue(ShortStr::from(name).as_bytes()))
+        {
+            if q.backend().is_none() {
+                q.set_backend(handle);
+            }
+        }
+        if spec.members.iter().any(|m| *m == self.name) {
+            let c = self.clone();
+            let spec = spec.clone();
+            let cfg = queue_config(arguments);
+            tokio::spawn(async move {
+                if let Err(e) = c.start_member(&spec, cfg).await {
+                    warn!("quorum group {:#x}: cannot start: {e}", spec.group);
+                }
+            });
+        }
+    }
+
+    async fn start_member(
+        self: &Arc<Self>,
+        spec: &QuorumSpec,
+        cfg: QueueConfig,
+    ) -> std::io::Result<()> {
+        let group = spec.group;
+        if self.quorum.member(group).is_some() {
+            return Ok(());
+        }
+        let log = self.quorum.wal.group::<QuorumConfig>(group);
+        let sm = QuorumStateMachine::open(
+            self.quorum.dir.join(format!("{group:016x}.snapshot")),
+            QueueState::new(cfg),
+        )?;
+        let raft = Raft::new(
+            self.id,
+            self.quorum.config.clone(),
+            GroupNetworkFactory::<QuorumConfig, Bincode>::new(self.transport.clone(), group),
+            log,
+            sm.clone(),
+        )
+        .await
+        .map_err(std::io::Error::other)?;
+        let raced = {
+            let mut ms = self.quorum.members.lock();
+            let raced = ms.contains_key(&group);
+            if !raced {
+                ms.insert(
+                    group,
+                    Arc::new(Member {
+                        raft: raft.clone(),
+                        sm,
+                    }),
+                );
+            }
+            raced
+        };
+        if raced {
+            let _ = raft.shutdown().await;
+            return Ok(());
+        }
+        self.registry.register(
+            group,
+            Arc::new(RaftService::<QuorumConfig, Bincode>::new(raft.clone())),
+        );
+        let first = spec.members.first().is_some_and(|m| *m == self.name);
+        if first && !raft.is_initialized().await.unwrap_or(true) {
+            let mut nodes = BTreeMap::new();
+            for m in &spec.members {
+                let id = crate::config::node_id(m);
+                let addr = if id == self.id {
+                    self.addr.clone()
+                } else {
+                    self.addr_of(id).unwrap_or_default()
+                };
+                nodes.insert(id, BasicNode::new(&addr));
+            }
+            match raft.initialize(nodes).await {
+                Ok(()) => info!("quorum group {group:#x} initialized"),
+                Err(e) => warn!("quorum group {group:#x}: initialize: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// Stop this node's member of `group`; `drop` also forgets its log and
+    /// snapshot (the queue was deleted).
+    async fn stop_member(&self, group: u64, drop: bool) {
+        let m = self.quorum.members.lock().remove(&group);
+        self.registry.unregister(group);
+        if let Some(m) = m {
+            let _ = m.raft.shutdown().await;
+        }
+        if drop {
+            if let Err(e) = self.quorum.wal.drop_group(group).await {
+                warn!("quorum group {group:#x}: dropping its log: {e}");
+            }
+            let _ = std::fs::remove_file(self.quorum.dir.join(format!("{group:016x}.snapshot")));
+        }
+    }
+
+    /// At start: every quorum queue the metadata knows gets its backend, and
+    /// this node's members start again.
+    pub(crate) fn restore_quorum_queues(self: &Arc<Self>) {
+        for op in self.state_machine.quorum_declares() {
+            self.quorum_applied(&op);
+        }
+    }
+
+    /// Stop every member (broker shutdown).
+    pub(crate) async fn stop_quorum(&self) {
+        let groups: Vec<u64> = self.quorum.members.lock().keys().copied().collect();
+        for g in groups {
+            self.stop_member(g, false).await;
+        }
+    }
+}
+
+pub(crate) fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.finish()
+}
