@@ -434,3 +434,83 @@ def test_comment_line_after_silence(feeds):
     gap = f.comments[1] - first
     assert 5 <= gap <= SILENCE, gap
     assert not f.events and not f.ended
+
+
+# -- the wire, below requests ----------------------------------------------------------
+
+def raw_feed(path, version="1.1", method="GET"):
+    """A feed over a plain socket: returns (socket, head, rest-of-what-was-read)."""
+    import base64
+    s = socket.create_connection((HOST, WEB_PORT), timeout=TIMEOUT)
+    auth = base64.b64encode(b"guest:guest").decode()
+    s.sendall(f"{method} {path} HTTP/{version}\r\nHost: x\r\nAuthorization: Basic {auth}\r\n\r\n"
+              .encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        got = s.recv(4096)
+        assert got, buf
+        buf += got
+    head, rest = buf.split(b"\r\n\r\n", 1)
+    return s, head.decode().lower(), rest
+
+
+def read_until(s, buf, needle):
+    while needle not in buf:
+        got = s.recv(4096)
+        if not got:
+            break
+        buf += got
+    return buf
+
+
+def test_http11_feed_is_one_chunk_per_event(ch, names):
+    """The feed writes its own chunked framing after hyper sent the head."""
+    x = names.track_exchange(unique("sse-wire"))
+    ch.exchange_declare(x, "fanout")
+    s, head, rest = raw_feed(f"/sse?destination=/exchange/{x}")
+    try:
+        assert head.startswith("http/1.1 200") and "transfer-encoding: chunked" in head, head
+        rest = read_until(s, rest, b":\n\n\r\n")
+        assert rest == b"3\r\n:\n\n\r\n", rest
+        ch.basic_publish(x, "", b"hello")
+        event = b"id: 1\ndata: hello\n\n"
+        rest = read_until(s, rest, event + b"\r\n")
+        assert rest == b"3\r\n:\n\n\r\n" + b"%x\r\n" % len(event) + event + b"\r\n", rest
+    finally:
+        s.close()
+
+
+def test_http10_feed_is_close_delimited(ch, names):
+    x = names.track_exchange(unique("sse-wire10"))
+    ch.exchange_declare(x, "fanout")
+    s, head, rest = raw_feed(f"/sse?destination=/exchange/{x}", version="1.0")
+    try:
+        assert " 200 " in head.splitlines()[0] and "transfer-encoding" not in head, head
+        rest = read_until(s, rest, b":\n\n")
+        ch.basic_publish(x, "", b"plain")
+        rest = read_until(s, rest, b"data: plain\n\n")
+        assert rest == b":\n\nid: 1\ndata: plain\n\n", rest
+    finally:
+        s.close()
+
+
+def test_head_gets_the_head_only(ch, names):
+    x = names.track_exchange(unique("sse-head"))
+    ch.exchange_declare(x, "fanout")
+    s, head, rest = raw_feed(f"/sse?destination=/exchange/{x}", method="HEAD")
+    try:
+        assert head.startswith("http/1.1 200") and "text/event-stream" in head, head
+        assert rest == b""
+    finally:
+        s.close()
+
+
+def test_a_client_closing_its_socket_ends_the_feed(conn, ch, names):
+    """The feed reads its socket only to see the client go: at EOF its
+    queue (a /topic/ subscription's own) goes at once."""
+    q = names.track_queue(unique("sse-eof"))
+    s, head, rest = raw_feed(f"/sse?destination=/topic/{q}&x-queue-name={q}")
+    assert head.startswith("http/1.1 200"), head
+    assert consumer_count(ch, q) == 1
+    s.close()
+    wait_until(lambda: queue_gone(conn, q), message="the feed's queue to go")

@@ -37,6 +37,12 @@ pub struct EventWire {
     names: EventNames,
     /// Ids are the messages' stream offsets (`Last-Event-ID` resumes there).
     stream: bool,
+    /// Each event (and comment) is an HTTP/1.1 chunk of its own: the feed
+    /// writes to its socket directly, under a head that said
+    /// `transfer-encoding: chunked`.
+    chunked: bool,
+    /// An event before its chunk header (the size comes first).
+    scratch: BytesMut,
 }
 
 impl EventWire {
@@ -45,7 +51,32 @@ impl EventWire {
             next_id: 1,
             names,
             stream,
+            chunked: false,
+            scratch: BytesMut::new(),
         }
+    }
+
+    /// Frame every event as an HTTP/1.1 chunk (the stream's end, the last,
+    /// empty chunk, is [`LAST_CHUNK`]).
+    pub fn chunked(mut self, yes: bool) -> EventWire {
+        self.chunked = yes;
+        self
+    }
+
+    pub fn is_chunked(&self) -> bool {
+        self.chunked
+    }
+
+    /// `f`'s bytes, as a chunk when chunked.
+    fn framed(&mut self, out: &mut BytesMut, f: impl FnOnce(&mut Self, &mut BytesMut)) {
+        if !self.chunked {
+            return f(self, out);
+        }
+        let mut body = std::mem::take(&mut self.scratch);
+        f(self, &mut body);
+        chunk(out, &body);
+        body.clear();
+        self.scratch = body;
     }
 
     fn event(&mut self, out: &mut BytesMut, name: &[u8], body: &[u8], offset: Option<u64>) {
@@ -67,6 +98,29 @@ impl EventWire {
         data_lines(out, body);
         out.put_u8(b'\n');
     }
+}
+
+/// What ends a chunked body.
+pub const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
+
+/// One HTTP/1.1 chunk: the size in hex, CRLF, the bytes, CRLF.
+fn chunk(out: &mut BytesMut, bytes: &[u8]) {
+    let mut hex = [0u8; 16];
+    let mut n = bytes.len();
+    let mut i = hex.len();
+    loop {
+        i -= 1;
+        hex[i] = b"0123456789abcdef"[n & 15];
+        n >>= 4;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reserve(hex.len() - i + bytes.len() + 4);
+    out.put_slice(&hex[i..]);
+    out.put_slice(b"\r\n");
+    out.put_slice(bytes);
+    out.put_slice(b"\r\n");
 }
 
 /// `data: <line>\n` for every line of `body` (one empty `data:` line for an
@@ -112,7 +166,9 @@ impl WireEncoder<Outbound> for EventWire {
             Outbound::Message(d) => {
                 let m = &d.message;
                 let offset = if self.stream { stream_offset(m) } else { None };
-                self.event(out, m.routing_key.as_bytes(), &m.body, offset);
+                self.framed(out, |w, out| {
+                    w.event(out, m.routing_key.as_bytes(), &m.body, offset)
+                });
             }
             // A feed has no frames to show: its SUBSCRIBE was answered over
             // HTTP, and an ERROR (the broker closing it) ends the stream.
@@ -121,7 +177,7 @@ impl WireEncoder<Outbound> for EventWire {
     }
 
     fn heartbeat(&mut self, out: &mut BytesMut) {
-        out.put_slice(b":\n\n");
+        self.framed(out, |_, out| out.put_slice(b":\n\n"));
     }
 }
 
@@ -135,6 +191,18 @@ mod tests {
         w.event(&mut out, key, body, None);
         w.event(&mut out, b"", b"x", None);
         String::from_utf8(out.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn chunked_events_are_chunks() {
+        let mut w = EventWire::new(EventNames::RoutingKey, false).chunked(true);
+        let mut out = BytesMut::new();
+        w.heartbeat(&mut out);
+        w.framed(&mut out, |w, out| w.event(out, b"k", &[b'x'; 300], None));
+        out.extend_from_slice(LAST_CHUNK);
+        let event = format!("id: 1\nevent: k\ndata: {}\n\n", "x".repeat(300));
+        let want = format!("3\r\n:\n\n\r\n{:x}\r\n{}\r\n0\r\n\r\n", event.len(), event);
+        assert_eq!(String::from_utf8(out.to_vec()).unwrap(), want);
     }
 
     #[test]

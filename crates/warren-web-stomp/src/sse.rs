@@ -28,37 +28,34 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Query};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{self, header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::{Bytes, BytesMut};
-use futures_util::Stream;
-use std::future::Future;
+use axum::Extension;
+use bytes::Bytes;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 use std::time::Duration;
-use tokio::io::AsyncWrite;
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tracing::{debug, info};
 use warren_core::connections::{ConnectionInfo, Registration};
-use warren_core::outlet::run_writer;
+use warren_core::outlet::{run_writer, OutletReceiver};
 use warren_core::stats::ConnectionStats;
 use warren_core::FieldTable;
 use warren_stomp::headers::HeadersBuilder;
 use warren_stomp::session::Session;
 use warren_stomp::writer::Outlet;
 use warren_stomp::{Command, Frame, Version};
+use warren_web::takeover::{Io, Takeover};
 
 use crate::auth::{basic_credentials, CHALLENGE};
-use crate::event::{EventNames, EventWire};
+use crate::event::{EventNames, EventWire, LAST_CHUNK};
 use crate::{ClientEnds, State};
 
 /// A comment line goes out whenever nothing was sent for half of this, so the
 /// feed is never silent for longer than 15 s.
 const HEARTBEAT: Duration = Duration::from_secs(15);
-
-/// Bytes the writer may get ahead of hyper (one body chunk at most).
-const PIPE: usize = 64 * 1024;
 
 /// The subscription id of a feed that names none (its consumer tag is
 /// `T_sse`, as RabbitMQ would tag a STOMP subscription with that id).
@@ -75,9 +72,19 @@ const EVENTS: &str = "events";
 pub async fn feed(
     state: State,
     ConnectInfo(ClientEnds(ends)): ConnectInfo<ClientEnds>,
+    takeover: Option<Extension<Takeover>>,
+    method: Method,
+    version: http::Version,
     headers: HeaderMap,
     Query(params): Query<Vec<(String, String)>>,
 ) -> Response {
+    let Some(Extension(takeover)) = takeover else {
+        // Only warren_web's listener serves this router.
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "no connection to take".into(),
+        );
+    };
     let web = state.0;
     let broker = &web.broker;
     let peer = ends.peer;
@@ -168,17 +175,53 @@ pub async fn feed(
     });
     info!(%peer, conn = id, user = %user.name, vhost = %vhost.name, "SSE feed opened");
 
-    // The writer runs inside the HTTP body: hyper's connection task polls it
-    // for the next chunk, so a delivery wakes one task, not a writer task and
-    // then the connection's. When hyper drops the body (the browser went
-    // away, or the connection failed) the feed ends with it, at once.
-    let out = Arc::new(Mutex::new(BytesMut::new()));
-    let sink = BodySink { out: out.clone() };
-    let wire = EventWire::new(names, session.feeds_stream);
-    let mut forced = registration.closed.clone();
-    let feed = async move {
-        let writer = run_writer(sink, rx, outlet.clone(), HEARTBEAT, wire, Some(stats));
+    let feed = Feed {
+        session,
+        _registration: registration,
+        peer,
+        id,
+    };
+    if method == Method::HEAD {
+        // The head only: nothing would ever read the events.
+        drop(feed);
+        return event_stream(Response::new(Body::empty()));
+    }
+    // hyper writes the head (`transfer-encoding: chunked` for HTTP/1.1,
+    // close-delimited for 1.0) and lets go of the socket; the feed's writer
+    // then writes each batch of events with one write, framing the chunks
+    // itself: no hyper body, dispatcher loop or writev of chunk pieces per
+    // event (warren_web::takeover).
+    let chunked = version != http::Version::HTTP_10;
+    let wire = EventWire::new(names, feed.session.feeds_stream).chunked(chunked);
+    let body = takeover.claim(Box::new(move |io, _pipelined| {
+        Box::pin(run(feed, io, rx, outlet, wire, stats))
+    }));
+    event_stream(Response::new(body))
+}
+
+/// The feed on its socket until it ends: the writer, the broker closing it
+/// (vhost or user deleted: what is queued goes out, then the stream's end),
+/// or the client going away (its end of the socket reads EOF).
+async fn run(
+    feed: Feed,
+    io: Box<dyn Io>,
+    rx: OutletReceiver,
+    outlet: Arc<Outlet>,
+    wire: EventWire,
+    stats: Arc<ConnectionStats>,
+) {
+    let mut forced = feed._registration.closed.clone();
+    let (mut rd, wr) = tokio::io::split(io);
+    let mut wr = Ending {
+        inner: wr,
+        last: if wire.is_chunked() { LAST_CHUNK } else { b"" },
+    };
+    {
+        let writer = run_writer(&mut wr, rx, outlet.clone(), HEARTBEAT, wire, Some(stats));
         tokio::pin!(writer);
+        // Room for whatever a client sends (it should send nothing): read
+        // only to see the end of the connection.
+        let mut scratch = [0u8; 64];
         loop {
             tokio::select! {
                 _ = &mut writer => break,
@@ -190,19 +233,55 @@ pub async fn feed(
                         break;
                     }
                 }
+                n = rd.read(&mut scratch) => {
+                    if !matches!(n, Ok(n) if n > 0) {
+                        break;
+                    }
+                }
             }
         }
-    };
-    let body = FeedBody {
-        feed: Some(Box::pin(feed)),
-        out,
-        session,
-        _registration: registration,
-        peer,
-        id,
-    };
+    }
+    // The writer first: it holds the outlet the session delivers to.
+    drop(feed);
+}
 
-    let mut response = Response::new(Body::from_stream(body));
+/// The feed's socket for its writer: when the writer ends the stream (the
+/// broker closed the feed) the body's last chunk goes out before the
+/// shutdown, so the client sees a complete response, not a cut connection.
+struct Ending<W> {
+    inner: W,
+    /// Still to write at shutdown.
+    last: &'static [u8],
+}
+
+impl<W: AsyncWrite + Unpin> AsyncWrite for Ending<W> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        while !this.last.is_empty() {
+            let n = ready!(Pin::new(&mut this.inner).poll_write(cx, this.last))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+            }
+            this.last = &this.last[n..];
+        }
+        ready!(Pin::new(&mut this.inner).poll_flush(cx))?;
+        Pin::new(&mut this.inner).poll_shutdown(cx)
+    }
+}
+
+fn event_stream(mut response: Response) -> Response {
     let h = response.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
@@ -214,90 +293,21 @@ pub async fn feed(
     response
 }
 
-/// The body of a feed: polling it runs the feed's writer, which writes events
-/// into `out` through a [`BodySink`]; what it wrote is the next chunk.
-/// Dropping it (hyper does when the response ends or the connection goes)
-/// closes the STOMP session, which removes the feed's subscription.
-struct FeedBody {
-    feed: Option<Pin<Box<dyn Future<Output = ()> + Send>>>,
-    out: Arc<Mutex<BytesMut>>,
+/// A feed's STOMP session and registration: dropping it (the feed ended, or
+/// hyper failed before the hand-over) closes the session, which removes the
+/// feed's subscription, and unregisters the connection.
+struct Feed {
     session: Session,
     _registration: Registration,
     peer: SocketAddr,
     id: u64,
 }
 
-impl Stream for FeedBody {
-    type Item = std::io::Result<Bytes>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        if let Some(feed) = this.feed.as_mut() {
-            if feed.as_mut().poll(cx).is_ready() {
-                this.feed = None;
-            }
-        }
-        // Take the whole buffer: an idle feed holds no allocation.
-        let chunk = std::mem::take(&mut *lock(&this.out));
-        if !chunk.is_empty() {
-            // The writer may be waiting for room (BodySink): hyper polls again
-            // once it has taken this chunk, which polls the writer again.
-            return Poll::Ready(Some(Ok(chunk.freeze())));
-        }
-        if this.feed.is_none() {
-            Poll::Ready(None)
-        } else {
-            Poll::Pending
-        }
-    }
-}
-
-impl Drop for FeedBody {
+impl Drop for Feed {
     fn drop(&mut self) {
-        // The writer first: it holds the outlet the session delivers to.
-        self.feed = None;
         self.session.close();
         info!(peer = %self.peer, conn = self.id, "SSE feed closed");
     }
-}
-
-/// The feed writer's socket: bytes go to the body's next chunk. Up to
-/// [`PIPE`] bytes wait for hyper to take them; beyond that the writer waits
-/// (and its outlet fills up, and the queue stops offering), exactly as it
-/// would on a slow socket.
-struct BodySink {
-    out: Arc<Mutex<BytesMut>>,
-}
-
-impl AsyncWrite for BodySink {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        let mut out = lock(&self.out);
-        if out.len() >= PIPE {
-            // No waker needed: the writer is only ever polled by
-            // FeedBody::poll_next, which returns this full buffer as a chunk
-            // and is polled again by hyper after writing it.
-            return Poll::Pending;
-        }
-        out.extend_from_slice(buf);
-        Poll::Ready(Ok(buf.len()))
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Poll::Ready(Ok(()))
-    }
-}
-
-fn lock(m: &Mutex<BytesMut>) -> std::sync::MutexGuard<'_, BytesMut> {
-    // Nothing panics while holding it; a poisoned buffer is still a buffer.
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// A browser's `EventSource` reconnects with `Last-Event-ID`, the `id:` of

@@ -7,11 +7,15 @@
 //!   connection loop reads and writes (bytes in, one message per write out),
 //!   so STOMP or MQTT over WebSocket is the TCP adapter unchanged.
 //! * [`origin`]: which pages' `Origin` a web listener accepts.
+//! * [`takeover`]: a response that takes its connection out of hyper once
+//!   its head is written (SSE feeds write their events straight to the socket).
 
 pub mod listener;
 pub mod origin;
+pub mod takeover;
 pub mod websocket;
 
 pub use listener::{serve, serve_with, ClientEnds};
 pub use origin::Origins;
+pub use takeover::Takeover;
 pub use websocket::{byte_stream, byte_stream_closing, Framing};

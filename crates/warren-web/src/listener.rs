@@ -7,12 +7,17 @@ use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower_service::Service;
 use tracing::{debug, info, warn};
 use warren_core::net::Endpoints;
+
+use crate::takeover::{Takeover, Watched};
 
 /// A web client's two ends, read from its socket when it is accepted (the
 /// handlers' `ConnectInfo`).
@@ -96,7 +101,8 @@ pub async fn serve_with(
     }
 }
 
-/// hyper's HTTP/1 server on one (plain or TLS) connection.
+/// hyper's HTTP/1 server on one (plain or TLS) connection, until it ends or
+/// a handler takes the connection over ([`Takeover`]).
 async fn serve_connection<S>(
     http: &hyper::server::conn::http1::Builder,
     stream: S,
@@ -107,20 +113,41 @@ async fn serve_connection<S>(
 {
     let peer = ends.peer;
     let ends = ClientEnds(ends);
+    let takeover = Takeover::new();
+    let slot = takeover.clone();
     let service = hyper::service::service_fn(move |mut req: Request<Incoming>| {
         // What the handlers' ConnectInfo extractors read: the ends (web
         // listeners) or the peer address (the management API).
         req.extensions_mut().insert(ConnectInfo(ends.clone()));
         req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(slot.clone());
         let mut app = app.clone();
         async move { app.call(req.map(Body::new)).await }
     });
-    if let Err(e) = http
-        .serve_connection(TokioIo::new(stream), service)
-        .with_upgrades()
-        .await
-    {
-        debug!(%peer, error = %e, "web connection ended");
+    let mut conn = http
+        .serve_connection(
+            TokioIo::new(Watched::new(stream, takeover.clone())),
+            service,
+        )
+        .with_upgrades();
+    let ended = std::future::poll_fn(|cx| match Pin::new(&mut conn).poll(cx) {
+        Poll::Ready(r) => Poll::Ready(Some(r)),
+        Poll::Pending if takeover.ready() => Poll::Ready(None),
+        Poll::Pending => Poll::Pending,
+    })
+    .await;
+    match ended {
+        Some(Ok(())) => {}
+        Some(Err(e)) => debug!(%peer, error = %e, "web connection ended"),
+        None => {
+            // hyper wrote the head and holds nothing unwritten: the socket
+            // is the handler's from here (hyper's buffers are freed now).
+            let (Some(parts), Some(run)) = (conn.into_parts(), takeover.take()) else {
+                return;
+            };
+            let io = parts.io.into_inner().into_inner();
+            run(Box::new(io), parts.read_buf).await;
+        }
     }
 }
 

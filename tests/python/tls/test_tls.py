@@ -244,6 +244,33 @@ def test_web_stomp_over_wss(broker):
     ws.close()
 
 
+def test_sse_over_https(broker):
+    """A feed leaves hyper once its head is written and writes its events on
+    the TLS stream itself: they arrive as HTTP chunks, decrypted as usual."""
+    ex = "sse-tls-" + uuid.uuid4().hex[:8]
+    conn = amqps(broker)
+    ch = conn.channel()
+    ch.exchange_declare(ex, "fanout")
+    r = requests.get(f"https://localhost:{broker.ports['web_stomp']}/sse",
+                     params={"destination": f"/exchange/{ex}"}, auth=("guest", "guest"),
+                     verify=broker.certs.ca, cert=(broker.certs.client_cert, broker.certs.client_key),
+                     stream=True, timeout=10)
+    try:
+        assert r.status_code == 200 and r.headers["content-type"] == "text/event-stream"
+        [info] = [c for c in connections(broker, wait_for=2) if c["protocol"] == "SSE"]
+        assert info["ssl"] is True
+        ch.basic_publish(ex, "", b"one\ntwo")
+        buf = b""
+        for chunk in r.iter_content(chunk_size=None):
+            buf += chunk
+            if b"data: two\n\n" in buf:
+                break
+        assert b"id: 1\ndata: one\ndata: two\n\n" in buf, buf
+    finally:
+        r.close()
+        conn.close()
+
+
 def test_web_mqtt_over_wss(broker):
     connected = threading.Event()
     codes = []
