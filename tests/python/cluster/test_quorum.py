@@ -131,3 +131,25 @@ def test_delete_removes_the_group(cluster):
                 break
             assert time.time() < deadline, f"qq.a still on {n.name}"
             time.sleep(0.1)
+
+
+def test_groups_form_with_a_member_down(cluster):
+    """A member that is down at declare time (perhaps the one that would
+    initialize the group) does not keep the group from forming; it joins
+    once it is back."""
+    n3 = cluster.node("n3")
+    n3.kill()
+    n1 = cluster.node("n1")
+    names = [f"qq.down{i}" for i in range(3)]
+    conn = n1.connect()
+    for name in names:
+        conn.channel().queue_declare(name, durable=True, arguments=QQ)
+    conn.close()
+    for name in names:
+        q = queue_info(n1, name, timeout=20, want=lambda q: q.get("leader"))
+        assert sorted(q["members"]) == ["n1", "n2", "n3"], q
+        publish_confirmed(n1, name, 5)
+        queue_info(n1, name, want=lambda q: q["messages"] == 5)
+    cluster.restart(n3)
+    for name in names:
+        queue_info(n3, name, timeout=20, want=lambda q: q["messages"] == 5)

@@ -30,6 +30,10 @@ use warren_core::ShortStr;
 use warren_quorum::{QueueConfig, QueueState, QuorumConfig, QuorumStateMachine};
 use warren_raftlog::{SharedWal, WalOptions};
 
+/// How long a member other than the first waits for the group to reach it
+/// before initializing it itself.
+const INIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// This node's Raft member of one quorum queue group.
 pub struct Member {
     pub raft: Raft<QuorumConfig>,
@@ -257,23 +261,30 @@ impl Cluster {
             group,
             Arc::new(RaftService::<QuorumConfig, Bincode>::new(raft.clone())),
         );
+        // The first member initializes the group at once (it usually wins
+        // the first election: leaders spread with the members' rotation);
+        // the others do the same with the same membership if nothing reached
+        // them after a while (the first member is down), which openraft
+        // allows: initializing several nodes with one config is safe.
+        let mut nodes = BTreeMap::new();
+        for m in &spec.members {
+            let id = crate::config::node_id(m);
+            let addr = self.addr_of(id).unwrap_or_else(|| self.addr.clone());
+            nodes.insert(id, BasicNode::new(&addr));
+        }
         let first = spec.members.first().is_some_and(|m| *m == self.name);
-        if first && !raft.is_initialized().await.unwrap_or(true) {
-            let mut nodes = BTreeMap::new();
-            for m in &spec.members {
-                let id = crate::config::node_id(m);
-                let addr = if id == self.id {
-                    self.addr.clone()
-                } else {
-                    self.addr_of(id).unwrap_or_default()
-                };
-                nodes.insert(id, BasicNode::new(&addr));
+        tokio::spawn(async move {
+            if !first {
+                tokio::time::sleep(INIT_GRACE).await;
+            }
+            if raft.is_initialized().await.unwrap_or(true) {
+                return;
             }
             match raft.initialize(nodes).await {
                 Ok(()) => info!("quorum group {group:#x} initialized"),
                 Err(e) => warn!("quorum group {group:#x}: initialize: {e}"),
             }
-        }
+        });
         Ok(())
     }
 
