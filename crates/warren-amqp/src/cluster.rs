@@ -44,6 +44,16 @@ pub(crate) fn is_metadata(m: &Method) -> bool {
     )
 }
 
+/// Whether `m` must look at up-to-date metadata first: every change
+/// (passive declares read what this node has, as before).
+pub(crate) fn needs_sync(m: &Method) -> bool {
+    match m {
+        Method::ExchangeDeclare(d) => !d.passive,
+        Method::QueueDeclare(d) => !d.passive && !d.exclusive && !d.queue.is_empty(),
+        _ => is_metadata(m),
+    }
+}
+
 /// The op to replicate before `m` runs, if any.
 pub(crate) fn meta_op(ctx: &mut ConnContext, node: &str, m: &Method) -> Option<MetaOp> {
     let vhost = ctx.vhost.name.to_string_lossy().into_owned();

@@ -665,6 +665,11 @@ impl Connection {
         if self.channels.get(ch).is_none_or(|c| c.closing) {
             return Ok(());
         }
+        // Decide on up-to-date metadata (see `MetadataReplicator::sync`);
+        // if the barrier fails, go on: a change then fails to replicate.
+        if crate::cluster::needs_sync(m) {
+            let _ = r.sync().await;
+        }
         let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
             return Ok(());
         };

@@ -41,7 +41,14 @@ pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(4);
 const STATUS_RPC: u8 = 1;
 /// A membership change, forwarded to the leader: JSON `(name, Option<addr>)`.
 const MEMBER_RPC: u8 = 2;
+/// The leader's read index (JSON `Option<u64>`), after confirming it still
+/// leads: what a follower must have applied to be up to date.
+const READ_INDEX_RPC: u8 = 3;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+/// How long a read barrier ([`Cluster::sync`]) may take before the adapter
+/// goes on with this node's metadata as it is (a minority node: its change
+/// is then refused by `propose` anyway).
+pub const SYNC_TIMEOUT: Duration = Duration::from_millis(2000);
 
 /// What a node says about itself (the node group's status RPC).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -127,6 +134,15 @@ impl GroupHandler for NodeService {
                         .await
                         .map(|()| Bytes::new())
                         .map_err(|e| e.text)
+                }
+                READ_INDEX_RPC => {
+                    let read = tokio::time::timeout(SYNC_TIMEOUT, c.raft.ensure_linearizable())
+                        .await
+                        .map_err(|_| "no majority confirmed the leadership in time".to_string())?
+                        .map_err(|e| e.to_string())?;
+                    serde_json::to_vec(&read.map(|l| l.index))
+                        .map(Bytes::from)
+                        .map_err(|e| e.to_string())
                 }
                 other => Err(format!("unknown node rpc {other}")),
             }
@@ -375,6 +391,42 @@ impl Cluster {
         }
     }
 
+    /// A read barrier: wait until this node applied everything the leader
+    /// had committed when asked (the leader first confirms it still leads).
+    /// See `MetadataReplicator::sync`.
+    pub async fn sync(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        let Some(leader) = self.raft.current_leader().await else {
+            return Err(no_majority(&self.name, "no leader elected"));
+        };
+        let index = if leader == self.id {
+            // Waits for this node's own apply too.
+            return match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(e)) => Err(no_majority(&self.name, &e.to_string())),
+                Err(_) => Err(no_majority(&self.name, "leadership not confirmed in time")),
+            };
+        } else {
+            let addr = self
+                .addr_of(leader)
+                .ok_or_else(|| no_majority(&self.name, "leader address unknown"))?;
+            let b = self
+                .transport
+                .call(&addr, NODE_GROUP, READ_INDEX_RPC, &[], timeout)
+                .await
+                .map_err(|e| no_majority(&self.name, &e.to_string()))?;
+            serde_json::from_slice::<Option<u64>>(&b)
+                .map_err(|e| no_majority(&self.name, &e.to_string()))?
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left.max(Duration::from_millis(10))))
+            .applied_index_at_least(index, "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|_| no_majority(&self.name, "did not catch up with the leader in time"))
+    }
+
     /// Add (`addr` Some) or remove a voter; on a follower, forwarded to the
     /// leader.
     pub async fn change_member(&self, name: &str, addr: Option<String>) -> Result<(), BrokerError> {
@@ -510,6 +562,11 @@ impl MetadataReplicator for Replicator {
     fn replicate(&self, op: MetaOp) -> ReplicateFuture {
         let c = self.0.clone();
         Box::pin(async move { c.propose(op).await })
+    }
+
+    fn sync(&self) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.sync(SYNC_TIMEOUT).await })
     }
 
     fn node_name(&self) -> String {
