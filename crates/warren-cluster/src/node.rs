@@ -165,7 +165,8 @@ impl Cluster {
             heartbeat_interval: 250,
             election_timeout_min: 1000,
             election_timeout_max: 2000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs()),
+            max_in_snapshot_log_to_keep: snapshot_logs(),
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(std::io::Error::other)?);
@@ -544,6 +545,17 @@ impl Cluster {
     pub async fn shutdown(&self) {
         let _ = self.raft.shutdown().await;
     }
+}
+
+/// Metadata entries between snapshots, and kept after one (a node further
+/// behind gets the snapshot): 1000; `WARREN_CLUSTER_SNAPSHOT_LOGS` lowers it
+/// so tests reach the snapshot path with a few dozen changes.
+fn snapshot_logs() -> u64 {
+    std::env::var("WARREN_CLUSTER_SNAPSHOT_LOGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1000)
 }
 
 fn state_name(s: ServerState) -> &'static str {

@@ -106,9 +106,10 @@ class Node:
             # `ip netns exec` execs the server: the pid is the server's.
             cmd = ["ip", "netns", "exec", self.netns] + cmd
         self.port = None
+        env = dict(os.environ, **self.cluster.env)
         with open(self.log_path, "w") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL)
+                                         stdin=subprocess.DEVNULL, env=env)
 
     def wait_ready(self, timeout: float = 30.0) -> bool:
         deadline = time.time() + timeout
@@ -196,6 +197,8 @@ class Cluster:
     # The client's user, and a config file every node starts with (None).
     user = ("guest", "guest")
     config: Optional[str] = None
+    # Extra environment for every node (WARREN_CLUSTER_SNAPSHOT_LOGS...).
+    env: Dict[str, str] = {}
 
     def __init__(self, names: List[str]):
         self.root = tempfile.mkdtemp(prefix="warren-cluster-")
