@@ -44,12 +44,23 @@ pub(crate) fn is_metadata(m: &Method) -> bool {
     )
 }
 
-/// Whether `m` must look at up-to-date metadata first: every change
-/// (passive declares read what this node has, as before).
-pub(crate) fn needs_sync(m: &Method) -> bool {
+/// Whether `m` must look at up-to-date metadata first: every change that
+/// may be replicated. Passive declares read what this node has, as before;
+/// exclusive queues, server-named ones and their bindings are node-local.
+pub(crate) fn needs_sync(ctx: &ConnContext, m: &Method) -> bool {
+    let local = |q: &ShortStr| {
+        q.is_empty()
+            || ctx
+                .vhost
+                .named_queue(q.as_bytes())
+                .is_some_and(|q| q.options.exclusive)
+    };
     match m {
         Method::ExchangeDeclare(d) => !d.passive,
         Method::QueueDeclare(d) => !d.passive && !d.exclusive && !d.queue.is_empty(),
+        Method::QueueDelete(d) => !local(&d.queue),
+        Method::QueueBind(b) => !local(&b.queue),
+        Method::QueueUnbind(b) => !local(&b.queue),
         _ => is_metadata(m),
     }
 }

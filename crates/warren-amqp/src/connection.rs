@@ -666,9 +666,11 @@ impl Connection {
             return Ok(());
         }
         // Decide on up-to-date metadata (see `MetadataReplicator::sync`);
-        // if the barrier fails, go on: a change then fails to replicate.
-        if crate::cluster::needs_sync(m) {
-            let _ = r.sync().await;
+        // a node that cannot get there refuses the change.
+        if crate::cluster::needs_sync(&self.ctx, m) {
+            if let Err(e) = r.sync().await {
+                return Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id())));
+            }
         }
         let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
             return Ok(());

@@ -397,9 +397,18 @@ impl Cluster {
     /// See `MetadataReplicator::sync`.
     pub async fn sync(&self, timeout: Duration) -> Result<(), BrokerError> {
         let deadline = Instant::now() + timeout;
-        let Some(leader) = self.raft.current_leader().await else {
-            return Err(no_majority(&self.name, "no leader elected"));
+        // A node that just (re)started knows no leader for a moment: wait
+        // for one rather than answer from what it has.
+        let leader = loop {
+            if let Some(l) = self.raft.current_leader().await {
+                break l;
+            }
+            if Instant::now() >= deadline {
+                return Err(no_majority(&self.name, "no leader elected"));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         };
+        let timeout = deadline.saturating_duration_since(Instant::now());
         let index = if leader == self.id {
             // Waits for this node's own apply too.
             return match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {

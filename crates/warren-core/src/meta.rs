@@ -187,8 +187,8 @@ pub trait MetadataReplicator: Send + Sync + 'static {
     /// Without it, a node still catching up answers from older metadata: a
     /// client that declared a queue through n1 and deletes it through n3
     /// would get delete-ok from n3, which does not have it yet, and the
-    /// queue would stay. An error (no leader, no majority) leaves the adapter
-    /// to go on with what it has; the change itself then fails to replicate.
+    /// queue would stay. An error (no leader, no majority) refuses the
+    /// change, as `replicate` would.
     fn sync(&self) -> ReplicateFuture {
         Box::pin(async { Ok(()) })
     }

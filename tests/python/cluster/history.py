@@ -23,7 +23,10 @@ import pika
 
 from cluster_harness import REPO_ROOT, ApiError, NetCluster, Node, amqp_outcome
 
-RESULTS_DIR = os.path.join(REPO_ROOT, "bench", "results", "cluster-history")
+# Where run records go (scripts/test.sh points this at its scratch dir; the
+# committed records are runs made by hand).
+RESULTS_DIR = os.environ.get("WARREN_HISTORY_DIR",
+                             os.path.join(REPO_ROOT, "bench", "results", "cluster-history"))
 
 # --- the fault schedule ---------------------------------------------------
 

@@ -3,9 +3,11 @@ metadata on random nodes while nodes are killed -9 and restarted and one is
 partitioned away; after healing, every node shows the same metadata and it
 is what the answered operations say (see ``history.MetadataWorkload``).
 
-CI runs a short schedule; ``WARREN_HISTORY_FAULTS=30`` (or more) runs the
-long one. ``WARREN_HISTORY_SEED`` replays a schedule. Each run's fault
-schedule, outcome counts and verdict go to bench/results/cluster-history/.
+30 faults by default (about 80 s); ``WARREN_HISTORY_FAULTS`` sets another
+count (fewer for a quick run, more for a long one). ``WARREN_HISTORY_SEED``
+replays a fault schedule (the timing still varies). Each run's schedule,
+outcome counts and verdict go to ``WARREN_HISTORY_DIR`` (default
+bench/results/cluster-history/).
 
 The quorum queue version (publishers with confirms, consumers with manual
 acks) is ready and skips until ``x-queue-type: quorum`` makes quorum queues.
@@ -21,13 +23,16 @@ from history import MetadataWorkload, QuorumWorkload, quorum_supported, run_with
 
 pytestmark = pytest.mark.skipif(netns_unusable() is not None, reason=str(netns_unusable()))
 
-FAULTS = int(os.environ.get("WARREN_HISTORY_FAULTS", "8"))
+FAULTS = int(os.environ.get("WARREN_HISTORY_FAULTS", "30"))
 SEED = int(os.environ.get("WARREN_HISTORY_SEED", str(random.randrange(1 << 30))))
 
 
 @pytest.fixture
 def cluster():
     c = NetCluster(["n1", "n2", "n3"])
+    # Snapshots every 100 entries, so nodes restarted behind the purged log
+    # catch up from a snapshot during the run too.
+    c.env = {"WARREN_CLUSTER_SNAPSHOT_LOGS": "100"}
     try:
         c.start()
         c.wait_leader(c.node("n1"))
