@@ -45,10 +45,9 @@ const MEMBER_RPC: u8 = 2;
 /// leads: what a follower must have applied to be up to date.
 const READ_INDEX_RPC: u8 = 3;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
-/// How long a read barrier ([`Cluster::sync`]) may take before the adapter
-/// goes on with this node's metadata as it is (a minority node: its change
-/// is then refused by `propose` anyway).
-pub const SYNC_TIMEOUT: Duration = Duration::from_millis(2000);
+/// How long a read barrier ([`Cluster::sync`]) may wait for a leader and
+/// its answer before the change is refused, as [`PROPOSE_TIMEOUT`].
+pub const SYNC_TIMEOUT: Duration = PROPOSE_TIMEOUT;
 
 /// What a node says about itself (the node group's status RPC).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -397,36 +396,45 @@ impl Cluster {
     /// See `MetadataReplicator::sync`.
     pub async fn sync(&self, timeout: Duration) -> Result<(), BrokerError> {
         let deadline = Instant::now() + timeout;
-        // A node that just (re)started knows no leader for a moment: wait
-        // for one rather than answer from what it has.
-        let leader = loop {
-            if let Some(l) = self.raft.current_leader().await {
-                break l;
+        let mut why = "no leader elected".to_string();
+        // As in `propose`: until the deadline, a leader that is not known
+        // yet (just restarted), unreachable or no longer leading (killed,
+        // an election under way) is asked again.
+        let index = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_majority(&self.name, &why));
             }
-            if Instant::now() >= deadline {
-                return Err(no_majority(&self.name, "no leader elected"));
+            let pause = Duration::from_millis(100).min(left);
+            match self.raft.current_leader().await {
+                None => {}
+                Some(l) if l == self.id => {
+                    // Waits for this node's own apply too.
+                    match tokio::time::timeout(left, self.raft.ensure_linearizable()).await {
+                        Ok(Ok(_)) => return Ok(()),
+                        Ok(Err(e)) => why = e.to_string(),
+                        Err(_) => why = "leadership not confirmed in time".into(),
+                    }
+                }
+                Some(l) => match self.addr_of(l) {
+                    None => why = "leader address unknown".into(),
+                    Some(addr) => {
+                        let answer = self
+                            .transport
+                            .call(&addr, NODE_GROUP, READ_INDEX_RPC, &[], left)
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| {
+                                serde_json::from_slice::<Option<u64>>(&b).map_err(|e| e.to_string())
+                            });
+                        match answer {
+                            Ok(index) => break index,
+                            Err(e) => why = format!("leader {}: {e}", self.name_of(l)),
+                        }
+                    }
+                },
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        };
-        let timeout = deadline.saturating_duration_since(Instant::now());
-        let index = if leader == self.id {
-            // Waits for this node's own apply too.
-            return match tokio::time::timeout(timeout, self.raft.ensure_linearizable()).await {
-                Ok(Ok(_)) => Ok(()),
-                Ok(Err(e)) => Err(no_majority(&self.name, &e.to_string())),
-                Err(_) => Err(no_majority(&self.name, "leadership not confirmed in time")),
-            };
-        } else {
-            let addr = self
-                .addr_of(leader)
-                .ok_or_else(|| no_majority(&self.name, "leader address unknown"))?;
-            let b = self
-                .transport
-                .call(&addr, NODE_GROUP, READ_INDEX_RPC, &[], timeout)
-                .await
-                .map_err(|e| no_majority(&self.name, &e.to_string()))?;
-            serde_json::from_slice::<Option<u64>>(&b)
-                .map_err(|e| no_majority(&self.name, &e.to_string()))?
+            tokio::time::sleep(pause).await;
         };
         let left = deadline.saturating_duration_since(Instant::now());
         self.raft

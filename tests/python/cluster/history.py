@@ -105,9 +105,11 @@ def run_with_faults(cluster: NetCluster, workload, faults: int, seed: int,
         "summary": summary,
         "verdict": "ok" if error is None else "violation",
         "violation": error,
-        # Every operation only when it helps explain a violation (a long
-        # run's history is megabytes).
-        "history": workload.history if error is not None else None,
+        # Every operation only when it helps explain a violation, or asked
+        # for with WARREN_HISTORY_FULL=1 (a long run's history is megabytes).
+        "history": (workload.history
+                    if error is not None or os.environ.get("WARREN_HISTORY_FULL") == "1"
+                    else None),
     }
     os.makedirs(RESULTS_DIR, exist_ok=True)
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
@@ -170,8 +172,9 @@ class MetadataWorkload:
     and unbind them, each operation on a random node over a fresh
     connection. Each client owns its names (``h.cN.q0``...), so its
     operations on them are sequential and the possible states after its
-    history can be enumerated: an answered operation happened exactly once
-    (a definite error: not at all); a refused (541) or unanswered one may or
+    history can be enumerated: an answered operation happened exactly once,
+    a definite error (404) not at all and only where the state explains it;
+    a refused (541) or unanswered one may or
     may not have happened (a refused change can still commit if a majority
     got it before the refusal). After healing, every node must show the same
     metadata, and each client's part must be one of its possible states.
@@ -296,6 +299,9 @@ class MetadataWorkload:
                 raise AssertionError(
                     f"client {c}: the healed cluster shows {sorted(seen)}, which no history "
                     f"allows; possible: {[sorted(w) for w in worlds][:6]}; last ops: {last}")
+        # A definite error no possible state explains: the node decided on
+        # metadata older than what the client had already seen committed.
+        assert not self.stale_errors, f"answers from stale metadata: {self.stale_errors[:5]}"
         return {"operations": len(self.history), "ok": ok_ops,
                 "clients_with_uncertain_state": uncertain,
                 "stale_errors": len(self.stale_errors),
