@@ -62,6 +62,27 @@ pub(crate) fn check_quorum(ctx: &ConnContext, m: &Method) -> warren_core::Result
     }
 }
 
+/// Whether `m` must look at up-to-date metadata first: every change that
+/// may be replicated. Passive declares read what this node has, as before;
+/// exclusive queues, server-named ones and their bindings are node-local.
+pub(crate) fn needs_sync(ctx: &ConnContext, m: &Method) -> bool {
+    let local = |q: &ShortStr| {
+        q.is_empty()
+            || ctx
+                .vhost
+                .named_queue(q.as_bytes())
+                .is_some_and(|q| q.options.exclusive)
+    };
+    match m {
+        Method::ExchangeDeclare(d) => !d.passive,
+        Method::QueueDeclare(d) => !d.passive && !d.exclusive && !d.queue.is_empty(),
+        Method::QueueDelete(d) => !local(&d.queue),
+        Method::QueueBind(b) => !local(&b.queue),
+        Method::QueueUnbind(b) => !local(&b.queue),
+        _ => is_metadata(m),
+    }
+}
+
 /// The op to replicate before `m` runs, if any.
 pub(crate) fn meta_op(ctx: &mut ConnContext, node: &str, m: &Method) -> Option<MetaOp> {
     let vhost = ctx.vhost.name.to_string_lossy().into_owned();

@@ -675,6 +675,13 @@ impl Connection {
         if let Err(e) = crate::cluster::check_quorum(&self.ctx, m) {
             return Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id())));
         }
+        // Decide on up-to-date metadata (see `MetadataReplicator::sync`);
+        // a node that cannot get there refuses the change.
+        if crate::cluster::needs_sync(&self.ctx, m) {
+            if let Err(e) = r.sync().await {
+                return Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id())));
+            }
+        }
         let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
             return Ok(());
         };

@@ -42,7 +42,13 @@ pub const PROPOSE_TIMEOUT: Duration = Duration::from_secs(4);
 const STATUS_RPC: u8 = 1;
 /// A membership change, forwarded to the leader: JSON `(name, Option<addr>)`.
 const MEMBER_RPC: u8 = 2;
+/// The leader's read index (JSON `Option<u64>`), after confirming it still
+/// leads: what a follower must have applied to be up to date.
+const READ_INDEX_RPC: u8 = 3;
 const PROBE_TIMEOUT: Duration = Duration::from_millis(700);
+/// How long a read barrier ([`Cluster::sync`]) may wait for a leader and
+/// its answer before the change is refused, as [`PROPOSE_TIMEOUT`].
+pub const SYNC_TIMEOUT: Duration = PROPOSE_TIMEOUT;
 
 /// What a node says about itself (the node group's status RPC).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -136,6 +142,15 @@ impl GroupHandler for NodeService {
                         .map(|()| Bytes::new())
                         .map_err(|e| e.text)
                 }
+                READ_INDEX_RPC => {
+                    let read = tokio::time::timeout(SYNC_TIMEOUT, c.raft.ensure_linearizable())
+                        .await
+                        .map_err(|_| "no majority confirmed the leadership in time".to_string())?
+                        .map_err(|e| e.to_string())?;
+                    serde_json::to_vec(&read.map(|l| l.index))
+                        .map(Bytes::from)
+                        .map_err(|e| e.to_string())
+                }
                 other => Err(format!("unknown node rpc {other}")),
             }
         })
@@ -158,7 +173,8 @@ impl Cluster {
             heartbeat_interval: 250,
             election_timeout_min: 1000,
             election_timeout_max: 2000,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(1000),
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs()),
+            max_in_snapshot_log_to_keep: snapshot_logs(),
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(std::io::Error::other)?);
@@ -431,6 +447,60 @@ impl Cluster {
         }
     }
 
+    /// A read barrier: wait until this node applied everything the leader
+    /// had committed when asked (the leader first confirms it still leads).
+    /// See `MetadataReplicator::sync`.
+    pub async fn sync(&self, timeout: Duration) -> Result<(), BrokerError> {
+        let deadline = Instant::now() + timeout;
+        let mut why = "no leader elected".to_string();
+        // As in `propose`: until the deadline, a leader that is not known
+        // yet (just restarted), unreachable or no longer leading (killed,
+        // an election under way) is asked again.
+        let index = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(no_majority(&self.name, &why));
+            }
+            let pause = Duration::from_millis(100).min(left);
+            match self.raft.current_leader().await {
+                None => {}
+                Some(l) if l == self.id => {
+                    // Waits for this node's own apply too.
+                    match tokio::time::timeout(left, self.raft.ensure_linearizable()).await {
+                        Ok(Ok(_)) => return Ok(()),
+                        Ok(Err(e)) => why = e.to_string(),
+                        Err(_) => why = "leadership not confirmed in time".into(),
+                    }
+                }
+                Some(l) => match self.addr_of(l) {
+                    None => why = "leader address unknown".into(),
+                    Some(addr) => {
+                        let answer = self
+                            .transport
+                            .call(&addr, NODE_GROUP, READ_INDEX_RPC, &[], left)
+                            .await
+                            .map_err(|e| e.to_string())
+                            .and_then(|b| {
+                                serde_json::from_slice::<Option<u64>>(&b).map_err(|e| e.to_string())
+                            });
+                        match answer {
+                            Ok(index) => break index,
+                            Err(e) => why = format!("leader {}: {e}", self.name_of(l)),
+                        }
+                    }
+                },
+            }
+            tokio::time::sleep(pause).await;
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        self.raft
+            .wait(Some(left.max(Duration::from_millis(10))))
+            .applied_index_at_least(index, "read barrier")
+            .await
+            .map(|_| ())
+            .map_err(|_| no_majority(&self.name, "did not catch up with the leader in time"))
+    }
+
     /// Add (`addr` Some) or remove a voter; on a follower, forwarded to the
     /// leader.
     pub async fn change_member(&self, name: &str, addr: Option<String>) -> Result<(), BrokerError> {
@@ -614,6 +684,17 @@ async fn liveness(cluster: std::sync::Weak<Cluster>) {
     }
 }
 
+/// Metadata entries between snapshots, and kept after one (a node further
+/// behind gets the snapshot): 1000; `WARREN_CLUSTER_SNAPSHOT_LOGS` lowers it
+/// so tests reach the snapshot path with a few dozen changes.
+fn snapshot_logs() -> u64 {
+    std::env::var("WARREN_CLUSTER_SNAPSHOT_LOGS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n > 0)
+        .unwrap_or(1000)
+}
+
 fn state_name(s: ServerState) -> &'static str {
     match s {
         ServerState::Leader => "leader",
@@ -630,6 +711,11 @@ impl MetadataReplicator for Replicator {
     fn replicate(&self, op: MetaOp) -> ReplicateFuture {
         let c = self.0.clone();
         Box::pin(async move { c.propose(op).await })
+    }
+
+    fn sync(&self) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.sync(SYNC_TIMEOUT).await })
     }
 
     fn node_name(&self) -> String {

@@ -9,6 +9,13 @@
 //! [`Registry`] on its own task. (A pair of nodes thus has two links, one
 //! dialled by each side; each carries one direction's requests.)
 //!
+//! A call that gets no answer in time takes its link down (reset, unsent
+//! bytes discarded) and the next call dials a new one. A link cut by a
+//! partition that drops packets looks alive to TCP for many minutes: left
+//! open, it would keep queueing requests that all arrive once the network
+//! heals, among them a forwarded metadata change whose client was long told
+//! it was refused, which would then take effect.
+//!
 //! Frame: `len: u32` (of the rest), `kind: u8` (0 request, 1 response),
 //! `id: u64`, `group: u64`, `code: u8` (a request's RPC; a response's status,
 //! 0 ok or 1 error whose payload is the error text), then the payload, whose
@@ -58,6 +65,21 @@ struct Link {
     tx: mpsc::UnboundedSender<Bytes>,
     pending: Arc<Pending>,
     alive: Arc<AtomicBool>,
+    /// The reader and writer tasks, which own the socket's halves.
+    tasks: [tokio::task::AbortHandle; 2],
+}
+
+impl Link {
+    /// Take the link down now: the tasks drop the socket, which (zero
+    /// linger) resets it and discards what was not sent yet; waiters see
+    /// "link closed".
+    fn abort(&self) {
+        self.alive.store(false, Ordering::Release);
+        for t in &self.tasks {
+            t.abort();
+        }
+        self.pending.lock().clear();
+    }
 }
 
 /// Outbound links to peers, by address.
@@ -144,12 +166,15 @@ impl Transport {
             .map_err(|_| CallError::Unreachable(format!("{addr}: connect timed out")))?
             .map_err(|e| CallError::Unreachable(format!("{addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        // Closing the link resets it: requests still queued in the kernel
+        // must not reach the peer after we gave up on them.
+        let _ = stream.set_zero_linger();
         let (mut r, w) = stream.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
         let pending: Arc<Pending> = Arc::default();
         let alive = Arc::new(AtomicBool::new(true));
-        tokio::spawn(write_loop(w, rx));
-        {
+        let writer = tokio::spawn(write_loop(w, rx)).abort_handle();
+        let reader = {
             let pending = pending.clone();
             let alive = alive.clone();
             let addr = addr.to_string();
@@ -177,9 +202,15 @@ impl Transport {
                 alive.store(false, Ordering::Release);
                 // Waiters see their sender dropped: unreachable.
                 pending.lock().clear();
-            });
-        }
-        let l = Arc::new(Link { tx, pending, alive });
+            })
+            .abort_handle()
+        };
+        let l = Arc::new(Link {
+            tx,
+            pending,
+            alive,
+            tasks: [reader, writer],
+        });
         links.insert(addr.to_string(), l.clone());
         Ok(l)
     }
@@ -210,7 +241,9 @@ impl Transport {
             Ok(Ok(Err(e))) => Err(CallError::Remote(e)),
             Ok(Err(_)) => Err(CallError::Unreachable(format!("{addr}: link closed"))),
             Err(_) => {
-                link.pending.lock().remove(&id);
+                // Broken or hopelessly slow: see the module comment.
+                link.abort();
+                debug!("cluster link to {addr}: no answer in time, link reset");
                 Err(CallError::Unreachable(format!("{addr}: no answer in time")))
             }
         }

@@ -194,6 +194,18 @@ pub type ReplicateFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 pub trait MetadataReplicator: Send + Sync + 'static {
     fn replicate(&self, op: MetaOp) -> ReplicateFuture;
 
+    /// Bring this node up to date before an adapter looks at its metadata
+    /// to decide what a change means: returns once this node applied every
+    /// change the cluster had committed when called (a read barrier).
+    /// Without it, a node still catching up answers from older metadata: a
+    /// client that declared a queue through n1 and deletes it through n3
+    /// would get delete-ok from n3, which does not have it yet, and the
+    /// queue would stay. An error (no leader, no majority) refuses the
+    /// change, as `replicate` would.
+    fn sync(&self) -> ReplicateFuture {
+        Box::pin(async { Ok(()) })
+    }
+
     /// This node's cluster name (a classic queue's owner).
     fn node_name(&self) -> String;
 

@@ -1,7 +1,12 @@
 """The cluster suite starts its own 3-node clusters (``WARREN_BIN``), so it
 needs no running broker."""
 
+import logging
+
 import pytest
+
+# pika logs every broker-closed channel; the tests look at outcomes.
+logging.getLogger("pika").setLevel(logging.CRITICAL)
 
 
 @pytest.fixture(scope="session", autouse=True)

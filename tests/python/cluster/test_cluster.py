@@ -70,8 +70,10 @@ def test_declares_reach_every_node(cluster):
     deadline = time.time() + 5
     for name in ("n2", "n3"):
         node = cluster.node(name)
-        while not passive_ok(node, queue="cl.q", exchange="cl.x"):
-            assert time.time() < deadline, f"cl.q / cl.x not on {name}"
+        # The binding is its own entry, applied after the queue's.
+        while not (passive_ok(node, queue="cl.q", exchange="cl.x")
+                   and node.api("/api/bindings/%2F/e/cl.x/q/cl.q")):
+            assert time.time() < deadline, f"cl.q / cl.x / their binding not on {name}"
             time.sleep(0.1)
         # The replicated binding routes there too.
         conn = node.connect()

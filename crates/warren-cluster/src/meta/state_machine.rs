@@ -329,6 +329,16 @@ impl MetaStateMachine {
     fn install(&self, meta: &SnapshotMeta<NodeId, BasicNode>, data: Vec<u8>) -> io::Result<()> {
         let m: Materialized = serde_json::from_slice(&data).map_err(io::Error::other)?;
         let journal = self.shared.journal.lock();
+        // First undo what this node has and the snapshot does not (deleted
+        // while this node was away), or has in another form (deleted and
+        // declared again with other arguments): the snapshot replaces the
+        // state, it does not just add to it.
+        let undo = undo_ops(&self.shared.state.lock(), &m);
+        for op in &undo {
+            if let Err(e) = self.shared.broker.apply_meta(op) {
+                warn!("metadata snapshot: undoing with {op:?}: {e}");
+            }
+        }
         for op in m.ops.values() {
             match self.shared.broker.apply_meta(op) {
                 Ok(()) => self.applied(op),
@@ -350,6 +360,75 @@ impl MetaStateMachine {
         *self.shared.current.lock() = Some((meta.clone(), data));
         Ok(())
     }
+}
+
+/// The ops that take `old` to what `new` has of it: for each thing `old`
+/// holds that `new` lacks or holds differently, its delete. Bindings,
+/// permissions and policies come first, then queues and exchanges, users and
+/// vhosts last (the keys' reverse order; see [`Materialized`]).
+fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
+    let mut out = Vec::new();
+    for (k, op) in old.ops.iter().rev() {
+        let changed = match new.ops.get(k) {
+            None => true,
+            // A changed user or policy is simply set again; a queue or
+            // exchange must be deleted before its new form is declared.
+            Some(n) => {
+                n != op
+                    && matches!(
+                        op,
+                        MetaOp::DeclareQueue { .. } | MetaOp::DeclareExchange { .. }
+                    )
+            }
+        };
+        if !changed {
+            continue;
+        }
+        let undo = match op.clone() {
+            MetaOp::PutUser { name, .. } => MetaOp::DeleteUser { name },
+            MetaOp::AddVhost { name, .. } => MetaOp::DeleteVhost { name },
+            MetaOp::DeclareExchange { vhost, name, .. } => MetaOp::DeleteExchange { vhost, name },
+            MetaOp::DeclareQueue { vhost, name, .. } => MetaOp::DeleteQueue { vhost, name },
+            MetaOp::BindQueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            } => MetaOp::UnbindQueue {
+                vhost,
+                queue,
+                exchange,
+                routing_key,
+                arguments,
+            },
+            MetaOp::BindExchange {
+                vhost,
+                destination,
+                source,
+                routing_key,
+                arguments,
+            } => MetaOp::UnbindExchange {
+                vhost,
+                destination,
+                source,
+                routing_key,
+                arguments,
+            },
+            MetaOp::SetPermissions { def } => MetaOp::ClearPermissions {
+                user: def.user,
+                vhost: def.vhost,
+            },
+            MetaOp::SetPolicy { vhost, def } => MetaOp::ClearPolicy {
+                vhost,
+                name: def.name,
+            },
+            // The map only holds the ops above.
+            _ => continue,
+        };
+        out.push(undo);
+    }
+    out
 }
 
 impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {

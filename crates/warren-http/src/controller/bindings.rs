@@ -104,6 +104,7 @@ pub async fn create(
     Names((vhost, source, kind, dest)): Names<(String, String, String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     let dtype = dest_type(&kind)?;
     let v = c.write_vhost(&vhost)?;
     let source = exchange_name(&source).to_string();
@@ -195,6 +196,7 @@ pub async fn delete(
     c: Caller,
     Names((vhost, source, kind, dest, props)): Names<(String, String, String, String, String)>,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     let (v, row) = find(&c, &vhost, &source, &kind, &dest, &props, true)?;
     check_bind_access(
         &c,

@@ -68,6 +68,7 @@ pub async fn put(
     Names((vhost, name)): Names<(String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     check_name("exchange", &name)?;
     let v = c.write_vhost(&vhost)?;
     let name = exchange_name(&name);
@@ -99,6 +100,7 @@ pub async fn delete(
     Names((vhost, name)): Names<(String, String)>,
     p: Params,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     let v = c.write_vhost(&vhost)?;
     let name = exchange_name(&name);
     if v.exchange(name.as_bytes()).is_none() {

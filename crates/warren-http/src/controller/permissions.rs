@@ -60,6 +60,7 @@ pub async fn put(
     Names((vhost, user)): Names<(String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     let def = PermissionDef {
         user: user.clone(),
@@ -96,6 +97,7 @@ pub async fn delete(
     c: Caller,
     Names((vhost, user)): Names<(String, String)>,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     if c.http.broker.permission(&user, &vhost).is_none() {
         return Err(ApiError::object_not_found());

@@ -55,6 +55,7 @@ pub async fn put(
     Names((vhost, name)): Names<(String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
     check_name("policy", &name)?;
     let v = c.write_vhost(&vhost)?;
@@ -118,6 +119,7 @@ pub async fn delete(
     c: Caller,
     Names((vhost, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
     let v = c.write_vhost(&vhost)?;
     if !v.policies().iter().any(|p| p.name == name) {

@@ -115,6 +115,7 @@ pub async fn put(
     Names((vhost, name)): Names<(String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     check_name("queue", &name)?;
     let v = c.write_vhost(&vhost)?;
     let opts = QueueOptions {
@@ -159,6 +160,7 @@ pub async fn delete(
     Names((vhost, name)): Names<(String, String)>,
     p: Params,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     let v = c.write_vhost(&vhost)?;
     let q = find(&v, &name)?;
     c.check(&vhost, Access::Configure, Resource::Queue, name.as_bytes())?;

@@ -3,7 +3,8 @@
 //! change is committed on a majority and applied here before the handler
 //! runs its usual local call (which then finds it done). A single node has
 //! no replicator and skips this. A minority node answers 503 with the
-//! replicator's reason.
+//! replicator's reason. Handlers that change metadata pass the read barrier
+//! ([`sync`]) first, as the AMQP adapter does.
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
@@ -11,6 +12,24 @@ use axum::http::StatusCode;
 use warren_core::error::code;
 use warren_core::meta::MetaOp;
 use warren_core::BrokerError;
+
+/// Before a handler decides on a change from this node's metadata: the read
+/// barrier (`MetadataReplicator::sync`), so a node still catching up does not
+/// answer 404 for what was just made elsewhere, or 204 to re-creating what
+/// was just deleted without replicating it. A node that cannot pass it
+/// answers 503.
+pub async fn sync(c: &Caller) -> ApiResult<()> {
+    let Some(r) = c.http.broker.replicator().cloned() else {
+        return Ok(());
+    };
+    r.sync().await.map_err(|e| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "service_unavailable",
+            e.text,
+        )
+    })
+}
 
 pub async fn replicate(c: &Caller, op: impl FnOnce(&str) -> MetaOp) -> ApiResult<()> {
     replicate_or(c, op, ApiError::from).await

@@ -59,6 +59,7 @@ pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult
 }
 
 pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     check_name("user", &name)?;
     if body.get("tags").is_none() {
@@ -112,6 +113,7 @@ pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult
 }
 
 pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     if c.http.broker.user(&name).is_none() {
         return Err(ApiError::object_not_found());

@@ -61,6 +61,7 @@ pub async fn show(c: Caller, Names(name): Names<String>, p: Params) -> ApiResult
 /// Creates the vhost if missing; `{"tracing": true|false}` switches the
 /// firehose tracer on or off, as RabbitMQ's PUT does (absent: unchanged).
 pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     check_name("vhost", &name)?;
     let tracing = match body.get("tracing") {
@@ -84,6 +85,7 @@ pub async fn put(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult
 }
 
 pub async fn delete(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     if c.http.broker.vhost(&name).is_none() {
         return Err(ApiError::object_not_found());

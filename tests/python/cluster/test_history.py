@@ -1,0 +1,65 @@
+"""History checks under faults (nodes in network namespaces): clients change
+metadata on random nodes while nodes are killed -9 and restarted and one is
+partitioned away; after healing, every node shows the same metadata and it
+is what the answered operations say (see ``history.MetadataWorkload``).
+
+30 faults by default (about 80 s); ``WARREN_HISTORY_FAULTS`` sets another
+count (fewer for a quick run, more for a long one). ``WARREN_HISTORY_SEED``
+replays a fault schedule (the timing still varies). Each run's schedule,
+outcome counts and verdict go to ``WARREN_HISTORY_DIR`` (default
+bench/results/cluster-history/).
+
+The quorum queue version (publishers with confirms, consumers with manual
+acks) is ready and skips until ``x-queue-type: quorum`` makes quorum queues.
+"""
+
+import os
+import random
+
+import pytest
+
+from cluster_harness import NetCluster, netns_unusable
+from history import MetadataWorkload, QuorumWorkload, quorum_supported, run_with_faults
+
+pytestmark = pytest.mark.skipif(netns_unusable() is not None, reason=str(netns_unusable()))
+
+FAULTS = int(os.environ.get("WARREN_HISTORY_FAULTS", "30"))
+SEED = int(os.environ.get("WARREN_HISTORY_SEED", str(random.randrange(1 << 30))))
+
+
+@pytest.fixture
+def cluster():
+    c = NetCluster(["n1", "n2", "n3"])
+    # Snapshots every 100 entries, so nodes restarted behind the purged log
+    # catch up from a snapshot during the run too.
+    c.env = {"WARREN_CLUSTER_SNAPSHOT_LOGS": "100"}
+    try:
+        c.start()
+        c.wait_leader(c.node("n1"))
+        yield c
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.cleanup()
+
+
+@pytest.mark.timeout(120 + 8 * FAULTS)
+def test_metadata_history_under_faults(cluster):
+    w = MetadataWorkload(clients=4)
+    rec = run_with_faults(cluster, w, FAULTS, SEED, "metadata")
+    print(f"seed {SEED}: {rec['faults']} faults in {rec['duration_s']} s, "
+          f"outcomes {rec['outcomes']}, {rec['summary']['clients_with_uncertain_state']} "
+          f"clients with an uncertain state; record {rec['path']}")
+    assert rec["faults"] >= min(FAULTS, 1)
+    assert rec["outcomes"].get("ok", 0) >= 20, rec["outcomes"]
+
+
+@pytest.mark.timeout(180 + 8 * FAULTS)
+def test_quorum_queue_history_under_faults(cluster):
+    if not quorum_supported(cluster.node("n1")):
+        pytest.skip("x-queue-type: quorum does not make a quorum queue yet (/api/queues type)")
+    w = QuorumWorkload()
+    rec = run_with_faults(cluster, w, FAULTS, SEED, "quorum")
+    print(f"seed {SEED}: {rec['faults']} faults, outcomes {rec['outcomes']}; {rec['path']}")
+    assert rec["outcomes"]["confirmed"] > 0
