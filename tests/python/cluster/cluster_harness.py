@@ -447,7 +447,7 @@ table inet wclpart {{
 def amqp_outcome(fn, node: Node) -> Tuple[str, Optional[int], str]:
     """Run ``fn(channel)`` on a fresh connection to ``node`` and classify
     the answer: ("ok", None, ""), ("refused", 541, text) for a cluster
-    refusal, ("error", code, text) for any other broker error (the change
+    refusal, ("unavailable", 404, text) for a queue whose home node is down, ("error", code, text) for any other broker error (the change
     was checked and not made), ("unknown", None, why) when the link failed
     after the method may have been sent, ("unsent", None, why) when no
     connection could be opened."""
@@ -461,6 +461,10 @@ def amqp_outcome(fn, node: Node) -> Tuple[str, Optional[int], str]:
     except (pika.exceptions.ConnectionClosedByBroker,
             pika.exceptions.ChannelClosedByBroker) as e:
         kind = "refused" if e.reply_code == 541 else "error"
+        if e.reply_code == 404 and "home node" in str(e.reply_text):
+            # A classic queue whose home node is down (RabbitMQ's 404 text):
+            # the queue exists, nothing changed.
+            kind = "unavailable"
         return kind, e.reply_code, e.reply_text
     except Exception as e:  # noqa: BLE001 - link lost: outcome unknown
         return "unknown", None, repr(e)
