@@ -1089,8 +1089,7 @@ impl VHost {
                         Some(msg_id),
                         &[exchange.delay_id],
                         1,
-                        held.exchange.as_bytes(),
-                        held.routing_key.as_bytes(),
+                        Some((held.exchange.as_bytes(), held.routing_key.as_bytes())),
                         &held.properties,
                         &held.body,
                     );
@@ -1200,12 +1199,19 @@ impl VHost {
             .collect();
         let log = &self.store.log;
         let msg_id = log.next_msg_id();
+        // Through the default exchange to one queue: the routing key is
+        // that queue's name, which recovery knows (not stored; CC/BCC
+        // can make it reach a queue of another name, hence the check).
+        let key_is_queue = msg.exchange.is_empty()
+            && ids.len() == 1
+            && out.len() == 1
+            && out[0].name == msg.routing_key;
+        let key = (!key_is_queue).then(|| (msg.exchange.as_bytes(), msg.routing_key.as_bytes()));
         let (loc, ticket) = log.append_publish(
             Some(msg_id),
             &ids,
             ids.len() as u64,
-            msg.exchange.as_bytes(),
-            msg.routing_key.as_bytes(),
+            key,
             &msg.properties,
             &msg.body,
         );

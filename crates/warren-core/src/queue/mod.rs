@@ -126,8 +126,17 @@ impl Queue {
         durable_id: u64,
     ) -> Arc<Queue> {
         let storage: Box<dyn QueueStorage> = match args.max_priority {
-            Some(max) => Box::new(PriorityStorage::new(store.log.clone(), durable_id, max)),
-            None => Box::new(PagedStorage::new(store.log.clone(), durable_id)),
+            Some(max) => Box::new(PriorityStorage::new(
+                store.log.clone(),
+                durable_id,
+                name.clone(),
+                max,
+            )),
+            None => Box::new(PagedStorage::new(
+                store.log.clone(),
+                durable_id,
+                name.clone(),
+            )),
         };
         let stream = args.stream.as_ref().map(|a| {
             stream::Stream::new(

@@ -22,7 +22,6 @@
 
 use super::log::{acks_path, segment_path, MessageLog, SegmentReader};
 use super::record::{self, Record};
-use bytes::Bytes;
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io::{self, Write};
@@ -107,14 +106,71 @@ fn run(log: &MessageLog, segments: Vec<u32>) {
     log.compacting.store(false, Ordering::Release);
 }
 
-/// The (queue, message id) acks in an ack file.
-fn read_acks(path: &Path, n: u32) -> io::Result<HashSet<(u64, u64)>> {
-    let mut acked = HashSet::new();
+/// The acks in a segment's ack file, in memory bounded by the segment's
+/// size rather than by how many records it held (a segment of 16 B messages
+/// holds a million: a hash set of them peaked at ~70 MiB, issue 16).
+#[derive(Default)]
+struct Acked {
+    /// Releases of queues' own transient copies (queue 0): their ids are
+    /// their offsets in the segment as first written, and records are more
+    /// than 8 bytes long, so a bit per 8 bytes of segment tells them apart.
+    own: Vec<u64>,
+    /// Queue-0 ids beyond the bitmap (none expected; kept to be safe).
+    own_other: HashSet<u64>,
+    /// Persistent messages' acks, sorted: (queue, message id).
+    durable: Vec<(u64, u64)>,
+}
+
+impl Acked {
+    fn new(segment_size: u64) -> Self {
+        Acked {
+            own: vec![0; (segment_size / 8 / 64 + 1) as usize],
+            ..Default::default()
+        }
+    }
+
+    fn insert(&mut self, queue: u64, id: u64) {
+        if queue != 0 {
+            self.durable.push((queue, id));
+            return;
+        }
+        let bit = id / 8;
+        match self.own.get_mut((bit / 64) as usize) {
+            Some(w) => *w |= 1 << (bit % 64),
+            None => {
+                self.own_other.insert(id);
+            }
+        }
+    }
+
+    fn seal(&mut self) {
+        self.durable.sort_unstable();
+        self.durable.dedup();
+    }
+
+    fn contains(&self, queue: u64, id: u64) -> bool {
+        if queue != 0 {
+            return self.durable.binary_search(&(queue, id)).is_ok();
+        }
+        let bit = id / 8;
+        match self.own.get((bit / 64) as usize) {
+            Some(w) => w & (1 << (bit % 64)) != 0,
+            None => self.own_other.contains(&id),
+        }
+    }
+}
+
+/// The acks in an ack file (see [`Acked`]).
+fn read_acks(path: &Path, n: u32, segment_size: u64) -> io::Result<Acked> {
+    let mut acked = Acked::new(segment_size);
     super::log::read_records(path, n, false, |rec, _| {
         if let Record::Ack { queue, msg_ids } = rec {
-            acked.extend(msg_ids.into_iter().map(|id| (queue, id)));
+            for id in msg_ids {
+                acked.insert(queue, id);
+            }
         }
     })?;
+    acked.seal();
     Ok(acked)
 }
 
@@ -137,21 +193,14 @@ fn compact_segment(log: &MessageLog, n: u32) -> io::Result<(u64, u64, usize)> {
     let acks = acks_path(&log.dir, n);
     let acked = {
         let _io = log.acks_io.lock();
-        read_acks(&acks, n)?
+        read_acks(&acks, n, log.segment_size)?
     };
-    let data = Bytes::from(fs::read(&seg)?);
-    let mut buf = data.clone();
-    let mut out = Vec::new();
-    // (offset in the file as it is, offset in the new file)
-    let mut moved: Vec<(u32, u32)> = Vec::new();
+    // Streamed (a megabyte at a time), not read whole: only the live records'
+    // places are kept, then copied byte for byte.
+    let mut live: Vec<(u32, u32)> = Vec::new();
     let mut kept: HashSet<u64> = HashSet::new();
-    while !buf.is_empty() {
-        let offset = data.len() - buf.len();
-        // Sealed segments are whole (recovery cut any torn tail).
-        let Ok(rec) = record::read_record(&mut buf) else {
-            break;
-        };
-        let end = data.len() - buf.len();
+    // Sealed segments are whole (recovery cut any torn tail).
+    super::log::read_records(&seg, n, false, |rec, loc| {
         if let Record::Publish {
             msg_id,
             flags,
@@ -159,21 +208,30 @@ fn compact_segment(log: &MessageLog, n: u32) -> io::Result<(u64, u64, usize)> {
             ..
         } = rec
         {
-            let live = if flags & record::FLAG_PERSISTENT != 0 {
-                queues.iter().any(|q| !acked.contains(&(*q, msg_id)))
+            let is_live = if flags & record::FLAG_PERSISTENT != 0 {
+                queues.iter().any(|q| !acked.contains(*q, msg_id))
             } else {
-                !acked.contains(&(0, msg_id))
+                !acked.contains(0, msg_id)
             };
-            if live {
-                moved.push((offset as u32, out.len() as u32));
-                out.extend_from_slice(&data[offset..end]);
+            if is_live {
+                live.push((loc.offset, loc.len));
                 kept.insert(msg_id);
             }
         }
+    })?;
+    drop(acked);
+    let before = fs::metadata(&seg)?.len();
+    let file = File::open(&seg)?;
+    let mut out = Vec::new();
+    // (offset in the file as it is, offset in the new file)
+    let mut moved: Vec<(u32, u32)> = Vec::with_capacity(live.len());
+    for (offset, len) in live {
+        moved.push((offset, out.len() as u32));
+        let at = out.len();
+        out.resize(at + len as usize, 0);
+        std::os::unix::fs::FileExt::read_exact_at(&file, &mut out[at..], offset as u64)?;
     }
-    let before = data.len() as u64;
-    drop(buf);
-    drop(data);
+    drop(file);
     let tmp_seg = with_suffix(&seg, ".compact");
     write_synced(&tmp_seg, &out)?;
     let tmp_acks = with_suffix(&acks, ".compact");
@@ -183,11 +241,15 @@ fn compact_segment(log: &MessageLog, n: u32) -> io::Result<(u64, u64, usize)> {
         let _io = log.acks_io.lock();
         let mut ack_out = Vec::new();
         let mut by_queue: std::collections::BTreeMap<u64, Vec<u64>> = Default::default();
-        for (q, id) in read_acks(&acks, n)? {
-            if kept.contains(&id) {
-                by_queue.entry(q).or_default().push(id);
+        super::log::read_records(&acks, n, false, |rec, _| {
+            if let Record::Ack { queue, msg_ids } = rec {
+                for id in msg_ids {
+                    if kept.contains(&id) {
+                        by_queue.entry(queue).or_default().push(id);
+                    }
+                }
             }
-        }
+        })?;
         for (q, ids) in by_queue {
             record::encode_ack(&mut ack_out, q, &ids);
         }
@@ -244,6 +306,37 @@ mod tests {
             vec![(100, 0), (300, 20)]
         );
         assert_eq!(compose(None, &second), second);
+    }
+
+    #[test]
+    fn acked_tells_neighbouring_records_apart() {
+        let mut a = Acked::new(4096);
+        for (q, id) in [
+            (0, 0),
+            (0, 12),
+            (0, 4100),
+            (0, 1 << 40),
+            (7, 3),
+            (7, 1),
+            (9, 3),
+        ] {
+            a.insert(q, id);
+        }
+        a.seal();
+        for (q, id) in [
+            (0, 0),
+            (0, 12),
+            (0, 4100),
+            (0, 1 << 40),
+            (7, 3),
+            (7, 1),
+            (9, 3),
+        ] {
+            assert!(a.contains(q, id), "{q} {id}");
+        }
+        for (q, id) in [(0, 24), (0, 4112), (7, 2), (9, 1), (8, 3)] {
+            assert!(!a.contains(q, id), "{q} {id}");
+        }
     }
 
     #[test]

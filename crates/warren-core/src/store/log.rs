@@ -120,6 +120,10 @@ struct Pending {
     bufs: Vec<(u32, Vec<u8>)>,
     /// Ack records to append to each segment's ack file.
     acks: Vec<(u32, Vec<u8>)>,
+    /// Queues' own transient copies released since the writer's last round,
+    /// per segment: one ack record per segment and round instead of one per
+    /// message (15 bytes each; a delta-coded id in a shared record is ~1).
+    released: Vec<(u32, Vec<u64>)>,
     segment: u32,
     offset: u64,
     next_ticket: u64,
@@ -164,7 +168,7 @@ pub struct MessageLog {
     pub(super) readers: Mutex<HashMap<u32, SegmentReader>>,
     next_msg_id: AtomicU64,
     pub(super) fsync: bool,
-    segment_size: u64,
+    pub(super) segment_size: u64,
     /// Held while an ack file is appended to or rewritten by compaction.
     pub(super) acks_io: Mutex<()>,
     /// A compaction thread is running.
@@ -622,6 +626,7 @@ impl MessageLog {
             pending: Mutex::new(Pending {
                 bufs: Vec::new(),
                 acks: Vec::new(),
+                released: Vec::new(),
                 segment: next_segment,
                 offset: 0,
                 next_ticket: 1,
@@ -689,14 +694,16 @@ impl MessageLog {
     /// its message id is its offset in the segment, which the queue's in-memory
     /// location keeps (compaction moves records, not locations), so releasing it
     /// needs no read back (see [`MessageLog::release_page_out`]).
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// `key`: the exchange and routing key, or `None` when the message went
+    /// through the default exchange to the one queue that will read the record
+    /// (the routing key is that queue's name; see `record::KEY_IS_QUEUE`).
     pub fn append_publish(
         &self,
         msg_id: Option<u64>,
         queues: &[u64],
         refs: u64,
-        exchange: &[u8],
-        routing_key: &[u8],
+        key: Option<(&[u8], &[u8])>,
         properties: &[u8],
         body: &[u8],
     ) -> (Loc, u64) {
@@ -705,15 +712,17 @@ impl MessageLog {
         } else {
             0
         };
+        // A queue's own copy needs no publish time: its expiry is in the
+        // queue's index entry, and it is never recovered.
+        let published_at = msg_id.map(|_| crate::queue::now_ms());
         let (loc, ticket, new_segment) = self.append(|out, offset| {
             record::encode_publish(
                 out,
                 msg_id.unwrap_or(offset),
                 flags,
-                crate::queue::now_ms(),
+                published_at,
                 queues,
-                exchange,
-                routing_key,
+                key,
                 properties,
                 body,
             )
@@ -765,7 +774,11 @@ impl MessageLog {
     pub fn release_page_out(&self, loc: Loc) {
         let (segment, msg_id) = (loc.segment, loc.offset as u64);
         self.release(segment, 1);
-        record::encode_ack(self.pending.lock().acks_for(segment), 0, &[msg_id]);
+        let mut p = self.pending.lock();
+        match p.released.iter_mut().rev().find(|(s, _)| *s == segment) {
+            Some((_, ids)) => ids.push(msg_id),
+            None => p.released.push((segment, vec![msg_id])),
+        }
     }
 
     fn append(&self, encode: impl FnOnce(&mut Vec<u8>, u64) -> usize) -> (Loc, u64, Option<u32>) {
@@ -1202,7 +1215,7 @@ impl MessageLog {
         let mut sync_failed = false;
         let mut write_failing = false;
         loop {
-            let (new_bufs, acks, ticket, shutdown) = {
+            let (new_bufs, mut acks, released, ticket, shutdown) = {
                 let mut p = self.pending.lock();
                 while p.bufs.is_empty() && p.acks.is_empty() && !p.shutdown {
                     let timed_out = self
@@ -1219,10 +1232,22 @@ impl MessageLog {
                 (
                     std::mem::take(&mut p.bufs),
                     std::mem::take(&mut p.acks),
+                    std::mem::take(&mut p.released),
                     p.next_ticket - 1,
                     p.shutdown,
                 )
             };
+            // Outside the lock: encoding thousands of ids must not hold up appends.
+            for (segment, ids) in released {
+                let i = match acks.iter().position(|(s, _)| *s == segment) {
+                    Some(i) => i,
+                    None => {
+                        acks.push((segment, Vec::new()));
+                        acks.len() - 1
+                    }
+                };
+                record::encode_ack(&mut acks[i].1, 0, &ids);
+            }
             let mut bufs = std::mem::take(&mut backlog);
             bufs.extend(new_bufs);
             // Whether the durable ticket may move to `ticket`: every publish
@@ -1418,7 +1443,8 @@ mod tests {
         {
             let (log, _) = MessageLog::open(&dir, &opts).expect("open");
             let id = log.next_msg_id();
-            let (_, ticket) = log.append_publish(Some(id), &[7], 1, b"", b"q", b"\x00\x00", b"m");
+            let (_, ticket) =
+                log.append_publish(Some(id), &[7], 1, Some((b"", b"q")), b"\x00\x00", b"m");
             wait_durable(&log, ticket);
             log.shutdown();
         }
@@ -1470,8 +1496,7 @@ mod tests {
                     Some(id),
                     queues,
                     1,
-                    b"",
-                    b"q",
+                    Some((b"", b"q")),
                     b"\x00\x00",
                     &i.to_le_bytes(),
                 );

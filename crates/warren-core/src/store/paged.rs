@@ -23,6 +23,7 @@ use super::recovered::{RecoveredEntry, RecoveredQueue};
 use super::spill::{Fixed, SpillDir, SpillQueue};
 use super::QueueStorage;
 use crate::message::{Message, QueuedMessage, Stored};
+use crate::shortstr::ShortStr;
 use std::collections::VecDeque;
 use std::sync::Arc;
 use tracing::error;
@@ -165,6 +166,9 @@ pub struct PagedStorage {
     log: Arc<MessageLog>,
     /// Durable queue id; 0 for transient queues (nothing they hold is recovered).
     queue_id: u64,
+    /// The queue's name: the routing key of records written without one
+    /// (`record::KEY_IS_QUEUE`).
+    name: ShortStr,
     /// The head, in memory, ordered by seq.
     window: VecDeque<QueuedMessage>,
     /// The backlog recovered at startup, behind the window and before
@@ -183,13 +187,14 @@ pub struct PagedStorage {
 }
 
 impl PagedStorage {
-    pub fn new(log: Arc<MessageLog>, queue_id: u64) -> Self {
+    pub fn new(log: Arc<MessageLog>, queue_id: u64, name: ShortStr) -> Self {
         let spill = log.spill_dir();
         PagedStorage {
             paged: SpillQueue::new(spill.clone()),
             spill,
             log,
             queue_id,
+            name,
             window: VecDeque::new(),
             recovered: None,
             recovered_seq: 0,
@@ -220,15 +225,14 @@ impl PagedStorage {
         let (loc, own) = match self.durable_for(m) {
             Some(stored) => (stored.loc, false),
             None => {
-                let (loc, _) = self.log.append_publish(
-                    None,
-                    &[],
-                    1,
-                    m.exchange.as_bytes(),
-                    m.routing_key.as_bytes(),
-                    &m.properties,
-                    &m.body,
-                );
+                // The usual work queue's message (default exchange, our name
+                // as key) is written without its key: we fill it in again.
+                let key_is_queue = m.exchange.is_empty() && m.routing_key == self.name;
+                let key =
+                    (!key_is_queue).then(|| (m.exchange.as_bytes(), m.routing_key.as_bytes()));
+                let (loc, _) = self
+                    .log
+                    .append_publish(None, &[], 1, key, &m.properties, &m.body);
                 (loc, true)
             }
         };
@@ -324,12 +328,16 @@ impl PagedStorage {
             Ok(Record::Publish {
                 msg_id,
                 exchange,
-                routing_key,
+                mut routing_key,
+                key_is_queue,
                 properties,
                 body,
                 published_at,
                 ..
             }) => {
+                if key_is_queue {
+                    routing_key = self.name.clone();
+                }
                 if e.recovered {
                     // TTLs count from the original publish, as if there had
                     // been no restart.
@@ -599,12 +607,13 @@ mod tests {
         f.write_at(&[0xff], 4096).expect("corrupt");
     }
 
+    /// Every other one has the queue's name as key (written without it).
     fn small(seq: u64) -> QueuedMessage {
         QueuedMessage {
             seq,
             message: Message::new(
                 ShortStr::from(""),
-                ShortStr::from("k"),
+                ShortStr::from(if seq.is_multiple_of(2) { "q" } else { "k" }),
                 Bytes::new(),
                 Bytes::from(seq.to_le_bytes().to_vec()),
             ),
@@ -617,13 +626,17 @@ mod tests {
     fn seq_of(m: &QueuedMessage) -> u64 {
         let mut a = [0u8; 8];
         a.copy_from_slice(&m.message.body[..8]);
-        u64::from_le_bytes(a)
+        let seq = u64::from_le_bytes(a);
+        let key = if seq.is_multiple_of(2) { "q" } else { "k" };
+        assert_eq!(m.message.routing_key, ShortStr::from(key));
+        assert!(m.message.exchange.is_empty());
+        seq
     }
 
     #[test]
     fn a_paged_backlog_keeps_order_through_requeues_and_counts_exactly() {
         let (_dir, log) = open_log("order");
-        let mut s = PagedStorage::new(log, 0);
+        let mut s = PagedStorage::new(log, 0, ShortStr::from("q"));
         let n = (RAM_MESSAGES as u64) + 3 * super::super::spill::RECORDS_PER_FILE / 2;
         for seq in 1..=n {
             s.push(small(seq));
@@ -665,7 +678,7 @@ mod tests {
         // Messages whose weight is in their headers (an empty body): the
         // window holds RAM_BYTES of them, not RAM_MESSAGES; the rest is paged.
         let (_dir, log) = open_log("props");
-        let mut s = PagedStorage::new(log, 0);
+        let mut s = PagedStorage::new(log, 0, ShortStr::from("q"));
         let props = Bytes::from(vec![0u8; 512 * 1024]);
         for seq in 1..=64u64 {
             s.push(QueuedMessage {
@@ -696,7 +709,7 @@ mod tests {
     #[test]
     fn purge_drops_a_paged_backlog_and_the_budget_comes_back() {
         let (dir, log) = open_log("purge");
-        let mut s = PagedStorage::new(log.clone(), 0);
+        let mut s = PagedStorage::new(log.clone(), 0, ShortStr::from("q"));
         let n = 200_000;
         for seq in 1..=n {
             s.push(small(seq));
@@ -704,7 +717,7 @@ mod tests {
         assert_eq!(s.purge(), n as usize);
         assert_eq!((s.len(), s.bytes()), (0, 0));
         // The shared window budget is all free again: a new queue gets a full window.
-        let mut t = PagedStorage::new(log, 0);
+        let mut t = PagedStorage::new(log, 0, ShortStr::from("q"));
         for seq in 1..=RAM_MESSAGES as u64 {
             t.push(small(seq));
         }
@@ -719,7 +732,7 @@ mod tests {
     #[test]
     fn an_unreadable_paged_head_does_not_hide_the_messages_behind_it() {
         let (dir, log) = open_log("unreadable-head");
-        let mut s = PagedStorage::new(log, 0);
+        let mut s = PagedStorage::new(log, 0, ShortStr::from("q"));
         for (seq, tag) in [(1, b'a'), (2, b'b'), (3, b'c'), (4, b'd')] {
             s.push(big(seq, tag, 0));
         }
@@ -740,7 +753,7 @@ mod tests {
     #[test]
     fn an_unreadable_top_priority_level_falls_through_to_the_next() {
         let (dir, log) = open_log("unreadable-priority");
-        let mut s = PriorityStorage::new(log, 0, 5);
+        let mut s = PriorityStorage::new(log, 0, ShortStr::from("q"), 5);
         // Priority 5: a, b in RAM, c paged out (and made unreadable).
         for (seq, tag) in [(1, b'a'), (2, b'b'), (3, b'c')] {
             s.push(big(seq, tag, 5));

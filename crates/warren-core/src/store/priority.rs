@@ -7,6 +7,7 @@ use super::log::MessageLog;
 use super::recovered::RecoveredQueue;
 use super::{PagedStorage, QueueStorage};
 use crate::message::QueuedMessage;
+use crate::shortstr::ShortStr;
 use std::sync::Arc;
 
 pub struct PriorityStorage {
@@ -15,10 +16,10 @@ pub struct PriorityStorage {
 }
 
 impl PriorityStorage {
-    pub fn new(log: Arc<MessageLog>, queue_id: u64, max: u8) -> Self {
+    pub fn new(log: Arc<MessageLog>, queue_id: u64, name: ShortStr, max: u8) -> Self {
         PriorityStorage {
             levels: (0..=max)
-                .map(|_| PagedStorage::new(log.clone(), queue_id))
+                .map(|_| PagedStorage::new(log.clone(), queue_id, name.clone()))
                 .collect(),
         }
     }

@@ -28,6 +28,18 @@ const PUBLISH2: u8 = 4;
 /// deltas (acks come mostly in id order: a byte or two per message instead
 /// of 8). `ACK` records of older logs are still read.
 const ACK2: u8 = 5;
+/// `PUBLISH2` with two more optional fields (see [`encode_publish`]):
+/// [`NO_TIME`] and [`KEY_IS_QUEUE`]. `PUBLISH2` records are read by the
+/// same code (their flags never have those bits).
+const PUBLISH3: u8 = 6;
+/// `PUBLISH3` flag bit: no publish time (a queue's own transient copy: its
+/// expiry is in the queue's index entry, and it is never recovered).
+const NO_TIME: u8 = 8;
+/// `PUBLISH3` flag bit: exchange and routing key are not stored; the message
+/// went through the default exchange to one queue, so its routing key is that
+/// queue's name, and the queue reading it back fills it in (issue 16: the
+/// routing key was the biggest part of a small message's record).
+const KEY_IS_QUEUE: u8 = 16;
 /// `PUBLISH2` flag bits beside [`FLAG_PERSISTENT`]: the properties are the
 /// two most common encodings, and are not stored.
 const PROPS_EMPTY: u8 = 2;
@@ -47,10 +59,15 @@ pub enum Record {
         msg_id: u64,
         flags: u8,
         /// When it was published (ms since the epoch): TTLs count from here.
+        /// 0 for a queue's own transient copy (written without it).
         published_at: u64,
         queues: Vec<u64>,
         exchange: ShortStr,
+        /// Empty when `key_is_queue`.
         routing_key: ShortStr,
+        /// Published to the default exchange with the reading queue's name as
+        /// routing key (not stored; see `KEY_IS_QUEUE`).
+        key_is_queue: bool,
         properties: Bytes,
         body: Bytes,
     },
@@ -114,43 +131,49 @@ pub fn encode_stream(
 
 /// Append a framed publish record to `out`; returns the record's total length.
 ///
-/// Compact (issue 16: disk use per message): `[PUBLISH2][flags]`, then
-/// LEB128 varints for the message id, publish time, queue count and ids, the
-/// exchange and routing key as length-prefixed bytes, the properties as a
-/// varint length and bytes unless a flag says they are one of the two
-/// usual encodings, and the body as the rest of the record (its length is
-/// the frame's). ~22 bytes plus exchange and routing key, where the first
-/// format took 54.
+/// Compact (issue 16: disk use per message): `[PUBLISH3][flags]`, then
+/// LEB128 varints for the message id, the publish time (unless `None`: flag
+/// [`NO_TIME`]), the queue count and ids, the exchange and routing key as
+/// length-prefixed bytes (unless `key_is_queue`: flag [`KEY_IS_QUEUE`]), the
+/// properties as a varint length and bytes unless a flag says they are one of
+/// the two usual encodings, and the body as the rest of the record (its length
+/// is the frame's). A queue's own copy takes 15 bytes plus the body; the
+/// first format took 54 plus exchange and routing key.
 #[allow(clippy::too_many_arguments)]
 pub fn encode_publish(
     out: &mut Vec<u8>,
     msg_id: u64,
     flags: u8,
-    published_at: u64,
+    published_at: Option<u64>,
     queues: &[u64],
-    exchange: &[u8],
-    routing_key: &[u8],
+    key: Option<(&[u8], &[u8])>,
     properties: &[u8],
     body: &[u8],
 ) -> usize {
     let start = begin(out);
-    out.put_u8(PUBLISH2);
+    out.put_u8(PUBLISH3);
     let props_flag = match properties {
         EMPTY_PROPERTIES => PROPS_EMPTY,
         PERSISTENT_ONLY_PROPERTIES => PROPS_PERSISTENT_ONLY,
         _ => 0,
     };
-    out.put_u8((flags & FLAG_PERSISTENT) | props_flag);
+    let time_flag = if published_at.is_none() { NO_TIME } else { 0 };
+    let key_flag = if key.is_none() { KEY_IS_QUEUE } else { 0 };
+    out.put_u8((flags & FLAG_PERSISTENT) | props_flag | time_flag | key_flag);
     put_varint(out, msg_id);
-    put_varint(out, published_at);
+    if let Some(t) = published_at {
+        put_varint(out, t);
+    }
     put_varint(out, queues.len() as u64);
     for q in queues {
         put_varint(out, *q);
     }
-    out.put_u8(exchange.len() as u8);
-    out.put_slice(exchange);
-    out.put_u8(routing_key.len() as u8);
-    out.put_slice(routing_key);
+    if let Some((exchange, routing_key)) = key {
+        out.put_u8(exchange.len() as u8);
+        out.put_slice(exchange);
+        out.put_u8(routing_key.len() as u8);
+        out.put_slice(routing_key);
+    }
     if props_flag == 0 {
         put_varint(out, properties.len() as u64);
         out.put_slice(properties);
@@ -256,7 +279,7 @@ pub fn peek_publish_id(buf: &[u8]) -> Option<u64> {
             id.copy_from_slice(b);
             Some(u64::from_le_bytes(id))
         }
-        PUBLISH2 => {
+        PUBLISH2 | PUBLISH3 => {
             let rest = buf.get(HEADER_LEN + 2..)?;
             let mut b = Bytes::copy_from_slice(&rest[..rest.len().min(10)]);
             take_varint(&mut b)
@@ -318,14 +341,22 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
                 queues,
                 exchange,
                 routing_key,
+                key_is_queue: false,
                 properties,
                 body,
             })
         }
-        PUBLISH2 => {
+        PUBLISH2 | PUBLISH3 => {
             let flags = take_u8(p)?;
+            if kind == PUBLISH2 && flags & (NO_TIME | KEY_IS_QUEUE) != 0 {
+                return None;
+            }
             let msg_id = take_varint(p)?;
-            let published_at = take_varint(p)?;
+            let published_at = if flags & NO_TIME != 0 {
+                0
+            } else {
+                take_varint(p)?
+            };
             let n = take_varint(p)? as usize;
             // Each id takes at least a byte: a bogus count fails here.
             if n > p.remaining() {
@@ -335,10 +366,15 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
             for _ in 0..n {
                 queues.push(take_varint(p)?);
             }
-            let elen = take_u8(p)? as usize;
-            let exchange = ShortStr(take_bytes(p, elen)?);
-            let rlen = take_u8(p)? as usize;
-            let routing_key = ShortStr(take_bytes(p, rlen)?);
+            let key_is_queue = flags & KEY_IS_QUEUE != 0;
+            let (exchange, routing_key) = if key_is_queue {
+                (ShortStr(Bytes::new()), ShortStr(Bytes::new()))
+            } else {
+                let elen = take_u8(p)? as usize;
+                let exchange = ShortStr(take_bytes(p, elen)?);
+                let rlen = take_u8(p)? as usize;
+                (exchange, ShortStr(take_bytes(p, rlen)?))
+            };
             let properties = if flags & PROPS_EMPTY != 0 {
                 Bytes::from_static(EMPTY_PROPERTIES)
             } else if flags & PROPS_PERSISTENT_ONLY != 0 {
@@ -355,6 +391,7 @@ fn decode_payload(p: &mut Bytes) -> Option<Record> {
                 queues,
                 exchange,
                 routing_key,
+                key_is_queue,
                 properties,
                 body,
             })
@@ -432,10 +469,9 @@ mod tests {
             &mut out,
             7,
             FLAG_PERSISTENT,
-            1234,
+            Some(1234),
             &[1, 2],
-            b"ex",
-            b"rk",
+            Some((b"ex", b"rk")),
             b"\x80\x00",
             b"body",
         );
@@ -449,10 +485,9 @@ mod tests {
                 &mut more,
                 1 << 40,
                 1,
-                1 << 41,
+                Some(1 << 41),
                 &[3, 1 << 33],
-                b"",
-                b"k",
+                Some((b"", b"k")),
                 props,
                 b"",
             );
@@ -518,5 +553,46 @@ mod tests {
         bad[20] ^= 1;
         let mut b = Bytes::from(bad);
         assert_eq!(read_record(&mut b), Err(ReadError::Checksum));
+    }
+
+    /// A queue's own transient copy without time or key: 15 bytes plus the
+    /// body; decoded with the key left for the queue to fill in. A `PUBLISH2`
+    /// record carrying the new flag bits is malformed.
+    #[test]
+    fn own_copy_without_time_or_key() {
+        let mut out = Vec::new();
+        let len = encode_publish(&mut out, 1 << 24, 0, None, &[], None, b"\x00\x00", &[7; 16]);
+        assert_eq!(len, 15 + 16);
+        let mut b = Bytes::from(out.clone());
+        match read_record(&mut b) {
+            Ok(Record::Publish {
+                msg_id,
+                published_at,
+                queues,
+                exchange,
+                routing_key,
+                key_is_queue,
+                properties,
+                body,
+                ..
+            }) => {
+                assert_eq!((msg_id, published_at, queues.len()), (1 << 24, 0, 0));
+                assert!(key_is_queue && exchange.is_empty() && routing_key.is_empty());
+                assert_eq!(
+                    (&properties[..], &body[..]),
+                    (&b"\x00\x00"[..], &[7u8; 16][..])
+                );
+            }
+            other => panic!("{:?}", other),
+        }
+        assert_eq!(peek_publish_id(&out), Some(1 << 24));
+        let mut old = out.clone();
+        old[HEADER_LEN] = PUBLISH2;
+        let crc = crc32c::crc32c(&old[HEADER_LEN..]);
+        old[4..8].copy_from_slice(&crc.to_le_bytes());
+        assert_eq!(
+            read_record(&mut Bytes::from(old)),
+            Err(ReadError::Malformed)
+        );
     }
 }

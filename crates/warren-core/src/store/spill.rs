@@ -28,6 +28,13 @@
 //! messages into a spill queue per durable queue, so a recovered backlog never
 //! sits in RAM either (see `MessageLog::open`).
 //!
+//! Read-ahead off the queue's lock: once the head buffer is down to half a
+//! chunk, the next chunk's bytes are read by the spill directory's reader
+//! thread ([`SpillDir`]), so a consumer popping the head finds them in memory
+//! and only decodes them (a few µs per chunk) instead of opening and reading
+//! the file while the queue is locked. If the prefetch is not there yet or
+//! failed, the read is done in place as before.
+//!
 //! Errors: a write that fails keeps the records in the write buffer (memory
 //! grows, nothing is lost) and is retried at the next flush. A read that fails
 //! drops the segment's unread records (logged) and reports how many and their
@@ -39,7 +46,7 @@ use std::io::{self, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 use tracing::error;
 
 /// Records read or written at once (and the most each buffer holds).
@@ -80,6 +87,30 @@ pub struct SpillDir {
     next: AtomicU64,
     window_messages: AtomicUsize,
     window_bytes: AtomicUsize,
+    /// Read-ahead jobs for the reader thread (started with the first one).
+    reads: Mutex<Option<mpsc::Sender<ReadJob>>>,
+}
+
+/// Read `want` bytes at `pos` of `path`; the answer goes to `reply` (which
+/// may be gone: the queue moved on, or was deleted).
+struct ReadJob {
+    path: PathBuf,
+    pos: u64,
+    want: usize,
+    reply: mpsc::SyncSender<io::Result<Vec<u8>>>,
+}
+
+/// A read-ahead in flight: the bytes at `pos` of spill segment `n`.
+struct Prefetch {
+    n: u32,
+    pos: u64,
+    rx: mpsc::Receiver<io::Result<Vec<u8>>>,
+}
+
+fn read_bytes(path: &Path, pos: u64, want: usize) -> io::Result<Vec<u8>> {
+    let mut buf = vec![0u8; want];
+    fs::File::open(path).and_then(|file| file.read_exact_at(&mut buf, pos))?;
+    Ok(buf)
 }
 
 impl SpillDir {
@@ -93,7 +124,42 @@ impl SpillDir {
             next: AtomicU64::new(1),
             window_messages: AtomicUsize::new(0),
             window_bytes: AtomicUsize::new(0),
+            reads: Mutex::new(None),
         }))
+    }
+
+    /// Start reading `want` bytes at `pos` of `path` on the reader thread.
+    /// `None` if the thread cannot be started (the caller reads in place).
+    fn prefetch(
+        &self,
+        path: PathBuf,
+        pos: u64,
+        want: usize,
+    ) -> Option<mpsc::Receiver<io::Result<Vec<u8>>>> {
+        let (reply, rx) = mpsc::sync_channel(1);
+        let job = ReadJob {
+            path,
+            pos,
+            want,
+            reply,
+        };
+        let mut reads = self.reads.lock().ok()?;
+        if reads.is_none() {
+            let (tx, jobs) = mpsc::channel::<ReadJob>();
+            // One thread for all queues: reads are small (≤ 256 entries) and
+            // mostly from the page cache; it ends when the directory is dropped.
+            std::thread::Builder::new()
+                .name("warren-spill-read".into())
+                .spawn(move || {
+                    for j in jobs {
+                        let _ = j.reply.send(read_bytes(&j.path, j.pos, j.want));
+                    }
+                })
+                .ok()?;
+            *reads = Some(tx);
+        }
+        reads.as_ref()?.send(job).ok()?;
+        Some(rx)
     }
 
     /// Take room for a body of `size` bytes in the windows, if the budget has it.
@@ -161,6 +227,10 @@ pub struct SpillQueue<T: Fixed> {
     len: u64,
     /// Records lost to read errors, not yet reported.
     lost: Lost,
+    /// The next chunk, being read by the reader thread.
+    prefetch: Option<Prefetch>,
+    /// Chunks that came from a prefetch (for tests).
+    prefetched: u64,
 }
 
 impl<T: Fixed> SpillQueue<T> {
@@ -175,7 +245,50 @@ impl<T: Fixed> SpillQueue<T> {
             tail: Vec::new(),
             len: 0,
             lost: Lost::default(),
+            prefetch: None,
+            prefetched: 0,
         }
+    }
+
+    /// How many bytes the next read of the file at `pos..end` takes.
+    fn want(pos: u64, end: u64) -> usize {
+        (end.saturating_sub(pos)).min((CHUNK * T::MAX_SIZE) as u64) as usize
+    }
+
+    /// Start reading the next chunk if the head is down to half a chunk and
+    /// nothing is in flight.
+    fn maybe_prefetch(&mut self) {
+        if self.prefetch.is_some() || self.head.len() > CHUNK / 2 {
+            return;
+        }
+        let Some(f) = self.files.iter().find(|f| f.read < f.written) else {
+            return;
+        };
+        let (n, pos) = (f.n, f.read_bytes);
+        let want = Self::want(pos, f.written_bytes);
+        if want == 0 {
+            return;
+        }
+        if let Some(rx) = self.dir.prefetch(self.path(n), pos, want) {
+            self.prefetch = Some(Prefetch { n, pos, rx });
+        }
+    }
+
+    /// The bytes at `pos` of segment `n`: the prefetched ones if they are for
+    /// that place (waiting for them if still in flight: the thread is reading
+    /// them already), else read here.
+    fn chunk(&mut self, n: u32, pos: u64, want: usize) -> io::Result<Vec<u8>> {
+        if let Some(p) = self.prefetch.take() {
+            if p.n == n && p.pos == pos {
+                if let Ok(Ok(buf)) = p.rx.recv() {
+                    if !buf.is_empty() {
+                        self.prefetched += 1;
+                        return Ok(buf);
+                    }
+                }
+            }
+        }
+        read_bytes(&self.path(n), pos, want)
     }
 
     fn path(&self, n: u32) -> PathBuf {
@@ -293,31 +406,28 @@ impl<T: Fixed> SpillQueue<T> {
                 continue;
             }
             let (pos, end) = (f.read_bytes, f.written_bytes);
-            let want = (end.saturating_sub(pos)).min((CHUNK * T::MAX_SIZE) as u64) as usize;
-            let mut buf = vec![0u8; want];
-            let res = fs::File::open(self.path(n))
-                .and_then(|file| file.read_exact_at(&mut buf, pos))
-                .and_then(|()| {
-                    let mut state = f.decode.clone();
-                    let mut at = 0;
-                    let mut out = Vec::new();
-                    while out.len() < CHUNK && read + (out.len() as u64) < written {
-                        match T::decode(&mut state, &buf[at..]) {
-                            Some((r, len)) => {
-                                out.push(r);
-                                at += len;
-                            }
-                            None => break,
+            let mut state = f.decode.clone();
+            let want = Self::want(pos, end);
+            let res = self.chunk(n, pos, want).and_then(|buf| {
+                let mut at = 0;
+                let mut out = Vec::new();
+                while out.len() < CHUNK && read + (out.len() as u64) < written {
+                    match T::decode(&mut state, &buf[at..]) {
+                        Some((r, len)) => {
+                            out.push(r);
+                            at += len;
                         }
+                        None => break,
                     }
-                    if out.is_empty() {
-                        return Err(io::Error::new(
-                            io::ErrorKind::InvalidData,
-                            "undecodable entry",
-                        ));
-                    }
-                    Ok((out, at, state))
-                });
+                }
+                if out.is_empty() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "undecodable entry",
+                    ));
+                }
+                Ok((out, at, state))
+            });
             match res {
                 Ok((recs, consumed, state)) => {
                     let count = recs.len() as u64;
@@ -365,6 +475,7 @@ impl<T: Fixed> SpillQueue<T> {
             // Drained: the newest file is fully read too.
             self.refill();
         }
+        self.maybe_prefetch();
         Some(r)
     }
 
@@ -457,6 +568,51 @@ mod tests {
             0,
             "drained files deleted"
         );
+        // Nearly every chunk was read ahead by the reader thread.
+        let chunks = n / CHUNK as u64;
+        assert!(
+            q.prefetched * 2 > chunks,
+            "{} of {chunks} chunks prefetched",
+            q.prefetched
+        );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A prefetch in flight when the queue is purged (its file deleted) or
+    /// dropped is discarded; order holds for what is pushed afterwards.
+    #[test]
+    fn prefetch_survives_purge_and_drop() {
+        let dir = std::env::temp_dir().join(format!("warren-spill-purge-{}", std::process::id()));
+        let d = SpillDir::open(dir.clone()).expect("dir");
+        let mut q: SpillQueue<R> = SpillQueue::new(d.clone());
+        for i in 0..RECORDS_PER_FILE + 5000 {
+            q.push(R(i));
+        }
+        for i in 0..CHUNK as u64 {
+            assert_eq!(q.pop(), Some(R(i)));
+        }
+        // The head is below half a chunk: a read-ahead is in flight.
+        assert!(q.prefetch.is_some());
+        let mut purged = 0;
+        while !q.is_empty() {
+            purged += q.pop_many(64 * 1024).len() as u64;
+        }
+        assert_eq!(purged, RECORDS_PER_FILE + 5000 - CHUNK as u64);
+        for i in 0..3 * CHUNK as u64 {
+            q.push(R(1_000_000 + i));
+        }
+        for i in 0..3 * CHUNK as u64 {
+            assert_eq!(q.pop(), Some(R(1_000_000 + i)));
+        }
+        let mut other: SpillQueue<R> = SpillQueue::new(d);
+        for i in 0..4 * CHUNK as u64 {
+            other.push(R(i));
+        }
+        for i in 0..CHUNK as u64 + 1 {
+            assert_eq!(other.pop(), Some(R(i)));
+        }
+        drop(other);
+        drop(q);
         let _ = fs::remove_dir_all(&dir);
     }
 }
