@@ -88,7 +88,9 @@ struct ServerArgs {
     prometheus_port: Option<u16>,
     /// Pages allowed to use the Web-STOMP, SSE and Web-MQTT listeners: their
     /// origins (`https://app.example`), comma-separated; requests from other
-    /// pages' scripts get 403. Default: any origin, as RabbitMQ.
+    /// pages' scripts get 403. Default: any origin, as RabbitMQ. The HTTP
+    /// API lets these pages (and only these, never "any") make cross-origin
+    /// state-changing calls; others get 403.
     #[arg(long, env = "WARREN_WEB_ALLOWED_ORIGINS", value_delimiter = ',')]
     web_allowed_origins: Option<Vec<String>>,
     /// Directory for durable state.
@@ -393,6 +395,7 @@ fn server(args: ServerArgs) -> ExitCode {
                     broker.clone(),
                     announced.clone(),
                     http_tls.clone(),
+                    origins.clone(),
                 )),
                 Adapter::Prometheus => tokio::spawn(warren_http::prometheus::serve(
                     l,
