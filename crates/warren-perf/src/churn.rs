@@ -165,6 +165,10 @@ async fn cycle(uri: &AmqpUri, slot: usize, spread: u8) -> Result<()> {
 async fn worker(uri: Arc<AmqpUri>, spread: u8, plan: Arc<Plan>) -> Outcome {
     let mut out = Outcome::default();
     loop {
+        // Behind schedule or not, the run ends at the deadline.
+        if Instant::now() >= plan.deadline {
+            break;
+        }
         let k = plan.next.fetch_add(1, Ordering::Relaxed);
         match plan.rate {
             Some(rate) => {
@@ -174,7 +178,6 @@ async fn worker(uri: Arc<AmqpUri>, spread: u8, plan: Arc<Plan>) -> Outcome {
                 }
                 tokio::time::sleep_until(due.into()).await;
             }
-            None if Instant::now() >= plan.deadline => break,
             None => {}
         }
         let t = Instant::now();
