@@ -170,15 +170,12 @@ async fn worker(uri: Arc<AmqpUri>, spread: u8, plan: Arc<Plan>) -> Outcome {
             break;
         }
         let k = plan.next.fetch_add(1, Ordering::Relaxed);
-        match plan.rate {
-            Some(rate) => {
-                let due = plan.start + Duration::from_secs_f64(k as f64 / rate);
-                if due >= plan.deadline {
-                    break;
-                }
-                tokio::time::sleep_until(due.into()).await;
+        if let Some(rate) = plan.rate {
+            let due = plan.start + Duration::from_secs_f64(k as f64 / rate);
+            if due >= plan.deadline {
+                break;
             }
-            None => {}
+            tokio::time::sleep_until(due.into()).await;
         }
         let t = Instant::now();
         match cycle(&uri, k as usize, spread).await {
