@@ -60,11 +60,25 @@ pub struct Http {
     /// The node name (`warren@HOST`), as RabbitMQ's `rabbit@HOST`.
     pub node: String,
     pub started: Instant,
+    /// Other origins whose pages may make state-changing calls (see
+    /// security.rs).
+    pub origins: warren_web::Origins,
 }
 
 impl Http {
     pub fn new(broker: Arc<Broker>, listeners: Vec<Listener>) -> Arc<Http> {
+        Http::with_origins(broker, listeners, warren_web::Origins::Any)
+    }
+
+    /// [`new`](Self::new), letting the pages of `origins` make
+    /// state-changing calls.
+    pub fn with_origins(
+        broker: Arc<Broker>,
+        listeners: Vec<Listener>,
+        origins: warren_web::Origins,
+    ) -> Arc<Http> {
         Arc::new(Http {
+            origins,
             listeners,
             // A cluster member goes by its cluster name (n1), as RabbitMQ's
             // API names nodes by their Erlang node names.
@@ -85,6 +99,7 @@ pub fn node_name() -> String {
 
 /// Every route of the API.
 pub fn router(http: Arc<Http>) -> Router {
+    let origins = http.origins.clone();
     Router::new()
         .route("/api/overview", get(overview::show))
         .route("/api/whoami", get(whoami::show))
@@ -282,7 +297,10 @@ pub fn router(http: Arc<Http>) -> Router {
         // Cross-site state-changing requests are refused before any
         // handler (or body parsing); every response, refusals included,
         // carries the security headers (see security.rs).
-        .layer(axum::middleware::from_fn(security::same_origin))
+        .layer(axum::middleware::from_fn_with_state(
+            origins,
+            security::same_origin,
+        ))
         .layer(axum::middleware::from_fn(security::headers))
         .with_state(http)
 }
@@ -310,7 +328,7 @@ async fn no_challenge_for_scripts(
 /// listeners (this one included), for `/api/overview` and the port health
 /// check.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, listeners: Vec<Listener>) {
-    serve_with(listener, broker, listeners, None).await
+    serve_with(listener, broker, listeners, None, warren_web::Origins::Any).await
 }
 
 /// [`serve`], over HTTPS when `tls` is given (through warren-web's listener,
@@ -320,11 +338,12 @@ pub async fn serve_with(
     broker: Arc<Broker>,
     listeners: Vec<Listener>,
     tls: Option<Arc<warren_tls::Tls>>,
+    origins: warren_web::Origins,
 ) {
     // warren-web's listener (hyper per connection, as axum::serve) for both:
     // it also bounds how long a request head may take (the broker's
     // handshake timeout), which axum::serve does not.
     let timeout = broker.limits.handshake_timeout;
-    let app = router(Http::new(broker, listeners));
+    let app = router(Http::with_origins(broker, listeners, origins));
     warren_web::serve_with(listener, app, "HTTP API", timeout, tls).await;
 }

@@ -20,14 +20,23 @@
 //! Programs (curl, requests, rabbitmqadmin, `warren ctl`) send neither
 //! header, so nothing changes for them, whatever content type they send
 //! (RabbitMQ accepts any, and `curl -d` sends a form type).
+//!
+//! **Allowed origins.** The web listeners' allow-list (`--web-allowed-origins`,
+//! `[listeners] web_allowed_origins`, warren-web's [`Origins`]) applies here
+//! too: a cross-origin state-changing request whose `Origin` is listed is let
+//! through (a dashboard on another origin that manages the broker), every
+//! other cross-origin one is refused as above. The default ("any origin")
+//! lets nothing more through: for the web listeners it is RabbitMQ's
+//! behaviour, for the API it would be CSRF.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header::{self, HeaderMap, HeaderValue};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::error::ApiError;
+use warren_web::Origins;
 
 /// Add the security headers (see the module docs) to every response.
 pub async fn headers(req: Request, next: Next) -> Response {
@@ -53,10 +62,12 @@ pub async fn headers(req: Request, next: Next) -> Response {
     resp
 }
 
-/// Refuse cross-site state-changing requests (see the module docs).
-pub async fn same_origin(req: Request, next: Next) -> Response {
+/// Refuse cross-site state-changing requests, unless from an allowed origin
+/// (see the module docs).
+pub async fn same_origin(State(origins): State<Origins>, req: Request, next: Next) -> Response {
     if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS)
         || !is_cross_site(req.headers())
+        || origins.lists(req.headers())
     {
         return next.run(req).await;
     }
@@ -69,7 +80,7 @@ pub async fn same_origin(req: Request, next: Next) -> Response {
     ApiError::new(
         axum::http::StatusCode::FORBIDDEN,
         "forbidden",
-        "cross-site request refused (Origin does not match Host)",
+        "cross-site request refused (Origin does not match Host and is not an allowed origin)",
     )
     .into_response()
 }

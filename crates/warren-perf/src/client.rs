@@ -34,6 +34,8 @@ use crate::wire::{self, Parts, Wire};
 
 /// Largest frame we accept and propose; the broker may lower it.
 const CLIENT_FRAME_MAX: u32 = 131_072;
+/// Buffers of a connection that only logs in and out: room for the handshake.
+const SMALL_BUFFER: usize = 4096;
 
 /// Why a client operation failed.
 #[derive(Debug)]
@@ -105,15 +107,43 @@ impl Connection {
     /// Connect, log in with PLAIN and open the URI's vhost.
     pub async fn open(uri: &AmqpUri) -> Result<Connection> {
         let what = format!("connecting to {uri}");
-        net::with_timeout(what, HANDSHAKE_TIMEOUT, Self::open_inner(uri)).await
+        let split = net::connect_split(uri);
+        net::with_timeout(
+            what,
+            HANDSHAKE_TIMEOUT,
+            Self::open_inner(uri, split, IO_BUFFER),
+        )
+        .await
     }
 
-    async fn open_inner(uri: &AmqpUri) -> Result<Connection> {
-        let (rd, wr) = net::connect_split(uri).await?;
+    /// [`open`](Self::open) from source address number `slot % spread` (see
+    /// [`net::connect_from`]), with small buffers: for connections that only
+    /// log in and close (the churn scenario), where 64 KiB of buffers per
+    /// cycle would cost the load generator more than the broker.
+    pub async fn open_from(uri: &AmqpUri, slot: usize, spread: u8) -> Result<Connection> {
+        let what = format!("connecting to {uri}");
+        let split = async {
+            let tcp = net::connect_from(uri, slot, spread).await?;
+            crate::tls::split(tcp, uri.tls, &uri.host).await
+        };
+        net::with_timeout(
+            what,
+            HANDSHAKE_TIMEOUT,
+            Self::open_inner(uri, split, SMALL_BUFFER),
+        )
+        .await
+    }
+
+    async fn open_inner(
+        uri: &AmqpUri,
+        split: impl std::future::Future<Output = Result<(ReadHalf, WriteHalf)>>,
+        buffer: usize,
+    ) -> Result<Connection> {
+        let (rd, wr) = split.await?;
         let mut conn = Connection {
-            reader: FramedRead::with_capacity(rd, FrameDecoder::new(FRAME_MIN_SIZE), IO_BUFFER),
+            reader: FramedRead::with_capacity(rd, FrameDecoder::new(FRAME_MIN_SIZE), buffer),
             writer: wr,
-            out: BytesMut::with_capacity(IO_BUFFER),
+            out: BytesMut::with_capacity(buffer),
             frame_max: FRAME_MIN_SIZE,
             channel_max: 0,
         };

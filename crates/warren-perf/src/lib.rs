@@ -41,8 +41,13 @@
 //! SUBSCRIBE to it at the same QoS; `mqtt-connections` opens N MQTT
 //! connections: connect rate to CONNACK and the broker's RSS per connection
 //! ([`mqtt_conns`]).
+//!
+//! `churn`: connect, AMQP login and close in a loop from --concurrency
+//! workers; cycles per second, and whether the broker's RSS and descriptor
+//! count come back afterwards ([`churn`]).
 
 pub mod backlog;
+pub mod churn;
 pub mod client;
 mod consume;
 pub mod fanout;
@@ -106,6 +111,10 @@ pub enum Scenario {
     /// N MQTT connections: connect rate to CONNACK, broker RSS per connection.
     #[serde(rename = "mqtt-connections")]
     MqttConnections,
+    /// Connect, log in, close, over and over (--concurrency workers, --rate
+    /// cycles/s in all); cycles/s, and the broker's RSS and descriptors
+    /// before and after (needs --broker-pid).
+    Churn,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -173,7 +182,8 @@ impl ExchangeType {
         warren perf --uri stomp://guest:guest@127.0.0.1:61614/ --stomp-ack client-individual -q 100\n  \
         warren perf --protocol mqtt --qos 1 -c 100 -z 10   # MQTT 3.1.1, mqtt://guest:guest@127.0.0.1:1883/\n  \
         warren perf --protocol mqtt -x 10000 -r 1 -z 30     # fan-in: 10,000 publishers at 1 msg/s\n  \
-        warren perf mqtt-connections --protocol mqtt --connections 19000 --broker-pid 1234"
+        warren perf mqtt-connections --protocol mqtt --connections 19000 --broker-pid 1234\n  \
+        warren perf churn --concurrency 64 --rate 10000 -z 60 --broker-pid 1234"
 )]
 pub struct PerfArgs {
     /// Scenario to run.
@@ -272,11 +282,12 @@ pub struct PerfArgs {
     pub multi_ack_every: u32,
 
     /// Publish rate per producer in messages/s (default: as fast as possible).
-    /// Use it to measure latency at a given load.
+    /// Use it to measure latency at a given load. Churn: cycles per second,
+    /// all workers together.
     #[arg(short = 'r', long)]
     pub rate: Option<f64>,
 
-    /// How long producers publish, in seconds (throughput).
+    /// How long producers publish, in seconds (throughput), or the churn lasts.
     #[arg(
         short = 'z',
         long = "time-limit",
@@ -301,11 +312,12 @@ pub struct PerfArgs {
     pub qos: u8,
 
     /// MQTT: connections being opened at once (mqtt-connections, and the
-    /// clients of an MQTT throughput run).
+    /// clients of an MQTT throughput run). Churn: workers, each one
+    /// connection at a time.
     #[arg(long, default_value_t = 64)]
     pub concurrency: usize,
 
-    /// MQTT: spread clients over this many source addresses 127.0.0.1,
+    /// MQTT and churn: spread clients over this many source addresses 127.0.0.1,
     /// 127.0.0.2, ... (a source address has ~28,000 ephemeral ports; loopback
     /// brokers only).
     #[arg(long, default_value_t = 8)]
@@ -522,6 +534,7 @@ pub async fn execute(args: &PerfArgs) -> Result<Report, client::Error> {
         (Scenario::Stream, Protocol::Amqp) => {
             Report::Stream(stream::run(args, &uri, &names).await?)
         }
+        (Scenario::Churn, Protocol::Amqp) => Report::Churn(churn::run(args, &uri).await?),
     })
 }
 
@@ -560,6 +573,9 @@ pub fn run(args: PerfArgs) -> ExitCode {
                 match report {
                     Report::WebIdle(_) => eprintln!(
                         "warren perf: the broker closed subscribers during the run (see report)"
+                    ),
+                    Report::Churn(_) => eprintln!(
+                        "warren perf: cycles failed, or the broker kept memory or descriptors (see report)"
                     ),
                     _ => eprintln!(
                         "warren perf: messages were lost, duplicated or reordered (see report)"

@@ -23,11 +23,9 @@
 use crate::tls::{ReadHalf, WriteHalf};
 use bytes::{BufMut, BytesMut};
 use futures_util::{FutureExt, StreamExt};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpSocket, TcpStream};
 use tokio_util::codec::{Encoder, FramedRead};
 use tokio_util::sync::CancellationToken;
 use warren_mqtt::{Connect, DecodeError, MqttCodec, Packet, Properties, Props, Publish, QoS};
@@ -36,7 +34,7 @@ use warren_mqtt::{ReasonCode, Subscribe, SubscriptionOptions, Version};
 use crate::client::{Error, Result};
 use crate::consume::{consume, Consume};
 use crate::load::{ConsumerOutcome, ProducerOutcome, Recorder, Shared};
-use crate::net::{self, HANDSHAKE_TIMEOUT, IO_BUFFER};
+use crate::net::{self, connect_from, HANDSHAKE_TIMEOUT, IO_BUFFER};
 use crate::produce::{publish, Publish as PublishLoop, Publishing};
 use crate::seq::{write_stamp, ConfirmWindow, Stamp, STAMP_LEN};
 use crate::throughput::{self, ConsumerTask, ProducerTask, ThroughputReport};
@@ -63,54 +61,6 @@ fn unexpected(what: &str, p: &Packet) -> Error {
 /// The packet id of message `seq` (ids cycle; the window is far smaller).
 fn packet_id(seq: u64) -> u16 {
     (seq % PACKET_IDS + 1) as u16
-}
-
-/// Connect to the broker of `uri` from source address 127.0.0.(1 + slot %
-/// `spread`) when the broker is on IPv4 loopback and `spread` > 1: one source
-/// address has ~28,000 ephemeral ports, tens of thousands of clients need more.
-pub(crate) async fn connect_from(uri: &AmqpUri, slot: usize, spread: u8) -> Result<TcpStream> {
-    let ip = uri
-        .host
-        .parse::<Ipv4Addr>()
-        .ok()
-        .filter(|ip| ip.is_loopback());
-    let Some(ip) = ip.filter(|_| spread > 1) else {
-        return net::connect(&uri.host, uri.port, uri).await;
-    };
-    let source = Ipv4Addr::new(127, 0, 0, 1 + (slot % spread as usize) as u8);
-    let socket = TcpSocket::new_v4()?;
-    bind_address_no_port(&socket);
-    socket.bind(SocketAddr::new(IpAddr::V4(source), 0))?;
-    let stream = socket
-        .connect(SocketAddr::new(IpAddr::V4(ip), uri.port))
-        .await
-        .map_err(|e| Error::Other(format!("connecting to {uri} from {source}: {e}")))?;
-    stream.set_nodelay(true)?;
-    Ok(stream)
-}
-
-/// Let `connect` pick the source port (Linux `IP_BIND_ADDRESS_NO_PORT`): a
-/// `bind` to port 0 searches for a free port on its own, which gets slow with
-/// tens of thousands of sockets on the address and made the load generator,
-/// not the broker, the limit of the connect-rate run. Best effort.
-fn bind_address_no_port(socket: &TcpSocket) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        let one: libc::c_int = 1;
-        // SAFETY: a valid socket descriptor and a c_int option of its size.
-        unsafe {
-            libc::setsockopt(
-                socket.as_raw_fd(),
-                libc::IPPROTO_IP,
-                libc::IP_BIND_ADDRESS_NO_PORT,
-                (&one as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = socket;
 }
 
 /// CONNECT for MQTT 3.1.1: clean session, no keep-alive, the URI's user (as

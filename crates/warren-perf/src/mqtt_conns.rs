@@ -15,7 +15,8 @@
 
 use crate::client::{Error, Result};
 use crate::histogram::Histogram;
-use crate::mqtt::{connect_from, connect_packet};
+use crate::mqtt::connect_packet;
+use crate::net::connect_from;
 use crate::net::{with_timeout, HANDSHAKE_TIMEOUT};
 use crate::report::LatencySummary;
 use crate::rss::{check_pid, per, rss, rss_lines};

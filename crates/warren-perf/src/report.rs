@@ -21,6 +21,7 @@ pub enum Report {
     Stream(crate::stream::StreamReport),
     #[serde(rename = "mqtt-connections")]
     MqttConnections(crate::mqtt_conns::MqttConnectionsReport),
+    Churn(crate::churn::ChurnReport),
 }
 
 impl Report {
@@ -36,6 +37,7 @@ impl Report {
             Report::SseFanout(r) => r.human(),
             Report::Stream(r) => r.human(),
             Report::MqttConnections(r) => r.human(),
+            Report::Churn(r) => r.human(),
         }
     }
 
@@ -50,6 +52,8 @@ impl Report {
             // Subscribers the broker dropped count as a failed run.
             Report::WebIdle(r) => r.ok(),
             Report::MqttConnections(r) => r.ok(),
+            // Failed cycles or what the broker kept afterwards.
+            Report::Churn(r) => r.ok(),
             Report::Connections(_) | Report::Queues(_) => true,
         }
     }

@@ -1,4 +1,5 @@
-//! Reading a broker's resident memory from /proc, for the footprint scenarios.
+//! Reading a broker's resident memory (and descriptor count) from /proc, for
+//! the footprint scenarios.
 //!
 //! RSS is what the operating system charges the process, whatever its allocator
 //! or runtime does internally, so it compares a Rust broker and an Erlang VM on
@@ -39,6 +40,12 @@ fn parse_vm_rss(status: &str) -> Option<u64> {
 pub async fn settled_rss_kib(pid: u32, settle: Duration) -> Option<u64> {
     tokio::time::sleep(settle).await;
     rss_kib(pid)
+}
+
+/// Open file descriptors of `pid` (entries of /proc/PID/fd), or None if they
+/// cannot be listed: a leaked socket shows here before it shows in RSS.
+pub fn fd_count(pid: u32) -> Option<u64> {
+    Some(std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64)
 }
 
 /// Fail early if `--broker-pid` names no process we can read.
@@ -139,6 +146,7 @@ mod tests {
     fn reads_own_rss() {
         if cfg!(target_os = "linux") {
             assert!(rss_kib(std::process::id()).is_some_and(|k| k > 0));
+            assert!(fd_count(std::process::id()).is_some_and(|n| n >= 3));
         }
     }
 }

@@ -66,6 +66,17 @@ impl Origins {
         }
     }
 
+    /// Whether the request names, in its one `Origin` header, an origin of
+    /// the list. False for `Any` and without `Origin`: for callers that
+    /// refuse cross-origin requests by default and let only listed pages
+    /// through (the management API's state-changing calls, warren-http
+    /// security.rs), "any" must not mean "every site".
+    pub fn lists(&self, headers: &HeaderMap) -> bool {
+        matches!(self, Origins::Only(_))
+            && headers.contains_key(header::ORIGIN)
+            && self.allows(headers)
+    }
+
     /// `router` with the check in front of every route.
     pub fn guard(&self, router: Router) -> Router {
         match self {
@@ -144,5 +155,19 @@ mod tests {
         ])));
         // No Origin: not a page's script.
         assert!(o.allows(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn lists_needs_an_explicit_list_and_an_origin() {
+        let page = with_origin(&["https://app.example"]);
+        assert!(!Origins::Any.lists(&page));
+        let o = Origins::new(vec!["https://app.example".into()]);
+        assert!(o.lists(&page));
+        assert!(!o.lists(&with_origin(&["https://evil.example"])));
+        assert!(!o.lists(&HeaderMap::new()));
+        assert!(!o.lists(&with_origin(&[
+            "https://app.example",
+            "https://app.example"
+        ])));
     }
 }

@@ -96,6 +96,10 @@ pub struct Storage {
     /// Message log segment size in bytes (default 32 MiB). Space is reclaimed a
     /// segment at a time; smaller segments free it sooner but mean more files.
     pub segment_size_bytes: Option<u64>,
+    /// Bytes of messages all queues keep in memory at their heads, the rest
+    /// being paged to the message log (default: 1/16 of the memory
+    /// watermark, between 4 MiB and 256 MiB; see warren-core store/budget.rs).
+    pub queue_window_bytes: Option<u64>,
 }
 
 /// `[mqtt]`: every field optional (see `warren_mqtt::MqttConfig` for defaults).

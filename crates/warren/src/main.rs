@@ -88,7 +88,9 @@ struct ServerArgs {
     prometheus_port: Option<u16>,
     /// Pages allowed to use the Web-STOMP, SSE and Web-MQTT listeners: their
     /// origins (`https://app.example`), comma-separated; requests from other
-    /// pages' scripts get 403. Default: any origin, as RabbitMQ.
+    /// pages' scripts get 403. Default: any origin, as RabbitMQ. The HTTP
+    /// API lets these pages (and only these, never "any") make cross-origin
+    /// state-changing calls; others get 403.
     #[arg(long, env = "WARREN_WEB_ALLOWED_ORIGINS", value_delimiter = ',')]
     web_allowed_origins: Option<Vec<String>>,
     /// Directory for durable state.
@@ -188,11 +190,26 @@ fn server(args: ServerArgs) -> ExitCode {
         error!("cannot create data dir {}: {}", data_dir.display(), e);
         return ExitCode::from(2);
     }
-    let mut storage = warren_core::store::LogOptions::default();
+    let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
+    let mut storage = warren_core::store::LogOptions {
+        // What the store holds for speed scales with the memory watermark
+        // (see store/budget.rs).
+        memory: warren_core::store::budget::MemoryBudget::for_watermark(alarms.memory_limit),
+        ..Default::default()
+    };
     if let Some(s) = &file.storage {
         storage.fsync = s.fsync.unwrap_or(storage.fsync);
         storage.segment_size = s.segment_size_bytes.unwrap_or(storage.segment_size);
+        if let Some(w) = s.queue_window_bytes {
+            storage.memory = storage.memory.with_window_bytes(w);
+        }
     }
+    tracing::info!(
+        memory_watermark = alarms.memory_limit,
+        window_bytes = storage.memory.window_bytes,
+        pending_write_bytes = storage.memory.max_pending,
+        "message store memory budget"
+    );
     if !storage.fsync {
         tracing::warn!("storage.fsync = false: confirmed messages can be lost in a power failure");
     }
@@ -217,7 +234,6 @@ fn server(args: ServerArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let alarms = resources::AlarmConfig::from_file(file.resources.as_ref());
     let probe = resources::prometheus_probe(&alarms, &data_dir);
     let Some(addr) = socket_addr(&bind, port) else {
         error!("invalid bind address {}", bind);
@@ -379,6 +395,7 @@ fn server(args: ServerArgs) -> ExitCode {
                     broker.clone(),
                     announced.clone(),
                     http_tls.clone(),
+                    origins.clone(),
                 )),
                 Adapter::Prometheus => tokio::spawn(warren_http::prometheus::serve(
                     l,

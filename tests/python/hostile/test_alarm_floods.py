@@ -20,15 +20,19 @@ import pytest
 from warren_harness import MiB, toml_config
 
 # Queues keep a window of up to 8 MiB of messages each in RAM and page the
-# rest to disk; 8 queues with full windows hold more than this, so once they
-# fill, paging cannot bring the broker back under the watermark and the alarm
-# stays on until they are drained (with a higher watermark it comes and goes
-# as messages are paged out, which is fine but not testable as a stall).
+# rest to disk. By default all windows together get 1/16 of the watermark, and
+# a flood is paged out as fast as it comes (test_memory_budget.py): the alarm
+# then comes and goes, which is fine but not testable as a stall. Here the
+# windows are set to 64 MiB (`queue_window_bytes`): 8 queues with full windows
+# hold more than the watermark, so once they fill, paging cannot bring the
+# broker back under it and the alarm stays on until they are drained: the
+# worst case for the alarm.
 WATERMARK = 48 * MiB
-# RSS may pass the watermark by the broker's fixed budgets, whatever the
-# watermark: the queues' shared in-memory windows (64 MiB, bodies and
-# properties) and the message log's pending writes (32 MiB), plus what arrives
-# between two checks of the alarm (every 50 ms) and allocator slack.
+WINDOWS = 64 * MiB
+# RSS may pass the watermark by the windows (64 MiB here, bodies and
+# properties) and the message log's pending writes (4 MiB at this
+# watermark), plus what arrives between two checks of the alarm (every
+# 50 ms) and allocator slack.
 MARGIN = 96 * MiB
 BODY = b"\xab" * (64 * 1024)
 STOMP_PUBLISHERS = 4
@@ -126,7 +130,8 @@ class FloodLoop(threading.Thread):
 def test_memory_alarm_blocks_stomp_and_mqtt_publishers_and_bounds_rss(broker_factory):
     b = broker_factory(
         config=toml_config({"resources": {"memory_high_watermark_bytes": WATERMARK,
-                                          "disk_free_limit_bytes": 1_000_000}}),
+                                          "disk_free_limit_bytes": 1_000_000},
+                             "storage": {"queue_window_bytes": WINDOWS}}),
         stomp=True, mqtt=True).start()
     setup = b.connect()
     ch = setup.channel()
@@ -217,7 +222,8 @@ def test_memory_alarm_holds_against_huge_headers(broker_factory):
     and RSS stays under the same bound as for bodies."""
     b = broker_factory(
         config=toml_config({"resources": {"memory_high_watermark_bytes": WATERMARK,
-                                          "disk_free_limit_bytes": 1_000_000}}),
+                                          "disk_free_limit_bytes": 1_000_000},
+                             "storage": {"queue_window_bytes": WINDOWS}}),
         stomp=True).start()
     setup = b.connect()
     ch = setup.channel()

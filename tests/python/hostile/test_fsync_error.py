@@ -169,3 +169,65 @@ def test_fsync_error_stops_confirms_and_keeps_what_was_confirmed(broker_factory,
     assert not missing, f"confirmed but lost: {sorted(missing)[:10]}"
     print(f"\n{len(confirmed)} confirmed before the fsync error, all there after kill -9; "
           f"{len(got)} recovered in all (of {pub.published} published)")
+
+
+PAGED_QUEUE = "fsync.paged"
+PAGED = 200
+PAGED_BODY = 64 * 1024
+
+
+def paged_body(i):
+    return f"paged-{i:06d}-".encode() + bytes([i % 251]) * (PAGED_BODY - 13)
+
+
+@pytest.mark.timeout(120)
+def test_transient_messages_paged_out_after_an_fsync_error_stay_readable(
+        broker_factory, failsync_so, monkeypatch):
+    """Transient messages live in the message log once paged out of memory:
+    after an fsync error the log must keep writing them (unsynced, and
+    nothing confirmed), or they are gone and a consumer reading them back
+    waits forever. A 48 MiB watermark makes the queues' windows 4 MiB (see
+    warren-core store/budget.rs), so 12.5 MiB of messages are mostly paged."""
+    from warren_harness import MiB, toml_config
+    b = broker_factory(config=toml_config({"resources": {
+        "memory_high_watermark_bytes": 48 * MiB, "disk_free_limit_bytes": 1_000_000}}))
+    trigger = os.path.join(b.root, "fail-fsync")
+    monkeypatch.setenv("LD_PRELOAD", failsync_so)
+    monkeypatch.setenv("FAILSYNC_TRIGGER", trigger)
+    monkeypatch.setenv("FAILSYNC_MATCH", os.path.join(b.data_dir, "messages") + "/")
+    b.start()
+    with open(f"/proc/{b.pid}/maps") as f:
+        if "failsync" not in f.read():
+            pytest.skip("the broker binary did not load the LD_PRELOAD shim")
+    monkeypatch.delenv("LD_PRELOAD")
+
+    open(trigger, "w").close()
+    pub = ConfirmingPublisher(b.port)
+    pub.publish(1)  # its fsync fails
+    deadline = time.monotonic() + 10
+    while "message log fsync failed" not in b.log_text():
+        assert time.monotonic() < deadline, "the fsync error was not logged"
+        pub.collect(0.1)
+    assert not pub.acked
+
+    c = b.connect()
+    ch = c.channel()
+    ch.queue_declare(PAGED_QUEUE)
+    for i in range(PAGED):
+        ch.basic_publish("", PAGED_QUEUE, paged_body(i))
+    deadline = time.monotonic() + 30
+    while ch.queue_declare(PAGED_QUEUE, passive=True).method.message_count < PAGED:
+        assert time.monotonic() < deadline, "messages not queued"
+        time.sleep(0.1)
+    got = 0
+    while True:
+        method, _props, payload = ch.basic_get(PAGED_QUEUE, auto_ack=True)
+        if method is None:
+            break
+        assert payload == paged_body(got), f"message {got} wrong or out of order"
+        got += 1
+    c.close()
+    pub.sock.close()
+    print(f"\n{got} of {PAGED} transient 64 KiB messages read back after the fsync error")
+    assert got == PAGED, f"{PAGED - got} transient messages lost after the fsync error"
+    assert "panicked" not in b.log_text()

@@ -24,12 +24,13 @@ EVIL = "http://evil.example"
 def make_broker():
     made = []
 
-    def make(origins=None):
+    def make(origins=None, http=False):
         config = None
         if origins is not None:
             listed = ", ".join(f'"{o}"' for o in origins)
             config = f"[listeners]\nweb_allowed_origins = [{listed}]\n"
-        b = Broker(new_broker_root("warren-origins-"), config=config, web=True, web_mqtt=True)
+        b = Broker(new_broker_root("warren-origins-"), config=config, web=True, web_mqtt=True,
+                   http=http)
         made.append(b)
         return b.start()
 
@@ -80,3 +81,42 @@ def test_every_origin_by_default_as_rabbitmq(make_broker):
     # A "*" in the list means the same.
     b2 = make_broker(["*"])
     assert ws_status(b2.web_port, "v12.stomp", EVIL) == 101
+
+
+def api_put_vhost(port, name, origin):
+    headers = {"content-type": "application/json"}
+    if origin:
+        headers["Origin"] = origin
+    return requests.put(f"http://127.0.0.1:{port}/api/vhosts/{name}", auth=("guest", "guest"),
+                        headers=headers, data="{}", timeout=10)
+
+
+def test_management_api_lets_listed_origins_change_state(make_broker):
+    """The same list applies to the HTTP API's cross-origin state-changing
+    calls: a listed page may make them, any other page gets 403 (CSRF
+    protection, test_http_headers_csrf.py), and programs without Origin are
+    unaffected."""
+    b = make_broker([ALLOWED], http=True)
+    same = f"http://127.0.0.1:{b.http_port}"
+    assert api_put_vhost(b.http_port, "from-app", ALLOWED).status_code in (201, 204)
+    r = api_put_vhost(b.http_port, "from-evil", EVIL)
+    assert r.status_code == 403, r.text
+    assert "not an allowed origin" in r.json()["reason"]
+    assert api_put_vhost(b.http_port, "from-null", "null").status_code == 403
+    assert api_put_vhost(b.http_port, "from-self", same).status_code in (201, 204)
+    assert api_put_vhost(b.http_port, "from-curl", None).status_code in (201, 204)
+    r = requests.delete(f"http://127.0.0.1:{b.http_port}/api/vhosts/from-app",
+                        auth=("guest", "guest"), headers={"Origin": EVIL}, timeout=10)
+    assert r.status_code == 403
+    names = {v["name"] for v in requests.get(f"http://127.0.0.1:{b.http_port}/api/vhosts",
+                                             auth=("guest", "guest"), timeout=10).json()}
+    assert {"from-app", "from-self", "from-curl"} <= names
+    assert not names & {"from-evil", "from-null"}
+
+
+def test_management_api_default_any_lets_no_other_origin_in(make_broker):
+    """Without a list ("any origin", the web listeners' default) the API still
+    refuses every cross-origin state-changing call."""
+    b = make_broker(None, http=True)
+    assert api_put_vhost(b.http_port, "x", ALLOWED).status_code == 403
+    assert api_put_vhost(b.http_port, "y", None).status_code in (201, 204)

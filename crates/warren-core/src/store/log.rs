@@ -24,6 +24,7 @@
 //! and acks are unaffected; in-memory locations handed out before the rewrite
 //! are translated through a per-segment offset map.
 
+use super::budget::MemoryBudget;
 use super::record::StreamRecord;
 use super::record::{self, Record};
 use super::recovered::{RecoveredQueue, Source};
@@ -53,6 +54,8 @@ pub struct LogOptions {
     pub fsync: bool,
     /// Size at which segments roll over.
     pub segment_size: u64,
+    /// Memory for queue windows and pending writes (from the watermark).
+    pub memory: MemoryBudget,
 }
 
 impl Default for LogOptions {
@@ -60,13 +63,10 @@ impl Default for LogOptions {
         LogOptions {
             fsync: true,
             segment_size: SEGMENT_SIZE,
+            memory: MemoryBudget::default(),
         }
     }
 }
-
-/// Above this many bytes appended but not yet written, publishers are paused
-/// (see [`MessageLog::wait_for_room`]): the disk sets the pace, not the heap.
-const MAX_PENDING: usize = 32 * 1024 * 1024;
 
 /// Where a record lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,6 +154,9 @@ enum WriteError {
     Write(io::Error),
     /// fsync failed: what was written may be lost; stop confirming.
     Sync(io::Error),
+    /// A write failed and could not be cut off: a torn record stays in the
+    /// file, so nothing can be appended after it in this process.
+    Torn(io::Error),
 }
 
 pub struct MessageLog {
@@ -169,6 +172,10 @@ pub struct MessageLog {
     next_msg_id: AtomicU64,
     pub(super) fsync: bool,
     pub(super) segment_size: u64,
+    /// Above this many bytes appended but not yet written, publishers are
+    /// paused (see [`MessageLog::wait_for_room`]): the disk sets the pace,
+    /// not the heap.
+    max_pending: usize,
     /// Held while an ack file is appended to or rewritten by compaction.
     pub(super) acks_io: Mutex<()>,
     /// A compaction thread is running.
@@ -509,7 +516,7 @@ impl MessageLog {
             .collect();
         numbers.sort_unstable();
         let started = std::time::Instant::now();
-        let spill = SpillDir::open(dir.join("paged"))?;
+        let spill = SpillDir::open(dir.join("paged"), options.memory)?;
         // Per queue, its live messages: per segment a count and where its
         // index entries are (the segment's summary), never one per message.
         let mut recovered: RecoveredQueues = HashMap::new();
@@ -641,6 +648,7 @@ impl MessageLog {
             next_msg_id: AtomicU64::new(max_msg_id + 1),
             fsync: options.fsync,
             segment_size: options.segment_size.max(4096),
+            max_pending: options.memory.max_pending,
             acks_io: Mutex::new(()),
             compacting: std::sync::atomic::AtomicBool::new(false),
             pending_bytes: std::sync::atomic::AtomicUsize::new(0),
@@ -949,7 +957,7 @@ impl MessageLog {
 
     /// Whether appends are outrunning the disk.
     pub fn is_backlogged(&self) -> bool {
-        self.pending_bytes.load(Ordering::Relaxed) > MAX_PENDING
+        self.pending_bytes.load(Ordering::Relaxed) > self.max_pending
     }
 
     /// Wait until the writer has caught up below the pending limit. Publishing
@@ -1211,8 +1219,16 @@ impl MessageLog {
         let mut backlog: Vec<(u32, Vec<u8>)> = Vec::new();
         // After a failed fsync the kernel may have dropped the dirty pages
         // and a later fsync can succeed without them (Linux's "fsyncgate"):
-        // nothing is ever confirmed again by this process.
+        // nothing is ever confirmed again by this process. Records are still
+        // written (not fsynced): the queues hold messages by their place in
+        // the log (a transient message paged out exists nowhere else), and a
+        // read waits until its record is written, so dropping them would
+        // lose those messages and hang their readers.
         let mut sync_failed = false;
+        // A failed write could not be cut off: the file holds a torn record,
+        // and anything written after it would land at the wrong offset. The
+        // only case where records are dropped (see `WriteError::Torn`).
+        let mut torn = false;
         let mut write_failing = false;
         loop {
             let (new_bufs, mut acks, released, ticket, shutdown) = {
@@ -1253,13 +1269,13 @@ impl MessageLog {
             // Whether the durable ticket may move to `ticket`: every publish
             // taken is on disk (or there were none), and the acks are written.
             let mut written = bufs.is_empty() && !sync_failed;
-            if !bufs.is_empty() && !sync_failed {
-                match self.write_batch(&mut file, &mut bufs) {
+            if !bufs.is_empty() && !torn {
+                match self.write_batch(&mut file, &mut bufs, !sync_failed) {
                     Ok(()) => {
                         if std::mem::take(&mut write_failing) {
                             tracing::warn!("message log writes succeed again; confirms resume");
                         }
-                        written = true;
+                        written = !sync_failed;
                         self.room.notify_waiters();
                     }
                     Err(WriteError::Write(e)) => {
@@ -1278,14 +1294,27 @@ impl MessageLog {
                         std::thread::sleep(std::time::Duration::from_millis(200));
                     }
                     Err(WriteError::Sync(e)) => {
+                        if !std::mem::replace(&mut sync_failed, true) {
+                            tracing::error!(error = %e,
+                                "message log fsync failed: no more confirms until the broker restarts");
+                        }
+                        // The rest of the batch (an fsync at a segment roll
+                        // failed) is written next round, without fsync.
+                        backlog = bufs;
+                    }
+                    Err(WriteError::Torn(e)) => {
                         tracing::error!(error = %e,
-                            "message log fsync failed: no more confirms until the broker restarts");
+                            "message log: a failed write could not be cut off; \
+                             nothing more is written or confirmed until the broker restarts");
                         sync_failed = true;
+                        torn = true;
+                        backlog = bufs;
                     }
                 }
-            } else if sync_failed && !bufs.is_empty() {
+            }
+            if torn && !backlog.is_empty() {
                 // Dropped unconfirmed: their publishers never get a confirm.
-                for (_, buf) in &bufs {
+                for (_, buf) in backlog.drain(..) {
                     self.pending_bytes.fetch_sub(buf.len(), Ordering::Relaxed);
                 }
                 self.room.notify_waiters();
@@ -1350,12 +1379,14 @@ impl MessageLog {
         &self,
         file: &mut Option<(u32, File, u64)>,
         bufs: &mut Vec<(u32, Vec<u8>)>,
+        sync: bool,
     ) -> Result<(), WriteError> {
         let mut done = 0;
-        let result = self.write_bufs(file, &bufs[..], &mut done);
+        let sync = sync && self.fsync;
+        let result = self.write_bufs(file, &bufs[..], &mut done, sync);
         bufs.drain(..done);
         result?;
-        if self.fsync {
+        if sync {
             if let Some((_, f, _)) = file.as_ref() {
                 f.sync_data().map_err(WriteError::Sync)?;
             }
@@ -1368,12 +1399,13 @@ impl MessageLog {
         file: &mut Option<(u32, File, u64)>,
         bufs: &[(u32, Vec<u8>)],
         done: &mut usize,
+        sync: bool,
     ) -> Result<(), WriteError> {
         for (segment, buf) in bufs {
             let segment = *segment;
             if file.as_ref().map(|(s, _, _)| *s) != Some(segment) {
                 if let Some((old, f, _)) = file.take() {
-                    if self.fsync {
+                    if sync {
                         f.sync_data().map_err(WriteError::Sync)?;
                     }
                     // Complete: summarize it, so a restart need not read it.
@@ -1395,7 +1427,7 @@ impl MessageLog {
                         // The torn record stays; recovery drops the rest of
                         // this segment from it, so never write after it.
                         tracing::error!(error = %t, "message log: cannot cut off a failed write");
-                        return Err(WriteError::Sync(e));
+                        return Err(WriteError::Torn(e));
                     }
                     return Err(WriteError::Write(e));
                 }
@@ -1484,6 +1516,7 @@ mod tests {
         let opts = LogOptions {
             fsync: false,
             segment_size: 4096,
+            ..Default::default()
         };
         let mut ids = Vec::new();
         {

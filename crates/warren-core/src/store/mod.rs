@@ -5,6 +5,7 @@
 //! shared [`MessageLog`]. Durable definitions (exchanges, queues, bindings) are in
 //! [`definitions`].
 
+pub mod budget;
 mod compact;
 pub mod definitions;
 pub mod log;

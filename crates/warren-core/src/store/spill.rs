@@ -49,6 +49,8 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use tracing::error;
 
+use super::budget::MemoryBudget;
+
 /// Records read or written at once (and the most each buffer holds).
 pub const CHUNK: usize = 256;
 /// Records per spill segment file.
@@ -70,11 +72,6 @@ pub trait Fixed: Sized {
     fn weight(&self) -> u64;
 }
 
-/// Messages whose bodies all queues together keep in their in-memory windows...
-pub const WINDOW_MESSAGES: usize = 64 * 1024;
-/// ...and their bytes.
-pub const WINDOW_BYTES: usize = 64 * 1024 * 1024;
-
 /// Where the spill files of a broker go, unique names for them, and the
 /// broker-wide budget of in-memory windows.
 ///
@@ -89,6 +86,8 @@ pub struct SpillDir {
     window_bytes: AtomicUsize,
     /// Read-ahead jobs for the reader thread (started with the first one).
     reads: Mutex<Option<mpsc::Sender<ReadJob>>>,
+    /// The most messages and bytes all windows hold together.
+    budget: MemoryBudget,
 }
 
 /// Read `want` bytes at `pos` of `path`; the answer goes to `reply` (which
@@ -116,7 +115,7 @@ fn read_bytes(path: &Path, pos: u64, want: usize) -> io::Result<Vec<u8>> {
 impl SpillDir {
     /// Create `path`, deleting what a previous run left there (spill files are
     /// never read across restarts).
-    pub fn open(path: PathBuf) -> io::Result<Arc<SpillDir>> {
+    pub fn open(path: PathBuf, budget: MemoryBudget) -> io::Result<Arc<SpillDir>> {
         let _ = fs::remove_dir_all(&path);
         fs::create_dir_all(&path)?;
         Ok(Arc::new(SpillDir {
@@ -125,6 +124,7 @@ impl SpillDir {
             window_messages: AtomicUsize::new(0),
             window_bytes: AtomicUsize::new(0),
             reads: Mutex::new(None),
+            budget,
         }))
     }
 
@@ -164,8 +164,8 @@ impl SpillDir {
 
     /// Take room for a body of `size` bytes in the windows, if the budget has it.
     pub fn try_take(&self, size: usize) -> bool {
-        if self.window_messages.load(Ordering::Relaxed) >= WINDOW_MESSAGES
-            || self.window_bytes.load(Ordering::Relaxed) + size > WINDOW_BYTES
+        if self.window_messages.load(Ordering::Relaxed) >= self.budget.window_messages
+            || self.window_bytes.load(Ordering::Relaxed) + size > self.budget.window_bytes
         {
             return false;
         }
@@ -544,7 +544,7 @@ mod tests {
     #[test]
     fn fifo_across_files_and_space_returned() {
         let dir = std::env::temp_dir().join(format!("warren-spill-test-{}", std::process::id()));
-        let d = SpillDir::open(dir.clone()).expect("dir");
+        let d = SpillDir::open(dir.clone(), MemoryBudget::default()).expect("dir");
         let mut q: SpillQueue<R> = SpillQueue::new(d);
         let n = RECORDS_PER_FILE * 2 + 1000;
         let mut next_out = 0;
