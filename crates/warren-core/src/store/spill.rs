@@ -583,7 +583,7 @@ mod tests {
     #[test]
     fn prefetch_survives_purge_and_drop() {
         let dir = std::env::temp_dir().join(format!("warren-spill-purge-{}", std::process::id()));
-        let d = SpillDir::open(dir.clone()).expect("dir");
+        let d = SpillDir::open(dir.clone(), MemoryBudget::default()).expect("dir");
         let mut q: SpillQueue<R> = SpillQueue::new(d.clone());
         for i in 0..RECORDS_PER_FILE + 5000 {
             q.push(R(i));
