@@ -169,15 +169,7 @@ pub fn hash_password(password: &str, salt: [u8; 4]) -> String {
 }
 
 fn salt() -> [u8; 4] {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    (h.finish() as u32).to_be_bytes()
+    (crate::random::random_u64() as u32).to_be_bytes()
 }
 
 #[cfg(test)]

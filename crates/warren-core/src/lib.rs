@@ -25,6 +25,7 @@ pub mod permissions;
 pub mod policy;
 pub mod properties;
 pub mod queue;
+pub mod random;
 pub mod runtime;
 pub mod runtime_export;
 pub mod shortstr;

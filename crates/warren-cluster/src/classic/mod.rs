@@ -102,7 +102,7 @@ pub struct Classic {
 impl Classic {
     pub fn new(me: String, broker: Arc<Broker>) -> Arc<Classic> {
         let boot = loop {
-            let b = random_u64();
+            let b = warren_core::random::random_u64();
             if b != 0 {
                 break b;
             }
@@ -244,19 +244,6 @@ async fn monitor(me: Weak<Classic>) {
             let _ = p.await;
         }
     }
-}
-
-fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.write_u32(std::process::id());
-    h.finish()
 }
 
 /// The transport handler for [`CLASSIC_GROUP`].

@@ -38,7 +38,7 @@ pub(crate) async fn run(
 ) {
     // New per task: a restarted node's batches are never taken for resends
     // of its previous life's.
-    let publisher = super::random_u64();
+    let publisher = warren_core::random::random_u64();
     let mut seq = 0u64;
     let mut target: Option<NodeId> = None;
     while let Some(first) = rx.recv().await {

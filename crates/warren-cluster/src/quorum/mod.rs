@@ -127,9 +127,9 @@ impl Cluster {
         let m = self.raft.metrics().borrow().clone();
         let mut voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         voters.sort_unstable();
-        let mut group = random_u64();
+        let mut group = warren_core::random::random_u64();
         while group == crate::META_GROUP || group == crate::NODE_GROUP {
-            group = random_u64();
+            group = warren_core::random::random_u64();
         }
         // Leaders spread over the nodes: the first member initializes the
         // group and usually leads it; rotate who is first.
@@ -319,16 +319,4 @@ impl Cluster {
             self.stop_member(g, false).await;
         }
     }
-}
-
-pub(crate) fn random_u64() -> u64 {
-    use std::hash::{BuildHasher, Hasher};
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u128(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0),
-    );
-    h.finish()
 }
