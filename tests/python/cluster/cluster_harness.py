@@ -21,6 +21,7 @@ Both have ``kill`` (SIGKILL), ``restart`` and ``wait_leader``; ``Node`` has
 """
 
 import base64
+import contextlib
 import json
 import os
 import re
@@ -474,3 +475,21 @@ def amqp_outcome(fn, node: Node) -> Tuple[str, Optional[int], str]:
                 conn.close()
         except Exception:  # noqa: BLE001
             pass
+
+
+@contextlib.contextmanager
+def started_netcluster(names=("n1", "n2", "n3"), env=None):
+    """A ``NetCluster`` of ``names``, started, with the first node's view of a
+    metadata leader; its logs printed if the test fails, removed after."""
+    c = NetCluster(list(names))
+    if env:
+        c.env = env
+    try:
+        c.start()
+        c.wait_leader(c.node(names[0]))
+        yield c
+    except BaseException:
+        print(c.logs())
+        raise
+    finally:
+        c.cleanup()

@@ -18,7 +18,7 @@ import random
 
 import pytest
 
-from cluster_harness import NetCluster, netns_unusable
+from cluster_harness import netns_unusable, started_netcluster
 from history import MetadataWorkload, QuorumWorkload, quorum_supported, run_with_faults
 
 pytestmark = pytest.mark.skipif(netns_unusable() is not None, reason=str(netns_unusable()))
@@ -29,19 +29,10 @@ SEED = int(os.environ.get("WARREN_HISTORY_SEED", str(random.randrange(1 << 30)))
 
 @pytest.fixture
 def cluster():
-    c = NetCluster(["n1", "n2", "n3"])
     # Snapshots every 100 entries, so nodes restarted behind the purged log
     # catch up from a snapshot during the run too.
-    c.env = {"WARREN_CLUSTER_SNAPSHOT_LOGS": "100"}
-    try:
-        c.start()
-        c.wait_leader(c.node("n1"))
+    with started_netcluster(env={"WARREN_CLUSTER_SNAPSHOT_LOGS": "100"}) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.cleanup()
 
 
 @pytest.mark.timeout(120 + 8 * FAULTS)

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from cluster_harness import ApiError, NetCluster, amqp_outcome, netns_unusable
+from cluster_harness import ApiError, amqp_outcome, netns_unusable, started_netcluster
 
 pytestmark = pytest.mark.skipif(netns_unusable() is not None, reason=str(netns_unusable()))
 
@@ -38,16 +38,8 @@ def stable_leader(cluster, timeout: float = 20.0) -> str:
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = NetCluster(["n1", "n2", "n3"])
-    try:
-        c.start()
-        c.wait_leader(c.node("n1"))
+    with started_netcluster() as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.cleanup()
 
 
 @pytest.mark.timeout(180)

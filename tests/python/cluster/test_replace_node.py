@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from cluster_harness import ApiError, NetCluster, amqp_outcome, netns_unusable
+from cluster_harness import ApiError, amqp_outcome, netns_unusable, started_netcluster
 
 pytestmark = pytest.mark.skipif(netns_unusable() is not None, reason=str(netns_unusable()))
 
@@ -31,16 +31,8 @@ def retry(fn, timeout: float = 30.0, what: str = ""):
 
 @pytest.fixture
 def cluster():
-    c = NetCluster(["n1", "n2", "n3"])
-    try:
-        c.start()
-        c.wait_leader(c.node("n1"))
+    with started_netcluster() as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.cleanup()
 
 
 @pytest.mark.timeout(180)

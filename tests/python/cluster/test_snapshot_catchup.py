@@ -9,24 +9,15 @@ import time
 
 import pytest
 
-from cluster_harness import ApiError, NetCluster, amqp_outcome, netns_unusable
+from cluster_harness import ApiError, amqp_outcome, netns_unusable, started_netcluster
 
 pytestmark = pytest.mark.skipif(netns_unusable() is not None, reason=str(netns_unusable()))
 
 
 @pytest.fixture
 def cluster():
-    c = NetCluster(["n1", "n2", "n3"])
-    c.env = {"WARREN_CLUSTER_SNAPSHOT_LOGS": "20"}
-    try:
-        c.start()
-        c.wait_leader(c.node("n1"))
+    with started_netcluster(env={"WARREN_CLUSTER_SNAPSHOT_LOGS": "20"}) as c:
         yield c
-    except BaseException:
-        print(c.logs())
-        raise
-    finally:
-        c.cleanup()
 
 
 def names(node, path):
