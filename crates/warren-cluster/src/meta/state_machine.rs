@@ -335,8 +335,11 @@ impl MetaStateMachine {
         // state, it does not just add to it.
         let undo = undo_ops(&self.shared.state.lock(), &m);
         for op in &undo {
-            if let Err(e) = self.shared.broker.apply_meta(op) {
-                warn!("metadata snapshot: undoing with {op:?}: {e}");
+            // Through the hook too: a quorum queue deleted meanwhile stops
+            // its group here as it would have on the delete itself.
+            match self.shared.broker.apply_meta(op) {
+                Ok(()) => self.applied(op),
+                Err(e) => warn!("metadata snapshot: undoing with {op:?}: {e}"),
             }
         }
         for op in m.ops.values() {
