@@ -156,6 +156,10 @@ def test_memory_alarm_blocks_and_unblocks_publisher(broker_factory):
         "resources": {"memory_high_watermark_bytes": limit,
                       # Only the memory alarm should matter here.
                       "disk_free_limit_bytes": 1_000_000},
+        # Queue windows larger than the watermark: by default they get 1/16 of
+        # it and a flood is paged out as fast as it comes, so the alarm would
+        # only flicker; here the flood must hold the broker over the watermark.
+        "storage": {"queue_window_bytes": 64 * MiB},
     }))
     b.start()
     start_rss = b.rss_bytes()
