@@ -49,8 +49,10 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class ApiError(Exception):
-    """A management API answer other than 2xx: status and parsed JSON body."""
+class ApiError(OSError):
+    """A management API answer other than 2xx: status and parsed JSON body.
+    An OSError, as urllib's HTTPError is: callers that wait for a queue to
+    appear (or go) treat an error answer like an unreachable node."""
 
     def __init__(self, status: int, body):
         super().__init__(f"HTTP {status}: {body}")
