@@ -102,10 +102,9 @@ fn pristine() -> &'static Pristine {
                     } else {
                         0
                     },
-                    1_700_000_000_000 + msg_id,
+                    Some(1_700_000_000_000 + msg_id),
                     &p.queues,
-                    &p.exchange,
-                    &p.routing_key,
+                    Some((&p.exchange, &p.routing_key)),
                     &p.properties,
                     &p.body,
                 );
@@ -164,6 +163,7 @@ fn pristine() -> &'static Pristine {
         let opts = LogOptions {
             fsync: false,
             segment_size: 4096,
+            ..Default::default()
         };
         let (log, _) = MessageLog::open(&dir, &opts).expect("pristine log");
         log.shutdown();
@@ -275,6 +275,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = LogOptions {
         fsync: false,
         segment_size: 4096,
+        ..Default::default()
     };
     let (log, recovered) = MessageLog::open(&dir, &opts).expect("recovery must not fail");
     // Acked in the pristine ack files: the first message of each segment,
