@@ -278,12 +278,15 @@ class Cluster:
 
 # --- network namespaces ---------------------------------------------------
 
-SUBNET = "10.77.0"
+# Both can be moved (WARREN_NETNS_SUBNET="10.78.0", WARREN_NETNS_PREFIX="wcb-")
+# so that two runs on one machine (two worktrees) do not tear down each
+# other's namespaces; keep the prefix 4 characters (interface names <= 15).
+SUBNET = os.environ.get("WARREN_NETNS_SUBNET", "10.77.0")
 TEST_ADDR = f"{SUBNET}.1"
 # Fixed ports inside each node's namespace (the task's range; no clash with
 # anything on the host, as each namespace has its own ports).
 AMQP_PORT, HTTP_PORT, CLUSTER_PORT = 33001, 33002, 33003
-_PREFIX = "wcl-"
+_PREFIX = os.environ.get("WARREN_NETNS_PREFIX", "wcl-")
 
 
 def _run(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
