@@ -120,6 +120,10 @@ pub enum Command {
         publisher: PublisherSeq,
         messages: Vec<Message>,
     },
+    /// Several commands in one entry, applied in order (a node's consumer
+    /// operations — attach, acks, returns — drained together): one Raft
+    /// round for all of them. The reply is `Reply::Batch`, one per command.
+    Batch(Vec<Command>),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -182,6 +186,16 @@ pub enum Reply {
     /// messages a full queue refused (nack those, confirm the rest).
     EnqueuedBatch {
         rejected: Vec<u32>,
+    },
+    /// A `Batch` applied: each command's reply, in order.
+    Batch(Vec<Reply>),
+    /// basic.get took a message: `delivery_id` 0 when settled (no-ack),
+    /// else the id to settle or return it under; `remaining` ready after.
+    Dequeued {
+        delivery_id: u64,
+        redelivered: bool,
+        message: Message,
+        remaining: u64,
     },
 }
 

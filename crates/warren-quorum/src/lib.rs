@@ -20,7 +20,7 @@ pub use command::{
     Command, ConsumerId, DeadLetterReason, Effect, Message, NodeId, Outcome, Overflow,
     PublisherSeq, QueueConfig, Reply,
 };
-pub use machine::QuorumStateMachine;
+pub use machine::{EffectSink, QuorumStateMachine};
 pub use queue::QueueState;
 
 use std::io::Cursor;

@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{self, Cursor, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use openraft::storage::{RaftSnapshotBuilder, RaftStateMachine, Snapshot, SnapshotMeta};
 use openraft::{
@@ -19,7 +19,7 @@ use openraft::{
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use crate::command::{Outcome, Reply};
+use crate::command::{Effect, Outcome, Reply};
 use crate::queue::QueueState;
 use crate::QuorumConfig;
 
@@ -46,11 +46,17 @@ struct Inner {
     snapshots_built: u64,
 }
 
+/// Where applied entries' effects go (deliveries, dead-letters): every
+/// member applies every entry, so each gets them; the group's leader is the
+/// one that carries them out.
+pub type EffectSink = Arc<dyn Fn(Vec<Effect>) + Send + Sync>;
+
 /// A quorum queue's state machine. Clones share the state (the snapshot
 /// builder is one).
 #[derive(Clone)]
 pub struct QuorumStateMachine {
     inner: Arc<Mutex<Inner>>,
+    sink: Arc<OnceLock<EffectSink>>,
 }
 
 fn sm_err(verb: ErrorVerb, e: impl ToString) -> StorageError<u64> {
@@ -75,6 +81,7 @@ impl QuorumStateMachine {
                 snapshot_path: None,
                 snapshots_built: 0,
             })),
+            sink: Arc::new(OnceLock::new()),
         }
     }
 
@@ -108,6 +115,12 @@ impl QuorumStateMachine {
     /// Reads the queue state (counts, consumers, `checked_out`).
     pub fn with_state<R>(&self, f: impl FnOnce(&QueueState) -> R) -> R {
         f(&self.inner.lock().state)
+    }
+
+    /// Send the effects of every entry applied from now on to `sink`
+    /// (called outside the state lock, in log order). Set once.
+    pub fn set_effect_sink(&self, sink: EffectSink) {
+        let _ = self.sink.set(sink);
     }
 
     pub fn last_applied(&self) -> Option<LogId<u64>> {
@@ -185,18 +198,32 @@ impl RaftStateMachine<QuorumConfig> for QuorumStateMachine {
     where
         I: IntoIterator<Item = openraft::Entry<QuorumConfig>> + Send,
     {
+        let sink = self.sink.get();
+        let mut effects = Vec::new();
         let mut g = self.inner.lock();
         let mut out = Vec::new();
         for e in entries {
             g.applied = Some(e.log_id);
             match e.payload {
                 EntryPayload::Blank => out.push(Outcome::reply(Reply::Ok)),
-                EntryPayload::Normal(cmd) => out.push(g.state.apply(cmd)),
+                EntryPayload::Normal(cmd) => {
+                    let mut o = g.state.apply(cmd);
+                    // The proposer needs the reply only; the effects go to
+                    // the sink (moved: bodies are shared, never copied).
+                    if sink.is_some() {
+                        effects.append(&mut o.effects);
+                    }
+                    out.push(o)
+                }
                 EntryPayload::Membership(m) => {
                     g.membership = StoredMembership::new(Some(e.log_id), m);
                     out.push(Outcome::reply(Reply::Ok));
                 }
             }
+        }
+        drop(g);
+        if let (Some(sink), false) = (sink, effects.is_empty()) {
+            sink(effects);
         }
         Ok(out)
     }

@@ -224,15 +224,12 @@ impl QueueState {
             } => match self.pop_next() {
                 None => Reply::Empty,
                 Some(m) => {
-                    if settled {
-                        effects.push(Effect::Deliver {
-                            consumer,
-                            node,
-                            delivery_id: 0,
-                            redelivered: m.delivery_count > 0,
-                            delivery_count: m.delivery_count,
-                            message: m.message,
-                        });
+                    // The proposer gets the message in its reply (basic.get
+                    // waits for it), not as an effect only a leader sends.
+                    let redelivered = m.delivery_count > 0;
+                    let message = m.message.clone();
+                    let delivery_id = if settled {
+                        0
                     } else {
                         let c = self.consumers.entry(consumer).or_insert(Consumer {
                             node,
@@ -241,11 +238,28 @@ impl QueueState {
                             next_delivery: 1,
                             unacked: BTreeMap::new(),
                         });
-                        effects.push(deliver(consumer, c, m));
+                        let id = c.next_delivery;
+                        c.next_delivery += 1;
+                        c.unacked.insert(id, m);
+                        id
+                    };
+                    Reply::Dequeued {
+                        delivery_id,
+                        redelivered,
+                        message,
+                        remaining: self.ready_count(),
                     }
-                    Reply::Ok
                 }
             },
+            Command::Batch(cmds) => {
+                let mut replies = Vec::with_capacity(cmds.len());
+                for c in cmds {
+                    let o = self.apply(c);
+                    effects.extend(o.effects);
+                    replies.push(o.reply);
+                }
+                Reply::Batch(replies)
+            }
             Command::Purge => {
                 let count = self.ready_count();
                 self.returns.clear();

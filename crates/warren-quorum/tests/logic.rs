@@ -236,7 +236,16 @@ fn basic_get_and_purge() {
         node: 1,
         settled: false,
     });
-    assert_eq!(deliveries(&o), vec![(5, 1, 1, false)]);
+    assert_eq!(
+        o.reply,
+        Reply::Dequeued {
+            delivery_id: 1,
+            redelivered: false,
+            message: msg(1),
+            remaining: 2
+        }
+    );
+    assert!(o.effects.is_empty());
     assert_eq!(q.apply(Command::Purge).reply, Reply::Purged { count: 2 });
     // The unacked get is still there and can be returned.
     q.apply(Command::Return {
@@ -300,6 +309,11 @@ proptest! {
             prop_assert_eq!(&o, &o2);
             if matches!(o.reply, Reply::Enqueued { .. }) { enqueued += 1; }
             if let Reply::Purged { count } = o.reply { gone += count; }
+            if let (Reply::Dequeued { delivery_id, message, .. }, Command::Dequeue { consumer, .. }) = (&o.reply, &cmd) {
+                if *delivery_id == 0 { gone += 1; } else {
+                    prop_assert!(unacked.insert((*consumer, *delivery_id), body_id(message)).is_none());
+                }
+            }
             for k in settles { if unacked.remove(&k).is_some() { gone += 1; } }
             match &cmd {
                 Command::Return { consumer, ids } | Command::Discard { consumer, ids } => {

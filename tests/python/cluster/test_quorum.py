@@ -153,3 +153,230 @@ def test_groups_form_with_a_member_down(cluster):
     cluster.restart(n3)
     for name in names:
         queue_info(n3, name, timeout=20, want=lambda q: q["messages"] == 5)
+
+
+# ---- consuming (plan step 3) ----
+
+def wait_leader_of(node, name, timeout=20, not_=None):
+    q = queue_info(node, name, timeout=timeout,
+                   want=lambda q: q.get("leader") not in (None, not_)
+                   and len(q.get("online", [])) >= 2)
+    return q["leader"]
+
+
+class Taker:
+    """A manual-ack (or no-ack) consumer whose deliveries pile up in a list."""
+
+    def __init__(self, node, queue, prefetch=0, auto_ack=False):
+        self.conn = node.connect()
+        self.ch = self.conn.channel()
+        if prefetch:
+            self.ch.basic_qos(prefetch_count=prefetch)
+        self.got = []  # (delivery_tag, body, redelivered)
+        self.tag = self.ch.basic_consume(queue, self._on, auto_ack=auto_ack)
+
+    def _on(self, ch, method, props, body):
+        self.got.append((method.delivery_tag, body, method.redelivered))
+
+    def wait(self, n, timeout=20):
+        deadline = time.time() + timeout
+        while len(self.got) < n and time.time() < deadline:
+            self.conn.process_data_events(time_limit=0.1)
+        return self.got
+
+    def settle_quietly(self, seconds=0.5):
+        self.conn.process_data_events(time_limit=seconds)
+
+    def close(self):
+        try:
+            if self.conn.is_open:
+                self.conn.close()
+        except Exception:
+            pass
+
+
+def publish_bodies(node, queue, bodies):
+    conn = node.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for b in bodies:
+        ch.basic_publish("", queue, b, pika.BasicProperties(delivery_mode=2))
+    conn.close()
+
+
+def declare_qq(node, name):
+    conn = node.connect()
+    conn.channel().queue_declare(name, durable=True, arguments=QQ)
+    conn.close()
+    return wait_leader_of(node, name)
+
+
+def test_consume_on_a_non_leader_node(cluster):
+    n1 = cluster.node("n1")
+    leader = declare_qq(n1, "qq.c")
+    other = next(n for n in cluster.nodes if n.name != leader)
+    bodies = [b"m%d" % i for i in range(50)]
+    publish_bodies(cluster.node(leader), "qq.c", bodies)
+    t = Taker(other, "qq.c", prefetch=10)
+    assert len(t.wait(10)) == 10
+    t.settle_quietly(0.3)
+    assert len(t.got) == 10    # prefetch holds
+    # declare-ok and the API count the unacked/ready on every member.
+    q = queue_info(other, "qq.c", want=lambda q: q["messages_unacknowledged"] == 10)
+    assert q["consumers"] == 1 and q["messages_ready"] == 40, q
+    acked = 0
+    deadline = time.time() + 30
+    while acked < 50 and time.time() < deadline:
+        t.conn.process_data_events(time_limit=0.1)
+        while acked < len(t.got):
+            t.ch.basic_ack(t.got[acked][0])
+            acked += 1
+    got = t.got
+    assert [b for _, b, _ in got] == bodies
+    assert not any(r for _, _, r in got)
+    t.settle_quietly()
+    for n in cluster.nodes:
+        queue_info(n, "qq.c", want=lambda q: q["messages"] == 0)
+    t.close()
+
+
+def test_ack_reject_requeue_and_redelivered(cluster):
+    n2 = cluster.node("n2")
+    publish_bodies(n2, "qq.c", [b"a", b"b", b"c"])
+    t = Taker(n2, "qq.c", prefetch=10)
+    got = t.wait(3)
+    assert [(b, r) for _, b, r in got] == [(b"a", False), (b"b", False), (b"c", False)]
+    t.ch.basic_nack(got[0][0], requeue=True)      # back, redelivered
+    t.ch.basic_reject(got[1][0], requeue=False)   # gone (no DLX)
+    t.ch.basic_ack(got[2][0])
+    got = t.wait(4)
+    assert got[3][1:] == (b"a", True)
+    t.ch.basic_ack(got[3][0])
+    t.ch.basic_cancel(t.tag)
+    t.settle_quietly()
+    queue_info(n2, "qq.c", want=lambda q: q["messages"] == 0 and q["consumers"] == 0)
+    t.close()
+
+
+def test_basic_get_and_purge(cluster):
+    n3 = cluster.node("n3")
+    publish_bodies(n3, "qq.c", [b"g%d" % i for i in range(6)])
+    queue_info(n3, "qq.c", want=lambda q: q["messages"] == 6)
+    conn = n3.connect()
+    ch = conn.channel()
+    m, _, body = ch.basic_get("qq.c", auto_ack=True)
+    assert (body, m.message_count, m.redelivered) == (b"g0", 5, False)
+    m, _, body = ch.basic_get("qq.c", auto_ack=False)
+    assert (body, m.message_count) == (b"g1", 4)
+    ch.basic_nack(m.delivery_tag, requeue=True)
+    m, _, body = ch.basic_get("qq.c", auto_ack=False)
+    assert (body, m.redelivered) == (b"g1", True)
+    ch.basic_ack(m.delivery_tag)
+    m, _, body = ch.basic_get("qq.c", auto_ack=False)   # held unacked
+    assert body == b"g2"
+    assert ch.queue_purge("qq.c").method.message_count == 3
+    assert ch.basic_get("qq.c", auto_ack=True) == (None, None, None)
+    conn.close()    # the unacked get goes back
+    for n in cluster.nodes:
+        queue_info(n, "qq.c", want=lambda q: q["messages"] == 1)
+    conn = n3.connect()
+    m, _, body = conn.channel().basic_get("qq.c", auto_ack=True)
+    assert (body, m.redelivered) == (b"g2", True)
+    conn.close()
+
+
+def test_close_returns_unacked_to_other_consumers(cluster):
+    n1, n2 = cluster.node("n1"), cluster.node("n2")
+    publish_bodies(n1, "qq.c", [b"r%d" % i for i in range(5)])
+    a = Taker(n1, "qq.c", prefetch=5)
+    assert len(a.wait(5)) == 5
+    b = Taker(n2, "qq.c", prefetch=5)
+    b.settle_quietly()
+    assert b.got == []
+    a.close()
+    got = b.wait(5)
+    assert sorted(x for _, x, _ in got) == [b"r%d" % i for i in range(5)]
+    assert all(r for _, _, r in got)
+    for tag, _, _ in got:
+        b.ch.basic_ack(tag)
+    b.settle_quietly()
+    queue_info(n2, "qq.c", want=lambda q: q["messages"] == 0)
+    b.close()
+
+
+def test_refused_consumer_options(cluster):
+    conn = cluster.node("n1").connect()
+    ch = conn.channel()
+    # 540 NOT_IMPLEMENTED is a connection error in AMQP 0-9-1.
+    with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
+        ch.basic_consume("qq.c", lambda *a: None, arguments={"x-priority": 5})
+        conn.process_data_events(time_limit=1)
+    assert e.value.reply_code == 540
+    if conn.is_open:
+        conn.close()
+
+
+def test_leader_kill_with_unacked_messages(cluster):
+    """kill -9 of the leader while a consumer on another node holds unacked
+    messages: every confirmed message is consumed at least once, the first
+    deliveries in publish order, redelivered ones flagged; the consumer
+    keeps consuming under the new leader."""
+    n1 = cluster.node("n1")
+    leader = declare_qq(n1, "qq.k")
+    other = next(n for n in cluster.nodes if n.name != leader)
+    bodies = [b"k%03d" % i for i in range(100)]
+    publish_bodies(other, "qq.k", bodies)
+    t = Taker(other, "qq.k", prefetch=20)
+    got = t.wait(20)
+    for tag, _, _ in got[:10]:
+        t.ch.basic_ack(tag)
+    t.settle_quietly(0.3)
+    cluster.node(leader).kill()
+    acked = set(b for _, b, _ in got[:10])
+    deadline = time.time() + 60
+    i = 10
+    while len(acked) < 100 and time.time() < deadline:
+        t.conn.process_data_events(time_limit=0.2)
+        while i < len(t.got):
+            tag, b, _ = t.got[i]
+            t.ch.basic_ack(tag)
+            acked.add(b)
+            i += 1
+    assert len(acked) == 100, f"consumed {len(acked)} of 100"
+    first = []
+    for _, b, _ in t.got:
+        if b not in first:
+            first.append(b)
+    assert first == bodies
+    for _, b, r in t.got[20:]:
+        if b in [x for _, x, _ in t.got[:20]]:
+            assert r, b
+    t.close()
+    cluster.restart(cluster.node(leader))
+    queue_info(cluster.node(leader), "qq.k", timeout=30,
+               want=lambda q: q["messages"] == 0 and len(q.get("online", [])) == 3)
+
+
+def test_consumer_node_killed_messages_go_to_another_consumer(cluster):
+    n1 = cluster.node("n1")
+    leader = declare_qq(n1, "qq.n")
+    victim = next(n for n in cluster.nodes if n.name != leader)
+    keeper = next(n for n in cluster.nodes if n.name not in (leader, victim.name))
+    bodies = [b"n%d" % i for i in range(20)]
+    a = Taker(victim, "qq.n", prefetch=20)
+    a.settle_quietly(0.5)
+    publish_bodies(cluster.node(leader), "qq.n", bodies)
+    assert len(a.wait(20)) == 20
+    b = Taker(keeper, "qq.n", prefetch=50)
+    victim.kill()
+    got = b.wait(20, timeout=40)
+    assert sorted(x for _, x, _ in got) == sorted(bodies)
+    assert all(r for _, _, r in got)
+    for tag, _, _ in got:
+        b.ch.basic_ack(tag)
+    b.settle_quietly()
+    b.close()
+    a.close()
+    cluster.restart(victim)
+    queue_info(victim, "qq.n", timeout=30,
+               want=lambda q: q["messages"] == 0 and len(q.get("online", [])) == 3)

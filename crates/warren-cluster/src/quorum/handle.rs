@@ -4,10 +4,11 @@
 //! Publishing hands the message to the queue's enqueuer (see `enqueue.rs`),
 //! which completes the publisher's confirm once the group committed it.
 //! Depth comes from this node's member state machine (a non-member node
-//! shows 0). Consuming is not wired yet (plan step 3): consumers and
-//! basic.get are refused with a clear error.
+//! shows 0). Consumers, acks, basic.get and purge go through this node's
+//! hub (`hub.rs`).
 
 use super::enqueue::{self, Pending};
+use super::hub::Hub;
 use crate::node::Cluster;
 use crate::NodeId;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -20,6 +21,7 @@ use warren_core::error::code;
 use warren_core::meta::QuorumSpec;
 use warren_core::queue::{QueueBackend, QueueDepth};
 use warren_core::{BrokerError, Consumer, Message, Queue, QueuedMessage};
+use warren_quorum::{Command, Reply};
 
 pub struct QuorumQueue {
     pub group: u64,
@@ -28,6 +30,7 @@ pub struct QuorumQueue {
     vhost: String,
     name: String,
     tx: mpsc::UnboundedSender<Pending>,
+    pub(crate) hub: Arc<Hub>,
 }
 
 impl QuorumQueue {
@@ -38,8 +41,10 @@ impl QuorumQueue {
             .iter()
             .map(|m| crate::config::node_id(m))
             .collect();
+        let hub = Hub::new(c, spec.group, member_ids.clone());
         tokio::spawn(enqueue::run(Arc::downgrade(c), spec.group, member_ids, rx));
         Arc::new(QuorumQueue {
+            hub,
             group: spec.group,
             members: spec.members.clone(),
             cluster: Arc::downgrade(c),
@@ -110,33 +115,54 @@ impl QueueBackend for QuorumQueue {
         true
     }
 
-    fn add_consumer(
-        &self,
-        _queue: &Arc<Queue>,
-        _consumer: Arc<Consumer>,
-    ) -> warren_core::Result<()> {
-        Err(self.not_yet("consuming"))
+    fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>) -> warren_core::Result<()> {
+        // What the replicated queue state does not model is refused rather
+        // than half-honoured.
+        if consumer.exclusive {
+            return Err(self.not_yet("exclusive consumers"));
+        }
+        if consumer.arguments.get("x-priority").is_some() {
+            return Err(self.not_yet("consumer priorities"));
+        }
+        self.hub.add_consumer(queue, consumer);
+        Ok(())
     }
 
-    fn remove_consumer(&self, _queue: &Arc<Queue>, _consumer: &Arc<Consumer>) {}
-
-    fn deliver(&self, _queue: &Arc<Queue>) {}
-
-    fn get(&self, _queue: &Arc<Queue>, _no_ack: bool) -> Option<(QueuedMessage, u32)> {
-        None
+    fn remove_consumer(&self, _queue: &Arc<Queue>, consumer: &Arc<Consumer>) {
+        self.hub.remove_consumer(consumer);
     }
 
-    fn settle(&self, _queue: &Queue, _msgs: &[QueuedMessage]) {}
+    fn deliver(&self, queue: &Arc<Queue>) {
+        self.hub.deliver(queue);
+    }
 
-    fn reject(&self, _queue: &Arc<Queue>, _msgs: Vec<QueuedMessage>) {}
+    fn get(&self, _queue: &Arc<Queue>, no_ack: bool) -> Option<(QueuedMessage, u32)> {
+        self.hub.get(no_ack)
+    }
 
-    fn requeue(&self, _queue: &Arc<Queue>, _msgs: Vec<QueuedMessage>) {}
+    fn settle(&self, _queue: &Queue, msgs: &[QueuedMessage]) {
+        self.hub
+            .settle_op(msgs, |consumer, ids| Command::Settle { consumer, ids });
+    }
+
+    fn reject(&self, _queue: &Arc<Queue>, msgs: Vec<QueuedMessage>) {
+        self.hub
+            .settle_op(&msgs, |consumer, ids| Command::Discard { consumer, ids });
+    }
+
+    fn requeue(&self, _queue: &Arc<Queue>, msgs: Vec<QueuedMessage>) {
+        self.hub
+            .settle_op(&msgs, |consumer, ids| Command::Return { consumer, ids });
+    }
 
     fn purge(&self, _queue: &Queue) -> u32 {
-        0
+        match self.hub.ask(Command::Purge) {
+            Some(Reply::Purged { count }) => count.min(u32::MAX as u64) as u32,
+            _ => 0,
+        }
     }
 
-    fn depth(&self, _queue: &Queue) -> QueueDepth {
+    fn depth(&self, queue: &Queue) -> QueueDepth {
         let Some(c) = self.cluster.upgrade() else {
             return QueueDepth::default();
         };
@@ -148,11 +174,17 @@ impl QueueBackend for QuorumQueue {
                 message_bytes_unacknowledged: 0,
                 consumers: s.consumer_count() as u32,
             }),
-            None => QueueDepth::default(),
+            // Not a member: the consumers attached here.
+            None => QueueDepth {
+                consumers: self.hub.consumers_of(queue),
+                ..QueueDepth::default()
+            },
         }
     }
 
-    fn deleted(&self, _queue: &Queue) {}
+    fn deleted(&self, _queue: &Queue) {
+        self.hub.deleted();
+    }
 
     fn info(&self, _queue: &Queue) -> Map<String, Value> {
         let mut j = Map::new();

@@ -10,9 +10,15 @@
 //!   (the log and snapshot bring each back to where it was).
 //! * Publishing: `handle.rs` hands messages to the queue's enqueuer task
 //!   (`enqueue.rs`), which writes them as batches to the group's leader.
+//! * Consuming: each node's consumers of the queue live in its hub
+//!   (`hub.rs`: attach, acks, basic.get through the group); the group's
+//!   leader carries out the deliveries the state machine picks
+//!   (`consume.rs`), to the consumers' nodes.
 
+pub mod consume;
 pub mod enqueue;
 pub mod handle;
+pub mod hub;
 
 use crate::node::Cluster;
 use crate::raft_net::{Bincode, GroupNetworkFactory, RaftService};
@@ -50,6 +56,8 @@ pub struct Quorum {
     /// Backends by (vhost, queue name).
     queues: Mutex<HashMap<(String, String), Arc<QuorumQueue>>>,
     config: Arc<Config>,
+    /// Deliveries this node (as a group leader) sends to other nodes.
+    outboxes: consume::Outboxes,
 }
 
 impl Quorum {
@@ -73,6 +81,7 @@ impl Quorum {
             members: Mutex::new(HashMap::new()),
             queues: Mutex::new(HashMap::new()),
             config,
+            outboxes: consume::Outboxes::default(),
         })
     }
 
@@ -128,7 +137,11 @@ impl Cluster {
         let mut voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
         voters.sort_unstable();
         let mut group = warren_core::random::random_u64();
-        while group == crate::META_GROUP || group == crate::NODE_GROUP {
+        while group == crate::META_GROUP
+            || group == crate::NODE_GROUP
+            || group == crate::classic::CLASSIC_GROUP
+            || group == consume::QQ_DELIVER_GROUP
+        {
             group = warren_core::random::random_u64();
         }
         // Leaders spread over the nodes: the first member initializes the
@@ -230,6 +243,10 @@ impl Cluster {
             self.quorum.dir.join(format!("{group:016x}.snapshot")),
             QueueState::new(cfg),
         )?;
+        let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
+        sm.set_effect_sink(Arc::new(move |e| {
+            let _ = effects_tx.send(e);
+        }));
         let raft = Raft::new(
             self.id,
             self.quorum.config.clone(),
@@ -256,6 +273,16 @@ impl Cluster {
         if raced {
             let _ = raft.shutdown().await;
             return Ok(());
+        }
+        let sm = self.quorum.member(group).map(|m| m.sm.clone());
+        if let Some(sm) = sm {
+            tokio::spawn(consume::run_effects(
+                Arc::downgrade(self),
+                group,
+                raft.clone(),
+                sm,
+                effects_rx,
+            ));
         }
         self.registry.register(
             group,
@@ -307,6 +334,10 @@ impl Cluster {
     /// At start: every quorum queue the metadata knows gets its backend, and
     /// this node's members start again.
     pub(crate) fn restore_quorum_queues(self: &Arc<Self>) {
+        self.registry.register(
+            consume::QQ_DELIVER_GROUP,
+            Arc::new(consume::DeliverService(Arc::downgrade(self))),
+        );
         for op in self.state_machine.quorum_declares() {
             self.quorum_applied(&op);
         }
