@@ -11,7 +11,8 @@
 //!   per queue ([`run_ops`]): what queued up while one entry commits becomes
 //!   the next `Command::Batch`, one entry for many acks.
 //! * A new leader re-sends every consumer's unacked deliveries (it cannot
-//!   tell which the old leader sent): the hub drops those it already holds.
+//!   tell which the old leader sent): the hub drops every copy of a delivery
+//!   it got before (ids come in order per consumer: `Local::max_seen`).
 //! * The hub's first command after a start is `NodeDown` for this node, so
 //!   consumers of a previous life (killed node) give their messages back.
 //!
@@ -64,9 +65,15 @@ struct Local {
     /// Offered when the consumer has room again (not active yet, prefetch,
     /// channel flow).
     pending: VecDeque<QueuedMessage>,
-    /// Delivery ids received and not settled/returned here: a new leader's
-    /// re-sends of these are dropped.
+    /// Delivery ids received and not settled/returned here.
     held: HashSet<u64>,
+    /// The highest delivery id received. The group numbers a consumer's
+    /// deliveries in order and a leader sends them in order, so one at or
+    /// below it is a copy: a new leader's re-send, or the same entry's
+    /// effect carried out by both the old leader and a new one that applied
+    /// it after taking over. Dropping those keeps a message from reaching
+    /// the same consumer twice without the redelivered flag.
+    max_seen: u64,
 }
 
 #[derive(Default)]
@@ -187,6 +194,7 @@ impl Hub {
                     attached_at: Instant::now(),
                     pending: VecDeque::new(),
                     held: HashSet::new(),
+                    max_seen: 0,
                 },
             );
         }
@@ -354,9 +362,11 @@ impl Hub {
                     down.insert(d.consumer);
                     continue;
                 };
-                if !l.held.insert(d.delivery_id) {
-                    continue; // a re-send of one it has
+                if d.delivery_id <= l.max_seen {
+                    continue; // a copy of one it has (or had)
                 }
+                l.max_seen = d.delivery_id;
+                l.held.insert(d.delivery_id);
                 if l.cancelled {
                     l.held.remove(&d.delivery_id);
                     returns.push((d.consumer, d.delivery_id));
