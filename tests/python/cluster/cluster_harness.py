@@ -72,6 +72,7 @@ class Node:
         self.cluster_port = 0
         self.http_port = 0
         self.amqp_port = 0  # 0: any, read back from the log
+        self.stomp_port = 0  # 0: no STOMP listener
         self.port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
         self.runs = 0
@@ -98,7 +99,7 @@ class Node:
         peers = self.seeds if self.seeds is not None else self.cluster.nodes
         seeds = ",".join(f"{n.name}@{n.cluster_addr}" for n in peers if n is not self)
         cmd = [WARREN_BIN, "server", "--bind", self.host, "--amqp-port", str(self.amqp_port),
-               "--stomp-port", "0", "--web-stomp-port", "0", "--mqtt-port", "0",
+               "--stomp-port", str(self.stomp_port), "--web-stomp-port", "0", "--mqtt-port", "0",
                "--web-mqtt-port", "0", "--prometheus-port", "0",
                "--http-port", str(self.http_port), "--data-dir", os.path.join(self.dir, "data"),
                "--node-name", self.name, "--cluster-port", str(self.cluster_port),

@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from cluster_harness import WARREN_BIN, Cluster
+from cluster_harness import WARREN_BIN, Cluster, free_port
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -380,3 +380,40 @@ def test_consumer_node_killed_messages_go_to_another_consumer(cluster):
     cluster.restart(victim)
     queue_info(victim, "qq.n", timeout=30,
                want=lambda q: q["messages"] == 0 and len(q.get("online", [])) == 3)
+
+
+def test_stomp_consumes_from_a_quorum_queue(cluster):
+    """STOMP's /amq/queue/Q subscribes to an existing queue, a quorum queue too
+    (as RabbitMQ allows); acks are client-individual."""
+    stomp = pytest.importorskip("stomp")
+    n2 = cluster.node("n2")
+    n2.stomp_port = free_port()
+    cluster.restart(n2)
+    n1 = cluster.node("n1")
+    declare_qq(n1, "qq.s")
+    bodies = [f"s{i}" for i in range(5)]
+    publish_bodies(n1, "qq.s", [b.encode() for b in bodies])
+    got = []
+
+    class L(stomp.ConnectionListener):
+        def on_message(self, frame):
+            got.append(frame)
+
+    conn = stomp.Connection([("127.0.0.1", n2.stomp_port)], heartbeats=(0, 0))
+    conn.set_listener("", L())
+    conn.connect("guest", "guest", wait=True)
+    conn.subscribe("/amq/queue/qq.s", id="1", ack="client-individual",
+                   headers={"prefetch-count": "10"})
+    deadline = time.time() + 20
+    while len(got) < 5 and time.time() < deadline:
+        time.sleep(0.05)
+    assert [f.body for f in got] == bodies
+    for f in got:
+        conn.ack(f.headers["ack"] if "ack" in f.headers else f.headers["message-id"], "1")
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if queue_info(n2, "qq.s")["messages"] == 0:
+            break
+        time.sleep(0.1)
+    assert queue_info(n2, "qq.s")["messages"] == 0
+    conn.disconnect()
