@@ -480,7 +480,7 @@ async fn run_ops(
             Command::Batch(ops.iter().map(|o| o.cmd.clone()).collect())
         };
         let mut reply = write(&cluster, group, &members, &mut target, cmd.clone()).await;
-        while first && reply.is_none() && cluster.strong_count() > 0 {
+        while first && reply.is_none() && cluster.strong_count() > 0 && hub.strong_count() > 0 {
             reply = write(&cluster, group, &members, &mut target, cmd.clone()).await;
         }
         first = false;
@@ -530,5 +530,25 @@ fn reattach_stale(cluster: &Weak<Cluster>, hub: &Weak<Hub>, group: u64) {
         m.sm.with_state(|s| s.consumers().into_iter().map(|(id, _)| id).collect());
     for id in h.stale(&known) {
         h.reattach(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_names_slot_and_delivery() {
+        let s = seq_of(7, 123_456);
+        assert_eq!(split(s), (7, 123_456));
+        assert_eq!(split(seq_of(0, 1)), (0, 1));
+        // Slots of different consumers never give the same seq.
+        assert_ne!(seq_of(1, 5), seq_of(2, 5));
+    }
+
+    #[test]
+    fn grouped_by_consumer_in_first_seen_order() {
+        let g = group_by_consumer(vec![(2, 1), (1, 4), (2, 3)]);
+        assert_eq!(g, vec![(2, vec![1, 3]), (1, vec![4])]);
     }
 }
