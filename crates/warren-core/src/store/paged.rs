@@ -280,15 +280,6 @@ impl PagedStorage {
         e
     }
 
-    /// Take a message recovered for this (priority level) queue directly into
-    /// its on-disk index.
-    pub(super) fn push_recovered(&mut self, e: RecoveredEntry, seq: u64, ttl: Option<u64>) {
-        self.ttl = ttl;
-        self.log.add_refs(e.loc.segment, 1);
-        self.bytes += e.loc.len as usize;
-        self.paged.push(Self::recovered_entry(e, seq));
-    }
-
     /// Account for index entries lost to an unreadable index file.
     fn count_lost(&mut self) {
         let lost = self.paged.take_lost();
@@ -773,5 +764,75 @@ mod tests {
         assert_eq!(s.front().map(|m| m.message.body[0]), Some(b'l'));
         assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'l'));
         assert!(s.is_empty());
+    }
+    /// A recovered priority backlog is split per level without reading it into
+    /// any index: lengths exact at once, higher levels first, each level in
+    /// publish order, acked messages left out, and messages published after
+    /// the restart come after the recovered ones of their level.
+    #[test]
+    fn a_recovered_priority_backlog_drains_by_level_in_order() {
+        let (dir, log) = open_log("prio-recovery");
+        log.shutdown();
+        let opts = LogOptions {
+            fsync: false,
+            segment_size: 4096,
+            ..Default::default()
+        };
+        let mut want: Vec<Vec<u64>> = vec![Vec::new(); 4];
+        {
+            let (log, _) = MessageLog::open(&dir.0, &opts).expect("open");
+            let mut ticket = 0;
+            let mut acked = Vec::new();
+            for i in 0..600u64 {
+                let id = log.next_msg_id();
+                // Priority 0..=4 with a max of 3: 4 counts as 3.
+                let p = (i % 5) as u8;
+                let props = [0x08, 0x00, p];
+                let (loc, t) =
+                    log.append_publish(Some(id), &[9], 1, None, &props, &i.to_le_bytes());
+                ticket = t;
+                if i % 7 == 0 {
+                    acked.push((id, loc.segment));
+                } else {
+                    want[p.min(3) as usize].push(i);
+                }
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while log.durable_ticket() < ticket {
+                assert!(std::time::Instant::now() < deadline, "not durable");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            log.append_ack(9, &acked);
+            // Let summaries be written for the sealed segments.
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            log.shutdown();
+        }
+        let (log, mut rec) = MessageLog::open(&dir.0, &opts).expect("reopen");
+        let mut s = PriorityStorage::new(log.clone(), 9, ShortStr::from("pq"), 3);
+        let total: usize = want.iter().map(Vec::len).sum();
+        let next = s.recover(rec.remove(&9).expect("queue 9"), 1, None);
+        assert_eq!(next, 1 + total as u64);
+        assert_eq!(s.len(), total);
+        // A message published after the restart at level 3 (RAM).
+        let mut late = small(next);
+        late.priority = 3;
+        s.push(late);
+        for level in (0..4u8).rev() {
+            for &i in &want[level as usize] {
+                let m = s.pop_front().expect("message");
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&m.message.body[..8]);
+                assert_eq!((m.priority.min(3), u64::from_le_bytes(b)), (level, i));
+                assert_eq!(m.message.routing_key, ShortStr::from("pq"));
+                assert!(m.redelivered);
+            }
+            if level == 3 {
+                let m = s.pop_front().expect("the late one");
+                assert_eq!(m.seq, next);
+            }
+        }
+        assert!(s.pop_front().is_none());
+        assert_eq!(s.len(), 0);
+        log.shutdown();
     }
 }
