@@ -5,9 +5,11 @@
 #   2. persistent backlog: N x 16 B persistent with confirms, the broker SIGKILLed as
 #      soon as all are queued, then restarted: time until it accepts connections,
 #      until /api/queues shows the queue with all its messages, RSS peak meanwhile.
+#   3. after the restart: time until `basic.get` returns the queue's head (RSS
+#      sampled every 50 ms from the restart on).
 # Usage: bench/backlog_restart.sh BROKER_BIN N [PORT_BASE]   (PERF_BIN: the
-# `warren` that runs perf, default BROKER_BIN). Data goes to $BENCH_DIR
-# (default /work/h16-bench), deleted at the end.
+# `warren` that runs perf, default BROKER_BIN; SKIP_TRANSIENT=1 skips step 1).
+# Data goes to $BENCH_DIR (default /work/h16-bench), deleted at the end.
 set -euo pipefail
 BIN=$1
 N=$2
@@ -48,13 +50,14 @@ disk_sampler() {
   done
 }
 
-echo "== $BIN, $N messages"
+echo "== $BIN, $N messages; $(uptime)"
+if [ "${SKIP_TRANSIENT:-0}" != 1 ]; then
 start
 wait_listening >/dev/null
 disk_sampler "$pid" &
 sampler=$!
 nice "$PERF" perf backlog --uri "$URI" --json --quiet --messages "$N" -s 16 -q 1000 -A 100 \
-  --broker-pid "$pid" >"$DIR/transient.json"
+  --broker-pid "$pid" --data-dir "$DIR/data" >"$DIR/transient.json"
 kill "$sampler" 2>/dev/null || true
 python3 - "$DIR/transient.json" "$DIR/disk.peak" "$N" <<'EOF'
 import json, sys
@@ -64,9 +67,11 @@ n = int(sys.argv[3])
 print(f"transient: publish {r['publish_rate']:,.0f} msg/s, drain {r['drain_rate']:,.0f} msg/s, "
       f"RSS full {r['rss_full_kib'] / 1024:.1f} MiB, peak {r['rss_peak_kib'] / 1024:.1f} MiB, "
       f"after {r['rss_after_drain_kib'] / 1024:.1f} MiB; disk peak {peak / 1e6:.0f} MB "
-      f"= {peak / n:.1f} B/msg ({peak / n - 16:.1f} over the payload); integrity {r['integrity']}")
+      f"= {peak / n:.1f} B/msg ({peak / n - 16:.1f} over the payload); data dir after draining "
+      f"{r['disk_after_drain'] / 1024:.0f} KiB; integrity {r['integrity']}")
 EOF
 kill "$pid"; wait "$pid" || true
+fi
 
 # Persistent: kill -9 as soon as perf reports the backlog complete.
 rm -rf "$DIR/data"
@@ -92,18 +97,38 @@ echo "persistent: disk at kill $((disk / 1000000)) MB = $(echo "scale=1; $disk /
 start
 t=$(wait_listening)
 t0=$(date +%s.%N)
-peak=0
+( peak=0; while kill -0 "$pid" 2>/dev/null; do
+    r=$(rss_mib "$pid" 2>/dev/null || echo 0); peak=$(echo "if ($r > $peak) $r else $peak" | bc)
+    echo "$peak" >"$DIR/rss.peak"; sleep 0.05; done ) &
+rss_sampler=$!
 while :; do
-  r=$(rss_mib "$pid"); peak=$(echo "if ($r > $peak) $r else $peak" | bc)
   n=$(curl -s -u guest:guest "http://127.0.0.1:$HTTP/api/queues" 2>/dev/null |
     python3 -c 'import json,sys; print(sum(q["messages"] for q in json.load(sys.stdin)))' 2>/dev/null || echo 0)
   [ "${n:-0}" -gt 0 ] && break
   sleep 0.05
 done
 avail=$(echo "$(date +%s.%N) - $t0 + $t" | bc)
+# A consumer gets the queue's head (basic.get, then requeued).
+python3 - "$AMQP" "$HTTP" <<'EOF'
+import json, sys, time, urllib.request, pika
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[2]}/api/queues")
+req.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+q = [x["name"] for x in json.load(urllib.request.urlopen(req)) if x["messages"] > 0][0]
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1])))
+ch = c.channel()
+while True:
+    m, _, _ = ch.basic_get(q, auto_ack=False)
+    if m is not None:
+        ch.basic_nack(m.delivery_tag, requeue=True)
+        break
+    time.sleep(0.01)
+c.close()
+EOF
+got=$(echo "$(date +%s.%N) - $t0 + $t" | bc)
 sleep 2
 echo "restart: listening after ${t}s, /api/queues shows $n messages after ${avail}s," \
-  "RSS peak $peak MiB, 2 s later $(rss_mib "$pid") MiB"
+  "first message (basic.get) after ${got}s, RSS peak $(cat "$DIR/rss.peak") MiB, 2 s later $(rss_mib "$pid") MiB"
 grep "message log recovered" "$DIR/broker.log" | tail -1
+kill "$rss_sampler" 2>/dev/null || true
 kill "$pid"; wait "$pid" || true
 rm -rf "$DIR"

@@ -19,8 +19,10 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use warren_amqp::codec::Method;
 
-/// Give up waiting for the queue to show all messages after this long.
+/// Give up waiting for the queue to show all messages after this long, plus
+/// [`ENQUEUE_PER_MESSAGE`] per message (a 100M backlog takes minutes).
 const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(120);
+const ENQUEUE_PER_MESSAGE: Duration = Duration::from_micros(10);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BacklogReport {
@@ -39,6 +41,10 @@ pub struct BacklogReport {
     pub rss_full_kib: Option<u64>,
     pub rss_peak_kib: Option<u64>,
     pub rss_after_drain_kib: Option<u64>,
+    /// Bytes of files under --data-dir: before, with the backlog, after.
+    pub disk_before: Option<u64>,
+    pub disk_full: Option<u64>,
+    pub disk_after_drain: Option<u64>,
     pub integrity: Integrity,
 }
 
@@ -70,6 +76,17 @@ impl BacklogReport {
                 );
             }
             _ => s += NOT_MEASURED,
+        }
+        if let (Some(b), Some(f), Some(a)) =
+            (self.disk_before, self.disk_full, self.disk_after_drain)
+        {
+            let per = f.saturating_sub(b) as f64 / self.messages.max(1) as f64;
+            s += &format!(
+                "  data dir   {} before, {} with the backlog ({per:.1} B/msg), {} after draining\n",
+                fmt::kib(b as f64 / 1024.0),
+                fmt::kib(f as f64 / 1024.0),
+                fmt::kib(a as f64 / 1024.0),
+            );
         }
         s += &format!("  integrity  {}\n", self.integrity.human());
         s
@@ -118,6 +135,8 @@ async fn phases(
     let n = args.messages;
     let shared = Shared::new(1, np);
     let rss_before = args.broker_pid.and_then(rss_kib);
+    let disk = |d: &std::path::PathBuf| dir_bytes(d);
+    let disk_before = args.data_dir.as_ref().map(disk);
     let sampler = args.broker_pid.map(PeakSampler::start);
 
     // Publish: split N over the producers.
@@ -159,9 +178,10 @@ async fn phases(
                 )))
             }
         }
-        if start.elapsed() > ENQUEUE_TIMEOUT {
+        let limit = ENQUEUE_TIMEOUT + ENQUEUE_PER_MESSAGE * total.min(u32::MAX as u64) as u32;
+        if start.elapsed() > limit {
             return Err(Error::Other(format!(
-                "the queue did not reach {total} messages within {ENQUEUE_TIMEOUT:?}"
+                "the queue did not reach {total} messages within {limit:?}"
             )));
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -175,6 +195,7 @@ async fn phases(
         );
     }
     let rss_full = args.broker_pid.and_then(rss_kib);
+    let disk_full = args.data_dir.as_ref().map(disk);
 
     // Drain.
     let drain_start = Instant::now();
@@ -223,6 +244,12 @@ async fn phases(
         }
     }
     let rss_after = args.broker_pid.and_then(rss_kib);
+    // Space comes back as the log writer deletes or compacts drained
+    // segments, which takes a moment after the last ack.
+    if args.data_dir.is_some() {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    }
+    let disk_after_drain = args.data_dir.as_ref().map(disk);
     let rss_peak = sampler.map(PeakSampler::finish);
     let mut integrity = check(&shared, plan, &sent);
     integrity.nacked = outcomes.iter().map(|o| o.nacked).sum();
@@ -243,6 +270,23 @@ async fn phases(
         rss_full_kib: rss_full,
         rss_peak_kib: rss_peak,
         rss_after_drain_kib: rss_after,
+        disk_before,
+        disk_full,
+        disk_after_drain,
         integrity,
     })
+}
+
+/// Total length of the files under `dir` (recursively); 0 if unreadable.
+fn dir_bytes(dir: &std::path::PathBuf) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
 }

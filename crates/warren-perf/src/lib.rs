@@ -380,6 +380,12 @@ pub struct PerfArgs {
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
 
+    /// Backlog: the broker's data directory (broker on this machine only), to
+    /// report its size before, with the backlog (bytes per message) and after
+    /// draining.
+    #[arg(long)]
+    pub data_dir: Option<std::path::PathBuf>,
+
     /// The broker's process id, to read its RSS from /proc (broker on this
     /// machine only). Without it the footprint numbers are left out.
     #[arg(long)]

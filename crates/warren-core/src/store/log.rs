@@ -30,6 +30,7 @@ use super::record::{self, Record};
 use super::recovered::{RecoveredQueue, Source};
 use super::spill::SpillDir;
 use super::stream_index::StreamIndex;
+use super::stream_summary::{self, StreamBlock, StreamFrag, STREAM_SLOT};
 use super::summary::{self, Entry, Scan, Summary};
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
@@ -94,6 +95,9 @@ pub(super) struct SegmentInfo {
 
 /// An open segment file for reads, and for a compacted segment the translation
 /// of the offsets handed out before the rewrite.
+/// The most bytes [`MessageLog::read_many`] reads with one `pread`.
+const READ_RUN: u64 = 1 << 20;
+
 #[derive(Clone)]
 pub(super) struct SegmentReader {
     pub(super) file: Arc<File>,
@@ -367,7 +371,14 @@ pub(super) fn scan_segment(
     read_records(&segment_path(dir, n), n, truncate, |rec, loc| match rec {
         Record::Stream(r) => {
             scan.total_refs += 1;
-            scan.has_streams = true;
+            scan.streams.entry(r.stream).or_default().push(
+                r.offset,
+                loc,
+                r.timestamp,
+                r.flags & record::STREAM_SEGMENT_START != 0,
+                r.flags & record::STREAM_CHUNK_START != 0,
+                filter_hash(&r),
+            );
             on_stream(r, loc);
         }
         Record::Publish {
@@ -396,39 +407,67 @@ pub(super) fn scan_segment(
     Ok(scan)
 }
 
-/// Summarize sealed segment `n` (the writer moved past it), unless it holds
-/// stream records or is gone. Runs on the summary thread.
+/// Summarize sealed segment `n` (the writer moved past it), unless it is
+/// gone. Runs on the summary thread.
 fn summarize(dir: &Path, n: u32) {
     let Ok(seg_len) = fs::metadata(segment_path(dir, n)).map(|m| m.len()) else {
         return;
     };
     match scan_segment(dir, n, false, |_, _| {}) {
-        Ok(scan) if !scan.has_streams => {
+        Ok(scan) => {
             if let Err(e) = summary::write(dir, n, seg_len, &scan) {
                 warn!(segment = n, error = %e, "message log: cannot write segment summary");
             }
         }
-        Ok(_) => {}
         Err(e) => warn!(segment = n, error = %e, "message log: cannot summarize segment"),
     }
 }
 
-fn push_stream_record(streams: &mut HashMap<u64, StreamIndex>, r: StreamRecord, loc: Loc) {
+/// The hash of a stream record's filter value (None: it has none).
+fn filter_hash(r: &StreamRecord) -> Option<u64> {
+    match r.flags & record::STREAM_FILTERED != 0 {
+        true => crate::queue::stream::filter::value_of(&r.properties)
+            .map(|v| crate::queue::stream::filter::hash(&v)),
+        false => None,
+    }
+}
+
+fn stream_index(streams: &mut HashMap<u64, StreamIndex>, stream: u64) -> &mut StreamIndex {
     streams
-        .entry(r.stream)
+        .entry(stream)
         .or_insert_with(|| StreamIndex::new(super::stream_index::DEFAULT_SEGMENT_SIZE))
-        .push(
-            r.offset,
-            loc,
-            r.timestamp,
-            r.flags & record::STREAM_SEGMENT_START != 0,
-            r.flags & record::STREAM_CHUNK_START != 0,
-            match r.flags & record::STREAM_FILTERED != 0 {
-                true => crate::queue::stream::filter::value_of(&r.properties)
-                    .map(|v| crate::queue::stream::filter::hash(&v)),
-                false => None,
-            },
-        );
+}
+
+fn push_stream_record(streams: &mut HashMap<u64, StreamIndex>, r: StreamRecord, loc: Loc) {
+    stream_index(streams, r.stream).push(
+        r.offset,
+        loc,
+        r.timestamp,
+        r.flags & record::STREAM_SEGMENT_START != 0,
+        r.flags & record::STREAM_CHUNK_START != 0,
+        filter_hash(&r),
+    );
+}
+
+/// Segment `n`'s stream blocks from its summary, each stream's checked
+/// against its truncation point; `None` if any is damaged or does not fit
+/// (scan the segment instead).
+fn streams_from_summary(
+    dir: &Path,
+    n: u32,
+    s: &Summary,
+    truncated: &HashMap<u64, u64>,
+) -> Option<Vec<(u64, Vec<StreamBlock>)>> {
+    let mut out = Vec::new();
+    for slot in s.slots.iter().filter(|s| s.queue & STREAM_SLOT != 0) {
+        let stream = slot.queue & !STREAM_SLOT;
+        let blocks = StreamFrag::decode(&summary::read_entries(dir, n, slot)?)?;
+        if !stream_summary::fits(&blocks, truncated.get(&stream).copied()) {
+            return None;
+        }
+        out.push((stream, blocks));
+    }
+    Some(out)
 }
 
 /// A queue's live messages in a segment: (queue, count, bytes, entries).
@@ -451,7 +490,7 @@ fn parts_from_summary(
     acked: &HashMap<u64, HashSet<u64>>,
 ) -> Option<Vec<Part>> {
     let mut parts = Vec::with_capacity(s.slots.len());
-    for slot in &s.slots {
+    for slot in s.slots.iter().filter(|s| s.queue & STREAM_SLOT == 0) {
         let (count, bytes) = match acked.get(&slot.queue) {
             Some(a) => live_of(summary::read_entries(dir, n, slot)?, a),
             None => (slot.count, slot.bytes),
@@ -470,15 +509,10 @@ fn parts_from_scan(
     scan: Scan,
     acked: &HashMap<u64, HashSet<u64>>,
 ) -> Vec<Part> {
-    let written = match scan.has_streams {
-        true => None,
-        false => fs::metadata(segment_path(dir, n))
-            .and_then(|m| summary::write(dir, n, m.len(), &scan))
-            .map_err(
-                |e| warn!(segment = n, error = %e, "message log: cannot write segment summary"),
-            )
-            .ok(),
-    };
+    let written = fs::metadata(segment_path(dir, n))
+        .and_then(|m| summary::write(dir, n, m.len(), &scan))
+        .map_err(|e| warn!(segment = n, error = %e, "message log: cannot write segment summary"))
+        .ok();
     let mut parts = Vec::with_capacity(scan.queues.len());
     for (i, (q, list)) in scan.queues.into_iter().enumerate() {
         let (count, bytes) = (list.count, list.bytes);
@@ -540,11 +574,23 @@ impl MessageLog {
                 }
             }
             let seg_len = fs::metadata(segment_path(dir, n))?.len();
-            let from_summary = super::summary::read(dir, n, seg_len)
-                .and_then(|s| parts_from_summary(dir, n, &s, &acked).map(|p| (s, p)));
+            let from_summary = super::summary::read(dir, n, seg_len).and_then(|s| {
+                let parts = parts_from_summary(dir, n, &s, &acked)?;
+                let blocks = streams_from_summary(dir, n, &s, &truncated)?;
+                Some((s, parts, blocks))
+            });
             let (total_refs, parts) = match from_summary {
-                Some((s, parts)) => {
+                Some((s, parts, blocks)) => {
                     max_msg_id = max_msg_id.max(s.max_msg_id);
+                    for (stream, blocks) in blocks {
+                        let cut = truncated.get(&stream).copied();
+                        // As a scan: no index for a stream none of whose
+                        // records here survived retention.
+                        if blocks.iter().any(|b| cut.is_none_or(|x| b.end() > x)) {
+                            let ix = stream_index(&mut streams, stream);
+                            stream_summary::rebuild(ix, n, &blocks, cut);
+                        }
+                    }
                     (s.total_refs, parts)
                 }
                 None => {
@@ -1008,6 +1054,69 @@ impl MessageLog {
         let mut b = Bytes::from(buf);
         record::read_record(&mut b)
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e)))
+    }
+
+    /// Read back the publish records at `locs`, in that order. Records next
+    /// to each other in a segment (a backlog's, usually) are read with one
+    /// `pread` of up to [`READ_RUN`] bytes instead of one each.
+    pub fn read_many(&self, locs: &[Loc]) -> Vec<io::Result<Record>> {
+        let mut out = Vec::with_capacity(locs.len());
+        let mut i = 0;
+        while i < locs.len() {
+            let segment = locs[i].segment;
+            self.wait_written(segment, locs[i].offset as u64 + locs[i].len as u64);
+            let reader = match self.reader(segment) {
+                Ok(r) => r,
+                Err(e) => {
+                    out.push(Err(e));
+                    i += 1;
+                    continue;
+                }
+            };
+            // A run: same segment, each record right after the previous one
+            // in the file as it is now (compaction keeps neighbours together).
+            let Some(start) = reader.offset_of(locs[i].offset) else {
+                out.push(self.read(locs[i]));
+                i += 1;
+                continue;
+            };
+            let mut end = start as u64 + locs[i].len as u64;
+            let mut j = i + 1;
+            while j < locs.len() && locs[j].segment == segment {
+                match reader.offset_of(locs[j].offset) {
+                    Some(o)
+                        if o as u64 == end
+                            && end - start as u64 + locs[j].len as u64 <= READ_RUN =>
+                    {
+                        end += locs[j].len as u64;
+                        j += 1;
+                    }
+                    _ => break,
+                }
+            }
+            if j == i + 1 {
+                out.push(self.read(locs[i]));
+                i += 1;
+                continue;
+            }
+            self.wait_written(segment, locs[j - 1].offset as u64 + locs[j - 1].len as u64);
+            let mut buf = vec![0u8; (end - start as u64) as usize];
+            match reader.file.read_exact_at(&mut buf, start as u64) {
+                Ok(()) => {
+                    let mut b = Bytes::from(buf);
+                    for loc in &locs[i..j] {
+                        let mut rec = b.split_to(loc.len as usize);
+                        out.push(record::read_record(&mut rec).map_err(|e| {
+                            io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e))
+                        }));
+                    }
+                }
+                // One at a time then, so one bad place fails only its record.
+                Err(_) => out.extend(locs[i..j].iter().map(|&l| self.read(l))),
+            }
+            i = j;
+        }
+        out
     }
 
     /// The message ids of the publish records at `locs` (`None` where not
@@ -1586,6 +1695,90 @@ mod tests {
             .is_some(),
             "rebuilt"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// Segments holding stream records get summaries too; a restart rebuilds
+    /// each stream's index from their blocks without reading the records, and
+    /// gets the index a scan builds (retention's truncation applied).
+    #[test]
+    fn stream_summaries_rebuild_what_a_scan_does() {
+        let dir = std::env::temp_dir().join(format!("warren-log-ssum-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let opts = LogOptions {
+            fsync: false,
+            segment_size: 8192,
+            ..Default::default()
+        };
+        let cut = {
+            let (log, _) = MessageLog::open(&dir, &opts).expect("open");
+            let mut ix = StreamIndex::new(20_000);
+            let mut ticket = 0;
+            let mut locs = Vec::new();
+            for offset in 0..2000u64 {
+                let mut flags = 0;
+                if ix.should_roll() {
+                    flags |= record::STREAM_SEGMENT_START;
+                }
+                if offset % 10 == 0 {
+                    flags |= record::STREAM_CHUNK_START;
+                }
+                let (loc, t) =
+                    log.append_stream(3, offset, flags, 5 + offset, b"", b"s", b"", b"body");
+                ix.push(
+                    offset,
+                    loc,
+                    5 + offset,
+                    flags & record::STREAM_SEGMENT_START != 0,
+                    flags & record::STREAM_CHUNK_START != 0,
+                    None,
+                );
+                locs.push(loc);
+                // A classic queue's message among them.
+                if offset % 50 == 0 {
+                    let id = log.next_msg_id();
+                    log.append_publish(Some(id), &[7], 1, None, b"", b"m");
+                }
+                ticket = t;
+            }
+            wait_durable(&log, ticket);
+            // Retention dropped the first stream segment.
+            let dropped = ix.retain(Some(1), None, 0);
+            let cut = dropped.last().map_or(0, |s| s.end);
+            let segs: Vec<u32> = dropped
+                .iter()
+                .flat_map(|s| s.log_refs.iter().map(|(g, _)| *g))
+                .collect();
+            log.append_stream_truncation(3, cut, &segs);
+            let last = locs.last().map_or(0, |l| l.segment);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !summary::summary_path(&dir, last - 1).exists() {
+                assert!(std::time::Instant::now() < deadline, "no summaries");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            log.shutdown();
+            cut
+        };
+        assert!(cut > 0);
+        let recover = || {
+            let (log, rec) = MessageLog::open(&dir, &opts).expect("reopen");
+            let ix = log.take_recovered_stream(3).expect("stream 3");
+            let q7 = rec.get(&7).map(|q| q.len());
+            log.shutdown();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            (format!("{ix:?}"), ix.first(), ix.next(), q7)
+        };
+        let from_summaries = recover();
+        assert_eq!((from_summaries.1, from_summaries.2), (cut, 2000));
+        assert_eq!(from_summaries.3, Some(40));
+        for e in fs::read_dir(&dir).expect("dir").flatten() {
+            if e.path().extension().is_some_and(|x| x == "sum") {
+                fs::remove_file(e.path()).expect("rm");
+            }
+        }
+        let from_scan = recover();
+        assert_eq!(from_summaries, from_scan);
         let _ = fs::remove_dir_all(&dir);
     }
 }

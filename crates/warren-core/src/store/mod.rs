@@ -16,6 +16,7 @@ pub mod recovered;
 pub mod spill;
 pub mod stream_index;
 pub mod stream_reader;
+pub mod stream_summary;
 pub mod summary;
 
 pub use log::{Loc, LogOptions, MessageLog};

@@ -35,6 +35,10 @@ pub const RAM_BYTES: usize = 8 * 1024 * 1024;
 
 /// Entries dropped at once by purge / delete (their ids are read in bulk).
 const DROP_BATCH: usize = 64 * 1024;
+/// Bodies read ahead at once: at most this many entries...
+const AHEAD_MESSAGES: usize = 256;
+/// ...and about this many bytes.
+const AHEAD_BYTES: u64 = 256 * 1024;
 
 /// A paged-out message: where its record is, and its place in the queue.
 #[derive(Debug, Clone, Copy)]
@@ -162,6 +166,12 @@ impl Fixed for DiskEntry {
     }
 }
 
+/// Paged entries whose bodies are being read off the queue's lock.
+struct Ahead {
+    entries: Vec<DiskEntry>,
+    rx: std::sync::mpsc::Receiver<Vec<std::io::Result<Record>>>,
+}
+
 pub struct PagedStorage {
     log: Arc<MessageLog>,
     /// Durable queue id; 0 for transient queues (nothing they hold is recovered).
@@ -178,6 +188,9 @@ pub struct PagedStorage {
     recovered_seq: u64,
     /// ...and the queue's message TTL, for their expiry.
     ttl: Option<u64>,
+    /// The next paged entries (taken from `recovered`/`paged`), whose records
+    /// the reader thread is reading: behind the window, before the rest.
+    ahead: Option<Ahead>,
     /// Everything else behind the window.
     paged: SpillQueue<DiskEntry>,
     /// The broker-wide window budget (and the index files' directory).
@@ -198,6 +211,7 @@ impl PagedStorage {
             window: VecDeque::new(),
             recovered: None,
             recovered_seq: 0,
+            ahead: None,
             ttl: None,
             ram_bytes: 0,
             bytes: 0,
@@ -280,15 +294,6 @@ impl PagedStorage {
         e
     }
 
-    /// Take a message recovered for this (priority level) queue directly into
-    /// its on-disk index.
-    pub(super) fn push_recovered(&mut self, e: RecoveredEntry, seq: u64, ttl: Option<u64>) {
-        self.ttl = ttl;
-        self.log.add_refs(e.loc.segment, 1);
-        self.bytes += e.loc.len as usize;
-        self.paged.push(Self::recovered_entry(e, seq));
-    }
-
     /// Account for index entries lost to an unreadable index file.
     fn count_lost(&mut self) {
         let lost = self.paged.take_lost();
@@ -299,23 +304,81 @@ impl PagedStorage {
 
     /// Make sure the head message's body is in memory (or the queue is empty).
     ///
+    /// Bodies come in batches read by the reader thread (see [`Ahead`]): the
+    /// one read ahead is taken (waiting for it only if it is not back yet:
+    /// the thread is reading it already), and the next batch is started, so
+    /// consumers of a backlog usually find its bodies read without a `pread`
+    /// under the queue's lock.
+    ///
     /// Why a loop: an unreadable record is dropped, and the entry behind it is
     /// paged too. Loading only one would leave the window empty with messages
     /// ready: `front()` would report `None` while `len() > 0`, the queue would
     /// stop offering and nothing would call `deliver()` again.
     fn load_front(&mut self) {
         while self.window.is_empty() {
-            let Some(e) = self.pop_paged() else {
-                return;
+            let (entries, read) = match self.ahead.take() {
+                Some(a) => {
+                    let read = a.rx.recv().ok().filter(|r| r.len() == a.entries.len());
+                    (a.entries, read)
+                }
+                None => (self.take_batch(), None),
             };
-            self.load(e);
+            if entries.is_empty() {
+                return;
+            }
+            let read = read.unwrap_or_else(|| {
+                let locs: Vec<Loc> = entries.iter().map(|e| e.loc).collect();
+                self.log.read_many(&locs)
+            });
+            for (e, r) in entries.into_iter().zip(read) {
+                self.load(e, r);
+            }
+            self.start_ahead();
         }
     }
 
-    /// Read a paged entry back from the log into the window, or drop it if it
-    /// cannot be read.
-    fn load(&mut self, mut e: DiskEntry) {
-        let read = match self.log.read(e.loc) {
+    /// The next paged entries to read, up to a batch's worth.
+    fn take_batch(&mut self) -> Vec<DiskEntry> {
+        let mut batch = Vec::new();
+        let mut bytes = 0u64;
+        while batch.len() < AHEAD_MESSAGES && bytes < AHEAD_BYTES {
+            let Some(e) = self.pop_paged() else {
+                break;
+            };
+            bytes += e.loc.len as u64;
+            batch.push(e);
+        }
+        batch
+    }
+
+    /// Start reading the next batch's bodies on the reader thread.
+    fn start_ahead(&mut self) {
+        if self.ahead.is_some() {
+            return;
+        }
+        let entries = self.take_batch();
+        if entries.is_empty() {
+            return;
+        }
+        let locs: Vec<Loc> = entries.iter().map(|e| e.loc).collect();
+        let log = self.log.clone();
+        match self.spill.read_ahead(move || log.read_many(&locs)) {
+            Some(rx) => self.ahead = Some(Ahead { entries, rx }),
+            // No reader thread: read them here.
+            None => {
+                let locs: Vec<Loc> = entries.iter().map(|e| e.loc).collect();
+                let read = self.log.read_many(&locs);
+                for (e, r) in entries.into_iter().zip(read) {
+                    self.load(e, r);
+                }
+            }
+        }
+    }
+
+    /// Take a paged entry whose record was read back into the window, or drop
+    /// it if it could not be read.
+    fn load(&mut self, mut e: DiskEntry, read: std::io::Result<Record>) {
+        let read = match read {
             Ok(Record::Publish { msg_id, .. }) if e.recovered && msg_id != e.expires_at => {
                 Err(std::io::Error::new(
                     std::io::ErrorKind::InvalidData,
@@ -429,6 +492,7 @@ impl QueueStorage for PagedStorage {
         let mem = msg.message.memory_size();
         if self.paged.is_empty()
             && self.recovered.is_none()
+            && self.ahead.is_none()
             && self.window.len() < RAM_MESSAGES
             && self.ram_bytes + mem <= RAM_BYTES
             && self.spill.try_take(mem)
@@ -485,6 +549,7 @@ impl QueueStorage for PagedStorage {
 
     fn len(&self) -> usize {
         self.window.len()
+            + self.ahead.as_ref().map_or(0, |a| a.entries.len())
             + self.paged.len() as usize
             + self.recovered.as_ref().map_or(0, |r| r.len() as usize)
     }
@@ -500,6 +565,11 @@ impl QueueStorage for PagedStorage {
         self.ram_bytes = 0;
         self.settle(&window);
         self.window.shrink_to_fit();
+        if let Some(a) = self.ahead.take() {
+            // Their read, if still going, answers no one.
+            n += a.entries.len();
+            self.drop_paged(a.entries);
+        }
         if let Some(mut r) = self.recovered.take() {
             // Their ids are in the entries: acked without reading the log.
             loop {
@@ -729,6 +799,37 @@ mod tests {
         );
     }
 
+    /// Paged bodies come back in batches read ahead by the reader thread:
+    /// order and counts stay exact while a batch is in flight, new messages
+    /// go behind it, and a purge with a batch in flight drops it.
+    #[test]
+    fn bodies_read_ahead_keep_order_and_purge_drops_the_batch_in_flight() {
+        let (_dir, log) = open_log("ahead");
+        let mut s = PagedStorage::new(log, 0, ShortStr::from("q"));
+        let n = 10_000u64;
+        for seq in 1..=n {
+            s.push(small(seq));
+        }
+        for want in 1..=RAM_MESSAGES as u64 + 10 {
+            assert_eq!(s.pop_front().map(|m| seq_of(&m)), Some(want));
+        }
+        assert!(s.ahead.is_some(), "the next batch is being read ahead");
+        assert_eq!(s.len() as u64, n - RAM_MESSAGES as u64 - 10);
+        s.push(small(n + 1));
+        let mut want = RAM_MESSAGES as u64 + 11;
+        while let Some(m) = s.pop_front() {
+            assert_eq!(seq_of(&m), want);
+            want += 1;
+            if want == 7_000 {
+                break;
+            }
+        }
+        assert!(s.ahead.is_some());
+        assert_eq!(s.purge() as u64, n + 2 - 7_000);
+        assert_eq!((s.len(), s.bytes()), (0, 0));
+        assert!(s.ahead.is_none());
+    }
+
     #[test]
     fn an_unreadable_paged_head_does_not_hide_the_messages_behind_it() {
         let (dir, log) = open_log("unreadable-head");
@@ -773,5 +874,75 @@ mod tests {
         assert_eq!(s.front().map(|m| m.message.body[0]), Some(b'l'));
         assert_eq!(s.pop_front().map(|m| m.message.body[0]), Some(b'l'));
         assert!(s.is_empty());
+    }
+    /// A recovered priority backlog is split per level without reading it into
+    /// any index: lengths exact at once, higher levels first, each level in
+    /// publish order, acked messages left out, and messages published after
+    /// the restart come after the recovered ones of their level.
+    #[test]
+    fn a_recovered_priority_backlog_drains_by_level_in_order() {
+        let (dir, log) = open_log("prio-recovery");
+        log.shutdown();
+        let opts = LogOptions {
+            fsync: false,
+            segment_size: 4096,
+            ..Default::default()
+        };
+        let mut want: Vec<Vec<u64>> = vec![Vec::new(); 4];
+        {
+            let (log, _) = MessageLog::open(&dir.0, &opts).expect("open");
+            let mut ticket = 0;
+            let mut acked = Vec::new();
+            for i in 0..600u64 {
+                let id = log.next_msg_id();
+                // Priority 0..=4 with a max of 3: 4 counts as 3.
+                let p = (i % 5) as u8;
+                let props = [0x08, 0x00, p];
+                let (loc, t) =
+                    log.append_publish(Some(id), &[9], 1, None, &props, &i.to_le_bytes());
+                ticket = t;
+                if i % 7 == 0 {
+                    acked.push((id, loc.segment));
+                } else {
+                    want[p.min(3) as usize].push(i);
+                }
+            }
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while log.durable_ticket() < ticket {
+                assert!(std::time::Instant::now() < deadline, "not durable");
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            log.append_ack(9, &acked);
+            // Let summaries be written for the sealed segments.
+            std::thread::sleep(std::time::Duration::from_millis(700));
+            log.shutdown();
+        }
+        let (log, mut rec) = MessageLog::open(&dir.0, &opts).expect("reopen");
+        let mut s = PriorityStorage::new(log.clone(), 9, ShortStr::from("pq"), 3);
+        let total: usize = want.iter().map(Vec::len).sum();
+        let next = s.recover(rec.remove(&9).expect("queue 9"), 1, None);
+        assert_eq!(next, 1 + total as u64);
+        assert_eq!(s.len(), total);
+        // A message published after the restart at level 3 (RAM).
+        let mut late = small(next);
+        late.priority = 3;
+        s.push(late);
+        for level in (0..4u8).rev() {
+            for &i in &want[level as usize] {
+                let m = s.pop_front().expect("message");
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&m.message.body[..8]);
+                assert_eq!((m.priority.min(3), u64::from_le_bytes(b)), (level, i));
+                assert_eq!(m.message.routing_key, ShortStr::from("pq"));
+                assert!(m.redelivered);
+            }
+            if level == 3 {
+                let m = s.pop_front().expect("the late one");
+                assert_eq!(m.seq, next);
+            }
+        }
+        assert!(s.pop_front().is_none());
+        assert_eq!(s.len(), 0);
+        log.shutdown();
     }
 }

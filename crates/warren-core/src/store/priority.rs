@@ -70,16 +70,16 @@ impl QueueStorage for PriorityStorage {
         self.levels.iter_mut().map(|l| l.purge()).sum()
     }
 
-    fn recover(&mut self, mut msgs: RecoveredQueue, first_seq: u64, ttl: Option<u64>) -> u64 {
-        // Each level keeps publish order; sequence numbers stay unique. Read
-        // eagerly (into the levels' on-disk indexes, not RAM): a message's
-        // level is only known from its entry.
-        let mut seq = first_seq;
+    fn recover(&mut self, msgs: RecoveredQueue, first_seq: u64, ttl: Option<u64>) -> u64 {
+        // One recovered backlog per level, read lazily as each drains (a
+        // message's level is only known from its entry, so the split reads
+        // the entries once to count them). Each level keeps publish order;
+        // sequence numbers stay unique.
         let log = self.levels[0].log().clone();
-        while let Some(e) = msgs.pop(&log) {
-            let i = (e.priority as usize).min(self.levels.len() - 1);
-            self.levels[i].push_recovered(e, seq, ttl);
-            seq += 1;
+        let parts = msgs.split_levels(&log, self.levels.len());
+        let mut seq = first_seq;
+        for (level, part) in self.levels.iter_mut().zip(parts) {
+            seq = level.recover(part, seq, ttl);
         }
         seq
     }

@@ -8,6 +8,13 @@
 //! entry bytes (~4 per message) plus the queue's acks from the segment's ack
 //! file, filtered as they are decoded. If the summary became unreadable since
 //! startup, the segment itself is scanned for the queue's records instead.
+//!
+//! A priority queue splits its backlog into one `RecoveredQueue` per level
+//! ([`RecoveredQueue::split_levels`]): that reads each segment's entries once
+//! to count them per level (a few bytes per message read, nothing kept), and
+//! each level then reads the same entries again as it drains, keeping only its
+//! own. So a priority backlog costs RAM per segment and level, not per message,
+//! and nothing is written at startup.
 
 use super::log::{acks_path, Loc, MessageLog};
 use super::record::Record;
@@ -18,7 +25,7 @@ use std::collections::{HashSet, VecDeque};
 use tracing::error;
 
 /// Where a segment's entries for the queue are.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum Source {
     Summary(Slot),
     /// Kept in memory (the summary could not be written).
@@ -64,6 +71,9 @@ pub struct RecoveredQueue {
     len: u64,
     bytes: u64,
     lost: Lost,
+    /// Only the entries of this priority level: (level, top level); an
+    /// entry's level is `min(priority, top)`.
+    level: Option<(u8, u8)>,
 }
 
 impl RecoveredQueue {
@@ -74,7 +84,51 @@ impl RecoveredQueue {
             len: 0,
             bytes: 0,
             lost: Lost::default(),
+            level: None,
         }
+    }
+
+    /// Split into `levels` queues, one per priority level (index = level; a
+    /// message's level is `min(priority, levels - 1)`), each in log order.
+    /// Reads every segment's entries (and the queue's acks there) once to
+    /// count them per level; the levels read them again as they drain.
+    pub fn split_levels(mut self, log: &MessageLog, levels: usize) -> Vec<RecoveredQueue> {
+        let top = (levels.clamp(1, 256) - 1) as u8;
+        let mut out: Vec<RecoveredQueue> = (0..=top)
+            .map(|l| RecoveredQueue {
+                level: Some((l, top)),
+                ..RecoveredQueue::new(self.queue)
+            })
+            .collect();
+        while let Some(part) = self.parts.pop_front() {
+            let mut counts = vec![(0u64, 0u64); out.len()];
+            let mut left = part.count;
+            let reading = open(log, self.queue, &part);
+            let acked = &reading.acked;
+            for e in reading.entries.filter(|e| !acked.contains(&e.msg_id)) {
+                if left == 0 {
+                    break;
+                }
+                left -= 1;
+                let c = &mut counts[e.priority.min(top) as usize];
+                c.0 += 1;
+                c.1 += e.len as u64;
+            }
+            if left > 0 {
+                // Fewer entries than counted: the rest is lost (logged), as
+                // `pop` would find.
+                error!(
+                    segment = part.segment,
+                    queue = self.queue,
+                    lost = left,
+                    "recovered queue: fewer entries than counted; dropping the rest"
+                );
+            }
+            for (q, (count, bytes)) in out.iter_mut().zip(counts) {
+                q.add(part.segment, count, bytes, part.source.clone());
+            }
+        }
+        out
     }
 
     /// Add segment `segment`'s live messages (segments in log order).
@@ -125,9 +179,13 @@ impl RecoveredQueue {
             if part.reading.is_none() {
                 part.reading = Some(open(log, self.queue, part));
             }
+            let level = self.level;
             let next = part.reading.as_mut().and_then(|r| {
                 let acked = &r.acked;
-                r.entries.by_ref().find(|e| !acked.contains(&e.msg_id))
+                r.entries.by_ref().find(|e| {
+                    !acked.contains(&e.msg_id)
+                        && level.is_none_or(|(l, top)| e.priority.min(top) == l)
+                })
             });
             match next {
                 Some(e) if part.count > 0 => {

@@ -90,14 +90,9 @@ pub struct SpillDir {
     budget: MemoryBudget,
 }
 
-/// Read `want` bytes at `pos` of `path`; the answer goes to `reply` (which
-/// may be gone: the queue moved on, or was deleted).
-struct ReadJob {
-    path: PathBuf,
-    pos: u64,
-    want: usize,
-    reply: mpsc::SyncSender<io::Result<Vec<u8>>>,
-}
+/// A read for the reader thread; it sends its answer to a channel whose
+/// receiver may be gone (the queue moved on, or was deleted).
+type ReadJob = Box<dyn FnOnce() + Send>;
 
 /// A read-ahead in flight: the bytes at `pos` of spill segment `n`.
 struct Prefetch {
@@ -136,23 +131,30 @@ impl SpillDir {
         pos: u64,
         want: usize,
     ) -> Option<mpsc::Receiver<io::Result<Vec<u8>>>> {
+        self.read_ahead(move || read_bytes(&path, pos, want))
+    }
+
+    /// Run `read` on the reader thread; its answer comes on the receiver.
+    /// `None` if the thread cannot be started (the caller reads in place).
+    pub(super) fn read_ahead<R: Send + 'static>(
+        &self,
+        read: impl FnOnce() -> R + Send + 'static,
+    ) -> Option<mpsc::Receiver<R>> {
         let (reply, rx) = mpsc::sync_channel(1);
-        let job = ReadJob {
-            path,
-            pos,
-            want,
-            reply,
-        };
+        let job: ReadJob = Box::new(move || {
+            let _ = reply.send(read());
+        });
         let mut reads = self.reads.lock().ok()?;
         if reads.is_none() {
             let (tx, jobs) = mpsc::channel::<ReadJob>();
-            // One thread for all queues: reads are small (≤ 256 entries) and
-            // mostly from the page cache; it ends when the directory is dropped.
+            // One thread for all queues: reads are small (≤ 256 index entries,
+            // or a batch of bodies) and mostly from the page cache; it ends
+            // when the directory is dropped.
             std::thread::Builder::new()
                 .name("warren-spill-read".into())
                 .spawn(move || {
-                    for j in jobs {
-                        let _ = j.reply.send(read_bytes(&j.path, j.pos, j.want));
+                    for job in jobs {
+                        job();
                     }
                 })
                 .ok()?;

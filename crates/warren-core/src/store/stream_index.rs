@@ -209,6 +209,59 @@ impl StreamIndex {
         self.next = offset + 1;
     }
 
+    /// Add a block of records from a segment summary, as pushing its records
+    /// one by one would (see [`super::stream_summary`]).
+    pub fn push_block(&mut self, b: &super::stream_summary::StreamBlock, segment: u32) {
+        let roll = b.roll || self.segments.is_empty();
+        if self.segments.is_empty() {
+            self.next = b.first;
+            self.last_chunk = b.first;
+        }
+        if let Some(c) = b.last_chunk {
+            self.last_chunk = c;
+        }
+        if roll {
+            self.segments.push_back(StreamSegment {
+                first: b.first,
+                end: b.first,
+                summary_len: 1 + self.filter_size,
+                ..StreamSegment::default()
+            });
+        }
+        let Some(s) = self.segments.back_mut() else {
+            return;
+        };
+        s.points.push(Point {
+            offset: b.first,
+            segment,
+            pos: b.pos,
+            timestamp: b.first_ts,
+        });
+        s.since_point = b.bytes;
+        let at = s.summaries.len();
+        s.summaries.resize(at + s.summary_len, 0);
+        match b.summary.len() == s.summary_len {
+            true => s.summaries[at..].copy_from_slice(&b.summary),
+            // Another filter size: a block that may hold anything.
+            false => s.summaries[at..].fill(0xff),
+        }
+        match s.log_refs.last_mut() {
+            Some((seg, n)) if *seg == segment => *n += b.count,
+            _ => s.log_refs.push((segment, b.count)),
+        }
+        s.end = b.end();
+        s.bytes += b.bytes;
+        s.last_ts = s.last_ts.max(b.last_ts);
+        self.bytes += b.bytes;
+        self.next = b.end();
+    }
+
+    /// The first offset of stream segment `i` (tests).
+    #[cfg(test)]
+    pub fn segment_start(&self, i: usize) -> Option<u64> {
+        self.segments.get(i).map(|s| s.first)
+    }
+
     /// The point to scan from to reach `offset`: the last one at or before it.
     pub fn seek(&self, offset: u64) -> Option<Point> {
         let si = self.segments.partition_point(|s| s.first <= offset);

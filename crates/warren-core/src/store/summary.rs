@@ -33,8 +33,10 @@
 //! as before and the summary written again. Hence no fsync: whatever a crash
 //! leaves of it, recovery either trusts a complete one or rebuilds it.
 //!
-//! Segments holding stream records get no summary (streams rebuild their index
-//! from the records), so they are always scanned.
+//! Streams' records get slots of their own (queue id `stream | STREAM_SLOT`)
+//! holding the stream's index blocks in the segment, not an entry per record
+//! (see [`super::stream_summary`]). Summaries of earlier binaries were never
+//! written for segments holding stream records, so those are scanned once.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
@@ -155,29 +157,50 @@ pub struct Scan {
     pub total_refs: u64,
     /// Per queue, its persistent messages in the segment, in file order.
     pub queues: BTreeMap<u64, EntryList>,
-    pub has_streams: bool,
+    /// Per stream, its index blocks in the segment (see
+    /// [`super::stream_summary`]).
+    pub streams: BTreeMap<u64, super::stream_summary::StreamFrag>,
 }
 
 /// Write `scan` as segment `n`'s summary (for a segment file `seg_len` long).
 /// Temporary file + rename: a reader sees the old file or the whole new one.
 pub fn write(dir: &Path, n: u32, seg_len: u64, scan: &Scan) -> io::Result<Summary> {
-    let mut head = Vec::with_capacity(FIXED + SLOT * scan.queues.len() + 4);
+    use super::stream_summary::STREAM_SLOT;
+    // Queues' entries first (their slots in `scan.queues` order), then
+    // streams' blocks under `stream | STREAM_SLOT`.
+    let streams: Vec<(u64, Vec<u8>, u64, u64)> = scan
+        .streams
+        .iter()
+        .map(|(&s, f)| (s | STREAM_SLOT, f.encode(), f.count, f.bytes))
+        .collect();
+    let lists = scan
+        .queues
+        .iter()
+        .map(|(&q, l)| (q, l.buf.as_slice(), l.count, l.bytes))
+        .chain(
+            streams
+                .iter()
+                .map(|(s, b, c, n)| (*s, b.as_slice(), *c, *n)),
+        );
+    let nslots = scan.queues.len() + streams.len();
+    let mut head = Vec::with_capacity(FIXED + SLOT * nslots + 4);
     head.extend_from_slice(MAGIC);
     head.extend_from_slice(&n.to_le_bytes());
     head.extend_from_slice(&seg_len.to_le_bytes());
     head.extend_from_slice(&scan.max_msg_id.to_le_bytes());
     head.extend_from_slice(&scan.total_refs.to_le_bytes());
-    head.extend_from_slice(&(scan.queues.len() as u32).to_le_bytes());
-    let mut off = (FIXED + SLOT * scan.queues.len() + 4) as u64;
-    let mut slots = Vec::with_capacity(scan.queues.len());
-    for (&queue, list) in &scan.queues {
+    head.extend_from_slice(&(nslots as u32).to_le_bytes());
+    let mut off = (FIXED + SLOT * nslots + 4) as u64;
+    let mut slots = Vec::with_capacity(nslots);
+    let mut bodies = Vec::with_capacity(nslots);
+    for (queue, buf, count, bytes) in lists {
         let slot = Slot {
             queue,
-            count: list.count,
-            bytes: list.bytes,
+            count,
+            bytes,
             off,
-            len: list.buf.len() as u64,
-            crc: crc32c::crc32c(&list.buf),
+            len: buf.len() as u64,
+            crc: crc32c::crc32c(buf),
         };
         off += slot.len;
         for v in [slot.queue, slot.count, slot.bytes, slot.off, slot.len] {
@@ -185,17 +208,19 @@ pub fn write(dir: &Path, n: u32, seg_len: u64, scan: &Scan) -> io::Result<Summar
         }
         head.extend_from_slice(&slot.crc.to_le_bytes());
         slots.push(slot);
+        bodies.push(buf);
     }
     let crc = crc32c::crc32c(&head);
     head.extend_from_slice(&crc.to_le_bytes());
     let path = summary_path(dir, n);
     let tmp = path.with_extension("sum.tmp");
     {
-        let mut f = File::create(&tmp)?;
+        let mut f = io::BufWriter::new(File::create(&tmp)?);
         f.write_all(&head)?;
-        for list in scan.queues.values() {
-            f.write_all(&list.buf)?;
+        for buf in bodies {
+            f.write_all(buf)?;
         }
+        f.flush()?;
     }
     fs::rename(&tmp, &path)?;
     Ok(Summary {
