@@ -91,9 +91,15 @@ impl Link {
     }
 }
 
+/// A peer's current link, if any.
+type LinkSlot = tokio::sync::Mutex<Option<Arc<Link>>>;
+
 /// Outbound links to peers, by address.
 pub struct Transport {
-    links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+    /// One slot per peer address, locked while its link is (re)made: a
+    /// peer slow to connect or to finish its handshake holds up calls to
+    /// itself only.
+    links: Mutex<HashMap<String, Arc<LinkSlot>>>,
     next_id: AtomicU64,
     /// Proves this node's cookie on every new link.
     auth: Arc<LinkAuth>,
@@ -176,8 +182,14 @@ impl Transport {
     }
 
     async fn link(&self, addr: &str) -> Result<Arc<Link>, CallError> {
-        let mut links = self.links.lock().await;
-        if let Some(l) = links.get(addr) {
+        let slot = self
+            .links
+            .lock()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut links = slot.lock().await;
+        if let Some(l) = links.as_ref() {
             if l.alive.load(Ordering::Acquire) {
                 return Ok(l.clone());
             }
@@ -245,7 +257,7 @@ impl Transport {
             alive,
             tasks: [reader, writer],
         });
-        links.insert(addr.to_string(), l.clone());
+        *links = Some(l.clone());
         Ok(l)
     }
 
