@@ -28,6 +28,8 @@ pub struct ClusterConfig {
     pub seeds: Vec<Seed>,
     /// Where the metadata group's log and snapshot live.
     pub data_dir: std::path::PathBuf,
+    /// The shared secret every link proves (see [`crate::auth`]).
+    pub cookie: crate::auth::Cookie,
 }
 
 /// FNV-1a, 64 bit.

@@ -2,6 +2,8 @@
 //!
 //! * [`config`]: who this node is (its name, its cluster address) and who the
 //!   seed nodes are; node ids are a stable hash of node names.
+//! * [`auth`]: the cluster cookie and the handshake every link passes
+//!   before it carries a frame.
 //! * [`transport`]: one TCP link per peer carrying requests for any number
 //!   of Raft groups, told apart by [`GroupId`]; groups plug in through the
 //!   [`group::GroupHandler`] trait ([`group::Registry`]).
@@ -13,8 +15,11 @@
 //!   stay on their home node; routing and delivery are forwarded).
 //! * [`node`]: starting a clustered node, forming the cluster, its status.
 
+pub mod auth;
 pub mod classic;
 pub mod config;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod group;
 pub mod meta;
 pub mod node;

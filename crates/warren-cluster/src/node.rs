@@ -178,7 +178,8 @@ impl Cluster {
             ..Default::default()
         };
         let config = Arc::new(config.validate().map_err(std::io::Error::other)?);
-        let transport = Transport::new();
+        let auth = crate::auth::LinkAuth::new(&cfg.node_name, &cfg.cookie);
+        let transport = Transport::new(auth.clone());
         let registry = Arc::new(Registry::default());
         let raft = MetaRaft::new(
             id,
@@ -202,7 +203,11 @@ impl Cluster {
             transport,
             registry: registry.clone(),
             state_machine: sm,
-            classic: Classic::new(cfg.node_name.clone(), broker.clone()),
+            classic: Classic::new(
+                cfg.node_name.clone(),
+                broker.clone(),
+                Transport::new(auth.clone()),
+            ),
             started: Instant::now(),
             broker,
             quorum,
@@ -242,7 +247,7 @@ impl Cluster {
                 cluster: Arc::downgrade(&cluster),
             }),
         );
-        tokio::spawn(serve(listener, registry));
+        tokio::spawn(serve(listener, registry, auth));
         info!(
             "cluster node {} (id {id:#x}) listening on {}",
             cfg.node_name, cfg.bind

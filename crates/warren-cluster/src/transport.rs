@@ -16,11 +16,17 @@
 //! heals, among them a forwarded metadata change whose client was long told
 //! it was refused, which would then take effect.
 //!
+//! Before any frame, both ends of a new link prove they hold the cluster
+//! cookie ([`crate::auth`]); a link that fails (or does not finish within
+//! [`HANDSHAKE_TIMEOUT`]) is closed before one of its bytes reaches a
+//! group's handler, with a warning naming the peer (rate-limited).
+//!
 //! Frame: `len: u32` (of the rest), `kind: u8` (0 request, 1 response),
 //! `id: u64`, `group: u64`, `code: u8` (a request's RPC; a response's status,
 //! 0 ok or 1 error whose payload is the error text), then the payload, whose
 //! encoding is the group's business. All big-endian.
 
+use crate::auth::{LinkAuth, LogLimit, HANDSHAKE_TIMEOUT};
 use crate::group::{GroupId, Registry};
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use parking_lot::Mutex;
@@ -31,11 +37,14 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
-use tracing::debug;
+use tracing::{debug, warn};
 
 /// Largest frame accepted: a metadata snapshot or a batch of entries fits
 /// many times over; anything bigger is a broken or hostile peer.
-const MAX_FRAME: usize = 64 << 20;
+pub const MAX_FRAME: usize = 64 << 20;
+/// A frame's buffer grows as its bytes arrive, from at most this much: a
+/// length field alone never allocates [`MAX_FRAME`].
+const FIRST_READ: usize = 64 << 10;
 const HEADER: usize = 1 + 8 + 8 + 1;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 
@@ -82,11 +91,19 @@ impl Link {
     }
 }
 
+/// A peer's current link, if any.
+type LinkSlot = tokio::sync::Mutex<Option<Arc<Link>>>;
+
 /// Outbound links to peers, by address.
-#[derive(Default)]
 pub struct Transport {
-    links: tokio::sync::Mutex<HashMap<String, Arc<Link>>>,
+    /// One slot per peer address, locked while its link is (re)made: a
+    /// peer slow to connect or to finish its handshake holds up calls to
+    /// itself only.
+    links: Mutex<HashMap<String, Arc<LinkSlot>>>,
     next_id: AtomicU64,
+    /// Proves this node's cookie on every new link.
+    auth: Arc<LinkAuth>,
+    refused: LogLimit,
 }
 
 fn encode(kind: u8, id: u64, group: GroupId, code: u8, payload: &[u8]) -> Bytes {
@@ -100,15 +117,16 @@ fn encode(kind: u8, id: u64, group: GroupId, code: u8, payload: &[u8]) -> Bytes 
     b.freeze()
 }
 
-struct Frame {
-    kind: u8,
-    id: u64,
-    group: GroupId,
-    code: u8,
-    payload: Bytes,
+pub struct Frame {
+    pub kind: u8,
+    pub id: u64,
+    pub group: GroupId,
+    pub code: u8,
+    pub payload: Bytes,
 }
 
-async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Frame> {
+/// Read one frame (public for the fuzz target).
+pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Frame> {
     let len = r.read_u32().await? as usize;
     if !(HEADER..=MAX_FRAME).contains(&len) {
         return Err(std::io::Error::new(
@@ -116,8 +134,12 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Frame
             format!("bad cluster frame length {len}"),
         ));
     }
-    let mut buf = BytesMut::zeroed(len);
-    r.read_exact(&mut buf).await?;
+    let mut raw = Vec::with_capacity(len.min(FIRST_READ));
+    r.take(len as u64).read_to_end(&mut raw).await?;
+    if raw.len() != len {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
+    let mut buf = Bytes::from(raw);
     let kind = buf.get_u8();
     let id = buf.get_u64();
     let group = buf.get_u64();
@@ -127,7 +149,7 @@ async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<Frame
         id,
         group,
         code,
-        payload: buf.freeze(),
+        payload: buf,
     })
 }
 
@@ -150,22 +172,46 @@ async fn write_loop(
 }
 
 impl Transport {
-    pub fn new() -> Arc<Transport> {
-        Arc::new(Transport::default())
+    pub fn new(auth: Arc<LinkAuth>) -> Arc<Transport> {
+        Arc::new(Transport {
+            links: Default::default(),
+            next_id: AtomicU64::new(0),
+            auth,
+            refused: LogLimit::default(),
+        })
     }
 
     async fn link(&self, addr: &str) -> Result<Arc<Link>, CallError> {
-        let mut links = self.links.lock().await;
-        if let Some(l) = links.get(addr) {
+        let slot = self
+            .links
+            .lock()
+            .entry(addr.to_string())
+            .or_default()
+            .clone();
+        let mut links = slot.lock().await;
+        if let Some(l) = links.as_ref() {
             if l.alive.load(Ordering::Acquire) {
                 return Ok(l.clone());
             }
         }
-        let stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
+        let mut stream = tokio::time::timeout(CONNECT_TIMEOUT, TcpStream::connect(addr))
             .await
             .map_err(|_| CallError::Unreachable(format!("{addr}: connect timed out")))?
             .map_err(|e| CallError::Unreachable(format!("{addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.auth.dial(&mut stream)).await {
+            Ok(Ok(peer)) => debug!("cluster link to {peer} at {addr} authenticated"),
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "handshake timed out".to_string(),
+                };
+                if let Some(n) = self.refused.allow(addr) {
+                    warn!("cluster link to {addr} refused: {why}{}", suppressed(n));
+                }
+                return Err(CallError::Unreachable(format!("{addr}: {why}")));
+            }
+        }
         // Closing the link resets it: requests still queued in the kernel
         // must not reach the peer after we gave up on them.
         let _ = stream.set_zero_linger();
@@ -211,7 +257,7 @@ impl Transport {
             alive,
             tasks: [reader, writer],
         });
-        links.insert(addr.to_string(), l.clone());
+        *links = Some(l.clone());
         Ok(l)
     }
 
@@ -250,9 +296,19 @@ impl Transport {
     }
 }
 
+fn suppressed(n: u64) -> String {
+    if n == 0 {
+        String::new()
+    } else {
+        format!(" ({n} more since the last warning)")
+    }
+}
+
 /// Serve inbound links: each request goes to its group's handler, on its own
-/// task, and the answer back on the same link.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+/// task, and the answer back on the same link. A link is served only after
+/// its handshake succeeded.
+pub async fn serve(listener: TcpListener, registry: Arc<Registry>, auth: Arc<LinkAuth>) {
+    let refused = Arc::new(LogLimit::default());
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -264,7 +320,28 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>) {
         };
         let _ = stream.set_nodelay(true);
         let registry = registry.clone();
+        let auth = auth.clone();
+        let refused = refused.clone();
         tokio::spawn(async move {
+            let mut stream = stream;
+            match tokio::time::timeout(HANDSHAKE_TIMEOUT, auth.accept(&mut stream)).await {
+                Ok(Ok(name)) => debug!("cluster link from {name} at {peer} authenticated"),
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => "handshake timed out".to_string(),
+                    };
+                    // Keyed by address without the port: a redialing node
+                    // uses a new port each time.
+                    if let Some(n) = refused.allow(&peer.ip().to_string()) {
+                        warn!(
+                            "cluster connection from {peer} refused: {why}{}",
+                            suppressed(n)
+                        );
+                    }
+                    return;
+                }
+            }
             let (mut r, w) = stream.into_split();
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(write_loop(w, rx));

@@ -3,8 +3,9 @@
 //! port the broker is a single node exactly as before: no replicator, no
 //! cluster listener.
 
-use crate::config::FileConfig;
+use crate::config::{ClusterFile, FileConfig};
 use std::path::Path;
+use warren_cluster::auth::Cookie;
 use warren_cluster::config::parse_seeds;
 use warren_cluster::ClusterConfig;
 
@@ -21,6 +22,39 @@ pub struct ClusterArgs {
     /// start of the seed nodes forms the cluster.
     #[arg(long, env = "WARREN_SEED_NODES")]
     seed_nodes: Option<String>,
+    /// The file holding the cluster cookie, the secret every node of the
+    /// cluster shares (default $HOME/.warren.cookie, created with a random
+    /// value if missing). The value itself may be given in the environment
+    /// instead, WARREN_CLUSTER_COOKIE.
+    #[arg(long, env = "WARREN_CLUSTER_COOKIE_FILE")]
+    cluster_cookie_file: Option<std::path::PathBuf>,
+}
+
+/// The cookie: `WARREN_CLUSTER_COOKIE` (a value), `--cluster-cookie-file` /
+/// `WARREN_CLUSTER_COOKIE_FILE`, `[cluster] cookie_file`, or the default
+/// file, which alone is created when missing (as Erlang creates
+/// `$HOME/.erlang.cookie`): a file named on purpose but absent is a mistake
+/// worth stopping for.
+fn cookie(args: &ClusterArgs, file: Option<&ClusterFile>) -> Result<Cookie, String> {
+    let value = std::env::var("WARREN_CLUSTER_COOKIE")
+        .ok()
+        .filter(|v| !v.is_empty());
+    match (value, &args.cluster_cookie_file) {
+        (Some(_), Some(_)) => {
+            Err("both WARREN_CLUSTER_COOKIE and a cluster cookie file are given: set one".into())
+        }
+        (Some(v), None) => Cookie::from_value(&v),
+        (None, Some(p)) => Cookie::load(p, false),
+        (None, None) => match file.and_then(|c| c.cookie_file.as_ref()) {
+            Some(p) => Cookie::load(p, false),
+            None => {
+                let p = Cookie::default_path().ok_or(
+                    "no cluster cookie: HOME is not set (use --cluster-cookie-file or WARREN_CLUSTER_COOKIE)",
+                )?;
+                Cookie::load(&p, true)
+            }
+        },
+    }
 }
 
 /// Flags over the file; `None` for a single node.
@@ -48,7 +82,7 @@ pub fn resolve(
         .clone()
         .or_else(|| f.and_then(|c| c.node_name.clone()))
         .unwrap_or_else(|| "warren".into());
-    if node_name.is_empty() || node_name.contains(['@', ',']) {
+    if node_name.is_empty() || node_name.contains(['@', ',']) || node_name.len() > 255 {
         return Err(format!("invalid node name '{node_name}'"));
     }
     if seeds.iter().any(|s| s.name == node_name) {
@@ -70,7 +104,9 @@ pub fn resolve(
     } else {
         format!("{host}:{port}")
     };
+    let cookie = cookie(args, f)?;
     let cfg = ClusterConfig {
+        cookie,
         node_name,
         advertise,
         bind: bind_addr,

@@ -48,6 +48,8 @@ pub struct ClusterFile {
     /// `["n2@host:25673", "n3@host:25674"]`.
     #[serde(default)]
     pub seed_nodes: Vec<String>,
+    /// The cluster cookie's file (default `$HOME/.warren.cookie`).
+    pub cookie_file: Option<PathBuf>,
 }
 
 /// A policy, as `rabbitmqctl set_policy` takes it.

@@ -15,6 +15,10 @@ Two kinds of cluster:
   removes that rule. Needs root (``ip netns``, ``nft``); ``netns_unusable()``
   says why not, and the tests skip with that reason.
 
+Every node of a cluster is given the cluster's cookie file (``cookie_file``,
+in the cluster's temporary directory, never ``$HOME``); ``Node.cookie_file``
+overrides it for one node.
+
 Both have ``kill`` (SIGKILL), ``restart`` and ``wait_leader``; ``Node`` has
 ``connect`` (pika), ``api``/``put``/``delete`` (management API) and ``ctl``
 (``warren ctl``).
@@ -60,6 +64,16 @@ class ApiError(OSError):
         self.body = body
 
 
+def write_cookie(directory: str, value: Optional[str] = None, mode: int = 0o600) -> str:
+    """A cookie file (random value unless given) in ``directory``."""
+    path = os.path.join(directory, "cookie" if value is None else f"cookie-{os.urandom(4).hex()}")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(fd, "w") as f:
+        f.write(value if value is not None else os.urandom(24).hex())
+    os.chmod(path, mode)
+    return path
+
+
 class Node:
     def __init__(self, cluster: "Cluster", name: str, host: str = "127.0.0.1",
                  netns: Optional[str] = None):
@@ -78,6 +92,8 @@ class Node:
         self.runs = 0
         # Other nodes to name as seeds (default: every node of the cluster).
         self.seeds: Optional[List["Node"]] = None
+        # This node's cookie file (default: the cluster's).
+        self.cookie_file: Optional[str] = None
 
     @property
     def cluster_addr(self) -> str:
@@ -103,7 +119,8 @@ class Node:
                "--web-mqtt-port", "0", "--prometheus-port", "0",
                "--http-port", str(self.http_port), "--data-dir", os.path.join(self.dir, "data"),
                "--node-name", self.name, "--cluster-port", str(self.cluster_port),
-               "--seed-nodes", seeds, "--log", "info,openraft=warn"]
+               "--seed-nodes", seeds, "--log", "info,openraft=warn",
+               "--cluster-cookie-file", self.cookie_file or self.cluster.cookie_file]
         if self.cluster.config:
             cmd += ["--config", self.cluster.config]
         if self.netns:
@@ -111,6 +128,9 @@ class Node:
             cmd = ["ip", "netns", "exec", self.netns] + cmd
         self.port = None
         env = dict(os.environ, **self.cluster.env)
+        # The file given above is the cookie (both at once are refused).
+        if "WARREN_CLUSTER_COOKIE" not in self.cluster.env:
+            env.pop("WARREN_CLUSTER_COOKIE", None)
         with open(self.log_path, "w") as out:
             self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, env=env)
@@ -206,6 +226,7 @@ class Cluster:
 
     def __init__(self, names: List[str]):
         self.root = tempfile.mkdtemp(prefix="warren-cluster-")
+        self.cookie_file = write_cookie(self.root)
         self.nodes = [Node(self, n) for n in names]
 
     def node(self, name: str) -> Node:
@@ -359,6 +380,7 @@ class NetCluster(Cluster):
 
     def __init__(self, names: List[str]):
         self.root = tempfile.mkdtemp(prefix="warren-netcluster-")
+        self.cookie_file = write_cookie(self.root)
         # guest may only log in from loopback; the test is not on the
         # nodes' loopback, so every node gets an administrator "wcl" from a
         # config file (in memory on each node, not replicated).

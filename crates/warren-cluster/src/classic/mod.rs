@@ -100,7 +100,8 @@ pub struct Classic {
 }
 
 impl Classic {
-    pub fn new(me: String, broker: Arc<Broker>) -> Arc<Classic> {
+    /// `transport`: its own links (see "Links" in docs/CLUSTERING.md).
+    pub fn new(me: String, broker: Arc<Broker>, transport: Arc<Transport>) -> Arc<Classic> {
         let boot = loop {
             let b = warren_core::random::random_u64();
             if b != 0 {
@@ -111,7 +112,7 @@ impl Classic {
             me,
             boot,
             broker,
-            transport: Transport::new(),
+            transport,
             dir: OnceLock::new(),
             peers: Mutex::new(HashMap::new()),
             home: home::HomeSide::default(),
