@@ -17,6 +17,7 @@ pub mod classic;
 pub mod config;
 pub mod group;
 pub mod meta;
+mod names;
 pub mod node;
 pub mod quorum;
 pub mod raft_net;
