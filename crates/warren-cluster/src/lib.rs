@@ -22,6 +22,7 @@ pub mod config;
 pub mod fuzzing;
 pub mod group;
 pub mod meta;
+mod names;
 pub mod node;
 pub mod quorum;
 pub mod raft_net;

@@ -16,9 +16,8 @@
 use crate::classic::{Classic, ClassicService, PeerDirectory, RemoteClassic, CLASSIC_GROUP};
 use crate::config::ClusterConfig;
 use crate::group::{GroupHandler, HandlerFuture, Registry, META_GROUP, NODE_GROUP};
-use crate::meta::log_store::FileLogStore;
 use crate::meta::state_machine::MetaStateMachine;
-use crate::meta::{MetaConfig, MetaOp, MetaRaft};
+use crate::meta::{MetaConfig, MetaEntry, MetaOp, MetaRaft};
 use crate::raft_net::{forward, GroupNetworkFactory, RaftService};
 use crate::transport::{serve, Transport};
 use crate::NodeId;
@@ -104,6 +103,8 @@ pub struct Cluster {
     pub quorum: crate::quorum::Quorum,
     /// When each peer last answered a liveness probe.
     pub(crate) seen: RwLock<std::collections::HashMap<NodeId, Instant>>,
+    /// Names of nodes added after start (`join`), learned from probes.
+    names: crate::names::NodeNames,
 }
 
 /// What a minority node answers to a metadata change. RabbitMQ 3.10's
@@ -165,7 +166,7 @@ impl Cluster {
         let id = crate::config::node_id(&cfg.node_name);
         let listener = TcpListener::bind(&cfg.bind).await?;
         let dir = cfg.data_dir.join("cluster");
-        let log = FileLogStore::open(&dir)?;
+        std::fs::create_dir_all(&dir)?;
         let sm = MetaStateMachine::open(&dir, broker.clone())?;
         let quorum = crate::quorum::Quorum::open(&dir)?;
         let config = Config {
@@ -181,14 +182,18 @@ impl Cluster {
         let auth = crate::auth::LinkAuth::new(&cfg.node_name, &cfg.cookie);
         let transport = Transport::new(auth.clone());
         let registry = Arc::new(Registry::default());
-        let raft = MetaRaft::new(
-            id,
-            config,
-            GroupNetworkFactory::<MetaConfig>::new(transport.clone(), META_GROUP),
-            log,
-            sm.clone(),
-        )
-        .await
+        let net = GroupNetworkFactory::<MetaConfig>::new(transport.clone(), META_GROUP);
+        let raft = if legacy_meta_log() {
+            let log = crate::meta::log_store::FileLogStore::open(&dir)?;
+            MetaRaft::new(id, config, net, log, sm.clone()).await
+        } else {
+            // The metadata log is group 0 of the shared WAL (one fsync per
+            // batch with the quorum queues); a log an older version kept in
+            // its own file moves there first.
+            crate::meta::migrate::from_file_log(&dir, &quorum.wal).await?;
+            let log = quorum.wal.group::<MetaConfig>(META_GROUP);
+            MetaRaft::new(id, config, net, log, sm.clone()).await
+        }
         .map_err(std::io::Error::other)?;
         registry.register(
             META_GROUP,
@@ -212,6 +217,7 @@ impl Cluster {
             broker,
             quorum,
             seen: RwLock::new(std::collections::HashMap::new()),
+            names: crate::names::NodeNames::open(&dir),
         });
         // Quorum queues follow the metadata: started when a declare is
         // applied, stopped when a delete is; restored ones start now.
@@ -227,6 +233,7 @@ impl Cluster {
                         if let Some(q) =
                             c.broker.vhost(vhost).and_then(|v| v.queue(name.as_bytes()))
                         {
+                            c.learn_home(&q);
                             adopt(&c.classic, vhost, &q);
                         }
                     }
@@ -270,6 +277,7 @@ impl Cluster {
         for v in broker.vhosts() {
             let vname = v.name.to_string_lossy().into_owned();
             for q in v.queues() {
+                self.learn_home(&q);
                 adopt(&self.classic, &vname, &q);
             }
         }
@@ -355,7 +363,24 @@ impl Cluster {
             .read()
             .get(&id)
             .map(|(n, _)| n.clone())
+            .or_else(|| self.names.get(id))
             .unwrap_or_else(|| format!("{id:#x}"))
+    }
+
+    /// A queue's home is a node name: remember it, so a node added by `join`
+    /// is pinged by name (and found down) as soon as a queue lives there,
+    /// not only after the next liveness probe.
+    fn learn_home(&self, q: &warren_core::Queue) {
+        if let Some(h) = q.home() {
+            self.names.learn(crate::config::node_id(h), h);
+        }
+    }
+
+    /// A member answered a probe: remember its name (see [`crate::names`]).
+    fn learn(&self, id: NodeId, info: &NodeInfo) {
+        if info.id == id {
+            self.names.learn(id, &info.name);
+        }
     }
 
     /// Commit `op` on a majority and apply it here; see the module comment.
@@ -394,7 +419,9 @@ impl Cluster {
                         }
                     }
                     let left = deadline.saturating_duration_since(Instant::now());
-                    match tokio::time::timeout(left, self.raft.client_write(op.clone())).await {
+                    match tokio::time::timeout(left, self.raft.client_write(MetaEntry(op.clone())))
+                        .await
+                    {
                         Err(_) => {
                             why = "no majority acknowledged the change".into();
                             continue;
@@ -408,7 +435,14 @@ impl Cluster {
                         tokio::time::sleep(Duration::from_millis(100).min(left)).await;
                         continue;
                     };
-                    match forward::<MetaConfig>(&self.transport, &addr, META_GROUP, &op, left).await
+                    match forward::<MetaConfig>(
+                        &self.transport,
+                        &addr,
+                        META_GROUP,
+                        &MetaEntry(op.clone()),
+                        left,
+                    )
+                    .await
                     {
                         Ok(r) => r,
                         Err(e) => {
@@ -544,6 +578,7 @@ impl Cluster {
         let failed = |e: String| BrokerError::precondition_failed(e);
         match addr {
             Some(addr) => {
+                self.names.learn(id, name);
                 self.known
                     .write()
                     .insert(id, (name.to_string(), addr.clone()));
@@ -588,6 +623,7 @@ impl Cluster {
                 self.probe(&addr).await
             };
             if let Some(i) = &info {
+                self.learn(id, i);
                 self.known
                     .write()
                     .entry(id)
@@ -661,27 +697,36 @@ impl PeerDirectory for Cluster {
         }
         let known = self.known.read();
         ids.into_iter()
-            .filter_map(|id| known.get(&id).map(|(n, _)| n.clone()))
+            .filter_map(|id| {
+                known
+                    .get(&id)
+                    .map(|(n, _)| n.clone())
+                    .or_else(|| self.names.get(id))
+            })
             .collect()
     }
 }
 
 /// Probe every other member once a second, so quorum queues can tell which
-/// members are online without a network call.
+/// members are online without a network call, and every node learns the
+/// names of members added by `join` (the classic queues' ping set).
 async fn liveness(cluster: std::sync::Weak<Cluster>) {
     loop {
         tokio::time::sleep(Duration::from_secs(1)).await;
         let Some(c) = cluster.upgrade() else { return };
         let m = c.raft.metrics().borrow().clone();
+        // Learners too: a node being joined is one until it caught up.
         let ids: Vec<NodeId> = m
             .membership_config
             .membership()
-            .voter_ids()
+            .nodes()
+            .map(|(id, _)| *id)
             .filter(|id| *id != c.id)
             .collect();
         for id in ids {
             if let Some(addr) = c.addr_of(id) {
-                if c.probe(&addr).await.is_some() {
+                if let Some(info) = c.probe(&addr).await {
+                    c.learn(id, &info);
                     c.mark_seen(id);
                 }
             }
@@ -698,6 +743,14 @@ fn snapshot_logs() -> u64 {
         .and_then(|v| v.parse().ok())
         .filter(|n| *n > 0)
         .unwrap_or(1000)
+}
+
+/// `WARREN_CLUSTER_LEGACY_META_LOG=1`: keep the metadata log in its former
+/// file (`meta-raft.log`) as older versions did. For tests only: they make a
+/// data dir in the old format with it, then start without it to check the
+/// migration onto the shared WAL.
+fn legacy_meta_log() -> bool {
+    std::env::var("WARREN_CLUSTER_LEGACY_META_LOG").is_ok_and(|v| v == "1")
 }
 
 fn state_name(s: ServerState) -> &'static str {

@@ -327,17 +327,17 @@ impl Broker {
     }
 }
 
-fn bad(text: impl Into<String>) -> BrokerError {
+pub(crate) fn bad(text: impl Into<String>) -> BrokerError {
     BrokerError::precondition_failed(text)
 }
 
-fn str_field<'a>(o: &'a Value, k: &str) -> Result<&'a str> {
+pub(crate) fn str_field<'a>(o: &'a Value, k: &str) -> Result<&'a str> {
     o.get(k)
         .and_then(Value::as_str)
         .ok_or_else(|| bad(format!("[{{key_missing,{}}}]", k)))
 }
 
-fn bool_field(o: &Value, k: &str, default: bool) -> Result<bool> {
+pub(crate) fn bool_field(o: &Value, k: &str, default: bool) -> Result<bool> {
     match o.get(k) {
         None | Some(Value::Null) => Ok(default),
         Some(Value::Bool(b)) => Ok(*b),
@@ -346,7 +346,7 @@ fn bool_field(o: &Value, k: &str, default: bool) -> Result<bool> {
     }
 }
 
-fn args_field(o: &Value) -> Result<FieldTable> {
+pub(crate) fn args_field(o: &Value) -> Result<FieldTable> {
     match o.get("arguments") {
         None | Some(Value::Null) => Ok(FieldTable::new()),
         Some(a) => json_to_table(a).ok_or_else(|| bad("arguments must be an object")),

@@ -15,6 +15,7 @@ pub mod error;
 pub mod events;
 pub mod exchange;
 pub mod export;
+pub mod export_ops;
 pub mod json;
 pub mod limits;
 pub mod message;

@@ -334,3 +334,43 @@ where
             .map_err(|e| io_err(ErrorVerb::Delete, ErrorSubject::Logs, e))
     }
 }
+
+impl<C> GroupLog<C>
+where
+    C: RaftTypeConfig,
+    C::Entry: Serialize + DeserializeOwned,
+{
+    /// Appends `entries` without openraft (whose flush callback only it can
+    /// make): for copying a log from another store into this group before
+    /// the group's `Raft` starts. Durable when this returns.
+    pub async fn append_durable(&self, entries: Vec<C::Entry>) -> io::Result<()> {
+        let Some(first) = entries.first().map(|e| e.get_log_id().index) else {
+            return Ok(());
+        };
+        let mut payloads = Vec::with_capacity(entries.len());
+        for e in &entries {
+            let body = bincode::serialize(e).map_err(io::Error::other)?;
+            payloads.push(record::indexed_payload(e.get_log_id().index, &body));
+        }
+        let ticket = self.wal.next_ticket();
+        {
+            let mut g = self.idx.lock();
+            for (k, p) in payloads.iter().enumerate() {
+                g.put(first + k as u64, Loc::pending(ticket), Some(p.clone()));
+            }
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.wal.submit(Op::Append {
+            group: self.group,
+            idx: self.idx.clone(),
+            first,
+            ticket,
+            payloads,
+            done: Box::new(move |r: io::Result<()>| {
+                let _ = tx.send(r);
+            }),
+        });
+        rx.await
+            .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "WAL writer stopped"))?
+    }
+}

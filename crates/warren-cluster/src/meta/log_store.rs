@@ -1,14 +1,13 @@
-//! The metadata group's Raft log: a simple durable file.
+//! The metadata group's former Raft log: a file of its own.
 //!
-//! SEAM: this module will be replaced by warren-raftlog's shared per-node WAL
-//! (one fsync per batch across all groups). Until then the metadata group, which
-//! sees a few writes per second at most, keeps its own file:
-//! `meta-raft.log` in the cluster data dir, an append-only sequence of records
-//! (`len: u32`, `crc32c: u32`, JSON of [`Record`]). Every append, vote and
-//! truncation is fsynced before openraft is told it is durable. At open the
-//! file is replayed (a torn tail record is dropped: it was never acknowledged)
-//! and rewritten compactly, so it only grows between restarts (and purged
-//! entries leave it at the next one).
+//! Earlier versions kept the metadata group's log in `meta-raft.log` in the
+//! cluster data dir, an append-only sequence of records (`len: u32`,
+//! `crc32: u32`, JSON of [`Record`]), every append, vote and truncation
+//! fsynced, replayed (a torn tail record dropped) and rewritten compactly at
+//! open. The log now lives on the node's shared WAL (group 0); this file
+//! format stays readable so [`super::migrate`] can move an old log there,
+//! and writable (`WARREN_CLUSTER_LEGACY_META_LOG=1`, tests only) so a test
+//! can make a data dir as an old node left it without an old binary.
 
 use super::MetaConfig;
 use crate::NodeId;
@@ -164,6 +163,22 @@ impl FileLogStore {
         })
     }
 
+    /// Writes a log as an old node would have left it (for tests).
+    #[cfg(test)]
+    pub(crate) fn write_for_test(
+        dir: &Path,
+        vote: Vote<NodeId>,
+        purged: LogId<NodeId>,
+        entries: Vec<Entry<MetaConfig>>,
+        committed: Option<LogId<NodeId>>,
+    ) {
+        let s = FileLogStore::open(dir).expect("open");
+        s.write(Record::Entries(entries)).expect("entries");
+        s.write(Record::Vote(vote)).expect("vote");
+        s.write(Record::Purge(purged)).expect("purge");
+        s.write(Record::Committed(committed)).expect("committed");
+    }
+
     fn write(&self, r: Record) -> io::Result<()> {
         let bytes = frame(&r)?;
         let mut inner = self.inner.lock();
@@ -280,10 +295,10 @@ mod tests {
     fn entry(term: u64, index: u64) -> Entry<MetaConfig> {
         Entry {
             log_id: LogId::new(CommittedLeaderId::new(term, 1), index),
-            payload: EntryPayload::Normal(MetaOp::AddVhost {
+            payload: EntryPayload::Normal(MetaEntry(MetaOp::AddVhost {
                 name: format!("v{index}"),
                 creator: None,
-            }),
+            })),
         }
     }
 
@@ -291,7 +306,7 @@ mod tests {
         s.inner.lock().state.entries.keys().copied().collect()
     }
 
-    use super::super::MetaOp;
+    use super::super::{MetaEntry, MetaOp};
 
     #[test]
     fn survives_reopen_truncate_purge_and_a_torn_tail() {

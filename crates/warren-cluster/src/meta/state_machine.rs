@@ -19,7 +19,7 @@
 //! that last entry, which the core already reflects. The journal is emptied
 //! whenever a snapshot is written.
 
-use super::{MetaConfig, MetaOp, MetaResponse};
+use super::{MetaConfig, MetaEntry, MetaOp, MetaResponse};
 use crate::NodeId;
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -496,7 +496,7 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
             };
             match &e.payload {
                 EntryPayload::Blank => {}
-                EntryPayload::Normal(op) => match self.shared.broker.apply_meta(op) {
+                EntryPayload::Normal(MetaEntry(op)) => match self.shared.broker.apply_meta(op) {
                     Ok(()) => {
                         self.shared.state.lock().record(op);
                         line.op = Some(op.clone());
