@@ -2,8 +2,14 @@
 # Side-by-side benchmark: the same `warren perf` scenarios against RabbitMQ and
 # against Warren, on this machine, one broker at a time.
 #
-#   bench/compare.sh [--update-docs] [--only NAME[,NAME...]] [--reuse-rabbitmq]
+#   bench/compare.sh [--update-docs] [--only NAME[,NAME...]] [--reuse-rabbitmq] [--cluster]
 #
+# * --cluster (or --only qq-3node) also runs the cluster row, bench/cluster.sh:
+#   a 3-node RabbitMQ 3.10 cluster and a 3-node Warren cluster on this
+#   machine, one after the other; a quorum queue with 1 KiB persistent
+#   messages and confirms (msg/s, p99 confirm latency, ratio) and RSS per
+#   idle quorum queue per node. Its results go to <results>/cluster/ and its
+#   table is appended to table.md. --only qq-3node runs nothing else.
 # * Installs RabbitMQ from Debian's packages if it is missing.
 # * By default starts a private RabbitMQ node for the benchmark
 #   (warrenbench@localhost on port 5673, data in a temporary directory), and
@@ -55,6 +61,7 @@ cd "$(dirname "$0")/.."
 root=$PWD
 
 update_docs=0
+cluster=0
 only=""
 reuse_rabbit=0
 [ -n "${RABBIT_URI:-}" ] && reuse_rabbit=1
@@ -63,7 +70,8 @@ while [ $# -gt 0 ]; do
     --update-docs) update_docs=1 ;;
     --only) only="$2"; shift ;;
     --reuse-rabbitmq) reuse_rabbit=1 ;;
-    -h|--help) sed -n '2,47p' "$0"; exit 0 ;;
+    --cluster) cluster=1 ;;
+    -h|--help) sed -n '2,54p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -507,6 +515,17 @@ for entry in "${scenarios[@]}"; do
 done
 
 python3 "$root/bench/table.py" "$out" >"$out/table.md"
+
+# The cluster row: its own script, its own brokers (3 + 3 nodes on their own
+# ports; the private single node above is stopped by now).
+if [ $cluster = 1 ] || [[ ",$only," == *",qq-3node,"* ]]; then
+  stop_warren
+  WARREN_BIN="$warren" OUT="$out/cluster" DURATION="${CLUSTER_DURATION:-20}" \
+    bash "$root/bench/cluster.sh" || echo "bench/cluster.sh failed (see $out/cluster)"
+  if [ -s "$out/cluster/table.md" ]; then
+    { echo; echo "Cluster (bench/cluster.sh):"; echo; cat "$out/cluster/table.md"; } >>"$out/table.md"
+  fi
+fi
 echo
 cat "$out/table.md"
 echo
