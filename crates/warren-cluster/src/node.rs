@@ -228,6 +228,7 @@ impl Cluster {
                 }
             }));
         cluster.restore_quorum_queues();
+        cluster.serve_quorum_admin();
         tokio::spawn(liveness(Arc::downgrade(&cluster)));
         registry.register(
             CLASSIC_GROUP,
@@ -724,7 +725,32 @@ impl MetadataReplicator for Replicator {
 
     fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture {
         let c = self.0.clone();
-        Box::pin(async move { c.change_member(&node, addr).await })
+        Box::pin(async move {
+            let forget = addr.is_none();
+            c.change_member(&node, addr).await?;
+            if forget {
+                // A forgotten node leaves every quorum queue group too.
+                let failures = c.shrink_node(&node).await;
+                if !failures.is_empty() {
+                    return Err(BrokerError::precondition_failed(format!(
+                        "{node} forgotten, but still a member of quorum queue {}",
+                        failures.join("; ")
+                    )));
+                }
+            }
+            Ok(())
+        })
+    }
+
+    fn queue_member(
+        &self,
+        vhost: String,
+        queue: String,
+        node: String,
+        add: bool,
+    ) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.queue_member(&vhost, &queue, &node, add).await })
     }
 
     fn status(&self) -> StatusFuture {

@@ -100,6 +100,18 @@ impl Materialized {
             MetaOp::DeclareQueue { vhost, name, .. } => {
                 self.ops.insert(key(&["2", vhost, name]), op.clone());
             }
+            MetaOp::SetQueueMembers { vhost, name, spec } => {
+                // The declare keeps the queue's current members, so a
+                // restart or a snapshot starts the right ones.
+                if let Some(MetaOp::DeclareQueue {
+                    quorum: Some(q), ..
+                }) = self.ops.get_mut(&key(&["2", vhost, name]))
+                {
+                    if q.group == spec.group {
+                        *q = spec.clone();
+                    }
+                }
+            }
             MetaOp::DeleteQueue { vhost, name } => {
                 self.ops.remove(&key(&["2", vhost, name]));
                 self.ops.retain(|_, o| match o {
@@ -317,6 +329,18 @@ impl MetaStateMachine {
             .collect()
     }
 
+    /// A quorum queue's declare as materialized (its current members).
+    pub fn quorum_declare(&self, vhost: &str, name: &str) -> Option<MetaOp> {
+        match self.shared.state.lock().ops.get(&key(&["2", vhost, name])) {
+            Some(
+                op @ MetaOp::DeclareQueue {
+                    quorum: Some(_), ..
+                },
+            ) => Some(op.clone()),
+            _ => None,
+        }
+    }
+
     /// The node that owns a classic queue (where its messages live), if the
     /// queue is known cluster-wide.
     pub fn queue_owner(&self, vhost: &str, name: &str) -> Option<String> {
@@ -376,12 +400,15 @@ fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
             None => true,
             // A changed user or policy is simply set again; a queue or
             // exchange must be deleted before its new form is declared.
+            // Other members of the same quorum group are not another
+            // queue: the declare's re-application updates them.
             Some(n) => {
                 n != op
                     && matches!(
                         op,
                         MetaOp::DeclareQueue { .. } | MetaOp::DeclareExchange { .. }
                     )
+                    && !same_quorum_group(n, op)
             }
         };
         if !changed {
@@ -432,6 +459,27 @@ fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
         out.push(undo);
     }
     out
+}
+
+/// Two declares of one quorum queue that differ only in its members.
+fn same_quorum_group(a: &MetaOp, b: &MetaOp) -> bool {
+    let strip = |op: &MetaOp| match op {
+        MetaOp::DeclareQueue {
+            quorum: Some(q), ..
+        } => {
+            let mut op = op.clone();
+            if let MetaOp::DeclareQueue {
+                quorum: Some(s), ..
+            } = &mut op
+            {
+                s.members.clear();
+                s.grown.clear();
+            }
+            Some((q.group, op))
+        }
+        _ => None,
+    };
+    matches!((strip(a), strip(b)), (Some(x), Some(y)) if x == y)
 }
 
 impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {
