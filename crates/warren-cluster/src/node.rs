@@ -726,19 +726,27 @@ impl MetadataReplicator for Replicator {
     fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture {
         let c = self.0.clone();
         Box::pin(async move {
-            let forget = addr.is_none();
-            c.change_member(&node, addr).await?;
-            if forget {
-                // A forgotten node leaves every quorum queue group too.
-                let failures = c.shrink_node(&node).await;
-                if !failures.is_empty() {
-                    return Err(BrokerError::precondition_failed(format!(
-                        "{node} forgotten, but still a member of quorum queue {}",
-                        failures.join("; ")
-                    )));
-                }
+            if addr.is_some() {
+                return c.change_member(&node, addr).await;
             }
-            Ok(())
+            // A forgotten node leaves every quorum queue group too. Run
+            // again after a failed shrink, forget finds the node gone from
+            // the metadata group and finishes the shrink.
+            let forgot = c.change_member(&node, None).await;
+            if forgot.as_ref().is_err_and(|e| e.code != code::NOT_FOUND) {
+                return forgot;
+            }
+            let (shrunk, failures) = c.shrink_node(&node).await;
+            if !failures.is_empty() {
+                return Err(BrokerError::precondition_failed(format!(
+                    "{node} forgotten, but still a member of quorum queue {}",
+                    failures.join("; ")
+                )));
+            }
+            if shrunk > 0 {
+                return Ok(());
+            }
+            forgot
         })
     }
 

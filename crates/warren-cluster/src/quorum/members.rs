@@ -196,9 +196,11 @@ impl Cluster {
     }
 
     /// Remove `node` from every quorum queue it is a member of (after
-    /// `forget-node`). Returns the queues that could not be shrunk.
-    pub async fn shrink_node(self: &Arc<Self>, node: &str) -> Vec<String> {
+    /// `forget-node`). Returns how many were, and the queues that could
+    /// not be.
+    pub async fn shrink_node(self: &Arc<Self>, node: &str) -> (usize, Vec<String>) {
         let mut failures = Vec::new();
+        let mut shrunk = 0;
         for op in self.state_machine.quorum_declares() {
             let MetaOp::DeclareQueue {
                 vhost,
@@ -212,11 +214,12 @@ impl Cluster {
             if !spec.members.iter().any(|m| m == node) || spec.members.len() == 1 {
                 continue;
             }
-            if let Err(e) = self.queue_member(&vhost, &name, node, false).await {
-                failures.push(format!("'{name}' in vhost '{vhost}': {}", e.text));
+            match self.queue_member(&vhost, &name, node, false).await {
+                Ok(()) => shrunk += 1,
+                Err(e) => failures.push(format!("'{name}' in vhost '{vhost}': {}", e.text)),
             }
         }
-        failures
+        (shrunk, failures)
     }
 
     /// Have the group's leader make the change: this node's member if it
