@@ -194,3 +194,55 @@ def test_tx_commit_waits_for_the_group(cluster):
     assert done.is_set(), "no tx.commit-ok after the majority came back"
     assert info(a, "qm.tx")["messages"] == 13
     conn.close()
+
+
+def rss_kib(node):
+    with open(f"/proc/{node.proc.pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def test_publisher_without_confirms_is_paused_without_a_majority(cluster):
+    n1, n2, n3 = (cluster.node(n) for n in ("n1", "n2", "n3"))
+    declare(n1, "qm.flood", args={"x-queue-type": "quorum"})
+    wait_for(lambda: len(info(n1, "qm.flood")["online"]) == 3, what="three online")
+    n2.kill()
+    n3.kill()
+    before = rss_kib(n1)
+    body = b"x" * 65536
+    sent = [0]
+    stop = time.time() + 8
+
+    def flood():
+        conn = n1.connect()
+        ch = conn.channel()
+        try:
+            while time.time() < stop:
+                ch.basic_publish("", "qm.flood", body)
+                sent[0] += len(body)
+        except Exception:  # noqa: BLE001 - the node restarting
+            pass
+        finally:
+            try:
+                conn.close()
+            except Exception:  # noqa: BLE001
+                pass
+    t = threading.Thread(target=flood, daemon=True)
+    t.start()
+    peak = before
+    while time.time() < stop:
+        peak = max(peak, rss_kib(n1))
+        time.sleep(0.2)
+    growth_mib = (peak - before) / 1024
+    print(f"flood without a majority: {sent[0] / 2**20:.1f} MiB written by the client, "
+          f"RSS {before / 1024:.1f} -> {peak / 1024:.1f} MiB")
+    # The enqueuer holds at most 8 MiB; the rest waits in socket buffers.
+    assert growth_mib < 48, growth_mib
+    assert sent[0] < 64 * 2**20, sent[0]
+    for n in (n2, n3):
+        n.start()
+        assert n.wait_ready()
+    t.join(30)
+    wait_for(lambda: len(info(n1, "qm.flood")["online"]) == 3, timeout=30, what="back")
