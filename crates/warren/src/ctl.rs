@@ -548,5 +548,23 @@ mod tests {
         assert!(request(&a.command).is_err());
         let a = args(&["import-definitions", "/nonexistent/defs.json"]);
         assert!(request(&a.command).is_err());
+        let a = args(&["grow", "n4", "all"]);
+        assert_eq!(
+            request(&a.command).unwrap(),
+            json!({"command": "grow", "node": "n4", "selection": "all",
+                   "vhost_pattern": ".*", "queue_pattern": ".*"})
+        );
+        // Anything but all/even is a queue-name pattern.
+        let a = args(&["grow", "n4", "^orders"]);
+        let r = request(&a.command).unwrap();
+        assert_eq!(
+            (r["selection"].as_str(), r["queue_pattern"].as_str()),
+            (Some("all"), Some("^orders"))
+        );
+        let a = args(&["-p", "v", "add-member", "q", "n2"]);
+        assert_eq!(
+            request(&a.command).unwrap(),
+            json!({"command": "add_member", "queue": "q", "node": "n2"})
+        );
     }
 }

@@ -607,3 +607,71 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
             }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_core::meta::QuorumSpec;
+
+    fn declare(members: &[&str], group: u64) -> MetaOp {
+        MetaOp::DeclareQueue {
+            vhost: "/".into(),
+            name: "q".into(),
+            durable: true,
+            auto_delete: false,
+            arguments: String::new(),
+            owner: "n1".into(),
+            quorum: Some(QuorumSpec {
+                group,
+                members: members.iter().map(|m| m.to_string()).collect(),
+                grown: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn set_queue_members_rewrites_the_declare() {
+        let mut m = Materialized::default();
+        m.record(&declare(&["n1", "n2"], 7));
+        let spec = QuorumSpec {
+            group: 7,
+            members: vec!["n1".into(), "n2".into(), "n3".into()],
+            grown: vec!["n3".into()],
+        };
+        m.record(&MetaOp::SetQueueMembers {
+            vhost: "/".into(),
+            name: "q".into(),
+            spec: spec.clone(),
+        });
+        match m.ops.get(&key(&["2", "/", "q"])) {
+            Some(MetaOp::DeclareQueue { quorum, .. }) => assert_eq!(quorum, &Some(spec)),
+            other => panic!("{other:?}"),
+        }
+        // Another group's members (a stale op) change nothing.
+        m.record(&MetaOp::SetQueueMembers {
+            vhost: "/".into(),
+            name: "q".into(),
+            spec: QuorumSpec {
+                group: 8,
+                members: vec![],
+                grown: vec![],
+            },
+        });
+        assert!(
+            matches!(m.ops.get(&key(&["2", "/", "q"])), Some(MetaOp::DeclareQueue { quorum: Some(q), .. }) if q.group == 7)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_with_other_members_does_not_delete_the_queue() {
+        let mut old = Materialized::default();
+        old.record(&declare(&["n1", "n2", "n3"], 7));
+        let mut new = Materialized::default();
+        new.record(&declare(&["n1", "n2"], 7));
+        assert!(undo_ops(&old, &new).is_empty());
+        // A new group (deleted and declared again) is another queue.
+        let mut again = Materialized::default();
+        again.record(&declare(&["n1", "n2", "n3"], 9));
+        assert_eq!(undo_ops(&old, &again).len(), 1);
+    }
+}
