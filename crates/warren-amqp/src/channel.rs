@@ -79,8 +79,10 @@ enum Awaiting {
     /// replicated queues completed tracker ticket `cluster` (0: none); a
     /// basic.nack if one of them refused it.
     Confirm(u64, u64, u64),
-    /// tx.commit-ok once `ticket` is durable.
-    CommitOk(u64),
+    /// tx.commit-ok once `ticket` is durable and the replicated queues
+    /// completed tracker tickets `from..=to` (0: none), as RabbitMQ answers
+    /// a commit once its quorum queues have the messages.
+    CommitOk(u64, u64, u64),
     /// basic.nack for publish `seq` (rejected by a full queue).
     Nack(u64),
 }
@@ -395,6 +397,9 @@ impl Channel {
                     ));
                 }
                 self.mode = Mode::Tx;
+                if self.confirms.is_none() {
+                    self.confirms = Some(ConfirmTracker::new(ctx.confirm_wake.clone()));
+                }
                 self.shared.listing.transactional.store(true, Relaxed);
                 self.send(Method::TxSelectOk(TxSelectOk::default()));
                 Ok(())
@@ -406,10 +411,12 @@ impl Channel {
                         &m,
                     ));
                 }
-                self.commit(ctx, &m)?;
-                // commit-ok only once what the transaction published is on disk.
+                let (from, to) = self.commit(ctx, &m)?;
+                // commit-ok only once what the transaction published is on
+                // disk (and committed by its replicated queues' groups).
                 let ticket = std::mem::take(&mut self.tx_ticket);
-                self.awaiting.push_back(Awaiting::CommitOk(ticket));
+                self.awaiting
+                    .push_back(Awaiting::CommitOk(ticket, from, to));
                 Ok(())
             }
             Method::TxRollback(_) => {
@@ -862,10 +869,19 @@ impl Channel {
         Ok(())
     }
 
-    fn commit(&mut self, ctx: &mut ConnContext, m: &Method) -> R {
+    /// Run the transaction; returns the first and last replicated-queue
+    /// tracker tickets its publishes opened (0, 0: none).
+    fn commit(&mut self, ctx: &mut ConnContext, m: &Method) -> Result<(u64, u64), AmqpError> {
+        let (mut from, mut to) = (0, 0);
         for (exchange, msg, mandatory) in std::mem::take(&mut self.tx_publishes) {
             let r = self.route_and_enqueue(ctx, &exchange, msg, mandatory);
             self.tx_ticket = self.tx_ticket.max(r.ticket);
+            if r.cluster != 0 {
+                if from == 0 {
+                    from = r.cluster;
+                }
+                to = r.cluster;
+            }
         }
         for op in std::mem::take(&mut self.tx_acks) {
             match op {
@@ -886,7 +902,7 @@ impl Channel {
                 }
             }
         }
-        Ok(())
+        Ok((from, to))
     }
 
     // ----- publishing -----
@@ -1182,7 +1198,7 @@ impl Channel {
     ) -> Published {
         let mut out = std::mem::take(&mut self.route_buf);
         let confirms = match self.mode {
-            Mode::Confirm => self.confirms.as_ref(),
+            Mode::Confirm | Mode::Tx => self.confirms.as_ref(),
             _ => None,
         };
         let result = ctx
@@ -1255,7 +1271,19 @@ impl Channel {
                         self.confirm_sent = seq;
                     }
                 }
-                Awaiting::CommitOk(ticket) if ticket <= durable => {
+                Awaiting::CommitOk(ticket, from, to) if ticket <= durable => {
+                    // The transaction's replicated tickets, in order (a
+                    // done one is forgotten: remember how far we got).
+                    let mut next = from;
+                    if let Some(t) = &self.confirms {
+                        while next != 0 && next <= to && t.take(next).is_some() {
+                            next += 1;
+                        }
+                    }
+                    if next != 0 && next <= to {
+                        self.awaiting[0] = Awaiting::CommitOk(ticket, next, to);
+                        break;
+                    }
                     self.awaiting.pop_front();
                     self.send(Method::TxCommitOk(TxCommitOk::default()));
                 }

@@ -240,6 +240,7 @@ impl Cluster {
                 }
             }));
         cluster.restore_quorum_queues();
+        cluster.serve_quorum_admin();
         tokio::spawn(liveness(Arc::downgrade(&cluster)));
         registry.register(
             CLASSIC_GROUP,
@@ -782,7 +783,40 @@ impl MetadataReplicator for Replicator {
 
     fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture {
         let c = self.0.clone();
-        Box::pin(async move { c.change_member(&node, addr).await })
+        Box::pin(async move {
+            if addr.is_some() {
+                return c.change_member(&node, addr).await;
+            }
+            // A forgotten node leaves every quorum queue group too. Run
+            // again after a failed shrink, forget finds the node gone from
+            // the metadata group and finishes the shrink.
+            let forgot = c.change_member(&node, None).await;
+            if forgot.as_ref().is_err_and(|e| e.code != code::NOT_FOUND) {
+                return forgot;
+            }
+            let (shrunk, failures) = c.shrink_node(&node).await;
+            if !failures.is_empty() {
+                return Err(BrokerError::precondition_failed(format!(
+                    "{node} forgotten, but still a member of quorum queue {}",
+                    failures.join("; ")
+                )));
+            }
+            if shrunk > 0 {
+                return Ok(());
+            }
+            forgot
+        })
+    }
+
+    fn queue_member(
+        &self,
+        vhost: String,
+        queue: String,
+        node: String,
+        add: bool,
+    ) -> ReplicateFuture {
+        let c = self.0.clone();
+        Box::pin(async move { c.queue_member(&vhost, &queue, &node, add).await })
     }
 
     fn status(&self) -> StatusFuture {

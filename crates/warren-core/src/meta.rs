@@ -129,6 +129,15 @@ pub enum MetaOp {
         vhost: String,
         name: String,
     },
+    /// A quorum queue's members changed (`warren ctl grow/shrink`,
+    /// `add-member`/`delete-member`): every node records the new spec; an
+    /// added node starts an empty member the group leader then adds, a
+    /// removed one drops its member.
+    SetQueueMembers {
+        vhost: String,
+        name: String,
+        spec: QuorumSpec,
+    },
 }
 
 /// A quorum queue's replication: its Raft group id (new for every declare, so
@@ -137,6 +146,10 @@ pub enum MetaOp {
 pub struct QuorumSpec {
     pub group: u64,
     pub members: Vec<String>,
+    /// Members added after the declare: they join the existing group and
+    /// never initialize it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grown: Vec<String>,
 }
 
 impl MetaOp {
@@ -178,6 +191,7 @@ impl MetaOp {
             | MetaOp::DeleteExchange { vhost, .. }
             | MetaOp::DeclareQueue { vhost, .. }
             | MetaOp::DeleteQueue { vhost, .. }
+            | MetaOp::SetQueueMembers { vhost, .. }
             | MetaOp::BindQueue { vhost, .. }
             | MetaOp::UnbindQueue { vhost, .. }
             | MetaOp::BindExchange { vhost, .. }
@@ -213,6 +227,18 @@ pub trait MetadataReplicator: Send + Sync + 'static {
     /// (`forget-node`): `addr` Some to add `node` at that cluster address,
     /// None to remove it.
     fn change_member(&self, node: String, addr: Option<String>) -> ReplicateFuture;
+
+    /// Add (`add`) or remove `node` as a member of quorum queue `queue`
+    /// (`warren ctl add-member`/`delete-member`, grow/shrink).
+    fn queue_member(
+        &self,
+        _vhost: String,
+        _queue: String,
+        _node: String,
+        _add: bool,
+    ) -> ReplicateFuture {
+        Box::pin(async { Err(BrokerError::not_allowed("this node is not clustered")) })
+    }
 
     /// The cluster's status as JSON: `{"nodes": [{"name", "running",
     /// "type", ...}], "metadata_leader": NAME}` (for the management API and
@@ -326,6 +352,13 @@ impl Broker {
                     .declare_homed_queue(name, opts, conn, owner)
                     .map(|_| ())
             }
+            // Only the cluster layer acts on it; the queue must exist.
+            MetaOp::SetQueueMembers { name, .. } => vhost()?
+                .named_queue(ShortStr::from(name.as_str()).as_bytes())
+                .map(|_| ())
+                .ok_or_else(|| {
+                    BrokerError::not_found(format!("no queue '{name}' in vhost '{}'", op.vhost()))
+                }),
             MetaOp::DeleteQueue { name, .. } => vhost()?
                 .delete_queue(&ShortStr::from(name.as_str()), false, false, conn)
                 .map(|_| ()),

@@ -182,6 +182,10 @@ pub fn router(http: Arc<Http>) -> Router {
             get(queues::show).put(queues::put).delete(queues::delete),
         )
         .route("/api/queues/{vhost}/{name}/bindings", get(queues::bindings))
+        .route(
+            "/api/queues/{vhost}/{name}/members/{node}",
+            axum::routing::put(queue_members::add).delete(queue_members::remove),
+        )
         .route("/api/queues/{vhost}/{name}/get", post(queues::get_messages))
         .route(
             "/api/queues/{vhost}/{name}/contents",

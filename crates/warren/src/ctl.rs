@@ -125,6 +125,29 @@ enum CtlCommand {
     /// Remove a node from the cluster's membership (a dead one, before
     /// replacing it), like `rabbitmqctl forget_cluster_node`.
     ForgetNode { name: String },
+    /// Add NODE to every quorum queue that lacks it, as `rabbitmq-queues
+    /// grow NODE all|even`: `all`, `even` (only queues with an even number
+    /// of members) or a queue-name regular expression.
+    Grow {
+        node: String,
+        #[arg(default_value = "all")]
+        selection: String,
+        /// Only vhosts matching this regular expression.
+        #[arg(long, default_value = ".*")]
+        vhost_pattern: String,
+        /// Only queues matching this regular expression.
+        #[arg(long, default_value = ".*")]
+        queue_pattern: String,
+    },
+    /// Remove NODE from every quorum queue it is a member of
+    /// (`rabbitmq-queues shrink NODE`).
+    Shrink { node: String },
+    /// Add NODE to quorum queue QUEUE of the vhost (-p), as
+    /// `rabbitmq-queues add_member`.
+    AddMember { queue: String, node: String },
+    /// Remove NODE from quorum queue QUEUE of the vhost (-p), as
+    /// `rabbitmq-queues delete_member`.
+    DeleteMember { queue: String, node: String },
     /// Create a user (no tags, no permissions).
     AddUser { name: String, password: String },
     /// Delete a user and its permissions; its connections are closed.
@@ -278,6 +301,10 @@ const HTTP_ONLY: &[&str] = &[
     "cluster_status",
     "join_cluster",
     "forget_cluster_node",
+    "grow",
+    "shrink",
+    "add_member",
+    "delete_member",
     "list_exchanges",
     "list_bindings",
     "purge_queue",
@@ -315,6 +342,28 @@ fn request(command: &CtlCommand) -> Result<Value, String> {
             json!({"command": "join_cluster", "name": name, "addr": addr})
         }
         CtlCommand::ForgetNode { name } => json!({"command": "forget_cluster_node", "name": name}),
+        CtlCommand::Grow {
+            node,
+            selection,
+            vhost_pattern,
+            queue_pattern,
+        } => {
+            // `all` and `even` are RabbitMQ's strategies; anything else is
+            // taken as a queue-name pattern.
+            let (selection, queue_pattern) = match selection.as_str() {
+                "all" | "even" => (selection.clone(), queue_pattern.clone()),
+                pattern => ("all".to_string(), pattern.to_string()),
+            };
+            json!({"command": "grow", "node": node, "selection": selection,
+                   "vhost_pattern": vhost_pattern, "queue_pattern": queue_pattern})
+        }
+        CtlCommand::Shrink { node } => json!({"command": "shrink", "node": node}),
+        CtlCommand::AddMember { queue, node } => {
+            json!({"command": "add_member", "queue": queue, "node": node})
+        }
+        CtlCommand::DeleteMember { queue, node } => {
+            json!({"command": "delete_member", "queue": queue, "node": node})
+        }
         CtlCommand::AddUser { name, password } => {
             json!({"command": "add_user", "name": name, "password": password})
         }
@@ -499,5 +548,23 @@ mod tests {
         assert!(request(&a.command).is_err());
         let a = args(&["import-definitions", "/nonexistent/defs.json"]);
         assert!(request(&a.command).is_err());
+        let a = args(&["grow", "n4", "all"]);
+        assert_eq!(
+            request(&a.command).unwrap(),
+            json!({"command": "grow", "node": "n4", "selection": "all",
+                   "vhost_pattern": ".*", "queue_pattern": ".*"})
+        );
+        // Anything but all/even is a queue-name pattern.
+        let a = args(&["grow", "n4", "^orders"]);
+        let r = request(&a.command).unwrap();
+        assert_eq!(
+            (r["selection"].as_str(), r["queue_pattern"].as_str()),
+            (Some("all"), Some("^orders"))
+        );
+        let a = args(&["-p", "v", "add-member", "q", "n2"]);
+        assert_eq!(
+            request(&a.command).unwrap(),
+            json!({"command": "add_member", "queue": "q", "node": "n2"})
+        );
     }
 }

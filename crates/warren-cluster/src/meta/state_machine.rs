@@ -100,6 +100,18 @@ impl Materialized {
             MetaOp::DeclareQueue { vhost, name, .. } => {
                 self.ops.insert(key(&["2", vhost, name]), op.clone());
             }
+            MetaOp::SetQueueMembers { vhost, name, spec } => {
+                // The declare keeps the queue's current members, so a
+                // restart or a snapshot starts the right ones.
+                if let Some(MetaOp::DeclareQueue {
+                    quorum: Some(q), ..
+                }) = self.ops.get_mut(&key(&["2", vhost, name]))
+                {
+                    if q.group == spec.group {
+                        *q = spec.clone();
+                    }
+                }
+            }
             MetaOp::DeleteQueue { vhost, name } => {
                 self.ops.remove(&key(&["2", vhost, name]));
                 self.ops.retain(|_, o| match o {
@@ -317,6 +329,18 @@ impl MetaStateMachine {
             .collect()
     }
 
+    /// A quorum queue's declare as materialized (its current members).
+    pub fn quorum_declare(&self, vhost: &str, name: &str) -> Option<MetaOp> {
+        match self.shared.state.lock().ops.get(&key(&["2", vhost, name])) {
+            Some(
+                op @ MetaOp::DeclareQueue {
+                    quorum: Some(_), ..
+                },
+            ) => Some(op.clone()),
+            _ => None,
+        }
+    }
+
     /// The node that owns a classic queue (where its messages live), if the
     /// queue is known cluster-wide.
     pub fn queue_owner(&self, vhost: &str, name: &str) -> Option<String> {
@@ -376,12 +400,15 @@ fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
             None => true,
             // A changed user or policy is simply set again; a queue or
             // exchange must be deleted before its new form is declared.
+            // Other members of the same quorum group are not another
+            // queue: the declare's re-application updates them.
             Some(n) => {
                 n != op
                     && matches!(
                         op,
                         MetaOp::DeclareQueue { .. } | MetaOp::DeclareExchange { .. }
                     )
+                    && !same_quorum_group(n, op)
             }
         };
         if !changed {
@@ -432,6 +459,27 @@ fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
         out.push(undo);
     }
     out
+}
+
+/// Two declares of one quorum queue that differ only in its members.
+fn same_quorum_group(a: &MetaOp, b: &MetaOp) -> bool {
+    let strip = |op: &MetaOp| match op {
+        MetaOp::DeclareQueue {
+            quorum: Some(q), ..
+        } => {
+            let mut op = op.clone();
+            if let MetaOp::DeclareQueue {
+                quorum: Some(s), ..
+            } = &mut op
+            {
+                s.members.clear();
+                s.grown.clear();
+            }
+            Some((q.group, op))
+        }
+        _ => None,
+    };
+    matches!((strip(a), strip(b)), (Some(x), Some(y)) if x == y)
 }
 
 impl RaftSnapshotBuilder<MetaConfig> for MetaStateMachine {
@@ -557,5 +605,73 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
                 meta,
                 snapshot: Box::new(Cursor::new(data)),
             }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warren_core::meta::QuorumSpec;
+
+    fn declare(members: &[&str], group: u64) -> MetaOp {
+        MetaOp::DeclareQueue {
+            vhost: "/".into(),
+            name: "q".into(),
+            durable: true,
+            auto_delete: false,
+            arguments: String::new(),
+            owner: "n1".into(),
+            quorum: Some(QuorumSpec {
+                group,
+                members: members.iter().map(|m| m.to_string()).collect(),
+                grown: Vec::new(),
+            }),
+        }
+    }
+
+    #[test]
+    fn set_queue_members_rewrites_the_declare() {
+        let mut m = Materialized::default();
+        m.record(&declare(&["n1", "n2"], 7));
+        let spec = QuorumSpec {
+            group: 7,
+            members: vec!["n1".into(), "n2".into(), "n3".into()],
+            grown: vec!["n3".into()],
+        };
+        m.record(&MetaOp::SetQueueMembers {
+            vhost: "/".into(),
+            name: "q".into(),
+            spec: spec.clone(),
+        });
+        match m.ops.get(&key(&["2", "/", "q"])) {
+            Some(MetaOp::DeclareQueue { quorum, .. }) => assert_eq!(quorum, &Some(spec)),
+            other => panic!("{other:?}"),
+        }
+        // Another group's members (a stale op) change nothing.
+        m.record(&MetaOp::SetQueueMembers {
+            vhost: "/".into(),
+            name: "q".into(),
+            spec: QuorumSpec {
+                group: 8,
+                members: vec![],
+                grown: vec![],
+            },
+        });
+        assert!(
+            matches!(m.ops.get(&key(&["2", "/", "q"])), Some(MetaOp::DeclareQueue { quorum: Some(q), .. }) if q.group == 7)
+        );
+    }
+
+    #[test]
+    fn a_snapshot_with_other_members_does_not_delete_the_queue() {
+        let mut old = Materialized::default();
+        old.record(&declare(&["n1", "n2", "n3"], 7));
+        let mut new = Materialized::default();
+        new.record(&declare(&["n1", "n2"], 7));
+        assert!(undo_ops(&old, &new).is_empty());
+        // A new group (deleted and declared again) is another queue.
+        let mut again = Materialized::default();
+        again.record(&declare(&["n1", "n2", "n3"], 9));
+        assert_eq!(undo_ops(&old, &again).len(), 1);
     }
 }

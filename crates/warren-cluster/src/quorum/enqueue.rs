@@ -25,6 +25,26 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// publishers are nacked.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Publish bytes one enqueuer may hold (queued or in flight) before its
+/// publishers wait (plan step 2): without it a publisher that does not use
+/// confirms would fill memory while the group has no majority.
+pub const MAX_BACKLOG: usize = 8 << 20;
+
+/// The bytes an enqueuer holds, and a wake-up when they go down.
+#[derive(Default)]
+pub struct Backlog {
+    pub bytes: std::sync::atomic::AtomicUsize,
+    pub room: tokio::sync::Notify,
+}
+
+impl Backlog {
+    fn release(&self, bytes: usize) {
+        self.bytes
+            .fetch_sub(bytes, std::sync::atomic::Ordering::Relaxed);
+        self.room.notify_waiters();
+    }
+}
+
 pub struct Pending {
     pub message: warren_quorum::Message,
     pub confirm: Option<Confirm>,
@@ -35,6 +55,7 @@ pub(crate) async fn run(
     group: u64,
     members: Vec<NodeId>,
     mut rx: mpsc::UnboundedReceiver<Pending>,
+    backlog: std::sync::Arc<Backlog>,
 ) {
     // New per task: a restarted node's batches are never taken for resends
     // of its previous life's.
@@ -81,6 +102,7 @@ pub(crate) async fn run(
             // Dropped confirms are nacks.
             _ => drop(confirms),
         }
+        backlog.release(bytes);
         if cluster.strong_count() == 0 {
             return;
         }

@@ -3,9 +3,10 @@
 //!
 //! Publishing hands the message to the queue's enqueuer (see `enqueue.rs`),
 //! which completes the publisher's confirm once the group committed it.
-//! Depth comes from this node's member state machine (a non-member node
-//! shows 0). Consumers, acks, basic.get and purge go through this node's
-//! hub (`hub.rs`).
+//! Depth comes from this node's member state machine; a node without a
+//! member asks the group (`members.rs`' status RPC, kept for a second).
+//! Consumers, acks, basic.get and purge go through this node's hub
+//! (`hub.rs`).
 
 use super::enqueue::{self, Pending};
 use super::hub::Hub;
@@ -13,6 +14,7 @@ use crate::node::Cluster;
 use crate::NodeId;
 use bytes::{BufMut, Bytes, BytesMut};
 use serde_json::{json, Map, Value};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
@@ -23,14 +25,25 @@ use warren_core::queue::{QueueBackend, QueueDepth};
 use warren_core::{BrokerError, Consumer, Message, Queue, QueuedMessage};
 use warren_quorum::{Command, Reply};
 
+/// How long a node without a member reuses the group status it asked for.
+const REMOTE_FRESH: Duration = Duration::from_secs(1);
+/// How long it waits before asking again after nobody answered.
+const REMOTE_RETRY: Duration = Duration::from_secs(5);
+
 pub struct QuorumQueue {
     pub group: u64,
-    pub members: Vec<String>,
+    /// Current members (changed by grow/shrink, see `members.rs`).
+    members: parking_lot::RwLock<Vec<String>>,
+    /// A node without a member: the group's status as last asked for
+    /// (`members.rs`), and when.
+    remote: parking_lot::Mutex<Option<(Instant, Option<super::members::GroupStatus>)>>,
     cluster: Weak<Cluster>,
     vhost: String,
     name: String,
     tx: mpsc::UnboundedSender<Pending>,
     pub(crate) hub: Arc<Hub>,
+    /// Bytes the enqueuer holds (see [`enqueue::MAX_BACKLOG`]).
+    backlog: Arc<enqueue::Backlog>,
 }
 
 impl QuorumQueue {
@@ -42,16 +55,90 @@ impl QuorumQueue {
             .map(|m| crate::config::node_id(m))
             .collect();
         let hub = Hub::new(c, spec.group, member_ids.clone());
-        tokio::spawn(enqueue::run(Arc::downgrade(c), spec.group, member_ids, rx));
+        let backlog = Arc::new(enqueue::Backlog::default());
+        tokio::spawn(enqueue::run(
+            Arc::downgrade(c),
+            spec.group,
+            member_ids,
+            rx,
+            backlog.clone(),
+        ));
         Arc::new(QuorumQueue {
             hub,
             group: spec.group,
-            members: spec.members.clone(),
+            members: parking_lot::RwLock::new(spec.members.clone()),
+            remote: parking_lot::Mutex::new(None),
             cluster: Arc::downgrade(c),
             vhost: vhost.to_string(),
             name: name.to_string(),
             tx,
+            backlog,
         })
+    }
+
+    pub fn members(&self) -> Vec<String> {
+        self.members.read().clone()
+    }
+
+    pub(crate) fn set_members(&self, members: &[String]) {
+        let mut m = self.members.write();
+        if *m != members {
+            *m = members.to_vec();
+        }
+    }
+
+    /// The group's status asked from its members, for a node without a
+    /// member of its own; kept for [`REMOTE_FRESH`] (a failed ask for
+    /// longer, so a listing does not wait on dead members each time).
+    /// Only on a multi-threaded runtime (the worker hands its other tasks
+    /// over while it waits), else None.
+    fn remote_status(&self, c: &Arc<Cluster>) -> Option<super::members::GroupStatus> {
+        if let Some((at, s)) = *self.remote.lock() {
+            let fresh = if s.is_some() {
+                REMOTE_FRESH
+            } else {
+                REMOTE_RETRY
+            };
+            if at.elapsed() < fresh {
+                return s;
+            }
+        }
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return None;
+        }
+        let members = self.members();
+        let s =
+            tokio::task::block_in_place(|| handle.block_on(c.remote_status(self.group, &members)));
+        *self.remote.lock() = Some((Instant::now(), s));
+        s
+    }
+
+    /// The enqueuer holds more than [`enqueue::MAX_BACKLOG`]: the
+    /// publishing connection's task waits (its worker hands its other tasks
+    /// over) until half of it is gone, as the message log's
+    /// `wait_for_room` pauses a connection. No deadline: while the group has
+    /// no majority, its batches fail after `WRITE_TIMEOUT` one at a time and
+    /// the publisher goes on at that pace, its memory bounded.
+    fn wait_for_room(&self) {
+        let Ok(handle) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return;
+        }
+        let backlog = &self.backlog;
+        tokio::task::block_in_place(|| {
+            handle.block_on(async {
+                while backlog.bytes.load(Ordering::Relaxed) > enqueue::MAX_BACKLOG / 2
+                    && !self.tx.is_closed()
+                {
+                    let _ =
+                        tokio::time::timeout(Duration::from_millis(100), backlog.room.notified())
+                            .await;
+                }
+            })
+        });
     }
 
     fn not_yet(&self, what: &str) -> BrokerError {
@@ -107,11 +194,22 @@ impl QueueBackend for QuorumQueue {
             header: encode_header(&message),
             body: message.body.clone(),
         };
+        let bytes = m.size() as usize;
+        self.backlog.bytes.fetch_add(bytes, Ordering::Relaxed);
         // A closed enqueuer (node shutting down) drops the confirm: a nack.
-        let _ = self.tx.send(Pending {
-            message: m,
-            confirm,
-        });
+        if self
+            .tx
+            .send(Pending {
+                message: m,
+                confirm,
+            })
+            .is_err()
+        {
+            self.backlog.bytes.fetch_sub(bytes, Ordering::Relaxed);
+        }
+        if self.backlog.bytes.load(Ordering::Relaxed) > enqueue::MAX_BACKLOG {
+            self.wait_for_room();
+        }
         true
     }
 
@@ -174,11 +272,16 @@ impl QueueBackend for QuorumQueue {
                 message_bytes_unacknowledged: 0,
                 consumers: s.consumer_count() as u32,
             }),
-            // Not a member: the consumers attached here.
-            None => QueueDepth {
-                consumers: self.hub.consumers_of(queue),
-                ..QueueDepth::default()
-            },
+            // Not a member: the group's depth as its leader tells it, with
+            // the consumers attached here.
+            None => {
+                let mut d = self
+                    .remote_status(&c)
+                    .map(|s| s.depth())
+                    .unwrap_or_default();
+                d.consumers = d.consumers.max(self.hub.consumers_of(queue));
+                d
+            }
         }
     }
 
@@ -188,18 +291,19 @@ impl QueueBackend for QuorumQueue {
 
     fn info(&self, _queue: &Queue) -> Map<String, Value> {
         let mut j = Map::new();
-        j.insert("members".into(), json!(self.members));
+        let members = self.members();
+        j.insert("members".into(), json!(members));
         let Some(c) = self.cluster.upgrade() else {
             return j;
         };
-        let leader = c.quorum.member(self.group).and_then(|m| {
-            let metrics = m.raft.metrics().borrow().clone();
-            metrics.current_leader
-        });
+        let leader = match c.quorum.member(self.group) {
+            Some(m) => m.raft.metrics().borrow().current_leader,
+            // No member here: the leader the members named.
+            None => self.remote_status(&c).and_then(|s| s.leader),
+        };
         j.insert("leader".into(), json!(leader.map(|l| c.name_of(l))));
         j.insert("node".into(), json!(leader.map(|l| c.name_of(l))));
-        let online: Vec<&String> = self
-            .members
+        let online: Vec<&String> = members
             .iter()
             .filter(|m| c.is_online(crate::config::node_id(m), Duration::from_secs(3)))
             .collect();

@@ -19,6 +19,7 @@ pub mod consume;
 pub mod enqueue;
 pub mod handle;
 pub mod hub;
+pub mod members;
 
 use crate::node::Cluster;
 use crate::raft_net::{Bincode, GroupNetworkFactory, RaftService};
@@ -138,9 +139,9 @@ impl Cluster {
         voters.sort_unstable();
         let mut group = warren_core::random::random_u64();
         while group == crate::META_GROUP
-            || group == crate::NODE_GROUP
-            || group == crate::classic::CLASSIC_GROUP
-            || group == consume::QQ_DELIVER_GROUP
+            // The node-level RPC groups live at the top of the id space
+            // (NODE_GROUP, CLASSIC_GROUP, QQ_DELIVER_GROUP, QUORUM_ADMIN_GROUP).
+            || group >= members::QUORUM_ADMIN_GROUP
         {
             group = warren_core::random::random_u64();
         }
@@ -159,6 +160,7 @@ impl Cluster {
         *quorum = Some(QuorumSpec {
             group,
             members: voters.iter().map(|id| self.name_of(*id)).collect(),
+            grown: Vec::new(),
         });
     }
 
@@ -172,6 +174,17 @@ impl Cluster {
                 quorum: Some(spec),
                 ..
             } => self.attach_quorum(vhost, name, spec, arguments),
+            // The declare as materialized carries the new members.
+            MetaOp::SetQueueMembers { vhost, name, .. } => {
+                if let Some(MetaOp::DeclareQueue {
+                    quorum: Some(spec),
+                    arguments,
+                    ..
+                }) = self.state_machine.quorum_declare(vhost, name)
+                {
+                    self.attach_quorum(vhost, name, &spec, &arguments);
+                }
+            }
             MetaOp::DeleteQueue { vhost, name } => {
                 let removed = self
                     .quorum
@@ -200,7 +213,10 @@ impl Cluster {
         let handle = {
             let mut qs = self.quorum.queues.lock();
             match qs.get(&key) {
-                Some(h) if h.group == spec.group => h.clone(),
+                Some(h) if h.group == spec.group => {
+                    h.set_members(&spec.members);
+                    h.clone()
+                }
                 _ => {
                     let h = QuorumQueue::new(self, vhost, name, spec);
                     qs.insert(key, h.clone());
@@ -226,6 +242,14 @@ impl Cluster {
                     warn!("quorum group {:#x}: cannot start: {e}", spec.group);
                 }
             });
+        } else if self.quorum.member(spec.group).is_some()
+            || self.quorum.wal.group_ids().contains(&spec.group)
+        {
+            // Removed from the group (shrink), maybe while it was down:
+            // its member, log and snapshot go.
+            let c = self.clone();
+            let group = spec.group;
+            tokio::spawn(async move { c.stop_member(group, true).await });
         }
     }
 
@@ -300,6 +324,10 @@ impl Cluster {
             nodes.insert(id, BasicNode::new(&addr));
         }
         let first = spec.members.first().is_some_and(|m| *m == self.name);
+        if spec.grown.contains(&self.name) {
+            // Added later: the leader brings it in (see members.rs).
+            return Ok(());
+        }
         tokio::spawn(async move {
             if !first {
                 tokio::time::sleep(INIT_GRACE).await;

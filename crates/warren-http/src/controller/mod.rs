@@ -20,6 +20,7 @@ pub mod overview;
 pub mod parameters;
 pub mod permissions;
 pub mod policies;
+pub mod queue_members;
 pub mod queues;
 pub mod replicate;
 pub mod topic_permissions;

@@ -5,6 +5,8 @@
 //! which error it was. The command is the JSON request the AMQP path
 //! publishes (`{"command": "add_user", "vhost": "/", ...}`).
 
+mod members;
+
 use super::client::{self, encode, HttpUrl};
 use rustls::ClientConfig;
 use serde_json::{json, Map, Value};
@@ -235,6 +237,10 @@ pub fn execute(
             )??;
             json!({})
         }
+        "add_member" => members::one(&api, request, &vhost, true)?,
+        "delete_member" => members::one(&api, request, &vhost, false)?,
+        "grow" => members::bulk(&api, request, true)?,
+        "shrink" => members::bulk(&api, request, false)?,
         "forget_cluster_node" => {
             let name = field("name")?;
             api.delete(&format!("/api/cluster/nodes/{}", encode(&name)))??;
@@ -436,7 +442,7 @@ pub fn execute(
         }
         "list_queues" => {
             let path = format!(
-                "/api/queues/{}?columns=name,messages_ready,consumers,durable",
+                "/api/queues/{}?columns=name,messages_ready,consumers,durable,type,leader,members,online",
                 v
             );
             let queues = match api.list(&path)? {
@@ -447,12 +453,21 @@ pub fn execute(
                 .iter()
                 .map(|q| {
                     let f = |k: &str| q.get(k).cloned().unwrap_or_default();
-                    json!({
+                    let mut line = json!({
                         "name": f("name"),
                         "messages": f("messages_ready"),
                         "consumers": f("consumers"),
                         "durable": f("durable"),
-                    })
+                        "type": q.get("type").cloned().unwrap_or(json!("classic")),
+                    });
+                    // A quorum queue's replication, as rabbitmqctl
+                    // list_queues leader members online shows it.
+                    for k in ["leader", "members", "online"] {
+                        if let Some(v) = q.get(k) {
+                            line[k] = v.clone();
+                        }
+                    }
+                    line
                 })
                 .collect();
             json!({ "queues": queues })
