@@ -374,3 +374,28 @@ fn enqueue_batch_once_per_publisher_seq_and_reports_refusals() {
     assert_eq!(q.apply(batch(1)).reply, Reply::Duplicate);
     assert_eq!(q.ready_count(), 2);
 }
+
+#[test]
+fn batch_applies_in_order_with_one_reply_each() {
+    let mut q = QueueState::default();
+    q.apply(enq(1));
+    let o = q.apply(Command::Batch(vec![
+        attach(1, 0),
+        Command::Settle {
+            consumer: 9,
+            ids: vec![1],
+        },
+        Command::Settle {
+            consumer: 1,
+            ids: vec![1],
+        },
+    ]));
+    assert_eq!(
+        o.reply,
+        Reply::Batch(vec![Reply::Ok, Reply::UnknownConsumer, Reply::Ok])
+    );
+    // The attach delivered the ready message; the settle in the same batch
+    // took it.
+    assert_eq!(deliveries(&o), vec![(1, 1, 1, false)]);
+    assert_eq!(q.unacked_count(), 0);
+}

@@ -221,7 +221,10 @@ impl Hub {
                 l.held.remove(p);
             }
             if l.held.is_empty() {
+                // Nothing left to ack: forget the consumer and its slot.
+                let slot = l.slot;
                 st.locals.remove(&id);
+                st.slots.remove(&slot);
             }
             (id, pending)
         };
@@ -290,6 +293,7 @@ impl Hub {
                 };
                 if gone {
                     st.locals.remove(&id);
+                    st.slots.remove(&slot);
                 }
             }
         }
