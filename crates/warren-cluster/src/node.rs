@@ -299,7 +299,7 @@ impl Cluster {
         }
     }
 
-    async fn probe(&self, addr: &str) -> Option<NodeInfo> {
+    pub(crate) async fn probe(&self, addr: &str) -> Option<NodeInfo> {
         let b = self
             .transport
             .call(addr, NODE_GROUP, STATUS_RPC, &[], PROBE_TIMEOUT)

@@ -188,6 +188,9 @@ def test_tx_commit_waits_for_the_group(cluster):
     t.start()
     time.sleep(3)
     assert not done.is_set(), "tx.commit-ok before the group committed"
+    # A node that is down is not made a member.
+    wait_for(lambda: (lambda r: r.returncode != 0 and "not running" in r.stdout)(
+        n1.ctl("add-member", "qm.tx", b.name, check=False)), what="add-member of a dead node")
     b.start()
     assert b.wait_ready()
     t.join(40)

@@ -140,9 +140,15 @@ impl Cluster {
             if !voters.contains(&id) {
                 return Err(BrokerError::not_found(format!("no cluster node {node}")));
             }
+            // A node that is down would be recorded as a member the leader
+            // then waits a minute for: refuse at once, as rabbitmq-queues
+            // does for a node that is not running.
             let addr = self
                 .addr_of(id)
                 .ok_or_else(|| failed(format!("no address known for {node}")))?;
+            if !self.is_online(id, Duration::from_secs(3)) && self.probe(&addr).await.is_none() {
+                return Err(failed(format!("node {node} is not running")));
+            }
             if !is_member {
                 let mut s = spec.clone();
                 s.members.push(node.to_string());
