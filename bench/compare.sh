@@ -82,6 +82,11 @@ target_dir=${CARGO_TARGET_DIR:-$root/target}
 out=${OUT:-$root/bench/results/$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$out"
 
+# Only the cluster row: nothing of the single-node set-up below is needed.
+if [ "$only" = qq-3node ]; then
+  OUT="$out/cluster" DURATION="${CLUSTER_DURATION:-20}" exec bash "$root/bench/cluster.sh"
+fi
+
 sudo_if_needed() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- RabbitMQ -----------------------------------------------------------------

@@ -1,7 +1,8 @@
 # Start and stop a local 3-node Warren cluster from bash (sourced, not run).
 #
 #   . scripts/cluster_nodes.sh
-#   wc_start BIN DIR BASE [full]    # nodes n1..n3; ports from BASE (below)
+#   wc_start BIN DIR BASE [full]    # nodes n1..n3; ports from BASE (below);
+#                                   # 1 if one is taken (try another BASE)
 #   wc_stop                         # SIGTERM (then SIGKILL) the nodes it started, rm DIR
 #
 # Used by the cluster benchmarks (bench/cluster.sh, bench/cluster_failover.sh)
@@ -82,9 +83,27 @@ wc_start() { # BIN DIR BASE [full]
     WC_CLUSTER[$i]=$((WC_BASE + 20 + i - 1))
     WC_HTTP[$i]=$((WC_BASE + 30 + i - 1))
   done
-  for p in "${WC_AMQP[@]:1}" "${WC_CLUSTER[@]:1}" "${WC_HTTP[@]:1}"; do
-    if wc_port_open "$p"; then echo "port $p is taken: pick another base (now $WC_BASE)" >&2; return 1; fi
-  done
+  # Every port must be bindable now (these lie in Linux's ephemeral range:
+  # another process's outgoing or loopback socket may hold one for long).
+  local ports=("${WC_AMQP[@]}" "${WC_CLUSTER[@]}" "${WC_HTTP[@]}")
+  [ "$WC_FULL" = full ] && ports+=($((WC_BASE + 40)) $((WC_BASE + 50)) $((WC_BASE + 60)) $((WC_BASE + 70)) $((WC_BASE + 80)))
+  if ! python3 - "${ports[@]}" <<'PY'
+import socket, sys
+for p in sys.argv[1:]:
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        s.bind(("127.0.0.1", int(p)))
+    except OSError:
+        print(f"port {p} is taken", file=sys.stderr)
+        sys.exit(1)
+    finally:
+        s.close()
+PY
+  then
+    echo "pick another base (now $WC_BASE)" >&2
+    return 1
+  fi
   for i in 1 2 3; do wc_start_node "$i"; done
   for i in 1 2 3; do
     # These ports lie in Linux's ephemeral range: a client's outgoing socket

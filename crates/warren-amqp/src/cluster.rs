@@ -131,6 +131,26 @@ pub(crate) fn meta_op(ctx: &mut ConnContext, node: &str, m: &Method) -> Option<M
             for (access, kind, name) in queue_declare_needs(d.queue.as_bytes(), &d.arguments) {
                 ctx.check(access, kind, name).ok()?;
             }
+            // The declare's own refusals (bad arguments, a stream's classic-only
+            // ones): not replicated, the local declare answers them with
+            // RabbitMQ's 406 text, as on a single node.
+            let args = warren_core::queue::QueueArgs::parse(
+                &ctx.vhost.effective_args(&d.queue, &d.arguments),
+                &d.queue,
+                &vhost,
+            )
+            .ok()?;
+            if args.is_stream() {
+                warren_core::queue::check_stream_declare(
+                    &d.arguments,
+                    d.durable,
+                    d.exclusive,
+                    d.auto_delete,
+                    &d.queue,
+                    &vhost,
+                )
+                .ok()?;
+            }
             let o = warren_core::queue::QueueOptions {
                 durable: d.durable,
                 exclusive: false,

@@ -60,6 +60,8 @@ pub struct Shared {
     pub redelivered: AtomicU64,
     pub reordered: AtomicU64,
     pub latency: Mutex<Latency>,
+    /// Publish-to-confirm times, merged from each producer's window when it ends.
+    pub confirm_latency: Mutex<Histogram>,
     pub queues: Vec<Mutex<QueueCheck>>,
 }
 
@@ -75,6 +77,7 @@ impl Shared {
             redelivered: AtomicU64::new(0),
             reordered: AtomicU64::new(0),
             latency: Mutex::new(Latency::default()),
+            confirm_latency: Mutex::new(Histogram::new()),
             queues: (0..queues)
                 .map(|_| {
                     Mutex::new(QueueCheck {

@@ -100,6 +100,7 @@ pub(crate) async fn publish<P: Publish>(
                 // One timestamp per batch: the batch is encoded in well under
                 // a microsecond and written as one piece.
                 let sent_ns = shared.now_ns();
+                let sent_at = Instant::now();
                 for _ in 0..n {
                     p.append(Stamp {
                         sent_ns,
@@ -108,7 +109,7 @@ pub(crate) async fn publish<P: Publish>(
                     });
                     seq += 1;
                     if confirm > 0 {
-                        window.published();
+                        window.published_at(sent_at);
                     }
                 }
                 shared.published.fetch_add(n, Ordering::Relaxed);
@@ -148,6 +149,7 @@ pub(crate) async fn publish<P: Publish>(
             r?;
         }
     }
+    shared.confirm_latency.lock().merge(window.latency());
     Ok(ProducerOutcome {
         sent: seq,
         acked: window.acked(),

@@ -167,6 +167,10 @@ pub struct ThroughputReport {
     /// Deliveries per second during the window.
     pub consume_rate: f64,
     pub latency: LatencySummary,
+    /// Publish-to-confirm (or receipt, PUBACK) times of acked messages, over the
+    /// whole run; None without confirms.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub confirm_latency: Option<LatencySummary>,
     pub integrity: Integrity,
     pub timeline: Vec<Tick>,
     /// `--poll-api`: the management API's response times during the run.
@@ -244,6 +248,9 @@ impl ThroughputReport {
             fmt::rate(self.consume_rate)
         );
         s += &format!("  latency    {}\n", self.latency.human());
+        if let Some(l) = &self.confirm_latency {
+            s += &format!("  confirm    {}\n", l.human());
+        }
         s += &format!("  integrity  {}\n", self.integrity.human());
         if let Some(p) = &self.api_poll {
             s += &p.human();
@@ -648,6 +655,8 @@ pub(crate) async fn drive(
         confirm_rate: window_end.confirmed as f64 / window,
         consume_rate: window_end.consumed as f64 / window,
         latency,
+        confirm_latency: (args.confirm > 0)
+            .then(|| LatencySummary::from_histogram(&shared.confirm_latency.lock())),
         integrity,
         timeline: progress.timeline,
         api_poll,

@@ -8,7 +8,8 @@
 # Starts n1, n2, n3 on loopback (scripts/cluster_nodes.sh; ports from
 # WARREN_CLUSTER_BASE_PORT, default 33400: AMQP 33410-33412, cluster
 # 33420-33422, HTTP 33430-33432; n2 also STOMP 33440, Web-STOMP 33450, MQTT
-# 33460, Web-MQTT 33470, Prometheus 33480), waits for the metadata leader,
+# 33460, Web-MQTT 33470, Prometheus 33480; if one is taken, the same layout
+# from 33600, then 33800), waits for the metadata leader,
 # then runs the same pytest selection scripts/test.sh runs against its single
 # node (top-level AMQP scenario files, stomp/, mqtt/, management/,
 # prometheus/, streams/), with every address pointing at n2. Queues the
@@ -31,7 +32,16 @@ dir=$(mktemp -d /tmp/warren-suites-cluster.XXXXXX)
 [ "${KEEP:-}" = 1 ] && WC_KEEP=1
 trap 'wc_stop' EXIT
 
-wc_start "$bin" "$dir" "$base" full || exit 1
+# The ports lie in the ephemeral range, where other processes' sockets come
+# and go: if one is taken, move the whole layout up by 200 (twice at most).
+started=0
+for _ in 1 2 3; do
+  if wc_start "$bin" "$dir" "$base" full; then started=1; break; fi
+  wc_stop
+  dir=$(mktemp -d /tmp/warren-suites-cluster.XXXXXX)
+  base=$((base + 200))
+done
+[ $started = 1 ] || exit 1
 echo "cluster up: n1 ${WC_AMQP[1]}, n2 ${WC_AMQP[2]}, n3 ${WC_AMQP[3]} (data and logs in $dir)"
 
 targets=()

@@ -66,6 +66,9 @@ pub async fn put(
         let text = format!("Validation failed\n\n{}\n", e.text);
         ApiError::bad_request(text.replace('<', "&lt;").replace('>', "&gt;"))
     };
+    // A definition every node would refuse is answered here, not replicated.
+    warren_core::policy::Policy::new(def.clone())
+        .map_err(|e| invalid(warren_core::BrokerError::precondition_failed(e)))?;
     super::replicate::replicate_or(
         &c,
         |_| warren_core::meta::MetaOp::SetPolicy {
