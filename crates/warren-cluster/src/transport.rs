@@ -47,6 +47,11 @@ pub const MAX_FRAME: usize = 64 << 20;
 const FIRST_READ: usize = 64 << 10;
 const HEADER: usize = 1 + 8 + 8 + 1;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// Inbound connections still in their handshake at once; more are closed
+/// at once, so a connection flood costs at most this many tasks and
+/// sockets for [`HANDSHAKE_TIMEOUT`] (a cluster has a few peers, each
+/// dialing two links).
+const MAX_HANDSHAKES: usize = 64;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CallError {
@@ -309,6 +314,7 @@ fn suppressed(n: u64) -> String {
 /// its handshake succeeded.
 pub async fn serve(listener: TcpListener, registry: Arc<Registry>, auth: Arc<LinkAuth>) {
     let refused = Arc::new(LogLimit::default());
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -318,13 +324,24 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, auth: Arc<Lin
                 continue;
             }
         };
+        let Ok(permit) = handshakes.clone().try_acquire_owned() else {
+            if let Some(n) = refused.allow("too many handshakes") {
+                warn!(
+                    "cluster connection from {peer} refused: {MAX_HANDSHAKES} handshakes already in progress{}",
+                    suppressed(n)
+                );
+            }
+            continue;
+        };
         let _ = stream.set_nodelay(true);
         let registry = registry.clone();
         let auth = auth.clone();
         let refused = refused.clone();
         tokio::spawn(async move {
             let mut stream = stream;
-            match tokio::time::timeout(HANDSHAKE_TIMEOUT, auth.accept(&mut stream)).await {
+            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, auth.accept(&mut stream)).await;
+            drop(permit);
+            match done {
                 Ok(Ok(name)) => debug!("cluster link from {name} at {peer} authenticated"),
                 failed => {
                     let why = match failed {
