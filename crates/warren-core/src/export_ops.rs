@@ -4,7 +4,7 @@
 //! the API's single-object changes. The import is turned into the same
 //! [`MetaOp`]s those use (users, vhosts, permissions, policies, exchanges,
 //! queues homed on the importing node, bindings), in the order a single
-//! node's import applies them; the adapter replicates them one by one and
+//! node's import applies them, topic permissions too; the adapter replicates them one by one and
 //! then runs the usual local import, which finds them done (and imports the
 //! parts that are not replicated yet: see docs/CLUSTERING.md).
 //!
@@ -20,6 +20,7 @@ use crate::meta::MetaOp;
 use crate::permissions::PermissionDef;
 use crate::policy::PolicyDef;
 use crate::store::definitions::table_to_hex;
+use crate::topic_permissions::TopicPermissionDef;
 use serde_json::{Map, Value};
 
 /// Replace each user's clear-text `password` by a `password_hash` (fresh
@@ -101,6 +102,17 @@ pub fn definitions_to_ops(
                     configure: str_field(p, "configure")?.into(),
                     write: str_field(p, "write")?.into(),
                     read: str_field(p, "read")?.into(),
+                },
+            });
+        }
+        for t in list("topic_permissions")? {
+            ops.push(MetaOp::SetTopicPermission {
+                def: TopicPermissionDef {
+                    user: str_field(t, "user")?.into(),
+                    vhost: str_field(t, "vhost")?.into(),
+                    exchange: str_field(t, "exchange")?.into(),
+                    write: str_field(t, "write")?.into(),
+                    read: str_field(t, "read")?.into(),
                 },
             });
         }

@@ -23,6 +23,7 @@ use crate::queue::QueueOptions;
 use crate::shortstr::ShortStr;
 use crate::store::definitions::{table_from_hex, table_to_hex};
 use crate::table::FieldTable;
+use crate::topic_permissions::TopicPermissionDef;
 use crate::{Broker, BrokerError, Result};
 use serde::{Deserialize, Serialize};
 use std::future::Future;
@@ -138,6 +139,33 @@ pub enum MetaOp {
         name: String,
         spec: QuorumSpec,
     },
+    /// Set one vhost limit (`value` Some) or clear it (None); `name` None
+    /// with `value` None clears all of the vhost's limits.
+    SetVhostLimit {
+        vhost: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+    },
+    /// As [`MetaOp::SetVhostLimit`], for a user's limits.
+    SetUserLimit {
+        user: String,
+        #[serde(default)]
+        name: Option<String>,
+        #[serde(default)]
+        value: Option<serde_json::Value>,
+    },
+    SetTopicPermission {
+        def: TopicPermissionDef,
+    },
+    /// A user's topic permissions on a vhost: one exchange's, or (None) all.
+    ClearTopicPermissions {
+        user: String,
+        vhost: String,
+        #[serde(default)]
+        exchange: Option<String>,
+    },
 }
 
 /// A quorum queue's replication: its Raft group id (new for every declare, so
@@ -181,7 +209,11 @@ impl MetaOp {
     /// for users).
     pub fn vhost(&self) -> &str {
         match self {
-            MetaOp::PutUser { .. } | MetaOp::DeleteUser { .. } => "",
+            MetaOp::PutUser { .. } | MetaOp::DeleteUser { .. } | MetaOp::SetUserLimit { .. } => "",
+            MetaOp::SetTopicPermission { def } => &def.vhost,
+            MetaOp::SetVhostLimit { vhost, .. } | MetaOp::ClearTopicPermissions { vhost, .. } => {
+                vhost
+            }
             MetaOp::SetPermissions { def } => &def.vhost,
             MetaOp::ClearPermissions { vhost, .. }
             | MetaOp::SetPolicy { vhost, .. }
@@ -294,6 +326,25 @@ impl Broker {
                 } else {
                     Ok(())
                 }
+            }
+            MetaOp::SetVhostLimit { vhost, name, value } => match (name, value) {
+                (Some(n), Some(v)) => self.set_vhost_limit(vhost, n, v),
+                (n, _) => self.clear_vhost_limit(vhost, n.as_deref()),
+            },
+            MetaOp::SetUserLimit { user, name, value } => match (name, value) {
+                (Some(n), Some(v)) => self.set_user_limit(user, n, v),
+                (n, _) => self.clear_user_limit(user, n.as_deref()),
+            },
+            MetaOp::SetTopicPermission { def } => {
+                self.set_topic_permission(def.clone()).map(|_| ())
+            }
+            MetaOp::ClearTopicPermissions {
+                user,
+                vhost,
+                exchange,
+            } => {
+                self.clear_topic_permissions(user, vhost, exchange.as_deref());
+                Ok(())
             }
             MetaOp::AddVhost { name, creator } => {
                 self.add_vhost_for(name, creator.as_deref()).map(|_| ())

@@ -47,6 +47,29 @@ fn key(parts: &[&str]) -> String {
 }
 
 impl Materialized {
+    /// A limit set (kept as a one-limit op under `base`) or cleared (one,
+    /// or every one under `base`).
+    fn set_limit(
+        &mut self,
+        base: String,
+        name: &Option<String>,
+        value: &Option<serde_json::Value>,
+        op: &MetaOp,
+    ) {
+        match (name, value) {
+            (Some(n), Some(_)) => {
+                self.ops.insert(key(&[&base, n]), op.clone());
+            }
+            (Some(n), None) => {
+                self.ops.remove(&key(&[&base, n]));
+            }
+            (None, _) => {
+                let prefix = key(&[&base, ""]);
+                self.ops.retain(|k, _| !k.starts_with(&prefix));
+            }
+        }
+    }
+
     /// Record an op that applied cleanly.
     fn record(&mut self, op: &MetaOp) {
         match op {
@@ -55,9 +78,40 @@ impl Materialized {
             }
             MetaOp::DeleteUser { name } => {
                 self.ops.remove(&key(&["0u", name]));
-                self.ops.retain(
-                    |_, o| !matches!(o, MetaOp::SetPermissions { def } if &def.user == name),
+                self.ops.retain(|_, o| match o {
+                    MetaOp::SetPermissions { def } => &def.user != name,
+                    MetaOp::SetTopicPermission { def } => &def.user != name,
+                    MetaOp::SetUserLimit { user, .. } => user != name,
+                    _ => true,
+                });
+            }
+            // Limits after their vhost or user ("0w" sorts after "0u"),
+            // topic permissions with the permissions.
+            MetaOp::SetVhostLimit { vhost, name, value } => {
+                self.set_limit(key(&["4l", vhost]), name, value, op)
+            }
+            MetaOp::SetUserLimit { user, name, value } => {
+                self.set_limit(key(&["0w", user]), name, value, op)
+            }
+            MetaOp::SetTopicPermission { def } => {
+                self.ops.insert(
+                    key(&["4t", &def.vhost, &def.user, &def.exchange]),
+                    op.clone(),
                 );
+            }
+            MetaOp::ClearTopicPermissions {
+                user,
+                vhost,
+                exchange,
+            } => {
+                self.ops.retain(|_, o| match o {
+                    MetaOp::SetTopicPermission { def } => {
+                        !(&def.user == user
+                            && &def.vhost == vhost
+                            && exchange.as_ref().is_none_or(|x| x == &def.exchange))
+                    }
+                    _ => true,
+                });
             }
             MetaOp::SetPermissions { def } => {
                 self.ops
@@ -452,6 +506,29 @@ fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
             MetaOp::SetPolicy { vhost, def } => MetaOp::ClearPolicy {
                 vhost,
                 name: def.name,
+            },
+            MetaOp::SetVhostLimit {
+                vhost,
+                name: Some(name),
+                ..
+            } => MetaOp::SetVhostLimit {
+                vhost,
+                name: Some(name),
+                value: None,
+            },
+            MetaOp::SetUserLimit {
+                user,
+                name: Some(name),
+                ..
+            } => MetaOp::SetUserLimit {
+                user,
+                name: Some(name),
+                value: None,
+            },
+            MetaOp::SetTopicPermission { def } => MetaOp::ClearTopicPermissions {
+                user: def.user,
+                vhost: def.vhost,
+                exchange: Some(def.exchange),
             },
             // The map only holds the ops above.
             _ => continue,

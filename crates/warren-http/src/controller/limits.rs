@@ -11,6 +11,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 use warren_core::error::code;
 use warren_core::limits::LimitMap;
+use warren_core::meta::MetaOp;
 
 fn limits_json(l: &LimitMap) -> Value {
     Value::Object(l.iter().map(|(k, v)| (k.clone(), json!(v))).collect())
@@ -50,18 +51,42 @@ pub async fn put_vhost(
 ) -> ApiResult<Response> {
     c.require_admin()?;
     let value = value(&body)?;
-    changed(c.http.broker.set_vhost_limit(&vhost, &name, value), || {
-        ApiError::not_found("vhost_not_found")
-    })
+    let missing = || ApiError::not_found("vhost_not_found");
+    replicate_limit(
+        &c,
+        MetaOp::SetVhostLimit {
+            vhost: vhost.clone(),
+            name: Some(name.clone()),
+            value: Some(value.clone()),
+        },
+        missing,
+    )
+    .await?;
+    changed(c.http.broker.set_vhost_limit(&vhost, &name, value), missing)
+}
+
+/// On a cluster node: the change on every node first (refused as the local
+/// call would refuse it).
+async fn replicate_limit(
+    c: &Caller,
+    op: MetaOp,
+    missing: impl FnOnce() -> ApiError,
+) -> ApiResult<()> {
+    super::replicate::sync(c).await?;
+    super::replicate::replicate_or(c, |_| op, |e| refusal(e, missing)).await
+}
+
+fn refusal(e: warren_core::BrokerError, missing: impl FnOnce() -> ApiError) -> ApiError {
+    match e.code {
+        code::NOT_FOUND => missing(),
+        _ => ApiError::bad_request(e.text),
+    }
 }
 
 /// 204 after a change; `missing` answers a vhost or user that does not
 /// exist, other refusals are 400 with their text.
 fn changed(r: warren_core::Result<()>, missing: impl FnOnce() -> ApiError) -> ApiResult<Response> {
-    r.map_err(|e| match e.code {
-        code::NOT_FOUND => missing(),
-        _ => ApiError::bad_request(e.text),
-    })?;
+    r.map_err(|e| refusal(e, missing))?;
     Ok(no_content())
 }
 
@@ -70,6 +95,16 @@ pub async fn delete_vhost(
     Names((vhost, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
+    replicate_limit(
+        &c,
+        MetaOp::SetVhostLimit {
+            vhost: vhost.clone(),
+            name: Some(name.clone()),
+            value: None,
+        },
+        ApiError::object_not_found,
+    )
+    .await?;
     changed(
         c.http.broker.clear_vhost_limit(&vhost, Some(&name)),
         ApiError::object_not_found,
@@ -111,9 +146,18 @@ pub async fn put_user(
 ) -> ApiResult<Response> {
     c.require_admin()?;
     let value = value(&body)?;
-    changed(c.http.broker.set_user_limit(&user, &name, value), || {
-        ApiError::bad_request_term(json!(["no_such_user", user]))
-    })
+    let missing = || ApiError::bad_request_term(json!(["no_such_user", user]));
+    replicate_limit(
+        &c,
+        MetaOp::SetUserLimit {
+            user: user.clone(),
+            name: Some(name.clone()),
+            value: Some(value.clone()),
+        },
+        missing,
+    )
+    .await?;
+    changed(c.http.broker.set_user_limit(&user, &name, value), missing)
 }
 
 pub async fn delete_user(
@@ -121,6 +165,16 @@ pub async fn delete_user(
     Names((user, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
+    replicate_limit(
+        &c,
+        MetaOp::SetUserLimit {
+            user: user.clone(),
+            name: Some(name.clone()),
+            value: None,
+        },
+        ApiError::object_not_found,
+    )
+    .await?;
     changed(
         c.http.broker.clear_user_limit(&user, Some(&name)),
         ApiError::object_not_found,

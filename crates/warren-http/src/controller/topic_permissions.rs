@@ -9,6 +9,7 @@ use crate::body::{Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use serde_json::Value;
+use warren_core::meta::MetaOp;
 use warren_core::runtime_export::topic_permission_json;
 use warren_core::topic_permissions::TopicPermissionDef;
 
@@ -76,12 +77,25 @@ pub async fn put(
         write: body.required_str("write")?.into(),
         read: body.required_str("read")?.into(),
     };
-    let first = c
+    // 201 for the user's first on the vhost: decided before a cluster
+    // applies it (the local call below then finds it set).
+    super::replicate::sync(&c).await?;
+    let had = !c
         .http
+        .broker
+        .list_topic_permissions(Some(&def.user), Some(&def.vhost))
+        .is_empty();
+    super::replicate::replicate_or(
+        &c,
+        |_| MetaOp::SetTopicPermission { def: def.clone() },
+        super::permissions::vhost_or_user_error,
+    )
+    .await?;
+    c.http
         .broker
         .set_topic_permission(def)
         .map_err(super::permissions::vhost_or_user_error)?;
-    Ok(created(first))
+    Ok(created(!had))
 }
 
 /// DELETE `/api/topic-permissions/V/U`: all of the user's on the vhost
@@ -91,7 +105,16 @@ pub async fn delete(
     Names((vhost, user)): Names<(String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
-    if c.http.broker.clear_topic_permissions(&user, &vhost, None) == 0 {
+    super::replicate::sync(&c).await?;
+    let had = !c
+        .http
+        .broker
+        .list_topic_permissions(Some(&user), Some(&vhost))
+        .is_empty();
+    if had {
+        clear_replicated(&c, &user, &vhost, None).await?;
+    }
+    if c.http.broker.clear_topic_permissions(&user, &vhost, None) == 0 && !had {
         return Err(ApiError::object_not_found());
     }
     Ok(no_content())
@@ -104,8 +127,25 @@ pub async fn delete_exchange(
     Names((vhost, user, exchange)): Names<(String, String, String)>,
 ) -> ApiResult<Response> {
     c.require_admin()?;
+    super::replicate::sync(&c).await?;
+    clear_replicated(&c, &user, &vhost, Some(&exchange)).await?;
     c.http
         .broker
         .clear_topic_permissions(&user, &vhost, Some(&exchange));
     Ok(no_content())
+}
+
+/// On a cluster node, clear on every node first.
+async fn clear_replicated(
+    c: &Caller,
+    user: &str,
+    vhost: &str,
+    exchange: Option<&str>,
+) -> ApiResult<()> {
+    super::replicate::replicate(c, |_| MetaOp::ClearTopicPermissions {
+        user: user.to_string(),
+        vhost: vhost.to_string(),
+        exchange: exchange.map(str::to_string),
+    })
+    .await
 }
