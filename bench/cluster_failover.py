@@ -37,6 +37,10 @@ import pika
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), ".."))
 
 
+# The benchmark cluster's own cookie (never the user's $HOME/.warren.cookie).
+COOKIE = f"failover-{os.getpid()}-{time.time_ns()}"
+
+
 class Node:
     def __init__(self, i, base, root, binary):
         self.i = i
@@ -58,7 +62,8 @@ class Node:
                "--cluster-port", str(self.cluster), "--seed-nodes", seeds, "--log", "warn"]
         out = open(self.log, "a")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL, env=dict(os.environ, NO_COLOR="1"))
+                                     stdin=subprocess.DEVNULL, env=dict(os.environ, NO_COLOR="1",
+                                              WARREN_CLUSTER_COOKIE=COOKIE))
 
     def kill9(self):
         if self.proc and self.proc.poll() is None:

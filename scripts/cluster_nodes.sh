@@ -47,7 +47,9 @@ wc_start_node() {
   else
     extra=(--stomp-port 0 --web-stomp-port 0 --mqtt-port 0 --web-mqtt-port 0 --prometheus-port 0)
   fi
-  NO_COLOR=1 "$WC_BIN" server --bind 127.0.0.1 --amqp-port "${WC_AMQP[$i]}" \
+  # A cookie of this cluster's own (never the user's $HOME/.warren.cookie).
+  [ -n "${WC_COOKIE:-}" ] || WC_COOKIE=wc-$RANDOM$RANDOM$RANDOM
+  WARREN_CLUSTER_COOKIE=$WC_COOKIE NO_COLOR=1 "$WC_BIN" server --bind 127.0.0.1 --amqp-port "${WC_AMQP[$i]}" \
     --http-port "${WC_HTTP[$i]}" "${extra[@]}" \
     --data-dir "$WC_DIR/n$i" --node-name "n$i" --cluster-port "${WC_CLUSTER[$i]}" \
     --seed-nodes "$seeds" --log "$WC_LOG_LEVEL" >>"$WC_DIR/n$i.log" 2>&1 &

@@ -117,6 +117,10 @@ pub struct Channel {
     consumer_prefetch: u32,
     /// Last queue declared on this channel (an empty queue name refers to it).
     last_queue: Option<ShortStr>,
+    /// A clustered node's queue.delete, replicated before the channel runs
+    /// it: the queue and its ready count, taken before the apply removed it
+    /// (delete-ok reports it; see `Connection::replicate_first`).
+    pub(crate) replicated_delete: Option<(ShortStr, u32)>,
     tx_publishes: Vec<(Arc<Exchange>, Arc<Message>, bool)>,
     tx_acks: Vec<TxAck>,
     /// Reused routing result buffer (no allocation per publish).
@@ -169,6 +173,7 @@ impl Channel {
             pending: None,
             consumer_prefetch: 0,
             last_queue: None,
+            replicated_delete: None,
             tx_publishes: Vec::new(),
             tx_acks: Vec::new(),
             route_buf: Vec::new(),
@@ -317,7 +322,14 @@ impl Channel {
                 // delete-ok (RabbitMQ's order; py-amqp relies on it).
                 self.shared.defer_cancels();
                 let deleted = ctx.vhost.delete_queue(&q, d.if_unused, d.if_empty, ctx.id);
-                if let Ok(n) = deleted {
+                let replicated = self.replicated_delete.take();
+                if let Ok(mut n) = deleted {
+                    // Clustered: the replicated delete already removed it here.
+                    if let Some((name, count)) = replicated {
+                        if name == q {
+                            n = n.max(count);
+                        }
+                    }
                     ctx.exclusive_queues.retain(|x| !x.is_deleted());
                     if !d.nowait {
                         self.send(Method::QueueDeleteOk(QueueDeleteOk { message_count: n }));

@@ -685,9 +685,31 @@ impl Connection {
         let Some(op) = crate::cluster::meta_op(&mut self.ctx, &r.node_name(), m) else {
             return Ok(());
         };
+        // A replicated queue.delete removes the queue on this node too, before
+        // the channel runs it: keep its ready count for delete-ok, and hold
+        // this channel's basic.cancels until delete-ok is sent (RabbitMQ's
+        // order, as on a single node).
+        if let (Method::QueueDelete(d), warren_core::meta::MetaOp::DeleteQueue { .. }) = (m, &op) {
+            let n = self
+                .ctx
+                .vhost
+                .named_queue(d.queue.as_bytes())
+                .map_or(0, |q| q.message_count());
+            if let Some(c) = self.channels.get_mut(ch) {
+                c.shared.defer_cancels();
+                c.replicated_delete = Some((d.queue.clone(), n));
+            }
+        }
         match r.replicate(op).await {
             Ok(()) => Ok(()),
-            Err(e) => Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id()))),
+            Err(e) => {
+                if let Some(c) = self.channels.get_mut(ch) {
+                    if c.replicated_delete.take().is_some() {
+                        c.shared.send_deferred_cancels();
+                    }
+                }
+                Err((*ch, AmqpError::channel(e, m.class_id(), m.method_id())))
+            }
         }
     }
 

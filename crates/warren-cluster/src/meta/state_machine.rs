@@ -629,7 +629,7 @@ impl RaftStateMachine<MetaConfig> for MetaStateMachine {
                     }
                     Err(err) => {
                         info!("metadata op not applied: {op:?}: {err}");
-                        resp.error = Some((err.code, err.reply_text()));
+                        resp.error = Some((err.code, err.text.clone()));
                     }
                 },
                 EntryPayload::Membership(m) => {
