@@ -248,116 +248,129 @@ impl<T> Outlet<T> {
 /// it (as RabbitMQ does). `stats` gets the connection's `send_oct` and
 /// `send_cnt`, added once per batch (one write, or one flush of per-item
 /// writes), never per item.
-pub async fn run_writer<W, T, E>(
+///
+/// A plain function returning an `async move` block rather than an `async
+/// fn`: an async fn's future keeps its arguments' slots next to the locals it
+/// moves them into (~120 B here), in every idle connection.
+// (On purpose: see above.)
+#[allow(clippy::manual_async_fn)]
+pub fn run_writer<W, T, E>(
     mut socket: W,
-    _rx: OutletReceiver,
+    rx: OutletReceiver,
     outlet: Arc<Outlet<T>>,
     heartbeat: Duration,
     mut encoder: E,
     stats: Option<Arc<ConnectionStats>>,
-) where
+) -> impl std::future::Future<Output = ()>
+where
     W: AsyncWrite + Unpin,
     E: WireEncoder<T>,
 {
-    let mut buf = BytesMut::new();
-    let mut batch: VecDeque<Queued<T>> = VecDeque::new();
-    // No timer without a heartbeat: an `Interval` boxes its `Sleep` (a heap
-    // allocation and a timer-wheel entry per idle connection).
-    let mut interval = (!heartbeat.is_zero()).then(|| {
-        let mut i = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(500)));
-        i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        i
-    });
-    let mut wrote_since_tick = false;
-    let per_item = encoder.item_per_write();
-    let count = |octets: usize| {
-        if let Some(s) = &stats {
-            s.sent(octets);
-        }
-    };
-    'run: loop {
-        tokio::select! {
-            _ = outlet.ready.notified() => {}
-            _ = async { interval.as_mut()?.tick().await; Some(()) }, if interval.is_some() => {
-                if !wrote_since_tick {
-                    encoder.heartbeat(&mut buf);
-                    if socket.write_all(&buf).await.is_err() {
-                        break;
-                    }
-                    if per_item && socket.flush().await.is_err() {
-                        break;
-                    }
-                    count(buf.len());
-                    buf.clear();
-                }
-                wrote_since_tick = false;
-                continue;
+    async move {
+        // Held for the writer's life.
+        let _rx = rx;
+        let mut buf = BytesMut::new();
+        let mut batch: VecDeque<Queued<T>> = VecDeque::new();
+        // No timer without a heartbeat: an `Interval` boxes its `Sleep` (a heap
+        // allocation and a timer-wheel entry per idle connection).
+        let mut interval = (!heartbeat.is_zero()).then(|| {
+            let mut i = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(500)));
+            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            i
+        });
+        let mut wrote_since_tick = false;
+        let per_item = encoder.item_per_write();
+        let count = |octets: usize| {
+            if let Some(s) = &stats {
+                s.sent(octets);
             }
         };
-        outlet.take_all(&mut batch);
-        let mut closing = false;
-        while !batch.is_empty() && !closing {
-            let mut accounted = 0;
-            // Octets of this batch's per-item writes (counted at the flush).
-            let mut item_octets = 0;
-            while buf.len() < MAX_BATCH {
-                match batch.pop_front() {
-                    None => break,
-                    Some(Queued::Item(item, size)) => {
-                        encoder.encode(&mut buf, &item);
-                        accounted += size;
-                        if per_item {
-                            if socket.write_all(&buf).await.is_err() {
-                                break 'run;
+        'run: loop {
+            tokio::select! {
+                _ = outlet.ready.notified() => {}
+                _ = async { interval.as_mut()?.tick().await; Some(()) }, if interval.is_some() => {
+                    if !wrote_since_tick {
+                        encoder.heartbeat(&mut buf);
+                        if socket.write_all(&buf).await.is_err() {
+                            break;
+                        }
+                        if per_item && socket.flush().await.is_err() {
+                            break;
+                        }
+                        count(buf.len());
+                        buf.clear();
+                    }
+                    wrote_since_tick = false;
+                    continue;
+                }
+            };
+            outlet.take_all(&mut batch);
+            let mut closing = false;
+            while !batch.is_empty() && !closing {
+                let mut accounted = 0;
+                // Octets of this batch's per-item writes (counted at the flush).
+                let mut item_octets = 0;
+                while buf.len() < MAX_BATCH {
+                    match batch.pop_front() {
+                        None => break,
+                        Some(Queued::Item(item, size)) => {
+                            encoder.encode(&mut buf, &item);
+                            accounted += size;
+                            if per_item {
+                                if socket.write_all(&buf).await.is_err() {
+                                    break 'run;
+                                }
+                                item_octets += buf.len();
+                                buf.clear();
+                                wrote_since_tick = true;
                             }
-                            item_octets += buf.len();
-                            buf.clear();
-                            wrote_since_tick = true;
+                        }
+                        Some(Queued::Close) => {
+                            closing = true;
+                            break;
                         }
                     }
-                    Some(Queued::Close) => {
-                        closing = true;
-                        break;
-                    }
                 }
-            }
-            if per_item && accounted > 0 && socket.flush().await.is_err() {
-                break 'run;
-            }
-            count(item_octets);
-            if !buf.is_empty() {
-                if socket.write_all(&buf).await.is_err() {
+                if per_item && accounted > 0 && socket.flush().await.is_err() {
                     break 'run;
                 }
-                count(buf.len());
-                wrote_since_tick = true;
-                if buf.capacity() > 4 * MAX_BATCH {
-                    buf = BytesMut::new();
-                } else {
-                    buf.clear();
+                count(item_octets);
+                if !buf.is_empty() {
+                    if socket.write_all(&buf).await.is_err() {
+                        break 'run;
+                    }
+                    count(buf.len());
+                    wrote_since_tick = true;
+                    if buf.capacity() > 4 * MAX_BATCH {
+                        buf = BytesMut::new();
+                    } else {
+                        buf.clear();
+                    }
                 }
+                outlet.wrote(accounted);
             }
-            outlet.wrote(accounted);
+            // Keep buffers sized for the traffic, but give back what an idle
+            // connection would otherwise hold forever: when nothing more is queued
+            // after a small batch, free the batch deque and the output buffer (they
+            // are reallocated, cheaply, when traffic resumes). Under load batches
+            // are large and nothing is freed.
+            let idle = outlet.fifo.lock().items.is_empty();
+            if batch.capacity() > KEEP_BATCH_CAPACITY
+                || (idle && batch.capacity() <= IDLE_FREE_ITEMS)
+            {
+                batch = VecDeque::new();
+            }
+            if idle && buf.capacity() <= IDLE_FREE_BYTES {
+                buf = BytesMut::new();
+            }
+            if closing {
+                let _ = socket.flush().await;
+                let _ = socket.shutdown().await;
+                break;
+            }
         }
-        // Keep buffers sized for the traffic, but give back what an idle
-        // connection would otherwise hold forever: when nothing more is queued
-        // after a small batch, free the batch deque and the output buffer (they
-        // are reallocated, cheaply, when traffic resumes). Under load batches
-        // are large and nothing is freed.
-        let idle = outlet.fifo.lock().items.is_empty();
-        if batch.capacity() > KEEP_BATCH_CAPACITY || (idle && batch.capacity() <= IDLE_FREE_ITEMS) {
-            batch = VecDeque::new();
-        }
-        if idle && buf.capacity() <= IDLE_FREE_BYTES {
-            buf = BytesMut::new();
-        }
-        if closing {
-            let _ = socket.flush().await;
-            let _ = socket.shutdown().await;
-            break;
-        }
+        outlet.shut();
     }
-    outlet.shut();
 }
 
 #[cfg(test)]

@@ -92,6 +92,13 @@ impl SubTable {
     }
 }
 
+/// The table of a session without subscriptions: one for all of them (most
+/// idle devices never subscribe; ~50 B each otherwise).
+fn no_subscriptions() -> Arc<SubTable> {
+    static EMPTY: std::sync::OnceLock<Arc<SubTable>> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(|| Arc::new(SubTable::default())).clone()
+}
+
 /// A delivery a queue handed over: what settling or requeueing it needs.
 pub type Taken = (Arc<Queue>, QueuedMessage, Arc<Consumer>);
 
@@ -131,7 +138,7 @@ pub struct Outgoing {
     /// The firehose tracer's view of the connection (`deliver.<queue>`);
     /// `origin.connection` is its name for the management API too.
     vhost: Arc<VHost>,
-    pub origin: Origin,
+    pub origin: Arc<Origin>,
 }
 
 impl Outgoing {
@@ -142,7 +149,7 @@ impl Outgoing {
         window: u16,
         max_packet: usize,
         vhost: Arc<VHost>,
-        origin: Origin,
+        origin: Arc<Origin>,
     ) -> Arc<Outgoing> {
         Arc::new(Outgoing {
             outlet,
@@ -150,7 +157,7 @@ impl Outgoing {
             version,
             window: usize::from(window.max(1)),
             max_packet,
-            subs: RwLock::new(Arc::new(SubTable::default())),
+            subs: RwLock::new(no_subscriptions()),
             state: Mutex::new(State {
                 next_id: 1,
                 inflight: HashMap::new(),

@@ -34,7 +34,9 @@ pub struct Publisher {
     cache: Option<(Arc<Exchange>, u64)>,
     route_buf: Vec<Arc<Queue>>,
     /// Who publishes, for the firehose tracer (`publish.<exchange>`).
-    pub origin: Option<warren_core::trace::Origin>,
+    /// (Shared with the connection's delivery side: one copy of the
+    /// names per connection.)
+    pub origin: Option<Arc<warren_core::trace::Origin>>,
 }
 
 impl Publisher {
@@ -146,7 +148,7 @@ impl Publisher {
         let message =
             Message::published_by(self.conn, x.name.clone(), ShortStr(key), props, payload);
         if self.vhost.is_tracing() {
-            warren_core::trace::set_origin(self.origin.clone());
+            warren_core::trace::set_origin(self.origin.as_deref().cloned());
         }
         let mut out = std::mem::take(&mut self.route_buf);
         let published = self.vhost.publish_with(&x, message, &mut out, confirms);

@@ -19,6 +19,8 @@
 use bytes::Bytes;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use tokio::sync::Notify;
+use warren_core::confirm::ConfirmTracker;
 use warren_core::exchange::Destination;
 use warren_core::permissions::{Access, Resource};
 use warren_core::queue::ChannelRef;
@@ -37,7 +39,7 @@ use crate::reason::ReasonCode;
 use crate::registry::{Node, Saved};
 use crate::session_state::Change;
 use crate::topic;
-use crate::writer::{send_packet, Outlet};
+use crate::writer::send_packet;
 
 /// Binding arguments that carry an MQTT subscription.
 const ARG_FILTER: &str = "x-mqtt-filter";
@@ -88,6 +90,16 @@ struct Subscription {
     args: FieldTable,
 }
 
+#[derive(Default)]
+struct Rare {
+    /// Shared subscriptions (full `$share/…` filter) → queue and consumer.
+    shared: HashMap<Bytes, (Arc<Queue>, Arc<Consumer>)>,
+    /// Incoming QoS 2 packet ids awaiting PUBREL.
+    incoming_qos2: HashSet<u16>,
+    /// Topic aliases the client set (MQTT 5).
+    aliases: HashMap<u16, Bytes>,
+}
+
 pub struct Session {
     pub node: Arc<Node>,
     pub vhost: Arc<VHost>,
@@ -95,25 +107,22 @@ pub struct Session {
     pub version: Version,
     pub client_id: Bytes,
     pub out: Arc<Outgoing>,
-    pub outlet: Arc<Outlet>,
     pub publisher: Publisher,
     pub persistence: Persistence,
     /// The session's own queues and their consumers.
     queues: HashMap<QueueKind, (Arc<Queue>, Arc<Consumer>)>,
-    /// Shared subscriptions (full `$share/…` filter) → queue and consumer.
-    shared: HashMap<Bytes, (Arc<Queue>, Arc<Consumer>)>,
     subs: HashMap<Bytes, Subscription>,
-    /// Incoming QoS 2 packet ids awaiting PUBREL.
-    pub incoming_qos2: HashSet<u16>,
+    /// What few sessions use, boxed and made on first use (an idle
+    /// connection's future holds the session: three empty hash maps inline
+    /// were 144 B of it).
+    rare: Option<Box<Rare>>,
     /// PUBACK/PUBREC waiting for their message to be on disk: (message-log
     /// ticket, retained-store ticket, confirm-tracker ticket, packet).
     pending: VecDeque<(u64, u64, u64, Packet)>,
     /// Tickets of QoS 1/2 publishes into replicated queues (quorum queues),
-    /// which confirm on their own; wakes `confirm_wake`.
-    confirms: Arc<warren_core::confirm::ConfirmTracker>,
-    pub confirm_wake: Arc<tokio::sync::Notify>,
-    /// Topic aliases the client set (MQTT 5).
-    aliases: HashMap<u16, Bytes>,
+    /// which confirm on their own, and what they wake. Made by the first
+    /// QoS 1/2 publish: most connections never publish one.
+    confirms: Option<(Arc<ConfirmTracker>, Arc<Notify>)>,
     pub has_published: bool,
     /// Deliveries the client acknowledged in this batch of packets, settled
     /// together by [`Session::settle_acked`].
@@ -212,8 +221,6 @@ impl Session {
         persistence: Persistence,
         saved: Saved,
     ) -> Session {
-        let outlet = out.outlet.clone();
-        let confirm_wake = Arc::new(tokio::sync::Notify::new());
         Session {
             publisher: Publisher::new(node.clone(), vhost.clone(), user, conn, &client_id),
             node,
@@ -222,21 +229,37 @@ impl Session {
             version,
             client_id,
             out,
-            outlet,
             persistence,
             queues: HashMap::new(),
-            shared: HashMap::new(),
             subs: HashMap::new(),
-            incoming_qos2: saved.incoming_qos2,
+            rare: (!saved.incoming_qos2.is_empty()).then(|| {
+                Box::new(Rare {
+                    incoming_qos2: saved.incoming_qos2,
+                    ..Rare::default()
+                })
+            }),
             pending: VecDeque::new(),
-            confirms: warren_core::confirm::ConfirmTracker::new(confirm_wake.clone()),
-            confirm_wake,
-            aliases: HashMap::new(),
+            confirms: None,
             has_published: false,
             acked: Vec::new(),
             need_wake: false,
             to_activate: Vec::new(),
         }
+    }
+
+    fn rare(&mut self) -> &mut Rare {
+        self.rare.get_or_insert_with(Box::default)
+    }
+
+    /// The shared subscriptions' queues and consumers.
+    fn shared(&self) -> impl Iterator<Item = &(Arc<Queue>, Arc<Consumer>)> {
+        self.rare.iter().flat_map(|r| r.shared.values())
+    }
+
+    /// What a replicated queue's confirm wakes (None before the first QoS
+    /// 1/2 publish).
+    pub fn confirm_wake(&self) -> Option<Arc<Notify>> {
+        self.confirms.as_ref().map(|(_, n)| n.clone())
     }
 
     /// Whether a previous connection left a session (its queues) behind.
@@ -258,7 +281,7 @@ impl Session {
     }
 
     fn send(&self, p: Packet) {
-        send_packet(&self.outlet, p);
+        send_packet(&self.out.outlet, p);
     }
 
     /// Resume a persistent session: consume its queues again and rebuild its
@@ -390,7 +413,11 @@ impl Session {
                 self.need_wake = true;
             }
             Packet::Pubrel(a) => {
-                let code = if self.incoming_qos2.remove(&a.packet_id) {
+                let code = if self
+                    .rare
+                    .as_mut()
+                    .is_some_and(|r| r.incoming_qos2.remove(&a.packet_id))
+                {
                     ReasonCode::SUCCESS
                 } else {
                     ReasonCode::PACKET_IDENTIFIER_NOT_FOUND
@@ -451,7 +478,7 @@ impl Session {
 
     /// An ack gave the window room: let the session's queues deliver again.
     fn wake(&self) {
-        for (q, _) in self.queues.values().chain(self.shared.values()) {
+        for (q, _) in self.queues.values().chain(self.shared()) {
             q.deliver();
         }
     }
@@ -470,19 +497,19 @@ impl Session {
                 ));
             }
             if p.topic.is_empty() {
-                match self.aliases.get(&alias) {
+                match self.rare.as_ref().and_then(|r| r.aliases.get(&alias)) {
                     Some(t) => p.topic = t.clone(),
                     None => {
                         return Err(Fail::new(ReasonCode::PROTOCOL_ERROR, "unknown topic alias"))
                     }
                 }
             } else {
-                self.aliases.insert(alias, p.topic.clone());
+                self.rare().aliases.insert(alias, p.topic.clone());
             }
         }
         let id = p.packet_id.unwrap_or(0);
         if p.qos != QoS::AtMostOnce
-            && self.pending.len() + self.incoming_qos2.len()
+            && self.pending.len() + self.rare.as_ref().map_or(0, |r| r.incoming_qos2.len())
                 >= usize::from(self.node.config.receive_maximum)
         {
             return Err(Fail::new(
@@ -490,14 +517,27 @@ impl Session {
                 "too many unacknowledged QoS 1/2 publishes",
             ));
         }
-        if p.qos == QoS::ExactlyOnce && self.incoming_qos2.contains(&id) {
+        if p.qos == QoS::ExactlyOnce
+            && self
+                .rare
+                .as_ref()
+                .is_some_and(|r| r.incoming_qos2.contains(&id))
+        {
             // A resent QoS 2 PUBLISH: already routed once, only answer again.
             self.pending
                 .push_back((0, 0, 0, Packet::Pubrec(Ack::new(id, ReasonCode::SUCCESS))));
             return Ok(());
         }
         self.has_published = true;
-        let confirms = (p.qos != QoS::AtMostOnce).then_some(&self.confirms);
+        let confirms = (p.qos != QoS::AtMostOnce).then(|| {
+            &self
+                .confirms
+                .get_or_insert_with(|| {
+                    let wake = Arc::new(Notify::new());
+                    (ConfirmTracker::new(wake.clone()), wake)
+                })
+                .0
+        });
         let result = self.publisher.publish(
             &p.topic,
             p.qos,
@@ -535,7 +575,7 @@ impl Session {
             QoS::ExactlyOnce => {
                 let mut kept = retained;
                 if !code.is_error() {
-                    self.incoming_qos2.insert(id);
+                    self.rare().incoming_qos2.insert(id);
                     // Exactly once across a restart: the id is on disk
                     // (with the message) before the PUBREC.
                     kept = kept.max(self.persist(Change::Received(id)));
@@ -620,7 +660,12 @@ impl Session {
                 return true;
             }
             // A replicated queue's confirm (quorum queue committed it).
-            let Some(ok) = self.confirms.take(*cluster) else {
+            // (No tracker: nothing was published to one, `cluster` is 0.)
+            let taken = match &self.confirms {
+                Some((c, _)) => c.take(*cluster),
+                None => Some(true),
+            };
+            let Some(ok) = taken else {
                 return true;
             };
             if let Some((_, _, _, mut p)) = self.pending.pop_front() {
@@ -851,7 +896,9 @@ impl Session {
                 let consumer = self
                     .attach(QueueKind::Shared, q.clone(), Some(sub.clone()))
                     .map_err(err)?;
-                self.shared.insert(filter.clone(), (q.clone(), consumer));
+                self.rare()
+                    .shared
+                    .insert(filter.clone(), (q.clone(), consumer));
                 q
             }
             None => self.ensure_queue(kind).map_err(err)?,
@@ -895,7 +942,7 @@ impl Session {
         let Some(s) = self.subs.remove(filter) else {
             return false;
         };
-        if let Some((q, c)) = self.shared.remove(filter) {
+        if let Some((q, c)) = self.rare.as_mut().and_then(|r| r.shared.remove(filter)) {
             // The binding is the group's (other members share it): it goes
             // with the group's queue.
             q.remove_consumer(&c);
@@ -999,11 +1046,13 @@ impl Session {
             delivery::settle_batch(std::mem::take(&mut self.acked));
         }
         let (unacked, released) = self.out.close();
-        for (q, c) in self.queues.values().chain(self.shared.values()) {
+        for (q, c) in self.queues.values().chain(self.shared()) {
             q.remove_consumer(c);
         }
         delivery::requeue(unacked);
-        self.shared.clear();
+        if let Some(r) = &mut self.rare {
+            r.shared.clear();
+        }
         match self.persistence {
             Persistence::Clean => {
                 for (q, _) in self.queues.values() {
@@ -1014,7 +1063,11 @@ impl Session {
                 None
             }
             Persistence::Kept { .. } => Some(Saved {
-                incoming_qos2: std::mem::take(&mut self.incoming_qos2),
+                incoming_qos2: self
+                    .rare
+                    .as_mut()
+                    .map(|r| std::mem::take(&mut r.incoming_qos2))
+                    .unwrap_or_default(),
                 released,
                 shared: self.shared_subs(),
             }),

@@ -18,7 +18,15 @@ fn outgoing(window: u16) -> std::sync::Arc<Outgoing> {
         connection: "test".into(),
         channel: 1,
     };
-    Outgoing::new(outlet, 1, Version::V5, window, usize::MAX, vhost, origin)
+    Outgoing::new(
+        outlet,
+        1,
+        Version::V5,
+        window,
+        usize::MAX,
+        vhost,
+        std::sync::Arc::new(origin),
+    )
 }
 
 #[test]
