@@ -24,9 +24,9 @@
 //! Why not fsynced, and not used by recovery: the message log stays the only
 //! durable truth (publish records + ack files; recovery is unchanged). The
 //! spill files are a cache of which log records a queue holds, in order; they
-//! are wiped at start. Recovery itself streams each log segment's live
-//! messages into a spill queue per durable queue, so a recovered backlog never
-//! sits in RAM either (see `MessageLog::open`).
+//! are wiped at start. A recovered backlog is read lazily from the log's
+//! segment summaries instead (see `super::recovered`), so it never sits in
+//! RAM either.
 //!
 //! Read-ahead off the queue's lock: once the head buffer is down to half a
 //! chunk, the next chunk's bytes are read by the spill directory's reader
