@@ -177,12 +177,26 @@ fn run(broker: &Broker, cmd: &Value) -> Result<Value, String> {
             let queues: Vec<Value> = queues
                 .iter()
                 .map(|q| {
-                    json!({
+                    let mut line = json!({
                         "name": q.name.to_string(),
                         "messages": q.message_count(),
                         "consumers": q.consumer_count(),
                         "durable": q.options.durable,
-                    })
+                        "type": if q.is_stream() { "stream" } else { "classic" },
+                    });
+                    // A replicated queue: its type and, as rabbitmqctl
+                    // list_queues shows them, leader, members and online
+                    // (the same columns `warren ctl` asks the HTTP API for).
+                    if let Some(b) = q.backend() {
+                        line["type"] = json!(b.kind());
+                        let info = b.info(q);
+                        for k in ["leader", "members", "online"] {
+                            if let Some(v) = info.get(k) {
+                                line[k] = v.clone();
+                            }
+                        }
+                    }
+                    line
                 })
                 .collect();
             Ok(json!({"queues": queues}))

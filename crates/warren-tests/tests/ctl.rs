@@ -452,9 +452,9 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     assert_eq!(
         listed["queues"],
         json!([
-            {"name": q1, "messages": 2, "consumers": 0, "durable": true},
-            {"name": q2, "messages": 0, "consumers": 1, "durable": false},
-            {"name": q3, "messages": 2, "consumers": 0, "durable": false},
+            {"name": q1, "messages": 2, "consumers": 0, "durable": true, "type": "classic"},
+            {"name": q2, "messages": 0, "consumers": 1, "durable": false, "type": "classic"},
+            {"name": q3, "messages": 2, "consumers": 0, "durable": false, "type": "classic"},
         ])
     );
     assert_eq!(ctl.both(&["-p", &va, "list-queues"])["queues"], json!([]));
@@ -511,8 +511,8 @@ async fn scenario(ctl: &Ctl, broker: &Broker) {
     assert_eq!(
         listed["queues"],
         json!([
-            {"name": q1, "messages": 0, "consumers": 0, "durable": true},
-            {"name": q2, "messages": 0, "consumers": 1, "durable": false},
+            {"name": q1, "messages": 0, "consumers": 0, "durable": true, "type": "classic"},
+            {"name": q2, "messages": 0, "consumers": 1, "durable": false, "type": "classic"},
         ]),
         "q1 is back from the definitions, empty"
     );
