@@ -521,3 +521,36 @@ def started_netcluster(names=("n1", "n2", "n3"), env=None):
         raise
     finally:
         c.cleanup()
+
+
+def started_cluster(names=("n1", "n2", "n3"), log_tail: int = 3000):
+    """A loopback ``Cluster`` of ``names``, started, with the first node's
+    view of a metadata leader; the tail of every running node's log printed
+    afterwards (pytest shows it for a failed test), removed after."""
+    c = Cluster(list(names)).start()
+    try:
+        c.wait_leader(c.node(names[0]))
+        yield c
+    finally:
+        for n in c.nodes:
+            if n.proc is not None:
+                print(f"--- {n.name} log\n{n.log()[-log_tail:]}")
+        c.cleanup()
+
+
+def wait_for(pred, timeout: float = 10.0, what: str = "condition"):
+    """``pred()``'s first truthy answer, polled every 0.2 s; a failed
+    assertion, a refused request (``ApiError`` is an ``OSError``) or a
+    missing key counts as not yet. Fails the test after ``timeout``."""
+    deadline = time.time() + timeout
+    last = None
+    while True:
+        try:
+            last = pred()
+            if last:
+                return last
+        except (AssertionError, OSError, KeyError) as e:
+            last = e
+        if time.time() >= deadline:
+            raise AssertionError(f"timed out waiting for {what}: {last}")
+        time.sleep(0.2)

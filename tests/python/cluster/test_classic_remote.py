@@ -16,7 +16,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from cluster_harness import WARREN_BIN, Cluster
+from cluster_harness import started_cluster, WARREN_BIN, Cluster
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -26,15 +26,7 @@ PERSISTENT = pika.BasicProperties(delivery_mode=2)
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(["n1", "n2", "n3"]).start()
-    try:
-        c.wait_leader(c.node("n1"))
-        yield c
-    finally:
-        for n in c.nodes:
-            if n.proc is not None:
-                print(f"--- {n.name} log\n{n.log()[-3000:]}")
-        c.cleanup()
+    yield from started_cluster(log_tail=3000)
 
 
 def declared_everywhere(cluster, queue, timeout=5.0):

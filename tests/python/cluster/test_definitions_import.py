@@ -10,7 +10,7 @@ import time
 import pika
 import pytest
 
-from cluster_harness import WARREN_BIN, ApiError, Cluster
+from cluster_harness import wait_for, WARREN_BIN, ApiError, Cluster
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -30,20 +30,6 @@ DEFS = {
     "bindings": [{"source": "di.x", "vhost": "di-v", "destination": "di.q",
                   "destination_type": "queue", "routing_key": "a.#", "arguments": {}}],
 }
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.time() + timeout
-    last = None
-    while True:
-        try:
-            last = pred()
-            if last:
-                return last
-        except (ApiError, OSError) as e:
-            last = e
-        assert time.time() < deadline, f"timed out waiting for {what}: {last}"
-        time.sleep(0.2)
 
 
 @pytest.mark.timeout(120)

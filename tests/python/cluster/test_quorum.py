@@ -12,7 +12,7 @@ import pika
 import pika.exceptions
 import pytest
 
-from cluster_harness import WARREN_BIN, Cluster, free_port
+from cluster_harness import started_cluster, WARREN_BIN, Cluster, free_port
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -22,15 +22,7 @@ QQ = {"x-queue-type": "quorum"}
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(["n1", "n2", "n3"]).start()
-    try:
-        c.wait_leader(c.node("n1"))
-        yield c
-    finally:
-        for n in c.nodes:
-            if n.proc is not None:
-                print(f"--- {n.name} log\n{n.log()[-2000:]}")
-        c.cleanup()
+    yield from started_cluster(log_tail=2000)
 
 
 def queue_info(node, name, timeout=10.0, want=lambda q: True):

@@ -13,7 +13,7 @@ import time
 import pika
 import pytest
 
-from cluster_harness import WARREN_BIN, ApiError, Cluster
+from cluster_harness import wait_for as harness_wait_for, started_cluster, WARREN_BIN, ApiError, Cluster
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -23,29 +23,11 @@ QQ2 = {"x-queue-type": "quorum", "x-quorum-initial-group-size": 2}
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = Cluster(["n1", "n2", "n3"]).start()
-    try:
-        c.wait_leader(c.node("n1"))
-        yield c
-    finally:
-        for n in c.nodes:
-            if n.proc is not None:
-                print(f"--- {n.name} log\n{n.log()[-3000:]}")
-        c.cleanup()
+    yield from started_cluster(log_tail=3000)
 
 
 def wait_for(fn, timeout=20.0, what=""):
-    deadline = time.time() + timeout
-    last = None
-    while time.time() < deadline:
-        try:
-            last = fn()
-            if last:
-                return last
-        except (AssertionError, OSError, ApiError, KeyError) as e:
-            last = e
-        time.sleep(0.2)
-    raise AssertionError(f"{what}: {last}")
+    return harness_wait_for(fn, timeout, what)
 
 
 def info(node, name):
