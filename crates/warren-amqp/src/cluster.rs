@@ -122,42 +122,16 @@ pub(crate) fn meta_op(ctx: &mut ConnContext, node: &str, m: &Method) -> Option<M
             })
         }
         Method::QueueDeclare(d) if !d.passive && !d.exclusive => {
-            if d.queue.is_empty()
-                || d.queue.starts_with("amq.")
-                || ctx.vhost.named_queue(d.queue.as_bytes()).is_some()
-            {
-                return None;
-            }
-            for (access, kind, name) in queue_declare_needs(d.queue.as_bytes(), &d.arguments) {
-                ctx.check(access, kind, name).ok()?;
-            }
-            // The declare's own refusals (bad arguments, a stream's classic-only
-            // ones): not replicated, the local declare answers them with
-            // RabbitMQ's 406 text, as on a single node.
-            let args = warren_core::queue::QueueArgs::parse(
-                &ctx.vhost.effective_args(&d.queue, &d.arguments),
-                &d.queue,
-                &vhost,
-            )
-            .ok()?;
-            if args.is_stream() {
-                warren_core::queue::check_stream_declare(
-                    &d.arguments,
-                    d.durable,
-                    d.exclusive,
-                    d.auto_delete,
-                    &d.queue,
-                    &vhost,
-                )
-                .ok()?;
-            }
             let o = warren_core::queue::QueueOptions {
                 durable: d.durable,
                 exclusive: false,
                 auto_delete: d.auto_delete,
                 arguments: d.arguments.clone(),
             };
-            Some(MetaOp::declare_queue(&vhost, &s(&d.queue), &o, node))
+            for (access, kind, name) in queue_declare_needs(d.queue.as_bytes(), &d.arguments) {
+                ctx.check(access, kind, name).ok()?;
+            }
+            warren_core::meta::queue_declare_op(&ctx.vhost, &d.queue, &o, node)
         }
         Method::QueueDelete(d) => {
             if d.queue.is_empty() || !shared_queue(ctx, &d.queue) {

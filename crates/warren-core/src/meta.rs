@@ -232,6 +232,53 @@ impl MetaOp {
     }
 }
 
+/// The replicated declare of the shared queue `name` an adapter is about to
+/// declare with `o` on a clustered node, or None when nothing needs
+/// replicating: node-local queues (exclusive, server-named `amq.` ones), a
+/// queue this node has already, or a declare the local call refuses anyway
+/// (bad arguments, a stream's classic-only ones), so that refusal keeps its
+/// single-node text. Permissions are the adapter's to check first. Shared
+/// by the AMQP and STOMP adapters so that they replicate the same declares.
+pub fn queue_declare_op(
+    vhost: &crate::VHost,
+    name: &ShortStr,
+    o: &QueueOptions,
+    node: &str,
+) -> Option<MetaOp> {
+    if o.exclusive
+        || name.is_empty()
+        || name.starts_with("amq.")
+        || vhost.named_queue(name.as_bytes()).is_some()
+    {
+        return None;
+    }
+    let vname = vhost.name.to_string_lossy().into_owned();
+    let args =
+        crate::queue::QueueArgs::parse(&vhost.effective_args(name, &o.arguments), name, &vname)
+            .ok()?;
+    if args.is_stream() {
+        crate::queue::check_stream_declare(
+            &o.arguments,
+            o.durable,
+            o.exclusive,
+            o.auto_delete,
+            name,
+            &vname,
+        )
+        .ok()?;
+    }
+    let o = QueueOptions {
+        exclusive: false,
+        ..o.clone()
+    };
+    Some(MetaOp::declare_queue(
+        &vname,
+        &name.to_string_lossy(),
+        &o,
+        node,
+    ))
+}
+
 /// The future a replication returns.
 pub type ReplicateFuture = Pin<Box<dyn Future<Output = Result<()>> + Send>>;
 

@@ -417,11 +417,21 @@ async fn run<R: AsyncRead + Unpin>(
                 }
                 Some(Err(e)) => return End::Decode(e),
                 Some(Ok(Item::Heartbeat)) => {}
-                Some(Ok(Item::Frame(frame))) => match session.handle(frame) {
-                    Flow::Continue => {}
-                    Flow::Disconnect(receipt) => return End::Disconnect(receipt),
-                    Flow::Close => return End::Closed,
-                },
+                Some(Ok(Item::Frame(mut frame))) => {
+                    // Clustered: a shared queue the frame declares is
+                    // committed on a majority first (one branch on a
+                    // single node: no replicator).
+                    let replicated = if session.broker.replicator().is_some() {
+                        session.replicate_first(&mut frame).await
+                    } else {
+                        Ok(())
+                    };
+                    match session.handle_after(frame, replicated) {
+                        Flow::Continue => {}
+                        Flow::Disconnect(receipt) => return End::Disconnect(receipt),
+                        Flow::Close => return End::Closed,
+                    }
+                }
             }
             // A raised (or cleared) alarm is looked at before reading on: a
             // publisher whose socket always has more would otherwise never

@@ -58,6 +58,7 @@ pub mod headers;
 pub mod version;
 
 // The adapter: from a socket to broker-core calls and back.
+mod cluster;
 pub mod connection;
 pub mod destination;
 pub mod failure;

@@ -80,7 +80,7 @@ pub struct Session {
     access: AccessCache,
     /// `/queue` destinations this connection declared already (RabbitMQ declares
     /// each once per connection).
-    declared: HashSet<Bytes>,
+    pub(crate) declared: HashSet<Bytes>,
     transactions: Transactions,
     /// `/temp-queue/ID` → the private queue behind it.
     reply_queues: HashMap<Bytes, ShortStr>,
@@ -158,12 +158,19 @@ impl Session {
     }
 
     /// Handle one frame.
-    pub fn handle(&mut self, mut frame: Frame) -> Flow {
+    pub fn handle(&mut self, frame: Frame) -> Flow {
+        self.handle_after(frame, Ok(()))
+    }
+
+    /// Handle a frame whose cluster step ([`Session::replicate_first`])
+    /// answered `replicated`: a refusal there is the frame's result.
+    pub fn handle_after(&mut self, mut frame: Frame, replicated: Handled) -> Flow {
         if self.version == Version::V1_0 {
             // RabbitMQ's 1.0 "frame transformer".
             frame.headers.trim_leading_spaces();
         }
         let result = match &frame.command {
+            _ if replicated.is_err() => replicated,
             Command::Send => self.on_send(&frame),
             Command::Subscribe => {
                 check_durable_id(&frame.headers).and_then(|_| self.on_subscribe(&frame))
@@ -237,9 +244,20 @@ impl Session {
         send(&self.outlet, Outbound::Frame(frame));
     }
 
-    fn check(&mut self, access: Access, kind: Resource, name: &[u8]) -> Result<(), BrokerError> {
+    pub(crate) fn check(
+        &mut self,
+        access: Access,
+        kind: Resource,
+        name: &[u8],
+    ) -> Result<(), BrokerError> {
         self.access
             .check(&self.broker, &self.user, &self.vhost, access, kind, name)
+    }
+
+    /// The topic permission a subscription's binding needs.
+    pub(crate) fn check_topic_read(&mut self, x: &Exchange, key: &[u8]) -> Result<(), BrokerError> {
+        self.access
+            .check_topic(&self.broker, &self.user, &self.vhost, Access::Read, x, key)
     }
 
     // ---- SEND --------------------------------------------------------------
@@ -875,7 +893,7 @@ fn check_durable_id(h: &Headers) -> Handled {
     Ok(())
 }
 
-fn has_durable_header(h: &Headers) -> bool {
+pub(crate) fn has_durable_header(h: &Headers) -> bool {
     h.boolean("durable") == Some(true) || h.boolean("persistent") == Some(true)
 }
 
@@ -932,7 +950,7 @@ fn consumer_tag(h: &Headers) -> Result<(Bytes, String), TagError> {
 
 /// The queue of a topic or exchange subscription: `x-queue-name`, or RabbitMQ's
 /// `stomp-subscription-…` name.
-fn subscription_queue_name(h: &Headers, key: &[u8], id: &[u8]) -> ShortStr {
+pub(crate) fn subscription_queue_name(h: &Headers, key: &[u8], id: &[u8]) -> ShortStr {
     match h.get_bytes("x-queue-name") {
         Some(n) => ShortStr(n),
         None => ShortStr::from(names::subscription_queue(key, id)),
@@ -972,19 +990,19 @@ fn parse_integer_strict(s: &[u8]) -> Option<u64> {
 
 /// Queue declare defaults per destination kind (RabbitMQ's `default_params`).
 #[derive(Clone, Copy)]
-struct Defaults {
+pub(crate) struct Defaults {
     durable: bool,
     exclusive: Option<bool>,
     auto_delete: Option<bool>,
 }
 
 impl Defaults {
-    const QUEUE: Defaults = Defaults {
+    pub(crate) const QUEUE: Defaults = Defaults {
         durable: true,
         exclusive: None,
         auto_delete: None,
     };
-    const SUBSCRIPTION: Defaults = Defaults {
+    pub(crate) const SUBSCRIPTION: Defaults = Defaults {
         durable: false,
         exclusive: Some(false),
         auto_delete: Some(true),
@@ -1016,7 +1034,7 @@ fn param(h: &Headers, names: &[&str]) -> Param {
 /// The queue.declare a SUBSCRIBE or SEND makes (`queue_declare_method/3`):
 /// durable queues are neither exclusive nor auto-delete, others are both,
 /// unless headers (or the destination's defaults) say otherwise.
-fn queue_options(h: &Headers, defaults: Defaults) -> Result<QueueOptions, Failure> {
+pub(crate) fn queue_options(h: &Headers, defaults: Defaults) -> Result<QueueOptions, Failure> {
     let durable = match param(h, &["durable", "persistent"]) {
         Param::Absent => defaults.durable,
         Param::Value(b) => b,

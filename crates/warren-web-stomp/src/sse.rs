@@ -144,7 +144,10 @@ pub async fn feed(
         Version::V1_2,
         outlet.clone(),
     );
-    if let Err(f) = session.subscribe_feed(subscribe) {
+    // Clustered: a durable subscription's queue is replicated first.
+    let mut subscribe = subscribe;
+    let replicated = session.replicate_first(&mut subscribe).await;
+    if let Err(f) = replicated.and_then(|_| session.subscribe_feed(subscribe)) {
         session.close();
         debug!(%peer, user = %username, "SSE subscribe refused: {}", f.text());
         let status = StatusCode::from_u16(f.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
