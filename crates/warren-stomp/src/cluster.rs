@@ -47,11 +47,15 @@ impl Session {
         let subscribe = match frame.command {
             Command::Send => false,
             Command::Subscribe => true,
+            Command::Unsubscribe => false,
             _ => return Ok(()),
         };
         if self.version == Version::V1_0 {
             // As `handle` does (idempotent): decide on the same headers.
             frame.headers.trim_leading_spaces();
+        }
+        if frame.command == Command::Unsubscribe {
+            return self.replicate_unsubscribe(&r, frame).await;
         }
         let Some(d) = self.shared_declare(frame, subscribe) else {
             return Ok(());
@@ -86,6 +90,52 @@ impl Session {
                 r.replicate(op).await?;
             }
         }
+        Ok(())
+    }
+
+    /// UNSUBSCRIBE with `durable`/`persistent` ends a durable topic
+    /// subscription: its queue is deleted cluster-wide. The consumer is
+    /// detached first, so that the delete does not cancel it (the handler
+    /// then finds it gone and deletes nothing more).
+    async fn replicate_unsubscribe(
+        &mut self,
+        r: &std::sync::Arc<dyn warren_core::meta::MetadataReplicator>,
+        frame: &Frame,
+    ) -> Handled {
+        let h = &frame.headers;
+        if h.boolean("durable") != Some(true) && h.boolean("persistent") != Some(true) {
+            return Ok(());
+        }
+        let (Ok((tag, _)), Some(id)) = (session::consumer_tag(h), h.id()) else {
+            return Ok(());
+        };
+        let Some((dest, consumer, queue)) = self.deliveries.consumer_of(&tag) else {
+            return Ok(());
+        };
+        let Ok(Destination::Topic(key)) = crate::destination::parse(&dest) else {
+            return Ok(());
+        };
+        let name = session::subscription_queue_name(h, &key, id);
+        if self
+            .check(Access::Configure, Resource::Queue, name.as_bytes())
+            .is_err()
+        {
+            return Ok(()); // the handler refuses it
+        }
+        r.sync().await?;
+        let shared = self
+            .vhost
+            .named_queue(name.as_bytes())
+            .is_some_and(|q| !q.options.exclusive);
+        if !shared {
+            return Ok(());
+        }
+        queue.remove_consumer(&consumer);
+        r.replicate(MetaOp::DeleteQueue {
+            vhost: self.vhost.name.to_string_lossy().into_owned(),
+            name: name.to_string_lossy().into_owned(),
+        })
+        .await?;
         Ok(())
     }
 

@@ -918,14 +918,14 @@ fn bad_transaction(tx: &[u8]) -> Failure {
     )
 }
 
-enum TagError {
+pub(crate) enum TagError {
     TempQueuePrefix,
     Missing,
 }
 
 /// The consumer tag of a SUBSCRIBE/UNSUBSCRIBE and its description for error
 /// texts: `T_<id>` / `id='<id>'`, else `Q_<destination>` / `destination='<d>'`.
-fn consumer_tag(h: &Headers) -> Result<(Bytes, String), TagError> {
+pub(crate) fn consumer_tag(h: &Headers) -> Result<(Bytes, String), TagError> {
     if let Some(id) = h.id() {
         if id.starts_with(TEMP_QUEUE_ID_PREFIX) {
             return Err(TagError::TempQueuePrefix);

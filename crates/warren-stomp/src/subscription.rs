@@ -146,6 +146,13 @@ impl Deliveries {
             .insert(sub.info.tag.clone(), sub);
     }
 
+    /// The destination and queue consumer of the subscription with this tag.
+    pub fn consumer_of(&self, tag: &[u8]) -> Option<(Bytes, Arc<Consumer>, Arc<Queue>)> {
+        let st = self.state.lock();
+        let s = st.subscriptions.get(tag)?;
+        Some((s.destination.clone(), s.consumer.clone(), s.queue.clone()))
+    }
+
     pub fn remove(&self, tag: &[u8]) -> Option<Subscription> {
         self.state.lock().subscriptions.remove(tag)
     }

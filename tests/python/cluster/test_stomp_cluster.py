@@ -90,6 +90,16 @@ def test_durable_topic_subscription_queue_and_binding_are_replicated(cluster):
                               if b["destination"] == qname and b["source"] == "amq.topic"],
                      timeout=10, what="binding on n3")
     assert binds[0]["routing_key"] == "news"
+    # A durable UNSUBSCRIBE ends the subscription: its queue goes everywhere.
+    conn, l = stomp_on(cluster, "n1")
+    conn.subscribe("/topic/news", id="d1", ack="auto",
+                   headers={"durable": "true", "auto-delete": "false", "receipt": "s2"})
+    assert l.event.wait(20) and l.receipts == ["s2"], l.errors
+    l.event.clear()
+    conn.unsubscribe("d1", headers={"durable": "true", "receipt": "u1"})
+    assert l.event.wait(20) and l.receipts == ["s2", "u1"] and not l.errors, l.errors
+    conn.disconnect()
+    wait_for(lambda: qname not in queue_names(n3), timeout=10, what="queue gone on n3")
 
 
 def test_minority_refuses_with_an_error_frame(cluster):
