@@ -380,13 +380,22 @@ def test_delivery_limit_dead_letters_a_poison_message(cluster):
         "x-dead-letter-exchange": "qq.dlx", "x-delivery-limit": 2})
     other = next(n for n in cluster.nodes if n.name != leader)
     publish_bodies(other, "qq.poison", [b"p1"])
-    t = Taker(other, "qq.poison", prefetch=1)
+    counts = []
+
+    class Counting(Taker):
+        def _on(self, ch, method, props, body):
+            counts.append((props.headers or {}).get("x-delivery-count"))
+            super()._on(ch, method, props, body)
+
+    t = Counting(other, "qq.poison", prefetch=1)
     # Returned 3 times: over a limit of 2 (RabbitMQ 3.10 counts returns).
     for i in range(3):
         got = t.wait(i + 1)
         assert len(got) == i + 1 and got[i][1] == b"p1", got
         assert got[i][2] == (i > 0)
         t.ch.basic_nack(got[i][0], requeue=True)
+    # 3.10 marks each redelivery with the returns so far.
+    assert counts == [None, 1, 2], counts
     props, body = get_one(n2, "qq.dlq")
     assert body == b"p1"
     assert text(props.headers["x-death"][0]["reason"]) == "delivery_limit", props.headers

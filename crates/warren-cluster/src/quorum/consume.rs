@@ -159,13 +159,14 @@ fn dispatch(c: &Arc<Cluster>, group: u64, effects: Vec<Effect>) {
                 node,
                 delivery_id,
                 redelivered,
+                delivery_count,
                 message,
-                ..
             } => {
                 let d = Delivery {
                     consumer,
                     delivery_id,
                     redelivered,
+                    delivery_count,
                     message,
                 };
                 if node == c.id {
