@@ -374,6 +374,28 @@ def test_rejected_message_is_dead_lettered(cluster):
     queue_info(other, "qq.rej", want=lambda q: q["messages"] == 0)
 
 
+def test_dead_letter_exchange_by_policy(cluster):
+    n3 = cluster.node("n3")
+    assert n3.put("/api/policies/%2F/qq-dlx", {
+        "pattern": "^qq\\.pol$", "apply-to": "queues",
+        "definition": {"dead-letter-exchange": "qq.dlx"}}) in (201, 204)
+    leader = dead_letter_setup(n3, "qq.pol")
+    other = next(n for n in cluster.nodes if n.name != leader)
+    # Every node (the leader too) has the policy applied before the reject.
+    for n in cluster.nodes:
+        queue_info(n, "qq.pol", want=lambda q: q.get("policy") == "qq-dlx")
+    publish_bodies(other, "qq.pol", [b"pol"])
+    t = Taker(other, "qq.pol", prefetch=1)
+    got = t.wait(1)
+    t.ch.basic_reject(got[0][0], requeue=False)
+    t.settle_quietly()
+    props, body = get_one(n3, "qq.dlq")
+    assert body == b"pol"
+    assert text(props.headers["x-death"][0]["queue"]) == "qq.pol"
+    t.close()
+    assert n3.delete("/api/policies/%2F/qq-dlx") in (200, 204)
+
+
 def test_delivery_limit_dead_letters_a_poison_message(cluster):
     n2 = cluster.node("n2")
     leader = dead_letter_setup(n2, "qq.poison", **{
