@@ -308,6 +308,142 @@ def test_refused_consumer_options(cluster):
         conn.close()
 
 
+# ---- poison messages and dead-lettering (plan step 6) ----
+
+def text(v):
+    return v.decode() if isinstance(v, bytes) else v
+
+
+def dead_letter_setup(node, name, **args):
+    """A quorum queue `name` dead-lettering to fanout `qq.dlx` -> classic
+    `qq.dlq`; returns a non-leader node of `name` (consumers there make the
+    leader route the dead letters on another node)."""
+    conn = node.connect()
+    ch = conn.channel()
+    ch.exchange_declare("qq.dlx", "fanout", durable=True)
+    ch.queue_declare("qq.dlq", durable=True)
+    ch.queue_bind("qq.dlq", "qq.dlx")
+    a = dict(QQ)
+    a.update(args)
+    ch.queue_declare(name, durable=True, arguments=a)
+    conn.close()
+    return wait_leader_of(node, name)
+
+
+def get_one(node, queue, timeout=15):
+    conn = node.connect()
+    ch = conn.channel()
+    deadline = time.time() + timeout
+    try:
+        while time.time() < deadline:
+            method, props, body = ch.basic_get(queue, auto_ack=True)
+            if method:
+                return props, body
+            time.sleep(0.1)
+        raise AssertionError(f"nothing in {queue}")
+    finally:
+        conn.close()
+
+
+def test_delivery_limit_and_dead_letter_args_accepted(cluster):
+    n1 = cluster.node("n1")
+    assert refusal(n1, "qq.dla", durable=True, arguments={
+        "x-delivery-limit": 3, "x-dead-letter-exchange": "qq.dlx",
+        "x-dead-letter-routing-key": "k"}) is None
+    assert refusal(n1, "qq.dln", durable=True, arguments={"x-delivery-limit": -1}) == (
+        406, "PRECONDITION_FAILED - invalid arg 'x-delivery-limit' for queue 'qq.dln' "
+             "in vhost '/': {value_negative,-1}")
+
+
+def test_rejected_message_is_dead_lettered(cluster):
+    n1 = cluster.node("n1")
+    leader = dead_letter_setup(n1, "qq.rej", **{"x-dead-letter-exchange": "qq.dlx"})
+    other = next(n for n in cluster.nodes if n.name != leader)
+    publish_bodies(other, "qq.rej", [b"r1"])
+    t = Taker(other, "qq.rej", prefetch=10)
+    got = t.wait(1)
+    t.ch.basic_reject(got[0][0], requeue=False)
+    t.settle_quietly()
+    props, body = get_one(n1, "qq.dlq")
+    assert body == b"r1"
+    death = props.headers["x-death"][0]
+    assert text(death["reason"]) == "rejected", props.headers
+    assert text(death["queue"]) == "qq.rej" and death["count"] == 1, props.headers
+    assert text(props.headers["x-first-death-reason"]) == "rejected"
+    t.close()
+    queue_info(other, "qq.rej", want=lambda q: q["messages"] == 0)
+
+
+def test_dead_letter_exchange_by_policy(cluster):
+    n3 = cluster.node("n3")
+    assert n3.put("/api/policies/%2F/qq-dlx", {
+        "pattern": "^qq\\.pol$", "apply-to": "queues",
+        "definition": {"dead-letter-exchange": "qq.dlx"}}) in (201, 204)
+    leader = dead_letter_setup(n3, "qq.pol")
+    other = next(n for n in cluster.nodes if n.name != leader)
+    # Every node (the leader too) has the policy applied before the reject.
+    for n in cluster.nodes:
+        queue_info(n, "qq.pol", want=lambda q: q.get("policy") == "qq-dlx")
+    publish_bodies(other, "qq.pol", [b"pol"])
+    t = Taker(other, "qq.pol", prefetch=1)
+    got = t.wait(1)
+    t.ch.basic_reject(got[0][0], requeue=False)
+    t.settle_quietly()
+    props, body = get_one(n3, "qq.dlq")
+    assert body == b"pol"
+    assert text(props.headers["x-death"][0]["queue"]) == "qq.pol"
+    t.close()
+    assert n3.delete("/api/policies/%2F/qq-dlx") in (200, 204)
+
+
+def test_delivery_limit_dead_letters_a_poison_message(cluster):
+    n2 = cluster.node("n2")
+    leader = dead_letter_setup(n2, "qq.poison", **{
+        "x-dead-letter-exchange": "qq.dlx", "x-delivery-limit": 2})
+    other = next(n for n in cluster.nodes if n.name != leader)
+    publish_bodies(other, "qq.poison", [b"p1"])
+    counts = []
+
+    class Counting(Taker):
+        def _on(self, ch, method, props, body):
+            counts.append((props.headers or {}).get("x-delivery-count"))
+            super()._on(ch, method, props, body)
+
+    t = Counting(other, "qq.poison", prefetch=1)
+    # Returned 3 times: over a limit of 2 (RabbitMQ 3.10 counts returns).
+    for i in range(3):
+        got = t.wait(i + 1)
+        assert len(got) == i + 1 and got[i][1] == b"p1", got
+        assert got[i][2] == (i > 0)
+        t.ch.basic_nack(got[i][0], requeue=True)
+    # 3.10 marks each redelivery with the returns so far.
+    assert counts == [None, 1, 2], counts
+    props, body = get_one(n2, "qq.dlq")
+    assert body == b"p1"
+    assert text(props.headers["x-death"][0]["reason"]) == "delivery_limit", props.headers
+    t.settle_quietly(1)
+    assert len(t.got) == 3
+    t.close()
+    queue_info(other, "qq.poison", want=lambda q: q["messages"] == 0)
+
+
+def test_delivery_limit_without_dead_letter_exchange_drops(cluster):
+    n3 = cluster.node("n3")
+    declare = n3.connect()
+    declare.channel().queue_declare("qq.drop", durable=True, arguments={
+        **QQ, "x-delivery-limit": 0})
+    declare.close()
+    wait_leader_of(n3, "qq.drop")
+    publish_bodies(n3, "qq.drop", [b"x"])
+    t = Taker(n3, "qq.drop", prefetch=1)
+    got = t.wait(1)
+    t.ch.basic_nack(got[0][0], requeue=True)
+    t.settle_quietly(1)
+    assert len(t.got) == 1
+    t.close()
+    queue_info(n3, "qq.drop", want=lambda q: q["messages"] == 0)
+
+
 def test_leader_kill_with_unacked_messages(cluster):
     """kill -9 of the leader while a consumer on another node holds unacked
     messages: every confirmed message is consumed at least once, the first

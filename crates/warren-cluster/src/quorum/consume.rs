@@ -1,7 +1,8 @@
 //! The leader's side of consuming: every member applies every entry, and
 //! its state machine hands the entries' effects (deliveries) to this
 //! member's [`run_effects`] task; only the group's current leader carries
-//! them out, whoever proposed the entry.
+//! them out, whoever proposed the entry (deliveries here, dead letters in
+//! `dead_letter.rs`).
 //!
 //! * A member that becomes leader first re-sends every consumer's unacked
 //!   deliveries (`QueueState::checked_out`, marked redelivered): it cannot
@@ -150,34 +151,41 @@ impl Cluster {
 
 fn dispatch(c: &Arc<Cluster>, group: u64, effects: Vec<Effect>) {
     let mut local = Vec::new();
+    let mut dead = Vec::new();
     for e in effects {
-        // Dead-lettering (x-dead-letter-exchange, x-delivery-limit) is
-        // refused at declare: a dead message is dropped (RabbitMQ without
-        // a dead-letter exchange).
-        if let Effect::Deliver {
-            consumer,
-            node,
-            delivery_id,
-            redelivered,
-            message,
-            ..
-        } = e
-        {
-            let d = Delivery {
+        match e {
+            Effect::Deliver {
                 consumer,
+                node,
                 delivery_id,
                 redelivered,
+                delivery_count,
                 message,
-            };
-            if node == c.id {
-                local.push((group, d));
-            } else {
-                c.quorum.outboxes.send(c, node, group, d);
+            } => {
+                let d = Delivery {
+                    consumer,
+                    delivery_id,
+                    redelivered,
+                    delivery_count,
+                    message,
+                };
+                if node == c.id {
+                    local.push((group, d));
+                } else {
+                    c.quorum.outboxes.send(c, node, group, d);
+                }
             }
+            // See dead_letter.rs.
+            Effect::DeadLetter {
+                reason, message, ..
+            } => dead.push((reason, message)),
         }
     }
     if !local.is_empty() {
         c.hand_to_hubs(local);
+    }
+    if !dead.is_empty() {
+        c.dead_letter(group, dead);
     }
 }
 

@@ -33,6 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 use warren_core::message::{QueuedMessage, NEVER};
 use warren_core::queue::{Consumer, Queue};
+use warren_core::table::FieldValue;
 use warren_core::{Message, ShortStr};
 use warren_quorum::{Command, ConsumerId, Reply};
 
@@ -51,6 +52,8 @@ pub struct Delivery {
     pub consumer: ConsumerId,
     pub delivery_id: u64,
     pub redelivered: bool,
+    /// Times the message came back to the queue (see [`with_delivery_count`]).
+    pub delivery_count: u32,
     pub message: warren_quorum::Message,
 }
 
@@ -118,6 +121,29 @@ fn new_consumer_id() -> ConsumerId {
 pub fn to_core(m: &warren_quorum::Message) -> Arc<Message> {
     let (x, k, p) = decode_header(&m.header).unwrap_or_default();
     Message::new(ShortStr::from(x), ShortStr::from(k), p, m.body.clone())
+}
+
+/// RabbitMQ 3.10's quorum queues tell a consumer how often a message came
+/// back (returned, or its consumer went away): an `x-delivery-count` header
+/// (signed 32-bit) on every delivery after the first return, what poison
+/// message handling in clients reads. Only redeliveries pay the re-encode.
+fn with_delivery_count(m: Arc<Message>, count: u32) -> Arc<Message> {
+    if count == 0 {
+        return m;
+    }
+    let mut props = m.decode_properties();
+    let mut headers = props.headers.take().unwrap_or_default();
+    headers.insert(
+        "x-delivery-count",
+        FieldValue::I32(count.min(i32::MAX as u32) as i32),
+    );
+    props.headers = Some(headers);
+    Message::new(
+        m.exchange.clone(),
+        m.routing_key.clone(),
+        props.encode(),
+        m.body.clone(),
+    )
 }
 
 impl Hub {
@@ -378,7 +404,7 @@ impl Hub {
                 }
                 let qm = QueuedMessage {
                     seq: seq_of(l.slot, d.delivery_id),
-                    message: to_core(&d.message),
+                    message: with_delivery_count(to_core(&d.message), d.delivery_count),
                     redelivered: d.redelivered,
                     expires_at: NEVER,
                     priority: 0,

@@ -16,6 +16,7 @@
 //!   (`consume.rs`), to the consumers' nodes.
 
 pub mod consume;
+mod dead_letter;
 pub mod enqueue;
 pub mod handle;
 pub mod hub;
@@ -107,6 +108,7 @@ fn queue_config(arguments: &str) -> QueueConfig {
             .map(|v| v.max(0) as u64)
     };
     let mut c = QueueConfig {
+        delivery_limit: int("x-delivery-limit").map(|n| n.min(u32::MAX as u64) as u32),
         max_length: int("x-max-length"),
         max_length_bytes: int("x-max-length-bytes"),
         ..QueueConfig::default()

@@ -370,13 +370,21 @@ pub fn check_quorum_declare(
             )));
         }
     }
-    for unsupported in [
-        "x-message-ttl",
-        "x-single-active-consumer",
-        "x-expires",
-        "x-delivery-limit",
-        "x-dead-letter-exchange",
-    ] {
+    if let Some(v) = args.get("x-delivery-limit") {
+        let detail = match v.as_i64() {
+            Some(n) if n >= 0 => None,
+            Some(n) => Some(format!("{{value_negative,{n}}}")),
+            None => Some(format!("{{unacceptable_type,{}}}", v.type_name())),
+        };
+        if let Some(d) = detail {
+            return Err(BrokerError::precondition_failed(format!(
+                "invalid arg 'x-delivery-limit' for {resource}: {d}"
+            )));
+        }
+    }
+    // x-delivery-limit and dead-lettering (x-dead-letter-exchange/-routing-key)
+    // are the replicated state machine's (warren-quorum).
+    for unsupported in ["x-message-ttl", "x-single-active-consumer", "x-expires"] {
         if args.get(unsupported).is_some() {
             return Err(BrokerError::precondition_failed(format!(
                 "invalid arg '{unsupported}' for {resource}: not supported on Warren quorum queues yet"

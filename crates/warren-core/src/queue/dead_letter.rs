@@ -16,6 +16,8 @@ pub enum Reason {
     Rejected,
     Expired,
     Maxlen,
+    /// A quorum queue's message returned more often than `x-delivery-limit`.
+    DeliveryLimit,
 }
 
 impl Reason {
@@ -24,6 +26,7 @@ impl Reason {
             Reason::Rejected => "rejected",
             Reason::Expired => "expired",
             Reason::Maxlen => "maxlen",
+            Reason::DeliveryLimit => "delivery_limit",
         }
     }
 }
@@ -47,12 +50,34 @@ pub(super) fn dead_letter(queue: &Arc<Queue>, dead: Vec<(QueuedMessage, Reason)>
             .stats
             .count_dead_lettered(DeadLetterStrategy::AtMostOnce, *reason);
     }
+    publish_dead(queue, &dlx, dead.into_iter().map(|(qm, r)| (qm.message, r)));
+}
+
+/// Dead-letter messages that left `queue` outside its core buffer: a quorum
+/// queue's state machine decides (rejected, over `x-delivery-limit`, dropped
+/// for length) and its group leader hands them here, so they get the same
+/// `x-death` history and routing as a classic queue's. RabbitMQ's default
+/// (`at-most-once`): republished unconfirmed; without a dead-letter
+/// exchange they are dropped. Not counted in the classic queues' totals.
+pub fn dead_letter_messages(queue: &Arc<Queue>, dead: Vec<(Arc<Message>, Reason)>) {
+    let Some(dlx) = queue.args().dead_letter_exchange.clone() else {
+        return;
+    };
+    publish_dead(queue, &dlx, dead.into_iter());
+}
+
+fn publish_dead(
+    queue: &Arc<Queue>,
+    dlx: &ShortStr,
+    dead: impl Iterator<Item = (Arc<Message>, Reason)>,
+) {
+    let Some(vhost) = queue.vhost() else { return };
     let Some(exchange) = vhost.exchange(dlx.as_bytes()) else {
         return;
     };
     let mut out = Vec::new();
-    for (qm, reason) in dead {
-        if let Some(m) = dead_lettered(&qm.message, reason, queue, &dlx) {
+    for (m, reason) in dead {
+        if let Some(m) = dead_lettered(&m, reason, queue, dlx) {
             vhost.publish(&exchange, m, &mut out);
         }
     }

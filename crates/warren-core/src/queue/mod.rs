@@ -23,7 +23,7 @@ pub use args::{
 };
 pub use backend::QueueBackend;
 pub use consumer::{ChannelRef, ConnectionId, Consumer, ConsumerInfo, ConsumerSink};
-pub use dead_letter::Reason;
+pub use dead_letter::{dead_letter_messages, Reason};
 pub use info::QueueDepth;
 
 use crate::error::{BrokerError, Result};

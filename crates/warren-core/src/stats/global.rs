@@ -17,7 +17,7 @@ pub struct GlobalTotals {
     /// Publishes received on confirm-mode channels.
     pub received_confirm: u64,
     /// Dead-lettered: `[strategy][reason]` (see `VHostStats::dead_lettered`).
-    pub dead_lettered: [[u64; 3]; 2],
+    pub dead_lettered: [[u64; 4]; 2],
 }
 
 impl GlobalTotals {

@@ -26,7 +26,7 @@ pub struct VHostStats {
     /// batch): Prometheus' `rabbitmq_global_messages_received_confirm_total`.
     pub(crate) received_confirm: AtomicU64,
     /// Messages dead-lettered, by [`DeadLetterStrategy`] and reason.
-    dead_lettered: [[AtomicU64; 3]; 2],
+    dead_lettered: [[AtomicU64; 4]; 2],
 }
 
 /// Whether a dead-lettered message went somewhere (RabbitMQ's
@@ -46,8 +46,8 @@ impl VHostStats {
     }
 
     /// Dead-lettered counts: `[strategy][reason]`, reasons in [`Reason`]'s
-    /// order (rejected, expired, maxlen).
-    pub fn dead_lettered(&self) -> [[u64; 3]; 2] {
+    /// order (rejected, expired, maxlen, delivery_limit).
+    pub fn dead_lettered(&self) -> [[u64; 4]; 2] {
         std::array::from_fn(|s| std::array::from_fn(|r| self.dead_lettered[s][r].load(Relaxed)))
     }
 
