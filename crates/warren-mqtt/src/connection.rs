@@ -18,6 +18,7 @@
 use bytes::{Bytes, BytesMut};
 use futures_util::future::OptionFuture;
 use futures_util::{FutureExt, StreamExt};
+use std::borrow::Cow;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -79,6 +80,35 @@ impl Transport {
         protocol: "MQTT",
         packet_per_write: false,
     };
+
+    /// Management's protocol name, "MQTT 3.1.1": a static string for the
+    /// known transports, so an idle connection keeps no formatted copy.
+    fn protocol_name(&self, version: Version) -> Cow<'static, str> {
+        use Version::*;
+        match (self.protocol, version) {
+            ("MQTT", V3_1) => "MQTT 3.1.0".into(),
+            ("MQTT", V3_1_1) => "MQTT 3.1.1".into(),
+            ("MQTT", V5) => "MQTT 5.0".into(),
+            ("Web MQTT", V3_1) => "Web MQTT 3.1.0".into(),
+            ("Web MQTT", V3_1_1) => "Web MQTT 3.1.1".into(),
+            ("Web MQTT", V5) => "Web MQTT 5.0".into(),
+            (p, v) => format!("{p} {v}").into(),
+        }
+    }
+
+    /// Connection events' `protocol`, RabbitMQ's term `{'MQTT',"3.1.1"}`.
+    fn protocol_term(&self, version: Version) -> Cow<'static, str> {
+        use Version::*;
+        match (self.protocol, version) {
+            ("MQTT", V3_1) => "{'MQTT',\"3.1.0\"}".into(),
+            ("MQTT", V3_1_1) => "{'MQTT',\"3.1.1\"}".into(),
+            ("MQTT", V5) => "{'MQTT',\"5.0\"}".into(),
+            ("Web MQTT", V3_1) => "{'Web MQTT',\"3.1.0\"}".into(),
+            ("Web MQTT", V3_1_1) => "{'Web MQTT',\"3.1.1\"}".into(),
+            ("Web MQTT", V5) => "{'Web MQTT',\"5.0\"}".into(),
+            (p, v) => format!("{{'{p}',\"{v}\"}}").into(),
+        }
+    }
 }
 
 /// Serve one MQTT connection over a socket (a plain function, not `async`:
@@ -356,12 +386,7 @@ where
     };
     let id = node.broker.next_connection_id();
     let mut claim = node
-        .claim(
-            &login.vhost.name.to_string_lossy(),
-            &login.client_id,
-            id,
-            &name,
-        )
+        .claim(&login.vhost.name.to_string_lossy(), &login.client_id, id)
         .await;
     // Clean start: whatever the client id left behind goes.
     let mut session_present = false;
@@ -519,8 +544,8 @@ where
     let registration = node.broker.connections.register(ConnectionInfo {
         id,
         name,
-        protocol: format!("{} {}", transport.protocol, version),
-        protocol_term: format!("{{'{}',\"{}\"}}", transport.protocol, version),
+        protocol: transport.protocol_name(version),
+        protocol_term: transport.protocol_term(version),
         kind: "direct",
         user: login.user.clone(),
         vhost: login.vhost.clone(),

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use warren_core::properties::RawProperties;
-use warren_core::stats::ChannelStats;
+use warren_core::stats::LazyChannelStats;
 use warren_core::trace::Origin;
 use warren_core::{
     BasicProperties, ConnectionId, Consumer, ConsumerSink, Queue, QueuedMessage, VHost,
@@ -133,8 +133,9 @@ pub struct Outgoing {
     state: Mutex<State>,
     /// Wakes the reader task to settle `to_settle`.
     pub settle_ready: Notify,
-    /// The management API's counters for the connection's channel.
-    pub stats: ChannelStats,
+    /// The management API's counters for the connection's channel, made by
+    /// the first publish, delivery or ack (an idle connection has none).
+    pub stats: LazyChannelStats,
     /// The firehose tracer's view of the connection (`deliver.<queue>`);
     /// `origin.connection` is its name for the management API too.
     vhost: Arc<VHost>,
@@ -165,7 +166,7 @@ impl Outgoing {
                 closed: false,
             }),
             settle_ready: Notify::new(),
-            stats: ChannelStats::new(vhost.churn().clone()),
+            stats: LazyChannelStats::new(vhost.churn().clone()),
             vhost,
             origin,
         })
@@ -397,9 +398,11 @@ impl ConsumerSink for SessionSink {
             );
             Some(id)
         };
-        out.stats
-            .messages
-            .count_delivery_serialized(false, packet_id.is_none(), msg.redelivered);
+        out.stats.get().messages.count_delivery_serialized(
+            false,
+            packet_id.is_none(),
+            msg.redelivered,
+        );
         if out.vhost.is_tracing() {
             warren_core::trace::deliver(queue, m, msg.redelivered, &out.origin);
         }

@@ -19,12 +19,22 @@ impl ChannelSource for Outgoing {
             consumer_count: consumers,
             confirm: false,
             transactional: false,
-            message_stats: self.stats.messages.snapshot(),
-            publish_stats: self.stats.publishing.snapshot(),
+            message_stats: self
+                .stats
+                .existing()
+                .map(|s| s.messages.snapshot())
+                .unwrap_or_default(),
+            publish_stats: self
+                .stats
+                .existing()
+                .map(|s| s.publishing.snapshot())
+                .unwrap_or_default(),
         }]
     }
 
     fn each_stats(&self, visit: &mut dyn FnMut(&ChannelStats)) {
-        visit(&self.stats);
+        if let Some(s) = self.stats.existing() {
+            visit(s);
+        }
     }
 }

@@ -50,8 +50,9 @@ struct Slot {
 }
 
 struct Live {
+    /// Its id, not its name: a takeover closes it by id, and the name would
+    /// be one more copy per connection.
     conn: ConnectionId,
-    name: String,
     /// Set once the connection has released its queues.
     done: Arc<Done>,
 }
@@ -178,7 +179,7 @@ impl Node {
     /// Take the client id `id` in `vhost` for connection `conn`: a connection
     /// already using it is closed (session takeover) and awaited, so it has
     /// released its queues before this one consumes from them.
-    pub async fn claim(&self, vhost: &str, id: &Bytes, conn: ConnectionId, name: &str) -> Claim {
+    pub async fn claim(&self, vhost: &str, id: &Bytes, conn: ConnectionId) -> Claim {
         let key = (vhost.to_string(), id.clone());
         let done = Arc::new(Done::default());
         loop {
@@ -190,12 +191,11 @@ impl Node {
                     generation: 0,
                 });
                 match &slot.live {
-                    Some(l) => Some((l.name.clone(), l.done.clone())),
+                    Some(l) => Some((l.conn, l.done.clone())),
                     None => {
                         slot.generation += 1;
                         slot.live = Some(Live {
                             conn,
-                            name: name.to_string(),
                             done: done.clone(),
                         });
                         return Claim {
@@ -210,14 +210,15 @@ impl Node {
             let Some((old, old_done)) = previous else {
                 continue;
             };
-            info!(client_id = %String::from_utf8_lossy(id), old = %old, "MQTT session takeover");
+            let old_name = self.broker.connections.get(old).map(|c| c.name.clone());
+            info!(client_id = %String::from_utf8_lossy(id), old = ?old_name, "MQTT session takeover");
             let wait = async {
                 // Asked again until it goes: the old connection may not have
                 // registered yet when two connects with one client id race.
                 while old_done.state() == RUNNING {
                     self.broker
                         .connections
-                        .close_by_name(&old, BrokerError::connection_forced(TAKEN_OVER));
+                        .close_by_id(old, BrokerError::connection_forced(TAKEN_OVER));
                     old_done.wait(Duration::from_millis(200)).await;
                 }
             };

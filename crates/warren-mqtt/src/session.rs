@@ -373,7 +373,11 @@ impl Session {
             Packet::Publish(p) => self.on_publish(p)?,
             Packet::Puback(a) => {
                 if let Some(d) = self.out.puback(a.packet_id) {
-                    self.out.stats.messages.add_serialized(MessageField::Ack, 1);
+                    self.out
+                        .stats
+                        .get()
+                        .messages
+                        .add_serialized(MessageField::Ack, 1);
                     self.acked.push(d);
                 }
                 self.need_wake = true;
@@ -381,7 +385,11 @@ impl Session {
             Packet::Pubrec(a) => {
                 let (known, d) = self.out.pubrec(a.packet_id);
                 if let Some(d) = d {
-                    self.out.stats.messages.add_serialized(MessageField::Ack, 1);
+                    self.out
+                        .stats
+                        .get()
+                        .messages
+                        .add_serialized(MessageField::Ack, 1);
                     self.acked.push(d);
                 }
                 if a.code.is_error() {
@@ -549,6 +557,7 @@ impl Session {
         let cluster = result.as_ref().map_or(0, |(r, _)| r.cluster);
         self.out
             .stats
+            .get()
             .messages
             .add_serialized(MessageField::Publish, 1);
         let (ticket, retained, code) = match result {

@@ -230,8 +230,8 @@ pub async fn serve_transport<R, W>(
     let registration = broker.connections.register(ConnectionInfo {
         id,
         name,
-        protocol: format!("{} {}", transport.protocol, login.version),
-        protocol_term: format!("{{'{}',\"{}\"}}", transport.protocol, login.version),
+        protocol: format!("{} {}", transport.protocol, login.version).into(),
+        protocol_term: format!("{{'{}',\"{}\"}}", transport.protocol, login.version).into(),
         kind: "direct",
         user: login.user,
         vhost: login.vhost,

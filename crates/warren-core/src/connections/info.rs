@@ -6,6 +6,7 @@ use crate::queue::ConnectionId;
 use crate::stats::{ChannelStats, ConnectionStats, MessageSnapshot, PublishSnapshot};
 use crate::table::FieldTable;
 use crate::vhost::VHost;
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -17,11 +18,13 @@ pub struct ConnectionInfo {
     /// `/api/connections/NAME`).
     pub name: String,
     /// As RabbitMQ's management shows it: "AMQP 0-9-1", "STOMP 1.2",
-    /// "Web STOMP 1.2"; Warren's Server-Sent Events feeds: "SSE".
-    pub protocol: String,
+    /// "Web STOMP 1.2"; Warren's Server-Sent Events feeds: "SSE". A `Cow`
+    /// so an adapter with a fixed set of names (MQTT) stores no copy per
+    /// connection.
+    pub protocol: Cow<'static, str>,
     /// The `protocol` header of connection events: RabbitMQ's Erlang term,
     /// "{0,9,1}" or "{'STOMP',\"1.2\"}".
-    pub protocol_term: String,
+    pub protocol_term: Cow<'static, str>,
     /// RabbitMQ's `type`: "network" (AMQP), or "direct" (STOMP, Web-STOMP and
     /// SSE: RabbitMQ's plugins run over direct connections).
     pub kind: &'static str,

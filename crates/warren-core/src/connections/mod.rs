@@ -125,6 +125,13 @@ impl Connections {
         self.close_where(|e| e.info.name == name, &error) > 0
     }
 
+    /// Ask the connection with this id to close with `error` (an MQTT
+    /// session takeover: the client-id registry keeps the id, not the name).
+    /// Returns whether it was open.
+    pub fn close_by_id(&self, id: ConnectionId, error: BrokerError) -> bool {
+        self.close_where(|e| e.info.id == id, &error) > 0
+    }
+
     /// Ask every connection on `vhost` to close with `error`; returns how many.
     pub fn close_vhost(&self, vhost: &str, error: &BrokerError) -> usize {
         self.close_where(|e| e.info.vhost.name.as_bytes() == vhost.as_bytes(), error)

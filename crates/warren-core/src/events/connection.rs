@@ -52,7 +52,7 @@ pub(crate) fn connection_created(c: &ConnectionInfo) {
     h.insert("peer_port", FieldValue::I64(c.peer.port() as i64));
     h.insert("pid", s(connection_pid(c.id)));
     h.insert("port", FieldValue::I64(c.local.port() as i64));
-    h.insert("protocol", s(&c.protocol_term));
+    h.insert("protocol", s(c.protocol_term.as_bytes()));
     h.insert("ssl", FieldValue::Bool(c.tls.is_some()));
     for k in ["ssl_cipher", "ssl_hash", "ssl_key_exchange", "ssl_protocol"] {
         h.insert(k, s(""));

@@ -27,8 +27,8 @@ mod set;
 mod vhost;
 
 pub use channel::{
-    ChannelStats, ChurnField, ChurnSnapshot, ChurnStats, PublishField, PublishSnapshot,
-    PublishStats,
+    ChannelStats, ChurnField, ChurnSnapshot, ChurnStats, LazyChannelStats, PublishField,
+    PublishSnapshot, PublishStats,
 };
 pub use counter::{Counter, GaugeRate, Rate};
 pub use fields::{
