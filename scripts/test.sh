@@ -97,8 +97,8 @@ echo "== hostile-client tests (slowloris, churn, auth floods, alarm floods, disk
 python3 -m pytest tests/python/hostile -q -p no:cacheprovider || status=$?
 echo "== security tests (own brokers on the wildcard address: guest loopback-only, vhost isolation, no passwords in logs, HTTP headers and CSRF)"
 python3 -m pytest tests/python/security -q -p no:cacheprovider || status=$?
-echo "== cluster tests (3 nodes on loopback and in network namespaces: replicated metadata, kill -9, partitions, metadata history check under 20 faults (WARREN_HISTORY_FAULTS; 60 recorded), snapshot catch-up, node replacement)"
-WARREN_BIN="$WARREN_BIN" WARREN_HISTORY_DIR="$data_dir/cluster-history" WARREN_HISTORY_FAULTS="${WARREN_HISTORY_FAULTS:-20}" python3 -m pytest tests/python/cluster -q -p no:cacheprovider || status=$?
+echo "== cluster tests (3 nodes on loopback and in network namespaces: replicated metadata, kill -9, partitions, metadata and quorum-queue history checks under 12 faults each (WARREN_HISTORY_FAULTS; 60 and 32 recorded), snapshot catch-up, node replacement)"
+WARREN_BIN="$WARREN_BIN" WARREN_HISTORY_DIR="$data_dir/cluster-history" WARREN_HISTORY_FAULTS="${WARREN_HISTORY_FAULTS:-12}" python3 -m pytest tests/python/cluster -q -p no:cacheprovider || status=$?
 echo "== fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-10} s each; FUZZ_SECONDS=0 skips)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh || status=$?
 if [ $status -ne 0 ]; then
