@@ -80,9 +80,12 @@ def run_with_faults(cluster: NetCluster, workload, faults: int, seed: int,
         run_faults(cluster, faults, stop, schedule, rng, t0)
         time.sleep(1.0)
     finally:
+        # Consumers drain: they stop at their first idle second from now on.
+        workload.drain_from = time.time()
         stop.set()
+        deadline = time.time() + 30
         for t in threads:
-            t.join(timeout=30)
+            t.join(timeout=max(0.1, deadline - time.time()))
         cluster.heal()
         for n in cluster.nodes:
             if not n.alive():
@@ -353,6 +356,9 @@ class QuorumWorkload:
         self.consumed: List[Tuple[int, str, int, str, bool]] = []
         self._lock = threading.Lock()
         self.t0 = time.time()
+        # Set by run_with_faults when the faults end: from then on a consumer
+        # leaves at its first second without a message.
+        self.drain_from = float("inf")
 
     def declare(self, cluster: NetCluster) -> None:
         for q in self.queues:
@@ -395,9 +401,9 @@ class QuorumWorkload:
                 time.sleep(0.2)
 
     def _consumer(self, cluster: NetCluster, c: int, stop: threading.Event,
-                  rng: random.Random, drain_until: List[float]) -> None:
+                  rng: random.Random) -> None:
         session = 0
-        while not (stop.is_set() and time.time() > drain_until[0]):
+        while not (stop.is_set() and time.time() > self.drain_from):
             session += 1
             node = rng.choice(cluster.nodes)
             q = self.queues[c % len(self.queues)]
@@ -408,7 +414,7 @@ class QuorumWorkload:
                 self._event(who=f"c{c}", node=node.name, event="connected")
                 for method, props, body in ch.consume(q, inactivity_timeout=1.0):
                     if method is None:
-                        if stop.is_set() and time.time() > drain_until[0]:
+                        if stop.is_set() and time.time() > self.drain_from:
                             break
                         continue
                     h = props.headers or {}
@@ -423,14 +429,13 @@ class QuorumWorkload:
 
     def start(self, cluster: NetCluster, stop: threading.Event, seed: int) -> List[threading.Thread]:
         self.declare(cluster)
-        self._drain_until = [float("inf")]
         threads = []
         for p in range(self.publishers):
             threads.append(threading.Thread(target=self._publisher, daemon=True, args=(
                 cluster, p, stop, random.Random(seed * 100 + p))))
         for c in range(self.consumers):
             threads.append(threading.Thread(target=self._consumer, daemon=True, args=(
-                cluster, c, stop, random.Random(seed * 100 + 50 + c), self._drain_until)))
+                cluster, c, stop, random.Random(seed * 100 + 50 + c))))
         for t in threads:
             t.start()
         return threads
