@@ -201,48 +201,19 @@ impl Broker {
         let obj = defs
             .as_object()
             .ok_or_else(|| bad("definitions must be a JSON object"))?;
-        let list = |k: &str| -> Result<&[Value]> {
-            match obj.get(k) {
-                None | Some(Value::Null) => Ok(&[]),
-                Some(Value::Array(a)) => Ok(a),
-                Some(_) => Err(bad(format!("'{}' must be a list", k))),
-            }
-        };
+        let list = |k: &str| list_field(obj, k);
         if vhost.is_none() {
             for u in list("users")? {
                 let name = str_field(u, "name")?;
                 let tags = tags_of(u.get("tags"))?;
-                let credential = match (u.get("password_hash"), u.get("password")) {
-                    (Some(Value::String(h)), _) => {
-                        match u.get("hashing_algorithm").and_then(Value::as_str) {
-                            None | Some("rabbit_password_hashing_sha256") => {}
-                            Some(other) => {
-                                return Err(bad(format!(
-                                    "unsupported hashing_algorithm '{}'",
-                                    other
-                                )))
-                            }
-                        }
-                        Credential::Hash(h.clone())
-                    }
-                    (_, Some(Value::String(p))) => Credential::Password(p.clone()),
-                    _ => Credential::Keep,
-                };
-                self.upsert_user(name, credential, tags)?;
+                self.upsert_user(name, user_credential(u)?, tags)?;
             }
             for v in list("vhosts")? {
                 let name = str_field(v, "name")?;
                 self.add_vhost_for(name, acting_user)?;
             }
             for p in list("permissions")? {
-                self.set_permissions(PermissionDef {
-                    user: str_field(p, "user")?.into(),
-                    vhost: str_field(p, "vhost")?.into(),
-                    configure: str_field(p, "configure")?.into(),
-                    write: str_field(p, "write")?.into(),
-                    read: str_field(p, "read")?.into(),
-                })
-                .map_err(|e| {
+                self.set_permissions(permission_def(p)?).map_err(|e| {
                     if e.code == crate::error::code::NOT_FOUND {
                         bad(e.text)
                     } else {
@@ -263,26 +234,7 @@ impl Broker {
         self.import_runtime(obj, vhost)?;
         for p in list("policies")? {
             let v = target(p)?;
-            let definition = p
-                .get("definition")
-                .and_then(Value::as_object)
-                .cloned()
-                .ok_or_else(|| bad("policy definition must be an object"))?;
-            v.set_policy(
-                PolicyDef {
-                    vhost: v.name.to_string(),
-                    name: str_field(p, "name")?.into(),
-                    pattern: str_field(p, "pattern")?.into(),
-                    apply_to: p
-                        .get("apply-to")
-                        .and_then(Value::as_str)
-                        .unwrap_or("all")
-                        .into(),
-                    priority: p.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                    definition,
-                },
-                true,
-            )?;
+            v.set_policy(policy_def(p, &v.name.to_string())?, true)?;
         }
         for e in list("exchanges")? {
             let v = target(e)?;
@@ -325,6 +277,65 @@ impl Broker {
         }
         Ok(())
     }
+}
+
+/// A definitions file's list `k` (absent or null: empty).
+pub(crate) fn list_field<'a>(defs: &'a Map<String, Value>, k: &str) -> Result<&'a [Value]> {
+    match defs.get(k) {
+        None | Some(Value::Null) => Ok(&[]),
+        Some(Value::Array(a)) => Ok(a),
+        Some(_) => Err(bad(format!("'{}' must be a list", k))),
+    }
+}
+
+/// A user object's credential: a RabbitMQ sha256 hash as given, or a
+/// clear-text password (kept clear here; each caller decides when to hash).
+pub(crate) fn user_credential(u: &Value) -> Result<Credential> {
+    Ok(match (u.get("password_hash"), u.get("password")) {
+        (Some(Value::String(h)), _) => {
+            match u.get("hashing_algorithm").and_then(Value::as_str) {
+                None | Some("rabbit_password_hashing_sha256") => {}
+                Some(other) => {
+                    return Err(bad(format!("unsupported hashing_algorithm '{}'", other)))
+                }
+            }
+            Credential::Hash(h.clone())
+        }
+        (_, Some(Value::String(p))) => Credential::Password(p.clone()),
+        _ => Credential::Keep,
+    })
+}
+
+/// A permissions object.
+pub(crate) fn permission_def(p: &Value) -> Result<PermissionDef> {
+    Ok(PermissionDef {
+        user: str_field(p, "user")?.into(),
+        vhost: str_field(p, "vhost")?.into(),
+        configure: str_field(p, "configure")?.into(),
+        write: str_field(p, "write")?.into(),
+        read: str_field(p, "read")?.into(),
+    })
+}
+
+/// A policy object, in `vhost` (the import's target, not the object's).
+pub(crate) fn policy_def(p: &Value, vhost: &str) -> Result<PolicyDef> {
+    let definition = p
+        .get("definition")
+        .and_then(Value::as_object)
+        .cloned()
+        .ok_or_else(|| bad("policy definition must be an object"))?;
+    Ok(PolicyDef {
+        vhost: vhost.to_string(),
+        name: str_field(p, "name")?.into(),
+        pattern: str_field(p, "pattern")?.into(),
+        apply_to: p
+            .get("apply-to")
+            .and_then(Value::as_str)
+            .unwrap_or("all")
+            .into(),
+        priority: p.get("priority").and_then(Value::as_i64).unwrap_or(0),
+        definition,
+    })
 }
 
 pub(crate) fn bad(text: impl Into<String>) -> BrokerError {

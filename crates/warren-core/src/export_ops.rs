@@ -15,10 +15,11 @@ use crate::admin::Credential;
 use crate::auth::hash_new_password;
 use crate::error::Result;
 use crate::exchange::ExchangeKind;
-use crate::export::{args_field, bad, bool_field, is_builtin_exchange, str_field, tags_of};
+use crate::export::{
+    args_field, bad, bool_field, is_builtin_exchange, list_field, permission_def, policy_def,
+    str_field, tags_of, user_credential,
+};
 use crate::meta::MetaOp;
-use crate::permissions::PermissionDef;
-use crate::policy::PolicyDef;
 use crate::store::definitions::table_to_hex;
 use crate::topic_permissions::TopicPermissionDef;
 use serde_json::{Map, Value};
@@ -50,13 +51,7 @@ pub fn definitions_to_ops(
     acting_user: Option<&str>,
     owner: &str,
 ) -> Result<Vec<MetaOp>> {
-    let list = |k: &str| -> Result<&[Value]> {
-        match defs.get(k) {
-            None | Some(Value::Null) => Ok(&[]),
-            Some(Value::Array(a)) => Ok(a),
-            Some(_) => Err(bad(format!("'{}' must be a list", k))),
-        }
-    };
+    let list = |k: &str| list_field(defs, k);
     let target = |o: &Value| -> Result<String> {
         Ok(match vhost {
             Some(v) => v.to_string(),
@@ -66,18 +61,9 @@ pub fn definitions_to_ops(
     let mut ops = Vec::new();
     if vhost.is_none() {
         for u in list("users")? {
-            let credential = match (u.get("password_hash"), u.get("password")) {
-                (Some(Value::String(h)), _) => {
-                    match u.get("hashing_algorithm").and_then(Value::as_str) {
-                        None | Some("rabbit_password_hashing_sha256") => {}
-                        Some(other) => {
-                            return Err(bad(format!("unsupported hashing_algorithm '{}'", other)))
-                        }
-                    }
-                    Credential::Hash(h.clone())
-                }
-                (_, Some(Value::String(p))) => Credential::Hash(hash_new_password(p)),
-                _ => Credential::Keep,
+            let credential = match user_credential(u)? {
+                Credential::Password(p) => Credential::Hash(hash_new_password(&p)),
+                c => c,
             };
             ops.push(MetaOp::PutUser {
                 name: str_field(u, "name")?.to_string(),
@@ -96,13 +82,7 @@ pub fn definitions_to_ops(
         }
         for p in list("permissions")? {
             ops.push(MetaOp::SetPermissions {
-                def: PermissionDef {
-                    user: str_field(p, "user")?.into(),
-                    vhost: str_field(p, "vhost")?.into(),
-                    configure: str_field(p, "configure")?.into(),
-                    write: str_field(p, "write")?.into(),
-                    read: str_field(p, "read")?.into(),
-                },
+                def: permission_def(p)?,
             });
         }
         for t in list("topic_permissions")? {
@@ -119,25 +99,9 @@ pub fn definitions_to_ops(
     }
     for p in list("policies")? {
         let v = target(p)?;
-        let definition = p
-            .get("definition")
-            .and_then(Value::as_object)
-            .cloned()
-            .ok_or_else(|| bad("policy definition must be an object"))?;
         ops.push(MetaOp::SetPolicy {
-            vhost: v.clone(),
-            def: PolicyDef {
-                vhost: v,
-                name: str_field(p, "name")?.into(),
-                pattern: str_field(p, "pattern")?.into(),
-                apply_to: p
-                    .get("apply-to")
-                    .and_then(Value::as_str)
-                    .unwrap_or("all")
-                    .into(),
-                priority: p.get("priority").and_then(Value::as_i64).unwrap_or(0),
-                definition,
-            },
+            def: policy_def(p, &v)?,
+            vhost: v,
         });
     }
     for e in list("exchanges")? {
