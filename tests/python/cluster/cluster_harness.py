@@ -473,6 +473,75 @@ table inet wclpart {{
 
 # --- client calls with their outcome --------------------------------------
 
+def declare_error(node: Node, queue: str, passive: bool = False,
+                  durable: bool = True) -> Optional[Tuple[int, str]]:
+    """Declare ``queue`` on ``node`` in a fresh connection: None when it is
+    declared, else the channel error's (reply code, reply text)."""
+    conn = node.connect()
+    try:
+        conn.channel().queue_declare(queue, passive=passive, durable=durable)
+        return None
+    except pika.exceptions.ChannelClosedByBroker as e:
+        return e.reply_code, e.reply_text
+    finally:
+        if conn.is_open:
+            conn.close()
+
+
+def has_queue(node: Node, queue: str) -> bool:
+    """Whether a passive declare of ``queue`` on ``node`` finds it (404: no;
+    any other error fails the test)."""
+    err = declare_error(node, queue, passive=True)
+    assert err is None or err[0] == 404, err
+    return err is None
+
+
+def publish_confirmed(node: Node, queue: str, bodies) -> None:
+    """Publish ``bodies`` persistent to ``queue`` on ``node``, each confirmed."""
+    conn = node.connect()
+    ch = conn.channel()
+    ch.confirm_delivery()
+    for body in bodies:
+        ch.basic_publish("", queue, body, pika.BasicProperties(delivery_mode=2))
+    conn.close()
+
+
+def drain(node: Node, queue: str) -> List[bytes]:
+    """Every message ``queue`` has ready now, taken with basic.get (no ack)."""
+    conn = node.connect()
+    ch = conn.channel()
+    bodies = []
+    while True:
+        m, _, body = ch.basic_get(queue, auto_ack=True)
+        if m is None:
+            break
+        bodies.append(body)
+    conn.close()
+    return bodies
+
+
+def pump(conn, pred, timeout: float = 10.0) -> bool:
+    """Run a blocking connection's callbacks until ``pred()`` holds or
+    ``timeout`` passes; ``pred()``'s last answer."""
+    deadline = time.time() + timeout
+    while not pred() and time.time() < deadline:
+        conn.process_data_events(time_limit=0.1)
+    return bool(pred())
+
+
+def hold_deliveries(node: Node, queue: str, prefetch: int):
+    """A consumer on ``queue`` at ``node`` that never acks: (connection,
+    bodies delivered, basic.cancel frames received)."""
+    conn = node.connect()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=prefetch)
+    held: List[bytes] = []
+    cancelled: List = []
+    ch.add_on_cancel_callback(cancelled.append)
+    ch.basic_consume(queue, lambda c, m, p, b: held.append(b))
+    return conn, held, cancelled
+
+
 def amqp_outcome(fn, node: Node) -> Tuple[str, Optional[int], str]:
     """Run ``fn(channel)`` on a fresh connection to ``node`` and classify
     the answer: ("ok", None, ""), ("refused", 541, text) for a cluster
@@ -540,8 +609,9 @@ def started_cluster(names=("n1", "n2", "n3"), log_tail: int = 3000):
 
 def wait_for(pred, timeout: float = 10.0, what: str = "condition"):
     """``pred()``'s first truthy answer, polled every 0.2 s; a failed
-    assertion, a refused request (``ApiError`` is an ``OSError``) or a
-    missing key counts as not yet. Fails the test after ``timeout``."""
+    assertion, a refused request (``ApiError`` is an ``OSError``), a closed
+    AMQP channel or connection or a missing key counts as not yet. Fails the
+    test after ``timeout``."""
     deadline = time.time() + timeout
     last = None
     while True:
@@ -549,7 +619,7 @@ def wait_for(pred, timeout: float = 10.0, what: str = "condition"):
             last = pred()
             if last:
                 return last
-        except (AssertionError, OSError, KeyError) as e:
+        except (AssertionError, OSError, KeyError, pika.exceptions.AMQPError) as e:
             last = e
         if time.time() >= deadline:
             raise AssertionError(f"timed out waiting for {what}: {last}")

@@ -16,7 +16,9 @@ import pika
 import pika.exceptions
 import pytest
 
-from cluster_harness import started_cluster, WARREN_BIN, Cluster
+from cluster_harness import (WARREN_BIN, Cluster, declare_error, drain, has_queue,
+                             hold_deliveries, publish_confirmed, pump, started_cluster,
+                             wait_for)
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -30,30 +32,12 @@ def cluster():
 
 
 def declared_everywhere(cluster, queue, timeout=5.0):
-    deadline = time.time() + timeout
     for n in cluster.nodes:
-        while True:
-            conn = n.connect()
-            try:
-                conn.channel().queue_declare(queue, passive=True)
-                break
-            except pika.exceptions.ChannelClosedByBroker:
-                assert time.time() < deadline, f"{queue} not on {n.name}"
-                time.sleep(0.1)
-            finally:
-                if conn.is_open:
-                    conn.close()
+        wait_for(lambda: has_queue(n, queue), timeout=timeout, what=f"{queue} on {n.name}")
 
 
 def home_depth(node, queue):
     return node.api(f"/api/queues/%2F/{queue}")["messages"]
-
-
-def wait_for(pred, timeout=10.0, what="condition"):
-    deadline = time.time() + timeout
-    while not pred():
-        assert time.time() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_publish_on_n2_consume_on_n3(cluster):
@@ -145,29 +129,12 @@ def test_get_reject_requeue_from_another_node(cluster):
 
 def test_home_down_cancels_consumers_and_refuses(cluster):
     n1, n2 = cluster.node("n1"), cluster.node("n2")
-    conn = n2.connect()
-    ch = conn.channel()
-    ch.confirm_delivery()
-    for i in range(10):
-        ch.basic_publish("", "cr.q", b"keep%d" % i, PERSISTENT)
-    conn.close()
-
-    conn = n2.connect()
-    ch = conn.channel()
-    ch.basic_qos(prefetch_count=3)
-    held = []
-    cancelled = []
-    ch.add_on_cancel_callback(lambda frame: cancelled.append(frame))
-    ch.basic_consume("cr.q", lambda c, m, p, b: held.append(b))
-    wait_until = time.time() + 10
-    while len(held) < 3 and time.time() < wait_until:
-        conn.process_data_events(time_limit=0.1)
-    assert len(held) == 3
+    publish_confirmed(n2, "cr.q", (b"keep%d" % i for i in range(10)))
+    conn, held, cancelled = hold_deliveries(n2, "cr.q", prefetch=3)
+    assert pump(conn, lambda: len(held) == 3)
 
     n1.kill()
-    deadline = time.time() + 10
-    while not cancelled and time.time() < deadline:
-        conn.process_data_events(time_limit=0.1)
+    pump(conn, lambda: cancelled)
     assert cancelled, "no basic.cancel after the home node died"
     conn.close()
 
@@ -192,45 +159,17 @@ def test_home_down_cancels_consumers_and_refuses(cluster):
     cluster.restart(n1)
     # Once n2 sees n1 again, the 10 confirmed messages (3 of them were
     # unacked when n1 died) are consumable from n2.
-    def declare_ok():
-        c = n2.connect()
-        try:
-            c.channel().queue_declare("cr.q", durable=True)
-            return True
-        except pika.exceptions.ChannelClosedByBroker:
-            return False
-        finally:
-            if c.is_open:
-                c.close()
-    wait_for(declare_ok, timeout=15, what="n1 reachable from n2 again")
-    conn = n2.connect()
-    ch = conn.channel()
-    bodies = []
-    while True:
-        m, _, body = ch.basic_get("cr.q", auto_ack=True)
-        if m is None:
-            break
-        bodies.append(body)
-    conn.close()
+    wait_for(lambda: declare_error(n2, "cr.q") is None, timeout=15,
+             what="n1 reachable from n2 again")
+    bodies = drain(n2, "cr.q")
     assert sorted(bodies) == sorted(b"keep%d" % i for i in range(10))
 
 
 def test_origin_death_requeues_its_unacked_on_the_home(cluster):
     n1, n3 = cluster.node("n1"), cluster.node("n3")
-    conn = n1.connect()
-    ch = conn.channel()
-    ch.confirm_delivery()
-    for i in range(5):
-        ch.basic_publish("", "cr.q", b"r%d" % i, PERSISTENT)
-    conn.close()
-    conn = n3.connect()
-    ch = conn.channel()
-    ch.basic_qos(prefetch_count=5)
-    held = []
-    ch.basic_consume("cr.q", lambda c, m, p, b: held.append(b))
-    deadline = time.time() + 10
-    while len(held) < 5 and time.time() < deadline:
-        conn.process_data_events(time_limit=0.1)
+    publish_confirmed(n1, "cr.q", (b"r%d" % i for i in range(5)))
+    conn, held, _ = hold_deliveries(n3, "cr.q", prefetch=5)
+    pump(conn, lambda: len(held) == 5)
     assert sorted(held) == [b"r%d" % i for i in range(5)]
 
     def counts():

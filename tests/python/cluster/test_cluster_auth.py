@@ -25,7 +25,7 @@ import time
 import pika.exceptions
 import pytest
 
-from cluster_harness import WARREN_BIN, Cluster, free_port, write_cookie
+from cluster_harness import WARREN_BIN, Cluster, free_port, has_queue, write_cookie
 
 pytestmark = pytest.mark.skipif(not os.path.exists(WARREN_BIN),
                                 reason=f"no warren binary at {WARREN_BIN}")
@@ -44,19 +44,6 @@ def cluster():
         yield c
     finally:
         c.cleanup()
-
-
-def has_queue(node, queue) -> bool:
-    conn = node.connect()
-    try:
-        conn.channel().queue_declare(queue, passive=True)
-        return True
-    except pika.exceptions.ChannelClosedByBroker as e:
-        assert e.reply_code == 404, e
-        return False
-    finally:
-        if conn.is_open:
-            conn.close()
 
 
 def running(node):
