@@ -9,7 +9,6 @@
 
 use bytes::Bytes;
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use warren_core::{
@@ -22,13 +21,7 @@ use warren_core::{
 struct Fixture {
     _broker: Arc<Broker>,
     queue: Arc<Queue>,
-    dir: PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: warren_core::testing::ScratchDir,
 }
 
 fn fixture(name: &str) -> Fixture {
@@ -50,7 +43,7 @@ fn fixture(name: &str) -> Fixture {
     Fixture {
         _broker: broker,
         queue,
-        dir,
+        _dir: dir,
     }
 }
 

@@ -378,7 +378,7 @@ mod tests {
     /// listener's IPv4 loopback client), and from nowhere else.
     #[test]
     fn guest_is_loopback_only_on_every_address_family() {
-        let (b, dir) = crate::testing::scratch_broker("broker", "loopback");
+        let (b, _dir) = crate::testing::scratch_broker("broker", "loopback");
         b.create_defaults_once(true);
         for ok in ["127.0.0.1", "127.1.2.3", "::1", "::ffff:127.0.0.1"] {
             let ip: IpAddr = ok.parse().expect("ip");
@@ -398,6 +398,5 @@ mod tests {
             assert_eq!(e.text, "User 'guest' can only connect via localhost");
         }
         assert!(b.authenticate("guest", b"guest", None).is_err());
-        let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -380,7 +380,6 @@ mod tests {
         Broker, Consumer, ConsumerSink, FieldTable, Message, QueueOptions, QueuedMessage, ShortStr,
     };
     use bytes::Bytes;
-    use std::path::PathBuf;
     use std::sync::atomic::AtomicU64;
 
     /// A consumer that takes a message only when the outlet has room (what the
@@ -406,13 +405,7 @@ mod tests {
         queue: Arc<Queue>,
         outlet: Arc<Outlet<()>>,
         sink: Arc<Sink>,
-        dir: PathBuf,
-    }
-
-    impl Drop for Fixture {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+        _dir: crate::testing::ScratchDir,
     }
 
     fn fixture(name: &str) -> Fixture {
@@ -455,7 +448,7 @@ mod tests {
             queue,
             outlet,
             sink,
-            dir,
+            _dir: dir,
         }
     }
 

@@ -4,12 +4,35 @@
 
 use crate::store::LogOptions;
 use crate::{Broker, Limits};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A scratch data directory, removed when dropped (keep it as long as the
+/// broker that writes there; Linux lets a broker outlive it harmlessly).
+pub struct ScratchDir(PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for ScratchDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// Open a broker in `<temp>/warren-<tag>-<pid>-<name>` (emptied first), with
-/// vhost `/`. The caller removes the directory when done.
-pub fn scratch_broker(tag: &str, name: &str) -> (Arc<Broker>, PathBuf) {
+/// vhost `/`. The directory goes when the returned guard is dropped.
+pub fn scratch_broker(tag: &str, name: &str) -> (Arc<Broker>, ScratchDir) {
     let dir = std::env::temp_dir().join(format!("warren-{tag}-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -23,5 +46,5 @@ pub fn scratch_broker(tag: &str, name: &str) -> (Arc<Broker>, PathBuf) {
     )
     .expect("open broker");
     broker.ensure_vhost("/");
-    (broker, dir)
+    (broker, ScratchDir(dir))
 }

@@ -9,26 +9,23 @@ use crate::{
 };
 use bytes::Bytes;
 use parking_lot::Mutex;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub(crate) struct Fixture {
     pub broker: Arc<Broker>,
     pub vhost: Arc<VHost>,
-    dir: PathBuf,
-}
-
-impl Drop for Fixture {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    _dir: crate::testing::ScratchDir,
 }
 
 pub(crate) fn fixture(name: &str) -> Fixture {
     let (broker, dir) = crate::testing::scratch_broker("stats-test", name);
     let vhost = broker.ensure_vhost("/");
-    Fixture { broker, vhost, dir }
+    Fixture {
+        broker,
+        vhost,
+        _dir: dir,
+    }
 }
 
 pub(crate) fn queue(v: &VHost, name: &str, arguments: FieldTable) -> Arc<Queue> {

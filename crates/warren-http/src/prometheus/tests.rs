@@ -3,7 +3,7 @@ use std::time::Instant;
 use warren_core::queue::QueueOptions;
 use warren_core::ShortStr;
 
-fn broker(name: &str) -> (Arc<Broker>, std::path::PathBuf) {
+fn broker(name: &str) -> (Arc<Broker>, warren_core::testing::ScratchDir) {
     warren_core::testing::scratch_broker("prom", name)
 }
 
@@ -30,7 +30,7 @@ fn lines<'a>(text: &'a str, family: &str) -> Vec<&'a str> {
 
 #[test]
 fn aggregated_sums_without_labels() {
-    let (b, dir) = broker("agg");
+    let (b, _dir) = broker("agg");
     declare(&b, "/", "a");
     declare(&b, "/", "a");
     declare(&b, "other", "b");
@@ -55,12 +55,11 @@ fn aggregated_sums_without_labels() {
         "rabbitmq_identity_info{rabbitmq_node=\"warren@h\",rabbitmq_cluster=\"warren@h\","
     ));
     assert!(!text.contains("# EOF"));
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn per_object_labels_queues_and_escapes() {
-    let (b, dir) = broker("perobj");
+    let (b, _dir) = broker("perobj");
     declare(&b, "/", "q\"1\\");
     declare(&b, "v", "q2");
     let text = render(&b, &NodeProbe::unknown("warren@h"), true, Format::Text004);
@@ -73,12 +72,11 @@ fn per_object_labels_queues_and_escapes() {
             "rabbitmq_queue_messages_ready{vhost=\"v\",queue=\"q2\"} 0",
         ]
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
 fn openmetrics_names_counters_without_total_and_ends_with_eof() {
-    let (b, dir) = broker("om");
+    let (b, _dir) = broker("om");
     let text = render(
         &b,
         &NodeProbe::unknown("warren@h"),
@@ -94,14 +92,13 @@ fn openmetrics_names_counters_without_total_and_ends_with_eof() {
         Format::OpenMetrics
     );
     assert_eq!(Format::from_accept("*/*"), Format::Text004);
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// `cargo test --release -p warren-http scrape_10k -- --ignored --nocapture`
 #[test]
 #[ignore]
 fn scrape_10k_queues() {
-    let (b, dir) = broker("10k");
+    let (b, _dir) = broker("10k");
     for i in 0..10_000 {
         declare(&b, "/", &format!("queue-{i}"));
     }
@@ -118,5 +115,4 @@ fn scrape_10k_queues() {
         println!("10,000 queues, per_object={per_object}: {best:.1} ms, {size} bytes");
         assert!(best < 200.0);
     }
-    let _ = std::fs::remove_dir_all(dir);
 }

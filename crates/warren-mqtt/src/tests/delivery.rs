@@ -7,18 +7,20 @@ use crate::delivery::{Outgoing, QueueKind, Sub, SubTable};
 use crate::packet::{QoS, SubscriptionOptions, Version};
 use crate::writer::Outlet;
 
-fn outgoing(window: u16) -> std::sync::Arc<Outgoing> {
+/// An outgoing window over a scratch broker (keep the guard alive as long
+/// as the window: it removes the broker's directory).
+fn outgoing(window: u16) -> (std::sync::Arc<Outgoing>, warren_core::testing::ScratchDir) {
     let (outlet, _rx) = Outlet::new();
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let (broker, _dir) = warren_core::testing::scratch_broker("mqtt", &format!("delivery{n}"));
+    let (broker, dir) = warren_core::testing::scratch_broker("mqtt", &format!("delivery{n}"));
     let vhost = broker.vhost("/").expect("default vhost");
     let origin = warren_core::trace::Origin {
         user: "guest".into(),
         connection: "test".into(),
         channel: 1,
     };
-    Outgoing::new(
+    let out = Outgoing::new(
         outlet,
         1,
         Version::V5,
@@ -26,12 +28,13 @@ fn outgoing(window: u16) -> std::sync::Arc<Outgoing> {
         usize::MAX,
         vhost,
         std::sync::Arc::new(origin),
-    )
+    );
+    (out, dir)
 }
 
 #[test]
 fn packet_ids_are_unique_and_the_window_is_enforced() {
-    let out = outgoing(3);
+    let (out, _dir) = outgoing(3);
     let ids: Vec<u16> = (0..3).filter_map(|_| out.reserve()).collect();
     assert_eq!(ids, vec![1, 2, 3]);
     assert_eq!(out.reserve(), None, "window of 3 is full");
@@ -49,7 +52,7 @@ fn packet_ids_are_unique_and_the_window_is_enforced() {
 
 #[test]
 fn qos2_exchange_keeps_the_id_until_pubcomp() {
-    let out = outgoing(10);
+    let (out, _dir) = outgoing(10);
     let id = out.reserve().expect("room");
     let (known, taken) = out.pubrec(id);
     assert!(known && taken.is_none());
@@ -67,7 +70,7 @@ fn qos2_exchange_keeps_the_id_until_pubcomp() {
 
 #[test]
 fn close_hands_back_released_ids_for_the_next_connection() {
-    let out = outgoing(10);
+    let (out, _dir) = outgoing(10);
     let a = out.reserve().expect("room");
     let b = out.reserve().expect("room");
     out.pubrec(b);
@@ -75,7 +78,7 @@ fn close_hands_back_released_ids_for_the_next_connection() {
     assert!(unacked.is_empty(), "retained deliveries are not requeued");
     assert_eq!(released, vec![b]);
     let _ = a;
-    let next = outgoing(10);
+    let (next, _dir_next) = outgoing(10);
     next.restore_released(&released);
     assert!(next.pubcomp(b));
 }
