@@ -19,13 +19,17 @@ if ! command -v mosquitto_sub >/dev/null 2>&1; then
     || echo "mosquitto-clients not installed: the mosquitto interop test will be skipped"
 fi
 
+# Each stage's heading says when it started (seconds since this script
+# began), so a CI log shows where the time went.
+stage() { echo "== [$(( SECONDS / 60 ))m$(( SECONDS % 60 ))s] $*"; }
+
 cargo build --quiet --bin warren
 export WARREN_BIN="$PWD/target/debug/warren"
 
-echo "== cargo test"
+stage "cargo test"
 cargo test --workspace --quiet 2>&1
 
-echo "== python scenario tests"
+stage "python scenario tests"
 data_dir=$(mktemp -d)
 pid=
 trap 'if [ -n "$pid" ]; then kill $pid 2>/dev/null || true; fi; rm -rf "$data_dir"' EXIT
@@ -77,30 +81,31 @@ AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" STOMP_PORT="$stomp_port" WEB_S
   python3 -m pytest tests/python -q -p no:cacheprovider \
   --ignore=tests/python/durability --ignore=tests/python/features --ignore=tests/python/hostile \
   --ignore=tests/python/tls --ignore=tests/python/security --ignore=tests/python/cluster || status=$?
-echo "== node scenario tests (amqplib)"
+stage "node scenario tests (amqplib)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" bash tests/node/run.sh || status=$?
-echo "== browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
+stage "browser tests (headless Chromium: EventSource on /sse, @stomp/stompjs on /ws, the management UI)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" WEB_STOMP_PORT="$web_port" WEB_MQTT_PORT="$web_mqtt_port" \
   HTTP_PORT="$http_port" MGMT_URL="http://127.0.0.1:$http_port" \
   BROWSER_ARTIFACTS="${BROWSER_ARTIFACTS:-$data_dir/browser}" bash tests/browser/run.sh || status=$?
-echo "== feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
+stage "feature tests (TTL, dead-lettering, priorities, policies, tracing, Celery, ...)"
 AMQP_URL="amqp://guest:guest@127.0.0.1:$port/%2F" BROKER_KIND=warren \
   python3 -m pytest tests/python/features -q -p no:cacheprovider || status=$?
-echo "== examples (examples/*/test.sh against a fresh broker of their own) and the Debian package"
+stage "examples (examples/*/test.sh against a fresh broker of their own) and the Debian package"
 WARREN_BIN="$WARREN_BIN" bash examples/run-all.sh || status=$?
 bash debian/test.sh || status=$?
-echo "== TLS tests (AMQPS, STOMPS, MQTTS, HTTPS/WSS, client certificates; own brokers)"
+stage "TLS tests (AMQPS, STOMPS, MQTTS, HTTPS/WSS, client certificates; own brokers)"
 WARREN_BIN="$WARREN_BIN" python3 -m pytest tests/python/tls -q -p no:cacheprovider || status=$?
-echo "== durability tests (kill -9, torn tails, alarms, backlog)"
+stage "durability tests (kill -9, torn tails, alarms, backlog)"
 python3 -m pytest tests/python/durability -q -p no:cacheprovider || status=$?
-echo "== hostile-client tests (slowloris, churn, auth floods, alarm floods, disk full)"
+stage "hostile-client tests (slowloris, churn, auth floods, alarm floods, disk full)"
 python3 -m pytest tests/python/hostile -q -p no:cacheprovider || status=$?
-echo "== security tests (own brokers on the wildcard address: guest loopback-only, vhost isolation, no passwords in logs, HTTP headers and CSRF)"
+stage "security tests (own brokers on the wildcard address: guest loopback-only, vhost isolation, no passwords in logs, HTTP headers and CSRF)"
 python3 -m pytest tests/python/security -q -p no:cacheprovider || status=$?
-echo "== cluster tests (3 nodes on loopback and in network namespaces: replicated metadata, kill -9, partitions, metadata and quorum-queue history checks under 12 faults each (WARREN_HISTORY_FAULTS; 60 and 32 recorded), snapshot catch-up, node replacement)"
+stage "cluster tests (3 nodes on loopback and in network namespaces: replicated metadata, kill -9, partitions, metadata and quorum-queue history checks under 12 faults each (WARREN_HISTORY_FAULTS; 60 and 32 recorded), snapshot catch-up, node replacement)"
 WARREN_BIN="$WARREN_BIN" WARREN_HISTORY_DIR="$data_dir/cluster-history" WARREN_HISTORY_FAULTS="${WARREN_HISTORY_FAULTS:-12}" python3 -m pytest tests/python/cluster -q -p no:cacheprovider || status=$?
-echo "== fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-10} s each; FUZZ_SECONDS=0 skips)"
+stage "fuzz smoke run (every cargo-fuzz target in fuzz/, stable toolchain, ${FUZZ_SECONDS:-10} s each; FUZZ_SECONDS=0 skips)"
 FUZZ_SECONDS="${FUZZ_SECONDS:-10}" bash scripts/fuzz.sh || status=$?
+stage "done (status $status)"
 if [ $status -ne 0 ]; then
   echo "-- broker log (last 50 lines)"; tail -50 "$data_dir/warren.log"
 fi
