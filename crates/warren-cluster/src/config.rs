@@ -30,6 +30,8 @@ pub struct ClusterConfig {
     pub data_dir: std::path::PathBuf,
     /// The shared secret every link proves (see [`crate::auth`]).
     pub cookie: crate::auth::Cookie,
+    /// Inter-node TLS (`--cluster-tls`): the node's certificate both ways.
+    pub tls: Option<std::sync::Arc<warren_tls::PeerTls>>,
 }
 
 /// FNV-1a, 64 bit.

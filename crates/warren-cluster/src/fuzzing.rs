@@ -93,7 +93,7 @@ pub fn quorum_payloads(rpc: u8, data: &[u8]) {
 /// A classic-queue RPC from a peer, applied to `broker` as this node's
 /// classic-queue service applies it.
 pub async fn classic(broker: Arc<Broker>, rpc: u8, payload: &[u8]) -> Result<Bytes, String> {
-    let c = Classic::new("fuzz".into(), broker, Transport::new(auth()));
+    let c = Classic::new("fuzz".into(), broker, Transport::new(auth(), None));
     let service = ClassicService(Arc::downgrade(&c));
     service.handle(rpc, Bytes::copy_from_slice(payload)).await
 }

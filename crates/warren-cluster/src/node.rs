@@ -180,7 +180,7 @@ impl Cluster {
         };
         let config = Arc::new(config.validate().map_err(std::io::Error::other)?);
         let auth = crate::auth::LinkAuth::new(&cfg.node_name, &cfg.cookie);
-        let transport = Transport::new(auth.clone());
+        let transport = Transport::new(auth.clone(), cfg.tls.clone());
         let registry = Arc::new(Registry::default());
         let net = GroupNetworkFactory::<MetaConfig>::new(transport.clone(), META_GROUP);
         let raft = if legacy_meta_log() {
@@ -211,7 +211,7 @@ impl Cluster {
             classic: Classic::new(
                 cfg.node_name.clone(),
                 broker.clone(),
-                Transport::new(auth.clone()),
+                Transport::new(auth.clone(), cfg.tls.clone()),
             ),
             started: Instant::now(),
             broker,
@@ -255,10 +255,12 @@ impl Cluster {
                 cluster: Arc::downgrade(&cluster),
             }),
         );
-        tokio::spawn(serve(listener, registry, auth));
+        tokio::spawn(serve(listener, registry, auth, cfg.tls.clone()));
         info!(
-            "cluster node {} (id {id:#x}) listening on {}",
-            cfg.node_name, cfg.bind
+            "cluster node {} (id {id:#x}) listening on {}{}",
+            cfg.node_name,
+            cfg.bind,
+            if cfg.tls.is_some() { " (TLS)" } else { "" }
         );
         let lowest = cfg
             .seeds

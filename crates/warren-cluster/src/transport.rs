@@ -21,6 +21,9 @@
 //! [`HANDSHAKE_TIMEOUT`]) is closed before one of its bytes reaches a
 //! group's handler, with a warning naming the peer (rate-limited).
 //!
+//! With inter-node TLS (`--cluster-tls`, [`PeerTls`]) each link is a mutual
+//! TLS connection first, and the cookie handshake runs inside it.
+//!
 //! Frame: `len: u32` (of the rest), `kind: u8` (0 request, 1 response),
 //! `id: u64`, `group: u64`, `code: u8` (a request's RPC; a response's status,
 //! 0 ok or 1 error whose payload is the error text), then the payload, whose
@@ -34,10 +37,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tracing::{debug, warn};
+use warren_tls::PeerTls;
 
 /// Largest frame accepted: a metadata snapshot or a batch of entries fits
 /// many times over; anything bigger is a broken or hostile peer.
@@ -108,6 +112,8 @@ pub struct Transport {
     next_id: AtomicU64,
     /// Proves this node's cookie on every new link.
     auth: Arc<LinkAuth>,
+    /// Inter-node TLS, when configured.
+    tls: Option<Arc<PeerTls>>,
     refused: LogLimit,
 }
 
@@ -159,10 +165,7 @@ pub async fn read_frame<R: AsyncReadExt + Unpin>(r: &mut R) -> std::io::Result<F
 }
 
 /// Write queued frames, coalescing what is queued into one write.
-async fn write_loop(
-    mut w: tokio::net::tcp::OwnedWriteHalf,
-    mut rx: mpsc::UnboundedReceiver<Bytes>,
-) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut w: W, mut rx: mpsc::UnboundedReceiver<Bytes>) {
     let mut buf = Vec::new();
     while let Some(f) = rx.recv().await {
         buf.clear();
@@ -177,13 +180,38 @@ async fn write_loop(
 }
 
 impl Transport {
-    pub fn new(auth: Arc<LinkAuth>) -> Arc<Transport> {
+    pub fn new(auth: Arc<LinkAuth>, tls: Option<Arc<PeerTls>>) -> Arc<Transport> {
         Arc::new(Transport {
             links: Default::default(),
             next_id: AtomicU64::new(0),
             auth,
+            tls,
             refused: LogLimit::default(),
         })
+    }
+
+    /// The cookie handshake on a new link (inside TLS when configured);
+    /// a refusal is logged, rate-limited.
+    async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        stream: &mut S,
+        addr: &str,
+    ) -> Result<(), CallError> {
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.auth.dial(stream)).await {
+            Ok(Ok(peer)) => {
+                debug!("cluster link to {peer} at {addr} authenticated");
+                Ok(())
+            }
+            Ok(Err(e)) => Err(self.refuse(addr, e.to_string())),
+            Err(_) => Err(self.refuse(addr, "handshake timed out".to_string())),
+        }
+    }
+
+    fn refuse(&self, addr: &str, why: String) -> CallError {
+        if let Some(n) = self.refused.allow(addr) {
+            warn!("cluster link to {addr} refused: {why}{}", suppressed(n));
+        }
+        CallError::Unreachable(format!("{addr}: {why}"))
     }
 
     async fn link(&self, addr: &str) -> Result<Arc<Link>, CallError> {
@@ -204,64 +232,32 @@ impl Transport {
             .map_err(|_| CallError::Unreachable(format!("{addr}: connect timed out")))?
             .map_err(|e| CallError::Unreachable(format!("{addr}: {e}")))?;
         let _ = stream.set_nodelay(true);
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.auth.dial(&mut stream)).await {
-            Ok(Ok(peer)) => debug!("cluster link to {peer} at {addr} authenticated"),
-            failed => {
-                let why = match failed {
-                    Ok(Err(e)) => e.to_string(),
-                    _ => "handshake timed out".to_string(),
-                };
-                if let Some(n) = self.refused.allow(addr) {
-                    warn!("cluster link to {addr} refused: {why}{}", suppressed(n));
-                }
-                return Err(CallError::Unreachable(format!("{addr}: {why}")));
-            }
-        }
         // Closing the link resets it: requests still queued in the kernel
         // must not reach the peer after we gave up on them.
         let _ = stream.set_zero_linger();
-        let (mut r, w) = stream.into_split();
-        let (tx, rx) = mpsc::unbounded_channel();
-        let pending: Arc<Pending> = Arc::default();
-        let alive = Arc::new(AtomicBool::new(true));
-        let writer = tokio::spawn(write_loop(w, rx)).abort_handle();
-        let reader = {
-            let pending = pending.clone();
-            let alive = alive.clone();
-            let addr = addr.to_string();
-            tokio::spawn(async move {
-                loop {
-                    match read_frame(&mut r).await {
-                        Ok(f) if f.kind == 1 => {
-                            let waiter = pending.lock().remove(&f.id);
-                            if let Some(w) = waiter {
-                                let r = if f.code == 0 {
-                                    Ok(f.payload)
-                                } else {
-                                    Err(String::from_utf8_lossy(&f.payload).into_owned())
-                                };
-                                let _ = w.send(r);
-                            }
-                        }
-                        Ok(_) => {}
-                        Err(e) => {
-                            debug!("cluster link to {addr} closed: {e}");
-                            break;
-                        }
-                    }
-                }
-                alive.store(false, Ordering::Release);
-                // Waiters see their sender dropped: unreachable.
-                pending.lock().clear();
-            })
-            .abort_handle()
+        let l = match &self.tls {
+            None => {
+                self.authenticate(&mut stream, addr).await?;
+                let (r, w) = stream.into_split();
+                start_link(r, w, addr)
+            }
+            Some(tls) => {
+                let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+                let mut stream = match tokio::time::timeout(
+                    HANDSHAKE_TIMEOUT,
+                    tls.connect(stream, host),
+                )
+                .await
+                {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Err(self.refuse(addr, format!("TLS: {e}"))),
+                    Err(_) => return Err(self.refuse(addr, "TLS handshake timed out".into())),
+                };
+                self.authenticate(&mut stream, addr).await?;
+                let (r, w) = tokio::io::split(stream);
+                start_link(r, w, addr)
+            }
         };
-        let l = Arc::new(Link {
-            tx,
-            pending,
-            alive,
-            tasks: [reader, writer],
-        });
         *links = Some(l.clone());
         Ok(l)
     }
@@ -301,6 +297,55 @@ impl Transport {
     }
 }
 
+/// A link's reader and writer tasks over an authenticated stream's halves.
+fn start_link<R, W>(mut r: R, w: W, addr: &str) -> Arc<Link>
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    let pending: Arc<Pending> = Arc::default();
+    let alive = Arc::new(AtomicBool::new(true));
+    let writer = tokio::spawn(write_loop(w, rx)).abort_handle();
+    let reader = {
+        let pending = pending.clone();
+        let alive = alive.clone();
+        let addr = addr.to_string();
+        tokio::spawn(async move {
+            loop {
+                match read_frame(&mut r).await {
+                    Ok(f) if f.kind == 1 => {
+                        let waiter = pending.lock().remove(&f.id);
+                        if let Some(w) = waiter {
+                            let r = if f.code == 0 {
+                                Ok(f.payload)
+                            } else {
+                                Err(String::from_utf8_lossy(&f.payload).into_owned())
+                            };
+                            let _ = w.send(r);
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        debug!("cluster link to {addr} closed: {e}");
+                        break;
+                    }
+                }
+            }
+            alive.store(false, Ordering::Release);
+            // Waiters see their sender dropped: unreachable.
+            pending.lock().clear();
+        })
+        .abort_handle()
+    };
+    Arc::new(Link {
+        tx,
+        pending,
+        alive,
+        tasks: [reader, writer],
+    })
+}
+
 fn suppressed(n: u64) -> String {
     if n == 0 {
         String::new()
@@ -311,8 +356,14 @@ fn suppressed(n: u64) -> String {
 
 /// Serve inbound links: each request goes to its group's handler, on its own
 /// task, and the answer back on the same link. A link is served only after
-/// its handshake succeeded.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, auth: Arc<LinkAuth>) {
+/// its handshakes (TLS when configured, then the cookie) succeeded, both
+/// within [`HANDSHAKE_TIMEOUT`].
+pub async fn serve(
+    listener: TcpListener,
+    registry: Arc<Registry>,
+    auth: Arc<LinkAuth>,
+    tls: Option<Arc<PeerTls>>,
+) {
     let refused = Arc::new(LogLimit::default());
     let handshakes = Arc::new(tokio::sync::Semaphore::new(MAX_HANDSHAKES));
     loop {
@@ -336,57 +387,88 @@ pub async fn serve(listener: TcpListener, registry: Arc<Registry>, auth: Arc<Lin
         let _ = stream.set_nodelay(true);
         let registry = registry.clone();
         let auth = auth.clone();
+        let tls = tls.clone();
         let refused = refused.clone();
         tokio::spawn(async move {
+            let refuse = |why: String| {
+                // Keyed by address without the port: a redialing node
+                // uses a new port each time.
+                if let Some(n) = refused.allow(&peer.ip().to_string()) {
+                    warn!(
+                        "cluster connection from {peer} refused: {why}{}",
+                        suppressed(n)
+                    );
+                }
+            };
             let mut stream = stream;
-            let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, auth.accept(&mut stream)).await;
-            drop(permit);
-            match done {
-                Ok(Ok(name)) => debug!("cluster link from {name} at {peer} authenticated"),
-                failed => {
-                    let why = match failed {
-                        Ok(Err(e)) => e.to_string(),
-                        _ => "handshake timed out".to_string(),
-                    };
-                    // Keyed by address without the port: a redialing node
-                    // uses a new port each time.
-                    if let Some(n) = refused.allow(&peer.ip().to_string()) {
-                        warn!(
-                            "cluster connection from {peer} refused: {why}{}",
-                            suppressed(n)
-                        );
+            match tls {
+                None => {
+                    let done =
+                        tokio::time::timeout(HANDSHAKE_TIMEOUT, auth.accept(&mut stream)).await;
+                    drop(permit);
+                    match done {
+                        Ok(Ok(name)) => debug!("cluster link from {name} at {peer} authenticated"),
+                        Ok(Err(e)) => return refuse(e.to_string()),
+                        Err(_) => return refuse("handshake timed out".into()),
                     }
-                    return;
+                    let (r, w) = stream.into_split();
+                    serve_link(r, w, registry, peer).await
+                }
+                Some(tls) => {
+                    let done = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+                        let mut s = tls.accept(stream).await.map_err(|e| format!("TLS: {e}"))?;
+                        let name = auth.accept(&mut s).await.map_err(|e| e.to_string())?;
+                        Ok::<_, String>((s, name))
+                    })
+                    .await;
+                    drop(permit);
+                    let s = match done {
+                        Ok(Ok((s, name))) => {
+                            debug!("cluster link from {name} at {peer} authenticated (TLS)");
+                            s
+                        }
+                        Ok(Err(e)) => return refuse(e),
+                        Err(_) => return refuse("handshake timed out".into()),
+                    };
+                    let (r, w) = tokio::io::split(s);
+                    serve_link(r, w, registry, peer).await
                 }
             }
-            let (mut r, w) = stream.into_split();
-            let (tx, rx) = mpsc::unbounded_channel();
-            tokio::spawn(write_loop(w, rx));
-            loop {
-                let f = match read_frame(&mut r).await {
-                    Ok(f) => f,
-                    Err(e) => {
-                        debug!("cluster link from {peer} closed: {e}");
-                        return;
-                    }
-                };
-                if f.kind != 0 {
-                    continue;
-                }
-                let tx = tx.clone();
-                let handler = registry.get(f.group);
-                tokio::spawn(async move {
-                    let answer = match handler {
-                        Some(h) => h.handle(f.code, f.payload).await,
-                        None => Err(format!("no raft group {} on this node", f.group)),
-                    };
-                    let frame = match answer {
-                        Ok(p) => encode(1, f.id, f.group, 0, &p),
-                        Err(e) => encode(1, f.id, f.group, 1, e.as_bytes()),
-                    };
-                    let _ = tx.send(frame);
-                });
+        });
+    }
+}
+
+/// Answer one authenticated inbound link's requests until it closes.
+async fn serve_link<R, W>(mut r: R, w: W, registry: Arc<Registry>, peer: std::net::SocketAddr)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(write_loop(w, rx));
+    loop {
+        let f = match read_frame(&mut r).await {
+            Ok(f) => f,
+            Err(e) => {
+                debug!("cluster link from {peer} closed: {e}");
+                return;
             }
+        };
+        if f.kind != 0 {
+            continue;
+        }
+        let tx = tx.clone();
+        let handler = registry.get(f.group);
+        tokio::spawn(async move {
+            let answer = match handler {
+                Some(h) => h.handle(f.code, f.payload).await,
+                None => Err(format!("no raft group {} on this node", f.group)),
+            };
+            let frame = match answer {
+                Ok(p) => encode(1, f.id, f.group, 0, &p),
+                Err(e) => encode(1, f.id, f.group, 1, e.as_bytes()),
+            };
+            let _ = tx.send(frame);
         });
     }
 }

@@ -12,8 +12,10 @@
 
 mod acceptor;
 pub mod cert;
+pub mod peer;
 mod settings;
 
 pub use acceptor::{accept_loop, watch, Tls, HANDSHAKE_TIMEOUT};
+pub use peer::PeerTls;
 pub use settings::{suite_names, LoginFrom, TlsSettings, Verify};
 pub use tokio_rustls::server::TlsStream;

@@ -98,7 +98,9 @@ fn normalize(name: &str) -> String {
 
 impl TlsSettings {
     /// The protocol versions to enable.
-    fn protocol_versions(&self) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
+    pub(crate) fn protocol_versions(
+        &self,
+    ) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
         if self.versions.is_empty() {
             return Ok(vec![&rustls::version::TLS13, &rustls::version::TLS12]);
         }
@@ -121,7 +123,7 @@ impl TlsSettings {
     }
 
     /// ring's provider limited to the configured suites, in their order.
-    fn provider(&self) -> Result<CryptoProvider, String> {
+    pub(crate) fn provider(&self) -> Result<CryptoProvider, String> {
         let mut provider = rustls::crypto::ring::default_provider();
         if self.ciphers.is_empty() {
             return Ok(provider);
@@ -151,8 +153,10 @@ impl TlsSettings {
         Ok(provider)
     }
 
-    /// Read the files and build the server configuration.
-    pub fn server_config(&self) -> Result<ServerConfig, String> {
+    /// The certificate chain and private key files.
+    pub(crate) fn cert_and_key(
+        &self,
+    ) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), String> {
         let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&self.cert)
             .map_err(|e| format!("tls cert {}: {e}", self.cert.display()))?
             .collect::<Result<_, _>>()
@@ -165,6 +169,32 @@ impl TlsSettings {
         }
         let key = PrivateKeyDer::from_pem_file(&self.key)
             .map_err(|e| format!("tls key {}: {e}", self.key.display()))?;
+        Ok((certs, key))
+    }
+
+    /// The CA file's certificates (verify peer needs one).
+    pub(crate) fn roots(&self) -> Result<RootCertStore, String> {
+        let Some(ca) = &self.ca else {
+            return Err("tls verify peer needs a CA file (--tls-ca)".into());
+        };
+        let mut roots = RootCertStore::empty();
+        for c in CertificateDer::pem_file_iter(ca)
+            .map_err(|e| format!("tls ca {}: {e}", ca.display()))?
+        {
+            let c = c.map_err(|e| format!("tls ca {}: {e}", ca.display()))?;
+            roots
+                .add(c)
+                .map_err(|e| format!("tls ca {}: {e}", ca.display()))?;
+        }
+        if roots.is_empty() {
+            return Err(format!("tls ca {}: no certificate in it", ca.display()));
+        }
+        Ok(roots)
+    }
+
+    /// Read the files and build the server configuration.
+    pub fn server_config(&self) -> Result<ServerConfig, String> {
+        let (certs, key) = self.cert_and_key()?;
         let provider = Arc::new(self.provider()?);
         let builder = ServerConfig::builder_with_provider(provider.clone())
             .with_protocol_versions(&self.protocol_versions()?)
@@ -172,21 +202,7 @@ impl TlsSettings {
         let builder = match self.verify {
             Verify::None => builder.with_no_client_auth(),
             Verify::Peer => {
-                let Some(ca) = &self.ca else {
-                    return Err("tls verify peer needs a CA file (--tls-ca)".into());
-                };
-                let mut roots = RootCertStore::empty();
-                for c in CertificateDer::pem_file_iter(ca)
-                    .map_err(|e| format!("tls ca {}: {e}", ca.display()))?
-                {
-                    let c = c.map_err(|e| format!("tls ca {}: {e}", ca.display()))?;
-                    roots
-                        .add(c)
-                        .map_err(|e| format!("tls ca {}: {e}", ca.display()))?;
-                }
-                if roots.is_empty() {
-                    return Err(format!("tls ca {}: no certificate in it", ca.display()));
-                }
+                let roots = self.roots()?;
                 let verifier =
                     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider);
                 let verifier = if self.fail_if_no_peer_cert {

@@ -8,6 +8,7 @@ use std::path::Path;
 use warren_cluster::auth::Cookie;
 use warren_cluster::config::parse_seeds;
 use warren_cluster::ClusterConfig;
+use warren_tls::{PeerTls, TlsSettings};
 
 #[derive(clap::Args, Debug, Default)]
 pub struct ClusterArgs {
@@ -28,6 +29,11 @@ pub struct ClusterArgs {
     /// instead, WARREN_CLUSTER_COOKIE.
     #[arg(long, env = "WARREN_CLUSTER_COOKIE_FILE")]
     cluster_cookie_file: Option<std::path::PathBuf>,
+    /// TLS on the cluster port (RabbitMQ's inter-node TLS): links to and
+    /// from other nodes use this node's --tls-cert/--tls-key and must chain
+    /// to --tls-ca, both ways. Every node of the cluster must set it.
+    #[arg(long, env = "WARREN_CLUSTER_TLS", num_args = 0..=1, default_missing_value = "true")]
+    cluster_tls: Option<bool>,
 }
 
 /// The cookie: `WARREN_CLUSTER_COOKIE` (a value), `--cluster-cookie-file` /
@@ -57,12 +63,14 @@ fn cookie(args: &ClusterArgs, file: Option<&ClusterFile>) -> Result<Cookie, Stri
     }
 }
 
-/// Flags over the file; `None` for a single node.
+/// Flags over the file; `None` for a single node. `tls`: the node's TLS
+/// settings (`--tls-cert` ...), which `--cluster-tls` uses.
 pub fn resolve(
     args: &ClusterArgs,
     file: &FileConfig,
     bind: &str,
     data_dir: &Path,
+    tls: Option<&TlsSettings>,
 ) -> Result<Option<ClusterConfig>, String> {
     let f = file.cluster.as_ref();
     let port = args.cluster_port.or_else(|| f.and_then(|c| c.port));
@@ -105,8 +113,24 @@ pub fn resolve(
         format!("{host}:{port}")
     };
     let cookie = cookie(args, f)?;
+    let tls = match args.cluster_tls.or_else(|| f.and_then(|c| c.tls)) {
+        Some(true) => {
+            let Some(settings) = tls else {
+                return Err("--cluster-tls needs --tls-cert, --tls-key and --tls-ca".into());
+            };
+            if settings.ca.is_none() {
+                return Err(
+                    "--cluster-tls needs --tls-ca (the CA every node's certificate chains to)"
+                        .into(),
+                );
+            }
+            Some(PeerTls::new(settings.clone())?)
+        }
+        _ => None,
+    };
     let cfg = ClusterConfig {
         cookie,
+        tls,
         node_name,
         advertise,
         bind: bind_addr,

@@ -50,6 +50,8 @@ pub struct ClusterFile {
     pub seed_nodes: Vec<String>,
     /// The cluster cookie's file (default `$HOME/.warren.cookie`).
     pub cookie_file: Option<PathBuf>,
+    /// TLS between nodes with the `[tls]` certificate (see `--cluster-tls`).
+    pub tls: Option<bool>,
 }
 
 /// A policy, as `rabbitmqctl set_policy` takes it.

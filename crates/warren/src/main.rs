@@ -213,7 +213,20 @@ fn server(args: ServerArgs) -> ExitCode {
     if !storage.fsync {
         tracing::warn!("storage.fsync = false: confirmed messages can be lost in a power failure");
     }
-    let cluster_cfg = match cluster::resolve(&args.cluster, &file, &bind, &data_dir) {
+    let tls = match tls::resolve(&args.tls, &file) {
+        Ok(t) => t,
+        Err(e) => {
+            error!("{}", e);
+            return ExitCode::from(2);
+        }
+    };
+    let cluster_cfg = match cluster::resolve(
+        &args.cluster,
+        &file,
+        &bind,
+        &data_dir,
+        tls.as_ref().map(|t| t.tls.settings()),
+    ) {
         Ok(c) => c,
         Err(e) => {
             error!("{}", e);
@@ -222,13 +235,6 @@ fn server(args: ServerArgs) -> ExitCode {
     };
     let broker = match build_broker(&file, limits, &data_dir, &storage) {
         Ok(b) => b,
-        Err(e) => {
-            error!("{}", e);
-            return ExitCode::from(2);
-        }
-    };
-    let tls = match tls::resolve(&args.tls, &file) {
-        Ok(t) => t,
         Err(e) => {
             error!("{}", e);
             return ExitCode::from(2);

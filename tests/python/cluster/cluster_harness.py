@@ -94,6 +94,8 @@ class Node:
         self.seeds: Optional[List["Node"]] = None
         # This node's cookie file (default: the cluster's).
         self.cookie_file: Optional[str] = None
+        # Environment for this node only, over the cluster's.
+        self.env: Dict[str, str] = {}
 
     @property
     def cluster_addr(self) -> str:
@@ -127,7 +129,7 @@ class Node:
             # `ip netns exec` execs the server: the pid is the server's.
             cmd = ["ip", "netns", "exec", self.netns] + cmd
         self.port = None
-        env = dict(os.environ, **self.cluster.env)
+        env = dict(os.environ, **self.cluster.env, **self.env)
         # The file given above is the cookie (both at once are refused).
         if "WARREN_CLUSTER_COOKIE" not in self.cluster.env:
             env.pop("WARREN_CLUSTER_COOKIE", None)
@@ -592,11 +594,15 @@ def started_netcluster(names=("n1", "n2", "n3"), env=None):
         c.cleanup()
 
 
-def started_cluster(names=("n1", "n2", "n3"), log_tail: int = 3000):
-    """A loopback ``Cluster`` of ``names``, started, with the first node's
-    view of a metadata leader; the tail of every running node's log printed
-    afterwards (pytest shows it for a failed test), removed after."""
-    c = Cluster(list(names)).start()
+def started_cluster(names=("n1", "n2", "n3"), log_tail: int = 3000, env=None):
+    """A loopback ``Cluster`` of ``names`` (every node with ``env`` added to
+    its environment), started, with the first node's view of a metadata
+    leader; the tail of every running node's log printed afterwards (pytest
+    shows it for a failed test), removed after."""
+    c = Cluster(list(names))
+    if env:
+        c.env = env
+    c.start()
     try:
         c.wait_leader(c.node(names[0]))
         yield c

@@ -17,14 +17,19 @@ def make_ca(d: str, name: str = "ca", cn: str = "Warren Test CA") -> str:
     return cert
 
 
-def make_cert(d: str, name: str, subject: str, ca: str = "ca", server: bool = False) -> tuple:
-    """(certificate, key) signed by ``ca``; ``subject`` as openssl's -subj."""
+def make_cert(d: str, name: str, subject: str, ca: str = "ca", server: bool = False,
+              node: bool = False) -> tuple:
+    """(certificate, key) signed by ``ca``; ``subject`` as openssl's -subj.
+    ``node``: a cluster node's, used both ways (server and client)."""
     key, csr = os.path.join(d, f"{name}_key.pem"), os.path.join(d, f"{name}.csr")
     cert, ext = os.path.join(d, f"{name}_certificate.pem"), os.path.join(d, f"{name}.ext")
     _run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
          "-subj", subject)
     with open(ext, "w") as f:
-        if server:
+        if node:
+            f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\n"
+                    "extendedKeyUsage=serverAuth,clientAuth\n")
+        elif server:
             f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n")
         else:
             f.write("extendedKeyUsage=clientAuth\n")
