@@ -150,6 +150,7 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "warren"))
     ap.add_argument("--base", type=int, default=33500)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--keep-logs", default=None, help="copy the nodes' logs to this directory")
     a = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="warren-failover.")
@@ -209,6 +210,11 @@ def main():
         full = {n.name: open(n.log, errors="replace").read() for n in nodes
                 if os.path.exists(n.log)}
         logs = {k: v[-2000:] for k, v in full.items()}
+        if a.keep_logs:
+            os.makedirs(a.keep_logs, exist_ok=True)
+            for n in nodes:
+                if os.path.exists(n.log):
+                    shutil.copy(n.log, a.keep_logs)
         elections = {k: {"timer": v.count("do trigger election"),
                          "fast": v.count("election(s) in the groups it led")}
                      for k, v in full.items()}

@@ -14,7 +14,9 @@
 //! new connection. Then the groups it led here do not wait for the timer:
 //! one surviving voter per group (the lowest node id, so two survivors do
 //! not split the vote) calls the election as soon as the other voters'
-//! leases have run out, [`LEASE`] after the link closed. A peer that is cut
+//! leases have run out, [`LEASE`] after the link closed (in a group of
+//! three, the other survivor takes over [`STAGGER`] later if the first one
+//! did not get its vote: its log was behind). A peer that is cut
 //! off or hangs (no end-of-file, or a connection still accepted) is left
 //! to the timers: a slow node is never deposed by this path. Calling an
 //! election is always safe in Raft; a wrong guess costs one term.
@@ -39,6 +41,8 @@ pub const LEASE: Duration = Duration::from_millis(ELECTION_MAX_MS);
 const _: () = assert!(ELECTION_MIN_MS > HEARTBEAT_MS && ELECTION_MIN_MS < ELECTION_MAX_MS);
 /// Beyond the lease, so every voter's has surely run out.
 const MARGIN: Duration = Duration::from_millis(50);
+/// How long the second survivor gives the first before taking over.
+const STAGGER: Duration = Duration::from_millis(300);
 /// How long the dead peer's port may take to refuse a connection.
 const CONFIRM_TIMEOUT: Duration = Duration::from_millis(300);
 
@@ -79,11 +83,25 @@ async fn on_closed(cluster: &Weak<Cluster>, dead: NodeId, addr: &str, at: Instan
     tokio::time::sleep_until((at + LEASE + MARGIN).into()).await;
     let Some(c) = cluster.upgrade() else { return };
     let mut called = 0usize;
-    if maybe_elect(&c.raft, c.id, dead).await {
+    if maybe_elect(&c.raft, c.id, dead, 0).await {
         called += 1;
     }
     for m in c.quorum.all_members() {
-        if maybe_elect(&m.raft, c.id, dead).await {
+        if maybe_elect(&m.raft, c.id, dead, 0).await {
+            called += 1;
+        }
+    }
+    // The first survivor's vote is refused when its log is behind the
+    // other's (it restarted a moment ago and has not caught up): then, in
+    // a group of three, the other survivor takes over a moment later.
+    drop(c);
+    tokio::time::sleep(STAGGER).await;
+    let Some(c) = cluster.upgrade() else { return };
+    if maybe_elect(&c.raft, c.id, dead, 1).await {
+        called += 1;
+    }
+    for m in c.quorum.all_members() {
+        if maybe_elect(&m.raft, c.id, dead, 1).await {
             called += 1;
         }
     }
@@ -96,8 +114,10 @@ async fn on_closed(cluster: &Weak<Cluster>, dead: NodeId, addr: &str, at: Instan
 }
 
 /// Call an election in `raft`'s group if `dead` still leads it as far as
-/// this node knows and this node is the surviving voter to do it.
-async fn maybe_elect<C>(raft: &Raft<C>, me: NodeId, dead: NodeId) -> bool
+/// this node knows and this node is the surviving voter to do it: the
+/// lowest id (`rank` 0), or, in a group of three whose first survivor
+/// did not get this node's vote, the other one (`rank` 1).
+async fn maybe_elect<C>(raft: &Raft<C>, me: NodeId, dead: NodeId, rank: usize) -> bool
 where
     C: RaftTypeConfig<NodeId = NodeId, Node = BasicNode>,
 {
@@ -105,10 +125,36 @@ where
     if m.current_leader != Some(dead) || m.state != ServerState::Follower {
         return false;
     }
-    if elector(m.membership_config.membership().voter_ids(), dead) != Some(me) {
+    let voters: Vec<NodeId> = m.membership_config.membership().voter_ids().collect();
+    if rank == 0 {
+        if elector(voters.iter().copied(), dead) != Some(me) {
+            return false;
+        }
+        return raft.trigger().elect().await.is_ok();
+    }
+    // Rank 1: only with three voters (the first survivor cannot have won
+    // without this node's vote, so nothing is disrupted) and only if this
+    // node voted for nobody since (still the dead leader's vote).
+    if voters.len() != 3 || m.vote.leader_id().voted_for() != Some(dead) {
         return false;
     }
-    raft.trigger().elect().await.is_ok()
+    if elector(voters.iter().copied().filter(|v| *v != me), dead).is_none()
+        || elector(voters.iter().copied(), dead) == Some(me)
+    {
+        return false;
+    }
+    // The first survivor already asked for votes in the next term and voted
+    // for itself there: this node's first try (that same term) is refused,
+    // the second (one term on) is granted.
+    if raft.trigger().elect().await.is_err() {
+        return false;
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let m = raft.metrics().borrow().clone();
+    if m.state == ServerState::Candidate {
+        let _ = raft.trigger().elect().await;
+    }
+    true
 }
 
 /// The one survivor that calls the election: the lowest voter id but the
