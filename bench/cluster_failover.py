@@ -150,12 +150,16 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "warren"))
     ap.add_argument("--base", type=int, default=33500)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--load-seconds", type=int, default=0,
+                    help="first run `warren perf` (quorum queue, 2 x 200 confirms in flight, "
+                         "1 KiB) this long with no fault, and count the elections it caused")
     ap.add_argument("--keep-logs", default=None, help="copy the nodes' logs to this directory")
     a = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="warren-failover.")
     nodes = [Node(i, a.base, root, a.bin) for i in (1, 2, 3)]
     rounds = []
+    load_run = None
     error = None
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -164,6 +168,25 @@ def main():
             n.start(nodes)
         wait_until(lambda: all(n.api("/api/cluster-status").get("metadata_leader") for n in nodes),
                    60, "no metadata leader")
+        if a.load_seconds:
+            before = sum(open(n.log, errors="replace").read().count("do trigger election")
+                         for n in nodes)
+            perf = subprocess.run(
+                [a.bin, "perf", "--uri", f"amqp://guest:guest@127.0.0.1:{nodes[0].amqp}",
+                 "--queue-type", "quorum", "--queues", "1", "-x", "2", "-y", "0", "-s", "1024",
+                 "-f", "-c", "200", "-z", str(a.load_seconds), "--json"],
+                capture_output=True, text=True)
+            after = sum(open(n.log, errors="replace").read().count("do trigger election")
+                        for n in nodes)
+            load_run = {"seconds": a.load_seconds, "timer_elections": after - before,
+                        "uptime": subprocess.run(["uptime"], capture_output=True,
+                                                 text=True).stdout.strip()}
+            try:
+                load_run["perf"] = {k: v for k, v in json.loads(perf.stdout).items()
+                                    if not isinstance(v, (list, dict))}
+            except ValueError:
+                load_run["perf_error"] = (perf.stderr or perf.stdout)[-500:]
+            print(f"load run: {load_run}", flush=True)
         c = nodes[0].connect()
         c.channel().queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
         c.close()
@@ -233,6 +256,7 @@ def main():
         "max_s": max(times) if times else None,
         "min_s": min(times) if times else None,
         "elections": elections,
+        "load_run": load_run,
         "rounds": rounds,
     }
     if error or len(rounds) < a.kills:
