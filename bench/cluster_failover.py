@@ -59,7 +59,7 @@ class Node:
                "--http-port", str(self.http), "--stomp-port", "0", "--web-stomp-port", "0",
                "--mqtt-port", "0", "--web-mqtt-port", "0", "--prometheus-port", "0",
                "--data-dir", self.dir, "--node-name", self.name,
-               "--cluster-port", str(self.cluster), "--seed-nodes", seeds, "--log", "warn"]
+               "--cluster-port", str(self.cluster), "--seed-nodes", seeds, "--log", LOG]
         out = open(self.log, "a")
         self.proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, env=dict(os.environ, NO_COLOR="1",
@@ -138,6 +138,10 @@ def publish_confirmed(state, factory, body, deadline):
 
 
 QUEUE = "failover-qq"
+# openraft's own election timer logs "do trigger election" at info; the fast
+# path (warren_cluster::failover) logs "called N election(s)". Counted per
+# run: timer elections beyond the kills' would be spurious ones (flapping).
+LOG = "warn,openraft::core::raft_core=info,warren_cluster::failover=info"
 
 
 def main():
@@ -146,11 +150,16 @@ def main():
     ap.add_argument("--bin", default=os.path.join(ROOT, "target", "release", "warren"))
     ap.add_argument("--base", type=int, default=33500)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--load-seconds", type=int, default=0,
+                    help="first run `warren perf` (quorum queue, 2 x 200 confirms in flight, "
+                         "1 KiB) this long with no fault, and count the elections it caused")
+    ap.add_argument("--keep-logs", default=None, help="copy the nodes' logs to this directory")
     a = ap.parse_args()
 
     root = tempfile.mkdtemp(prefix="warren-failover.")
     nodes = [Node(i, a.base, root, a.bin) for i in (1, 2, 3)]
     rounds = []
+    load_run = None
     error = None
     started = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     uptime_before = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
@@ -159,6 +168,25 @@ def main():
             n.start(nodes)
         wait_until(lambda: all(n.api("/api/cluster-status").get("metadata_leader") for n in nodes),
                    60, "no metadata leader")
+        if a.load_seconds:
+            before = sum(open(n.log, errors="replace").read().count("do trigger election")
+                         for n in nodes)
+            perf = subprocess.run(
+                [a.bin, "perf", "--uri", f"amqp://guest:guest@127.0.0.1:{nodes[0].amqp}",
+                 "--queue-type", "quorum", "--queues", "1", "-x", "2", "-y", "0", "-s", "1024",
+                 "-f", "-c", "200", "-z", str(a.load_seconds), "--json"],
+                capture_output=True, text=True)
+            after = sum(open(n.log, errors="replace").read().count("do trigger election")
+                        for n in nodes)
+            load_run = {"seconds": a.load_seconds, "timer_elections": after - before,
+                        "uptime": subprocess.run(["uptime"], capture_output=True,
+                                                 text=True).stdout.strip()}
+            try:
+                load_run["perf"] = {k: v for k, v in json.loads(perf.stdout).items()
+                                    if not isinstance(v, (list, dict))}
+            except ValueError:
+                load_run["perf_error"] = (perf.stderr or perf.stdout)[-500:]
+            print(f"load run: {load_run}", flush=True)
         c = nodes[0].connect()
         c.channel().queue_declare(QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
         c.close()
@@ -202,8 +230,17 @@ def main():
     finally:
         for n in nodes:
             n.stop()
-        logs = {n.name: open(n.log, errors="replace").read()[-2000:] for n in nodes
+        full = {n.name: open(n.log, errors="replace").read() for n in nodes
                 if os.path.exists(n.log)}
+        logs = {k: v[-2000:] for k, v in full.items()}
+        if a.keep_logs:
+            os.makedirs(a.keep_logs, exist_ok=True)
+            for n in nodes:
+                if os.path.exists(n.log):
+                    shutil.copy(n.log, a.keep_logs)
+        elections = {k: {"timer": v.count("do trigger election"),
+                         "fast": v.count("election(s) in the groups it led")}
+                     for k, v in full.items()}
         shutil.rmtree(root, ignore_errors=True)
     times = [x["failover_s"] for x in rounds]
     record = {
@@ -218,6 +255,8 @@ def main():
         "median_s": round(statistics.median(times), 3) if times else None,
         "max_s": max(times) if times else None,
         "min_s": min(times) if times else None,
+        "elections": elections,
+        "load_run": load_run,
         "rounds": rounds,
     }
     if error or len(rounds) < a.kills:
@@ -228,7 +267,7 @@ def main():
     with open(out, "w") as f:
         json.dump(record, f, indent=2)
     print(f"failover over {len(rounds)} kills: median {record['median_s']} s, "
-          f"max {record['max_s']} s (record: {out})")
+          f"max {record['max_s']} s; elections {elections} (record: {out})")
     return 0 if len(rounds) == a.kills else 1
 
 

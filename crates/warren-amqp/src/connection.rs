@@ -61,6 +61,9 @@ fn server_properties() -> FieldTable {
 /// RabbitMQ's management label of AMQP connections, and the `protocol` of
 /// its connection events.
 const PROTOCOL: &str = "AMQP 0-9-1";
+/// How long declare-ok waits for a second-hand queue depth to be asked
+/// (see `Connection::refresh_depth`).
+const DEPTH_REFRESH_WAIT: Duration = Duration::from_millis(500);
 const PROTOCOL_TERM: &str = "{0,9,1}";
 
 /// Serve one accepted socket until it closes.
@@ -654,6 +657,22 @@ impl Connection {
         waiting
     }
 
+    /// On a clustered node, declare-ok's message count of a queue whose
+    /// depth this node knows second-hand (a quorum queue without a member
+    /// here) is brought up to date first: asked on this task, waiting at
+    /// most [`DEPTH_REFRESH_WAIT`] (then the last known count is answered).
+    async fn refresh_depth(&self, d: &QueueDeclare) {
+        if d.nowait || self.ctx.broker.replicator().is_none() {
+            return;
+        }
+        let Some(q) = self.ctx.vhost.named_queue(d.queue.as_bytes()) else {
+            return;
+        };
+        if let Some(f) = q.backend().and_then(|b| b.refresh_depth(&q)) {
+            let _ = tokio::time::timeout(DEPTH_REFRESH_WAIT, f).await;
+        }
+    }
+
     /// On a clustered node, replicate the metadata change `frame` makes (see
     /// [`crate::cluster`]) before it is handled. A change the cluster cannot
     /// commit fails with the replicator's error (a hard one, 541, closes the
@@ -663,6 +682,9 @@ impl Connection {
         let Frame::Method(ch, m) = frame else {
             return Ok(());
         };
+        if let Method::QueueDeclare(d) = m {
+            self.refresh_depth(d).await;
+        }
         if !crate::cluster::is_metadata(m) {
             return Ok(());
         }

@@ -13,11 +13,14 @@
 //!   its log storage, state machine, and how a node proposes a change.
 //! * [`classic`]: classic queues reachable from every node (their messages
 //!   stay on their home node; routing and delivery are forwarded).
+//! * [`failover`]: the groups' Raft timers, and a fast election when a
+//!   leader's process is gone.
 //! * [`node`]: starting a clustered node, forming the cluster, its status.
 
 pub mod auth;
 pub mod classic;
 pub mod config;
+mod failover;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod group;

@@ -105,6 +105,8 @@ pub struct Cluster {
     pub(crate) seen: RwLock<std::collections::HashMap<NodeId, Instant>>,
     /// Names of nodes added after start (`join`), learned from probes.
     names: crate::names::NodeNames,
+    /// Peers whose link just closed, being looked at by [`crate::failover`].
+    gone: parking_lot::Mutex<std::collections::HashSet<NodeId>>,
 }
 
 /// What a minority node answers to a metadata change. RabbitMQ 3.10's
@@ -171,9 +173,9 @@ impl Cluster {
         let quorum = crate::quorum::Quorum::open(&dir)?;
         let config = Config {
             cluster_name: "warren".into(),
-            heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            heartbeat_interval: crate::failover::HEARTBEAT_MS,
+            election_timeout_min: crate::failover::ELECTION_MIN_MS,
+            election_timeout_max: crate::failover::ELECTION_MAX_MS,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_logs()),
             max_in_snapshot_log_to_keep: snapshot_logs(),
             ..Default::default()
@@ -218,6 +220,7 @@ impl Cluster {
             quorum,
             seen: RwLock::new(std::collections::HashMap::new()),
             names: crate::names::NodeNames::open(&dir),
+            gone: Default::default(),
         });
         // Quorum queues follow the metadata: started when a declare is
         // applied, stopped when a delete is; restored ones start now.
@@ -242,6 +245,7 @@ impl Cluster {
         cluster.restore_quorum_queues();
         cluster.serve_quorum_admin();
         tokio::spawn(liveness(Arc::downgrade(&cluster)));
+        tokio::spawn(crate::failover::watch(Arc::downgrade(&cluster)));
         registry.register(
             CLASSIC_GROUP,
             Arc::new(ClassicService(Arc::downgrade(&cluster.classic))),
@@ -359,6 +363,33 @@ impl Cluster {
             return Some(n.addr.clone());
         }
         self.known.read().get(&id).map(|(_, a)| a.clone())
+    }
+
+    /// The node at cluster address `addr` (a member's or a known one's).
+    pub(crate) fn id_at(&self, addr: &str) -> Option<NodeId> {
+        let m = self.raft.metrics().borrow().clone();
+        if let Some((id, _)) = m
+            .membership_config
+            .membership()
+            .nodes()
+            .find(|(_, n)| n.addr == addr)
+        {
+            return Some(*id);
+        }
+        self.known
+            .read()
+            .iter()
+            .find(|(_, (_, a))| a == addr)
+            .map(|(id, _)| *id)
+    }
+
+    /// Start looking at a peer whose link closed; false if already looking.
+    pub(crate) fn mark_gone(&self, id: NodeId) -> bool {
+        self.gone.lock().insert(id)
+    }
+
+    pub(crate) fn clear_gone(&self, id: NodeId) {
+        self.gone.lock().remove(&id);
     }
 
     pub(crate) fn name_of(&self, id: NodeId) -> String {

@@ -10,11 +10,21 @@
 //! dialled by each side; each carries one direction's requests.)
 //!
 //! A call that gets no answer in time takes its link down (reset, unsent
-//! bytes discarded) and the next call dials a new one. A link cut by a
+//! bytes discarded) and the next call dials a new one, when the link looks
+//! dead: nothing came back on it for [`SILENT_LINK`], or the call was a long
+//! one (a forwarded write, [`LONG_CALL`] or more). A link cut by a
 //! partition that drops packets looks alive to TCP for many minutes: left
 //! open, it would keep queueing requests that all arrive once the network
 //! heals, among them a forwarded metadata change whose client was long told
-//! it was refused, which would then take effect.
+//! it was refused, which would then take effect. A short call (a Raft
+//! heartbeat waits 250 ms) that times out on a link still answering other
+//! calls leaves it alone: resetting it would fail every group's calls on it
+//! because one follower was slow to fsync.
+//!
+//! A link the peer closed (its process exited: the kernel closes its
+//! sockets) is announced on [`Transport::closed`], so groups led by that
+//! peer can elect a new leader without waiting for their timers
+//! ([`crate::failover`]).
 //!
 //! Before any frame, both ends of a new link prove they hold the cluster
 //! cookie ([`crate::auth`]); a link that fails (or does not finish within
@@ -51,6 +61,13 @@ pub const MAX_FRAME: usize = 64 << 20;
 const FIRST_READ: usize = 64 << 10;
 const HEADER: usize = 1 + 8 + 8 + 1;
 const CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+/// A link with calls waiting and no frame received for this long is taken
+/// for cut (every peer answers liveness probes each second, and a leader's
+/// followers answer its heartbeats every 250 ms).
+pub const SILENT_LINK: Duration = Duration::from_millis(1000);
+/// A call this long that times out takes its link down whatever else
+/// arrives on it (see the module comment).
+pub const LONG_CALL: Duration = Duration::from_millis(1000);
 /// Inbound connections still in their handshake at once; more are closed
 /// at once, so a connection flood costs at most this many tasks and
 /// sockets for [`HANDSHAKE_TIMEOUT`] (a cluster has a few peers, each
@@ -83,6 +100,8 @@ struct Link {
     tx: mpsc::UnboundedSender<Bytes>,
     pending: Arc<Pending>,
     alive: Arc<AtomicBool>,
+    /// When the last frame arrived ([`millis`]).
+    last_rx: Arc<AtomicU64>,
     /// The reader and writer tasks, which own the socket's halves.
     tasks: [tokio::task::AbortHandle; 2],
 }
@@ -115,6 +134,31 @@ pub struct Transport {
     /// Inter-node TLS, when configured.
     tls: Option<Arc<PeerTls>>,
     refused: LogLimit,
+    /// Addresses of peers that closed their link (see [`Transport::closed`]).
+    closed: tokio::sync::broadcast::Sender<String>,
+}
+
+/// Milliseconds since the first call: a timestamp an atomic can hold.
+fn millis() -> u64 {
+    static EPOCH: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    EPOCH
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_millis() as u64
+}
+
+/// Removes a call's waiter when the call ends, also when its caller gives
+/// up on it (an outer timeout drops the future): no waiter stays behind
+/// for an answer that never comes.
+struct Waiter<'a> {
+    pending: &'a Pending,
+    id: u64,
+}
+
+impl Drop for Waiter<'_> {
+    fn drop(&mut self) {
+        self.pending.lock().remove(&self.id);
+    }
 }
 
 fn encode(kind: u8, id: u64, group: GroupId, code: u8, payload: &[u8]) -> Bytes {
@@ -187,7 +231,14 @@ impl Transport {
             auth,
             tls,
             refused: LogLimit::default(),
+            closed: tokio::sync::broadcast::channel(64).0,
         })
+    }
+
+    /// Peers (by address) whose end closed a link of ours: the process
+    /// there exited, or restarted. Not sent for links this node takes down.
+    pub fn closed(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.closed.subscribe()
     }
 
     /// The cookie handshake on a new link (inside TLS when configured);
@@ -239,7 +290,7 @@ impl Transport {
             None => {
                 self.authenticate(&mut stream, addr).await?;
                 let (r, w) = stream.into_split();
-                start_link(r, w, addr)
+                start_link(r, w, addr, &self.closed)
             }
             Some(tls) => {
                 let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
@@ -255,7 +306,7 @@ impl Transport {
                 };
                 self.authenticate(&mut stream, addr).await?;
                 let (r, w) = tokio::io::split(stream);
-                start_link(r, w, addr)
+                start_link(r, w, addr, &self.closed)
             }
         };
         *links = Some(l.clone());
@@ -278,8 +329,11 @@ impl Transport {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         link.pending.lock().insert(id, tx);
+        let _waiter = Waiter {
+            pending: &link.pending,
+            id,
+        };
         if link.tx.send(encode(0, id, group, rpc, payload)).is_err() {
-            link.pending.lock().remove(&id);
             link.alive.store(false, Ordering::Release);
             return Err(CallError::Unreachable(format!("{addr}: link closed")));
         }
@@ -288,17 +342,28 @@ impl Transport {
             Ok(Ok(Err(e))) => Err(CallError::Remote(e)),
             Ok(Err(_)) => Err(CallError::Unreachable(format!("{addr}: link closed"))),
             Err(_) => {
-                // Broken or hopelessly slow: see the module comment.
-                link.abort();
-                debug!("cluster link to {addr}: no answer in time, link reset");
+                // Broken, or a long call hopelessly slow: see the module
+                // comment. A short call on a link that answers others
+                // just failed.
+                let silent = millis().saturating_sub(link.last_rx.load(Ordering::Relaxed));
+                if timeout >= LONG_CALL || silent >= SILENT_LINK.as_millis() as u64 {
+                    link.abort();
+                    debug!("cluster link to {addr}: no answer in time, link reset");
+                }
                 Err(CallError::Unreachable(format!("{addr}: no answer in time")))
             }
         }
     }
 }
 
-/// A link's reader and writer tasks over an authenticated stream's halves.
-fn start_link<R, W>(mut r: R, w: W, addr: &str) -> Arc<Link>
+/// A link's reader and writer tasks over an authenticated stream's halves;
+/// `closed` hears of it when the peer closes it.
+fn start_link<R, W>(
+    mut r: R,
+    w: W,
+    addr: &str,
+    closed: &tokio::sync::broadcast::Sender<String>,
+) -> Arc<Link>
 where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -306,14 +371,21 @@ where
     let (tx, rx) = mpsc::unbounded_channel();
     let pending: Arc<Pending> = Arc::default();
     let alive = Arc::new(AtomicBool::new(true));
+    let last_rx = Arc::new(AtomicU64::new(millis()));
     let writer = tokio::spawn(write_loop(w, rx)).abort_handle();
     let reader = {
         let pending = pending.clone();
         let alive = alive.clone();
+        let last_rx = last_rx.clone();
+        let closed = closed.clone();
         let addr = addr.to_string();
         tokio::spawn(async move {
             loop {
-                match read_frame(&mut r).await {
+                let frame = read_frame(&mut r).await;
+                if frame.is_ok() {
+                    last_rx.store(millis(), Ordering::Relaxed);
+                }
+                match frame {
                     Ok(f) if f.kind == 1 => {
                         let waiter = pending.lock().remove(&f.id);
                         if let Some(w) = waiter {
@@ -335,6 +407,7 @@ where
             alive.store(false, Ordering::Release);
             // Waiters see their sender dropped: unreachable.
             pending.lock().clear();
+            let _ = closed.send(addr);
         })
         .abort_handle()
     };
@@ -342,6 +415,7 @@ where
         tx,
         pending,
         alive,
+        last_rx,
         tasks: [reader, writer],
     })
 }
@@ -470,5 +544,78 @@ where
             };
             let _ = tx.send(frame);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::Cookie;
+    use crate::group::{GroupHandler, HandlerFuture};
+
+    /// RPC 1 answers after 300 ms, RPC 2 at once.
+    struct Slow;
+
+    impl GroupHandler for Slow {
+        fn handle(&self, rpc: u8, _payload: Bytes) -> HandlerFuture {
+            Box::pin(async move {
+                if rpc == 1 {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+                Ok(Bytes::from_static(b"ok"))
+            })
+        }
+    }
+
+    fn auth(name: &str) -> Arc<LinkAuth> {
+        LinkAuth::new(name, &Cookie::from_value("test-cookie").expect("cookie"))
+    }
+
+    fn current(t: &Transport, addr: &str) -> Option<Arc<Link>> {
+        let slot = t.links.lock().get(addr).cloned()?;
+        let l = slot.try_lock().ok()?.clone();
+        l
+    }
+
+    #[tokio::test]
+    async fn a_short_call_timing_out_on_a_live_link_keeps_it() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        let registry = Arc::new(Registry::default());
+        registry.register(7, Arc::new(Slow));
+        let server = tokio::spawn(serve(listener, registry, auth("b"), None));
+        let t = Transport::new(auth("a"), None);
+        let d = Duration::from_millis(100);
+        assert!(t.call(&addr, 7, 2, b"", d).await.is_ok());
+        let before = current(&t, &addr).expect("a link");
+        // Slow to answer, but the link answers others: not reset.
+        let slow = t.call(&addr, 7, 1, b"", d).await;
+        assert!(matches!(slow, Err(CallError::Unreachable(_))), "{slow:?}");
+        assert!(t.call(&addr, 7, 2, b"", d).await.is_ok());
+        let after = current(&t, &addr).expect("a link");
+        assert!(Arc::ptr_eq(&before, &after) && after.alive.load(Ordering::Acquire));
+        // No waiter stays behind for the answer that came too late.
+        assert!(after.pending.lock().is_empty());
+        server.abort();
+    }
+
+    #[tokio::test]
+    async fn a_link_the_peer_closes_is_announced() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr").to_string();
+        // The peer authenticates the link, then its process "exits".
+        let peer = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.expect("accept");
+            auth("b").accept(&mut s).await.expect("handshake");
+            let mut one = [0u8; 1];
+            let _ = s.read(&mut one).await; // the first request arrives
+        });
+        let t = Transport::new(auth("a"), None);
+        let mut closed = t.closed();
+        let call = t.call(&addr, 7, 2, b"", Duration::from_secs(5)).await;
+        assert!(matches!(call, Err(CallError::Unreachable(_))), "{call:?}");
+        let gone = tokio::time::timeout(Duration::from_secs(5), closed.recv()).await;
+        assert_eq!(gone.expect("announced").expect("an address"), addr);
+        peer.await.expect("peer");
     }
 }

@@ -8,6 +8,7 @@
 //! A batch resent after a leader change carries the same (enqueuer, batch
 //! number), so the state machine applies it once ("Duplicate" = done).
 
+use super::Member;
 use crate::node::Cluster;
 use crate::raft_net::{forward_with, Bincode};
 use crate::NodeId;
@@ -24,6 +25,8 @@ pub const MAX_BATCH_BYTES: usize = 1 << 20;
 /// How long a batch may look for a leader and a majority before its
 /// publishers are nacked.
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Between tries while no leader answers.
+const RETRY_PAUSE: Duration = Duration::from_millis(100);
 
 /// Publish bytes one enqueuer may hold (queued or in flight) before its
 /// publishers wait (plan step 2): without it a publisher that does not use
@@ -154,7 +157,7 @@ pub(crate) async fn write(
                 let t = members[next_member % members.len().max(1)];
                 next_member += 1;
                 if t == c.id {
-                    tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                    pause(local.as_deref(), left).await;
                     *target = None;
                     continue;
                 }
@@ -166,33 +169,79 @@ pub(crate) async fn write(
             tokio::time::sleep(Duration::from_millis(100).min(left)).await;
             continue;
         };
-        let r = forward_with::<QuorumConfig, Bincode>(
-            &c.transport,
+        let transport = c.transport.clone();
+        drop(c);
+        let forward = forward_with::<QuorumConfig, Bincode>(
+            &transport,
             &addr,
             group,
             &cmd,
             left.min(Duration::from_secs(10)),
-        )
-        .await;
-        drop(c);
+        );
+        // A member here learns of a new leader before a forward to a
+        // leader that is cut off or hung gives up: resend to the new one
+        // at once (same batch number: applied once whichever commits).
+        let r = match &local {
+            Some(m) => tokio::select! {
+                r = forward => r,
+                () = leader_moved(m, to) => continue,
+            },
+            None => forward.await,
+        };
         match r {
             Ok(Ok(resp)) => return Some(resp.data.reply),
             Ok(Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f)))) => {
                 *target = f.leader_id.filter(|l| *l != to);
                 if target.is_none() {
-                    tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                    pause(local.as_deref(), left).await;
                 }
             }
             Ok(Err(e)) => {
                 debug!("quorum group {group:#x}: forwarded write: {e}");
                 *target = None;
-                tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                pause(local.as_deref(), left).await;
             }
             Err(e) => {
                 debug!("quorum group {group:#x}: {e}");
                 *target = None;
-                tokio::time::sleep(Duration::from_millis(100).min(left)).await;
+                pause(local.as_deref(), left).await;
             }
+        }
+    }
+}
+
+/// Wait before trying again: 100 ms, less if this node's member sees the
+/// leadership change meanwhile (then the new leader is tried at once).
+async fn pause(local: Option<&Member>, left: Duration) {
+    let d = RETRY_PAUSE.min(left);
+    match local {
+        Some(m) => {
+            let mut metrics = m.raft.metrics();
+            let before = metrics.borrow_and_update().current_leader;
+            let _ = tokio::time::timeout(d, async {
+                while metrics.changed().await.is_ok() {
+                    if metrics.borrow_and_update().current_leader != before {
+                        return;
+                    }
+                }
+                std::future::pending::<()>().await
+            })
+            .await;
+        }
+        None => tokio::time::sleep(d).await,
+    }
+}
+
+/// Resolves once this node's member knows a leader other than `from`.
+async fn leader_moved(m: &Member, from: NodeId) {
+    let mut metrics = m.raft.metrics();
+    loop {
+        let l = metrics.borrow_and_update().current_leader;
+        if l.is_some_and(|l| l != from) {
+            return;
+        }
+        if metrics.changed().await.is_err() {
+            return std::future::pending().await;
         }
     }
 }

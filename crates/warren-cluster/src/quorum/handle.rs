@@ -4,12 +4,17 @@
 //! Publishing hands the message to the queue's enqueuer (see `enqueue.rs`),
 //! which completes the publisher's confirm once the group committed it.
 //! Depth comes from this node's member state machine; a node without a
-//! member asks the group (`members.rs`' status RPC, kept for a second).
+//! member answers from the group's status as last asked for (`members.rs`'
+//! status RPC) and asks again in the background when that is over a second
+//! old: a listing or declare-ok never waits on the network on its thread.
+//! declare-ok's count can be made fresh first through
+//! `QueueBackend::refresh_depth` (the AMQP connection awaits it, briefly).
 //! Consumers, acks, basic.get and purge go through this node's hub
 //! (`hub.rs`).
 
 use super::enqueue::{self, Pending};
 use super::hub::Hub;
+use super::members::GroupStatus;
 use crate::node::Cluster;
 use crate::NodeId;
 use bytes::{BufMut, Bytes, BytesMut};
@@ -21,22 +26,21 @@ use tokio::sync::mpsc;
 use warren_core::confirm::Confirm;
 use warren_core::error::code;
 use warren_core::meta::QuorumSpec;
-use warren_core::queue::{QueueBackend, QueueDepth};
+use warren_core::queue::{QueueBackend, QueueDepth, RefreshFuture};
 use warren_core::{BrokerError, Consumer, Message, Queue, QueuedMessage};
 use warren_quorum::{Command, Reply};
 
 /// How long a node without a member reuses the group status it asked for.
 const REMOTE_FRESH: Duration = Duration::from_secs(1);
 /// How long it waits before asking again after nobody answered.
-const REMOTE_RETRY: Duration = Duration::from_secs(5);
+const REMOTE_RETRY: Duration = Duration::from_secs(2);
 
 pub struct QuorumQueue {
     pub group: u64,
     /// Current members (changed by grow/shrink, see `members.rs`).
     members: parking_lot::RwLock<Vec<String>>,
-    /// A node without a member: the group's status as last asked for
-    /// (`members.rs`), and when.
-    remote: parking_lot::Mutex<Option<(Instant, Option<super::members::GroupStatus>)>>,
+    /// A node without a member: the group's status as last asked for.
+    remote: Arc<Remote>,
     cluster: Weak<Cluster>,
     vhost: String,
     name: String,
@@ -67,7 +71,7 @@ impl QuorumQueue {
             hub,
             group: spec.group,
             members: parking_lot::RwLock::new(spec.members.clone()),
-            remote: parking_lot::Mutex::new(None),
+            remote: Arc::default(),
             cluster: Arc::downgrade(c),
             vhost: vhost.to_string(),
             name: name.to_string(),
@@ -87,31 +91,29 @@ impl QuorumQueue {
         }
     }
 
-    /// The group's status asked from its members, for a node without a
-    /// member of its own; kept for [`REMOTE_FRESH`] (a failed ask for
-    /// longer, so a listing does not wait on dead members each time).
-    /// Only on a multi-threaded runtime (the worker hands its other tasks
-    /// over while it waits), else None.
-    fn remote_status(&self, c: &Arc<Cluster>) -> Option<super::members::GroupStatus> {
-        if let Some((at, s)) = *self.remote.lock() {
-            let fresh = if s.is_some() {
-                REMOTE_FRESH
-            } else {
-                REMOTE_RETRY
-            };
-            if at.elapsed() < fresh {
-                return s;
+    /// The group's status for a node without a member of its own: the
+    /// last answer, at once. When it is older than [`REMOTE_FRESH`] (after
+    /// nobody answered: [`REMOTE_RETRY`], so a listing does not ask dead
+    /// members each time) the members are asked again in the background.
+    fn remote_status(&self, c: &Arc<Cluster>) -> Option<GroupStatus> {
+        let (status, stale) = {
+            let st = self.remote.state.lock();
+            match st.last {
+                Some((at, s)) => {
+                    let fresh = if s.is_some() {
+                        REMOTE_FRESH
+                    } else {
+                        REMOTE_RETRY
+                    };
+                    (s, at.elapsed() >= fresh)
+                }
+                None => (None, true),
             }
+        };
+        if stale {
+            self.remote.ask(c, self.group, self.members());
         }
-        let handle = tokio::runtime::Handle::try_current().ok()?;
-        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-            return None;
-        }
-        let members = self.members();
-        let s =
-            tokio::task::block_in_place(|| handle.block_on(c.remote_status(self.group, &members)));
-        *self.remote.lock() = Some((Instant::now(), s));
-        s
+        status
     }
 
     /// The enqueuer holds more than [`enqueue::MAX_BACKLOG`]: the
@@ -285,6 +287,30 @@ impl QueueBackend for QuorumQueue {
         }
     }
 
+    fn refresh_depth(&self, _queue: &Queue) -> Option<RefreshFuture> {
+        let c = self.cluster.upgrade()?;
+        if c.quorum.member(self.group).is_some() {
+            return None; // the local state machine is current
+        }
+        let (remote, group, members) = (self.remote.clone(), self.group, self.members());
+        Some(Box::pin(async move {
+            // An answer to an ask started before now: one under way may
+            // predate a publish the caller just had confirmed.
+            let want = Instant::now();
+            for _ in 0..2 {
+                let Some(mut done) = remote.ask(&c, group, members.clone()) else {
+                    return;
+                };
+                if done.changed().await.is_err() {
+                    return;
+                }
+                if remote.state.lock().last.is_some_and(|(at, _)| at >= want) {
+                    return;
+                }
+            }
+        }))
+    }
+
     fn deleted(&self, _queue: &Queue) {
         self.hub.deleted();
     }
@@ -309,6 +335,55 @@ impl QueueBackend for QuorumQueue {
             .collect();
         j.insert("online".into(), json!(online));
         j
+    }
+}
+
+/// The group status a node without a member last got, and the ask under way.
+#[derive(Default)]
+struct Remote {
+    state: parking_lot::Mutex<RemoteState>,
+    /// Bumped after each ask ends.
+    done: tokio::sync::watch::Sender<u64>,
+}
+
+#[derive(Default)]
+struct RemoteState {
+    /// When the last finished ask started, and its answer (None: nobody
+    /// answered).
+    last: Option<(Instant, Option<GroupStatus>)>,
+    asking: bool,
+}
+
+impl Remote {
+    /// Ask the group's members in the background unless an ask is under
+    /// way; the receiver changes when it ends. None without a runtime.
+    fn ask(
+        self: &Arc<Self>,
+        c: &Arc<Cluster>,
+        group: u64,
+        members: Vec<String>,
+    ) -> Option<tokio::sync::watch::Receiver<u64>> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        let done = self.done.subscribe();
+        {
+            let mut st = self.state.lock();
+            if st.asking {
+                return Some(done);
+            }
+            st.asking = true;
+        }
+        let (me, c) = (self.clone(), c.clone());
+        handle.spawn(async move {
+            let started = Instant::now();
+            let s = c.remote_status(group, &members).await;
+            {
+                let mut st = me.state.lock();
+                st.last = Some((started, s));
+                st.asking = false;
+            }
+            me.done.send_modify(|n| *n += 1);
+        });
+        Some(done)
     }
 }
 

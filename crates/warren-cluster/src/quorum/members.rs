@@ -337,29 +337,33 @@ impl Cluster {
     }
 
     /// Ask the members of `group` for its status (a node without a member
-    /// of its own: the queue's depth and leader). The leader's answer wins;
-    /// a follower's is used when no leader answers.
+    /// of its own: the queue's depth and leader), all at once: a dead member
+    /// costs no more than a live one. The leader's answer wins; a
+    /// follower's is used when no leader answers.
     pub(crate) async fn remote_status(
         &self,
         group: u64,
         members: &[String],
     ) -> Option<GroupStatus> {
-        let body = serde_json::to_vec(&group).ok()?;
-        let mut fallback = None;
+        let body = bytes::Bytes::from(serde_json::to_vec(&group).ok()?);
+        let mut asks = tokio::task::JoinSet::new();
         for m in members {
             let Some(addr) = self.addr_of(crate::config::node_id(m)) else {
                 continue;
             };
-            let Ok(b) = self
-                .transport
-                .call(&addr, QUORUM_ADMIN_GROUP, STATUS_RPC, &body, STATUS_TIMEOUT)
-                .await
-            else {
-                continue;
-            };
-            let Ok(s) = serde_json::from_slice::<GroupStatus>(&b) else {
-                continue;
-            };
+            let transport = self.transport.clone();
+            let body = body.clone();
+            asks.spawn(async move {
+                let b = transport
+                    .call(&addr, QUORUM_ADMIN_GROUP, STATUS_RPC, &body, STATUS_TIMEOUT)
+                    .await
+                    .ok()?;
+                serde_json::from_slice::<GroupStatus>(&b).ok()
+            });
+        }
+        let mut fallback = None;
+        while let Some(done) = asks.join_next().await {
+            let Ok(Some(s)) = done else { continue };
             if s.is_leader {
                 return Some(s);
             }

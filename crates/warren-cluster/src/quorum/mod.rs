@@ -69,9 +69,9 @@ impl Quorum {
         std::fs::create_dir_all(&dir)?;
         let config = Config {
             cluster_name: "warren-qq".into(),
-            heartbeat_interval: 250,
-            election_timeout_min: 1000,
-            election_timeout_max: 2000,
+            heartbeat_interval: crate::failover::HEARTBEAT_MS,
+            election_timeout_min: crate::failover::ELECTION_MIN_MS,
+            election_timeout_max: crate::failover::ELECTION_MAX_MS,
             snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(4096),
             max_in_snapshot_log_to_keep: 0,
             ..Default::default()
@@ -89,6 +89,11 @@ impl Quorum {
 
     pub fn member(&self, group: u64) -> Option<Arc<Member>> {
         self.members.lock().get(&group).cloned()
+    }
+
+    /// Every member on this node.
+    pub fn all_members(&self) -> Vec<Arc<Member>> {
+        self.members.lock().values().cloned().collect()
     }
 
     pub fn queue(&self, vhost: &str, name: &str) -> Option<Arc<QuorumQueue>> {

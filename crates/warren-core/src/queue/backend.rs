@@ -20,6 +20,9 @@ use crate::error::Result;
 use crate::message::{Message, QueuedMessage};
 use std::sync::Arc;
 
+/// See [`QueueBackend::refresh_depth`].
+pub type RefreshFuture = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
 pub trait QueueBackend: Send + Sync + 'static {
     /// The queue type the management API shows ("quorum", "classic").
     fn kind(&self) -> &'static str;
@@ -59,6 +62,14 @@ pub trait QueueBackend: Send + Sync + 'static {
 
     /// Current depth (may be the last known one; never blocks on the network).
     fn depth(&self, queue: &Queue) -> QueueDepth;
+
+    /// Where [`depth`](Self::depth) may be the last known one: a future
+    /// that brings it up to date (an adapter awaits it, with a deadline of
+    /// its own, before answering a declare with the count). None: depth is
+    /// current already.
+    fn refresh_depth(&self, _queue: &Queue) -> Option<RefreshFuture> {
+        None
+    }
 
     /// Whether the queue can be used from this node now (declare, passive
     /// declare): a classic queue whose home node is down answers RabbitMQ's

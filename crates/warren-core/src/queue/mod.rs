@@ -21,7 +21,7 @@ pub use args::{
     check_consumer_args, check_expiration, check_quorum_declare, check_stream_declare, is_quorum,
     parse_max_age, Overflow, QueueArgs, StreamArgs,
 };
-pub use backend::QueueBackend;
+pub use backend::{QueueBackend, RefreshFuture};
 pub use consumer::{ChannelRef, ConnectionId, Consumer, ConsumerInfo, ConsumerSink};
 pub use dead_letter::{dead_letter_messages, Reason};
 pub use info::QueueDepth;
