@@ -9,6 +9,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use serde_json::{json, Value};
 use warren_core::error::code;
+use warren_core::meta::MetaOp;
+use warren_core::BrokerError;
 
 fn listing(
     c: &Caller,
@@ -69,30 +71,106 @@ pub async fn put(
     Names((component, vhost, name)): Names<(String, String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
     check_name("parameter", &name)?;
     let value = body
         .get("value")
         .ok_or_else(|| ApiError::key_missing("value"))?;
     let existed = find(&c, &component, &vhost, &name).is_ok();
+    let refused = |e: BrokerError| match e.code {
+        code::NOT_FOUND => ApiError::not_found(e.text),
+        _ => ApiError::bad_request(e.text),
+    };
+    if c.http.broker.replicator().is_some() {
+        // Checked here (every node would refuse what fails), then each
+        // change the parameter makes is replicated.
+        for op in parameter_ops(&c, &component, &vhost, &name, value).map_err(refused)? {
+            super::replicate::replicate_or(&c, |_| op, refused).await?;
+        }
+    }
     c.http
         .broker
         .set_parameter(&component, &vhost, &name, value)
-        .map_err(|e| match e.code {
-            code::NOT_FOUND => ApiError::not_found(e.text),
-            _ => ApiError::bad_request(e.text),
-        })?;
+        .map_err(refused)?;
     Ok(created(!existed))
+}
+
+/// The replicated changes `PUT /api/parameters/C/V/N` makes: an operator
+/// policy, or a vhost's limits replaced (cleared, then each one set). What
+/// the core refuses (another component, a bad value) is an error.
+fn parameter_ops(
+    c: &Caller,
+    component: &str,
+    vhost: &str,
+    name: &str,
+    value: &Value,
+) -> Result<Vec<MetaOp>, BrokerError> {
+    c.http
+        .broker
+        .vhost(vhost)
+        .ok_or_else(|| BrokerError::not_found("vhost_not_found"))?;
+    match component {
+        "operator_policy" => {
+            let def = warren_core::runtime_export::policy_from_json(vhost, name, value)?;
+            warren_core::runtime::check_operator_policy(&def)?;
+            Ok(vec![MetaOp::SetOperatorPolicy {
+                vhost: vhost.to_string(),
+                def,
+            }])
+        }
+        "vhost-limits" => {
+            let mut ops = vec![MetaOp::SetVhostLimit {
+                vhost: vhost.to_string(),
+                name: None,
+                value: None,
+            }];
+            if let Some(obj) = value.as_object() {
+                let limits =
+                    warren_core::limits::parse_all(warren_core::limits::VHOST_LIMITS, obj)?;
+                for (k, v) in limits {
+                    ops.push(MetaOp::SetVhostLimit {
+                        vhost: vhost.to_string(),
+                        name: Some(k.to_string()),
+                        value: Some(json!(v)),
+                    });
+                }
+            } else if !value.as_array().is_some_and(|a| a.is_empty()) {
+                return Err(BrokerError::precondition_failed("limits must be an object"));
+            }
+            Ok(ops)
+        }
+        // Nothing to replicate: the core refuses other components.
+        _ => Ok(Vec::new()),
+    }
 }
 
 pub async fn delete(
     c: Caller,
     Names((component, vhost, name)): Names<(String, String, String)>,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
-    if !c.http.broker.clear_parameter(&component, &vhost, &name) {
+    if find(&c, &component, &vhost, &name).is_err() {
         return Err(ApiError::object_not_found());
     }
+    let op = match component.as_str() {
+        "operator_policy" => Some(MetaOp::ClearOperatorPolicy {
+            vhost: vhost.clone(),
+            name: name.clone(),
+        }),
+        "vhost-limits" => Some(MetaOp::SetVhostLimit {
+            vhost: vhost.clone(),
+            name: None,
+            value: None,
+        }),
+        _ => None,
+    };
+    if let Some(op) = op {
+        super::replicate::replicate(&c, |_| op).await?;
+    }
+    // Cleared already by the replicated change on a cluster member.
+    c.http.broker.clear_parameter(&component, &vhost, &name);
     Ok(no_content())
 }
 
@@ -127,6 +205,7 @@ pub async fn show_global(c: Caller, Names(name): Names<String>) -> ApiResult<Res
 }
 
 pub async fn put_global(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
     check_name("global parameter", &name)?;
     if name == "internal_cluster_id" {
@@ -138,13 +217,35 @@ pub async fn put_global(c: Caller, Names(name): Names<String>, body: Body) -> Ap
         .get("value")
         .cloned()
         .ok_or_else(|| ApiError::key_missing("value"))?;
-    Ok(created(c.http.broker.set_global_parameter(&name, value)))
+    let existed = c
+        .http
+        .broker
+        .global_parameters()
+        .iter()
+        .any(|(n, _)| n == &name);
+    super::replicate::replicate(&c, |_| MetaOp::SetGlobalParameter {
+        name: name.clone(),
+        value: value.clone(),
+    })
+    .await?;
+    c.http.broker.set_global_parameter(&name, value);
+    Ok(created(!existed))
 }
 
 pub async fn delete_global(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
-    if !c.http.broker.clear_global_parameter(&name) {
+    let exists = c
+        .http
+        .broker
+        .global_parameters()
+        .iter()
+        .any(|(n, _)| n == &name);
+    if !exists {
         return Err(ApiError::object_not_found());
     }
+    super::replicate::replicate(&c, |_| MetaOp::ClearGlobalParameter { name: name.clone() })
+        .await?;
+    c.http.broker.clear_global_parameter(&name);
     Ok(no_content())
 }
