@@ -566,3 +566,7 @@ impl Broker {
         self.replicator.get()
     }
 }
+
+#[cfg(test)]
+#[path = "meta_tests.rs"]
+mod tests;

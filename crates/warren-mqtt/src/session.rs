@@ -293,15 +293,24 @@ impl Session {
             .collect()
     }
 
-    /// Delete what a previous connection left (its session expired). On a
-    /// cluster, a persistent session's queues go from every node.
-    pub fn discard(vhost: &VHost, client_id: &[u8]) {
+    /// Delete what a session whose expiry passed left. On a cluster, its
+    /// queues go from every node, but only those this node is the home of
+    /// and nobody consumes from: the device may have connected to another
+    /// node since (its session state is per node), and then consumes from
+    /// them through their home. Queues homed elsewhere are left to their
+    /// home's `x-expires` lease (the longest session expiry), as this node
+    /// cannot see who uses them there.
+    pub fn expire(vhost: &VHost, client_id: &[u8]) {
         for q in Self::left_queues(vhost, client_id) {
+            if q.home().is_some() && (q.backend().is_some() || q.consumer_count() > 0) {
+                continue;
+            }
             vhost.retire_queue(&q);
         }
     }
 
-    /// [`Session::discard`] for a clean start: returns once the queues are
+    /// Delete what a previous connection left, for a clean start (on a
+    /// cluster, from every node): returns once the queues are
     /// gone cluster-wide, so that the new session's own queues (declared
     /// right after, under the same names) are not deleted by it.
     pub async fn discard_now(vhost: &VHost, client_id: &[u8]) {

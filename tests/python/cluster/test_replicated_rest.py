@@ -265,3 +265,20 @@ def test_forget_node_drops_its_classic_queues(cluster):
     ch.basic_publish("", "on-n3", b"again", pika.BasicProperties(delivery_mode=2))
     wait_for(lambda: n1.api("/api/queues/%2F/on-n3")["messages"] == 1, what="message on n1")
     conn.close()
+
+
+def test_mqtt_subscribe_refused_without_majority(cluster):
+    # n3 was forgotten above: with n2 down too, n1 is alone in a two-node
+    # group, a minority.
+    n1, n2 = cluster.node("n1"), cluster.node("n2")
+    n2.kill()
+    cid = "minority-" + uuid.uuid4().hex[:6]
+    c, _ = mqtt_client(n1, cid, clean=False)
+    gone = queue.Queue()
+    c.on_disconnect = lambda *a: gone.put(True)
+    c.subscribe("x/y", qos=1)
+    gone.get(timeout=30)  # refused after the read barrier's timeout
+    c.disconnect()
+    c.loop_stop()
+    assert f"mqtt-subscription-{cid}qos1" not in queue_names(n1)
+    assert "metadata change refused" in n1.log() or "cannot reach a majority" in n1.log()
