@@ -8,7 +8,8 @@ Raft group (each client on another node than the one it checks):
 * auto-delete and ``x-expires`` queues: deleted on every node when their
   home deletes them (no ghost left on the others);
 * operator policies, global parameters, runtime parameters (management
-  API) and ``warren ctl --amqp-url`` changes (the control exchange);
+  API and a definitions import's runtime part) and ``warren ctl
+  --amqp-url`` changes (the control exchange);
 * ``forget-node``: the forgotten node's classic queues go from the metadata
   and their names can be declared again (as RabbitMQ's
   ``forget_cluster_node``).
@@ -235,6 +236,34 @@ def test_ctl_over_amqp_replicated(cluster):
     for n in (n2, n3):
         wait_for(lambda n=n: "ctlv" not in {v["name"] for v in n.api("/api/vhosts")},
                  what=f"vhost gone on {n.name}")
+
+
+def test_definitions_import_runtime_part_replicated(cluster):
+    n1, n2, n3 = (cluster.node(n) for n in ("n1", "n2", "n3"))
+    defs = {
+        "users": [{"name": "imp-user", "password": "pw", "tags": "",
+                   "limits": {"max-connections": 4}}],
+        "vhosts": [{"name": "imp-v"}],
+        "parameters": [
+            {"vhost": "imp-v", "component": "vhost-limits", "name": "limits",
+             "value": {"max-queues": 9}},
+            {"vhost": "imp-v", "component": "operator_policy", "name": "imp-op",
+             "value": {"pattern": "^q", "definition": {"max-length": 2},
+                       "priority": 0, "apply-to": "queues"}}],
+        "global_parameters": [{"name": "imp-gp", "value": "on"}],
+    }
+    status, _ = n1._request("POST", "/api/definitions", defs)
+    assert status in (200, 201, 204), status
+    for n in (n2, n3):
+        wait_for(lambda n=n: n.api("/api/vhost-limits/imp-v")[0]["value"] == {"max-queues": 9},
+                 what=f"imported limits on {n.name}")
+        wait_for(lambda n=n: [p["name"] for p in n.api("/api/operator-policies/imp-v")]
+                 == ["imp-op"], what=f"imported operator policy on {n.name}")
+        wait_for(lambda n=n: n.api("/api/global-parameters/imp-gp")["value"] == "on",
+                 what=f"imported global parameter on {n.name}")
+        wait_for(lambda n=n: n.api("/api/user-limits/imp-user")
+                 == [{"user": "imp-user", "value": {"max-connections": 4}}],
+                 what=f"imported user limits on {n.name}")
 
 
 def test_forget_node_drops_its_classic_queues(cluster):

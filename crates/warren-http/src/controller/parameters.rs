@@ -85,7 +85,13 @@ pub async fn put(
     if c.http.broker.replicator().is_some() {
         // Checked here (every node would refuse what fails), then each
         // change the parameter makes is replicated.
-        for op in parameter_ops(&c, &component, &vhost, &name, value).map_err(refused)? {
+        c.http
+            .broker
+            .vhost(&vhost)
+            .ok_or_else(|| BrokerError::not_found("vhost_not_found"))
+            .map_err(refused)?;
+        let ops = warren_core::runtime_export::parameter_ops(&component, &vhost, &name, value);
+        for op in ops.map_err(refused)? {
             super::replicate::replicate_or(&c, |_| op, refused).await?;
         }
     }
@@ -94,55 +100,6 @@ pub async fn put(
         .set_parameter(&component, &vhost, &name, value)
         .map_err(refused)?;
     Ok(created(!existed))
-}
-
-/// The replicated changes `PUT /api/parameters/C/V/N` makes: an operator
-/// policy, or a vhost's limits replaced (cleared, then each one set). What
-/// the core refuses (another component, a bad value) is an error.
-fn parameter_ops(
-    c: &Caller,
-    component: &str,
-    vhost: &str,
-    name: &str,
-    value: &Value,
-) -> Result<Vec<MetaOp>, BrokerError> {
-    c.http
-        .broker
-        .vhost(vhost)
-        .ok_or_else(|| BrokerError::not_found("vhost_not_found"))?;
-    match component {
-        "operator_policy" => {
-            let def = warren_core::runtime_export::policy_from_json(vhost, name, value)?;
-            warren_core::runtime::check_operator_policy(&def)?;
-            Ok(vec![MetaOp::SetOperatorPolicy {
-                vhost: vhost.to_string(),
-                def,
-            }])
-        }
-        "vhost-limits" => {
-            let mut ops = vec![MetaOp::SetVhostLimit {
-                vhost: vhost.to_string(),
-                name: None,
-                value: None,
-            }];
-            if let Some(obj) = value.as_object() {
-                let limits =
-                    warren_core::limits::parse_all(warren_core::limits::VHOST_LIMITS, obj)?;
-                for (k, v) in limits {
-                    ops.push(MetaOp::SetVhostLimit {
-                        vhost: vhost.to_string(),
-                        name: Some(k.to_string()),
-                        value: Some(json!(v)),
-                    });
-                }
-            } else if !value.as_array().is_some_and(|a| a.is_empty()) {
-                return Err(BrokerError::precondition_failed("limits must be an object"));
-            }
-            Ok(ops)
-        }
-        // Nothing to replicate: the core refuses other components.
-        _ => Ok(Vec::new()),
-    }
 }
 
 pub async fn delete(
