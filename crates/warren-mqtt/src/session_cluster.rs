@@ -71,6 +71,9 @@ impl Session {
     fn subscribe_ops(&mut self, s: &Subscribe, r: &Arc<dyn MetadataReplicator>) -> Vec<MetaOp> {
         let mut ops = Vec::new();
         let mut declared = HashSet::new();
+        // The queues (by kind) that are cluster-wide: only their bindings
+        // are replicated.
+        let mut shared = HashSet::new();
         let id = s.properties.subscription_identifiers.first().copied();
         let exchange = self.exchange();
         let node = r.node_name();
@@ -86,16 +89,35 @@ impl Session {
                 _ => QueueKind::Qos1,
             };
             let queue = queue_name(&self.client_id, kind);
-            if self
-                .publisher
-                .check(Access::Configure, Resource::Queue, queue.as_bytes())
-                .is_err()
+            // (As the handler: configure is needed to create the queue only.)
+            let exists = self.vhost.named_queue(queue.as_bytes()).is_some();
+            if !exists
+                && self
+                    .publisher
+                    .check(Access::Configure, Resource::Queue, queue.as_bytes())
+                    .is_err()
             {
                 continue;
             }
             if declared.insert(kind) {
                 let opts = self.queue_options();
-                ops.extend(queue_declare_op(&self.vhost, &queue, &opts, &node));
+                match queue_declare_op(&self.vhost, &queue, &opts, &node) {
+                    Some(op) => {
+                        ops.push(op);
+                        shared.insert(kind);
+                    }
+                    // Already here: cluster-wide if it has a home (a queue
+                    // made before this node was clustered stays local).
+                    None => {
+                        let q = self.vhost.named_queue(queue.as_bytes());
+                        if q.is_some_and(|q| q.home().is_some()) {
+                            shared.insert(kind);
+                        }
+                    }
+                }
+            }
+            if !shared.contains(&kind) {
+                continue;
             }
             let key = ShortStr(topic::to_amqp(filter));
             let permitted = self
