@@ -1172,25 +1172,29 @@ impl Channel {
             .user(&ctx.user)
             .map(|u| u.tags)
             .unwrap_or_default();
-        let answer = warren_core::control::execute(&ctx.broker, &tags, &body);
         let req = BasicProperties::decode(&properties).unwrap_or_default();
-        if let Some(reply_to) = req.reply_to {
-            let props = BasicProperties {
-                content_type: Some(ShortStr::from_static("application/json")),
-                correlation_id: req.correlation_id,
-                ..Default::default()
-            };
-            let msg = Message::new(
-                ShortStr::empty(),
-                reply_to,
-                props.encode(),
-                Bytes::from(answer.to_string()),
-            );
-            if let Ok(default) = ctx.vhost.get_exchange(&ShortStr::empty()) {
-                let mut out = std::mem::take(&mut self.route_buf);
-                ctx.vhost.publish(&default, msg, &mut out);
-                self.route_buf = out;
-            }
+        // On a cluster node a change goes through the metadata group first,
+        // as the management API's do; the answer follows once it committed
+        // (the channel goes on meanwhile: answers come through reply_to).
+        let replicated = ctx.broker.replicator().cloned().and_then(|r| {
+            warren_core::control_ops::replicated_ops(&ctx.broker, &tags, &body).map(|ops| (r, ops))
+        });
+        if let Some((r, ops)) = replicated {
+            let vhost = ctx.vhost.clone();
+            tokio::spawn(async move {
+                let mut result = r.sync().await;
+                for op in ops {
+                    if result.is_err() {
+                        break;
+                    }
+                    result = r.replicate(op).await;
+                }
+                let answer = warren_core::control_ops::answer(result).to_string();
+                reply_control(&vhost, req, answer, &mut Vec::new());
+            });
+        } else {
+            let answer = warren_core::control::execute(&ctx.broker, &tags, &body).to_string();
+            reply_control(&ctx.vhost, req, answer, &mut self.route_buf);
         }
         if self.mode == Mode::Confirm {
             self.awaiting
@@ -1400,5 +1404,32 @@ fn by_queue(taken: Vec<Unacked>) -> Vec<(Arc<Queue>, Vec<warren_core::QueuedMess
 fn requeue_all(taken: Vec<Unacked>) {
     for (q, msgs) in by_queue(taken) {
         q.requeue(msgs);
+    }
+}
+
+/// Publish a control command's answer to its `reply_to`, with its
+/// `correlation_id`, through the default exchange.
+fn reply_control(
+    vhost: &warren_core::VHost,
+    req: BasicProperties,
+    answer: String,
+    route_buf: &mut Vec<Arc<Queue>>,
+) {
+    let Some(reply_to) = req.reply_to else {
+        return;
+    };
+    let props = BasicProperties {
+        content_type: Some(ShortStr::from_static("application/json")),
+        correlation_id: req.correlation_id,
+        ..Default::default()
+    };
+    let msg = Message::new(
+        ShortStr::empty(),
+        reply_to,
+        props.encode(),
+        Bytes::from(answer),
+    );
+    if let Ok(default) = vhost.get_exchange(&ShortStr::empty()) {
+        vhost.publish(&default, msg, route_buf);
     }
 }

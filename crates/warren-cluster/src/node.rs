@@ -601,6 +601,30 @@ impl Cluster {
         }
     }
 
+    /// A forgotten node's classic queues go from the metadata, as RabbitMQ's
+    /// `forget_cluster_node` deletes the node's non-replicated queues: their
+    /// messages were only on that node, the other nodes could only answer
+    /// "home node is down" for them, and the names become declarable again.
+    /// Returns how many were deleted and the failures.
+    async fn drop_queues_of(&self, node: &str) -> (usize, Vec<String>) {
+        let mut failures = Vec::new();
+        let mut dropped = 0;
+        for (vhost, name) in self.state_machine.classic_queues_of(node) {
+            let op = MetaOp::DeleteQueue {
+                vhost: vhost.clone(),
+                name: name.clone(),
+            };
+            match self.propose(op).await {
+                Ok(()) => {
+                    info!(%vhost, queue = %name, "deleted classic queue of forgotten node {node}");
+                    dropped += 1;
+                }
+                Err(e) => failures.push(format!("'{name}' in vhost '{vhost}': {}", e.text)),
+            }
+        }
+        (dropped, failures)
+    }
+
     async fn change_member_here(
         &self,
         name: &str,
@@ -827,14 +851,16 @@ impl MetadataReplicator for Replicator {
             if forgot.as_ref().is_err_and(|e| e.code != code::NOT_FOUND) {
                 return forgot;
             }
-            let (shrunk, failures) = c.shrink_node(&node).await;
+            let (shrunk, mut failures) = c.shrink_node(&node).await;
+            let (dropped, lost) = c.drop_queues_of(&node).await;
+            failures.extend(lost);
             if !failures.is_empty() {
                 return Err(BrokerError::precondition_failed(format!(
-                    "{node} forgotten, but still a member of quorum queue {}",
+                    "{node} forgotten, but still a member of quorum queue or home of classic queue {}",
                     failures.join("; ")
                 )));
             }
-            if shrunk > 0 {
+            if shrunk > 0 || dropped > 0 {
                 return Ok(());
             }
             forgot

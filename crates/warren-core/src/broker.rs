@@ -93,7 +93,9 @@ pub struct Broker {
     refusals: crate::auth::RefusalLog,
     /// A cluster's metadata replicator (see [`crate::meta`]); unset on a
     /// single node.
-    pub(crate) replicator: std::sync::OnceLock<Arc<dyn crate::meta::MetadataReplicator>>,
+    /// Shared with every vhost, so that a queue a node deletes on its own
+    /// (auto-delete, `x-expires`) is deleted cluster-wide.
+    pub(crate) replicator: crate::meta::ReplicatorCell,
 }
 
 impl Broker {
@@ -184,7 +186,7 @@ impl Broker {
             next_connection: AtomicU64::new(1),
             alarm: tokio::sync::watch::channel(None).0,
             refusals: Default::default(),
-            replicator: std::sync::OnceLock::new(),
+            replicator: Default::default(),
         })
     }
 
@@ -194,7 +196,14 @@ impl Broker {
         self.vhosts
             .write()
             .entry(name.to_string())
-            .or_insert_with(|| VHost::new(name, self.store.clone(), self.churn.clone()))
+            .or_insert_with(|| {
+                VHost::new_in_cluster(
+                    name,
+                    self.store.clone(),
+                    self.churn.clone(),
+                    self.replicator.clone(),
+                )
+            })
             .clone()
     }
 

@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 pub const CONTROL_EXCHANGE: &str = "amq.warren.control";
 
 /// Commands that manage users, vhosts and permissions (administrator only).
-const ADMIN_COMMANDS: &[&str] = &[
+pub(crate) const ADMIN_COMMANDS: &[&str] = &[
     "add_vhost",
     "delete_vhost",
     "list_vhosts",
@@ -81,18 +81,7 @@ fn run_admin(broker: &Broker, command: &str, cmd: &Value) -> Result<Value, Strin
         "add_user" => done(broker.add_user(&field("name")?, &field("password")?)),
         "delete_user" => done(broker.delete_user(&field("name")?)),
         "change_password" => done(broker.change_password(&field("name")?, &field("password")?)),
-        "set_user_tags" => {
-            let tags: Vec<String> = cmd
-                .get("tags")
-                .and_then(|v| v.as_array())
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|t| t.as_str().map(str::to_string))
-                        .collect()
-                })
-                .unwrap_or_default();
-            done(broker.set_user_tags(&field("name")?, &tags))
-        }
+        "set_user_tags" => done(broker.set_user_tags(&field("name")?, &tags(cmd))),
         "list_users" => Ok(json!({"users": broker.list_users()})),
         "set_permissions" => done(broker.set_permissions(PermissionDef {
             user: field("user")?,
@@ -110,16 +99,7 @@ fn run_admin(broker: &Broker, command: &str, cmd: &Value) -> Result<Value, Strin
             .list_user_permissions(&field("user")?)
             .map(|p| json!({"permissions": p}))
             .map_err(|e| e.text),
-        "set_vhost_limits" => {
-            let limits = cmd
-                .get("limits")
-                .and_then(Value::as_object)
-                .ok_or("missing limits object")?;
-            // The HTTP API's text, so both transports answer alike.
-            let parsed = crate::limits::parse_all(crate::limits::VHOST_LIMITS, limits)
-                .map_err(|e| format!("Validation failed\n\n{}\n", e.text))?;
-            done(broker.set_vhost_limits(vhost(), parsed))
-        }
+        "set_vhost_limits" => done(broker.set_vhost_limits(vhost(), vhost_limits(cmd)?)),
         "clear_vhost_limits" => done(broker.clear_vhost_limit(vhost(), None)),
         "list_vhost_limits" => broker
             .vhost(vhost())
@@ -127,6 +107,46 @@ fn run_admin(broker: &Broker, command: &str, cmd: &Value) -> Result<Value, Strin
             .ok_or_else(|| format!("Virtual host '{}' does not exist", vhost())),
         other => Err(format!("unknown command '{}'", other)),
     }
+}
+
+/// `set_user_tags`' tags (none: cleared).
+pub(crate) fn tags(cmd: &Value) -> Vec<String> {
+    cmd.get("tags")
+        .and_then(|v| v.as_array())
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `set_vhost_limits`' limits, or the HTTP API's text for bad ones (both
+/// transports answer alike).
+pub(crate) fn vhost_limits(cmd: &Value) -> Result<crate::limits::LimitMap, String> {
+    let limits = cmd
+        .get("limits")
+        .and_then(Value::as_object)
+        .ok_or("missing limits object")?;
+    crate::limits::parse_all(crate::limits::VHOST_LIMITS, limits)
+        .map_err(|e| format!("Validation failed\n\n{}\n", e.text))
+}
+
+/// `set_policy`'s policy in `vhost`.
+pub(crate) fn policy_def(cmd: &Value, vhost: &str) -> Result<PolicyDef, String> {
+    let field = |k: &str| cmd.get(k).and_then(|v| v.as_str()).map(str::to_string);
+    Ok(PolicyDef {
+        vhost: vhost.to_string(),
+        name: field("name").ok_or("missing name")?,
+        pattern: field("pattern").ok_or("missing pattern")?,
+        apply_to: field("apply_to").unwrap_or_else(|| "all".into()),
+        priority: cmd.get("priority").and_then(|v| v.as_i64()).unwrap_or(0),
+        definition: cmd
+            .get("definition")
+            .and_then(|v| v.as_object())
+            .cloned()
+            .ok_or("missing definition object")?,
+    })
 }
 
 fn run(broker: &Broker, cmd: &Value) -> Result<Value, String> {
@@ -137,19 +157,9 @@ fn run(broker: &Broker, cmd: &Value) -> Result<Value, String> {
         .ok_or_else(|| format!("no vhost '{}'", vhost_name))?;
     match field("command").as_deref() {
         Some("set_policy") => {
-            let def = PolicyDef {
-                vhost: vhost_name.clone(),
-                name: field("name").ok_or("missing name")?,
-                pattern: field("pattern").ok_or("missing pattern")?,
-                apply_to: field("apply_to").unwrap_or_else(|| "all".into()),
-                priority: cmd.get("priority").and_then(|v| v.as_i64()).unwrap_or(0),
-                definition: cmd
-                    .get("definition")
-                    .and_then(|v| v.as_object())
-                    .cloned()
-                    .ok_or("missing definition object")?,
-            };
-            vhost.set_policy(def, true).map_err(|e| e.text)?;
+            vhost
+                .set_policy(policy_def(cmd, &vhost_name)?, true)
+                .map_err(|e| e.text)?;
             Ok(json!({}))
         }
         Some("clear_policy") => {

@@ -10,6 +10,7 @@ pub mod broker;
 pub mod confirm;
 pub mod connections;
 pub mod control;
+pub mod control_ops;
 pub mod equivalence;
 pub mod error;
 pub mod events;

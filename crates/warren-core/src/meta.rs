@@ -166,7 +166,27 @@ pub enum MetaOp {
         #[serde(default)]
         exchange: Option<String>,
     },
+    SetOperatorPolicy {
+        vhost: String,
+        def: PolicyDef,
+    },
+    ClearOperatorPolicy {
+        vhost: String,
+        name: String,
+    },
+    /// `PUT /api/global-parameters/NAME`.
+    SetGlobalParameter {
+        name: String,
+        value: serde_json::Value,
+    },
+    ClearGlobalParameter {
+        name: String,
+    },
 }
+
+/// Where a broker keeps its replicator; shared with its vhosts.
+pub type ReplicatorCell =
+    std::sync::Arc<std::sync::OnceLock<std::sync::Arc<dyn MetadataReplicator>>>;
 
 /// A quorum queue's replication: its Raft group id (new for every declare, so
 /// a queue deleted and declared again is a new group) and member nodes.
@@ -209,7 +229,14 @@ impl MetaOp {
     /// for users).
     pub fn vhost(&self) -> &str {
         match self {
-            MetaOp::PutUser { .. } | MetaOp::DeleteUser { .. } | MetaOp::SetUserLimit { .. } => "",
+            MetaOp::PutUser { .. }
+            | MetaOp::DeleteUser { .. }
+            | MetaOp::SetUserLimit { .. }
+            | MetaOp::SetGlobalParameter { .. }
+            | MetaOp::ClearGlobalParameter { .. } => "",
+            MetaOp::SetOperatorPolicy { vhost, .. } | MetaOp::ClearOperatorPolicy { vhost, .. } => {
+                vhost
+            }
             MetaOp::SetTopicPermission { def } => &def.vhost,
             MetaOp::SetVhostLimit { vhost, .. } | MetaOp::ClearTopicPermissions { vhost, .. } => {
                 vhost
@@ -366,6 +393,21 @@ impl Broker {
                 None => Ok(()),
             },
             MetaOp::SetPolicy { def, .. } => vhost()?.set_policy(def.clone(), true),
+            MetaOp::SetOperatorPolicy { def, .. } => {
+                vhost()?.set_operator_policy(def.clone(), true)
+            }
+            MetaOp::ClearOperatorPolicy { name, .. } => {
+                vhost()?.clear_operator_policy(name);
+                Ok(())
+            }
+            MetaOp::SetGlobalParameter { name, value } => {
+                self.set_global_parameter(name, value.clone());
+                Ok(())
+            }
+            MetaOp::ClearGlobalParameter { name } => {
+                self.clear_global_parameter(name);
+                Ok(())
+            }
             MetaOp::ClearPolicy { name, .. } => {
                 let v = vhost()?;
                 if v.policies().iter().any(|p| &p.name == name) {
@@ -524,3 +566,7 @@ impl Broker {
         self.replicator.get()
     }
 }
+
+#[cfg(test)]
+#[path = "meta_tests.rs"]
+mod tests;

@@ -14,23 +14,30 @@ use crate::vhost::VHost;
 /// numeric limits).
 const OPERATOR_POLICY_KEYS: &[&str] = &["expires", "message-ttl", "max-length", "max-length-bytes"];
 
+/// The policy an operator policy definition makes, or RabbitMQ's validation
+/// error (checked before a cluster replicates it, so that every node's apply
+/// succeeds).
+pub fn check_operator_policy(def: &PolicyDef) -> Result<Policy> {
+    let bad: Vec<String> = def
+        .definition
+        .iter()
+        .filter(|(k, _)| !OPERATOR_POLICY_KEYS.contains(&k.as_str()))
+        .map(|(k, v)| format!("{{<<\"{}\">>,{}}}", k, crate::json::erl_term(v)))
+        .collect();
+    if !bad.is_empty() {
+        return Err(BrokerError::precondition_failed(format!(
+            "Validation failed\n\n[{}] are not recognised policy settings\n",
+            bad.join(",")
+        )));
+    }
+    Policy::new(def.clone()).map_err(BrokerError::precondition_failed)
+}
+
 impl VHost {
     /// Set (add or replace) an operator policy and apply it to matching
     /// queues now.
     pub fn set_operator_policy(&self, def: PolicyDef, persist: bool) -> Result<()> {
-        let bad: Vec<String> = def
-            .definition
-            .iter()
-            .filter(|(k, _)| !OPERATOR_POLICY_KEYS.contains(&k.as_str()))
-            .map(|(k, v)| format!("{{<<\"{}\">>,{}}}", k, crate::json::erl_term(v)))
-            .collect();
-        if !bad.is_empty() {
-            return Err(BrokerError::precondition_failed(format!(
-                "Validation failed\n\n[{}] are not recognised policy settings\n",
-                bad.join(",")
-            )));
-        }
-        let policy = Policy::new(def.clone()).map_err(BrokerError::precondition_failed)?;
+        let policy = check_operator_policy(&def)?;
         {
             let mut ps = self.operator_policies.write();
             ps.retain(|p| p.def.name != def.name);

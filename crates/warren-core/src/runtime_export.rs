@@ -7,6 +7,7 @@ use crate::broker::Broker;
 use crate::error::{BrokerError, Result};
 use crate::export::policy_json;
 use crate::limits::{self, LimitMap};
+use crate::meta::MetaOp;
 use crate::policy::PolicyDef;
 use crate::topic_permissions::TopicPermissionDef;
 use crate::vhost::VHost;
@@ -205,6 +206,112 @@ impl Broker {
         }
         Ok(())
     }
+}
+
+/// The replicated changes setting runtime parameter `component`/`vhost`/
+/// `name` to `value` makes on a cluster (an operator policy; a vhost's
+/// limits replaced: cleared, then each one set), or the error a node's
+/// [`Broker::set_parameter`] answers (checked before anything is
+/// replicated). Shared by `PUT /api/parameters` and the definitions import.
+pub fn parameter_ops(
+    component: &str,
+    vhost: &str,
+    name: &str,
+    value: &Value,
+) -> Result<Vec<MetaOp>> {
+    match component {
+        "vhost-limits" => {
+            let limits = if value.as_array().is_some_and(|a| a.is_empty()) {
+                LimitMap::new()
+            } else {
+                let obj = value
+                    .as_object()
+                    .ok_or_else(|| BrokerError::precondition_failed("limits must be an object"))?;
+                limits::parse_all(limits::VHOST_LIMITS, obj)?
+            };
+            let set = |name: Option<String>, value: Option<Value>| MetaOp::SetVhostLimit {
+                vhost: vhost.to_string(),
+                name,
+                value,
+            };
+            let mut ops = vec![set(None, None)];
+            ops.extend(
+                limits
+                    .into_iter()
+                    .map(|(k, v)| set(Some(k), Some(json!(v)))),
+            );
+            Ok(ops)
+        }
+        "operator_policy" => {
+            let def = policy_from_json(vhost, name, value)?;
+            crate::runtime::check_operator_policy(&def)?;
+            Ok(vec![MetaOp::SetOperatorPolicy {
+                vhost: vhost.to_string(),
+                def,
+            }])
+        }
+        "policy" => Err(BrokerError::precondition_failed(
+            "policies may not be set using this method",
+        )),
+        other => Err(unknown_component(other)),
+    }
+}
+
+/// The replicated changes of a definitions import's runtime part (see
+/// [`Broker::import_runtime`]): `parameters`, and for a whole-broker import
+/// `global_parameters` and the users' `limits` (its topic permissions are
+/// in [`crate::export_ops::definitions_to_ops`]).
+pub fn runtime_import_ops(obj: &Map<String, Value>, vhost: Option<&str>) -> Result<Vec<MetaOp>> {
+    let list = |k: &str| obj.get(k).and_then(Value::as_array).map_or(&[][..], |a| a);
+    let text = |o: &Value, k: &str| -> Result<String> {
+        o.get(k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| BrokerError::precondition_failed(format!("[{{key_missing,{}}}]", k)))
+    };
+    let mut ops = Vec::new();
+    for p in list("parameters") {
+        let v = match vhost {
+            Some(v) => v.to_string(),
+            None => text(p, "vhost")?,
+        };
+        let value = p.get("value").cloned().unwrap_or(Value::Null);
+        ops.extend(parameter_ops(
+            &text(p, "component")?,
+            &v,
+            &text(p, "name")?,
+            &value,
+        )?);
+    }
+    if vhost.is_some() {
+        return Ok(ops);
+    }
+    for g in list("global_parameters") {
+        let name = text(g, "name")?;
+        if name != "internal_cluster_id" {
+            let value = g.get("value").cloned().unwrap_or(Value::Null);
+            ops.push(MetaOp::SetGlobalParameter { name, value });
+        }
+    }
+    for u in list("users") {
+        if let (Some(name), Some(Value::Object(l))) =
+            (u.get("name").and_then(Value::as_str), u.get("limits"))
+        {
+            if l.is_empty() {
+                continue;
+            }
+            let set = |n: Option<String>, v: Option<Value>| MetaOp::SetUserLimit {
+                user: name.to_string(),
+                name: n,
+                value: v,
+            };
+            ops.push(set(None, None));
+            for (k, v) in limits::parse_all(limits::USER_LIMITS, l)? {
+                ops.push(set(Some(k), Some(json!(v))));
+            }
+        }
+    }
+    Ok(ops)
 }
 
 /// An operator policy from `PUT /api/operator-policies/V/N`'s body or an

@@ -51,6 +51,9 @@ pub struct VHost {
     /// Operator policies: their numeric limits cap what policies and
     /// arguments set (lower wins), as RabbitMQ's.
     pub(crate) operator_policies: RwLock<Vec<Policy>>,
+    /// The broker's metadata replicator, once it has one (see
+    /// [`VHost::retire_queue`]).
+    replicator: crate::meta::ReplicatorCell,
 }
 
 /// Exchanges every vhost has, as in RabbitMQ.
@@ -75,6 +78,17 @@ pub fn default_exchange_refused() -> BrokerError {
 
 impl VHost {
     pub fn new(name: impl Into<ShortStr>, store: Arc<Store>, churn: Arc<ChurnStats>) -> Arc<VHost> {
+        Self::new_in_cluster(name, store, churn, Default::default())
+    }
+
+    /// A vhost of a broker that may join a cluster: `replicator` is the
+    /// broker's (set once the node is clustered).
+    pub fn new_in_cluster(
+        name: impl Into<ShortStr>,
+        store: Arc<Store>,
+        churn: Arc<ChurnStats>,
+        replicator: crate::meta::ReplicatorCell,
+    ) -> Arc<VHost> {
         let name = name.into();
         let vhost = Arc::new_cyclic(|me| VHost {
             store,
@@ -86,6 +100,7 @@ impl VHost {
             churn,
             limits: RwLock::new(Default::default()),
             operator_policies: RwLock::new(Vec::new()),
+            replicator,
             name,
             exchanges: RwLock::new(HashMap::new()),
             queues: RwLock::new(HashMap::new()),
@@ -698,6 +713,62 @@ impl VHost {
         }
         self.named_event("queue.deleted", &q.name);
         count
+    }
+
+    /// Delete a queue this node decided to delete by itself: an auto-delete
+    /// queue lost its last consumer, its `x-expires` lease ran out, the
+    /// protocol session that owned it ended. This node drops it at once (its
+    /// clients see it gone, as on a single node); a queue replicated across
+    /// a cluster (it has a home) is also deleted on every other node: the
+    /// delete is proposed to the metadata group in the background (callers
+    /// may hold locks or be synchronous), retried while it fails, so the
+    /// others do not keep a ghost of it. Returns the ready messages it held.
+    pub fn retire_queue(&self, q: &Arc<Queue>) -> u32 {
+        let (n, op) = self.retire(q);
+        if let Some(op) = op {
+            let Ok(rt) = tokio::runtime::Handle::try_current() else {
+                tracing::warn!(queue = %q.name, "no runtime to replicate the queue's deletion");
+                return n;
+            };
+            let (r, me) = (self.replicator.get().cloned(), self.me.clone());
+            rt.spawn(async move {
+                if let Some(r) = r {
+                    propose_retirement(r, me, op).await;
+                }
+            });
+        }
+        n
+    }
+
+    /// [`VHost::retire_queue`], returning once the deletion is committed
+    /// cluster-wide (a client that declares the name again right after must
+    /// not find its new queue deleted by this one's late delete).
+    /// A failed proposal is retried in the background, as there.
+    pub async fn retire_queue_now(&self, q: &Arc<Queue>) -> u32 {
+        let (n, op) = self.retire(q);
+        if let (Some(op), Some(r)) = (op, self.replicator.get().cloned()) {
+            if let Err(e) = r.replicate(op.clone()).await {
+                tracing::warn!(queue = %q.name, "replicating the queue's deletion: {}", e.text);
+                let me = self.me.clone();
+                tokio::spawn(propose_retirement(r, me, op));
+            }
+        }
+        n
+    }
+
+    /// Remove `q` here; the delete to replicate when it is a cluster-wide
+    /// queue this node just removed.
+    fn retire(&self, q: &Arc<Queue>) -> (u32, Option<crate::meta::MetaOp>) {
+        let listed = self
+            .named_queue(q.name.as_bytes())
+            .is_some_and(|cur| Arc::ptr_eq(&cur, q));
+        let n = self.remove_queue(q);
+        let replicated = listed && q.home().is_some() && self.replicator.get().is_some();
+        let op = replicated.then(|| crate::meta::MetaOp::DeleteQueue {
+            vhost: self.name.to_string_lossy().into_owned(),
+            name: q.name.to_string_lossy().into_owned(),
+        });
+        (n, op)
     }
 
     /// queue.purge.
@@ -1441,4 +1512,33 @@ fn splitmix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
+}
+
+/// Propose a queue's deletion decided by this node (see
+/// [`VHost::retire_queue`]) until the metadata group takes it: a node in a
+/// minority retries until it is back with the majority (at most about 10
+/// minutes). It stops as soon as the name exists here again: a later declare
+/// of the same name is a new queue this late delete must not remove.
+async fn propose_retirement(
+    r: Arc<dyn crate::meta::MetadataReplicator>,
+    vhost: Weak<VHost>,
+    op: crate::meta::MetaOp,
+) {
+    let name = match &op {
+        crate::meta::MetaOp::DeleteQueue { name, .. } => name.clone(),
+        _ => return,
+    };
+    let mut wait = std::time::Duration::from_millis(500);
+    for _ in 0..40 {
+        match r.replicate(op.clone()).await {
+            Ok(()) => return,
+            Err(e) => tracing::warn!(queue = %name, "replicating the queue's deletion: {}", e.text),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(std::time::Duration::from_secs(15));
+        match vhost.upgrade() {
+            Some(v) if v.named_queue(name.as_bytes()).is_none() => {}
+            _ => return,
+        }
+    }
 }

@@ -398,7 +398,7 @@ where
         .is_some_and(|s| s.expired(warren_core::queue::now_ms()));
     if login.clean_start || expired {
         // A clean start, or a session that expired before the sweeper saw it.
-        Session::discard(&login.vhost, &login.client_id);
+        Session::discard_now(&login.vhost, &login.client_id).await;
         claim.saved = None;
         let old = stored.take();
         if old.is_some() {
@@ -1046,11 +1046,18 @@ async fn run<R: AsyncRead + Unpin>(
             match next {
                 None => return End::Eof,
                 Some(Err(e)) => return End::Decode(e),
-                Some(Ok(packet)) => match session.handle(packet) {
-                    Ok(Flow::Continue) => {}
-                    Ok(Flow::Disconnect { with_will }) => return End::Disconnect { with_will },
-                    Err(f) => return End::Fail(f),
-                },
+                Some(Ok(packet)) => {
+                    // (Returns at once unless a clustered node's persistent
+                    // session changes its subscriptions.)
+                    if let Err(f) = session.replicate_first(&packet).await {
+                        return End::Fail(f);
+                    }
+                    match session.handle(packet) {
+                        Ok(Flow::Continue) => {}
+                        Ok(Flow::Disconnect { with_will }) => return End::Disconnect { with_will },
+                        Err(f) => return End::Fail(f),
+                    }
+                }
             }
             // A raised (or cleared) alarm is looked at before reading on: a
             // publisher whose socket always has more would otherwise never

@@ -167,7 +167,7 @@ impl Node {
             };
             if let Some(vhost) = self.broker.vhost(&key.0) {
                 info!(client_id = %String::from_utf8_lossy(&key.1), vhost = %key.0, "MQTT session expired");
-                crate::session::Session::discard(&vhost, &key.1);
+                crate::session::Session::expire(&vhost, &key.1);
                 let shared: Vec<Bytes> = state
                     .map(|s| s.shared.into_iter().map(|s| s.0).collect())
                     .unwrap_or_default();

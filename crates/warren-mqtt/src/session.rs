@@ -41,6 +41,9 @@ use crate::session_state::Change;
 use crate::topic;
 use crate::writer::send_packet;
 
+#[path = "session_cluster.rs"]
+mod cluster;
+
 /// Binding arguments that carry an MQTT subscription.
 const ARG_FILTER: &str = "x-mqtt-filter";
 const ARG_OPTIONS: &str = "x-mqtt-options";
@@ -133,7 +136,7 @@ pub struct Session {
     to_activate: Vec<(Arc<Consumer>, Arc<Queue>)>,
 }
 
-fn queue_name(client_id: &[u8], kind: QueueKind) -> ShortStr {
+pub(crate) fn queue_name(client_id: &[u8], kind: QueueKind) -> ShortStr {
     let mut n = b"mqtt-subscription-".to_vec();
     n.extend_from_slice(client_id);
     n.extend_from_slice(if kind == QueueKind::Qos0 {
@@ -172,6 +175,17 @@ fn check_filter(filter: &[u8], version: Version) -> Result<(), Fail> {
     }
 }
 
+/// The arguments of the binding that carries subscription `sub`.
+pub(crate) fn binding_args(sub: &Sub) -> FieldTable {
+    let mut args = FieldTable::new();
+    args.insert(ARG_FILTER, FieldValue::LongStr(sub.filter.clone()));
+    args.insert(ARG_OPTIONS, FieldValue::U8(sub.options.to_byte()));
+    if let Some(i) = sub.id {
+        args.insert(ARG_ID, FieldValue::U32(i));
+    }
+    args
+}
+
 /// Delete the queues of shared subscriptions (full `$share/…` filters) that
 /// have no member left: none connected (no consumer) and no stored session.
 /// A group with only disconnected persistent members keeps its queue, so its
@@ -189,7 +203,7 @@ pub fn release_groups(node: &Node, vhost: &VHost, filters: &[Bytes]) {
             continue;
         };
         if q.consumer_count() == 0 && !node.retained.shared_in_use(&name, filter) {
-            vhost.remove_queue(&q);
+            vhost.retire_queue(&q);
         }
     }
 }
@@ -271,12 +285,37 @@ impl Session {
         })
     }
 
-    /// Delete what a previous connection left (clean start).
-    pub fn discard(vhost: &VHost, client_id: &[u8]) {
-        for k in [QueueKind::Qos0, QueueKind::Qos1] {
-            if let Some(q) = vhost.named_queue(queue_name(client_id, k).as_bytes()) {
-                vhost.remove_queue(&q);
+    /// The queues a previous connection left.
+    fn left_queues(vhost: &VHost, client_id: &[u8]) -> Vec<Arc<Queue>> {
+        [QueueKind::Qos0, QueueKind::Qos1]
+            .iter()
+            .filter_map(|&k| vhost.named_queue(queue_name(client_id, k).as_bytes()))
+            .collect()
+    }
+
+    /// Delete what a session whose expiry passed left. On a cluster, its
+    /// queues go from every node, but only those this node is the home of
+    /// and nobody consumes from: the device may have connected to another
+    /// node since (its session state is per node), and then consumes from
+    /// them through their home. Queues homed elsewhere are left to their
+    /// home's `x-expires` lease (the longest session expiry), as this node
+    /// cannot see who uses them there.
+    pub fn expire(vhost: &VHost, client_id: &[u8]) {
+        for q in Self::left_queues(vhost, client_id) {
+            if q.home().is_some() && (q.backend().is_some() || q.consumer_count() > 0) {
+                continue;
             }
+            vhost.retire_queue(&q);
+        }
+    }
+
+    /// Delete what a previous connection left, for a clean start (on a
+    /// cluster, from every node): returns once the queues are
+    /// gone cluster-wide, so that the new session's own queues (declared
+    /// right after, under the same names) are not deleted by it.
+    pub async fn discard_now(vhost: &VHost, client_id: &[u8]) {
+        for q in Self::left_queues(vhost, client_id) {
+            vhost.retire_queue_now(&q).await;
         }
     }
 
@@ -718,34 +757,38 @@ impl Session {
             None => {
                 self.publisher
                     .check(Access::Configure, Resource::Queue, name.as_bytes())?;
-                let mut arguments = FieldTable::new();
-                let durable = match self.persistence {
-                    Persistence::Clean => false,
-                    Persistence::Kept { expiry_ms } => {
-                        // The session sweeper ends the session at its own
-                        // expiry; `x-expires` is the longest any session may
-                        // get (as RabbitMQ 3.10's subscription_ttl), so a
-                        // later CONNECT or DISCONNECT may lengthen it.
-                        let longest = self.node.config.session_queue_expires();
-                        if let (Some(_), Some(ms)) = (expiry_ms, longest) {
-                            arguments.insert("x-expires", FieldValue::I64(ms.max(1) as i64));
-                        }
-                        true
-                    }
-                };
-                let opts = QueueOptions {
-                    durable,
-                    exclusive: false,
-                    auto_delete: false,
-                    arguments,
-                };
                 self.vhost
-                    .declare_queue(Some(name), opts, false, self.conn)?
+                    .declare_queue(Some(name), self.queue_options(), false, self.conn)?
                     .0
             }
         };
         self.attach(kind, q.clone(), None)?;
         Ok(q)
+    }
+
+    /// The options of the session's own queues.
+    pub(crate) fn queue_options(&self) -> QueueOptions {
+        let mut arguments = FieldTable::new();
+        let durable = match self.persistence {
+            Persistence::Clean => false,
+            Persistence::Kept { expiry_ms } => {
+                // The session sweeper ends the session at its own
+                // expiry; `x-expires` is the longest any session may
+                // get (as RabbitMQ 3.10's subscription_ttl), so a
+                // later CONNECT or DISCONNECT may lengthen it.
+                let longest = self.node.config.session_queue_expires();
+                if let (Some(_), Some(ms)) = (expiry_ms, longest) {
+                    arguments.insert("x-expires", FieldValue::I64(ms.max(1) as i64));
+                }
+                true
+            }
+        };
+        QueueOptions {
+            durable,
+            exclusive: false,
+            auto_delete: false,
+            arguments,
+        }
     }
 
     fn attach(
@@ -865,12 +908,7 @@ impl Session {
             id,
             kind,
         };
-        let mut args = FieldTable::new();
-        args.insert(ARG_FILTER, FieldValue::LongStr(sub.filter.clone()));
-        args.insert(ARG_OPTIONS, FieldValue::U8(options.to_byte()));
-        if let Some(i) = id {
-            args.insert(ARG_ID, FieldValue::U32(i));
-        }
+        let args = binding_args(&sub);
         let existed = self.subs.contains_key(filter);
         // A repeated SUBSCRIBE replaces the subscription (section 3.8.4).
         if existed {
@@ -1064,8 +1102,10 @@ impl Session {
         }
         match self.persistence {
             Persistence::Clean => {
+                // (A session that was persistent until its DISCONNECT has
+                // cluster-wide queues: they go from every node.)
                 for (q, _) in self.queues.values() {
-                    self.vhost.remove_queue(q);
+                    self.vhost.retire_queue(q);
                 }
                 let groups: Vec<Bytes> = self.shared_subs().into_iter().map(|s| s.0).collect();
                 release_groups(&self.node, &self.vhost, &groups);

@@ -87,6 +87,7 @@ class Node:
         self.http_port = 0
         self.amqp_port = 0  # 0: any, read back from the log
         self.stomp_port = 0  # 0: no STOMP listener
+        self.mqtt_port = 0  # 0: no MQTT listener (Cluster.mqtt: one on each node)
         self.port: Optional[int] = None
         self.proc: Optional[subprocess.Popen] = None
         self.runs = 0
@@ -117,7 +118,8 @@ class Node:
         peers = self.seeds if self.seeds is not None else self.cluster.nodes
         seeds = ",".join(f"{n.name}@{n.cluster_addr}" for n in peers if n is not self)
         cmd = [WARREN_BIN, "server", "--bind", self.host, "--amqp-port", str(self.amqp_port),
-               "--stomp-port", str(self.stomp_port), "--web-stomp-port", "0", "--mqtt-port", "0",
+               "--stomp-port", str(self.stomp_port), "--web-stomp-port", "0",
+               "--mqtt-port", str(self.mqtt_port),
                "--web-mqtt-port", "0", "--prometheus-port", "0",
                "--http-port", str(self.http_port), "--data-dir", os.path.join(self.dir, "data"),
                "--node-name", self.name, "--cluster-port", str(self.cluster_port),
@@ -225,6 +227,8 @@ class Cluster:
     config: Optional[str] = None
     # Extra environment for every node (WARREN_CLUSTER_SNAPSHOT_LOGS...).
     env: Dict[str, str] = {}
+    # Give every node an MQTT listener (picked free, as the HTTP port).
+    mqtt = False
 
     def __init__(self, names: List[str]):
         self.root = tempfile.mkdtemp(prefix="warren-cluster-")
@@ -239,6 +243,8 @@ class Cluster:
             for n in self.nodes:
                 n.cluster_port = free_port()
                 n.http_port = free_port()
+                if self.mqtt:
+                    n.mqtt_port = free_port()
             for n in self.nodes:
                 n.start()
             if all(n.wait_ready() for n in self.nodes):
@@ -594,12 +600,15 @@ def started_netcluster(names=("n1", "n2", "n3"), env=None):
         c.cleanup()
 
 
-def started_cluster(names=("n1", "n2", "n3"), log_tail: int = 3000, env=None):
+def started_cluster(names=("n1", "n2", "n3"), log_tail: int = 3000, env=None,
+                    mqtt: bool = False):
     """A loopback ``Cluster`` of ``names`` (every node with ``env`` added to
     its environment), started, with the first node's view of a metadata
     leader; the tail of every running node's log printed afterwards (pytest
-    shows it for a failed test), removed after."""
+    shows it for a failed test), removed after. ``mqtt``: every node has an
+    MQTT listener (``Node.mqtt_port``)."""
     c = Cluster(list(names))
+    c.mqtt = mqtt
     if env:
         c.env = env
     c.start()

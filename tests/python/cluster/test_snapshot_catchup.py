@@ -2,8 +2,8 @@
 keeps (``WARREN_CLUSTER_SNAPSHOT_LOGS=20``: a snapshot every 20 entries, 20
 kept) catches up from the leader's snapshot, and that snapshot also removes
 what was deleted while it was down: queues, exchanges, bindings, a vhost, a
-user, a permission, a policy, and a queue deleted and declared again with
-other arguments."""
+user, a permission, a policy, an operator policy, a global parameter, and a
+queue deleted and declared again with other arguments."""
 
 import time
 
@@ -42,9 +42,13 @@ def test_lagging_node_catches_up_from_a_snapshot_deletes_included(cluster):
                   {"configure": ".*", "write": ".*", "read": ".*"}) == 201
     assert n1.put("/api/policies/%2F/sn-pol", {"pattern": "^sn\\.", "definition":
                                                 {"max-length": 9}, "apply-to": "queues"}) == 201
+    assert n1.put("/api/operator-policies/%2F/sn-op", {"pattern": "^sn\\.", "definition":
+                                                       {"max-length": 99}}) == 201
+    assert n1.put("/api/global-parameters/sn-gp", {"value": 1}) == 201
     cluster.wait_converged(cluster.nodes, "sn.")
     deadline = time.time() + 10
-    while "sn-user" not in names(n3, "/api/users"):
+    while ("sn-user" not in names(n3, "/api/users")
+           or "sn-gp" not in names(n3, "/api/global-parameters")):
         assert time.time() < deadline
         time.sleep(0.1)
 
@@ -61,6 +65,9 @@ def test_lagging_node_catches_up_from_a_snapshot_deletes_included(cluster):
     assert n2.delete("/api/permissions/%2F/sn-user") == 204
     assert n2.delete("/api/users/sn-user") == 204
     assert n2.delete("/api/policies/%2F/sn-pol") == 204
+    assert n2.delete("/api/operator-policies/%2F/sn-op") == 204
+    assert n2.delete("/api/global-parameters/sn-gp") == 204
+    assert n2.put("/api/global-parameters/sn-gp2", {"value": 2}) == 201
 
     def pad(ch):
         # Enough entries that the log n3 needs is purged (2 x 20 + slack).
@@ -83,3 +90,9 @@ def test_lagging_node_catches_up_from_a_snapshot_deletes_included(cluster):
     assert not [p for p in n3.api("/api/policies") if p["name"] == "sn-pol"]
     with pytest.raises(ApiError):
         n3.api("/api/permissions/%2F/sn-user")
+    assert n3.api("/api/operator-policies/%2F") == []
+    assert "sn-gp" not in names(n3, "/api/global-parameters")
+    deadline = time.time() + 10
+    while "sn-gp2" not in names(n3, "/api/global-parameters"):
+        assert time.time() < deadline, "sn-gp2 not on n3"
+        time.sleep(0.1)

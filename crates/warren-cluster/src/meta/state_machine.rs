@@ -126,6 +126,19 @@ impl Materialized {
             MetaOp::ClearPolicy { vhost, name } => {
                 self.ops.remove(&key(&["4y", vhost, name]));
             }
+            MetaOp::SetOperatorPolicy { vhost, def } => {
+                self.ops.insert(key(&["4o", vhost, &def.name]), op.clone());
+            }
+            MetaOp::ClearOperatorPolicy { vhost, name } => {
+                self.ops.remove(&key(&["4o", vhost, name]));
+            }
+            // Global parameters need nothing before them.
+            MetaOp::SetGlobalParameter { name, .. } => {
+                self.ops.insert(key(&["0g", name]), op.clone());
+            }
+            MetaOp::ClearGlobalParameter { name } => {
+                self.ops.remove(&key(&["0g", name]));
+            }
             MetaOp::AddVhost { name, .. } => {
                 self.ops.insert(key(&["0", name]), op.clone());
             }
@@ -395,6 +408,35 @@ impl MetaStateMachine {
         }
     }
 
+    /// The classic queues (not quorum queues, not streams: a stream is
+    /// local to every node) whose home is `node`, as (vhost, name).
+    pub fn classic_queues_of(&self, node: &str) -> Vec<(String, String)> {
+        self.shared
+            .state
+            .lock()
+            .ops
+            .values()
+            .filter_map(|op| match op {
+                MetaOp::DeclareQueue {
+                    vhost,
+                    name,
+                    owner,
+                    arguments,
+                    quorum: None,
+                    ..
+                } if owner == node => {
+                    let args = warren_core::store::definitions::table_from_hex(arguments);
+                    let stream = args
+                        .get("x-queue-type")
+                        .and_then(|v| v.as_bytes())
+                        .is_some_and(|b| b == b"stream");
+                    (!stream).then(|| (vhost.clone(), name.clone()))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The node that owns a classic queue (where its messages live), if the
     /// queue is known cluster-wide.
     pub fn queue_owner(&self, vhost: &str, name: &str) -> Option<String> {
@@ -530,6 +572,11 @@ fn undo_ops(old: &Materialized, new: &Materialized) -> Vec<MetaOp> {
                 vhost: def.vhost,
                 exchange: Some(def.exchange),
             },
+            MetaOp::SetOperatorPolicy { vhost, def } => MetaOp::ClearOperatorPolicy {
+                vhost,
+                name: def.name,
+            },
+            MetaOp::SetGlobalParameter { name, .. } => MetaOp::ClearGlobalParameter { name },
             // The map only holds the ops above.
             _ => continue,
         };

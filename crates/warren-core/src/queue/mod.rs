@@ -720,7 +720,7 @@ impl Queue {
         };
         if now_empty && self.options.auto_delete {
             if let Some(vhost) = self.vhost.upgrade() {
-                vhost.remove_queue(self);
+                vhost.retire_queue(self);
             }
         }
     }
@@ -802,6 +802,12 @@ impl Queue {
         rt.spawn(async move {
             loop {
                 let (last, expires) = match weak.upgrade() {
+                    // A queue homed on another node: its home decides (it
+                    // sees the queue's use from every node).
+                    Some(q) if q.backend().is_some() => {
+                        q.expiry_armed.store(false, Ordering::Release);
+                        return;
+                    }
                     Some(q) if !q.is_deleted() => match q.args().expires {
                         Some(e) => (q.last_used.load(Ordering::Relaxed), e),
                         None => {
@@ -824,7 +830,7 @@ impl Queue {
                     continue;
                 }
                 if let Some(v) = q.vhost.upgrade() {
-                    v.remove_queue(&q);
+                    v.retire_queue(&q);
                 }
                 return;
             }

@@ -70,6 +70,13 @@ async fn replicate_import(
     for op in ops {
         replicate::replicate_or(c, |_| op, import_error).await?;
     }
+    // Then the runtime part (parameters, global parameters, users' limits),
+    // as the local import does it last.
+    let runtime =
+        warren_core::runtime_export::runtime_import_ops(&defs, vhost).map_err(import_error)?;
+    for op in runtime {
+        replicate::replicate_or(c, |_| op, import_error).await?;
+    }
     Ok(defs)
 }
 

@@ -9,7 +9,9 @@ use crate::body::{check_name, Body, Names, Params};
 use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use warren_core::export::policy_json;
-use warren_core::VHost;
+use warren_core::meta::MetaOp;
+use warren_core::runtime::check_operator_policy;
+use warren_core::{BrokerError, VHost};
 
 /// Listing: any management user, over the vhosts it sees (RabbitMQ's
 /// `is_authorized_vhost`); one policy and changes: administrator.
@@ -41,19 +43,32 @@ pub async fn put(
     Names((vhost, name)): Names<(String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
     check_name("operator policy", &name)?;
     let v = c.write_vhost(&vhost)?;
     let existed = v.operator_policies().iter().any(|p| p.name == name);
-    v.set_operator_policy(policy_def(&vhost, name, &body)?, true)
-        .map_err(|e| {
-            // Its own validation texts are RabbitMQ's whole reason already.
-            if e.text.starts_with("Validation failed") {
-                ApiError::bad_request(e.text)
-            } else {
-                ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text))
-            }
-        })?;
+    let def = policy_def(&vhost, name, &body)?;
+    let invalid = |e: BrokerError| {
+        // Its own validation texts are RabbitMQ's whole reason already.
+        if e.text.starts_with("Validation failed") {
+            ApiError::bad_request(e.text)
+        } else {
+            ApiError::bad_request(format!("Validation failed\n\n{}\n", e.text))
+        }
+    };
+    // A definition every node would refuse is answered here, not replicated.
+    check_operator_policy(&def).map_err(invalid)?;
+    super::replicate::replicate_or(
+        &c,
+        |_| MetaOp::SetOperatorPolicy {
+            vhost: vhost.clone(),
+            def: def.clone(),
+        },
+        invalid,
+    )
+    .await?;
+    v.set_operator_policy(def, true).map_err(invalid)?;
     Ok(created(!existed))
 }
 
@@ -61,9 +76,18 @@ pub async fn delete(
     c: Caller,
     Names((vhost, name)): Names<(String, String)>,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_admin()?;
-    if !c.existing_vhost(&vhost)?.clear_operator_policy(&name) {
+    let v = c.existing_vhost(&vhost)?;
+    if !v.operator_policies().iter().any(|p| p.name == name) {
         return Err(ApiError::object_not_found());
     }
+    super::replicate::replicate(&c, |_| MetaOp::ClearOperatorPolicy {
+        vhost: vhost.clone(),
+        name: name.clone(),
+    })
+    .await?;
+    // Cleared already by the replicated change on a cluster member.
+    v.clear_operator_policy(&name);
     Ok(no_content())
 }

@@ -9,6 +9,8 @@ use crate::error::{ApiError, ApiResult};
 use axum::response::Response;
 use serde_json::{json, Value};
 use warren_core::error::code;
+use warren_core::meta::MetaOp;
+use warren_core::BrokerError;
 
 fn listing(
     c: &Caller,
@@ -69,19 +71,34 @@ pub async fn put(
     Names((component, vhost, name)): Names<(String, String, String)>,
     body: Body,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
     check_name("parameter", &name)?;
     let value = body
         .get("value")
         .ok_or_else(|| ApiError::key_missing("value"))?;
     let existed = find(&c, &component, &vhost, &name).is_ok();
+    let refused = |e: BrokerError| match e.code {
+        code::NOT_FOUND => ApiError::not_found(e.text),
+        _ => ApiError::bad_request(e.text),
+    };
+    if c.http.broker.replicator().is_some() {
+        // Checked here (every node would refuse what fails), then each
+        // change the parameter makes is replicated.
+        c.http
+            .broker
+            .vhost(&vhost)
+            .ok_or_else(|| BrokerError::not_found("vhost_not_found"))
+            .map_err(refused)?;
+        let ops = warren_core::runtime_export::parameter_ops(&component, &vhost, &name, value);
+        for op in ops.map_err(refused)? {
+            super::replicate::replicate_or(&c, |_| op, refused).await?;
+        }
+    }
     c.http
         .broker
         .set_parameter(&component, &vhost, &name, value)
-        .map_err(|e| match e.code {
-            code::NOT_FOUND => ApiError::not_found(e.text),
-            _ => ApiError::bad_request(e.text),
-        })?;
+        .map_err(refused)?;
     Ok(created(!existed))
 }
 
@@ -89,10 +106,28 @@ pub async fn delete(
     c: Caller,
     Names((component, vhost, name)): Names<(String, String, String)>,
 ) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
-    if !c.http.broker.clear_parameter(&component, &vhost, &name) {
+    if find(&c, &component, &vhost, &name).is_err() {
         return Err(ApiError::object_not_found());
     }
+    let op = match component.as_str() {
+        "operator_policy" => Some(MetaOp::ClearOperatorPolicy {
+            vhost: vhost.clone(),
+            name: name.clone(),
+        }),
+        "vhost-limits" => Some(MetaOp::SetVhostLimit {
+            vhost: vhost.clone(),
+            name: None,
+            value: None,
+        }),
+        _ => None,
+    };
+    if let Some(op) = op {
+        super::replicate::replicate(&c, |_| op).await?;
+    }
+    // Cleared already by the replicated change on a cluster member.
+    c.http.broker.clear_parameter(&component, &vhost, &name);
     Ok(no_content())
 }
 
@@ -127,6 +162,7 @@ pub async fn show_global(c: Caller, Names(name): Names<String>) -> ApiResult<Res
 }
 
 pub async fn put_global(c: Caller, Names(name): Names<String>, body: Body) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
     check_name("global parameter", &name)?;
     if name == "internal_cluster_id" {
@@ -138,13 +174,35 @@ pub async fn put_global(c: Caller, Names(name): Names<String>, body: Body) -> Ap
         .get("value")
         .cloned()
         .ok_or_else(|| ApiError::key_missing("value"))?;
-    Ok(created(c.http.broker.set_global_parameter(&name, value)))
+    let existed = c
+        .http
+        .broker
+        .global_parameters()
+        .iter()
+        .any(|(n, _)| n == &name);
+    super::replicate::replicate(&c, |_| MetaOp::SetGlobalParameter {
+        name: name.clone(),
+        value: value.clone(),
+    })
+    .await?;
+    c.http.broker.set_global_parameter(&name, value);
+    Ok(created(!existed))
 }
 
 pub async fn delete_global(c: Caller, Names(name): Names<String>) -> ApiResult<Response> {
+    super::replicate::sync(&c).await?;
     c.require_policymaker()?;
-    if !c.http.broker.clear_global_parameter(&name) {
+    let exists = c
+        .http
+        .broker
+        .global_parameters()
+        .iter()
+        .any(|(n, _)| n == &name);
+    if !exists {
         return Err(ApiError::object_not_found());
     }
+    super::replicate::replicate(&c, |_| MetaOp::ClearGlobalParameter { name: name.clone() })
+        .await?;
+    c.http.broker.clear_global_parameter(&name);
     Ok(no_content())
 }
