@@ -22,9 +22,11 @@ URI="amqp://guest:guest@127.0.0.1:$AMQP/%2F"
 rm -rf "$DIR"
 mkdir -p "$DIR"
 pid=
+# Never leave a broker or a multi-GB data dir behind (also on a failure).
+trap '[ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; rm -rf "$DIR"' EXIT
 
 start() {
-  "$BIN" server --bind 127.0.0.1 --amqp-port "$AMQP" --http-port "$HTTP" --stomp-port 0 \
+  nice "$BIN" server --bind 127.0.0.1 --amqp-port "$AMQP" --http-port "$HTTP" --stomp-port 0 \
     --web-stomp-port 0 --mqtt-port 0 --web-mqtt-port 0 --prometheus-port 0 \
     --data-dir "$DIR/data" --log info >>"$DIR/broker.log" 2>&1 &
   pid=$!
@@ -39,6 +41,7 @@ wait_listening() {
 }
 
 rss_mib() { awk '/VmRSS/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+hwm_mib() { awk '/VmHWM/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 
 # Sample the peak of the messages dir's size (bytes) into $DIR/disk.peak.
 disk_sampler() {
@@ -128,6 +131,30 @@ got=$(echo "$(date +%s.%N) - $t0 + $t" | bc)
 sleep 2
 echo "restart: listening after ${t}s, /api/queues shows $n messages after ${avail}s," \
   "first message (basic.get) after ${got}s, RSS peak $(cat "$DIR/rss.peak") MiB, 2 s later $(rss_mib "$pid") MiB"
+echo "VmHWM (peak RSS since the restart) $(hwm_mib "$pid") MiB"
+# Optionally drain RECOVERY_DRAIN recovered messages: RSS while the backlog is read back.
+if [ "${RECOVERY_DRAIN:-0}" -gt 0 ]; then
+  python3 - "$AMQP" "$HTTP" "$RECOVERY_DRAIN" <<'EOF'
+import json, sys, time, urllib.request, pika
+req = urllib.request.Request(f"http://127.0.0.1:{sys.argv[2]}/api/queues")
+req.add_header("Authorization", "Basic Z3Vlc3Q6Z3Vlc3Q=")
+q = [x["name"] for x in json.load(urllib.request.urlopen(req)) if x["messages"] > 0][0]
+c = pika.BlockingConnection(pika.ConnectionParameters("127.0.0.1", int(sys.argv[1])))
+ch = c.channel()
+ch.basic_qos(prefetch_count=1000)
+n, want, t0 = 0, int(sys.argv[3]), time.monotonic()
+for m, _p, _b in ch.consume(q, auto_ack=False, inactivity_timeout=30):
+    assert m is not None, f"stalled after {n}"
+    n += 1
+    if n % 1000 == 0 or n == want:
+        ch.basic_ack(m.delivery_tag, multiple=True)
+    if n == want:
+        break
+print(f"drained {n} recovered messages in {time.monotonic() - t0:.1f} s")
+c.close()
+EOF
+  echo "after draining: RSS $(rss_mib "$pid") MiB, VmHWM $(hwm_mib "$pid") MiB"
+fi
 grep "message log recovered" "$DIR/broker.log" | tail -1
 kill "$rss_sampler" 2>/dev/null || true
 kill "$pid"; wait "$pid" || true

@@ -31,7 +31,8 @@ use super::recovered::{RecoveredQueue, Source};
 use super::spill::SpillDir;
 use super::stream_index::StreamIndex;
 use super::stream_summary::{self, StreamBlock, StreamFrag, STREAM_SLOT};
-use super::summary::{self, Entry, Scan, Summary};
+use super::summary::{self, Entry, Levels, Scan, Summary};
+use crate::shortstr::ShortStr;
 use bytes::Bytes;
 use parking_lot::{Condvar, Mutex};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -470,14 +471,66 @@ fn streams_from_summary(
     Some(out)
 }
 
-/// A queue's live messages in a segment: (queue, count, bytes, entries).
-type Part = (u64, u64, u64, Source);
+/// A queue's live messages in a segment: (queue, count, bytes, entries,
+/// the same per priority if known).
+type Part = (u64, u64, u64, Source, Option<Levels>);
 
-/// Count and bytes of the entries in `data` not in `acked`.
-fn live_of(data: Bytes, acked: &HashSet<u64>) -> (u64, u64) {
-    super::summary::EntryReader::new(data)
+/// Count, bytes and priority histogram of the entries in `data` not in
+/// `acked`.
+fn live_of(data: Bytes, acked: &HashSet<u64>) -> (u64, u64, Levels) {
+    let mut levels = Levels::default();
+    let (c, b) = super::summary::EntryReader::new(data)
         .filter(|e| !acked.contains(&e.msg_id))
-        .fold((0, 0), |(c, b), e| (c + 1, b + e.len as u64))
+        .fold((0, 0), |(c, b), e| {
+            levels.add(e.priority, e.len as u64);
+            (c + 1, b + e.len as u64)
+        });
+    (c, b, levels)
+}
+
+/// A publish record read back for a queue (or a delayed exchange): its list
+/// of queues dropped, and its body, properties, exchange and routing key
+/// copied out of the buffer they were read into when body and properties
+/// are less than half of it.
+///
+/// Why: a reader of one message needs neither the other queues' ids nor the
+/// neighbouring records, but holds both while the message sits in its
+/// queue's window or read-ahead batch: `Bytes` slices keep their whole
+/// buffer alive (a run of neighbouring records, up to [`READ_RUN`]), and a
+/// persistent fanout record lists every queue (1,000 queues: 8 KiB of
+/// decoded ids, ~1.5 KiB on disk, around a 16 B body). 1,000 such queues
+/// restarting, each loading a window and a read-ahead batch, held 1.8 GB.
+/// A body that is most of its buffer (a big message read alone) stays a
+/// slice.
+fn unpin(rec: Record, buf_len: usize) -> Record {
+    match rec {
+        Record::Publish {
+            msg_id,
+            flags,
+            published_at,
+            exchange,
+            routing_key,
+            key_is_queue,
+            properties,
+            body,
+            ..
+        } => {
+            let copy = (body.len() + properties.len()) * 2 < buf_len;
+            let own = |b: Bytes| if copy { Bytes::copy_from_slice(&b) } else { b };
+            Record::Publish {
+                msg_id,
+                flags,
+                published_at,
+                queues: Vec::new(),
+                exchange: ShortStr(own(exchange.0)),
+                routing_key: ShortStr(own(routing_key.0)),
+                key_is_queue,
+                properties: own(properties),
+                body: own(body),
+            }
+        }
+        other => other,
+    }
 }
 
 /// Segment `n`'s live messages per queue from its summary. Only queues with
@@ -490,12 +543,24 @@ fn parts_from_summary(
     acked: &HashMap<u64, HashSet<u64>>,
 ) -> Option<Vec<Part>> {
     let mut parts = Vec::with_capacity(s.slots.len());
-    for slot in s.slots.iter().filter(|s| s.queue & STREAM_SLOT == 0) {
-        let (count, bytes) = match acked.get(&slot.queue) {
-            Some(a) => live_of(summary::read_entries(dir, n, slot)?, a),
-            None => (slot.count, slot.bytes),
+    for (i, slot) in s.slots.iter().enumerate() {
+        if slot.queue & STREAM_SLOT != 0 {
+            continue;
+        }
+        let (count, bytes, levels) = match acked.get(&slot.queue) {
+            Some(a) => {
+                let (c, b, l) = live_of(summary::read_entries(dir, n, slot)?, a);
+                (c, b, Some(l))
+            }
+            // A histogram that does not add up is not trusted (the split
+            // then counts the entries).
+            None => {
+                let levels = s.levels.get(i).cloned().flatten();
+                let levels = levels.filter(|l| l.count() == slot.count);
+                (slot.count, slot.bytes, levels)
+            }
         };
-        parts.push((slot.queue, count, bytes, Source::Summary(*slot)));
+        parts.push((slot.queue, count, bytes, Source::Summary(*slot), levels));
     }
     Some(parts)
 }
@@ -515,17 +580,17 @@ fn parts_from_scan(
         .ok();
     let mut parts = Vec::with_capacity(scan.queues.len());
     for (i, (q, list)) in scan.queues.into_iter().enumerate() {
-        let (count, bytes) = (list.count, list.bytes);
+        let (count, bytes, levels) = (list.count, list.bytes, list.levels);
         let data = Bytes::from(list.buf);
-        let (count, bytes) = match acked.get(&q) {
+        let (count, bytes, levels) = match acked.get(&q) {
             Some(a) => live_of(data.clone(), a),
-            None => (count, bytes),
+            None => (count, bytes, levels),
         };
         let source = match &written {
             Some(s) => Source::Summary(s.slots[i]),
             None => Source::Memory(data),
         };
-        parts.push((q, count, bytes, source));
+        parts.push((q, count, bytes, source, Some(levels)));
     }
     parts
 }
@@ -605,12 +670,12 @@ impl MessageLog {
                     (scan.total_refs, parts_from_scan(dir, n, scan, &acked))
                 }
             };
-            for (q, live, bytes, source) in parts {
+            for (q, live, bytes, source, levels) in parts {
                 count += live;
                 recovered
                     .entry(q)
                     .or_insert_with(|| RecoveredQueue::new(q))
-                    .add(n, live, bytes, source);
+                    .add(n, live, bytes, source, levels);
             }
             segments.insert(
                 n,
@@ -1053,6 +1118,7 @@ impl MessageLog {
         reader.file.read_exact_at(&mut buf, offset as u64)?;
         let mut b = Bytes::from(buf);
         record::read_record(&mut b)
+            .map(|r| unpin(r, loc.len as usize))
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e)))
     }
 
@@ -1103,12 +1169,17 @@ impl MessageLog {
             let mut buf = vec![0u8; (end - start as u64) as usize];
             match reader.file.read_exact_at(&mut buf, start as u64) {
                 Ok(()) => {
+                    let run = buf.len();
                     let mut b = Bytes::from(buf);
                     for loc in &locs[i..j] {
                         let mut rec = b.split_to(loc.len as usize);
-                        out.push(record::read_record(&mut rec).map_err(|e| {
-                            io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e))
-                        }));
+                        out.push(
+                            record::read_record(&mut rec)
+                                .map(|r| unpin(r, run))
+                                .map_err(|e| {
+                                    io::Error::new(io::ErrorKind::InvalidData, format!("{:?}", e))
+                                }),
+                        );
                     }
                 }
                 // One at a time then, so one bad place fails only its record.
@@ -1695,6 +1766,121 @@ mod tests {
             .is_some(),
             "rebuilt"
         );
+        let _ = fs::remove_dir_all(&dir);
+    }
+
+    /// A priority queue's recovered backlog is split per level from the
+    /// summaries' priority histograms (no entry read), and from its entries
+    /// when the summaries are of an earlier binary (`WSM1`, no histogram):
+    /// the same levels, lengths and order either way.
+    #[test]
+    fn priority_split_uses_summary_histograms() {
+        use crate::properties::BasicProperties;
+        let dir = std::env::temp_dir().join(format!("warren-log-prio-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let opts = LogOptions {
+            fsync: false,
+            segment_size: 4096,
+            ..Default::default()
+        };
+        let mut ids = Vec::new();
+        {
+            let (log, _) = MessageLog::open(&dir, &opts).expect("open");
+            let mut ticket = 0;
+            for i in 0..600u64 {
+                let id = log.next_msg_id();
+                let props = BasicProperties {
+                    priority: Some((i % 7) as u8),
+                    delivery_mode: Some(2),
+                    ..Default::default()
+                }
+                .encode();
+                let (_, t) = log.append_publish(
+                    Some(id),
+                    &[9],
+                    1,
+                    Some((b"", b"q")),
+                    &props,
+                    &i.to_le_bytes(),
+                );
+                ticket = t;
+                ids.push((id, (i % 7) as u8));
+            }
+            wait_durable(&log, ticket);
+            let last = log.pending.lock().segment;
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while !summary::summary_path(&dir, last - 1).exists() {
+                assert!(std::time::Instant::now() < deadline, "no summaries");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            log.shutdown();
+        }
+        // Levels 0..=4: priorities 5 and 6 count as 4.
+        let want: Vec<Vec<u64>> = (0..5u8)
+            .map(|l| {
+                ids.iter()
+                    .filter(|(_, p)| (*p).min(4) == l)
+                    .map(|(id, _)| *id)
+                    .collect()
+            })
+            .collect();
+        let check = || {
+            let (log, mut rec) = MessageLog::open(&dir, &opts).expect("reopen");
+            let q = rec.remove(&9).expect("queue 9");
+            assert_eq!(q.len(), 600);
+            let mut levels = q.split_levels(&log, 5);
+            for (l, level) in levels.iter_mut().enumerate() {
+                assert_eq!(level.len(), want[l].len() as u64, "level {l}");
+                let got: Vec<u64> = std::iter::from_fn(|| level.pop(&log))
+                    .map(|e| e.msg_id)
+                    .collect();
+                assert_eq!(got, want[l], "level {l}");
+            }
+            log.shutdown();
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        };
+        let sums: Vec<PathBuf> = fs::read_dir(&dir)
+            .expect("dir")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "sum"))
+            .collect();
+        assert!(sums.len() >= 5, "{} summaries", sums.len());
+        let n0: u32 = sums[0]
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .and_then(|s| s.parse().ok())
+            .expect("number");
+        let len0 = fs::metadata(segment_path(&dir, n0)).expect("seg").len();
+        let s0 = summary::read(&dir, n0, len0).expect("summary");
+        assert!(s0.levels[0].as_ref().is_some_and(|l| l.0.len() > 1));
+        check();
+        // The same summaries as an earlier binary wrote them: no histogram.
+        for p in &sums {
+            let mut b = fs::read(p).expect("read");
+            let n = u32::from_le_bytes(b[4..8].try_into().expect("4"));
+            let nq = u32::from_le_bytes(b[32..36].try_into().expect("4")) as usize;
+            let levels_len = u32::from_le_bytes(b[36..40].try_into().expect("4")) as usize;
+            let head = 36 + 44 * nq;
+            let mut v1 = b"WSM1".to_vec();
+            v1.extend_from_slice(&b[4..36]);
+            v1.extend_from_slice(&b[40..40 + 44 * nq]);
+            // Entries move up by the histograms' and `levels_len`'s bytes.
+            for i in 0..nq {
+                let o = 36 + 44 * i + 24;
+                let off = u64::from_le_bytes(v1[o..o + 8].try_into().expect("8"));
+                let off = off - (levels_len as u64 + 4);
+                v1[o..o + 8].copy_from_slice(&off.to_le_bytes());
+            }
+            let crc = crc32c::crc32c(&v1[..head]);
+            v1.extend_from_slice(&crc.to_le_bytes());
+            v1.extend_from_slice(&b.split_off(40 + 44 * nq + levels_len + 4));
+            fs::write(p, &v1).expect("write");
+            let len = fs::metadata(segment_path(&dir, n)).expect("seg").len();
+            let s = summary::read(&dir, n, len).expect("a WSM1 summary is read");
+            assert!(s.levels.iter().all(|l| l.is_none()));
+        }
+        check();
         let _ = fs::remove_dir_all(&dir);
     }
 

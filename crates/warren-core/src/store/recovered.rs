@@ -10,19 +10,22 @@
 //! startup, the segment itself is scanned for the queue's records instead.
 //!
 //! A priority queue splits its backlog into one `RecoveredQueue` per level
-//! ([`RecoveredQueue::split_levels`]): that reads each segment's entries once
-//! to count them per level (a few bytes per message read, nothing kept), and
-//! each level then reads the same entries again as it drains, keeping only its
-//! own. So a priority backlog costs RAM per segment and level, not per message,
-//! and nothing is written at startup.
+//! ([`RecoveredQueue::split_levels`]): each segment's count per level comes
+//! from the summary's priority histogram (or, for a segment with acks of the
+//! queue, from the live entries recovery read anyway to count them), so the
+//! split reads nothing; only a segment summarized by an earlier binary
+//! (no histogram) has its entries read once to count them. Each level then
+//! reads the segment's entries as it drains, keeping only its own. So a
+//! priority backlog costs RAM per segment and level, not per message, and
+//! nothing is written at startup.
 
 use super::log::{acks_path, Loc, MessageLog};
 use super::record::Record;
 use super::spill::Lost;
-use super::summary::{self, EntryReader, Slot};
+use super::summary::{self, EntryReader, LevelCount, Levels, Slot};
 use bytes::Bytes;
 use std::collections::{HashSet, VecDeque};
-use tracing::error;
+use tracing::{error, info};
 
 /// Where a segment's entries for the queue are.
 #[derive(Debug, Clone)]
@@ -40,7 +43,21 @@ struct Part {
     /// ...and their record bytes.
     bytes: u64,
     source: Source,
+    /// The same live messages per priority, when recovery knew them.
+    levels: PartLevels,
     reading: Option<Reading>,
+}
+
+/// A part's messages per priority, kept without a heap allocation in the
+/// usual case (every message of the part has the same priority, e.g. a
+/// queue that is not a priority queue).
+#[derive(Debug)]
+enum PartLevels {
+    /// Not known (a summary of an earlier binary): count the entries.
+    Unknown,
+    /// All of the part's messages have this priority.
+    All(u8),
+    Many(Box<[LevelCount]>),
 }
 
 #[derive(Debug)]
@@ -90,8 +107,9 @@ impl RecoveredQueue {
 
     /// Split into `levels` queues, one per priority level (index = level; a
     /// message's level is `min(priority, levels - 1)`), each in log order.
-    /// Reads every segment's entries (and the queue's acks there) once to
-    /// count them per level; the levels read them again as they drain.
+    /// A segment's count per level is its priority histogram's; a segment
+    /// without one has its entries (and the queue's acks there) read once to
+    /// count them. The levels read the entries as they drain.
     pub fn split_levels(mut self, log: &MessageLog, levels: usize) -> Vec<RecoveredQueue> {
         let top = (levels.clamp(1, 256) - 1) as u8;
         let mut out: Vec<RecoveredQueue> = (0..=top)
@@ -100,8 +118,31 @@ impl RecoveredQueue {
                 ..RecoveredQueue::new(self.queue)
             })
             .collect();
+        let (segments, mut read) = (self.parts.len(), 0usize);
         while let Some(part) = self.parts.pop_front() {
             let mut counts = vec![(0u64, 0u64); out.len()];
+            let known = match &part.levels {
+                PartLevels::Unknown => false,
+                PartLevels::All(p) => {
+                    counts[(*p).min(top) as usize] = (part.count, part.bytes);
+                    true
+                }
+                PartLevels::Many(levels) => {
+                    for l in levels.iter() {
+                        let c = &mut counts[l.priority.min(top) as usize];
+                        c.0 += l.count;
+                        c.1 += l.bytes;
+                    }
+                    true
+                }
+            };
+            if known {
+                for (q, (count, bytes)) in out.iter_mut().zip(counts) {
+                    q.add(part.segment, count, bytes, part.source.clone(), None);
+                }
+                continue;
+            }
+            read += 1;
             let mut left = part.count;
             let reading = open(log, self.queue, &part);
             let acked = &reading.acked;
@@ -125,24 +166,49 @@ impl RecoveredQueue {
                 );
             }
             for (q, (count, bytes)) in out.iter_mut().zip(counts) {
-                q.add(part.segment, count, bytes, part.source.clone());
+                q.add(part.segment, count, bytes, part.source.clone(), None);
             }
+        }
+        // What the split cost: `entries_read` segments had no histogram
+        // (summaries of an earlier binary) and had their entries read.
+        if segments > 0 {
+            info!(
+                queue = self.queue,
+                segments,
+                entries_read = read,
+                "priority backlog split per level"
+            );
         }
         out
     }
 
-    /// Add segment `segment`'s live messages (segments in log order).
-    pub(super) fn add(&mut self, segment: u32, count: u64, bytes: u64, source: Source) {
+    /// Add segment `segment`'s live messages (segments in log order), with
+    /// their counts per priority if known.
+    pub(super) fn add(
+        &mut self,
+        segment: u32,
+        count: u64,
+        bytes: u64,
+        source: Source,
+        levels: Option<Levels>,
+    ) {
         if count == 0 {
             return;
         }
         self.len += count;
         self.bytes += bytes;
+        // A histogram not matching the count is not used (never expected).
+        let levels = match levels.filter(|l| l.count() == count) {
+            None => PartLevels::Unknown,
+            Some(Levels(l)) if l.len() == 1 => PartLevels::All(l[0].priority),
+            Some(Levels(l)) => PartLevels::Many(l.into_boxed_slice()),
+        };
         self.parts.push_back(Part {
             segment,
             count,
             bytes,
             source,
+            levels,
             reading: None,
         });
     }
