@@ -45,6 +45,8 @@ const QUEUE_KEYS: &[(&str, &str, bool)] = &[
     ("max-length", "x-max-length", true),
     ("max-length-bytes", "x-max-length-bytes", true),
     ("overflow", "x-overflow", false),
+    // Quorum queues (RabbitMQ takes the lower of argument and policy).
+    ("delivery-limit", "x-delivery-limit", true),
     // Stream retention (a stream also takes max-length-bytes).
     ("max-age", "x-max-age", false),
     (
@@ -76,6 +78,7 @@ fn key_description(key: &str) -> &'static str {
         "max-length" => "maximum length",
         "max-length-bytes" => "maximum length in bytes",
         "overflow" => "overflow value",
+        "delivery-limit" => "delivery limit",
         "dead-letter-exchange" => "dead letter exchange name",
         "dead-letter-routing-key" => "dead letter routing key",
         "max-age" => "max-age",

@@ -296,14 +296,25 @@ def test_close_returns_unacked_to_other_consumers(cluster):
     b.close()
 
 
-def test_refused_consumer_options(cluster):
+def test_consumer_options_as_rabbitmq(cluster):
+    """x-priority and the exclusive flag are taken (RabbitMQ 3.10 does not
+    enforce exclusive on quorum queues); a global prefetch is refused with
+    540 NOT_IMPLEMENTED, a connection error in AMQP 0-9-1."""
     conn = cluster.node("n1").connect()
     ch = conn.channel()
-    # 540 NOT_IMPLEMENTED is a connection error in AMQP 0-9-1.
+    ch.basic_consume("qq.c", lambda *a: None, arguments={"x-priority": 5})
+    ch.basic_consume("qq.c", lambda *a: None, exclusive=True)
+    ch.basic_consume("qq.c", lambda *a: None)
+    conn.close()
+    conn = cluster.node("n1").connect()
+    ch = conn.channel()
+    ch.basic_qos(prefetch_count=5, global_qos=True)
     with pytest.raises(pika.exceptions.ConnectionClosedByBroker) as e:
-        ch.basic_consume("qq.c", lambda *a: None, arguments={"x-priority": 5})
+        ch.basic_consume("qq.c", lambda *a: None)
         conn.process_data_events(time_limit=1)
     assert e.value.reply_code == 540
+    assert e.value.reply_text == (
+        "NOT_IMPLEMENTED - queue 'qq.c' in vhost '/' does not support global qos")
     if conn.is_open:
         conn.close()
 

@@ -65,6 +65,10 @@ struct Local {
     /// still holds some of its unacked ones.
     cancelled: bool,
     attached_at: Instant,
+    /// The prefetch at basic.consume: a quorum queue consumer keeps it (a
+    /// later basic.qos applies to later consumers only, as RabbitMQ's
+    /// quorum queues), though the channel changes its consumers' limit.
+    prefetch: u32,
     /// Offered when the consumer has room again (not active yet, prefetch,
     /// channel flow).
     pending: VecDeque<QueuedMessage>,
@@ -199,10 +203,13 @@ impl Hub {
         .flatten()
     }
 
-    pub(crate) fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>) {
+    /// `wait`: until the group committed the attach (basic.consume).
+    pub(crate) fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>, wait: bool) {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let id = new_consumer_id();
-        let prefetch = match consumer.prefetch() {
+        let fixed = consumer.prefetch();
+        let priority = consumer.priority;
+        let prefetch = match fixed {
             0 => WINDOW,
             _ if consumer.no_ack => WINDOW,
             n => n.min(WINDOW),
@@ -218,17 +225,31 @@ impl Hub {
                     consumer,
                     cancelled: false,
                     attached_at: Instant::now(),
+                    prefetch: fixed,
                     pending: VecDeque::new(),
                     held: HashSet::new(),
                     max_seen: 0,
                 },
             );
         }
-        self.send(Command::Attach {
+        let attach = Command::Attach {
             consumer: id,
             node: self.me,
             prefetch,
-        });
+            priority,
+        };
+        // basic.consume answers once the group has the consumer, as
+        // RabbitMQ's checkout: what the client publishes after consume-ok
+        // sees it (its priority, its place in single-active-consumer
+        // order). The pipeline's own re-attach cannot wait on itself.
+        let can_wait = wait
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if can_wait {
+            let _ = self.ask(attach);
+        } else {
+            self.send(attach);
+        }
     }
 
     pub(crate) fn remove_consumer(&self, consumer: &Arc<Consumer>) {
@@ -271,6 +292,10 @@ impl Hub {
             for (id, l) in st.locals.iter_mut() {
                 if l.cancelled || !Arc::ptr_eq(&l.queue, queue) || !l.consumer.is_active() {
                     continue;
+                }
+                if l.consumer.prefetch() != l.prefetch {
+                    // basic.qos changed it (see `Local::prefetch`).
+                    l.consumer.set_prefetch(l.prefetch);
                 }
                 while let Some(m) = l.pending.front() {
                     if !l.consumer.sink.offer(&l.consumer, &l.queue, m) {
@@ -329,12 +354,22 @@ impl Hub {
     }
 
     /// basic.get through the group.
+    /// The clock goes first, so a message whose TTL passed is not taken.
     pub(crate) fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
-        match self.ask(Command::Dequeue {
-            consumer: self.get_consumer,
-            node: self.me,
-            settled: no_ack,
-        })? {
+        let reply = self.ask(Command::Batch(vec![
+            Command::Tick {
+                now: warren_core::queue::now_ms(),
+            },
+            Command::Dequeue {
+                consumer: self.get_consumer,
+                node: self.me,
+                settled: no_ack,
+            },
+        ]))?;
+        let Reply::Batch(mut replies) = reply else {
+            return None;
+        };
+        match replies.pop()? {
             Reply::Dequeued {
                 delivery_id,
                 redelivered,
@@ -444,7 +479,7 @@ impl Hub {
         if let Some(l) = again {
             debug!("quorum consumer {old:#x} unknown to its group: attached again");
             let queue = l.queue.clone();
-            self.add_consumer(&queue, l.consumer);
+            self.add_consumer(&queue, l.consumer, false);
         }
     }
 
