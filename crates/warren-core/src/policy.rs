@@ -241,4 +241,34 @@ mod tests {
         );
         assert_eq!(stream.get("x-max-age"), Some(&FieldValue::string("1h")));
     }
+
+    #[test]
+    fn delivery_limit_policy_lower_of_argument_and_policy() {
+        let p = policy(serde_json::json!({"delivery-limit": 3}));
+        let mut declared = FieldTable::new();
+        assert_eq!(
+            p.merge_queue_args(&declared).get("x-delivery-limit"),
+            Some(&FieldValue::I64(3))
+        );
+        declared.insert("x-delivery-limit", FieldValue::I64(1));
+        assert_eq!(
+            p.merge_queue_args(&declared).get("x-delivery-limit"),
+            Some(&FieldValue::I64(1))
+        );
+        let bad = Policy::new(PolicyDef {
+            vhost: "/".into(),
+            name: "p".into(),
+            pattern: ".*".into(),
+            apply_to: "queues".into(),
+            priority: 0,
+            definition: serde_json::json!({"delivery-limit": -1})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        });
+        assert_eq!(
+            bad.err().as_deref(),
+            Some("-1 is not a valid delivery limit")
+        );
+    }
 }

@@ -166,6 +166,26 @@ def test_delivery_limit_policy_dead_letters(conn, ch, names, policies, needs_rea
     assert seen == [False, True]
 
 
+@pytest.mark.parametrize("limit,dies", [(-1, True), (0, True), ("x", False)])
+def test_delivery_limit_argument_values(ch, names, needs_real_quorum, limit, dies):
+    """RabbitMQ 3.10 takes any x-delivery-limit: a negative one acts as 0
+    (the first return dead-letters), a non-integer is ignored."""
+    dlx, dlq = dead_letter_queue(ch, names)
+    q = names.queue("qq-dlarg")
+    declare_qq(ch, q, **{"x-delivery-limit": limit, "x-dead-letter-exchange": dlx})
+    ch.confirm_delivery()
+    ch.basic_publish("", q, b"m")
+    method, _, _ = get_one(ch, q, auto_ack=False)
+    ch.basic_nack(method.delivery_tag, requeue=True)
+    if dies:
+        _, props, _ = get_one(ch, dlq)
+        assert text(props.headers["x-death"][0]["reason"]) == "delivery_limit"
+        assert ch.basic_get(q, auto_ack=True)[0] is None
+    else:
+        method, _, _ = get_one(ch, q)
+        assert method.redelivered
+
+
 # ---- single active consumer ----
 
 def test_single_active_consumer_takes_over_on_cancel_and_close(connections, names):

@@ -34,7 +34,8 @@ pub struct QueueArgs {
     pub single_active_consumer: bool,
     /// `x-delivery-limit` (or the `delivery-limit` policy): a quorum
     /// queue's state machine enforces it; classic queues ignore it, as
-    /// RabbitMQ's. A value that is not a non-negative integer is ignored.
+    /// RabbitMQ's. As in RabbitMQ 3.10, a negative value acts as 0 and one
+    /// that is not an integer is ignored.
     pub delivery_limit: Option<u64>,
     /// `x-queue-type: stream`: its retention settings.
     pub stream: Option<StreamArgs>,
@@ -165,7 +166,7 @@ impl QueueArgs {
             delivery_limit: args
                 .get("x-delivery-limit")
                 .and_then(|v| v.as_i64())
-                .and_then(|n| u64::try_from(n).ok()),
+                .map(|n| n.max(0) as u64),
             ..QueueArgs::default()
         };
         if let Some(o) = string("x-overflow")? {
@@ -380,18 +381,9 @@ pub fn check_quorum_declare(
             )));
         }
     }
-    if let Some(v) = args.get("x-delivery-limit") {
-        let detail = match v.as_i64() {
-            Some(n) if n >= 0 => None,
-            Some(n) => Some(format!("{{value_negative,{n}}}")),
-            None => Some(format!("{{unacceptable_type,{}}}", v.type_name())),
-        };
-        if let Some(d) = detail {
-            return Err(BrokerError::precondition_failed(format!(
-                "invalid arg 'x-delivery-limit' for {resource}: {d}"
-            )));
-        }
-    }
+    // x-delivery-limit is not checked: RabbitMQ 3.10 takes any value (a
+    // negative one acts as 0, a non-integer is ignored; see
+    // `QueueArgs::delivery_limit`).
     // x-delivery-limit, x-message-ttl, x-single-active-consumer and
     // dead-lettering (x-dead-letter-exchange/-routing-key) are the replicated
     // state machine's (warren-quorum).
