@@ -151,6 +151,14 @@ def test_single_active_consumer_moves_when_its_node_dies(cluster):
     assert len(a.wait(5)) == 5
     b.settle_quietly(0.5)
     assert b.got == []
+
+    def status(node):
+        return [(c["active"], c["activity_status"]) for c in node.api("/api/consumers")
+                if c["queue"]["name"] == "qf.sac"]
+
+    # Each node lists its own consumers, as the group's state says.
+    assert status(victim) == [(True, "single_active")]
+    assert status(keeper) == [(False, "waiting")]
     victim.kill()
     # After the leader finds the node down (6 s) the next consumer is
     # active and gets the unacked messages again, flagged.
@@ -159,6 +167,7 @@ def test_single_active_consumer_moves_when_its_node_dies(cluster):
     assert all(r for _, _, r in got)
     publish(cluster.node(leader), "qf.sac", [b"later"])
     assert b.wait(6)[5][1] == b"later"
+    assert status(keeper) == [(True, "single_active")]
     b.close()
     a.close()
     cluster.restart(victim)

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use warren_core::confirm::Confirm;
 use warren_core::meta::QuorumSpec;
-use warren_core::queue::{QueueArgs, QueueBackend, QueueDepth};
+use warren_core::queue::{ConsumerInfo, QueueArgs, QueueBackend, QueueDepth};
 use warren_core::{Consumer, Message, Queue, QueuedMessage};
 use warren_quorum::{Command, Reply};
 
@@ -265,6 +265,20 @@ impl QueueBackend for QuorumQueue {
 
     fn deleted(&self, _queue: &Queue) {
         self.hub.deleted();
+    }
+
+    fn consumers_info(&self, queue: &Queue) -> Option<Vec<ConsumerInfo>> {
+        // With single-active-consumer, this node's member (if it is one)
+        // knows which consumer is active.
+        let single_active = queue.args().single_active_consumer;
+        let active = match (single_active, self.cluster.upgrade()) {
+            (true, Some(c)) => c
+                .quorum
+                .member(self.group)
+                .map(|m| m.sm.with_state(|s| s.active_consumer())),
+            _ => None,
+        };
+        Some(self.hub.consumers_info(queue, single_active, active))
     }
 
     fn set_args(&self, _queue: &Queue, args: &QueueArgs) {

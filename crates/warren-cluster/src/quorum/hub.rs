@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 use warren_core::message::{QueuedMessage, NEVER};
-use warren_core::queue::{Consumer, Queue};
+use warren_core::queue::{Consumer, ConsumerInfo, Queue};
 use warren_core::table::FieldValue;
 use warren_core::{Message, ShortStr};
 use warren_quorum::{Command, ConsumerId, Reply};
@@ -396,6 +396,48 @@ impl Hub {
             .values()
             .filter(|l| !l.cancelled && std::ptr::eq(Arc::as_ptr(&l.queue), queue))
             .count() as u32
+    }
+
+    /// This node's consumers of `queue` for the management API. With
+    /// single-active-consumer, `active` is the group's active consumer as
+    /// this node's member knows it (Some(None): none); None (no member
+    /// here): shown as "up".
+    pub(crate) fn consumers_info(
+        &self,
+        queue: &Queue,
+        single_active: bool,
+        active: Option<Option<ConsumerId>>,
+    ) -> Vec<ConsumerInfo> {
+        let st = self.state.lock();
+        let mut out: Vec<(u32, ConsumerInfo)> = st
+            .locals
+            .iter()
+            .filter(|(_, l)| !l.cancelled && std::ptr::eq(Arc::as_ptr(&l.queue), queue))
+            .map(|(id, l)| {
+                let (active, activity_status) = match (single_active, active) {
+                    (true, Some(a)) if a == Some(*id) => (true, "single_active"),
+                    (true, Some(_)) => (false, "waiting"),
+                    _ => (true, "up"),
+                };
+                let c = &l.consumer;
+                (
+                    l.slot,
+                    ConsumerInfo {
+                        consumer_tag: c.tag.clone(),
+                        ack_required: !c.no_ack,
+                        exclusive: c.exclusive,
+                        prefetch_count: l.prefetch,
+                        arguments: c.arguments.clone(),
+                        active,
+                        activity_status,
+                        channel: c.channel,
+                    },
+                )
+            })
+            .collect();
+        // In consume order.
+        out.sort_by_key(|(slot, _)| *slot);
+        out.into_iter().map(|(_, c)| c).collect()
     }
 
     /// The queue was deleted: tell the consumers.
