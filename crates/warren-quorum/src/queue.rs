@@ -310,7 +310,6 @@ impl QueueState {
                 Reply::Ok
             }
         };
-        self.expire(&mut effects);
         self.checkout(&mut effects);
         Outcome { reply, effects }
     }
@@ -440,7 +439,13 @@ impl QueueState {
     /// `x-priority` first, round robin among equals; with
     /// single-active-consumer only to the first attached consumer.
     fn checkout(&mut self, effects: &mut Vec<Effect>) {
-        while self.ready_count() > 0 {
+        loop {
+            // A message that expired behind the one just handed out is
+            // at the head now.
+            self.expire(effects);
+            if self.ready_count() == 0 {
+                return;
+            }
             let Some(id) = self.pick() else {
                 return;
             };

@@ -268,7 +268,8 @@ fn arb_cmd() -> impl Strategy<Value = Command> {
             message: msg(0),
         }),
         3 => Just(enq(0)),
-        2 => (0u64..4, 0u32..4).prop_map(|(c, p)| attach(c, p)),
+        2 => (0u64..4, 0u32..4, -1i64..2).prop_map(|(c, p, pr)| attach_prio(c, p, pr)),
+        1 => (0u64..2500).prop_map(|now| Command::Tick { now }),
         1 => (0u64..4).prop_map(|c| Command::Cancel { consumer: c }),
         3 => (0u64..4, proptest::collection::vec(1u64..12, 0..4))
             .prop_map(|(c, ids)| Command::Settle { consumer: c, ids }),
@@ -289,8 +290,9 @@ proptest! {
     /// commands, and a copy restored from a snapshot, agree.
     #[test]
     fn conservation_prefetch_determinism(cmds in proptest::collection::vec(arb_cmd(), 1..120),
-                                         limit in proptest::option::of(0u32..3)) {
-        let cfg = QueueConfig { delivery_limit: limit, ..QueueConfig::default() };
+                                         limit in proptest::option::of(0u32..3),
+                                         single_active in any::<bool>()) {
+        let cfg = QueueConfig { delivery_limit: limit, single_active, ..QueueConfig::default() };
         let mut q = QueueState::new(cfg.clone());
         let mut replica = QueueState::new(cfg);
         let mut next = 0u64;
@@ -298,9 +300,16 @@ proptest! {
         let mut unacked: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         let mut prefetch: BTreeMap<u64, u32> = BTreeMap::new();
         let mut enqueued = 0u64;
+        let mut clock = 0u64;
         for cmd in cmds {
             let cmd = match cmd {
-                Command::Enqueue { publisher, .. } => { next += 1; Command::Enqueue { publisher, message: msg(next) } }
+                Command::Enqueue { publisher, .. } => {
+                    next += 1;
+                    let mut message = msg(next);
+                    // Every third message has a TTL (expiry within the ticks' range).
+                    if next % 3 == 0 { message.expires_at = (next * 37) % 2000; }
+                    Command::Enqueue { publisher, message }
+                }
                 c => c,
             };
             if let Command::Attach { consumer, prefetch: p, .. } = &cmd { prefetch.insert(*consumer, *p); }
@@ -334,6 +343,22 @@ proptest! {
                     }
                     Effect::DeadLetter { .. } => gone += 1,
                 }
+            }
+            if let Command::Tick { now } = &cmd { clock = clock.max(*now); }
+            // Nothing expired by the clock is handed out.
+            for e in &o.effects {
+                if let Effect::Deliver { message, .. } = e {
+                    prop_assert!(message.expires_at > clock, "expired {} delivered at {}", message.expires_at, clock);
+                }
+            }
+            if single_active {
+                // One active consumer: one command's deliveries go to one.
+                let mut to: Vec<u64> = o.effects.iter().filter_map(|e| match e {
+                    Effect::Deliver { consumer, delivery_id, .. } if *delivery_id != 0 => Some(*consumer),
+                    _ => None,
+                }).collect();
+                to.dedup();
+                prop_assert!(to.len() <= 1, "deliveries to {:?}", to);
             }
             prop_assert_eq!(q.unacked_count(), unacked.len() as u64);
             prop_assert_eq!(q.ready_count() + q.unacked_count() + gone, enqueued);
