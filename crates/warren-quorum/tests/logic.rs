@@ -307,7 +307,7 @@ proptest! {
                     next += 1;
                     let mut message = msg(next);
                     // Every third message has a TTL (expiry within the ticks' range).
-                    if next % 3 == 0 { message.expires_at = (next * 37) % 2000; }
+                    if next.is_multiple_of(3) { message.expires_at = (next * 37) % 2000; }
                     Command::Enqueue { publisher, message }
                 }
                 c => c,
