@@ -663,6 +663,20 @@ impl Channel {
         queue
             .check_stream_consume(&c.arguments, c.no_ack, self.consumer_prefetch)
             .map_err(|e| err(e, m))?;
+        // A quorum queue gives each consumer its own credit: RabbitMQ refuses
+        // a channel-wide (global) prefetch there (540, a connection error).
+        if warren_core::queue::is_quorum(&queue.options.arguments)
+            && self.shared.state.lock().global_prefetch > 0
+        {
+            return Err(err(
+                BrokerError::not_implemented(format!(
+                    "queue '{}' in vhost '{}' does not support global qos",
+                    queue.name,
+                    ctx.vhost.name.to_string_lossy()
+                )),
+                m,
+            ));
+        }
         let tag = if c.consumer_tag.is_empty() {
             ctx.ctag_counter += 1;
             ShortStr::from(format!("amq.ctag-warren-{}-{}", ctx.id, ctx.ctag_counter))

@@ -45,6 +45,8 @@ const QUEUE_KEYS: &[(&str, &str, bool)] = &[
     ("max-length", "x-max-length", true),
     ("max-length-bytes", "x-max-length-bytes", true),
     ("overflow", "x-overflow", false),
+    // Quorum queues (RabbitMQ takes the lower of argument and policy).
+    ("delivery-limit", "x-delivery-limit", true),
     // Stream retention (a stream also takes max-length-bytes).
     ("max-age", "x-max-age", false),
     (
@@ -76,6 +78,7 @@ fn key_description(key: &str) -> &'static str {
         "max-length" => "maximum length",
         "max-length-bytes" => "maximum length in bytes",
         "overflow" => "overflow value",
+        "delivery-limit" => "delivery limit",
         "dead-letter-exchange" => "dead letter exchange name",
         "dead-letter-routing-key" => "dead letter routing key",
         "max-age" => "max-age",
@@ -237,5 +240,35 @@ mod tests {
             Some(&FieldValue::I64(5000))
         );
         assert_eq!(stream.get("x-max-age"), Some(&FieldValue::string("1h")));
+    }
+
+    #[test]
+    fn delivery_limit_policy_lower_of_argument_and_policy() {
+        let p = policy(serde_json::json!({"delivery-limit": 3}));
+        let mut declared = FieldTable::new();
+        assert_eq!(
+            p.merge_queue_args(&declared).get("x-delivery-limit"),
+            Some(&FieldValue::I64(3))
+        );
+        declared.insert("x-delivery-limit", FieldValue::I64(1));
+        assert_eq!(
+            p.merge_queue_args(&declared).get("x-delivery-limit"),
+            Some(&FieldValue::I64(1))
+        );
+        let bad = Policy::new(PolicyDef {
+            vhost: "/".into(),
+            name: "p".into(),
+            pattern: ".*".into(),
+            apply_to: "queues".into(),
+            priority: 0,
+            definition: serde_json::json!({"delivery-limit": -1})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+        });
+        assert_eq!(
+            bad.err().as_deref(),
+            Some("-1 is not a valid delivery limit")
+        );
     }
 }

@@ -17,9 +17,26 @@ pub type NodeId = u64;
 pub struct Message {
     pub header: Bytes,
     pub body: Bytes,
+    /// When the message expires (ms since the epoch; [`NEVER`]: no TTL):
+    /// the publishing node computes it from the queue's `x-message-ttl` /
+    /// `message-ttl` policy and the message's `expiration`, as RabbitMQ's
+    /// quorum queues fix the expiry at enqueue.
+    pub expires_at: u64,
 }
 
+/// `Message::expires_at` of a message without TTL.
+pub const NEVER: u64 = u64::MAX;
+
 impl Message {
+    /// A message without TTL.
+    pub fn new(header: Bytes, body: Bytes) -> Message {
+        Message {
+            header,
+            body,
+            expires_at: NEVER,
+        }
+    }
+
     pub fn size(&self) -> u64 {
         (self.header.len() + self.body.len()) as u64
     }
@@ -54,6 +71,9 @@ pub struct QueueConfig {
     /// `x-max-length-bytes`: bytes of ready messages.
     pub max_length_bytes: Option<u64>,
     pub overflow: Overflow,
+    /// `x-single-active-consumer`: one consumer gets every delivery; the
+    /// next in attach order takes over when it goes.
+    pub single_active: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -68,6 +88,9 @@ pub enum Command {
         consumer: ConsumerId,
         node: NodeId,
         prefetch: u32,
+        /// `x-priority`: consumers of a higher priority with credit get the
+        /// messages first; equal ones share them round robin.
+        priority: i64,
     },
     /// basic.cancel: no more deliveries; its unacked stay with it until
     /// settled, returned or the consumer goes down.
@@ -124,6 +147,14 @@ pub enum Command {
     /// operations — attach, acks, returns — drained together): one Raft
     /// round for all of them. The reply is `Reply::Batch`, one per command.
     Batch(Vec<Command>),
+    /// The proposer's clock (ms since the epoch): messages whose expiry is
+    /// at or before it leave the queue (dead-lettered, reason `expired`).
+    /// The state machine has no clock of its own (every member must apply
+    /// the same): the leader proposes one when the head's expiry is due,
+    /// and a basic.get sends one before its `Dequeue`.
+    Tick {
+        now: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -131,6 +162,7 @@ pub enum DeadLetterReason {
     Rejected,
     DeliveryLimit,
     MaxLength,
+    Expired,
 }
 
 impl DeadLetterReason {
@@ -140,6 +172,7 @@ impl DeadLetterReason {
             DeadLetterReason::Rejected => "rejected",
             DeadLetterReason::DeliveryLimit => "delivery_limit",
             DeadLetterReason::MaxLength => "maxlen",
+            DeadLetterReason::Expired => "expired",
         }
     }
 }

@@ -18,7 +18,7 @@ mod queue;
 
 pub use command::{
     Command, ConsumerId, DeadLetterReason, Effect, Message, NodeId, Outcome, Overflow,
-    PublisherSeq, QueueConfig, Reply,
+    PublisherSeq, QueueConfig, Reply, NEVER,
 };
 pub use machine::{EffectSink, QuorumStateMachine};
 pub use queue::QueueState;

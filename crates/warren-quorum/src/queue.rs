@@ -24,6 +24,8 @@ struct Msg {
 struct Consumer {
     node: NodeId,
     prefetch: u32,
+    /// `x-priority`.
+    priority: i64,
     /// Takes pushed deliveries (false once cancelled, or for basic.get).
     active: bool,
     next_delivery: u64,
@@ -50,6 +52,9 @@ pub struct QueueState {
     service: VecDeque<ConsumerId>,
     /// Last applied sequence number per publisher.
     publishers: BTreeMap<u64, u64>,
+    /// The latest clock a command brought (`Tick`), ms since the epoch:
+    /// what expiry is judged by (never a member's own clock).
+    clock: u64,
 }
 
 impl QueueState {
@@ -105,6 +110,26 @@ impl QueueState {
             .collect()
     }
 
+    /// When the next message at a head of the queue expires (the leader
+    /// proposes a `Tick` then), if one has a TTL.
+    pub fn next_expiry(&self) -> Option<u64> {
+        [self.returns.front(), self.ready.front()]
+            .into_iter()
+            .flatten()
+            .map(|m| m.message.expires_at)
+            .filter(|e| *e != crate::command::NEVER)
+            .min()
+    }
+
+    /// With `x-single-active-consumer`: the consumer that gets the
+    /// deliveries (the first attached of those still consuming).
+    pub fn active_consumer(&self) -> Option<ConsumerId> {
+        if !self.config.single_active {
+            return None;
+        }
+        self.service.front().copied()
+    }
+
     /// Consumers and the node each is on.
     pub fn consumers(&self) -> Vec<(ConsumerId, NodeId)> {
         self.consumers.iter().map(|(id, c)| (*id, c.node)).collect()
@@ -151,16 +176,19 @@ impl QueueState {
                 consumer,
                 node,
                 prefetch,
+                priority,
             } => {
                 let c = self.consumers.entry(consumer).or_insert(Consumer {
                     node,
                     prefetch,
+                    priority,
                     active: true,
                     next_delivery: 1,
                     unacked: BTreeMap::new(),
                 });
                 c.node = node;
                 c.prefetch = prefetch;
+                c.priority = priority;
                 c.active = true;
                 if !self.service.contains(&consumer) {
                     self.service.push_back(consumer);
@@ -221,7 +249,7 @@ impl QueueState {
                 consumer,
                 node,
                 settled,
-            } => match self.pop_next() {
+            } => match self.expire_then_pop(&mut effects) {
                 None => Reply::Empty,
                 Some(m) => {
                     // The proposer gets the message in its reply (basic.get
@@ -234,6 +262,7 @@ impl QueueState {
                         let c = self.consumers.entry(consumer).or_insert(Consumer {
                             node,
                             prefetch: 0,
+                            priority: 0,
                             active: false,
                             next_delivery: 1,
                             unacked: BTreeMap::new(),
@@ -276,6 +305,10 @@ impl QueueState {
                 self.enforce_limits(&mut effects);
                 Reply::Ok
             }
+            Command::Tick { now } => {
+                self.clock = self.clock.max(now);
+                Reply::Ok
+            }
         };
         self.checkout(&mut effects);
         Outcome { reply, effects }
@@ -296,6 +329,35 @@ impl QueueState {
         });
         self.enforce_limits(effects);
         Reply::Enqueued { msg_id: id }
+    }
+
+    /// Dead-letters the messages at the heads whose expiry the clock
+    /// reached (reason `expired`). Only heads, as RabbitMQ: a message
+    /// behind a longer-lived one waits for it.
+    fn expire(&mut self, effects: &mut Vec<Effect>) {
+        for returns in [true, false] {
+            loop {
+                let q = if returns {
+                    &mut self.returns
+                } else {
+                    &mut self.ready
+                };
+                match q.front() {
+                    Some(m) if m.message.expires_at <= self.clock => {}
+                    _ => break,
+                }
+                if let Some(m) = q.pop_front() {
+                    self.ready_bytes -= m.message.size();
+                    effects.push(dead(DeadLetterReason::Expired, m));
+                }
+            }
+        }
+    }
+
+    /// basic.get: what expired by the clock goes first.
+    fn expire_then_pop(&mut self, effects: &mut Vec<Effect>) -> Option<Msg> {
+        self.expire(effects);
+        self.pop_next()
     }
 
     /// Would `extra` more messages of `bytes` exceed a limit?
@@ -373,21 +435,18 @@ impl QueueState {
         }
     }
 
-    /// Hands ready messages to consumers with credit, round robin.
+    /// Hands ready messages to consumers with credit: the highest
+    /// `x-priority` first, round robin among equals; with
+    /// single-active-consumer only to the first attached consumer.
     fn checkout(&mut self, effects: &mut Vec<Effect>) {
-        while self.ready_count() > 0 {
-            let mut picked = None;
-            for _ in 0..self.service.len() {
-                let Some(id) = self.service.pop_front() else {
-                    break;
-                };
-                self.service.push_back(id);
-                if self.consumers.get(&id).is_some_and(|c| c.has_credit()) {
-                    picked = Some(id);
-                    break;
-                }
+        loop {
+            // A message that expired behind the one just handed out is
+            // at the head now.
+            self.expire(effects);
+            if self.ready_count() == 0 {
+                return;
             }
-            let Some(id) = picked else {
+            let Some(id) = self.pick() else {
                 return;
             };
             let Some(m) = self.pop_next() else {
@@ -397,6 +456,32 @@ impl QueueState {
                 effects.push(deliver(id, c, m));
             }
         }
+    }
+
+    /// The consumer the next message goes to (moved to the back of the
+    /// round-robin order), if one has credit.
+    fn pick(&mut self) -> Option<ConsumerId> {
+        if self.config.single_active {
+            let id = *self.service.front()?;
+            return self
+                .consumers
+                .get(&id)
+                .is_some_and(|c| c.has_credit())
+                .then_some(id);
+        }
+        let mut best: Option<(usize, i64)> = None;
+        for (i, id) in self.service.iter().enumerate() {
+            let Some(c) = self.consumers.get(id) else {
+                continue;
+            };
+            if c.has_credit() && best.is_none_or(|(_, p)| c.priority > p) {
+                best = Some((i, c.priority));
+            }
+        }
+        let (i, _) = best?;
+        let id = self.service.remove(i)?;
+        self.service.push_back(id);
+        Some(id)
     }
 }
 

@@ -204,6 +204,7 @@ fn publish(seq: u64) -> Command {
         message: Message {
             header: Bytes::from_static(b"h"),
             body: Bytes::from(seq.to_be_bytes().to_vec()),
+            expires_at: warren_quorum::NEVER,
         },
     }
 }
@@ -277,6 +278,7 @@ async fn confirmed_messages_survive_leader_loss() {
             consumer: 7,
             node: other,
             prefetch: 10,
+            priority: 0,
         },
     )
     .await;
@@ -336,6 +338,7 @@ async fn confirmed_messages_survive_leader_loss() {
             consumer: 8,
             node: new_leader,
             prefetch: 0,
+            priority: 0,
         },
     )
     .await;
@@ -455,6 +458,7 @@ async fn bench_commit_rate() {
                     message: Message {
                         header: Bytes::new(),
                         body: body.clone(),
+                        expires_at: warren_quorum::NEVER,
                     },
                 };
                 let o = write_retrying(&router, cmd).await;

@@ -14,6 +14,7 @@ fn msg(n: u64) -> Message {
     Message {
         header: Bytes::new(),
         body: Bytes::from(n.to_be_bytes().to_vec()),
+        expires_at: warren_quorum::NEVER,
     }
 }
 
@@ -49,6 +50,7 @@ fn attach(consumer: u64, prefetch: u32) -> Command {
         consumer,
         node: 1,
         prefetch,
+        priority: 0,
     }
 }
 
@@ -98,11 +100,13 @@ fn node_down_returns_its_consumers_messages() {
         consumer: 1,
         node: 7,
         prefetch: 1,
+        priority: 0,
     });
     q.apply(Command::Attach {
         consumer: 2,
         node: 8,
         prefetch: 1,
+        priority: 0,
     });
     q.apply(enq(1));
     q.apply(enq(2));
@@ -264,7 +268,8 @@ fn arb_cmd() -> impl Strategy<Value = Command> {
             message: msg(0),
         }),
         3 => Just(enq(0)),
-        2 => (0u64..4, 0u32..4).prop_map(|(c, p)| attach(c, p)),
+        2 => (0u64..4, 0u32..4, -1i64..2).prop_map(|(c, p, pr)| attach_prio(c, p, pr)),
+        1 => (0u64..2500).prop_map(|now| Command::Tick { now }),
         1 => (0u64..4).prop_map(|c| Command::Cancel { consumer: c }),
         3 => (0u64..4, proptest::collection::vec(1u64..12, 0..4))
             .prop_map(|(c, ids)| Command::Settle { consumer: c, ids }),
@@ -285,8 +290,9 @@ proptest! {
     /// commands, and a copy restored from a snapshot, agree.
     #[test]
     fn conservation_prefetch_determinism(cmds in proptest::collection::vec(arb_cmd(), 1..120),
-                                         limit in proptest::option::of(0u32..3)) {
-        let cfg = QueueConfig { delivery_limit: limit, ..QueueConfig::default() };
+                                         limit in proptest::option::of(0u32..3),
+                                         single_active in any::<bool>()) {
+        let cfg = QueueConfig { delivery_limit: limit, single_active, ..QueueConfig::default() };
         let mut q = QueueState::new(cfg.clone());
         let mut replica = QueueState::new(cfg);
         let mut next = 0u64;
@@ -294,9 +300,16 @@ proptest! {
         let mut unacked: BTreeMap<(u64, u64), u64> = BTreeMap::new();
         let mut prefetch: BTreeMap<u64, u32> = BTreeMap::new();
         let mut enqueued = 0u64;
+        let mut clock = 0u64;
         for cmd in cmds {
             let cmd = match cmd {
-                Command::Enqueue { publisher, .. } => { next += 1; Command::Enqueue { publisher, message: msg(next) } }
+                Command::Enqueue { publisher, .. } => {
+                    next += 1;
+                    let mut message = msg(next);
+                    // Every third message has a TTL (expiry within the ticks' range).
+                    if next.is_multiple_of(3) { message.expires_at = (next * 37) % 2000; }
+                    Command::Enqueue { publisher, message }
+                }
                 c => c,
             };
             if let Command::Attach { consumer, prefetch: p, .. } = &cmd { prefetch.insert(*consumer, *p); }
@@ -330,6 +343,22 @@ proptest! {
                     }
                     Effect::DeadLetter { .. } => gone += 1,
                 }
+            }
+            if let Command::Tick { now } = &cmd { clock = clock.max(*now); }
+            // Nothing expired by the clock is handed out.
+            for e in &o.effects {
+                if let Effect::Deliver { message, .. } = e {
+                    prop_assert!(message.expires_at > clock, "expired {} delivered at {}", message.expires_at, clock);
+                }
+            }
+            if single_active {
+                // One active consumer: one command's deliveries go to one.
+                let mut to: Vec<u64> = o.effects.iter().filter_map(|e| match e {
+                    Effect::Deliver { consumer, delivery_id, .. } if *delivery_id != 0 => Some(*consumer),
+                    _ => None,
+                }).collect();
+                to.dedup();
+                prop_assert!(to.len() <= 1, "deliveries to {:?}", to);
             }
             prop_assert_eq!(q.unacked_count(), unacked.len() as u64);
             prop_assert_eq!(q.ready_count() + q.unacked_count() + gone, enqueued);
@@ -398,4 +427,123 @@ fn batch_applies_in_order_with_one_reply_each() {
     // took it.
     assert_eq!(deliveries(&o), vec![(1, 1, 1, false)]);
     assert_eq!(q.unacked_count(), 0);
+}
+
+fn expiring(n: u64, at: u64) -> Command {
+    let mut m = msg(n);
+    m.expires_at = at;
+    Command::Enqueue {
+        publisher: None,
+        message: m,
+    }
+}
+
+fn dead_letters(o: &Outcome) -> Vec<(DeadLetterReason, u64)> {
+    o.effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::DeadLetter {
+                reason, message, ..
+            } => Some((*reason, body_id(message))),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn ttl_expires_heads_at_the_proposed_clock() {
+    let mut q = QueueState::default();
+    q.apply(Command::Tick { now: 1_000 });
+    q.apply(expiring(1, 1_200));
+    q.apply(expiring(2, 1_050));
+    q.apply(enq(3));
+    assert_eq!(q.next_expiry(), Some(1_200));
+    // Before the head's expiry nothing goes (2 waits behind 1, as RabbitMQ).
+    assert!(dead_letters(&q.apply(Command::Tick { now: 1_100 })).is_empty());
+    let o = q.apply(Command::Tick { now: 1_200 });
+    assert_eq!(
+        dead_letters(&o),
+        vec![
+            (DeadLetterReason::Expired, 1),
+            (DeadLetterReason::Expired, 2)
+        ]
+    );
+    assert_eq!(q.ready_count(), 1);
+    assert_eq!(q.next_expiry(), None);
+    // A consumer gets what is left; a basic.get after a tick too.
+    let o = q.apply(attach(7, 0));
+    assert_eq!(deliveries(&o), vec![(7, 1, 3, false)]);
+}
+
+#[test]
+fn ttl_expired_message_is_not_dequeued() {
+    let mut q = QueueState::default();
+    q.apply(expiring(1, 500));
+    q.apply(enq(2));
+    let o = q.apply(Command::Batch(vec![
+        Command::Tick { now: 600 },
+        Command::Dequeue {
+            consumer: 9,
+            node: 1,
+            settled: true,
+        },
+    ]));
+    assert_eq!(dead_letters(&o), vec![(DeadLetterReason::Expired, 1)]);
+    match o.reply {
+        Reply::Batch(rs) => match &rs[1] {
+            Reply::Dequeued { message, .. } => assert_eq!(body_id(message), 2),
+            r => panic!("{r:?}"),
+        },
+        r => panic!("{r:?}"),
+    }
+}
+
+fn attach_prio(consumer: u64, prefetch: u32, priority: i64) -> Command {
+    Command::Attach {
+        consumer,
+        node: 1,
+        prefetch,
+        priority,
+    }
+}
+
+#[test]
+fn higher_priority_consumers_first_then_lower() {
+    let mut q = QueueState::default();
+    q.apply(attach_prio(1, 2, 1));
+    q.apply(attach_prio(2, 2, 10));
+    q.apply(attach_prio(3, 2, 10));
+    let mut got = Vec::new();
+    for i in 1..=6 {
+        got.extend(deliveries(&q.apply(enq(i))).into_iter().map(|d| d.0));
+    }
+    // The two priority-10 consumers share round robin until both are full.
+    assert_eq!(got, vec![2, 3, 2, 3, 1, 1]);
+}
+
+#[test]
+fn single_active_consumer_takes_all_next_takes_over() {
+    let mut q = QueueState::new(QueueConfig {
+        single_active: true,
+        ..QueueConfig::default()
+    });
+    q.apply(attach(1, 2));
+    q.apply(attach(2, 0));
+    assert_eq!(q.active_consumer(), Some(1));
+    let mut got = Vec::new();
+    for i in 1..=4 {
+        got.extend(deliveries(&q.apply(enq(i))).into_iter().map(|d| d.0));
+    }
+    // Consumer 1 is full (prefetch 2): 3 and 4 wait, consumer 2 gets none.
+    assert_eq!(got, vec![1, 1]);
+    // Cancelled: 2 takes over at once; 1 keeps its unacked until settled.
+    let o = q.apply(Command::Cancel { consumer: 1 });
+    assert_eq!(q.active_consumer(), Some(2));
+    assert_eq!(deliveries(&o), vec![(2, 1, 3, false), (2, 2, 4, false)]);
+    // 2 goes down: its messages wait for the next consumer.
+    q.apply(Command::ConsumerDown { consumer: 2 });
+    assert_eq!(q.active_consumer(), None);
+    q.apply(attach(3, 0));
+    assert_eq!(q.active_consumer(), Some(3));
+    assert_eq!(q.ready_count(), 0);
 }

@@ -12,6 +12,11 @@
 //!   bulk transport, one batch in flight per node.
 //! * A consumer node not seen for [`NODE_DOWN_AFTER`] is declared down
 //!   (`NodeDown`): its consumers' messages return to the queue.
+//! * TTL: the state machine has no clock; when the first expiry at a head
+//!   of the queue is due the leader proposes its own (`Tick`), and the
+//!   expired messages leave (dead-lettered, reason `expired`).
+//! * On taking over, the leader also proposes the queue's config if its
+//!   policy changed meanwhile (`SetConfig`; see `sync_quorum_config`).
 
 use super::hub::Delivery;
 use crate::group::{GroupHandler, GroupId, HandlerFuture};
@@ -34,6 +39,8 @@ const RPC_DELIVER: u8 = 1;
 pub const NODE_DOWN_AFTER: Duration = Duration::from_secs(6);
 const DELIVER_TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_DELIVER_BATCH: usize = 512;
+/// Least time between two clock proposals (`Command::Tick`) of a leader.
+const EXPIRY_TICK_GAP: Duration = Duration::from_millis(20);
 
 /// One outbox per consumer node (shared by every group this node leads).
 #[derive(Default)]
@@ -204,7 +211,17 @@ pub(crate) async fn run_effects(
     let mut down_asked: HashMap<NodeId, Instant> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // TTL: when the head's expiry is due, the leader proposes its clock.
+    let mut expiry_due: Option<tokio::time::Instant> = None;
+    let mut last_clock = Instant::now() - EXPIRY_TICK_GAP;
+    let clock_in_flight = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
+        let expiry_timer = async {
+            match expiry_due {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
         let effects = tokio::select! {
             e = rx.recv() => match e { Some(e) => e, None => return },
             r = metrics.changed() => {
@@ -212,6 +229,22 @@ pub(crate) async fn run_effects(
                 Vec::new()
             }
             _ = tick.tick() => Vec::new(),
+            _ = expiry_timer => {
+                if leading && !clock_in_flight.swap(true, std::sync::atomic::Ordering::AcqRel) {
+                    last_clock = Instant::now();
+                    let (raft, flag) = (raft.clone(), clock_in_flight.clone());
+                    tokio::spawn(async move {
+                        let now = warren_core::queue::now_ms();
+                        let _ = tokio::time::timeout(
+                            Duration::from_secs(10),
+                            raft.client_write(Command::Tick { now }),
+                        )
+                        .await;
+                        flag.store(false, std::sync::atomic::Ordering::Release);
+                    });
+                }
+                Vec::new()
+            }
         };
         let Some(c) = cluster.upgrade() else { return };
         let now_leading = {
@@ -234,14 +267,26 @@ pub(crate) async fn run_effects(
                 resend.len()
             );
             dispatch(&c, group, resend);
+            // A policy may have changed while the group had no leader.
+            if let Some(want) = c.wanted_quorum_config(group) {
+                c.sync_quorum_config(group, want);
+            }
         }
         leading = now_leading;
         if !leading {
+            expiry_due = None;
             continue;
         }
         if !effects.is_empty() {
             dispatch(&c, group, effects);
         }
+        // Arm the expiry timer for the head that expires first (at most one
+        // clock proposal per EXPIRY_TICK_GAP: clocks of nodes may differ).
+        expiry_due = sm.with_state(|s| s.next_expiry()).map(|at| {
+            let wait = Duration::from_millis(at.saturating_sub(warren_core::queue::now_ms()));
+            let at = Instant::now() + wait;
+            tokio::time::Instant::from_std(at.max(last_clock + EXPIRY_TICK_GAP))
+        });
         if leader_since.elapsed() >= NODE_DOWN_AFTER {
             let nodes: Vec<NodeId> = sm.with_state(|s| {
                 let mut ns: Vec<NodeId> = s.consumers().into_iter().map(|(_, n)| n).collect();

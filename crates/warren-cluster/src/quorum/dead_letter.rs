@@ -1,6 +1,6 @@
 //! A quorum queue's dead letters: its state machine decides which messages
 //! die (rejected without requeue, returned more often than
-//! `x-delivery-limit`, dropped for length) and every member applies that;
+//! `x-delivery-limit`, dropped for length, expired) and every member applies that;
 //! only the group's leader carries the `DeadLetter` effects out (see
 //! `consume.rs`), through the core's dead-lettering, so `x-death` and the
 //! routing are those of a classic queue. As RabbitMQ's default
@@ -20,6 +20,7 @@ fn reason(r: DeadLetterReason) -> Reason {
         DeadLetterReason::Rejected => Reason::Rejected,
         DeadLetterReason::DeliveryLimit => Reason::DeliveryLimit,
         DeadLetterReason::MaxLength => Reason::Maxlen,
+        DeadLetterReason::Expired => Reason::Expired,
     }
 }
 

@@ -24,10 +24,9 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use warren_core::confirm::Confirm;
-use warren_core::error::code;
 use warren_core::meta::QuorumSpec;
-use warren_core::queue::{QueueBackend, QueueDepth, RefreshFuture};
-use warren_core::{BrokerError, Consumer, Message, Queue, QueuedMessage};
+use warren_core::queue::{ConsumerInfo, QueueArgs, QueueBackend, QueueDepth, RefreshFuture};
+use warren_core::{Consumer, Message, Queue, QueuedMessage};
 use warren_quorum::{Command, Reply};
 
 /// How long a node without a member reuses the group status it asked for.
@@ -42,8 +41,6 @@ pub struct QuorumQueue {
     /// A node without a member: the group's status as last asked for.
     remote: Arc<Remote>,
     cluster: Weak<Cluster>,
-    vhost: String,
-    name: String,
     tx: mpsc::UnboundedSender<Pending>,
     pub(crate) hub: Arc<Hub>,
     /// Bytes the enqueuer holds (see [`enqueue::MAX_BACKLOG`]).
@@ -51,7 +48,7 @@ pub struct QuorumQueue {
 }
 
 impl QuorumQueue {
-    pub(crate) fn new(c: &Arc<Cluster>, vhost: &str, name: &str, spec: &QuorumSpec) -> Arc<Self> {
+    pub(crate) fn new(c: &Arc<Cluster>, spec: &QuorumSpec) -> Arc<Self> {
         let (tx, rx) = mpsc::unbounded_channel();
         let member_ids: Vec<NodeId> = spec
             .members
@@ -73,8 +70,6 @@ impl QuorumQueue {
             members: parking_lot::RwLock::new(spec.members.clone()),
             remote: Arc::default(),
             cluster: Arc::downgrade(c),
-            vhost: vhost.to_string(),
-            name: name.to_string(),
             tx,
             backlog,
         })
@@ -142,16 +137,6 @@ impl QuorumQueue {
             })
         });
     }
-
-    fn not_yet(&self, what: &str) -> BrokerError {
-        BrokerError::new(
-            code::NOT_IMPLEMENTED,
-            format!(
-                "{what} on quorum queue '{}' in vhost '{}' is not supported yet",
-                self.name, self.vhost
-            ),
-        )
-    }
 }
 
 /// A quorum message's header: exchange and routing key (a length byte and
@@ -186,15 +171,13 @@ impl QueueBackend for QuorumQueue {
         "quorum"
     }
 
-    fn publish(
-        &self,
-        _queue: &Arc<Queue>,
-        message: Arc<Message>,
-        confirm: Option<Confirm>,
-    ) -> bool {
+    fn publish(&self, queue: &Arc<Queue>, message: Arc<Message>, confirm: Option<Confirm>) -> bool {
         let m = warren_quorum::Message {
             header: encode_header(&message),
             body: message.body.clone(),
+            // TTL: fixed here (this node's view of the queue's policy), so
+            // the state machine needs no clock of its own to enqueue.
+            expires_at: queue.expiry_of(&message, warren_core::queue::now_ms()),
         };
         let bytes = m.size() as usize;
         self.backlog.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -216,15 +199,10 @@ impl QueueBackend for QuorumQueue {
     }
 
     fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>) -> warren_core::Result<()> {
-        // What the replicated queue state does not model is refused rather
-        // than half-honoured.
-        if consumer.exclusive {
-            return Err(self.not_yet("exclusive consumers"));
-        }
-        if consumer.arguments.get("x-priority").is_some() {
-            return Err(self.not_yet("consumer priorities"));
-        }
-        self.hub.add_consumer(queue, consumer);
+        // `x-priority` goes to the state machine (Attach). The exclusive flag
+        // is taken and not enforced: RabbitMQ 3.10's quorum queues do the
+        // same (other consumers may still attach, checked on this machine).
+        self.hub.add_consumer(queue, consumer, true);
         Ok(())
     }
 
@@ -313,6 +291,29 @@ impl QueueBackend for QuorumQueue {
 
     fn deleted(&self, _queue: &Queue) {
         self.hub.deleted();
+    }
+
+    fn consumers_info(&self, queue: &Queue) -> Option<Vec<ConsumerInfo>> {
+        // With single-active-consumer, this node's member (if it is one)
+        // knows which consumer is active.
+        let single_active = queue.args().single_active_consumer;
+        let active = match (single_active, self.cluster.upgrade()) {
+            (true, Some(c)) => c
+                .quorum
+                .member(self.group)
+                .map(|m| m.sm.with_state(|s| s.active_consumer())),
+            _ => None,
+        };
+        Some(self.hub.consumers_info(queue, single_active, active))
+    }
+
+    fn set_args(&self, _queue: &Queue, args: &QueueArgs) {
+        // A policy changed (delivery-limit, max-length, overflow): the
+        // group's leader, if here, proposes the new config. Every node gets
+        // this call; a leader elected later syncs on taking over.
+        if let Some(c) = self.cluster.upgrade() {
+            c.sync_quorum_config(self.group, super::config_from(args));
+        }
     }
 
     fn info(&self, _queue: &Queue) -> Map<String, Value> {

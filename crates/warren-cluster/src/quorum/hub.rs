@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tracing::debug;
 use warren_core::message::{QueuedMessage, NEVER};
-use warren_core::queue::{Consumer, Queue};
+use warren_core::queue::{Consumer, ConsumerInfo, Queue};
 use warren_core::table::FieldValue;
 use warren_core::{Message, ShortStr};
 use warren_quorum::{Command, ConsumerId, Reply};
@@ -65,6 +65,10 @@ struct Local {
     /// still holds some of its unacked ones.
     cancelled: bool,
     attached_at: Instant,
+    /// The prefetch at basic.consume: a quorum queue consumer keeps it (a
+    /// later basic.qos applies to later consumers only, as RabbitMQ's
+    /// quorum queues), though the channel changes its consumers' limit.
+    prefetch: u32,
     /// Offered when the consumer has room again (not active yet, prefetch,
     /// channel flow).
     pending: VecDeque<QueuedMessage>,
@@ -199,10 +203,13 @@ impl Hub {
         .flatten()
     }
 
-    pub(crate) fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>) {
+    /// `wait`: until the group committed the attach (basic.consume).
+    pub(crate) fn add_consumer(&self, queue: &Arc<Queue>, consumer: Arc<Consumer>, wait: bool) {
         let slot = self.next_slot.fetch_add(1, Ordering::Relaxed);
         let id = new_consumer_id();
-        let prefetch = match consumer.prefetch() {
+        let fixed = consumer.prefetch();
+        let priority = consumer.priority;
+        let prefetch = match fixed {
             0 => WINDOW,
             _ if consumer.no_ack => WINDOW,
             n => n.min(WINDOW),
@@ -218,17 +225,31 @@ impl Hub {
                     consumer,
                     cancelled: false,
                     attached_at: Instant::now(),
+                    prefetch: fixed,
                     pending: VecDeque::new(),
                     held: HashSet::new(),
                     max_seen: 0,
                 },
             );
         }
-        self.send(Command::Attach {
+        let attach = Command::Attach {
             consumer: id,
             node: self.me,
             prefetch,
-        });
+            priority,
+        };
+        // basic.consume answers once the group has the consumer, as
+        // RabbitMQ's checkout: what the client publishes after consume-ok
+        // sees it (its priority, its place in single-active-consumer
+        // order). The pipeline's own re-attach cannot wait on itself.
+        let can_wait = wait
+            && tokio::runtime::Handle::try_current()
+                .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if can_wait {
+            let _ = self.ask(attach);
+        } else {
+            self.send(attach);
+        }
     }
 
     pub(crate) fn remove_consumer(&self, consumer: &Arc<Consumer>) {
@@ -271,6 +292,10 @@ impl Hub {
             for (id, l) in st.locals.iter_mut() {
                 if l.cancelled || !Arc::ptr_eq(&l.queue, queue) || !l.consumer.is_active() {
                     continue;
+                }
+                if l.consumer.prefetch() != l.prefetch {
+                    // basic.qos changed it (see `Local::prefetch`).
+                    l.consumer.set_prefetch(l.prefetch);
                 }
                 while let Some(m) = l.pending.front() {
                     if !l.consumer.sink.offer(&l.consumer, &l.queue, m) {
@@ -329,12 +354,22 @@ impl Hub {
     }
 
     /// basic.get through the group.
+    /// The clock goes first, so a message whose TTL passed is not taken.
     pub(crate) fn get(&self, no_ack: bool) -> Option<(QueuedMessage, u32)> {
-        match self.ask(Command::Dequeue {
-            consumer: self.get_consumer,
-            node: self.me,
-            settled: no_ack,
-        })? {
+        let reply = self.ask(Command::Batch(vec![
+            Command::Tick {
+                now: warren_core::queue::now_ms(),
+            },
+            Command::Dequeue {
+                consumer: self.get_consumer,
+                node: self.me,
+                settled: no_ack,
+            },
+        ]))?;
+        let Reply::Batch(mut replies) = reply else {
+            return None;
+        };
+        match replies.pop()? {
             Reply::Dequeued {
                 delivery_id,
                 redelivered,
@@ -361,6 +396,48 @@ impl Hub {
             .values()
             .filter(|l| !l.cancelled && std::ptr::eq(Arc::as_ptr(&l.queue), queue))
             .count() as u32
+    }
+
+    /// This node's consumers of `queue` for the management API. With
+    /// single-active-consumer, `active` is the group's active consumer as
+    /// this node's member knows it (Some(None): none); None (no member
+    /// here): shown as "up".
+    pub(crate) fn consumers_info(
+        &self,
+        queue: &Queue,
+        single_active: bool,
+        active: Option<Option<ConsumerId>>,
+    ) -> Vec<ConsumerInfo> {
+        let st = self.state.lock();
+        let mut out: Vec<(u32, ConsumerInfo)> = st
+            .locals
+            .iter()
+            .filter(|(_, l)| !l.cancelled && std::ptr::eq(Arc::as_ptr(&l.queue), queue))
+            .map(|(id, l)| {
+                let (active, activity_status) = match (single_active, active) {
+                    (true, Some(a)) if a == Some(*id) => (true, "single_active"),
+                    (true, Some(_)) => (false, "waiting"),
+                    _ => (true, "up"),
+                };
+                let c = &l.consumer;
+                (
+                    l.slot,
+                    ConsumerInfo {
+                        consumer_tag: c.tag.clone(),
+                        ack_required: !c.no_ack,
+                        exclusive: c.exclusive,
+                        prefetch_count: l.prefetch,
+                        arguments: c.arguments.clone(),
+                        active,
+                        activity_status,
+                        channel: c.channel,
+                    },
+                )
+            })
+            .collect();
+        // In consume order.
+        out.sort_by_key(|(slot, _)| *slot);
+        out.into_iter().map(|(_, c)| c).collect()
     }
 
     /// The queue was deleted: tell the consumers.
@@ -444,7 +521,7 @@ impl Hub {
         if let Some(l) = again {
             debug!("quorum consumer {old:#x} unknown to its group: attached again");
             let queue = l.queue.clone();
-            self.add_consumer(&queue, l.consumer);
+            self.add_consumer(&queue, l.consumer, false);
         }
     }
 

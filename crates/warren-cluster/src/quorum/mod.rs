@@ -33,6 +33,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use tracing::{info, warn};
 use warren_core::meta::{MetaOp, QuorumSpec};
+use warren_core::queue::{Overflow as CoreOverflow, QueueArgs};
 use warren_core::store::definitions::table_from_hex;
 use warren_core::ShortStr;
 use warren_quorum::{QueueConfig, QueueState, QuorumConfig, QuorumStateMachine};
@@ -104,28 +105,31 @@ impl Quorum {
     }
 }
 
-/// The state machine's config from the declared arguments.
-fn queue_config(arguments: &str) -> QueueConfig {
-    let args = table_from_hex(arguments);
-    let int = |k: &str| {
-        args.get(k)
-            .and_then(|v| v.as_i64())
-            .map(|v| v.max(0) as u64)
-    };
-    let mut c = QueueConfig {
-        delivery_limit: int("x-delivery-limit").map(|n| n.min(u32::MAX as u64) as u32),
-        max_length: int("x-max-length"),
-        max_length_bytes: int("x-max-length-bytes"),
-        ..QueueConfig::default()
-    };
-    if args
-        .get("x-overflow")
-        .and_then(|v| v.as_bytes())
-        .is_some_and(|b| b.starts_with(b"reject-publish"))
-    {
-        c.overflow = warren_quorum::Overflow::RejectPublish;
+/// The state machine's config from the queue's effective arguments
+/// (declared, merged with its policy).
+pub(crate) fn config_from(args: &QueueArgs) -> QueueConfig {
+    QueueConfig {
+        delivery_limit: args.delivery_limit.map(|n| n.min(u32::MAX as u64) as u32),
+        max_length: args.max_length,
+        max_length_bytes: args.max_length_bytes,
+        overflow: match args.overflow {
+            CoreOverflow::DropHead => warren_quorum::Overflow::DropHead,
+            CoreOverflow::RejectPublish | CoreOverflow::RejectPublishDlx => {
+                warren_quorum::Overflow::RejectPublish
+            }
+        },
+        single_active: args.single_active_consumer,
     }
-    c
+}
+
+/// The state machine's config from the declared arguments (hex-encoded
+/// table, as the metadata holds it); a queue's policy is applied once its
+/// leader syncs (`sync_quorum_config`).
+fn queue_config(arguments: &str) -> QueueConfig {
+    let table = table_from_hex(arguments);
+    // Declares were validated before they were replicated.
+    let args = QueueArgs::parse(&table, &ShortStr::from(""), "").unwrap_or_default();
+    config_from(&args)
 }
 
 impl Cluster {
@@ -225,12 +229,13 @@ impl Cluster {
                     h.clone()
                 }
                 _ => {
-                    let h = QuorumQueue::new(self, vhost, name, spec);
+                    let h = QuorumQueue::new(self, spec);
                     qs.insert(key, h.clone());
                     h
                 }
             }
         };
+        let mut cfg = None;
         if let Some(q) = self
             .broker
             .vhost(vhost)
@@ -239,11 +244,13 @@ impl Cluster {
             if q.backend().is_none() {
                 q.set_backend(handle);
             }
+            // Its effective arguments: a policy applies from the start.
+            cfg = Some(config_from(&q.args()));
         }
         if spec.members.iter().any(|m| *m == self.name) {
             let c = self.clone();
             let spec = spec.clone();
-            let cfg = queue_config(arguments);
+            let cfg = cfg.unwrap_or_else(|| queue_config(arguments));
             tokio::spawn(async move {
                 if let Err(e) = c.start_member(&spec, cfg).await {
                     warn!("quorum group {:#x}: cannot start: {e}", spec.group);
@@ -376,6 +383,56 @@ impl Cluster {
         for op in self.state_machine.quorum_declares() {
             self.quorum_applied(&op);
         }
+    }
+
+    /// The config `group`'s queue should run with, from the core queue's
+    /// effective arguments (its policy included), if the queue is here.
+    pub(crate) fn wanted_quorum_config(&self, group: u64) -> Option<QueueConfig> {
+        let (vhost, name) = self
+            .quorum
+            .queues
+            .lock()
+            .iter()
+            .find(|(_, q)| q.group == group)
+            .map(|(k, _)| k.clone())?;
+        let q = self
+            .broker
+            .vhost(&vhost)?
+            .named_queue(ShortStr::from(name.as_str()).as_bytes())?;
+        Some(config_from(&q.args()))
+    }
+
+    /// If this node leads `group` and its state machine runs another
+    /// config, propose `want` (a policy changed, or a new leader found the
+    /// policy changed while the group had none).
+    pub(crate) fn sync_quorum_config(&self, group: u64, want: QueueConfig) {
+        let Some(m) = self.quorum.member(group) else {
+            return;
+        };
+        let leading = {
+            let metrics = m.raft.metrics();
+            let mm = metrics.borrow();
+            mm.state == openraft::ServerState::Leader && mm.current_leader == Some(self.id)
+        };
+        if !leading || m.sm.with_state(|s| *s.config() == want) {
+            return;
+        }
+        let raft = m.raft.clone();
+        // Policies may be applied outside the runtime (start-up): then the
+        // leader's next take-over syncs.
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        rt.spawn(async move {
+            let r = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                raft.client_write(warren_quorum::Command::SetConfig(want)),
+            )
+            .await;
+            if !matches!(r, Ok(Ok(_))) {
+                warn!("quorum group {group:#x}: config change not committed");
+            }
+        });
     }
 
     /// Stop every member (broker shutdown).

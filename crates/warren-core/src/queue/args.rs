@@ -32,6 +32,11 @@ pub struct QueueArgs {
     /// Priority levels 0..=max (priority queue) if set.
     pub max_priority: Option<u8>,
     pub single_active_consumer: bool,
+    /// `x-delivery-limit` (or the `delivery-limit` policy): a quorum
+    /// queue's state machine enforces it; classic queues ignore it, as
+    /// RabbitMQ's. As in RabbitMQ 3.10, a negative value acts as 0 and one
+    /// that is not an integer is ignored.
+    pub delivery_limit: Option<u64>,
     /// `x-queue-type: stream`: its retention settings.
     pub stream: Option<StreamArgs>,
 }
@@ -158,6 +163,10 @@ impl QueueArgs {
             max_length_bytes: int("x-max-length-bytes", 0)?,
             dead_letter_exchange: string("x-dead-letter-exchange")?,
             dead_letter_routing_key: string("x-dead-letter-routing-key")?,
+            delivery_limit: args
+                .get("x-delivery-limit")
+                .and_then(|v| v.as_i64())
+                .map(|n| n.max(0) as u64),
             ..QueueArgs::default()
         };
         if let Some(o) = string("x-overflow")? {
@@ -332,8 +341,10 @@ pub fn is_quorum(args: &FieldTable) -> bool {
 
 /// What a cluster node refuses in a quorum queue declare, with RabbitMQ 3.10's
 /// texts (406): a quorum queue is durable, shared and lives on without
-/// consumers. Arguments the replicated queue does not implement yet are
-/// refused too (RabbitMQ takes them; Warren would otherwise ignore them).
+/// consumers. `x-expires`, which the replicated queue does not implement
+/// yet, is refused too (RabbitMQ takes it; Warren would otherwise ignore
+/// it). `x-message-ttl` and `x-single-active-consumer` are checked as for
+/// any queue (`QueueArgs::parse`) and honoured by the state machine.
 pub fn check_quorum_declare(
     name: &str,
     vhost: &str,
@@ -370,21 +381,13 @@ pub fn check_quorum_declare(
             )));
         }
     }
-    if let Some(v) = args.get("x-delivery-limit") {
-        let detail = match v.as_i64() {
-            Some(n) if n >= 0 => None,
-            Some(n) => Some(format!("{{value_negative,{n}}}")),
-            None => Some(format!("{{unacceptable_type,{}}}", v.type_name())),
-        };
-        if let Some(d) = detail {
-            return Err(BrokerError::precondition_failed(format!(
-                "invalid arg 'x-delivery-limit' for {resource}: {d}"
-            )));
-        }
-    }
-    // x-delivery-limit and dead-lettering (x-dead-letter-exchange/-routing-key)
-    // are the replicated state machine's (warren-quorum).
-    for unsupported in ["x-message-ttl", "x-single-active-consumer", "x-expires"] {
+    // x-delivery-limit is not checked: RabbitMQ 3.10 takes any value (a
+    // negative one acts as 0, a non-integer is ignored; see
+    // `QueueArgs::delivery_limit`).
+    // x-delivery-limit, x-message-ttl, x-single-active-consumer and
+    // dead-lettering (x-dead-letter-exchange/-routing-key) are the replicated
+    // state machine's (warren-quorum).
+    for unsupported in ["x-expires"] {
         if args.get(unsupported).is_some() {
             return Err(BrokerError::precondition_failed(format!(
                 "invalid arg '{unsupported}' for {resource}: not supported on Warren quorum queues yet"

@@ -85,6 +85,12 @@ pub trait QueueBackend: Send + Sync + 'static {
     /// attached consumer (`consumer.sink.cancelled(&consumer)`).
     fn deleted(&self, _queue: &Queue) {}
 
+    /// The consumers attached through this node (None: the queue's own
+    /// list, as for a local queue).
+    fn consumers_info(&self, _queue: &Queue) -> Option<Vec<super::ConsumerInfo>> {
+        None
+    }
+
     /// Fields added to the queue's management API object (`leader`,
     /// `members`, `online`, `node`...).
     fn info(&self, _queue: &Queue) -> serde_json::Map<String, serde_json::Value> {

@@ -88,6 +88,9 @@ impl Queue {
 
     /// The queue's consumers, highest `x-priority` first.
     pub fn consumers_info(&self) -> Vec<ConsumerInfo> {
+        if let Some(list) = self.backend().and_then(|b| b.consumers_info(self)) {
+            return list;
+        }
         let single_active = self.args().single_active_consumer;
         let inner = self.inner.lock();
         inner

@@ -353,6 +353,14 @@ impl Queue {
 
     /// When the message expires: the lower of the queue's TTL and the message's
     /// `expiration`.
+    /// When `message`, enqueued at `now`, expires under the queue's
+    /// effective `x-message-ttl` (policy included) and its own
+    /// `expiration` (the lower wins); `NEVER` without either. A quorum
+    /// queue's backend fixes it at publish, as RabbitMQ at enqueue.
+    pub fn expiry_of(&self, message: &Message, now: u64) -> u64 {
+        Self::expiry_for(&self.args(), message, now)
+    }
+
     fn expiry_for(args: &QueueArgs, message: &Message, now: u64) -> u64 {
         let mut ttl = args.message_ttl;
         if let Some(e) = message.expiration_ms() {
