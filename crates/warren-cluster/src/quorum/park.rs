@@ -21,14 +21,16 @@
 //!   answers its leader's heartbeats itself (same vote, nothing new, the
 //!   leader's previous entry is its last one: exactly what its member would
 //!   answer), so the leader's heartbeats do not wake it again.
-//! * **Elections.** A parked member also answers vote requests itself,
-//!   with openraft's rules (the candidate's last log at least its own, its
-//!   vote at least its own; a new vote is saved to the WAL before the
-//!   answer) but without the leader lease: a member openraft starts again
-//!   holds its old leader's lease for an election timeout and refuses every
-//!   candidate meanwhile, which would make a group whose parked leader died
-//!   take three rounds of elections to recover. The lease protects a
-//!   working leader from disruption; a parked group has none.
+//! * **Elections.** A parked member also answers vote requests itself, by
+//!   openraft's rules (the candidate's vote at least its own; a new vote is
+//!   saved to the WAL before the answer) but without the leader lease: a
+//!   member openraft starts again holds its old leader's lease for an
+//!   election timeout and refuses every candidate meanwhile, which would
+//!   make a group whose parked leader died take several election rounds to
+//!   recover. The lease protects a working leader from disruption; a parked
+//!   group has none. A candidate whose log is behind (it was down when the
+//!   last entries were written) wakes the member instead, so the group
+//!   elects a member that has them and brings the candidate up to date.
 //! * **Waking.** Any Raft RPC for the group (append, vote, snapshot,
 //!   forwarded write) reaches `ParkedService`, which starts the member from
 //!   its WAL and snapshot and hands the RPC over. A client operation on
@@ -180,7 +182,14 @@ impl Cluster {
             let p = ps.get(&group)?;
             (p.vote, p.last)
         };
-        let granted = req.last_log_id.as_ref() >= last.as_ref() && req.vote >= vote;
+        if req.last_log_id.as_ref() < last.as_ref() {
+            // A candidate that lacks entries (it was down when they were
+            // written): wake up, so the group elects a member that has them
+            // and brings the candidate up to date, instead of refusing it
+            // for ever while parked.
+            return None;
+        }
+        let granted = req.vote >= vote;
         let answer = if granted {
             if req.vote > vote {
                 let mut log = self.quorum.wal.group::<QuorumConfig>(group);
