@@ -257,12 +257,12 @@ impl Cluster {
     /// Park this node's member of `group` (see the module doc). False if
     /// it is not here.
     async fn park_member(self: &Arc<Self>, group: u64) -> bool {
-        let _g = self.quorum.lifecycle.lock().await;
         let Some(m) = self.quorum.member(group) else {
             return self.quorum.parked.lock().contains_key(&group);
         };
-        // A snapshot first: waking then replays nothing, and the group's
-        // log stops pinning WAL segments.
+        // A snapshot first (outside the lifecycle lock: other groups wake
+        // meanwhile): waking then replays nothing, and the group's log
+        // stops pinning WAL segments.
         let mt = m.raft.metrics().borrow().clone();
         if let Some(applied) = mt.last_applied {
             if mt.snapshot != Some(applied) && m.raft.trigger().snapshot().await.is_ok() {
@@ -273,21 +273,13 @@ impl Cluster {
                     .await;
             }
         }
+        drop(m);
+        let _g = self.quorum.lifecycle.lock().await;
         let Some(m) = self.quorum.members.lock().remove(&group) else {
             return false;
         };
-        let mt = m.raft.metrics().borrow().clone();
-        let p = m.sm.with_state(|s| Parked {
-            spec: m.spec.clone(),
-            cfg: m.cfg.clone(),
-            leader: mt.current_leader,
-            ready: s.ready_count(),
-            unacked: s.unacked_count(),
-            ready_bytes: s.ready_bytes(),
-            vote: mt.vote,
-            last: mt.last_applied,
-        });
-        self.quorum.parked.lock().insert(group, p);
+        // From here until the descriptor is in, an RPC for the group finds
+        // no member here and fails (its sender retries).
         self.registry.register(
             group,
             Arc::new(ParkedService {
@@ -296,6 +288,32 @@ impl Cluster {
             }),
         );
         let _ = m.raft.shutdown().await;
+        // Vote and last log id as stored (entries may have come in after
+        // the sweep looked): what the parked member answers from.
+        let mut log = self.quorum.wal.group::<QuorumConfig>(group);
+        let (vote, last) = match (log.read_vote().await, log.get_log_state().await) {
+            (Ok(v), Ok(st)) => (v.unwrap_or_default(), st.last_log_id),
+            (Err(e), _) | (_, Err(e)) => {
+                // Cannot read its own log: start it again instead.
+                warn!("quorum group {group:#x}: parking: {e}");
+                if let Err(e) = self.start_member_locked(&m.spec, m.cfg.clone()).await {
+                    warn!("quorum group {group:#x}: cannot start: {e}");
+                }
+                return false;
+            }
+        };
+        let leader = m.raft.metrics().borrow().current_leader;
+        let p = m.sm.with_state(|s| Parked {
+            spec: m.spec.clone(),
+            cfg: m.cfg.clone(),
+            leader,
+            ready: s.ready_count(),
+            unacked: s.unacked_count(),
+            ready_bytes: s.ready_bytes(),
+            vote,
+            last,
+        });
+        self.quorum.parked.lock().insert(group, p);
         true
     }
 
