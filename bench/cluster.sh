@@ -16,6 +16,8 @@
 #   over the nodes); RabbitMQ 3.10's is the declaring client's node (node 1).
 # * idle: 1,000 quorum queues declared through node 1, then left idle
 #   $IDLE_SETTLE s: RSS growth of every node divided by the queue count
+#   (90 s by default: Warren parks a group idle for 30 s, see
+#   docs/CLUSTERING.md "Parking idle queues", and parking 1,000 takes a while)
 #   (bench/cluster_idle_queues.py). Target for Warren: <= 20 KiB per queue per node.
 #
 # RabbitMQ: three private nodes wclbench{1,2,3}@localhost (AMQP
@@ -30,7 +32,7 @@
 #
 # Results: bench/results/cluster-<UTC time>/ (perf JSON, logs, machine.txt,
 # table.md). Environment: DURATION (20), PRODUCERS (2), WINDOW (200),
-# CONSUMERS (0), IDLE_QUEUES (1000), IDLE_SETTLE (15), WARREN_BIN (default: build
+# CONSUMERS (0), IDLE_QUEUES (1000), IDLE_SETTLE (90), WARREN_BIN (default: build
 # target/release/warren), OUT.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -44,7 +46,7 @@ while [ $# -gt 0 ]; do
     --only) only="$2"; shift ;;
     --skip-rabbitmq) run_rabbit=0 ;;
     --skip-warren) run_warren=0 ;;
-    -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,38p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -56,7 +58,7 @@ producers=${PRODUCERS:-2}
 window=${WINDOW:-200}
 consumers=${CONSUMERS:-0}
 idle_queues=${IDLE_QUEUES:-1000}
-idle_settle=${IDLE_SETTLE:-15}
+idle_settle=${IDLE_SETTLE:-90}
 rabbit_port_base=${RABBIT_PORT_BASE:-33100}
 rabbit_dist_base=${RABBIT_DIST_BASE:-33200}
 warren_base=${WARREN_BASE_PORT:-33000}

@@ -123,7 +123,7 @@ class Node:
                "--web-mqtt-port", "0", "--prometheus-port", "0",
                "--http-port", str(self.http_port), "--data-dir", os.path.join(self.dir, "data"),
                "--node-name", self.name, "--cluster-port", str(self.cluster_port),
-               "--seed-nodes", seeds, "--log", "info,openraft=warn",
+               "--seed-nodes", seeds, "--log", os.environ.get("WARREN_TEST_LOG", "info,openraft=warn"),
                "--cluster-cookie-file", self.cookie_file or self.cluster.cookie_file]
         if self.cluster.config:
             cmd += ["--config", self.cluster.config]

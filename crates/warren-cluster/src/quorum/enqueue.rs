@@ -11,6 +11,7 @@
 use super::Member;
 use crate::node::Cluster;
 use crate::raft_net::{forward_with, Bincode};
+use crate::transport::CallError;
 use crate::NodeId;
 use openraft::error::{ClientWriteError, RaftError};
 use std::sync::Weak;
@@ -124,13 +125,23 @@ pub(crate) async fn write(
 ) -> Option<Reply> {
     let deadline = Instant::now() + WRITE_TIMEOUT;
     let mut next_member = 0usize;
+    // The leader of a group this write woke here (see below).
+    let mut woken_from: Option<NodeId> = None;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return None;
         }
         let c = cluster.upgrade()?;
-        let local = c.quorum.member(group);
+        let parked_leader = c.parked_leader(group);
+        if parked_leader.is_some() {
+            woken_from = parked_leader;
+            if target.is_none() {
+                *target = parked_leader;
+            }
+        }
+        // A parked member here starts again (and campaigns if it led).
+        let local = c.wake_member(group, true).await;
         if let Some(m) = &local {
             let leader = m.raft.metrics().borrow().current_leader;
             if leader == Some(c.id) {
@@ -203,6 +214,18 @@ pub(crate) async fn write(
             }
             Err(e) => {
                 debug!("quorum group {group:#x}: {e}");
+                // The group was parked and its leader's node is gone: the
+                // member woken here campaigns now rather than after an
+                // election timeout (nobody else is awake to).
+                if woken_from == Some(to) && matches!(e, CallError::Unreachable(_)) {
+                    woken_from = None;
+                    if let Some(m) = &local {
+                        let leader = m.raft.metrics().borrow().current_leader;
+                        if leader.is_none() || leader == Some(to) {
+                            let _ = m.raft.trigger().elect().await;
+                        }
+                    }
+                }
                 *target = None;
                 pause(local.as_deref(), left).await;
             }

@@ -252,6 +252,11 @@ impl QueueBackend for QuorumQueue {
                 message_bytes_unacknowledged: 0,
                 consumers: s.consumer_count() as u32,
             }),
+            // Parked here: as it was when it parked (nothing changed since).
+            None if c.parked_status(self.group).is_some() => c
+                .parked_status(self.group)
+                .map(|s| s.depth())
+                .unwrap_or_default(),
             // Not a member: the group's depth as its leader tells it, with
             // the consumers attached here.
             None => {
@@ -325,10 +330,22 @@ impl QueueBackend for QuorumQueue {
         };
         let leader = match c.quorum.member(self.group) {
             Some(m) => m.raft.metrics().borrow().current_leader,
-            // No member here: the leader the members named.
-            None => self.remote_status(&c).and_then(|s| s.leader),
+            None => match c.parked_status(self.group) {
+                // Parked: its leader when it parked.
+                Some(s) => s.leader,
+                // No member here: the leader the members named.
+                None => self.remote_status(&c).and_then(|s| s.leader),
+            },
         };
         j.insert("leader".into(), json!(leader.map(|l| c.name_of(l))));
+        // Warren's own: whether this node's member is parked (idle, its
+        // Raft member stopped: see park.rs). Not in RabbitMQ's API.
+        if c.quorum.has_member(self.group) {
+            j.insert(
+                "parked".into(),
+                json!(c.parked_status(self.group).is_some()),
+            );
+        }
         j.insert("node".into(), json!(leader.map(|l| c.name_of(l))));
         let online: Vec<&String> = members
             .iter()

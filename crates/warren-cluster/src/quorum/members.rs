@@ -31,6 +31,7 @@ use warren_core::BrokerError;
 pub const QUORUM_ADMIN_GROUP: GroupId = u64::MAX - 3;
 const CHANGE_RPC: u8 = 1;
 const STATUS_RPC: u8 = 2;
+// PARK_RPC = 3: park.rs.
 /// How long a membership change may take (the learner catching up
 /// included) before the command gives up (run it again to finish it).
 const CHANGE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -86,6 +87,7 @@ impl GroupHandler for AdminService {
                         .map(Bytes::from)
                         .map_err(|e| e.to_string())
                 }
+                super::park::PARK_RPC => c.park_rpc(&payload).await,
                 other => Err(format!("unknown quorum admin rpc {other}")),
             }
         })
@@ -230,7 +232,11 @@ impl Cluster {
 
     /// Have the group's leader make the change: this node's member if it
     /// leads, else each member in turn until the leader answers.
-    async fn group_change(&self, members: &[NodeId], ch: &Change) -> Result<(), BrokerError> {
+    async fn group_change(
+        self: &Arc<Self>,
+        members: &[NodeId],
+        ch: &Change,
+    ) -> Result<(), BrokerError> {
         let deadline = Instant::now() + CHANGE_TIMEOUT;
         let body = serde_json::to_vec(ch).map_err(|e| failed(e.to_string()))?;
         let mut why = String::from("no leader");
@@ -255,7 +261,7 @@ impl Cluster {
                     return Err(failed(format!("membership change not done: {why}")));
                 }
                 let r = if id == self.id {
-                    if self.quorum.member(ch.group).is_none() {
+                    if !self.quorum.has_member(ch.group) {
                         continue;
                     }
                     self.change_here(ch).await
@@ -283,10 +289,10 @@ impl Cluster {
 
     /// On the group's leader: add `ch.node` as a learner (blocking until it
     /// caught up), then as a voter; or remove it.
-    async fn change_here(&self, ch: &Change) -> Result<(), String> {
+    async fn change_here(self: &Arc<Self>, ch: &Change) -> Result<(), String> {
         let m = self
-            .quorum
-            .member(ch.group)
+            .wake_member(ch.group, true)
+            .await
             .ok_or("no member of the group here")?;
         let metrics = m.raft.metrics().borrow().clone();
         if metrics.current_leader != Some(self.id) {
@@ -324,7 +330,9 @@ impl Cluster {
 
     /// This node's member's view of the group.
     fn local_status(&self, group: u64) -> Option<GroupStatus> {
-        let m = self.quorum.member(group)?;
+        let Some(m) = self.quorum.member(group) else {
+            return self.parked_status(group);
+        };
         let leader = m.raft.metrics().borrow().current_leader;
         Some(m.sm.with_state(|s| GroupStatus {
             is_leader: leader == Some(self.id),

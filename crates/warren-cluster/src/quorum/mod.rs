@@ -14,6 +14,8 @@
 //!   (`hub.rs`: attach, acks, basic.get through the group); the group's
 //!   leader carries out the deliveries the state machine picks
 //!   (`consume.rs`), to the consumers' nodes.
+//! * Idle groups park (`park.rs`): their openraft members stop on every
+//!   node until a client operation or a peer's RPC wakes them.
 
 pub mod consume;
 mod dead_letter;
@@ -21,6 +23,7 @@ pub mod enqueue;
 pub mod handle;
 pub mod hub;
 pub mod members;
+pub mod park;
 
 use crate::node::Cluster;
 use crate::raft_net::{Bincode, GroupNetworkFactory, RaftService};
@@ -47,6 +50,9 @@ const INIT_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
 pub struct Member {
     pub raft: Raft<QuorumConfig>,
     pub sm: QuorumStateMachine,
+    /// What it was started with (parking keeps them to start it again).
+    spec: QuorumSpec,
+    cfg: QueueConfig,
 }
 
 /// The quorum queues of a node.
@@ -56,6 +62,11 @@ pub struct Quorum {
     /// Snapshots, one file per group.
     dir: PathBuf,
     members: Mutex<HashMap<u64, Arc<Member>>>,
+    /// Members parked while idle (`park.rs`).
+    parked: Mutex<HashMap<u64, park::Parked>>,
+    /// Held while a member starts, parks, wakes or stops, so two of those
+    /// never run at once for a group (two `Raft`s on one log).
+    lifecycle: tokio::sync::Mutex<()>,
     /// Backends by (vhost, queue name).
     queues: Mutex<HashMap<(String, String), Arc<QuorumQueue>>>,
     config: Arc<Config>,
@@ -82,6 +93,8 @@ impl Quorum {
             wal,
             dir,
             members: Mutex::new(HashMap::new()),
+            parked: Mutex::new(HashMap::new()),
+            lifecycle: tokio::sync::Mutex::new(()),
             queues: Mutex::new(HashMap::new()),
             config,
             outboxes: consume::Outboxes::default(),
@@ -92,9 +105,15 @@ impl Quorum {
         self.members.lock().get(&group).cloned()
     }
 
-    /// Every member on this node.
+    /// Every running member on this node (parked ones are not in it: they
+    /// answer votes themselves, see `park.rs`).
     pub fn all_members(&self) -> Vec<Arc<Member>> {
         self.members.lock().values().cloned().collect()
+    }
+
+    /// Whether this node has a member of `group`, running or parked.
+    pub fn has_member(&self, group: u64) -> bool {
+        self.members.lock().contains_key(&group) || self.parked.lock().contains_key(&group)
     }
 
     pub fn queue(&self, vhost: &str, name: &str) -> Option<Arc<QuorumQueue>> {
@@ -256,7 +275,7 @@ impl Cluster {
                     warn!("quorum group {:#x}: cannot start: {e}", spec.group);
                 }
             });
-        } else if self.quorum.member(spec.group).is_some()
+        } else if self.quorum.has_member(spec.group)
             || self.quorum.wal.group_ids().contains(&spec.group)
         {
             // Removed from the group (shrink), maybe while it was down:
@@ -272,6 +291,22 @@ impl Cluster {
         spec: &QuorumSpec,
         cfg: QueueConfig,
     ) -> std::io::Result<()> {
+        let _g = self.quorum.lifecycle.lock().await;
+        if let Some(p) = self.quorum.parked.lock().get_mut(&spec.group) {
+            // Parked: it starts with this spec when it wakes.
+            p.spec = spec.clone();
+            p.cfg = cfg;
+            return Ok(());
+        }
+        self.start_member_locked(spec, cfg).await
+    }
+
+    /// [`Self::start_member`] with `quorum.lifecycle` held.
+    async fn start_member_locked(
+        self: &Arc<Self>,
+        spec: &QuorumSpec,
+        cfg: QueueConfig,
+    ) -> std::io::Result<()> {
         let group = spec.group;
         if self.quorum.member(group).is_some() {
             return Ok(());
@@ -279,7 +314,7 @@ impl Cluster {
         let log = self.quorum.wal.group::<QuorumConfig>(group);
         let sm = QuorumStateMachine::open(
             self.quorum.dir.join(format!("{group:016x}.snapshot")),
-            QueueState::new(cfg),
+            QueueState::new(cfg.clone()),
         )?;
         let (effects_tx, effects_rx) = tokio::sync::mpsc::unbounded_channel();
         sm.set_effect_sink(Arc::new(move |e| {
@@ -303,6 +338,8 @@ impl Cluster {
                     Arc::new(Member {
                         raft: raft.clone(),
                         sm,
+                        spec: spec.clone(),
+                        cfg,
                     }),
                 );
             }
@@ -342,6 +379,10 @@ impl Cluster {
             // Added later: the leader brings it in (see members.rs).
             return Ok(());
         }
+        // Already initialized (a restart, or a parked member woken): done.
+        if raft.is_initialized().await.unwrap_or(true) {
+            return Ok(());
+        }
         tokio::spawn(async move {
             if !first {
                 tokio::time::sleep(INIT_GRACE).await;
@@ -360,7 +401,9 @@ impl Cluster {
     /// Stop this node's member of `group`; `drop` also forgets its log and
     /// snapshot (the queue was deleted).
     async fn stop_member(&self, group: u64, drop: bool) {
+        let _g = self.quorum.lifecycle.lock().await;
         let m = self.quorum.members.lock().remove(&group);
+        self.quorum.parked.lock().remove(&group);
         self.registry.unregister(group);
         if let Some(m) = m {
             let _ = m.raft.shutdown().await;
@@ -382,6 +425,9 @@ impl Cluster {
         );
         for op in self.state_machine.quorum_declares() {
             self.quorum_applied(&op);
+        }
+        if let Some(after) = park::park_after() {
+            tokio::spawn(park::run(Arc::downgrade(self), after));
         }
     }
 
