@@ -41,7 +41,9 @@ print(" ".join(str(q.get("leader")) for q in json.load(sys.stdin) if q.get("type
   wait $p || echo "perf exit $?" >>"$f.log"
   echo "uptime after: $(uptime)" >>"$f.log"
   wc_stop
-  echo "$label round $r: $(python3 -c 'import json,sys; r=json.load(open(sys.argv[1])); l=r.get("confirm_latency") or {}; print(f"{r[\"confirm_rate\"]:,.0f} msg/s p50 {l.get(\"p50_us\",0)/1000:.1f} ms p99 {l.get(\"p99_us\",0)/1000:.1f} ms")' "$f.json") leader $(cat "$f.leader") ($(grep before "$f.log" | sed 's/.*load/load/'))"
+  echo "$label round $r: $(python3 -c 'import json,sys
+r = json.load(open(sys.argv[1])); l = r.get("confirm_latency") or {}
+print("%.0f msg/s p50 %.1f ms p99 %.1f ms" % (r["confirm_rate"], l.get("p50_us", 0) / 1000, l.get("p99_us", 0) / 1000))' "$f.json") leader $(cat "$f.leader") ($(grep before "$f.log" | sed 's/.*load/load/'))"
   sleep 2
 }
 
