@@ -17,6 +17,7 @@ use crate::group::{GroupHandler, GroupId, HandlerFuture};
 use crate::transport::{CallError, Transport};
 use crate::NodeId;
 use bytes::Bytes;
+use futures_util::FutureExt;
 use openraft::error::{
     ClientWriteError, InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError,
     Unreachable,
@@ -245,6 +246,29 @@ where
 {
     fn handle(&self, rpc: u8, payload: Bytes) -> HandlerFuture {
         let raft = self.raft.clone();
+        if rpc == RPC_FORWARD {
+            // Proposed now, before the transport reads the next frame: the
+            // writes one sender forwards in sequence enter the leader's log
+            // in that sequence (a quorum enqueuer pipelines its batches and
+            // counts on it). Handing a write to openraft is a send on an
+            // unbounded channel: ready at the first poll.
+            let proposed =
+                K::decode::<C::D>(&payload).map(|d| raft.client_write_ff(d).now_or_never());
+            return Box::pin(async move {
+                let rx = match proposed? {
+                    Some(r) => r,
+                    None => return Err("raft core busy".to_string()),
+                };
+                let r: ForwardResult<C> = match rx {
+                    Err(fatal) => Err(RaftError::Fatal(fatal)),
+                    Ok(rx) => match rx.await {
+                        Ok(res) => res.map_err(RaftError::APIError),
+                        Err(_) => Err(RaftError::Fatal(openraft::error::Fatal::Stopped)),
+                    },
+                };
+                Ok(Bytes::from(K::encode(&r)?))
+            });
+        }
         Box::pin(async move {
             let out = match rpc {
                 RPC_APPEND => K::encode(&raft.append_entries(K::decode(&payload)?).await)?,

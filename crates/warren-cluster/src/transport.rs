@@ -150,12 +150,12 @@ fn millis() -> u64 {
 /// Removes a call's waiter when the call ends, also when its caller gives
 /// up on it (an outer timeout drops the future): no waiter stays behind
 /// for an answer that never comes.
-struct Waiter<'a> {
-    pending: &'a Pending,
+struct Waiter {
+    pending: Arc<Pending>,
     id: u64,
 }
 
-impl Drop for Waiter<'_> {
+impl Drop for Waiter {
     fn drop(&mut self) {
         self.pending.lock().remove(&self.id);
     }
@@ -323,36 +323,57 @@ impl Transport {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<Bytes, CallError> {
+        self.send_call(addr, group, rpc, payload, timeout)
+            .await?
+            .await
+    }
+
+    /// The first half of [`Transport::call`]: the request is queued on the
+    /// link when this returns (so requests sent one after the other leave,
+    /// and reach the peer's handlers, in that order); the returned future
+    /// waits for the answer.
+    pub async fn send_call(
+        &self,
+        addr: &str,
+        group: GroupId,
+        rpc: u8,
+        payload: &[u8],
+        timeout: Duration,
+    ) -> Result<impl std::future::Future<Output = Result<Bytes, CallError>>, CallError> {
         let link = tokio::time::timeout(timeout, self.link(addr))
             .await
             .map_err(|_| CallError::Unreachable(format!("{addr}: connect timed out")))??;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         link.pending.lock().insert(id, tx);
-        let _waiter = Waiter {
-            pending: &link.pending,
+        let waiter = Waiter {
+            pending: link.pending.clone(),
             id,
         };
         if link.tx.send(encode(0, id, group, rpc, payload)).is_err() {
             link.alive.store(false, Ordering::Release);
             return Err(CallError::Unreachable(format!("{addr}: link closed")));
         }
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(Ok(b))) => Ok(b),
-            Ok(Ok(Err(e))) => Err(CallError::Remote(e)),
-            Ok(Err(_)) => Err(CallError::Unreachable(format!("{addr}: link closed"))),
-            Err(_) => {
-                // Broken, or a long call hopelessly slow: see the module
-                // comment. A short call on a link that answers others
-                // just failed.
-                let silent = millis().saturating_sub(link.last_rx.load(Ordering::Relaxed));
-                if timeout >= LONG_CALL || silent >= SILENT_LINK.as_millis() as u64 {
-                    link.abort();
-                    debug!("cluster link to {addr}: no answer in time, link reset");
+        let addr = addr.to_string();
+        Ok(async move {
+            let _waiter = waiter;
+            match tokio::time::timeout(timeout, rx).await {
+                Ok(Ok(Ok(b))) => Ok(b),
+                Ok(Ok(Err(e))) => Err(CallError::Remote(e)),
+                Ok(Err(_)) => Err(CallError::Unreachable(format!("{addr}: link closed"))),
+                Err(_) => {
+                    // Broken, or a long call hopelessly slow: see the module
+                    // comment. A short call on a link that answers others
+                    // just failed.
+                    let silent = millis().saturating_sub(link.last_rx.load(Ordering::Relaxed));
+                    if timeout >= LONG_CALL || silent >= SILENT_LINK.as_millis() as u64 {
+                        link.abort();
+                        debug!("cluster link to {addr}: no answer in time, link reset");
+                    }
+                    Err(CallError::Unreachable(format!("{addr}: no answer in time")))
                 }
-                Err(CallError::Unreachable(format!("{addr}: no answer in time")))
             }
-        }
+        })
     }
 }
 
@@ -532,11 +553,16 @@ where
             continue;
         }
         let tx = tx.clone();
-        let handler = registry.get(f.group);
+        // The handler is called here, in frame order; only its future runs
+        // on a task of its own. A handler may do its ordering-sensitive part
+        // synchronously (a forwarded quorum write is handed to openraft
+        // before the next frame is read: see `raft_net::RaftService`).
+        let (group, code) = (f.group, f.code);
+        let work = registry.get(group).map(|h| h.handle(code, f.payload));
         tokio::spawn(async move {
-            let answer = match handler {
-                Some(h) => h.handle(f.code, f.payload).await,
-                None => Err(format!("no raft group {} on this node", f.group)),
+            let answer = match work {
+                Some(w) => w.await,
+                None => Err(format!("no raft group {} on this node", group)),
             };
             let frame = match answer {
                 Ok(p) => encode(1, f.id, f.group, 0, &p),

@@ -155,6 +155,17 @@ pub enum Command {
     Tick {
         now: u64,
     },
+    /// Like `EnqueueBatch`, but a publisher's batches must apply in
+    /// sequence: seq `last + 1` is applied, a seq at or below `last` is a
+    /// `Duplicate` (that very batch was applied), and a later one (an
+    /// earlier batch is missing) changes nothing and answers `OutOfOrder`.
+    /// An enqueuer with several batches in flight uses it: batches that
+    /// overtake each other on the way to the leader are sent again, never
+    /// taken for duplicates of batches that have not been applied.
+    EnqueueNext {
+        publisher: PublisherSeq,
+        messages: Vec<Message>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -230,6 +241,9 @@ pub enum Reply {
         message: Message,
         remaining: u64,
     },
+    /// An `EnqueueNext` whose predecessor has not been applied: nothing
+    /// changed, send it again once the predecessor is in.
+    OutOfOrder,
 }
 
 /// The result of applying one command.

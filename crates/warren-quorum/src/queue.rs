@@ -135,6 +135,18 @@ impl QueueState {
         self.consumers.iter().map(|(id, c)| (*id, c.node)).collect()
     }
 
+    /// The messages of one batch, in order; the reply names the ones a
+    /// full queue refused.
+    fn enqueue_all(&mut self, messages: Vec<Message>, effects: &mut Vec<Effect>) -> Reply {
+        let mut rejected = Vec::new();
+        for (i, m) in messages.into_iter().enumerate() {
+            if self.enqueue(m, effects) == Reply::Rejected {
+                rejected.push(i as u32);
+            }
+        }
+        Reply::EnqueuedBatch { rejected }
+    }
+
     pub fn apply(&mut self, cmd: Command) -> Outcome {
         let mut effects = Vec::new();
         let reply = match cmd {
@@ -151,6 +163,20 @@ impl QueueState {
                 }
                 self.enqueue(message, &mut effects)
             }
+            Command::EnqueueNext {
+                publisher: p,
+                messages,
+            } => {
+                let last = self.publishers.get(&p.publisher).copied().unwrap_or(0);
+                if p.seq <= last {
+                    return Outcome::reply(Reply::Duplicate);
+                }
+                if p.seq != last + 1 {
+                    return Outcome::reply(Reply::OutOfOrder);
+                }
+                self.publishers.insert(p.publisher, p.seq);
+                self.enqueue_all(messages, &mut effects)
+            }
             Command::EnqueueBatch {
                 publisher,
                 messages,
@@ -164,13 +190,7 @@ impl QueueState {
                     return Outcome::reply(Reply::Duplicate);
                 }
                 self.publishers.insert(p.publisher, p.seq);
-                let mut rejected = Vec::new();
-                for (i, m) in messages.into_iter().enumerate() {
-                    if self.enqueue(m, &mut effects) == Reply::Rejected {
-                        rejected.push(i as u32);
-                    }
-                }
-                Reply::EnqueuedBatch { rejected }
+                self.enqueue_all(messages, &mut effects)
             }
             Command::Attach {
                 consumer,

@@ -405,6 +405,35 @@ fn enqueue_batch_once_per_publisher_seq_and_reports_refusals() {
 }
 
 #[test]
+fn enqueue_next_applies_a_publishers_batches_strictly_in_sequence() {
+    let mut q = QueueState::default();
+    let batch = |publisher, seq, n| Command::EnqueueNext {
+        publisher: PublisherSeq { publisher, seq },
+        messages: vec![msg(n)],
+    };
+    let ok = Reply::EnqueuedBatch { rejected: vec![] };
+    // Batch 2 overtook batch 1 on its way to the leader: refused, nothing
+    // added (a plain "seq above the last one" check would apply it and
+    // then take batch 1 for a duplicate: batch 1's messages lost).
+    assert_eq!(q.apply(batch(7, 2, 2)).reply, Reply::OutOfOrder);
+    assert_eq!(q.ready_count(), 0);
+    assert_eq!(q.apply(batch(7, 1, 1)).reply, ok);
+    assert_eq!(q.apply(batch(7, 2, 2)).reply, ok);
+    // Resends of applied batches are duplicates, a gap is out of order.
+    assert_eq!(q.apply(batch(7, 1, 1)).reply, Reply::Duplicate);
+    assert_eq!(q.apply(batch(7, 2, 2)).reply, Reply::Duplicate);
+    assert_eq!(q.apply(batch(7, 4, 4)).reply, Reply::OutOfOrder);
+    // Publishers are independent; every publisher starts at 1.
+    assert_eq!(q.apply(batch(8, 1, 5)).reply, ok);
+    assert_eq!(q.ready_count(), 3);
+    // The state survives a snapshot round trip.
+    let mut r = bincode_round_trip(&q);
+    assert_eq!(r.apply(batch(7, 3, 3)).reply, ok);
+    assert_eq!(r.apply(batch(8, 1, 5)).reply, Reply::Duplicate);
+    assert_eq!(r.ready_count(), 4);
+}
+
+#[test]
 fn batch_applies_in_order_with_one_reply_each() {
     let mut q = QueueState::default();
     q.apply(enq(1));
