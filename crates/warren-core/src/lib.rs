@@ -17,6 +17,7 @@ pub mod events;
 pub mod exchange;
 pub mod export;
 pub mod export_ops;
+pub mod gate;
 pub mod json;
 pub mod limits;
 pub mod message;

@@ -142,11 +142,19 @@ where
     let fallback = listener
         .local_addr()
         .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+    // A listener bound to one address accepts only on that address: every
+    // socket's local end is the listener's, and asking the kernel
+    // (`getsockname`) would be one system call more per connect, one of the
+    // seven an MQTT connect storm makes. A wildcard listener must ask.
+    let fixed = !fallback.ip().is_unspecified() && fallback.port() != 0;
     loop {
         match listener.accept().await {
             Ok((socket, peer)) => {
                 let _ = socket.set_nodelay(true);
-                let local = socket.local_addr().unwrap_or(fallback);
+                let local = match fixed {
+                    true => fallback,
+                    false => socket.local_addr().unwrap_or(fallback),
+                };
                 serve(socket, Endpoints::tcp(peer, local));
             }
             Err(e) => {

@@ -25,6 +25,7 @@ use crate::Queue;
 use bytes::BytesMut;
 use parking_lot::Mutex;
 use std::collections::VecDeque;
+use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -271,13 +272,9 @@ where
         let _rx = rx;
         let mut buf = BytesMut::new();
         let mut batch: VecDeque<Queued<T>> = VecDeque::new();
-        // No timer without a heartbeat: an `Interval` boxes its `Sleep` (a heap
-        // allocation and a timer-wheel entry per idle connection).
-        let mut interval = (!heartbeat.is_zero()).then(|| {
-            let mut i = tokio::time::interval((heartbeat / 2).max(Duration::from_millis(500)));
-            i.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            i
-        });
+        // No timer without a heartbeat (a heap allocation and a timer-wheel
+        // entry per idle connection).
+        let mut beat = Beat::new(heartbeat);
         let mut wrote_since_tick = false;
         let per_item = encoder.item_per_write();
         let count = |octets: usize| {
@@ -286,24 +283,26 @@ where
             }
         };
         'run: loop {
-            tokio::select! {
-                _ = outlet.ready.notified() => {}
-                _ = async { interval.as_mut()?.tick().await; Some(()) }, if interval.is_some() => {
-                    if !wrote_since_tick {
-                        encoder.heartbeat(&mut buf);
-                        if socket.write_all(&buf).await.is_err() {
-                            break;
-                        }
-                        if per_item && socket.flush().await.is_err() {
-                            break;
-                        }
-                        count(buf.len());
-                        buf.clear();
-                    }
-                    wrote_since_tick = false;
-                    continue;
-                }
+            let woke = tokio::select! {
+                biased;
+                _ = outlet.ready.notified() => Woke::Items,
+                _ = std::future::poll_fn(|cx| beat.poll(cx)) => Woke::Beat,
             };
+            if let Woke::Beat = woke {
+                if !wrote_since_tick {
+                    encoder.heartbeat(&mut buf);
+                    if socket.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                    if per_item && socket.flush().await.is_err() {
+                        break;
+                    }
+                    count(buf.len());
+                    buf.clear();
+                }
+                wrote_since_tick = false;
+                continue;
+            }
             outlet.take_all(&mut batch);
             let mut closing = false;
             while !batch.is_empty() && !closing {
@@ -370,6 +369,58 @@ where
             }
         }
         outlet.shut();
+    }
+}
+
+/// What woke the writer.
+enum Woke {
+    Items,
+    Beat,
+}
+
+/// The writer's heartbeat timer: a tick every half heartbeat interval (at
+/// least 500 ms), as an `Interval` with `MissedTickBehavior::Delay` gives
+/// them, but polled only once it has fired. Every delivery wakes the writer;
+/// re-polling the timer on each wake-up (what `select!` over an `Interval`
+/// does) costs a timer-entry check and a waker registration per delivery. Its
+/// waker stays registered between polls: it is the writer's task's, which
+/// does not change. 16 bytes in the writer's future (every idle MQTT
+/// connection holds one, without a heartbeat; the `Interval` was 32).
+struct Beat {
+    /// `None` without a heartbeat.
+    sleep: Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    period_ms: u32,
+    /// Polled since the last reset (its waker is registered).
+    armed: bool,
+}
+
+impl Beat {
+    fn new(heartbeat: Duration) -> Beat {
+        let period = (heartbeat / 2).max(Duration::from_millis(500));
+        Beat {
+            sleep: (!heartbeat.is_zero()).then(|| Box::pin(tokio::time::sleep(period))),
+            period_ms: u32::try_from(period.as_millis()).unwrap_or(u32::MAX),
+            armed: false,
+        }
+    }
+
+    /// Ready once per period.
+    fn poll(&mut self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        use std::task::Poll;
+        let Some(sleep) = self.sleep.as_mut() else {
+            return Poll::Pending;
+        };
+        if self.armed && !sleep.is_elapsed() {
+            return Poll::Pending;
+        }
+        if sleep.as_mut().poll(cx).is_pending() {
+            self.armed = true;
+            return Poll::Pending;
+        }
+        let period = Duration::from_millis(u64::from(self.period_ms));
+        sleep.as_mut().reset(tokio::time::Instant::now() + period);
+        self.armed = false;
+        Poll::Ready(())
     }
 }
 
@@ -488,6 +539,64 @@ mod tests {
         assert_eq!(got.len(), 15);
         assert_eq!(stats.get(ConnectionField::SendOct), 15);
         assert_eq!(stats.get(ConnectionField::SendCnt), 1);
+    }
+
+    /// Items as raw bytes; a heartbeat is a dot.
+    struct Dots;
+
+    impl WireEncoder<Vec<u8>> for Dots {
+        fn encode(&mut self, out: &mut BytesMut, item: &Vec<u8>) {
+            out.extend_from_slice(item);
+        }
+        fn heartbeat(&mut self, out: &mut BytesMut) {
+            out.extend_from_slice(b".");
+        }
+    }
+
+    /// The heartbeat timer, polled only once it fired: an idle writer still
+    /// beats every half interval, and a writer that keeps writing does not.
+    #[tokio::test]
+    async fn heartbeats_only_when_idle() {
+        use tokio::io::AsyncReadExt;
+        // Idle for 1.3 heartbeat periods of 500 ms each... twice.
+        let (outlet, rx) = Outlet::<Vec<u8>>::new();
+        let (socket, mut peer) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(run_writer(
+            socket,
+            rx,
+            outlet.clone(),
+            Duration::from_secs(1),
+            Dots,
+            None,
+        ));
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+        outlet.close();
+        writer.await.expect("writer");
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.expect("read");
+        assert!(!got.is_empty() && got.len() <= 2, "{got:?}");
+        assert!(got.iter().all(|&b| b == b'.'), "{got:?}");
+
+        // Busy: an item every 100 ms for 1.3 s, no heartbeat.
+        let (outlet, rx) = Outlet::<Vec<u8>>::new();
+        let (socket, mut peer) = tokio::io::duplex(1 << 16);
+        let writer = tokio::spawn(run_writer(
+            socket,
+            rx,
+            outlet.clone(),
+            Duration::from_secs(1),
+            Dots,
+            None,
+        ));
+        for _ in 0..13 {
+            outlet.send(b"x".to_vec(), 1);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        outlet.close();
+        writer.await.expect("writer");
+        let mut got = Vec::new();
+        peer.read_to_end(&mut got).await.expect("read");
+        assert_eq!(got, vec![b'x'; 13]);
     }
 
     #[test]

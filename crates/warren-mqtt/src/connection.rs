@@ -385,12 +385,10 @@ where
         }
     };
     let id = node.broker.next_connection_id();
-    let mut claim = node
-        .claim(&login.vhost.name.to_string_lossy(), &login.client_id, id)
-        .await;
+    let vhost_name = login.vhost.name.to_string_lossy();
+    let mut claim = node.claim(&vhost_name, &login.client_id, id).await;
     // Clean start: whatever the client id left behind goes.
     let mut session_present = false;
-    let vhost_name = login.vhost.name.to_string_lossy();
     let mut stored = node.retained.session(&vhost_name, &login.client_id);
     let had_expiry = stored.as_ref().is_some_and(|s| s.expiry.is_some());
     let expired = stored

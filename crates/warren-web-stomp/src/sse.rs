@@ -40,6 +40,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tracing::{debug, info};
 use warren_core::connections::{ConnectionInfo, Registration};
+use warren_core::gate::Gated;
 use warren_core::outlet::{run_writer, OutletReceiver};
 use warren_core::stats::ConnectionStats;
 use warren_core::FieldTable;
@@ -222,26 +223,32 @@ async fn run(
     {
         let writer = run_writer(&mut wr, rx, outlet.clone(), HEARTBEAT, wire, Some(stats));
         tokio::pin!(writer);
-        // Room for whatever a client sends (it should send nothing): read
-        // only to see the end of the connection.
-        let mut scratch = [0u8; 64];
-        loop {
-            tokio::select! {
-                _ = &mut writer => break,
-                changed = forced.changed() => {
-                    if changed.is_err() || forced.borrow_and_update().is_some() {
-                        // Send what is queued, then end the stream.
-                        outlet.close();
-                        (&mut writer).await;
-                        break;
-                    }
-                }
-                n = rd.read(&mut scratch) => {
-                    if !matches!(n, Ok(n) if n > 0) {
-                        break;
-                    }
+        // The client going away: its end reads EOF (it should send nothing;
+        // what it sends is read and dropped). Gated, as the close signal
+        // below: every delivery wakes this task, and without the gate each
+        // wake-up would poll the socket's read side (`split`'s lock, the
+        // reactor's readiness) and the close signal (its lock) again.
+        let left = Gated::new(async move {
+            let mut scratch = [0u8; 64];
+            while matches!(rd.read(&mut scratch).await, Ok(n) if n > 0) {}
+        });
+        // The broker closing the feed (vhost or user deleted).
+        let closed = Gated::new(async move {
+            while forced.changed().await.is_ok() {
+                if forced.borrow_and_update().is_some() {
+                    return;
                 }
             }
+        });
+        tokio::select! {
+            biased;
+            _ = &mut writer => {}
+            _ = closed => {
+                // Send what is queued, then end the stream.
+                outlet.close();
+                writer.await;
+            }
+            _ = left => {}
         }
     }
     // The writer first: it holds the outlet the session delivers to.
