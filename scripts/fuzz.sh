@@ -4,7 +4,9 @@
 # flag when the sanitizer is off (`--sanitizer none`; the parsers have no
 # `unsafe`). scripts/test.sh runs it as the CI smoke run (FUZZ_SECONDS per
 # target, 20 by default; 0 skips it); a long run is
-# `FUZZ_SECONDS=600 FUZZ_JOBS=3 scripts/fuzz.sh`.
+# `FUZZ_SECONDS=600 FUZZ_JOBS=3 scripts/fuzz.sh`. `FUZZ_BUILD_ONLY=1` only
+# builds the targets (scripts/test.sh does that early, niced, beside the
+# cluster tests, which mostly wait).
 #
 # Installs cargo-fuzz if missing (pinned, --locked). Corpora grow under
 # $FUZZ_TARGET_DIR/corpus/<target> (default target/fuzz/corpus), seeded from
@@ -25,6 +27,9 @@ export CARGO_TARGET_DIR="${FUZZ_TARGET_DIR:-$PWD/target/fuzz}"
 start=$(date +%s)
 cargo fuzz build --sanitizer none
 echo "fuzz targets built in $(( $(date +%s) - start )) s"
+if [ "${FUZZ_BUILD_ONLY:-0}" = 1 ]; then
+  exit 0
+fi
 targets=${FUZZ_TARGETS:-$(cargo fuzz list)}
 # Largest input per target: a frame or packet stream, a JSON body, a list of
 # corruptions.

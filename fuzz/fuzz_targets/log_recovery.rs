@@ -326,7 +326,9 @@ fuzz_target!(|data: &[u8]| {
                 } => {
                     assert_eq!(msg_id, m.msg_id);
                     assert_eq!(flags & record::FLAG_PERSISTENT, record::FLAG_PERSISTENT);
-                    assert_eq!(queues, want.queues);
+                    // Read back for one queue: the record's list of queues is
+                    // dropped (`store::log::unpin`); recovery listed it above.
+                    assert!(queues.is_empty(), "read back with its queue list");
                     assert_eq!(&exchange.0[..], &want.exchange[..]);
                     assert_eq!(&routing_key.0[..], &want.routing_key[..]);
                     assert_eq!(&properties[..], &want.properties[..]);
